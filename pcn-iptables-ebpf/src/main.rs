@@ -1,0 +1,484 @@
+//! The pcn-iptables data plane.
+//!
+//! Two entry programs stay attached for the life of the installation: `pcn_ingress` (XDP, every
+//! interface: INPUT and FORWARD) and `pcn_egress` (TC egress: OUTPUT). They parse the packet,
+//! pick the base chain and tail-call the classifier of the active generation. Each generation
+//! is a fresh load of `pcn_xdp_classify`/`pcn_tc_classify` bound to fresh rule maps, so
+//! swapping `PCN_ACTIVE` changes the whole ruleset at once.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
+    macros::{classifier, map, xdp},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, ProgramArray, lpm_trie::Key},
+    programs::{TcContext, XdpContext},
+    EbpfContext,
+};
+use pcn_iptables_common::{
+    Action, AddrKey, Bitmap, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, CHAIN_KEY_BITS,
+    ChainConfig, Counter, Frame, GENERATIONS, IfaceKey, MAX_CALL_DEPTH, MAX_CHAINS, MAX_COUNTERS,
+    MAX_WORDS, PacketInfo, PortKey, ProtoKey, STATE_CHUNK, field, verdict,
+};
+
+// Kept across generations (pinned by name in the namespace's state directory).
+#[map]
+static PCN_ACTIVE: Array<u32> = Array::pinned(1, 0);
+#[map]
+static PCN_PROGS_XDP: ProgramArray = ProgramArray::pinned(GENERATIONS, 0);
+#[map]
+static PCN_PROGS_TC: ProgramArray = ProgramArray::pinned(GENERATIONS, 0);
+#[map]
+static PCN_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(MAX_COUNTERS, 0);
+#[map]
+static PCN_PKT_XDP: PerCpuArray<PacketInfo> = PerCpuArray::pinned(1, 0);
+#[map]
+static PCN_PKT_TC: PerCpuArray<PacketInfo> = PerCpuArray::pinned(1, 0);
+
+// One set per generation; userspace sizes them at load time.
+const NO_PREALLOC: u32 = aya_ebpf::bindings::BPF_F_NO_PREALLOC;
+#[map]
+static CHAINS: Array<ChainConfig> = Array::with_max_entries(MAX_CHAINS, 0);
+#[map]
+static RULES: Array<Bitmap> = Array::with_max_entries(MAX_CHAINS, 0);
+#[map]
+static ACTIONS: Array<Action> = Array::with_max_entries(1, 0);
+#[map]
+static SRC: LpmTrie<AddrKey, Bitmap> = LpmTrie::with_max_entries(1, NO_PREALLOC);
+#[map]
+static DST: LpmTrie<AddrKey, Bitmap> = LpmTrie::with_max_entries(1, NO_PREALLOC);
+#[map]
+static PROTO: LpmTrie<ProtoKey, Bitmap> = LpmTrie::with_max_entries(1, NO_PREALLOC);
+#[map]
+static SPORT: LpmTrie<PortKey, Bitmap> = LpmTrie::with_max_entries(1, NO_PREALLOC);
+#[map]
+static DPORT: LpmTrie<PortKey, Bitmap> = LpmTrie::with_max_entries(1, NO_PREALLOC);
+#[map]
+static IN_IFACE: HashMap<IfaceKey, Bitmap> = HashMap::with_max_entries(1, 0);
+#[map]
+static OUT_IFACE: HashMap<IfaceKey, Bitmap> = HashMap::with_max_entries(1, 0);
+/// The generation's ruleset as text, for the next invocation; no program reads it.
+#[map]
+static RULESET: Array<[u8; STATE_CHUNK]> = Array::with_max_entries(1, 0);
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const AF_INET: u8 = 2;
+
+// bpf_fib_lookup() results and flags (uapi/linux/bpf.h).
+const FIB_SUCCESS: i64 = 0;
+const FIB_NOT_FWDED: i64 = 4;
+const FIB_FWD_DISABLED: i64 = 5;
+const FIB_NO_NEIGH: i64 = 7;
+const FIB_FRAG_NEEDED: i64 = 8;
+const FIB_LOOKUP_SKIP_NEIGH: u32 = 1 << 2;
+
+/// `struct bpf_fib_lookup` with its unions flattened to their IPv4 members.
+#[repr(C)]
+#[derive(Default)]
+struct FibLookup {
+    family: u8,
+    l4_protocol: u8,
+    sport: u16,
+    dport: u16,
+    tot_len: u16,
+    ifindex: u32,
+    tos: u32,
+    ipv4_src: [u32; 4],
+    ipv4_dst: [u32; 4],
+    tbid: u32,
+    macs: [u8; 12],
+}
+
+#[inline(always)]
+fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
+    if start + offset + core::mem::size_of::<T>() > end {
+        return None;
+    }
+    Some((start + offset) as *const T)
+}
+
+/// Fills addresses, protocol, ports and length from the IPv4 packet at `l3`; `None` when the
+/// frame is not IPv4 we can read.
+#[inline(always)]
+fn parse_ipv4(pkt: &mut PacketInfo, start: usize, end: usize) -> Option<()> {
+    let ethertype = u16::from_be(unsafe { *ptr_at::<u16>(start, end, 12)? });
+    if ethertype != ETH_P_IP {
+        return None;
+    }
+    let ip = ptr_at::<[u8; 20]>(start, end, ETH_HLEN)?;
+    let ip = unsafe { &*ip };
+    if ip[0] >> 4 != 4 {
+        return None;
+    }
+    let ihl = ((ip[0] & 0x0f) as usize) * 4;
+    pkt.len = u16::from_be_bytes([ip[2], ip[3]]) as u32;
+    pkt.proto = ip[9];
+    pkt.src = [ip[12], ip[13], ip[14], ip[15]];
+    pkt.dst = [ip[16], ip[17], ip[18], ip[19]];
+    let frag_offset = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff;
+    pkt.has_ports = 0;
+    pkt.sport = 0;
+    pkt.dport = 0;
+    if frag_offset == 0 && (pkt.proto == IPPROTO_TCP || pkt.proto == IPPROTO_UDP) && ihl >= 20 {
+        if let Some(ports) = ptr_at::<[u8; 4]>(start, end, ETH_HLEN + (ihl & 0x3c)) {
+            let ports = unsafe { &*ports };
+            pkt.sport = u16::from_be_bytes([ports[0], ports[1]]);
+            pkt.dport = u16::from_be_bytes([ports[2], ports[3]]);
+            pkt.has_ports = 1;
+        }
+    }
+    Some(())
+}
+
+/// Starts the evaluation of `chain` for a packet.
+#[inline(always)]
+fn enter(pkt: &mut PacketInfo, chain: u32) -> Option<u32> {
+    pkt.chain = chain;
+    pkt.base_chain = chain;
+    pkt.next_rule = 0;
+    pkt.depth = 0;
+    pkt.slot = *PCN_ACTIVE.get(0)?;
+    Some(pkt.slot)
+}
+
+#[xdp]
+pub fn pcn_ingress(ctx: XdpContext) -> u32 {
+    ingress(&ctx).unwrap_or(xdp_action::XDP_PASS)
+}
+
+#[inline(always)]
+fn ingress(ctx: &XdpContext) -> Option<u32> {
+    let pkt = unsafe { &mut *PCN_PKT_XDP.get_ptr_mut(0)? };
+    parse_ipv4(pkt, ctx.data(), ctx.data_end())?;
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    pkt.in_ifindex = ifindex;
+    pkt.out_ifindex = 0;
+
+    // Ask the kernel's routing, as netfilter's hooks would see it: local → INPUT, routed → FORWARD.
+    let mut fib = FibLookup {
+        family: AF_INET,
+        l4_protocol: pkt.proto,
+        sport: pkt.sport.to_be(),
+        dport: pkt.dport.to_be(),
+        tot_len: pkt.len as u16,
+        ifindex,
+        ..Default::default()
+    };
+    fib.ipv4_src[0] = u32::from_ne_bytes(pkt.src);
+    fib.ipv4_dst[0] = u32::from_ne_bytes(pkt.dst);
+    let rc = unsafe {
+        aya_ebpf::helpers::generated::bpf_fib_lookup(
+            ctx.as_ptr(),
+            &mut fib as *mut FibLookup as *mut _,
+            core::mem::size_of::<FibLookup>() as i32,
+            FIB_LOOKUP_SKIP_NEIGH,
+        )
+    };
+    let chain = match rc {
+        FIB_SUCCESS | FIB_NO_NEIGH | FIB_FRAG_NEEDED => {
+            pkt.out_ifindex = fib.ifindex;
+            CHAIN_FORWARD
+        }
+        // Local, broadcast, multicast; or forwarding is off on this interface, so whatever the
+        // kernel accepts goes up the stack.
+        FIB_NOT_FWDED | FIB_FWD_DISABLED => CHAIN_INPUT,
+        // Blackhole, unreachable, prohibit: the kernel drops it before any filter hook.
+        _ => return None,
+    };
+    let slot = enter(pkt, chain)?;
+    unsafe { PCN_PROGS_XDP.tail_call(ctx, slot) };
+    None
+}
+
+#[classifier]
+pub fn pcn_egress(ctx: TcContext) -> i32 {
+    egress(&ctx).unwrap_or(TC_ACT_UNSPEC)
+}
+
+#[inline(always)]
+fn egress(ctx: &TcContext) -> Option<i32> {
+    let skb = unsafe { &*ctx.skb.skb };
+    // A forwarded packet was judged on ingress (FORWARD); only local ones go through OUTPUT.
+    if skb.ingress_ifindex != 0 {
+        return None;
+    }
+    let pkt = unsafe { &mut *PCN_PKT_TC.get_ptr_mut(0)? };
+    parse_ipv4(pkt, ctx.data(), ctx.data_end())?;
+    pkt.in_ifindex = 0;
+    pkt.out_ifindex = skb.ifindex;
+    let slot = enter(pkt, CHAIN_OUTPUT)?;
+    unsafe { PCN_PROGS_TC.tail_call(ctx, slot) };
+    None
+}
+
+/// What the classifier decided for this round.
+enum Step {
+    Accept,
+    Drop,
+    /// The packet moved to another chain or rule: run the classifier again.
+    Again,
+}
+
+#[xdp]
+pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
+    let Some(pkt) = PCN_PKT_XDP.get_ptr_mut(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    let pkt = unsafe { &mut *pkt };
+    match classify(pkt) {
+        Step::Accept => xdp_action::XDP_PASS,
+        Step::Drop => xdp_action::XDP_DROP,
+        Step::Again => {
+            unsafe { PCN_PROGS_XDP.tail_call(&ctx, pkt.slot) };
+            // Out of tail calls (more than 32 jumps/returns): fail closed.
+            xdp_action::XDP_DROP
+        }
+    }
+}
+
+#[classifier]
+pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
+    let Some(pkt) = PCN_PKT_TC.get_ptr_mut(0) else {
+        return TC_ACT_UNSPEC;
+    };
+    let pkt = unsafe { &mut *pkt };
+    match classify(pkt) {
+        Step::Accept => TC_ACT_UNSPEC,
+        Step::Drop => TC_ACT_SHOT,
+        Step::Again => {
+            unsafe { PCN_PROGS_TC.tail_call(&ctx, pkt.slot) };
+            TC_ACT_SHOT
+        }
+    }
+}
+
+#[inline(always)]
+fn count(slot: u32, len: u32) {
+    if let Some(c) = PCN_COUNTERS.get_ptr_mut(slot) {
+        unsafe {
+            (*c).packets += 1;
+            (*c).bytes += len as u64;
+        }
+    }
+}
+
+/// One round: the first rule of `pkt.chain` from `pkt.next_rule` on that matches, and what its
+/// target does.
+#[inline(always)]
+fn classify(pkt: &mut PacketInfo) -> Step {
+    let chain = pkt.chain;
+    let Some(cfg) = CHAINS.get(chain) else {
+        return Step::Accept;
+    };
+    match first_match(pkt, chain, cfg) {
+        Some(rule) => {
+            let Some(action) = ACTIONS.get(cfg.action_base + rule) else {
+                return Step::Drop;
+            };
+            count(action.counter, pkt.len);
+            match action.verdict {
+                verdict::ACCEPT => Step::Accept,
+                verdict::CONTINUE => {
+                    pkt.next_rule = rule + 1;
+                    Step::Again
+                }
+                verdict::JUMP => {
+                    let depth = pkt.depth as usize;
+                    if depth >= MAX_CALL_DEPTH {
+                        return Step::Drop;
+                    }
+                    pkt.stack[depth] = Frame { chain, next_rule: rule + 1 };
+                    pkt.depth += 1;
+                    pkt.chain = action.chain;
+                    pkt.next_rule = 0;
+                    Step::Again
+                }
+                verdict::GOTO => {
+                    pkt.chain = action.chain;
+                    pkt.next_rule = 0;
+                    Step::Again
+                }
+                verdict::RETURN => leave_chain(pkt),
+                _ => Step::Drop,
+            }
+        }
+        None if cfg.policy == verdict::RETURN => leave_chain(pkt),
+        None => policy(cfg, pkt.len),
+    }
+}
+
+#[inline(always)]
+fn policy(cfg: &ChainConfig, len: u32) -> Step {
+    count(cfg.policy_counter, len);
+    if cfg.policy == verdict::DROP { Step::Drop } else { Step::Accept }
+}
+
+/// RETURN, or the end of a user chain: back to the caller, or the base chain's policy.
+#[inline(always)]
+fn leave_chain(pkt: &mut PacketInfo) -> Step {
+    if pkt.depth == 0 {
+        return match CHAINS.get(pkt.base_chain) {
+            Some(cfg) => policy(cfg, pkt.len),
+            None => Step::Accept,
+        };
+    }
+    pkt.depth -= 1;
+    let depth = pkt.depth as usize;
+    if depth >= MAX_CALL_DEPTH {
+        return Step::Drop;
+    }
+    let frame = pkt.stack[depth];
+    pkt.chain = frame.chain;
+    pkt.next_rule = frame.next_rule;
+    Step::Again
+}
+
+#[inline(always)]
+fn chain_key(chain: u32) -> [u8; 2] {
+    (chain as u16).to_be_bytes()
+}
+
+#[inline(always)]
+fn iface_bitmap(map: &HashMap<IfaceKey, Bitmap>, chain: u32, ifindex: u32) -> Option<&Bitmap> {
+    unsafe { map.get(IfaceKey { chain, ifindex }).or_else(|| map.get(IfaceKey { chain, ifindex: 0 })) }
+}
+
+#[inline(always)]
+fn port_key(chain: u32, pkt: &PacketInfo, port: u16) -> Key<PortKey> {
+    let c = chain_key(chain);
+    let p = port.to_be_bytes();
+    if pkt.has_ports != 0 {
+        Key::new(CHAIN_KEY_BITS + 24, [c[0], c[1], 1, p[0], p[1]])
+    } else {
+        Key::new(CHAIN_KEY_BITS + 8, [c[0], c[1], 0, 0, 0])
+    }
+}
+
+#[inline(always)]
+fn addr_key(chain: u32, addr: [u8; 4]) -> Key<AddrKey> {
+    let c = chain_key(chain);
+    Key::new(CHAIN_KEY_BITS + 32, [c[0], c[1], addr[0], addr[1], addr[2], addr[3]])
+}
+
+/// The state of one scan over a chain's bitmap words (the `bpf_loop` context).
+#[repr(C)]
+struct Scan {
+    /// The rules of the chain, then one bitmap per field (the chain's rules again for a field
+    /// the chain does not use).
+    bitmaps: [*const Bitmap; 8],
+    start_word: u64,
+    start_mask: u64,
+    /// Where the rule found goes: map memory, whose contents the verifier does not track, so
+    /// that verifying the loop body converges instead of following every possible result.
+    pkt: *mut PacketInfo,
+}
+
+/// One word: AND of every bitmap; stops at the first word with a rule left.
+extern "C" fn scan_word(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    let scan = unsafe { &mut *(ctx as *mut Scan) };
+    let i = index as usize;
+    if i >= MAX_WORDS {
+        return 1;
+    }
+    let mut w = u64::MAX;
+    for b in scan.bitmaps {
+        w &= unsafe { (*b).words[i] };
+    }
+    if index < scan.start_word {
+        return 0;
+    }
+    if index == scan.start_word {
+        w &= scan.start_mask;
+    }
+    if w != 0 {
+        unsafe { (*scan.pkt).found = index as u32 * 64 + lowest_bit(w) };
+        return 1;
+    }
+    0
+}
+
+/// Index of the first rule at or after `pkt.next_rule` whose every field matches: the AND of
+/// the field bitmaps, lowest set bit. A field without an entry for the packet matches no rule.
+///
+/// The word loop runs in `bpf_loop`, whose body the verifier checks once, however many words.
+#[inline(always)]
+fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u32> {
+    let all: *const Bitmap = RULES.get(chain)?;
+    let c = chain_key(chain);
+    let pick = |bit: u32, lookup: &dyn Fn() -> Option<*const Bitmap>| -> Option<*const Bitmap> {
+        if cfg.fields & bit == 0 { Some(all) } else { lookup() }
+    };
+    let as_ptr = |b: Option<&Bitmap>| b.map(|b| b as *const Bitmap);
+    let mut scan = Scan {
+        bitmaps: [
+            all,
+            pick(field::SRC, &|| as_ptr(SRC.get(addr_key(chain, pkt.src))))?,
+            pick(field::DST, &|| as_ptr(DST.get(addr_key(chain, pkt.dst))))?,
+            pick(field::PROTO, &|| {
+                as_ptr(PROTO.get(Key::new(CHAIN_KEY_BITS + 8, [c[0], c[1], pkt.proto])))
+            })?,
+            pick(field::SPORT, &|| as_ptr(SPORT.get(port_key(chain, pkt, pkt.sport))))?,
+            pick(field::DPORT, &|| as_ptr(DPORT.get(port_key(chain, pkt, pkt.dport))))?,
+            pick(field::IN_IFACE, &|| as_ptr(iface_bitmap(&IN_IFACE, chain, pkt.in_ifindex)))?,
+            pick(field::OUT_IFACE, &|| as_ptr(iface_bitmap(&OUT_IFACE, chain, pkt.out_ifindex)))?,
+        ],
+        start_word: (pkt.next_rule / 64) as u64,
+        start_mask: u64::MAX << (pkt.next_rule % 64),
+        pkt: core::ptr::null_mut(),
+    };
+    pkt.found = u32::MAX;
+    scan.pkt = pkt;
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_loop(
+            cfg.nwords,
+            scan_word as *mut core::ffi::c_void,
+            &mut scan as *mut Scan as *mut core::ffi::c_void,
+            0,
+        );
+    }
+    let found = unsafe { core::ptr::read_volatile(&pkt.found) };
+    (found != u32::MAX).then_some(found)
+}
+
+/// Index of the lowest set bit of a non-zero word (BPF has no count-trailing-zeros).
+#[inline(always)]
+fn lowest_bit(mut w: u64) -> u32 {
+    let mut n = 0;
+    if w & 0xffff_ffff == 0 {
+        n += 32;
+        w >>= 32;
+    }
+    if w & 0xffff == 0 {
+        n += 16;
+        w >>= 16;
+    }
+    if w & 0xff == 0 {
+        n += 8;
+        w >>= 8;
+    }
+    if w & 0xf == 0 {
+        n += 4;
+        w >>= 4;
+    }
+    if w & 0x3 == 0 {
+        n += 2;
+        w >>= 2;
+    }
+    if w & 0x1 == 0 {
+        n += 1;
+    }
+    n
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,149 @@
+//! argv[0] dispatch, the tool's own management flags, and one iptables invocation from command
+//! line to committed generation.
+
+use std::{collections::HashSet, io::Write as _};
+
+use clap::Parser;
+
+use crate::{
+    compile,
+    dataplane::{self, Dataplane, lock},
+    error::{Error, OTHER_PROBLEM, RESOURCE_PROBLEM, Result},
+    listing,
+    ruleset::{self, model::{FIRST_RULE_COUNTER, Table}},
+    syntax::{self, Command},
+};
+
+/// pcn-iptables' own flags, outside iptables' syntax.
+#[derive(Parser, Debug)]
+#[command(name = "pcn-iptables", version, about = "Management of the pcn-iptables installation in this network namespace")]
+struct Manage {
+    /// Remove every program, link and pinned map of pcn-iptables in this network namespace.
+    #[arg(long)]
+    uninstall: bool,
+}
+
+/// Flags that select the management interface instead of iptables' syntax.
+const MANAGEMENT_FLAGS: [&str; 1] = ["--uninstall"];
+
+/// Runs the program and returns its exit code.
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    let prog = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pcn-iptables".into());
+    let rest = &args[args.len().min(1)..];
+    let result = if prog.ends_with("-save") || prog.ends_with("-restore") {
+        Err(Error::versioned(
+            2,
+            format!("{prog} is not supported by pcn-iptables yet; use -S and one command per rule"),
+        ))
+    } else if rest.first().is_some_and(|a| MANAGEMENT_FLAGS.contains(&a.as_str())) {
+        manage(&args)
+    } else {
+        run(rest)
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = std::io::stdout().flush();
+            eprint!("{}", e.render(&prog));
+            e.code
+        }
+    }
+}
+
+/// Kernel-side failures: not the user's syntax, but something they must hear about.
+fn internal(e: anyhow::Error) -> Error {
+    Error::raw(RESOURCE_PROBLEM, format!("pcn-iptables: {e:#}\n"))
+}
+
+fn manage(args: &[String]) -> Result<()> {
+    let m = Manage::try_parse_from(args).map_err(|e| Error::raw(2, e.to_string()))?;
+    if m.uninstall {
+        let dp = Dataplane::open().map_err(internal)?;
+        let _lock = lock::acquire(&dp.lock_path(), &syntax::Wait::Forever)?;
+        dp.uninstall().map_err(internal)?;
+    }
+    Ok(())
+}
+
+fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+}
+
+/// Counter slots of one chain (its rules and its policy), or of every chain.
+fn chain_counters(table: &Table, chain: Option<&str>) -> Result<Vec<u32>> {
+    let chains: Vec<_> = match chain {
+        Some(name) => vec![table.chain(name).ok_or_else(no_chain)?],
+        None => table.chains.iter().collect(),
+    };
+    Ok(chains
+        .into_iter()
+        .flat_map(|c| std::iter::once(c.policy_counter).chain(c.rules.iter().map(|r| r.counter)))
+        .collect())
+}
+
+fn no_chain() -> Error {
+    Error::plain(OTHER_PROBLEM, "No chain/target/match by that name")
+}
+
+/// One iptables command: parse, lock, read the stored ruleset, apply, compile, commit.
+pub fn run(args: &[String]) -> Result<()> {
+    let invocation = syntax::parse_args(args)?;
+    let dp = Dataplane::open().map_err(internal)?;
+    let _lock = lock::acquire(&dp.lock_path(), &invocation.wait)?;
+    let table = dp.read_table().map_err(internal)?;
+    match &invocation.command {
+        Command::List { chain, options, zero } => {
+            let counters = dp.counters().map_err(internal)?;
+            print(&listing::list(&table, chain.as_deref(), options, &counters)?);
+            if *zero {
+                dp.zero(chain_counters(&table, chain.as_deref())?).map_err(internal)?;
+            }
+        }
+        Command::ListRules { chain, verbose } => {
+            let counters = dp.counters().map_err(internal)?;
+            let counters: Option<&dyn Fn(u32) -> (u64, u64)> =
+                if *verbose { Some(&counters) } else { None };
+            print(&ruleset::list_rules(&table, chain.as_deref(), counters)?);
+        }
+        Command::Check { chain, rules } => {
+            for rule in rules {
+                ruleset::check(&table, chain, rule)?;
+            }
+        }
+        Command::Zero { chain } => {
+            dp.zero(chain_counters(&table, chain.as_deref())?).map_err(internal)?;
+        }
+        command => {
+            let mut new = table.clone();
+            let used: HashSet<u32> = table.counters().collect();
+            let mut next = FIRST_RULE_COUNTER;
+            let mut fresh = Vec::new();
+            let mut alloc = || {
+                while used.contains(&next) {
+                    next += 1;
+                }
+                fresh.push(next);
+                next += 1;
+                next - 1
+            };
+            ruleset::apply(&mut new, command, &mut alloc)?;
+            if fresh.last().is_some_and(|&s| s >= pcn_iptables_common::MAX_COUNTERS) {
+                return Err(Error::plain(
+                    RESOURCE_PROBLEM,
+                    format!("too many rules: pcn-iptables has {} counter slots", pcn_iptables_common::MAX_COUNTERS),
+                ));
+            }
+            let links = dataplane::links().map_err(internal)?;
+            let compiled = compile::compile(&new, &links)
+                .map_err(|e| Error::versioned(OTHER_PROBLEM, e.to_string()))?;
+            dp.commit(&new, &compiled, &links, &fresh).map_err(internal)?;
+        }
+    }
+    Ok(())
+}

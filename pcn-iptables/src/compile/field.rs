@@ -1,0 +1,42 @@
+//! Value intervals of a packet field and their decomposition into trie prefixes.
+
+/// An inclusive range of a field's values (an address block, a port range, a protocol).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interval {
+    pub first: u32,
+    pub last: u32,
+}
+
+impl Interval {
+    pub fn single(v: u32) -> Self {
+        Interval { first: v, last: v }
+    }
+
+    /// The values of the `len`-bit prefix `value` in a `width`-bit space.
+    pub fn of_prefix(value: u32, len: u32, width: u32) -> Self {
+        let span = if width - len >= 32 { u32::MAX } else { (1u32 << (width - len)) - 1 };
+        Interval { first: value, last: value | span }
+    }
+
+    pub fn within(self, outer: Interval) -> bool {
+        outer.first <= self.first && self.last <= outer.last
+    }
+}
+
+/// The fewest aligned prefixes `(length, value)` that cover `range` exactly, in a `width`-bit
+/// value space.
+pub fn prefixes(range: Interval, width: u32) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let mut first = range.first as u64;
+    let last = range.last as u64;
+    while first <= last {
+        // The largest block aligned at `first` that does not run past `last`.
+        let mut size_bits = if first == 0 { width } else { first.trailing_zeros().min(width) };
+        while size_bits > 0 && first + (1u64 << size_bits) - 1 > last {
+            size_bits -= 1;
+        }
+        out.push((width - size_bits, first as u32));
+        first += 1u64 << size_bits;
+    }
+    out
+}

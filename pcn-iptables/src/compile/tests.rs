@@ -1,0 +1,289 @@
+//! The compiled tables, evaluated the way the data plane does, must pick the same first rule as
+//! evaluating the rules one by one.
+
+use std::net::Ipv4Addr;
+
+use ipnetwork::Ipv4Network;
+
+use super::*;
+use crate::ruleset::model::{Interface, PortRange};
+
+#[test]
+fn prefixes_cover_ranges_exactly() {
+    assert_eq!(prefixes(Interval { first: 0, last: 65535 }, 16), vec![(0, 0)]);
+    assert_eq!(prefixes(Interval::single(22), 16), vec![(16, 22)]);
+    assert_eq!(prefixes(Interval { first: 1024, last: 2047 }, 16), vec![(6, 1024)]);
+    assert_eq!(prefixes(Interval { first: 0, last: u32::MAX }, 32), vec![(0, 0)]);
+    for (first, last) in [(1u32, 65534u32), (3, 17), (1000, 1000), (65535, 65535), (0, 1)] {
+        let mut covered = Vec::new();
+        for (len, v) in prefixes(Interval { first, last }, 16) {
+            let i = Interval::of_prefix(v, len, 16);
+            covered.extend(i.first..=i.last);
+        }
+        assert_eq!(covered, (first..=last).collect::<Vec<_>>(), "{first}:{last}");
+    }
+}
+
+struct Pkt {
+    src: u32,
+    dst: u32,
+    proto: u8,
+    ports: Option<(u16, u16)>,
+    in_if: u32,
+    out_if: u32,
+}
+
+fn key_bits(key: &[u8], bits: u32) -> Vec<bool> {
+    (0..bits).map(|i| key[(i / 8) as usize] & (0x80 >> (i % 8)) != 0).collect()
+}
+
+/// The longest entry whose prefix covers `key` (what an LPM trie lookup returns).
+fn lpm<'a, K: AsRef<[u8]>>(entries: &'a [TrieEntry<K>], key: &[u8]) -> Option<&'a Words> {
+    entries
+        .iter()
+        .filter(|e| {
+            let n = e.prefix_len;
+            key_bits(e.key.as_ref(), n) == key_bits(key, n)
+        })
+        .max_by_key(|e| e.prefix_len)
+        .map(|e| &e.bitmap)
+}
+
+fn dataplane_first_match(c: &Compiled, chain: u32, p: &Pkt) -> Option<usize> {
+    let cfg = c.chains[chain as usize];
+    let ck = (chain as u16).to_be_bytes();
+    let all = &c.rules[chain as usize];
+    let mut maps: Vec<&Words> = vec![all];
+    let port_key = |port: u16| match p.ports {
+        Some(_) => [ck[0], ck[1], 1, (port >> 8) as u8, port as u8],
+        None => [ck[0], ck[1], 0, 0, 0],
+    };
+    fn iface(m: &[(IfaceKey, Words)], chain: u32, ifindex: u32) -> Option<&Words> {
+        m.iter()
+            .find(|(k, _)| k.chain == chain && k.ifindex == ifindex)
+            .or_else(|| m.iter().find(|(k, _)| k.chain == chain && k.ifindex == 0))
+            .map(|(_, w)| w)
+    }
+    if cfg.fields & fbit::SRC != 0 {
+        maps.push(lpm(&c.src, &addr_key(ck, p.src))?);
+    }
+    if cfg.fields & fbit::DST != 0 {
+        maps.push(lpm(&c.dst, &addr_key(ck, p.dst))?);
+    }
+    if cfg.fields & fbit::PROTO != 0 {
+        maps.push(lpm(&c.proto, &[ck[0], ck[1], p.proto])?);
+    }
+    let (sport, dport) = p.ports.unwrap_or((0, 0));
+    if cfg.fields & fbit::SPORT != 0 {
+        maps.push(lpm(&c.sport, &port_key(sport))?);
+    }
+    if cfg.fields & fbit::DPORT != 0 {
+        maps.push(lpm(&c.dport, &port_key(dport))?);
+    }
+    if cfg.fields & fbit::IN_IFACE != 0 {
+        maps.push(iface(&c.in_iface, chain, p.in_if)?);
+    }
+    if cfg.fields & fbit::OUT_IFACE != 0 {
+        maps.push(iface(&c.out_iface, chain, p.out_if)?);
+    }
+    (0..cfg.nwords as usize).find_map(|i| {
+        let w = maps.iter().fold(u64::MAX, |acc, m| acc & m[i]);
+        (w != 0).then(|| i * 64 + w.trailing_zeros() as usize)
+    })
+}
+
+fn rule_matches(r: &Rule, p: &Pkt, links: &[Link]) -> bool {
+    let addr = |n: &Option<Negatable<Ipv4Network>>, a: u32| {
+        n.as_ref().is_none_or(|n| n.value.contains(Ipv4Addr::from(a)) != n.negated)
+    };
+    let name = |ifindex: u32| {
+        links.iter().find(|l| l.ifindex == ifindex).map(|l| l.name.clone()).unwrap_or_default()
+    };
+    let iface = |i: &Option<Negatable<Interface>>, ifindex: u32| {
+        i.as_ref().is_none_or(|i| i.value.matches(&name(ifindex)) != i.negated)
+    };
+    let proto = r.proto.as_ref().is_none_or(|x| (x.value == p.proto) != x.negated);
+    let ports = r.matches.iter().all(|m| match m {
+        Match::Ports { sport, dport, .. } => {
+            let check = |c: &Option<Negatable<PortRange>>, v: Option<u16>| match (c, v) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(c), Some(v)) => (c.value.first <= v && v <= c.value.last) != c.negated,
+            };
+            check(sport, p.ports.map(|x| x.0)) && check(dport, p.ports.map(|x| x.1))
+        }
+    });
+    addr(&r.src, p.src)
+        && addr(&r.dst, p.dst)
+        && proto
+        && ports
+        && iface(&r.in_iface, p.in_if)
+        && iface(&r.out_iface, p.out_if)
+}
+
+/// A small deterministic generator (xorshift), so failures reproduce.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+// Few distinct values, so that random packets hit the rules often.
+const ADDRS: [u32; 4] = [0xc612_0001, 0xc612_0102, 0xc613_0001, 0x0a00_0001];
+const PORTS: [u16; 5] = [22, 80, 1024, 4000, 65535];
+const LINKS: [(u32, &str); 3] = [(1, "lo"), (2, "veth0"), (3, "eth1")];
+
+fn random_rule(rng: &mut Rng, counter: u32) -> Rule {
+    let net = |rng: &mut Rng| {
+        rng.chance(50).then(|| {
+            let len = [32u8, 24, 16, 8, 0][rng.below(5) as usize];
+            let a = Ipv4Addr::from(ADDRS[rng.below(4) as usize]);
+            let n = Ipv4Network::new(a, len).unwrap();
+            Negatable {
+                value: Ipv4Network::new(n.network(), len).unwrap(),
+                negated: rng.chance(30),
+            }
+        })
+    };
+    let src = net(rng);
+    let dst = net(rng);
+    let iface = |rng: &mut Rng| {
+        rng.chance(30).then(|| {
+            let (name, wildcard) =
+                [("veth0", false), ("veth+", true), ("eth1", false), ("+", true), ("lo", false)]
+                    [rng.below(5) as usize];
+            Negatable {
+                value: Interface { name: name.trim_end_matches('+').into(), wildcard },
+                negated: rng.chance(30),
+            }
+        })
+    };
+    let in_iface = iface(rng);
+    let out_iface = iface(rng);
+    let proto_num = [6u8, 17, 1][rng.below(3) as usize];
+    let proto = rng.chance(70).then(|| Negatable { value: proto_num, negated: rng.chance(15) });
+    let mut matches = Vec::new();
+    if let Some(p) = &proto {
+        if !p.negated && p.value != 1 && rng.chance(60) {
+            let range = |rng: &mut Rng| {
+                rng.chance(60).then(|| {
+                    let a = PORTS[rng.below(5) as usize];
+                    let b = if rng.chance(50) { a } else { a.saturating_add(rng.below(3000) as u16) };
+                    Negatable { value: PortRange { first: a, last: b }, negated: rng.chance(30) }
+                })
+            };
+            matches.push(Match::Ports { proto: p.value, sport: range(rng), dport: range(rng) });
+        }
+    }
+    let target = [Some(Target::Accept), Some(Target::Drop), None][rng.below(3) as usize].clone();
+    Rule { src, dst, in_iface, out_iface, proto, matches, target, counter }
+}
+
+fn random_packet(rng: &mut Rng) -> Pkt {
+    let proto = [6u8, 17, 1, 47][rng.below(4) as usize];
+    let port = |rng: &mut Rng| {
+        let p = PORTS[rng.below(5) as usize];
+        if rng.chance(50) { p } else { p.wrapping_add(rng.below(2000) as u16) }
+    };
+    let ports = ((proto == 6 || proto == 17) && rng.chance(90)).then(|| (port(rng), port(rng)));
+    Pkt {
+        src: ADDRS[rng.below(4) as usize] ^ (rng.below(4) as u32),
+        dst: ADDRS[rng.below(4) as usize] ^ ((rng.below(2) as u32) << 12),
+        proto,
+        ports,
+        in_if: rng.below(5) as u32,
+        out_if: rng.below(5) as u32,
+    }
+}
+
+#[test]
+fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
+    let links: Vec<Link> =
+        LINKS.iter().map(|(i, n)| Link { ifindex: *i, name: n.to_string() }).collect();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..60 {
+        let mut table = Table::default();
+        let n = [1usize, 5, 63, 64, 65, 130][round % 6];
+        let mut counter = 3;
+        for chain in &mut table.chains {
+            chain.rules = (0..n)
+                .map(|_| {
+                    counter += 1;
+                    random_rule(&mut rng, counter)
+                })
+                .collect();
+        }
+        let compiled = compile(&table, &links).unwrap();
+        for (id, chain) in table.chains.iter().enumerate() {
+            for _ in 0..300 {
+                let p = random_packet(&mut rng);
+                let want = chain.rules.iter().position(|r| rule_matches(r, &p, &links));
+                let got = dataplane_first_match(&compiled, id as u32, &p);
+                assert_eq!(got, want, "round {round} chain {} rules {:#?}", chain.name, chain.rules);
+            }
+        }
+    }
+}
+
+#[test]
+fn actions_carry_targets_and_counters() {
+    let mut table = Table::default();
+    table.chains.push(crate::ruleset::model::Chain {
+        name: "web".into(),
+        policy: None,
+        policy_counter: 0,
+        rules: vec![],
+    });
+    let rule = |target, counter| Rule {
+        src: None,
+        dst: None,
+        in_iface: None,
+        out_iface: None,
+        proto: None,
+        matches: vec![],
+        target,
+        counter,
+    };
+    table.chains[0].rules = vec![rule(Some(Target::Jump("web".into())), 7), rule(None, 8)];
+    table.chains[3].rules = vec![rule(Some(Target::Return), 9)];
+    table.chains[0].policy = Some(Policy::Drop);
+    let c = compile(&table, &[]).unwrap();
+    assert_eq!(c.chain_names[3], "web");
+    assert_eq!((c.actions[0].verdict, c.actions[0].chain, c.actions[0].counter), (verdict::JUMP, 3, 7));
+    assert_eq!((c.actions[1].verdict, c.actions[1].counter), (verdict::CONTINUE, 8));
+    assert_eq!(c.chains[0].policy, verdict::DROP);
+    assert_eq!(c.chains[3].policy, verdict::RETURN);
+    assert_eq!(c.chains[3].action_base, 2);
+    assert_eq!(c.rules[0], vec![0b11]);
+    assert_eq!(c.chains[0].fields, 0);
+}
+
+#[test]
+fn too_many_rules_is_an_error() {
+    let mut table = Table::default();
+    let rule = Rule {
+        src: None,
+        dst: None,
+        in_iface: None,
+        out_iface: None,
+        proto: None,
+        matches: vec![],
+        target: None,
+        counter: 0,
+    };
+    table.chains[1].rules = vec![rule; MAX_RULES_PER_CHAIN + 1];
+    assert_eq!(
+        compile(&table, &[]).unwrap_err(),
+        CompileError::TooManyRules { chain: "FORWARD".into(), rules: MAX_RULES_PER_CHAIN + 1 }
+    );
+}

@@ -1,0 +1,189 @@
+//! Loading one generation: fresh classifier maps filled from the compiled tables, classifier
+//! programs bound to them, the ruleset text beside them, then the switch.
+
+use std::{fs, path::Path};
+
+use anyhow::{Context as _, Result};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, lpm_trie::{Key, LpmTrie}},
+    programs::{
+        LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink, tc::TcAttachOptions,
+    },
+};
+use pcn_iptables_common::{Bitmap, Counter, IfaceKey, MAX_WORDS};
+
+use super::state;
+use crate::compile::{Compiled, Link, TrieEntry, Words};
+
+static ELF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pcn-iptables"));
+
+/// The interfaces of the current network namespace.
+pub fn links() -> Result<Vec<Link>> {
+    Ok(nix::net::if_::if_nameindex()
+        .context("listing interfaces")?
+        .iter()
+        .map(|i| Link { ifindex: i.index(), name: i.name().to_string_lossy().into_owned() })
+        .collect())
+}
+
+fn to_bitmap(words: &Words) -> Box<Bitmap> {
+    let mut b = Box::new(Bitmap { words: [0; MAX_WORDS] });
+    b.words[..words.len()].copy_from_slice(words);
+    b
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).with_context(|| format!("map {name} missing from the object"))?;
+    T::try_from(map).with_context(|| format!("map {name}"))
+}
+
+fn fill_trie<const N: usize>(ebpf: &mut Ebpf, name: &str, entries: &[TrieEntry<[u8; N]>]) -> Result<()>
+where
+    [u8; N]: aya::Pod,
+{
+    let mut trie: LpmTrie<MapData, [u8; N], Bitmap> = take(ebpf, name)?;
+    for e in entries {
+        trie.insert(&Key::new(e.prefix_len, e.key), to_bitmap(&e.bitmap).as_ref(), 0)
+            .with_context(|| format!("filling {name}"))?;
+    }
+    Ok(())
+}
+
+fn fill_ifaces(ebpf: &mut Ebpf, name: &str, entries: &[(IfaceKey, Words)]) -> Result<()> {
+    let mut map: HashMap<MapData, IfaceKey, Bitmap> = take(ebpf, name)?;
+    for (k, w) in entries {
+        map.insert(k, to_bitmap(w).as_ref(), 0).with_context(|| format!("filling {name}"))?;
+    }
+    Ok(())
+}
+
+/// Installs `compiled` (and `text`, the ruleset it came from) into generation `slot`, then
+/// makes `slot` the active generation.
+pub fn install(
+    dir: &Path,
+    compiled: &Compiled,
+    text: &str,
+    slot: u32,
+    fresh_counters: &[u32],
+    links: &[Link],
+) -> Result<()> {
+    let chunks = state::chunks(text);
+    let at_least_one = |n: usize| (n.max(1)) as u32;
+    let mut loader = EbpfLoader::new();
+    loader
+        .default_map_pin_directory(dir)
+        .map_max_entries("CHAINS", at_least_one(compiled.chains.len()))
+        .map_max_entries("RULES", at_least_one(compiled.rules.len()))
+        .map_max_entries("ACTIONS", at_least_one(compiled.actions.len()))
+        .map_max_entries("SRC", at_least_one(compiled.src.len()))
+        .map_max_entries("DST", at_least_one(compiled.dst.len()))
+        .map_max_entries("PROTO", at_least_one(compiled.proto.len()))
+        .map_max_entries("SPORT", at_least_one(compiled.sport.len()))
+        .map_max_entries("DPORT", at_least_one(compiled.dport.len()))
+        .map_max_entries("IN_IFACE", at_least_one(compiled.in_iface.len()))
+        .map_max_entries("OUT_IFACE", at_least_one(compiled.out_iface.len()))
+        .map_max_entries("RULESET", at_least_one(chunks.len()));
+    let mut ebpf = loader.load(ELF).context("loading the eBPF object")?;
+    // Programs first: taking a map out of `ebpf` closes it when the handle goes.
+    let xdp: &mut Xdp = ebpf.program_mut("pcn_xdp_classify").context("pcn_xdp_classify")?.try_into()?;
+    xdp.load().context("loading the XDP classifier")?;
+    let tc: &mut SchedClassifier =
+        ebpf.program_mut("pcn_tc_classify").context("pcn_tc_classify")?.try_into()?;
+    tc.load().context("loading the TC classifier")?;
+
+
+    let mut chains: Array<MapData, pcn_iptables_common::ChainConfig> = take(&mut ebpf, "CHAINS")?;
+    for (i, c) in compiled.chains.iter().enumerate() {
+        chains.set(i as u32, c, 0)?;
+    }
+    let mut rules: Array<MapData, Bitmap> = take(&mut ebpf, "RULES")?;
+    for (i, w) in compiled.rules.iter().enumerate() {
+        rules.set(i as u32, to_bitmap(w).as_ref(), 0)?;
+    }
+    let mut actions: Array<MapData, pcn_iptables_common::Action> = take(&mut ebpf, "ACTIONS")?;
+    for (i, a) in compiled.actions.iter().enumerate() {
+        actions.set(i as u32, a, 0)?;
+    }
+    fill_trie(&mut ebpf, "SRC", &compiled.src)?;
+    fill_trie(&mut ebpf, "DST", &compiled.dst)?;
+    fill_trie(&mut ebpf, "PROTO", &compiled.proto)?;
+    fill_trie(&mut ebpf, "SPORT", &compiled.sport)?;
+    fill_trie(&mut ebpf, "DPORT", &compiled.dport)?;
+    fill_ifaces(&mut ebpf, "IN_IFACE", &compiled.in_iface)?;
+    fill_ifaces(&mut ebpf, "OUT_IFACE", &compiled.out_iface)?;
+
+    // The ruleset text, pinned where the next invocation looks for this slot's state.
+    let mut ruleset: Array<MapData, state::Chunk> = take(&mut ebpf, "RULESET")?;
+    for (i, c) in chunks.iter().enumerate() {
+        ruleset.set(i as u32, c, 0)?;
+    }
+    let state_path = state::path(dir, slot);
+    if state_path.exists() {
+        fs::remove_file(&state_path)?;
+    }
+    ruleset.pin(&state_path).with_context(|| format!("pinning {}", state_path.display()))?;
+
+    let mut progs_xdp: ProgramArray<MapData> = take(&mut ebpf, "PCN_PROGS_XDP")?;
+    let xdp: &Xdp = ebpf.program("pcn_xdp_classify").context("pcn_xdp_classify")?.try_into()?;
+    progs_xdp.set(slot, xdp.fd()?, 0)?;
+    let mut progs_tc: ProgramArray<MapData> = take(&mut ebpf, "PCN_PROGS_TC")?;
+    let tc: &SchedClassifier = ebpf.program("pcn_tc_classify").context("pcn_tc_classify")?.try_into()?;
+    progs_tc.set(slot, tc.fd()?, 0)?;
+
+    let mut counters: PerCpuArray<MapData, Counter> = take(&mut ebpf, "PCN_COUNTERS")?;
+    super::zero_counters(&mut counters, fresh_counters.iter().copied())?;
+
+    attach(&mut ebpf, dir, links)?;
+
+    let mut active: Array<MapData, u32> = take(&mut ebpf, "PCN_ACTIVE")?;
+    active.set(0, slot, 0).context("switching to the new generation")?;
+    Ok(())
+}
+
+/// Attaches the entry programs to every interface that lacks them, and forgets the links of
+/// interfaces that are gone.
+fn attach(ebpf: &mut Ebpf, dir: &Path, links: &[Link]) -> Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let Some((kind, index)) = name.split_once('-') else { continue };
+        if (kind == "xdp" || kind == "tc")
+            && index.parse::<u32>().is_ok_and(|i| !links.iter().any(|l| l.ifindex == i))
+        {
+            fs::remove_file(dir.join(&name))?;
+        }
+    }
+    for link in links {
+        let pin = dir.join(format!("xdp-{}", link.ifindex));
+        if !pin.exists() {
+            let prog: &mut Xdp = ebpf.program_mut("pcn_ingress").context("pcn_ingress")?.try_into()?;
+            if prog.fd().is_err() {
+                prog.load().context("loading the XDP entry program")?;
+            }
+            let id = prog
+                .attach_to_if_index(link.ifindex, XdpMode::Default)
+                .with_context(|| format!("attaching XDP to {}", link.name))?;
+            FdLink::try_from(prog.take_link(id)?)?.pin(&pin)?;
+        }
+        let pin = dir.join(format!("tc-{}", link.ifindex));
+        if !pin.exists() {
+            let prog: &mut SchedClassifier =
+                ebpf.program_mut("pcn_egress").context("pcn_egress")?.try_into()?;
+            if prog.fd().is_err() {
+                prog.load().context("loading the TC entry program")?;
+            }
+            let id = prog
+                .attach_with_options(
+                    &link.name,
+                    TcAttachType::Egress,
+                    TcAttachOptions::TcxOrder(LinkOrder::default()),
+                )
+                .with_context(|| format!("attaching TC egress to {}", link.name))?;
+            FdLink::try_from(prog.take_link(id)?)?.pin(&pin)?;
+        }
+    }
+    Ok(())
+}

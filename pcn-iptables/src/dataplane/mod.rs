@@ -1,0 +1,144 @@
+//! The only stage that talks to the kernel: pinned state per network namespace, generations of
+//! classifier programs swapped atomically, attachment, counters, the lock.
+//!
+//! Layout of a namespace's directory on the bpffs:
+//! - `PCN_ACTIVE`, `PCN_PROGS_XDP`, `PCN_PROGS_TC`, `PCN_COUNTERS`, `PCN_PKT_*`: maps pinned by
+//!   name, shared by every generation;
+//! - `state-0`, `state-1`: the ruleset (as `-S` text) of each of the two generation slots;
+//! - `xdp-IFINDEX`, `tc-IFINDEX`: the links of the entry programs.
+//!
+//! A change loads the new generation into the slot that is not active, then flips `PCN_ACTIVE`:
+//! that single map write switches both the packets and the stored state, so an invocation
+//! killed at any point leaves the old ruleset both running and stored.
+
+pub mod bpffs;
+mod generation;
+pub mod lock;
+mod state;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result};
+use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
+use pcn_iptables_common::Counter;
+
+use crate::{
+    compile::{Compiled, Link},
+    ruleset::model::Table,
+};
+
+pub use generation::links;
+
+/// One network namespace's installation.
+pub struct Dataplane {
+    dir: PathBuf,
+}
+
+fn open_map(dir: &Path, name: &str) -> Result<Option<Map>> {
+    let path = dir.join(name);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let data = MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(Some(Map::from_map_data(data).with_context(|| format!("reading {}", path.display()))?))
+}
+
+impl Dataplane {
+    /// Finds (without creating anything yet) the state of the current network namespace.
+    pub fn open() -> Result<Self> {
+        bpffs::ensure()?;
+        Ok(Dataplane { dir: bpffs::netns_dir()? })
+    }
+
+    /// The lock file of this namespace.
+    pub fn lock_path(&self) -> PathBuf {
+        let name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Path::new(bpffs::RUN_DIR).join("locks").join(format!("{name}.lock"))
+    }
+
+    /// The active generation slot, if anything was ever installed here.
+    fn active(&self) -> Result<Option<u32>> {
+        let Some(map) = open_map(&self.dir, "PCN_ACTIVE")? else {
+            return Ok(None);
+        };
+        let active: Array<_, u32> = Array::try_from(map)?;
+        Ok(Some(active.get(&0, 0)?))
+    }
+
+    /// The ruleset in force (the default table when nothing was installed).
+    pub fn read_table(&self) -> Result<Table> {
+        match self.active()? {
+            // A first install that died before its switch leaves PCN_ACTIVE but no state.
+            Some(slot) if state::path(&self.dir, slot).exists() => state::read(&self.dir, slot),
+            _ => Ok(Table::default()),
+        }
+    }
+
+    /// Installs `compiled` (compiled from `table` for `links`) as the new generation, then
+    /// makes it the active one. `fresh_counters` are slots of rules new in `table`, zeroed
+    /// before they go live.
+    pub fn commit(
+        &self,
+        table: &Table,
+        compiled: &Compiled,
+        links: &[Link],
+        fresh_counters: &[u32],
+    ) -> Result<()> {
+        fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let next = match self.active()? {
+            Some(slot) => (slot + 1) % pcn_iptables_common::GENERATIONS,
+            None => 0,
+        };
+        generation::install(&self.dir, compiled, &state::encode(table), next, fresh_counters, links)
+    }
+
+    fn counter_map(&self) -> Result<Option<PerCpuArray<MapData, Counter>>> {
+        Ok(match open_map(&self.dir, "PCN_COUNTERS")? {
+            Some(map) => Some(PerCpuArray::try_from(map)?),
+            None => None,
+        })
+    }
+
+    /// A reader of (packets, bytes) per counter slot, summed over CPUs.
+    pub fn counters(&self) -> Result<impl Fn(u32) -> (u64, u64)> {
+        let map = self.counter_map()?;
+        Ok(move |slot: u32| {
+            map.as_ref()
+                .and_then(|m| m.get(&slot, 0).ok())
+                .map(|v| v.iter().fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes)))
+                .unwrap_or((0, 0))
+        })
+    }
+
+    /// Zeroes the given counter slots (`-Z`).
+    pub fn zero(&self, slots: impl IntoIterator<Item = u32>) -> Result<()> {
+        if let Some(mut map) = self.counter_map()? {
+            zero_counters(&mut map, slots)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every program, link and pin of this namespace.
+    pub fn uninstall(&self) -> Result<()> {
+        if self.dir.exists() {
+            fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display()))?;
+        }
+        let _ = fs::remove_file(self.lock_path());
+        Ok(())
+    }
+}
+
+pub(crate) fn zero_counters<T: std::borrow::BorrowMut<MapData>>(
+    map: &mut PerCpuArray<T, Counter>,
+    slots: impl IntoIterator<Item = u32>,
+) -> Result<()> {
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+    for slot in slots {
+        let zero = PerCpuValues::try_from(vec![Counter::default(); cpus])?;
+        map.set(slot, zero, 0).with_context(|| format!("zeroing counter {slot}"))?;
+    }
+    Ok(())
+}

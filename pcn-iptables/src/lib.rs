@@ -1,0 +1,15 @@
+//! pcn-iptables: iptables' command line, with the filtering done in eBPF.
+//!
+//! The stages, in the order data flows: `syntax` → `ruleset` → `compile` → `dataplane`;
+//! `listing` prints `-L`, `cli` ties them together.
+
+pub mod cli;
+pub mod compile;
+pub mod dataplane;
+pub mod error;
+pub mod listing;
+pub mod ruleset;
+pub mod syntax;
+
+/// The iptables release whose behaviour and messages we reproduce.
+pub const IPTABLES_VERSION: &str = "1.8.9";

@@ -1,0 +1,164 @@
+//! The ruleset as the user wrote it: tables, chains, rules, matches, targets, policies.
+//!
+//! Values are kept canonical (addresses masked, `-p 6` stored as tcp) so that two rules that
+//! iptables considers equal compare equal here, which `-D` and `-C` rely on.
+
+use ipnetwork::Ipv4Network;
+
+/// The base chains of the filter table, in iptables' listing order.
+pub const BASE_CHAINS: [&str; 3] = ["INPUT", "FORWARD", "OUTPUT"];
+
+/// A value with iptables' `!` in front of it or not.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Negatable<T> {
+    pub value: T,
+    pub negated: bool,
+}
+
+impl<T> Negatable<T> {
+    pub fn plain(value: T) -> Self {
+        Negatable { value, negated: false }
+    }
+}
+
+/// An inclusive port range; a single port has `first == last`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+/// An interface name as iptables takes it: `eth0` exactly, or `eth+` for every name starting
+/// with `eth` (`wildcard` set, `+` not stored).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Interface {
+    pub name: String,
+    pub wildcard: bool,
+}
+
+impl Interface {
+    pub fn matches(&self, ifname: &str) -> bool {
+        if self.wildcard {
+            ifname.starts_with(&self.name)
+        } else {
+            ifname == self.name
+        }
+    }
+}
+
+/// Protocol numbers iptables knows by name in `-p` and prints by name in `-S`.
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+/// The match modules (`-m NAME` or implied by `-p`), in the order the user gave them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Match {
+    /// `-m tcp` / `-m udp`: `proto` is IPPROTO_TCP or IPPROTO_UDP.
+    Ports {
+        proto: u8,
+        sport: Option<Negatable<PortRange>>,
+        dport: Option<Negatable<PortRange>>,
+    },
+}
+
+/// What happens to a packet when a rule matches.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    Accept,
+    Drop,
+    Return,
+    /// `-j CHAIN`
+    Jump(String),
+    /// `-g CHAIN`
+    Goto(String),
+}
+
+/// One rule. `counter` is the slot of its packet/byte counters in the pinned counter map; it is
+/// not part of the rule's identity.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub src: Option<Negatable<Ipv4Network>>,
+    pub dst: Option<Negatable<Ipv4Network>>,
+    pub in_iface: Option<Negatable<Interface>>,
+    pub out_iface: Option<Negatable<Interface>>,
+    /// `-p`; `None` is `-p all`.
+    pub proto: Option<Negatable<u8>>,
+    pub matches: Vec<Match>,
+    /// `None`: no `-j`, the rule only counts.
+    pub target: Option<Target>,
+    pub counter: u32,
+}
+
+impl Rule {
+    /// The rule's identity for `-D` and `-C`: everything but its counters.
+    pub fn same_spec(&self, other: &Rule) -> bool {
+        self.src == other.src
+            && self.dst == other.dst
+            && self.in_iface == other.in_iface
+            && self.out_iface == other.out_iface
+            && self.proto == other.proto
+            && self.matches == other.matches
+            && self.target == other.target
+    }
+}
+
+/// A base chain's default verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Policy {
+    Accept,
+    Drop,
+}
+
+#[derive(Clone, Debug)]
+pub struct Chain {
+    pub name: String,
+    /// `Some` for base chains, `None` for user-defined ones.
+    pub policy: Option<Policy>,
+    /// Counter slot of the policy (base chains only).
+    pub policy_counter: u32,
+    pub rules: Vec<Rule>,
+}
+
+/// The filter table.
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub chains: Vec<Chain>,
+}
+
+/// Counter slots 0..FIRST_RULE_COUNTER belong to the base chains' policies, in BASE_CHAINS order.
+pub const FIRST_RULE_COUNTER: u32 = BASE_CHAINS.len() as u32;
+
+impl Default for Table {
+    fn default() -> Self {
+        Table {
+            chains: BASE_CHAINS
+                .iter()
+                .enumerate()
+                .map(|(i, name)| Chain {
+                    name: (*name).to_string(),
+                    policy: Some(Policy::Accept),
+                    policy_counter: i as u32,
+                    rules: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Table {
+    pub fn chain(&self, name: &str) -> Option<&Chain> {
+        self.chains.iter().find(|c| c.name == name)
+    }
+
+    pub fn chain_mut(&mut self, name: &str) -> Option<&mut Chain> {
+        self.chains.iter_mut().find(|c| c.name == name)
+    }
+
+    /// Every counter slot in use.
+    pub fn counters(&self) -> impl Iterator<Item = u32> + '_ {
+        self.chains
+            .iter()
+            .flat_map(|c| std::iter::once(c.policy_counter).chain(c.rules.iter().map(|r| r.counter)))
+    }
+}
