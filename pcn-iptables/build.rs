@@ -12,7 +12,11 @@ fn main() -> anyhow::Result<()> {
     unsafe { std::env::set_var("RUSTC_BOOTSTRAP", "1") };
     let toolchain = std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_else(|_| "stable".into());
     aya_build::build_ebpf(
-        [aya_build::Package { name: "pcn-iptables-ebpf", root_dir: root, ..Default::default() }],
+        [aya_build::Package {
+            name: "pcn-iptables-ebpf",
+            root_dir: root,
+            ..Default::default()
+        }],
         aya_build::Toolchain::Custom(&toolchain),
     )
 }

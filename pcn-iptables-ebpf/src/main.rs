@@ -9,16 +9,16 @@
 #![no_main]
 
 use aya_ebpf::{
+    EbpfContext,
     bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
     macros::{classifier, map, xdp},
     maps::{Array, HashMap, LpmTrie, PerCpuArray, ProgramArray, lpm_trie::Key},
     programs::{TcContext, XdpContext},
-    EbpfContext,
 };
 use pcn_iptables_common::{
-    Action, AddrKey, Bitmap, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, CHAIN_KEY_BITS,
-    ChainConfig, Counter, Frame, GENERATIONS, IfaceKey, MAX_CALL_DEPTH, MAX_CHAINS, MAX_COUNTERS,
-    MAX_WORDS, PacketInfo, PortKey, ProtoKey, STATE_CHUNK, field, verdict,
+    Action, AddrKey, Bitmap, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_KEY_BITS, CHAIN_OUTPUT, ChainConfig,
+    Counter, Frame, GENERATIONS, IfaceKey, MAX_CALL_DEPTH, MAX_CHAINS, MAX_COUNTERS, MAX_WORDS,
+    PacketInfo, PortKey, ProtoKey, STATE_CHUNK, field, verdict,
 };
 
 // Kept across generations (pinned by name in the namespace's state directory).
@@ -290,7 +290,10 @@ fn classify(pkt: &mut PacketInfo) -> Step {
                     if depth >= MAX_CALL_DEPTH {
                         return Step::Drop;
                     }
-                    pkt.stack[depth] = Frame { chain, next_rule: rule + 1 };
+                    pkt.stack[depth] = Frame {
+                        chain,
+                        next_rule: rule + 1,
+                    };
                     pkt.depth += 1;
                     pkt.chain = action.chain;
                     pkt.next_rule = 0;
@@ -313,7 +316,11 @@ fn classify(pkt: &mut PacketInfo) -> Step {
 #[inline(always)]
 fn policy(cfg: &ChainConfig, len: u32) -> Step {
     count(cfg.policy_counter, len);
-    if cfg.policy == verdict::DROP { Step::Drop } else { Step::Accept }
+    if cfg.policy == verdict::DROP {
+        Step::Drop
+    } else {
+        Step::Accept
+    }
 }
 
 /// RETURN, or the end of a user chain: back to the caller, or the base chain's policy.
@@ -343,7 +350,10 @@ fn chain_key(chain: u32) -> [u8; 2] {
 
 #[inline(always)]
 fn iface_bitmap(map: &HashMap<IfaceKey, Bitmap>, chain: u32, ifindex: u32) -> Option<&Bitmap> {
-    unsafe { map.get(IfaceKey { chain, ifindex }).or_else(|| map.get(IfaceKey { chain, ifindex: 0 })) }
+    unsafe {
+        map.get(IfaceKey { chain, ifindex })
+            .or_else(|| map.get(IfaceKey { chain, ifindex: 0 }))
+    }
 }
 
 #[inline(always)]
@@ -360,7 +370,10 @@ fn port_key(chain: u32, pkt: &PacketInfo, port: u16) -> Key<PortKey> {
 #[inline(always)]
 fn addr_key(chain: u32, addr: [u8; 4]) -> Key<AddrKey> {
     let c = chain_key(chain);
-    Key::new(CHAIN_KEY_BITS + 32, [c[0], c[1], addr[0], addr[1], addr[2], addr[3]])
+    Key::new(
+        CHAIN_KEY_BITS + 32,
+        [c[0], c[1], addr[0], addr[1], addr[2], addr[3]],
+    )
 }
 
 /// The state of one scan over a chain's bitmap words (the `bpf_loop` context).
@@ -409,7 +422,11 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
     let all: *const Bitmap = RULES.get(chain)?;
     let c = chain_key(chain);
     let pick = |bit: u32, lookup: &dyn Fn() -> Option<*const Bitmap>| -> Option<*const Bitmap> {
-        if cfg.fields & bit == 0 { Some(all) } else { lookup() }
+        if cfg.fields & bit == 0 {
+            Some(all)
+        } else {
+            lookup()
+        }
     };
     let as_ptr = |b: Option<&Bitmap>| b.map(|b| b as *const Bitmap);
     let mut scan = Scan {
@@ -420,10 +437,18 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
             pick(field::PROTO, &|| {
                 as_ptr(PROTO.get(Key::new(CHAIN_KEY_BITS + 8, [c[0], c[1], pkt.proto])))
             })?,
-            pick(field::SPORT, &|| as_ptr(SPORT.get(port_key(chain, pkt, pkt.sport))))?,
-            pick(field::DPORT, &|| as_ptr(DPORT.get(port_key(chain, pkt, pkt.dport))))?,
-            pick(field::IN_IFACE, &|| as_ptr(iface_bitmap(&IN_IFACE, chain, pkt.in_ifindex)))?,
-            pick(field::OUT_IFACE, &|| as_ptr(iface_bitmap(&OUT_IFACE, chain, pkt.out_ifindex)))?,
+            pick(field::SPORT, &|| {
+                as_ptr(SPORT.get(port_key(chain, pkt, pkt.sport)))
+            })?,
+            pick(field::DPORT, &|| {
+                as_ptr(DPORT.get(port_key(chain, pkt, pkt.dport)))
+            })?,
+            pick(field::IN_IFACE, &|| {
+                as_ptr(iface_bitmap(&IN_IFACE, chain, pkt.in_ifindex))
+            })?,
+            pick(field::OUT_IFACE, &|| {
+                as_ptr(iface_bitmap(&OUT_IFACE, chain, pkt.out_ifindex))
+            })?,
         ],
         start_word: (pkt.next_rule / 64) as u64,
         start_mask: u64::MAX << (pkt.next_rule % 64),

@@ -13,6 +13,8 @@ pub enum Style {
     /// `PROG v1.8.9 (legacy): MESSAGE` followed by the "Try `PROG -h'" line (xtables_error with
     /// PARAMETER_PROBLEM).
     Parameter,
+    /// MESSAGE, then the "Try `PROG -h'" line (iptables' "Bad argument" errors).
+    TryHelp,
     /// `PROG vVERSION (legacy): MESSAGE` alone.
     Versioned,
     /// `PROG: MESSAGE.` (libiptc errors such as "Bad rule (does a matching rule exist in that
@@ -31,16 +33,39 @@ pub struct Error {
 
 impl Error {
     pub fn parameter(message: impl Into<String>) -> Self {
-        Error { code: PARAMETER_PROBLEM, style: Style::Parameter, message: message.into() }
+        Error {
+            code: PARAMETER_PROBLEM,
+            style: Style::Parameter,
+            message: message.into(),
+        }
+    }
+    pub fn try_help(message: impl Into<String>) -> Self {
+        Error {
+            code: PARAMETER_PROBLEM,
+            style: Style::TryHelp,
+            message: message.into(),
+        }
     }
     pub fn versioned(code: i32, message: impl Into<String>) -> Self {
-        Error { code, style: Style::Versioned, message: message.into() }
+        Error {
+            code,
+            style: Style::Versioned,
+            message: message.into(),
+        }
     }
     pub fn plain(code: i32, message: impl Into<String>) -> Self {
-        Error { code, style: Style::Plain, message: message.into() }
+        Error {
+            code,
+            style: Style::Plain,
+            message: message.into(),
+        }
     }
     pub fn raw(code: i32, message: impl Into<String>) -> Self {
-        Error { code, style: Style::Raw, message: message.into() }
+        Error {
+            code,
+            style: Style::Raw,
+            message: message.into(),
+        }
     }
 
     /// The text for stderr, as iptables would print it under the program name `prog`.
@@ -51,8 +76,16 @@ impl Error {
                 v = crate::IPTABLES_VERSION,
                 m = self.message
             ),
+            Style::TryHelp => format!(
+                "{m}\nTry `{prog} -h' or '{prog} --help' for more information.\n",
+                m = self.message
+            ),
             Style::Versioned => {
-                format!("{prog} v{v} (legacy): {m}\n", v = crate::IPTABLES_VERSION, m = self.message)
+                format!(
+                    "{prog} v{v} (legacy): {m}\n",
+                    v = crate::IPTABLES_VERSION,
+                    m = self.message
+                )
             }
             Style::Plain => format!("{prog}: {}.\n", self.message),
             Style::Raw => self.message.clone(),

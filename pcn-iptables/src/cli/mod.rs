@@ -10,13 +10,17 @@ use crate::{
     dataplane::{self, Dataplane, lock},
     error::{Error, OTHER_PROBLEM, RESOURCE_PROBLEM, Result},
     listing,
-    ruleset::{self, model::{FIRST_RULE_COUNTER, Table}},
+    ruleset::{self, model::FIRST_RULE_COUNTER},
     syntax::{self, Command},
 };
 
 /// pcn-iptables' own flags, outside iptables' syntax.
 #[derive(Parser, Debug)]
-#[command(name = "pcn-iptables", version, about = "Management of the pcn-iptables installation in this network namespace")]
+#[command(
+    name = "pcn-iptables",
+    version,
+    about = "Management of the pcn-iptables installation in this network namespace"
+)]
 struct Manage {
     /// Remove every program, link and pinned map of pcn-iptables in this network namespace.
     #[arg(long)]
@@ -40,7 +44,10 @@ pub fn main() -> i32 {
             2,
             format!("{prog} is not supported by pcn-iptables yet; use -S and one command per rule"),
         ))
-    } else if rest.first().is_some_and(|a| MANAGEMENT_FLAGS.contains(&a.as_str())) {
+    } else if rest
+        .first()
+        .is_some_and(|a| MANAGEMENT_FLAGS.contains(&a.as_str()))
+    {
         manage(&args)
     } else {
         run(rest)
@@ -75,51 +82,73 @@ fn print(text: &str) {
     let _ = out.write_all(text.as_bytes());
 }
 
-/// Counter slots of one chain (its rules and its policy), or of every chain.
-fn chain_counters(table: &Table, chain: Option<&str>) -> Result<Vec<u32>> {
-    let chains: Vec<_> = match chain {
-        Some(name) => vec![table.chain(name).ok_or_else(no_chain)?],
-        None => table.chains.iter().collect(),
-    };
-    Ok(chains
-        .into_iter()
-        .flat_map(|c| std::iter::once(c.policy_counter).chain(c.rules.iter().map(|r| r.counter)))
-        .collect())
-}
-
-fn no_chain() -> Error {
-    Error::plain(OTHER_PROBLEM, "No chain/target/match by that name")
-}
-
 /// One iptables command: parse, lock, read the stored ruleset, apply, compile, commit.
 pub fn run(args: &[String]) -> Result<()> {
     let invocation = syntax::parse_args(args)?;
     let dp = Dataplane::open().map_err(internal)?;
     let _lock = lock::acquire(&dp.lock_path(), &invocation.wait)?;
     let table = dp.read_table().map_err(internal)?;
+    let echo = || -> Result<()> {
+        if invocation.verbose {
+            print(&listing::verbose_echo(&table, &invocation.command)?);
+        }
+        Ok(())
+    };
     match &invocation.command {
-        Command::List { chain, options, zero } => {
+        Command::List {
+            chain,
+            rulenum,
+            options,
+            zero,
+        } => {
             let counters = dp.counters().map_err(internal)?;
-            print(&listing::list(&table, chain.as_deref(), options, &counters)?);
+            print(&listing::list(
+                &table,
+                chain.as_deref(),
+                *rulenum,
+                options,
+                &counters,
+            )?);
             if *zero {
-                dp.zero(chain_counters(&table, chain.as_deref())?).map_err(internal)?;
+                echo()?;
+                dp.zero(ruleset::zero_slots(&table, chain.as_deref(), None)?)
+                    .map_err(internal)?;
             }
         }
-        Command::ListRules { chain, verbose } => {
+        Command::ListRules {
+            chain,
+            rulenum,
+            verbose,
+            zero,
+        } => {
             let counters = dp.counters().map_err(internal)?;
             let counters: Option<&dyn Fn(u32) -> (u64, u64)> =
                 if *verbose { Some(&counters) } else { None };
-            print(&ruleset::list_rules(&table, chain.as_deref(), counters)?);
+            print(&ruleset::list_rules(
+                &table,
+                chain.as_deref(),
+                *rulenum,
+                counters,
+            )?);
+            if *zero {
+                echo()?;
+                dp.zero(ruleset::zero_slots(&table, chain.as_deref(), None)?)
+                    .map_err(internal)?;
+            }
         }
         Command::Check { chain, rules } => {
+            echo()?;
             for rule in rules {
                 ruleset::check(&table, chain, rule)?;
             }
         }
-        Command::Zero { chain } => {
-            dp.zero(chain_counters(&table, chain.as_deref())?).map_err(internal)?;
+        Command::Zero { chain, rulenum } => {
+            echo()?;
+            dp.zero(ruleset::zero_slots(&table, chain.as_deref(), *rulenum)?)
+                .map_err(internal)?;
         }
         command => {
+            echo()?;
             let mut new = table.clone();
             let used: HashSet<u32> = table.counters().collect();
             let mut next = FIRST_RULE_COUNTER;
@@ -133,16 +162,27 @@ pub fn run(args: &[String]) -> Result<()> {
                 next - 1
             };
             ruleset::apply(&mut new, command, &mut alloc)?;
-            if fresh.last().is_some_and(|&s| s >= pcn_iptables_common::MAX_COUNTERS) {
+            if next > pcn_iptables_common::MAX_COUNTERS {
                 return Err(Error::plain(
                     RESOURCE_PROBLEM,
-                    format!("too many rules: pcn-iptables has {} counter slots", pcn_iptables_common::MAX_COUNTERS),
+                    format!(
+                        "too many rules: pcn-iptables has {} counter slots",
+                        pcn_iptables_common::MAX_COUNTERS
+                    ),
                 ));
             }
+            // iptables-legacy restarts the base chains' policy counters on every change.
+            fresh.extend(
+                new.chains
+                    .iter()
+                    .filter(|c| c.policy.is_some())
+                    .map(|c| c.policy_counter),
+            );
             let links = dataplane::links().map_err(internal)?;
             let compiled = compile::compile(&new, &links)
                 .map_err(|e| Error::versioned(OTHER_PROBLEM, e.to_string()))?;
-            dp.commit(&new, &compiled, &links, &fresh).map_err(internal)?;
+            dp.commit(&new, &compiled, &links, &fresh)
+                .map_err(internal)?;
         }
     }
     Ok(())

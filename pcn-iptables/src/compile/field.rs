@@ -14,8 +14,15 @@ impl Interval {
 
     /// The values of the `len`-bit prefix `value` in a `width`-bit space.
     pub fn of_prefix(value: u32, len: u32, width: u32) -> Self {
-        let span = if width - len >= 32 { u32::MAX } else { (1u32 << (width - len)) - 1 };
-        Interval { first: value, last: value | span }
+        let span = if width - len >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << (width - len)) - 1
+        };
+        Interval {
+            first: value,
+            last: value | span,
+        }
     }
 
     pub fn within(self, outer: Interval) -> bool {
@@ -31,7 +38,11 @@ pub fn prefixes(range: Interval, width: u32) -> Vec<(u32, u32)> {
     let last = range.last as u64;
     while first <= last {
         // The largest block aligned at `first` that does not run past `last`.
-        let mut size_bits = if first == 0 { width } else { first.trailing_zeros().min(width) };
+        let mut size_bits = if first == 0 {
+            width
+        } else {
+            first.trailing_zeros().min(width)
+        };
         while size_bits > 0 && first + (1u64 << size_bits) - 1 > last {
             size_bits -= 1;
         }

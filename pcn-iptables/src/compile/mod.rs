@@ -8,7 +8,7 @@
 mod field;
 
 use pcn_iptables_common::{
-    Action, AddrKey, CHAIN_KEY_BITS, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, ChainConfig,
+    Action, AddrKey, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_KEY_BITS, CHAIN_OUTPUT, ChainConfig,
     IfaceKey, MAX_CHAINS, MAX_RULES_PER_CHAIN, PortKey, ProtoKey, field as fbit, verdict,
 };
 
@@ -104,7 +104,10 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
             .map(|i| i as u32)
             .ok_or_else(|| CompileError::UnknownChain(name.to_string()))
     };
-    let mut out = Compiled { chain_names: names.clone(), ..Default::default() };
+    let mut out = Compiled {
+        chain_names: names.clone(),
+        ..Default::default()
+    };
     for (id, name) in names.iter().enumerate() {
         let id = id as u32;
         let (rules, policy, policy_counter) = match table.chain(name) {
@@ -112,7 +115,10 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
             None => (&[][..], Some(Policy::Accept), id),
         };
         if rules.len() > MAX_RULES_PER_CHAIN {
-            return Err(CompileError::TooManyRules { chain: name.clone(), rules: rules.len() });
+            return Err(CompileError::TooManyRules {
+                chain: name.clone(),
+                rules: rules.len(),
+            });
         }
         let nwords = rules.len().div_ceil(64);
         let mut cfg = ChainConfig {
@@ -133,23 +139,31 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
         out.rules.push(bitmap(nwords, rules.iter().map(|_| true)));
         let chain_key = (id as u16).to_be_bytes();
 
-        let src: Vec<_> = rules.iter().map(|r| r.src.as_ref().map(addr_interval)).collect();
+        let src: Vec<_> = rules
+            .iter()
+            .map(|r| r.src.as_ref().map(addr_interval))
+            .collect();
         if let Some(entries) = trie_field(nwords, &src, 32) {
             cfg.fields |= fbit::SRC;
-            out.src.extend(entries.into_iter().map(|(len, v, bitmap)| TrieEntry {
-                prefix_len: CHAIN_KEY_BITS + len,
-                key: addr_key(chain_key, v),
-                bitmap,
-            }));
+            out.src
+                .extend(entries.into_iter().map(|(len, v, bitmap)| TrieEntry {
+                    prefix_len: CHAIN_KEY_BITS + len,
+                    key: addr_key(chain_key, v),
+                    bitmap,
+                }));
         }
-        let dst: Vec<_> = rules.iter().map(|r| r.dst.as_ref().map(addr_interval)).collect();
+        let dst: Vec<_> = rules
+            .iter()
+            .map(|r| r.dst.as_ref().map(addr_interval))
+            .collect();
         if let Some(entries) = trie_field(nwords, &dst, 32) {
             cfg.fields |= fbit::DST;
-            out.dst.extend(entries.into_iter().map(|(len, v, bitmap)| TrieEntry {
-                prefix_len: CHAIN_KEY_BITS + len,
-                key: addr_key(chain_key, v),
-                bitmap,
-            }));
+            out.dst
+                .extend(entries.into_iter().map(|(len, v, bitmap)| TrieEntry {
+                    prefix_len: CHAIN_KEY_BITS + len,
+                    key: addr_key(chain_key, v),
+                    bitmap,
+                }));
         }
         let proto: Vec<_> = rules
             .iter()
@@ -162,11 +176,12 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
             .collect();
         if let Some(entries) = trie_field(nwords, &proto, 8) {
             cfg.fields |= fbit::PROTO;
-            out.proto.extend(entries.into_iter().map(|(len, v, bitmap)| TrieEntry {
-                prefix_len: CHAIN_KEY_BITS + len,
-                key: [chain_key[0], chain_key[1], v as u8],
-                bitmap,
-            }));
+            out.proto
+                .extend(entries.into_iter().map(|(len, v, bitmap)| TrieEntry {
+                    prefix_len: CHAIN_KEY_BITS + len,
+                    key: [chain_key[0], chain_key[1], v as u8],
+                    bitmap,
+                }));
         }
         let sport: Vec<_> = rules.iter().map(|r| port_interval(r, true)).collect();
         if let Some(entries) = port_field(nwords, &sport, chain_key) {
@@ -180,18 +195,31 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
         }
         if rules.iter().any(|r| r.in_iface.is_some()) {
             cfg.fields |= fbit::IN_IFACE;
-            out.in_iface.extend(iface_field(id, nwords, links, rules.iter().map(|r| &r.in_iface)));
+            out.in_iface.extend(iface_field(
+                id,
+                nwords,
+                links,
+                rules.iter().map(|r| &r.in_iface),
+            ));
         }
         if rules.iter().any(|r| r.out_iface.is_some()) {
             cfg.fields |= fbit::OUT_IFACE;
-            out.out_iface.extend(iface_field(id, nwords, links, rules.iter().map(|r| &r.out_iface)));
+            out.out_iface.extend(iface_field(
+                id,
+                nwords,
+                links,
+                rules.iter().map(|r| &r.out_iface),
+            ));
         }
         out.chains.push(cfg);
     }
     Ok(out)
 }
 
-fn action(rule: &Rule, id_of: &dyn Fn(&str) -> Result<u32, CompileError>) -> Result<Action, CompileError> {
+fn action(
+    rule: &Rule,
+    id_of: &dyn Fn(&str) -> Result<u32, CompileError>,
+) -> Result<Action, CompileError> {
     let (verdict, chain) = match &rule.target {
         None => (verdict::CONTINUE, 0),
         Some(Target::Accept) => (verdict::ACCEPT, 0),
@@ -200,7 +228,12 @@ fn action(rule: &Rule, id_of: &dyn Fn(&str) -> Result<u32, CompileError>) -> Res
         Some(Target::Jump(c)) => (verdict::JUMP, id_of(c)?),
         Some(Target::Goto(c)) => (verdict::GOTO, id_of(c)?),
     };
-    Ok(Action { verdict, chain, counter: rule.counter, _pad: 0 })
+    Ok(Action {
+        verdict,
+        chain,
+        counter: rule.counter,
+        _pad: 0,
+    })
 }
 
 fn addr_key(chain: [u8; 2], v: u32) -> AddrKey {
@@ -211,7 +244,10 @@ fn addr_key(chain: [u8; 2], v: u32) -> AddrKey {
 fn addr_interval(net: &Negatable<ipnetwork::Ipv4Network>) -> Negatable<Interval> {
     let first = u32::from(net.value.network());
     let last = u32::from(net.value.broadcast());
-    Negatable { value: Interval { first, last }, negated: net.negated }
+    Negatable {
+        value: Interval { first, last },
+        negated: net.negated,
+    }
 }
 
 /// The rule's source or destination port constraint, from its tcp/udp match.
@@ -220,7 +256,10 @@ fn port_interval(rule: &Rule, source: bool) -> Option<Negatable<Interval>> {
         Match::Ports { sport, dport, .. } => {
             let p = if source { sport } else { dport };
             p.as_ref().map(|p| Negatable {
-                value: Interval { first: p.value.first as u32, last: p.value.last as u32 },
+                value: Interval {
+                    first: p.value.first as u32,
+                    last: p.value.last as u32,
+                },
                 negated: p.negated,
             })
         }
@@ -289,7 +328,11 @@ fn port_field(
     }];
     entries.extend(with_ports.into_iter().map(|(len, v, bitmap)| {
         let p = (v as u16).to_be_bytes();
-        TrieEntry { prefix_len: CHAIN_KEY_BITS + 8 + len, key: [chain[0], chain[1], 1, p[0], p[1]], bitmap }
+        TrieEntry {
+            prefix_len: CHAIN_KEY_BITS + 8 + len,
+            key: [chain[0], chain[1], 1, p[0], p[1]],
+            bitmap,
+        }
     }));
     Some(entries)
 }

@@ -10,17 +10,54 @@ use crate::ruleset::model::{Interface, PortRange};
 
 #[test]
 fn prefixes_cover_ranges_exactly() {
-    assert_eq!(prefixes(Interval { first: 0, last: 65535 }, 16), vec![(0, 0)]);
+    assert_eq!(
+        prefixes(
+            Interval {
+                first: 0,
+                last: 65535
+            },
+            16
+        ),
+        vec![(0, 0)]
+    );
     assert_eq!(prefixes(Interval::single(22), 16), vec![(16, 22)]);
-    assert_eq!(prefixes(Interval { first: 1024, last: 2047 }, 16), vec![(6, 1024)]);
-    assert_eq!(prefixes(Interval { first: 0, last: u32::MAX }, 32), vec![(0, 0)]);
-    for (first, last) in [(1u32, 65534u32), (3, 17), (1000, 1000), (65535, 65535), (0, 1)] {
+    assert_eq!(
+        prefixes(
+            Interval {
+                first: 1024,
+                last: 2047
+            },
+            16
+        ),
+        vec![(6, 1024)]
+    );
+    assert_eq!(
+        prefixes(
+            Interval {
+                first: 0,
+                last: u32::MAX
+            },
+            32
+        ),
+        vec![(0, 0)]
+    );
+    for (first, last) in [
+        (1u32, 65534u32),
+        (3, 17),
+        (1000, 1000),
+        (65535, 65535),
+        (0, 1),
+    ] {
         let mut covered = Vec::new();
         for (len, v) in prefixes(Interval { first, last }, 16) {
             let i = Interval::of_prefix(v, len, 16);
             covered.extend(i.first..=i.last);
         }
-        assert_eq!(covered, (first..=last).collect::<Vec<_>>(), "{first}:{last}");
+        assert_eq!(
+            covered,
+            (first..=last).collect::<Vec<_>>(),
+            "{first}:{last}"
+        );
     }
 }
 
@@ -34,7 +71,9 @@ struct Pkt {
 }
 
 fn key_bits(key: &[u8], bits: u32) -> Vec<bool> {
-    (0..bits).map(|i| key[(i / 8) as usize] & (0x80 >> (i % 8)) != 0).collect()
+    (0..bits)
+        .map(|i| key[(i / 8) as usize] & (0x80 >> (i % 8)) != 0)
+        .collect()
 }
 
 /// The longest entry whose prefix covers `key` (what an LPM trie lookup returns).
@@ -94,15 +133,24 @@ fn dataplane_first_match(c: &Compiled, chain: u32, p: &Pkt) -> Option<usize> {
 
 fn rule_matches(r: &Rule, p: &Pkt, links: &[Link]) -> bool {
     let addr = |n: &Option<Negatable<Ipv4Network>>, a: u32| {
-        n.as_ref().is_none_or(|n| n.value.contains(Ipv4Addr::from(a)) != n.negated)
+        n.as_ref()
+            .is_none_or(|n| n.value.contains(Ipv4Addr::from(a)) != n.negated)
     };
     let name = |ifindex: u32| {
-        links.iter().find(|l| l.ifindex == ifindex).map(|l| l.name.clone()).unwrap_or_default()
+        links
+            .iter()
+            .find(|l| l.ifindex == ifindex)
+            .map(|l| l.name.clone())
+            .unwrap_or_default()
     };
     let iface = |i: &Option<Negatable<Interface>>, ifindex: u32| {
-        i.as_ref().is_none_or(|i| i.value.matches(&name(ifindex)) != i.negated)
+        i.as_ref()
+            .is_none_or(|i| i.value.matches(&name(ifindex)) != i.negated)
     };
-    let proto = r.proto.as_ref().is_none_or(|x| (x.value == p.proto) != x.negated);
+    let proto = r
+        .proto
+        .as_ref()
+        .is_none_or(|x| (x.value == p.proto) != x.negated);
     let ports = r.matches.iter().all(|m| match m {
         Match::Ports { sport, dport, .. } => {
             let check = |c: &Option<Negatable<PortRange>>, v: Option<u16>| match (c, v) {
@@ -159,11 +207,18 @@ fn random_rule(rng: &mut Rng, counter: u32) -> Rule {
     let dst = net(rng);
     let iface = |rng: &mut Rng| {
         rng.chance(30).then(|| {
-            let (name, wildcard) =
-                [("veth0", false), ("veth+", true), ("eth1", false), ("+", true), ("lo", false)]
-                    [rng.below(5) as usize];
+            let (name, wildcard) = [
+                ("veth0", false),
+                ("veth+", true),
+                ("eth1", false),
+                ("+", true),
+                ("lo", false),
+            ][rng.below(5) as usize];
             Negatable {
-                value: Interface { name: name.trim_end_matches('+').into(), wildcard },
+                value: Interface {
+                    name: name.trim_end_matches('+').into(),
+                    wildcard,
+                },
                 negated: rng.chance(30),
             }
         })
@@ -171,29 +226,60 @@ fn random_rule(rng: &mut Rng, counter: u32) -> Rule {
     let in_iface = iface(rng);
     let out_iface = iface(rng);
     let proto_num = [6u8, 17, 1][rng.below(3) as usize];
-    let proto = rng.chance(70).then(|| Negatable { value: proto_num, negated: rng.chance(15) });
+    let proto = rng.chance(70).then(|| Negatable {
+        value: proto_num,
+        negated: rng.chance(15),
+    });
     let mut matches = Vec::new();
-    if let Some(p) = &proto {
-        if !p.negated && p.value != 1 && rng.chance(60) {
+    if let Some(p) = &proto
+        && !p.negated
+        && p.value != 1
+        && rng.chance(60)
+    {
+        {
             let range = |rng: &mut Rng| {
                 rng.chance(60).then(|| {
                     let a = PORTS[rng.below(5) as usize];
-                    let b = if rng.chance(50) { a } else { a.saturating_add(rng.below(3000) as u16) };
-                    Negatable { value: PortRange { first: a, last: b }, negated: rng.chance(30) }
+                    let b = if rng.chance(50) {
+                        a
+                    } else {
+                        a.saturating_add(rng.below(3000) as u16)
+                    };
+                    Negatable {
+                        value: PortRange { first: a, last: b },
+                        negated: rng.chance(30),
+                    }
                 })
             };
-            matches.push(Match::Ports { proto: p.value, sport: range(rng), dport: range(rng) });
+            matches.push(Match::Ports {
+                proto: p.value,
+                sport: range(rng),
+                dport: range(rng),
+            });
         }
     }
     let target = [Some(Target::Accept), Some(Target::Drop), None][rng.below(3) as usize].clone();
-    Rule { src, dst, in_iface, out_iface, proto, matches, target, counter }
+    Rule {
+        src,
+        dst,
+        in_iface,
+        out_iface,
+        proto,
+        matches,
+        target,
+        counter,
+    }
 }
 
 fn random_packet(rng: &mut Rng) -> Pkt {
     let proto = [6u8, 17, 1, 47][rng.below(4) as usize];
     let port = |rng: &mut Rng| {
         let p = PORTS[rng.below(5) as usize];
-        if rng.chance(50) { p } else { p.wrapping_add(rng.below(2000) as u16) }
+        if rng.chance(50) {
+            p
+        } else {
+            p.wrapping_add(rng.below(2000) as u16)
+        }
     };
     let ports = ((proto == 6 || proto == 17) && rng.chance(90)).then(|| (port(rng), port(rng)));
     Pkt {
@@ -208,8 +294,13 @@ fn random_packet(rng: &mut Rng) -> Pkt {
 
 #[test]
 fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
-    let links: Vec<Link> =
-        LINKS.iter().map(|(i, n)| Link { ifindex: *i, name: n.to_string() }).collect();
+    let links: Vec<Link> = LINKS
+        .iter()
+        .map(|(i, n)| Link {
+            ifindex: *i,
+            name: n.to_string(),
+        })
+        .collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for round in 0..60 {
         let mut table = Table::default();
@@ -229,7 +320,11 @@ fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
                 let p = random_packet(&mut rng);
                 let want = chain.rules.iter().position(|r| rule_matches(r, &p, &links));
                 let got = dataplane_first_match(&compiled, id as u32, &p);
-                assert_eq!(got, want, "round {round} chain {} rules {:#?}", chain.name, chain.rules);
+                assert_eq!(
+                    got, want,
+                    "round {round} chain {} rules {:#?}",
+                    chain.name, chain.rules
+                );
             }
         }
     }
@@ -259,8 +354,18 @@ fn actions_carry_targets_and_counters() {
     table.chains[0].policy = Some(Policy::Drop);
     let c = compile(&table, &[]).unwrap();
     assert_eq!(c.chain_names[3], "web");
-    assert_eq!((c.actions[0].verdict, c.actions[0].chain, c.actions[0].counter), (verdict::JUMP, 3, 7));
-    assert_eq!((c.actions[1].verdict, c.actions[1].counter), (verdict::CONTINUE, 8));
+    assert_eq!(
+        (
+            c.actions[0].verdict,
+            c.actions[0].chain,
+            c.actions[0].counter
+        ),
+        (verdict::JUMP, 3, 7)
+    );
+    assert_eq!(
+        (c.actions[1].verdict, c.actions[1].counter),
+        (verdict::CONTINUE, 8)
+    );
     assert_eq!(c.chains[0].policy, verdict::DROP);
     assert_eq!(c.chains[3].policy, verdict::RETURN);
     assert_eq!(c.chains[3].action_base, 2);
@@ -284,6 +389,9 @@ fn too_many_rules_is_an_error() {
     table.chains[1].rules = vec![rule; MAX_RULES_PER_CHAIN + 1];
     assert_eq!(
         compile(&table, &[]).unwrap_err(),
-        CompileError::TooManyRules { chain: "FORWARD".into(), rules: MAX_RULES_PER_CHAIN + 1 }
+        CompileError::TooManyRules {
+            chain: "FORWARD".into(),
+            rules: MAX_RULES_PER_CHAIN + 1
+        }
     );
 }

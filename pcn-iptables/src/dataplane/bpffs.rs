@@ -26,12 +26,16 @@ pub const BPFFS: &str = "/run/pcn-iptables/bpffs";
 pub const LAYOUT: &str = "v1";
 
 fn is_bpffs(path: &Path) -> bool {
-    statfs(path).map(|s| s.filesystem_type() == BPF_FS_MAGIC).unwrap_or(false)
+    statfs(path)
+        .map(|s| s.filesystem_type() == BPF_FS_MAGIC)
+        .unwrap_or(false)
 }
 
 fn mnt_ns(pid: &str) -> Option<u64> {
     use std::os::unix::fs::MetadataExt as _;
-    fs::metadata(format!("/proc/{pid}/ns/mnt")).ok().map(|m| m.ino())
+    fs::metadata(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(|m| m.ino())
 }
 
 fn parent_of(pid: &str) -> Option<String> {
@@ -44,7 +48,10 @@ fn parent_of(pid: &str) -> Option<String> {
 
 fn has_bpffs_mount(pid: &str) -> bool {
     fs::read_to_string(format!("/proc/{pid}/mountinfo"))
-        .map(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(BPFFS) && l.contains(" - bpf ")))
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split(' ').nth(4) == Some(BPFFS) && l.contains(" - bpf "))
+        })
         .unwrap_or(false)
 }
 
@@ -79,8 +86,14 @@ pub fn ensure() -> Result<()> {
         }
     }
     fs::create_dir_all(BPFFS).with_context(|| format!("creating {BPFFS}"))?;
-    mount(Some("bpf"), BPFFS, Some("bpf"), MsFlags::empty(), None::<&str>)
-        .with_context(|| format!("mounting a bpffs on {BPFFS}"))?;
+    mount(
+        Some("bpf"),
+        BPFFS,
+        Some("bpf"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .with_context(|| format!("mounting a bpffs on {BPFFS}"))?;
     if !is_bpffs(Path::new(BPFFS)) {
         bail!("{BPFFS} is not a bpffs after mounting one there");
     }
@@ -90,8 +103,13 @@ pub fn ensure() -> Result<()> {
 /// The network namespace's cookie: unique for the life of the system, unlike its inode.
 pub fn netns_cookie() -> Result<u64> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
-    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
-        .context("socket")?;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .context("socket")?;
     let mut cookie: u64 = 0;
     let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
     const SO_NETNS_COOKIE: libc::c_int = 71;
@@ -113,5 +131,7 @@ pub fn netns_cookie() -> Result<u64> {
 
 /// The state directory of the current network namespace.
 pub fn netns_dir() -> Result<PathBuf> {
-    Ok(Path::new(BPFFS).join(LAYOUT).join(format!("net-{}", netns_cookie()?)))
+    Ok(Path::new(BPFFS)
+        .join(LAYOUT)
+        .join(format!("net-{}", netns_cookie()?)))
 }

@@ -6,7 +6,10 @@ use std::{fs, path::Path};
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, lpm_trie::{Key, LpmTrie}},
+    maps::{
+        Array, HashMap, MapData, PerCpuArray, ProgramArray,
+        lpm_trie::{Key, LpmTrie},
+    },
     programs::{
         LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink, tc::TcAttachOptions,
     },
@@ -16,19 +19,24 @@ use pcn_iptables_common::{Bitmap, Counter, IfaceKey, MAX_WORDS};
 use super::state;
 use crate::compile::{Compiled, Link, TrieEntry, Words};
 
-static ELF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pcn-iptables"));
+static ELF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pcn-iptables-ebpf"));
 
 /// The interfaces of the current network namespace.
 pub fn links() -> Result<Vec<Link>> {
     Ok(nix::net::if_::if_nameindex()
         .context("listing interfaces")?
         .iter()
-        .map(|i| Link { ifindex: i.index(), name: i.name().to_string_lossy().into_owned() })
+        .map(|i| Link {
+            ifindex: i.index(),
+            name: i.name().to_string_lossy().into_owned(),
+        })
         .collect())
 }
 
 fn to_bitmap(words: &Words) -> Box<Bitmap> {
-    let mut b = Box::new(Bitmap { words: [0; MAX_WORDS] });
+    let mut b = Box::new(Bitmap {
+        words: [0; MAX_WORDS],
+    });
     b.words[..words.len()].copy_from_slice(words);
     b
 }
@@ -37,18 +45,28 @@ fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
 where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
-    let map = ebpf.take_map(name).with_context(|| format!("map {name} missing from the object"))?;
+    let map = ebpf
+        .take_map(name)
+        .with_context(|| format!("map {name} missing from the object"))?;
     T::try_from(map).with_context(|| format!("map {name}"))
 }
 
-fn fill_trie<const N: usize>(ebpf: &mut Ebpf, name: &str, entries: &[TrieEntry<[u8; N]>]) -> Result<()>
+fn fill_trie<const N: usize>(
+    ebpf: &mut Ebpf,
+    name: &str,
+    entries: &[TrieEntry<[u8; N]>],
+) -> Result<()>
 where
     [u8; N]: aya::Pod,
 {
     let mut trie: LpmTrie<MapData, [u8; N], Bitmap> = take(ebpf, name)?;
     for e in entries {
-        trie.insert(&Key::new(e.prefix_len, e.key), to_bitmap(&e.bitmap).as_ref(), 0)
-            .with_context(|| format!("filling {name}"))?;
+        trie.insert(
+            &Key::new(e.prefix_len, e.key),
+            to_bitmap(&e.bitmap).as_ref(),
+            0,
+        )
+        .with_context(|| format!("filling {name}"))?;
     }
     Ok(())
 }
@@ -56,7 +74,8 @@ where
 fn fill_ifaces(ebpf: &mut Ebpf, name: &str, entries: &[(IfaceKey, Words)]) -> Result<()> {
     let mut map: HashMap<MapData, IfaceKey, Bitmap> = take(ebpf, name)?;
     for (k, w) in entries {
-        map.insert(k, to_bitmap(w).as_ref(), 0).with_context(|| format!("filling {name}"))?;
+        map.insert(k, to_bitmap(w).as_ref(), 0)
+            .with_context(|| format!("filling {name}"))?;
     }
     Ok(())
 }
@@ -74,7 +93,9 @@ pub fn install(
     let chunks = state::chunks(text);
     let at_least_one = |n: usize| (n.max(1)) as u32;
     let mut loader = EbpfLoader::new();
+    // No CO-RE relocations in our programs: skip parsing the kernel's BTF (~20 ms).
     loader
+        .btf(None)
         .default_map_pin_directory(dir)
         .map_max_entries("CHAINS", at_least_one(compiled.chains.len()))
         .map_max_entries("RULES", at_least_one(compiled.rules.len()))
@@ -89,12 +110,16 @@ pub fn install(
         .map_max_entries("RULESET", at_least_one(chunks.len()));
     let mut ebpf = loader.load(ELF).context("loading the eBPF object")?;
     // Programs first: taking a map out of `ebpf` closes it when the handle goes.
-    let xdp: &mut Xdp = ebpf.program_mut("pcn_xdp_classify").context("pcn_xdp_classify")?.try_into()?;
+    let xdp: &mut Xdp = ebpf
+        .program_mut("pcn_xdp_classify")
+        .context("pcn_xdp_classify")?
+        .try_into()?;
     xdp.load().context("loading the XDP classifier")?;
-    let tc: &mut SchedClassifier =
-        ebpf.program_mut("pcn_tc_classify").context("pcn_tc_classify")?.try_into()?;
+    let tc: &mut SchedClassifier = ebpf
+        .program_mut("pcn_tc_classify")
+        .context("pcn_tc_classify")?
+        .try_into()?;
     tc.load().context("loading the TC classifier")?;
-
 
     let mut chains: Array<MapData, pcn_iptables_common::ChainConfig> = take(&mut ebpf, "CHAINS")?;
     for (i, c) in compiled.chains.iter().enumerate() {
@@ -125,13 +150,21 @@ pub fn install(
     if state_path.exists() {
         fs::remove_file(&state_path)?;
     }
-    ruleset.pin(&state_path).with_context(|| format!("pinning {}", state_path.display()))?;
+    ruleset
+        .pin(&state_path)
+        .with_context(|| format!("pinning {}", state_path.display()))?;
 
     let mut progs_xdp: ProgramArray<MapData> = take(&mut ebpf, "PCN_PROGS_XDP")?;
-    let xdp: &Xdp = ebpf.program("pcn_xdp_classify").context("pcn_xdp_classify")?.try_into()?;
+    let xdp: &Xdp = ebpf
+        .program("pcn_xdp_classify")
+        .context("pcn_xdp_classify")?
+        .try_into()?;
     progs_xdp.set(slot, xdp.fd()?, 0)?;
     let mut progs_tc: ProgramArray<MapData> = take(&mut ebpf, "PCN_PROGS_TC")?;
-    let tc: &SchedClassifier = ebpf.program("pcn_tc_classify").context("pcn_tc_classify")?.try_into()?;
+    let tc: &SchedClassifier = ebpf
+        .program("pcn_tc_classify")
+        .context("pcn_tc_classify")?
+        .try_into()?;
     progs_tc.set(slot, tc.fd()?, 0)?;
 
     let mut counters: PerCpuArray<MapData, Counter> = take(&mut ebpf, "PCN_COUNTERS")?;
@@ -140,7 +173,9 @@ pub fn install(
     attach(&mut ebpf, dir, links)?;
 
     let mut active: Array<MapData, u32> = take(&mut ebpf, "PCN_ACTIVE")?;
-    active.set(0, slot, 0).context("switching to the new generation")?;
+    active
+        .set(0, slot, 0)
+        .context("switching to the new generation")?;
     Ok(())
 }
 
@@ -149,9 +184,13 @@ pub fn install(
 fn attach(ebpf: &mut Ebpf, dir: &Path, links: &[Link]) -> Result<()> {
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
-        let Some((kind, index)) = name.split_once('-') else { continue };
+        let Some((kind, index)) = name.split_once('-') else {
+            continue;
+        };
         if (kind == "xdp" || kind == "tc")
-            && index.parse::<u32>().is_ok_and(|i| !links.iter().any(|l| l.ifindex == i))
+            && index
+                .parse::<u32>()
+                .is_ok_and(|i| !links.iter().any(|l| l.ifindex == i))
         {
             fs::remove_file(dir.join(&name))?;
         }
@@ -159,7 +198,10 @@ fn attach(ebpf: &mut Ebpf, dir: &Path, links: &[Link]) -> Result<()> {
     for link in links {
         let pin = dir.join(format!("xdp-{}", link.ifindex));
         if !pin.exists() {
-            let prog: &mut Xdp = ebpf.program_mut("pcn_ingress").context("pcn_ingress")?.try_into()?;
+            let prog: &mut Xdp = ebpf
+                .program_mut("pcn_ingress")
+                .context("pcn_ingress")?
+                .try_into()?;
             if prog.fd().is_err() {
                 prog.load().context("loading the XDP entry program")?;
             }
@@ -170,8 +212,10 @@ fn attach(ebpf: &mut Ebpf, dir: &Path, links: &[Link]) -> Result<()> {
         }
         let pin = dir.join(format!("tc-{}", link.ifindex));
         if !pin.exists() {
-            let prog: &mut SchedClassifier =
-                ebpf.program_mut("pcn_egress").context("pcn_egress")?.try_into()?;
+            let prog: &mut SchedClassifier = ebpf
+                .program_mut("pcn_egress")
+                .context("pcn_egress")?
+                .try_into()?;
             if prog.fd().is_err() {
                 prog.load().context("loading the TC entry program")?;
             }

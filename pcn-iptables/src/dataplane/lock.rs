@@ -23,7 +23,12 @@ pub fn acquire(path: &std::path::Path, wait: &Wait) -> Result<Lock, Error> {
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(|e| Error::versioned(RESOURCE_PROBLEM, format!("can't open lock file {}: {e}", path.display())))?;
+        .map_err(|e| {
+            Error::versioned(
+                RESOURCE_PROBLEM,
+                format!("can't open lock file {}: {e}", path.display()),
+            )
+        })?;
     let deadline = match wait {
         Wait::NoWait => Some(Instant::now()),
         Wait::Forever => None,
@@ -42,7 +47,10 @@ pub fn acquire(path: &std::path::Path, wait: &Wait) -> Result<Lock, Error> {
                 ));
             }
             (Wait::Seconds(s), Some(d)) if Instant::now() >= d => {
-                return Err(Error::raw(RESOURCE_PROBLEM, format!("{BUSY}Stopped waiting after {s}s.\n")));
+                return Err(Error::raw(
+                    RESOURCE_PROBLEM,
+                    format!("{BUSY}Stopped waiting after {s}s.\n"),
+                ));
             }
             _ => std::thread::sleep(Duration::from_millis(1)),
         }

@@ -43,20 +43,30 @@ fn open_map(dir: &Path, name: &str) -> Result<Option<Map>> {
         return Ok(None);
     }
     let data = MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(Some(Map::from_map_data(data).with_context(|| format!("reading {}", path.display()))?))
+    Ok(Some(
+        Map::from_map_data(data).with_context(|| format!("reading {}", path.display()))?,
+    ))
 }
 
 impl Dataplane {
     /// Finds (without creating anything yet) the state of the current network namespace.
     pub fn open() -> Result<Self> {
         bpffs::ensure()?;
-        Ok(Dataplane { dir: bpffs::netns_dir()? })
+        Ok(Dataplane {
+            dir: bpffs::netns_dir()?,
+        })
     }
 
     /// The lock file of this namespace.
     pub fn lock_path(&self) -> PathBuf {
-        let name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Path::new(bpffs::RUN_DIR).join("locks").join(format!("{name}.lock"))
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Path::new(bpffs::RUN_DIR)
+            .join("locks")
+            .join(format!("{name}.lock"))
     }
 
     /// The active generation slot, if anything was ever installed here.
@@ -87,12 +97,22 @@ impl Dataplane {
         links: &[Link],
         fresh_counters: &[u32],
     ) -> Result<()> {
-        fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        // A fresh PCN_ACTIVE reads 0, so the first install goes to slot 1 and still has a
+        // flip as its commit point.
         let next = match self.active()? {
             Some(slot) => (slot + 1) % pcn_iptables_common::GENERATIONS,
-            None => 0,
+            None => 1,
         };
-        generation::install(&self.dir, compiled, &state::encode(table), next, fresh_counters, links)
+        generation::install(
+            &self.dir,
+            compiled,
+            &state::encode(table),
+            next,
+            fresh_counters,
+            links,
+        )
     }
 
     fn counter_map(&self) -> Result<Option<PerCpuArray<MapData, Counter>>> {
@@ -108,7 +128,10 @@ impl Dataplane {
         Ok(move |slot: u32| {
             map.as_ref()
                 .and_then(|m| m.get(&slot, 0).ok())
-                .map(|v| v.iter().fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes)))
+                .map(|v| {
+                    v.iter()
+                        .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes))
+                })
                 .unwrap_or((0, 0))
         })
     }
@@ -124,7 +147,8 @@ impl Dataplane {
     /// Removes every program, link and pin of this namespace.
     pub fn uninstall(&self) -> Result<()> {
         if self.dir.exists() {
-            fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display()))?;
+            fs::remove_dir_all(&self.dir)
+                .with_context(|| format!("removing {}", self.dir.display()))?;
         }
         let _ = fs::remove_file(self.lock_path());
         Ok(())
@@ -138,7 +162,8 @@ pub(crate) fn zero_counters<T: std::borrow::BorrowMut<MapData>>(
     let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
     for slot in slots {
         let zero = PerCpuValues::try_from(vec![Counter::default(); cpus])?;
-        map.set(slot, zero, 0).with_context(|| format!("zeroing counter {slot}"))?;
+        map.set(slot, zero, 0)
+            .with_context(|| format!("zeroing counter {slot}"))?;
     }
     Ok(())
 }

@@ -32,7 +32,11 @@ pub fn encode(table: &Table) -> String {
     }
     for chain in &table.chains {
         for rule in &chain.rules {
-            text += &format!("{} {}\n", rule.counter, crate::ruleset::rule_spec(&chain.name, rule));
+            text += &format!(
+                "{} {}\n",
+                rule.counter,
+                crate::ruleset::rule_spec(&chain.name, rule)
+            );
         }
     }
     text
@@ -44,7 +48,8 @@ pub fn decode(text: &str) -> Result<Table> {
         let bad = || anyhow!("stored state, line {}: {line:?}", n + 1);
         if let Some(rest) = line.strip_prefix(':') {
             let mut parts = rest.split(' ');
-            let (Some(name), Some(policy), Some(counter)) = (parts.next(), parts.next(), parts.next())
+            let (Some(name), Some(policy), Some(counter)) =
+                (parts.next(), parts.next(), parts.next())
             else {
                 return Err(bad());
             };
@@ -98,6 +103,8 @@ pub fn read(dir: &Path, slot: u32) -> Result<Table> {
         bail!("{} is empty", path.display());
     }
     let len = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
-    let text = bytes.get(8..8 + len).ok_or_else(|| anyhow!("{} is truncated", path.display()))?;
+    let text = bytes
+        .get(8..8 + len)
+        .ok_or_else(|| anyhow!("{} is truncated", path.display()))?;
     decode(std::str::from_utf8(text)?)
 }

@@ -17,7 +17,10 @@ pub struct Negatable<T> {
 
 impl<T> Negatable<T> {
     pub fn plain(value: T) -> Self {
-        Negatable { value, negated: false }
+        Negatable {
+            value,
+            negated: false,
+        }
     }
 }
 
@@ -157,8 +160,8 @@ impl Table {
 
     /// Every counter slot in use.
     pub fn counters(&self) -> impl Iterator<Item = u32> + '_ {
-        self.chains
-            .iter()
-            .flat_map(|c| std::iter::once(c.policy_counter).chain(c.rules.iter().map(|r| r.counter)))
+        self.chains.iter().flat_map(|c| {
+            std::iter::once(c.policy_counter).chain(c.rules.iter().map(|r| r.counter))
+        })
     }
 }
