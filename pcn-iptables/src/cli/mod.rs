@@ -1,16 +1,20 @@
 //! argv[0] dispatch, the tool's own management flags, and one iptables invocation from command
 //! line to committed generation.
 
-use std::{collections::HashSet, io::Write as _};
+pub mod commit;
+mod restore;
+mod save;
+
+use std::io::Write as _;
 
 use clap::Parser;
+use pcn_iptables_common::Counter;
 
 use crate::{
-    compile,
-    dataplane::{self, Dataplane, lock},
-    error::{Error, OTHER_PROBLEM, RESOURCE_PROBLEM, Result},
+    dataplane::{Dataplane, lock},
+    error::{Error, RESOURCE_PROBLEM, Result},
     listing,
-    ruleset::{self, model::FIRST_RULE_COUNTER},
+    ruleset::{self, model::BASE_CHAINS},
     syntax::{self, Command},
 };
 
@@ -39,11 +43,10 @@ pub fn main() -> i32 {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "pcn-iptables".into());
     let rest = &args[args.len().min(1)..];
-    let result = if prog.ends_with("-save") || prog.ends_with("-restore") {
-        Err(Error::versioned(
-            2,
-            format!("{prog} is not supported by pcn-iptables yet; use -S and one command per rule"),
-        ))
+    let result = if prog.ends_with("-save") {
+        save::main(&prog, rest)
+    } else if prog.ends_with("-restore") {
+        restore::main(&prog, rest)
     } else if rest
         .first()
         .is_some_and(|a| MANAGEMENT_FLAGS.contains(&a.as_str()))
@@ -150,39 +153,13 @@ pub fn run(args: &[String]) -> Result<()> {
         command => {
             echo()?;
             let mut new = table.clone();
-            let used: HashSet<u32> = table.counters().collect();
-            let mut next = FIRST_RULE_COUNTER;
-            let mut fresh = Vec::new();
-            let mut alloc = || {
-                while used.contains(&next) {
-                    next += 1;
-                }
-                fresh.push(next);
-                next += 1;
-                next - 1
-            };
-            ruleset::apply(&mut new, command, &mut alloc)?;
-            if next > pcn_iptables_common::MAX_COUNTERS {
-                return Err(Error::plain(
-                    RESOURCE_PROBLEM,
-                    format!(
-                        "too many rules: pcn-iptables has {} counter slots",
-                        pcn_iptables_common::MAX_COUNTERS
-                    ),
-                ));
-            }
+            let mut slots = commit::Slots::new(&table);
+            ruleset::apply(&mut new, command, &mut || slots.alloc(Counter::default()))?;
             // iptables-legacy restarts the base chains' policy counters on every change.
-            fresh.extend(
-                new.chains
-                    .iter()
-                    .filter(|c| c.policy.is_some())
-                    .map(|c| c.policy_counter),
-            );
-            let links = dataplane::links().map_err(internal)?;
-            let compiled = compile::compile(&new, &links)
-                .map_err(|e| Error::versioned(OTHER_PROBLEM, e.to_string()))?;
-            dp.commit(&new, &compiled, &links, &fresh)
-                .map_err(internal)?;
+            for chain in BASE_CHAINS {
+                slots.set_policy(&new, chain, Counter::default());
+            }
+            commit::install(&dp, &new, &slots)?;
         }
     }
     Ok(())

@@ -236,27 +236,25 @@ fn random_rule(rng: &mut Rng, counter: u32) -> Rule {
         && p.value != 1
         && rng.chance(60)
     {
-        {
-            let range = |rng: &mut Rng| {
-                rng.chance(60).then(|| {
-                    let a = PORTS[rng.below(5) as usize];
-                    let b = if rng.chance(50) {
-                        a
-                    } else {
-                        a.saturating_add(rng.below(3000) as u16)
-                    };
-                    Negatable {
-                        value: PortRange { first: a, last: b },
-                        negated: rng.chance(30),
-                    }
-                })
-            };
-            matches.push(Match::Ports {
-                proto: p.value,
-                sport: range(rng),
-                dport: range(rng),
-            });
-        }
+        let range = |rng: &mut Rng| {
+            rng.chance(60).then(|| {
+                let a = PORTS[rng.below(5) as usize];
+                let b = if rng.chance(50) {
+                    a
+                } else {
+                    a.saturating_add(rng.below(3000) as u16)
+                };
+                Negatable {
+                    value: PortRange { first: a, last: b },
+                    negated: rng.chance(30),
+                }
+            })
+        };
+        matches.push(Match::Ports {
+            proto: p.value,
+            sport: range(rng),
+            dport: range(rng),
+        });
     }
     let target = [Some(Target::Accept), Some(Target::Drop), None][rng.below(3) as usize].clone();
     Rule {

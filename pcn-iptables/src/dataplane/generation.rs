@@ -87,7 +87,7 @@ pub fn install(
     compiled: &Compiled,
     text: &str,
     slot: u32,
-    fresh_counters: &[u32],
+    fresh_counters: &[(u32, Counter)],
     links: &[Link],
 ) -> Result<()> {
     let chunks = state::chunks(text);
@@ -168,7 +168,7 @@ pub fn install(
     progs_tc.set(slot, tc.fd()?, 0)?;
 
     let mut counters: PerCpuArray<MapData, Counter> = take(&mut ebpf, "PCN_COUNTERS")?;
-    super::zero_counters(&mut counters, fresh_counters.iter().copied())?;
+    super::set_counters(&mut counters, fresh_counters.iter().copied())?;
 
     attach(&mut ebpf, dir, links)?;
 

@@ -88,14 +88,14 @@ impl Dataplane {
     }
 
     /// Installs `compiled` (compiled from `table` for `links`) as the new generation, then
-    /// makes it the active one. `fresh_counters` are slots of rules new in `table`, zeroed
-    /// before they go live.
+    /// makes it the active one. `fresh_counters` are the slots of rules new in `table` with the
+    /// counts they start from (zero, or what a restore file says), set before they go live.
     pub fn commit(
         &self,
         table: &Table,
         compiled: &Compiled,
         links: &[Link],
-        fresh_counters: &[u32],
+        fresh_counters: &[(u32, Counter)],
     ) -> Result<()> {
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
@@ -139,7 +139,7 @@ impl Dataplane {
     /// Zeroes the given counter slots (`-Z`).
     pub fn zero(&self, slots: impl IntoIterator<Item = u32>) -> Result<()> {
         if let Some(mut map) = self.counter_map()? {
-            zero_counters(&mut map, slots)?;
+            set_counters(&mut map, slots.into_iter().map(|s| (s, Counter::default())))?;
         }
         Ok(())
     }
@@ -155,15 +155,17 @@ impl Dataplane {
     }
 }
 
-pub(crate) fn zero_counters<T: std::borrow::BorrowMut<MapData>>(
+/// Sets counter slots: the first CPU's share holds the whole count, the others none.
+pub(crate) fn set_counters<T: std::borrow::BorrowMut<MapData>>(
     map: &mut PerCpuArray<T, Counter>,
-    slots: impl IntoIterator<Item = u32>,
+    counters: impl IntoIterator<Item = (u32, Counter)>,
 ) -> Result<()> {
     let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
-    for slot in slots {
-        let zero = PerCpuValues::try_from(vec![Counter::default(); cpus])?;
-        map.set(slot, zero, 0)
-            .with_context(|| format!("zeroing counter {slot}"))?;
+    for (slot, counter) in counters {
+        let mut values = vec![Counter::default(); cpus];
+        values[0] = counter;
+        map.set(slot, PerCpuValues::try_from(values)?, 0)
+            .with_context(|| format!("setting counter {slot}"))?;
     }
     Ok(())
 }

@@ -1,0 +1,65 @@
+//! Turning a new ruleset into the running one: counter slots for new rules, compile, commit.
+//! Shared by single commands and restore.
+
+use std::collections::HashSet;
+
+use pcn_iptables_common::{Counter, MAX_COUNTERS};
+
+use super::internal;
+use crate::{
+    compile,
+    dataplane::{self, Dataplane},
+    error::{Error, OTHER_PROBLEM, RESOURCE_PROBLEM, Result},
+    ruleset::model::{FIRST_RULE_COUNTER, Table},
+};
+
+/// Hands out counter slots no rule of the running ruleset uses, so that the running
+/// generation never counts into a slot the new one starts from.
+pub struct Slots {
+    used: HashSet<u32>,
+    next: u32,
+    /// Slots handed out, with the counts they start from.
+    pub fresh: Vec<(u32, Counter)>,
+}
+
+impl Slots {
+    pub fn new(running: &Table) -> Self {
+        Slots {
+            used: running.counters().collect(),
+            next: FIRST_RULE_COUNTER,
+            fresh: Vec::new(),
+        }
+    }
+
+    pub fn alloc(&mut self, start: Counter) -> u32 {
+        while self.used.contains(&self.next) {
+            self.next += 1;
+        }
+        self.fresh.push((self.next, start));
+        self.next += 1;
+        self.next - 1
+    }
+
+    /// Sets a base chain's policy counters (slots that never move) when the new ruleset goes
+    /// live.
+    pub fn set_policy(&mut self, table: &Table, chain: &str, start: Counter) {
+        if let Some(c) = table.chain(chain).filter(|c| c.policy.is_some()) {
+            self.fresh.push((c.policy_counter, start));
+        }
+    }
+}
+
+/// Compiles `table` for the namespace's interfaces and makes it the running ruleset.
+pub fn install(dp: &Dataplane, table: &Table, slots: &Slots) -> Result<()> {
+    if slots.next > MAX_COUNTERS {
+        return Err(Error::plain(
+            RESOURCE_PROBLEM,
+            format!("too many rules: pcn-iptables has {MAX_COUNTERS} counter slots"),
+        ));
+    }
+    let links = dataplane::links().map_err(internal)?;
+    let compiled = compile::compile(table, &links)
+        .map_err(|e| Error::versioned(OTHER_PROBLEM, e.to_string()))?;
+    dp.commit(table, &compiled, &links, &slots.fresh)
+        .map_err(internal)
+}
