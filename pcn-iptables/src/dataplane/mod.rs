@@ -12,6 +12,7 @@
 //! killed at any point leaves the old ruleset both running and stored.
 
 pub mod bpffs;
+mod gc;
 mod generation;
 pub mod lock;
 mod state;
@@ -105,6 +106,7 @@ impl Dataplane {
             Some(slot) => (slot + 1) % pcn_iptables_common::GENERATIONS,
             None => 1,
         };
+        gc::collect(&self.dir);
         generation::install(
             &self.dir,
             compiled,

@@ -1,0 +1,62 @@
+//! Forgetting namespaces that are gone. With no daemon, nobody sees a network namespace die
+//! with our pins still in it; its programs and maps would live on, pinned, until reboot. A
+//! namespace's loopback device dies with it, and the XDP link of a dead device reports
+//! ifindex 0, so the state of any namespace whose `xdp-1` (lo) link says so is removed.
+
+use std::{ffi::CString, fs, os::unix::ffi::OsStrExt as _, path::Path};
+
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+/// lo's ifindex in every network namespace.
+const LOOPBACK: u32 = 1;
+
+fn bpf(cmd: libc::c_long, attr: &mut [u64; 16]) -> libc::c_long {
+    // SAFETY: attr is a zero-filled 128-byte bpf_attr, large enough for these commands.
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(attr),
+        )
+    }
+}
+
+/// The ifindex a pinned XDP link is attached to (0 once its device is gone).
+fn link_ifindex(pin: &Path) -> Option<u32> {
+    let path = CString::new(pin.as_os_str().as_bytes()).ok()?;
+    let mut attr = [0u64; 16];
+    attr[0] = path.as_ptr() as u64;
+    let fd = bpf(BPF_OBJ_GET, &mut attr);
+    if fd < 0 {
+        return None;
+    }
+    // struct bpf_link_info: type, id, prog_id, padding, then the xdp/tcx union's ifindex.
+    let mut info = [0u32; 16];
+    let mut attr = [0u64; 16];
+    attr[0] = (fd as u64) | ((std::mem::size_of_val(&info) as u64) << 32);
+    attr[1] = info.as_mut_ptr() as u64;
+    let rc = bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr);
+    // SAFETY: fd came from BPF_OBJ_GET and is ours.
+    unsafe { libc::close(fd as i32) };
+    (rc == 0).then_some(info[4])
+}
+
+/// Removes the state directories, other than `current`, of namespaces that no longer exist.
+pub fn collect(current: &Path) {
+    let Some(parent) = current.parent() else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        if dir == current {
+            continue;
+        }
+        if link_ifindex(&dir.join(format!("xdp-{LOOPBACK}"))) == Some(0) {
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
+}

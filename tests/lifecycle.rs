@@ -1,0 +1,248 @@
+//! pcn-iptables' own life cycle, which iptables has no counterpart for: no daemon, the same
+//! state however the namespace is entered, the lock, `--uninstall`, and the state of
+//! namespaces deleted without it.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::fcntl::{Flock, FlockArg};
+use pcn_iptables_tests::topo::*;
+use pcn_iptables_tests::{Drop, Fw, Ns, Pair, Pass, cmd};
+
+const STATE_ROOT: &str = "/run/pcn-iptables/bpffs/v1";
+const LOCKS: &str = "/run/pcn-iptables/locks";
+
+/// The state directory of `ns`, named by its network namespace cookie.
+fn state_dir(ns: &Ns) -> PathBuf {
+    let cookie = ns.in_ns(|| {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut cookie = 0u64;
+        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+        const SO_NETNS_COOKIE: libc::c_int = 71;
+        // SAFETY: cookie and len are valid for the size given.
+        let rc = unsafe {
+            libc::getsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&sock),
+                libc::SOL_SOCKET,
+                SO_NETNS_COOKIE,
+                (&mut cookie as *mut u64).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "SO_NETNS_COOKIE");
+        cookie
+    });
+    Path::new(STATE_ROOT).join(format!("net-{cookie}"))
+}
+
+/// Processes running the binary under test inside `ns`.
+fn our_processes_in(fw: &Fw, ns: &Ns) -> Vec<u32> {
+    let netns = fs::metadata(format!("/run/netns/{}", ns.name))
+        .unwrap()
+        .ino();
+    let exe = fs::canonicalize(&fw.bin).unwrap();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe)
+                && fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == netns)
+        })
+        .collect()
+}
+
+fn bpf_links_on(ns: &Ns) -> String {
+    ns.exec(&["bpftool", "net", "show"]).expect_ok().stdout
+}
+
+#[test]
+fn rules_keep_working_with_no_process_left() {
+    let fw = Fw::pcn();
+    let pair = Pair::new(fw.clone());
+    let (lab, host, c1) = (&pair.lab, &pair.host, &pair.c1);
+    lab.ipt_ok(host, &format!("-A INPUT -s {C1} -p icmp -j DROP"));
+    assert_eq!(
+        our_processes_in(&fw, host),
+        Vec::<u32>::new(),
+        "nothing of ours runs"
+    );
+    lab.expect(&c1.ping(HOST1), Drop);
+    lab.check();
+}
+
+#[test]
+fn every_way_into_the_namespace_sees_the_same_state() {
+    let fw = Fw::pcn();
+    let pair = Pair::new(fw.clone());
+    let (lab, host, c1) = (&pair.lab, &pair.host, &pair.c1);
+    let netns = format!("--net=/run/netns/{}", host.name);
+    // Added through nsenter (our mount namespace), seen and deleted through ip netns exec
+    // (a private one with /sys remounted), and the other way round.
+    cmd::must(
+        "nsenter",
+        &[&netns, fw.bin_str(), "-A", "INPUT", "-s", C1, "-j", "DROP"],
+    );
+    lab.expect(&c1.ping(HOST1), Drop);
+    assert!(
+        lab.rules(host)
+            .contains(&format!("-A INPUT -s {C1}/32 -j DROP"))
+    );
+    lab.ipt_ok(host, &format!("-D INPUT -s {C1} -j DROP"));
+    let listed = cmd::must("nsenter", &[&netns, fw.bin_str(), "-S", "INPUT"]).stdout;
+    assert_eq!(listed, "-P INPUT ACCEPT\n");
+    lab.expect(&c1.ping(HOST1), Pass);
+    lab.check();
+}
+
+#[test]
+fn uninstall_removes_programs_links_and_state() {
+    let fw = Fw::pcn();
+    let pair = Pair::new(fw.clone());
+    let (lab, host, c1) = (&pair.lab, &pair.host, &pair.c1);
+    lab.ipt_ok(host, &format!("-A INPUT -s {C1} -j DROP"));
+    lab.ipt_ok(host, &format!("-A OUTPUT -d {C2} -j DROP"));
+    let dir = state_dir(host);
+    assert!(dir.exists(), "{}", dir.display());
+    let links = bpf_links_on(host);
+    // XDP on lo, eth1 and eth2 (bpftool lists no TCX links: OUTPUT's traffic tells instead).
+    assert_eq!(links.matches(" id ").count(), 3, "{links}");
+    lab.expect(&c1.ping(HOST1), Drop);
+    lab.expect(&host.ping(C2), Drop);
+
+    host.exec(&[fw.bin_str(), "--uninstall"]).expect_ok();
+    let links = bpf_links_on(host);
+    assert!(
+        !links.contains(" id "),
+        "links left after --uninstall: {links}"
+    );
+    assert!(!dir.exists(), "{} left after --uninstall", dir.display());
+    lab.expect(&c1.ping(HOST1), Pass);
+    lab.expect(&host.ping(C2), Pass);
+    assert_eq!(
+        lab.rules(host),
+        "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n"
+    );
+    lab.check();
+}
+
+#[test]
+fn state_of_a_deleted_namespace_is_collected() {
+    let fw = Fw::pcn();
+    let pair = Pair::new(fw.clone());
+    let (lab, c2, host) = (&pair.lab, &pair.c2, &pair.host);
+    // A namespace of its own, so that deleting it leaves the lab's alone.
+    let doomed = format!("{}-doomed", c2.name);
+    cmd::must("ip", &["netns", "add", &doomed]);
+    let doomed_ns = Ns {
+        name: doomed.clone(),
+        role: "doomed".into(),
+    };
+    doomed_ns.ip("link set lo up");
+    doomed_ns
+        .exec(&[fw.bin_str(), "-w", "-A", "INPUT", "-j", "DROP"])
+        .expect_ok();
+    let dir = state_dir(&doomed_ns);
+    assert!(dir.exists(), "{}", dir.display());
+    cmd::must("ip", &["netns", "del", &doomed]);
+    // The kernel tears a namespace down asynchronously; any later change elsewhere collects.
+    let gone = (0..50).any(|i| {
+        lab.ipt_ok(host, &format!("-A INPUT -s 198.18.9.{i} -j DROP"));
+        !dir.exists() || {
+            std::thread::sleep(Duration::from_millis(100));
+            false
+        }
+    });
+    assert!(
+        gone,
+        "{} still there after its namespace was deleted",
+        dir.display()
+    );
+}
+
+fn hold_lock(dir: &Path) -> Flock<fs::File> {
+    let name = dir.file_name().unwrap().to_str().unwrap();
+    let file = fs::File::options()
+        .write(true)
+        .open(format!("{LOCKS}/{name}.lock"))
+        .unwrap();
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap()
+}
+
+#[test]
+fn a_busy_lock_is_an_error_without_wait_and_awaited_with_it() {
+    let fw = Fw::pcn();
+    let pair = Pair::new(fw.clone());
+    let (lab, host) = (&pair.lab, &pair.host);
+    lab.ipt_ok(host, "-A INPUT -s 198.18.9.1 -j DROP");
+    let dir = state_dir(host);
+    let lock = hold_lock(&dir);
+
+    let out = host.exec(&[
+        fw.bin_str(),
+        "-A",
+        "INPUT",
+        "-s",
+        "198.18.9.2",
+        "-j",
+        "DROP",
+    ]);
+    assert_eq!(out.code, Some(4), "{out}");
+    assert_eq!(
+        out.stderr,
+        "Another app is currently holding the xtables lock. Perhaps you want to use the -w option?\n"
+    );
+    let out = host.exec(&[
+        fw.bin_str(),
+        "-w",
+        "1",
+        "-A",
+        "INPUT",
+        "-s",
+        "198.18.9.2",
+        "-j",
+        "DROP",
+    ]);
+    assert_eq!(out.code, Some(4), "{out}");
+    assert_eq!(
+        out.stderr,
+        "Another app is currently holding the xtables lock. Stopped waiting after 1s.\n"
+    );
+
+    // -w without a limit waits until the lock is free, then does its job.
+    let waiter = cmd::spawn(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &host.name,
+            fw.bin_str(),
+            "-w",
+            "-A",
+            "INPUT",
+            "-s",
+            "198.18.9.3",
+            "-j",
+            "DROP",
+        ],
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(lock);
+    let out = cmd::wait(waiter, "-w -A".into(), Duration::from_secs(30));
+    assert!(out.success(), "{out}");
+    assert_eq!(
+        lab.rules(host)
+            .lines()
+            .filter(|l| l.starts_with("-A"))
+            .collect::<Vec<_>>(),
+        [
+            "-A INPUT -s 198.18.9.1/32 -j DROP",
+            "-A INPUT -s 198.18.9.3/32 -j DROP"
+        ]
+    );
+}
