@@ -32,15 +32,22 @@ pub struct Bitmap {
     pub words: [u64; MAX_WORDS],
 }
 
-/// Which packet fields the rules of a chain look at (`ChainConfig::fields`).
+/// The packet fields rules look at. Each is a key prefix in the one trie of a generation
+/// (`FieldKey`), and `1 << id` is its bit in `ChainConfig::fields`.
 pub mod field {
-    pub const SRC: u32 = 1 << 0;
-    pub const DST: u32 = 1 << 1;
-    pub const PROTO: u32 = 1 << 2;
-    pub const SPORT: u32 = 1 << 3;
-    pub const DPORT: u32 = 1 << 4;
-    pub const IN_IFACE: u32 = 1 << 5;
-    pub const OUT_IFACE: u32 = 1 << 6;
+    /// Not a packet field: the entry holding the bitmap of every rule of a chain.
+    pub const RULES: u8 = 0;
+    pub const SRC: u8 = 1;
+    pub const DST: u8 = 2;
+    pub const PROTO: u8 = 3;
+    pub const SPORT: u8 = 4;
+    pub const DPORT: u8 = 5;
+    pub const IN_IFACE: u8 = 6;
+    pub const OUT_IFACE: u8 = 7;
+
+    pub const fn bit(id: u8) -> u32 {
+        1 << id
+    }
 }
 
 /// What a matching rule (or a chain's policy) does with the packet.
@@ -134,25 +141,18 @@ pub struct PacketInfo {
     pub stack: [Frame; MAX_CALL_DEPTH],
 }
 
-/// LPM trie keys: two bytes of chain id (big endian), then the field's value in network byte
-/// order. Prefix lengths count the chain bits.
-pub type AddrKey = [u8; 6];
-pub type ProtoKey = [u8; 3];
-/// Chain, a "has ports" byte, port (big endian): packets without ports look up
-/// `[chain, 0, 0, 0]` with the prefix covering chain and flag.
-pub type PortKey = [u8; 5];
+/// Key of the field trie: field id, chain id (big endian), then the value in network byte
+/// order: an address, a protocol, `[has ports, port hi, port lo]` (packets without ports look
+/// up `[0]`), or an ifindex. Prefix lengths count every bit from the start, so the entries of
+/// one field and chain all extend `FIELD_KEY_HEADER_BITS`, and the header alone (a prefix of
+/// exactly that length) is the field's default entry.
+pub type FieldKey = [u8; 7];
+pub const FIELD_KEY_HEADER_BITS: u32 = 24;
 
-/// Hash key for interface bitmaps; `ifindex` 0 is the entry for interfaces unknown at compile
-/// time.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct IfaceKey {
-    pub chain: u32,
-    pub ifindex: u32,
+pub const fn field_key(id: u8, chain: u32, value: [u8; 4]) -> FieldKey {
+    let c = (chain as u16).to_be_bytes();
+    [id, c[0], c[1], value[0], value[1], value[2], value[3]]
 }
-
-/// Bits of the chain byte in trie keys.
-pub const CHAIN_KEY_BITS: u32 = 16;
 
 #[cfg(feature = "user")]
 mod user {
@@ -163,5 +163,4 @@ mod user {
     unsafe impl aya::Pod for Action {}
     unsafe impl aya::Pod for Counter {}
     unsafe impl aya::Pod for PacketInfo {}
-    unsafe impl aya::Pod for IfaceKey {}
 }

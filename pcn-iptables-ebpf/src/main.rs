@@ -12,13 +12,13 @@ use aya_ebpf::{
     EbpfContext,
     bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
     macros::{classifier, map, xdp},
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, ProgramArray, lpm_trie::Key},
+    maps::{Array, LpmTrie, PerCpuArray, ProgramArray, lpm_trie::Key},
     programs::{TcContext, XdpContext},
 };
 use pcn_iptables_common::{
-    Action, AddrKey, Bitmap, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_KEY_BITS, CHAIN_OUTPUT, ChainConfig,
-    Counter, Frame, GENERATIONS, IfaceKey, MAX_CALL_DEPTH, MAX_CHAINS, MAX_COUNTERS, MAX_WORDS,
-    PacketInfo, PortKey, ProtoKey, STATE_CHUNK, field, verdict,
+    Action, Bitmap, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, ChainConfig, Counter,
+    FIELD_KEY_HEADER_BITS, FieldKey, Frame, GENERATIONS, MAX_CALL_DEPTH, MAX_CHAINS, MAX_COUNTERS,
+    MAX_WORDS, PacketInfo, STATE_CHUNK, field, field_key, verdict,
 };
 
 // Kept across generations (pinned by name in the namespace's state directory).
@@ -40,23 +40,12 @@ const NO_PREALLOC: u32 = aya_ebpf::bindings::BPF_F_NO_PREALLOC;
 #[map]
 static CHAINS: Array<ChainConfig> = Array::with_max_entries(MAX_CHAINS, 0);
 #[map]
-static RULES: Array<Bitmap> = Array::with_max_entries(MAX_CHAINS, 0);
-#[map]
 static ACTIONS: Array<Action> = Array::with_max_entries(1, 0);
+/// Every chain's rule bitmap and field entries; one map, so that every bitmap pointer the
+/// classifier holds has the same type and the verifier follows one path, not one per
+/// combination of fields in use.
 #[map]
-static SRC: LpmTrie<AddrKey, Bitmap> = LpmTrie::with_max_entries(1, NO_PREALLOC);
-#[map]
-static DST: LpmTrie<AddrKey, Bitmap> = LpmTrie::with_max_entries(1, NO_PREALLOC);
-#[map]
-static PROTO: LpmTrie<ProtoKey, Bitmap> = LpmTrie::with_max_entries(1, NO_PREALLOC);
-#[map]
-static SPORT: LpmTrie<PortKey, Bitmap> = LpmTrie::with_max_entries(1, NO_PREALLOC);
-#[map]
-static DPORT: LpmTrie<PortKey, Bitmap> = LpmTrie::with_max_entries(1, NO_PREALLOC);
-#[map]
-static IN_IFACE: HashMap<IfaceKey, Bitmap> = HashMap::with_max_entries(1, 0);
-#[map]
-static OUT_IFACE: HashMap<IfaceKey, Bitmap> = HashMap::with_max_entries(1, 0);
+static FIELDS: LpmTrie<FieldKey, Bitmap> = LpmTrie::with_max_entries(1, NO_PREALLOC);
 /// The generation's ruleset as text, for the next invocation; no program reads it.
 #[map]
 static RULESET: Array<[u8; STATE_CHUNK]> = Array::with_max_entries(1, 0);
@@ -343,37 +332,25 @@ fn leave_chain(pkt: &mut PacketInfo) -> Step {
     Step::Again
 }
 
+/// The entry of field `id` for `value`, whose first `bits` bits count.
 #[inline(always)]
-fn chain_key(chain: u32) -> [u8; 2] {
-    (chain as u16).to_be_bytes()
+fn lookup(id: u8, chain: u32, bits: u32, value: [u8; 4]) -> Option<*const Bitmap> {
+    FIELDS
+        .get(Key::new(
+            FIELD_KEY_HEADER_BITS + bits,
+            field_key(id, chain, value),
+        ))
+        .map(|b| b as *const Bitmap)
 }
 
 #[inline(always)]
-fn iface_bitmap(map: &HashMap<IfaceKey, Bitmap>, chain: u32, ifindex: u32) -> Option<&Bitmap> {
-    unsafe {
-        map.get(IfaceKey { chain, ifindex })
-            .or_else(|| map.get(IfaceKey { chain, ifindex: 0 }))
-    }
-}
-
-#[inline(always)]
-fn port_key(chain: u32, pkt: &PacketInfo, port: u16) -> Key<PortKey> {
-    let c = chain_key(chain);
+fn port_value(pkt: &PacketInfo, port: u16) -> (u32, [u8; 4]) {
     let p = port.to_be_bytes();
     if pkt.has_ports != 0 {
-        Key::new(CHAIN_KEY_BITS + 24, [c[0], c[1], 1, p[0], p[1]])
+        (24, [1, p[0], p[1], 0])
     } else {
-        Key::new(CHAIN_KEY_BITS + 8, [c[0], c[1], 0, 0, 0])
+        (8, [0; 4])
     }
-}
-
-#[inline(always)]
-fn addr_key(chain: u32, addr: [u8; 4]) -> Key<AddrKey> {
-    let c = chain_key(chain);
-    Key::new(
-        CHAIN_KEY_BITS + 32,
-        [c[0], c[1], addr[0], addr[1], addr[2], addr[3]],
-    )
 }
 
 /// The state of one scan over a chain's bitmap words (the `bpf_loop` context).
@@ -419,36 +396,26 @@ extern "C" fn scan_word(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
 /// The word loop runs in `bpf_loop`, whose body the verifier checks once, however many words.
 #[inline(always)]
 fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u32> {
-    let all: *const Bitmap = RULES.get(chain)?;
-    let c = chain_key(chain);
-    let pick = |bit: u32, lookup: &dyn Fn() -> Option<*const Bitmap>| -> Option<*const Bitmap> {
-        if cfg.fields & bit == 0 {
+    let all = lookup(field::RULES, chain, 0, [0; 4])?;
+    let pick = |id: u8, bits: u32, value: [u8; 4]| -> Option<*const Bitmap> {
+        if cfg.fields & field::bit(id) == 0 {
             Some(all)
         } else {
-            lookup()
+            lookup(id, chain, bits, value)
         }
     };
-    let as_ptr = |b: Option<&Bitmap>| b.map(|b| b as *const Bitmap);
+    let (sport_bits, sport) = port_value(pkt, pkt.sport);
+    let (dport_bits, dport) = port_value(pkt, pkt.dport);
     let mut scan = Scan {
         bitmaps: [
             all,
-            pick(field::SRC, &|| as_ptr(SRC.get(addr_key(chain, pkt.src))))?,
-            pick(field::DST, &|| as_ptr(DST.get(addr_key(chain, pkt.dst))))?,
-            pick(field::PROTO, &|| {
-                as_ptr(PROTO.get(Key::new(CHAIN_KEY_BITS + 8, [c[0], c[1], pkt.proto])))
-            })?,
-            pick(field::SPORT, &|| {
-                as_ptr(SPORT.get(port_key(chain, pkt, pkt.sport)))
-            })?,
-            pick(field::DPORT, &|| {
-                as_ptr(DPORT.get(port_key(chain, pkt, pkt.dport)))
-            })?,
-            pick(field::IN_IFACE, &|| {
-                as_ptr(iface_bitmap(&IN_IFACE, chain, pkt.in_ifindex))
-            })?,
-            pick(field::OUT_IFACE, &|| {
-                as_ptr(iface_bitmap(&OUT_IFACE, chain, pkt.out_ifindex))
-            })?,
+            pick(field::SRC, 32, pkt.src)?,
+            pick(field::DST, 32, pkt.dst)?,
+            pick(field::PROTO, 8, [pkt.proto, 0, 0, 0])?,
+            pick(field::SPORT, sport_bits, sport)?,
+            pick(field::DPORT, dport_bits, dport)?,
+            pick(field::IN_IFACE, 32, pkt.in_ifindex.to_be_bytes())?,
+            pick(field::OUT_IFACE, 32, pkt.out_ifindex.to_be_bytes())?,
         ],
         start_word: (pkt.next_rule / 64) as u64,
         start_mask: u64::MAX << (pkt.next_rule % 64),

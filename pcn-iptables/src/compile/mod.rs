@@ -5,24 +5,24 @@
 //! rules that all of its values satisfy (bpf-iptables' linear bit-vector search). The data
 //! plane ANDs the bitmaps of a packet's atoms and takes the lowest set bit.
 
-mod field;
+mod interval;
 
 use pcn_iptables_common::{
-    Action, AddrKey, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_KEY_BITS, CHAIN_OUTPUT, ChainConfig,
-    IfaceKey, MAX_CHAINS, MAX_RULES_PER_CHAIN, PortKey, ProtoKey, field as fbit, verdict,
+    Action, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, ChainConfig, FIELD_KEY_HEADER_BITS, FieldKey,
+    MAX_CHAINS, MAX_RULES_PER_CHAIN, field, field_key, verdict,
 };
 
 use crate::ruleset::model::{Match, Negatable, Policy, Rule, Table, Target};
-use field::{Interval, prefixes};
+use interval::{Interval, prefixes};
 
 /// A rule bitmap of one chain, `ChainConfig::nwords` long.
 pub type Words = Vec<u64>;
 
-/// An LPM trie entry: prefix length in bits (chain bits included), key data, bitmap.
+/// An entry of the field trie: prefix length in bits (key header included), key, bitmap.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TrieEntry<K> {
+pub struct TrieEntry {
     pub prefix_len: u32,
-    pub key: K,
+    pub key: FieldKey,
     pub bitmap: Words,
 }
 
@@ -32,16 +32,9 @@ pub struct Compiled {
     /// Chain names by chain id.
     pub chain_names: Vec<String>,
     pub chains: Vec<ChainConfig>,
-    /// Per chain: the bitmap of the rules it has.
-    pub rules: Vec<Words>,
     pub actions: Vec<Action>,
-    pub src: Vec<TrieEntry<AddrKey>>,
-    pub dst: Vec<TrieEntry<AddrKey>>,
-    pub proto: Vec<TrieEntry<ProtoKey>>,
-    pub sport: Vec<TrieEntry<PortKey>>,
-    pub dport: Vec<TrieEntry<PortKey>>,
-    pub in_iface: Vec<(IfaceKey, Words)>,
-    pub out_iface: Vec<(IfaceKey, Words)>,
+    /// Every chain's rule bitmap and field entries.
+    pub fields: Vec<TrieEntry>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,11 +101,11 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
         chain_names: names.clone(),
         ..Default::default()
     };
-    for (id, name) in names.iter().enumerate() {
-        let id = id as u32;
+    for (chain, name) in names.iter().enumerate() {
+        let chain = chain as u32;
         let (rules, policy, policy_counter) = match table.chain(name) {
             Some(c) => (c.rules.as_slice(), c.policy, c.policy_counter),
-            None => (&[][..], Some(Policy::Accept), id),
+            None => (&[][..], Some(Policy::Accept), chain),
         };
         if rules.len() > MAX_RULES_PER_CHAIN {
             return Err(CompileError::TooManyRules {
@@ -136,34 +129,42 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
         for rule in rules {
             out.actions.push(action(rule, &id_of)?);
         }
-        out.rules.push(bitmap(nwords, rules.iter().map(|_| true)));
-        let chain_key = (id as u16).to_be_bytes();
+        let mut push = |id: u8, len: u32, value: [u8; 4], bitmap: Words| {
+            out.fields.push(TrieEntry {
+                prefix_len: FIELD_KEY_HEADER_BITS + len,
+                key: field_key(id, chain, value),
+                bitmap,
+            })
+        };
+        push(
+            field::RULES,
+            0,
+            [0; 4],
+            bitmap(nwords, rules.iter().map(|_| true)),
+        );
 
-        let src: Vec<_> = rules
-            .iter()
-            .map(|r| r.src.as_ref().map(addr_interval))
-            .collect();
-        if let Some(entries) = trie_field(nwords, &src, 32) {
-            cfg.fields |= fbit::SRC;
-            out.src
-                .extend(entries.into_iter().map(|(len, v, bitmap)| TrieEntry {
-                    prefix_len: CHAIN_KEY_BITS + len,
-                    key: addr_key(chain_key, v),
-                    bitmap,
-                }));
-        }
-        let dst: Vec<_> = rules
-            .iter()
-            .map(|r| r.dst.as_ref().map(addr_interval))
-            .collect();
-        if let Some(entries) = trie_field(nwords, &dst, 32) {
-            cfg.fields |= fbit::DST;
-            out.dst
-                .extend(entries.into_iter().map(|(len, v, bitmap)| TrieEntry {
-                    prefix_len: CHAIN_KEY_BITS + len,
-                    key: addr_key(chain_key, v),
-                    bitmap,
-                }));
+        let addrs = [
+            (
+                field::SRC,
+                rules
+                    .iter()
+                    .map(|r| r.src.as_ref().map(addr_interval))
+                    .collect(),
+            ),
+            (
+                field::DST,
+                rules
+                    .iter()
+                    .map(|r| r.dst.as_ref().map(addr_interval))
+                    .collect(),
+            ),
+        ];
+        for (id, constraints) in addrs {
+            let constraints: Vec<_> = constraints;
+            for (len, v, bitmap) in trie_field(nwords, &constraints, 32).into_iter().flatten() {
+                cfg.fields |= field::bit(id);
+                push(id, len, v.to_be_bytes(), bitmap);
+            }
         }
         let proto: Vec<_> = rules
             .iter()
@@ -174,42 +175,59 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
                 })
             })
             .collect();
-        if let Some(entries) = trie_field(nwords, &proto, 8) {
-            cfg.fields |= fbit::PROTO;
-            out.proto
-                .extend(entries.into_iter().map(|(len, v, bitmap)| TrieEntry {
-                    prefix_len: CHAIN_KEY_BITS + len,
-                    key: [chain_key[0], chain_key[1], v as u8],
-                    bitmap,
-                }));
+        for (len, v, bitmap) in trie_field(nwords, &proto, 8).into_iter().flatten() {
+            cfg.fields |= field::bit(field::PROTO);
+            push(field::PROTO, len, [v as u8, 0, 0, 0], bitmap);
         }
-        let sport: Vec<_> = rules.iter().map(|r| port_interval(r, true)).collect();
-        if let Some(entries) = port_field(nwords, &sport, chain_key) {
-            cfg.fields |= fbit::SPORT;
-            out.sport.extend(entries);
-        }
-        let dport: Vec<_> = rules.iter().map(|r| port_interval(r, false)).collect();
-        if let Some(entries) = port_field(nwords, &dport, chain_key) {
-            cfg.fields |= fbit::DPORT;
-            out.dport.extend(entries);
-        }
-        if rules.iter().any(|r| r.in_iface.is_some()) {
-            cfg.fields |= fbit::IN_IFACE;
-            out.in_iface.extend(iface_field(
+        for (id, source) in [(field::SPORT, true), (field::DPORT, false)] {
+            let constraints: Vec<_> = rules.iter().map(|r| port_interval(r, source)).collect();
+            let Some(with_ports) = trie_field(nwords, &constraints, 16) else {
+                continue;
+            };
+            cfg.fields |= field::bit(id);
+            // Packets without ports (other protocols, fragments) look up `[0]`: only rules
+            // without a port constraint match them.
+            push(
                 id,
-                nwords,
-                links,
-                rules.iter().map(|r| &r.in_iface),
-            ));
+                8,
+                [0; 4],
+                bitmap(nwords, constraints.iter().map(Option::is_none)),
+            );
+            for (len, v, bitmap) in with_ports {
+                let p = (v as u16).to_be_bytes();
+                push(id, 8 + len, [1, p[0], p[1], 0], bitmap);
+            }
         }
-        if rules.iter().any(|r| r.out_iface.is_some()) {
-            cfg.fields |= fbit::OUT_IFACE;
-            out.out_iface.extend(iface_field(
-                id,
-                nwords,
-                links,
-                rules.iter().map(|r| &r.out_iface),
-            ));
+        let ifaces = [
+            (
+                field::IN_IFACE,
+                rules.iter().map(|r| &r.in_iface).collect::<Vec<_>>(),
+            ),
+            (
+                field::OUT_IFACE,
+                rules.iter().map(|r| &r.out_iface).collect(),
+            ),
+        ];
+        for (id, constraints) in ifaces {
+            if constraints.iter().all(|c| c.is_none()) {
+                continue;
+            }
+            cfg.fields |= field::bit(id);
+            // The default entry stands for interfaces unknown at compile time, named "" for
+            // matching, so only `+` and negated names match them.
+            let unknown = std::iter::once((None, ""));
+            for (ifindex, name) in
+                unknown.chain(links.iter().map(|l| (Some(l.ifindex), l.name.as_str())))
+            {
+                let bits = constraints.iter().map(|c| match c {
+                    None => true,
+                    Some(c) => c.value.matches(name) != c.negated,
+                });
+                match ifindex {
+                    Some(i) => push(id, 32, i.to_be_bytes(), bitmap(nwords, bits)),
+                    None => push(id, 0, [0; 4], bitmap(nwords, bits)),
+                }
+            }
         }
         out.chains.push(cfg);
     }
@@ -234,11 +252,6 @@ fn action(
         counter: rule.counter,
         _pad: 0,
     })
-}
-
-fn addr_key(chain: [u8; 2], v: u32) -> AddrKey {
-    let a = v.to_be_bytes();
-    [chain[0], chain[1], a[0], a[1], a[2], a[3]]
 }
 
 fn addr_interval(net: &Negatable<ipnetwork::Ipv4Network>) -> Negatable<Interval> {
@@ -310,51 +323,6 @@ fn trie_field(
             })
             .collect(),
     )
-}
-
-/// Port tries have two halves: `[chain, 1, port]` for packets with ports, and the single entry
-/// `[chain, 0]` for packets without (other protocols, fragments), which only rules without a
-/// port constraint match.
-fn port_field(
-    nwords: usize,
-    constraints: &[Option<Negatable<Interval>>],
-    chain: [u8; 2],
-) -> Option<Vec<TrieEntry<PortKey>>> {
-    let with_ports = trie_field(nwords, constraints, 16)?;
-    let mut entries = vec![TrieEntry {
-        prefix_len: CHAIN_KEY_BITS + 8,
-        key: [chain[0], chain[1], 0, 0, 0],
-        bitmap: bitmap(nwords, constraints.iter().map(Option::is_none)),
-    }];
-    entries.extend(with_ports.into_iter().map(|(len, v, bitmap)| {
-        let p = (v as u16).to_be_bytes();
-        TrieEntry {
-            prefix_len: CHAIN_KEY_BITS + 8 + len,
-            key: [chain[0], chain[1], 1, p[0], p[1]],
-            bitmap,
-        }
-    }));
-    Some(entries)
-}
-
-/// One entry per interface of the namespace, and ifindex 0 for any other (named "" for
-/// matching, so only `+` and negated names match it).
-fn iface_field<'a>(
-    chain: u32,
-    nwords: usize,
-    links: &[Link],
-    constraints: impl Iterator<Item = &'a Option<Negatable<crate::ruleset::model::Interface>>> + Clone,
-) -> Vec<(IfaceKey, Words)> {
-    std::iter::once((0u32, ""))
-        .chain(links.iter().map(|l| (l.ifindex, l.name.as_str())))
-        .map(|(ifindex, name)| {
-            let bits = constraints.clone().map(|c| match c {
-                None => true,
-                Some(c) => c.value.matches(name) != c.negated,
-            });
-            (IfaceKey { chain, ifindex }, bitmap(nwords, bits))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -77,53 +77,36 @@ fn key_bits(key: &[u8], bits: u32) -> Vec<bool> {
 }
 
 /// The longest entry whose prefix covers `key` (what an LPM trie lookup returns).
-fn lpm<'a, K: AsRef<[u8]>>(entries: &'a [TrieEntry<K>], key: &[u8]) -> Option<&'a Words> {
+fn lpm<'a>(entries: &'a [TrieEntry], key: &FieldKey) -> Option<&'a Words> {
     entries
         .iter()
-        .filter(|e| {
-            let n = e.prefix_len;
-            key_bits(e.key.as_ref(), n) == key_bits(key, n)
-        })
+        .filter(|e| key_bits(&e.key, e.prefix_len) == key_bits(key, e.prefix_len))
         .max_by_key(|e| e.prefix_len)
         .map(|e| &e.bitmap)
 }
 
 fn dataplane_first_match(c: &Compiled, chain: u32, p: &Pkt) -> Option<usize> {
     let cfg = c.chains[chain as usize];
-    let ck = (chain as u16).to_be_bytes();
-    let all = &c.rules[chain as usize];
-    let mut maps: Vec<&Words> = vec![all];
-    let port_key = |port: u16| match p.ports {
-        Some(_) => [ck[0], ck[1], 1, (port >> 8) as u8, port as u8],
-        None => [ck[0], ck[1], 0, 0, 0],
-    };
-    fn iface(m: &[(IfaceKey, Words)], chain: u32, ifindex: u32) -> Option<&Words> {
-        m.iter()
-            .find(|(k, _)| k.chain == chain && k.ifindex == ifindex)
-            .or_else(|| m.iter().find(|(k, _)| k.chain == chain && k.ifindex == 0))
-            .map(|(_, w)| w)
-    }
-    if cfg.fields & fbit::SRC != 0 {
-        maps.push(lpm(&c.src, &addr_key(ck, p.src))?);
-    }
-    if cfg.fields & fbit::DST != 0 {
-        maps.push(lpm(&c.dst, &addr_key(ck, p.dst))?);
-    }
-    if cfg.fields & fbit::PROTO != 0 {
-        maps.push(lpm(&c.proto, &[ck[0], ck[1], p.proto])?);
-    }
+    let lookup = |id: u8, value: [u8; 4]| lpm(&c.fields, &field_key(id, chain, value));
+    let mut maps: Vec<&Words> = vec![lookup(field::RULES, [0; 4])?];
     let (sport, dport) = p.ports.unwrap_or((0, 0));
-    if cfg.fields & fbit::SPORT != 0 {
-        maps.push(lpm(&c.sport, &port_key(sport))?);
-    }
-    if cfg.fields & fbit::DPORT != 0 {
-        maps.push(lpm(&c.dport, &port_key(dport))?);
-    }
-    if cfg.fields & fbit::IN_IFACE != 0 {
-        maps.push(iface(&c.in_iface, chain, p.in_if)?);
-    }
-    if cfg.fields & fbit::OUT_IFACE != 0 {
-        maps.push(iface(&c.out_iface, chain, p.out_if)?);
+    let port = |port: u16| match p.ports {
+        Some(_) => [1, (port >> 8) as u8, port as u8, 0],
+        None => [0; 4],
+    };
+    let values = [
+        (field::SRC, p.src.to_be_bytes()),
+        (field::DST, p.dst.to_be_bytes()),
+        (field::PROTO, [p.proto, 0, 0, 0]),
+        (field::SPORT, port(sport)),
+        (field::DPORT, port(dport)),
+        (field::IN_IFACE, p.in_if.to_be_bytes()),
+        (field::OUT_IFACE, p.out_if.to_be_bytes()),
+    ];
+    for (id, value) in values {
+        if cfg.fields & field::bit(id) != 0 {
+            maps.push(lookup(id, value)?);
+        }
     }
     (0..cfg.nwords as usize).find_map(|i| {
         let w = maps.iter().fold(u64::MAX, |acc, m| acc & m[i]);
@@ -367,7 +350,8 @@ fn actions_carry_targets_and_counters() {
     assert_eq!(c.chains[0].policy, verdict::DROP);
     assert_eq!(c.chains[3].policy, verdict::RETURN);
     assert_eq!(c.chains[3].action_base, 2);
-    assert_eq!(c.rules[0], vec![0b11]);
+    assert_eq!(c.fields[0].bitmap, vec![0b11]);
+    assert_eq!(c.fields[0].key, field_key(field::RULES, 0, [0; 4]));
     assert_eq!(c.chains[0].fields, 0);
 }
 

@@ -7,17 +7,17 @@ use anyhow::{Context as _, Result};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
-        Array, HashMap, MapData, PerCpuArray, ProgramArray,
+        Array, MapData, PerCpuArray, ProgramArray,
         lpm_trie::{Key, LpmTrie},
     },
     programs::{
         LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink, tc::TcAttachOptions,
     },
 };
-use pcn_iptables_common::{Bitmap, Counter, IfaceKey, MAX_WORDS};
+use pcn_iptables_common::{Bitmap, Counter, FieldKey, MAX_WORDS};
 
 use super::state;
-use crate::compile::{Compiled, Link, TrieEntry, Words};
+use crate::compile::{Compiled, Link, Words};
 
 static ELF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pcn-iptables-ebpf"));
 
@@ -51,35 +51,6 @@ where
     T::try_from(map).with_context(|| format!("map {name}"))
 }
 
-fn fill_trie<const N: usize>(
-    ebpf: &mut Ebpf,
-    name: &str,
-    entries: &[TrieEntry<[u8; N]>],
-) -> Result<()>
-where
-    [u8; N]: aya::Pod,
-{
-    let mut trie: LpmTrie<MapData, [u8; N], Bitmap> = take(ebpf, name)?;
-    for e in entries {
-        trie.insert(
-            &Key::new(e.prefix_len, e.key),
-            to_bitmap(&e.bitmap).as_ref(),
-            0,
-        )
-        .with_context(|| format!("filling {name}"))?;
-    }
-    Ok(())
-}
-
-fn fill_ifaces(ebpf: &mut Ebpf, name: &str, entries: &[(IfaceKey, Words)]) -> Result<()> {
-    let mut map: HashMap<MapData, IfaceKey, Bitmap> = take(ebpf, name)?;
-    for (k, w) in entries {
-        map.insert(k, to_bitmap(w).as_ref(), 0)
-            .with_context(|| format!("filling {name}"))?;
-    }
-    Ok(())
-}
-
 /// Installs `compiled` (and `text`, the ruleset it came from) into generation `slot`, then
 /// makes `slot` the active generation.
 pub fn install(
@@ -98,15 +69,8 @@ pub fn install(
         .btf(None)
         .default_map_pin_directory(dir)
         .map_max_entries("CHAINS", at_least_one(compiled.chains.len()))
-        .map_max_entries("RULES", at_least_one(compiled.rules.len()))
         .map_max_entries("ACTIONS", at_least_one(compiled.actions.len()))
-        .map_max_entries("SRC", at_least_one(compiled.src.len()))
-        .map_max_entries("DST", at_least_one(compiled.dst.len()))
-        .map_max_entries("PROTO", at_least_one(compiled.proto.len()))
-        .map_max_entries("SPORT", at_least_one(compiled.sport.len()))
-        .map_max_entries("DPORT", at_least_one(compiled.dport.len()))
-        .map_max_entries("IN_IFACE", at_least_one(compiled.in_iface.len()))
-        .map_max_entries("OUT_IFACE", at_least_one(compiled.out_iface.len()))
+        .map_max_entries("FIELDS", at_least_one(compiled.fields.len()))
         .map_max_entries("RULESET", at_least_one(chunks.len()));
     let mut ebpf = loader.load(ELF).context("loading the eBPF object")?;
     // Programs first: taking a map out of `ebpf` closes it when the handle goes.
@@ -125,21 +89,20 @@ pub fn install(
     for (i, c) in compiled.chains.iter().enumerate() {
         chains.set(i as u32, c, 0)?;
     }
-    let mut rules: Array<MapData, Bitmap> = take(&mut ebpf, "RULES")?;
-    for (i, w) in compiled.rules.iter().enumerate() {
-        rules.set(i as u32, to_bitmap(w).as_ref(), 0)?;
-    }
     let mut actions: Array<MapData, pcn_iptables_common::Action> = take(&mut ebpf, "ACTIONS")?;
     for (i, a) in compiled.actions.iter().enumerate() {
         actions.set(i as u32, a, 0)?;
     }
-    fill_trie(&mut ebpf, "SRC", &compiled.src)?;
-    fill_trie(&mut ebpf, "DST", &compiled.dst)?;
-    fill_trie(&mut ebpf, "PROTO", &compiled.proto)?;
-    fill_trie(&mut ebpf, "SPORT", &compiled.sport)?;
-    fill_trie(&mut ebpf, "DPORT", &compiled.dport)?;
-    fill_ifaces(&mut ebpf, "IN_IFACE", &compiled.in_iface)?;
-    fill_ifaces(&mut ebpf, "OUT_IFACE", &compiled.out_iface)?;
+    let mut fields: LpmTrie<MapData, FieldKey, Bitmap> = take(&mut ebpf, "FIELDS")?;
+    for e in &compiled.fields {
+        fields
+            .insert(
+                &Key::new(e.prefix_len, e.key),
+                to_bitmap(&e.bitmap).as_ref(),
+                0,
+            )
+            .context("filling the field trie")?;
+    }
 
     // The ruleset text, pinned where the next invocation looks for this slot's state.
     let mut ruleset: Array<MapData, state::Chunk> = take(&mut ebpf, "RULESET")?;
