@@ -25,11 +25,36 @@ pub const GENERATIONS: u32 = 2;
 /// Bytes per entry of the map that stores a generation's ruleset text.
 pub const STATE_CHUNK: usize = 4096;
 
-/// A bitmap of the rules of one chain that a field value satisfies (bit i = rule i).
+/// Words of a bitmap's summary.
+pub const SUMMARY_WORDS: usize = MAX_WORDS / 64;
+
+/// A bitmap of the rules of one chain that a field value satisfies (bit i = rule i), with a
+/// summary (bit i = word i is not zero) so that the classifier reads only words that can hold
+/// a match.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Bitmap {
+    pub summary: [u64; SUMMARY_WORDS],
     pub words: [u64; MAX_WORDS],
+}
+
+impl Bitmap {
+    pub const fn zero() -> Self {
+        Bitmap {
+            summary: [0; SUMMARY_WORDS],
+            words: [0; MAX_WORDS],
+        }
+    }
+
+    /// Copies `words` (at most MAX_WORDS) in and computes the summary.
+    pub fn set_words(&mut self, words: &[u64]) {
+        for (i, w) in words.iter().enumerate() {
+            self.words[i] = *w;
+            if *w != 0 {
+                self.summary[i / 64] |= 1 << (i % 64);
+            }
+        }
+    }
 }
 
 /// The packet fields rules look at. Each is a key prefix in the one trie of a generation
@@ -163,4 +188,23 @@ mod user {
     unsafe impl aya::Pod for Action {}
     unsafe impl aya::Pod for Counter {}
     unsafe impl aya::Pod for PacketInfo {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_marks_exactly_the_non_empty_words() {
+        let mut words = [0u64; 200];
+        words[0] = 1;
+        words[63] = 1 << 63;
+        words[64] = 5;
+        words[199] = 2;
+        let mut b = Bitmap::zero();
+        b.set_words(&words);
+        assert_eq!(b.summary, [1 | 1 << 63, 1, 0, 1 << (199 - 192)]);
+        assert_eq!(&b.words[..200], &words[..]);
+        assert!(b.words[200..].iter().all(|w| *w == 0));
+    }
 }

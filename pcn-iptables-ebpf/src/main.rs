@@ -18,7 +18,7 @@ use aya_ebpf::{
 use pcn_iptables_common::{
     Action, Bitmap, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, ChainConfig, Counter,
     FIELD_KEY_HEADER_BITS, FieldKey, Frame, GENERATIONS, MAX_CALL_DEPTH, MAX_CHAINS, MAX_COUNTERS,
-    MAX_WORDS, PacketInfo, STATE_CHUNK, field, field_key, verdict,
+    MAX_WORDS, PacketInfo, STATE_CHUNK, SUMMARY_WORDS, field, field_key, verdict,
 };
 
 // Kept across generations (pinned by name in the namespace's state directory).
@@ -359,6 +359,8 @@ struct Scan {
     /// The rules of the chain, then one bitmap per field (the chain's rules again for a field
     /// the chain does not use).
     bitmaps: [*const Bitmap; 8],
+    /// Words that no bitmap has empty (AND of the summaries), not yet visited.
+    candidates: [u64; SUMMARY_WORDS],
     start_word: u64,
     start_mask: u64,
     /// Where the rule found goes: map memory, whose contents the verifier does not track, so
@@ -366,10 +368,21 @@ struct Scan {
     pkt: *mut PacketInfo,
 }
 
-/// One word: AND of every bitmap; stops at the first word with a rule left.
-extern "C" fn scan_word(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+/// Visits the next candidate word: AND of every bitmap there; stops at the first word with a
+/// rule left, or when no candidate is left. Words some bitmap has empty are never read, so the
+/// cost follows the candidates, not the chain's length.
+extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
     let scan = unsafe { &mut *(ctx as *mut Scan) };
-    let i = index as usize;
+    let mut k = 0;
+    while k < SUMMARY_WORDS && scan.candidates[k] == 0 {
+        k += 1;
+    }
+    if k >= SUMMARY_WORDS {
+        return 1;
+    }
+    let bit = lowest_bit(scan.candidates[k]);
+    scan.candidates[k] &= scan.candidates[k] - 1;
+    let i = k * 64 + bit as usize;
     if i >= MAX_WORDS {
         return 1;
     }
@@ -377,14 +390,11 @@ extern "C" fn scan_word(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     for b in scan.bitmaps {
         w &= unsafe { (*b).words[i] };
     }
-    if index < scan.start_word {
-        return 0;
-    }
-    if index == scan.start_word {
+    if i as u64 == scan.start_word {
         w &= scan.start_mask;
     }
     if w != 0 {
-        unsafe { (*scan.pkt).found = index as u32 * 64 + lowest_bit(w) };
+        unsafe { (*scan.pkt).found = i as u32 * 64 + lowest_bit(w) };
         return 1;
     }
     0
@@ -394,6 +404,7 @@ extern "C" fn scan_word(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
 /// the field bitmaps, lowest set bit. A field without an entry for the packet matches no rule.
 ///
 /// The word loop runs in `bpf_loop`, whose body the verifier checks once, however many words.
+/// The summaries (one bit per non-empty word) tell which words are worth reading at all.
 #[inline(always)]
 fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u32> {
     let all = lookup(field::RULES, chain, 0, [0; 4])?;
@@ -417,15 +428,31 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
             pick(field::IN_IFACE, 32, pkt.in_ifindex.to_be_bytes())?,
             pick(field::OUT_IFACE, 32, pkt.out_ifindex.to_be_bytes())?,
         ],
+        candidates: [u64::MAX; SUMMARY_WORDS],
         start_word: (pkt.next_rule / 64) as u64,
         start_mask: u64::MAX << (pkt.next_rule % 64),
         pkt: core::ptr::null_mut(),
     };
+    for b in scan.bitmaps {
+        for k in 0..SUMMARY_WORDS {
+            scan.candidates[k] &= unsafe { (*b).summary[k] };
+        }
+    }
+    // Words before the one to start from are done with.
+    let start_word = (pkt.next_rule / 64) as usize;
+    for k in 0..SUMMARY_WORDS {
+        let first = k * 64;
+        if start_word >= first + 64 {
+            scan.candidates[k] = 0;
+        } else if start_word > first {
+            scan.candidates[k] &= u64::MAX << (start_word - first);
+        }
+    }
     pkt.found = u32::MAX;
     scan.pkt = pkt;
     unsafe {
         aya_ebpf::helpers::generated::bpf_loop(
-            cfg.nwords,
+            MAX_WORDS as u32,
             scan_word as *mut core::ffi::c_void,
             &mut scan as *mut Scan as *mut core::ffi::c_void,
             0,

@@ -14,7 +14,7 @@ use aya::{
         LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink, tc::TcAttachOptions,
     },
 };
-use pcn_iptables_common::{Bitmap, Counter, FieldKey, MAX_WORDS};
+use pcn_iptables_common::{Bitmap, Counter, FieldKey};
 
 use super::state;
 use crate::compile::{Compiled, Link, Words};
@@ -34,10 +34,8 @@ pub fn links() -> Result<Vec<Link>> {
 }
 
 fn to_bitmap(words: &Words) -> Box<Bitmap> {
-    let mut b = Box::new(Bitmap {
-        words: [0; MAX_WORDS],
-    });
-    b.words[..words.len()].copy_from_slice(words);
+    let mut b = Box::new(Bitmap::zero());
+    b.set_words(words);
     b
 }
 
