@@ -492,6 +492,13 @@ fn lowest_bit(mut w: u64) -> u32 {
     n
 }
 
+/// The benchmarks' baseline: XDP that drops everything and does nothing else. pcn-iptables
+/// itself never loads it.
+#[xdp]
+pub fn pcn_baseline_drop(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_DROP
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -19,7 +19,8 @@ use pcn_iptables_common::{Bitmap, Counter, FieldKey};
 use super::state;
 use crate::compile::{Compiled, Link, Words};
 
-static ELF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pcn-iptables-ebpf"));
+/// The eBPF object: entry programs, classifiers, and the benchmarks' baseline.
+pub static ELF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pcn-iptables-ebpf"));
 
 /// The interfaces of the current network namespace.
 pub fn links() -> Result<Vec<Link>> {
@@ -140,6 +141,11 @@ pub fn install(
     Ok(())
 }
 
+/// Pins of the entry programs, for tools that run them on crafted packets (the benchmark's
+/// BPF_PROG_TEST_RUN) or profile them; the links keep them alive either way.
+pub const INGRESS_PIN: &str = "prog-ingress";
+pub const EGRESS_PIN: &str = "prog-egress";
+
 /// Attaches the entry programs to every interface that lacks them, and forgets the links of
 /// interfaces that are gone.
 fn attach(ebpf: &mut Ebpf, dir: &Path, links: &[Link]) -> Result<()> {
@@ -165,6 +171,10 @@ fn attach(ebpf: &mut Ebpf, dir: &Path, links: &[Link]) -> Result<()> {
                 .try_into()?;
             if prog.fd().is_err() {
                 prog.load().context("loading the XDP entry program")?;
+                let pin = dir.join(INGRESS_PIN);
+                if !pin.exists() {
+                    prog.pin(&pin).with_context(|| format!("pinning {}", pin.display()))?;
+                }
             }
             let id = prog
                 .attach_to_if_index(link.ifindex, XdpMode::Default)
@@ -179,6 +189,10 @@ fn attach(ebpf: &mut Ebpf, dir: &Path, links: &[Link]) -> Result<()> {
                 .try_into()?;
             if prog.fd().is_err() {
                 prog.load().context("loading the TC entry program")?;
+                let pin = dir.join(EGRESS_PIN);
+                if !pin.exists() {
+                    prog.pin(&pin).with_context(|| format!("pinning {}", pin.display()))?;
+                }
             }
             let id = prog
                 .attach_with_options(

@@ -31,7 +31,7 @@ use crate::{
     ruleset::model::Table,
 };
 
-pub use generation::links;
+pub use generation::{EGRESS_PIN, ELF, INGRESS_PIN, links};
 
 /// One network namespace's installation.
 pub struct Dataplane {
@@ -56,6 +56,11 @@ impl Dataplane {
         Ok(Dataplane {
             dir: bpffs::netns_dir()?,
         })
+    }
+
+    /// This namespace's state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The lock file of this namespace.
