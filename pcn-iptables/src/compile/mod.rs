@@ -296,6 +296,10 @@ fn bitmap(nwords: usize, bits: impl Iterator<Item = bool>) -> Words {
 /// has rule i set when the atom lies inside rule i's interval (flipped by `!`): since every
 /// rule's interval is a union of atoms, the longest atom containing a value lies inside the
 /// interval exactly when the value does.
+///
+/// An atom lies inside an interval exactly when it or one of its ancestors is one of the
+/// interval's prefixes, so walking the atoms as a prefix tree, each bitmap is its parent's
+/// with the rules decomposed right there flipped: linear in atoms and rules, not their product.
 fn trie_field(
     nwords: usize,
     constraints: &[Option<Negatable<Interval>>],
@@ -304,25 +308,56 @@ fn trie_field(
     if constraints.iter().all(Option::is_none) {
         return None;
     }
-    let mut atoms = vec![(0u32, 0u32)];
-    for c in constraints.iter().flatten() {
-        atoms.extend(prefixes(c.value, width));
+    // (first value, prefix length, rule): the rule's interval has this prefix.
+    let mut decomposed: Vec<(u32, u32, usize)> = constraints
+        .iter()
+        .enumerate()
+        .filter_map(|(rule, c)| c.as_ref().map(|c| (rule, c)))
+        .flat_map(|(rule, c)| {
+            prefixes(c.value, width)
+                .into_iter()
+                .map(move |(len, v)| (v, len, rule))
+        })
+        .collect();
+    decomposed.push((0, 0, usize::MAX));
+    // Parents before children: by first value, then shorter prefixes first.
+    decomposed.sort_unstable();
+    // The root: rules without a constraint, and negated ones (nothing is inside them yet).
+    let root = bitmap(
+        nwords,
+        constraints
+            .iter()
+            .map(|c| c.as_ref().is_none_or(|c| c.negated)),
+    );
+    let mut entries: Vec<(u32, u32, Words)> = Vec::new();
+    // Indexes into `entries` of the atoms containing the current one.
+    let mut ancestors: Vec<usize> = Vec::new();
+    for group in decomposed.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let (value, len, _) = group[0];
+        let atom = Interval::of_prefix(value, len, width);
+        while let Some(&top) = ancestors.last() {
+            let (tl, tv, _) = &entries[top];
+            if atom.within(Interval::of_prefix(*tv, *tl, width)) {
+                break;
+            }
+            ancestors.pop();
+        }
+        let mut words = match ancestors.last() {
+            Some(&parent) => entries[parent].2.clone(),
+            None => root.clone(),
+        };
+        for &(_, _, rule) in group.iter().filter(|d| d.2 != usize::MAX) {
+            let bit = 1u64 << (rule % 64);
+            if constraints[rule].as_ref().is_some_and(|c| c.negated) {
+                words[rule / 64] &= !bit;
+            } else {
+                words[rule / 64] |= bit;
+            }
+        }
+        ancestors.push(entries.len());
+        entries.push((len, value, words));
     }
-    atoms.sort_unstable();
-    atoms.dedup();
-    Some(
-        atoms
-            .into_iter()
-            .map(|(len, value)| {
-                let atom = Interval::of_prefix(value, len, width);
-                let bits = constraints.iter().map(|c| match c {
-                    None => true,
-                    Some(c) => atom.within(c.value) != c.negated,
-                });
-                (len, value, bitmap(nwords, bits))
-            })
-            .collect(),
-    )
+    Some(entries)
 }
 
 #[cfg(test)]
