@@ -1,6 +1,8 @@
 //! `#[repr(C)]` types and constants shared by the pcn-iptables userspace and its eBPF programs.
 #![no_std]
 
+pub mod conntrack;
+
 /// Rules one chain can hold: the classifier's bitmaps have one bit per rule.
 pub const MAX_RULES_PER_CHAIN: usize = 16384;
 /// 64-bit words in a rule bitmap.
@@ -188,6 +190,8 @@ mod user {
     unsafe impl aya::Pod for Action {}
     unsafe impl aya::Pod for Counter {}
     unsafe impl aya::Pod for PacketInfo {}
+    unsafe impl aya::Pod for crate::conntrack::CtKey {}
+    unsafe impl aya::Pod for crate::conntrack::CtEntry {}
 }
 
 #[cfg(test)]

@@ -1,0 +1,346 @@
+//! Connection tracking as netfilter does it, in plain functions both sides share: the eBPF
+//! programs track packets with them, userspace tests them and seeds the table with them.
+
+/// `--ctstate`/`--state` values, as bit numbers of a one-byte field key (xt_conntrack's
+/// XT_CONNTRACK_STATE_BIT order: INVALID is bit 0, then ESTABLISHED, RELATED, NEW).
+pub mod ctstate {
+    pub const INVALID: u8 = 0;
+    pub const ESTABLISHED: u8 = 1;
+    pub const RELATED: u8 = 2;
+    pub const NEW: u8 = 3;
+    pub const UNTRACKED: u8 = 4;
+}
+
+/// netfilter's TCP conntrack states (enum tcp_conntrack, as ctnetlink and `conntrack -L` name
+/// them).
+pub mod tcp {
+    pub const NONE: u8 = 0;
+    pub const SYN_SENT: u8 = 1;
+    pub const SYN_RECV: u8 = 2;
+    pub const ESTABLISHED: u8 = 3;
+    pub const FIN_WAIT: u8 = 4;
+    pub const CLOSE_WAIT: u8 = 5;
+    pub const LAST_ACK: u8 = 6;
+    pub const TIME_WAIT: u8 = 7;
+    pub const CLOSE: u8 = 8;
+    pub const SYN_SENT2: u8 = 9;
+    /// Not a state: the packet is invalid for the connection.
+    pub const INVALID: u8 = 10;
+    /// Not a state: the packet does not change the state (and is accepted as it is).
+    pub const IGNORE: u8 = 11;
+
+    pub const NAMES: [&str; 10] = [
+        "NONE",
+        "SYN_SENT",
+        "SYN_RECV",
+        "ESTABLISHED",
+        "FIN_WAIT",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "TIME_WAIT",
+        "CLOSE",
+        "SYN_SENT2",
+    ];
+}
+
+/// TCP header flag bits (byte 13 of the header).
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+}
+
+use tcp::*;
+
+const S_SS: u8 = SYN_SENT;
+const S_SR: u8 = SYN_RECV;
+const S_ES: u8 = ESTABLISHED;
+const S_FW: u8 = FIN_WAIT;
+const S_CW: u8 = CLOSE_WAIT;
+const S_LA: u8 = LAST_ACK;
+const S_TW: u8 = TIME_WAIT;
+const S_CL: u8 = CLOSE;
+const S_S2: u8 = SYN_SENT2;
+const S_IV: u8 = INVALID;
+const S_IG: u8 = IGNORE;
+
+/// netfilter's transition table (nf_conntrack_proto_tcp.c, `tcp_conntracks`), indexed by
+/// direction (0 original, 1 reply), the packet's flag class (SYN, SYN/ACK, FIN, ACK, RST,
+/// none) and the current state (NONE … SYN_SENT2).
+#[rustfmt::skip]
+const TRANSITIONS: [[[u8; 10]; 6]; 2] = [
+    [
+        /*            sNO   sSS   sSR   sES   sFW   sCW   sLA   sTW   sCL   sS2 */
+        /* syn */    [S_SS, S_SS, S_IG, S_IG, S_IG, S_IG, S_IG, S_SS, S_SS, S_S2],
+        /* synack */ [S_IV, S_IV, S_SR, S_IV, S_IV, S_IV, S_IV, S_IV, S_IV, S_SR],
+        /* fin */    [S_IV, S_IV, S_FW, S_FW, S_LA, S_LA, S_LA, S_TW, S_CL, S_IV],
+        /* ack */    [S_ES, S_IV, S_ES, S_ES, S_CW, S_CW, S_TW, S_TW, S_CL, S_IV],
+        /* rst */    [S_IV, S_CL, S_CL, S_CL, S_CL, S_CL, S_CL, S_CL, S_CL, S_CL],
+        /* none */   [S_IV, S_IV, S_IV, S_IV, S_IV, S_IV, S_IV, S_IV, S_IV, S_IV],
+    ],
+    [
+        /*            sNO   sSS   sSR   sES   sFW   sCW   sLA   sTW   sCL   sS2 */
+        /* syn */    [S_IV, S_S2, S_IV, S_IV, S_IV, S_IV, S_IV, S_SS, S_IV, S_S2],
+        /* synack */ [S_IV, S_SR, S_IG, S_IG, S_IG, S_IG, S_IG, S_IG, S_IG, S_SR],
+        /* fin */    [S_IV, S_IV, S_FW, S_FW, S_LA, S_LA, S_LA, S_TW, S_CL, S_IV],
+        /* ack */    [S_IV, S_IG, S_SR, S_ES, S_CW, S_CW, S_TW, S_TW, S_CL, S_IG],
+        /* rst */    [S_IV, S_CL, S_CL, S_CL, S_CL, S_CL, S_CL, S_CL, S_CL, S_CL],
+        /* none */   [S_IV, S_IV, S_IV, S_IV, S_IV, S_IV, S_IV, S_IV, S_IV, S_IV],
+    ],
+];
+
+/// Flag combinations netfilter accepts at all (tcp_valid_flags); anything else, SYN+FIN or
+/// no flag for instance, is INVALID before any state is looked at. PSH never matters.
+pub fn tcp_flags_valid(flags: u8) -> bool {
+    use tcp_flags::*;
+    let f = flags & (FIN | SYN | RST | ACK | URG);
+    matches!(
+        f,
+        x if x == SYN
+            || x == SYN | URG
+            || x == SYN | ACK
+            || x == RST
+            || x == RST | ACK
+            || x == FIN | ACK
+            || x == FIN | ACK | URG
+            || x == ACK
+            || x == ACK | URG
+    )
+}
+
+/// The row of the transition table for a packet's flags (get_conntrack_index).
+fn flag_class(flags: u8) -> usize {
+    use tcp_flags::*;
+    if flags & RST != 0 {
+        4
+    } else if flags & SYN != 0 {
+        if flags & ACK != 0 { 1 } else { 0 }
+    } else if flags & FIN != 0 {
+        2
+    } else if flags & ACK != 0 {
+        3
+    } else {
+        5
+    }
+}
+
+/// The state a connection in `state` moves to when a packet with `flags` goes the given way
+/// (`reply` false: the direction of the connection's first packet). INVALID and IGNORE are
+/// not states: the former marks the packet invalid, the latter leaves the state alone.
+pub fn tcp_transition(state: u8, reply: bool, flags: u8) -> u8 {
+    let state = if state < 10 { state as usize } else { 0 };
+    TRANSITIONS[reply as usize][flag_class(flags)][state]
+}
+
+const SEC: u64 = 1_000_000_000;
+
+/// netfilter's default timeouts (nf_conntrack_tcp_timeout_*), in nanoseconds.
+pub fn tcp_timeout(state: u8) -> u64 {
+    SEC * match state {
+        SYN_SENT | SYN_SENT2 => 120,
+        SYN_RECV => 60,
+        ESTABLISHED => 5 * 24 * 3600,
+        FIN_WAIT | TIME_WAIT => 120,
+        CLOSE_WAIT => 60,
+        LAST_ACK => 30,
+        _ => 10,
+    }
+}
+
+/// nf_conntrack_udp_timeout (no reply yet) and nf_conntrack_udp_timeout_stream (replied).
+pub fn udp_timeout(seen_reply: bool) -> u64 {
+    SEC * if seen_reply { 120 } else { 30 }
+}
+
+/// nf_conntrack_icmp_timeout.
+pub const ICMP_TIMEOUT: u64 = 30 * SEC;
+/// nf_conntrack_generic_timeout, for other protocols.
+pub const GENERIC_TIMEOUT: u64 = 600 * SEC;
+
+/// ICMP queries and their replies (the types conntrack tracks as connections).
+pub fn icmp_reply_type(query: u8) -> Option<u8> {
+    match query {
+        8 => Some(0),   // echo
+        13 => Some(14), // timestamp
+        15 => Some(16), // information
+        17 => Some(18), // address mask
+        _ => None,
+    }
+}
+
+/// ICMP errors that quote a packet of a connection (RELATED to it).
+pub fn icmp_is_error(icmp_type: u8) -> bool {
+    matches!(icmp_type, 3 | 4 | 5 | 11 | 12)
+}
+
+/// Entry flags.
+pub mod status {
+    /// A packet went the reply way.
+    pub const SEEN_REPLY: u8 = 1;
+}
+
+/// A connection as both hooks see it: the key is the tuple of its first packet with the two
+/// ends in a canonical order (lower address/port first), so that one lookup finds it from
+/// either direction. For ICMP the "ports" are the query's id and type.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CtKey {
+    pub addr: [[u8; 4]; 2],
+    pub port: [u16; 2],
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtEntry {
+    /// Which end of the key started the connection (0 or 1).
+    pub origin: u8,
+    /// TCP state (tcp::*); 0 for other protocols.
+    pub tcp_state: u8,
+    /// status::* bits.
+    pub status: u8,
+    pub _pad: [u8; 5],
+    /// bpf_ktime_get_ns() at which the connection is forgotten.
+    pub expires: u64,
+    /// Packets and bytes (IP length) per direction: original, reply.
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+}
+
+/// A packet's tuple: source and destination address and port (id/type for ICMP queries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuple {
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+}
+
+impl Tuple {
+    /// The canonical key and which end of it the packet's source is.
+    pub fn key(&self) -> (CtKey, u8) {
+        let a = (self.src, self.sport);
+        let b = (self.dst, self.dport);
+        let (lo, hi, src_end) = if a <= b { (a, b, 0) } else { (b, a, 1) };
+        (
+            CtKey {
+                addr: [lo.0, hi.0],
+                port: [lo.1, hi.1],
+                proto: self.proto,
+                _pad: [0; 3],
+            },
+            src_end,
+        )
+    }
+}
+
+/// What tracking makes of a TCP packet: its ctstate, and the entry to store if the packet is
+/// accepted (`None`: store nothing).
+pub fn track_tcp(
+    existing: Option<&CtEntry>,
+    src_end: u8,
+    flags: u8,
+    now: u64,
+) -> (u8, Option<CtEntry>) {
+    if !tcp_flags_valid(flags) {
+        return (ctstate::INVALID, None);
+    }
+    match existing {
+        None => {
+            // tcp_new: SYN opens, a lone ACK is picked up mid-stream (nf_conntrack_tcp_loose);
+            // anything else of an unknown connection is invalid.
+            let state = tcp_transition(NONE, false, flags);
+            if state == INVALID || state == IGNORE {
+                return (ctstate::INVALID, None);
+            }
+            let entry = CtEntry {
+                origin: src_end,
+                tcp_state: state,
+                expires: now + tcp_timeout(state),
+                ..Default::default()
+            };
+            (ctstate::NEW, Some(entry))
+        }
+        Some(e) => {
+            let reply = src_end != e.origin;
+            let next = tcp_transition(e.tcp_state, reply, flags);
+            // A SYN reopening a connection in TIME_WAIT/CLOSE starts a new one.
+            if !reply
+                && flags & tcp_flags::SYN != 0
+                && (e.tcp_state == TIME_WAIT || e.tcp_state == CLOSE)
+            {
+                return track_tcp(None, src_end, flags, now);
+            }
+            if next == INVALID {
+                return (ctstate::INVALID, None);
+            }
+            let mut entry = *e;
+            if next != IGNORE {
+                entry.tcp_state = next;
+            }
+            if reply {
+                entry.status |= status::SEEN_REPLY;
+            }
+            entry.expires = now + tcp_timeout(entry.tcp_state);
+            (direction_state(&entry, reply), Some(entry))
+        }
+    }
+}
+
+/// What tracking makes of a UDP packet, an ICMP query or reply, or another protocol's packet.
+pub fn track_other(
+    existing: Option<&CtEntry>,
+    src_end: u8,
+    proto: u8,
+    now: u64,
+) -> (u8, Option<CtEntry>) {
+    let timeout = |seen_reply: bool| match proto {
+        17 => udp_timeout(seen_reply),
+        1 => ICMP_TIMEOUT,
+        _ => GENERIC_TIMEOUT,
+    };
+    match existing {
+        None => {
+            let entry = CtEntry {
+                origin: src_end,
+                expires: now + timeout(false),
+                ..Default::default()
+            };
+            (ctstate::NEW, Some(entry))
+        }
+        Some(e) => {
+            let reply = src_end != e.origin;
+            let mut entry = *e;
+            if reply {
+                entry.status |= status::SEEN_REPLY;
+            }
+            entry.expires = now + timeout(entry.status & status::SEEN_REPLY != 0);
+            (direction_state(&entry, reply), Some(entry))
+        }
+    }
+}
+
+/// ctinfo of a packet of a known connection: replies are ESTABLISHED, and so is the original
+/// direction once a reply was seen; before that it is still NEW.
+fn direction_state(entry: &CtEntry, reply: bool) -> u8 {
+    if reply || entry.status & status::SEEN_REPLY != 0 {
+        ctstate::ESTABLISHED
+    } else {
+        ctstate::NEW
+    }
+}
+
+/// Counts a packet into an entry.
+pub fn account(entry: &mut CtEntry, reply: bool, len: u32) {
+    let d = reply as usize;
+    entry.packets[d] += 1;
+    entry.bytes[d] += len as u64;
+}
+
+#[cfg(test)]
+mod tests;

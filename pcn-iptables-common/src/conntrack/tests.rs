@@ -1,0 +1,160 @@
+extern crate std;
+use std::vec::Vec;
+
+use super::tcp_flags::*;
+use super::*;
+
+const CLIENT: u8 = 0;
+const SERVER: u8 = 1;
+
+/// Runs packets (sender end, flags) through tracking; returns each packet's ctstate and the
+/// entry after them.
+fn tcp_run(packets: &[(u8, u8)]) -> (Vec<u8>, Option<CtEntry>) {
+    let mut entry: Option<CtEntry> = None;
+    let mut states = Vec::new();
+    for (i, &(from, flags)) in packets.iter().enumerate() {
+        let (state, next) = track_tcp(entry.as_ref(), from, flags, i as u64);
+        states.push(state);
+        if next.is_some() {
+            entry = next;
+        }
+    }
+    (states, entry)
+}
+
+#[test]
+fn handshake_data_and_close() {
+    use ctstate::*;
+    let (states, entry) = tcp_run(&[
+        (CLIENT, SYN),
+        (SERVER, SYN | ACK),
+        (CLIENT, ACK),
+        (CLIENT, PSH | ACK),
+        (SERVER, ACK),
+        (CLIENT, FIN | ACK),
+        (SERVER, FIN | ACK),
+        (CLIENT, ACK),
+    ]);
+    assert_eq!(
+        states,
+        [
+            NEW,
+            ESTABLISHED,
+            ESTABLISHED,
+            ESTABLISHED,
+            ESTABLISHED,
+            ESTABLISHED,
+            ESTABLISHED,
+            ESTABLISHED
+        ]
+    );
+    assert_eq!(entry.unwrap().tcp_state, tcp::TIME_WAIT);
+}
+
+#[test]
+fn states_along_the_handshake() {
+    let (_, e) = tcp_run(&[(CLIENT, SYN)]);
+    assert_eq!(e.unwrap().tcp_state, tcp::SYN_SENT);
+    let (_, e) = tcp_run(&[(CLIENT, SYN), (SERVER, SYN | ACK)]);
+    assert_eq!(e.unwrap().tcp_state, tcp::SYN_RECV);
+    let (_, e) = tcp_run(&[(CLIENT, SYN), (SERVER, SYN | ACK), (CLIENT, ACK)]);
+    assert_eq!(e.unwrap().tcp_state, tcp::ESTABLISHED);
+    assert_eq!(tcp_timeout(tcp::ESTABLISHED), 432_000 * 1_000_000_000);
+}
+
+#[test]
+fn a_retransmitted_syn_is_still_new() {
+    let (states, _) = tcp_run(&[(CLIENT, SYN), (CLIENT, SYN)]);
+    assert_eq!(states, [ctstate::NEW, ctstate::NEW]);
+}
+
+#[test]
+fn what_netfilter_calls_invalid() {
+    use ctstate::*;
+    // Flag combinations no TCP sends.
+    for flags in [SYN | FIN, 0, FIN, SYN | RST, FIN | RST | ACK | SYN] {
+        assert_eq!(
+            track_tcp(None, CLIENT, flags, 0),
+            (INVALID, None),
+            "flags {flags:#x}"
+        );
+    }
+    // A lone RST or SYN/ACK of an unknown connection.
+    assert_eq!(track_tcp(None, CLIENT, RST, 0), (INVALID, None));
+    assert_eq!(track_tcp(None, CLIENT, SYN | ACK, 0), (INVALID, None));
+    // A SYN/ACK from the side that sent the SYN.
+    let (states, _) = tcp_run(&[(CLIENT, SYN), (CLIENT, SYN | ACK)]);
+    assert_eq!(states, [NEW, INVALID]);
+}
+
+#[test]
+fn a_lone_ack_is_picked_up_as_new() {
+    let (state, entry) = track_tcp(None, SERVER, ACK, 0);
+    assert_eq!(state, ctstate::NEW);
+    assert_eq!(entry.unwrap().tcp_state, tcp::ESTABLISHED);
+    let (states, _) = tcp_run(&[(SERVER, ACK), (CLIENT, ACK), (SERVER, PSH | ACK)]);
+    assert_eq!(
+        states,
+        [ctstate::NEW, ctstate::ESTABLISHED, ctstate::ESTABLISHED]
+    );
+}
+
+#[test]
+fn rst_closes_and_syn_reopens() {
+    let (states, e) = tcp_run(&[
+        (CLIENT, SYN),
+        (SERVER, SYN | ACK),
+        (CLIENT, ACK),
+        (SERVER, RST),
+    ]);
+    assert_eq!(states[3], ctstate::ESTABLISHED);
+    assert_eq!(e.unwrap().tcp_state, tcp::CLOSE);
+    let (states, e) = tcp_run(&[(CLIENT, SYN), (SERVER, RST | ACK), (CLIENT, SYN)]);
+    assert_eq!(states[2], ctstate::NEW);
+    assert_eq!(e.unwrap().tcp_state, tcp::SYN_SENT);
+    assert_eq!(
+        e.unwrap().status & status::SEEN_REPLY,
+        0,
+        "a reopened connection starts afresh"
+    );
+}
+
+#[test]
+fn udp_and_icmp_queries() {
+    let (s, e) = track_other(None, CLIENT, 17, 0);
+    assert_eq!(s, ctstate::NEW);
+    let e = e.unwrap();
+    assert_eq!(e.expires, udp_timeout(false));
+    let (s, e2) = track_other(Some(&e), CLIENT, 17, 5);
+    assert_eq!(s, ctstate::NEW, "no reply yet");
+    let (s, e3) = track_other(e2.as_ref(), SERVER, 17, 6);
+    assert_eq!(s, ctstate::ESTABLISHED);
+    assert_eq!(e3.unwrap().expires, 6 + udp_timeout(true));
+    let (s, _) = track_other(e3.as_ref(), CLIENT, 17, 7);
+    assert_eq!(s, ctstate::ESTABLISHED);
+    assert_eq!(icmp_reply_type(8), Some(0));
+    assert_eq!(icmp_reply_type(0), None);
+    assert!(icmp_is_error(3) && !icmp_is_error(8));
+}
+
+#[test]
+fn one_key_for_both_directions() {
+    let out = Tuple {
+        src: [198, 18, 0, 2],
+        dst: [198, 18, 0, 1],
+        sport: 40000,
+        dport: 22,
+        proto: 6,
+    };
+    let back = Tuple {
+        src: out.dst,
+        dst: out.src,
+        sport: out.dport,
+        dport: out.sport,
+        proto: 6,
+    };
+    let (k1, e1) = out.key();
+    let (k2, e2) = back.key();
+    assert_eq!(k1, k2);
+    assert_ne!(e1, e2);
+}
