@@ -30,6 +30,41 @@ impl Interval {
     }
 }
 
+/// A set of values: disjoint intervals, merged where they touch, so that a prefix lies inside
+/// the set exactly when it lies inside one of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Values(Vec<Interval>);
+
+impl Values {
+    pub fn new(mut intervals: Vec<Interval>) -> Self {
+        intervals.sort_unstable_by_key(|i| i.first);
+        let mut merged: Vec<Interval> = Vec::with_capacity(intervals.len());
+        for i in intervals {
+            match merged.last_mut() {
+                Some(last) if i.first as u64 <= last.last as u64 + 1 => {
+                    last.last = last.last.max(i.last)
+                }
+                _ => merged.push(i),
+            }
+        }
+        Values(merged)
+    }
+
+    pub fn contains(&self, atom: Interval) -> bool {
+        self.0.iter().any(|i| atom.within(*i))
+    }
+
+    pub fn intervals(&self) -> &[Interval] {
+        &self.0
+    }
+}
+
+impl From<Interval> for Values {
+    fn from(i: Interval) -> Self {
+        Values(vec![i])
+    }
+}
+
 /// The fewest aligned prefixes `(length, value)` that cover `range` exactly, in a `width`-bit
 /// value space.
 pub fn prefixes(range: Interval, width: u32) -> Vec<(u32, u32)> {

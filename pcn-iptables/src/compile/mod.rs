@@ -13,7 +13,7 @@ use pcn_iptables_common::{
 };
 
 use crate::ruleset::model::{Match, Negatable, Policy, Rule, Table, Target};
-use interval::{Interval, prefixes};
+use interval::{Interval, Values, prefixes};
 
 /// A rule bitmap of one chain, `ChainConfig::nwords` long.
 pub type Words = Vec<u64>;
@@ -170,7 +170,7 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
             .iter()
             .map(|r| {
                 r.proto.as_ref().map(|p| Negatable {
-                    value: Interval::single(p.value as u32),
+                    value: Interval::single(p.value as u32).into(),
                     negated: p.negated,
                 })
             })
@@ -254,17 +254,17 @@ fn action(
     })
 }
 
-fn addr_interval(net: &Negatable<ipnetwork::Ipv4Network>) -> Negatable<Interval> {
+fn addr_interval(net: &Negatable<ipnetwork::Ipv4Network>) -> Negatable<Values> {
     let first = u32::from(net.value.network());
     let last = u32::from(net.value.broadcast());
     Negatable {
-        value: Interval { first, last },
+        value: Interval { first, last }.into(),
         negated: net.negated,
     }
 }
 
 /// The rule's source or destination port constraint, from its tcp/udp match.
-fn port_interval(rule: &Rule, source: bool) -> Option<Negatable<Interval>> {
+fn port_interval(rule: &Rule, source: bool) -> Option<Negatable<Values>> {
     rule.matches.iter().find_map(|m| match m {
         Match::Ports { sport, dport, .. } => {
             let p = if source { sport } else { dport };
@@ -272,7 +272,8 @@ fn port_interval(rule: &Rule, source: bool) -> Option<Negatable<Interval>> {
                 value: Interval {
                     first: p.value.first as u32,
                     last: p.value.last as u32,
-                },
+                }
+                .into(),
                 negated: p.negated,
             })
         }
@@ -302,7 +303,7 @@ fn bitmap(nwords: usize, bits: impl Iterator<Item = bool>) -> Words {
 /// with the rules decomposed right there flipped: linear in atoms and rules, not their product.
 fn trie_field(
     nwords: usize,
-    constraints: &[Option<Negatable<Interval>>],
+    constraints: &[Option<Negatable<Values>>],
     width: u32,
 ) -> Option<Vec<(u32, u32, Words)>> {
     if constraints.iter().all(Option::is_none) {
@@ -314,9 +315,11 @@ fn trie_field(
         .enumerate()
         .filter_map(|(rule, c)| c.as_ref().map(|c| (rule, c)))
         .flat_map(|(rule, c)| {
-            prefixes(c.value, width)
-                .into_iter()
-                .map(move |(len, v)| (v, len, rule))
+            c.value.intervals().iter().flat_map(move |i| {
+                prefixes(*i, width)
+                    .into_iter()
+                    .map(move |(len, v)| (v, len, rule))
+            })
         })
         .collect();
     decomposed.push((0, 0, usize::MAX));

@@ -9,6 +9,32 @@ use super::*;
 use crate::ruleset::model::{Interface, PortRange};
 
 #[test]
+fn values_merge_touching_intervals() {
+    let v = Values::new(vec![
+        Interval { first: 5, last: 9 },
+        Interval { first: 1, last: 2 },
+        Interval { first: 3, last: 3 },
+        Interval {
+            first: 12,
+            last: 12,
+        },
+    ]);
+    assert_eq!(
+        v.intervals(),
+        &[
+            Interval { first: 1, last: 3 },
+            Interval { first: 5, last: 9 },
+            Interval {
+                first: 12,
+                last: 12
+            }
+        ]
+    );
+    assert!(v.contains(Interval { first: 2, last: 3 }));
+    assert!(!v.contains(Interval { first: 3, last: 5 }));
+}
+
+#[test]
 fn prefixes_cover_ranges_exactly() {
     assert_eq!(
         prefixes(
@@ -382,12 +408,14 @@ fn too_many_rules_is_an_error() {
 /// lies inside rule i's interval, flipped by `!`.
 fn trie_field_by_definition(
     nwords: usize,
-    constraints: &[Option<Negatable<Interval>>],
+    constraints: &[Option<Negatable<Values>>],
     width: u32,
 ) -> Vec<(u32, u32, Words)> {
     let mut atoms = vec![(0u32, 0u32)];
     for c in constraints.iter().flatten() {
-        atoms.extend(prefixes(c.value, width));
+        for i in c.value.intervals() {
+            atoms.extend(prefixes(*i, width));
+        }
     }
     atoms.sort_unstable_by_key(|&(len, v)| (v, len));
     atoms.dedup();
@@ -397,7 +425,7 @@ fn trie_field_by_definition(
             let atom = Interval::of_prefix(value, len, width);
             let bits = constraints.iter().map(|c| match c {
                 None => true,
-                Some(c) => atom.within(c.value) != c.negated,
+                Some(c) => c.value.contains(atom) != c.negated,
             });
             (len, value, bitmap(nwords, bits))
         })
@@ -418,14 +446,20 @@ fn trie_field_walk_equals_the_definition() {
         let constraints: Vec<_> = (0..n)
             .map(|_| {
                 rng.chance(80).then(|| {
-                    let a = rng.below(max + 1);
-                    let span = [0, 1, 300, max][rng.below(4) as usize];
-                    let b = a + rng.below(1 + (max - a).min(span));
+                    // One to three intervals, sometimes touching or overlapping.
+                    let intervals = (0..1 + rng.below(3))
+                        .map(|_| {
+                            let a = rng.below(max + 1);
+                            let span = [0, 1, 300, max][rng.below(4) as usize];
+                            let b = a + rng.below(1 + (max - a).min(span));
+                            Interval {
+                                first: a as u32,
+                                last: b as u32,
+                            }
+                        })
+                        .collect();
                     Negatable {
-                        value: Interval {
-                            first: a as u32,
-                            last: b as u32,
-                        },
+                        value: Values::new(intervals),
                         negated: rng.chance(30),
                     }
                 })
