@@ -5,6 +5,7 @@ use std::fmt;
 /// iptables' exit codes (xtables.h `enum xtables_exittype`).
 pub const OTHER_PROBLEM: i32 = 1;
 pub const PARAMETER_PROBLEM: i32 = 2;
+pub const VERSION_PROBLEM: i32 = 3;
 pub const RESOURCE_PROBLEM: i32 = 4;
 
 /// How the message is shaped on stderr, as iptables shapes it.
@@ -76,6 +77,10 @@ impl Error {
                 v = crate::IPTABLES_VERSION,
                 m = self.message
             ),
+            // exit_tryhelp alone has no message line.
+            Style::TryHelp if self.message.is_empty() => {
+                format!("Try `{prog} -h' or '{prog} --help' for more information.\n")
+            }
             Style::TryHelp => format!(
                 "{m}\nTry `{prog} -h' or '{prog} --help' for more information.\n",
                 m = self.message

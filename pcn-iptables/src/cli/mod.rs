@@ -11,11 +11,15 @@ use clap::Parser;
 use pcn_iptables_common::Counter;
 
 use crate::{
-    dataplane::{Dataplane, lock},
-    error::{Error, RESOURCE_PROBLEM, Result},
+    IPTABLES_VERSION,
+    dataplane::{Dataplane, bpffs, lock},
+    error::{Error, RESOURCE_PROBLEM, Result, VERSION_PROBLEM},
     listing,
-    ruleset::{self, model::BASE_CHAINS},
-    syntax::{self, Command},
+    ruleset::{
+        self,
+        model::{BASE_CHAINS, Table},
+    },
+    syntax::{self, Command, Zeroing},
 };
 
 /// pcn-iptables' own flags, outside iptables' syntax.
@@ -53,7 +57,7 @@ pub fn main() -> i32 {
     {
         manage(&args)
     } else {
-        run(rest)
+        run(&prog, args.first().unwrap_or(&prog), rest)
     };
     match result {
         Ok(()) => 0,
@@ -85,9 +89,109 @@ fn print(text: &str) {
     let _ = out.write_all(text.as_bytes());
 }
 
-/// One iptables command: parse, lock, read the stored ruleset, apply, compile, commit.
-pub fn run(args: &[String]) -> Result<()> {
-    let invocation = syntax::parse_args(args)?;
+/// What `-V` says after the program's name (and the help's first line): iptables' version
+/// first, for the scripts that parse it, then ours.
+fn version() -> String {
+    format!(
+        "{IPTABLES_VERSION} (pcn-iptables {}; eBPF)",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Capability bits (linux/capability.h).
+const CAP_DAC_OVERRIDE: u32 = 1;
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// The effective capability set, from /proc/self/status.
+fn effective_capabilities() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Refuses, before anything touches the kernel, what iptables-legacy refuses for want of
+/// privileges, with its messages: a user who cannot open the lock file (root's), then one
+/// without the capabilities to change the firewall (iptables needs CAP_NET_ADMIN; loading and
+/// pinning eBPF programs also needs CAP_SYS_ADMIN).
+fn check_privileges(table: &str) -> Result<()> {
+    let caps = effective_capabilities();
+    let has = |cap: u32| caps & (1 << cap) != 0;
+    if !nix::unistd::geteuid().is_root() && !has(CAP_DAC_OVERRIDE) {
+        let netns = bpffs::netns_dir().map_err(internal)?;
+        let name = netns.file_name().unwrap_or_default().to_string_lossy();
+        return Err(Error::raw(
+            RESOURCE_PROBLEM,
+            format!(
+                "Fatal: can't open lock file {}/locks/{name}.lock: Permission denied\n",
+                bpffs::RUN_DIR
+            ),
+        ));
+    }
+    if !has(CAP_NET_ADMIN) || !has(CAP_SYS_ADMIN) {
+        return Err(Error::versioned(
+            VERSION_PROBLEM,
+            format!(
+                "can't initialize iptables table `{table}': Permission denied (you must be root)\n\
+                 Perhaps iptables or your kernel needs to be upgraded."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Zeroes counter `slots`. `-Z` commits the table, and iptables-legacy restarts the base
+/// chains' policy counters on every commit: those go too.
+fn zero(dp: &Dataplane, table: &Table, slots: Vec<u32>) -> Result<()> {
+    let policies = table.chains.iter().filter(|c| c.policy.is_some());
+    dp.zero(slots.into_iter().chain(policies.map(|c| c.policy_counter)))
+        .map_err(internal)
+}
+
+/// `-Z` given with `-L` or `-S`, once they have listed.
+fn zero_after_listing(
+    dp: &Dataplane,
+    table: &Table,
+    chain: Option<&str>,
+    rulenum: Option<usize>,
+    zeroing: Option<Zeroing>,
+    echo: impl Fn() -> Result<()>,
+) -> Result<()> {
+    match zeroing {
+        Some(Zeroing::Chains) => {
+            echo()?;
+            zero(dp, table, ruleset::zero_slots(table, chain, None)?)
+        }
+        Some(Zeroing::Rule) => zero(dp, table, ruleset::zero_slots(table, chain, rulenum)?),
+        None => Ok(()),
+    }
+}
+
+/// One iptables command: parse, lock, read the stored ruleset, apply, compile, commit. `prog`
+/// is the name to answer as, `argv0` the program as invoked (some messages quote it).
+pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
+    let invocation = syntax::parse_args(argv0, args)?;
+    match &invocation.command {
+        Command::Help { standard, matches } => {
+            print(&syntax::help(prog, &version(), *standard, matches));
+            return Ok(());
+        }
+        Command::Version { negated: false } => {
+            print(&format!("{prog} v{}\n", version()));
+            return Ok(());
+        }
+        Command::Version { negated: true } => {
+            print(&format!("Not {} ;-)\n", version()));
+            return Ok(());
+        }
+        _ => {}
+    }
+    check_privileges(&invocation.table)?;
+    invocation.check_table()?;
     let dp = Dataplane::open().map_err(internal)?;
     let _lock = lock::acquire(&dp.lock_path(), &invocation.wait)?;
     let table = dp.read_table().map_err(internal)?;
@@ -112,11 +216,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 options,
                 &counters,
             )?);
-            if *zero {
-                echo()?;
-                dp.zero(ruleset::zero_slots(&table, chain.as_deref(), None)?)
-                    .map_err(internal)?;
-            }
+            zero_after_listing(&dp, &table, chain.as_deref(), *rulenum, *zero, echo)?;
         }
         Command::ListRules {
             chain,
@@ -133,11 +233,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 *rulenum,
                 counters,
             )?);
-            if *zero {
-                echo()?;
-                dp.zero(ruleset::zero_slots(&table, chain.as_deref(), None)?)
-                    .map_err(internal)?;
-            }
+            zero_after_listing(&dp, &table, chain.as_deref(), *rulenum, *zero, echo)?;
         }
         Command::Check { chain, rules } => {
             echo()?;
@@ -147,17 +243,31 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         Command::Zero { chain, rulenum } => {
             echo()?;
-            dp.zero(ruleset::zero_slots(&table, chain.as_deref(), *rulenum)?)
-                .map_err(internal)?;
+            zero(
+                &dp,
+                &table,
+                ruleset::zero_slots(&table, chain.as_deref(), *rulenum)?,
+            )?;
+        }
+        // libiptc commits nothing when there is no user-defined chain to delete.
+        Command::DeleteChain { chain: None } if table.chains.iter().all(|c| c.policy.is_some()) => {
+            echo()?;
         }
         command => {
             echo()?;
             let mut new = table.clone();
             let mut slots = commit::Slots::new(&table);
-            ruleset::apply(&mut new, command, &mut || slots.alloc(Counter::default()))?;
-            // iptables-legacy restarts the base chains' policy counters on every change.
+            // `-c` gives new rules their counts.
+            let start = invocation.counters.unwrap_or_default();
+            ruleset::apply(&mut new, command, &mut || slots.alloc(start))?;
+            // iptables-legacy restarts the base chains' policy counters on every change; `-P`
+            // with `-c` sets its chain's.
             for chain in BASE_CHAINS {
-                slots.set_policy(&new, chain, Counter::default());
+                let start = match command {
+                    Command::Policy { chain: c, .. } if c == chain => start,
+                    _ => Counter::default(),
+                };
+                slots.set_policy(&new, chain, start);
             }
             commit::install(&dp, &new, &slots)?;
         }

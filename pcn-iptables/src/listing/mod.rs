@@ -15,7 +15,7 @@ use crate::ruleset::model::{
 use crate::ruleset::{no_chain, port_match_name, resolve_targets, target_name};
 use crate::syntax::netdb::NameDb;
 use crate::syntax::value::protocol_name;
-use crate::syntax::{Command, ListOptions};
+use crate::syntax::{Command, ListOptions, Zeroing};
 
 /// `-L [chain [rulenum]]`. `counters` gives a slot's packets and bytes.
 pub fn list(
@@ -44,7 +44,7 @@ pub fn rule_line(rule: &Rule) -> String {
 }
 
 /// What `-v` prints for `command` besides any listing: the rules of a rule command, the chains
-/// -F and -Z go through. For `-L -Z` and `-S -Z` it follows the listing. iptables prints it before
+/// -F, -Z and -X go through. For `-L -Z` and `-S -Z` it follows the listing. iptables prints it before
 /// the command takes effect, even when the command then fails, but after resolving the rules'
 /// targets: an unknown target is this function's error.
 pub fn verbose_echo(table: &Table, command: &Command) -> Result<String> {
@@ -71,20 +71,25 @@ pub fn verbose_echo(table: &Table, command: &Command) -> Result<String> {
             rule_line(rule)
         }
         Command::Flush { chain } => each_chain(chain, "Flushing"),
+        Command::DeleteChain { chain: Some(name) } => format!("Deleting chain `{name}'\n"),
+        Command::DeleteChain { chain: None } => table
+            .chains
+            .iter()
+            .filter(|c| c.policy.is_none())
+            .map(|c| format!("Deleting chain `{}'\n", c.name))
+            .collect(),
         Command::Zero {
             chain,
             rulenum: None,
         }
         | Command::List {
             chain,
-            rulenum: None,
-            zero: true,
+            zero: Some(Zeroing::Chains),
             ..
         }
         | Command::ListRules {
             chain,
-            rulenum: None,
-            zero: true,
+            zero: Some(Zeroing::Chains),
             ..
         } => each_chain(chain, "Zeroing"),
         _ => String::new(),
@@ -196,13 +201,7 @@ fn header(
             out.push_str(")\n");
         }
         None => {
-            let references = table
-                .chains
-                .iter()
-                .flat_map(|c| &c.rules)
-                .filter(|r| matches!(&r.target, Some(Target::Jump(n) | Target::Goto(n)) if *n == chain.name))
-                .count();
-            let _ = writeln!(out, " ({references} references)");
+            let _ = writeln!(out, " ({} references)", table.references(&chain.name));
         }
     }
     if format.line_numbers {

@@ -4,7 +4,7 @@
 use super::*;
 use crate::ruleset::print::tests::{RULES, USER_RULES, counters, golden, table};
 use crate::syntax::netdb::tests::debian;
-use crate::syntax::{parse_args, parse_rule_line_with, split_words};
+use crate::syntax::{Zeroing, parse_args, parse_rule_line_with, split_words};
 
 fn options(numeric: bool, verbose: bool, exact: bool, line_numbers: bool) -> ListOptions {
     ListOptions {
@@ -304,7 +304,9 @@ fn listings_match_iptables() {
     let db = debian();
     let t = table(&db, RULES);
     for (args, expected) in LISTINGS {
-        let command = parse_args(&split_words(args).unwrap()).unwrap().command;
+        let command = parse_args("iptables", &split_words(args).unwrap())
+            .unwrap()
+            .command;
         let Command::List {
             chain,
             rulenum,
@@ -469,11 +471,23 @@ fn verbose_echo_matches_iptables() {
     assert_eq!(verbose_echo(&t, &zero_one).unwrap(), "");
     let list = Command::List {
         chain: Some("INPUT".into()),
-        rulenum: None,
+        rulenum: Some(1),
         options: ListOptions::default(),
-        zero: true,
+        zero: Some(Zeroing::Chains),
     };
     assert_eq!(verbose_echo(&t, &list).unwrap(), "Zeroing chain `INPUT'\n");
+    let list_one = Command::List {
+        chain: Some("INPUT".into()),
+        rulenum: Some(1),
+        options: ListOptions::default(),
+        zero: Some(Zeroing::Rule),
+    };
+    assert_eq!(verbose_echo(&t, &list_one).unwrap(), "");
+    let delete_all = Command::DeleteChain { chain: None };
+    assert_eq!(
+        verbose_echo(&t, &delete_all).unwrap(),
+        "Deleting chain `USER'\n"
+    );
     let goto = Command::Append {
         chain: "INPUT".into(),
         rules: vec![rule("-A INPUT -g NOWHERE")],

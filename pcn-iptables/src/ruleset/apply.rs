@@ -1,11 +1,13 @@
 //! The commands' effect on the ruleset, with the checks and messages of iptables-legacy 1.8.9:
 //! the target lookup of `do_command4`, libiptc's chain and index checks, and the kernel's
-//! `checkentry` refusals that surface as "Invalid argument".
+//! refusals at commit (loops, `checkentry`) that surface as errno messages.
 
-use super::model::{Match, Rule, Table, Target};
+use std::collections::HashMap;
+
+use super::model::{Chain, Match, Rule, Table, Target};
 use super::no_chain;
 use crate::error::{Error, OTHER_PROBLEM, Result};
-use crate::syntax::Command;
+use crate::syntax::{Command, MAX_CHAIN_LABEL};
 
 fn plain(message: &str) -> Error {
     Error::plain(OTHER_PROBLEM, message)
@@ -19,6 +21,22 @@ fn bad_rule() -> Error {
     plain("Bad rule (does a matching rule exist in that chain?)")
 }
 
+/// What `-D` and `-C` say when no rule matches `rule`: libiptc reports a missing rule with a
+/// jump as a missing chain.
+fn missing(rule: &Rule) -> Error {
+    match rule.target.as_ref().and_then(Target::chain) {
+        Some(_) => no_chain(),
+        None => bad_rule(),
+    }
+}
+
+/// `-j standard` finds iptables' standard target under its own name, which libiptc takes for an
+/// extension's: the kernel then has no target by that name.
+const STANDARD: &str = "standard";
+
+/// The names libiptc never lets a chain take, besides those of existing chains.
+const VERDICTS: [&str; 4] = ["ACCEPT", "DROP", "QUEUE", "RETURN"];
+
 /// Applies `command`. New rules get counter slots from `alloc`, called only once every check
 /// has passed: on error the table is unchanged. Listing and -Z only check their chain (the
 /// caller prints and zeroes); -C checks every rule.
@@ -28,7 +46,7 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
             resolve_targets(table, rules)?;
             table.chain(chain).ok_or_else(no_chain)?;
             map_targets(table, rules)?;
-            kernel_checks(rules)?;
+            kernel_checks(table, chain, rules)?;
             let rules: Vec<Rule> = rules
                 .iter()
                 .map(|r| Rule {
@@ -53,7 +71,7 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
                 return Err(plain("Index of insertion too big"));
             }
             map_targets(table, rules)?;
-            kernel_checks(rules)?;
+            kernel_checks(table, chain, rules)?;
             let at = index - 1;
             let target = &mut table.chain_mut(chain).ok_or_else(no_chain)?.rules;
             // Each address combination is inserted at the same place, so they end up reversed.
@@ -75,7 +93,7 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
                 let at = remaining
                     .iter()
                     .position(|r| r.same_spec(rule))
-                    .ok_or_else(bad_rule)?;
+                    .ok_or_else(|| missing(rule))?;
                 remaining.remove(at);
             }
             table.chain_mut(chain).ok_or_else(bad_rule)?.rules = remaining;
@@ -94,7 +112,7 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
                 return Err(plain("Index of replacement too big"));
             }
             map_targets(table, rules)?;
-            kernel_checks(rules)?;
+            kernel_checks(table, chain, rules)?;
             let counter = alloc();
             table.chain_mut(chain).ok_or_else(no_chain)?.rules[index - 1] = Rule {
                 counter,
@@ -126,7 +144,79 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
                 .ok_or_else(|| plain("Bad built-in chain name"))?
                 .policy = Some(*policy);
         }
+        Command::NewChain { chain } => {
+            if table.chain(chain).is_some() || VERDICTS.contains(&chain.as_str()) {
+                return Err(plain("Chain already exists"));
+            }
+            table.add_chain(Chain {
+                name: chain.clone(),
+                policy: None,
+                policy_counter: 0,
+                rules: Vec::new(),
+            });
+        }
+        Command::DeleteChain { chain: Some(chain) } => delete_chain(table, chain)?,
+        Command::DeleteChain { chain: None } => {
+            // iptables tries every user-defined chain and commits only if all went: nothing
+            // changes otherwise, and the last failure is the one reported.
+            let mut next = table.clone();
+            let mut failure = None;
+            for chain in table.chains.iter().filter(|c| c.policy.is_none()) {
+                if let Err(e) = delete_chain(&mut next, &chain.name) {
+                    failure = Some(e);
+                }
+            }
+            match failure {
+                Some(e) => return Err(e),
+                None => *table = next,
+            }
+        }
+        Command::RenameChain { chain, new_name } => rename_chain(table, chain, new_name)?,
+        Command::Help { .. } | Command::Version { .. } => {}
     }
+    Ok(())
+}
+
+/// libiptc's `iptc_delete_chain`.
+fn delete_chain(table: &mut Table, name: &str) -> Result<()> {
+    let chain = table.chain(name).ok_or_else(no_chain)?;
+    if chain.policy.is_some() {
+        return Err(invalid());
+    }
+    if table.references(name) > 0 {
+        return Err(plain("Too many links"));
+    }
+    if !chain.rules.is_empty() {
+        return Err(plain("Directory not empty"));
+    }
+    table.chains.retain(|c| c.name != name);
+    Ok(())
+}
+
+/// libiptc's `iptc_rename_chain`: jumps follow the chain, which moves to its new place in the
+/// order.
+fn rename_chain(table: &mut Table, name: &str, new_name: &str) -> Result<()> {
+    if table.chain(new_name).is_some() || VERDICTS.contains(&new_name) {
+        return Err(plain("File exists"));
+    }
+    let at = table
+        .chains
+        .iter()
+        .position(|c| c.name == name && c.policy.is_none())
+        .ok_or_else(no_chain)?;
+    if new_name.len() + 1 > MAX_CHAIN_LABEL {
+        return Err(invalid());
+    }
+    let mut chain = table.chains.remove(at);
+    chain.name = new_name.to_string();
+    for rule in table.chains.iter_mut().flat_map(|c| &mut c.rules) {
+        if let Some(Target::Jump(to) | Target::Goto(to)) = &mut rule.target
+            && to == name
+        {
+            *to = new_name.to_string();
+        }
+    }
+    table.add_chain(chain);
     Ok(())
 }
 
@@ -141,7 +231,7 @@ pub fn check(table: &Table, chain: &str, rule: &Rule) -> Result<()> {
         .iter()
         .any(|r| r.same_spec(rule))
         .then_some(())
-        .ok_or_else(bad_rule)
+        .ok_or_else(|| missing(rule))
 }
 
 /// The counter slots `-Z [chain [rulenum]]` zeroes: a chain's rules and its policy, or one rule.
@@ -174,7 +264,7 @@ pub fn zero_slots(table: &Table, chain: Option<&str>, rulenum: Option<usize>) ->
 pub(crate) fn resolve_targets(table: &Table, rules: &[Rule]) -> Result<()> {
     for rule in rules {
         match &rule.target {
-            Some(Target::Jump(name)) if table.chain(name).is_none() => {
+            Some(Target::Jump(name)) if table.chain(name).is_none() && name != STANDARD => {
                 return Err(Error::parameter(format!(
                     "Couldn't load target `{name}':No such file or directory\n"
                 )));
@@ -201,9 +291,16 @@ fn map_targets(table: &Table, rules: &[Rule]) -> Result<()> {
     Ok(())
 }
 
-/// What the kernel refuses when the new table is committed: a port match on another protocol
-/// than the rule's (`xt_check_match`).
-fn kernel_checks(rules: &[Rule]) -> Result<()> {
+/// What the kernel refuses when the new table is committed, in its order: a loop (`rules` about
+/// to join `chain` close one), a port match on another protocol than the rule's
+/// (`xt_check_match`), a target it does not have (`-j standard`).
+fn kernel_checks(table: &Table, chain: &str, rules: &[Rule]) -> Result<()> {
+    if rules
+        .iter()
+        .any(|r| r.target.as_ref().and_then(Target::chain).is_some())
+    {
+        find_loop(table, chain, rules)?;
+    }
     for rule in rules {
         for Match::Ports { proto, .. } in &rule.matches {
             if rule
@@ -214,6 +311,51 @@ fn kernel_checks(rules: &[Rule]) -> Result<()> {
                 return Err(invalid());
             }
         }
+    }
+    if rules
+        .iter()
+        .any(|r| r.target == Some(Target::Jump(STANDARD.into())))
+    {
+        return Err(no_chain());
+    }
+    Ok(())
+}
+
+/// The kernel's `mark_source_chains`, for `table` once `added` rules join `chain`: a table where
+/// a chain reachable from a base chain can reach itself again through jumps and gotos is
+/// refused with ELOOP; loops among chains no base chain reaches are allowed. Taking the rule
+/// `-R` replaces as still there changes nothing: a loop through it would pass `chain` first.
+fn find_loop(table: &Table, chain: &str, added: &[Rule]) -> Result<()> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        OnPath,
+        Done,
+    }
+    fn visit<'a>(
+        table: &'a Table,
+        added: (&str, &'a [Rule]),
+        chain: &'a str,
+        marks: &mut HashMap<&'a str, Mark>,
+    ) -> Result<()> {
+        match marks.get(chain) {
+            Some(Mark::OnPath) => return Err(plain("Too many levels of symbolic links")),
+            Some(Mark::Done) => return Ok(()),
+            None => {}
+        }
+        marks.insert(chain, Mark::OnPath);
+        let own = table.chain(chain).map_or(&[][..], |c| c.rules.as_slice());
+        let extra = if added.0 == chain { added.1 } else { &[] };
+        for rule in own.iter().chain(extra) {
+            if let Some(to) = rule.target.as_ref().and_then(Target::chain) {
+                visit(table, added, to, marks)?;
+            }
+        }
+        marks.insert(chain, Mark::Done);
+        Ok(())
+    }
+    let mut marks = HashMap::new();
+    for base in table.chains.iter().filter(|c| c.policy.is_some()) {
+        visit(table, (chain, added), &base.name, &mut marks)?;
     }
     Ok(())
 }
@@ -235,7 +377,9 @@ mod tests {
         let mut next = 100;
         let mut errors = Vec::new();
         for line in lines {
-            let command = parse_args(&split_words(line).unwrap()).unwrap().command;
+            let command = parse_args("iptables", &split_words(line).unwrap())
+                .unwrap()
+                .command;
             let before = list_rules_with(&db, &t, None, None, None).unwrap();
             if let Err(e) = apply(&mut t, &command, &mut || {
                 next += 1;
@@ -391,13 +535,160 @@ mod tests {
         );
     }
 
+    /// The chains of -S, in order.
+    fn chains(lines: &[&str]) -> (Vec<String>, Vec<String>) {
+        let db = debian();
+        let mut t = table(&db, START);
+        let mut errors = Vec::new();
+        for line in lines {
+            let command = parse_args("iptables", &split_words(line).unwrap())
+                .unwrap()
+                .command;
+            if let Err(e) = apply(&mut t, &command, &mut || 0) {
+                errors.push(format!("{line}: {}", e.render("iptables")));
+            }
+        }
+        let names = t.chains.iter().map(|c| c.name.clone()).collect();
+        (names, errors)
+    }
+
+    #[test]
+    fn new_delete_and_rename_chains() {
+        let (names, errors) = chains(&[
+            "-N b",
+            "-N B",
+            "-N _x",
+            "-N a",
+            "-N a",
+            "-N INPUT",
+            "-A INPUT -j b",
+            "-A a -j DROP",
+            "-X b",
+            "-X a",
+            "-X nosuch",
+            "-X INPUT",
+            "-E b c",
+            "-E c B",
+            "-E c ACCEPT",
+            "-E INPUT x",
+            "-E nosuch x",
+            "-E c abcdefghijklmnopqrstuvwxyzabcdef",
+            "-X B",
+        ]);
+        // Base chains first, then user-defined ones in byte order; -E moves a chain.
+        assert_eq!(
+            names,
+            ["INPUT", "FORWARD", "OUTPUT", "USER", "_x", "a", "c"]
+        );
+        assert_eq!(
+            errors,
+            [
+                "-N a: iptables: Chain already exists.\n",
+                "-N INPUT: iptables: Chain already exists.\n",
+                "-X b: iptables: Too many links.\n",
+                "-X a: iptables: Directory not empty.\n",
+                "-X nosuch: iptables: No chain/target/match by that name.\n",
+                "-X INPUT: iptables: Invalid argument. Run `dmesg' for more information.\n",
+                "-E c B: iptables: File exists.\n",
+                "-E c ACCEPT: iptables: File exists.\n",
+                "-E INPUT x: iptables: No chain/target/match by that name.\n",
+                "-E nosuch x: iptables: No chain/target/match by that name.\n",
+                "-E c abcdefghijklmnopqrstuvwxyzabcdef: iptables: Invalid argument. Run `dmesg' for more information.\n",
+            ]
+        );
+        let (rules, _) = run(&[
+            "-N c",
+            "-A INPUT -j c",
+            "-A c -g USER",
+            "-E c d",
+            "-E USER u",
+        ]);
+        assert_eq!(
+            rules,
+            "-A INPUT -s 1.1.1.1/32 -j ACCEPT\n-A INPUT -s 2.2.2.2/32 -j DROP\n-A INPUT -j d\n-A d -g u\n"
+        );
+    }
+
+    #[test]
+    fn delete_every_chain_or_none() {
+        let (names, errors) = chains(&["-N a", "-N b", "-A a -j DROP", "-A INPUT -j b", "-X"]);
+        assert_eq!(names, ["INPUT", "FORWARD", "OUTPUT", "USER", "a", "b"]);
+        // The last failure is the one reported.
+        assert_eq!(errors, ["-X: iptables: Too many links.\n"]);
+        let (names, errors) = chains(&["-N a", "-X"]);
+        assert_eq!(names, ["INPUT", "FORWARD", "OUTPUT"]);
+        assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn loops_reachable_from_a_base_chain_are_refused() {
+        let loop_error = "1 iptables: Too many levels of symbolic links.\n";
+        let (rules, errors) = run(&[
+            "-N a",
+            "-N b",
+            "-A a -j b",
+            "-A b -g a",
+            "-A INPUT -j a",
+            "-A USER -j USER",
+            "-I OUTPUT -j USER",
+            "-A OUTPUT -j b",
+            "-A OUTPUT -j ACCEPT",
+            "-R OUTPUT 1 -j a",
+        ]);
+        // a and b loop, unreached: allowed until a base chain reaches them.
+        assert_eq!(errors, [loop_error, loop_error, loop_error, loop_error]);
+        assert_eq!(
+            rules,
+            "-A INPUT -s 1.1.1.1/32 -j ACCEPT\n-A INPUT -s 2.2.2.2/32 -j DROP\n\
+             -A OUTPUT -j ACCEPT\n-A USER -j USER\n-A a -j b\n-A b -g a\n"
+        );
+        // The same chain reached twice is no loop.
+        let (_, errors) = run(&["-N a", "-A INPUT -j a", "-A INPUT -j USER", "-A USER -j a"]);
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn missing_jumps_and_the_standard_target() {
+        let no_chain = "1 iptables: No chain/target/match by that name.\n";
+        let (rules, errors) = run(&[
+            "-D INPUT -j USER",
+            "-C INPUT -g USER",
+            "-D INPUT -j DROP",
+            "-A INPUT -j standard",
+            "-I INPUT 9 -j standard",
+            "-D INPUT -j standard",
+            "-A INPUT -i +",
+            "-D INPUT",
+        ]);
+        assert_eq!(
+            errors,
+            [
+                no_chain,
+                no_chain,
+                "1 iptables: Bad rule (does a matching rule exist in that chain?).\n",
+                no_chain,
+                "1 iptables: Index of insertion too big.\n",
+                no_chain,
+            ]
+        );
+        // `-i +` is the rule without -i for -D.
+        assert_eq!(
+            rules,
+            "-A INPUT -s 1.1.1.1/32 -j ACCEPT\n-A INPUT -s 2.2.2.2/32 -j DROP\n"
+        );
+    }
+
     #[test]
     fn counters_flush_and_policy() {
         let db = debian();
         let mut t = table(&db, START);
         let mut slots = 10..;
         let mut alloc = || slots.next().unwrap();
-        let command = |line: &str| parse_args(&split_words(line).unwrap()).unwrap().command;
+        let command = |line: &str| {
+            parse_args("iptables", &split_words(line).unwrap())
+                .unwrap()
+                .command
+        };
         apply(
             &mut t,
             &command("-A INPUT -s 1.1.1.1,3.3.3.3 -j DROP"),

@@ -40,6 +40,12 @@ pub struct Interface {
 }
 
 impl Interface {
+    /// `+` alone: every interface. libiptc compares it equal to no interface at all, and
+    /// `-S` leaves it out, but `-L` shows it.
+    pub fn is_any(&self) -> bool {
+        self.wildcard && self.name.is_empty()
+    }
+
     pub fn matches(&self, ifname: &str) -> bool {
         if self.wildcard {
             ifname.starts_with(&self.name)
@@ -77,6 +83,16 @@ pub enum Target {
     Goto(String),
 }
 
+impl Target {
+    /// The chain a `-j CHAIN` or `-g CHAIN` leads to.
+    pub fn chain(&self) -> Option<&str> {
+        match self {
+            Target::Jump(chain) | Target::Goto(chain) => Some(chain),
+            _ => None,
+        }
+    }
+}
+
 /// One rule. `counter` is the slot of its packet/byte counters in the pinned counter map; it is
 /// not part of the rule's identity.
 #[derive(Clone, Debug)]
@@ -96,10 +112,12 @@ pub struct Rule {
 impl Rule {
     /// The rule's identity for `-D` and `-C`: everything but its counters.
     pub fn same_spec(&self, other: &Rule) -> bool {
+        let iface =
+            |i: &Option<Negatable<Interface>>| i.clone().filter(|i| i.negated || !i.value.is_any());
         self.src == other.src
             && self.dst == other.dst
-            && self.in_iface == other.in_iface
-            && self.out_iface == other.out_iface
+            && iface(&self.in_iface) == iface(&other.in_iface)
+            && iface(&self.out_iface) == iface(&other.out_iface)
             && self.proto == other.proto
             && self.matches == other.matches
             && self.target == other.target
@@ -156,6 +174,26 @@ impl Table {
 
     pub fn chain_mut(&mut self, name: &str) -> Option<&mut Chain> {
         self.chains.iter_mut().find(|c| c.name == name)
+    }
+
+    /// Adds a user-defined chain where libiptc keeps it: after the base chains, in byte order
+    /// of the names.
+    pub fn add_chain(&mut self, chain: Chain) {
+        let at = self
+            .chains
+            .iter()
+            .position(|c| c.policy.is_none() && c.name > chain.name)
+            .unwrap_or(self.chains.len());
+        self.chains.insert(at, chain);
+    }
+
+    /// How many rules jump or go to `chain` (`-L`'s "references").
+    pub fn references(&self, chain: &str) -> usize {
+        self.chains
+            .iter()
+            .flat_map(|c| &c.rules)
+            .filter(|r| r.target.as_ref().and_then(Target::chain) == Some(chain))
+            .count()
     }
 
     /// Every counter slot in use.

@@ -9,10 +9,11 @@ use crate::error::Result;
 use crate::syntax::netdb::NameDb;
 use crate::syntax::value::protocol_name;
 
-/// One rule as `-A chain ...`, without counters; [`crate::syntax::parse_rule_line`] reads it
-/// back into the same rule.
+/// One rule as `-A chain ...`, without counters, for the stored state:
+/// [`crate::syntax::parse_rule_line`] reads it back into the same rule, `-i +` included, which
+/// `-S` leaves out but `-L` shows.
 pub fn rule_spec(chain: &str, rule: &Rule) -> String {
-    spec(NameDb::system(), chain, rule, None)
+    write_spec(NameDb::system(), chain, rule, None, true)
 }
 
 /// `-S [chain [rulenum]]`; with `counters` (`-v`) each policy and rule shows `-c pkts bytes`.
@@ -70,7 +71,18 @@ pub(crate) fn list_rules_with(
     Ok(out)
 }
 
+/// One rule as `-S` prints it.
 pub(crate) fn spec(db: &NameDb, chain: &str, rule: &Rule, counters: Option<(u64, u64)>) -> String {
+    write_spec(db, chain, rule, counters, false)
+}
+
+fn write_spec(
+    db: &NameDb,
+    chain: &str,
+    rule: &Rule,
+    counters: Option<(u64, u64)>,
+    any_interface: bool,
+) -> String {
     let mut out = format!("-A {chain}");
     for (letter, addr) in [('s', &rule.src), ('d', &rule.dst)] {
         if let Some(Negatable { value, negated }) = addr {
@@ -88,6 +100,8 @@ pub(crate) fn spec(db: &NameDb, chain: &str, rule: &Rule, counters: Option<(u64,
             value: Interface { name, wildcard },
             negated,
         }) = iface
+            .as_ref()
+            .filter(|i| any_interface || !i.value.is_any())
         {
             let _ = write!(
                 out,

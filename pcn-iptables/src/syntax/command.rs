@@ -4,12 +4,13 @@
 use std::net::Ipv4Addr;
 
 use ipnetwork::Ipv4Network;
+use pcn_iptables_common::Counter;
 
 use super::getopt::{Getopt, Got, HasArg, LongOpt};
 use super::netdb::NameDb;
 use super::value;
-use super::{Command, Invocation, ListOptions, Wait};
-use crate::error::{Error, OTHER_PROBLEM, Result};
+use super::{Command, Invocation, ListOptions, Wait, Zeroing};
+use crate::error::{Error, OTHER_PROBLEM, Result, VERSION_PROBLEM};
 use crate::ruleset::model::{
     BASE_CHAINS, IPPROTO_TCP, IPPROTO_UDP, Interface, Match, Negatable, Policy, PortRange, Rule,
     Target,
@@ -25,7 +26,10 @@ mod cmd {
     pub const LIST: u32 = 1 << 5;
     pub const FLUSH: u32 = 1 << 6;
     pub const ZERO: u32 = 1 << 7;
+    pub const NEW_CHAIN: u32 = 1 << 8;
+    pub const DELETE_CHAIN: u32 = 1 << 9;
     pub const SET_POLICY: u32 = 1 << 10;
+    pub const RENAME_CHAIN: u32 = 1 << 11;
     pub const LIST_RULES: u32 = 1 << 12;
     pub const ZERO_NUM: u32 = 1 << 13;
     pub const CHECK: u32 = 1 << 14;
@@ -55,9 +59,8 @@ mod opt {
     pub const INVERTIBLE: u32 = SOURCE | DESTINATION | PROTOCOL | VIANAMEIN | VIANAMEOUT | FRAGMENT;
 }
 
-/// iptables' `commands_v_options`, for the commands pcn-iptables parses (the others are refused
-/// before this check): `x` illegal, ` ` allowed; columns in `opt::LETTERS` order.
-const LEGAL: [(u32, &str); 12] = [
+/// iptables' `commands_v_options`: `x` illegal, ` ` allowed; columns in `opt::LETTERS` order.
+const LEGAL: [(u32, &str); 15] = [
     (cmd::INSERT, "x     x  x  "),
     (cmd::DELETE, "x     x  xx "),
     (cmd::DELETE_NUM, "xxxxx xxxxxx"),
@@ -66,7 +69,10 @@ const LEGAL: [(u32, &str); 12] = [
     (cmd::LIST, " xxxx  xx xx"),
     (cmd::FLUSH, "xxxxx xxxxxx"),
     (cmd::ZERO, "xxxxx xxxxxx"),
+    (cmd::NEW_CHAIN, "xxxxx xxxxxx"),
+    (cmd::DELETE_CHAIN, "xxxxx xxxxxx"),
     (cmd::SET_POLICY, "xxxxx xxxx x"),
+    (cmd::RENAME_CHAIN, "xxxxx xxxxxx"),
     (cmd::LIST_RULES, "xxxxx xxxxxx"),
     (cmd::ZERO_NUM, "xxxxx xxxxxx"),
     (cmd::CHECK, "x     x  xx "),
@@ -92,6 +98,13 @@ impl Module {
         match self {
             Module::Tcp => IPPROTO_TCP,
             Module::Udp => IPPROTO_UDP,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Module::Tcp => "tcp",
+            Module::Udp => "udp",
         }
     }
 
@@ -224,19 +237,31 @@ const EXTENSION_MATCHES: [&str; 50] = [
 
 /// Long options of the protocol matches `-p` loads on demand that pcn-iptables lacks.
 #[rustfmt::skip]
-const PROTOCOL_MATCH_OPTIONS: [(&str, &[&str]); 5] = [
+const PROTOCOL_MATCH_OPTIONS: [(&str, &[&str]); 6] = [
     ("icmp", &["icmp-type"]),
     ("sctp", &["source-port", "sport", "destination-port", "dport", "chunk-types"]),
     ("dccp", &["source-port", "sport", "destination-port", "dport", "dccp-types", "dccp-option"]),
     ("esp", &["espspi"]),
     ("ah", &["ahspi"]),
+    ("ipcomp", &["ipcompspi", "compres"]),
 ];
+
+/// Whether `xtables_find_target` finds a target by this name: the standard target (under
+/// `""`, `standard` and the verdicts it stands for) or a target extension.
+fn is_target(name: &str) -> bool {
+    matches!(
+        name,
+        "" | "standard" | "ACCEPT" | "DROP" | "QUEUE" | "RETURN"
+    ) || EXTENSION_TARGETS.contains(&name)
+}
 
 /// The other tables of iptables' filter/nat/mangle/raw/security set.
 const OTHER_TABLES: [&str; 4] = ["nat", "mangle", "raw", "security"];
 
 /// xtables' `XT_EXTENSION_MAXNAMELEN`: names are shorter than this.
 const MAX_NAME: usize = 29;
+/// libiptc's `IPT_CHAINLABEL` size: `-E` refuses longer names (terminating NUL included).
+pub const MAX_CHAIN_LABEL: usize = 32;
 /// The kernel's `IFNAMSIZ`, terminating NUL included.
 const IFNAMSIZ: usize = 16;
 
@@ -263,7 +288,7 @@ struct MatchState {
     dport_seen: bool,
 }
 
-/// A parsed `-i`/`-o` value before canonicalisation (`+` alone is kept apart).
+/// A parsed `-i`/`-o` value.
 type Iface = Negatable<Interface>;
 
 /// What do_parse accumulates, named after iptables' `cs`, `p` and `args` fields.
@@ -276,10 +301,14 @@ struct Parse<'a> {
     policy: Option<String>,
     options: u32,
     invert: bool,
-    verbose: bool,
+    /// How many `-v`.
+    verbose: u32,
     wait: i64,
     wait_interval: bool,
     table: String,
+    /// `-E`'s new chain name.
+    new_name: Option<&'a str>,
+    counters: Option<Counter>,
     src: Option<(&'a str, bool)>,
     dst: Option<(&'a str, bool)>,
     proto: Option<Negatable<u8>>,
@@ -295,9 +324,10 @@ struct Parse<'a> {
     warnings: Vec<String>,
 }
 
-/// Parses `args` (without the program name); also returns the warnings iptables would print.
-pub fn parse(db: &NameDb, args: &[String]) -> (Result<Invocation>, Vec<String>) {
-    let argv = std::iter::once("iptables")
+/// Parses `args`, the arguments after `argv0` (which some messages quote); also returns the
+/// warnings iptables would print.
+pub fn parse(db: &NameDb, argv0: &str, args: &[String]) -> (Result<Invocation>, Vec<String>) {
+    let argv = std::iter::once(argv0)
         .chain(args.iter().map(String::as_str))
         .collect();
     let mut p = Parse {
@@ -309,10 +339,12 @@ pub fn parse(db: &NameDb, args: &[String]) -> (Result<Invocation>, Vec<String>) 
         policy: None,
         options: 0,
         invert: false,
-        verbose: false,
+        verbose: 0,
         wait: 0,
         wait_interval: false,
         table: "filter".into(),
+        new_name: None,
+        counters: None,
         src: None,
         dst: None,
         proto: None,
@@ -344,6 +376,13 @@ impl<'a> Parse<'a> {
                     continue;
                 }
                 Got::NonOption(arg) => return Err(bad_argument(arg)),
+                // Both answer at once, whatever follows.
+                Got::Opt(Opt::Letter('h'), _) => return self.help(),
+                Got::Opt(Opt::Letter('V'), _) => {
+                    return Ok(self.answer(Command::Version {
+                        negated: self.invert,
+                    }));
+                }
                 Got::Opt(opt, optarg) => self.option(opt, optarg)?,
                 Got::Missing | Got::Unknown => {
                     if self.load_proto(got == Got::Unknown)? {
@@ -360,6 +399,37 @@ impl<'a> Parse<'a> {
             self.invert = false;
         }
         self.finish()
+    }
+
+    /// `-h`: the help of the matches given so far, or else of the match named by `-p`
+    /// (`iptables -p tcp -h`), and of the standard target when `-j` named a verdict.
+    fn help(&self) -> Result<Invocation> {
+        let mut matches: Vec<&'static str> = self.matches.iter().map(|m| m.module.name()).collect();
+        if let (true, Some(protocol)) = (matches.is_empty(), self.protocol.as_deref()) {
+            match Module::by_name(protocol) {
+                Some(module) => matches.push(module.name()),
+                None if PROTOCOL_MATCH_OPTIONS.iter().any(|(m, _)| *m == protocol) => {
+                    return Err(unsupported(format_args!("match `{protocol}'")));
+                }
+                None => {}
+            }
+        }
+        let standard = matches!(
+            self.target,
+            Some(Target::Accept | Target::Drop | Target::Return)
+        );
+        Ok(self.answer(Command::Help { standard, matches }))
+    }
+
+    /// An invocation that only prints (`-h`, `-V`).
+    fn answer(&self, command: Command) -> Invocation {
+        Invocation {
+            command,
+            wait: Wait::NoWait,
+            table: self.table.clone(),
+            verbose: false,
+            counters: None,
+        }
     }
 
     /// getopt's long options: iptables' own, then the loaded matches', newest first.
@@ -551,12 +621,25 @@ impl<'a> Parse<'a> {
                     .ok_or_else(|| param("-P requires a chain and a policy"))?;
                 self.policy = Some(policy.to_string());
             }
-            'N' | 'X' | 'E' => {
-                return Err(unsupported(format_args!(
-                    "option \"-{letter}\" (user-defined chains)"
-                )));
+            'N' => {
+                let chain = required();
+                valid_chain_name(chain)?;
+                self.add_command(cmd::NEW_CHAIN, 0)?;
+                self.chain = Some(chain.to_string());
             }
-            'h' | 'V' => return Err(unsupported(format_args!("option \"-{letter}\""))),
+            'X' => {
+                self.add_command(cmd::DELETE_CHAIN, 0)?;
+                self.optional_chain(optarg);
+            }
+            'E' => {
+                self.add_command(cmd::RENAME_CHAIN, 0)?;
+                self.chain = Some(required().to_string());
+                self.new_name = Some(
+                    self.getopt
+                        .take_optional()
+                        .ok_or_else(|| param("-E requires old-chain-name and new-chain-name"))?,
+                );
+            }
             'p' => {
                 self.set_option(opt::PROTOCOL)?;
                 let text = element.to_ascii_lowercase();
@@ -594,10 +677,10 @@ impl<'a> Parse<'a> {
                 return Err(unsupported("option \"-f\" (fragments)"));
             }
             'v' => {
-                if !self.verbose {
+                if self.verbose == 0 {
                     self.set_option(opt::VERBOSE)?;
                 }
-                self.verbose = true;
+                self.verbose += 1;
             }
             'm' => {
                 if self.invert {
@@ -659,9 +742,27 @@ impl<'a> Parse<'a> {
             'M' | '4' => {}
             'c' => {
                 self.set_option(opt::COUNTERS)?;
-                return Err(unsupported("option \"-c\" (setting counters)"));
+                let packets = required();
+                // `-c PKTS,BYTES` or `-c PKTS BYTES`; the comma is looked for from the second
+                // character on.
+                let bytes = match packets.get(1..).and_then(|p| p.find(',')) {
+                    Some(comma) => Some(&packets[comma + 2..]),
+                    None => self.getopt.take_optional(),
+                }
+                .ok_or_else(|| param("-c requires packet and byte counter"))?;
+                // sscanf("%llu")
+                let count = |text, what| {
+                    value::decimal_number(text)
+                        .map(|n| n.value())
+                        .ok_or_else(|| param(format!("-c {what} counter not numeric")))
+                };
+                self.counters = Some(Counter {
+                    packets: count(packets, "packet")?,
+                    bytes: count(bytes, "byte")?,
+                });
             }
-            '6' => return Err(unsupported("option \"-6\" (IPv6)")),
+            // iptables-legacy is IPv4 only: `-6` is its "Try `iptables -h'" alone.
+            '6' => return Err(Error::try_help("")),
             // In the optstring but handled by nobody: command_default's last resort.
             'b' => return Err(param("Unknown arg \"(null)\"")),
             _ => unreachable!("short_option and LONG_OPTIONS only return handled letters"),
@@ -801,19 +902,10 @@ impl<'a> Parse<'a> {
                 return Err(param(format!("Can't use -i with {chain}\n")));
             }
         }
-        if self.table != "filter" {
-            return Err(if OTHER_TABLES.contains(&self.table.as_str()) {
-                unsupported(format_args!("table `{}'", self.table))
-            } else {
-                Error::versioned(
-                    3,
-                    format!(
-                        "can't initialize iptables table `{}': Table does not exist (do you need to insmod?)\n\
-                         Perhaps iptables or your kernel needs to be upgraded.",
-                        self.table
-                    ),
-                )
-            });
+        if self.verbose > 1 {
+            return Err(unsupported(
+                "option `-v -v' (libiptc's dump of the kernel table)",
+            ));
         }
         let wait = match self.wait {
             0 => Wait::NoWait,
@@ -826,7 +918,8 @@ impl<'a> Parse<'a> {
             command,
             wait,
             table: self.table.clone(),
-            verbose: self.verbose,
+            verbose: self.verbose > 0,
+            counters: self.counters,
         })
     }
 
@@ -858,7 +951,11 @@ impl<'a> Parse<'a> {
         let chain = self.chain.clone();
         let rulenum = (self.rulenum > 0).then_some(self.rulenum);
         let named = || chain.clone().expect("the command takes a chain");
-        let zero = self.command & (cmd::ZERO | cmd::ZERO_NUM) != 0;
+        let zero = match self.command & (cmd::ZERO | cmd::ZERO_NUM) {
+            0 => None,
+            cmd::ZERO => Some(Zeroing::Chains),
+            _ => Some(Zeroing::Rule),
+        };
         Ok(match self.command & !(cmd::ZERO | cmd::ZERO_NUM) {
             0 => Command::Zero { chain, rulenum },
             cmd::LIST => Command::List {
@@ -866,7 +963,7 @@ impl<'a> Parse<'a> {
                 rulenum,
                 options: ListOptions {
                     numeric: self.options & opt::NUMERIC != 0,
-                    verbose: self.verbose,
+                    verbose: self.verbose > 0,
                     exact: self.options & opt::EXPANDED != 0,
                     line_numbers: self.options & opt::LINENUMBERS != 0,
                 },
@@ -875,10 +972,20 @@ impl<'a> Parse<'a> {
             cmd::LIST_RULES => Command::ListRules {
                 chain,
                 rulenum,
-                verbose: self.verbose,
+                verbose: self.verbose > 0,
                 zero,
             },
             cmd::FLUSH => Command::Flush { chain },
+            cmd::NEW_CHAIN => Command::NewChain { chain: named() },
+            cmd::DELETE_CHAIN => Command::DeleteChain { chain },
+            cmd::RENAME_CHAIN => {
+                let new_name = self.new_name.expect("-E takes a new name").to_string();
+                storable_chain_name(&new_name)?;
+                Command::RenameChain {
+                    chain: named(),
+                    new_name,
+                }
+            }
             cmd::DELETE_NUM => Command::DeleteNum {
                 chain: named(),
                 index: self.rulenum,
@@ -926,25 +1033,19 @@ impl<'a> Parse<'a> {
 
     /// The rules of the specification, one per source × destination, canonical.
     fn rules(&mut self, srcs: &[Ipv4Network], dsts: &[Ipv4Network]) -> Result<Vec<Rule>> {
-        let canonical_iface = |iface: Option<Iface>, letter| match iface {
+        // `-i +` stays (libiptc compares it equal to no -i, but -L shows it); `! -i +` matches
+        // nothing, which the data plane cannot say.
+        let some_interface = |iface: Option<Iface>, letter| match iface {
             Some(Negatable {
-                value:
-                    Interface {
-                        name,
-                        wildcard: true,
-                    },
-                negated,
-            }) if name.is_empty() => {
-                if negated {
-                    Err(unsupported(format_args!("`! -{letter} +' (no interface)")))
-                } else {
-                    Ok(None)
-                }
+                value,
+                negated: true,
+            }) if value.is_any() => {
+                Err(unsupported(format_args!("`! -{letter} +' (no interface)")))
             }
             iface => Ok(iface),
         };
-        let in_iface = canonical_iface(self.in_iface.take(), 'i')?;
-        let out_iface = canonical_iface(self.out_iface.take(), 'o')?;
+        let in_iface = some_interface(self.in_iface.take(), 'i')?;
+        let out_iface = some_interface(self.out_iface.take(), 'o')?;
         let mut matches = Vec::new();
         for m in &self.matches {
             let canonical = |ports: Option<Negatable<PortRange>>, name| match ports {
@@ -997,6 +1098,67 @@ impl<'a> Parse<'a> {
     }
 }
 
+/// `iptc_init`'s answer for the table of `-t`: pcn-iptables has the filter table only.
+pub(super) fn check_table(table: &str) -> Result<()> {
+    if table == "filter" {
+        return Ok(());
+    }
+    Err(if OTHER_TABLES.contains(&table) {
+        unsupported(format_args!("table `{table}'"))
+    } else {
+        Error::versioned(
+            VERSION_PROBLEM,
+            format!(
+                "can't initialize iptables table `{table}': Table does not exist (do you need to insmod?)\n\
+                 Perhaps iptables or your kernel needs to be upgraded."
+            ),
+        )
+    })
+}
+
+/// `assert_valid_chain_name`, for `-N`.
+fn valid_chain_name(name: &str) -> Result<()> {
+    if name.len() >= MAX_NAME {
+        return Err(param(format!(
+            "chain name `{name}' too long (must be under {MAX_NAME} chars)"
+        )));
+    }
+    if let Some(c) = name.chars().next().filter(|c| matches!(c, '-' | '!')) {
+        return Err(param(format!("chain name not allowed to start with `{c}'")));
+    }
+    if is_target(name) {
+        return Err(param("chain name may not clash with target name"));
+    }
+    if name.contains(value::is_c_space) {
+        return Err(param(format!("Invalid chain name `{name}'")));
+    }
+    Ok(())
+}
+
+/// `-E` takes the new names libiptc takes, which refuses only existing chains, the verdicts and
+/// names over 31 characters. pcn-iptables stores its rules as iptables commands, to be read
+/// back: it refuses, as not supported, the names no other command could then name (empty, with
+/// white space, of 29 characters or more, which iptables cuts to 29) or would take for a
+/// target.
+fn storable_chain_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains(value::is_c_space) {
+        return Err(unsupported(format_args!(
+            "chain name `{name}' (empty or with white space)"
+        )));
+    }
+    if name.len() >= MAX_NAME && name.len() < MAX_CHAIN_LABEL {
+        return Err(unsupported(format_args!(
+            "chain name `{name}' ({MAX_NAME} chars or more)"
+        )));
+    }
+    if is_target(name) && !matches!(name, "ACCEPT" | "DROP" | "QUEUE" | "RETURN") {
+        return Err(unsupported(format_args!(
+            "chain name `{name}' (a target's name)"
+        )));
+    }
+    Ok(())
+}
+
 /// `xt_parse_target`
 fn target_name(name: &str) -> Result<&str> {
     if name.is_empty() {
@@ -1008,7 +1170,7 @@ fn target_name(name: &str) -> Result<&str> {
             MAX_NAME - 1
         )));
     }
-    if name.contains(|c: char| c.is_ascii_whitespace() || c == '\x0b') {
+    if name.contains(value::is_c_space) {
         return Err(param(format!("Invalid target name `{name}'")));
     }
     Ok(name)
@@ -1032,7 +1194,7 @@ fn jump_target(name: &str) -> Result<Target> {
 fn addresses(db: &NameDb, text: &str) -> Result<Vec<Ipv4Network>> {
     let mut nets = Vec::new();
     for item in text.split(',') {
-        let item = item.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b');
+        let item = item.trim_start_matches(value::is_c_space);
         if item.len() > 255 {
             return Err(param("Hostname too long"));
         }

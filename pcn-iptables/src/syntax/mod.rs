@@ -3,13 +3,19 @@
 
 mod command;
 mod getopt;
+mod help;
 pub(crate) mod netdb;
+pub mod restore;
 pub(crate) mod value;
 mod words;
+
+use pcn_iptables_common::Counter;
 
 use crate::error::{Error, Result};
 use crate::ruleset::model::{Policy, Rule};
 
+pub use command::MAX_CHAIN_LABEL;
+pub use help::help;
 pub use words::split_words;
 
 /// One iptables command line, parsed.
@@ -17,11 +23,31 @@ pub use words::split_words;
 pub struct Invocation {
     pub command: Command,
     pub wait: Wait,
-    /// Always "filter": other tables are refused while parsing.
+    /// `-t`: checked by [`Invocation::check_table`] once the privileges are, as iptables
+    /// checks it when it opens the table.
     pub table: String,
-    /// `-v`: rule commands echo their rules, -F and -Z name each chain (see
+    /// `-v`: rule commands echo their rules, -F, -Z and -X name each chain (see
     /// [`crate::listing::verbose_echo`]).
     pub verbose: bool,
+    /// `-c PKTS BYTES`: the counters new rules, or the policy of `-P`, start from.
+    pub counters: Option<Counter>,
+}
+
+impl Invocation {
+    /// Refuses tables other than filter, as iptables does when it opens the table (after the
+    /// lock, so after the privilege check).
+    pub fn check_table(&self) -> Result<()> {
+        command::check_table(&self.table)
+    }
+}
+
+/// What `-Z` zeroes after `-L` or `-S` have listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zeroing {
+    /// `-Z [chain]`: the chain listed, or every chain, even when the listing named one rule.
+    Chains,
+    /// `-Z chain rulenum` (before `-L` or `-S`): that rule.
+    Rule,
 }
 
 /// `-w [seconds]`: how long to wait for the lock.
@@ -70,19 +96,19 @@ pub enum Command {
     },
     /// `-C chain rule`
     Check { chain: String, rules: Vec<Rule> },
-    /// `-L [chain [rulenum]]`, with `-Z`: zero what was listed afterwards.
+    /// `-L [chain [rulenum]]`, with `-Z`: zero afterwards.
     List {
         chain: Option<String>,
         rulenum: Option<usize>,
         options: ListOptions,
-        zero: bool,
+        zero: Option<Zeroing>,
     },
-    /// `-S [chain [rulenum]]`, `-v` adds counters; with `-Z`: zero what was listed afterwards.
+    /// `-S [chain [rulenum]]`, `-v` adds counters; with `-Z`: zero afterwards.
     ListRules {
         chain: Option<String>,
         rulenum: Option<usize>,
         verbose: bool,
-        zero: bool,
+        zero: Option<Zeroing>,
     },
     /// `-F [chain]`
     Flush { chain: Option<String> },
@@ -93,12 +119,26 @@ pub enum Command {
     },
     /// `-P chain policy`
     Policy { chain: String, policy: Policy },
+    /// `-N chain`
+    NewChain { chain: String },
+    /// `-X [chain]`: one user-defined chain, or every one.
+    DeleteChain { chain: Option<String> },
+    /// `-E old-chain new-chain`
+    RenameChain { chain: String, new_name: String },
+    /// `-h`: iptables' help, then that of the match modules named (`tcp`, `udp`) and, when
+    /// `standard` is set, of the standard target, in iptables' order.
+    Help {
+        standard: bool,
+        matches: Vec<&'static str>,
+    },
+    /// `-V`, or `! -V`.
+    Version { negated: bool },
 }
 
 /// Parses the arguments after the program name, as iptables-legacy 1.8.9 does. The warnings
 /// iptables prints while parsing (deprecated `-W`, odd interface names) go to stderr here too.
-pub fn parse_args(args: &[String]) -> Result<Invocation> {
-    let (result, warnings) = command::parse(netdb::NameDb::system(), args);
+pub fn parse_args(argv0: &str, args: &[String]) -> Result<Invocation> {
+    let (result, warnings) = command::parse(netdb::NameDb::system(), argv0, args);
     for warning in warnings {
         eprint!("{warning}");
     }
@@ -111,7 +151,7 @@ pub fn parse_rule_line(words: &[String]) -> Result<(String, Rule)> {
 }
 
 pub(crate) fn parse_rule_line_with(db: &netdb::NameDb, words: &[String]) -> Result<(String, Rule)> {
-    match command::parse(db, words).0?.command {
+    match command::parse(db, "iptables", words).0?.command {
         Command::Append { chain, mut rules } if rules.len() == 1 => Ok((chain, rules.remove(0))),
         _ => Err(Error::parameter(format!(
             "not a single rule: {}",

@@ -11,13 +11,13 @@ fn words(line: &str) -> Vec<String> {
 }
 
 fn invocation(line: &str) -> Invocation {
-    parse(&debian(), &words(line))
+    parse(&debian(), "iptables", &words(line))
         .0
         .unwrap_or_else(|e| panic!("{line}: {e}"))
 }
 
 fn error(line: &str) -> Error {
-    match parse(&debian(), &words(line)).0 {
+    match parse(&debian(), "iptables", &words(line)).0 {
         Ok(inv) => panic!("{line}: parsed as {inv:?}"),
         Err(e) => e,
     }
@@ -484,12 +484,56 @@ const IPTABLES_ERRORS: &[(&str, &str)] = &[
         "-A INPUT -p FOO",
         "iptables v1.8.9 (legacy): unknown protocol \"foo\" specified",
     ),
+    (
+        "-N ACCEPT",
+        "iptables v1.8.9 (legacy): chain name may not clash with target name",
+    ),
+    (
+        "-N LOG",
+        "iptables v1.8.9 (legacy): chain name may not clash with target name",
+    ),
+    (
+        "-N -x",
+        "iptables v1.8.9 (legacy): chain name not allowed to start with `-'",
+    ),
+    (
+        "-N \"a b\"",
+        "iptables v1.8.9 (legacy): Invalid chain name `a b'",
+    ),
+    (
+        "-N abcdefghijklmnopqrstuvwxyzabc",
+        "iptables v1.8.9 (legacy): chain name `abcdefghijklmnopqrstuvwxyzabc' too long (must be under 29 chars)",
+    ),
+    (
+        "-E a",
+        "iptables v1.8.9 (legacy): -E requires old-chain-name and new-chain-name",
+    ),
+    (
+        "-N x -s 1.2.3.4",
+        "iptables v1.8.9 (legacy): Illegal option `-s' with this command",
+    ),
+    (
+        "-A INPUT -c 1",
+        "iptables v1.8.9 (legacy): -c requires packet and byte counter",
+    ),
+    (
+        "-A INPUT -c x 1",
+        "iptables v1.8.9 (legacy): -c packet counter not numeric",
+    ),
+    (
+        "-A INPUT -c 1,",
+        "iptables v1.8.9 (legacy): -c byte counter not numeric",
+    ),
+    (
+        "-D INPUT -c 1 1",
+        "iptables v1.8.9 (legacy): Illegal option `-c' with this command",
+    ),
 ];
 
 #[test]
 fn errors_match_iptables_legacy() {
     for (line, expected) in IPTABLES_ERRORS {
-        let (result, warnings) = parse(&debian(), &words(line));
+        let (result, warnings) = parse(&debian(), "iptables", &words(line));
         let err = result.expect_err(line);
         assert_eq!(err.code, 2, "{line}");
         assert_eq!(
@@ -521,7 +565,8 @@ fn runtime_errors_known_while_parsing() {
             "{line}"
         );
     }
-    let err = error("-t foo -L");
+    // Checked once the privileges are, like iptables' iptc_init.
+    let err = invocation("-t foo -L").check_table().unwrap_err();
     assert_eq!(err.code, 3);
     assert_eq!(
         err.render("iptables"),
@@ -532,13 +577,13 @@ fn runtime_errors_known_while_parsing() {
 
 #[test]
 fn warnings_come_before_errors() {
-    let (result, warnings) = parse(&debian(), &words("-W 100 -S INPUT"));
+    let (result, warnings) = parse(&debian(), "iptables", &words("-W 100 -S INPUT"));
     assert_eq!(warnings, ["Ignoring deprecated --wait-interval option.\n"]);
     assert_eq!(
         result.unwrap_err().message,
         "--wait-interval only makes sense with --wait\n"
     );
-    let (result, warnings) = parse(&debian(), &words("-A INPUT -i a/b"));
+    let (result, warnings) = parse(&debian(), "iptables", &words("-A INPUT -i a/b"));
     assert!(result.is_ok());
     assert_eq!(
         warnings,
@@ -546,13 +591,20 @@ fn warnings_come_before_errors() {
             "Warning: weird character in interface `a/b' ('/' and ' ' are not allowed by the kernel).\n"
         ]
     );
-    assert!(parse(&debian(), &words("-w -W 100 -L")).0.is_ok());
+    assert!(
+        parse(&debian(), "iptables", &words("-w -W 100 -L"))
+            .0
+            .is_ok()
+    );
 }
 
 #[test]
 fn unsupported_features_are_refused() {
+    assert_eq!(
+        invocation("-t nat -L").check_table().unwrap_err().message,
+        "table `nat' is not supported by pcn-iptables"
+    );
     for (line, message) in [
-        ("-t nat -L", "table `nat' is not supported by pcn-iptables"),
         (
             "-A INPUT -j REJECT",
             "target `REJECT' is not supported by pcn-iptables",
@@ -598,26 +650,38 @@ fn unsupported_features_are_refused() {
             "interface name `a b' with white space is not supported by pcn-iptables",
         ),
         (
-            "-N USER",
-            "option \"-N\" (user-defined chains) is not supported by pcn-iptables",
-        ),
-        (
-            "-X",
-            "option \"-X\" (user-defined chains) is not supported by pcn-iptables",
-        ),
-        (
             "-A INPUT -f",
             "option \"-f\" (fragments) is not supported by pcn-iptables",
         ),
         (
-            "-A INPUT -c 1 2",
-            "option \"-c\" (setting counters) is not supported by pcn-iptables",
+            "-L -v -v",
+            "option `-v -v' (libiptc's dump of the kernel table) is not supported by pcn-iptables",
         ),
         (
-            "-6 -L",
-            "option \"-6\" (IPv6) is not supported by pcn-iptables",
+            "-E a \"b c\"",
+            "chain name `b c' (empty or with white space) is not supported by pcn-iptables",
         ),
-        ("-h", "option \"-h\" is not supported by pcn-iptables"),
+        (
+            "-E a \"\"",
+            "chain name `' (empty or with white space) is not supported by pcn-iptables",
+        ),
+        (
+            "-E a abcdefghijklmnopqrstuvwxyzabc",
+            "chain name `abcdefghijklmnopqrstuvwxyzabc' (29 chars or more) is not supported by pcn-iptables",
+        ),
+        (
+            "-E a LOG",
+            "chain name `LOG' (a target's name) is not supported by pcn-iptables",
+        ),
+        (
+            "-E a standard",
+            "chain name `standard' (a target's name) is not supported by pcn-iptables",
+        ),
+        (
+            "-p icmp -h",
+            "match `icmp' is not supported by pcn-iptables",
+        ),
+        ("-p esp -h", "match `esp' is not supported by pcn-iptables"),
     ] {
         let err = error(line);
         assert_eq!((err.code, err.message.as_str()), (2, message), "{line}");
@@ -810,17 +874,23 @@ fn commands() {
         exact: true,
         line_numbers: true,
     };
-    assert_eq!(list("-L"), (None, None, ListOptions::default(), false));
+    assert_eq!(list("-L"), (None, None, ListOptions::default(), None));
     assert_eq!(
         list("-nvxL INPUT --line-numbers"),
-        (Some("INPUT".into()), None, all, false)
+        (Some("INPUT".into()), None, all, None)
     );
     assert_eq!(list("--list=FORWARD 2").1, Some(2));
-    assert!(list("-L -Z").3);
+    assert_eq!(list("-L -Z").3, Some(Zeroing::Chains));
+    assert_eq!(list("-L INPUT 2 -Z").3, Some(Zeroing::Chains));
     assert_eq!(list("-Z -L INPUT").0.as_deref(), Some("INPUT"));
     assert_eq!(
         list("-Z INPUT 1 -L"),
-        (Some("INPUT".into()), Some(1), ListOptions::default(), true)
+        (
+            Some("INPUT".into()),
+            Some(1),
+            ListOptions::default(),
+            Some(Zeroing::Rule)
+        )
     );
     assert!(matches!(
         invocation("-L -Z INPUT 1").command,
@@ -828,13 +898,13 @@ fn commands() {
     ));
     assert!(matches!(
         invocation("-v -S INPUT 3").command,
-        Command::ListRules { chain: Some(c), rulenum: Some(3), verbose: true, zero: false } if c == "INPUT"
+        Command::ListRules { chain: Some(c), rulenum: Some(3), verbose: true, zero: None } if c == "INPUT"
     ));
     assert!(matches!(
         invocation("-S -Z").command,
         Command::ListRules {
             chain: None,
-            zero: true,
+            zero: Some(Zeroing::Chains),
             ..
         }
     ));
@@ -919,4 +989,70 @@ fn rule_lines() {
     assert_eq!(rule.counter, 0);
     assert!(parse_rule_line_with(&db, &words("-I INPUT -j DROP")).is_err());
     assert!(parse_rule_line_with(&db, &words("-A INPUT -s 1.2.3.4,5.6.7.8")).is_err());
+}
+
+#[test]
+fn chains_help_version_and_counters() {
+    assert!(matches!(
+        invocation("-N web").command,
+        Command::NewChain { chain } if chain == "web"
+    ));
+    assert!(matches!(
+        invocation("-X").command,
+        Command::DeleteChain { chain: None }
+    ));
+    assert!(matches!(
+        invocation("--delete-chain=web").command,
+        Command::DeleteChain { chain: Some(c) } if c == "web"
+    ));
+    assert!(matches!(
+        invocation("-E web www").command,
+        Command::RenameChain { chain, new_name } if chain == "web" && new_name == "www"
+    ));
+    // -h and -V answer at once, whatever follows.
+    assert!(matches!(
+        invocation("-j DROP -m udp -p tcp -h --bogus").command,
+        Command::Help { standard: true, matches } if matches == ["udp"]
+    ));
+    assert!(matches!(
+        invocation("-p tcp -h").command,
+        Command::Help { standard: false, matches } if matches == ["tcp"]
+    ));
+    assert!(matches!(
+        invocation("-p 6 -h").command,
+        Command::Help { standard: false, matches } if matches.is_empty()
+    ));
+    assert!(matches!(
+        invocation("! -V --bogus").command,
+        Command::Version { negated: true }
+    ));
+    let counters = |line| invocation(line).counters.map(|c| (c.packets, c.bytes));
+    assert_eq!(counters("-A INPUT -c 1 2"), Some((1, 2)));
+    assert_eq!(counters("-A INPUT -c 3,4"), Some((3, 4)));
+    assert_eq!(
+        counters("-P INPUT DROP -c -1 99999999999999999999"),
+        Some((u64::MAX, u64::MAX))
+    );
+    assert_eq!(counters("-A INPUT"), None);
+    let err = error("-6 -L");
+    assert_eq!(
+        (err.code, err.render("iptables").as_str()),
+        (
+            2,
+            "Try `iptables -h' or 'iptables --help' for more information.\n"
+        )
+    );
+}
+
+#[test]
+fn help_names_the_program() {
+    let text = help("pcn-iptables", "1.8.9 (x)", true, &["tcp", "udp"]);
+    assert!(text.starts_with(
+        "pcn-iptables v1.8.9 (x)\n\nUsage: pcn-iptables -[ACD] chain rule-specification [options]\n       pcn-iptables -I chain"
+    ));
+    let standard = text.find("standard match options:").unwrap();
+    let tcp = text.find("tcp match options:").unwrap();
+    let udp = text.find("udp match options:").unwrap();
+    assert!(standard < tcp && tcp < udp);
+    assert!(text.ends_with("\t\t\t\tmatch destination port(s)\n"));
 }

@@ -16,7 +16,7 @@ use nom::{
 use super::netdb::NameDb;
 
 /// C's `isspace` in the "C" locale.
-fn is_c_space(c: char) -> bool {
+pub(crate) fn is_c_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
 }
 
