@@ -19,6 +19,7 @@ pub mod diff;
 pub mod fw;
 pub mod lab;
 pub mod listing;
+pub mod restore;
 pub mod topo;
 pub mod traffic;
 

@@ -1,13 +1,13 @@
 //! Turning a new ruleset into the running one: counter slots for new rules, compile, commit.
 //! Shared by single commands and restore.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use pcn_iptables_common::{Counter, MAX_COUNTERS};
 
 use super::internal;
 use crate::{
-    compile,
+    compile::{self, Compiled, Link},
     dataplane::{self, Dataplane},
     error::{Error, OTHER_PROBLEM, RESOURCE_PROBLEM, Result},
     ruleset::model::{FIRST_RULE_COUNTER, Table},
@@ -47,10 +47,31 @@ impl Slots {
             self.fresh.push((c.policy_counter, start));
         }
     }
+
+    /// Sets slots to zero when the new ruleset goes live (`-Z` inside a restore).
+    pub fn zero(&mut self, slots: impl IntoIterator<Item = u32>) {
+        self.fresh
+            .extend(slots.into_iter().map(|slot| (slot, Counter::default())));
+    }
+
+    /// A reader of the counts the slots will have when the new ruleset goes live: what they
+    /// are set to, else what `running` reads.
+    pub fn reader<'a>(
+        &self,
+        running: &'a dyn Fn(u32) -> (u64, u64),
+    ) -> impl Fn(u32) -> (u64, u64) + 'a {
+        // The last setting of a slot wins, as when they are written.
+        let set: HashMap<u32, Counter> = self.fresh.iter().copied().collect();
+        move |slot| match set.get(&slot) {
+            Some(c) => (c.packets, c.bytes),
+            None => running(slot),
+        }
+    }
 }
 
-/// Compiles `table` for the namespace's interfaces and makes it the running ruleset.
-pub fn install(dp: &Dataplane, table: &Table, slots: &Slots) -> Result<()> {
+/// Compiles `table` for the namespace's interfaces: what [`install`] loads, and all that
+/// iptables-restore's `--test` checks.
+pub fn compile(table: &Table, slots: &Slots) -> Result<(Compiled, Vec<Link>)> {
     if slots.next > MAX_COUNTERS {
         return Err(Error::plain(
             RESOURCE_PROBLEM,
@@ -60,6 +81,12 @@ pub fn install(dp: &Dataplane, table: &Table, slots: &Slots) -> Result<()> {
     let links = dataplane::links().map_err(internal)?;
     let compiled = compile::compile(table, &links)
         .map_err(|e| Error::versioned(OTHER_PROBLEM, e.to_string()))?;
+    Ok((compiled, links))
+}
+
+/// Compiles `table` for the namespace's interfaces and makes it the running ruleset.
+pub fn install(dp: &Dataplane, table: &Table, slots: &Slots) -> Result<()> {
+    let (compiled, links) = compile(table, slots)?;
     dp.commit(table, &compiled, &links, &slots.fresh)
         .map_err(internal)
 }

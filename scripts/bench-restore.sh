@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Rule-update latency of pcn-iptables against iptables-legacy and iptables-nft, in one run:
+# loading N rules with one restore, then a single -D and -A (of the last rule) with N rules
+# loaded, for N = 100, 1,000, 5,000, 10,000, 16,384 (pcn-iptables' limit per chain). Every
+# measurement runs in a fresh network namespace of its own; times are medians of REPEATS
+# runs, measured inside the namespace (`ip netns exec` itself not counted). Also prints the
+# kernel memory pcn-iptables' maps take (bpftool's memlock). A benchmark: it prints numbers,
+# it does not pass or fail.
+#
+#   bash scripts/bench-restore.sh                      # everything, 5 runs each
+#   REPEATS=3 SIZES="100 10000" bash scripts/bench-restore.sh
+#
+# The rule sets follow the bpf-iptables paper's (Miano et al., SIGCOMM CCR 2019): every rule
+# combines a source and a destination prefix (/8 to /32), a protocol, a destination port and,
+# for a third of them, a source port range, all drawn by a fixed pseudo-random sequence.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REPEATS=${REPEATS:-5}
+SIZES=${SIZES:-"100 1000 5000 10000 16384"}
+NS_PREFIX="pcnbench-$$"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench-restore.sh: run as root (network namespaces, XDP/TC programs)" >&2
+  exit 1
+fi
+for cmd in iptables-legacy-restore iptables-nft-restore bpftool; do
+  if ! command -v "$cmd" >/dev/null; then
+    echo "bench-restore.sh: installing iptables and bpftool"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends iptables bpftool >/dev/null
+    break
+  fi
+done
+PCN=$PWD/target/release/pcn-iptables
+work=$(mktemp -d)
+
+cleanup() {
+  for ns in $(ip netns list | awk -v p="$NS_PREFIX" 'index($1, p) == 1 {print $1}'); do
+    ip netns exec "$ns" "$PCN" --uninstall 2>/dev/null || true
+    ip netns del "$ns"
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cargo build --release --quiet 2>"$work/build.log" || { cat "$work/build.log" >&2; exit 1; }
+
+# The restore file of $1 rules. A fixed pseudo-random sequence picks each rule's fields; the last
+# rule is the one -D deletes and -A appends back.
+ruleset() {
+  awk -v n="$1" 'BEGIN {
+    x = 12345
+    printf "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+    split("8 16 24 32", lens, " ")
+    for (i = 0; i < n; i++) {
+      x = (x * 16807) % 2147483647; r = x  # Park-Miller: exact in doubles
+      slen = lens[int(r / 7) % 4 + 1]; dlen = lens[int(r / 29) % 4 + 1]
+      printf "-A INPUT -s %s -d %s", prefix(10, i, slen), prefix(172, int(r / 3) % 65536, dlen)
+      proto = (r % 2) ? "tcp" : "udp"
+      printf " -p %s -m %s", proto, proto
+      if (r % 3 == 0) printf " --sport %d:%d", 1024 + r % 1000, 2047 + r % 1000
+      printf " --dport %d", 1 + int(r / 11) % 65535
+      printf " -j %s\n", (i % 10 == 9) ? "ACCEPT" : "DROP"
+    }
+    printf "COMMIT\n"
+  }
+  # A prefix of length len, numbered i, under first.0.0.0/8.
+  function prefix(first, i, len,    a, b, c) {
+    a = int(i / 65536) % 256; b = int(i / 256) % 256; c = i % 256
+    if (len == 8) return first ".0.0.0/8"
+    if (len == 16) return first "." (i % 256) ".0.0/16"
+    if (len == 24) return first "." b "." c ".0/24"
+    return first "." a "." b "." c "/32"
+  }'
+}
+
+# Seconds (wall clock) `$2...` takes inside namespace $ns with stdin from file $1; exits on
+# failure.
+timed() {
+  local input=$1 out
+  shift
+  out=$(ip netns exec "$ns" bash -c '
+    input=$1 err=$2; shift 2
+    start=$EPOCHREALTIME
+    "$@" <"$input" >/dev/null 2>"$err" || { cat "$err" >&2; exit 1; }
+    end=$EPOCHREALTIME
+    echo "$start $end"' timed "$input" "$work/stderr" "$@") || {
+    echo "bench-restore.sh: failed in $ns: $*" >&2
+    exit 1
+  }
+  awk '{printf "%.6f\n", $2 - $1}' <<<"$out"
+}
+
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+# The map ids a program uses.
+prog_maps() { bpftool prog show id "$1" | sed -n 's/.*map_ids \([0-9,]*\).*/\1/p' | tr , ' '; }
+
+# The 4-byte little-endian value at key $2 of the pinned array $1, as a number (empty if none).
+lookup() {
+  local bytes
+  bytes=$(bpftool map lookup pinned "$1" key "$2" 0 0 0 2>/dev/null | awk '{print $10 $9 $8 $7}')
+  [ -n "$bytes" ] && echo $((16#$bytes))
+}
+
+# The kernel memory (bpftool's memlock, bytes) of the maps with the ids given.
+memlock() {
+  local sum=0 m
+  for m in "$@"; do
+    sum=$((sum + $(bpftool map show id "$m" | sed -n 's/.*memlock \([0-9]*\)B.*/\1/p')))
+  done
+  echo "$sum"
+}
+
+# The kernel memory of pcn-iptables' maps in namespace $1: "RUNNING ALL", RUNNING being the
+# running generation's maps and the shared ones, ALL adding the previous generation's, which
+# stays loaded in the inactive slot until the next change. The maps are found from the XDP
+# program on lo: its pinned directory, the generations' programs in the pinned program arrays,
+# their maps, the pinned ruleset texts.
+pcn_memory() {
+  local entry m dir="" active slot id arr
+  entry=$(ip netns exec "$1" bpftool net show dev lo |
+    awk '{for (i = 1; i < NF; i++) if ($i == "id") print $(i + 1)}' | head -1)
+  for m in $(prog_maps "$entry"); do
+    dir=$(bpftool -f map show id "$m" | awk '$1 == "pinned" && /PCN_ACTIVE$/ {print $2}')
+    [ -n "$dir" ] && break
+  done
+  dir=$(dirname "$dir")
+  active=$(lookup "$dir/PCN_ACTIVE" 0)
+  local -A shared=() gen0=() gen1=()
+  for m in "$dir"/PCN_*; do
+    shared[$(bpftool map show pinned "$m" | awk -F: 'NR == 1 {print $1}')]=1
+  done
+  for slot in 0 1; do
+    local -n gen=gen$slot
+    id=$(bpftool map show pinned "$dir/state-$slot" 2>/dev/null | awk -F: 'NR == 1 {print $1}')
+    [ -n "$id" ] && gen[$id]=1
+    for arr in PCN_PROGS_XDP PCN_PROGS_TC; do
+      id=$(lookup "$dir/$arr" "$slot") || continue
+      for m in $(prog_maps "$id"); do
+        [ -z "${shared[$m]:-}" ] && gen[$m]=1
+      done
+    done
+    unset -n gen
+  done
+  local shared_b gen0_b gen1_b running
+  shared_b=$(memlock "${!shared[@]}")
+  gen0_b=$(memlock "${!gen0[@]}")
+  gen1_b=$(memlock "${!gen1[@]}")
+  if [ "$active" -eq 0 ]; then running=$gen0_b; else running=$gen1_b; fi
+  echo "$((shared_b + running)) $((shared_b + gen0_b + gen1_b))"
+}
+
+mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
+
+declare -A result
+tools="legacy nft pcn"
+echo "bench-restore.sh: $REPEATS runs per cell, sizes $SIZES; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for n in $SIZES; do
+  input=$work/rules-$n
+  ruleset "$n" >"$input"
+  last=$(grep '^-A' "$input" | tail -1 | sed 's/^-A //')
+  for tool in $tools; do
+    case $tool in
+      legacy) ipt=iptables-legacy ;;
+      nft) ipt=iptables-nft ;;
+      pcn) ipt=$PCN ;;
+    esac
+    for ((run = 0; run < REPEATS; run++)); do
+      ns=$NS_PREFIX-$tool-$n-$run
+      ip netns add "$ns"
+      ip -n "$ns" link set lo up
+      restore=$(timed "$input" "$ipt-restore")
+      # shellcheck disable=SC2086 # the rule's words
+      delete=$(timed /dev/null "$ipt" -D $last)
+      # shellcheck disable=SC2086
+      append=$(timed /dev/null "$ipt" -A $last)
+      if [ "$tool" = pcn ] && [ "$run" -eq 0 ]; then
+        result[mem,$n]=$(pcn_memory "$ns")
+      fi
+      echo "$restore" >>"$work/$tool-restore-$n"
+      echo "$delete" >>"$work/$tool-delete-$n"
+      echo "$append" >>"$work/$tool-append-$n"
+      if [ "$tool" = pcn ]; then ip netns exec "$ns" "$PCN" --uninstall; fi
+      ip netns del "$ns"
+    done
+    for op in restore delete append; do
+      result[$tool,$op,$n]=$(median <"$work/$tool-$op-$n")
+    done
+  done
+  echo "  $n rules: done"
+done
+
+ms() { awk -v s="$1" 'BEGIN {printf "%.1f", s * 1000}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+echo
+echo "Median wall-clock time in ms (ratio: pcn-iptables / other; below 1 means pcn-iptables is faster)"
+printf "%-8s %-9s %10s %10s %10s %12s %10s\n" rules operation legacy nft pcn pcn/legacy pcn/nft
+for n in $SIZES; do
+  for op in restore delete append; do
+    case $op in restore) label="restore" ;; delete) label="-D" ;; append) label="-A" ;; esac
+    l=${result[legacy,$op,$n]} f=${result[nft,$op,$n]} p=${result[pcn,$op,$n]}
+    printf "%-8s %-9s %10s %10s %10s %12s %10s\n" "$n" "$label" "$(ms "$l")" "$(ms "$f")" \
+      "$(ms "$p")" "$(ratio "$p" "$l")" "$(ratio "$p" "$f")"
+  done
+done
+echo
+echo "Kernel memory of pcn-iptables' maps (bpftool memlock), N rules loaded"
+printf "%-8s %22s %28s\n" rules "running + shared maps" "all (with the previous gen.)"
+for n in $SIZES; do
+  read -r running total <<<"${result[mem,$n]}"
+  printf "%-8s %22s %28s\n" "$n" "$(mib "$running")" "$(mib "$total")"
+done

@@ -1,0 +1,719 @@
+//! iptables-save and iptables-restore: round trips over a corpus of rule sets, failing restores
+//! that change nothing, `--test`, `--noflush`, `-v`, counters, 16,384 rules in one chain.
+//!
+//! Each scenario has three tests: `legacy` and `pcn` check the expected verdicts; `diff_pcn`
+//! runs iptables-legacy and pcn-iptables side by side and demands the same verdicts and the
+//! same save text, messages and exit codes (the save comment lines and the program names
+//! aside).
+
+use std::time::Duration;
+
+use pcn_iptables_tests::restore::{normalize_tool_output, strip_save_comments};
+use pcn_iptables_tests::topo::*;
+use pcn_iptables_tests::{Drop, Flow, Fw, Lab, Ns, Pair, Pass, Transcript, Verdict};
+
+macro_rules! restore_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use pcn_iptables_tests::Fw;
+            #[test]
+            fn legacy() {
+                super::$name(Fw::legacy()).assert_expected();
+            }
+            #[test]
+            fn pcn() {
+                super::$name(Fw::pcn()).assert_expected();
+            }
+            #[test]
+            fn diff_pcn() {
+                pcn_iptables_tests::differential(Fw::legacy(), Fw::pcn(), super::$name);
+            }
+        }
+    )*};
+}
+
+restore_tests!(
+    round_trip_ports,
+    round_trip_addresses_interfaces,
+    round_trip_user_chains,
+    round_trip_counters,
+    errors_change_nothing,
+    test_and_verbose,
+    noflush_appends,
+    scale_16384_rules,
+);
+
+/// Ports the host serves.
+const PORTS: [u16; 6] = [22, 53, 80, 81, 443, 8005];
+
+const PASS_WAIT: Duration = Duration::from_millis(1500);
+const DROP_WAIT: Duration = Duration::from_millis(400);
+
+/// Every match on ports, both protocols, ranges, `!`, two port matches in one rule.
+const PORTS_RULES: &str = "\
+# ports
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp -m tcp --dport 22 -j DROP
+-A INPUT -p tcp -m tcp --dport 8000:8010 -j DROP
+-A INPUT -p udp -m udp ! --dport 53 -j DROP
+-A INPUT -p tcp -m tcp --sport 1024:65535 --dport 81 -j DROP
+-A INPUT -p tcp -m tcp ! --sport 1024:65535 -j ACCEPT
+-A INPUT -p icmp -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 80 -m tcp --sport 1:65535
+-A OUTPUT -o eth2 -p udp -m udp --sport 53 -j DROP
+COMMIT
+";
+
+fn ports_probes(p: &Pair) -> Vec<(Flow, Verdict)> {
+    vec![
+        (p.c1.tcp(HOST1, 22), Drop),
+        (p.c1.tcp(HOST1, 8005), Drop),
+        (p.c1.udp(HOST1, 80), Drop),
+        (p.c1.udp(HOST1, 53), Pass),
+        (p.c2.udp(HOST2, 53), Drop),
+        (p.c1.tcp(HOST1, 81), Drop),
+        (p.c1.tcp(HOST1, 80), Pass),
+        (p.c1.ping(HOST1), Pass),
+    ]
+}
+
+/// Addresses, prefixes and lists, interfaces and wildcards, protocols by name and number, `!`
+/// on each, a DROP policy.
+const ADDRESS_RULES: &str = "\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -s 198.18.1.3/32 -j DROP
+-A INPUT ! -s 198.18.0.0/15 -j DROP
+-A INPUT -d 198.18.1.4/32 -p icmp -j DROP
+-A INPUT -i eth2 -p tcp -m tcp --dport 80 -j DROP
+-A INPUT ! -i eth+ -j ACCEPT
+-A INPUT -s 198.18.2.0/24 -d 198.18.2.2/32 -i eth2 -p udp -j DROP
+-A INPUT -p gre
+-A INPUT ! -p 253
+-A INPUT -s 198.18.9.1,198.18.9.2 -d 198.18.1.2 -p 6 --dport 9 -j DROP
+-A FORWARD -p all -i eth1 -o eth2 -j ACCEPT
+-A OUTPUT ! -o lo -p sctp -j DROP
+-A OUTPUT -d 198.18.1.1/32 -o eth1 -p tcp -m tcp --sport 443 -j DROP
+COMMIT
+";
+
+fn address_probes(p: &Pair) -> Vec<(Flow, Verdict)> {
+    vec![
+        (p.c1.ping(HOST1).src(C1_ALT), Drop),
+        (p.c1.ping(HOST1), Pass),
+        (p.c1.ping(HOST1_ALT), Drop),
+        (p.c2.tcp(HOST2, 80), Drop),
+        (p.c1.tcp(HOST1, 80), Pass),
+        (p.c2.udp(HOST2, 53), Drop),
+        (p.c1.udp(HOST1, 53), Pass),
+        (p.c1.tcp(HOST1, 443), Drop),
+        (p.c2.tcp(HOST2, 443), Pass),
+    ]
+}
+
+/// User chains (listed out of order), jumps, gotos, RETURN, a DROP policy behind them.
+const USER_CHAIN_RULES: &str = "\
+*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:WEB - [0:0]
+:SERVICES - [0:0]
+:BLOCK - [0:0]
+-A INPUT -i lo -j ACCEPT
+-A INPUT -p icmp -j ACCEPT
+-A INPUT -s 198.18.1.3/32 -g BLOCK
+-A INPUT -j SERVICES
+-A BLOCK -j DROP
+-A SERVICES -p tcp -m tcp --dport 80 -j WEB
+-A SERVICES -p udp -m udp --dport 53 -j ACCEPT
+-A SERVICES -p tcp -m tcp --dport 22 -j ACCEPT
+-A WEB -s 198.18.2.1/32 -j RETURN
+-A WEB -j ACCEPT
+COMMIT
+";
+
+fn user_chain_probes(p: &Pair) -> Vec<(Flow, Verdict)> {
+    vec![
+        (p.c1.ping(HOST1), Pass),
+        (p.c1.tcp(HOST1, 80), Pass),
+        (p.c2.tcp(HOST2, 80), Drop),
+        (p.c1.udp(HOST1, 53), Pass),
+        (p.c1.tcp(HOST1, 22), Pass),
+        (p.c1.tcp(HOST1, 443), Drop),
+        (p.c1.tcp(HOST1, 80).src(C1_ALT), Drop),
+        (p.c1.ping(HOST1).src(C1_ALT), Pass),
+    ]
+}
+
+/// Counters on policies and rules (restored with `-c`), in base and user chains.
+const COUNTER_RULES: &str = "\
+*filter
+:INPUT ACCEPT [1000:200000]
+:FORWARD DROP [5:300]
+:OUTPUT ACCEPT [42:4242]
+:COUNT - [0:0]
+[7:700] -A INPUT -p icmp -j COUNT
+[12345678901:98765432109876] -A INPUT -s 198.18.1.3/32 -j DROP
+-A INPUT -p udp -m udp --dport 53
+[3:300] -A COUNT -j RETURN
+[0:0] -A OUTPUT -p icmp
+COMMIT
+";
+
+fn counter_probes(p: &Pair) -> Vec<(Flow, Verdict)> {
+    vec![
+        (p.c1.ping(HOST1), Pass),
+        (p.c1.ping(HOST1), Pass),
+        (p.c1.ping(HOST1).src(C1_ALT), Drop),
+        (p.c1.udp(HOST1, 53), Pass),
+    ]
+}
+
+/// Sends each probe once (every packet counts) and checks its verdict.
+fn probe(lab: &Lab, probes: &[(Flow, Verdict)]) {
+    for (flow, want) in probes {
+        let wait = if *want == Pass { PASS_WAIT } else { DROP_WAIT };
+        lab.expect_once(flow, *want, wait);
+    }
+}
+
+/// Flushes every chain and opens the policies (user chains stay, empty: restoring replaces
+/// them).
+fn flush(lab: &Lab, host: &Ns) {
+    lab.ipt_lines(
+        host,
+        "-F
+         -P INPUT ACCEPT
+         -P FORWARD ACCEPT
+         -P OUTPUT ACCEPT",
+    );
+}
+
+/// Which counts a round trip can compare once traffic has flowed.
+#[derive(Clone, Copy, PartialEq)]
+enum Counts {
+    /// Every packet is a probe's: compare them all.
+    Exact,
+    /// A SYN-ACK dropped on its way out is sent again, seconds later: compare none.
+    Masked,
+}
+
+/// `[packets:bytes]` → `[*:*]`.
+fn mask_counts(text: &str) -> String {
+    text.lines()
+        .map(|line| match (line.find('['), line.find(']')) {
+            (Some(open), Some(close)) if open < close => {
+                format!("{}[*:*]{}\n", &line[..open], &line[close + 1..])
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect()
+}
+
+/// restore → save → flush → restore of what was saved → save: the same text and the same
+/// verdicts before and after.
+fn round_trip(
+    fw: Fw,
+    rules: &str,
+    probes: fn(&Pair) -> Vec<(Flow, Verdict)>,
+    counts: Counts,
+) -> Transcript {
+    let pair = Pair::new(fw);
+    let (lab, host) = (&pair.lab, &pair.host);
+    let mut t = Transcript::new(lab);
+    let after_traffic = |text: String| match counts {
+        Counts::Exact => text,
+        Counts::Masked => mask_counts(&text),
+    };
+    lab.serve(host, &PORTS);
+    let probes = probes(&pair);
+    lab.restore_ok(host, "--counters", rules);
+    let saved = lab.save(host, "-c").expect_ok().stdout;
+    t.text("save -c", strip_save_comments(&saved));
+    t.text("save", lab.saved(host, ""));
+    t.text("-S", lab.rules(host));
+    probe(lab, &probes);
+    t.text(
+        "save -c after traffic",
+        after_traffic(lab.saved(host, "--counters")),
+    );
+
+    flush(lab, host);
+    let flushed = lab.rules(host);
+    assert!(
+        !flushed.contains("-A "),
+        "[{}] flushed:\n{flushed}",
+        lab.fw.label()
+    );
+    t.text("-S after flushing", flushed);
+    for (flow, _) in &probes {
+        lab.expect_once(flow, Pass, PASS_WAIT);
+    }
+
+    lab.restore_ok(host, "-c", &saved);
+    assert_eq!(
+        after_traffic(lab.saved(host, "-c")),
+        after_traffic(strip_save_comments(&saved)),
+        "[{}] save after restoring what save printed",
+        lab.fw.label()
+    );
+    probe(lab, &probes);
+    t.text(
+        "save -c after the same traffic again",
+        after_traffic(lab.saved(host, "-c")),
+    );
+    t.finish(lab)
+}
+
+fn round_trip_ports(fw: Fw) -> Transcript {
+    round_trip(fw, PORTS_RULES, ports_probes, Counts::Masked)
+}
+
+fn round_trip_addresses_interfaces(fw: Fw) -> Transcript {
+    round_trip(fw, ADDRESS_RULES, address_probes, Counts::Masked)
+}
+
+fn round_trip_user_chains(fw: Fw) -> Transcript {
+    round_trip(fw, USER_CHAIN_RULES, user_chain_probes, Counts::Masked)
+}
+
+fn round_trip_counters(fw: Fw) -> Transcript {
+    round_trip(fw, COUNTER_RULES, counter_probes, Counts::Exact)
+}
+
+/// The rule set the failing restores find; `base_probes` tells it apart from an empty one and
+/// from anything the failing files would have loaded.
+const BASE_RULES: &str = "\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:WEB - [0:0]
+-A INPUT -p tcp -m tcp --dport 80 -j WEB
+-A INPUT -p tcp -m tcp --dport 22 -j DROP
+-A WEB -s 198.18.2.1/32 -j DROP
+COMMIT
+";
+
+fn base_probes(p: &Pair) -> Vec<(Flow, Verdict)> {
+    vec![
+        (p.c1.tcp(HOST1, 80), Pass),
+        (p.c2.tcp(HOST2, 80), Drop),
+        (p.c1.tcp(HOST1, 22), Drop),
+        (p.c1.tcp(HOST1, 81), Pass),
+        (p.c1.ping(HOST1), Pass),
+    ]
+}
+
+/// What every failing file starts with: applied, it would drop everything above.
+const HARMFUL: &str = "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m tcp --dport 81 -j DROP\n";
+
+/// Restores that fail at various lines, each from the start of [`HARMFUL`] (or not), with
+/// their flags.
+fn failing_files() -> Vec<(&'static str, &'static str, String)> {
+    let harmful = |rest: &str| format!("{HARMFUL}{rest}");
+    vec![
+        (
+            "unknown option",
+            "",
+            harmful("-A INPUT -p icmp -j DROP\n-A INPUT --bogus\nCOMMIT\n"),
+        ),
+        ("unknown chain", "", harmful("-A NOPE -j DROP\nCOMMIT\n")),
+        (
+            "unknown target",
+            "",
+            harmful("-A INPUT -j NOWHERE\nCOMMIT\n"),
+        ),
+        (
+            "bad address",
+            "",
+            harmful("-A INPUT -s 300.1.1.1 -j DROP\nCOMMIT\n"),
+        ),
+        (
+            "rule not found",
+            "",
+            harmful("-D INPUT -s 198.18.9.9/32 -j ACCEPT\nCOMMIT\n"),
+        ),
+        (
+            "index too big",
+            "",
+            harmful("-I INPUT 99 -j ACCEPT\nCOMMIT\n"),
+        ),
+        (
+            "jump to a base chain",
+            "",
+            harmful("-A INPUT -j OUTPUT\nCOMMIT\n"),
+        ),
+        (
+            "-t in a rule",
+            "",
+            harmful("-A INPUT -t filter -j DROP\nCOMMIT\n"),
+        ),
+        ("missing COMMIT", "", harmful("-A INPUT -p icmp -j DROP\n")),
+        ("COMMIT without newline", "", harmful("COMMIT")),
+        ("COMMIT with a blank", "", harmful("COMMIT \n")),
+        ("blank line of spaces", "", harmful("  \nCOMMIT\n")),
+        (
+            "bad policy",
+            "",
+            "*filter\n-A INPUT -j DROP\n:INPUT BOGUS [0:0]\nCOMMIT\n".into(),
+        ),
+        (
+            "policy of a user chain",
+            "",
+            harmful(":FOO ACCEPT [0:0]\nCOMMIT\n"),
+        ),
+        (
+            "chain twice",
+            "",
+            harmful(":FOO - [0:0]\n:FOO - [0:0]\nCOMMIT\n"),
+        ),
+        (
+            "chain name too long",
+            "",
+            harmful(":abcdefghijabcdefghijabcdefghi - [0:0]\nCOMMIT\n"),
+        ),
+        ("no policy", "", harmful(":FOO\nCOMMIT\n")),
+        (
+            "policy counters missing",
+            "-c",
+            harmful(":OUTPUT DROP\nCOMMIT\n"),
+        ),
+        (
+            "counters not numeric",
+            "-c",
+            harmful("[1:x] -A INPUT -j DROP\nCOMMIT\n"),
+        ),
+        (
+            "counters unclosed",
+            "",
+            harmful("[12 -A INPUT -j DROP\nCOMMIT\n"),
+        ),
+        (
+            "unknown table",
+            "",
+            "*bogus\n-A INPUT -j DROP\nCOMMIT\n".into(),
+        ),
+        ("table name missing", "", "*\nCOMMIT\n".into()),
+        ("rule outside a table", "", "-A INPUT -j DROP\n".into()),
+        ("COMMIT outside a table", "", "COMMIT\n".into()),
+        ("table in a table", "", harmful("*filter\nCOMMIT\n")),
+        (
+            "second table fails",
+            "--noflush",
+            format!("*filter\nCOMMIT\n{HARMFUL}-A INPUT -j NOWHERE\nCOMMIT\n"),
+        ),
+    ]
+}
+
+/// Every failing restore leaves the running rule set (checked with -S and packets) as it was,
+/// with iptables-restore's message and exit code.
+fn errors_change_nothing(fw: Fw) -> Transcript {
+    let pair = Pair::new(fw);
+    let (lab, host) = (&pair.lab, &pair.host);
+    let mut t = Transcript::new(lab);
+    lab.serve(host, &PORTS);
+    let probes = base_probes(&pair);
+    lab.restore_ok(host, "", BASE_RULES);
+    let before = lab.rules(host);
+    probe(lab, &probes);
+    for (name, args, input) in failing_files() {
+        let out = lab.restore(host, args, &input);
+        assert_ne!(out.code, Some(0), "[{}] {name}: {out}", lab.fw.label());
+        t.text(
+            &format!("{name}: exit code, stdout, stderr"),
+            format!(
+                "{:?}\n{}{}",
+                out.code,
+                out.stdout,
+                normalize_tool_output(&lab.fw, "restore", &out.stderr)
+            ),
+        );
+        assert_eq!(
+            lab.rules(host),
+            before,
+            "[{}] {name} changed the rule set",
+            lab.fw.label()
+        );
+    }
+    probe(lab, &probes);
+
+    // iptables-legacy refuses this at COMMIT (the kernel checks the match), pcn-iptables at the
+    // rule: the line number differs, the rest does not.
+    let out = lab.restore(
+        host,
+        "",
+        &format!("{HARMFUL}-A INPUT -p udp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n"),
+    );
+    assert_eq!(out.code, Some(1), "[{}] {out}", lab.fw.label());
+    assert!(out.stderr.ends_with(" failed\n"), "{out}");
+    assert_eq!(lab.rules(host), before, "[{}] changed", lab.fw.label());
+
+    // Tables before the failing one stay committed.
+    let out = lab.restore(
+        host,
+        "",
+        "*filter\n-A INPUT -p tcp -m tcp --dport 81 -j DROP\nCOMMIT\n\
+         *filter\n-A INPUT -j NOWHERE\nCOMMIT\n",
+    );
+    t.text(
+        "first table committed: stderr",
+        normalize_tool_output(&lab.fw, "restore", &out.stderr),
+    );
+    t.text("first table committed: -S", lab.rules(host));
+    lab.expect_once(&pair.c1.tcp(HOST1, 81), Drop, DROP_WAIT);
+    lab.expect_once(&pair.c1.tcp(HOST1, 80), Pass, PASS_WAIT);
+    t.finish(lab)
+}
+
+/// `--test` parses (and compiles) without changing anything; `-v` echoes comments, flushes and
+/// rules as iptables-restore does (not with `-n`).
+fn test_and_verbose(fw: Fw) -> Transcript {
+    let pair = Pair::new(fw);
+    let (lab, host) = (&pair.lab, &pair.host);
+    let mut t = Transcript::new(lab);
+    lab.serve(host, &PORTS);
+    let probes = base_probes(&pair);
+    lab.restore_ok(host, "", BASE_RULES);
+    let before = lab.rules(host);
+
+    let out = lab.restore_ok(host, "--test", USER_CHAIN_RULES);
+    t.text("--test: stdout", out.stdout);
+    assert_eq!(lab.rules(host), before, "[{}] --test", lab.fw.label());
+    let out = lab.restore(
+        host,
+        "-t",
+        &format!("{HARMFUL}-A INPUT -j NOWHERE\nCOMMIT\n"),
+    );
+    t.text(
+        "--test of a bad file",
+        format!(
+            "{:?}\n{}",
+            out.code,
+            normalize_tool_output(&lab.fw, "restore", &out.stderr)
+        ),
+    );
+    assert_eq!(lab.rules(host), before, "[{}] -t", lab.fw.label());
+    probe(lab, &probes);
+
+    let out = lab.restore_ok(host, "-v", &format!("# comment\n{USER_CHAIN_RULES}"));
+    t.text("-v: stdout", out.stdout);
+    let out = lab.restore_ok(host, "-v --noflush", &format!("# comment\n{PORTS_RULES}"));
+    t.text("-v -n: stdout", out.stdout);
+    t.text("-S after -v -n", lab.rules(host));
+    let out = lab.restore_ok(
+        host,
+        "-v",
+        "*filter\n-S\n-A INPUT -s 198.18.9.9/32 -j DROP\n-L INPUT -n\n-C INPUT -s 198.18.9.9/32 -j DROP\nCOMMIT\n",
+    );
+    t.text("-v with listing commands: stdout", out.stdout);
+    t.finish(lab)
+}
+
+/// `--noflush` appends to the running rule set, flushes the user chains the file names, keeps
+/// the counters of the rules it keeps.
+fn noflush_appends(fw: Fw) -> Transcript {
+    let pair = Pair::new(fw);
+    let (lab, host, c1, c2) = (&pair.lab, &pair.host, &pair.c1, &pair.c2);
+    let mut t = Transcript::new(lab);
+    lab.serve(host, &PORTS);
+    lab.restore_ok(host, "", BASE_RULES);
+    lab.expect_once(&c1.tcp(HOST1, 22), Drop, DROP_WAIT);
+    lab.restore_ok(
+        host,
+        "-n -c",
+        "*filter\n:WEB - [0:0]\n:NEW - [0:0]\n[5:500] -A WEB -s 198.18.1.1/32 -j DROP\n\
+         -A INPUT -p tcp -m tcp --dport 443 -j NEW\n-A NEW -j DROP\nCOMMIT\n",
+    );
+    t.text("save -c", lab.saved(host, "-c"));
+    for (flow, want) in [
+        (c1.tcp(HOST1, 80), Drop),
+        (c2.tcp(HOST2, 80), Pass),
+        (c1.tcp(HOST1, 22), Drop),
+        (c1.tcp(HOST1, 443), Drop),
+        (c1.tcp(HOST1, 81), Pass),
+    ] {
+        let wait = if want == Pass { PASS_WAIT } else { DROP_WAIT };
+        lab.expect_once(&flow, want, wait);
+    }
+    lab.restore_ok(host, "--noflush", "*filter\n:FORWARD DROP [0:0]\nCOMMIT\n");
+    t.text("-S after a policy alone", lab.rules(host));
+    t.finish(lab)
+}
+
+/// 16,384 rules in INPUT from one restore, only the last matching the traffic; pcn-iptables
+/// refuses one more with a clear message, changing nothing.
+fn scale_16384_rules(fw: Fw) -> Transcript {
+    let pair = Pair::new(fw);
+    let (lab, host, c1, c2) = (&pair.lab, &pair.host, &pair.c1, &pair.c2);
+    let mut t = Transcript::new(lab);
+    lab.serve(host, &[80, 81]);
+    let rules = |n: u32| {
+        let mut text = String::from("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n");
+        text += ":OUTPUT ACCEPT [0:0]\n";
+        for i in 1..n {
+            text += &format!(
+                "-A INPUT -s 10.{}.{}.0/24 -p tcp -m tcp --dport {} -j DROP\n",
+                i >> 8,
+                i & 255,
+                1000 + i
+            );
+        }
+        text += &format!("-A INPUT -s {C1}/32 -p tcp -m tcp --dport 80 -j DROP\nCOMMIT\n");
+        text
+    };
+    lab.restore_ok(host, "", &rules(16384));
+    let listed = lab.rules(host);
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("-A INPUT")).count(),
+        16384,
+        "[{}]",
+        lab.fw.label()
+    );
+    t.text("save", lab.saved(host, ""));
+    let probes = [
+        (c1.tcp(HOST1, 80), Drop),
+        (c1.tcp(HOST1, 81), Pass),
+        (c2.tcp(HOST2, 80), Pass),
+        (c1.ping(HOST1), Pass),
+    ];
+    probe(lab, &probes);
+    // What only pcn-iptables refuses stays out of the transcript compared with iptables-legacy.
+    let t = t.finish(lab);
+    if lab.fw.is_pcn() {
+        for args in ["", "--test"] {
+            let out = lab.restore(host, args, &rules(16385));
+            assert_eq!(out.code, Some(1), "{out}");
+            assert!(
+                out.stderr.contains(
+                    "chain INPUT has 16385 rules; pcn-iptables supports at most 16384 per chain"
+                ) && out.stderr.ends_with(": line 16390 failed\n"),
+                "{out}"
+            );
+            assert_eq!(
+                lab.rules(host),
+                listed,
+                "a refused restore changed the rules"
+            );
+        }
+        probe(lab, &probes);
+    }
+    t
+}
+
+/// The tables pcn-iptables does not have: empty ones restore (as iptables-save prints them
+/// where they are loaded), anything in them is refused, and save refuses to print them.
+#[test]
+fn other_tables_pcn() {
+    let mut lab = Lab::new(Fw::pcn());
+    let host = lab.ns("host");
+    let empty_nat = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+                     :POSTROUTING ACCEPT [0:0]\nCOMMIT\n";
+    lab.restore_ok(&host, "", &format!("{empty_nat}{PORTS_RULES}"));
+    let before = lab.rules(&host);
+    for (input, line) in [
+        ("*nat\n-A POSTROUTING -j MASQUERADE\nCOMMIT\n", 2),
+        ("*raw\n:PREROUTING DROP [0:0]\nCOMMIT\n", 2),
+        ("*mangle\n:FOO - [0:0]\nCOMMIT\n", 2),
+    ] {
+        let out = lab.restore(&host, "", input);
+        assert_eq!(out.code, Some(2), "{out}");
+        assert!(
+            out.stderr.contains("is not supported by pcn-iptables")
+                && out
+                    .stderr
+                    .contains(&format!("Error occurred at line: {line}\n")),
+            "{out}"
+        );
+        assert_eq!(lab.rules(&host), before);
+    }
+    let out = lab.save(&host, "-t nat");
+    assert_eq!(out.code, Some(2), "{out}");
+    assert_eq!(
+        out.stderr,
+        "pcn-iptables-save v1.8.9 (legacy): table `nat' is not supported by pcn-iptables\n"
+    );
+    let out = lab.save(&host, "-t bogus");
+    assert_eq!(out.code, Some(1), "{out}");
+}
+
+/// The save text, messages and exit codes of the tools' own flags, against iptables-legacy's.
+#[test]
+fn flags_diff_pcn() {
+    let mut lab = Lab::new(Fw::pcn());
+    let host = lab.ns("host");
+    let mut reference = Lab::new(Fw::legacy());
+    let ref_host = reference.ns("reference");
+    lab.restore_ok(&host, "-c", COUNTER_RULES);
+    reference.restore_ok(&ref_host, "-c", COUNTER_RULES);
+    let mut problems = Vec::new();
+    let cases: [(&str, &str); 29] = [
+        ("save", ""),
+        ("save", "-c"),
+        ("save", "--counters --table=filter"),
+        ("save", "-t filter -c -M /bin/true"),
+        ("save", "-t bogus"),
+        ("save", "-h"),
+        ("save", "--bogus"),
+        ("save", "-t"),
+        ("save", "--table"),
+        ("save", "extra"),
+        ("save", "-f /nonexistent/file"),
+        ("save", "-b -c"),
+        ("restore", "-h"),
+        ("restore", "--ver"),
+        ("restore", "--t"),
+        ("restore", "--counters=1"),
+        ("restore", "-T"),
+        ("restore", "-x"),
+        ("restore", "a b"),
+        ("restore", "/nonexistent/file"),
+        ("restore", "-W"),
+        ("restore", "-W 5"),
+        ("restore", "-w -W 100"),
+        ("restore", "-W 1000000 -w"),
+        ("restore", "--wait=abc"),
+        ("restore", "-w file"),
+        ("restore", "-b"),
+        ("restore", "-T nat"),
+        ("restore", "-ctn -v"),
+    ];
+    for (tool, args) in cases {
+        let run = |lab: &Lab, ns: &Ns| {
+            let out = match tool {
+                "save" => lab.save(ns, args),
+                _ => lab.restore(ns, args, COUNTER_RULES),
+            };
+            format!(
+                "{:?}\n{}{}",
+                out.code,
+                normalize_tool_output(&lab.fw, tool, &strip_save_comments(&out.stdout)),
+                normalize_tool_output(&lab.fw, tool, &out.stderr)
+            )
+        };
+        let (got, want) = (run(&lab, &host), run(&reference, &ref_host));
+        if got != want {
+            problems.push(format!("{tool} {args}:\n  want {want:?}\n  got  {got:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The version is the tool's own, after iptables' (which scripts parse).
+    for (tool, out) in [
+        ("save", lab.save(&host, "-V")),
+        ("restore", lab.restore(&host, "-V", "")),
+    ] {
+        assert!(
+            out.success()
+                && out
+                    .stdout
+                    .starts_with(&format!("pcn-iptables-{tool} v1.8.9 (")),
+            "{out}"
+        );
+    }
+}
