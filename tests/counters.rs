@@ -40,6 +40,7 @@ counter_tests!(
     counters_forward => check_forward,
     counters_policy_drop_and_zero => check_policy_drop_and_zero,
     counters_policy_after_rule_change => check_policy_after_rule_change,
+    counters_rules_without_target => check_rules_without_target,
 );
 
 const PASS_WAIT: Duration = Duration::from_millis(1500);
@@ -491,4 +492,49 @@ fn check_policy_after_rule_change(t: &Transcript) {
         1,
         Some(PING),
     );
+}
+
+/// Rules without a target count and let the packet go on, however many of them match (40
+/// here, more than eBPF's 33 tail calls), before and after a user chain.
+fn counters_rules_without_target(fw: Fw) -> Transcript {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    let mut t = Transcript::new(&lab);
+    lab.ipt_ok(&host, "-N count");
+    for _ in 0..20 {
+        lab.ipt_ok(&host, "-A INPUT -p icmp");
+        lab.ipt_ok(&host, "-A count -p icmp");
+    }
+    lab.ipt_ok(&host, "-A INPUT -p icmp -j count");
+    for _ in 0..20 {
+        lab.ipt_ok(&host, "-A INPUT -p icmp");
+    }
+    lab.ipt_ok(&host, "-A INPUT -p icmp -j DROP");
+    lab.expect_once(&c1.ping(HOST1), Drop, DROP_WAIT);
+    lab.expect_once(&c1.ping(HOST1), Drop, DROP_WAIT);
+    t.text("-L -v -x -n", lab.listing(&host));
+    t.finish(&lab)
+}
+
+fn check_rules_without_target(t: &Transcript) {
+    t.assert_expected();
+    let l = listing(t, "-L -v -x -n");
+    for n in 1..=42 {
+        eq(
+            t,
+            &format!("INPUT {n}"),
+            l.rule("INPUT", n),
+            2,
+            Some(2 * PING),
+        );
+    }
+    for n in 1..=20 {
+        eq(
+            t,
+            &format!("count {n}"),
+            l.rule("count", n),
+            2,
+            Some(2 * PING),
+        );
+    }
+    eq(t, "INPUT policy", l.policy("INPUT"), 0, Some(0));
 }

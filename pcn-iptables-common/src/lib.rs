@@ -71,6 +71,8 @@ pub mod field {
     pub const DPORT: u8 = 5;
     pub const IN_IFACE: u8 = 6;
     pub const OUT_IFACE: u8 = 7;
+    /// Not a packet field: the rules of a chain without a target, which only count.
+    pub const COUNT_ONLY: u8 = 15;
 
     pub const fn bit(id: u8) -> u32 {
         1 << id
@@ -87,7 +89,7 @@ pub mod verdict {
     pub const JUMP: u32 = 4;
     /// `-g CHAIN`: evaluate CHAIN, do not come back here.
     pub const GOTO: u32 = 5;
-    /// No target: count and go on with the next rule.
+    /// No target: count and go on with the next rule (the classifier's scan does both).
     pub const CONTINUE: u32 = 6;
 }
 

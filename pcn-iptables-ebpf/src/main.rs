@@ -270,10 +270,6 @@ fn classify(pkt: &mut PacketInfo) -> Step {
             count(action.counter, pkt.len);
             match action.verdict {
                 verdict::ACCEPT => Step::Accept,
-                verdict::CONTINUE => {
-                    pkt.next_rule = rule + 1;
-                    Step::Again
-                }
                 verdict::JUMP => {
                     let depth = pkt.depth as usize;
                     if depth >= MAX_CALL_DEPTH {
@@ -363,13 +359,32 @@ struct Scan {
     candidates: [u64; SUMMARY_WORDS],
     start_word: u64,
     start_mask: u64,
+    /// The chain's rules without a target: they are counted on the way, not stopped at.
+    count_only: *const Bitmap,
+    action_base: u32,
     /// Where the rule found goes: map memory, whose contents the verifier does not track, so
     /// that verifying the loop body converges instead of following every possible result.
     pkt: *mut PacketInfo,
 }
 
-/// Visits the next candidate word: AND of every bitmap there; stops at the first word with a
-/// rule left, or when no candidate is left. Words some bitmap has empty are never read, so the
+/// Counts the rules of word `i` set in `rules` (netfilter counts a rule without a target
+/// and goes on with the next one).
+#[inline(always)]
+fn count_rules(scan: &Scan, i: usize, mut rules: u64) {
+    let len = unsafe { (*scan.pkt).len };
+    let mut n = 0;
+    while rules != 0 && n < 64 {
+        let rule = i as u32 * 64 + lowest_bit(rules);
+        rules &= rules - 1;
+        if let Some(action) = ACTIONS.get(scan.action_base + rule) {
+            count(action.counter, len);
+        }
+        n += 1;
+    }
+}
+
+/// Visits the next candidate word: AND of every bitmap there, counting rules without a target;
+/// stops at the first word with a rule that has one, or when no candidate is left. Words some bitmap has empty are never read, so the
 /// cost follows the candidates, not the chain's length.
 extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
     let scan = unsafe { &mut *(ctx as *mut Scan) };
@@ -393,15 +408,25 @@ extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
     if i as u64 == scan.start_word {
         w &= scan.start_mask;
     }
-    if w != 0 {
-        unsafe { (*scan.pkt).found = i as u32 * 64 + lowest_bit(w) };
+    let count_only = unsafe { (*scan.count_only).words[i] };
+    let stop = w & !count_only;
+    // Rules without a target that match before the rule that decides, in this word.
+    let before = if stop != 0 {
+        (stop & stop.wrapping_neg()) - 1
+    } else {
+        u64::MAX
+    };
+    count_rules(scan, i, w & count_only & before);
+    if stop != 0 {
+        unsafe { (*scan.pkt).found = i as u32 * 64 + lowest_bit(stop) };
         return 1;
     }
     0
 }
 
-/// Index of the first rule at or after `pkt.next_rule` whose every field matches: the AND of
-/// the field bitmaps, lowest set bit. A field without an entry for the packet matches no rule.
+/// Index of the first rule with a target at or after `pkt.next_rule` whose every field
+/// matches: the AND of the field bitmaps, lowest set bit; matching rules without a target
+/// before it are counted. A field without an entry for the packet matches no rule.
 ///
 /// The word loop runs in `bpf_loop`, whose body the verifier checks once, however many words.
 /// The summaries (one bit per non-empty word) tell which words are worth reading at all.
@@ -431,6 +456,8 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
         candidates: [u64::MAX; SUMMARY_WORDS],
         start_word: (pkt.next_rule / 64) as u64,
         start_mask: u64::MAX << (pkt.next_rule % 64),
+        count_only: lookup(field::COUNT_ONLY, chain, 0, [0; 4])?,
+        action_base: cfg.action_base,
         pkt: core::ptr::null_mut(),
     };
     for b in scan.bitmaps {

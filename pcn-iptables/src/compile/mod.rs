@@ -142,6 +142,13 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
             [0; 4],
             bitmap(nwords, rules.iter().map(|_| true)),
         );
+        // The scan counts these as it goes instead of stopping at them.
+        push(
+            field::COUNT_ONLY,
+            0,
+            [0; 4],
+            bitmap(nwords, rules.iter().map(|r| r.target.is_none())),
+        );
 
         let addrs = [
             (
