@@ -3,6 +3,9 @@
 
 pub mod conntrack;
 
+/// Connections the conntrack table holds (least recently used ones make room for new ones).
+pub const CONNTRACK_ENTRIES: u32 = 262_144;
+
 /// Rules one chain can hold: the classifier's bitmaps have one bit per rule.
 pub const MAX_RULES_PER_CHAIN: usize = 16384;
 /// 64-bit words in a rule bitmap.
@@ -71,6 +74,8 @@ pub mod field {
     pub const DPORT: u8 = 5;
     pub const IN_IFACE: u8 = 6;
     pub const OUT_IFACE: u8 = 7;
+    /// The packet's conntrack::ctstate.
+    pub const CTSTATE: u8 = 8;
     /// Not a packet field: the rules of a chain without a target, which only count.
     pub const COUNT_ONLY: u8 = 15;
 
@@ -154,7 +159,11 @@ pub struct PacketInfo {
     pub proto: u8,
     /// 1 when sport/dport are valid (TCP/UDP, first fragment, header present).
     pub has_ports: u8,
-    pub _pad: [u8; 2],
+    /// conntrack::ctstate of the packet.
+    pub ctstate: u8,
+    /// 1: when the packet is accepted, `ct_entry` is stored under `ct_key` (netfilter
+    /// confirms a connection only once its first packet got through).
+    pub ct_commit: u8,
     pub sport: u16,
     pub dport: u16,
     /// Chain being evaluated and the rule to start from.
@@ -168,6 +177,8 @@ pub struct PacketInfo {
     /// The classifier's result for the current round (u32::MAX: no rule).
     pub found: u32,
     pub stack: [Frame; MAX_CALL_DEPTH],
+    pub ct_key: conntrack::CtKey,
+    pub ct_entry: conntrack::CtEntry,
 }
 
 /// Key of the field trie: field id, chain id (big endian), then the value in network byte

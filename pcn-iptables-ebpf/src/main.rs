@@ -12,13 +12,14 @@ use aya_ebpf::{
     EbpfContext,
     bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
     macros::{classifier, map, xdp},
-    maps::{Array, LpmTrie, PerCpuArray, ProgramArray, lpm_trie::Key},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, lpm_trie::Key},
     programs::{TcContext, XdpContext},
 };
+use pcn_iptables_common::conntrack::{self, CtEntry, CtKey, Tuple, ctstate};
 use pcn_iptables_common::{
-    Action, Bitmap, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, ChainConfig, Counter,
-    FIELD_KEY_HEADER_BITS, FieldKey, Frame, GENERATIONS, MAX_CALL_DEPTH, MAX_CHAINS, MAX_COUNTERS,
-    MAX_WORDS, PacketInfo, STATE_CHUNK, SUMMARY_WORDS, field, field_key, verdict,
+    Action, Bitmap, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, CONNTRACK_ENTRIES, ChainConfig,
+    Counter, FIELD_KEY_HEADER_BITS, FieldKey, Frame, GENERATIONS, MAX_CALL_DEPTH, MAX_CHAINS,
+    MAX_COUNTERS, MAX_WORDS, PacketInfo, STATE_CHUNK, SUMMARY_WORDS, field, field_key, verdict,
 };
 
 // Kept across generations (pinned by name in the namespace's state directory).
@@ -34,6 +35,9 @@ static PCN_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(MAX_COUNTERS, 0)
 static PCN_PKT_XDP: PerCpuArray<PacketInfo> = PerCpuArray::pinned(1, 0);
 #[map]
 static PCN_PKT_TC: PerCpuArray<PacketInfo> = PerCpuArray::pinned(1, 0);
+/// Connections, shared by both hooks and every generation.
+#[map]
+static PCN_CONNTRACK: LruHashMap<CtKey, CtEntry> = LruHashMap::pinned(CONNTRACK_ENTRIES, 0);
 
 // One set per generation; userspace sizes them at load time.
 const NO_PREALLOC: u32 = aya_ebpf::bindings::BPF_F_NO_PREALLOC;
@@ -54,6 +58,7 @@ const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
+const IPPROTO_ICMP: u8 = 1;
 const AF_INET: u8 = 2;
 
 // bpf_fib_lookup() results and flags (uapi/linux/bpf.h).
@@ -89,8 +94,8 @@ fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
     Some((start + offset) as *const T)
 }
 
-/// Fills addresses, protocol, ports and length from the IPv4 packet at `l3`; `None` when the
-/// frame is not IPv4 we can read.
+/// Fills addresses, protocol, ports and length from the IPv4 packet at `l3`, and tracks its
+/// connection; `None` when the frame is not IPv4 we can read.
 #[inline(always)]
 fn parse_ipv4(pkt: &mut PacketInfo, start: usize, end: usize) -> Option<()> {
     let ethertype = u16::from_be(unsafe { *ptr_at::<u16>(start, end, 12)? });
@@ -111,15 +116,127 @@ fn parse_ipv4(pkt: &mut PacketInfo, start: usize, end: usize) -> Option<()> {
     pkt.has_ports = 0;
     pkt.sport = 0;
     pkt.dport = 0;
+    let l4 = ETH_HLEN + (ihl & 0x3c);
     if frag_offset == 0 && (pkt.proto == IPPROTO_TCP || pkt.proto == IPPROTO_UDP) && ihl >= 20 {
-        if let Some(ports) = ptr_at::<[u8; 4]>(start, end, ETH_HLEN + (ihl & 0x3c)) {
+        if let Some(ports) = ptr_at::<[u8; 4]>(start, end, l4) {
             let ports = unsafe { &*ports };
             pkt.sport = u16::from_be_bytes([ports[0], ports[1]]);
             pkt.dport = u16::from_be_bytes([ports[2], ports[3]]);
             pkt.has_ports = 1;
         }
     }
+    track(pkt, start, end, l4, frag_offset != 0);
     Some(())
+}
+
+/// The live entry of a connection (an expired one is as good as none).
+#[inline(always)]
+fn connection(key: &CtKey, now: u64) -> Option<CtEntry> {
+    let e = unsafe { PCN_CONNTRACK.get(key)? };
+    (e.expires > now).then_some(*e)
+}
+
+/// Sets the packet's ctstate, and what to store if it is accepted, as netfilter's conntrack
+/// would before the filter table sees it.
+#[inline(always)]
+fn track(pkt: &mut PacketInfo, start: usize, end: usize, l4: usize, fragment: bool) {
+    pkt.ct_commit = 0;
+    pkt.ctstate = ctstate::INVALID;
+    // netfilter reassembles before tracking; a lone later fragment cannot be tied to a
+    // connection here.
+    if fragment {
+        return;
+    }
+    let now = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_ns() };
+    let tuple = |sport, dport| Tuple {
+        src: pkt.src,
+        dst: pkt.dst,
+        sport,
+        dport,
+        proto: pkt.proto,
+    };
+    let (tuple, tcp_flags) = match pkt.proto {
+        IPPROTO_TCP => {
+            let Some(flags) = ptr_at::<u8>(start, end, l4 + 13) else {
+                return;
+            };
+            (tuple(pkt.sport, pkt.dport), Some(unsafe { *flags }))
+        }
+        IPPROTO_UDP if pkt.has_ports != 0 => (tuple(pkt.sport, pkt.dport), None),
+        IPPROTO_UDP => return,
+        IPPROTO_ICMP => {
+            let Some(icmp) = ptr_at::<[u8; 8]>(start, end, l4) else {
+                return;
+            };
+            let icmp = unsafe { &*icmp };
+            let (kind, id) = (icmp[0], u16::from_be_bytes([icmp[4], icmp[5]]));
+            if conntrack::icmp_reply_type(kind).is_some() {
+                (tuple(id, kind as u16), None)
+            } else if let Some(query) = conntrack::icmp_query_of_reply(kind) {
+                // A reply only belongs to a query we saw.
+                let t = tuple(query as u16, id);
+                let (key, _) = t.key();
+                if connection(&key, now).is_none() {
+                    return;
+                }
+                (t, None)
+            } else {
+                if conntrack::icmp_is_error(kind) && quoted_connection(start, end, l4 + 8, now) {
+                    pkt.ctstate = ctstate::RELATED;
+                }
+                return;
+            }
+        }
+        _ => (tuple(0, 0), None),
+    };
+    let (key, src_end) = tuple.key();
+    let existing = connection(&key, now);
+    let (state, entry) = match tcp_flags {
+        Some(flags) => conntrack::track_tcp(existing.as_ref(), src_end, flags, now),
+        None => conntrack::track_other(existing.as_ref(), src_end, pkt.proto, now),
+    };
+    pkt.ctstate = state;
+    if let Some(mut entry) = entry {
+        let reply = src_end != entry.origin;
+        conntrack::account(&mut entry, reply, pkt.len);
+        pkt.ct_key = key;
+        pkt.ct_entry = entry;
+        pkt.ct_commit = 1;
+    }
+}
+
+/// Whether the packet an ICMP error quotes (its IP header at `inner`) belongs to a tracked
+/// connection: the error is then RELATED to it.
+#[inline(always)]
+fn quoted_connection(start: usize, end: usize, inner: usize, now: u64) -> bool {
+    let Some(ip) = ptr_at::<[u8; 20]>(start, end, inner) else {
+        return false;
+    };
+    let ip = unsafe { &*ip };
+    let ihl = ((ip[0] & 0x0f) as usize) * 4;
+    let Some(l4) = ptr_at::<[u8; 8]>(start, end, inner + (ihl & 0x3c)) else {
+        return false;
+    };
+    let l4 = unsafe { &*l4 };
+    let proto = ip[9];
+    let (sport, dport) = match proto {
+        IPPROTO_TCP | IPPROTO_UDP => (
+            u16::from_be_bytes([l4[0], l4[1]]),
+            u16::from_be_bytes([l4[2], l4[3]]),
+        ),
+        IPPROTO_ICMP if conntrack::icmp_reply_type(l4[0]).is_some() => {
+            (u16::from_be_bytes([l4[4], l4[5]]), l4[0] as u16)
+        }
+        _ => return false,
+    };
+    let quoted = Tuple {
+        src: [ip[12], ip[13], ip[14], ip[15]],
+        dst: [ip[16], ip[17], ip[18], ip[19]],
+        sport,
+        dport,
+        proto,
+    };
+    connection(&quoted.key().0, now).is_some()
 }
 
 /// Starts the evaluation of `chain` for a packet.
@@ -218,7 +335,10 @@ pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
     };
     let pkt = unsafe { &mut *pkt };
     match classify(pkt) {
-        Step::Accept => xdp_action::XDP_PASS,
+        Step::Accept => {
+            confirm(pkt);
+            xdp_action::XDP_PASS
+        }
         Step::Drop => xdp_action::XDP_DROP,
         Step::Again => {
             unsafe { PCN_PROGS_XDP.tail_call(&ctx, pkt.slot) };
@@ -235,11 +355,28 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
     };
     let pkt = unsafe { &mut *pkt };
     match classify(pkt) {
-        Step::Accept => TC_ACT_UNSPEC,
+        Step::Accept => {
+            confirm(pkt);
+            TC_ACT_UNSPEC
+        }
         Step::Drop => TC_ACT_SHOT,
         Step::Again => {
             unsafe { PCN_PROGS_TC.tail_call(&ctx, pkt.slot) };
             TC_ACT_SHOT
+        }
+    }
+}
+
+/// An accepted packet's connection goes into (or is updated in) the table.
+#[inline(always)]
+fn confirm(pkt: &PacketInfo) {
+    if pkt.ct_commit == 0 {
+        return;
+    }
+    match PCN_CONNTRACK.get_ptr_mut(&pkt.ct_key) {
+        Some(e) => unsafe { *e = pkt.ct_entry },
+        None => {
+            let _ = PCN_CONNTRACK.insert(&pkt.ct_key, &pkt.ct_entry, 0);
         }
     }
 }
@@ -354,7 +491,7 @@ fn port_value(pkt: &PacketInfo, port: u16) -> (u32, [u8; 4]) {
 struct Scan {
     /// The rules of the chain, then one bitmap per field (the chain's rules again for a field
     /// the chain does not use).
-    bitmaps: [*const Bitmap; 8],
+    bitmaps: [*const Bitmap; 9],
     /// Words that no bitmap has empty (AND of the summaries), not yet visited.
     candidates: [u64; SUMMARY_WORDS],
     start_word: u64,
@@ -452,6 +589,7 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
             pick(field::DPORT, dport_bits, dport)?,
             pick(field::IN_IFACE, 32, pkt.in_ifindex.to_be_bytes())?,
             pick(field::OUT_IFACE, 32, pkt.out_ifindex.to_be_bytes())?,
+            pick(field::CTSTATE, 8, [pkt.ctstate, 0, 0, 0])?,
         ],
         candidates: [u64::MAX; SUMMARY_WORDS],
         start_word: (pkt.next_rule / 64) as u64,

@@ -171,6 +171,17 @@ pub fn icmp_reply_type(query: u8) -> Option<u8> {
     }
 }
 
+/// The query an ICMP reply answers.
+pub fn icmp_query_of_reply(reply: u8) -> Option<u8> {
+    match reply {
+        0 => Some(8),
+        14 => Some(13),
+        16 => Some(15),
+        18 => Some(17),
+        _ => None,
+    }
+}
+
 /// ICMP errors that quote a packet of a connection (RELATED to it).
 pub fn icmp_is_error(icmp_type: u8) -> bool {
     matches!(icmp_type, 3 | 4 | 5 | 11 | 12)
