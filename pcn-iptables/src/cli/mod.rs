@@ -12,7 +12,7 @@ use pcn_iptables_common::Counter;
 
 use crate::{
     IPTABLES_VERSION,
-    dataplane::{Dataplane, bpffs, lock},
+    dataplane::{Dataplane, lock},
     error::{Error, RESOURCE_PROBLEM, Result, VERSION_PROBLEM},
     listing,
     ruleset::{
@@ -78,7 +78,7 @@ fn manage(args: &[String]) -> Result<()> {
     let m = Manage::try_parse_from(args).map_err(|e| Error::raw(2, e.to_string()))?;
     if m.uninstall {
         let dp = Dataplane::open().map_err(internal)?;
-        let _lock = lock::acquire(&dp.lock_path(), &syntax::Wait::Forever)?;
+        let _lock = lock::acquire(&dp.lock_path().map_err(internal)?, &syntax::Wait::Forever)?;
         dp.uninstall().map_err(internal)?;
     }
     Ok(())
@@ -122,13 +122,12 @@ fn check_privileges(table: &str) -> Result<()> {
     let caps = effective_capabilities();
     let has = |cap: u32| caps & (1 << cap) != 0;
     if !nix::unistd::geteuid().is_root() && !has(CAP_DAC_OVERRIDE) {
-        let netns = bpffs::netns_dir().map_err(internal)?;
-        let name = netns.file_name().unwrap_or_default().to_string_lossy();
+        let path = lock::path().map_err(internal)?;
         return Err(Error::raw(
             RESOURCE_PROBLEM,
             format!(
-                "Fatal: can't open lock file {}/locks/{name}.lock: Permission denied\n",
-                bpffs::RUN_DIR
+                "Fatal: can't open lock file {}: Permission denied\n",
+                path.display()
             ),
         ));
     }
@@ -193,7 +192,7 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     check_privileges(&invocation.table)?;
     invocation.check_table()?;
     let dp = Dataplane::open().map_err(internal)?;
-    let _lock = lock::acquire(&dp.lock_path(), &invocation.wait)?;
+    let _lock = lock::acquire(&dp.lock_path().map_err(internal)?, &invocation.wait)?;
     let table = dp.read_table().map_err(internal)?;
     let echo = || -> Result<()> {
         if invocation.verbose {
@@ -260,6 +259,7 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
             // `-c` gives new rules their counts.
             let start = invocation.counters.unwrap_or_default();
             ruleset::apply(&mut new, command, &mut || slots.alloc(start))?;
+            ruleset::commit_checks(&new)?;
             // iptables-legacy restarts the base chains' policy counters on every change; `-P`
             // with `-c` sets its chain's.
             for chain in BASE_CHAINS {

@@ -319,7 +319,7 @@ impl Restore<'_> {
         let prog = self.prog;
         check_privileges(name.unwrap_or_default())?;
         let dp = Dataplane::open().map_err(internal)?;
-        let lock = lock::acquire(&dp.lock_path(), &self.options.wait)?;
+        let lock = lock::acquire(&dp.lock_path().map_err(internal)?, &self.options.wait)?;
         let Some(name) = name else {
             return Err(at_line(
                 Error::parameter(format!("{prog}: line {number} table name invalid")),
@@ -608,6 +608,8 @@ impl Restore<'_> {
                     slots.set_policy(&table, chain, Counter::default());
                 }
             }
+            // The kernel's own checks fail the COMMIT line, with nothing but that to say.
+            ruleset::commit_checks(&table).map_err(|_| line_failed(prog, number))?;
             if self.options.test {
                 commit::compile(&table, &slots).map_err(failed)?;
             } else {

@@ -173,7 +173,8 @@ fn attach(ebpf: &mut Ebpf, dir: &Path, links: &[Link]) -> Result<()> {
                 prog.load().context("loading the XDP entry program")?;
                 let pin = dir.join(INGRESS_PIN);
                 if !pin.exists() {
-                    prog.pin(&pin).with_context(|| format!("pinning {}", pin.display()))?;
+                    prog.pin(&pin)
+                        .with_context(|| format!("pinning {}", pin.display()))?;
                 }
             }
             let id = prog
@@ -191,7 +192,8 @@ fn attach(ebpf: &mut Ebpf, dir: &Path, links: &[Link]) -> Result<()> {
                 prog.load().context("loading the TC entry program")?;
                 let pin = dir.join(EGRESS_PIN);
                 if !pin.exists() {
-                    prog.pin(&pin).with_context(|| format!("pinning {}", pin.display()))?;
+                    prog.pin(&pin)
+                        .with_context(|| format!("pinning {}", pin.display()))?;
                 }
             }
             let id = prog

@@ -10,6 +10,18 @@ use nix::fcntl::{Flock, FlockArg};
 use crate::error::{Error, RESOURCE_PROBLEM};
 use crate::syntax::Wait;
 
+/// The lock file of the current network namespace (no bpffs needed to know it).
+pub fn path() -> anyhow::Result<std::path::PathBuf> {
+    let dir = super::bpffs::netns_dir()?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(std::path::Path::new(super::bpffs::RUN_DIR)
+        .join("locks")
+        .join(format!("{name}.lock")))
+}
+
 pub struct Lock(#[allow(dead_code)] Flock<File>);
 
 const BUSY: &str = "Another app is currently holding the xtables lock. ";

@@ -64,15 +64,8 @@ impl Dataplane {
     }
 
     /// The lock file of this namespace.
-    pub fn lock_path(&self) -> PathBuf {
-        let name = self
-            .dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Path::new(bpffs::RUN_DIR)
-            .join("locks")
-            .join(format!("{name}.lock"))
+    pub fn lock_path(&self) -> Result<PathBuf> {
+        lock::path()
     }
 
     /// The active generation slot, if anything was ever installed here.
@@ -157,7 +150,9 @@ impl Dataplane {
             fs::remove_dir_all(&self.dir)
                 .with_context(|| format!("removing {}", self.dir.display()))?;
         }
-        let _ = fs::remove_file(self.lock_path());
+        if let Ok(lock) = self.lock_path() {
+            let _ = fs::remove_file(lock);
+        }
         Ok(())
     }
 }

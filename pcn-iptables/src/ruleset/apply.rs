@@ -46,7 +46,6 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
             resolve_targets(table, rules)?;
             table.chain(chain).ok_or_else(no_chain)?;
             map_targets(table, rules)?;
-            kernel_checks(table, chain, rules)?;
             let rules: Vec<Rule> = rules
                 .iter()
                 .map(|r| Rule {
@@ -71,7 +70,6 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
                 return Err(plain("Index of insertion too big"));
             }
             map_targets(table, rules)?;
-            kernel_checks(table, chain, rules)?;
             let at = index - 1;
             let target = &mut table.chain_mut(chain).ok_or_else(no_chain)?.rules;
             // Each address combination is inserted at the same place, so they end up reversed.
@@ -112,7 +110,6 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
                 return Err(plain("Index of replacement too big"));
             }
             map_targets(table, rules)?;
-            kernel_checks(table, chain, rules)?;
             let counter = alloc();
             table.chain_mut(chain).ok_or_else(no_chain)?.rules[index - 1] = Rule {
                 counter,
@@ -291,18 +288,18 @@ fn map_targets(table: &Table, rules: &[Rule]) -> Result<()> {
     Ok(())
 }
 
-/// What the kernel refuses when the new table is committed, in its order: a loop (`rules` about
-/// to join `chain` close one), a port match on another protocol than the rule's
-/// (`xt_check_match`), a target it does not have (`-j standard`).
-fn kernel_checks(table: &Table, chain: &str, rules: &[Rule]) -> Result<()> {
-    if rules
-        .iter()
-        .any(|r| r.target.as_ref().and_then(Target::chain).is_some())
-    {
-        find_loop(table, chain, rules)?;
-    }
-    for rule in rules {
-        for Match::Ports { proto, .. } in &rule.matches {
+/// The checks the kernel makes when a table is committed (libiptc's errors come from
+/// there): a loop reachable from a base chain, a port match whose protocol the rule does not
+/// have, a jump to `standard`. Made once per commit rather than per rule, as iptables-restore
+/// does at COMMIT.
+pub fn commit_checks(table: &Table) -> Result<()> {
+    let rules = || table.chains.iter().flat_map(|c| &c.rules);
+    find_loop(table)?;
+    for rule in rules() {
+        for m in &rule.matches {
+            let Match::Ports { proto, .. } = m else {
+                continue;
+            };
             if rule
                 .proto
                 .as_ref()
@@ -312,20 +309,16 @@ fn kernel_checks(table: &Table, chain: &str, rules: &[Rule]) -> Result<()> {
             }
         }
     }
-    if rules
-        .iter()
-        .any(|r| r.target == Some(Target::Jump(STANDARD.into())))
-    {
+    if rules().any(|r| r.target == Some(Target::Jump(STANDARD.into()))) {
         return Err(no_chain());
     }
     Ok(())
 }
 
-/// The kernel's `mark_source_chains`, for `table` once `added` rules join `chain`: a table where
-/// a chain reachable from a base chain can reach itself again through jumps and gotos is
-/// refused with ELOOP; loops among chains no base chain reaches are allowed. Taking the rule
-/// `-R` replaces as still there changes nothing: a loop through it would pass `chain` first.
-fn find_loop(table: &Table, chain: &str, added: &[Rule]) -> Result<()> {
+/// The kernel's `mark_source_chains`: a table where a chain reachable from a base chain can
+/// reach itself again through jumps and gotos is refused with ELOOP; loops among chains no
+/// base chain reaches are allowed.
+fn find_loop(table: &Table) -> Result<()> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         OnPath,
@@ -333,7 +326,6 @@ fn find_loop(table: &Table, chain: &str, added: &[Rule]) -> Result<()> {
     }
     fn visit<'a>(
         table: &'a Table,
-        added: (&str, &'a [Rule]),
         chain: &'a str,
         marks: &mut HashMap<&'a str, Mark>,
     ) -> Result<()> {
@@ -343,11 +335,10 @@ fn find_loop(table: &Table, chain: &str, added: &[Rule]) -> Result<()> {
             None => {}
         }
         marks.insert(chain, Mark::OnPath);
-        let own = table.chain(chain).map_or(&[][..], |c| c.rules.as_slice());
-        let extra = if added.0 == chain { added.1 } else { &[] };
-        for rule in own.iter().chain(extra) {
+        let rules = table.chain(chain).map_or(&[][..], |c| c.rules.as_slice());
+        for rule in rules {
             if let Some(to) = rule.target.as_ref().and_then(Target::chain) {
-                visit(table, added, to, marks)?;
+                visit(table, to, marks)?;
             }
         }
         marks.insert(chain, Mark::Done);
@@ -355,7 +346,7 @@ fn find_loop(table: &Table, chain: &str, added: &[Rule]) -> Result<()> {
     }
     let mut marks = HashMap::new();
     for base in table.chains.iter().filter(|c| c.policy.is_some()) {
-        visit(table, (chain, added), &base.name, &mut marks)?;
+        visit(table, &base.name, &mut marks)?;
     }
     Ok(())
 }
@@ -381,16 +372,22 @@ mod tests {
                 .unwrap()
                 .command;
             let before = list_rules_with(&db, &t, None, None, None).unwrap();
-            if let Err(e) = apply(&mut t, &command, &mut || {
+            // A command, then the checks its commit makes, as `cli::run` does.
+            let mut changed = t.clone();
+            let result = apply(&mut changed, &command, &mut || {
                 next += 1;
                 next
-            }) {
-                errors.push(format!("{} {}", e.code, e.render("iptables")));
+            });
+            if let Err(e) = &result {
                 assert_eq!(
-                    list_rules_with(&db, &t, None, None, None).unwrap(),
+                    list_rules_with(&db, &changed, None, None, None).unwrap(),
                     before,
                     "{line} changed the table"
                 );
+            }
+            match result.and_then(|()| commit_checks(&changed)) {
+                Ok(()) => t = changed,
+                Err(e) => errors.push(format!("{} {}", e.code, e.render("iptables"))),
             }
         }
         let rules = list_rules_with(&db, &t, None, None, None).unwrap();

@@ -5,7 +5,7 @@ pub mod model;
 pub(crate) mod print;
 
 pub(crate) use apply::resolve_targets;
-pub use apply::{apply, check, zero_slots};
+pub use apply::{apply, check, commit_checks, zero_slots};
 pub use model::*;
 pub use print::{list_rules, rule_spec};
 
