@@ -50,6 +50,7 @@ impl Values {
         Values(merged)
     }
 
+    #[cfg(test)]
     pub fn contains(&self, atom: Interval) -> bool {
         self.0.iter().any(|i| atom.within(*i))
     }

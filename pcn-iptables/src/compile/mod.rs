@@ -186,6 +186,11 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
             cfg.fields |= field::bit(field::PROTO);
             push(field::PROTO, len, [v as u8, 0, 0, 0], bitmap);
         }
+        let states: Vec<_> = rules.iter().map(ctstates).collect();
+        for (len, v, bitmap) in trie_field(nwords, &states, 8).into_iter().flatten() {
+            cfg.fields |= field::bit(field::CTSTATE);
+            push(field::CTSTATE, len, [v as u8, 0, 0, 0], bitmap);
+        }
         for (id, source) in [(field::SPORT, true), (field::DPORT, false)] {
             let constraints: Vec<_> = rules.iter().map(|r| port_interval(r, source)).collect();
             let Some(with_ports) = trie_field(nwords, &constraints, 16) else {
@@ -284,6 +289,23 @@ fn port_interval(rule: &Rule, source: bool) -> Option<Negatable<Values>> {
                 negated: p.negated,
             })
         }
+        Match::Conntrack { .. } => None,
+    })
+}
+
+/// The rule's connection states, as a set of conntrack::ctstate values.
+fn ctstates(rule: &Rule) -> Option<Negatable<Values>> {
+    rule.matches.iter().find_map(|m| match m {
+        Match::Conntrack { states, .. } => Some(Negatable {
+            value: Values::new(
+                (0..8u32)
+                    .filter(|bit| states.value & (1 << bit) != 0)
+                    .map(Interval::single)
+                    .collect(),
+            ),
+            negated: states.negated,
+        }),
+        Match::Ports { .. } => None,
     })
 }
 

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use ipnetwork::Ipv4Network;
 
 use super::*;
-use crate::ruleset::model::{Interface, PortRange};
+use crate::ruleset::model::{Interface, PortRange, StateModule};
 
 #[test]
 fn values_merge_touching_intervals() {
@@ -94,6 +94,7 @@ struct Pkt {
     ports: Option<(u16, u16)>,
     in_if: u32,
     out_if: u32,
+    ctstate: u8,
 }
 
 fn key_bits(key: &[u8], bits: u32) -> Vec<bool> {
@@ -128,6 +129,7 @@ fn dataplane_first_match(c: &Compiled, chain: u32, p: &Pkt) -> Option<usize> {
         (field::DPORT, port(dport)),
         (field::IN_IFACE, p.in_if.to_be_bytes()),
         (field::OUT_IFACE, p.out_if.to_be_bytes()),
+        (field::CTSTATE, [p.ctstate, 0, 0, 0]),
     ];
     for (id, value) in values {
         if cfg.fields & field::bit(id) != 0 {
@@ -169,6 +171,7 @@ fn rule_matches(r: &Rule, p: &Pkt, links: &[Link]) -> bool {
             };
             check(sport, p.ports.map(|x| x.0)) && check(dport, p.ports.map(|x| x.1))
         }
+        Match::Conntrack { states, .. } => (states.value & (1 << p.ctstate) != 0) != states.negated,
     });
     addr(&r.src, p.src)
         && addr(&r.dst, p.dst)
@@ -265,6 +268,17 @@ fn random_rule(rng: &mut Rng, counter: u32) -> Rule {
             dport: range(rng),
         });
     }
+    if rng.chance(30) {
+        let states = (1 + rng.below(31)) as u8;
+        let module = [StateModule::Conntrack, StateModule::State][rng.below(2) as usize];
+        matches.push(Match::Conntrack {
+            module,
+            states: Negatable {
+                value: states,
+                negated: rng.chance(30),
+            },
+        });
+    }
     let target = [Some(Target::Accept), Some(Target::Drop), None][rng.below(3) as usize].clone();
     Rule {
         src,
@@ -296,6 +310,7 @@ fn random_packet(rng: &mut Rng) -> Pkt {
         ports,
         in_if: rng.below(5) as u32,
         out_if: rng.below(5) as u32,
+        ctstate: rng.below(5) as u8,
     }
 }
 
@@ -520,6 +535,7 @@ fn a_full_chain_compiles_and_classifies() {
             ports: Some((5555, 1000 + (i % 1000) as u16)),
             in_if: 2,
             out_if: 0,
+            ctstate: 3,
         };
         assert_eq!(dataplane_first_match(&c, 0, &p), Some(i));
     }

@@ -320,7 +320,10 @@ fn firewall(
             proto,
             sport,
             dport,
-        } = m;
+        } = m
+        else {
+            continue;
+        };
         let name = port_match_name(*proto);
         let _ = write!(out, " {name}");
         for (label, ports) in [("spt", sport), ("dpt", dport)] {

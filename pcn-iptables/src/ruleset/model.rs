@@ -69,6 +69,21 @@ pub enum Match {
         sport: Option<Negatable<PortRange>>,
         dport: Option<Negatable<PortRange>>,
     },
+    /// `-m conntrack --ctstate` / `-m state --state`: the packet's connection state is one of
+    /// `states`, a set of `1 << pcn_iptables_common::conntrack::ctstate::*` bits.
+    Conntrack {
+        module: StateModule,
+        states: Negatable<u8>,
+    },
+}
+
+/// Which module spelled a state match: they match alike and print differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StateModule {
+    /// `-m conntrack --ctstate`
+    Conntrack,
+    /// `-m state --state`
+    State,
 }
 
 /// What happens to a packet when a rule matches.

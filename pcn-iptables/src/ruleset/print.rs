@@ -127,7 +127,10 @@ fn write_spec(
             proto,
             sport,
             dport,
-        } = m;
+        } = m
+        else {
+            continue;
+        };
         let _ = write!(out, " -m {}", port_match_name(*proto));
         for (option, ports) in [("sport", sport), ("dport", dport)] {
             if let Some(Negatable {
