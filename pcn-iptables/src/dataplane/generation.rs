@@ -61,6 +61,7 @@ pub fn install(
     links: &[Link],
 ) -> Result<()> {
     let chunks = state::chunks(text);
+    let first_load = !dir.join(super::conntrack::MAP).exists();
     let at_least_one = |n: usize| (n.max(1)) as u32;
     let mut loader = EbpfLoader::new();
     // No CO-RE relocations in our programs: skip parsing the kernel's BTF (~20 ms).
@@ -132,6 +133,10 @@ pub fn install(
     let mut counters: PerCpuArray<MapData, Counter> = take(&mut ebpf, "PCN_COUNTERS")?;
     super::set_counters(&mut counters, fresh_counters.iter().copied())?;
 
+    if first_load {
+        // Before any packet is judged: connections open now must not look NEW.
+        super::conntrack::seed(dir).context("seeding the connection table")?;
+    }
     attach(&mut ebpf, dir, links)?;
 
     let mut active: Array<MapData, u32> = take(&mut ebpf, "PCN_ACTIVE")?;

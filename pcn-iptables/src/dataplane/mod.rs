@@ -12,6 +12,7 @@
 //! killed at any point leaves the old ruleset both running and stored.
 
 pub mod bpffs;
+pub mod conntrack;
 mod gc;
 mod generation;
 pub mod lock;
