@@ -12,7 +12,7 @@ use pcn_iptables_common::Counter;
 
 use crate::{
     IPTABLES_VERSION,
-    dataplane::{Dataplane, lock},
+    dataplane::{self, Dataplane, lock},
     error::{Error, RESOURCE_PROBLEM, Result, VERSION_PROBLEM},
     listing,
     ruleset::{
@@ -33,10 +33,13 @@ struct Manage {
     /// Remove every program, link and pinned map of pcn-iptables in this network namespace.
     #[arg(long)]
     uninstall: bool,
+    /// List the connections pcn-iptables tracks in this network namespace.
+    #[arg(long)]
+    conntrack: bool,
 }
 
 /// Flags that select the management interface instead of iptables' syntax.
-const MANAGEMENT_FLAGS: [&str; 1] = ["--uninstall"];
+const MANAGEMENT_FLAGS: [&str; 2] = ["--uninstall", "--conntrack"];
 
 /// Runs the program and returns its exit code.
 pub fn main() -> i32 {
@@ -76,6 +79,11 @@ fn internal(e: anyhow::Error) -> Error {
 
 fn manage(args: &[String]) -> Result<()> {
     let m = Manage::try_parse_from(args).map_err(|e| Error::raw(2, e.to_string()))?;
+    if m.conntrack {
+        let dp = Dataplane::open().map_err(internal)?;
+        let entries = dataplane::conntrack::entries(dp.dir()).map_err(internal)?;
+        print(&listing::conntrack::render(entries, dataplane::conntrack::now()));
+    }
     if m.uninstall {
         let dp = Dataplane::open().map_err(internal)?;
         let _lock = lock::acquire(&dp.lock_path().map_err(internal)?, &syntax::Wait::Forever)?;

@@ -5,6 +5,8 @@
 //! Without `-n` iptables names things through libc; here addresses are named from /etc/hosts
 //! then /etc/networks, ports from /etc/services and protocols from /etc/protocols, never by DNS.
 
+pub mod conntrack;
+
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
