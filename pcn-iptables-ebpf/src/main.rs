@@ -49,7 +49,10 @@ static ACTIONS: Array<Action> = Array::with_max_entries(1, 0);
 /// classifier holds has the same type and the verifier follows one path, not one per
 /// combination of fields in use.
 #[map]
-static FIELDS: LpmTrie<FieldKey, Bitmap> = LpmTrie::with_max_entries(1, NO_PREALLOC);
+static FIELDS: LpmTrie<FieldKey, u32> = LpmTrie::with_max_entries(1, NO_PREALLOC);
+/// The bitmaps FIELDS entries point to; userspace fills it through mmap.
+#[map]
+static BITMAPS: Array<Bitmap> = Array::with_max_entries(1, aya_ebpf::bindings::BPF_F_MMAPABLE);
 /// The generation's ruleset as text, for the next invocation; no program reads it.
 #[map]
 static RULESET: Array<[u8; STATE_CHUNK]> = Array::with_max_entries(1, 0);
@@ -465,15 +468,20 @@ fn leave_chain(pkt: &mut PacketInfo) -> Step {
     Step::Again
 }
 
-/// The entry of field `id` for `value`, whose first `bits` bits count.
+/// The bitmap index of field `id`'s entry for `value`, whose first `bits` bits count.
 #[inline(always)]
-fn lookup(id: u8, chain: u32, bits: u32, value: [u8; 4]) -> Option<*const Bitmap> {
+fn lookup(id: u8, chain: u32, bits: u32, value: [u8; 4]) -> Option<u32> {
     FIELDS
         .get(Key::new(
             FIELD_KEY_HEADER_BITS + bits,
             field_key(id, chain, value),
         ))
-        .map(|b| b as *const Bitmap)
+        .copied()
+}
+
+#[inline(always)]
+fn bitmap(index: u32) -> Option<*const Bitmap> {
+    BITMAPS.get(index).map(|b| b as *const Bitmap)
 }
 
 #[inline(always)]
@@ -504,19 +512,45 @@ struct Scan {
     pkt: *mut PacketInfo,
 }
 
-/// Counts the rules of word `i` set in `rules` (netfilter counts a rule without a target
-/// and goes on with the next one).
-#[inline(always)]
-fn count_rules(scan: &Scan, i: usize, mut rules: u64) {
-    let len = unsafe { (*scan.pkt).len };
-    let mut n = 0;
-    while rules != 0 && n < 64 {
-        let rule = i as u32 * 64 + lowest_bit(rules);
-        rules &= rules - 1;
-        if let Some(action) = ACTIONS.get(scan.action_base + rule) {
-            count(action.counter, len);
+/// Rules of one word to count (the context of `count_bit`).
+#[repr(C)]
+struct Counting {
+    rules: u64,
+    first_rule: u32,
+    len: u32,
+}
+
+/// Counts rule `first_rule + bit` if its bit is set.
+extern "C" fn count_bit(bit: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    let c = unsafe { &*(ctx as *const Counting) };
+    if bit < 64 && c.rules & (1 << bit) != 0 {
+        if let Some(action) = ACTIONS.get(c.first_rule + bit as u32) {
+            count(action.counter, c.len);
         }
-        n += 1;
+    }
+    0
+}
+
+/// Counts the rules of word `i` set in `rules` (netfilter counts a rule without a target
+/// and goes on with the next one). A loop of its own keeps the verifier from following the
+/// scan once per number of such rules.
+#[inline(always)]
+fn count_rules(scan: &Scan, i: usize, rules: u64) {
+    if rules == 0 {
+        return;
+    }
+    let mut counting = Counting {
+        rules,
+        first_rule: scan.action_base + i as u32 * 64,
+        len: unsafe { (*scan.pkt).len },
+    };
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_loop(
+            64,
+            count_bit as *mut core::ffi::c_void,
+            &mut counting as *mut Counting as *mut core::ffi::c_void,
+            0,
+        );
     }
 }
 
@@ -569,19 +603,22 @@ extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
 /// The summaries (one bit per non-empty word) tell which words are worth reading at all.
 #[inline(always)]
 fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u32> {
+    // Indexes first, pointers after: choosing between pointers would make the verifier
+    // follow every combination of fields in use.
     let all = lookup(field::RULES, chain, 0, [0; 4])?;
     let pick = |id: u8, bits: u32, value: [u8; 4]| -> Option<*const Bitmap> {
-        if cfg.fields & field::bit(id) == 0 {
-            Some(all)
+        let index = if cfg.fields & field::bit(id) == 0 {
+            all
         } else {
-            lookup(id, chain, bits, value)
-        }
+            lookup(id, chain, bits, value)?
+        };
+        bitmap(index)
     };
     let (sport_bits, sport) = port_value(pkt, pkt.sport);
     let (dport_bits, dport) = port_value(pkt, pkt.dport);
     let mut scan = Scan {
         bitmaps: [
-            all,
+            bitmap(all)?,
             pick(field::SRC, 32, pkt.src)?,
             pick(field::DST, 32, pkt.dst)?,
             pick(field::PROTO, 8, [pkt.proto, 0, 0, 0])?,
@@ -594,7 +631,7 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
         candidates: [u64::MAX; SUMMARY_WORDS],
         start_word: (pkt.next_rule / 64) as u64,
         start_mask: u64::MAX << (pkt.next_rule % 64),
-        count_only: lookup(field::COUNT_ONLY, chain, 0, [0; 4])?,
+        count_only: bitmap(lookup(field::COUNT_ONLY, chain, 0, [0; 4])?)?,
         action_base: cfg.action_base,
         pkt: core::ptr::null_mut(),
     };

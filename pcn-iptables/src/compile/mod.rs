@@ -12,18 +12,21 @@ use pcn_iptables_common::{
     MAX_CHAINS, MAX_RULES_PER_CHAIN, field, field_key, verdict,
 };
 
+use std::collections::HashMap;
+
 use crate::ruleset::model::{Match, Negatable, Policy, Rule, Table, Target};
 use interval::{Interval, Values, prefixes};
 
 /// A rule bitmap of one chain, `ChainConfig::nwords` long.
 pub type Words = Vec<u64>;
 
-/// An entry of the field trie: prefix length in bits (key header included), key, bitmap.
+/// An entry of the field trie: prefix length in bits (key header included), key, and the
+/// index of its bitmap in `Compiled::bitmaps`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrieEntry {
     pub prefix_len: u32,
     pub key: FieldKey,
-    pub bitmap: Words,
+    pub bitmap: u32,
 }
 
 /// Everything one generation's maps hold.
@@ -35,6 +38,9 @@ pub struct Compiled {
     pub actions: Vec<Action>,
     /// Every chain's rule bitmap and field entries.
     pub fields: Vec<TrieEntry>,
+    /// The distinct bitmaps the entries point to: the trie stays small (its values are
+    /// indexes), and equal bitmaps are stored once.
+    pub bitmaps: Vec<Words>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +107,7 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
         chain_names: names.clone(),
         ..Default::default()
     };
+    let mut bitmap_index: HashMap<Words, u32> = HashMap::new();
     for (chain, name) in names.iter().enumerate() {
         let chain = chain as u32;
         let (rules, policy, policy_counter) = match table.chain(name) {
@@ -130,10 +137,15 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
             out.actions.push(action(rule, &id_of)?);
         }
         let mut push = |id: u8, len: u32, value: [u8; 4], bitmap: Words| {
+            let bitmaps = &mut out.bitmaps;
+            let index = *bitmap_index.entry(bitmap).or_insert_with_key(|b| {
+                bitmaps.push(b.clone());
+                bitmaps.len() as u32 - 1
+            });
             out.fields.push(TrieEntry {
                 prefix_len: FIELD_KEY_HEADER_BITS + len,
                 key: field_key(id, chain, value),
-                bitmap,
+                bitmap: index,
             })
         };
         push(

@@ -104,17 +104,17 @@ fn key_bits(key: &[u8], bits: u32) -> Vec<bool> {
 }
 
 /// The longest entry whose prefix covers `key` (what an LPM trie lookup returns).
-fn lpm<'a>(entries: &'a [TrieEntry], key: &FieldKey) -> Option<&'a Words> {
-    entries
+fn lpm<'a>(c: &'a Compiled, key: &FieldKey) -> Option<&'a Words> {
+    c.fields
         .iter()
         .filter(|e| key_bits(&e.key, e.prefix_len) == key_bits(key, e.prefix_len))
         .max_by_key(|e| e.prefix_len)
-        .map(|e| &e.bitmap)
+        .map(|e| &c.bitmaps[e.bitmap as usize])
 }
 
 fn dataplane_first_match(c: &Compiled, chain: u32, p: &Pkt) -> Option<usize> {
     let cfg = c.chains[chain as usize];
-    let lookup = |id: u8, value: [u8; 4]| lpm(&c.fields, &field_key(id, chain, value));
+    let lookup = |id: u8, value: [u8; 4]| lpm(c, &field_key(id, chain, value));
     let mut maps: Vec<&Words> = vec![lookup(field::RULES, [0; 4])?];
     let (sport, dport) = p.ports.unwrap_or((0, 0));
     let port = |port: u16| match p.ports {
@@ -391,7 +391,7 @@ fn actions_carry_targets_and_counters() {
     assert_eq!(c.chains[0].policy, verdict::DROP);
     assert_eq!(c.chains[3].policy, verdict::RETURN);
     assert_eq!(c.chains[3].action_base, 2);
-    assert_eq!(c.fields[0].bitmap, vec![0b11]);
+    assert_eq!(c.bitmaps[c.fields[0].bitmap as usize], vec![0b11]);
     assert_eq!(c.fields[0].key, field_key(field::RULES, 0, [0; 4]));
     assert_eq!(c.chains[0].fields, 0);
 }

@@ -34,10 +34,37 @@ pub fn links() -> Result<Vec<Link>> {
         .collect())
 }
 
-fn to_bitmap(words: &Words) -> Box<Bitmap> {
-    let mut b = Box::new(Bitmap::zero());
-    b.set_words(words);
-    b
+/// Writes the bitmaps straight into the (BPF_F_MMAPABLE) array's memory: one mapping
+/// instead of a syscall and a copy per bitmap.
+fn fill_bitmaps(map: &MapData, bitmaps: &[Words]) -> Result<()> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    let len = std::mem::size_of::<Bitmap>() * bitmaps.len().max(1);
+    let fd = map.fd().as_fd().as_raw_fd();
+    // SAFETY: a shared writable mapping of the array's values, `len` bytes, unmapped below.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error()).context("mapping the bitmap array");
+    }
+    let mut bitmap = Box::new(Bitmap::zero());
+    for (i, words) in bitmaps.iter().enumerate() {
+        *bitmap = Bitmap::zero();
+        bitmap.set_words(words);
+        // SAFETY: slot i lies inside the mapping (the array has bitmaps.len() entries, each of
+        // size_of::<Bitmap>(), a multiple of 8 so the kernel pads nothing).
+        unsafe { std::ptr::write(base.cast::<Bitmap>().add(i), *bitmap) };
+    }
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(base, len) };
+    Ok(())
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
@@ -71,6 +98,7 @@ pub fn install(
         .map_max_entries("CHAINS", at_least_one(compiled.chains.len()))
         .map_max_entries("ACTIONS", at_least_one(compiled.actions.len()))
         .map_max_entries("FIELDS", at_least_one(compiled.fields.len()))
+        .map_max_entries("BITMAPS", at_least_one(compiled.bitmaps.len()))
         .map_max_entries("RULESET", at_least_one(chunks.len()));
     let mut ebpf = loader.load(ELF).context("loading the eBPF object")?;
     // Programs first: taking a map out of `ebpf` closes it when the handle goes.
@@ -93,14 +121,14 @@ pub fn install(
     for (i, a) in compiled.actions.iter().enumerate() {
         actions.set(i as u32, a, 0)?;
     }
-    let mut fields: LpmTrie<MapData, FieldKey, Bitmap> = take(&mut ebpf, "FIELDS")?;
+    let Some(aya::maps::Map::Array(bitmaps)) = ebpf.take_map("BITMAPS") else {
+        anyhow::bail!("map BITMAPS missing from the object");
+    };
+    fill_bitmaps(&bitmaps, &compiled.bitmaps)?;
+    let mut fields: LpmTrie<MapData, FieldKey, u32> = take(&mut ebpf, "FIELDS")?;
     for e in &compiled.fields {
         fields
-            .insert(
-                &Key::new(e.prefix_len, e.key),
-                to_bitmap(&e.bitmap).as_ref(),
-                0,
-            )
+            .insert(&Key::new(e.prefix_len, e.key), e.bitmap, 0)
             .context("filling the field trie")?;
     }
 
