@@ -82,7 +82,10 @@ fn manage(args: &[String]) -> Result<()> {
     if m.conntrack {
         let dp = Dataplane::open().map_err(internal)?;
         let entries = dataplane::conntrack::entries(dp.dir()).map_err(internal)?;
-        print(&listing::conntrack::render(entries, dataplane::conntrack::now()));
+        print(&listing::conntrack::render(
+            entries,
+            dataplane::conntrack::now(),
+        ));
     }
     if m.uninstall {
         let dp = Dataplane::open().map_err(internal)?;

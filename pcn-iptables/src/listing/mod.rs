@@ -14,7 +14,9 @@ use crate::error::Result;
 use crate::ruleset::model::{
     Chain, Interface, Match, Negatable, Policy, PortRange, Rule, Table, Target,
 };
-use crate::ruleset::{no_chain, port_match_name, resolve_targets, target_name};
+use crate::ruleset::{
+    no_chain, port_match_name, resolve_targets, state_match_names, state_names, target_name,
+};
 use crate::syntax::netdb::NameDb;
 use crate::syntax::value::protocol_name;
 use crate::syntax::{Command, ListOptions, Zeroing};
@@ -318,13 +320,19 @@ fn firewall(
         out.push_str("[goto] ");
     }
     for m in &rule.matches {
-        let Match::Ports {
-            proto,
-            sport,
-            dport,
-        } = m
-        else {
-            continue;
+        let (proto, sport, dport) = match m {
+            Match::Ports {
+                proto,
+                sport,
+                dport,
+            } => (proto, sport, dport),
+            Match::Conntrack { module, states } => {
+                // conntrack_dump: " !" before the option's name.
+                let (_, option) = state_match_names(*module);
+                let inv = if states.negated { " !" } else { "" };
+                let _ = write!(out, "{inv} {option} {}", state_names(states.value));
+                continue;
+            }
         };
         let name = port_match_name(*proto);
         let _ = write!(out, " {name}");

@@ -378,7 +378,7 @@ mod tests {
                 next += 1;
                 next
             });
-            if let Err(e) = &result {
+            if result.is_err() {
                 assert_eq!(
                     list_rules_with(&db, &changed, None, None, None).unwrap(),
                     before,

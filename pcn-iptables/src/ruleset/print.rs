@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::model::{Chain, Interface, Match, Negatable, Policy, PortRange, Rule, Table, Target};
-use super::{no_chain, port_match_name, target_name};
+use super::{no_chain, port_match_name, state_match_names, state_names, target_name};
 use crate::error::Result;
 use crate::syntax::netdb::NameDb;
 use crate::syntax::value::protocol_name;
@@ -123,13 +123,22 @@ fn write_spec(
         }
     }
     for m in &rule.matches {
-        let Match::Ports {
-            proto,
-            sport,
-            dport,
-        } = m
-        else {
-            continue;
+        let (proto, sport, dport) = match m {
+            Match::Ports {
+                proto,
+                sport,
+                dport,
+            } => (proto, sport, dport),
+            Match::Conntrack { module, states } => {
+                let (name, option) = state_match_names(*module);
+                let _ = write!(
+                    out,
+                    " -m {name}{} --{option} {}",
+                    bang(states.negated),
+                    state_names(states.value)
+                );
+                continue;
+            }
         };
         let _ = write!(out, " -m {}", port_match_name(*proto));
         for (option, ports) in [("sport", sport), ("dport", dport)] {
@@ -315,7 +324,12 @@ pub(crate) mod tests {
         let more = "-A FORWARD -s 1.2.0.0/16 -d 10.1.0.0/32 -i -ilo ! -o x -p tcp -m tcp ! --sport 5 ! --dport 6:7 -j DROP\n\
                     -A FORWARD ! -i eth+ -o eth+0 -p udp -m udp --dport 5:3 -m udp --dport 0 -m tcp -j RETURN\n\
                     -A OUTPUT -o -oeth0 ! -p 253 -m udp --sport 0:5\n\
-                    -A OUTPUT -p tcp -m tcp --sport 1024:65535 --dport 22 -m udp --sport 5 -g USER\n";
+                    -A OUTPUT -p tcp -m tcp --sport 1024:65535 --dport 22 -m udp --sport 5 -g USER\n\
+                    -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+                    -A INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 22 -j ACCEPT\n\
+                    -A INPUT -m conntrack ! --ctstate INVALID,NEW,RELATED,ESTABLISHED,UNTRACKED\n\
+                    -A FORWARD -i veth0 -m state --state NEW -m state ! --state INVALID -g USER\n\
+                    -A OUTPUT -m conntrack --ctstate UNTRACKED -m state --state RELATED -j DROP\n";
         for line in golden(RULES)
             .lines()
             .chain(golden(USER_RULES).lines())

@@ -13,8 +13,9 @@ use super::{Command, Invocation, ListOptions, Wait, Zeroing};
 use crate::error::{Error, OTHER_PROBLEM, Result, VERSION_PROBLEM};
 use crate::ruleset::model::{
     BASE_CHAINS, IPPROTO_TCP, IPPROTO_UDP, Interface, Match, Negatable, Policy, PortRange, Rule,
-    Target,
+    StateModule, Target,
 };
+use pcn_iptables_common::conntrack::ctstate;
 
 /// The commands, as the bits of iptables' `CMD_*` (the bit order gives `cmd2char`).
 mod cmd {
@@ -83,21 +84,52 @@ const LEGAL: [(u32, &str); 15] = [
 enum Module {
     Tcp,
     Udp,
+    /// `-m conntrack`: `--ctstate` (its other options are refused).
+    Conntrack,
+    /// `-m state`: `--state` (libxt_conntrack's alias of conntrack).
+    State,
 }
+
+/// libxt_conntrack's options other than `--ctstate` (revision 3, in its order), which
+/// pcn-iptables does not implement. They are known to getopt all the same, so that
+/// abbreviations are as ambiguous as in iptables.
+const CONNTRACK_OTHER_OPTIONS: [&str; 12] = [
+    "ctproto",
+    "ctorigsrc",
+    "ctorigdst",
+    "ctreplsrc",
+    "ctrepldst",
+    "ctstatus",
+    "ctexpire",
+    "ctorigsrcport",
+    "ctorigdstport",
+    "ctreplsrcport",
+    "ctrepldstport",
+    "ctdir",
+];
 
 impl Module {
     fn by_name(name: &str) -> Option<Module> {
         match name {
             "tcp" => Some(Module::Tcp),
             "udp" => Some(Module::Udp),
+            "conntrack" => Some(Module::Conntrack),
+            "state" => Some(Module::State),
             _ => None,
         }
     }
 
-    fn proto(self) -> u8 {
+    /// The port match `-p NAME` loads on demand (tcp, udp), by the protocol's name.
+    fn by_protocol(name: &str) -> Option<Module> {
+        Module::by_name(name).filter(|m| m.proto().is_some())
+    }
+
+    /// The protocol of a port match.
+    fn proto(self) -> Option<u8> {
         match self {
-            Module::Tcp => IPPROTO_TCP,
-            Module::Udp => IPPROTO_UDP,
+            Module::Tcp => Some(IPPROTO_TCP),
+            Module::Udp => Some(IPPROTO_UDP),
+            Module::Conntrack | Module::State => None,
         }
     }
 
@@ -105,16 +137,32 @@ impl Module {
         match self {
             Module::Tcp => "tcp",
             Module::Udp => "udp",
+            Module::Conntrack => "conntrack",
+            Module::State => "state",
         }
     }
 
-    /// The module's long options (libxt_tcp.c / libxt_udp.c).
+    /// The module's long options (libxt_tcp.c, libxt_udp.c, libxt_conntrack.c).
     fn options(self) -> Vec<LongOpt<Opt>> {
-        let port = |name, dir| LongOpt {
+        let required = |name, val| LongOpt {
             name,
             has_arg: HasArg::Required,
-            val: Opt::Port(self, dir),
+            val,
         };
+        match self {
+            Module::Conntrack => {
+                return std::iter::once(required("ctstate", Opt::States(self)))
+                    .chain(
+                        CONNTRACK_OTHER_OPTIONS
+                            .iter()
+                            .map(|&name| required(name, Opt::Unsupported(name))),
+                    )
+                    .collect();
+            }
+            Module::State => return vec![required("state", Opt::States(self))],
+            Module::Tcp | Module::Udp => {}
+        }
+        let port = |name, dir| required(name, Opt::Port(self, dir));
         let mut opts = vec![
             port("source-port", Dir::Source),
             port("sport", Dir::Source),
@@ -126,18 +174,10 @@ impl Module {
                 LongOpt {
                     name: "syn",
                     has_arg: HasArg::No,
-                    val: Opt::TcpOther("syn"),
+                    val: Opt::Unsupported("syn"),
                 },
-                LongOpt {
-                    name: "tcp-flags",
-                    has_arg: HasArg::Required,
-                    val: Opt::TcpOther("tcp-flags"),
-                },
-                LongOpt {
-                    name: "tcp-option",
-                    has_arg: HasArg::Required,
-                    val: Opt::TcpOther("tcp-option"),
-                },
+                required("tcp-flags", Opt::Unsupported("tcp-flags")),
+                required("tcp-option", Opt::Unsupported("tcp-option")),
             ]);
         }
         opts
@@ -158,8 +198,11 @@ enum Opt {
     /// `--line-numbers` (iptables' `'0'`).
     LineNumbers,
     Port(Module, Dir),
-    /// The tcp match's other options, which pcn-iptables does not implement.
-    TcpOther(&'static str),
+    /// `--ctstate` / `--state`.
+    States(Module),
+    /// A match's option that pcn-iptables does not implement (tcp's `--syn`, conntrack's
+    /// `--ctproto`...).
+    Unsupported(&'static str),
 }
 
 /// iptables 1.8.9's optstring `-:A:C:D:E:F::I:L::M:N:P:VX::Z::c:h::m:nvw::xR:S::W::46bd:fg:i:j:o:p:s:t:`.
@@ -224,14 +267,14 @@ const EXTENSION_TARGETS: [&str; 36] = [
     "SYNPROXY", "TCPMSS", "TCPOPTSTRIP", "TEE", "TOS", "TPROXY", "TRACE", "TTL", "ULOG",
 ];
 
-/// Match extensions of iptables 1.8.9 for IPv4 other than tcp and udp.
+/// Match extensions of iptables 1.8.9 for IPv4 other than those of [`Module`].
 #[rustfmt::skip]
-const EXTENSION_MATCHES: [&str; 50] = [
+const EXTENSION_MATCHES: [&str; 48] = [
     "addrtype", "ah", "bpf", "cgroup", "cluster", "comment", "connbytes", "connlabel",
-    "connlimit", "connmark", "conntrack", "cpu", "dccp", "devgroup", "dscp", "ecn", "esp",
+    "connlimit", "connmark", "cpu", "dccp", "devgroup", "dscp", "ecn", "esp",
     "hashlimit", "helper", "icmp", "ipcomp", "iprange", "ipvs", "length", "limit", "mac",
     "mark", "multiport", "nfacct", "osf", "owner", "physdev", "pkttype", "policy", "quota",
-    "rateest", "realm", "recent", "rpfilter", "sctp", "set", "socket", "state", "statistic",
+    "rateest", "realm", "recent", "rpfilter", "sctp", "set", "socket", "statistic",
     "string", "tcpmss", "time", "tos", "ttl", "u32",
 ];
 
@@ -286,6 +329,8 @@ struct MatchState {
     dport: Option<Negatable<PortRange>>,
     sport_seen: bool,
     dport_seen: bool,
+    /// `--ctstate` / `--state`: the states as `1 << ctstate::*` bits.
+    states: Option<Negatable<u8>>,
 }
 
 /// A parsed `-i`/`-o` value.
@@ -406,7 +451,7 @@ impl<'a> Parse<'a> {
     fn help(&self) -> Result<Invocation> {
         let mut matches: Vec<&'static str> = self.matches.iter().map(|m| m.module.name()).collect();
         if let (true, Some(protocol)) = (matches.is_empty(), self.protocol.as_deref()) {
-            match Module::by_name(protocol) {
+            match Module::by_protocol(protocol) {
                 Some(module) => matches.push(module.name()),
                 None if PROTOCOL_MATCH_OPTIONS.iter().any(|(m, _)| *m == protocol) => {
                     return Err(unsupported(format_args!("match `{protocol}'")));
@@ -467,7 +512,7 @@ impl<'a> Parse<'a> {
             }
             None => protocol,
         };
-        if let Some(module) = Module::by_name(&name) {
+        if let Some(module) = Module::by_protocol(&name) {
             self.add_match(module);
             return Ok(true);
         }
@@ -493,6 +538,7 @@ impl<'a> Parse<'a> {
             dport: None,
             sport_seen: false,
             dport_seen: false,
+            states: None,
         });
         if !self.loaded.contains(&module) {
             self.loaded.push(module);
@@ -553,7 +599,10 @@ impl<'a> Parse<'a> {
             Opt::Letter(c) => c,
             Opt::LineNumbers => return self.set_option(opt::LINENUMBERS),
             Opt::Port(module, dir) => return self.port_option(module, dir, required()),
-            Opt::TcpOther(name) => return Err(unsupported(format_args!("option \"--{name}\""))),
+            Opt::States(module) => return self.states_option(module, required()),
+            Opt::Unsupported(name) => {
+                return Err(unsupported(format_args!("option \"--{name}\"")));
+            }
         };
         match letter {
             'A' | 'C' => {
@@ -832,17 +881,18 @@ impl<'a> Parse<'a> {
             Dir::Source => "source-port",
             Dir::Destination => "destination-port",
         };
+        let tcp = module == Module::Tcp;
         if *seen {
-            return Err(match module {
-                Module::Tcp => param(format!("Only one `--{long_name}' allowed")),
-                Module::Udp => param(format!(
+            return Err(match tcp {
+                true => param(format!("Only one `--{long_name}' allowed")),
+                false => param(format!(
                     "udp: option \"--{long_name}\" can only be used once.\n"
                 )),
             });
         }
-        let range = match module {
-            Module::Tcp => tcp_ports(db, text)?,
-            Module::Udp => udp_ports(db, text, long_name)?,
+        let range = match tcp {
+            true => tcp_ports(db, text)?,
+            false => udp_ports(db, text, long_name)?,
         };
         *seen = true;
         *slot = Some(Negatable {
@@ -852,11 +902,62 @@ impl<'a> Parse<'a> {
         Ok(())
     }
 
+    /// `--ctstate` / `--state` of the current instance of `module` (libxt_conntrack's
+    /// `conntrack_mt_parse` and `state_ct23_parse`, after `xtables_option_parse`).
+    fn states_option(&mut self, module: Module, text: &str) -> Result<()> {
+        let negated = self.invert;
+        let current = self
+            .matches
+            .iter_mut()
+            .rev()
+            .find(|m| m.module == module)
+            .expect("a module's options exist only once it is loaded");
+        let (name, option) = match module {
+            Module::Conntrack => ("conntrack", "ctstate"),
+            _ => ("state", "state"),
+        };
+        if current.states.is_some() {
+            return Err(param(format!(
+                "{name}: option \"--{option}\" can only be used once.\n"
+            )));
+        }
+        let states = parse_states(module, text)?;
+        if let Some(nat) = [(NAT_SNAT, "SNAT"), (NAT_DNAT, "DNAT")]
+            .iter()
+            .find(|(bit, _)| states & bit != 0)
+            .map(|(_, nat)| nat)
+        {
+            return Err(unsupported(format_args!("ctstate `{nat}'")));
+        }
+        current.states = Some(Negatable {
+            value: states as u8,
+            negated,
+        });
+        Ok(())
+    }
+
+    /// The matches' final checks (`xtables_option_mfcheck`), in `-m` order.
+    fn check_matches(&self) -> Result<()> {
+        for m in &self.matches {
+            match m.module {
+                Module::Conntrack if m.states.is_none() => {
+                    return Err(param("conntrack: At least one option is required"));
+                }
+                Module::State if m.states.is_none() => {
+                    return Err(param("state: option \"--state\" must be specified\n"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// The checks after the last option, then the command.
     fn finish(&mut self) -> Result<Invocation> {
         if self.wait == 0 && self.wait_interval {
             return Err(param("--wait-interval only makes sense with --wait\n"));
         }
+        self.check_matches()?;
         if self.getopt.has_rest() {
             return Err(param("unknown arguments found on commandline"));
         }
@@ -1048,6 +1149,16 @@ impl<'a> Parse<'a> {
         let out_iface = some_interface(self.out_iface.take(), 'o')?;
         let mut matches = Vec::new();
         for m in &self.matches {
+            let Some(proto) = m.module.proto() else {
+                matches.push(Match::Conntrack {
+                    module: match m.module {
+                        Module::State => StateModule::State,
+                        _ => StateModule::Conntrack,
+                    },
+                    states: m.states.clone().expect("check_matches saw to it"),
+                });
+                continue;
+            };
             let canonical = |ports: Option<Negatable<PortRange>>, name| match ports {
                 Some(Negatable {
                     value:
@@ -1066,7 +1177,7 @@ impl<'a> Parse<'a> {
                 ports => Ok(ports),
             };
             matches.push(Match::Ports {
-                proto: m.module.proto(),
+                proto,
                 sport: canonical(m.sport.clone(), "sport")?,
                 dport: canonical(m.dport.clone(), "dport")?,
             });
@@ -1246,6 +1357,56 @@ fn tcp_ports(db: &NameDb, text: &str) -> Result<PortRange> {
         return Err(param("invalid portrange (min > max)"));
     }
     Ok(PortRange { first, last })
+}
+
+/// libxt_conntrack's bits for SNAT and DNAT in a parsed state list, beyond the model's
+/// `1 << ctstate::*` ones.
+const NAT_SNAT: u32 = 1 << 8;
+const NAT_DNAT: u32 = 1 << 9;
+
+/// The state names `--ctstate` takes, in the order libxt_conntrack tries them, and their bits.
+/// `--state` takes the first five.
+const STATE_NAMES: [(&str, u32); 7] = [
+    ("INVALID", 1 << ctstate::INVALID),
+    ("NEW", 1 << ctstate::NEW),
+    ("ESTABLISHED", 1 << ctstate::ESTABLISHED),
+    ("RELATED", 1 << ctstate::RELATED),
+    ("UNTRACKED", 1 << ctstate::UNTRACKED),
+    ("SNAT", NAT_SNAT),
+    ("DNAT", NAT_DNAT),
+];
+
+/// A comma-separated state list: `conntrack_ps_states` (`--ctstate`) or `state_parse_states`
+/// (`--state`). A state is named by any prefix of its name, in any case (`strncasecmp` with
+/// the length given); the error quotes the rest of the list from the bad state on.
+fn parse_states(module: Module, text: &str) -> Result<u32> {
+    let (names, bad) = match module {
+        Module::Conntrack => (&STATE_NAMES[..], "ctstate"),
+        _ => (&STATE_NAMES[..5], "state"),
+    };
+    let state = |part: &str| {
+        names
+            .iter()
+            .find(|(name, _)| {
+                !part.is_empty()
+                    && part.len() <= name.len()
+                    && name.as_bytes()[..part.len()].eq_ignore_ascii_case(part.as_bytes())
+            })
+            .map(|&(_, bit)| bit)
+    };
+    let bad_state = |rest: &str| param(format!("Bad {bad} \"{rest}\""));
+    let mut mask = 0;
+    let mut rest = text;
+    while let Some(comma) = rest.find(',') {
+        mask |= state(&rest[..comma]).ok_or_else(|| bad_state(rest))?;
+        rest = &rest[comma + 1..];
+    }
+    if rest.is_empty() && module == Module::State {
+        return Err(param(
+            "\"--state\" requires a list of states with no spaces, e.g. ESTABLISHED,RELATED",
+        ));
+    }
+    Ok(mask | state(rest).ok_or_else(|| bad_state(rest))?)
 }
 
 /// The udp match's port ranges (libxtables' `xtopt_parse_mport`). 1.8.9 accepts a reversed range

@@ -107,6 +107,36 @@ const UDP: &str = concat!(
     "\t\t\t\tmatch destination port(s)\n",
 );
 
+const CONNTRACK: &str = concat!(
+    "\n",
+    "conntrack match options:\n",
+    "[!] --ctstate {INVALID|ESTABLISHED|NEW|RELATED|UNTRACKED|SNAT|DNAT}[,...]\n",
+    "                               State(s) to match\n",
+    "[!] --ctproto proto            Protocol to match; by number or name, e.g. \"tcp\"\n",
+    "[!] --ctorigsrc address[/mask]\n",
+    "[!] --ctorigdst address[/mask]\n",
+    "[!] --ctreplsrc address[/mask]\n",
+    "[!] --ctrepldst address[/mask]\n",
+    "                               Original/Reply source/destination address\n",
+    "[!] --ctorigsrcport port\n",
+    "[!] --ctorigdstport port\n",
+    "[!] --ctreplsrcport port\n",
+    "[!] --ctrepldstport port\n",
+    "                               TCP/UDP/SCTP orig./reply source/destination port\n",
+    "[!] --ctstatus {NONE|EXPECTED|SEEN_REPLY|ASSURED|CONFIRMED}[,...]\n",
+    "                               Status(es) to match\n",
+    "[!] --ctexpire time[:time]     Match remaining lifetime in seconds against\n",
+    "                               value or range of values (inclusive)\n",
+    "    --ctdir {ORIGINAL|REPLY}   Flow direction of packet\n",
+);
+
+const STATE: &str = concat!(
+    "\n",
+    "state match options:\n",
+    " [!] --state [INVALID|ESTABLISHED|NEW|RELATED|UNTRACKED][,...]\n",
+    "\t\t\t\tState(s) to match\n",
+);
+
 /// The help as `prog` prints it (`version` is its version banner without the name): the
 /// standard target's help, then the matches', in order.
 pub fn help(prog: &str, version: &str, standard: bool, matches: &[&str]) -> String {
@@ -121,7 +151,12 @@ pub fn help(prog: &str, version: &str, standard: bool, matches: &[&str]) -> Stri
         out += STANDARD;
     }
     for name in matches {
-        out += if *name == "tcp" { TCP } else { UDP };
+        out += match *name {
+            "tcp" => TCP,
+            "udp" => UDP,
+            "conntrack" => CONNTRACK,
+            _ => STATE,
+        };
     }
     out
 }

@@ -125,7 +125,8 @@ pub enum Command {
     DeleteChain { chain: Option<String> },
     /// `-E old-chain new-chain`
     RenameChain { chain: String, new_name: String },
-    /// `-h`: iptables' help, then that of the match modules named (`tcp`, `udp`) and, when
+    /// `-h`: iptables' help, then that of the match modules named (`tcp`, `udp`, `conntrack`,
+    /// `state`) and, when
     /// `standard` is set, of the standard target, in iptables' order.
     Help {
         standard: bool,

@@ -614,8 +614,32 @@ fn unsupported_features_are_refused() {
             "target `QUEUE' is not supported by pcn-iptables",
         ),
         (
-            "-A INPUT -m conntrack --ctstate NEW",
-            "match `conntrack' is not supported by pcn-iptables",
+            "-A INPUT -m conntrack --ctstate SNAT",
+            "ctstate `SNAT' is not supported by pcn-iptables",
+        ),
+        (
+            "-A INPUT -m conntrack ! --ctstate NEW,dnat",
+            "ctstate `DNAT' is not supported by pcn-iptables",
+        ),
+        (
+            "-A INPUT -m conntrack --ctstate NEW --ctproto tcp",
+            "option \"--ctproto\" is not supported by pcn-iptables",
+        ),
+        (
+            "-A INPUT -m conntrack ! --ctdir ORIGINAL",
+            "option \"--ctdir\" is not supported by pcn-iptables",
+        ),
+        (
+            "-A INPUT -m conntrack --ctstatus ASSURED",
+            "option \"--ctstatus\" is not supported by pcn-iptables",
+        ),
+        (
+            "-A INPUT -m conntrack --ctexp 5",
+            "option \"--ctexpire\" is not supported by pcn-iptables",
+        ),
+        (
+            "-A INPUT -m conntrack --ctorigdstport 22",
+            "option \"--ctorigdstport\" is not supported by pcn-iptables",
         ),
         (
             "-A INPUT -p tcp ! --syn",
@@ -854,6 +878,125 @@ fn ports_protocols_interfaces_and_targets() {
         ("-4 -M /bin/true -A INPUT ! -w -j DROP", "-A INPUT -j DROP"),
     ] {
         assert_eq!(specs(line), [expected], "{line}");
+    }
+}
+
+#[test]
+fn state_matches() {
+    for (line, expected) in [
+        (
+            "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+            "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        ),
+        (
+            "-A INPUT -m conntrack --ctstate untracked,e,R,i,N",
+            "-A INPUT -m conntrack --ctstate INVALID,NEW,RELATED,ESTABLISHED,UNTRACKED",
+        ),
+        (
+            "-A INPUT -m conntrack ! --ctstate=New,NEW",
+            "-A INPUT -m conntrack ! --ctstate NEW",
+        ),
+        (
+            "-A INPUT -m state --st Established,rel",
+            "-A INPUT -m state --state RELATED,ESTABLISHED",
+        ),
+        (
+            "-A INPUT -m state ! --state INVALID",
+            "-A INPUT -m state ! --state INVALID",
+        ),
+        (
+            "-A INPUT -p tcp -m conntrack --ctstate NEW --dport 22 -j ACCEPT",
+            "-A INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 22 -j ACCEPT",
+        ),
+        (
+            "-A INPUT -m conntrack -m state --ctstate NEW --state REL",
+            "-A INPUT -m conntrack --ctstate NEW -m state --state RELATED",
+        ),
+        (
+            "-A INPUT -m conntrack --ctstate NEW -m conntrack --ctstate EST",
+            "-A INPUT -m conntrack --ctstate NEW -m conntrack --ctstate ESTABLISHED",
+        ),
+    ] {
+        assert_eq!(specs(line), [expected], "{line}");
+    }
+    // The states are a set: -D and -C find the rule whatever the order or repetitions; the
+    // module and the `!` count.
+    let rule = |line| match invocation(line).command {
+        Command::Append { mut rules, .. } => rules.remove(0),
+        other => panic!("{line}: {other:?}"),
+    };
+    let a = rule("-A INPUT -m conntrack --ctstate NEW,ESTABLISHED -j ACCEPT");
+    assert!(a.same_spec(&rule("-A INPUT -m conntrack --ctstate e,n,NEW -j ACCEPT")));
+    for other in [
+        "-A INPUT -m state --state NEW,ESTABLISHED -j ACCEPT",
+        "-A INPUT -m conntrack ! --ctstate NEW,ESTABLISHED -j ACCEPT",
+        "-A INPUT -m conntrack --ctstate NEW -j ACCEPT",
+        "-A INPUT -m conntrack --ctstate NEW,ESTABLISHED",
+    ] {
+        assert!(!a.same_spec(&rule(other)), "{other}");
+    }
+    for (line, message) in [
+        ("-A INPUT -m conntrack --ctstate ! NEW", "Bad ctstate \"!\""),
+        ("-A INPUT -m state --state ! NEW", "Bad state \"!\""),
+        (
+            "-A INPUT -m conntrack --ctstate NEW,FOO,ESTABLISHED",
+            "Bad ctstate \"FOO,ESTABLISHED\"",
+        ),
+        (
+            "-A INPUT -m conntrack --ctstate NEWX",
+            "Bad ctstate \"NEWX\"",
+        ),
+        ("-A INPUT -m conntrack --ctstate NEW,", "Bad ctstate \"\""),
+        (
+            "-A INPUT -m conntrack --ctstate ,NEW",
+            "Bad ctstate \",NEW\"",
+        ),
+        ("-A INPUT -m state --state ,NEW", "Bad state \",NEW\""),
+        ("-A INPUT -m state --state SNAT", "Bad state \"SNAT\""),
+        (
+            "-A INPUT -m state --state NEW,",
+            "\"--state\" requires a list of states with no spaces, e.g. ESTABLISHED,RELATED",
+        ),
+        (
+            "-A INPUT -m conntrack --ctstate NEW ! --ctstate NEW",
+            "conntrack: option \"--ctstate\" can only be used once.\n",
+        ),
+        (
+            "-A INPUT -m state --state NEW --state FOO",
+            "state: option \"--state\" can only be used once.\n",
+        ),
+        (
+            "-A INPUT -m conntrack -m state",
+            "conntrack: At least one option is required",
+        ),
+        (
+            "-A INPUT -m state -m conntrack",
+            "state: option \"--state\" must be specified\n",
+        ),
+        (
+            "-A INPUT -m conntrack --ctstate NEW -m conntrack",
+            "conntrack: At least one option is required",
+        ),
+        (
+            "-L -m state !",
+            "state: option \"--state\" must be specified\n",
+        ),
+        (
+            "-A INPUT -m conntrack --ctst NEW",
+            "unknown option \"--ctst\"",
+        ),
+        ("-A INPUT --ctstate NEW", "unknown option \"--ctstate\""),
+        (
+            "-A INPUT -m state --ctstate NEW",
+            "unknown option \"--ctstate\"",
+        ),
+        (
+            "-A INPUT ! -m state --state NEW",
+            "unexpected ! flag before --match",
+        ),
+    ] {
+        let err = error(line);
+        assert_eq!((err.code, err.message.as_str()), (2, message), "{line}");
     }
 }
 
