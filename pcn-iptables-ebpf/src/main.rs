@@ -63,6 +63,8 @@ const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ICMP: u8 = 1;
 const AF_INET: u8 = 2;
+/// lo's ifindex in every network namespace.
+const LOOPBACK_IFINDEX: u32 = 1;
 
 // bpf_fib_lookup() results and flags (uapi/linux/bpf.h).
 const FIB_SUCCESS: i64 = 0;
@@ -265,6 +267,11 @@ fn ingress(ctx: &XdpContext) -> Option<u32> {
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
     pkt.in_ifindex = ifindex;
     pkt.out_ifindex = 0;
+    // A packet looping back was tracked on its way out (netfilter keeps its connection on
+    // the skb): judge it by that state, do not count it twice.
+    if ifindex == LOOPBACK_IFINDEX {
+        pkt.ct_commit = 0;
+    }
 
     // Ask the kernel's routing, as netfilter's hooks would see it: local → INPUT, routed → FORWARD.
     let mut fib = FibLookup {

@@ -50,6 +50,41 @@ impl Values {
         Values(merged)
     }
 
+    /// The values of 0..=`last` not in the set.
+    pub fn complement(&self, last: u32) -> Values {
+        let mut out = Vec::new();
+        let mut next = 0u64;
+        for i in &self.0 {
+            if (i.first as u64) > next {
+                out.push(Interval {
+                    first: next as u32,
+                    last: i.first - 1,
+                });
+            }
+            next = i.last as u64 + 1;
+        }
+        if next <= last as u64 {
+            out.push(Interval {
+                first: next as u32,
+                last,
+            });
+        }
+        Values(out)
+    }
+
+    pub fn intersect(&self, other: &Values) -> Values {
+        let mut out = Vec::new();
+        for a in &self.0 {
+            for b in &other.0 {
+                let (first, last) = (a.first.max(b.first), a.last.min(b.last));
+                if first <= last {
+                    out.push(Interval { first, last });
+                }
+            }
+        }
+        Values::new(out)
+    }
+
     #[cfg(test)]
     pub fn contains(&self, atom: Interval) -> bool {
         self.0.iter().any(|i| atom.within(*i))

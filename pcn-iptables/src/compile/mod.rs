@@ -287,9 +287,34 @@ fn addr_interval(net: &Negatable<ipnetwork::Ipv4Network>) -> Negatable<Values> {
     }
 }
 
-/// The rule's source or destination port constraint, from its tcp/udp match.
+/// Every constraint a rule's matches put on one field, as one: several matches on the same
+/// field must all hold, so their sets (complemented where negated) are intersected.
+fn all_of(
+    mut each: impl Iterator<Item = Negatable<Values>>,
+    last: u32,
+) -> Option<Negatable<Values>> {
+    let first = each.next()?;
+    let mut rest = each.peekable();
+    if rest.peek().is_none() {
+        return Some(first);
+    }
+    let set = |c: Negatable<Values>| {
+        if c.negated {
+            c.value.complement(last)
+        } else {
+            c.value
+        }
+    };
+    let value = rest.fold(set(first), |acc, c| acc.intersect(&set(c)));
+    Some(Negatable {
+        value,
+        negated: false,
+    })
+}
+
+/// The rule's source or destination port constraint, from its tcp/udp matches.
 fn port_interval(rule: &Rule, source: bool) -> Option<Negatable<Values>> {
-    rule.matches.iter().find_map(|m| match m {
+    let each = rule.matches.iter().filter_map(|m| match m {
         Match::Ports { sport, dport, .. } => {
             let p = if source { sport } else { dport };
             p.as_ref().map(|p| Negatable {
@@ -302,12 +327,13 @@ fn port_interval(rule: &Rule, source: bool) -> Option<Negatable<Values>> {
             })
         }
         Match::Conntrack { .. } => None,
-    })
+    });
+    all_of(each, u16::MAX as u32)
 }
 
 /// The rule's connection states, as a set of conntrack::ctstate values.
 fn ctstates(rule: &Rule) -> Option<Negatable<Values>> {
-    rule.matches.iter().find_map(|m| match m {
+    let each = rule.matches.iter().filter_map(|m| match m {
         Match::Conntrack { states, .. } => Some(Negatable {
             value: Values::new(
                 (0..8u32)
@@ -318,7 +344,8 @@ fn ctstates(rule: &Rule) -> Option<Negatable<Values>> {
             negated: states.negated,
         }),
         Match::Ports { .. } => None,
-    })
+    });
+    all_of(each, u8::MAX as u32)
 }
 
 fn bitmap(nwords: usize, bits: impl Iterator<Item = bool>) -> Words {

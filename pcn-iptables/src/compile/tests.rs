@@ -35,6 +35,42 @@ fn values_merge_touching_intervals() {
 }
 
 #[test]
+fn complement_and_intersection() {
+    let v = Values::new(vec![
+        Interval { first: 3, last: 5 },
+        Interval { first: 9, last: 9 },
+    ]);
+    assert_eq!(
+        v.complement(10).intervals(),
+        &[
+            Interval { first: 0, last: 2 },
+            Interval { first: 6, last: 8 },
+            Interval {
+                first: 10,
+                last: 10
+            }
+        ]
+    );
+    assert_eq!(
+        Values::new(vec![]).complement(7).intervals(),
+        &[Interval { first: 0, last: 7 }]
+    );
+    let w = Values::new(vec![Interval { first: 4, last: 9 }]);
+    assert_eq!(
+        v.intersect(&w).intervals(),
+        &[
+            Interval { first: 4, last: 5 },
+            Interval { first: 9, last: 9 }
+        ]
+    );
+    assert!(
+        v.intersect(&Values::new(vec![Interval { first: 6, last: 8 }]))
+            .intervals()
+            .is_empty()
+    );
+}
+
+#[test]
 fn prefixes_cover_ranges_exactly() {
     assert_eq!(
         prefixes(
@@ -267,8 +303,17 @@ fn random_rule(rng: &mut Rng, counter: u32) -> Rule {
             sport: range(rng),
             dport: range(rng),
         });
+        // Sometimes a second port match on the same protocol, which must hold too.
+        if rng.chance(25) {
+            matches.push(Match::Ports {
+                proto: p.value,
+                sport: range(rng),
+                dport: range(rng),
+            });
+        }
     }
-    if rng.chance(30) {
+    // Sometimes two state matches, which must both hold.
+    for _ in 0..[0, 1, 1, 2][rng.below(4) as usize] {
         let states = (1 + rng.below(31)) as u8;
         let module = [StateModule::Conntrack, StateModule::State][rng.below(2) as usize];
         matches.push(Match::Conntrack {

@@ -112,7 +112,10 @@ fn sockets() -> Result<Vec<Known>> {
 }
 
 /// (local, remote) address and port of the IPv4 sockets of `proto` in the `states` bitmask.
-fn diag(proto: u8, states: u32) -> Result<Vec<(([u8; 4], u16), ([u8; 4], u16))>> {
+/// An address and port.
+type Endpoint = ([u8; 4], u16);
+
+fn diag(proto: u8, states: u32) -> Result<Vec<(Endpoint, Endpoint)>> {
     const NETLINK_SOCK_DIAG: i32 = 4;
     const SOCK_DIAG_BY_FAMILY: u16 = 20;
     // SAFETY: plain socket(2); the fd is owned right away.

@@ -69,5 +69,10 @@ pub fn render(mut entries: Vec<(CtKey, CtEntry)>, now: u64) -> String {
             },
         ]);
     }
-    format!("{table}\n{} connections\n", entries.len())
+    let noun = if entries.len() == 1 {
+        "connection"
+    } else {
+        "connections"
+    };
+    format!("{table}\n{} {noun}\n", entries.len())
 }
