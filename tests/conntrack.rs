@@ -50,7 +50,33 @@ conntrack_tests!(
     invalid_packets_and_loose_pickup,
     connections_survive_the_firewall,
     save_restore_state_rules,
+    several_matches_must_all_hold,
 );
+
+/// Two state matches (or two port matches) in one rule must both hold: NEW and ESTABLISHED
+/// never do at once, so the DROP rule below catches nothing.
+fn several_matches_must_all_hold(fw: Fw) -> Transcript {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    let mut t = Transcript::new(&lab);
+    lab.serve(&host, &[80, 81]);
+    lab.ipt_ok(
+        &host,
+        "-A INPUT -p icmp -m conntrack --ctstate NEW -m conntrack --ctstate ESTABLISHED -j DROP",
+    );
+    lab.ipt_ok(
+        &host,
+        "-A INPUT -p tcp -m tcp --dport 80 -m tcp --dport 81 -j DROP",
+    );
+    lab.ipt_ok(
+        &host,
+        "-A INPUT -p tcp -m tcp --dport 80:90 -m tcp ! --dport 81 -j DROP",
+    );
+    lab.expect(&c1.ping(HOST1), Pass);
+    lab.expect(&c1.tcp(HOST1, 81), Pass);
+    lab.expect(&c1.tcp(HOST1, 80), Drop);
+    t.text("-S", lab.rules(&host));
+    t.finish(&lab)
+}
 
 /// The server firewall of issue 6, as a list of commands.
 const SERVER_FIREWALL: &str = "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
