@@ -246,3 +246,33 @@ fn a_busy_lock_is_an_error_without_wait_and_awaited_with_it() {
         ]
     );
 }
+
+#[test]
+fn the_connection_table_size_is_set_at_install() {
+    let fw = Fw::pcn();
+    let pair = Pair::new(fw.clone());
+    let (lab, host, c1) = (&pair.lab, &pair.host, &pair.c1);
+    lab.note_fw_use(host);
+    host.exec(&[fw.bin_str(), "--conntrack-size", "1024"])
+        .expect_ok();
+    let map = state_dir(host).join("PCN_CONNTRACK");
+    let shown = cmd::must("bpftool", &["map", "show", "pinned", map.to_str().unwrap()]).stdout;
+    assert!(shown.contains("max_entries 1024"), "{shown}");
+    // Installed: traffic is tracked, rules work, and the size stays until --uninstall.
+    lab.ipt_ok(
+        host,
+        &format!("-A INPUT -s {C1} -m conntrack --ctstate NEW -p icmp -j DROP"),
+    );
+    lab.expect(&c1.ping(HOST1), Drop);
+    let out = host.exec(&[fw.bin_str(), "--conntrack-size", "2048"]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("holds 1024 connections"), "{out}");
+    host.exec(&[fw.bin_str(), "--conntrack-size", "1024"])
+        .expect_ok();
+    host.exec(&[fw.bin_str(), "--uninstall"]).expect_ok();
+    host.exec(&[fw.bin_str(), "--conntrack-size", "2048"])
+        .expect_ok();
+    let shown = cmd::must("bpftool", &["map", "show", "pinned", map.to_str().unwrap()]).stdout;
+    assert!(shown.contains("max_entries 2048"), "{shown}");
+    lab.check();
+}

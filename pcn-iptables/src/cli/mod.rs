@@ -13,7 +13,7 @@ use pcn_iptables_common::Counter;
 use crate::{
     IPTABLES_VERSION,
     dataplane::{self, Dataplane, lock},
-    error::{Error, RESOURCE_PROBLEM, Result, VERSION_PROBLEM},
+    error::{Error, PARAMETER_PROBLEM, RESOURCE_PROBLEM, Result, VERSION_PROBLEM},
     listing,
     ruleset::{
         self,
@@ -36,10 +36,14 @@ struct Manage {
     /// List the connections pcn-iptables tracks in this network namespace.
     #[arg(long)]
     conntrack: bool,
+    /// Install pcn-iptables in this network namespace with room for this many connections
+    /// (default 262144); the size of an installed table changes only after --uninstall.
+    #[arg(long, value_name = "ENTRIES", value_parser = clap::value_parser!(u32).range(1..))]
+    conntrack_size: Option<u32>,
 }
 
 /// Flags that select the management interface instead of iptables' syntax.
-const MANAGEMENT_FLAGS: [&str; 2] = ["--uninstall", "--conntrack"];
+const MANAGEMENT_FLAGS: [&str; 3] = ["--uninstall", "--conntrack", "--conntrack-size"];
 
 /// Runs the program and returns its exit code.
 pub fn main() -> i32 {
@@ -79,6 +83,9 @@ fn internal(e: anyhow::Error) -> Error {
 
 fn manage(args: &[String]) -> Result<()> {
     let m = Manage::try_parse_from(args).map_err(|e| Error::raw(2, e.to_string()))?;
+    if let Some(entries) = m.conntrack_size {
+        conntrack_size(entries)?;
+    }
     if m.conntrack {
         let dp = Dataplane::open().map_err(internal)?;
         let entries = dataplane::conntrack::entries(dp.dir()).map_err(internal)?;
@@ -93,6 +100,29 @@ fn manage(args: &[String]) -> Result<()> {
         dp.uninstall().map_err(internal)?;
     }
     Ok(())
+}
+
+/// `--conntrack-size`: installs with a connection table of `entries` (the table is pinned and
+/// shared by every generation, so an installed one keeps its size).
+fn conntrack_size(entries: u32) -> Result<()> {
+    let dp = Dataplane::open()
+        .map_err(internal)?
+        .with_conntrack_entries(entries);
+    let _lock = lock::acquire(&dp.lock_path().map_err(internal)?, &syntax::Wait::Forever)?;
+    match dp.conntrack_entries().map_err(internal)? {
+        Some(n) if n == entries => Ok(()),
+        Some(n) => Err(Error::raw(
+            PARAMETER_PROBLEM,
+            format!(
+                "pcn-iptables: the connection table here holds {n} connections; \
+                 its size changes only after --uninstall\n"
+            ),
+        )),
+        None => {
+            let table = dp.read_table().map_err(internal)?;
+            commit::install(&dp, &table, &commit::Slots::new(&table))
+        }
+    }
 }
 
 fn print(text: &str) {

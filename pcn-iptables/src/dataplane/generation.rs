@@ -86,6 +86,7 @@ pub fn install(
     slot: u32,
     fresh_counters: &[(u32, Counter)],
     links: &[Link],
+    conntrack_entries: u32,
 ) -> Result<()> {
     let chunks = state::chunks(text);
     let first_load = !dir.join(super::conntrack::MAP).exists();
@@ -95,6 +96,8 @@ pub fn install(
     loader
         .btf(None)
         .default_map_pin_directory(dir)
+        // Only a first install creates it; later loads reuse the pinned table.
+        .map_max_entries(super::conntrack::MAP, conntrack_entries)
         .map_max_entries("CHAINS", at_least_one(compiled.chains.len()))
         .map_max_entries("ACTIONS", at_least_one(compiled.actions.len()))
         .map_max_entries("FIELDS", at_least_one(compiled.fields.len()))

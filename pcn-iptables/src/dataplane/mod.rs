@@ -37,6 +37,8 @@ pub use generation::{EGRESS_PIN, ELF, INGRESS_PIN, links};
 /// One network namespace's installation.
 pub struct Dataplane {
     dir: PathBuf,
+    /// Size of the connection table, should this commit be the first install.
+    conntrack_entries: u32,
 }
 
 fn open_map(dir: &Path, name: &str) -> Result<Option<Map>> {
@@ -56,7 +58,25 @@ impl Dataplane {
         bpffs::ensure()?;
         Ok(Dataplane {
             dir: bpffs::netns_dir()?,
+            conntrack_entries: pcn_iptables_common::CONNTRACK_ENTRIES,
         })
+    }
+
+    /// The connection table's size if the next commit installs pcn-iptables here.
+    pub fn with_conntrack_entries(mut self, entries: u32) -> Self {
+        self.conntrack_entries = entries;
+        self
+    }
+
+    /// The size of the installed connection table, if any.
+    pub fn conntrack_entries(&self) -> Result<Option<u32>> {
+        let path = self.dir.join(conntrack::MAP);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let map =
+            MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(Some(map.info()?.max_entries()))
     }
 
     /// This namespace's state directory.
@@ -113,6 +133,7 @@ impl Dataplane {
             next,
             fresh_counters,
             links,
+            self.conntrack_entries,
         )
     }
 
