@@ -23,27 +23,7 @@ use pcn_iptables_tests::lab::ip4;
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Drop, Fw, Lab, Listing, Ns, Pair, Pass, Routed, Transcript};
 
-macro_rules! conntrack_tests {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use pcn_iptables_tests::Fw;
-            #[test]
-            fn legacy() {
-                super::$name(Fw::legacy()).assert_expected();
-            }
-            #[test]
-            fn pcn() {
-                super::$name(Fw::pcn()).assert_expected();
-            }
-            #[test]
-            fn diff_pcn() {
-                pcn_iptables_tests::differential(Fw::legacy(), Fw::pcn(), super::$name);
-            }
-        }
-    )*};
-}
-
-conntrack_tests!(
+pcn_iptables_tests::differential_scenarios!(
     server_firewall,
     router_clients_out_nothing_in,
     udp_ping_and_related_icmp,

@@ -12,27 +12,7 @@ use pcn_iptables_tests::restore::{normalize_tool_output, strip_save_comments};
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Drop, Flow, Fw, Lab, Ns, Pair, Pass, Transcript, Verdict};
 
-macro_rules! restore_tests {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use pcn_iptables_tests::Fw;
-            #[test]
-            fn legacy() {
-                super::$name(Fw::legacy()).assert_expected();
-            }
-            #[test]
-            fn pcn() {
-                super::$name(Fw::pcn()).assert_expected();
-            }
-            #[test]
-            fn diff_pcn() {
-                pcn_iptables_tests::differential(Fw::legacy(), Fw::pcn(), super::$name);
-            }
-        }
-    )*};
-}
-
-restore_tests!(
+pcn_iptables_tests::differential_scenarios!(
     round_trip_ports,
     round_trip_addresses_interfaces,
     round_trip_user_chains,

@@ -12,27 +12,7 @@ use pcn_iptables_tests::listing::normalize_stderr;
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Drop, Fw, Pair, Pass, Transcript};
 
-macro_rules! user_chain_tests {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use pcn_iptables_tests::Fw;
-            #[test]
-            fn legacy() {
-                super::$name(Fw::legacy()).assert_expected();
-            }
-            #[test]
-            fn pcn() {
-                super::$name(Fw::pcn()).assert_expected();
-            }
-            #[test]
-            fn diff_pcn() {
-                pcn_iptables_tests::differential(Fw::legacy(), Fw::pcn(), super::$name);
-            }
-        }
-    )*};
-}
-
-user_chain_tests!(
+pcn_iptables_tests::differential_scenarios!(
     jump_and_return,
     goto_returns_to_the_caller_of_the_caller,
     nested_chains,

@@ -49,3 +49,27 @@ macro_rules! scenarios {
         }
     )*};
 }
+
+/// For scenarios that return a [`Transcript`]: `name::legacy` and `name::pcn` check the
+/// scenario's own expectations, `name::diff_pcn` runs both side by side and demands the same
+/// verdicts and outputs.
+#[macro_export]
+macro_rules! differential_scenarios {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use $crate::Fw;
+            #[test]
+            fn legacy() {
+                super::$name(Fw::legacy()).assert_expected();
+            }
+            #[test]
+            fn pcn() {
+                super::$name(Fw::pcn()).assert_expected();
+            }
+            #[test]
+            fn diff_pcn() {
+                $crate::differential(Fw::legacy(), Fw::pcn(), super::$name);
+            }
+        }
+    )*};
+}
