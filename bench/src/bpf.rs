@@ -1,0 +1,230 @@
+//! pcn-iptables through its library, and the eBPF programs the benchmark runs: installing a
+//! rule set, the entry and classifier programs of the running generation, counters, and the
+//! bare-XDP baseline.
+
+use std::{
+    borrow::Cow,
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, MapData},
+    programs::{ProgramInfo, Xdp, XdpMode, loaded_programs},
+};
+use aya_obj::programs::XdpAttachType;
+use pcn_iptables::{
+    cli::commit::{self, Slots},
+    dataplane::{self, Dataplane, bpffs},
+    ruleset::model::{Policy, Rule, Table},
+};
+use pcn_iptables_common::Counter;
+
+use crate::rules::RuleSet;
+
+/// Names of the dataplane's pins this benchmark reads (see pcn-iptables' dataplane module).
+const ACTIVE_PIN: &str = "PCN_ACTIVE";
+const PROGS_XDP_PIN: &str = "PCN_PROGS_XDP";
+/// The classifier as the kernel names it (program names are cut at 15 characters).
+const CLASSIFIER: &str = "pcn_xdp_classify";
+
+/// A rule set installed in the current network namespace's pcn-iptables.
+pub struct Installed {
+    pub dp: Dataplane,
+    /// Counter slot of each rule, by rule index.
+    pub rule_counters: Vec<u32>,
+    /// Counter slot of the chain's policy.
+    pub policy_counter: u32,
+    /// Compile, load and swap, as `install` took it.
+    pub took: Duration,
+}
+
+/// Installs `rules` as the whole filter table of this namespace, through the same path as a
+/// pcn-iptables command (one atomic swap).
+pub fn install(rules: &RuleSet) -> Result<Installed> {
+    install_with(rules, Policy::Accept, |counter| {
+        rules.model_rules(|_| counter())
+    })
+}
+
+/// Installs the rules `make` builds (given a source of fresh counter slots) in the chain of
+/// `rules`, instead of the rule set itself, with `policy` as that chain's policy.
+pub fn install_with(
+    rules: &RuleSet,
+    policy: Policy,
+    make: impl FnOnce(&mut dyn FnMut() -> u32) -> Vec<Rule>,
+) -> Result<Installed> {
+    let dp = Dataplane::open()?;
+    let running = dp.read_table()?;
+    let mut slots = Slots::new(&running);
+    let mut rule_counters = Vec::new();
+    let mut table = Table::default();
+    let chain = table.chain_mut(&rules.chain).context("a base chain")?;
+    chain.policy = Some(policy);
+    chain.rules = make(&mut || {
+        let slot = slots.alloc(Counter::default());
+        rule_counters.push(slot);
+        slot
+    });
+    let policy_counter = table
+        .chain(&rules.chain)
+        .map(|c| c.policy_counter)
+        .context("the rule set's chain")?;
+    let start = Instant::now();
+    commit::install(&dp, &table, &slots)
+        .map_err(|e| anyhow!("{}", e.render("pcn-iptables").trim_end()))?;
+    Ok(Installed {
+        dp,
+        rule_counters,
+        policy_counter,
+        took: start.elapsed(),
+    })
+}
+
+impl Installed {
+    /// Packets counted in `slot` so far, summed over CPUs.
+    pub fn packets(&self, slot: u32) -> Result<u64> {
+        Ok(self.dp.counters()?(slot).0)
+    }
+
+    /// The XDP entry program (parse, `bpf_fib_lookup`, tail call into the classifier).
+    pub fn entry(&self) -> Result<Xdp> {
+        let pin = self.dp.dir().join(dataplane::INGRESS_PIN);
+        Xdp::from_pin(&pin, XdpAttachType::Interface)
+            .with_context(|| format!("opening {}", pin.display()))
+    }
+
+    /// The XDP classifier of the running generation, the program the entry tail-calls.
+    pub fn classifier(&self) -> Result<Xdp> {
+        let info = active_classifier_info(self.dp.dir())?;
+        Xdp::from_program_info(info, Cow::Borrowed(CLASSIFIER), XdpAttachType::Interface)
+            .context("opening the classifier")
+    }
+}
+
+/// Kernel information (run statistics, verifier counts) about the entry program of `dir`.
+pub fn entry_info(dir: &Path) -> Result<ProgramInfo> {
+    Ok(ProgramInfo::from_pin(dir.join(dataplane::INGRESS_PIN))?)
+}
+
+/// Kernel information about the running generation's XDP classifier: the program in the
+/// active slot of the pinned program array.
+pub fn active_classifier_info(dir: &Path) -> Result<ProgramInfo> {
+    let active: Array<MapData, u32> = Array::try_from(aya::maps::Map::from_map_data(
+        MapData::from_pin(dir.join(ACTIVE_PIN))?,
+    )?)?;
+    let slot = active.get(&0, 0)?;
+    let progs = MapData::from_pin(dir.join(PROGS_XDP_PIN))?;
+    let id = prog_array_get(progs.fd().as_fd(), slot)
+        .with_context(|| format!("reading slot {slot} of {PROGS_XDP_PIN}"))?;
+    for info in loaded_programs() {
+        let info = info?;
+        if info.id() == id {
+            return Ok(info);
+        }
+    }
+    bail!("program {id} is gone")
+}
+
+/// The id of the program in slot `index` of a program array: what the kernel returns when
+/// userspace looks up a program array (aya 0.14 has no call for it).
+fn prog_array_get(map: BorrowedFd<'_>, index: u32) -> std::io::Result<u32> {
+    /// `union bpf_attr` as BPF_MAP_LOOKUP_ELEM reads it.
+    #[repr(C)]
+    struct MapElemAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+    let mut id: u32 = 0;
+    let attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        _pad: 0,
+        key: &index as *const u32 as u64,
+        value: &mut id as *mut u32 as u64,
+        flags: 0,
+    };
+    // SAFETY: attr is a valid bpf_attr prefix for this command; key and value point at live
+    // u32s, the sizes of a program array's keys and of the ids it returns.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_ELEM,
+            &attr as *const MapElemAttr,
+            std::mem::size_of::<MapElemAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(id)
+}
+
+/// The bare-XDP baseline: `pcn_baseline_drop` from pcn-iptables' object, which drops every
+/// packet and does nothing else. Loading the object creates its maps; those pinned by name go
+/// to a scratch directory of ours on the bpffs, away from the tool's real state, and are
+/// removed when this is dropped (which also detaches the program).
+pub struct Baseline {
+    ebpf: Ebpf,
+    scratch: PathBuf,
+}
+
+const BASELINE: &str = "pcn_baseline_drop";
+
+impl Baseline {
+    pub fn load() -> Result<Self> {
+        bpffs::ensure()?;
+        let scratch = std::env::var_os("BENCH_SCRATCH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(bpffs::BPFFS).join(format!("bench-{}", std::process::id()))
+            });
+        std::fs::create_dir_all(&scratch)
+            .with_context(|| format!("creating {}", scratch.display()))?;
+        let mut baseline = Baseline {
+            ebpf: EbpfLoader::new()
+                .btf(None)
+                .default_map_pin_directory(&scratch)
+                .load(dataplane::ELF)
+                .context("loading the eBPF object")?,
+            scratch,
+        };
+        baseline
+            .program_mut()?
+            .load()
+            .context("loading the baseline")?;
+        Ok(baseline)
+    }
+
+    fn program_mut(&mut self) -> Result<&mut Xdp> {
+        Ok(self
+            .ebpf
+            .program_mut(BASELINE)
+            .context(BASELINE)?
+            .try_into()?)
+    }
+
+    pub fn program(&self) -> Result<&Xdp> {
+        Ok(self.ebpf.program(BASELINE).context(BASELINE)?.try_into()?)
+    }
+
+    /// Attaches the baseline to `iface` in `mode` until this is dropped.
+    pub fn attach(&mut self, iface: &str, mode: XdpMode) -> Result<()> {
+        self.program_mut()?
+            .attach(iface, mode)
+            .with_context(|| format!("attaching the baseline to {iface}"))?;
+        Ok(())
+    }
+}
+
+impl Drop for Baseline {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
