@@ -182,31 +182,20 @@ fn a_busy_lock_is_an_error_without_wait_and_awaited_with_it() {
     let dir = state_dir(host);
     let lock = hold_lock(&dir);
 
-    let out = host.exec(&[
-        fw.bin_str(),
-        "-A",
-        "INPUT",
-        "-s",
-        "198.18.9.2",
-        "-j",
-        "DROP",
-    ]);
+    // Without the harness's -w: these must meet the busy lock.
+    let add = |wait: &str| {
+        let line = format!("{wait} -A INPUT -s 198.18.9.2 -j DROP");
+        let mut args = vec![fw.bin_str()];
+        args.extend(line.split_whitespace());
+        host.exec(&args)
+    };
+    let out = add("");
     assert_eq!(out.code, Some(4), "{out}");
     assert_eq!(
         out.stderr,
         "Another app is currently holding the xtables lock. Perhaps you want to use the -w option?\n"
     );
-    let out = host.exec(&[
-        fw.bin_str(),
-        "-w",
-        "1",
-        "-A",
-        "INPUT",
-        "-s",
-        "198.18.9.2",
-        "-j",
-        "DROP",
-    ]);
+    let out = add("-w 1");
     assert_eq!(out.code, Some(4), "{out}");
     assert_eq!(
         out.stderr,
