@@ -65,7 +65,7 @@ impl Bitmap {
 /// The packet fields rules look at. Each is a key prefix in the one trie of a generation
 /// (`FieldKey`), and `1 << id` is its bit in `ChainConfig::fields`.
 pub mod field {
-    /// Not a packet field: the entry holding the bitmap of every rule of a chain.
+    /// Not a packet field: stands for "every rule of the chain" (`ChainConfig::rules`).
     pub const RULES: u8 = 0;
     pub const SRC: u8 = 1;
     pub const DST: u8 = 2;
@@ -76,8 +76,6 @@ pub mod field {
     pub const OUT_IFACE: u8 = 7;
     /// The packet's conntrack::ctstate.
     pub const CTSTATE: u8 = 8;
-    /// Not a packet field: the rules of a chain without a target, which only count.
-    pub const COUNT_ONLY: u8 = 15;
 
     pub const fn bit(id: u8) -> u32 {
         1 << id
@@ -112,7 +110,10 @@ pub struct ChainConfig {
     pub policy: u32,
     /// Counter slot of the policy.
     pub policy_counter: u32,
-    pub _pad: u32,
+    /// Index in the bitmap array of the bitmap of every rule of the chain, and of the one of
+    /// its rules without a target (which only count): found without a trie lookup.
+    pub rules: u32,
+    pub count_only: u32,
 }
 
 /// Per rule, per generation.

@@ -100,9 +100,10 @@ fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
 }
 
 /// Fills addresses, protocol, ports and length from the IPv4 packet at `l3`, and tracks its
-/// connection; `None` when the frame is not IPv4 we can read.
+/// connection (`update`: the packet counts for it and moves its state); `None` when the frame
+/// is not IPv4 we can read.
 #[inline(always)]
-fn parse_ipv4(pkt: &mut PacketInfo, start: usize, end: usize) -> Option<()> {
+fn parse_ipv4(pkt: &mut PacketInfo, start: usize, end: usize, update: bool) -> Option<()> {
     let ethertype = u16::from_be(unsafe { *ptr_at::<u16>(start, end, 12)? });
     if ethertype != ETH_P_IP {
         return None;
@@ -130,7 +131,7 @@ fn parse_ipv4(pkt: &mut PacketInfo, start: usize, end: usize) -> Option<()> {
             pkt.has_ports = 1;
         }
     }
-    track(pkt, start, end, l4, frag_offset != 0);
+    track(pkt, start, end, l4, frag_offset != 0, update);
     Some(())
 }
 
@@ -144,7 +145,7 @@ fn connection(key: &CtKey, now: u64) -> Option<CtEntry> {
 /// Sets the packet's ctstate, and what to store if it is accepted, as netfilter's conntrack
 /// would before the filter table sees it.
 #[inline(always)]
-fn track(pkt: &mut PacketInfo, start: usize, end: usize, l4: usize, fragment: bool) {
+fn track(pkt: &mut PacketInfo, start: usize, end: usize, l4: usize, fragment: bool, update: bool) {
     pkt.ct_commit = 0;
     pkt.ctstate = ctstate::INVALID;
     // netfilter reassembles before tracking; a lone later fragment cannot be tied to a
@@ -195,18 +196,34 @@ fn track(pkt: &mut PacketInfo, start: usize, end: usize, l4: usize, fragment: bo
         _ => (tuple(0, 0), None),
     };
     let (key, src_end) = tuple.key();
-    let existing = connection(&key, now);
+    // A live entry is updated right here, whatever the filter decides later, as netfilter's
+    // conntrack does before the filter table; one lookup, no second one at the verdict.
+    let live = PCN_CONNTRACK
+        .get_ptr_mut(&key)
+        .filter(|e| unsafe { (**e).expires } > now);
+    let existing = live.map(|e| unsafe { *e });
     let (state, entry) = match tcp_flags {
         Some(flags) => conntrack::track_tcp(existing.as_ref(), src_end, flags, now),
         None => conntrack::track_other(existing.as_ref(), src_end, pkt.proto, now),
     };
     pkt.ctstate = state;
-    if let Some(mut entry) = entry {
-        let reply = src_end != entry.origin;
-        conntrack::account(&mut entry, reply, pkt.len);
-        pkt.ct_key = key;
-        pkt.ct_entry = entry;
-        pkt.ct_commit = 1;
+    let Some(mut entry) = entry else {
+        return;
+    };
+    if !update {
+        return;
+    }
+    let reply = src_end != entry.origin;
+    conntrack::account(&mut entry, reply, pkt.len);
+    match live {
+        Some(e) => unsafe { *e = entry },
+        // New: stored only if the packet is accepted (netfilter confirms a connection once
+        // its first packet got through).
+        None => {
+            pkt.ct_key = key;
+            pkt.ct_entry = entry;
+            pkt.ct_commit = 1;
+        }
     }
 }
 
@@ -263,15 +280,12 @@ pub fn pcn_ingress(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn ingress(ctx: &XdpContext) -> Option<u32> {
     let pkt = unsafe { &mut *PCN_PKT_XDP.get_ptr_mut(0)? };
-    parse_ipv4(pkt, ctx.data(), ctx.data_end())?;
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    pkt.in_ifindex = ifindex;
-    pkt.out_ifindex = 0;
     // A packet looping back was tracked on its way out (netfilter keeps its connection on
     // the skb): judge it by that state, do not count it twice.
-    if ifindex == LOOPBACK_IFINDEX {
-        pkt.ct_commit = 0;
-    }
+    parse_ipv4(pkt, ctx.data(), ctx.data_end(), ifindex != LOOPBACK_IFINDEX)?;
+    pkt.in_ifindex = ifindex;
+    pkt.out_ifindex = 0;
 
     // Ask the kernel's routing, as netfilter's hooks would see it: local → INPUT, routed → FORWARD.
     let mut fib = FibLookup {
@@ -322,7 +336,7 @@ fn egress(ctx: &TcContext) -> Option<i32> {
         return None;
     }
     let pkt = unsafe { &mut *PCN_PKT_TC.get_ptr_mut(0)? };
-    parse_ipv4(pkt, ctx.data(), ctx.data_end())?;
+    parse_ipv4(pkt, ctx.data(), ctx.data_end(), true)?;
     pkt.in_ifindex = 0;
     pkt.out_ifindex = skb.ifindex;
     let slot = enter(pkt, CHAIN_OUTPUT)?;
@@ -377,17 +391,11 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
     }
 }
 
-/// An accepted packet's connection goes into (or is updated in) the table.
+/// An accepted packet's new connection goes into the table (over an expired entry, if any).
 #[inline(always)]
 fn confirm(pkt: &PacketInfo) {
-    if pkt.ct_commit == 0 {
-        return;
-    }
-    match PCN_CONNTRACK.get_ptr_mut(&pkt.ct_key) {
-        Some(e) => unsafe { *e = pkt.ct_entry },
-        None => {
-            let _ = PCN_CONNTRACK.insert(&pkt.ct_key, &pkt.ct_entry, 0);
-        }
+    if pkt.ct_commit != 0 {
+        let _ = PCN_CONNTRACK.insert(&pkt.ct_key, &pkt.ct_entry, 0);
     }
 }
 
@@ -612,7 +620,7 @@ extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
 fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u32> {
     // Indexes first, pointers after: choosing between pointers would make the verifier
     // follow every combination of fields in use.
-    let all = lookup(field::RULES, chain, 0, [0; 4])?;
+    let all = cfg.rules;
     let pick = |id: u8, bits: u32, value: [u8; 4]| -> Option<*const Bitmap> {
         let index = if cfg.fields & field::bit(id) == 0 {
             all
@@ -638,7 +646,7 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
         candidates: [u64::MAX; SUMMARY_WORDS],
         start_word: (pkt.next_rule / 64) as u64,
         start_mask: u64::MAX << (pkt.next_rule % 64),
-        count_only: bitmap(lookup(field::COUNT_ONLY, chain, 0, [0; 4])?)?,
+        count_only: bitmap(cfg.count_only)?,
         action_base: cfg.action_base,
         pkt: core::ptr::null_mut(),
     };

@@ -131,36 +131,30 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
                 None => verdict::RETURN,
             },
             policy_counter,
-            _pad: 0,
+            rules: 0,
+            count_only: 0,
         };
         for rule in rules {
             out.actions.push(action(rule, &id_of)?);
         }
-        let mut push = |id: u8, len: u32, value: [u8; 4], bitmap: Words| {
+        let mut intern = |bitmap: Words| -> u32 {
             let bitmaps = &mut out.bitmaps;
-            let index = *bitmap_index.entry(bitmap).or_insert_with_key(|b| {
+            *bitmap_index.entry(bitmap).or_insert_with_key(|b| {
                 bitmaps.push(b.clone());
                 bitmaps.len() as u32 - 1
-            });
-            out.fields.push(TrieEntry {
-                prefix_len: FIELD_KEY_HEADER_BITS + len,
-                key: field_key(id, chain, value),
-                bitmap: index,
             })
         };
-        push(
-            field::RULES,
-            0,
-            [0; 4],
-            bitmap(nwords, rules.iter().map(|_| true)),
-        );
+        cfg.rules = intern(bitmap(nwords, rules.iter().map(|_| true)));
         // The scan counts these as it goes instead of stopping at them.
-        push(
-            field::COUNT_ONLY,
-            0,
-            [0; 4],
-            bitmap(nwords, rules.iter().map(|r| r.target.is_none())),
-        );
+        cfg.count_only = intern(bitmap(nwords, rules.iter().map(|r| r.target.is_none())));
+        let fields = &mut out.fields;
+        let mut push = |id: u8, len: u32, value: [u8; 4], bitmap: Words| {
+            fields.push(TrieEntry {
+                prefix_len: FIELD_KEY_HEADER_BITS + len,
+                key: field_key(id, chain, value),
+                bitmap: intern(bitmap),
+            })
+        };
 
         let addrs = [
             (

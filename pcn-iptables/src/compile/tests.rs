@@ -151,7 +151,7 @@ fn lpm<'a>(c: &'a Compiled, key: &FieldKey) -> Option<&'a Words> {
 fn dataplane_first_match(c: &Compiled, chain: u32, p: &Pkt) -> Option<usize> {
     let cfg = c.chains[chain as usize];
     let lookup = |id: u8, value: [u8; 4]| lpm(c, &field_key(id, chain, value));
-    let mut maps: Vec<&Words> = vec![lookup(field::RULES, [0; 4])?];
+    let mut maps: Vec<&Words> = vec![&c.bitmaps[cfg.rules as usize]];
     let (sport, dport) = p.ports.unwrap_or((0, 0));
     let port = |port: u16| match p.ports {
         Some(_) => [1, (port >> 8) as u8, port as u8, 0],
@@ -436,8 +436,8 @@ fn actions_carry_targets_and_counters() {
     assert_eq!(c.chains[0].policy, verdict::DROP);
     assert_eq!(c.chains[3].policy, verdict::RETURN);
     assert_eq!(c.chains[3].action_base, 2);
-    assert_eq!(c.bitmaps[c.fields[0].bitmap as usize], vec![0b11]);
-    assert_eq!(c.fields[0].key, field_key(field::RULES, 0, [0; 4]));
+    assert_eq!(c.bitmaps[c.chains[0].rules as usize], vec![0b11]);
+    assert_eq!(c.bitmaps[c.chains[0].count_only as usize], vec![0b10]);
     assert_eq!(c.chains[0].fields, 0);
 }
 
