@@ -76,6 +76,26 @@ pub mod field {
     pub const OUT_IFACE: u8 = 7;
     /// The packet's conntrack::ctstate.
     pub const CTSTATE: u8 = 8;
+    /// `[1, type, code]` for an ICMP packet with its header (first fragment), `[0]` otherwise.
+    pub const ICMP: u8 = 9;
+    /// `[1, flags byte]` for a TCP packet with its header (first fragment), `[0]` otherwise.
+    pub const TCP_FLAGS: u8 = 10;
+    /// `[hi, lo]`: the IP total length.
+    pub const LENGTH: u8 = 11;
+    /// `[ttl]`
+    pub const TTL: u8 = 12;
+    /// `[1]` for a non-first fragment (`-f`), `[0]` otherwise.
+    pub const FRAGMENT: u8 = 13;
+    /// The Ethernet source address, all 6 bytes (`-m mac`); `[0; 6]` where there is none.
+    pub const MAC_SRC: u8 = 14;
+    /// The route type (`rtn::*`) of the source and destination address (`-m addrtype`).
+    pub const SRC_TYPE: u8 = 15;
+    pub const DST_TYPE: u8 = 16;
+    /// `-m multiport --ports`: a rule matches when its bit is set in the entry of the
+    /// packet's source port here OR of its destination port in `ANY_PORT_DST` (both keyed
+    /// like SPORT/DPORT). Rules without `--ports` have their bit set in both.
+    pub const ANY_PORT_SRC: u8 = 17;
+    pub const ANY_PORT_DST: u8 = 18;
 
     pub const fn bit(id: u8) -> u32 {
         1 << id
@@ -94,7 +114,46 @@ pub mod verdict {
     pub const GOTO: u32 = 5;
     /// No target: count and go on with the next rule (the classifier's scan does both).
     pub const CONTINUE: u32 = 6;
+    /// `-j REJECT`: answer with `Action::reject_with`, drop the packet.
+    pub const REJECT: u32 = 7;
+    /// `-j LOG`: log the packet and go on with the next rule, like CONTINUE.
+    pub const LOG: u32 = 8;
 }
+
+/// `Action::reject_with`: an ICMP error as `type << 8 | code`, or a TCP reset.
+pub mod reject {
+    pub const TCP_RESET: u32 = 0xffff_ffff;
+    pub const fn icmp(kind: u8, code: u8) -> u32 {
+        (kind as u32) << 8 | code as u32
+    }
+}
+
+/// Route types of an address (the kernel's `RTN_*`, which `-m addrtype` matches).
+pub mod rtn {
+    pub const UNSPEC: u8 = 0;
+    pub const UNICAST: u8 = 1;
+    pub const LOCAL: u8 = 2;
+    pub const BROADCAST: u8 = 3;
+    pub const ANYCAST: u8 = 4;
+    pub const MULTICAST: u8 = 5;
+    pub const BLACKHOLE: u8 = 6;
+    pub const UNREACHABLE: u8 = 7;
+    pub const PROHIBIT: u8 = 8;
+    pub const THROW: u8 = 9;
+    pub const NAT: u8 = 10;
+    pub const XRESOLVE: u8 = 11;
+}
+
+/// `Action::log_flags` (`--log-tcp-sequence` and friends).
+pub mod log_flag {
+    pub const TCP_SEQUENCE: u8 = 1;
+    pub const TCP_OPTIONS: u8 = 2;
+    pub const IP_OPTIONS: u8 = 4;
+    pub const UID: u8 = 8;
+}
+
+/// Bytes of `Action::log_prefix` (iptables takes at most 29 characters).
+pub const LOG_PREFIX_LEN: usize = 32;
 
 /// Per chain, per generation.
 #[repr(C)]
@@ -110,6 +169,9 @@ pub struct ChainConfig {
     pub policy: u32,
     /// Counter slot of the policy.
     pub policy_counter: u32,
+    /// Index in the bitmap array of the bitmap of the rules with `-m limit`, checked one at a
+    /// time in order as the scan reaches them.
+    pub limited: u32,
     /// Index in the bitmap array of the bitmap of every rule of the chain, and of the one of
     /// its rules without a target (which only count): found without a trie lookup.
     pub rules: u32,
@@ -118,7 +180,7 @@ pub struct ChainConfig {
 
 /// Per rule, per generation.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Action {
     /// `verdict::*`
     pub verdict: u32,
@@ -126,7 +188,40 @@ pub struct Action {
     pub chain: u32,
     /// Counter slot of the rule.
     pub counter: u32,
-    pub _pad: u32,
+    /// REJECT: `reject::*`.
+    pub reject_with: u32,
+    /// LOG: `--log-level` (syslog's 0..7), `log_flag::*`, `--log-prefix` (NUL-padded).
+    pub log_level: u8,
+    pub log_flags: u8,
+    pub _pad: [u8; 2],
+    /// `-m limit`: burst (packets), 0 when the rule has no limit.
+    pub limit_burst: u32,
+    pub log_prefix: [u8; LOG_PREFIX_LEN],
+    /// `-m limit`: nanoseconds per packet at the average rate.
+    pub limit_interval_ns: u64,
+    /// `-m limit`'s token bucket, kept by the data plane: credit in nanoseconds (starts at
+    /// burst × interval, full) and the time of the last packet that was checked.
+    pub limit_credit_ns: u64,
+    pub limit_last_ns: u64,
+}
+
+impl Default for Action {
+    fn default() -> Self {
+        Action {
+            verdict: 0,
+            chain: 0,
+            counter: 0,
+            reject_with: 0,
+            log_level: 0,
+            log_flags: 0,
+            _pad: [0; 2],
+            limit_burst: 0,
+            log_prefix: [0; LOG_PREFIX_LEN],
+            limit_interval_ns: 0,
+            limit_credit_ns: 0,
+            limit_last_ns: 0,
+        }
+    }
 }
 
 /// Packet and byte counters of a rule or policy; bytes count the IP length, as netfilter does.
@@ -184,15 +279,22 @@ pub struct PacketInfo {
 
 /// Key of the field trie: field id, chain id (big endian), then the value in network byte
 /// order: an address, a protocol, `[has ports, port hi, port lo]` (packets without ports look
-/// up `[0]`), or an ifindex. Prefix lengths count every bit from the start, so the entries of
-/// one field and chain all extend `FIELD_KEY_HEADER_BITS`, and the header alone (a prefix of
-/// exactly that length) is the field's default entry.
-pub type FieldKey = [u8; 7];
+/// up `[0]`), an ifindex, a MAC address (the only 6-byte value; the others pad with zeros).
+/// Prefix lengths count every bit from the start, so the entries of one field and chain all
+/// extend `FIELD_KEY_HEADER_BITS`, and the header alone (a prefix of exactly that length) is
+/// the field's default entry.
+pub type FieldKey = [u8; 9];
 pub const FIELD_KEY_HEADER_BITS: u32 = 24;
 
 pub const fn field_key(id: u8, chain: u32, value: [u8; 4]) -> FieldKey {
+    field_key6(id, chain, [value[0], value[1], value[2], value[3], 0, 0])
+}
+
+pub const fn field_key6(id: u8, chain: u32, value: [u8; 6]) -> FieldKey {
     let c = (chain as u16).to_be_bytes();
-    [id, c[0], c[1], value[0], value[1], value[2], value[3]]
+    [
+        id, c[0], c[1], value[0], value[1], value[2], value[3], value[4], value[5],
+    ]
 }
 
 #[cfg(feature = "user")]

@@ -131,6 +131,7 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
                 None => verdict::RETURN,
             },
             policy_counter,
+            limited: 0,
             rules: 0,
             count_only: 0,
         };
@@ -147,6 +148,7 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
         cfg.rules = intern(bitmap(nwords, rules.iter().map(|_| true)));
         // The scan counts these as it goes instead of stopping at them.
         cfg.count_only = intern(bitmap(nwords, rules.iter().map(|r| r.target.is_none())));
+        cfg.limited = intern(bitmap(nwords, rules.iter().map(|_| false)));
         let fields = &mut out.fields;
         let mut push = |id: u8, len: u32, value: [u8; 4], bitmap: Words| {
             fields.push(TrieEntry {
@@ -268,7 +270,7 @@ fn action(
         verdict,
         chain,
         counter: rule.counter,
-        _pad: 0,
+        ..Default::default()
     })
 }
 
