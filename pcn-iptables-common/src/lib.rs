@@ -262,6 +262,23 @@ pub struct PacketInfo {
     pub ct_commit: u8,
     pub sport: u16,
     pub dport: u16,
+    /// ICMP type and code, valid when `has_icmp` is 1 (ICMP, first fragment, header present).
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub has_icmp: u8,
+    /// TCP flags byte, valid when `has_tcp_flags` is 1 (TCP, first fragment, header present).
+    pub tcp_flags: u8,
+    pub has_tcp_flags: u8,
+    pub ttl: u8,
+    /// 1 for a non-first fragment.
+    pub fragment: u8,
+    /// rtn::* of the source and destination address, found only when a chain asks
+    /// (`addrtype_done` bit 0: source, bit 1: destination).
+    pub src_type: u8,
+    pub dst_type: u8,
+    pub addrtype_done: u8,
+    /// The Ethernet source address (zeros on egress).
+    pub mac_src: [u8; 6],
     /// Chain being evaluated and the rule to start from.
     pub chain: u32,
     pub next_rule: u32,
