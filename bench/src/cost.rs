@@ -233,7 +233,92 @@ pub fn run(opts: &Options) -> Result<()> {
             record_program_sizes(&installed, proto, n, &opts.out)?;
         }
     }
-    fields(opts, &ctx)
+    fields(opts, &ctx)?;
+    conntrack(opts, &ctx)
+}
+
+/// Issue 6's line: a packet of an established flow, through the entry (which finds the flow's
+/// connection and updates it in place) and a classifier whose first rule is the firewall's
+/// usual `-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`. The rule's counter must count
+/// every packet run: the lookup really found the connection.
+fn conntrack(opts: &Options, ctx: &[u8]) -> Result<()> {
+    use pcn_iptables::ruleset::model::StateModule;
+    use pcn_iptables_common::conntrack::{Tuple, ctstate, status};
+
+    let rs = RuleSet::new(1, Proto::Udp, "INPUT")?;
+    let flow = rs.flow(Case::First);
+    let pkt = frame(&flow, Proto::Udp);
+    let states = (1 << ctstate::ESTABLISHED) | (1 << ctstate::RELATED);
+    let installed = bpf::install_with(&rs, Policy::Accept, |counter| {
+        vec![Rule {
+            src: None,
+            dst: None,
+            in_iface: None,
+            out_iface: None,
+            proto: None,
+            matches: vec![Match::Conntrack {
+                module: StateModule::Conntrack,
+                states: Negatable::plain(states),
+            }],
+            target: Some(Target::Accept),
+            counter: counter(),
+        }]
+    })?;
+    let tuple = Tuple {
+        src: flow.src.octets(),
+        dst: flow.dst.octets(),
+        sport: SPORT,
+        dport: flow.dport,
+        proto: Proto::Udp.number(),
+    };
+    let (key, src_end) = tuple.key();
+    // Opened by the other end and answered: the packet is a reply.
+    let entry = pcn_iptables_common::conntrack::CtEntry {
+        origin: 1 - src_end,
+        status: status::SEEN_REPLY,
+        expires: pcn_iptables::dataplane::conntrack::now() + 3600 * 1_000_000_000,
+        ..Default::default()
+    };
+    pcn_iptables::dataplane::conntrack::insert(installed.dp.dir(), key, entry)?;
+    let rule = installed.rule_counters[0];
+    let before = installed.packets(rule)?;
+    let e = measure(
+        &installed.entry()?,
+        &pkt,
+        ctx,
+        opts.repeat,
+        opts.runs,
+        XDP_PASS,
+    )?;
+    let c = measure(
+        &installed.classifier()?,
+        &pkt,
+        ctx,
+        opts.repeat,
+        opts.runs,
+        XDP_PASS,
+    )?;
+    let matched = installed.packets(rule)? - before;
+    let want = e.packets + c.packets;
+    let check = if matched == want {
+        "ok".to_string()
+    } else {
+        format!("ESTABLISHED rule: {matched} packets, {want} expected")
+    };
+    eprintln!(
+        "cost: conntrack established flow: entry {:>4} ns, classifier {:>4} ns, counters {check}",
+        e.median, c.median
+    );
+    tsv::append(
+        &opts.out.join("conntrack.tsv"),
+        &["case", "ns", "classifier_ns", "check"],
+        &[
+            "established".to_string(),
+            e.median.to_string(),
+            c.median.to_string(),
+            check,
+        ],
+    )
 }
 
 /// The match fields of the ablation, added one at a time.

@@ -30,6 +30,10 @@ pub const GENERATIONS: u32 = 2;
 /// Bytes per entry of the map that stores a generation's ruleset text.
 pub const STATE_CHUNK: usize = 4096;
 
+/// Bitmaps the classifier reads per word: the chain's rules, one per packet field, and the
+/// two of `-m multiport --ports`.
+pub const SCANNED_BITMAPS: usize = 19;
+
 /// Words of a bitmap's summary.
 pub const SUMMARY_WORDS: usize = MAX_WORDS / 64;
 
@@ -279,6 +283,13 @@ pub struct PacketInfo {
     pub addrtype_done: u8,
     /// The Ethernet source address (zeros on egress).
     pub mac_src: [u8; 6],
+    /// Scratch for the classifier's trie keys (an LPM key: prefix length, then `FieldKey`):
+    /// in map memory rather than on the stack, which is small, and where a key written on
+    /// one path and not on another keeps the verifier from merging the paths.
+    pub lookup_key: [u8; 16],
+    /// The classifier's bitmap indexes for this round, one per bitmap it scans (map memory
+    /// for the same reason as `lookup_key`).
+    pub bitmaps: [u32; SCANNED_BITMAPS],
     /// Chain being evaluated and the rule to start from.
     pub chain: u32,
     pub next_rule: u32,

@@ -19,7 +19,7 @@ use pcn_iptables_common::conntrack::{self, CtEntry, CtKey, Tuple, ctstate};
 use pcn_iptables_common::{
     Action, Bitmap, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, CONNTRACK_ENTRIES, ChainConfig,
     Counter, FIELD_KEY_HEADER_BITS, FieldKey, Frame, GENERATIONS, MAX_CALL_DEPTH, MAX_CHAINS,
-    MAX_COUNTERS, MAX_WORDS, PacketInfo, STATE_CHUNK, SUMMARY_WORDS, field, field_key, verdict,
+    MAX_COUNTERS, MAX_WORDS, PacketInfo, STATE_CHUNK, SUMMARY_WORDS, field, field_key6, verdict,
 };
 
 // Kept across generations (pinned by name in the namespace's state directory).
@@ -56,6 +56,9 @@ static BITMAPS: Array<Bitmap> = Array::with_max_entries(1, aya_ebpf::bindings::B
 /// The generation's ruleset as text, for the next invocation; no program reads it.
 #[map]
 static RULESET: Array<[u8; STATE_CHUNK]> = Array::with_max_entries(1, 0);
+
+/// Bitmaps ANDed per word: the chain's rules and the fields (all but the `--ports` pair).
+const FIELDS_SCANNED: usize = 17;
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -115,20 +118,46 @@ fn parse_ipv4(pkt: &mut PacketInfo, start: usize, end: usize, update: bool) -> O
     }
     let ihl = ((ip[0] & 0x0f) as usize) * 4;
     pkt.len = u16::from_be_bytes([ip[2], ip[3]]) as u32;
+    pkt.ttl = ip[8];
     pkt.proto = ip[9];
     pkt.src = [ip[12], ip[13], ip[14], ip[15]];
     pkt.dst = [ip[16], ip[17], ip[18], ip[19]];
+    if let Some(mac) = ptr_at::<[u8; 6]>(start, end, 6) {
+        pkt.mac_src = unsafe { *mac };
+    }
     let frag_offset = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff;
+    pkt.fragment = (frag_offset != 0) as u8;
     pkt.has_ports = 0;
     pkt.sport = 0;
     pkt.dport = 0;
+    pkt.has_icmp = 0;
+    pkt.has_tcp_flags = 0;
     let l4 = ETH_HLEN + (ihl & 0x3c);
-    if frag_offset == 0 && (pkt.proto == IPPROTO_TCP || pkt.proto == IPPROTO_UDP) && ihl >= 20 {
-        if let Some(ports) = ptr_at::<[u8; 4]>(start, end, l4) {
-            let ports = unsafe { &*ports };
-            pkt.sport = u16::from_be_bytes([ports[0], ports[1]]);
-            pkt.dport = u16::from_be_bytes([ports[2], ports[3]]);
-            pkt.has_ports = 1;
+    if frag_offset == 0 && ihl >= 20 {
+        match pkt.proto {
+            IPPROTO_TCP | IPPROTO_UDP => {
+                if let Some(ports) = ptr_at::<[u8; 4]>(start, end, l4) {
+                    let ports = unsafe { &*ports };
+                    pkt.sport = u16::from_be_bytes([ports[0], ports[1]]);
+                    pkt.dport = u16::from_be_bytes([ports[2], ports[3]]);
+                    pkt.has_ports = 1;
+                }
+                if pkt.proto == IPPROTO_TCP {
+                    if let Some(flags) = ptr_at::<u8>(start, end, l4 + 13) {
+                        pkt.tcp_flags = unsafe { *flags };
+                        pkt.has_tcp_flags = 1;
+                    }
+                }
+            }
+            IPPROTO_ICMP => {
+                if let Some(icmp) = ptr_at::<[u8; 2]>(start, end, l4) {
+                    let icmp = unsafe { &*icmp };
+                    pkt.icmp_type = icmp[0];
+                    pkt.icmp_code = icmp[1];
+                    pkt.has_icmp = 1;
+                }
+            }
+            _ => {}
         }
     }
     track(pkt, start, end, l4, frag_offset != 0, update);
@@ -337,6 +366,7 @@ fn egress(ctx: &TcContext) -> Option<i32> {
     }
     let pkt = unsafe { &mut *PCN_PKT_TC.get_ptr_mut(0)? };
     parse_ipv4(pkt, ctx.data(), ctx.data_end(), true)?;
+    pkt.mac_src = [0; 6];
     pkt.in_ifindex = 0;
     pkt.out_ifindex = skb.ifindex;
     let slot = enter(pkt, CHAIN_OUTPUT)?;
@@ -483,15 +513,22 @@ fn leave_chain(pkt: &mut PacketInfo) -> Step {
     Step::Again
 }
 
-/// The bitmap index of field `id`'s entry for `value`, whose first `bits` bits count.
+/// The bitmap index of field `id`'s entry for `value`, whose first `bits` bits count; the
+/// key is built in `scratch` (PacketInfo::lookup_key).
 #[inline(always)]
-fn lookup(id: u8, chain: u32, bits: u32, value: [u8; 4]) -> Option<u32> {
-    FIELDS
-        .get(Key::new(
-            FIELD_KEY_HEADER_BITS + bits,
-            field_key(id, chain, value),
-        ))
-        .copied()
+fn lookup(scratch: *mut [u8; 16], id: u8, chain: u32, bits: u32, value: [u8; 6]) -> Option<u32> {
+    let key = scratch as *mut Key<FieldKey>;
+    unsafe {
+        (*key).prefix_len = FIELD_KEY_HEADER_BITS + bits;
+        (*key).data = field_key6(id, chain, value);
+        FIELDS.get(&*key).copied()
+    }
+}
+
+/// A 4-byte field value as a trie value.
+#[inline(always)]
+fn v4(v: [u8; 4]) -> [u8; 6] {
+    [v[0], v[1], v[2], v[3], 0, 0]
 }
 
 #[inline(always)]
@@ -499,13 +536,14 @@ fn bitmap(index: u32) -> Option<*const Bitmap> {
     BITMAPS.get(index).map(|b| b as *const Bitmap)
 }
 
+/// A value that only some packets have (ports, ICMP type/code, TCP flags): `[1, value]`,
+/// `bits` long, or `[0]` for the packets without it.
 #[inline(always)]
-fn port_value(pkt: &PacketInfo, port: u16) -> (u32, [u8; 4]) {
-    let p = port.to_be_bytes();
-    if pkt.has_ports != 0 {
-        (24, [1, p[0], p[1], 0])
+fn optional_value(has: u8, bits: u32, value: [u8; 2]) -> (u32, [u8; 6]) {
+    if has != 0 {
+        (bits, [1, value[0], value[1], 0, 0, 0])
     } else {
-        (8, [0; 4])
+        (8, [0; 6])
     }
 }
 
@@ -514,7 +552,9 @@ fn port_value(pkt: &PacketInfo, port: u16) -> (u32, [u8; 4]) {
 struct Scan {
     /// The rules of the chain, then one bitmap per field (the chain's rules again for a field
     /// the chain does not use).
-    bitmaps: [*const Bitmap; 9],
+    bitmaps: [*const Bitmap; FIELDS_SCANNED],
+    /// `-m multiport --ports`: a rule matches if its bit is set in either.
+    any_port: [*const Bitmap; 2],
     /// Words that no bitmap has empty (AND of the summaries), not yet visited.
     candidates: [u64; SUMMARY_WORDS],
     start_word: u64,
@@ -587,7 +627,7 @@ extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
     if i >= MAX_WORDS {
         return 1;
     }
-    let mut w = u64::MAX;
+    let mut w = unsafe { (*scan.any_port[0]).words[i] | (*scan.any_port[1]).words[i] };
     for b in scan.bitmaps {
         w &= unsafe { (*b).words[i] };
     }
@@ -618,31 +658,65 @@ extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
 /// The summaries (one bit per non-empty word) tell which words are worth reading at all.
 #[inline(always)]
 fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u32> {
-    // Indexes first, pointers after: choosing between pointers would make the verifier
-    // follow every combination of fields in use.
+    // Indexes first, into map memory, then pointers: choosing between pointers, or stack
+    // contents that differ between paths, would make the verifier follow every combination
+    // of fields in use.
     let all = cfg.rules;
-    let pick = |id: u8, bits: u32, value: [u8; 4]| -> Option<*const Bitmap> {
-        let index = if cfg.fields & field::bit(id) == 0 {
-            all
+    let used = cfg.fields;
+    let scratch = &mut pkt.lookup_key as *mut [u8; 16];
+    let index = |id: u8, bits: u32, value: [u8; 6]| -> Option<u32> {
+        if used & field::bit(id) == 0 {
+            Some(all)
         } else {
-            lookup(id, chain, bits, value)?
-        };
-        bitmap(index)
+            lookup(scratch, id, chain, bits, value)
+        }
     };
-    let (sport_bits, sport) = port_value(pkt, pkt.sport);
-    let (dport_bits, dport) = port_value(pkt, pkt.dport);
+    let (sport_bits, sport) = optional_value(pkt.has_ports, 24, pkt.sport.to_be_bytes());
+    let (dport_bits, dport) = optional_value(pkt.has_ports, 24, pkt.dport.to_be_bytes());
+    let (icmp_bits, icmp) = optional_value(pkt.has_icmp, 24, [pkt.icmp_type, pkt.icmp_code]);
+    let (flags_bits, flags) = optional_value(pkt.has_tcp_flags, 16, [pkt.tcp_flags, 0]);
+    let len = (pkt.len as u16).to_be_bytes();
+    pkt.bitmaps[0] = all;
+    pkt.bitmaps[1] = index(field::SRC, 32, v4(pkt.src))?;
+    pkt.bitmaps[2] = index(field::DST, 32, v4(pkt.dst))?;
+    pkt.bitmaps[3] = index(field::PROTO, 8, [pkt.proto, 0, 0, 0, 0, 0])?;
+    pkt.bitmaps[4] = index(field::SPORT, sport_bits, sport)?;
+    pkt.bitmaps[5] = index(field::DPORT, dport_bits, dport)?;
+    pkt.bitmaps[6] = index(field::IN_IFACE, 32, v4(pkt.in_ifindex.to_be_bytes()))?;
+    pkt.bitmaps[7] = index(field::OUT_IFACE, 32, v4(pkt.out_ifindex.to_be_bytes()))?;
+    pkt.bitmaps[8] = index(field::CTSTATE, 8, [pkt.ctstate, 0, 0, 0, 0, 0])?;
+    pkt.bitmaps[9] = index(field::ICMP, icmp_bits, icmp)?;
+    pkt.bitmaps[10] = index(field::TCP_FLAGS, flags_bits, flags)?;
+    pkt.bitmaps[11] = index(field::LENGTH, 16, [len[0], len[1], 0, 0, 0, 0])?;
+    pkt.bitmaps[12] = index(field::TTL, 8, [pkt.ttl, 0, 0, 0, 0, 0])?;
+    pkt.bitmaps[13] = index(field::FRAGMENT, 8, [pkt.fragment, 0, 0, 0, 0, 0])?;
+    pkt.bitmaps[14] = index(field::MAC_SRC, 48, pkt.mac_src)?;
+    pkt.bitmaps[15] = index(field::SRC_TYPE, 32, v4(pkt.src))?;
+    pkt.bitmaps[16] = index(field::DST_TYPE, 32, v4(pkt.dst))?;
+    pkt.bitmaps[17] = index(field::ANY_PORT_SRC, sport_bits, sport)?;
+    pkt.bitmaps[18] = index(field::ANY_PORT_DST, dport_bits, dport)?;
+    let b = &pkt.bitmaps;
     let mut scan = Scan {
         bitmaps: [
-            bitmap(all)?,
-            pick(field::SRC, 32, pkt.src)?,
-            pick(field::DST, 32, pkt.dst)?,
-            pick(field::PROTO, 8, [pkt.proto, 0, 0, 0])?,
-            pick(field::SPORT, sport_bits, sport)?,
-            pick(field::DPORT, dport_bits, dport)?,
-            pick(field::IN_IFACE, 32, pkt.in_ifindex.to_be_bytes())?,
-            pick(field::OUT_IFACE, 32, pkt.out_ifindex.to_be_bytes())?,
-            pick(field::CTSTATE, 8, [pkt.ctstate, 0, 0, 0])?,
+            bitmap(b[0])?,
+            bitmap(b[1])?,
+            bitmap(b[2])?,
+            bitmap(b[3])?,
+            bitmap(b[4])?,
+            bitmap(b[5])?,
+            bitmap(b[6])?,
+            bitmap(b[7])?,
+            bitmap(b[8])?,
+            bitmap(b[9])?,
+            bitmap(b[10])?,
+            bitmap(b[11])?,
+            bitmap(b[12])?,
+            bitmap(b[13])?,
+            bitmap(b[14])?,
+            bitmap(b[15])?,
+            bitmap(b[16])?,
         ],
+        any_port: [bitmap(b[17])?, bitmap(b[18])?],
         candidates: [u64::MAX; SUMMARY_WORDS],
         start_word: (pkt.next_rule / 64) as u64,
         start_mask: u64::MAX << (pkt.next_rule % 64),
@@ -654,6 +728,10 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
         for k in 0..SUMMARY_WORDS {
             scan.candidates[k] &= unsafe { (*b).summary[k] };
         }
+    }
+    for k in 0..SUMMARY_WORDS {
+        scan.candidates[k] &=
+            unsafe { (*scan.any_port[0]).summary[k] | (*scan.any_port[1]).summary[k] };
     }
     // Words before the one to start from are done with.
     let start_word = (pkt.next_rule / 64) as usize;

@@ -43,6 +43,12 @@ pub fn entries(dir: &Path) -> Result<Vec<(CtKey, CtEntry)>> {
         .collect())
 }
 
+/// Stores one connection (the benchmarks use it to time packets of a known flow).
+pub fn insert(dir: &Path, key: CtKey, entry: CtEntry) -> Result<()> {
+    open(dir)?.insert(key, entry, 0)?;
+    Ok(())
+}
+
 /// A connection the kernel already has, as (tuple of its first packet, replied, TCP state).
 struct Known {
     tuple: Tuple,
