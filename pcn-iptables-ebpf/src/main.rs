@@ -339,6 +339,8 @@ fn ingress(ctx: &XdpContext) -> Option<u32> {
     let chain = match rc {
         FIB_SUCCESS | FIB_NO_NEIGH | FIB_FRAG_NEEDED => {
             pkt.out_ifindex = fib.ifindex;
+            // ip_forward() decrements the TTL before the FORWARD hook.
+            pkt.ttl = pkt.ttl.wrapping_sub(1);
             CHAIN_FORWARD
         }
         // Local, broadcast, multicast; or forwarding is off on this interface, so whatever the

@@ -16,6 +16,7 @@ pub mod conntrack;
 mod gc;
 mod generation;
 pub mod lock;
+pub mod routes;
 mod state;
 
 use std::{
