@@ -5,6 +5,7 @@
 //! rules that all of its values satisfy (bpf-iptables' linear bit-vector search). The data
 //! plane ANDs the bitmaps of a packet's atoms and takes the lowest set bit.
 
+mod addrtype;
 mod interval;
 
 use pcn_iptables_common::{
