@@ -349,6 +349,11 @@ fn ingress(ctx: &XdpContext) -> Option<u32> {
         // Blackhole, unreachable, prohibit: the kernel drops it before any filter hook.
         _ => return None,
     };
+    // The kernel reassembles a local datagram before INPUT, which judges it once: here its
+    // first fragment (with the ports) stands for it, and the others follow whatever it met.
+    if chain == CHAIN_INPUT && pkt.fragment != 0 {
+        return None;
+    }
     let slot = enter(pkt, chain)?;
     unsafe { PCN_PROGS_XDP.tail_call(ctx, slot) };
     None
@@ -368,6 +373,11 @@ fn egress(ctx: &TcContext) -> Option<i32> {
     }
     let pkt = unsafe { &mut *PCN_PKT_TC.get_ptr_mut(0)? };
     parse_ipv4(pkt, ctx.data(), ctx.data_end(), true)?;
+    // OUTPUT judged the datagram before the stack fragmented it: as on INPUT, the first
+    // fragment stands for it.
+    if pkt.fragment != 0 {
+        return None;
+    }
     pkt.mac_src = [0; 6];
     pkt.in_ifindex = 0;
     pkt.out_ifindex = skb.ifindex;

@@ -79,7 +79,8 @@ pub fn compile(table: &Table, slots: &Slots) -> Result<(Compiled, Vec<Link>)> {
         ));
     }
     let links = dataplane::links().map_err(internal)?;
-    let compiled = compile::compile(table, &links)
+    let routes = dataplane::routes::local_routes().map_err(internal)?;
+    let compiled = compile::compile(table, &links, &compile::AddressTypes::new(&routes))
         .map_err(|e| Error::versioned(OTHER_PROBLEM, e.to_string()))?;
     Ok((compiled, links))
 }

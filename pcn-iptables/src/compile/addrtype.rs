@@ -83,6 +83,13 @@ impl AddressTypes {
     }
 }
 
+impl Default for AddressTypes {
+    /// A namespace without routes: only the fixed ranges are not UNICAST.
+    fn default() -> Self {
+        AddressTypes::new(&[])
+    }
+}
+
 fn net_interval(net: Ipv4Network) -> Interval {
     Interval {
         first: u32::from(net.network()),

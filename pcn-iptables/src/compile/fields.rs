@@ -1,7 +1,7 @@
 //! Each rule's constraint on each packet field, as a set of the field's values (`None`: the
 //! rule does not look at the field), in the encodings of `pcn_iptables_common::field`.
 
-use pcn_iptables_common::rtn;
+use super::addrtype::AddressTypes;
 
 use super::interval::{Interval, Values};
 use super::{CompileError, all_of};
@@ -184,20 +184,20 @@ pub fn fragment(rule: &Rule) -> Result<Constraint> {
     Ok(rule.fragment.as_ref().map(|f| values([(1, 1)], f.negated)))
 }
 
-/// `--src-type`/`--dst-type`: the `rtn::*` values of the set bits.
-pub fn addrtype(rule: &Rule, source: bool) -> Result<Constraint> {
+/// `--src-type`/`--dst-type`: the addresses whose type is one of the set bits (the field is
+/// keyed by the address, see `addrtype`).
+pub fn addrtype(rule: &Rule, source: bool, types: &AddressTypes) -> Result<Constraint> {
     let each = rule.matches.iter().filter_map(|m| match m {
         Match::Addrtype { src, dst } => {
             let t = if source { src } else { dst };
-            t.as_ref().map(|t| {
-                let types =
-                    (rtn::UNSPEC as u32..=rtn::XRESOLVE as u32).filter(|v| t.value & (1 << v) != 0);
-                values(types.map(|v| (v, v)), t.negated)
+            t.as_ref().map(|t| Negatable {
+                value: types.addresses(t.value as u32),
+                negated: t.negated,
             })
         }
         _ => None,
     });
-    Ok(all_of(each, u8::MAX as u32))
+    Ok(all_of(each, u32::MAX))
 }
 
 /// `--mac-source`; two in one rule must both hold, which only the same address does.

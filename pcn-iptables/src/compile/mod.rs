@@ -7,6 +7,8 @@
 
 mod addrtype;
 mod fields;
+
+pub use addrtype::AddressTypes;
 mod interval;
 
 use pcn_iptables_common::{
@@ -100,7 +102,12 @@ fn chain_ids(table: &Table) -> Vec<String> {
     names
 }
 
-pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> {
+/// Compiles `table` for a namespace with these interfaces and this local routing table.
+pub fn compile(
+    table: &Table,
+    links: &[Link],
+    address_types: &AddressTypes,
+) -> Result<Compiled, CompileError> {
     let names = chain_ids(table);
     if names.len() > MAX_CHAINS as usize {
         return Err(CompileError::TooManyChains(names.len()));
@@ -192,15 +199,15 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
             (field::FRAGMENT, 8, false, each(rules, fragment)?),
             (
                 field::SRC_TYPE,
-                8,
+                32,
                 false,
-                each(rules, |r| addrtype(r, true))?,
+                each(rules, |r| addrtype(r, true, address_types))?,
             ),
             (
                 field::DST_TYPE,
-                8,
+                32,
                 false,
-                each(rules, |r| addrtype(r, false))?,
+                each(rules, |r| addrtype(r, false, address_types))?,
             ),
         ];
         for (id, width, keyed, constraints) in value_fields {

@@ -387,7 +387,7 @@ fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
                 })
                 .collect();
         }
-        let compiled = compile(&table, &links).unwrap();
+        let compiled = compile(&table, &links, &AddressTypes::default()).unwrap();
         for (id, chain) in table.chains.iter().enumerate() {
             for _ in 0..300 {
                 let p = random_packet(&mut rng);
@@ -426,7 +426,7 @@ fn actions_carry_targets_and_counters() {
     table.chains[0].rules = vec![rule(Some(Target::Jump("web".into())), 7), rule(None, 8)];
     table.chains[3].rules = vec![rule(Some(Target::Return), 9)];
     table.chains[0].policy = Some(Policy::Drop);
-    let c = compile(&table, &[]).unwrap();
+    let c = compile(&table, &[], &AddressTypes::default()).unwrap();
     assert_eq!(c.chain_names[3], "web");
     assert_eq!(
         (
@@ -464,7 +464,7 @@ fn too_many_rules_is_an_error() {
     };
     table.chains[1].rules = vec![rule; MAX_RULES_PER_CHAIN + 1];
     assert_eq!(
-        compile(&table, &[]).unwrap_err(),
+        compile(&table, &[], &AddressTypes::default()).unwrap_err(),
         CompileError::TooManyRules {
             chain: "FORWARD".into(),
             rules: MAX_RULES_PER_CHAIN + 1
@@ -576,7 +576,7 @@ fn a_full_chain_compiles_and_classifies() {
     let mut table = Table::default();
     table.chains[0].rules = (0..n).map(rule).collect();
     let started = std::time::Instant::now();
-    let c = compile(&table, &[]).unwrap();
+    let c = compile(&table, &[], &AddressTypes::default()).unwrap();
     eprintln!(
         "{n} rules: {} trie entries in {:?}",
         c.fields.len(),
