@@ -216,8 +216,8 @@ fn zero_after_listing(
 pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     let invocation = syntax::parse_args(argv0, args)?;
     match &invocation.command {
-        Command::Help { standard, matches } => {
-            print(&syntax::help(prog, &version(), *standard, matches));
+        Command::Help { target, matches } => {
+            print(&syntax::help(prog, &version(), *target, matches));
             return Ok(());
         }
         Command::Version { negated: false } => {

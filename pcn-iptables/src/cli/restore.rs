@@ -514,8 +514,8 @@ impl Restore<'_> {
         };
         let invocation = syntax::parse_args(prog, &args).map_err(fail)?;
         match &invocation.command {
-            Command::Help { standard, matches } => {
-                print(&syntax::help(prog, &version(), *standard, matches));
+            Command::Help { target, matches } => {
+                print(&syntax::help(prog, &version(), *target, matches));
                 return Ok(Flow::Exit);
             }
             Command::Version { negated } => {

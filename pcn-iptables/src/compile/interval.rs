@@ -8,6 +8,7 @@ pub struct Interval {
 }
 
 impl Interval {
+    #[cfg(test)]
     pub fn single(v: u32) -> Self {
         Interval { first: v, last: v }
     }

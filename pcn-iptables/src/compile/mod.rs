@@ -5,16 +5,18 @@
 //! rules that all of its values satisfy (bpf-iptables' linear bit-vector search). The data
 //! plane ANDs the bitmaps of a packet's atoms and takes the lowest set bit.
 
+mod fields;
 mod interval;
 
 use pcn_iptables_common::{
     Action, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, ChainConfig, FIELD_KEY_HEADER_BITS, FieldKey,
-    MAX_CHAINS, MAX_RULES_PER_CHAIN, field, field_key, verdict,
+    LOG_PREFIX_LEN, MAX_CHAINS, MAX_RULES_PER_CHAIN, field, field_key6, verdict,
 };
 
 use std::collections::HashMap;
 
-use crate::ruleset::model::{Match, Negatable, Policy, Rule, Table, Target};
+use crate::ruleset::model::{Limit, Match, Negatable, Policy, Rule, Table, Target};
+use fields::*;
 use interval::{Interval, Values, prefixes};
 
 /// A rule bitmap of one chain, `ChainConfig::nwords` long.
@@ -45,9 +47,14 @@ pub struct Compiled {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CompileError {
-    TooManyRules { chain: String, rules: usize },
+    TooManyRules {
+        chain: String,
+        rules: usize,
+    },
     TooManyChains(usize),
     UnknownChain(String),
+    /// A rule the data plane cannot evaluate.
+    Unsupported(String),
 }
 
 impl std::fmt::Display for CompileError {
@@ -61,6 +68,7 @@ impl std::fmt::Display for CompileError {
                 write!(f, "{n} chains; pcn-iptables supports at most {MAX_CHAINS}")
             }
             CompileError::UnknownChain(c) => write!(f, "no chain named {c}"),
+            CompileError::Unsupported(what) => write!(f, "{what} is not supported by pcn-iptables"),
         }
     }
 }
@@ -147,75 +155,91 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
         };
         cfg.rules = intern(bitmap(nwords, rules.iter().map(|_| true)));
         // The scan counts these as it goes instead of stopping at them.
-        cfg.count_only = intern(bitmap(nwords, rules.iter().map(|r| r.target.is_none())));
-        cfg.limited = intern(bitmap(nwords, rules.iter().map(|_| false)));
+        // LOG, like no target, lets the packet go on to the next rule.
+        let count_only = rules
+            .iter()
+            .map(|r| matches!(r.target, None | Some(Target::Log(_))));
+        cfg.count_only = intern(bitmap(nwords, count_only));
+        let limited = rules
+            .iter()
+            .map(|r| r.matches.iter().any(|m| matches!(m, Match::Limit(_))));
+        cfg.limited = intern(bitmap(nwords, limited));
         let fields = &mut out.fields;
-        let mut push = |id: u8, len: u32, value: [u8; 4], bitmap: Words| {
+        let mut push = |id: u8, len: u32, value: [u8; 6], bitmap: Words| {
             fields.push(TrieEntry {
                 prefix_len: FIELD_KEY_HEADER_BITS + len,
-                key: field_key(id, chain, value),
+                key: field_key6(id, chain, value),
                 bitmap: intern(bitmap),
             })
         };
 
-        let addrs = [
+        // Value fields: id, width in bits, whether keyed under `[1]` with `[0]` for packets
+        // without the header, and each rule's constraint.
+        let value_fields: [(u8, u32, bool, Vec<Constraint>); 15] = [
+            (field::SRC, 32, false, each(rules, |r| address(r, true))?),
+            (field::DST, 32, false, each(rules, |r| address(r, false))?),
+            (field::PROTO, 8, false, each(rules, proto)?),
+            (field::CTSTATE, 8, false, each(rules, ctstates)?),
+            (field::SPORT, 16, true, each(rules, |r| ports(r, true))?),
+            (field::DPORT, 16, true, each(rules, |r| ports(r, false))?),
+            (field::ANY_PORT_SRC, 16, true, each(rules, any_port)?),
+            (field::ANY_PORT_DST, 16, true, each(rules, any_port)?),
+            (field::ICMP, 16, true, each(rules, icmp)?),
+            (field::TCP_FLAGS, 8, true, each(rules, tcp_flags)?),
+            (field::LENGTH, 16, false, each(rules, length)?),
+            (field::TTL, 8, false, each(rules, ttl)?),
+            (field::FRAGMENT, 8, false, each(rules, fragment)?),
             (
-                field::SRC,
-                rules
-                    .iter()
-                    .map(|r| r.src.as_ref().map(addr_interval))
-                    .collect(),
+                field::SRC_TYPE,
+                8,
+                false,
+                each(rules, |r| addrtype(r, true))?,
             ),
             (
-                field::DST,
-                rules
-                    .iter()
-                    .map(|r| r.dst.as_ref().map(addr_interval))
-                    .collect(),
+                field::DST_TYPE,
+                8,
+                false,
+                each(rules, |r| addrtype(r, false))?,
             ),
         ];
-        for (id, constraints) in addrs {
-            let constraints: Vec<_> = constraints;
-            for (len, v, bitmap) in trie_field(nwords, &constraints, 32).into_iter().flatten() {
-                cfg.fields |= field::bit(id);
-                push(id, len, v.to_be_bytes(), bitmap);
-            }
-        }
-        let proto: Vec<_> = rules
-            .iter()
-            .map(|r| {
-                r.proto.as_ref().map(|p| Negatable {
-                    value: Interval::single(p.value as u32).into(),
-                    negated: p.negated,
-                })
-            })
-            .collect();
-        for (len, v, bitmap) in trie_field(nwords, &proto, 8).into_iter().flatten() {
-            cfg.fields |= field::bit(field::PROTO);
-            push(field::PROTO, len, [v as u8, 0, 0, 0], bitmap);
-        }
-        let states: Vec<_> = rules.iter().map(ctstates).collect();
-        for (len, v, bitmap) in trie_field(nwords, &states, 8).into_iter().flatten() {
-            cfg.fields |= field::bit(field::CTSTATE);
-            push(field::CTSTATE, len, [v as u8, 0, 0, 0], bitmap);
-        }
-        for (id, source) in [(field::SPORT, true), (field::DPORT, false)] {
-            let constraints: Vec<_> = rules.iter().map(|r| port_interval(r, source)).collect();
-            let Some(with_ports) = trie_field(nwords, &constraints, 16) else {
+        for (id, width, keyed, constraints) in value_fields {
+            let Some(entries) = trie_field(nwords, &constraints, width) else {
                 continue;
             };
             cfg.fields |= field::bit(id);
-            // Packets without ports (other protocols, fragments) look up `[0]`: only rules
-            // without a port constraint match them.
-            push(
-                id,
-                8,
-                [0; 4],
-                bitmap(nwords, constraints.iter().map(Option::is_none)),
+            if keyed {
+                // Packets without this header look up `[0]`: only rules without a constraint
+                // on the field match them.
+                let unconstrained = constraints.iter().map(Option::is_none);
+                push(id, 8, [0; 6], bitmap(nwords, unconstrained));
+            }
+            let lead: &[u8] = if keyed { &[1] } else { &[] };
+            for (len, v, bitmap) in entries {
+                let bytes = &v.to_be_bytes()[4 - width as usize / 8..];
+                let mut value = [0u8; 6];
+                for (slot, b) in value.iter_mut().zip(lead.iter().chain(bytes)) {
+                    *slot = *b;
+                }
+                push(id, lead.len() as u32 * 8 + len, value, bitmap);
+            }
+        }
+        let macs: Vec<_> = rules.iter().map(mac).collect();
+        if macs.iter().any(Option::is_some) {
+            cfg.fields |= field::bit(field::MAC_SRC);
+            // The default entry: addresses no rule names.
+            let other = bitmap(
+                nwords,
+                macs.iter().map(|m| m.as_ref().is_none_or(|m| m.negated)),
             );
-            for (len, v, bitmap) in with_ports {
-                let p = (v as u16).to_be_bytes();
-                push(id, 8 + len, [1, p[0], p[1], 0], bitmap);
+            push(field::MAC_SRC, 0, [0; 6], other);
+            let mut named: Vec<[u8; 6]> = macs.iter().flatten().map(|m| m.value).collect();
+            named.sort_unstable();
+            named.dedup();
+            for addr in named {
+                let bits = macs
+                    .iter()
+                    .map(|m| m.as_ref().is_none_or(|m| (m.value == addr) != m.negated));
+                push(field::MAC_SRC, 48, addr, bitmap(nwords, bits));
             }
         }
         let ifaces = [
@@ -243,10 +267,14 @@ pub fn compile(table: &Table, links: &[Link]) -> Result<Compiled, CompileError> 
                     None => true,
                     Some(c) => c.value.matches(name) != c.negated,
                 });
-                match ifindex {
-                    Some(i) => push(id, 32, i.to_be_bytes(), bitmap(nwords, bits)),
-                    None => push(id, 0, [0; 4], bitmap(nwords, bits)),
-                }
+                let i = ifindex.unwrap_or_default().to_be_bytes();
+                let len = if ifindex.is_some() { 32 } else { 0 };
+                push(
+                    id,
+                    len,
+                    [i[0], i[1], i[2], i[3], 0, 0],
+                    bitmap(nwords, bits),
+                );
             }
         }
         out.chains.push(cfg);
@@ -258,29 +286,37 @@ fn action(
     rule: &Rule,
     id_of: &dyn Fn(&str) -> Result<u32, CompileError>,
 ) -> Result<Action, CompileError> {
-    let (verdict, chain) = match &rule.target {
+    let mut action = Action {
+        counter: rule.counter,
+        ..Default::default()
+    };
+    (action.verdict, action.chain) = match &rule.target {
         None => (verdict::CONTINUE, 0),
         Some(Target::Accept) => (verdict::ACCEPT, 0),
         Some(Target::Drop) => (verdict::DROP, 0),
         Some(Target::Return) => (verdict::RETURN, 0),
         Some(Target::Jump(c)) => (verdict::JUMP, id_of(c)?),
         Some(Target::Goto(c)) => (verdict::GOTO, id_of(c)?),
+        Some(Target::Reject(with)) => {
+            action.reject_with = *with;
+            (verdict::REJECT, 0)
+        }
+        Some(Target::Log(log)) => {
+            action.log_level = log.level;
+            action.log_flags = log.flags;
+            let prefix = log.prefix.as_bytes();
+            let n = prefix.len().min(LOG_PREFIX_LEN - 1);
+            action.log_prefix[..n].copy_from_slice(&prefix[..n]);
+            (verdict::LOG, 0)
+        }
     };
-    Ok(Action {
-        verdict,
-        chain,
-        counter: rule.counter,
-        ..Default::default()
-    })
-}
-
-fn addr_interval(net: &Negatable<ipnetwork::Ipv4Network>) -> Negatable<Values> {
-    let first = u32::from(net.value.network());
-    let last = u32::from(net.value.broadcast());
-    Negatable {
-        value: Interval { first, last }.into(),
-        negated: net.negated,
+    if let Some(l) = limit(rule)? {
+        // xt_limit's avg counts 1/10000 s; the bucket starts full.
+        action.limit_interval_ns = l.avg as u64 * (1_000_000_000 / Limit::SCALE as u64);
+        action.limit_burst = l.burst;
+        action.limit_credit_ns = action.limit_interval_ns * l.burst as u64;
     }
+    Ok(action)
 }
 
 /// Every constraint a rule's matches put on one field, as one: several matches on the same
@@ -306,42 +342,6 @@ fn all_of(
         value,
         negated: false,
     })
-}
-
-/// The rule's source or destination port constraint, from its tcp/udp matches.
-fn port_interval(rule: &Rule, source: bool) -> Option<Negatable<Values>> {
-    let each = rule.matches.iter().filter_map(|m| match m {
-        Match::Ports { sport, dport, .. } => {
-            let p = if source { sport } else { dport };
-            p.as_ref().map(|p| Negatable {
-                value: Interval {
-                    first: p.value.first as u32,
-                    last: p.value.last as u32,
-                }
-                .into(),
-                negated: p.negated,
-            })
-        }
-        Match::Conntrack { .. } => None,
-    });
-    all_of(each, u16::MAX as u32)
-}
-
-/// The rule's connection states, as a set of conntrack::ctstate values.
-fn ctstates(rule: &Rule) -> Option<Negatable<Values>> {
-    let each = rule.matches.iter().filter_map(|m| match m {
-        Match::Conntrack { states, .. } => Some(Negatable {
-            value: Values::new(
-                (0..8u32)
-                    .filter(|bit| states.value & (1 << bit) != 0)
-                    .map(Interval::single)
-                    .collect(),
-            ),
-            negated: states.negated,
-        }),
-        Match::Ports { .. } => None,
-    });
-    all_of(each, u8::MAX as u32)
 }
 
 fn bitmap(nwords: usize, bits: impl Iterator<Item = bool>) -> Words {

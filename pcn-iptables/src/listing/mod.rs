@@ -11,12 +11,9 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use crate::error::Result;
-use crate::ruleset::model::{
-    Chain, Interface, Match, Negatable, Policy, PortRange, Rule, Table, Target,
-};
-use crate::ruleset::{
-    no_chain, port_match_name, resolve_targets, state_match_names, state_names, target_name,
-};
+use crate::ruleset::extensions;
+use crate::ruleset::model::{Chain, Interface, Negatable, Policy, Rule, Table, Target};
+use crate::ruleset::{no_chain, resolve_targets, target_name};
 use crate::syntax::netdb::NameDb;
 use crate::syntax::value::protocol_name;
 use crate::syntax::{Command, ListOptions, Zeroing};
@@ -274,11 +271,15 @@ fn firewall(
         Some(name) if !format.numeric || format.notable => format.column(out, name, 4, true),
         _ => format.column(out, proto, 4, true),
     }
-    // print_fragment: pcn-iptables has no -f.
+    // print_fragment
     if format.notable {
         out.push_str("opt ");
     }
-    out.push_str("-- ");
+    out.push_str(match &rule.fragment {
+        None => "-- ",
+        Some(Negatable { negated: false, .. }) => "-f ",
+        Some(Negatable { negated: true, .. }) => "!f ",
+    });
     if format.via {
         let any = if format.numeric { "*" } else { "any" };
         let iface = |iface: &Option<Negatable<Interface>>| match iface {
@@ -320,39 +321,10 @@ fn firewall(
         out.push_str("[goto] ");
     }
     for m in &rule.matches {
-        let (proto, sport, dport) = match m {
-            Match::Ports {
-                proto,
-                sport,
-                dport,
-            } => (proto, sport, dport),
-            Match::Conntrack { module, states } => {
-                // conntrack_dump: " !" before the option's name.
-                let (_, option) = state_match_names(*module);
-                let inv = if states.negated { " !" } else { "" };
-                let _ = write!(out, "{inv} {option} {}", state_names(states.value));
-                continue;
-            }
-        };
-        let name = port_match_name(*proto);
-        let _ = write!(out, " {name}");
-        for (label, ports) in [("spt", sport), ("dpt", dport)] {
-            if let Some(Negatable {
-                value: PortRange { first, last },
-                negated,
-            }) = ports
-            {
-                let port = |p: u16| match db.service_name(p, name).filter(|_| !format.numeric) {
-                    Some(service) => service.to_string(),
-                    None => p.to_string(),
-                };
-                let inv = if *negated { "!" } else { "" };
-                let _ = match first == last {
-                    true => write!(out, " {label}:{inv}{}", port(*first)),
-                    false => write!(out, " {label}s:{inv}{}:{}", port(*first), port(*last)),
-                };
-            }
-        }
+        out.push_str(&extensions::print(db, rule, m, format.numeric));
+    }
+    if let Some(target) = &rule.target {
+        out.push_str(&extensions::target_print(target, format.numeric));
     }
     out.push('\n');
 }

@@ -2,11 +2,14 @@
 //! the target lookup of `do_command4`, libiptc's chain and index checks, and the kernel's
 //! refusals at commit (loops, `checkentry`) that surface as errno messages.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use super::model::{Chain, Match, Rule, Table, Target};
+use pcn_iptables_common::reject;
+
+use super::model::{Chain, IPPROTO_ICMP, IPPROTO_TCP, Match, Rule, Table, Target};
 use super::no_chain;
 use crate::error::{Error, OTHER_PROBLEM, Result};
+use crate::syntax::extensions::limit;
 use crate::syntax::{Command, MAX_CHAIN_LABEL};
 
 fn plain(message: &str) -> Error {
@@ -293,26 +296,63 @@ fn map_targets(table: &Table, rules: &[Rule]) -> Result<()> {
 /// have, a jump to `standard`. Made once per commit rather than per rule, as iptables-restore
 /// does at COMMIT.
 pub fn commit_checks(table: &Table) -> Result<()> {
-    let rules = || table.chains.iter().flat_map(|c| &c.rules);
     find_loop(table)?;
-    for rule in rules() {
-        for m in &rule.matches {
-            let Match::Ports { proto, .. } = m else {
-                continue;
-            };
-            if rule
-                .proto
-                .as_ref()
-                .is_none_or(|p| p.negated || p.value != *proto)
-            {
-                return Err(invalid());
-            }
+    let from_output = reachable(table, "OUTPUT");
+    for chain in &table.chains {
+        for rule in &chain.rules {
+            check_entry(rule, from_output.contains(chain.name.as_str()))?;
         }
     }
+    let rules = || table.chains.iter().flat_map(|c| &c.rules);
     if rules().any(|r| r.target == Some(Target::Jump(STANDARD.into()))) {
         return Err(no_chain());
     }
     Ok(())
+}
+
+/// The kernel's `checkentry` of a rule's matches and target; `output`: the rule can be
+/// reached from the OUTPUT hook.
+fn check_entry(rule: &Rule, output: bool) -> Result<()> {
+    // The protocol matches and tcp-reset need `-p` to name their protocol, not negated.
+    let proto_is = |proto: u8| {
+        rule.proto
+            .as_ref()
+            .is_some_and(|p| !p.negated && p.value == proto)
+    };
+    for m in &rule.matches {
+        let ok = match m {
+            Match::Ports { proto, .. } => proto_is(*proto),
+            Match::Icmp(_) => proto_is(IPPROTO_ICMP),
+            // xt_mac hooks: PREROUTING, INPUT, FORWARD.
+            Match::Mac(_) => !output,
+            Match::Limit(limit) if !limit::kernel_accepts(limit) => {
+                return Err(plain("Numerical result out of range"));
+            }
+            _ => true,
+        };
+        if !ok {
+            return Err(invalid());
+        }
+    }
+    if rule.target == Some(Target::Reject(reject::TCP_RESET)) && !proto_is(IPPROTO_TCP) {
+        return Err(invalid());
+    }
+    Ok(())
+}
+
+/// The chains a packet entering `base` can reach through jumps and gotos, `base` included.
+fn reachable<'a>(table: &'a Table, base: &'a str) -> HashSet<&'a str> {
+    let mut seen = HashSet::from([base]);
+    let mut todo = vec![base];
+    while let Some(chain) = todo.pop() {
+        let rules = table.chain(chain).map_or(&[][..], |c| c.rules.as_slice());
+        for to in rules.iter().filter_map(|r| r.target.as_ref()?.chain()) {
+            if seen.insert(to) {
+                todo.push(to);
+            }
+        }
+    }
+    seen
 }
 
 /// The kernel's `mark_source_chains`: a table where a chain reachable from a base chain can

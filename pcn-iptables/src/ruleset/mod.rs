@@ -1,6 +1,7 @@
 //! The ruleset: the model, iptables' semantics for changing it, and its canonical `-S` text.
 
 mod apply;
+pub(crate) mod extensions;
 pub mod model;
 pub(crate) mod print;
 
@@ -54,5 +55,7 @@ pub(crate) fn target_name(target: &Target) -> &str {
         Target::Drop => "DROP",
         Target::Return => "RETURN",
         Target::Jump(chain) | Target::Goto(chain) => chain,
+        Target::Reject(_) => "REJECT",
+        Target::Log(_) => "LOG",
     }
 }

@@ -60,15 +60,112 @@ pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 
+/// `--tcp-flags MASK COMP`: the packet's flags masked with `mask` equal `comp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TcpFlags {
+    pub mask: u8,
+    pub comp: u8,
+}
+
+/// Which ports `-m multiport` looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MultiportDir {
+    /// `--sports`
+    Source,
+    /// `--dports`
+    Destination,
+    /// `--ports`: the source or the destination port.
+    Either,
+}
+
+/// `--icmp-type`: a type and a range of codes (`any` is type 255, which matches every type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IcmpType {
+    pub kind: u8,
+    pub code_min: u8,
+    pub code_max: u8,
+}
+
+impl IcmpType {
+    /// libxt_icmp's type 0xFF: every ICMP packet.
+    pub const ANY: u8 = 0xFF;
+}
+
+/// `-m ttl`: how the packet's TTL compares with the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TtlMode {
+    /// `--ttl-eq`
+    Eq,
+    /// `! --ttl-eq`
+    Ne,
+    /// `--ttl-lt`
+    Lt,
+    /// `--ttl-gt`
+    Gt,
+}
+
+/// An inclusive range of IPv4 addresses (`-m iprange`); `first > last` matches nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AddrRange {
+    pub first: std::net::Ipv4Addr,
+    pub last: std::net::Ipv4Addr,
+}
+
+/// `-m limit`: the average period in units of 1/10000 s (xt_limit's `avg`) and the burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Limit {
+    pub avg: u32,
+    pub burst: u32,
+}
+
+impl Limit {
+    /// xt_limit's `XT_LIMIT_SCALE`: `avg` counts 1/10000 s.
+    pub const SCALE: u32 = 10000;
+    /// libxt_limit's defaults: 3/hour, burst 5.
+    pub const DEFAULT: Limit = Limit {
+        avg: Limit::SCALE * 60 * 60 / 3,
+        burst: 5,
+    };
+}
+
 /// The match modules (`-m NAME` or implied by `-p`), in the order the user gave them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Match {
-    /// `-m tcp` / `-m udp`: `proto` is IPPROTO_TCP or IPPROTO_UDP.
+    /// `-m tcp` / `-m udp`: `proto` is IPPROTO_TCP or IPPROTO_UDP; `tcp_flags` (`--tcp-flags`,
+    /// `--syn`) only for tcp.
     Ports {
         proto: u8,
         sport: Option<Negatable<PortRange>>,
         dport: Option<Negatable<PortRange>>,
+        tcp_flags: Option<Negatable<TcpFlags>>,
     },
+    /// `-m multiport`: up to 15 ports, a range counting as two.
+    Multiport {
+        dir: MultiportDir,
+        ports: Negatable<Vec<PortRange>>,
+    },
+    /// `-m icmp --icmp-type`
+    Icmp(Negatable<IcmpType>),
+    /// `-m iprange --src-range/--dst-range`: at least one is set.
+    Iprange {
+        src: Option<Negatable<AddrRange>>,
+        dst: Option<Negatable<AddrRange>>,
+    },
+    /// `-m mac --mac-source`
+    Mac(Negatable<[u8; 6]>),
+    /// `-m length --length`: the IP total length in `first..=last`.
+    Length(Negatable<PortRange>),
+    /// `-m ttl`
+    Ttl { mode: TtlMode, value: u8 },
+    /// `-m addrtype --src-type/--dst-type`: sets of `1 << rtn::*` bits; at least one is set.
+    Addrtype {
+        src: Option<Negatable<u16>>,
+        dst: Option<Negatable<u16>>,
+    },
+    /// `-m comment --comment`: no effect on matching.
+    Comment(String),
+    /// `-m limit`
+    Limit(Limit),
     /// `-m conntrack --ctstate` / `-m state --state`: the packet's connection state is one of
     /// `states`, a set of `1 << pcn_iptables_common::conntrack::ctstate::*` bits.
     Conntrack {
@@ -86,6 +183,22 @@ pub enum StateModule {
     State,
 }
 
+/// `-j LOG`'s options.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Log {
+    /// syslog level, 0..=7.
+    pub level: u8,
+    /// `pcn_iptables_common::log_flag::*` bits (the same values as iptables' `IPT_LOG_*`).
+    pub flags: u8,
+    /// At most 29 bytes; empty when none.
+    pub prefix: String,
+}
+
+impl Log {
+    /// LOG's default level, `warning`.
+    pub const DEFAULT_LEVEL: u8 = 4;
+}
+
 /// What happens to a packet when a rule matches.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
@@ -96,6 +209,10 @@ pub enum Target {
     Jump(String),
     /// `-g CHAIN`
     Goto(String),
+    /// `-j REJECT --reject-with`: `pcn_iptables_common::reject::*`.
+    Reject(u32),
+    /// `-j LOG`
+    Log(Log),
 }
 
 impl Target {
@@ -118,6 +235,8 @@ pub struct Rule {
     pub out_iface: Option<Negatable<Interface>>,
     /// `-p`; `None` is `-p all`.
     pub proto: Option<Negatable<u8>>,
+    /// `-f` (non-first fragments only) or `! -f` (first fragments and unfragmented packets).
+    pub fragment: Option<Negatable<()>>,
     pub matches: Vec<Match>,
     /// `None`: no `-j`, the rule only counts.
     pub target: Option<Target>,
@@ -134,6 +253,7 @@ impl Rule {
             && iface(&self.in_iface) == iface(&other.in_iface)
             && iface(&self.out_iface) == iface(&other.out_iface)
             && self.proto == other.proto
+            && self.fragment == other.fragment
             && self.matches == other.matches
             && self.target == other.target
     }

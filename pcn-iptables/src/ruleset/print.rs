@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::model::{Chain, Interface, Match, Negatable, Policy, PortRange, Rule, Table, Target};
-use super::{no_chain, port_match_name, state_match_names, state_names, target_name};
+use super::extensions;
+use super::model::{Chain, Interface, Negatable, Policy, Rule, Table, Target};
+use super::{no_chain, target_name};
 use crate::error::Result;
 use crate::syntax::netdb::NameDb;
 use crate::syntax::value::protocol_name;
@@ -122,37 +123,16 @@ fn write_spec(
             }
         }
     }
+    if let Some(Negatable { negated, .. }) = &rule.fragment {
+        let _ = write!(out, "{} -f", bang(*negated));
+    }
     for m in &rule.matches {
-        let (proto, sport, dport) = match m {
-            Match::Ports {
-                proto,
-                sport,
-                dport,
-            } => (proto, sport, dport),
-            Match::Conntrack { module, states } => {
-                let (name, option) = state_match_names(*module);
-                let _ = write!(
-                    out,
-                    " -m {name}{} --{option} {}",
-                    bang(states.negated),
-                    state_names(states.value)
-                );
-                continue;
-            }
-        };
-        let _ = write!(out, " -m {}", port_match_name(*proto));
-        for (option, ports) in [("sport", sport), ("dport", dport)] {
-            if let Some(Negatable {
-                value: PortRange { first, last },
-                negated,
-            }) = ports
-            {
-                let _ = write!(out, "{} --{option} {first}", bang(*negated));
-                if first != last {
-                    let _ = write!(out, ":{last}");
-                }
-            }
-        }
+        let _ = write!(
+            out,
+            " -m {}{}",
+            extensions::match_name(m),
+            extensions::save(m)
+        );
     }
     if let Some((packets, bytes)) = counters {
         let _ = write!(out, " -c {packets} {bytes}");
@@ -163,7 +143,12 @@ fn write_spec(
         } else {
             'j'
         };
-        let _ = write!(out, " -{flag} {}", target_name(target));
+        let _ = write!(
+            out,
+            " -{flag} {}{}",
+            target_name(target),
+            extensions::target_save(target)
+        );
     }
     out
 }

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use ipnetwork::Ipv4Network;
 use pcn_iptables_common::Counter;
 
+use super::extensions::{self, Ext, Instance};
 use super::getopt::{Getopt, Got, HasArg, LongOpt};
 use super::netdb::NameDb;
 use super::value;
@@ -13,7 +14,7 @@ use super::{Command, Invocation, ListOptions, Wait, Zeroing};
 use crate::error::{Error, OTHER_PROBLEM, Result, VERSION_PROBLEM};
 use crate::ruleset::model::{
     BASE_CHAINS, IPPROTO_TCP, IPPROTO_UDP, Interface, Match, Negatable, Policy, PortRange, Rule,
-    StateModule, Target,
+    StateModule, Target, TcpFlags,
 };
 use pcn_iptables_common::conntrack::ctstate;
 
@@ -88,6 +89,8 @@ enum Module {
     Conntrack,
     /// `-m state`: `--state` (libxt_conntrack's alias of conntrack).
     State,
+    /// The extensions of [`extensions`].
+    Ext(Ext),
 }
 
 /// libxt_conntrack's options other than `--ctstate` (revision 3, in its order), which
@@ -115,13 +118,13 @@ impl Module {
             "udp" => Some(Module::Udp),
             "conntrack" => Some(Module::Conntrack),
             "state" => Some(Module::State),
-            _ => None,
+            _ => Ext::match_by_name(name).map(Module::Ext),
         }
     }
 
-    /// The port match `-p NAME` loads on demand (tcp, udp), by the protocol's name.
+    /// The match `-p NAME` loads on demand (tcp, udp, icmp), by the protocol's name.
     fn by_protocol(name: &str) -> Option<Module> {
-        Module::by_name(name).filter(|m| m.proto().is_some())
+        Module::by_name(name).filter(|m| m.proto().is_some() || *m == Module::Ext(Ext::Icmp))
     }
 
     /// The protocol of a port match.
@@ -129,7 +132,7 @@ impl Module {
         match self {
             Module::Tcp => Some(IPPROTO_TCP),
             Module::Udp => Some(IPPROTO_UDP),
-            Module::Conntrack | Module::State => None,
+            Module::Conntrack | Module::State | Module::Ext(_) => None,
         }
     }
 
@@ -139,6 +142,7 @@ impl Module {
             Module::Udp => "udp",
             Module::Conntrack => "conntrack",
             Module::State => "state",
+            Module::Ext(ext) => ext.name(),
         }
     }
 
@@ -160,6 +164,7 @@ impl Module {
                     .collect();
             }
             Module::State => return vec![required("state", Opt::States(self))],
+            Module::Ext(ext) => return ext_options(ext),
             Module::Tcp | Module::Udp => {}
         }
         let port = |name, dir| required(name, Opt::Port(self, dir));
@@ -174,14 +179,26 @@ impl Module {
                 LongOpt {
                     name: "syn",
                     has_arg: HasArg::No,
-                    val: Opt::Unsupported("syn"),
+                    val: Opt::Syn,
                 },
-                required("tcp-flags", Opt::Unsupported("tcp-flags")),
+                required("tcp-flags", Opt::TcpFlags),
                 required("tcp-option", Opt::Unsupported("tcp-option")),
             ]);
         }
         opts
     }
+}
+
+/// An extension's options for getopt.
+fn ext_options(ext: Ext) -> Vec<LongOpt<Opt>> {
+    ext.entries()
+        .iter()
+        .map(|e| LongOpt {
+            name: e.name,
+            has_arg: e.has_arg,
+            val: Opt::Ext(ext, e.id),
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,6 +217,11 @@ enum Opt {
     Port(Module, Dir),
     /// `--ctstate` / `--state`.
     States(Module),
+    /// tcp's `--syn` and `--tcp-flags`.
+    Syn,
+    TcpFlags,
+    /// An option of an extension of [`extensions`], by its id.
+    Ext(Ext, u8),
     /// A match's option that pcn-iptables does not implement (tcp's `--syn`, conntrack's
     /// `--ctproto`...).
     Unsupported(&'static str),
@@ -269,19 +291,17 @@ const EXTENSION_TARGETS: [&str; 36] = [
 
 /// Match extensions of iptables 1.8.9 for IPv4 other than those of [`Module`].
 #[rustfmt::skip]
-const EXTENSION_MATCHES: [&str; 48] = [
-    "addrtype", "ah", "bpf", "cgroup", "cluster", "comment", "connbytes", "connlabel",
-    "connlimit", "connmark", "cpu", "dccp", "devgroup", "dscp", "ecn", "esp",
-    "hashlimit", "helper", "icmp", "ipcomp", "iprange", "ipvs", "length", "limit", "mac",
-    "mark", "multiport", "nfacct", "osf", "owner", "physdev", "pkttype", "policy", "quota",
-    "rateest", "realm", "recent", "rpfilter", "sctp", "set", "socket", "statistic",
-    "string", "tcpmss", "time", "tos", "ttl", "u32",
+const EXTENSION_MATCHES: [&str; 39] = [
+    "ah", "bpf", "cgroup", "cluster", "connbytes", "connlabel", "connlimit", "connmark", "cpu",
+    "dccp", "devgroup", "dscp", "ecn", "esp", "hashlimit", "helper", "ipcomp", "ipvs", "mark",
+    "nfacct", "osf", "owner", "physdev", "pkttype", "policy", "quota", "rateest", "realm",
+    "recent", "rpfilter", "sctp", "set", "socket", "statistic", "string", "tcpmss", "time",
+    "tos", "u32",
 ];
 
 /// Long options of the protocol matches `-p` loads on demand that pcn-iptables lacks.
 #[rustfmt::skip]
-const PROTOCOL_MATCH_OPTIONS: [(&str, &[&str]); 6] = [
-    ("icmp", &["icmp-type"]),
+const PROTOCOL_MATCH_OPTIONS: [(&str, &[&str]); 5] = [
     ("sctp", &["source-port", "sport", "destination-port", "dport", "chunk-types"]),
     ("dccp", &["source-port", "sport", "destination-port", "dport", "dccp-types", "dccp-option"]),
     ("esp", &["espspi"]),
@@ -312,7 +332,7 @@ fn param(message: impl Into<String>) -> Error {
     Error::parameter(message)
 }
 
-fn unsupported(what: impl std::fmt::Display) -> Error {
+pub(super) fn unsupported(what: impl std::fmt::Display) -> Error {
     param(format!("{what} is not supported by pcn-iptables"))
 }
 
@@ -331,6 +351,10 @@ struct MatchState {
     dport_seen: bool,
     /// `--ctstate` / `--state`: the states as `1 << ctstate::*` bits.
     states: Option<Negatable<u8>>,
+    /// tcp's `--tcp-flags` or `--syn`.
+    tcp_flags: Option<Negatable<TcpFlags>>,
+    /// The instance of a [`Module::Ext`].
+    ext: Option<Instance>,
 }
 
 /// A parsed `-i`/`-o` value.
@@ -357,6 +381,8 @@ struct Parse<'a> {
     src: Option<(&'a str, bool)>,
     dst: Option<(&'a str, bool)>,
     proto: Option<Negatable<u8>>,
+    /// `-f`
+    fragment: Option<Negatable<()>>,
     /// The `-p` text, lower-cased, for loading its match on demand.
     protocol: Option<String>,
     proto_used: bool,
@@ -366,6 +392,8 @@ struct Parse<'a> {
     /// Modules in the order their options were merged; the newest wins a shared option name.
     loaded: Vec<Module>,
     target: Option<Target>,
+    /// The target extension `-j` loaded (REJECT, LOG), with its options.
+    target_ext: Option<Instance>,
     warnings: Vec<String>,
 }
 
@@ -393,6 +421,7 @@ pub fn parse(db: &NameDb, argv0: &str, args: &[String]) -> (Result<Invocation>, 
         src: None,
         dst: None,
         proto: None,
+        fragment: None,
         protocol: None,
         proto_used: false,
         in_iface: None,
@@ -400,6 +429,7 @@ pub fn parse(db: &NameDb, argv0: &str, args: &[String]) -> (Result<Invocation>, 
         matches: Vec::new(),
         loaded: Vec::new(),
         target: None,
+        target_ext: None,
         warnings: Vec::new(),
     };
     let result = p.run();
@@ -459,11 +489,12 @@ impl<'a> Parse<'a> {
                 None => {}
             }
         }
-        let standard = matches!(
-            self.target,
-            Some(Target::Accept | Target::Drop | Target::Return)
-        );
-        Ok(self.answer(Command::Help { standard, matches }))
+        let target = match (&self.target_ext, &self.target) {
+            (Some(t), _) => Some(t.ext.name()),
+            (None, Some(Target::Accept | Target::Drop | Target::Return)) => Some("standard"),
+            _ => None,
+        };
+        Ok(self.answer(Command::Help { target, matches }))
     }
 
     /// An invocation that only prints (`-h`, `-V`).
@@ -489,6 +520,7 @@ impl<'a> Parse<'a> {
             },
         });
         own.chain(self.loaded.iter().rev().flat_map(|m| m.options()))
+            .chain(self.target_ext.iter().flat_map(|t| ext_options(t.ext)))
             .collect()
     }
 
@@ -539,6 +571,11 @@ impl<'a> Parse<'a> {
             sport_seen: false,
             dport_seen: false,
             states: None,
+            tcp_flags: None,
+            ext: match module {
+                Module::Ext(ext) => Some(Instance::new(ext)),
+                _ => None,
+            },
         });
         if !self.loaded.contains(&module) {
             self.loaded.push(module);
@@ -600,6 +637,9 @@ impl<'a> Parse<'a> {
             Opt::LineNumbers => return self.set_option(opt::LINENUMBERS),
             Opt::Port(module, dir) => return self.port_option(module, dir, required()),
             Opt::States(module) => return self.states_option(module, required()),
+            Opt::Syn => return self.tcp_flags_option(None),
+            Opt::TcpFlags => return self.tcp_flags_option(Some(required())),
+            Opt::Ext(ext, id) => return self.ext_option(ext, id, optarg),
             Opt::Unsupported(name) => {
                 return Err(unsupported(format_args!("option \"--{name}\"")));
             }
@@ -717,13 +757,20 @@ impl<'a> Parse<'a> {
             }
             'j' => {
                 self.set_option(opt::JUMP)?;
-                self.target = Some(jump_target(target_name(element)?)?);
+                let name = target_name(element)?;
+                match Ext::target_by_name(name) {
+                    Some(ext) => self.target_ext = Some(Instance::new(ext)),
+                    None => self.target = Some(jump_target(name)?),
+                }
             }
             'i' => self.in_iface = Some(self.via(opt::VIANAMEIN, required(), element)?),
             'o' => self.out_iface = Some(self.via(opt::VIANAMEOUT, required(), element)?),
             'f' => {
                 self.set_option(opt::FRAGMENT)?;
-                return Err(unsupported("option \"-f\" (fragments)"));
+                self.fragment = Some(Negatable {
+                    value: (),
+                    negated: self.invert,
+                });
             }
             'v' => {
                 if self.verbose == 0 {
@@ -936,9 +983,63 @@ impl<'a> Parse<'a> {
         Ok(())
     }
 
-    /// The matches' final checks (`xtables_option_mfcheck`), in `-m` order.
+    /// tcp's `--syn` (`mask` None) and `--tcp-flags MASK COMP`, which takes COMP from the next
+    /// argument.
+    fn tcp_flags_option(&mut self, mask: Option<&str>) -> Result<()> {
+        let negated = self.invert;
+        let index = self
+            .matches
+            .iter()
+            .rposition(|m| m.module == Module::Tcp)
+            .expect("tcp's options exist only once it is loaded");
+        if self.matches[index].tcp_flags.is_some() {
+            return Err(param("Only one of `--syn' or `--tcp-flags'  allowed"));
+        }
+        let (mask, comp) = match mask {
+            None => ("SYN,RST,ACK,FIN", "SYN"),
+            Some(mask) => (
+                mask,
+                self.getopt
+                    .take_optional()
+                    .ok_or_else(|| param("--tcp-flags requires two args."))?,
+            ),
+        };
+        self.matches[index].tcp_flags = Some(Negatable {
+            value: TcpFlags {
+                mask: tcp_flags(mask)?,
+                comp: tcp_flags(comp)?,
+            },
+            negated,
+        });
+        Ok(())
+    }
+
+    /// An option of an extension: of the newest instance of a match, or of the target.
+    fn ext_option(&mut self, ext: Ext, id: u8, arg: Option<&str>) -> Result<()> {
+        let instance = match Ext::target_by_name(ext.name()) {
+            Some(_) => self.target_ext.as_mut(),
+            None => self
+                .matches
+                .iter_mut()
+                .rev()
+                .find(|m| m.module == Module::Ext(ext))
+                .and_then(|m| m.ext.as_mut()),
+        }
+        .expect("an extension's options exist only once it is loaded");
+        let mut cx = extensions::Context {
+            db: self.db,
+            proto: self.proto.as_ref(),
+            warnings: &mut self.warnings,
+        };
+        instance.parse(id, arg, self.invert, &mut cx)
+    }
+
+    /// The matches' final checks (`xtables_option_mfcheck`), in `-m` order, then the target's.
     fn check_matches(&self) -> Result<()> {
         for m in &self.matches {
+            if let Some(instance) = &m.ext {
+                instance.finish()?;
+            }
             match m.module {
                 Module::Conntrack if m.states.is_none() => {
                     return Err(param("conntrack: At least one option is required"));
@@ -948,6 +1049,9 @@ impl<'a> Parse<'a> {
                 }
                 _ => {}
             }
+        }
+        if let Some(t) = &self.target_ext {
+            t.finish()?;
         }
         Ok(())
     }
@@ -1149,6 +1253,12 @@ impl<'a> Parse<'a> {
         let out_iface = some_interface(self.out_iface.take(), 'o')?;
         let mut matches = Vec::new();
         for m in &self.matches {
+            if let Some(instance) = &m.ext {
+                if let extensions::Value::Match(value) = instance.finish()? {
+                    matches.push(value);
+                }
+                continue;
+            }
             let Some(proto) = m.module.proto() else {
                 matches.push(Match::Conntrack {
                     module: match m.module {
@@ -1180,9 +1290,17 @@ impl<'a> Parse<'a> {
                 proto,
                 sport: canonical(m.sport.clone(), "sport")?,
                 dport: canonical(m.dport.clone(), "dport")?,
+                tcp_flags: m.tcp_flags.clone(),
             });
         }
         let proto = self.proto.clone().filter(|p| p.value != 0);
+        let target = match &self.target_ext {
+            Some(t) => match t.finish()? {
+                extensions::Value::Target(target) => Some(target),
+                extensions::Value::Match(_) => unreachable!("-j loads targets"),
+            },
+            None => self.target.clone(),
+        };
         let address = |net: &Ipv4Network, inverted: Option<(&str, bool)>| {
             let negated = inverted.is_some_and(|(_, inv)| inv);
             (negated || net.prefix() != 0).then_some(Negatable {
@@ -1199,8 +1317,9 @@ impl<'a> Parse<'a> {
                     in_iface: in_iface.clone(),
                     out_iface: out_iface.clone(),
                     proto: proto.clone(),
+                    fragment: self.fragment.clone(),
                     matches: matches.clone(),
-                    target: self.target.clone(),
+                    target: target.clone(),
                     counter: 0,
                 });
             }
@@ -1357,6 +1476,27 @@ fn tcp_ports(db: &NameDb, text: &str) -> Result<PortRange> {
         return Err(param("invalid portrange (min > max)"));
     }
     Ok(PortRange { first, last })
+}
+
+/// libxt_tcp's `parse_tcp_flag`: comma-separated names (any case), `ALL` and `NONE` included.
+fn tcp_flags(text: &str) -> Result<u8> {
+    const NAMES: [(&str, u8); 8] = [
+        ("FIN", 0x01),
+        ("SYN", 0x02),
+        ("RST", 0x04),
+        ("PSH", 0x08),
+        ("ACK", 0x10),
+        ("URG", 0x20),
+        ("ALL", 0x3F),
+        ("NONE", 0),
+    ];
+    text.split(',').try_fold(0, |flags, name| {
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, bit)| flags | bit)
+            .ok_or_else(|| param(format!("Unknown TCP flag `{name}'")))
+    })
 }
 
 /// libxt_conntrack's bits for SNAT and DNAT in a parsed state list, beyond the model's

@@ -137,9 +137,172 @@ const STATE: &str = concat!(
     "\t\t\t\tState(s) to match\n",
 );
 
+const MULTIPORT: &str = concat!(
+    "\n",
+    "multiport match options:\n",
+    "[!] --source-ports port[,port:port,port...]\n",
+    " --sports ...\n",
+    "\t\t\t\tmatch source port(s)\n",
+    "[!] --destination-ports port[,port:port,port...]\n",
+    " --dports ...\n",
+    "\t\t\t\tmatch destination port(s)\n",
+    "[!] --ports port[,port:port,port]\n",
+    "\t\t\t\tmatch both source and destination port(s)\n",
+);
+
+const ICMP: &str = concat!(
+    "\n",
+    "icmp match options:\n",
+    "[!] --icmp-type typename\tmatch icmp type\n",
+    "[!] --icmp-type type[/code]\t(or numeric type or type/code)\n",
+    "Valid ICMP Types:\n",
+    "any\n",
+    "echo-reply (pong)\n",
+    "destination-unreachable\n",
+    "   network-unreachable\n",
+    "   host-unreachable\n",
+    "   protocol-unreachable\n",
+    "   port-unreachable\n",
+    "   fragmentation-needed\n",
+    "   source-route-failed\n",
+    "   network-unknown\n",
+    "   host-unknown\n",
+    "   network-prohibited\n",
+    "   host-prohibited\n",
+    "   TOS-network-unreachable\n",
+    "   TOS-host-unreachable\n",
+    "   communication-prohibited\n",
+    "   host-precedence-violation\n",
+    "   precedence-cutoff\n",
+    "source-quench\n",
+    "redirect\n",
+    "   network-redirect\n",
+    "   host-redirect\n",
+    "   TOS-network-redirect\n",
+    "   TOS-host-redirect\n",
+    "echo-request (ping)\n",
+    "router-advertisement\n",
+    "router-solicitation\n",
+    "time-exceeded (ttl-exceeded)\n",
+    "   ttl-zero-during-transit\n",
+    "   ttl-zero-during-reassembly\n",
+    "parameter-problem\n",
+    "   ip-header-bad\n",
+    "   required-option-missing\n",
+    "timestamp-request\n",
+    "timestamp-reply\n",
+    "address-mask-request\n",
+    "address-mask-reply\n",
+);
+
+const IPRANGE: &str = concat!(
+    "\n",
+    "iprange match options:\n",
+    "[!] --src-range ip[-ip]    Match source IP in the specified range\n",
+    "[!] --dst-range ip[-ip]    Match destination IP in the specified range\n",
+);
+
+const MAC: &str = concat!(
+    "\n",
+    "mac match options:\n",
+    "[!] --mac-source XX:XX:XX:XX:XX:XX\n",
+    "\t\t\t\tMatch source MAC address\n",
+);
+
+const LENGTH: &str = concat!(
+    "\n",
+    "length match options:\n",
+    "[!] --length length[:length]    Match packet length against value or range\n",
+    "                                of values (inclusive)\n",
+);
+
+const TTL: &str = concat!(
+    "\n",
+    "ttl match options:\n",
+    "[!] --ttl-eq value\tMatch time to live value\n",
+    "  --ttl-lt value\tMatch TTL < value\n",
+    "  --ttl-gt value\tMatch TTL > value\n",
+);
+
+const ADDRTYPE: &str = concat!(
+    "\n",
+    "Address type match options:\n",
+    " [!] --src-type type[,...]      Match source address type\n",
+    " [!] --dst-type type[,...]      Match destination address type\n",
+    "     --limit-iface-in           Match only on the packet's incoming device\n",
+    "     --limit-iface-out          Match only on the packet's outgoing device\n",
+    "\n",
+    "Valid types:           \n",
+    "                                UNSPEC\n",
+    "                                UNICAST\n",
+    "                                LOCAL\n",
+    "                                BROADCAST\n",
+    "                                ANYCAST\n",
+    "                                MULTICAST\n",
+    "                                BLACKHOLE\n",
+    "                                UNREACHABLE\n",
+    "                                PROHIBIT\n",
+    "                                THROW\n",
+    "                                NAT\n",
+    "                                XRESOLVE\n",
+);
+
+const COMMENT: &str = concat!(
+    "\n",
+    "comment match options:\n",
+    "--comment COMMENT             Attach a comment to a rule\n",
+);
+
+const LIMIT: &str = concat!(
+    "\n",
+    "limit match options:\n",
+    "--limit avg\t\t\tmax average match rate: default 3/hour\n",
+    "                                [Packets per second unless followed by \n",
+    "                                /sec /minute /hour /day postfixes]\n",
+    "--limit-burst number\t\tnumber to match in a burst, default 5\n",
+);
+
+const REJECT: &str = concat!(
+    "\n",
+    "REJECT target options:\n",
+    "--reject-with type              drop input packet and send back\n",
+    "                                a reply packet according to type:\n",
+    "Valid reject types:\n",
+    "    icmp-net-unreachable     \tICMP network unreachable\n",
+    "    net-unreach              \talias\n",
+    "    icmp-host-unreachable    \tICMP host unreachable\n",
+    "    host-unreach             \talias\n",
+    "    icmp-proto-unreachable   \tICMP protocol unreachable\n",
+    "    proto-unreach            \talias\n",
+    "    icmp-port-unreachable    \tICMP port unreachable (default)\n",
+    "    port-unreach             \talias\n",
+    "    icmp-net-prohibited      \tICMP network prohibited\n",
+    "    net-prohib               \talias\n",
+    "    icmp-host-prohibited     \tICMP host prohibited\n",
+    "    host-prohib              \talias\n",
+    "    tcp-reset                \tTCP RST packet\n",
+    "    tcp-rst                  \talias\n",
+    "    icmp-admin-prohibited    \tICMP administratively prohibited (*)\n",
+    "    admin-prohib             \talias\n",
+    "\n",
+    "(*) See man page or read the INCOMPATIBILITES file for compatibility issues.\n",
+);
+
+const LOG: &str = concat!(
+    "\n",
+    "LOG target options:\n",
+    " --log-level level\t\tLevel of logging (numeric or see syslog.conf)\n",
+    " --log-prefix prefix\t\tPrefix log messages with this prefix.\n",
+    " --log-tcp-sequence\t\tLog TCP sequence numbers.\n",
+    " --log-tcp-options\t\tLog TCP options.\n",
+    " --log-ip-options\t\tLog IP options.\n",
+    " --log-uid\t\t\tLog UID owning the local socket.\n",
+    " --log-macdecode\t\tDecode MAC addresses and protocol.\n",
+);
+
 /// The help as `prog` prints it (`version` is its version banner without the name): the
-/// standard target's help, then the matches', in order.
-pub fn help(prog: &str, version: &str, standard: bool, matches: &[&str]) -> String {
+/// target's help (`standard`, `REJECT`, `LOG`), then the matches', in order.
+pub fn help(prog: &str, version: &str, target: Option<&str>, matches: &[&str]) -> String {
     let mut out = format!("{prog} v{version}\n\n");
     for (i, usage) in USAGE.iter().enumerate() {
         let lead = if i == 0 { "Usage:" } else { "      " };
@@ -147,15 +310,25 @@ pub fn help(prog: &str, version: &str, standard: bool, matches: &[&str]) -> Stri
     }
     out.push('\n');
     out += OPTIONS;
-    if standard {
-        out += STANDARD;
-    }
-    for name in matches {
+    for name in target.iter().chain(matches) {
         out += match *name {
+            "standard" => STANDARD,
+            "REJECT" => REJECT,
+            "LOG" => LOG,
             "tcp" => TCP,
             "udp" => UDP,
             "conntrack" => CONNTRACK,
-            _ => STATE,
+            "state" => STATE,
+            "multiport" => MULTIPORT,
+            "icmp" => ICMP,
+            "iprange" => IPRANGE,
+            "mac" => MAC,
+            "length" => LENGTH,
+            "ttl" => TTL,
+            "addrtype" => ADDRTYPE,
+            "comment" => COMMENT,
+            "limit" => LIMIT,
+            other => unreachable!("no help for {other}"),
         };
     }
     out

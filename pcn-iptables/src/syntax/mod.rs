@@ -2,6 +2,7 @@
 //! checks and messages; and the line grammar of the stored `-S` text.
 
 mod command;
+pub(crate) mod extensions;
 mod getopt;
 mod help;
 pub(crate) mod netdb;
@@ -125,11 +126,10 @@ pub enum Command {
     DeleteChain { chain: Option<String> },
     /// `-E old-chain new-chain`
     RenameChain { chain: String, new_name: String },
-    /// `-h`: iptables' help, then that of the match modules named (`tcp`, `udp`, `conntrack`,
-    /// `state`) and, when
-    /// `standard` is set, of the standard target, in iptables' order.
+    /// `-h`: iptables' help, then that of the target (`standard`, `REJECT`, `LOG`), then of
+    /// the match modules named, in iptables' order.
     Help {
-        standard: bool,
+        target: Option<&'static str>,
         matches: Vec<&'static str>,
     },
     /// `-V`, or `! -V`.
