@@ -461,9 +461,10 @@ fn tc_reply(ctx: &TcContext, with: u32) -> Option<()> {
     if !icmp_answerable(o) {
         return None;
     }
-    // A local sender: the answer comes from its own address (what icmp_send's route lookup
-    // back to a local address picks).
-    let src = [o.ip[12], o.ip[13], o.ip[14], o.ip[15]];
+    // The kernel answers a local sender from the sender's own address, but a packet that
+    // comes in with a local source address is a martian: the answer comes from the
+    // destination instead (as the RST does).
+    let src = [o.ip[16], o.ip[17], o.ip[18], o.ip[19]];
     let frame_len = unsafe { (*skb).len } as usize;
     let quoted = quote_len(o, frame_len)?;
     let buf = s.quote.as_mut_ptr();
