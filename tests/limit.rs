@@ -74,7 +74,11 @@ fn limit_burst_then_rate(fw: Fw) {
     let c = counts(&lab, &host, "INPUT");
     // 5 (burst) + 0.59 s × 10/s = 10 or 11.
     around(c[0], 11, 2, "limited rule");
-    assert_eq!(c[0] + c[1], 60, "every packet goes to one rule or the other: {c:?}");
+    assert_eq!(
+        c[0] + c[1],
+        60,
+        "every packet goes to one rule or the other: {c:?}"
+    );
     // The bucket refills: after a pause, another burst.
     std::thread::sleep(Duration::from_millis(600));
     send_udp(&c1, HOST1, 9, 5, Duration::ZERO);

@@ -39,7 +39,7 @@ pub fn follow(dir: &Path, out: &mut impl Write) -> Result<()> {
             .unwrap_or(0)
     };
     let mut reported = lost();
-    let names = InterfaceNames::default();
+    let names = InterfaceNames;
     loop {
         while let Some(item) = ring.next() {
             if item.len() < std::mem::size_of::<LogRecord>() {
