@@ -303,6 +303,44 @@ pub struct PacketInfo {
     pub stack: [Frame; MAX_CALL_DEPTH],
     pub ct_key: conntrack::CtKey,
     pub ct_entry: conntrack::CtEntry,
+    /// LOG rules the current round matched (action indexes), to be written to the log ring
+    /// buffer by the classifier once the round is over; `log_count` of them.
+    pub log_actions: [u32; MAX_LOGS_PER_ROUND],
+    pub log_count: u32,
+    pub _log_pad: u32,
+}
+
+/// LOG rules one round of the classifier records for one packet; more are counted as lost.
+pub const MAX_LOGS_PER_ROUND: usize = 8;
+
+/// Bytes of the IP packet a log record holds (headers, options, an ICMP error's quote); a
+/// power of two.
+pub const LOG_PACKET_BYTES: usize = 256;
+
+/// One LOG record in the `PCN_LOG` ring buffer, formatted by `pcn-iptables --log-follow`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LogRecord {
+    /// CLOCK_MONOTONIC time of the packet.
+    pub time_ns: u64,
+    /// 0 on egress (OUTPUT: no input interface).
+    pub in_ifindex: u32,
+    /// 0 for INPUT.
+    pub out_ifindex: u32,
+    /// The skb's mark (egress only), 0 otherwise.
+    pub mark: u32,
+    /// Bytes of the IP packet present in `packet`, and the packet's IP total length.
+    pub caplen: u16,
+    pub ip_len: u16,
+    /// `Action::log_level`, `log_flags`; `has_mac`: 1 when `mac` holds the Ethernet header.
+    pub level: u8,
+    pub flags: u8,
+    pub has_mac: u8,
+    pub _pad: u8,
+    pub mac: [u8; 14],
+    pub _pad2: [u8; 2],
+    pub prefix: [u8; LOG_PREFIX_LEN],
+    pub packet: [u8; LOG_PACKET_BYTES],
 }
 
 /// Key of the field trie: field id, chain id (big endian), then the value in network byte
@@ -334,6 +372,7 @@ mod user {
     unsafe impl aya::Pod for Action {}
     unsafe impl aya::Pod for Counter {}
     unsafe impl aya::Pod for PacketInfo {}
+    unsafe impl aya::Pod for LogRecord {}
     unsafe impl aya::Pod for crate::conntrack::CtKey {}
     unsafe impl aya::Pod for crate::conntrack::CtEntry {}
 }

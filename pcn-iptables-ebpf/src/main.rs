@@ -7,6 +7,12 @@
 //! swapping `PCN_ACTIVE` changes the whole ruleset at once.
 #![no_std]
 #![no_main]
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
+
+mod limit;
+mod log;
+mod reject;
 
 use aya_ebpf::{
     EbpfContext,
@@ -392,6 +398,8 @@ enum Step {
     Drop,
     /// The packet moved to another chain or rule: run the classifier again.
     Again,
+    /// `-j REJECT`: answer with `reject::*`, drop the packet.
+    Reject(u32),
 }
 
 #[xdp]
@@ -400,12 +408,17 @@ pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     };
     let pkt = unsafe { &mut *pkt };
-    match classify(pkt) {
+    let step = classify(pkt);
+    if pkt.log_count != 0 {
+        log::emit_xdp(ctx.ctx, pkt);
+    }
+    match step {
         Step::Accept => {
             confirm(pkt);
             xdp_action::XDP_PASS
         }
         Step::Drop => xdp_action::XDP_DROP,
+        Step::Reject(with) => reject::xdp(ctx.ctx, pkt, with),
         Step::Again => {
             unsafe { PCN_PROGS_XDP.tail_call(&ctx, pkt.slot) };
             // Out of tail calls (more than 32 jumps/returns): fail closed.
@@ -420,12 +433,17 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
         return TC_ACT_UNSPEC;
     };
     let pkt = unsafe { &mut *pkt };
-    match classify(pkt) {
+    let step = classify(pkt);
+    if pkt.log_count != 0 {
+        log::emit_tc(ctx.skb.skb, pkt);
+    }
+    match step {
         Step::Accept => {
             confirm(pkt);
             TC_ACT_UNSPEC
         }
         Step::Drop => TC_ACT_SHOT,
+        Step::Reject(with) => reject::tc(ctx.skb.skb, with),
         Step::Again => {
             unsafe { PCN_PROGS_TC.tail_call(&ctx, pkt.slot) };
             TC_ACT_SHOT
@@ -456,6 +474,7 @@ fn count(slot: u32, len: u32) {
 #[inline(always)]
 fn classify(pkt: &mut PacketInfo) -> Step {
     let chain = pkt.chain;
+    pkt.log_count = 0;
     let Some(cfg) = CHAINS.get(chain) else {
         return Step::Accept;
     };
@@ -487,6 +506,7 @@ fn classify(pkt: &mut PacketInfo) -> Step {
                     Step::Again
                 }
                 verdict::RETURN => leave_chain(pkt),
+                verdict::REJECT => Step::Reject(action.reject_with),
                 _ => Step::Drop,
             }
         }
@@ -573,6 +593,8 @@ struct Scan {
     start_mask: u64,
     /// The chain's rules without a target: they are counted on the way, not stopped at.
     count_only: *const Bitmap,
+    /// The chain's rules with `-m limit`, whose buckets are checked in order.
+    limited: *const Bitmap,
     action_base: u32,
     /// Where the rule found goes: map memory, whose contents the verifier does not track, so
     /// that verifying the loop body converges instead of following every possible result.
@@ -585,14 +607,20 @@ struct Counting {
     rules: u64,
     first_rule: u32,
     len: u32,
+    /// Where LOG rules are noted for the classifier to record.
+    pkt: *mut PacketInfo,
 }
 
 /// Counts rule `first_rule + bit` if its bit is set.
 extern "C" fn count_bit(bit: u64, ctx: *mut core::ffi::c_void) -> i64 {
     let c = unsafe { &*(ctx as *const Counting) };
     if bit < 64 && c.rules & (1 << bit) != 0 {
-        if let Some(action) = ACTIONS.get(c.first_rule + bit as u32) {
+        let index = c.first_rule + bit as u32;
+        if let Some(action) = ACTIONS.get(index) {
             count(action.counter, c.len);
+            if action.verdict == verdict::LOG {
+                log::pend(c.pkt, index);
+            }
         }
     }
     0
@@ -610,6 +638,7 @@ fn count_rules(scan: &Scan, i: usize, rules: u64) {
         rules,
         first_rule: scan.action_base + i as u32 * 64,
         len: unsafe { (*scan.pkt).len },
+        pkt: scan.pkt,
     };
     unsafe {
         aya_ebpf::helpers::generated::bpf_loop(
@@ -647,6 +676,10 @@ extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
         w &= scan.start_mask;
     }
     let count_only = unsafe { (*scan.count_only).words[i] };
+    let limited = unsafe { (*scan.limited).words[i] };
+    if w & limited != 0 {
+        w = limit::filter(w, limited, count_only, scan.action_base + i as u32 * 64);
+    }
     let stop = w & !count_only;
     // Rules without a target that match before the rule that decides, in this word.
     let before = if stop != 0 {
@@ -733,6 +766,7 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
         start_word: (pkt.next_rule / 64) as u64,
         start_mask: u64::MAX << (pkt.next_rule % 64),
         count_only: bitmap(cfg.count_only)?,
+        limited: bitmap(cfg.limited)?,
         action_base: cfg.action_base,
         pkt: core::ptr::null_mut(),
     };

@@ -40,10 +40,19 @@ struct Manage {
     /// (default 262144); the size of an installed table changes only after --uninstall.
     #[arg(long, value_name = "ENTRIES", value_parser = clap::value_parser!(u32).range(1..))]
     conntrack_size: Option<u32>,
+    /// Print the packets that LOG rules log in this network namespace, one line each in the
+    /// kernel's LOG format, until interrupted.
+    #[arg(long)]
+    log_follow: bool,
 }
 
 /// Flags that select the management interface instead of iptables' syntax.
-const MANAGEMENT_FLAGS: [&str; 3] = ["--uninstall", "--conntrack", "--conntrack-size"];
+const MANAGEMENT_FLAGS: [&str; 4] = [
+    "--uninstall",
+    "--conntrack",
+    "--conntrack-size",
+    "--log-follow",
+];
 
 /// Runs the program and returns its exit code.
 pub fn main() -> i32 {
@@ -93,6 +102,11 @@ fn manage(args: &[String]) -> Result<()> {
             entries,
             dataplane::conntrack::now(),
         ));
+    }
+    if m.log_follow {
+        let dp = Dataplane::open().map_err(internal)?;
+        let mut out = std::io::stdout().lock();
+        dataplane::log::follow(dp.dir(), &mut out).map_err(internal)?;
     }
     if m.uninstall {
         let dp = Dataplane::open().map_err(internal)?;

@@ -5,7 +5,9 @@
 //! - `PCN_ACTIVE`, `PCN_PROGS_XDP`, `PCN_PROGS_TC`, `PCN_COUNTERS`, `PCN_PKT_*`: maps pinned by
 //!   name, shared by every generation;
 //! - `state-0`, `state-1`: the ruleset (as `-S` text) of each of the two generation slots;
-//! - `xdp-IFINDEX`, `tc-IFINDEX`: the links of the entry programs.
+//! - `xdp-IFINDEX`, `tc-IFINDEX`: the links of the entry programs;
+//! - `PCN_LOG`, `PCN_LOG_LOST`: the ring buffer of `-j LOG` records and the count of records
+//!   it had no room for (read by `--log-follow`);
 //!
 //! A change loads the new generation into the slot that is not active, then flips `PCN_ACTIVE`:
 //! that single map write switches both the packets and the stored state, so an invocation
@@ -17,6 +19,7 @@ mod gc;
 mod generation;
 pub mod lock;
 pub mod routes;
+pub mod log;
 mod state;
 
 use std::{
