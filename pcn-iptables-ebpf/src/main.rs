@@ -2,24 +2,26 @@
 //!
 //! Two entry programs stay attached for the life of the installation: `pcn_ingress` (XDP, every
 //! interface: INPUT and FORWARD) and `pcn_egress` (TC egress: OUTPUT). They parse the packet,
-//! pick the base chain and tail-call the classifier of the active generation. Each generation
-//! is a fresh load of `pcn_xdp_classify`/`pcn_tc_classify` bound to fresh rule maps, so
-//! swapping `PCN_ACTIVE` changes the whole ruleset at once.
+//! pick the base chain and tail-call the classifier. The classifiers are loaded once; a
+//! generation is a set of rule maps only, reached through the outer maps (CHAINS, ACTIONS,
+//! FIELDS, BITMAPS: one slot per generation) by the packet's `slot`, so swapping `PCN_ACTIVE`
+//! changes the whole ruleset at once.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
     EbpfContext,
     bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
-    macros::{classifier, map, xdp},
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, lpm_trie::Key},
+    btf_maps::{self, ArrayOfMaps},
+    macros::{btf_map, classifier, map, xdp},
+    maps::{Array, LruHashMap, PerCpuArray, ProgramArray, lpm_trie::Key},
     programs::{TcContext, XdpContext},
 };
 use pcn_iptables_common::conntrack::{self, CtEntry, CtKey, Tuple, ctstate};
 use pcn_iptables_common::{
     Action, Bitmap, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, CONNTRACK_ENTRIES, ChainConfig,
-    Counter, FIELD_KEY_HEADER_BITS, FieldKey, Frame, GENERATIONS, MAX_CALL_DEPTH, MAX_CHAINS,
-    MAX_COUNTERS, MAX_WORDS, PacketInfo, STATE_CHUNK, SUMMARY_WORDS, field, field_key, verdict,
+    Counter, FIELD_KEY_HEADER_BITS, FieldKey, Frame, GENERATIONS, MAX_CALL_DEPTH, MAX_COUNTERS,
+    MAX_WORDS, PacketInfo, SUMMARY_WORDS, field, field_key, verdict,
 };
 
 // Kept across generations (pinned by name in the namespace's state directory).
@@ -39,23 +41,58 @@ static PCN_PKT_TC: PerCpuArray<PacketInfo> = PerCpuArray::pinned(1, 0);
 #[map]
 static PCN_CONNTRACK: LruHashMap<CtKey, CtEntry> = LruHashMap::pinned(CONNTRACK_ENTRIES, 0);
 
-// One set per generation; userspace sizes them at load time.
-const NO_PREALLOC: u32 = aya_ebpf::bindings::BPF_F_NO_PREALLOC;
-#[map]
-static CHAINS: Array<ChainConfig> = Array::with_max_entries(MAX_CHAINS, 0);
-#[map]
-static ACTIONS: Array<Action> = Array::with_max_entries(1, 0);
+// One set of maps per generation, in the slot `pkt.slot` of these outer maps. Userspace creates
+// the inner maps of each change sized to fit, with exactly these flags (the kernel requires an
+// inner map to match its template: type, key and value size, flags; BPF_F_INNER_MAP lets an
+// array's size differ). The arrays are mmapable: userspace fills them through mmap.
+const GENS: usize = GENERATIONS as usize;
+const INNER_ARRAY: usize =
+    (aya_ebpf::bindings::BPF_F_INNER_MAP | aya_ebpf::bindings::BPF_F_MMAPABLE) as usize;
+const NO_PREALLOC: usize = aya_ebpf::bindings::BPF_F_NO_PREALLOC as usize;
+#[btf_map]
+static CHAINS: ArrayOfMaps<btf_maps::Array<ChainConfig, 1, INNER_ARRAY>, GENS> = ArrayOfMaps::new();
+#[btf_map]
+static ACTIONS: ArrayOfMaps<btf_maps::Array<Action, 1, INNER_ARRAY>, GENS> = ArrayOfMaps::new();
 /// Every chain's rule bitmap and field entries; one map, so that every bitmap pointer the
 /// classifier holds has the same type and the verifier follows one path, not one per
 /// combination of fields in use.
-#[map]
-static FIELDS: LpmTrie<FieldKey, u32> = LpmTrie::with_max_entries(1, NO_PREALLOC);
-/// The bitmaps FIELDS entries point to; userspace fills it through mmap.
-#[map]
-static BITMAPS: Array<Bitmap> = Array::with_max_entries(1, aya_ebpf::bindings::BPF_F_MMAPABLE);
-/// The generation's ruleset as text, for the next invocation; no program reads it.
-#[map]
-static RULESET: Array<[u8; STATE_CHUNK]> = Array::with_max_entries(1, 0);
+#[btf_map]
+static FIELDS: ArrayOfMaps<btf_maps::LpmTrie<FieldKey, u32, 1, NO_PREALLOC>, GENS> =
+    ArrayOfMaps::new();
+/// The bitmaps FIELDS entries point to.
+#[btf_map]
+static BITMAPS: ArrayOfMaps<btf_maps::Array<Bitmap, 1, INNER_ARRAY>, GENS> = ArrayOfMaps::new();
+
+/// Chain `id` of generation `slot`.
+#[inline(always)]
+fn chain_config(slot: u32, id: u32) -> Option<&'static ChainConfig> {
+    CHAINS.get_value(slot, &id)
+}
+
+/// Rule `i` (chain's `action_base` + rule index) of generation `slot`.
+#[inline(always)]
+fn action(slot: u32, i: u32) -> Option<&'static Action> {
+    ACTIONS.get_value(slot, &i)
+}
+
+/// The same, writable (a rule's `-m limit` state lives there).
+#[allow(dead_code)]
+#[inline(always)]
+fn action_mut(slot: u32, i: u32) -> Option<*mut Action> {
+    ACTIONS.get_value_ptr_mut(slot, &i)
+}
+
+/// The bitmap index of the longest prefix of `key` in generation `slot`'s field trie.
+#[inline(always)]
+fn field_lookup(slot: u32, key: &Key<FieldKey>) -> Option<u32> {
+    FIELDS.get_value_ptr_mut(slot, key).map(|v| unsafe { *v })
+}
+
+/// Bitmap `index` of generation `slot`.
+#[inline(always)]
+fn bitmap(slot: u32, index: u32) -> Option<*const Bitmap> {
+    BITMAPS.get_value(slot, &index).map(|b| b as *const Bitmap)
+}
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -414,12 +451,12 @@ fn count(slot: u32, len: u32) {
 #[inline(always)]
 fn classify(pkt: &mut PacketInfo) -> Step {
     let chain = pkt.chain;
-    let Some(cfg) = CHAINS.get(chain) else {
+    let Some(cfg) = chain_config(pkt.slot, chain) else {
         return Step::Accept;
     };
     match first_match(pkt, chain, cfg) {
         Some(rule) => {
-            let Some(action) = ACTIONS.get(cfg.action_base + rule) else {
+            let Some(action) = action(pkt.slot, cfg.action_base + rule) else {
                 return Step::Drop;
             };
             count(action.counter, pkt.len);
@@ -467,7 +504,7 @@ fn policy(cfg: &ChainConfig, len: u32) -> Step {
 #[inline(always)]
 fn leave_chain(pkt: &mut PacketInfo) -> Step {
     if pkt.depth == 0 {
-        return match CHAINS.get(pkt.base_chain) {
+        return match chain_config(pkt.slot, pkt.base_chain) {
             Some(cfg) => policy(cfg, pkt.len),
             None => Step::Accept,
         };
@@ -485,18 +522,11 @@ fn leave_chain(pkt: &mut PacketInfo) -> Step {
 
 /// The bitmap index of field `id`'s entry for `value`, whose first `bits` bits count.
 #[inline(always)]
-fn lookup(id: u8, chain: u32, bits: u32, value: [u8; 4]) -> Option<u32> {
-    FIELDS
-        .get(Key::new(
-            FIELD_KEY_HEADER_BITS + bits,
-            field_key(id, chain, value),
-        ))
-        .copied()
-}
-
-#[inline(always)]
-fn bitmap(index: u32) -> Option<*const Bitmap> {
-    BITMAPS.get(index).map(|b| b as *const Bitmap)
+fn lookup(slot: u32, id: u8, chain: u32, bits: u32, value: [u8; 4]) -> Option<u32> {
+    field_lookup(
+        slot,
+        &Key::new(FIELD_KEY_HEADER_BITS + bits, field_key(id, chain, value)),
+    )
 }
 
 #[inline(always)]
@@ -533,13 +563,14 @@ struct Counting {
     rules: u64,
     first_rule: u32,
     len: u32,
+    slot: u32,
 }
 
 /// Counts rule `first_rule + bit` if its bit is set.
 extern "C" fn count_bit(bit: u64, ctx: *mut core::ffi::c_void) -> i64 {
     let c = unsafe { &*(ctx as *const Counting) };
     if bit < 64 && c.rules & (1 << bit) != 0 {
-        if let Some(action) = ACTIONS.get(c.first_rule + bit as u32) {
+        if let Some(action) = action(c.slot, c.first_rule + bit as u32) {
             count(action.counter, c.len);
         }
     }
@@ -558,6 +589,7 @@ fn count_rules(scan: &Scan, i: usize, rules: u64) {
         rules,
         first_rule: scan.action_base + i as u32 * 64,
         len: unsafe { (*scan.pkt).len },
+        slot: unsafe { (*scan.pkt).slot },
     };
     unsafe {
         aya_ebpf::helpers::generated::bpf_loop(
@@ -621,19 +653,20 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
     // Indexes first, pointers after: choosing between pointers would make the verifier
     // follow every combination of fields in use.
     let all = cfg.rules;
+    let slot = pkt.slot;
     let pick = |id: u8, bits: u32, value: [u8; 4]| -> Option<*const Bitmap> {
         let index = if cfg.fields & field::bit(id) == 0 {
             all
         } else {
-            lookup(id, chain, bits, value)?
+            lookup(slot, id, chain, bits, value)?
         };
-        bitmap(index)
+        bitmap(slot, index)
     };
     let (sport_bits, sport) = port_value(pkt, pkt.sport);
     let (dport_bits, dport) = port_value(pkt, pkt.dport);
     let mut scan = Scan {
         bitmaps: [
-            bitmap(all)?,
+            bitmap(slot, all)?,
             pick(field::SRC, 32, pkt.src)?,
             pick(field::DST, 32, pkt.dst)?,
             pick(field::PROTO, 8, [pkt.proto, 0, 0, 0])?,
@@ -646,7 +679,7 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
         candidates: [u64::MAX; SUMMARY_WORDS],
         start_word: (pkt.next_rule / 64) as u64,
         start_mask: u64::MAX << (pkt.next_rule % 64),
-        count_only: bitmap(cfg.count_only)?,
+        count_only: bitmap(slot, cfg.count_only)?,
         action_base: cfg.action_base,
         pkt: core::ptr::null_mut(),
     };

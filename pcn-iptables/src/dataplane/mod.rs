@@ -17,6 +17,7 @@ mod gc;
 mod generation;
 pub mod lock;
 mod state;
+mod sys;
 
 use std::{
     fs,
@@ -100,6 +101,7 @@ impl Dataplane {
 
     /// The ruleset in force (the default table when nothing was installed).
     pub fn read_table(&self) -> Result<Table> {
+        let _t = Timer("read_table", std::time::Instant::now());
         match self.active()? {
             // A first install that died before its switch leaves PCN_ACTIVE but no state.
             Some(slot) if state::path(&self.dir, slot).exists() => state::read(&self.dir, slot),
@@ -126,6 +128,7 @@ impl Dataplane {
             None => 1,
         };
         gc::collect(&self.dir);
+        let _t = Timer("encode+install", std::time::Instant::now());
         generation::install(
             &self.dir,
             compiled,
@@ -192,4 +195,13 @@ pub(crate) fn set_counters<T: std::borrow::BorrowMut<MapData>>(
             .with_context(|| format!("setting counter {slot}"))?;
     }
     Ok(())
+}
+
+pub struct Timer(pub &'static str, pub std::time::Instant);
+impl Drop for Timer {
+    fn drop(&mut self) {
+        if std::env::var_os("PCN_IPTABLES_TIMING").is_some() {
+            eprintln!("{}: {:?}", self.0, self.1.elapsed());
+        }
+    }
 }

@@ -8,10 +8,13 @@
 
 use std::path::Path;
 
+use std::os::fd::{AsFd as _, OwnedFd};
+
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::maps::{Array, MapData};
 use pcn_iptables_common::STATE_CHUNK;
 
+use super::sys;
 use crate::ruleset::model::{Chain, Policy, Table};
 
 pub type Chunk = [u8; STATE_CHUNK];
@@ -77,18 +80,23 @@ pub fn decode(text: &str) -> Result<Table> {
     Ok(table)
 }
 
-/// Chunks holding `text`.
-pub fn chunks(text: &str) -> Vec<Chunk> {
-    let mut bytes = (text.len() as u64).to_le_bytes().to_vec();
-    bytes.extend_from_slice(text.as_bytes());
-    bytes
-        .chunks(STATE_CHUNK)
-        .map(|c| {
-            let mut chunk = [0u8; STATE_CHUNK];
-            chunk[..c.len()].copy_from_slice(c);
-            chunk
-        })
-        .collect()
+/// A new array map holding `text` (mmapable: written in place, no syscall per chunk).
+pub fn create(text: &str) -> Result<OwnedFd> {
+    let len = 8 + text.len();
+    let fd = sys::map_create(
+        "RULESET",
+        sys::MAP_TYPE_ARRAY,
+        4,
+        STATE_CHUNK as u32,
+        len.div_ceil(STATE_CHUNK) as u32,
+        sys::F_MMAPABLE,
+    )
+    .context("creating the ruleset map")?;
+    let mut mapping = sys::Mapping::new(fd.as_fd(), len).context("mapping the ruleset map")?;
+    let bytes = mapping.bytes();
+    bytes[..8].copy_from_slice(&(text.len() as u64).to_le_bytes());
+    bytes[8..].copy_from_slice(text.as_bytes());
+    Ok(fd)
 }
 
 pub fn read(dir: &Path, slot: u32) -> Result<Table> {
