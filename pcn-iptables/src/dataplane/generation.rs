@@ -128,7 +128,7 @@ fn bitmaps(bitmaps: &[Words]) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// The field trie: one update per entry (the kernel has no batch update for LPM tries).
+/// The field trie, in one batch update where the kernel has it.
 fn fields(entries: &[TrieEntry]) -> Result<OwnedFd> {
     const KEY: usize = 4 + std::mem::size_of::<FieldKey>();
     let fd = sys::map_create(
@@ -140,12 +140,25 @@ fn fields(entries: &[TrieEntry]) -> Result<OwnedFd> {
         sys::F_NO_PREALLOC,
     )
     .context("creating map FIELDS")?;
-    let mut key = [0u8; KEY];
+    if entries.is_empty() {
+        return Ok(fd);
+    }
+    let mut keys = Vec::with_capacity(entries.len() * KEY);
+    let mut values = Vec::with_capacity(entries.len() * 4);
     for e in entries {
-        key[..4].copy_from_slice(&e.prefix_len.to_ne_bytes());
-        key[4..].copy_from_slice(&e.key);
-        sys::map_update(fd.as_fd(), &key, &e.bitmap.to_ne_bytes(), 0)
-            .context("filling the field trie")?;
+        keys.extend_from_slice(&e.prefix_len.to_ne_bytes());
+        keys.extend_from_slice(&e.key);
+        values.extend_from_slice(&e.bitmap.to_ne_bytes());
+    }
+    match sys::map_update_batch(fd.as_fd(), &keys, &values, entries.len() as u32) {
+        Ok(()) => {}
+        // No batch updates for tries on this kernel: one at a time.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | 524)) => {
+            for (key, value) in keys.chunks_exact(KEY).zip(values.chunks_exact(4)) {
+                sys::map_update(fd.as_fd(), key, value, 0).context("filling the field trie")?;
+            }
+        }
+        Err(e) => return Err(e).context("filling the field trie"),
     }
     Ok(fd)
 }
@@ -243,15 +256,21 @@ pub fn install(
     }
 
     let t = super::Timer("maps", std::time::Instant::now());
-    // The generation's maps, filled before anything can see them.
-    let maps: [OwnedFd; 4] = [
-        array::<ChainConfig>("CHAINS", &compiled.chains)?,
-        array::<Action>("ACTIONS", &compiled.actions)?,
-        fields(&compiled.fields)?,
-        bitmaps(&compiled.bitmaps)?,
-    ];
+    // The generation's maps, filled before anything can see them: the trie (a syscall per
+    // entry) here, the bitmaps and the ruleset text (memory to write) beside it.
+    let (maps, ruleset) = std::thread::scope(|s| -> Result<_> {
+        let bitmaps = s.spawn(|| bitmaps(&compiled.bitmaps));
+        let ruleset = s.spawn(|| state::create(text));
+        let chains = array::<ChainConfig>("CHAINS", &compiled.chains)?;
+        let actions = array::<Action>("ACTIONS", &compiled.actions)?;
+        let fields = fields(&compiled.fields)?;
+        let joined = |r: std::thread::Result<Result<OwnedFd>>| {
+            r.unwrap_or_else(|_| Err(anyhow::anyhow!("filling a map")))
+        };
+        let maps: [OwnedFd; 4] = [chains, actions, fields, joined(bitmaps.join())?];
+        Ok((maps, joined(ruleset.join())?))
+    })?;
     // The ruleset text, pinned where the next invocation looks for this slot's state.
-    let ruleset = state::create(text)?;
     let state_path = state::path(dir, slot);
     if state_path.exists() {
         fs::remove_file(&state_path)?;

@@ -16,6 +16,7 @@ const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 
 pub const MAP_TYPE_ARRAY: u32 = 2;
 pub const MAP_TYPE_LPM_TRIE: u32 = 11;
@@ -88,6 +89,30 @@ pub fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8], flags: u64) -> 
         .u64(24, flags)
         .call(BPF_MAP_UPDATE_ELEM)
         .map(drop)
+}
+
+/// BPF_MAP_UPDATE_BATCH: `keys` and `values` hold `count` keys and values, back to back; one
+/// syscall instead of one per element. Kernels without it for this map type answer EINVAL or
+/// ENOTSUPP (524).
+pub fn map_update_batch(
+    map: BorrowedFd<'_>,
+    keys: &[u8],
+    values: &[u8],
+    count: u32,
+) -> io::Result<()> {
+    let mut attr = Attr::new();
+    attr.u64(16, keys.as_ptr() as u64)
+        .u64(24, values.as_ptr() as u64)
+        .u32(32, count)
+        .u32(36, map.as_raw_fd() as u32)
+        .call(BPF_MAP_UPDATE_BATCH)?;
+    // The kernel writes back how many it did.
+    let done = u32::from_ne_bytes([attr.0[32], attr.0[33], attr.0[34], attr.0[35]]);
+    if done == count {
+        Ok(())
+    } else {
+        Err(io::Error::other("batch update stopped early"))
+    }
 }
 
 /// Stores a map (in an array of maps) or a program (in a program array) at `index`.
