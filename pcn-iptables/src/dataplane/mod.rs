@@ -1,13 +1,17 @@
 //! The only stage that talks to the kernel: pinned state per network namespace, generations of
-//! classifier programs swapped atomically, attachment, counters, the lock.
+//! classifier maps swapped atomically, attachment, counters, the lock.
 //!
 //! Layout of a namespace's directory on the bpffs:
 //! - `PCN_ACTIVE`, `PCN_PROGS_XDP`, `PCN_PROGS_TC`, `PCN_COUNTERS`, `PCN_PKT_*`: maps pinned by
 //!   name, shared by every generation;
 //! - `state-0`, `state-1`: the ruleset (as `-S` text) of each of the two generation slots;
+//! - `prog-ingress`, `prog-egress`: the entry programs;
+//! - `gen-HASH/`: the classifiers of one build of the eBPF object and the outer maps (array of
+//!   maps, one slot per generation) through which they reach a generation's maps;
 //! - `xdp-IFINDEX`, `tc-IFINDEX`: the links of the entry programs.
 //!
-//! A change loads the new generation into the slot that is not active, then flips `PCN_ACTIVE`:
+//! A change creates the new generation's maps and stores them in the slot that is not active
+//! (see `generation`), then flips `PCN_ACTIVE`:
 //! that single map write switches both the packets and the stored state, so an invocation
 //! killed at any point leaves the old ruleset both running and stored.
 
@@ -34,6 +38,9 @@ use crate::{
 };
 
 pub use generation::{EGRESS_PIN, ELF, INGRESS_PIN, links};
+
+/// Prints how long a phase of a change took on stderr, when `PCN_IPTABLES_TIMING` is set.
+pub struct Timer(pub &'static str, pub std::time::Instant);
 
 /// One network namespace's installation.
 pub struct Dataplane {
@@ -197,7 +204,6 @@ pub(crate) fn set_counters<T: std::borrow::BorrowMut<MapData>>(
     Ok(())
 }
 
-pub struct Timer(pub &'static str, pub std::time::Instant);
 impl Drop for Timer {
     fn drop(&mut self) {
         if std::env::var_os("PCN_IPTABLES_TIMING").is_some() {
