@@ -115,11 +115,12 @@ memlock() {
 
 # The kernel memory of pcn-iptables' maps in namespace $1: "RUNNING ALL", RUNNING being the
 # running generation's maps and the shared ones, ALL adding the previous generation's, which
-# stays loaded in the inactive slot until the next change. The maps are found from the XDP
-# program on lo: its pinned directory, the generations' programs in the pinned program arrays,
-# their maps, the pinned ruleset texts.
+# stays in the inactive slot until the next change. The maps are found from the XDP program on
+# lo: its pinned directory; there, the shared maps (PCN_*, and the outer maps of the build's
+# gen-* directory), and per slot the ruleset text (state-SLOT) and the inner maps that slot of
+# each outer map holds.
 pcn_memory() {
-  local entry m dir="" active slot id arr
+  local entry m dir="" active slot id outer
   entry=$(ip netns exec "$1" bpftool net show dev lo |
     awk '{for (i = 1; i < NF; i++) if ($i == "id") print $(i + 1)}' | head -1)
   for m in $(prog_maps "$entry"); do
@@ -129,18 +130,16 @@ pcn_memory() {
   dir=$(dirname "$dir")
   active=$(lookup "$dir/PCN_ACTIVE" 0)
   local -A shared=() gen0=() gen1=()
-  for m in "$dir"/PCN_*; do
+  local outers=("$dir"/gen-*/CHAINS "$dir"/gen-*/ACTIONS "$dir"/gen-*/FIELDS "$dir"/gen-*/BITMAPS)
+  for m in "$dir"/PCN_* "${outers[@]}"; do
     shared[$(bpftool map show pinned "$m" | awk -F: 'NR == 1 {print $1}')]=1
   done
   for slot in 0 1; do
     local -n gen=gen$slot
     id=$(bpftool map show pinned "$dir/state-$slot" 2>/dev/null | awk -F: 'NR == 1 {print $1}')
     [ -n "$id" ] && gen[$id]=1
-    for arr in PCN_PROGS_XDP PCN_PROGS_TC; do
-      id=$(lookup "$dir/$arr" "$slot") || continue
-      for m in $(prog_maps "$id"); do
-        [ -z "${shared[$m]:-}" ] && gen[$m]=1
-      done
+    for outer in "${outers[@]}"; do
+      id=$(lookup "$outer" "$slot") && gen[$id]=1
     done
     unset -n gen
   done

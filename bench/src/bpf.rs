@@ -129,8 +129,33 @@ pub fn active_classifier_info(dir: &Path) -> Result<ProgramInfo> {
     bail!("program {id} is gone")
 }
 
-/// The id of the program in slot `index` of a program array: what the kernel returns when
-/// userspace looks up a program array (aya 0.14 has no call for it).
+/// The running generation's map `name`: the classifier reaches each per-generation map through
+/// an outer map (array of maps) of that name, by the active slot.
+pub fn active_inner_map(
+    dir: &Path,
+    classifier: &ProgramInfo,
+    name: &str,
+) -> Result<aya::maps::MapInfo> {
+    let active: Array<MapData, u32> = Array::try_from(aya::maps::Map::from_map_data(
+        MapData::from_pin(dir.join(ACTIVE_PIN))?,
+    )?)?;
+    let slot = active.get(&0, 0)?;
+    for id in classifier.map_ids()?.unwrap_or_default() {
+        let outer = aya::maps::MapInfo::from_id(id)?;
+        if outer.name_as_str() == Some(name)
+            && matches!(outer.map_type(), Ok(aya::maps::MapType::ArrayOfMaps))
+        {
+            let outer = MapData::from_id(id)?;
+            let inner = prog_array_get(outer.fd().as_fd(), slot)
+                .with_context(|| format!("reading slot {slot} of {name}"))?;
+            return Ok(aya::maps::MapInfo::from_id(inner)?);
+        }
+    }
+    bail!("the classifier has no map {name}")
+}
+
+/// The id of the program (or map) in slot `index` of a program array (or array of maps): what
+/// the kernel returns when userspace looks one up (aya 0.14 has no call for it).
 fn prog_array_get(map: BorrowedFd<'_>, index: u32) -> std::io::Result<u32> {
     /// `union bpf_attr` as BPF_MAP_LOOKUP_ELEM reads it.
     #[repr(C)]

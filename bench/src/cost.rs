@@ -398,9 +398,9 @@ fn fields(opts: &Options, ctx: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Instructions the verifier processed for the entry and the classifier (the classifier is one
-/// load per generation, so this follows the rule count if anything does), and the entries of
-/// the generation's field trie, which every field lookup walks.
+/// Instructions the verifier processed for the entry and the classifier (both loaded once per
+/// build of the eBPF object, whatever the rules), and the entries of the generation's field
+/// trie, which every field lookup walks.
 fn record_program_sizes(
     installed: &bpf::Installed,
     proto: Proto,
@@ -417,14 +417,10 @@ fn record_program_sizes(
         i.size_translated()
             .map_or("-".to_string(), |c| (c / 8).to_string())
     };
-    // The classifier's LPM trie (FIELDS) is sized to the entries it holds.
-    let mut trie_entries = "-".to_string();
-    for id in classifier.map_ids()?.unwrap_or_default() {
-        let map = aya::maps::MapInfo::from_id(id)?;
-        if matches!(map.map_type(), Ok(aya::maps::MapType::LpmTrie)) {
-            trie_entries = map.max_entries().to_string();
-        }
-    }
+    // The running generation's LPM trie (FIELDS) is sized to the entries it holds.
+    let trie_entries = bpf::active_inner_map(installed.dp.dir(), &classifier, "FIELDS")?
+        .max_entries()
+        .to_string();
     tsv::append(
         &out.join("insns.tsv"),
         &[

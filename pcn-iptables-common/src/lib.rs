@@ -290,6 +290,15 @@ pub struct PacketInfo {
     /// The classifier's bitmap indexes for this round, one per bitmap it scans (map memory
     /// for the same reason as `lookup_key`).
     pub bitmaps: [u32; SCANNED_BITMAPS],
+    /// The chain's `ChainConfig::fields`, for the same reason.
+    pub used_fields: u32,
+    /// The scan over the chain's bitmap words, kept here to spare the classifier's stack: the
+    /// chain's first action, the words no bitmap has empty and not visited yet, and the word
+    /// and rule mask to start from.
+    pub action_base: u32,
+    pub candidates: [u64; SUMMARY_WORDS],
+    pub start_word: u64,
+    pub start_mask: u64,
     /// Chain being evaluated and the rule to start from.
     pub chain: u32,
     pub next_rule: u32,

@@ -7,7 +7,7 @@
 
 use core::intrinsics::{AtomicOrdering::Relaxed, atomic_cxchg, atomic_xchg};
 
-use crate::ACTIONS;
+use crate::action_mut;
 
 /// Attempts at the compare-and-swap of a bucket before giving up (the packet then does not
 /// match, as when the bucket is empty): only as many CPUs as hit the same rule at the same
@@ -19,8 +19,8 @@ const CAS_ATTEMPTS: usize = 4;
 /// packet. Atomic for packets of several CPUs: the time of the last check is swapped in, the
 /// credit changes by compare-and-swap.
 #[inline(always)]
-pub fn take(index: u32) -> bool {
-    let Some(action) = ACTIONS.get_ptr_mut(index) else {
+pub fn take(slot: u32, index: u32) -> bool {
+    let Some(action) = action_mut(slot, index) else {
         return true;
     };
     let (burst, interval) = unsafe { ((*action).limit_burst, (*action).limit_interval_ns) };
@@ -79,6 +79,8 @@ pub struct Limiting {
     pub first_rule: u32,
     /// First bit to look at.
     pub from: u32,
+    /// The generation's slot.
+    pub slot: u32,
 }
 
 extern "C" fn check_bit(n: u64, ctx: *mut core::ffi::c_void) -> i64 {
@@ -91,7 +93,7 @@ extern "C" fn check_bit(n: u64, ctx: *mut core::ffi::c_void) -> i64 {
     if l.w & mask == 0 {
         return 0;
     }
-    if l.limited & mask != 0 && !take(l.first_rule + bit as u32) {
+    if l.limited & mask != 0 && !take(l.slot, l.first_rule + bit as u32) {
         l.w &= !mask;
         return 0;
     }
@@ -103,7 +105,7 @@ extern "C" fn check_bit(n: u64, ctx: *mut core::ffi::c_void) -> i64 {
 /// their rate, checking the buckets in order up to the rule that decides. Cheap when no limited
 /// rule comes before the first deciding one.
 #[inline(always)]
-pub fn filter(w: u64, limited: u64, count_only: u64, first_rule: u32) -> u64 {
+pub fn filter(w: u64, limited: u64, count_only: u64, slot: u32, first_rule: u32) -> u64 {
     let lim = w & limited;
     if lim == 0 {
         return w;
@@ -120,6 +122,7 @@ pub fn filter(w: u64, limited: u64, count_only: u64, first_rule: u32) -> u64 {
         count_only,
         first_rule,
         from,
+        slot,
     };
     unsafe {
         aya_ebpf::helpers::generated::bpf_loop(

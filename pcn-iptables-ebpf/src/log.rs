@@ -15,7 +15,7 @@ use aya_ebpf::{
 };
 use pcn_iptables_common::{LOG_PACKET_BYTES, LogRecord, MAX_LOGS_PER_ROUND, PacketInfo};
 
-use crate::{ACTIONS, ETH_HLEN};
+use crate::{ETH_HLEN, action};
 
 /// Bytes of the ring buffer (a power of two, a multiple of the page size).
 pub const LOG_RING_BYTES: u32 = 1 << 20;
@@ -71,7 +71,7 @@ fn emit_one(
         return 1;
     }
     let pkt = unsafe { &*e.pkt };
-    let Some(action) = ACTIONS.get(pkt.log_actions[i as usize]) else {
+    let Some(action) = action(pkt.slot, pkt.log_actions[i as usize]) else {
         return 0;
     };
     let Some(mut entry) = PCN_LOG.reserve::<LogRecord>(0) else {

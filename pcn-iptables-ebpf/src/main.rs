@@ -2,9 +2,10 @@
 //!
 //! Two entry programs stay attached for the life of the installation: `pcn_ingress` (XDP, every
 //! interface: INPUT and FORWARD) and `pcn_egress` (TC egress: OUTPUT). They parse the packet,
-//! pick the base chain and tail-call the classifier of the active generation. Each generation
-//! is a fresh load of `pcn_xdp_classify`/`pcn_tc_classify` bound to fresh rule maps, so
-//! swapping `PCN_ACTIVE` changes the whole ruleset at once.
+//! pick the base chain and tail-call the classifier. The classifiers are loaded once; a
+//! generation is a set of rule maps only, reached through the outer maps (CHAINS, ACTIONS,
+//! FIELDS, BITMAPS: one slot per generation) by the packet's `slot`, so swapping `PCN_ACTIVE`
+//! changes the whole ruleset at once.
 #![no_std]
 #![no_main]
 #![allow(internal_features)]
@@ -17,15 +18,16 @@ mod reject;
 use aya_ebpf::{
     EbpfContext,
     bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
-    macros::{classifier, map, xdp},
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, lpm_trie::Key},
+    btf_maps::{self, ArrayOfMaps},
+    macros::{btf_map, classifier, map, xdp},
+    maps::{Array, LruHashMap, PerCpuArray, ProgramArray, lpm_trie::Key},
     programs::{TcContext, XdpContext},
 };
 use pcn_iptables_common::conntrack::{self, CtEntry, CtKey, Tuple, ctstate};
 use pcn_iptables_common::{
     Action, Bitmap, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, CONNTRACK_ENTRIES, ChainConfig,
-    Counter, FIELD_KEY_HEADER_BITS, FieldKey, Frame, GENERATIONS, MAX_CALL_DEPTH, MAX_CHAINS,
-    MAX_COUNTERS, MAX_WORDS, PacketInfo, STATE_CHUNK, SUMMARY_WORDS, field, field_key6, verdict,
+    Counter, FIELD_KEY_HEADER_BITS, FieldKey, Frame, GENERATIONS, MAX_CALL_DEPTH, MAX_COUNTERS,
+    MAX_WORDS, PacketInfo, SUMMARY_WORDS, field, field_key6, verdict,
 };
 
 // Kept across generations (pinned by name in the namespace's state directory).
@@ -45,23 +47,58 @@ static PCN_PKT_TC: PerCpuArray<PacketInfo> = PerCpuArray::pinned(1, 0);
 #[map]
 static PCN_CONNTRACK: LruHashMap<CtKey, CtEntry> = LruHashMap::pinned(CONNTRACK_ENTRIES, 0);
 
-// One set per generation; userspace sizes them at load time.
-const NO_PREALLOC: u32 = aya_ebpf::bindings::BPF_F_NO_PREALLOC;
-#[map]
-static CHAINS: Array<ChainConfig> = Array::with_max_entries(MAX_CHAINS, 0);
-#[map]
-static ACTIONS: Array<Action> = Array::with_max_entries(1, 0);
+// One set of maps per generation, in the slot `pkt.slot` of these outer maps. Userspace creates
+// the inner maps of each change sized to fit, with exactly these flags (the kernel requires an
+// inner map to match its template: type, key and value size, flags; BPF_F_INNER_MAP lets an
+// array's size differ). The arrays are mmapable: userspace fills them through mmap.
+const GENS: usize = GENERATIONS as usize;
+const INNER_ARRAY: usize =
+    (aya_ebpf::bindings::BPF_F_INNER_MAP | aya_ebpf::bindings::BPF_F_MMAPABLE) as usize;
+const NO_PREALLOC: usize = aya_ebpf::bindings::BPF_F_NO_PREALLOC as usize;
+#[btf_map]
+static CHAINS: ArrayOfMaps<btf_maps::Array<ChainConfig, 1, INNER_ARRAY>, GENS> = ArrayOfMaps::new();
+#[btf_map]
+static ACTIONS: ArrayOfMaps<btf_maps::Array<Action, 1, INNER_ARRAY>, GENS> = ArrayOfMaps::new();
 /// Every chain's rule bitmap and field entries; one map, so that every bitmap pointer the
 /// classifier holds has the same type and the verifier follows one path, not one per
 /// combination of fields in use.
-#[map]
-static FIELDS: LpmTrie<FieldKey, u32> = LpmTrie::with_max_entries(1, NO_PREALLOC);
-/// The bitmaps FIELDS entries point to; userspace fills it through mmap.
-#[map]
-static BITMAPS: Array<Bitmap> = Array::with_max_entries(1, aya_ebpf::bindings::BPF_F_MMAPABLE);
-/// The generation's ruleset as text, for the next invocation; no program reads it.
-#[map]
-static RULESET: Array<[u8; STATE_CHUNK]> = Array::with_max_entries(1, 0);
+#[btf_map]
+static FIELDS: ArrayOfMaps<btf_maps::LpmTrie<FieldKey, u32, 1, NO_PREALLOC>, GENS> =
+    ArrayOfMaps::new();
+/// The bitmaps FIELDS entries point to.
+#[btf_map]
+static BITMAPS: ArrayOfMaps<btf_maps::Array<Bitmap, 1, INNER_ARRAY>, GENS> = ArrayOfMaps::new();
+
+/// Chain `id` of generation `slot`.
+#[inline(always)]
+fn chain_config(slot: u32, id: u32) -> Option<&'static ChainConfig> {
+    CHAINS.get_value(slot, &id)
+}
+
+/// Rule `i` (chain's `action_base` + rule index) of generation `slot`.
+#[inline(always)]
+pub(crate) fn action(slot: u32, i: u32) -> Option<&'static Action> {
+    ACTIONS.get_value(slot, &i)
+}
+
+/// The same, writable (a rule's `-m limit` state lives there).
+#[inline(always)]
+pub(crate) fn action_mut(slot: u32, i: u32) -> Option<*mut Action> {
+    ACTIONS.get_value_ptr_mut(slot, &i)
+}
+
+/// The bitmap index of the longest prefix of `key` in generation `slot`'s field trie.
+#[inline(always)]
+fn field_lookup(slot: u32, key: &Key<FieldKey>) -> Option<u32> {
+    FIELDS.get_value_ptr_mut(slot, key).map(|v| unsafe { *v })
+}
+
+/// The bitmap array of generation `slot`: looked up once per round, then indexed (each
+/// lookup into an inner map is a helper call).
+#[inline(always)]
+fn bitmaps(slot: u32) -> Option<&'static btf_maps::Array<Bitmap, 1, INNER_ARRAY>> {
+    BITMAPS.get(slot)
+}
 
 /// Bitmaps ANDed per word: the chain's rules and the fields (all but the `--ports` pair).
 const FIELDS_SCANNED: usize = 17;
@@ -475,12 +512,12 @@ fn count(slot: u32, len: u32) {
 fn classify(pkt: &mut PacketInfo) -> Step {
     let chain = pkt.chain;
     pkt.log_count = 0;
-    let Some(cfg) = CHAINS.get(chain) else {
+    let Some(cfg) = chain_config(pkt.slot, chain) else {
         return Step::Accept;
     };
     match first_match(pkt, chain, cfg) {
         Some(rule) => {
-            let Some(action) = ACTIONS.get(cfg.action_base + rule) else {
+            let Some(action) = action(pkt.slot, cfg.action_base + rule) else {
                 return Step::Drop;
             };
             count(action.counter, pkt.len);
@@ -529,7 +566,7 @@ fn policy(cfg: &ChainConfig, len: u32) -> Step {
 #[inline(always)]
 fn leave_chain(pkt: &mut PacketInfo) -> Step {
     if pkt.depth == 0 {
-        return match CHAINS.get(pkt.base_chain) {
+        return match chain_config(pkt.slot, pkt.base_chain) {
             Some(cfg) => policy(cfg, pkt.len),
             None => Step::Accept,
         };
@@ -545,41 +582,63 @@ fn leave_chain(pkt: &mut PacketInfo) -> Step {
     Step::Again
 }
 
-/// The bitmap index of field `id`'s entry for `value`, whose first `bits` bits count; the
-/// key is built in `scratch` (PacketInfo::lookup_key).
+/// The bitmap index of field `id`'s entry for `value`, whose first `bits` bits count, in
+/// generation `slot`'s trie; the key is built in `scratch` (PacketInfo::lookup_key).
 #[inline(always)]
-fn lookup(scratch: *mut [u8; 16], id: u8, chain: u32, bits: u32, value: [u8; 6]) -> Option<u32> {
+fn lookup(
+    scratch: *mut [u8; 16],
+    slot: u32,
+    id: u8,
+    chain: u32,
+    bits: u32,
+    value: u64,
+) -> Option<u32> {
     let key = scratch as *mut Key<FieldKey>;
+    let v = value.to_be_bytes();
     unsafe {
         (*key).prefix_len = FIELD_KEY_HEADER_BITS + bits;
-        (*key).data = field_key6(id, chain, value);
-        FIELDS.get(&*key).copied()
+        (*key).data = field_key6(id, chain, [v[2], v[3], v[4], v[5], v[6], v[7]]);
+        field_lookup(slot, &*key)
     }
 }
 
-/// A 4-byte field value as a trie value.
+// Trie values travel as the low 48 bits of a u64 (the key's 6 value bytes, big endian), in
+// registers rather than as arrays on the classifier's small stack.
+
+/// A 4-byte value (an address, an ifindex).
 #[inline(always)]
-fn v4(v: [u8; 4]) -> [u8; 6] {
-    [v[0], v[1], v[2], v[3], 0, 0]
+fn v4(v: [u8; 4]) -> u64 {
+    (u32::from_be_bytes(v) as u64) << 16
 }
 
+/// A 1-byte value.
 #[inline(always)]
-fn bitmap(index: u32) -> Option<*const Bitmap> {
-    BITMAPS.get(index).map(|b| b as *const Bitmap)
+fn v1(v: u8) -> u64 {
+    (v as u64) << 40
+}
+
+/// A MAC address.
+#[inline(always)]
+fn mac_value(m: [u8; 6]) -> u64 {
+    u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
 }
 
 /// A value that only some packets have (ports, ICMP type/code, TCP flags): `[1, value]`,
 /// `bits` long, or `[0]` for the packets without it.
 #[inline(always)]
-fn optional_value(has: u8, bits: u32, value: [u8; 2]) -> (u32, [u8; 6]) {
+fn optional_value(has: u8, bits: u32, value: [u8; 2]) -> (u32, u64) {
     if has != 0 {
-        (bits, [1, value[0], value[1], 0, 0, 0])
+        (
+            bits,
+            v1(1) | (value[0] as u64) << 32 | (value[1] as u64) << 24,
+        )
     } else {
-        (8, [0; 6])
+        (8, 0)
     }
 }
 
-/// The state of one scan over a chain's bitmap words (the `bpf_loop` context).
+/// The state of one scan over a chain's bitmap words (the `bpf_loop` context); the scalars
+/// of the scan live in the packet's map memory (PacketInfo::candidates...).
 #[repr(C)]
 struct Scan {
     /// The rules of the chain, then one bitmap per field (the chain's rules again for a field
@@ -587,15 +646,10 @@ struct Scan {
     bitmaps: [*const Bitmap; FIELDS_SCANNED],
     /// `-m multiport --ports`: a rule matches if its bit is set in either.
     any_port: [*const Bitmap; 2],
-    /// Words that no bitmap has empty (AND of the summaries), not yet visited.
-    candidates: [u64; SUMMARY_WORDS],
-    start_word: u64,
-    start_mask: u64,
     /// The chain's rules without a target: they are counted on the way, not stopped at.
     count_only: *const Bitmap,
     /// The chain's rules with `-m limit`, whose buckets are checked in order.
     limited: *const Bitmap,
-    action_base: u32,
     /// Where the rule found goes: map memory, whose contents the verifier does not track, so
     /// that verifying the loop body converges instead of following every possible result.
     pkt: *mut PacketInfo,
@@ -616,7 +670,7 @@ extern "C" fn count_bit(bit: u64, ctx: *mut core::ffi::c_void) -> i64 {
     let c = unsafe { &*(ctx as *const Counting) };
     if bit < 64 && c.rules & (1 << bit) != 0 {
         let index = c.first_rule + bit as u32;
-        if let Some(action) = ACTIONS.get(index) {
+        if let Some(action) = action(unsafe { (*c.pkt).slot }, index) {
             count(action.counter, c.len);
             if action.verdict == verdict::LOG {
                 log::pend(c.pkt, index);
@@ -636,7 +690,7 @@ fn count_rules(scan: &Scan, i: usize, rules: u64) {
     }
     let mut counting = Counting {
         rules,
-        first_rule: scan.action_base + i as u32 * 64,
+        first_rule: unsafe { (*scan.pkt).action_base } + i as u32 * 64,
         len: unsafe { (*scan.pkt).len },
         pkt: scan.pkt,
     };
@@ -651,19 +705,20 @@ fn count_rules(scan: &Scan, i: usize, rules: u64) {
 }
 
 /// Visits the next candidate word: AND of every bitmap there, counting rules without a target;
-/// stops at the first word with a rule that has one, or when no candidate is left. Words some bitmap has empty are never read, so the
-/// cost follows the candidates, not the chain's length.
+/// stops at the first word with a rule that has one, or when no candidate is left. Words some
+/// bitmap has empty are never read, so the cost follows the candidates, not the chain's length.
 extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
     let scan = unsafe { &mut *(ctx as *mut Scan) };
+    let pkt = unsafe { &mut *scan.pkt };
     let mut k = 0;
-    while k < SUMMARY_WORDS && scan.candidates[k] == 0 {
+    while k < SUMMARY_WORDS && pkt.candidates[k] == 0 {
         k += 1;
     }
     if k >= SUMMARY_WORDS {
         return 1;
     }
-    let bit = lowest_bit(scan.candidates[k]);
-    scan.candidates[k] &= scan.candidates[k] - 1;
+    let bit = lowest_bit(pkt.candidates[k]);
+    pkt.candidates[k] &= pkt.candidates[k] - 1;
     let i = k * 64 + bit as usize;
     if i >= MAX_WORDS {
         return 1;
@@ -672,13 +727,14 @@ extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
     for b in scan.bitmaps {
         w &= unsafe { (*b).words[i] };
     }
-    if i as u64 == scan.start_word {
-        w &= scan.start_mask;
+    if i as u64 == pkt.start_word {
+        w &= pkt.start_mask;
     }
     let count_only = unsafe { (*scan.count_only).words[i] };
     let limited = unsafe { (*scan.limited).words[i] };
     if w & limited != 0 {
-        w = limit::filter(w, limited, count_only, scan.action_base + i as u32 * 64);
+        let first_rule = pkt.action_base + i as u32 * 64;
+        w = limit::filter(w, limited, count_only, pkt.slot, first_rule);
     }
     let stop = w & !count_only;
     // Rules without a target that match before the rule that decides, in this word.
@@ -689,7 +745,7 @@ extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
     };
     count_rules(scan, i, w & count_only & before);
     if stop != 0 {
-        unsafe { (*scan.pkt).found = i as u32 * 64 + lowest_bit(stop) };
+        pkt.found = i as u32 * 64 + lowest_bit(stop);
         return 1;
     }
     0
@@ -701,93 +757,105 @@ extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
 ///
 /// The word loop runs in `bpf_loop`, whose body the verifier checks once, however many words.
 /// The summaries (one bit per non-empty word) tell which words are worth reading at all.
-#[inline(always)]
+///
+/// A function of its own: its frame (the scan's pointers) then does not add up with those of
+/// REJECT's and LOG's, which the classifier calls after it, against BPF's 512-byte stack.
+#[inline(never)]
 fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u32> {
     // Indexes first, into map memory, then pointers: choosing between pointers, or stack
     // contents that differ between paths, would make the verifier follow every combination
     // of fields in use.
     let all = cfg.rules;
-    let used = cfg.fields;
+    let slot = pkt.slot;
+    // Read again for every field, from map memory: a value kept in a register would carry
+    // what each branch taught the verifier about its bits, and no two paths would merge.
+    pkt.used_fields = cfg.fields;
+    let used = &pkt.used_fields as *const u32;
     let scratch = &mut pkt.lookup_key as *mut [u8; 16];
-    let index = |id: u8, bits: u32, value: [u8; 6]| -> Option<u32> {
-        if used & field::bit(id) == 0 {
+    let index = |id: u8, bits: u32, value: u64| -> Option<u32> {
+        if unsafe { core::ptr::read_volatile(used) } & field::bit(id) == 0 {
             Some(all)
         } else {
-            lookup(scratch, id, chain, bits, value)
+            lookup(scratch, slot, id, chain, bits, value)
         }
     };
-    let (sport_bits, sport) = optional_value(pkt.has_ports, 24, pkt.sport.to_be_bytes());
-    let (dport_bits, dport) = optional_value(pkt.has_ports, 24, pkt.dport.to_be_bytes());
-    let (icmp_bits, icmp) = optional_value(pkt.has_icmp, 24, [pkt.icmp_type, pkt.icmp_code]);
-    let (flags_bits, flags) = optional_value(pkt.has_tcp_flags, 16, [pkt.tcp_flags, 0]);
-    let len = (pkt.len as u16).to_be_bytes();
+    // Each value is made right where it is looked up, so that few stay live (and spilled).
+    let sport = |p: &PacketInfo| optional_value(p.has_ports, 24, p.sport.to_be_bytes());
+    let dport = |p: &PacketInfo| optional_value(p.has_ports, 24, p.dport.to_be_bytes());
     pkt.bitmaps[0] = all;
     pkt.bitmaps[1] = index(field::SRC, 32, v4(pkt.src))?;
     pkt.bitmaps[2] = index(field::DST, 32, v4(pkt.dst))?;
-    pkt.bitmaps[3] = index(field::PROTO, 8, [pkt.proto, 0, 0, 0, 0, 0])?;
-    pkt.bitmaps[4] = index(field::SPORT, sport_bits, sport)?;
-    pkt.bitmaps[5] = index(field::DPORT, dport_bits, dport)?;
+    pkt.bitmaps[3] = index(field::PROTO, 8, v1(pkt.proto))?;
+    let (bits, value) = sport(pkt);
+    pkt.bitmaps[4] = index(field::SPORT, bits, value)?;
+    let (bits, value) = dport(pkt);
+    pkt.bitmaps[5] = index(field::DPORT, bits, value)?;
     pkt.bitmaps[6] = index(field::IN_IFACE, 32, v4(pkt.in_ifindex.to_be_bytes()))?;
     pkt.bitmaps[7] = index(field::OUT_IFACE, 32, v4(pkt.out_ifindex.to_be_bytes()))?;
-    pkt.bitmaps[8] = index(field::CTSTATE, 8, [pkt.ctstate, 0, 0, 0, 0, 0])?;
-    pkt.bitmaps[9] = index(field::ICMP, icmp_bits, icmp)?;
-    pkt.bitmaps[10] = index(field::TCP_FLAGS, flags_bits, flags)?;
-    pkt.bitmaps[11] = index(field::LENGTH, 16, [len[0], len[1], 0, 0, 0, 0])?;
-    pkt.bitmaps[12] = index(field::TTL, 8, [pkt.ttl, 0, 0, 0, 0, 0])?;
-    pkt.bitmaps[13] = index(field::FRAGMENT, 8, [pkt.fragment, 0, 0, 0, 0, 0])?;
-    pkt.bitmaps[14] = index(field::MAC_SRC, 48, pkt.mac_src)?;
+    pkt.bitmaps[8] = index(field::CTSTATE, 8, v1(pkt.ctstate))?;
+    let (bits, value) = optional_value(pkt.has_icmp, 24, [pkt.icmp_type, pkt.icmp_code]);
+    pkt.bitmaps[9] = index(field::ICMP, bits, value)?;
+    let (bits, value) = optional_value(pkt.has_tcp_flags, 16, [pkt.tcp_flags, 0]);
+    pkt.bitmaps[10] = index(field::TCP_FLAGS, bits, value)?;
+    pkt.bitmaps[11] = index(field::LENGTH, 16, (pkt.len as u16 as u64) << 32)?;
+    pkt.bitmaps[12] = index(field::TTL, 8, v1(pkt.ttl))?;
+    pkt.bitmaps[13] = index(field::FRAGMENT, 8, v1(pkt.fragment))?;
+    pkt.bitmaps[14] = index(field::MAC_SRC, 48, mac_value(pkt.mac_src))?;
     pkt.bitmaps[15] = index(field::SRC_TYPE, 32, v4(pkt.src))?;
     pkt.bitmaps[16] = index(field::DST_TYPE, 32, v4(pkt.dst))?;
-    pkt.bitmaps[17] = index(field::ANY_PORT_SRC, sport_bits, sport)?;
-    pkt.bitmaps[18] = index(field::ANY_PORT_DST, dport_bits, dport)?;
-    let b = &pkt.bitmaps;
+    let (bits, value) = sport(pkt);
+    pkt.bitmaps[17] = index(field::ANY_PORT_SRC, bits, value)?;
+    let (bits, value) = dport(pkt);
+    pkt.bitmaps[18] = index(field::ANY_PORT_DST, bits, value)?;
+
+    // Pointers: one lookup of the generation's bitmap array, then one per bitmap that is not
+    // the chain's rules (fields a chain does not use cost nothing here).
+    let maps = bitmaps(slot)?;
+    let all_ptr = maps.get_ptr(all)?;
+    let b = &pkt.bitmaps as *const u32;
+    let pointer = |i: usize| -> Option<*const Bitmap> {
+        let index = unsafe { core::ptr::read_volatile(b.add(i)) };
+        if index == all {
+            Some(all_ptr)
+        } else {
+            maps.get_ptr(index)
+        }
+    };
+    // Filled in place: building the array first would take its room on the stack twice.
     let mut scan = Scan {
-        bitmaps: [
-            bitmap(b[0])?,
-            bitmap(b[1])?,
-            bitmap(b[2])?,
-            bitmap(b[3])?,
-            bitmap(b[4])?,
-            bitmap(b[5])?,
-            bitmap(b[6])?,
-            bitmap(b[7])?,
-            bitmap(b[8])?,
-            bitmap(b[9])?,
-            bitmap(b[10])?,
-            bitmap(b[11])?,
-            bitmap(b[12])?,
-            bitmap(b[13])?,
-            bitmap(b[14])?,
-            bitmap(b[15])?,
-            bitmap(b[16])?,
-        ],
-        any_port: [bitmap(b[17])?, bitmap(b[18])?],
-        candidates: [u64::MAX; SUMMARY_WORDS],
-        start_word: (pkt.next_rule / 64) as u64,
-        start_mask: u64::MAX << (pkt.next_rule % 64),
-        count_only: bitmap(cfg.count_only)?,
-        limited: bitmap(cfg.limited)?,
-        action_base: cfg.action_base,
+        bitmaps: [all_ptr; FIELDS_SCANNED],
+        any_port: [all_ptr; 2],
+        count_only: all_ptr,
+        limited: all_ptr,
         pkt: core::ptr::null_mut(),
     };
-    for b in scan.bitmaps {
-        for k in 0..SUMMARY_WORDS {
-            scan.candidates[k] &= unsafe { (*b).summary[k] };
-        }
+    // Volatile: straight into the struct, not through a copy of each pointer of its own.
+    let put =
+        |at: &mut *const Bitmap, p: *const Bitmap| unsafe { core::ptr::write_volatile(at, p) };
+    for i in 1..FIELDS_SCANNED {
+        put(&mut scan.bitmaps[i], pointer(i)?);
     }
-    for k in 0..SUMMARY_WORDS {
-        scan.candidates[k] &=
-            unsafe { (*scan.any_port[0]).summary[k] | (*scan.any_port[1]).summary[k] };
-    }
+    put(&mut scan.any_port[0], pointer(FIELDS_SCANNED)?);
+    put(&mut scan.any_port[1], pointer(FIELDS_SCANNED + 1)?);
+    put(&mut scan.count_only, maps.get_ptr(cfg.count_only)?);
+    put(&mut scan.limited, maps.get_ptr(cfg.limited)?);
+    pkt.action_base = cfg.action_base;
+    pkt.start_word = (pkt.next_rule / 64) as u64;
+    pkt.start_mask = u64::MAX << (pkt.next_rule % 64);
     // Words before the one to start from are done with.
     let start_word = (pkt.next_rule / 64) as usize;
     for k in 0..SUMMARY_WORDS {
+        let mut c = unsafe { (*scan.any_port[0]).summary[k] | (*scan.any_port[1]).summary[k] };
+        for b in scan.bitmaps {
+            c &= unsafe { (*b).summary[k] };
+        }
         let first = k * 64;
         if start_word >= first + 64 {
-            scan.candidates[k] = 0;
+            c = 0;
         } else if start_word > first {
-            scan.candidates[k] &= u64::MAX << (start_word - first);
+            c &= u64::MAX << (start_word - first);
         }
+        pkt.candidates[k] = c;
     }
     pkt.found = u32::MAX;
     scan.pkt = pkt;

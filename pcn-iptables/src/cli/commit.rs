@@ -78,6 +78,7 @@ pub fn compile(table: &Table, slots: &Slots) -> Result<(Compiled, Vec<Link>)> {
             format!("too many rules: pcn-iptables has {MAX_COUNTERS} counter slots"),
         ));
     }
+    let _t = dataplane::Timer("compile", std::time::Instant::now());
     let links = dataplane::links().map_err(internal)?;
     let routes = dataplane::routes::local_routes().map_err(internal)?;
     let compiled = compile::compile(table, &links, &compile::AddressTypes::new(&routes))

@@ -1,26 +1,47 @@
-//! Loading one generation: fresh classifier maps filled from the compiled tables, classifier
-//! programs bound to them, the ruleset text beside them, then the switch.
+//! Generations. The classifier programs are loaded once per build of the eBPF object (at
+//! install, or when a new binary first changes the rules); a generation is only a set of maps:
+//! a change creates them sized to fit, fills them, stores them in the inactive slot of the
+//! outer maps the classifier reads through, pins the ruleset text beside them, then flips
+//! `PCN_ACTIVE`. No ELF parsing, no program load, no verifier on that path.
+//!
+//! Per build of the object, a directory `gen-HASH` (HASH: of the object's bytes) holds the
+//! outer maps (`CHAINS`, `ACTIONS`, `FIELDS`, `BITMAPS`) and the classifiers
+//! (`classify-xdp`, `classify-tc`, pinned last: their presence means the build is set up).
+//! A new binary with another object sets up its own directory and program-array slots; the
+//! entry programs stay, and the previous build's directory goes after its first flip.
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    os::fd::{AsFd as _, OwnedFd},
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context as _, Result};
 use aya::{
-    Ebpf, EbpfLoader,
-    maps::{
-        Array, MapData, PerCpuArray, ProgramArray,
-        lpm_trie::{Key, LpmTrie},
-    },
+    EbpfLoader,
+    maps::{Array, MapData, PerCpuArray},
     programs::{
         LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink, tc::TcAttachOptions,
     },
 };
-use pcn_iptables_common::{Bitmap, Counter, FieldKey};
+use aya_obj::programs::XdpAttachType;
+use pcn_iptables_common::{Action, Bitmap, ChainConfig, Counter, FieldKey};
 
-use super::state;
-use crate::compile::{Compiled, Link, Words};
+use super::{state, sys};
+use crate::compile::{Compiled, Link, TrieEntry, Words};
 
 /// The eBPF object: entry programs, classifiers, and the benchmarks' baseline.
 pub static ELF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pcn-iptables-ebpf"));
+
+/// Pins of the entry programs, for tools that run them on crafted packets (the benchmark's
+/// BPF_PROG_TEST_RUN) or profile them; the links keep them alive either way.
+pub const INGRESS_PIN: &str = "prog-ingress";
+pub const EGRESS_PIN: &str = "prog-egress";
+/// Pins of the classifiers, in the build's directory.
+pub const CLASSIFY_XDP_PIN: &str = "classify-xdp";
+pub const CLASSIFY_TC_PIN: &str = "classify-tc";
+/// The outer maps (names in the eBPF object and pins in the build's directory).
+const OUTER: [&str; 4] = ["CHAINS", "ACTIONS", "FIELDS", "BITMAPS"];
 
 /// The interfaces of the current network namespace.
 pub fn links() -> Result<Vec<Link>> {
@@ -34,47 +55,188 @@ pub fn links() -> Result<Vec<Link>> {
         .collect())
 }
 
-/// Writes the bitmaps straight into the (BPF_F_MMAPABLE) array's memory: one mapping
-/// instead of a syscall and a copy per bitmap.
-fn fill_bitmaps(map: &MapData, bitmaps: &[Words]) -> Result<()> {
-    use std::os::fd::{AsFd as _, AsRawFd as _};
-    let len = std::mem::size_of::<Bitmap>() * bitmaps.len().max(1);
-    let fd = map.fd().as_fd().as_raw_fd();
-    // SAFETY: a shared writable mapping of the array's values, `len` bytes, unmapped below.
-    let base = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        )
-    };
-    if base == libc::MAP_FAILED {
-        return Err(std::io::Error::last_os_error()).context("mapping the bitmap array");
+/// A hash of the eBPF object (FNV-1a over its 8-byte words): names the directory of the
+/// programs and outer maps of this build.
+fn elf_hash() -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = ELF.chunks_exact(8);
+    for w in &mut words {
+        h ^= u64::from_le_bytes(w.try_into().unwrap_or_default());
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    let mut bitmap = Box::new(Bitmap::zero());
-    for (i, words) in bitmaps.iter().enumerate() {
-        *bitmap = Bitmap::zero();
-        bitmap.set_words(words);
-        // SAFETY: slot i lies inside the mapping (the array has bitmaps.len() entries, each of
-        // size_of::<Bitmap>(), a multiple of 8 so the kernel pads nothing).
-        unsafe { std::ptr::write(base.cast::<Bitmap>().add(i), *bitmap) };
+    for b in words.remainder() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    // SAFETY: the mapping made above.
-    unsafe { libc::munmap(base, len) };
-    Ok(())
+    h ^ ELF.len() as u64
 }
 
-fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
-where
-    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
-{
-    let map = ebpf
-        .take_map(name)
-        .with_context(|| format!("map {name} missing from the object"))?;
-    T::try_from(map).with_context(|| format!("map {name}"))
+/// The directory of this build's programs and outer maps in the namespace's directory `dir`.
+pub fn build_dir(dir: &Path) -> PathBuf {
+    dir.join(format!("gen-{:016x}", elf_hash()))
+}
+
+/// An array map of `items` with the flags of the classifier's inner arrays, filled through
+/// mmap (a fresh array reads zero).
+fn array<T: Copy>(name: &str, items: &[T]) -> Result<OwnedFd> {
+    const { assert!(std::mem::size_of::<T>().is_multiple_of(8)) };
+    let size = std::mem::size_of::<T>();
+    let fd = sys::map_create(
+        name,
+        sys::MAP_TYPE_ARRAY,
+        4,
+        size as u32,
+        items.len().max(1) as u32,
+        sys::INNER_ARRAY,
+    )
+    .with_context(|| format!("creating map {name}"))?;
+    if !items.is_empty() {
+        let mut mapping = sys::Mapping::new(fd.as_fd(), std::mem::size_of_val(items))
+            .with_context(|| format!("mapping {name}"))?;
+        let dst = mapping.bytes().as_mut_ptr().cast::<T>();
+        // SAFETY: the mapping holds items.len() values of size_of::<T>() (a multiple of 8, so
+        // the kernel pads nothing), page-aligned.
+        unsafe { std::ptr::copy_nonoverlapping(items.as_ptr(), dst, items.len()) };
+    }
+    Ok(fd)
+}
+
+/// The bitmap array, written in place: each bitmap's words and summary straight into the
+/// map's (zeroed) memory.
+fn bitmaps(bitmaps: &[Words]) -> Result<OwnedFd> {
+    const { assert!(std::mem::size_of::<Bitmap>().is_multiple_of(8)) };
+    let fd = sys::map_create(
+        "BITMAPS",
+        sys::MAP_TYPE_ARRAY,
+        4,
+        std::mem::size_of::<Bitmap>() as u32,
+        bitmaps.len().max(1) as u32,
+        sys::INNER_ARRAY,
+    )
+    .context("creating map BITMAPS")?;
+    if !bitmaps.is_empty() {
+        let mut mapping =
+            sys::Mapping::new(fd.as_fd(), std::mem::size_of::<Bitmap>() * bitmaps.len())
+                .context("mapping BITMAPS")?;
+        let base = mapping.bytes().as_mut_ptr().cast::<Bitmap>();
+        for (i, words) in bitmaps.iter().enumerate() {
+            // SAFETY: slot i lies inside the mapping, aligned (page base, 8-byte multiple
+            // size), and reads zero: set_words only ORs summary bits into it.
+            unsafe { (*base.add(i)).set_words(words) };
+        }
+    }
+    Ok(fd)
+}
+
+/// The field trie, in one batch update where the kernel has it.
+fn fields(entries: &[TrieEntry]) -> Result<OwnedFd> {
+    const KEY: usize = 4 + std::mem::size_of::<FieldKey>();
+    let fd = sys::map_create(
+        "FIELDS",
+        sys::MAP_TYPE_LPM_TRIE,
+        KEY as u32,
+        4,
+        entries.len().max(1) as u32,
+        sys::F_NO_PREALLOC,
+    )
+    .context("creating map FIELDS")?;
+    if entries.is_empty() {
+        return Ok(fd);
+    }
+    let mut keys = Vec::with_capacity(entries.len() * KEY);
+    let mut values = Vec::with_capacity(entries.len() * 4);
+    for e in entries {
+        keys.extend_from_slice(&e.prefix_len.to_ne_bytes());
+        keys.extend_from_slice(&e.key);
+        values.extend_from_slice(&e.bitmap.to_ne_bytes());
+    }
+    match sys::map_update_batch(fd.as_fd(), &keys, &values, entries.len() as u32) {
+        Ok(()) => {}
+        // No batch updates for tries on this kernel: one at a time.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | 524)) => {
+            for (key, value) in keys.chunks_exact(KEY).zip(values.chunks_exact(4)) {
+                sys::map_update(fd.as_fd(), key, value, 0).context("filling the field trie")?;
+            }
+        }
+        Err(e) => return Err(e).context("filling the field trie"),
+    }
+    Ok(fd)
+}
+
+/// Opens the pin `name` in `dir`.
+fn pinned(dir: &Path, name: &str) -> Result<OwnedFd> {
+    let path = dir.join(name);
+    sys::obj_get(&path).with_context(|| format!("opening {}", path.display()))
+}
+
+/// Loads this build's classifiers (and, on a first install, the entry programs and the shared
+/// maps), pinning them; seeds the connection table on a first install.
+fn setup(dir: &Path, build: &Path, conntrack_entries: u32) -> Result<()> {
+    fs::create_dir_all(build).with_context(|| format!("creating {}", build.display()))?;
+    let first_load = !dir.join(super::conntrack::MAP).exists();
+    let pins: Vec<PathBuf> = OUTER.iter().map(|n| build.join(n)).collect();
+    let mut loader = EbpfLoader::new();
+    // No CO-RE relocations in our programs: skip parsing the kernel's BTF (~20 ms).
+    loader
+        .btf(None)
+        .default_map_pin_directory(dir)
+        // Only a first install creates it; later loads reuse the pinned table.
+        .map_max_entries(super::conntrack::MAP, conntrack_entries);
+    for (name, pin) in OUTER.iter().zip(&pins) {
+        loader.map_pin_path(name, pin.as_path());
+    }
+    let mut ebpf = loader.load(ELF).context("loading the eBPF object")?;
+
+    let pin = dir.join(INGRESS_PIN);
+    if !pin.exists() {
+        let prog: &mut Xdp = ebpf
+            .program_mut("pcn_ingress")
+            .context("pcn_ingress")?
+            .try_into()?;
+        prog.load().context("loading the XDP entry program")?;
+        prog.pin(&pin)
+            .with_context(|| format!("pinning {}", pin.display()))?;
+    }
+    let pin = dir.join(EGRESS_PIN);
+    if !pin.exists() {
+        let prog: &mut SchedClassifier = ebpf
+            .program_mut("pcn_egress")
+            .context("pcn_egress")?
+            .try_into()?;
+        prog.load().context("loading the TC entry program")?;
+        prog.pin(&pin)
+            .with_context(|| format!("pinning {}", pin.display()))?;
+    }
+
+    let xdp: &mut Xdp = ebpf
+        .program_mut("pcn_xdp_classify")
+        .context("pcn_xdp_classify")?
+        .try_into()?;
+    xdp.load().context("loading the XDP classifier")?;
+    let tc: &mut SchedClassifier = ebpf
+        .program_mut("pcn_tc_classify")
+        .context("pcn_tc_classify")?
+        .try_into()?;
+    tc.load().context("loading the TC classifier")?;
+    // The TC classifier's pin last: it marks the build as set up.
+    for (name, pin) in [
+        ("pcn_xdp_classify", CLASSIFY_XDP_PIN),
+        ("pcn_tc_classify", CLASSIFY_TC_PIN),
+    ] {
+        let pin = build.join(pin);
+        if pin.exists() {
+            fs::remove_file(&pin)?;
+        }
+        let prog = ebpf.program_mut(name).context("classifier")?;
+        prog.pin(&pin)
+            .with_context(|| format!("pinning {}", pin.display()))?;
+    }
+
+    if first_load {
+        // Before any packet is judged: connections open now must not look NEW.
+        super::conntrack::seed(dir).context("seeding the connection table")?;
+    }
+    Ok(())
 }
 
 /// Installs `compiled` (and `text`, the ruleset it came from) into generation `slot`, then
@@ -88,103 +250,103 @@ pub fn install(
     links: &[Link],
     conntrack_entries: u32,
 ) -> Result<()> {
-    let chunks = state::chunks(text);
-    let first_load = !dir.join(super::conntrack::MAP).exists();
-    let at_least_one = |n: usize| (n.max(1)) as u32;
-    let mut loader = EbpfLoader::new();
-    // No CO-RE relocations in our programs: skip parsing the kernel's BTF (~20 ms).
-    loader
-        .btf(None)
-        .default_map_pin_directory(dir)
-        // Only a first install creates it; later loads reuse the pinned table.
-        .map_max_entries(super::conntrack::MAP, conntrack_entries)
-        .map_max_entries("CHAINS", at_least_one(compiled.chains.len()))
-        .map_max_entries("ACTIONS", at_least_one(compiled.actions.len()))
-        .map_max_entries("FIELDS", at_least_one(compiled.fields.len()))
-        .map_max_entries("BITMAPS", at_least_one(compiled.bitmaps.len()))
-        .map_max_entries("RULESET", at_least_one(chunks.len()));
-    let mut ebpf = loader.load(ELF).context("loading the eBPF object")?;
-    // Programs first: taking a map out of `ebpf` closes it when the handle goes.
-    let xdp: &mut Xdp = ebpf
-        .program_mut("pcn_xdp_classify")
-        .context("pcn_xdp_classify")?
-        .try_into()?;
-    xdp.load().context("loading the XDP classifier")?;
-    let tc: &mut SchedClassifier = ebpf
-        .program_mut("pcn_tc_classify")
-        .context("pcn_tc_classify")?
-        .try_into()?;
-    tc.load().context("loading the TC classifier")?;
-
-    let mut chains: Array<MapData, pcn_iptables_common::ChainConfig> = take(&mut ebpf, "CHAINS")?;
-    for (i, c) in compiled.chains.iter().enumerate() {
-        chains.set(i as u32, c, 0)?;
-    }
-    let mut actions: Array<MapData, pcn_iptables_common::Action> = take(&mut ebpf, "ACTIONS")?;
-    for (i, a) in compiled.actions.iter().enumerate() {
-        actions.set(i as u32, a, 0)?;
-    }
-    let Some(aya::maps::Map::Array(bitmaps)) = ebpf.take_map("BITMAPS") else {
-        anyhow::bail!("map BITMAPS missing from the object");
-    };
-    fill_bitmaps(&bitmaps, &compiled.bitmaps)?;
-    let mut fields: LpmTrie<MapData, FieldKey, u32> = take(&mut ebpf, "FIELDS")?;
-    for e in &compiled.fields {
-        fields
-            .insert(&Key::new(e.prefix_len, e.key), e.bitmap, 0)
-            .context("filling the field trie")?;
+    let build = build_dir(dir);
+    if !build.join(CLASSIFY_TC_PIN).exists() || !build.join(CLASSIFY_XDP_PIN).exists() {
+        setup(dir, &build, conntrack_entries)?;
     }
 
+    let t = super::Timer("maps", std::time::Instant::now());
+    // The generation's maps, filled before anything can see them: the trie (a syscall per
+    // entry) here, the bitmaps and the ruleset text (memory to write) beside it.
+    let (maps, ruleset) = std::thread::scope(|s| -> Result<_> {
+        let bitmaps = s.spawn(|| bitmaps(&compiled.bitmaps));
+        let ruleset = s.spawn(|| state::create(text));
+        let chains = array::<ChainConfig>("CHAINS", &compiled.chains)?;
+        let actions = array::<Action>("ACTIONS", &compiled.actions)?;
+        let fields = fields(&compiled.fields)?;
+        let joined = |r: std::thread::Result<Result<OwnedFd>>| {
+            r.unwrap_or_else(|_| Err(anyhow::anyhow!("filling a map")))
+        };
+        let maps: [OwnedFd; 4] = [chains, actions, fields, joined(bitmaps.join())?];
+        Ok((maps, joined(ruleset.join())?))
+    })?;
     // The ruleset text, pinned where the next invocation looks for this slot's state.
-    let mut ruleset: Array<MapData, state::Chunk> = take(&mut ebpf, "RULESET")?;
-    for (i, c) in chunks.iter().enumerate() {
-        ruleset.set(i as u32, c, 0)?;
-    }
     let state_path = state::path(dir, slot);
     if state_path.exists() {
         fs::remove_file(&state_path)?;
     }
-    ruleset
-        .pin(&state_path)
+    sys::obj_pin(ruleset.as_fd(), &state_path)
         .with_context(|| format!("pinning {}", state_path.display()))?;
 
-    let mut progs_xdp: ProgramArray<MapData> = take(&mut ebpf, "PCN_PROGS_XDP")?;
-    let xdp: &Xdp = ebpf
-        .program("pcn_xdp_classify")
-        .context("pcn_xdp_classify")?
-        .try_into()?;
-    progs_xdp.set(slot, xdp.fd()?, 0)?;
-    let mut progs_tc: ProgramArray<MapData> = take(&mut ebpf, "PCN_PROGS_TC")?;
-    let tc: &SchedClassifier = ebpf
-        .program("pcn_tc_classify")
-        .context("pcn_tc_classify")?
-        .try_into()?;
-    progs_tc.set(slot, tc.fd()?, 0)?;
-
-    let mut counters: PerCpuArray<MapData, Counter> = take(&mut ebpf, "PCN_COUNTERS")?;
-    super::set_counters(&mut counters, fresh_counters.iter().copied())?;
-
-    if first_load {
-        // Before any packet is judged: connections open now must not look NEW.
-        super::conntrack::seed(dir).context("seeding the connection table")?;
+    drop(t);
+    let t = super::Timer("outer", std::time::Instant::now());
+    // Into the inactive slot: the previous generation's maps there go when the kernel is done
+    // with them. Each update of an outer map waits for an RCU grace period (so that no program
+    // still runs with the map it replaced); made at once from one thread each, they share one.
+    let outer = OUTER
+        .iter()
+        .map(|name| pinned(&build, name))
+        .collect::<Result<Vec<_>>>()?;
+    std::thread::scope(|s| {
+        let updates: Vec<_> = OUTER
+            .iter()
+            .zip(&outer)
+            .zip(&maps)
+            .map(|((name, outer), map)| {
+                s.spawn(move || {
+                    sys::set_fd(outer.as_fd(), slot, map.as_fd())
+                        .with_context(|| format!("storing the new {name}"))
+                })
+            })
+            .collect();
+        updates
+            .into_iter()
+            .try_for_each(|u| u.join().unwrap_or_else(|_| Err(anyhow::anyhow!("thread"))))
+    })?;
+    for (progs, classifier) in [
+        ("PCN_PROGS_XDP", CLASSIFY_XDP_PIN),
+        ("PCN_PROGS_TC", CLASSIFY_TC_PIN),
+    ] {
+        sys::set_fd(
+            pinned(dir, progs)?.as_fd(),
+            slot,
+            pinned(&build, classifier)?.as_fd(),
+        )
+        .with_context(|| format!("setting slot {slot} of {progs}"))?;
     }
-    attach(&mut ebpf, dir, links)?;
 
-    let mut active: Array<MapData, u32> = take(&mut ebpf, "PCN_ACTIVE")?;
+    drop(t);
+    let _t = super::Timer("rest", std::time::Instant::now());
+    if !fresh_counters.is_empty() {
+        let map = MapData::from_pin(dir.join("PCN_COUNTERS")).context("opening PCN_COUNTERS")?;
+        let mut counters: PerCpuArray<MapData, Counter> =
+            PerCpuArray::try_from(aya::maps::Map::from_map_data(map)?)?;
+        super::set_counters(&mut counters, fresh_counters.iter().copied())?;
+    }
+
+    attach(dir, links)?;
+
+    let map = MapData::from_pin(dir.join("PCN_ACTIVE")).context("opening PCN_ACTIVE")?;
+    let mut active: Array<MapData, u32> = Array::try_from(aya::maps::Map::from_map_data(map)?)?;
     active
         .set(0, slot, 0)
         .context("switching to the new generation")?;
+
+    // Builds other than this one are no longer in use by the running generation.
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path != build && entry.file_name().to_string_lossy().starts_with("gen-") {
+                let _ = fs::remove_dir_all(&path);
+            }
+        }
+    }
     Ok(())
 }
 
-/// Pins of the entry programs, for tools that run them on crafted packets (the benchmark's
-/// BPF_PROG_TEST_RUN) or profile them; the links keep them alive either way.
-pub const INGRESS_PIN: &str = "prog-ingress";
-pub const EGRESS_PIN: &str = "prog-egress";
-
 /// Attaches the entry programs to every interface that lacks them, and forgets the links of
 /// interfaces that are gone.
-fn attach(ebpf: &mut Ebpf, dir: &Path, links: &[Link]) -> Result<()> {
+fn attach(dir: &Path, links: &[Link]) -> Result<()> {
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         let Some((kind, index)) = name.split_once('-') else {
@@ -198,21 +360,19 @@ fn attach(ebpf: &mut Ebpf, dir: &Path, links: &[Link]) -> Result<()> {
             fs::remove_file(dir.join(&name))?;
         }
     }
+    let mut xdp: Option<Xdp> = None;
+    let mut tc: Option<SchedClassifier> = None;
     for link in links {
         let pin = dir.join(format!("xdp-{}", link.ifindex));
         if !pin.exists() {
-            let prog: &mut Xdp = ebpf
-                .program_mut("pcn_ingress")
-                .context("pcn_ingress")?
-                .try_into()?;
-            if prog.fd().is_err() {
-                prog.load().context("loading the XDP entry program")?;
-                let pin = dir.join(INGRESS_PIN);
-                if !pin.exists() {
-                    prog.pin(&pin)
-                        .with_context(|| format!("pinning {}", pin.display()))?;
-                }
+            if xdp.is_none() {
+                let entry = dir.join(INGRESS_PIN);
+                xdp = Some(
+                    Xdp::from_pin(&entry, XdpAttachType::Interface)
+                        .with_context(|| format!("opening {}", entry.display()))?,
+                );
             }
+            let prog = xdp.as_mut().context("XDP entry")?;
             let id = prog
                 .attach_to_if_index(link.ifindex, XdpMode::Default)
                 .with_context(|| format!("attaching XDP to {}", link.name))?;
@@ -220,18 +380,14 @@ fn attach(ebpf: &mut Ebpf, dir: &Path, links: &[Link]) -> Result<()> {
         }
         let pin = dir.join(format!("tc-{}", link.ifindex));
         if !pin.exists() {
-            let prog: &mut SchedClassifier = ebpf
-                .program_mut("pcn_egress")
-                .context("pcn_egress")?
-                .try_into()?;
-            if prog.fd().is_err() {
-                prog.load().context("loading the TC entry program")?;
-                let pin = dir.join(EGRESS_PIN);
-                if !pin.exists() {
-                    prog.pin(&pin)
-                        .with_context(|| format!("pinning {}", pin.display()))?;
-                }
+            if tc.is_none() {
+                let entry = dir.join(EGRESS_PIN);
+                tc = Some(
+                    SchedClassifier::from_pin(&entry)
+                        .with_context(|| format!("opening {}", entry.display()))?,
+                );
             }
+            let prog = tc.as_mut().context("TC entry")?;
             let id = prog
                 .attach_with_options(
                     &link.name,

@@ -1,15 +1,19 @@
 //! The only stage that talks to the kernel: pinned state per network namespace, generations of
-//! classifier programs swapped atomically, attachment, counters, the lock.
+//! classifier maps swapped atomically, attachment, counters, the lock.
 //!
 //! Layout of a namespace's directory on the bpffs:
 //! - `PCN_ACTIVE`, `PCN_PROGS_XDP`, `PCN_PROGS_TC`, `PCN_COUNTERS`, `PCN_PKT_*`: maps pinned by
 //!   name, shared by every generation;
 //! - `state-0`, `state-1`: the ruleset (as `-S` text) of each of the two generation slots;
+//! - `prog-ingress`, `prog-egress`: the entry programs;
+//! - `gen-HASH/`: the classifiers of one build of the eBPF object and the outer maps (array of
+//!   maps, one slot per generation) through which they reach a generation's maps;
 //! - `xdp-IFINDEX`, `tc-IFINDEX`: the links of the entry programs;
 //! - `PCN_LOG`, `PCN_LOG_LOST`: the ring buffer of `-j LOG` records and the count of records
-//!   it had no room for (read by `--log-follow`);
+//!   it had no room for (read by `--log-follow`).
 //!
-//! A change loads the new generation into the slot that is not active, then flips `PCN_ACTIVE`:
+//! A change creates the new generation's maps and stores them in the slot that is not active
+//! (see `generation`), then flips `PCN_ACTIVE`:
 //! that single map write switches both the packets and the stored state, so an invocation
 //! killed at any point leaves the old ruleset both running and stored.
 
@@ -18,9 +22,10 @@ pub mod conntrack;
 mod gc;
 mod generation;
 pub mod lock;
-pub mod routes;
 pub mod log;
+pub mod routes;
 mod state;
+mod sys;
 
 use std::{
     fs,
@@ -37,6 +42,9 @@ use crate::{
 };
 
 pub use generation::{EGRESS_PIN, ELF, INGRESS_PIN, links};
+
+/// Prints how long a phase of a change took on stderr, when `PCN_IPTABLES_TIMING` is set.
+pub struct Timer(pub &'static str, pub std::time::Instant);
 
 /// One network namespace's installation.
 pub struct Dataplane {
@@ -104,6 +112,7 @@ impl Dataplane {
 
     /// The ruleset in force (the default table when nothing was installed).
     pub fn read_table(&self) -> Result<Table> {
+        let _t = Timer("read_table", std::time::Instant::now());
         match self.active()? {
             // A first install that died before its switch leaves PCN_ACTIVE but no state.
             Some(slot) if state::path(&self.dir, slot).exists() => state::read(&self.dir, slot),
@@ -130,6 +139,7 @@ impl Dataplane {
             None => 1,
         };
         gc::collect(&self.dir);
+        let _t = Timer("encode+install", std::time::Instant::now());
         generation::install(
             &self.dir,
             compiled,
@@ -196,4 +206,12 @@ pub(crate) fn set_counters<T: std::borrow::BorrowMut<MapData>>(
             .with_context(|| format!("setting counter {slot}"))?;
     }
     Ok(())
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        if std::env::var_os("PCN_IPTABLES_TIMING").is_some() {
+            eprintln!("{}: {:?}", self.0, self.1.elapsed());
+        }
+    }
 }

@@ -1,0 +1,190 @@
+//! The few bpf(2) commands a rule change needs, called directly: creating a generation's maps,
+//! filling them (through mmap where the map allows it), storing them in the outer maps,
+//! pinning. A change never parses the eBPF object nor loads a program.
+
+use std::{
+    ffi::CString,
+    io,
+    os::{
+        fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+        unix::ffi::OsStrExt as _,
+    },
+    path::Path,
+};
+
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+
+pub const MAP_TYPE_ARRAY: u32 = 2;
+pub const MAP_TYPE_LPM_TRIE: u32 = 11;
+pub const F_NO_PREALLOC: u32 = 1;
+pub const F_MMAPABLE: u32 = 1 << 10;
+pub const F_INNER_MAP: u32 = 1 << 12;
+/// The flags of the classifier's per-generation arrays (see the eBPF object's outer maps).
+pub const INNER_ARRAY: u32 = F_INNER_MAP | F_MMAPABLE;
+
+/// `union bpf_attr`, as 128 zeroed bytes the commands below fill.
+#[repr(C, align(8))]
+struct Attr([u8; 128]);
+
+impl Attr {
+    fn new() -> Self {
+        Attr([0; 128])
+    }
+    fn u32(&mut self, offset: usize, v: u32) -> &mut Self {
+        self.0[offset..offset + 4].copy_from_slice(&v.to_ne_bytes());
+        self
+    }
+    fn u64(&mut self, offset: usize, v: u64) -> &mut Self {
+        self.0[offset..offset + 8].copy_from_slice(&v.to_ne_bytes());
+        self
+    }
+    fn call(&mut self, cmd: libc::c_long) -> io::Result<libc::c_long> {
+        // SAFETY: a bpf_attr-sized buffer, filled for `cmd`; the pointers in it outlive the call.
+        let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, self.0.as_mut_ptr(), self.0.len()) };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(rc)
+        }
+    }
+}
+
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: a new file descriptor the kernel just returned, owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// BPF_MAP_CREATE: a map nobody references yet, freed when the descriptor closes unless it
+/// gets pinned or stored in another map.
+pub fn map_create(
+    name: &str,
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    flags: u32,
+) -> io::Result<OwnedFd> {
+    let mut attr = Attr::new();
+    attr.u32(0, map_type)
+        .u32(4, key_size)
+        .u32(8, value_size)
+        .u32(12, max_entries)
+        .u32(16, flags);
+    // map_name: 16 bytes at offset 28, NUL-terminated.
+    let name = &name.as_bytes()[..name.len().min(15)];
+    attr.0[28..28 + name.len()].copy_from_slice(name);
+    attr.call(BPF_MAP_CREATE).map(owned)
+}
+
+/// BPF_MAP_UPDATE_ELEM with raw key and value bytes.
+pub fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
+    Attr::new()
+        .u32(0, map.as_raw_fd() as u32)
+        .u64(8, key.as_ptr() as u64)
+        .u64(16, value.as_ptr() as u64)
+        .u64(24, flags)
+        .call(BPF_MAP_UPDATE_ELEM)
+        .map(drop)
+}
+
+/// BPF_MAP_UPDATE_BATCH: `keys` and `values` hold `count` keys and values, back to back; one
+/// syscall instead of one per element. Kernels without it for this map type answer EINVAL or
+/// ENOTSUPP (524).
+pub fn map_update_batch(
+    map: BorrowedFd<'_>,
+    keys: &[u8],
+    values: &[u8],
+    count: u32,
+) -> io::Result<()> {
+    let mut attr = Attr::new();
+    attr.u64(16, keys.as_ptr() as u64)
+        .u64(24, values.as_ptr() as u64)
+        .u32(32, count)
+        .u32(36, map.as_raw_fd() as u32)
+        .call(BPF_MAP_UPDATE_BATCH)?;
+    // The kernel writes back how many it did.
+    let done = u32::from_ne_bytes([attr.0[32], attr.0[33], attr.0[34], attr.0[35]]);
+    if done == count {
+        Ok(())
+    } else {
+        Err(io::Error::other("batch update stopped early"))
+    }
+}
+
+/// Stores a map (in an array of maps) or a program (in a program array) at `index`.
+pub fn set_fd(map: BorrowedFd<'_>, index: u32, fd: BorrowedFd<'_>) -> io::Result<()> {
+    map_update(
+        map,
+        &index.to_ne_bytes(),
+        &(fd.as_raw_fd() as u32).to_ne_bytes(),
+        0,
+    )
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// BPF_OBJ_GET: opens a pinned map or program.
+pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
+    let path = c_path(path)?;
+    Attr::new()
+        .u64(0, path.as_ptr() as u64)
+        .call(BPF_OBJ_GET)
+        .map(owned)
+}
+
+/// BPF_OBJ_PIN: pins a map or program at `path` (which must not exist).
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    let path = c_path(path)?;
+    Attr::new()
+        .u64(0, path.as_ptr() as u64)
+        .u32(8, fd.as_raw_fd() as u32)
+        .call(BPF_OBJ_PIN)
+        .map(drop)
+}
+
+/// A writable mapping of a BPF_F_MMAPABLE array's values (`len` bytes from the start).
+pub struct Mapping {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapping {
+    pub fn new(map: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+        let len = len.max(1);
+        // SAFETY: a shared mapping of the map's memory, unmapped on drop.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                // Populated at once: no page fault per page written.
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                map.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping { base, len })
+    }
+
+    pub fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: `len` bytes mapped read-write at `base`, alive as long as self.
+        unsafe { std::slice::from_raw_parts_mut(self.base.cast(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
