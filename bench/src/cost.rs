@@ -255,6 +255,7 @@ fn conntrack(opts: &Options, ctx: &[u8]) -> Result<()> {
             dst: None,
             in_iface: None,
             out_iface: None,
+            fragment: None,
             proto: None,
             matches: vec![Match::Conntrack {
                 module: StateModule::Conntrack,
@@ -345,10 +346,12 @@ fn fields(opts: &Options, ctx: &[u8]) -> Result<()> {
                 dst: (step >= 2).then(|| Negatable::plain(dst)),
                 in_iface: None,
                 out_iface: None,
+                fragment: None,
                 proto: if step >= 3 { udp } else { None },
                 matches: if step >= 4 {
                     vec![Match::Ports {
                         proto: Proto::Udp.number(),
+                        tcp_flags: None,
                         sport: if step >= 5 { port(SPORT) } else { None },
                         dport: port(dport),
                     }]

@@ -187,6 +187,7 @@ impl RuleSet {
                     dst: Some(Negatable::plain(dst)),
                     in_iface: None,
                     out_iface: None,
+                    fragment: None,
                     proto: Some(Negatable::plain(proto)),
                     matches: vec![Match::Ports {
                         proto,
