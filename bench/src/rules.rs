@@ -191,6 +191,7 @@ impl RuleSet {
                     proto: Some(Negatable::plain(proto)),
                     matches: vec![Match::Ports {
                         proto,
+                        tcp_flags: None,
                         sport: None,
                         dport: Some(Negatable::plain(PortRange {
                             first: port,
