@@ -11,7 +11,8 @@ use nix::fcntl::{Flock, FlockArg};
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Drop, Fw, Ns, Pair, Pass, cmd};
 
-const STATE_ROOT: &str = "/run/pcn-iptables/bpffs/v1";
+/// pcn-iptables's `dataplane::bpffs::LAYOUT` directory.
+const STATE_ROOT: &str = "/run/pcn-iptables/bpffs/v2";
 const LOCKS: &str = "/run/pcn-iptables/locks";
 
 /// The state directory of `ns`, named by its network namespace cookie.
