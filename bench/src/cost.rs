@@ -112,6 +112,34 @@ fn measure(
     })
 }
 
+/// The entry program, then the classifier alone on the packet the entry left in this CPU's
+/// state.
+fn measure_path(
+    installed: &bpf::Installed,
+    pkt: &[u8],
+    ctx: &[u8],
+    opts: &Options,
+    verdict: u32,
+) -> Result<(Timing, Timing)> {
+    let e = measure(
+        &installed.entry()?,
+        pkt,
+        ctx,
+        opts.repeat,
+        opts.runs,
+        verdict,
+    )?;
+    let c = measure(
+        &installed.classifier()?,
+        pkt,
+        ctx,
+        opts.repeat,
+        opts.runs,
+        verdict,
+    )?;
+    Ok((e, c))
+}
+
 /// Keeps this process on the last CPU: the classifier's per-CPU packet state must be the one
 /// the entry filled, and one CPU gives steadier numbers.
 fn pin_to_one_cpu() -> Result<usize> {
@@ -283,22 +311,7 @@ fn conntrack(opts: &Options, ctx: &[u8]) -> Result<()> {
     pcn_iptables::dataplane::conntrack::insert(installed.dp.dir(), key, entry)?;
     let rule = installed.rule_counters[0];
     let before = installed.packets(rule)?;
-    let e = measure(
-        &installed.entry()?,
-        &pkt,
-        ctx,
-        opts.repeat,
-        opts.runs,
-        XDP_PASS,
-    )?;
-    let c = measure(
-        &installed.classifier()?,
-        &pkt,
-        ctx,
-        opts.repeat,
-        opts.runs,
-        XDP_PASS,
-    )?;
+    let (e, c) = measure_path(&installed, &pkt, ctx, opts, XDP_PASS)?;
     let matched = installed.packets(rule)? - before;
     let want = e.packets + c.packets;
     let check = if matched == want {
@@ -362,22 +375,7 @@ fn fields(opts: &Options, ctx: &[u8]) -> Result<()> {
                 counter: counter(),
             }]
         })?;
-        let e = measure(
-            &installed.entry()?,
-            &pkt,
-            ctx,
-            opts.repeat,
-            opts.runs,
-            XDP_DROP,
-        )?;
-        let c = measure(
-            &installed.classifier()?,
-            &pkt,
-            ctx,
-            opts.repeat,
-            opts.runs,
-            XDP_DROP,
-        )?;
+        let (e, c) = measure_path(&installed, &pkt, ctx, opts, XDP_DROP)?;
         let label = if step == 0 {
             "(no rule)".to_string()
         } else {
