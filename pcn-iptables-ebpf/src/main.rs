@@ -837,8 +837,16 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
     }
     put(&mut scan.any_port[0], pointer(FIELDS_SCANNED)?);
     put(&mut scan.any_port[1], pointer(FIELDS_SCANNED + 1)?);
-    put(&mut scan.count_only, maps.get_ptr(cfg.count_only)?);
-    put(&mut scan.limited, maps.get_ptr(cfg.limited)?);
+    let count_only = maps.get_ptr(cfg.count_only)?;
+    put(&mut scan.count_only, count_only);
+    // Equal bitmaps share an index: in a chain with neither limited nor count-only rules both
+    // are the empty one, and a helper call is saved.
+    let limited = if cfg.limited == cfg.count_only {
+        count_only
+    } else {
+        maps.get_ptr(cfg.limited)?
+    };
+    put(&mut scan.limited, limited);
     pkt.action_base = cfg.action_base;
     pkt.start_word = (pkt.next_rule / 64) as u64;
     pkt.start_mask = u64::MAX << (pkt.next_rule % 64);

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::model::{Match, MultiportDir, Negatable, PortRange, Rule, Target, TcpFlags, TtlMode};
+use super::model::{Match, Negatable, PortRange, Rule, Target, TcpFlags, TtlMode};
 use super::{port_match_name, state_match_names, state_names};
 use crate::syntax::extensions::{addrtype, icmp, limit, log, mac, multiport, reject, save_string};
 use crate::syntax::netdb::NameDb;
@@ -63,11 +63,7 @@ pub fn save(m: &Match) -> String {
             );
         }
         Match::Multiport { dir, ports } => {
-            let option = match dir {
-                MultiportDir::Source => "sports",
-                MultiportDir::Destination => "dports",
-                MultiportDir::Either => "ports",
-            };
+            let option = dir.name();
             let _ = write!(
                 out,
                 "{} --{option} {}",
@@ -224,11 +220,7 @@ pub fn print(db: &NameDb, rule: &Rule, m: &Match, numeric: bool) -> String {
             );
         }
         Match::Multiport { dir, ports } => {
-            let dir = match dir {
-                MultiportDir::Source => "sports",
-                MultiportDir::Destination => "dports",
-                MultiportDir::Either => "ports",
-            };
+            let dir = dir.name();
             let proto = rule
                 .proto
                 .as_ref()

@@ -78,6 +78,17 @@ pub enum MultiportDir {
     Either,
 }
 
+impl MultiportDir {
+    /// The option's name without dashes, as `-S` and `-L` print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MultiportDir::Source => "sports",
+            MultiportDir::Destination => "dports",
+            MultiportDir::Either => "ports",
+        }
+    }
+}
+
 /// `--icmp-type`: a type and a range of codes (`any` is type 255, which matches every type).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct IcmpType {
