@@ -134,7 +134,7 @@ mac_of() { # NS IFACE
 # --- 1. per-packet cost -------------------------------------------------------------------
 if [[ " $PHASES " == *" cost "* ]]; then
   echo "bench.sh: 1. per-packet cost (BPF_PROG_TEST_RUN)"
-  rm -f "$RESULTS"/{cost,insns,fields,conntrack}.tsv
+  rm -f "$RESULTS"/{cost,insns,fields,conntrack,flowcache}.tsv
   topology "$P-cost" INPUT
   # In the background and waited for, so that a signal reaches our trap at once.
   ip netns exec "$P-cost-rtr" "$BENCH" cost --iface r0 --repeat "$REPEAT" --runs "$RUNS" \

@@ -105,6 +105,7 @@ struct Data {
     insns: Vec<Row>,
     fields: Vec<Row>,
     conntrack: Vec<Row>,
+    flowcache: Vec<Row>,
     rate: Vec<Row>,
 }
 
@@ -482,6 +483,42 @@ fn conntrack_section(d: &Data, md: &mut String) {
     );
 }
 
+fn flow_cache_section(d: &Data, md: &mut String) {
+    if d.flowcache.is_empty() {
+        return;
+    }
+    md.push_str(
+        "## The flow cache: a packet of a known flow
+
+         BPF_PROG_TEST_RUN, udp, the packet matching the last rule. Once a flow's way through          the chains depends on the flow alone, the entry program remembers its verdict and the          counters it bumped, for this generation, and answers the flow's next packets without          the classifier. The tables above keep the cache out (`PCN_IPTABLES_FLOW_CACHE=off`):          they time a flow's first packet. Counters checked: the last rule counts every packet          run.\n\n",
+    );
+    let rows: Vec<Vec<String>> = d
+        .flowcache
+        .iter()
+        .map(|r| {
+            let n: usize = r["rules"].parse().unwrap_or(0);
+            vec![
+                r["rules"].clone(),
+                ns(num(r, "ns")),
+                ns(d.cost("udp", n, "last", "ns")),
+                ns(d.cost("udp", n, "last", "classifier_ns")),
+                r["check"].clone(),
+            ]
+        })
+        .collect();
+    md.push_str(&table(
+        &[
+            "rules",
+            "known flow: entry ns",
+            "first packet: entry ns",
+            "classifier alone ns",
+            "counters",
+        ],
+        &rows,
+    ));
+    md.push('\n');
+}
+
 /// Groups of kernel symbols that tell where the packet path's time goes.
 const SYMBOL_GROUPS: [(&str, &[&str]); 5] = [
     ("field trie (LPM) lookups", &["trie_lookup_elem"]),
@@ -765,6 +802,7 @@ pub fn run(opts: &Options) -> Result<()> {
         insns: tsv::read(&opts.dir.join("insns.tsv"))?,
         fields: tsv::read(&opts.dir.join("fields.tsv"))?,
         conntrack: tsv::read(&opts.dir.join("conntrack.tsv"))?,
+        flowcache: tsv::read(&opts.dir.join("flowcache.tsv"))?,
         rate: [
             tsv::read(&opts.dir.join("rate-INPUT.tsv"))?,
             tsv::read(&opts.dir.join("rate-FORWARD.tsv"))?,
@@ -798,6 +836,7 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     fields_section(&d, &mut md);
     conntrack_section(&d, &mut md);
+    flow_cache_section(&d, &mut md);
     profile_section(&d, &mut md);
     perf_section(&opts.dir, &mut md);
     let mut busy: Vec<f64> = d

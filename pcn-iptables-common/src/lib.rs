@@ -180,6 +180,67 @@ pub struct ChainConfig {
     /// its rules without a target (which only count): found without a trie lookup.
     pub rules: u32,
     pub count_only: u32,
+    /// `chain_flag::*`
+    pub flags: u32,
+    pub _pad: u32,
+    /// Different in every generation: a flow's cached verdict is good only in the generation
+    /// (`epoch`) that found it.
+    pub epoch: u64,
+}
+
+pub mod chain_flag {
+    /// The chain's outcome for a packet is a function of its `FlowKey` alone (no per-packet
+    /// field, no LOG, no limit): packets of a flow that met only such chains share a verdict.
+    pub const CACHEABLE: u32 = 1;
+}
+
+/// Fields that can differ between the packets of one flow: a chain that looks at one of them
+/// is not cacheable.
+pub const PER_PACKET_FIELDS: u32 = field::bit(field::LENGTH)
+    | field::bit(field::TTL)
+    | field::bit(field::TCP_FLAGS)
+    | field::bit(field::MAC_SRC);
+
+/// Flows whose verdict the entry programs remember (`PCN_FLOWS`, an LRU map).
+pub const FLOW_CACHE_ENTRIES: u32 = 262_144;
+/// Counters a cached verdict bumps at most (the rules a packet met on its way, the policy);
+/// a longer way is not cached.
+pub const FLOW_COUNTERS: usize = 6;
+
+/// What a cacheable chain's outcome depends on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowKey {
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    /// Ports, or ICMP type and code.
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub ctstate: u8,
+    /// The base chain.
+    pub chain: u8,
+    /// `flow_flag::*`
+    pub flags: u8,
+    pub in_ifindex: u32,
+    pub out_ifindex: u32,
+}
+
+pub mod flow_flag {
+    pub const PORTS: u8 = 1;
+    pub const ICMP: u8 = 2;
+    pub const FRAGMENT: u8 = 4;
+}
+
+/// A flow's verdict in generation `epoch`, and the counters it bumped on its way there.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlowVerdict {
+    pub epoch: u64,
+    /// `verdict::ACCEPT` or `verdict::DROP`.
+    pub verdict: u32,
+    pub ncounters: u32,
+    pub counters: [u32; FLOW_COUNTERS],
 }
 
 /// Per rule, per generation.
@@ -317,6 +378,11 @@ pub struct PacketInfo {
     pub log_actions: [u32; MAX_LOGS_PER_ROUND],
     pub log_count: u32,
     pub _log_pad: u32,
+    /// The flow cache: the packet's key, whether its way so far is cacheable (1), and the
+    /// verdict being built (`flow.epoch` is the generation's, from the base chain).
+    pub flow_key: FlowKey,
+    pub flow_cacheable: u32,
+    pub flow: FlowVerdict,
 }
 
 /// LOG rules one round of the classifier records for one packet; more are counted as lost.

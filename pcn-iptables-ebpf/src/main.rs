@@ -26,8 +26,9 @@ use aya_ebpf::{
 use pcn_iptables_common::conntrack::{self, CtEntry, CtKey, Tuple, ctstate};
 use pcn_iptables_common::{
     Action, Bitmap, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, CONNTRACK_ENTRIES, ChainConfig,
-    Counter, FIELD_KEY_HEADER_BITS, FieldKey, Frame, GENERATIONS, MAX_CALL_DEPTH, MAX_COUNTERS,
-    MAX_WORDS, PacketInfo, SUMMARY_WORDS, field, field_key6, verdict,
+    Counter, FIELD_KEY_HEADER_BITS, FLOW_CACHE_ENTRIES, FLOW_COUNTERS, FieldKey, FlowKey,
+    FlowVerdict, Frame, GENERATIONS, MAX_CALL_DEPTH, MAX_COUNTERS, MAX_WORDS, PacketInfo,
+    SUMMARY_WORDS, chain_flag, field, field_key6, flow_flag, verdict,
 };
 
 // Kept across generations (pinned by name in the namespace's state directory).
@@ -46,6 +47,9 @@ static PCN_PKT_TC: PerCpuArray<PacketInfo> = PerCpuArray::pinned(1, 0);
 /// Connections, shared by both hooks and every generation.
 #[map]
 static PCN_CONNTRACK: LruHashMap<CtKey, CtEntry> = LruHashMap::pinned(CONNTRACK_ENTRIES, 0);
+/// Verdicts of flows, each good in the generation that found it (see `cached_verdict`).
+#[map]
+static PCN_FLOWS: LruHashMap<FlowKey, FlowVerdict> = LruHashMap::pinned(FLOW_CACHE_ENTRIES, 0);
 
 // One set of maps per generation, in the slot `pkt.slot` of these outer maps. Userspace creates
 // the inner maps of each change sized to fit, with exactly these flags (the kernel requires an
@@ -344,6 +348,85 @@ fn enter(pkt: &mut PacketInfo, chain: u32) -> Option<u32> {
     Some(pkt.slot)
 }
 
+/// The verdict this generation already found for the packet's flow, if its base chain is
+/// cacheable: the packet then counts for the rules the flow met, and skips the classifier.
+/// Otherwise the classifier starts a new entry (`pkt.flow`), stored by `remember_verdict`.
+#[inline(always)]
+fn cached_verdict(pkt: &mut PacketInfo, chain: u32, slot: u32) -> Option<u32> {
+    pkt.flow_cacheable = 0;
+    let cfg = chain_config(slot, chain)?;
+    if cfg.flags & chain_flag::CACHEABLE == 0 {
+        return None;
+    }
+    let (sport, dport, flags) = if pkt.has_ports != 0 {
+        (pkt.sport, pkt.dport, flow_flag::PORTS)
+    } else if pkt.has_icmp != 0 {
+        (pkt.icmp_type as u16, pkt.icmp_code as u16, flow_flag::ICMP)
+    } else {
+        (0, 0, 0)
+    };
+    pkt.flow_key = FlowKey {
+        src: pkt.src,
+        dst: pkt.dst,
+        sport,
+        dport,
+        proto: pkt.proto,
+        ctstate: pkt.ctstate,
+        chain: chain as u8,
+        flags: flags
+            | if pkt.fragment != 0 {
+                flow_flag::FRAGMENT
+            } else {
+                0
+            },
+        in_ifindex: pkt.in_ifindex,
+        out_ifindex: pkt.out_ifindex,
+    };
+    if let Some(v) = unsafe { PCN_FLOWS.get(&pkt.flow_key) } {
+        if v.epoch == cfg.epoch {
+            for i in 0..FLOW_COUNTERS {
+                if i as u32 >= v.ncounters {
+                    break;
+                }
+                count(v.counters[i], pkt.len);
+            }
+            return Some(v.verdict);
+        }
+    }
+    pkt.flow.epoch = cfg.epoch;
+    pkt.flow.ncounters = 0;
+    pkt.flow_cacheable = 1;
+    None
+}
+
+/// Counts the packet for a rule (or a policy), and notes the counter for its flow's entry.
+/// Not inlined: the classifier's own frame must stay small (BPF's 512 bytes are shared with
+/// `first_match` and the scan).
+#[inline(never)]
+fn count_for(pkt: &mut PacketInfo, counter: u32) {
+    count(counter, pkt.len);
+    if pkt.flow_cacheable == 0 {
+        return;
+    }
+    let n = pkt.flow.ncounters as usize;
+    if n < FLOW_COUNTERS {
+        pkt.flow.counters[n] = counter;
+        pkt.flow.ncounters += 1;
+    } else {
+        // A longer way than an entry holds: judged every time.
+        pkt.flow_cacheable = 0;
+    }
+}
+
+/// Stores the verdict of a packet whose whole way was cacheable, for the next ones of its flow.
+#[inline(always)]
+fn remember_verdict(pkt: &mut PacketInfo, verdict: u32) {
+    if pkt.flow_cacheable != 0 {
+        pkt.flow.verdict = verdict;
+        let _ = PCN_FLOWS.insert(&pkt.flow_key, &pkt.flow, 0);
+    }
+}
+
 #[xdp]
 pub fn pcn_ingress(ctx: XdpContext) -> u32 {
     ingress(&ctx).unwrap_or(xdp_action::XDP_PASS)
@@ -398,6 +481,14 @@ fn ingress(ctx: &XdpContext) -> Option<u32> {
         return None;
     }
     let slot = enter(pkt, chain)?;
+    match cached_verdict(pkt, chain, slot) {
+        Some(verdict::ACCEPT) => {
+            confirm(pkt);
+            return Some(xdp_action::XDP_PASS);
+        }
+        Some(_) => return Some(xdp_action::XDP_DROP),
+        None => {}
+    }
     unsafe { PCN_PROGS_XDP.tail_call(ctx, slot) };
     None
 }
@@ -425,6 +516,14 @@ fn egress(ctx: &TcContext) -> Option<i32> {
     pkt.in_ifindex = 0;
     pkt.out_ifindex = skb.ifindex;
     let slot = enter(pkt, CHAIN_OUTPUT)?;
+    match cached_verdict(pkt, CHAIN_OUTPUT, slot) {
+        Some(verdict::ACCEPT) => {
+            confirm(pkt);
+            return Some(TC_ACT_UNSPEC);
+        }
+        Some(_) => return Some(TC_ACT_SHOT),
+        None => {}
+    }
     unsafe { PCN_PROGS_TC.tail_call(ctx, slot) };
     None
 }
@@ -451,10 +550,14 @@ pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
     }
     match step {
         Step::Accept => {
+            remember_verdict(pkt, verdict::ACCEPT);
             confirm(pkt);
             xdp_action::XDP_PASS
         }
-        Step::Drop => xdp_action::XDP_DROP,
+        Step::Drop => {
+            remember_verdict(pkt, verdict::DROP);
+            xdp_action::XDP_DROP
+        }
         Step::Reject(with) => reject::xdp(ctx.ctx, pkt, with),
         Step::Again => {
             unsafe { PCN_PROGS_XDP.tail_call(&ctx, pkt.slot) };
@@ -476,10 +579,14 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
     }
     match step {
         Step::Accept => {
+            remember_verdict(pkt, verdict::ACCEPT);
             confirm(pkt);
             TC_ACT_UNSPEC
         }
-        Step::Drop => TC_ACT_SHOT,
+        Step::Drop => {
+            remember_verdict(pkt, verdict::DROP);
+            TC_ACT_SHOT
+        }
         Step::Reject(with) => reject::tc(ctx.skb.skb, with),
         Step::Again => {
             unsafe { PCN_PROGS_TC.tail_call(&ctx, pkt.slot) };
@@ -515,12 +622,15 @@ fn classify(pkt: &mut PacketInfo) -> Step {
     let Some(cfg) = chain_config(pkt.slot, chain) else {
         return Step::Accept;
     };
+    if cfg.flags & chain_flag::CACHEABLE == 0 {
+        pkt.flow_cacheable = 0;
+    }
     match first_match(pkt, chain, cfg) {
         Some(rule) => {
             let Some(action) = action(pkt.slot, cfg.action_base + rule) else {
                 return Step::Drop;
             };
-            count(action.counter, pkt.len);
+            count_for(pkt, action.counter);
             match action.verdict {
                 verdict::ACCEPT => Step::Accept,
                 verdict::JUMP => {
@@ -543,18 +653,22 @@ fn classify(pkt: &mut PacketInfo) -> Step {
                     Step::Again
                 }
                 verdict::RETURN => leave_chain(pkt),
-                verdict::REJECT => Step::Reject(action.reject_with),
+                verdict::REJECT => {
+                    // Answered every time: not cached.
+                    pkt.flow_cacheable = 0;
+                    Step::Reject(action.reject_with)
+                }
                 _ => Step::Drop,
             }
         }
         None if cfg.policy == verdict::RETURN => leave_chain(pkt),
-        None => policy(cfg, pkt.len),
+        None => policy(cfg, pkt),
     }
 }
 
 #[inline(always)]
-fn policy(cfg: &ChainConfig, len: u32) -> Step {
-    count(cfg.policy_counter, len);
+fn policy(cfg: &ChainConfig, pkt: &mut PacketInfo) -> Step {
+    count_for(pkt, cfg.policy_counter);
     if cfg.policy == verdict::DROP {
         Step::Drop
     } else {
@@ -567,7 +681,7 @@ fn policy(cfg: &ChainConfig, len: u32) -> Step {
 fn leave_chain(pkt: &mut PacketInfo) -> Step {
     if pkt.depth == 0 {
         return match chain_config(pkt.slot, pkt.base_chain) {
-            Some(cfg) => policy(cfg, pkt.len),
+            Some(cfg) => policy(cfg, pkt),
             None => Step::Accept,
         };
     }
@@ -660,7 +774,6 @@ struct Scan {
 struct Counting {
     rules: u64,
     first_rule: u32,
-    len: u32,
     /// Where LOG rules are noted for the classifier to record.
     pkt: *mut PacketInfo,
 }
@@ -671,7 +784,11 @@ extern "C" fn count_bit(bit: u64, ctx: *mut core::ffi::c_void) -> i64 {
     if bit < 64 && c.rules & (1 << bit) != 0 {
         let index = c.first_rule + bit as u32;
         if let Some(action) = action(unsafe { (*c.pkt).slot }, index) {
-            count(action.counter, c.len);
+            let pkt = unsafe { &mut *c.pkt };
+            count(action.counter, pkt.len);
+            // Rules that only count are rare; their flows are not cached, which keeps this
+            // callback's frame small.
+            pkt.flow_cacheable = 0;
             if action.verdict == verdict::LOG {
                 log::pend(c.pkt, index);
             }
@@ -691,7 +808,6 @@ fn count_rules(scan: &Scan, i: usize, rules: u64) {
     let mut counting = Counting {
         rules,
         first_rule: unsafe { (*scan.pkt).action_base } + i as u32 * 64,
-        len: unsafe { (*scan.pkt).len },
         pkt: scan.pkt,
     };
     unsafe {

@@ -13,7 +13,8 @@ mod interval;
 
 use pcn_iptables_common::{
     Action, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, ChainConfig, FIELD_KEY_HEADER_BITS, FieldKey,
-    LOG_PREFIX_LEN, MAX_CHAINS, MAX_RULES_PER_CHAIN, field, field_key6, verdict,
+    LOG_PREFIX_LEN, MAX_CHAINS, MAX_RULES_PER_CHAIN, PER_PACKET_FIELDS, chain_flag, field,
+    field_key6, verdict,
 };
 
 use std::collections::HashMap;
@@ -150,6 +151,9 @@ pub fn compile(
             limited: 0,
             rules: 0,
             count_only: 0,
+            flags: 0,
+            _pad: 0,
+            epoch: 0,
         };
         for rule in rules {
             out.actions.push(action(rule, &id_of)?);
@@ -285,9 +289,22 @@ pub fn compile(
                 );
             }
         }
+        if cacheable(cfg.fields, rules) {
+            cfg.flags |= chain_flag::CACHEABLE;
+        }
         out.chains.push(cfg);
     }
     Ok(out)
+}
+
+/// Whether every packet of a flow meets the same outcome in this chain: no field that varies
+/// within a flow, and no rule whose effect is per packet (a log line, a token bucket).
+fn cacheable(fields: u32, rules: &[Rule]) -> bool {
+    let per_packet = |r: &Rule| {
+        matches!(r.target, Some(Target::Log(_)))
+            || r.matches.iter().any(|m| matches!(m, Match::Limit(_)))
+    };
+    fields & PER_PACKET_FIELDS == 0 && !rules.iter().any(per_packet)
 }
 
 fn action(

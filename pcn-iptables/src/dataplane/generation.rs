@@ -239,6 +239,30 @@ fn setup(dir: &Path, build: &Path, conntrack_entries: u32) -> Result<()> {
     Ok(())
 }
 
+/// The chains with this generation's epoch, which no other generation has (a random 64-bit
+/// number), so that flows cached by an older one are looked at again.
+/// `PCN_IPTABLES_FLOW_CACHE=off` leaves the flow cache out (for the benchmarks' first-packet
+/// cost).
+fn with_epoch(chains: &[ChainConfig]) -> Vec<ChainConfig> {
+    use std::hash::{BuildHasher, Hasher};
+    let epoch = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let off = std::env::var_os("PCN_IPTABLES_FLOW_CACHE").is_some_and(|v| v == "off");
+    chains
+        .iter()
+        .map(|c| ChainConfig {
+            epoch,
+            flags: if off {
+                c.flags & !pcn_iptables_common::chain_flag::CACHEABLE
+            } else {
+                c.flags
+            },
+            ..*c
+        })
+        .collect()
+}
+
 /// Installs `compiled` (and `text`, the ruleset it came from) into generation `slot`, then
 /// makes `slot` the active generation.
 pub fn install(
@@ -261,7 +285,7 @@ pub fn install(
     let (maps, ruleset) = std::thread::scope(|s| -> Result<_> {
         let bitmaps = s.spawn(|| bitmaps(&compiled.bitmaps));
         let ruleset = s.spawn(|| state::create(text));
-        let chains = array::<ChainConfig>("CHAINS", &compiled.chains)?;
+        let chains = array::<ChainConfig>("CHAINS", &with_epoch(&compiled.chains))?;
         let actions = array::<Action>("ACTIONS", &compiled.actions)?;
         let fields = fields(&compiled.fields)?;
         let joined = |r: std::thread::Result<Result<OwnedFd>>| {
