@@ -202,7 +202,7 @@ pub const PER_PACKET_FIELDS: u32 = field::bit(field::LENGTH)
     | field::bit(field::MAC_SRC);
 
 /// Flows whose verdict the entry programs remember (`PCN_FLOWS`, an LRU map).
-pub const FLOW_CACHE_ENTRIES: u32 = 262_144;
+pub const FLOW_CACHE_ENTRIES: u32 = 131_072;
 /// Counters a cached verdict bumps at most (the rules a packet met on its way, the policy);
 /// a longer way is not cached.
 pub const FLOW_COUNTERS: usize = 6;
