@@ -8,6 +8,7 @@ use ipnetwork::Ipv4Network;
 use pcn_iptables_common::{reject, rtn};
 
 use super::*;
+use crate::ruleset::extensions::match_name;
 use crate::ruleset::model::{
     AddrRange, IcmpType, Interface, MultiportDir, PortRange, StateModule, TcpFlags, TtlMode,
 };
@@ -1193,22 +1194,6 @@ fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
             seen.get(name).copied().unwrap_or(0) >= 500,
             "{name} rarely holds: {seen:?}"
         );
-    }
-}
-
-fn match_name(m: &Match) -> &'static str {
-    match m {
-        Match::Ports { .. } => "tcp",
-        Match::Multiport { .. } => "multiport",
-        Match::Icmp(_) => "icmp",
-        Match::Iprange { .. } => "iprange",
-        Match::Mac(_) => "mac",
-        Match::Length(_) => "length",
-        Match::Ttl { .. } => "ttl",
-        Match::Addrtype { .. } => "addrtype",
-        Match::Comment(_) => "comment",
-        Match::Limit(_) => "limit",
-        Match::Conntrack { .. } => "conntrack",
     }
 }
 
