@@ -17,6 +17,9 @@ pcn_iptables_tests::differential_scenarios!(
     round_trip_addresses_interfaces,
     round_trip_user_chains,
     round_trip_counters,
+    round_trip_extension_matches,
+    round_trip_reject,
+    round_trip_log_limit_counters,
     errors_change_nothing,
     test_and_verbose,
     noflush_appends,
@@ -155,6 +158,183 @@ fn counter_probes(p: &Pair) -> Vec<(Flow, Verdict)> {
     ]
 }
 
+/// Every match of issue 5, most with `!`, in base and user chains, with counters. The probes
+/// (UDP: 44 bytes, TCP SYN: 60, ping: 84; TTL 64) make each match decide at least one verdict.
+const EXTENSION_MATCH_RULES: &str = "\
+*filter
+:INPUT ACCEPT [10:1000]
+:FORWARD DROP [1:2]
+:OUTPUT ACCEPT [20:2000]
+:EXT - [0:0]
+:TRUSTED - [0:0]
+[3:180] -A INPUT -i eth1 -j EXT
+[4:336] -A INPUT -p icmp -m icmp --icmp-type echo-request -m iprange --src-range 198.18.2.1-198.18.2.1 -m comment --comment \"c2 may not ping\" -j DROP
+-A INPUT -m comment --comment nothing_to_see
+-A FORWARD -f -j DROP
+-A FORWARD ! -f -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m iprange ! --src-range 198.18.0.0-198.18.255.255 ! --dst-range 10.0.0.1-10.0.0.9 -j DROP
+-A FORWARD -p udp -m length --length 1000:65535 -m ttl --ttl-gt 200 -j DROP
+-A EXT -p udp -m multiport --sports 1000:1010,2000 -j DROP
+-A EXT -p tcp -m multiport --dports 22,8000:8010 -j DROP
+-A EXT -p udp -m multiport ! --ports 22,53,80:81,443 -j DROP
+-A EXT -p tcp -m multiport --ports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15 -j DROP
+-A EXT -p tcp -m multiport ! --dports 1:2,3:4,5:6,7:8,9:10,11:12,13:14,65535 -m multiport --sports 9 -j DROP
+-A EXT -p tcp -m tcp --dport 443 --tcp-flags SYN,ACK SYN -m comment --comment \"new https\" -j DROP
+-A EXT -s 198.18.1.3/32 -p tcp -m tcp --syn -j DROP
+-A EXT -p tcp -m tcp --dport 9999 ! --syn -j DROP
+-A EXT -p tcp -m tcp --tcp-flags ALL NONE -j DROP
+-A EXT -p tcp -m tcp ! --tcp-flags URG,PSH URG -m tcp --sport 9 -j DROP
+-A EXT -p udp -m udp --dport 80 -m length --length 44 -j DROP
+-A EXT -p udp -m udp --dport 81 -m length ! --length 0:43 -m ttl --ttl-eq 64 -j DROP
+-A EXT -p tcp -m ttl --ttl-lt 64 -j DROP
+-A EXT -p tcp -m ttl --ttl-gt 64 -j DROP
+-A EXT -m ttl ! --ttl-eq 64 -j DROP
+-A EXT -p udp -m udp --dport 443 -m mac ! --mac-source 02:00:00:00:00:99 -j DROP
+-A EXT -p udp -m udp --dport 22 -m mac --mac-source 02:00:00:00:00:99 -j DROP
+-A EXT -p udp -m udp --dport 22 -m addrtype --src-type LOCAL -j DROP
+-A EXT -p udp -m udp --sport 3000 -m addrtype --src-type UNICAST --dst-type LOCAL -j DROP
+-A EXT -p udp -m udp --sport 3001 -m addrtype ! --dst-type LOCAL,BROADCAST -j DROP
+-A EXT -m addrtype ! --src-type BLACKHOLE,UNREACHABLE,PROHIBIT,MULTICAST -m addrtype --dst-type UNSPEC -j DROP
+-A EXT -s 198.18.1.3/32 -p icmp -m icmp --icmp-type 8/0 -j TRUSTED
+-A EXT -p icmp -m icmp ! --icmp-type any -j DROP
+-A EXT -p icmp -m icmp --icmp-type 3 -j ACCEPT
+-A EXT -p icmp -m icmp --icmp-type time-exceeded -j ACCEPT
+-A EXT -p icmp -m icmp ! --icmp-type port-unreachable -m icmp --icmp-type 11/1 -j ACCEPT
+-A TRUSTED -m iprange ! --dst-range 198.18.1.2-198.18.1.2 -j DROP
+-A TRUSTED -j RETURN
+-A OUTPUT -p icmp -m icmp --icmp-type echo-reply -m iprange --dst-range 198.18.1.1-198.18.1.1 -m length --length 84 -j ACCEPT
+-A OUTPUT -o eth2 -p icmp -m icmp --icmp-type 0 -j DROP
+-A OUTPUT -p udp -m udp --sport 53 -m addrtype --src-type LOCAL
+COMMIT
+";
+
+fn extension_match_probes(p: &Pair) -> Vec<(Flow, Verdict)> {
+    let (c1, c2) = (&p.c1, &p.c2);
+    vec![
+        // multiport
+        (c1.udp(HOST1, 53).sport(1005), Drop),
+        (c1.udp(HOST1, 53).sport(1011), Pass),
+        (c1.tcp(HOST1, 22), Drop),
+        (c1.tcp(HOST1, 8005), Drop),
+        (c1.udp(HOST1, 8005), Drop),
+        (c1.udp(HOST1, 53), Pass),
+        // tcp flags
+        (c1.tcp(HOST1, 443), Drop),
+        (c1.tcp(HOST1, 81).src(C1_ALT), Drop),
+        (c1.tcp(HOST1, 81), Pass),
+        // length, ttl
+        (c1.udp(HOST1, 80), Drop),
+        (c1.udp(HOST1, 81), Drop),
+        // mac
+        (c1.udp(HOST1, 443), Drop),
+        (c1.udp(HOST1, 22), Pass),
+        // addrtype
+        (c1.udp(HOST1, 53).sport(3000), Drop),
+        (c1.udp(HOST1, 53).sport(3001), Pass),
+        // icmp, iprange, a user chain and RETURN
+        (c1.ping(HOST1).src(C1_ALT), Pass),
+        (c1.ping(HOST1_ALT).src(C1_ALT), Drop),
+        (c1.ping(HOST1), Pass),
+        (c2.ping(HOST2), Drop),
+        (c2.udp(HOST2, 53), Pass),
+        (c2.tcp(HOST2, 22), Pass),
+    ]
+}
+
+/// REJECT with every `--reject-with` (names, an alias, the default), on INPUT and OUTPUT.
+const REJECT_RULES: &str = "\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:REJECTS - [0:0]
+-A INPUT -p udp -m udp --sport 2000:2999 -j REJECTS
+-A INPUT -s 198.18.2.1/32 -p tcp -m tcp --dport 8005 -j REJECT --reject-with tcp-reset
+-A INPUT -s 198.18.1.3/32 -p icmp -j REJECT --reject-with icmp-admin-prohibited
+-A FORWARD -p tcp -j REJECT --reject-with tcp-rst
+-A FORWARD -j REJECT --reject-with icmp-net-prohibited
+-A REJECTS -p udp -m udp --sport 2001 -j REJECT --reject-with icmp-net-unreachable
+-A REJECTS -p udp -m udp --sport 2002 -j REJECT --reject-with icmp-host-unreachable
+-A REJECTS -p udp -m udp --sport 2003 -j REJECT --reject-with icmp-port-unreachable
+-A REJECTS -p udp -m udp --sport 2004 -j REJECT --reject-with icmp-proto-unreachable
+-A REJECTS -p udp -m udp --sport 2005 -j REJECT --reject-with icmp-net-prohibited
+-A REJECTS -p udp -m udp --sport 2006 -j REJECT --reject-with icmp-host-prohibited
+-A REJECTS -p udp -m udp --sport 2007 -j REJECT --reject-with icmp-admin-prohibited
+-A REJECTS -p udp -m udp --sport 2008 -j REJECT
+-A REJECTS -p udp -m udp --sport 2009 -j REJECT --reject-with host-unreach
+-A REJECTS -p udp -m udp --sport 2010 -j REJECT --reject-with icmp-host-prohib
+-A OUTPUT -d 198.18.2.1/32 -p udp -m udp --sport 81 -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+";
+
+fn reject_probes(p: &Pair) -> Vec<(Flow, Verdict)> {
+    let (c1, c2) = (&p.c1, &p.c2);
+    let mut probes: Vec<_> = (2001..=2010)
+        .map(|sport| (c1.udp(HOST1, 53).sport(sport), Drop))
+        .collect();
+    probes.extend([
+        (c1.udp(HOST1, 53).sport(2011), Pass),
+        (c2.tcp(HOST2, 8005), Drop),
+        (c1.tcp(HOST1, 8005), Pass),
+        (c1.ping(HOST1).src(C1_ALT), Drop),
+        (c1.ping(HOST1), Pass),
+        (c2.udp(HOST2, 81), Drop),
+        (c1.udp(HOST1, 81), Pass),
+    ]);
+    probes
+}
+
+/// LOG with every option (levels by name and number, prefixes with spaces), which lets the
+/// packet go on; `-m limit` buckets that run dry (a burst of 2 or 3 at 1/hour or 2/day, with
+/// and without a target) and that never do; counters on policies, rules and user chains. No
+/// TCP and no REJECT (whose answers iptables counts on OUTPUT), so that every count is exact.
+/// (Rates times bursts stay small: xt_limit computes the bucket's size in 32 bits, and with
+/// e.g. `--limit 2/day --limit-burst 10000` it wraps to a bucket of about 2 packets, where
+/// pcn-iptables' holds 10000.)
+const LOG_LIMIT_RULES: &str = "\
+*filter
+:INPUT ACCEPT [11:1111]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [22:2222]
+:LOGGED - [5:5]
+[7:308] -A INPUT -p udp -m udp --sport 3000:3100 -j LOGGED
+[1:84] -A INPUT -s 198.18.1.3/32 -p icmp -m limit --limit 1/hour --limit-burst 2 -j ACCEPT
+-A INPUT -s 198.18.1.3/32 -p icmp -j DROP
+[2:88] -A INPUT -p udp -m limit --limit 100/sec --limit-burst 50
+-A INPUT -p icmp -m limit --limit 3/min -j LOG
+-A INPUT -m limit --limit 2/day --limit-burst 3 -m comment --comment \"rarely\"
+-A INPUT -p udp -m limit --limit 10000/s -m udp --sport 9
+-A LOGGED -p udp -m udp --sport 3001 -j LOG --log-prefix \"udp 3001: \" --log-level debug
+[3:132] -A LOGGED -p udp -m udp --sport 3002 -j LOG --log-prefix \"all options \" --log-level 1 --log-tcp-sequence --log-tcp-options --log-ip-options --log-uid
+-A LOGGED -j LOG --log-level alert
+-A LOGGED -p udp -m udp --sport 3003 -j LOG --log-level emerg --log-tcp-sequence --log-tcp-options
+-A LOGGED -p udp -m udp --sport 3003 -j DROP
+-A LOGGED -j LOG --log-level info --log-ip-options
+-A LOGGED -j LOG --log-level 5 --log-uid --log-prefix x
+-A LOGGED -j LOG --log-level warning --log-prefix \"twenty-nine characters long..\"
+-A LOGGED -j LOG --log-level crit
+-A LOGGED -j LOG --log-level error --log-prefix \" \"
+-A LOGGED -j RETURN
+-A OUTPUT -p udp -m udp --dport 3002 -j LOG --log-uid --log-prefix \"out \"
+-A OUTPUT -p icmp -m limit --limit 1/hour --limit-burst 1 -j LOG --log-level notice
+COMMIT
+";
+
+fn log_limit_probes(p: &Pair) -> Vec<(Flow, Verdict)> {
+    let c1 = &p.c1;
+    vec![
+        (c1.udp(HOST1, 53).sport(3001), Pass),
+        (c1.udp(HOST1, 53).sport(3002), Pass),
+        (c1.udp(HOST1, 53).sport(3003), Drop),
+        (c1.udp(HOST1, 53).sport(3004), Pass),
+        (c1.ping(HOST1).src(C1_ALT), Pass),
+        (c1.ping(HOST1).src(C1_ALT), Pass),
+        (c1.ping(HOST1).src(C1_ALT), Drop),
+        (c1.ping(HOST1), Pass),
+        (c1.ping(HOST1), Pass),
+        (c1.udp(HOST1, 53), Pass),
+    ]
+}
+
 /// Sends each probe once (every packet counts) and checks its verdict.
 fn probe(lab: &Lab, probes: &[(Flow, Verdict)]) {
     for (flow, want) in probes {
@@ -265,6 +445,23 @@ fn round_trip_user_chains(fw: Fw) -> Transcript {
 
 fn round_trip_counters(fw: Fw) -> Transcript {
     round_trip(fw, COUNTER_RULES, counter_probes, Counts::Exact)
+}
+
+fn round_trip_extension_matches(fw: Fw) -> Transcript {
+    round_trip(
+        fw,
+        EXTENSION_MATCH_RULES,
+        extension_match_probes,
+        Counts::Masked,
+    )
+}
+
+fn round_trip_reject(fw: Fw) -> Transcript {
+    round_trip(fw, REJECT_RULES, reject_probes, Counts::Masked)
+}
+
+fn round_trip_log_limit_counters(fw: Fw) -> Transcript {
+    round_trip(fw, LOG_LIMIT_RULES, log_limit_probes, Counts::Exact)
 }
 
 /// The rule set the failing restores find; `base_probes` tells it apart from an empty one and

@@ -80,10 +80,19 @@ pub fn ctstates(rule: &Rule) -> Result<Constraint> {
 /// `--dports`, and `! --ports` (neither port in the list).
 pub fn ports(rule: &Rule, source: bool) -> Result<Constraint> {
     let each = rule.matches.iter().filter_map(|m| match m {
-        Match::Ports { sport, dport, .. } => {
-            let p = if source { sport } else { dport };
-            p.as_ref().map(|p| ranges(&[p.value], p.negated))
-        }
+        Match::Ports {
+            sport,
+            dport,
+            tcp_flags,
+            ..
+        } => match if source { sport } else { dport } {
+            Some(p) => Some(ranges(&[p.value], p.negated)),
+            // `-m tcp`/`-m udp` alone still reads the header: no later fragment matches.
+            None if source && dport.is_none() && tcp_flags.is_none() => {
+                Some(values([(0, u16::MAX as u32)], false))
+            }
+            None => None,
+        },
         Match::Multiport { dir, ports } => {
             let mine = match dir {
                 MultiportDir::Source => source,
@@ -200,12 +209,15 @@ pub fn addrtype(rule: &Rule, source: bool, types: &AddressTypes) -> Result<Const
     Ok(all_of(each, u32::MAX))
 }
 
-/// `--mac-source`; two in one rule must both hold, which only the same address does.
-pub fn mac(rule: &Rule) -> Option<Negatable<[u8; 6]>> {
-    rule.matches.iter().find_map(|m| match m {
-        Match::Mac(m) => Some(m.clone()),
-        _ => None,
-    })
+/// Every `--mac-source` of the rule (all must hold).
+pub fn mac(rule: &Rule) -> Vec<Negatable<[u8; 6]>> {
+    rule.matches
+        .iter()
+        .filter_map(|m| match m {
+            Match::Mac(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The rule's `-m limit`, if any (one at most).

@@ -236,23 +236,27 @@ pub fn compile(
             }
         }
         let macs: Vec<_> = rules.iter().map(mac).collect();
-        if macs.iter().any(Option::is_some) {
+        if macs.iter().any(|m| !m.is_empty()) {
             cfg.fields |= field::bit(field::MAC_SRC);
+            // Every `--mac-source` of a rule must hold.
+            let holds = |addr: [u8; 6]| {
+                macs.iter()
+                    .map(move |m| m.iter().all(|m| (m.value == addr) != m.negated))
+            };
             // The default entry: addresses no rule names.
-            let other = bitmap(
-                nwords,
-                macs.iter().map(|m| m.as_ref().is_none_or(|m| m.negated)),
-            );
+            let other = bitmap(nwords, macs.iter().map(|m| m.iter().all(|m| m.negated)));
             push(field::MAC_SRC, 0, [0; 6], other);
             let mut named: Vec<[u8; 6]> = macs.iter().flatten().map(|m| m.value).collect();
             named.sort_unstable();
             named.dedup();
+            named.retain(|a| *a != [0; 6]);
             for addr in named {
-                let bits = macs
-                    .iter()
-                    .map(|m| m.as_ref().is_none_or(|m| (m.value == addr) != m.negated));
-                push(field::MAC_SRC, 48, addr, bitmap(nwords, bits));
+                push(field::MAC_SRC, 48, addr, bitmap(nwords, holds(addr)));
             }
+            // All zeros is what the data plane reads where there is no Ethernet header
+            // (OUTPUT, lo): xt_mac matches nothing there, `!` or not.
+            let none = macs.iter().map(Vec::is_empty);
+            push(field::MAC_SRC, 48, [0; 6], bitmap(nwords, none));
         }
         let ifaces = [
             (

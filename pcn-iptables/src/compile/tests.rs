@@ -5,8 +5,13 @@ use std::net::Ipv4Addr;
 
 use ipnetwork::Ipv4Network;
 
+use pcn_iptables_common::{reject, rtn};
+
 use super::*;
-use crate::ruleset::model::{Interface, PortRange, StateModule};
+use crate::ruleset::extensions::match_name;
+use crate::ruleset::model::{
+    AddrRange, IcmpType, Interface, MultiportDir, PortRange, StateModule, TcpFlags, TtlMode,
+};
 
 #[test]
 fn values_merge_touching_intervals() {
@@ -123,101 +128,404 @@ fn prefixes_cover_ranges_exactly() {
     }
 }
 
+/// A packet as the data plane sees it at a hook. The layer-4 values exist only where the
+/// kernel's matches can read them: TCP/UDP ports and TCP flags, ICMP type and code, in the
+/// first fragment (or an unfragmented packet) only.
+#[derive(Clone, Debug)]
 struct Pkt {
     src: u32,
     dst: u32,
     proto: u8,
+    /// The fragment offset is not 0 (what `-f` matches).
+    fragment: bool,
     ports: Option<(u16, u16)>,
+    icmp: Option<(u8, u8)>,
+    tcp_flags: Option<u8>,
+    /// The IP total length.
+    len: u16,
+    ttl: u8,
+    /// None on OUTPUT and on interfaces without an Ethernet header (the data plane then
+    /// reads zeros; the kernel's `-m mac` matches nothing there, `!` or not).
+    mac: Option<[u8; 6]>,
     in_if: u32,
     out_if: u32,
     ctstate: u8,
+    /// Per rule: whether its `-m limit` bucket has a token now (the one thing about a rule
+    /// that compile time cannot know).
+    limit_pass: Vec<bool>,
 }
 
-fn key_bits(key: &[u8], bits: u32) -> Vec<bool> {
-    (0..bits)
-        .map(|i| key[(i / 8) as usize] & (0x80 >> (i % 8)) != 0)
-        .collect()
-}
-
-/// The longest entry whose prefix covers `key` (what an LPM trie lookup returns).
-fn lpm<'a>(c: &'a Compiled, key: &FieldKey) -> Option<&'a Words> {
-    c.fields
-        .iter()
-        .filter(|e| key_bits(&e.key, e.prefix_len) == key_bits(key, e.prefix_len))
-        .max_by_key(|e| e.prefix_len)
-        .map(|e| &c.bitmaps[e.bitmap as usize])
-}
-
-fn dataplane_first_match(c: &Compiled, chain: u32, p: &Pkt) -> Option<usize> {
-    let cfg = c.chains[chain as usize];
-    let lookup =
-        |id: u8, v: [u8; 4]| lpm(c, &field_key6(id, chain, [v[0], v[1], v[2], v[3], 0, 0]));
-    let mut maps: Vec<&Words> = vec![&c.bitmaps[cfg.rules as usize]];
-    let (sport, dport) = p.ports.unwrap_or((0, 0));
-    let port = |port: u16| match p.ports {
-        Some(_) => [1, (port >> 8) as u8, port as u8, 0],
-        None => [0; 4],
-    };
-    let values = [
-        (field::SRC, p.src.to_be_bytes()),
-        (field::DST, p.dst.to_be_bytes()),
-        (field::PROTO, [p.proto, 0, 0, 0]),
-        (field::SPORT, port(sport)),
-        (field::DPORT, port(dport)),
-        (field::IN_IFACE, p.in_if.to_be_bytes()),
-        (field::OUT_IFACE, p.out_if.to_be_bytes()),
-        (field::CTSTATE, [p.ctstate, 0, 0, 0]),
-    ];
-    for (id, value) in values {
-        if cfg.fields & field::bit(id) != 0 {
-            maps.push(lookup(id, value)?);
+impl Pkt {
+    /// A TCP/UDP packet with every other field set to something no generated rule singles out.
+    fn udp(src: u32, dst: u32, sport: u16, dport: u16) -> Pkt {
+        Pkt {
+            src,
+            dst,
+            proto: 17,
+            fragment: false,
+            ports: Some((sport, dport)),
+            icmp: None,
+            tcp_flags: None,
+            len: 60,
+            ttl: 64,
+            mac: None,
+            in_if: 2,
+            out_if: 0,
+            ctstate: 3,
+            limit_pass: Vec::new(),
         }
     }
-    (0..cfg.nwords as usize).find_map(|i| {
-        let w = maps.iter().fold(u64::MAX, |acc, m| acc & m[i]);
-        (w != 0).then(|| i * 64 + w.trailing_zeros() as usize)
-    })
 }
 
-fn rule_matches(r: &Rule, p: &Pkt, links: &[Link]) -> bool {
-    let addr = |n: &Option<Negatable<Ipv4Network>>, a: u32| {
-        n.as_ref()
-            .is_none_or(|n| n.value.contains(Ipv4Addr::from(a)) != n.negated)
+/// What a chain does with a packet: the rules without a deciding target (no `-j`, or LOG)
+/// that match before the first matching rule with one, and that rule.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    passed: Vec<usize>,
+    decided: Option<usize>,
+}
+
+fn mask_key(key: &FieldKey, bits: u32) -> FieldKey {
+    let mut k = *key;
+    for i in bits..(k.len() * 8) as u32 {
+        k[(i / 8) as usize] &= !(0x80 >> (i % 8));
+    }
+    k
+}
+
+/// The field trie as the kernel's LPM trie answers it: the longest entry whose prefix covers
+/// the key's first `prefix_len` bits, among the entries no longer than that.
+struct Trie {
+    entries: HashMap<(u32, FieldKey), u32>,
+    /// Per (field, chain) header: the prefix lengths in use, longest first.
+    lengths: HashMap<[u8; 3], Vec<u32>>,
+}
+
+impl Trie {
+    fn new(c: &Compiled) -> Trie {
+        let mut entries = HashMap::new();
+        let mut lengths: HashMap<[u8; 3], Vec<u32>> = HashMap::new();
+        for e in &c.fields {
+            let key = mask_key(&e.key, e.prefix_len);
+            assert!(
+                e.prefix_len >= FIELD_KEY_HEADER_BITS && e.prefix_len <= 72,
+                "entry {e:?}"
+            );
+            // The kernel keeps one value per prefix: a second one would overwrite the first.
+            assert!(
+                entries.insert((e.prefix_len, key), e.bitmap).is_none(),
+                "two entries for {e:?}"
+            );
+            lengths
+                .entry([key[0], key[1], key[2]])
+                .or_default()
+                .push(e.prefix_len);
+        }
+        for l in lengths.values_mut() {
+            l.sort_unstable_by(|a, b| b.cmp(a));
+            l.dedup();
+        }
+        Trie { entries, lengths }
+    }
+
+    fn lookup(&self, id: u8, chain: u32, bits: u32, value: [u8; 6]) -> Option<u32> {
+        let key = field_key6(id, chain, value);
+        let plen = FIELD_KEY_HEADER_BITS + bits;
+        self.lengths
+            .get(&[key[0], key[1], key[2]])?
+            .iter()
+            .filter(|&&l| l <= plen)
+            .find_map(|&l| self.entries.get(&(l, mask_key(&key, l))).copied())
+    }
+}
+
+// The values the data plane looks up (pcn-iptables-ebpf's `first_match`): value bytes and
+// how many bits of them count.
+fn v4(v: u32) -> (u32, [u8; 6]) {
+    let b = v.to_be_bytes();
+    (32, [b[0], b[1], b[2], b[3], 0, 0])
+}
+fn v1(v: u8) -> (u32, [u8; 6]) {
+    (8, [v, 0, 0, 0, 0, 0])
+}
+/// `[1, a, b]` when the packet has the value, `[0]` when it has not.
+fn optional(bits: u32, v: Option<[u8; 2]>) -> (u32, [u8; 6]) {
+    match v {
+        Some([a, b]) => (bits, [1, a, b, 0, 0, 0]),
+        None => (8, [0; 6]),
+    }
+}
+
+/// The chain's verdict the way the classifier computes it: AND of the bitmaps of the
+/// packet's values (the OR of the two `--ports` ones), limited rules without a token taken
+/// out, rules without a deciding target counted on the way to the first that has one.
+fn dataplane_outcome(c: &Compiled, trie: &Trie, chain: u32, p: &Pkt) -> Outcome {
+    let none = Outcome {
+        passed: vec![],
+        decided: None,
     };
-    let name = |ifindex: u32| {
-        links
+    let cfg = c.chains[chain as usize];
+    let sport = optional(24, p.ports.map(|(s, _)| s.to_be_bytes()));
+    let dport = optional(24, p.ports.map(|(_, d)| d.to_be_bytes()));
+    let values = [
+        (field::SRC, v4(p.src)),
+        (field::DST, v4(p.dst)),
+        (field::PROTO, v1(p.proto)),
+        (field::SPORT, sport),
+        (field::DPORT, dport),
+        (field::IN_IFACE, v4(p.in_if)),
+        (field::OUT_IFACE, v4(p.out_if)),
+        (field::CTSTATE, v1(p.ctstate)),
+        (field::ICMP, optional(24, p.icmp.map(|(t, c)| [t, c]))),
+        (field::TCP_FLAGS, optional(16, p.tcp_flags.map(|f| [f, 0]))),
+        (field::LENGTH, {
+            let l = p.len.to_be_bytes();
+            (16, [l[0], l[1], 0, 0, 0, 0])
+        }),
+        (field::TTL, v1(p.ttl)),
+        (field::FRAGMENT, v1(p.fragment as u8)),
+        (field::MAC_SRC, (48, p.mac.unwrap_or([0; 6]))),
+        (field::SRC_TYPE, v4(p.src)),
+        (field::DST_TYPE, v4(p.dst)),
+        (field::ANY_PORT_SRC, sport),
+        (field::ANY_PORT_DST, dport),
+    ];
+    let all = &c.bitmaps[cfg.rules as usize];
+    let mut maps: Vec<&Words> = vec![all];
+    let mut any_port: Vec<&Words> = vec![];
+    for (id, (bits, value)) in values {
+        let map = if cfg.fields & field::bit(id) == 0 {
+            all
+        } else {
+            // A field without an entry for the value matches no rule.
+            match trie.lookup(id, chain, bits, value) {
+                Some(b) => &c.bitmaps[b as usize],
+                None => return none,
+            }
+        };
+        if id == field::ANY_PORT_SRC || id == field::ANY_PORT_DST {
+            any_port.push(map);
+        } else {
+            maps.push(map);
+        }
+    }
+    let limited = &c.bitmaps[cfg.limited as usize];
+    let count_only = &c.bitmaps[cfg.count_only as usize];
+    let mut passed = vec![];
+    for i in 0..cfg.nwords as usize {
+        let mut w = maps.iter().fold(u64::MAX, |acc, m| acc & m[i]);
+        w &= any_port[0][i] | any_port[1][i];
+        for bit in 0..64 {
+            let rule = i * 64 + bit;
+            if limited[i] & (1 << bit) != 0 && !p.limit_pass.get(rule).copied().unwrap_or(true) {
+                w &= !(1 << bit);
+            }
+        }
+        for bit in 0..64 {
+            if w & (1 << bit) == 0 {
+                continue;
+            }
+            if count_only[i] & (1 << bit) != 0 {
+                passed.push(i * 64 + bit);
+            } else {
+                return Outcome {
+                    passed,
+                    decided: Some(i * 64 + bit),
+                };
+            }
+        }
+    }
+    Outcome {
+        passed,
+        decided: None,
+    }
+}
+
+/// The namespace the rules are compiled for: its interfaces and its local routing table.
+struct Env {
+    links: Vec<Link>,
+    /// The local table's routes (`ip route show table local`): prefix and `rtn::*`.
+    routes: Vec<(Ipv4Network, u8)>,
+}
+
+impl Env {
+    fn new() -> Env {
+        let route = |net: &str, kind| (net.parse().unwrap(), kind);
+        Env {
+            links: LINKS
+                .iter()
+                .map(|(i, n)| Link {
+                    ifindex: *i,
+                    name: n.to_string(),
+                })
+                .collect(),
+            routes: vec![
+                route("127.0.0.0/8", rtn::LOCAL),
+                route("127.0.0.1/32", rtn::LOCAL),
+                route("127.255.255.255/32", rtn::BROADCAST),
+                route("198.18.0.1/32", rtn::LOCAL),
+                route("198.18.0.255/32", rtn::BROADCAST),
+                route("198.19.0.0/16", rtn::LOCAL),
+                route("198.19.255.255/32", rtn::BROADCAST),
+            ],
+        }
+    }
+
+    fn address_types(&self) -> AddressTypes {
+        AddressTypes::new(&self.routes)
+    }
+
+    /// The kernel's `inet_addr_type`: 0.0.0.0/8 and 255.255.255.255 are BROADCAST, 224/4
+    /// MULTICAST, anything else takes the type of the longest local route that covers it,
+    /// UNICAST when none does.
+    fn addr_type(&self, a: u32) -> u8 {
+        if a >> 24 == 0 || a == u32::MAX {
+            return rtn::BROADCAST;
+        }
+        if a >> 28 == 0xe {
+            return rtn::MULTICAST;
+        }
+        self.routes
+            .iter()
+            .filter(|(net, _)| net.contains(Ipv4Addr::from(a)))
+            .max_by_key(|(net, _)| net.prefix())
+            .map_or(rtn::UNICAST, |&(_, kind)| kind)
+    }
+
+    fn ifname(&self, ifindex: u32) -> String {
+        self.links
             .iter()
             .find(|l| l.ifindex == ifindex)
             .map(|l| l.name.clone())
             .unwrap_or_default()
+    }
+}
+
+fn in_range<T: PartialOrd>(v: T, first: T, last: T) -> bool {
+    first <= v && v <= last
+}
+
+/// One match of a rule, as the kernel's xt_* module decides it (see iptables-extensions(8)).
+fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
+    // xt_tcpudp, xt_multiport and xt_icmp return false for a non-first fragment before
+    // looking at their `!`: a fragment has no header to read.
+    match m {
+        Match::Ports {
+            sport,
+            dport,
+            tcp_flags,
+            ..
+        } => {
+            let Some((s, d)) = p.ports.filter(|_| !p.fragment) else {
+                return false;
+            };
+            let port = |c: &Option<Negatable<PortRange>>, v: u16| {
+                c.as_ref()
+                    .is_none_or(|c| in_range(v, c.value.first, c.value.last) != c.negated)
+            };
+            let flags = tcp_flags.as_ref().is_none_or(|f| {
+                p.tcp_flags
+                    .is_some_and(|b| (b & f.value.mask == f.value.comp) != f.negated)
+            });
+            port(sport, s) && port(dport, d) && flags
+        }
+        Match::Multiport { dir, ports } => {
+            let Some((s, d)) = p.ports.filter(|_| !p.fragment) else {
+                return false;
+            };
+            let hit = ports.value.iter().any(|r| {
+                let has = |v| in_range(v, r.first, r.last);
+                match dir {
+                    MultiportDir::Source => has(s),
+                    MultiportDir::Destination => has(d),
+                    MultiportDir::Either => has(s) || has(d),
+                }
+            });
+            hit != ports.negated
+        }
+        Match::Icmp(t) => {
+            let Some((kind, code)) = p.icmp.filter(|_| !p.fragment) else {
+                return false;
+            };
+            let hit = t.value.kind == IcmpType::ANY
+                || (kind == t.value.kind && in_range(code, t.value.code_min, t.value.code_max));
+            hit != t.negated
+        }
+        Match::Iprange { src, dst } => {
+            // xt_iprange: inclusive bounds; a range with first > last holds no address.
+            let range = |r: &Option<Negatable<AddrRange>>, a: u32| {
+                r.as_ref().is_none_or(|r| {
+                    in_range(a, u32::from(r.value.first), u32::from(r.value.last)) != r.negated
+                })
+            };
+            range(src, p.src) && range(dst, p.dst)
+        }
+        Match::Mac(m) => p.mac.is_some_and(|mac| (mac == m.value) != m.negated),
+        Match::Length(l) => in_range(p.len, l.value.first, l.value.last) != l.negated,
+        Match::Ttl { mode, value } => match mode {
+            TtlMode::Eq => p.ttl == *value,
+            TtlMode::Ne => p.ttl != *value,
+            TtlMode::Lt => p.ttl < *value,
+            TtlMode::Gt => p.ttl > *value,
+        },
+        Match::Addrtype { src, dst } => {
+            let types = |t: &Option<Negatable<u16>>, a: u32| {
+                t.as_ref()
+                    .is_none_or(|t| (t.value & (1 << env.addr_type(a)) != 0) != t.negated)
+            };
+            types(src, p.src) && types(dst, p.dst)
+        }
+        Match::Comment(_) => true,
+        Match::Limit(_) => limit_pass,
+        Match::Conntrack { states, .. } => (states.value & (1 << p.ctstate) != 0) != states.negated,
+    }
+}
+
+/// The rule as iptables matches it: the IP header part (ip_packet_match), then every match.
+fn rule_matches(r: &Rule, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
+    let addr = |n: &Option<Negatable<Ipv4Network>>, a: u32| {
+        n.as_ref()
+            .is_none_or(|n| n.value.contains(Ipv4Addr::from(a)) != n.negated)
     };
     let iface = |i: &Option<Negatable<Interface>>, ifindex: u32| {
         i.as_ref()
-            .is_none_or(|i| i.value.matches(&name(ifindex)) != i.negated)
+            .is_none_or(|i| i.value.matches(&env.ifname(ifindex)) != i.negated)
     };
     let proto = r
         .proto
         .as_ref()
         .is_none_or(|x| (x.value == p.proto) != x.negated);
-    let ports = r.matches.iter().all(|m| match m {
-        Match::Ports { sport, dport, .. } => {
-            let check = |c: &Option<Negatable<PortRange>>, v: Option<u16>| match (c, v) {
-                (None, _) => true,
-                (Some(_), None) => false,
-                (Some(c), Some(v)) => (c.value.first <= v && v <= c.value.last) != c.negated,
-            };
-            check(sport, p.ports.map(|x| x.0)) && check(dport, p.ports.map(|x| x.1))
-        }
-        Match::Conntrack { states, .. } => (states.value & (1 << p.ctstate) != 0) != states.negated,
-        // random_rule makes no other match.
-        _ => unreachable!("not generated"),
-    });
+    let fragment = r.fragment.as_ref().is_none_or(|f| p.fragment != f.negated);
     addr(&r.src, p.src)
         && addr(&r.dst, p.dst)
         && proto
-        && ports
+        && fragment
         && iface(&r.in_iface, p.in_if)
         && iface(&r.out_iface, p.out_if)
+        && r.matches.iter().all(|m| match_holds(m, p, env, limit_pass))
+}
+
+/// Rule by rule: LOG and rules without `-j` go on to the next rule, any other target stops.
+fn reference_outcome(rules: &[Rule], p: &Pkt, env: &Env) -> Outcome {
+    let mut passed = vec![];
+    for (i, r) in rules.iter().enumerate() {
+        if !rule_matches(r, p, env, p.limit_pass[i]) {
+            continue;
+        }
+        match r.target {
+            None | Some(Target::Log(_)) => passed.push(i),
+            Some(_) => {
+                return Outcome {
+                    passed,
+                    decided: Some(i),
+                };
+            }
+        }
+    }
+    Outcome {
+        passed,
+        decided: None,
+    }
 }
 
 /// A small deterministic generator (xorshift), so failures reproduce.
@@ -235,18 +543,278 @@ impl Rng {
     fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.below(from.len() as u64) as usize]
+    }
 }
 
 // Few distinct values, so that random packets hit the rules often.
 const ADDRS: [u32; 4] = [0xc612_0001, 0xc612_0102, 0xc613_0001, 0x0a00_0001];
-const PORTS: [u16; 5] = [22, 80, 1024, 4000, 65535];
+/// Addresses whose type is not UNICAST in `Env::new`, or that are special to the kernel.
+const TYPED_ADDRS: [u32; 8] = [
+    0x7f00_0001,
+    0x7fff_ffff,
+    0xc612_00ff,
+    0xc613_ffff,
+    0xe000_0001,
+    0xffff_ffff,
+    0,
+    0x0102_0304,
+];
+const PORTS: [u16; 6] = [0, 22, 80, 1024, 4000, 65535];
 const LINKS: [(u32, &str); 3] = [(1, "lo"), (2, "veth0"), (3, "eth1")];
+const MACS: [[u8; 6]; 4] = [
+    [0x02, 0, 0, 0, 0, 1],
+    [0x02, 0, 0, 0, 0, 2],
+    [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff],
+    [0; 6],
+];
+const TTLS: [u8; 6] = [0, 1, 63, 64, 254, 255];
+const LENGTHS: [u16; 6] = [0, 20, 28, 84, 1500, 65535];
+/// TCP flag masks: `--syn`'s, ALL, NONE, and a few others.
+const FLAG_MASKS: [u8; 5] = [0x17, 0x3f, 0, 0x12, 0x01];
+const USER_CHAIN: &str = "web";
 
-fn random_rule(rng: &mut Rng, counter: u32) -> Rule {
+fn random_port_range(rng: &mut Rng) -> PortRange {
+    let a = rng.pick(&PORTS);
+    let b = match rng.below(4) {
+        0 | 1 => a,
+        2 => a.saturating_add(rng.below(3000) as u16),
+        // Rarely first > last: iptables refuses it for ports, but the compiler must still
+        // give it the kernel's meaning (no port).
+        _ => a.saturating_sub(1 + rng.below(10) as u16),
+    };
+    PortRange { first: a, last: b }
+}
+
+fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
+    // Matches that need `-p tcp`/`udp`/`icmp` (not negated) only come with it, as
+    // iptables requires.
+    let l4 = proto.filter(|p| !p.negated).map(|p| p.value);
+    let neg = |rng: &mut Rng| rng.chance(30);
+    // ICMP rules have one match of their own where TCP/UDP ones have two.
+    let arm = match rng.below(13) {
+        0 | 1 if l4 == Some(1) => 2,
+        arm => arm,
+    };
+    Some(match arm {
+        0 if matches!(l4, Some(6 | 17)) => {
+            let range = |rng: &mut Rng| {
+                rng.chance(55).then(|| Negatable {
+                    value: random_port_range(rng),
+                    negated: rng.chance(30),
+                })
+            };
+            let tcp_flags = (l4 == Some(6) && rng.chance(50)).then(|| {
+                let mask = rng.pick(&FLAG_MASKS);
+                let comp = match rng.below(5) {
+                    // `--syn`
+                    0 => 0x02,
+                    // Bits outside the mask: no packet matches.
+                    1 => mask | 0x20,
+                    _ => mask & rng.below(64) as u8,
+                };
+                Negatable {
+                    value: TcpFlags { mask, comp },
+                    negated: rng.chance(30),
+                }
+            });
+            Match::Ports {
+                proto: l4.unwrap(),
+                sport: range(rng),
+                dport: range(rng),
+                tcp_flags,
+            }
+        }
+        1 if matches!(l4, Some(6 | 17)) => {
+            // Up to 15 ports, a range counting as two.
+            let mut ports = vec![];
+            let mut room = 1 + rng.below(15) as usize;
+            while room > 0 {
+                let r = random_port_range(rng);
+                let r = if room >= 2 && rng.chance(40) {
+                    room -= 2;
+                    PortRange {
+                        first: r.first.min(r.last),
+                        last: r.first.max(r.last),
+                    }
+                } else {
+                    room -= 1;
+                    PortRange {
+                        first: r.first,
+                        last: r.first,
+                    }
+                };
+                ports.push(r);
+            }
+            Match::Multiport {
+                dir: rng.pick(&[
+                    MultiportDir::Source,
+                    MultiportDir::Destination,
+                    MultiportDir::Either,
+                ]),
+                ports: Negatable {
+                    value: ports,
+                    negated: neg(rng),
+                },
+            }
+        }
+        2 if l4 == Some(1) => {
+            let kind = rng.pick(&[0, 3, 8, 11, 5, IcmpType::ANY]);
+            let (code_min, code_max) = match rng.below(3) {
+                0 => (0, 255),
+                1 => {
+                    let c = rng.pick(&[0, 1, 3, 4, 13]);
+                    (c, c)
+                }
+                // Names cover code ranges (e.g. `ttl-exceeded`, `redirect`).
+                _ => (0, rng.pick(&[1, 3])),
+            };
+            Match::Icmp(Negatable {
+                value: IcmpType {
+                    kind,
+                    code_min,
+                    code_max,
+                },
+                negated: neg(rng),
+            })
+        }
+        3 => {
+            let range = |rng: &mut Rng| {
+                rng.chance(60).then(|| {
+                    let a = rng.pick(&ADDRS).wrapping_sub(rng.below(3) as u32);
+                    let b = match rng.below(4) {
+                        0 => a,
+                        1 => a.saturating_add(rng.below(4) as u32),
+                        2 => a.saturating_add(rng.below(1 << 20) as u32),
+                        _ => a.wrapping_sub(1),
+                    };
+                    Negatable {
+                        value: AddrRange {
+                            first: Ipv4Addr::from(a),
+                            last: Ipv4Addr::from(b),
+                        },
+                        negated: rng.chance(30),
+                    }
+                })
+            };
+            let src = range(rng);
+            let dst = if src.is_none() {
+                Some(range(rng).unwrap_or(Negatable::plain(AddrRange {
+                    first: Ipv4Addr::from(ADDRS[0]),
+                    last: Ipv4Addr::from(ADDRS[1]),
+                })))
+            } else {
+                range(rng)
+            };
+            Match::Iprange { src, dst }
+        }
+        4 => Match::Mac(Negatable {
+            value: rng.pick(&MACS),
+            negated: neg(rng),
+        }),
+        5 => {
+            let first = rng.pick(&LENGTHS);
+            let last = match rng.below(4) {
+                0 => first,
+                1 => first.saturating_add(rng.below(100) as u16),
+                2 => u16::MAX,
+                _ => first.saturating_sub(1),
+            };
+            Match::Length(Negatable {
+                value: PortRange { first, last },
+                negated: neg(rng),
+            })
+        }
+        6 => Match::Ttl {
+            mode: rng.pick(&[TtlMode::Eq, TtlMode::Ne, TtlMode::Lt, TtlMode::Gt]),
+            value: rng.pick(&TTLS),
+        },
+        7 => {
+            let types = |rng: &mut Rng| {
+                rng.chance(60).then(|| {
+                    let mut t = 0u16;
+                    for _ in 0..1 + rng.below(3) {
+                        t |= 1
+                            << if rng.chance(80) {
+                                rng.pick(&[
+                                    rtn::UNICAST,
+                                    rtn::LOCAL,
+                                    rtn::BROADCAST,
+                                    rtn::MULTICAST,
+                                ])
+                            } else {
+                                rng.below(12) as u8
+                            };
+                    }
+                    Negatable {
+                        value: t,
+                        negated: rng.chance(30),
+                    }
+                })
+            };
+            let src = types(rng);
+            let dst = if src.is_none() {
+                Some(types(rng).unwrap_or(Negatable::plain(1 << rtn::LOCAL)))
+            } else {
+                types(rng)
+            };
+            Match::Addrtype { src, dst }
+        }
+        8 => Match::Comment("a comment".into()),
+        9 => Match::Limit(Limit {
+            avg: rng.pick(&[1, 10000, Limit::DEFAULT.avg]),
+            burst: 1 + rng.below(10) as u32,
+        }),
+        10 | 11 => Match::Conntrack {
+            module: rng.pick(&[StateModule::Conntrack, StateModule::State]),
+            states: Negatable {
+                value: (1 + rng.below(31)) as u8,
+                negated: rng.chance(30),
+            },
+        },
+        _ => return None,
+    })
+}
+
+fn random_target(rng: &mut Rng, base_chain: bool) -> Option<Target> {
+    let log = |rng: &mut Rng| {
+        Target::Log(crate::ruleset::model::Log {
+            level: rng.below(8) as u8,
+            flags: rng.below(16) as u8,
+            prefix: ["", "x", "dropped: ", "twenty-nine characters long.."][rng.below(4) as usize]
+                .into(),
+        })
+    };
+    match rng.below(10) {
+        0 | 1 => Some(Target::Accept),
+        2 | 3 => Some(Target::Drop),
+        4 => Some(Target::Reject(rng.pick(&[
+            reject::icmp(3, 0),
+            reject::icmp(3, 1),
+            reject::icmp(3, 2),
+            reject::icmp(3, 3),
+            reject::icmp(3, 9),
+            reject::icmp(3, 10),
+            reject::icmp(3, 13),
+            reject::TCP_RESET,
+        ]))),
+        5 | 6 => Some(log(rng)),
+        7 => Some(Target::Return),
+        8 if base_chain => Some(if rng.chance(50) {
+            Target::Jump(USER_CHAIN.into())
+        } else {
+            Target::Goto(USER_CHAIN.into())
+        }),
+        _ => None,
+    }
+}
+
+fn random_rule(rng: &mut Rng, counter: u32, base_chain: bool) -> Rule {
     let net = |rng: &mut Rng| {
-        rng.chance(50).then(|| {
+        rng.chance(40).then(|| {
             let len = [32u8, 24, 16, 8, 0][rng.below(5) as usize];
-            let a = Ipv4Addr::from(ADDRS[rng.below(4) as usize]);
+            let a = Ipv4Addr::from(rng.pick(&ADDRS));
             let n = Ipv4Network::new(a, len).unwrap();
             Negatable {
                 value: Ipv4Network::new(n.network(), len).unwrap(),
@@ -257,7 +825,7 @@ fn random_rule(rng: &mut Rng, counter: u32) -> Rule {
     let src = net(rng);
     let dst = net(rng);
     let iface = |rng: &mut Rng| {
-        rng.chance(30).then(|| {
+        rng.chance(20).then(|| {
             let (name, wildcard) = [
                 ("veth0", false),
                 ("veth+", true),
@@ -276,130 +844,356 @@ fn random_rule(rng: &mut Rng, counter: u32) -> Rule {
     };
     let in_iface = iface(rng);
     let out_iface = iface(rng);
-    let proto_num = [6u8, 17, 1][rng.below(3) as usize];
-    let proto = rng.chance(70).then(|| Negatable {
-        value: proto_num,
-        negated: rng.chance(15),
+    let proto = rng.chance(75).then(|| Negatable {
+        value: rng.pick(&[6u8, 6, 17, 17, 1, 47]),
+        negated: rng.chance(10),
+    });
+    let fragment = rng.chance(10).then(|| Negatable {
+        value: (),
+        negated: rng.chance(50),
     });
     let mut matches = Vec::new();
-    if let Some(p) = &proto
-        && !p.negated
-        && p.value != 1
-        && rng.chance(60)
-    {
-        let range = |rng: &mut Rng| {
-            rng.chance(60).then(|| {
-                let a = PORTS[rng.below(5) as usize];
-                let b = if rng.chance(50) {
-                    a
-                } else {
-                    a.saturating_add(rng.below(3000) as u16)
-                };
-                Negatable {
-                    value: PortRange { first: a, last: b },
-                    negated: rng.chance(30),
-                }
-            })
+    let (mut limited, mut any_port) = (false, false);
+    for _ in 0..rng.pick(&[0, 1, 1, 2, 2, 3, 4]) {
+        let Some(m) = random_match(rng, proto.as_ref()) else {
+            continue;
         };
-        matches.push(Match::Ports {
-            proto: p.value,
-            sport: range(rng),
-            dport: range(rng),
-            tcp_flags: None,
-        });
-        // Sometimes a second port match on the same protocol, which must hold too.
-        if rng.chance(25) {
-            matches.push(Match::Ports {
-                proto: p.value,
-                sport: range(rng),
-                dport: range(rng),
-                tcp_flags: None,
-            });
+        // What the compiler refuses (see `refused_combinations`): two buckets in one rule,
+        // two `--ports` lists.
+        let either =
+            matches!(&m, Match::Multiport { dir: MultiportDir::Either, ports } if !ports.negated);
+        let limit = matches!(m, Match::Limit(_));
+        if (limit && limited) || (either && any_port) {
+            continue;
         }
+        limited |= limit;
+        any_port |= either;
+        matches.push(m);
     }
-    // Sometimes two state matches, which must both hold.
-    for _ in 0..[0, 1, 1, 2][rng.below(4) as usize] {
-        let states = (1 + rng.below(31)) as u8;
-        let module = [StateModule::Conntrack, StateModule::State][rng.below(2) as usize];
-        matches.push(Match::Conntrack {
-            module,
-            states: Negatable {
-                value: states,
-                negated: rng.chance(30),
-            },
-        });
-    }
-    let target = [Some(Target::Accept), Some(Target::Drop), None][rng.below(3) as usize].clone();
     Rule {
         src,
         dst,
         in_iface,
         out_iface,
         proto,
-        fragment: None,
+        fragment,
         matches,
-        target,
+        target: random_target(rng, base_chain),
         counter,
     }
 }
 
-fn random_packet(rng: &mut Rng) -> Pkt {
-    let proto = [6u8, 17, 1, 47][rng.below(4) as usize];
-    let port = |rng: &mut Rng| {
-        let p = PORTS[rng.below(5) as usize];
-        if rng.chance(50) {
-            p
-        } else {
-            p.wrapping_add(rng.below(2000) as u16)
+/// Values worth trying in packets for a chain: the rules' own values and their edges, so
+/// that every field both matches and misses the rules often.
+#[derive(Default)]
+struct Pools {
+    addrs: Vec<u32>,
+    ports: Vec<u16>,
+    icmp: Vec<(u8, u8)>,
+    flags: Vec<u8>,
+    lens: Vec<u16>,
+    ttls: Vec<u8>,
+    macs: Vec<[u8; 6]>,
+}
+
+impl Pools {
+    fn of(rules: &[Rule]) -> Pools {
+        let mut p = Pools::default();
+        let edges32 =
+            |first: u32, last: u32| [first.wrapping_sub(1), first, last, last.wrapping_add(1)];
+        let edges16 = |r: &PortRange| {
+            [
+                r.first.wrapping_sub(1),
+                r.first,
+                r.last,
+                r.last.wrapping_add(1),
+            ]
+        };
+        for r in rules {
+            for n in [&r.src, &r.dst].into_iter().flatten() {
+                p.addrs.extend(edges32(
+                    u32::from(n.value.network()),
+                    u32::from(n.value.broadcast()),
+                ));
+            }
+            for m in &r.matches {
+                match m {
+                    Match::Ports {
+                        sport,
+                        dport,
+                        tcp_flags,
+                        ..
+                    } => {
+                        for c in [sport, dport].into_iter().flatten() {
+                            p.ports.extend(edges16(&c.value));
+                        }
+                        if let Some(f) = tcp_flags {
+                            let (mask, comp) = (f.value.mask, f.value.comp);
+                            p.flags.extend([
+                                comp,
+                                comp | 0xc0,
+                                comp | (!mask & 0x3f),
+                                comp ^ (mask & mask.wrapping_neg()),
+                                comp ^ 0x3f,
+                            ]);
+                        }
+                    }
+                    Match::Multiport { ports, .. } => {
+                        for r in &ports.value {
+                            p.ports.extend(edges16(r));
+                        }
+                    }
+                    Match::Icmp(t) => {
+                        let t = t.value;
+                        p.icmp.extend([
+                            (t.kind, t.code_min),
+                            (t.kind, t.code_max),
+                            (t.kind, t.code_min.wrapping_sub(1)),
+                            (t.kind, t.code_max.wrapping_add(1)),
+                            (t.kind.wrapping_add(1), t.code_min),
+                        ]);
+                    }
+                    Match::Iprange { src, dst } => {
+                        for r in [src, dst].into_iter().flatten() {
+                            p.addrs
+                                .extend(edges32(r.value.first.into(), r.value.last.into()));
+                        }
+                    }
+                    Match::Mac(m) => {
+                        let mut next = m.value;
+                        next[5] = next[5].wrapping_add(1);
+                        p.macs.extend([m.value, next]);
+                    }
+                    Match::Length(l) => p.lens.extend(edges16(&l.value)),
+                    Match::Ttl { value, .. } => {
+                        p.ttls
+                            .extend([value.wrapping_sub(1), *value, value.wrapping_add(1)])
+                    }
+                    _ => {}
+                }
+            }
         }
+        p
+    }
+}
+
+fn random_packet(rng: &mut Rng, pools: &Pools, rules: usize) -> Pkt {
+    fn from<T: Copy>(rng: &mut Rng, pool: &[T], other: impl FnOnce(&mut Rng) -> T) -> T {
+        if !pool.is_empty() && rng.chance(65) {
+            rng.pick(pool)
+        } else {
+            other(rng)
+        }
+    }
+    let addr = |rng: &mut Rng| {
+        from(rng, &pools.addrs, |rng| {
+            if rng.chance(30) {
+                rng.pick(&TYPED_ADDRS)
+            } else {
+                rng.pick(&ADDRS) ^ (rng.below(4) as u32)
+            }
+        })
     };
-    let ports = ((proto == 6 || proto == 17) && rng.chance(90)).then(|| (port(rng), port(rng)));
+    let port = |rng: &mut Rng| {
+        from(rng, &pools.ports, |rng| {
+            let p = rng.pick(&PORTS);
+            if rng.chance(50) {
+                p
+            } else {
+                p.wrapping_add(rng.below(2000) as u16)
+            }
+        })
+    };
+    let proto = rng.pick(&[6u8, 6, 17, 17, 1, 1, 47]);
+    let fragment = rng.chance(15);
+    let first = !fragment;
     Pkt {
-        src: ADDRS[rng.below(4) as usize] ^ (rng.below(4) as u32),
-        dst: ADDRS[rng.below(4) as usize] ^ ((rng.below(2) as u32) << 12),
+        src: addr(rng),
+        dst: addr(rng),
         proto,
-        ports,
+        fragment,
+        ports: (first && matches!(proto, 6 | 17)).then(|| (port(rng), port(rng))),
+        icmp: (first && proto == 1).then(|| {
+            from(rng, &pools.icmp, |rng| {
+                let (t, c) = (rng.below(256) as u8, rng.below(256) as u8);
+                (rng.pick(&[0, 3, 8, 11, 5, t]), rng.pick(&[0, 1, 3, 13, c]))
+            })
+        }),
+        tcp_flags: (first && proto == 6)
+            .then(|| from(rng, &pools.flags, |rng| rng.below(256) as u8)),
+        len: from(rng, &pools.lens, |rng| {
+            if rng.chance(20) {
+                rng.pick(&LENGTHS)
+            } else {
+                20 + rng.below(1500) as u16
+            }
+        }),
+        ttl: from(rng, &pools.ttls, |rng| {
+            if rng.chance(30) {
+                rng.pick(&TTLS)
+            } else {
+                rng.below(256) as u8
+            }
+        }),
+        mac: rng
+            .chance(80)
+            .then(|| from(rng, &pools.macs, |rng| rng.pick(&MACS)))
+            // An all-zero source MAC is what the data plane reads where there is none.
+            .filter(|m| *m != [0; 6]),
         in_if: rng.below(5) as u32,
         out_if: rng.below(5) as u32,
         ctstate: rng.below(5) as u8,
+        limit_pass: (0..rules).map(|_| rng.chance(50)).collect(),
+    }
+}
+
+/// What compile time decides of each rule's action: the verdict and its parameters, the
+/// counter, the bitmaps of the rules that only count (no target, LOG) and of the limited ones.
+fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
+    let cfg = c.chains[chain as usize];
+    let count_only = &c.bitmaps[cfg.count_only as usize];
+    let limited = &c.bitmaps[cfg.limited as usize];
+    let all = &c.bitmaps[cfg.rules as usize];
+    let bit = |words: &Words, i: usize| words[i / 64] & (1 << (i % 64)) != 0;
+    let chain_id = |name: &str| c.chain_names.iter().position(|n| n == name).unwrap() as u32;
+    for (i, r) in rules.iter().enumerate() {
+        let a = &c.actions[(cfg.action_base as usize) + i];
+        let what = format!("chain {chain} rule {i}: {r:?} → {a:?}");
+        assert!(bit(all, i), "{what}");
+        assert_eq!(a.counter, r.counter, "{what}");
+        let (verdict, target_chain, reject_with) = match &r.target {
+            None => (verdict::CONTINUE, None, None),
+            Some(Target::Accept) => (verdict::ACCEPT, None, None),
+            Some(Target::Drop) => (verdict::DROP, None, None),
+            Some(Target::Return) => (verdict::RETURN, None, None),
+            Some(Target::Jump(to)) => (verdict::JUMP, Some(chain_id(to)), None),
+            Some(Target::Goto(to)) => (verdict::GOTO, Some(chain_id(to)), None),
+            Some(Target::Reject(with)) => (verdict::REJECT, None, Some(*with)),
+            Some(Target::Log(log)) => {
+                assert_eq!(a.log_level, log.level, "{what}");
+                assert_eq!(a.log_flags, log.flags, "{what}");
+                let mut prefix = [0u8; LOG_PREFIX_LEN];
+                prefix[..log.prefix.len()].copy_from_slice(log.prefix.as_bytes());
+                assert_eq!(a.log_prefix, prefix, "{what}");
+                (verdict::LOG, None, None)
+            }
+        };
+        assert_eq!(a.verdict, verdict, "{what}");
+        if let Some(to) = target_chain {
+            assert_eq!(a.chain, to, "{what}");
+        }
+        if let Some(with) = reject_with {
+            assert_eq!(a.reject_with, with, "{what}");
+        }
+        assert_eq!(
+            bit(count_only, i),
+            matches!(r.target, None | Some(Target::Log(_))),
+            "{what}"
+        );
+        let limit = r.matches.iter().find_map(|m| match m {
+            Match::Limit(l) => Some(*l),
+            _ => None,
+        });
+        assert_eq!(bit(limited, i), limit.is_some(), "{what}");
+        match limit {
+            // `avg` counts 1/10000 s.
+            Some(l) => {
+                assert_eq!(a.limit_burst, l.burst, "{what}");
+                assert_eq!(a.limit_interval_ns, l.avg as u64 * 100_000, "{what}");
+            }
+            None => assert_eq!(a.limit_burst, 0, "{what}"),
+        }
+    }
+    // No bits past the chain's rules.
+    for words in [all, count_only, limited] {
+        for i in rules.len()..words.len() * 64 {
+            assert!(!bit(words, i), "chain {chain}: bit {i} past the rules");
+        }
     }
 }
 
 #[test]
 fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
-    let links: Vec<Link> = LINKS
-        .iter()
-        .map(|(i, n)| Link {
-            ifindex: *i,
-            name: n.to_string(),
-        })
-        .collect();
+    let env = Env::new();
+    let types = env.address_types();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for round in 0..60 {
+    let mut seen = HashMap::<&str, usize>::new();
+    for round in 0..200 {
         let mut table = Table::default();
+        table.add_chain(crate::ruleset::model::Chain {
+            name: USER_CHAIN.into(),
+            policy: None,
+            policy_counter: 0,
+            rules: vec![],
+        });
         let n = [1usize, 5, 63, 64, 65, 130][round % 6];
         let mut counter = 3;
         for chain in &mut table.chains {
+            let base = chain.policy.is_some();
             chain.rules = (0..n)
                 .map(|_| {
                     counter += 1;
-                    random_rule(&mut rng, counter)
+                    random_rule(&mut rng, counter, base)
                 })
                 .collect();
         }
-        let compiled = compile(&table, &links, &AddressTypes::default()).unwrap();
-        for (id, chain) in table.chains.iter().enumerate() {
-            for _ in 0..300 {
-                let p = random_packet(&mut rng);
-                let want = chain.rules.iter().position(|r| rule_matches(r, &p, &links));
-                let got = dataplane_first_match(&compiled, id as u32, &p);
-                assert_eq!(
-                    got, want,
-                    "round {round} chain {} rules {:#?}",
-                    chain.name, chain.rules
-                );
+        let compiled = compile(&table, &env.links, &types).unwrap();
+        let trie = Trie::new(&compiled);
+        for chain in &table.chains {
+            let id = compiled
+                .chain_names
+                .iter()
+                .position(|n| *n == chain.name)
+                .unwrap() as u32;
+            check_actions(&compiled, id, &chain.rules);
+            let pools = Pools::of(&chain.rules);
+            for _ in 0..250 {
+                let p = random_packet(&mut rng, &pools, chain.rules.len());
+                let want = reference_outcome(&chain.rules, &p, &env);
+                let got = dataplane_outcome(&compiled, &trie, id, &p);
+                if got != want {
+                    let rules: Vec<_> = want
+                        .passed
+                        .iter()
+                        .chain(&want.decided)
+                        .chain(&got.passed)
+                        .chain(&got.decided)
+                        .map(|&i| format!("{i}: {:?}", chain.rules[i]))
+                        .collect();
+                    panic!(
+                        "round {round} chain {}: dataplane {got:?}, reference {want:?}\n\
+                         packet {p:?}\nrules involved:\n{}",
+                        chain.name,
+                        rules.join("\n")
+                    );
+                }
+                // How often each kind of match holds in a rule that matches, to see that
+                // the generators give every one a fair chance.
+                for &i in want.passed.iter().chain(&want.decided) {
+                    for m in &chain.rules[i].matches {
+                        *seen.entry(match_name(m)).or_default() += 1;
+                    }
+                }
             }
         }
+    }
+    eprintln!("matches in matching rules: {seen:?}");
+    for name in [
+        "tcp",
+        "multiport",
+        "icmp",
+        "iprange",
+        "mac",
+        "length",
+        "ttl",
+        "addrtype",
+        "limit",
+        "conntrack",
+    ] {
+        assert!(
+            seen.get(name).copied().unwrap_or(0) >= 500,
+            "{name} rarely holds: {seen:?}"
+        );
     }
 }
 
@@ -582,16 +1376,84 @@ fn a_full_chain_compiles_and_classifies() {
         c.fields.len(),
         started.elapsed()
     );
+    let trie = Trie::new(&c);
     for i in [0, 1, n / 2, n - 1] {
-        let p = Pkt {
-            src: u32::from(Ipv4Addr::new(198, 18, (i / 256) as u8, (i % 256) as u8)),
-            dst: u32::from(Ipv4Addr::new(198, 19, (i % 64) as u8, 7)),
-            proto: 17,
-            ports: Some((5555, 1000 + (i % 1000) as u16)),
-            in_if: 2,
-            out_if: 0,
-            ctstate: 3,
-        };
-        assert_eq!(dataplane_first_match(&c, 0, &p), Some(i));
+        let p = Pkt::udp(
+            u32::from(Ipv4Addr::new(198, 18, (i / 256) as u8, (i % 256) as u8)),
+            u32::from(Ipv4Addr::new(198, 19, (i % 64) as u8, 7)),
+            5555,
+            1000 + (i % 1000) as u16,
+        );
+        assert_eq!(dataplane_outcome(&c, &trie, 0, &p).decided, Some(i));
     }
+}
+
+fn plain_rule(matches: Vec<Match>) -> Rule {
+    Rule {
+        src: None,
+        dst: None,
+        in_iface: None,
+        out_iface: None,
+        proto: Some(Negatable::plain(17)),
+        fragment: None,
+        matches,
+        target: Some(Target::Drop),
+        counter: 3,
+    }
+}
+
+/// What the data plane cannot do is an error, never a rule that matches something else.
+#[test]
+fn refused_combinations() {
+    let limit = Match::Limit(Limit::DEFAULT);
+    let ports = Match::Multiport {
+        dir: MultiportDir::Either,
+        ports: Negatable::plain(vec![PortRange { first: 1, last: 1 }]),
+    };
+    for matches in [vec![limit.clone(), limit], vec![ports.clone(), ports]] {
+        let mut table = Table::default();
+        table.chains[0].rules = vec![plain_rule(matches.clone())];
+        assert!(
+            matches!(
+                compile(&table, &[], &AddressTypes::default()),
+                Err(CompileError::Unsupported(_))
+            ),
+            "{matches:?}"
+        );
+    }
+}
+
+/// Found by the comparison with the reference: `-m udp` without options does not match a
+/// later fragment (xt_udp needs the header), and `-m mac` matches nothing, `!` or not, where
+/// there is no Ethernet header (lo, OUTPUT), nor when two `--mac-source` disagree.
+#[test]
+fn headerless_packets_and_repeated_macs() {
+    let mac = |value, negated| Match::Mac(Negatable { value, negated });
+    let udp = Match::Ports {
+        proto: 17,
+        sport: None,
+        dport: None,
+        tcp_flags: None,
+    };
+    let mut table = Table::default();
+    table.chains[0].rules = vec![
+        plain_rule(vec![udp]),
+        plain_rule(vec![mac(MACS[0], false), mac(MACS[1], false)]),
+        plain_rule(vec![mac(MACS[0], false), mac(MACS[1], true)]),
+        plain_rule(vec![mac(MACS[0], true)]),
+    ];
+    let c = compile(&table, &[], &AddressTypes::default()).unwrap();
+    let trie = Trie::new(&c);
+    let decided = |p: &Pkt| dataplane_outcome(&c, &trie, 0, p).decided;
+    let mut p = Pkt::udp(ADDRS[0], ADDRS[1], 1000, 53);
+    assert_eq!(decided(&p), Some(0));
+    p.fragment = true;
+    p.ports = None;
+    assert_eq!(decided(&p), None);
+    p.mac = Some(MACS[2]);
+    assert_eq!(decided(&p), Some(3));
+    p.mac = Some(MACS[0]);
+    assert_eq!(decided(&p), Some(2));
+    p.mac = Some(MACS[1]);
+    assert_eq!(decided(&p), Some(3));
 }

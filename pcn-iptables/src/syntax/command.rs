@@ -1478,7 +1478,8 @@ fn tcp_ports(db: &NameDb, text: &str) -> Result<PortRange> {
     Ok(PortRange { first, last })
 }
 
-/// libxt_tcp's `parse_tcp_flag`: comma-separated names (any case), `ALL` and `NONE` included.
+/// libxt_tcp's `parse_tcp_flag`: comma-separated names (any case), `ALL` and `NONE` included;
+/// strtok(3) splits them, so empty names are skipped (`""` is no flag, `SYN,,ACK` two).
 fn tcp_flags(text: &str) -> Result<u8> {
     const NAMES: [(&str, u8); 8] = [
         ("FIN", 0x01),
@@ -1490,13 +1491,15 @@ fn tcp_flags(text: &str) -> Result<u8> {
         ("ALL", 0x3F),
         ("NONE", 0),
     ];
-    text.split(',').try_fold(0, |flags, name| {
-        NAMES
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, bit)| flags | bit)
-            .ok_or_else(|| param(format!("Unknown TCP flag `{name}'")))
-    })
+    text.split(',')
+        .filter(|n| !n.is_empty())
+        .try_fold(0, |flags, name| {
+            NAMES
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, bit)| flags | bit)
+                .ok_or_else(|| param(format!("Unknown TCP flag `{name}'")))
+        })
 }
 
 /// libxt_conntrack's bits for SNAT and DNAT in a parsed state list, beyond the model's

@@ -106,6 +106,17 @@ pub fn xtables_uint(s: &str, min: u64, max: u64) -> Option<u64> {
     (n.rest.is_empty() && (min..=max).contains(&v)).then_some(v)
 }
 
+/// `xtables_strtoui(s, &end, &v, 0, max)`: a non-negative C integer literal of at most `max`
+/// at the start of `s` (after blanks), and what follows it.
+pub fn xtables_uint_prefix(s: &str, max: u64) -> Option<(u64, &str)> {
+    if s.trim_start_matches(is_c_space).starts_with('-') {
+        return None;
+    }
+    let n = c_number(s)?;
+    let v = n.magnitude.filter(|v| *v <= max)?;
+    Some((v, n.rest))
+}
+
 /// `xtables_numeric_to_ipaddr` / `xtables_numeric_to_ipmask`: up to four dotted bytes, each a C
 /// integer literal; an address (not a mask) may stop early, the missing bytes being zero (`10.1`
 /// is 10.1.0.0). libxtables copies the text into a 20-byte buffer first, hence the truncation.

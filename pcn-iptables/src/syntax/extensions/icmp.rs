@@ -3,7 +3,7 @@
 use super::{Entry, mandatory};
 use crate::error::Result;
 use crate::ruleset::model::{IcmpType, Match, Negatable};
-use crate::syntax::value::xtables_uint;
+use crate::syntax::value::xtables_uint_prefix;
 
 pub const ENTRIES: [Entry; 1] = [mandatory("icmp-type", 0, true)];
 
@@ -97,24 +97,29 @@ fn parse_type(text: &str) -> Result<IcmpType> {
             code_max,
         });
     }
-    let (kind, code) = match text.split_once('/') {
-        Some((kind, code)) => (kind, Some(code)),
-        None => (text, None),
-    };
-    let kind = xtables_uint(kind, 0, 255)
-        .ok_or_else(|| super::param(format!("Unknown ICMP type `{text}'")))? as u8;
-    let (code_min, code_max) = match code {
-        None => (0, 0xFF),
+    // A number, then `/` and a number, then nothing: each read like strtoul(3) reads it
+    // (leading blanks, C literals), the first other character refused as iptables does.
+    let kind_error = || super::param(format!("Unknown ICMP type `{text}'"));
+    let (kind, rest) = number_prefix(text).ok_or_else(kind_error)?;
+    let (code_min, code_max, rest) = match rest.strip_prefix('/') {
+        None => (0, 0xFF, rest),
         Some(code) => {
-            let c = xtables_uint(code, 0, 255)
-                .ok_or_else(|| super::param(format!("Unknown ICMP code `{text}'")))?
-                as u8;
-            (c, c)
+            let (c, rest) = number_prefix(code)
+                .ok_or_else(|| super::param(format!("Unknown ICMP code `{text}'")))?;
+            (c, c, rest)
         }
     };
+    if let Some(c) = rest.chars().next() {
+        return Err(super::param(format!("unknown character {c}")));
+    }
     Ok(IcmpType {
         kind,
         code_min,
         code_max,
     })
+}
+
+/// `xtables_strtoui(s, &end, &v, 0, UINT8_MAX)`.
+fn number_prefix(s: &str) -> Option<(u8, &str)> {
+    xtables_uint_prefix(s, u8::MAX as u64).map(|(v, rest)| (v as u8, rest))
 }

@@ -14,26 +14,60 @@ pub fn parse(m: &mut Match, text: &str, invert: bool) -> Result<()> {
     Ok(())
 }
 
-/// libxtables' `xtopt_parse_ethermac`: six `strtoul(.., 16)` numbers of at most two
-/// characters each, separated by colons.
+/// libxtables' `xtopt_parse_ethermac`: six `strtoul(.., 16)` numbers separated by colons,
+/// each taking at most two characters (blanks, sign and `0x` count; a component without a
+/// digit is 0).
 fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = text.split(':').collect();
-    if parts.len() != 6 {
-        return None;
-    }
     let mut mac = [0u8; 6];
-    for (byte, part) in mac.iter_mut().zip(parts) {
-        // strtoul stops at the first non-hex digit; the rest must be the separator.
-        if part.len() > 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let mut arg = text;
+    for (i, byte) in mac.iter_mut().enumerate() {
+        let (value, taken) = strtoul_hex(arg);
+        let end = &arg[taken..];
+        let last = i == 5;
+        if taken > 2 || (last && !end.is_empty()) || (!last && !end.starts_with(':')) {
             return None;
         }
-        *byte = if part.is_empty() {
-            0
-        } else {
-            u8::from_str_radix(part, 16).ok()?
-        };
+        *byte = value;
+        arg = end.get(1..).unwrap_or_default();
     }
     Some(mac)
+}
+
+/// glibc's `strtoul(s, &end, 16)`: blanks, a sign, `0x` when a hex digit follows, hex digits.
+/// The value as a byte (C's wrap-around, `-1` is ff) and how many bytes it took: none when
+/// there is no digit.
+fn strtoul_hex(s: &str) -> (u8, usize) {
+    let b = s.as_bytes();
+    let hex = |i: usize| b.get(i).is_some_and(u8::is_ascii_hexdigit);
+    let mut i = 0;
+    while b
+        .get(i)
+        .is_some_and(|c| crate::syntax::value::is_c_space(*c as char))
+    {
+        i += 1;
+    }
+    let negative = b.get(i) == Some(&b'-');
+    if matches!(b.get(i), Some(b'-' | b'+')) {
+        i += 1;
+    }
+    if b.get(i) == Some(&b'0') && matches!(b.get(i + 1), Some(b'x' | b'X')) && hex(i + 2) {
+        i += 2;
+    }
+    let start = i;
+    let mut value = 0u64;
+    while hex(i) {
+        value = value.wrapping_mul(16) + (b[i] as char).to_digit(16).unwrap_or(0) as u64;
+        i += 1;
+    }
+    if i == start {
+        return (0, 0);
+    }
+    let value = if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    };
+    (value as u8, i)
 }
 
 /// How `-S` and `-L` show an address.
