@@ -1,6 +1,8 @@
 //! REJECT: the sender really gets the answer (TCP RST, ICMP error) on INPUT, FORWARD and
 //! OUTPUT, as from iptables-legacy: same errors seen by sockets, same ICMP type/code and
-//! source address seen by ping, same counters.
+//! source address seen by ping, same counters. The senders are plain veth peers (no XDP
+//! program, no NAPI), like a container's. ICMP errors obey the kernel's rate limits:
+//! `rate_limits_as_legacy` counts the errors bursts of datagrams get from both.
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -10,14 +12,6 @@ use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Fw, Ns, Pair, Routed, scenarios};
 
 scenarios!(reject_input, reject_forward, reject_output);
-
-/// veth delivers XDP_TX frames only to a peer with NAPI on, which an XDP program there turns
-/// on: pcn-iptables' own, with nothing to filter. (The kernel's REJECT needs nothing of the sort.)
-fn peer_napi(lab: &pcn_iptables_tests::Lab, ns: &Ns) {
-    if lab.fw.is_pcn() {
-        lab.ipt_ok(ns, "-P INPUT ACCEPT");
-    }
-}
 
 fn errno_name(e: i32) -> String {
     match e {
@@ -172,9 +166,8 @@ fn check(got: String, want: &str, what: &str) {
 /// INPUT: every --reject-with type answers the client; the rule counts what it rejected.
 fn reject_input(fw: Fw) {
     let Pair { lab, host, c1, .. } = Pair::new(fw);
-    peer_napi(&lab, &c1);
-    // The kernel rate-limits its ICMP errors per peer (6 at once, then 1/s); pcn-iptables
-    // does not. Off, so that every probe gets its answer from both.
+    // Both rate-limit ICMP errors per destination (6 at once, then 1/s): off, so that every
+    // probe gets its answer (see rate_limits_as_legacy for the limits).
     host.sysctl("net.ipv4.icmp_ratelimit=0");
     lab.serve(&host, &[80, 81]);
     check(tcp(&c1, HOST1, 80), "connected", "no rule yet");
@@ -231,7 +224,6 @@ fn reject_forward(fw: Fw) {
         server,
         ..
     } = Routed::new(fw);
-    peer_napi(&lab, &client);
     router.sysctl("net.ipv4.icmp_ratelimit=0");
     lab.serve(&server, &[80, 81]);
     check(tcp(&client, SERVER, 80), "connected", "no rule yet");
@@ -297,4 +289,151 @@ fn reject_output(fw: Fw) {
         "other destination",
     );
     assert_eq!(rule_packets(&lab, &host, "OUTPUT"), 1);
+}
+
+/// Sends `n` UDP datagrams from one socket in `ns` to `dst:port` as fast as it can, and
+/// counts the ICMP destination unreachable errors `ns` receives about them (by a raw socket:
+/// the errors that quote the socket's own port) within a second.
+fn errors_for_burst(ns: &Ns, dst: &str, port: u16, n: usize) -> usize {
+    let dst = dst.to_string();
+    ns.in_ns(move || unsafe {
+        let raw = OwnedFd::from_raw_fd(libc::socket(
+            libc::AF_INET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+            libc::IPPROTO_ICMP,
+        ));
+        let udp = OwnedFd::from_raw_fd(libc::socket(
+            libc::AF_INET,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK,
+            0,
+        ));
+        let sa = sockaddr(&dst, port);
+        let msg = b"pcn-reject-burst";
+        for _ in 0..n {
+            libc::sendto(
+                udp.as_raw_fd(),
+                msg.as_ptr().cast(),
+                msg.len(),
+                0,
+                (&sa as *const libc::sockaddr_in).cast(),
+                size_of::<libc::sockaddr_in>() as u32,
+            );
+        }
+        let mut own: libc::sockaddr_in = std::mem::zeroed();
+        let mut len = size_of::<libc::sockaddr_in>() as u32;
+        libc::getsockname(
+            udp.as_raw_fd(),
+            (&mut own as *mut libc::sockaddr_in).cast(),
+            &mut len,
+        );
+        let deadline = Instant::now() + Duration::from_millis(1000);
+        let mut count = 0;
+        let mut buf = [0u8; 1500];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut p = libc::pollfd {
+                fd: raw.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if left.is_zero() || libc::poll(&mut p, 1, left.as_millis() as i32) == 0 {
+                return count;
+            }
+            let got = libc::recv(raw.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0);
+            if got < 20 {
+                continue;
+            }
+            let b = &buf[..got as usize];
+            let ihl = ((b[0] & 0x0f) as usize) * 4;
+            // ICMP type 3, then the quoted IP header and UDP ports.
+            let Some(icmp) = b.get(ihl..) else { continue };
+            if icmp.len() < 8 + 20 + 4 || icmp[0] != 3 {
+                continue;
+            }
+            let inner = &icmp[8..];
+            let l4 = ((inner[0] & 0x0f) as usize) * 4;
+            let Some(ports) = inner.get(l4..l4 + 4) else {
+                continue;
+            };
+            if inner[9] == libc::IPPROTO_UDP as u8
+                && u16::from_be_bytes([ports[0], ports[1]]) == u16::from_be(own.sin_port)
+                && u16::from_be_bytes([ports[2], ports[3]]) == port
+            {
+                count += 1;
+            }
+        }
+    })
+}
+
+/// The ICMP errors bursts of datagrams get back from REJECT, with `fw`:
+/// - INPUT, FORWARD: 20 datagrams, default sysctls: the destination's bucket lets 6 through;
+/// - OUTPUT: 20 datagrams: the error goes to a local address (through lo for the kernel),
+///   which only the namespace-wide bucket (50 at once) limits, so all 20;
+/// - the namespace-wide bucket alone (icmp_ratelimit=0, icmp_msgs_burst=10,
+///   icmp_msgs_per_sec=10, so no refill within 100 ms): 60 datagrams to INPUT; each error
+///   spends 0, 1 or 2 of the 10 credits at random, so 5 to about 30 errors.
+fn bursts(fw: Fw) -> Vec<(&'static str, usize)> {
+    let mut seen = Vec::new();
+    {
+        let Pair { lab, host, c1, .. } = Pair::new(fw.clone());
+        lab.ipt_ok(&host, "-A INPUT -p udp --dport 80 -j REJECT");
+        seen.push(("INPUT", errors_for_burst(&c1, HOST1, 80, 20)));
+        // One rule count per datagram, answered or not.
+        seen.push((
+            "INPUT rule packets",
+            rule_packets(&lab, &host, "INPUT") as usize,
+        ));
+        lab.ipt_ok(&host, &format!("-A OUTPUT -d {C1} -p udp -j REJECT"));
+        seen.push(("OUTPUT", errors_for_burst(&host, C1, 80, 20)));
+    }
+    {
+        let Routed {
+            lab,
+            client,
+            router,
+            ..
+        } = Routed::new(fw.clone());
+        lab.ipt_ok(&router, "-A FORWARD -p udp --dport 80 -j REJECT");
+        seen.push(("FORWARD", errors_for_burst(&client, SERVER, 80, 20)));
+    }
+    {
+        let Pair { lab, host, c1, .. } = Pair::new(fw);
+        host.sysctl("net.ipv4.icmp_ratelimit=0");
+        host.sysctl("net.ipv4.icmp_msgs_burst=10");
+        host.sysctl("net.ipv4.icmp_msgs_per_sec=10");
+        lab.ipt_ok(&host, "-A INPUT -p udp --dport 80 -j REJECT");
+        seen.push(("namespace-wide", errors_for_burst(&c1, HOST1, 80, 60)));
+    }
+    seen
+}
+
+#[test]
+fn rate_limits_as_legacy() {
+    let (legacy, pcn) = std::thread::scope(|s| {
+        let l = s.spawn(|| bursts(Fw::legacy()));
+        let p = s.spawn(|| bursts(Fw::pcn()));
+        (l.join().unwrap(), p.join().unwrap())
+    });
+    eprintln!(
+        "errors received, iptables-legacy: {legacy:?}\nerrors received, pcn-iptables:  {pcn:?}"
+    );
+    for ((what, l), (_, p)) in legacy.iter().zip(&pcn) {
+        let (l, p) = (*l, *p);
+        match *what {
+            // Random spending: both within what the algorithm allows, and well below 60.
+            "namespace-wide" => {
+                assert!((5..=35).contains(&l), "{what}: iptables-legacy got {l}");
+                assert!(
+                    (5..=35).contains(&p),
+                    "{what}: pcn-iptables got {p}, legacy {l}"
+                );
+            }
+            "INPUT rule packets" => assert_eq!(p, l, "{what}"),
+            _ => assert!(p.abs_diff(l) <= 1, "{what}: pcn-iptables {p}, legacy {l}"),
+        }
+    }
+    // The reference itself shows the limits (otherwise this test would prove nothing).
+    let get = |v: &[(&str, usize)], k: &str| v.iter().find(|(w, _)| *w == k).unwrap().1;
+    assert!((5..=7).contains(&get(&legacy, "INPUT")), "{legacy:?}");
+    assert_eq!(get(&legacy, "OUTPUT"), 20, "{legacy:?}");
 }

@@ -1,24 +1,39 @@
 //! `-j REJECT`: the answer netfilter's ipt_REJECT would send (nf_send_reset's TCP RST, or
 //! icmp_send's ICMP error), built in place of the rejected packet.
 //!
-//! - XDP (INPUT, FORWARD): the frame becomes the reply and leaves where it came in (XDP_TX).
+//! - XDP (INPUT, FORWARD): the frame becomes the reply, gets a metadata word (`ANSWER`) in
+//!   front and goes up (XDP_PASS) to `pcn_answer`, a TC ingress program on the same device,
+//!   which sends it back out of the device (bpf_redirect to egress). XDP_TX would be shorter,
+//!   but veth drops XDP_TX frames when its peer has no XDP program (no NAPI), which is the
+//!   common case of a container. The reply is addressed to the sender's MAC, not ours, so
+//!   should `pcn_answer` be missing the stack drops it as PACKET_OTHERHOST: the rejected
+//!   packet itself is gone either way. Where the driver keeps no metadata, XDP_TX.
 //! - TC egress (OUTPUT): the skb becomes the reply and is redirected to the ingress of the same
 //!   device, so the local stack receives it as if it came from the destination.
 //!
 //! Whenever the kernel would not answer (an RST, a non-first fragment, an ICMP error, a
-//! broadcast or multicast packet, no route back), the packet is only dropped.
+//! broadcast or multicast packet, no route back), the packet is only dropped; ICMP errors
+//! obey the kernel's rate limits (`icmp_limit`), TCP resets do not.
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::{TC_ACT_SHOT, xdp_action},
+    bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
     helpers::generated as h,
-    macros::map,
+    macros::{classifier, map},
     maps::PerCpuArray,
     programs::{TcContext, XdpContext},
 };
 use pcn_iptables_common::{CHAIN_FORWARD, PacketInfo, reject};
 
-use crate::{AF_INET, ETH_HLEN, FIB_NO_NEIGH, FIB_SUCCESS, FibLookup, IPPROTO_ICMP, IPPROTO_TCP};
+use crate::{
+    AF_INET, ETH_HLEN, FIB_NO_NEIGH, FIB_SUCCESS, FibLookup, IPPROTO_ICMP, IPPROTO_TCP,
+    LOOPBACK_IFINDEX, icmp_limit,
+};
+
+/// The metadata word in front of a reply built at XDP, for `pcn_answer` ("PCNA"). Only an
+/// XDP program can write metadata, so nothing from the wire carries it.
+const ANSWER: u32 = 0x5043_4e41;
+const ANSWER_LEN: usize = 4;
 
 /// What icmp_send quotes at most: 576 bytes of reply less its IP and ICMP headers.
 const MAX_QUOTE: usize = 576 - 20 - 8;
@@ -306,15 +321,50 @@ fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*mut T> {
     Some((start + offset) as *mut T)
 }
 
-/// XDP: turns the frame into the answer; XDP_TX, or XDP_DROP when there is none. A function of
-/// its own (a BPF subprogram), so that its stack is not added to the classifier's.
+/// XDP: turns the frame into the answer, marked for `pcn_answer` (XDP_PASS), or XDP_DROP when
+/// there is none. A function of its own (a BPF subprogram), so that its stack is not added to
+/// the classifier's.
 #[inline(never)]
 pub fn xdp(ctx: *mut aya_ebpf::bindings::xdp_md, pkt: &PacketInfo, with: u32) -> u32 {
     let ctx = &XdpContext::new(ctx);
-    match xdp_reply(ctx, pkt, with) {
-        Some(()) => xdp_action::XDP_TX,
-        None => xdp_action::XDP_DROP,
+    if xdp_reply(ctx, pkt, with).is_none() {
+        return xdp_action::XDP_DROP;
     }
+    if mark_answer(ctx) {
+        xdp_action::XDP_PASS
+    } else {
+        xdp_action::XDP_TX
+    }
+}
+
+/// Puts `ANSWER` in the frame's metadata; false where the driver keeps none.
+#[inline(always)]
+fn mark_answer(ctx: &XdpContext) -> bool {
+    if unsafe { h::bpf_xdp_adjust_meta(ctx.as_ptr() as *mut _, -(ANSWER_LEN as i32)) } != 0 {
+        return false;
+    }
+    let (meta, data) = (ctx.metadata(), ctx.data());
+    if meta + ANSWER_LEN > data {
+        return false;
+    }
+    unsafe { *(meta as *mut u32) = ANSWER };
+    true
+}
+
+/// TC ingress, on every device next to the XDP entry: a reply built at XDP (marked `ANSWER`)
+/// leaves by the device it came in on; everything else goes on untouched.
+#[classifier]
+pub fn pcn_answer(ctx: TcContext) -> i32 {
+    let skb = ctx.skb.skb;
+    let (meta, data) = unsafe { ((*skb).data_meta as usize, (*skb).data as usize) };
+    if meta + ANSWER_LEN > data {
+        return TC_ACT_UNSPEC;
+    }
+    if unsafe { *(meta as *const u32) } != ANSWER {
+        return TC_ACT_UNSPEC;
+    }
+    let ifindex = unsafe { (*skb).ifindex };
+    unsafe { h::bpf_redirect(ifindex, 0) as i32 }
 }
 
 #[inline(always)]
@@ -359,6 +409,14 @@ fn xdp_reply(ctx: &XdpContext, pkt: &PacketInfo, with: u32) -> Option<()> {
     } else {
         [o.ip[16], o.ip[17], o.ip[18], o.ip[19]]
     };
+    // The kernel does not limit errors answering what came in on the loopback device; other
+    // senders are not local, so the error goes out through a device of theirs.
+    let o = &s.o;
+    if pkt.in_ifindex != LOOPBACK_IFINDEX
+        && !icmp_limit::allow([o.ip[12], o.ip[13], o.ip[14], o.ip[15]], true)
+    {
+        return None;
+    }
     let quoted = quote_len(o, frame_len)?;
     let quote_sum = load_quote(s.quote.as_mut_ptr(), quoted, |buf, len| unsafe {
         h::bpf_xdp_load_bytes(ctx.as_ptr() as *mut _, ETH_HLEN as u32, buf as *mut _, len)
@@ -459,6 +517,11 @@ fn tc_reply(ctx: &TcContext, with: u32) -> Option<()> {
         return Some(());
     }
     if !icmp_answerable(o) {
+        return None;
+    }
+    // The sender is local: the kernel's error goes to it through the loopback device, which
+    // only the namespace-wide limit applies to.
+    if !icmp_limit::allow([o.ip[12], o.ip[13], o.ip[14], o.ip[15]], false) {
         return None;
     }
     // The kernel answers a local sender from the sender's own address, but a packet that

@@ -1,6 +1,8 @@
 //! `--log-follow`: the records `-j LOG` rules leave in the pinned ring buffer `PCN_LOG`,
 //! printed one line each in the layout of the kernel's nf_log_ipv4 (what iptables' LOG target
-//! writes to the kernel log).
+//! writes to the kernel log), after the rule's `--log-level` as the kernel log shows a
+//! message's priority to its readers: `<4>` (/dev/kmsg, `dmesg -r`; systemd-cat and
+//! `logger --prio-prefix` read it as the line's priority).
 
 use std::{
     fmt::Write as _,
@@ -48,7 +50,7 @@ pub fn follow(dir: &Path, out: &mut impl Write) -> Result<()> {
             // SAFETY: the item holds a whole LogRecord, plain old data, read unaligned.
             let rec: LogRecord = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
             drop(item);
-            writeln!(out, "{}", format(&rec, &|i| names.name(i)))?;
+            writeln!(out, "{}", line(&rec, &|i| names.name(i)))?;
         }
         out.flush()?;
         let now = lost();
@@ -89,6 +91,12 @@ impl InterfaceNames {
     }
 }
 
+/// One record's line: its syslog priority (the kernel facility's, which is the level) as a
+/// `<N>` prefix, then the message.
+pub fn line(rec: &LogRecord, name: &dyn Fn(u32) -> String) -> String {
+    format!("<{}>{}", rec.level & 7, format(rec, name))
+}
+
 /// One record as the kernel's LOG target prints it (without the syslog level).
 pub fn format(rec: &LogRecord, name: &dyn Fn(u32) -> String) -> String {
     let mut m = String::new();
@@ -111,7 +119,13 @@ pub fn format(rec: &LogRecord, name: &dyn Fn(u32) -> String) -> String {
     }
     let caplen = (rec.caplen as usize).min(rec.packet.len());
     let packet = &rec.packet[..caplen];
-    dump_ipv4(&mut m, packet, rec.ip_len as usize, rec.flags, true);
+    // Where the kernel stops early (a truncated header), neither UID nor MARK follow.
+    if !dump_ipv4(&mut m, packet, rec.ip_len as usize, rec.flags, true) {
+        return m;
+    }
+    if rec.flags & log_flag::UID != 0 && rec.has_uid != 0 {
+        let _ = write!(m, "UID={} GID={} ", rec.uid, rec.gid);
+    }
     if rec.mark != 0 {
         let _ = write!(m, "MARK=0x{:x} ", rec.mark);
     }
@@ -365,6 +379,10 @@ mod tests {
             _pad2: [0; 2],
             prefix: p,
             packet: data,
+            uid: 0,
+            gid: 0,
+            has_uid: 0,
+            _pad3: [0; 3],
         }
     }
 
