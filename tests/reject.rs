@@ -13,6 +13,59 @@ use pcn_iptables_tests::{Fw, Ns, Pair, Routed, scenarios};
 
 scenarios!(reject_input, reject_forward, reject_output);
 
+/// The pinned link of the TC ingress program (REJECT's answers) on `ifname` in `ns`.
+fn answer_link(ns: &Ns, ifname: &str) -> std::path::PathBuf {
+    let ifname = std::ffi::CString::new(ifname).unwrap();
+    let (cookie, ifindex) = ns.in_ns(move || unsafe {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut cookie = 0u64;
+        let mut len = size_of::<u64>() as libc::socklen_t;
+        const SO_NETNS_COOKIE: libc::c_int = 71;
+        let rc = libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        );
+        assert_eq!(rc, 0, "SO_NETNS_COOKIE");
+        (cookie, libc::if_nametoindex(ifname.as_ptr()))
+    });
+    std::path::PathBuf::from(format!(
+        "/run/pcn-iptables/bpffs/v2/net-{cookie}/tci-{ifindex}"
+    ))
+}
+
+/// Fail closed: at XDP the rejected packet becomes the answer before the TC ingress program
+/// sends it out, so without that program nothing reaches the host's sockets (the answer is
+/// addressed to the sender's MAC, and the stack drops it); the next command attaches the
+/// program again.
+#[test]
+fn without_the_answer_program_nothing_gets_through() {
+    let Pair { lab, host, c1, .. } = Pair::new(Fw::pcn());
+    host.sysctl("net.ipv4.icmp_ratelimit=0");
+    lab.serve(&host, &[80, 81]);
+    lab.ipt_ok(
+        &host,
+        "-A INPUT -p tcp --dport 80 -j REJECT --reject-with tcp-reset",
+    );
+    lab.ipt_ok(&host, "-A INPUT -p udp --dport 81 -j REJECT");
+    check(tcp(&c1, HOST1, 80), "ECONNREFUSED", "with the program");
+    check(udp(&c1, HOST1, 81), "ECONNREFUSED", "with the program");
+    let link = answer_link(&host, "eth1");
+    std::fs::remove_file(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
+    check(tcp(&c1, HOST1, 80), "timeout", "without the program");
+    check(udp(&c1, HOST1, 81), "timeout", "without the program");
+    check(
+        tcp(&c1, HOST1, 82),
+        "ECONNREFUSED",
+        "a closed port (the kernel's RST)",
+    );
+    lab.ipt_ok(&host, "-A INPUT -p icmp");
+    assert!(link.exists(), "the next command attaches it again");
+    check(tcp(&c1, HOST1, 80), "ECONNREFUSED", "attached again");
+}
+
 fn errno_name(e: i32) -> String {
     match e {
         libc::ECONNREFUSED => "ECONNREFUSED".into(),
@@ -158,6 +211,17 @@ fn rule_packets(lab: &pcn_iptables_tests::Lab, ns: &Ns, chain: &str) -> u64 {
     out.split_whitespace().next().unwrap().parse().unwrap()
 }
 
+/// Every ICMP `--reject-with` type and what ping prints about it.
+const ICMP_ERRORS: [(&str, &str); 7] = [
+    ("icmp-net-unreachable", "Destination Net Unreachable"),
+    ("icmp-host-unreachable", "Destination Host Unreachable"),
+    ("icmp-port-unreachable", "Destination Port Unreachable"),
+    ("icmp-proto-unreachable", "Destination Protocol Unreachable"),
+    ("icmp-net-prohibited", "Destination Net Prohibited"),
+    ("icmp-host-prohibited", "Destination Host Prohibited"),
+    ("icmp-admin-prohibited", "Packet filtered"),
+];
+
 #[track_caller]
 fn check(got: String, want: &str, what: &str) {
     assert_eq!(got, want, "{what}");
@@ -187,15 +251,7 @@ fn reject_input(fw: Fw) {
     lab.ipt_ok(&host, "-A INPUT -p tcp --dport 80 -j REJECT");
     check(tcp(&c1, HOST1, 80), "ECONNREFUSED", "tcp, port unreachable");
 
-    for (with, seen) in [
-        ("icmp-net-unreachable", "Destination Net Unreachable"),
-        ("icmp-host-unreachable", "Destination Host Unreachable"),
-        ("icmp-port-unreachable", "Destination Port Unreachable"),
-        ("icmp-proto-unreachable", "Destination Protocol Unreachable"),
-        ("icmp-net-prohibited", "Destination Net Prohibited"),
-        ("icmp-host-prohibited", "Destination Host Prohibited"),
-        ("icmp-admin-prohibited", "Packet filtered"),
-    ] {
+    for (with, seen) in ICMP_ERRORS {
         lab.ipt_ok(&host, "-F INPUT");
         lab.ipt_ok(
             &host,
@@ -252,6 +308,19 @@ fn reject_forward(fw: Fw) {
         "to the router",
     );
     assert_eq!(rule_packets(&lab, &router, "FORWARD"), 1);
+    for (with, seen) in ICMP_ERRORS {
+        lab.ipt_ok(&router, "-F FORWARD");
+        lab.ipt_ok(
+            &router,
+            &format!("-A FORWARD -p icmp -j REJECT --reject-with {with}"),
+        );
+        check(
+            ping(&client, SERVER),
+            &format!("From {ROUTER_C} {seen}"),
+            with,
+        );
+        assert_eq!(rule_packets(&lab, &router, "FORWARD"), 1, "{with}");
+    }
 }
 
 /// OUTPUT: the host's own connects and datagrams are answered by the local stack.
@@ -271,16 +340,16 @@ fn reject_output(fw: Fw) {
         &host,
         &format!("-A OUTPUT -d {C1} -p icmp -j REJECT --reject-with icmp-net-prohibited"),
     );
+    lab.ipt_ok(&host, "-A OUTPUT -o lo");
+    lab.ipt_ok(&host, "-A INPUT -i lo");
     check(tcp(&host, C1, 80), "ECONNREFUSED", "tcp-reset");
     check(tcp(&host, C1, 81), "connected", "other port");
     check(udp(&host, C1, 80), "ECONNREFUSED", "udp");
     check(udp(&host, C1, 81), "echo", "udp, other port");
-    // The kernel answers from the host's own address; pcn-iptables from the destination
-    // (an answer with a local source address would be a martian on ingress). See the man page.
-    let from = if lab.fw.is_pcn() { C1 } else { HOST1 };
+    // The error comes from the host's own address (through lo), the RST from the destination.
     check(
         ping(&host, C1),
-        &format!("From {from} Destination Net Prohibited"),
+        &format!("From {HOST1} Destination Net Prohibited"),
         "ping",
     );
     check(
@@ -289,6 +358,37 @@ fn reject_output(fw: Fw) {
         "other destination",
     );
     assert_eq!(rule_packets(&lab, &host, "OUTPUT"), 1);
+    // The answers (the RST, the UDP datagram's error, the ping's) went through OUTPUT
+    // (-o lo) and INPUT (-i lo), as netfilter's do; nothing else uses lo here.
+    let listing = lab.ipt_ok(&host, "-L OUTPUT 4 -v -x -n").stdout;
+    assert!(listing.contains(" lo "), "{listing}");
+    assert_eq!(listing.split_whitespace().next(), Some("3"), "{listing}");
+    assert_eq!(rule_packets(&lab, &host, "INPUT"), 3);
+    for (with, seen) in ICMP_ERRORS {
+        lab.ipt_ok(&host, "-F OUTPUT");
+        lab.ipt_ok(
+            &host,
+            &format!("-A OUTPUT -d {C1} -p icmp -j REJECT --reject-with {with}"),
+        );
+        check(ping(&host, C1), &format!("From {HOST1} {seen}"), with);
+        assert_eq!(rule_packets(&lab, &host, "OUTPUT"), 1, "{with}");
+    }
+    // To a local address (through lo): the error comes from the destination, and goes
+    // through OUTPUT, which must let it pass (`-p icmp` alone would REJECT it in turn,
+    // which drops an ICMP error, for both).
+    lab.ipt_ok(&host, "-F OUTPUT");
+    lab.ipt_ok(
+        &host,
+        &format!(
+            "-A OUTPUT -d {HOST2} -p icmp --icmp-type echo-request -j REJECT \
+             --reject-with icmp-host-prohibited"
+        ),
+    );
+    check(
+        ping(&host, HOST2),
+        &format!("From {HOST2} Destination Host Prohibited"),
+        "to a local address",
+    );
 }
 
 /// Sends `n` UDP datagrams from one socket in `ns` to `dst:port` as fast as it can, and

@@ -8,8 +8,11 @@
 //!   common case of a container. The reply is addressed to the sender's MAC, not ours, so
 //!   should `pcn_answer` be missing the stack drops it as PACKET_OTHERHOST: the rejected
 //!   packet itself is gone either way. Where the driver keeps no metadata, XDP_TX.
-//! - TC egress (OUTPUT): the skb becomes the reply and is redirected to the ingress of the same
-//!   device, so the local stack receives it as if it came from the destination.
+//! - TC egress (OUTPUT): the skb becomes the reply and goes to the local sender the way the
+//!   kernel's does, through the loopback device: bpf_redirect_neigh to lo routes it (a local
+//!   route, kept on the skb, so the stack delivers it without an input route lookup, which
+//!   would call the ICMP error's local source address a martian), and it meets OUTPUT
+//!   (`-o lo`) and INPUT (`-i lo`) on its way, as netfilter's does.
 //!
 //! Whenever the kernel would not answer (an RST, a non-first fragment, an ICMP error, a
 //! broadcast or multicast packet, no route back), the packet is only dropped; ICMP errors
@@ -56,7 +59,6 @@ static PCN_REJECT_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(
 
 const FIB_LOOKUP_SRC: u32 = 1 << 4;
 const FIB_LOOKUP_SKIP_NEIGH: u32 = 1 << 2;
-const BPF_F_INGRESS: u64 = 1;
 const TTL: u8 = 64;
 const IP_DF: u8 = 0x40;
 const TCP_FIN: u8 = 0x01;
@@ -463,16 +465,16 @@ fn route_source(
     (rc == FIB_SUCCESS || rc == FIB_NO_NEIGH).then(|| fib.ipv4_src[0].to_ne_bytes())
 }
 
-/// TC egress: turns the skb into the answer and sends it up the stack of the same device
-/// (TC_ACT_REDIRECT), or TC_ACT_SHOT when there is none. A subprogram, as `xdp`.
+/// TC egress: turns the skb into the answer and sends it to the local sender through the
+/// loopback device (TC_ACT_REDIRECT), or TC_ACT_SHOT when there is none. A subprogram, as
+/// `xdp`.
 #[inline(never)]
 pub fn tc(skb: *mut aya_ebpf::bindings::__sk_buff, with: u32) -> i32 {
     let ctx = &TcContext::new(skb);
     match tc_reply(ctx, with) {
-        Some(()) => {
-            let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-            unsafe { h::bpf_redirect(ifindex, BPF_F_INGRESS) as i32 }
-        }
+        Some(()) => unsafe {
+            h::bpf_redirect_neigh(LOOPBACK_IFINDEX, core::ptr::null_mut(), 0, 0) as i32
+        },
         None => TC_ACT_SHOT,
     }
 }
@@ -524,10 +526,14 @@ fn tc_reply(ctx: &TcContext, with: u32) -> Option<()> {
     if !icmp_limit::allow([o.ip[12], o.ip[13], o.ip[14], o.ip[15]], false) {
         return None;
     }
-    // The kernel answers a local sender from the sender's own address, but a packet that
-    // comes in with a local source address is a martian: the answer comes from the
-    // destination instead (as the RST does).
-    let src = [o.ip[16], o.ip[17], o.ip[18], o.ip[19]];
+    // icmp_send's source: the packet's destination when that is local (the packet leaves by
+    // lo), otherwise the address its route back to the sender (local) picks, the sender's own.
+    let skb_ifindex = unsafe { (*skb).ifindex };
+    let src = if skb_ifindex == LOOPBACK_IFINDEX {
+        [o.ip[16], o.ip[17], o.ip[18], o.ip[19]]
+    } else {
+        [o.ip[12], o.ip[13], o.ip[14], o.ip[15]]
+    };
     let frame_len = unsafe { (*skb).len } as usize;
     let quoted = quote_len(o, frame_len)?;
     let buf = s.quote.as_mut_ptr();
