@@ -431,6 +431,32 @@ mod tests {
     }
 
     #[test]
+    fn level_uid_and_mark_as_nf_log_ipv4() {
+        let mut r = record("out: ", &syn(), log_flag::UID, 0, 2);
+        r.level = 6;
+        (r.uid, r.gid, r.has_uid, r.mark) = (1000, 100, 1, 0x2a);
+        assert_eq!(
+            line(&r, &names),
+            "<6>out: IN= OUT=eth2 SRC=198.18.1.1 DST=198.18.1.2 LEN=44 TOS=0x00 PREC=0x00 \
+             TTL=64 ID=4660 DF PROTO=TCP SPT=40000 DPT=80 WINDOW=64240 RES=0x00 SYN URGP=0 \
+             UID=1000 GID=100 MARK=0x2a "
+        );
+        // No socket with a file: nothing; no --log-uid: nothing.
+        r.has_uid = 0;
+        assert!(line(&r, &names).ends_with(" URGP=0 MARK=0x2a "));
+        (r.has_uid, r.flags) = (1, 0);
+        assert!(line(&r, &names).ends_with(" URGP=0 MARK=0x2a "));
+        // Where the kernel stops early (a truncated TCP header), neither follows.
+        let mut short = record("", &syn()[..30], log_flag::UID, 0, 2);
+        (short.uid, short.has_uid, short.mark) = (1000, 1, 0x2a);
+        assert_eq!(
+            line(&short, &names),
+            "<4>IN= OUT=eth2 SRC=198.18.1.1 DST=198.18.1.2 LEN=44 TOS=0x00 PREC=0x00 TTL=64 \
+             ID=4660 DF PROTO=TCP INCOMPLETE [24 bytes] "
+        );
+    }
+
+    #[test]
     fn udp_and_icmp_errors_as_nf_log_ipv4() {
         let mut udp = vec![
             0x45, 0x10, 0, 36, 0, 7, 0, 0, 63, 17, 0, 0, 198, 18, 3, 1, 198, 18, 4, 1,
