@@ -182,6 +182,7 @@ fn setup(dir: &Path, build: &Path, conntrack_entries: u32) -> Result<()> {
     for (name, pin) in OUTER.iter().zip(&pins) {
         loader.map_pin_path(name, pin.as_path());
     }
+    super::settings::globals(&mut loader);
     let mut ebpf = loader.load(ELF).context("loading the eBPF object")?;
 
     let pin = dir.join(INGRESS_PIN);

@@ -59,3 +59,55 @@ pub fn refresh(dir: &Path) -> Result<()> {
     s.set = 1;
     map.set(0, s, 0).context("writing PCN_SETTINGS")
 }
+
+/// The eBPF object's global that lets its programs read kernel memory (`--log-uid`).
+const READ_KERNEL: &str = "PCN_READ_KERNEL";
+
+/// Sets the eBPF object's globals before it loads: `PCN_READ_KERNEL` is 1 only where the
+/// kernel lets BPF programs call bpf_probe_read_kernel (not under lockdown's confidentiality
+/// mode); at 0 the verifier drops the reads as dead code, so the programs load either way.
+pub fn globals(loader: &mut aya::EbpfLoader<'_>) {
+    let on: &'static u8 = if can_read_kernel() { &1 } else { &0 };
+    loader.override_global(READ_KERNEL, on, false);
+}
+
+/// Whether a TC program may call bpf_probe_read_kernel: loads one that does (a few
+/// instructions, no map) and throws it away.
+fn can_read_kernel() -> bool {
+    const SCHED_CLS: u32 = 3;
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const PROBE_READ_KERNEL: i32 = 113;
+    // code, dst | src << 4, off, imm
+    let insn = |code: u8, regs: u8, imm: i32| -> u64 {
+        u64::from(code) | u64::from(regs) << 8 | u64::from(imm as u32) << 32
+    };
+    let prog = [
+        insn(0xbf, 1 | 10 << 4, 0),       // r1 = r10
+        insn(0x07, 1, -8),                // r1 += -8
+        insn(0xb7, 2, 8),                 // r2 = 8
+        insn(0xb7, 3, 0),                 // r3 = 0
+        insn(0x85, 0, PROBE_READ_KERNEL), // call bpf_probe_read_kernel
+        insn(0xb7, 0, 0),                 // r0 = 0
+        insn(0x95, 0, 0),                 // exit
+    ];
+    let license = c"GPL";
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(SCHED_CLS) | (prog.len() as u64) << 32;
+    attr[1] = prog.as_ptr() as u64;
+    attr[2] = license.as_ptr() as u64;
+    // SAFETY: a bpf_attr for BPF_PROG_LOAD (the rest zeroed); the pointers outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: the program's descriptor, ours alone.
+    unsafe { libc::close(fd as i32) };
+    true
+}
