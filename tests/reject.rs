@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Fw, Ns, Pair, Routed, scenarios};
 
-scenarios!(reject_input, reject_forward, reject_output);
+scenarios!(reject_input, reject_forward, reject_output, reject_on_lo);
 
 /// The pinned link of the TC ingress program (REJECT's answers) on `ifname` in `ns`.
 fn answer_link(ns: &Ns, ifname: &str) -> std::path::PathBuf {
@@ -34,6 +34,50 @@ fn answer_link(ns: &Ns, ifname: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(format!(
         "/run/pcn-iptables/bpffs/v2/net-{cookie}/tci-{ifindex}"
     ))
+}
+
+/// Packets `ifname` in `ns` received so far.
+fn rx_packets(ns: &Ns, ifname: &str) -> u64 {
+    let out = ns.exec(&["ip", "-s", "-o", "link", "show", ifname]).stdout;
+    // "... RX: bytes packets ...\    <bytes> <packets> ..."
+    let rx = out.split("RX:").nth(1).unwrap_or_else(|| panic!("{out}"));
+    let numbers = rx.split('\\').nth(1).unwrap_or_else(|| panic!("{out}"));
+    numbers.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// INPUT on lo: the local sender gets the answer, once (lo hands the answer straight back to
+/// the TC ingress program, which must not send it round again).
+fn reject_on_lo(fw: Fw) {
+    let Pair { lab, host, .. } = Pair::new(fw);
+    lab.ipt_ok(&host, "-A INPUT -i lo -p udp --dport 9 -j REJECT");
+    lab.ipt_ok(
+        &host,
+        "-A INPUT -i lo -p tcp --dport 10 -j REJECT --reject-with tcp-reset",
+    );
+    let before = rx_packets(&host, "lo");
+    check(udp(&host, "127.0.0.1", 9), "ECONNREFUSED", "udp");
+    check(tcp(&host, "127.0.0.1", 10), "ECONNREFUSED", "tcp-reset");
+    std::thread::sleep(Duration::from_millis(200));
+    // Two packets and their two answers.
+    assert_eq!(rx_packets(&host, "lo") - before, 4);
+}
+
+/// Both ends of the veth pair run pcn-iptables (two containers): the answer reaches the
+/// sender, once.
+#[test]
+fn reject_between_two_installations() {
+    let Pair { lab, host, c1, .. } = Pair::new(Fw::pcn());
+    lab.ipt_ok(&c1, "-P INPUT ACCEPT");
+    lab.ipt_ok(
+        &host,
+        "-A INPUT -p tcp --dport 80 -j REJECT --reject-with tcp-reset",
+    );
+    lab.ipt_ok(&host, "-A INPUT -p udp --dport 80 -j REJECT");
+    let before = rx_packets(&c1, "eth0");
+    check(tcp(&c1, HOST1, 80), "ECONNREFUSED", "tcp-reset");
+    check(udp(&c1, HOST1, 80), "ECONNREFUSED", "udp");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(rx_packets(&c1, "eth0") - before <= 4);
 }
 
 /// Fail closed: at XDP the rejected packet becomes the answer before the TC ingress program

@@ -365,6 +365,10 @@ pub fn pcn_answer(ctx: TcContext) -> i32 {
     if unsafe { *(meta as *const u32) } != ANSWER {
         return TC_ACT_UNSPEC;
     }
+    // Used once: the skb keeps its metadata through lo (which brings the answer back in here
+    // at once) and veth (to a peer that may run this program too), which would send it round
+    // for ever.
+    unsafe { *(meta as *mut u32) = 0 };
     let ifindex = unsafe { (*skb).ifindex };
     unsafe { h::bpf_redirect(ifindex, 0) as i32 }
 }
