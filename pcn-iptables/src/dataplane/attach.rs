@@ -62,30 +62,18 @@ pub fn attach(dir: &Path, links: &[Link]) -> Result<()> {
     let mut xdp: Option<Xdp> = None;
     let mut egress: Option<SchedClassifier> = None;
     let mut answer: Option<SchedClassifier> = None;
-    let open_tc = |slot: &mut Option<SchedClassifier>, pin: &str| -> Result<()> {
-        if slot.is_none() {
-            let entry = dir.join(pin);
-            *slot = Some(
-                SchedClassifier::from_pin(&entry)
-                    .with_context(|| format!("opening {}", entry.display()))?,
-            );
-        }
-        Ok(())
-    };
     for link in links {
         // Before XDP, which may mark answers for it from its first packet.
         let pin = dir.join(format!("tci-{}", link.ifindex));
         if !pin.exists() {
-            open_tc(&mut answer, ANSWER_PIN)?;
-            let prog = answer.as_mut().context("TC ingress entry")?;
-            let id = prog
-                .attach_with_options(
-                    &link.name,
-                    TcAttachType::Ingress,
-                    TcAttachOptions::TcxOrder(LinkOrder::default()),
-                )
-                .with_context(|| format!("attaching TC ingress to {}", link.name))?;
-            FdLink::try_from(prog.take_link(id)?)?.pin(&pin)?;
+            attach_tc(
+                &mut answer,
+                dir,
+                ANSWER_PIN,
+                link,
+                TcAttachType::Ingress,
+                &pin,
+            )?;
         }
         let pin = dir.join(format!("xdp-{}", link.ifindex));
         if !pin.exists() {
@@ -104,17 +92,44 @@ pub fn attach(dir: &Path, links: &[Link]) -> Result<()> {
         }
         let pin = dir.join(format!("tc-{}", link.ifindex));
         if !pin.exists() {
-            open_tc(&mut egress, EGRESS_PIN)?;
-            let prog = egress.as_mut().context("TC entry")?;
-            let id = prog
-                .attach_with_options(
-                    &link.name,
-                    TcAttachType::Egress,
-                    TcAttachOptions::TcxOrder(LinkOrder::default()),
-                )
-                .with_context(|| format!("attaching TC egress to {}", link.name))?;
-            FdLink::try_from(prog.take_link(id)?)?.pin(&pin)?;
+            attach_tc(
+                &mut egress,
+                dir,
+                EGRESS_PIN,
+                link,
+                TcAttachType::Egress,
+                &pin,
+            )?;
         }
     }
     super::settings::refresh(dir)
+}
+
+/// Attaches the TC program pinned as `entry` (opened into `prog` the first time) to `link`
+/// by TCX, and pins the link as `pin`.
+fn attach_tc(
+    prog: &mut Option<SchedClassifier>,
+    dir: &Path,
+    entry: &str,
+    link: &Link,
+    hook: TcAttachType,
+    pin: &Path,
+) -> Result<()> {
+    if prog.is_none() {
+        let entry = dir.join(entry);
+        *prog = Some(
+            SchedClassifier::from_pin(&entry)
+                .with_context(|| format!("opening {}", entry.display()))?,
+        );
+    }
+    let prog = prog.as_mut().context("TC program")?;
+    let id = prog
+        .attach_with_options(
+            &link.name,
+            hook,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .with_context(|| format!("attaching TC {hook:?} to {}", link.name))?;
+    FdLink::try_from(prog.take_link(id)?)?.pin(pin)?;
+    Ok(())
 }
