@@ -34,7 +34,8 @@ use crate::{
 };
 
 /// The metadata word in front of a reply built at XDP, for `pcn_answer` ("PCNA"). Only an
-/// XDP program can write metadata, so nothing from the wire carries it.
+/// XDP program can give a packet metadata, so nothing from the wire carries it; an skb keeps
+/// it through lo and veth, so `pcn_answer` zeroes it as it sends the reply.
 const ANSWER: u32 = 0x5043_4e41;
 const ANSWER_LEN: usize = 4;
 
