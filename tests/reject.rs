@@ -31,9 +31,14 @@ fn answer_link(ns: &Ns, ifname: &str) -> std::path::PathBuf {
         assert_eq!(rc, 0, "SO_NETNS_COOKIE");
         (cookie, libc::if_nametoindex(ifname.as_ptr()))
     });
-    std::path::PathBuf::from(format!(
-        "/run/pcn-iptables/bpffs/v2/net-{cookie}/tci-{ifindex}"
-    ))
+    // Under the layout's version directory, whichever it is.
+    let root = std::path::Path::new("/run/pcn-iptables/bpffs");
+    std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path().join(format!("net-{cookie}")))
+        .find(|d| d.exists())
+        .unwrap_or_else(|| panic!("no state directory of {ns} under {}", root.display()))
+        .join(format!("tci-{ifindex}"))
 }
 
 /// Packets `ifname` in `ns` received so far.
