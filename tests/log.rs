@@ -1,16 +1,37 @@
 //! LOG: the packet goes on to the next rule (same verdicts as iptables-legacy), and with
-//! pcn-iptables a line in the kernel's LOG format reaches `pcn-iptables --log-follow`.
-//! (iptables-legacy logs to the kernel log, and not at all from a network namespace other
-//! than the first unless net.netfilter.nf_log_all_netns is set: only its verdicts are
-//! compared.)
+//! pcn-iptables a line in the kernel's LOG format reaches `pcn-iptables --log-follow`, after
+//! the rule's `--log-level` as the kernel log shows it (`<4>`), with `UID= GID=` where the
+//! kernel prints them. (iptables-legacy logs to the kernel log, and not at all from a network
+//! namespace other than the first unless net.netfilter.nf_log_all_netns is set: only its
+//! verdicts are compared.)
 
 use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use pcn_iptables_tests::topo::*;
-use pcn_iptables_tests::{Drop, Fw, Pair, Pass, scenarios};
+use pcn_iptables_tests::{Drop, Fw, Ns, Pair, Pass, scenarios};
+
+/// The owner `--log-uid` must show: a socket opened with these fsuid and fsgid.
+const FSUID: u32 = 4321;
+const FSGID: u32 = 8765;
+
+/// A UDP datagram to `dst:port` from a socket that a thread of `ns` opened with fsuid FSUID
+/// and fsgid FSGID (the credentials of the socket's file, which nf_log prints).
+fn udp_as_other_owner(ns: &Ns, dst: &str, port: u16) {
+    let to = format!("{dst}:{port}");
+    ns.in_ns(move || {
+        // Per thread: this one only (and it ends here).
+        unsafe {
+            libc::setfsgid(FSGID);
+            libc::setfsuid(FSUID);
+        }
+        let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+        sock.send_to(b"owner", &to).unwrap();
+    });
+}
 
 scenarios!(log_and_go_on);
 
@@ -23,7 +44,21 @@ fn log_and_go_on(fw: Fw) {
     );
     lab.ipt_ok(&host, "-A INPUT -p icmp -j LOG --log-prefix ping:");
     lab.ipt_ok(&host, "-A INPUT -p icmp -j DROP");
-    lab.ipt_ok(&host, &format!("-A OUTPUT -d {C1} -p udp -j LOG"));
+    lab.ipt_ok(
+        &host,
+        "-A INPUT -p tcp --dport 80 -j LOG --log-prefix in-uid: --log-uid --log-level debug",
+    );
+    lab.ipt_ok(
+        &host,
+        &format!("-A OUTPUT -d {C1} -p udp --dport 53 -j LOG"),
+    );
+    lab.ipt_ok(
+        &host,
+        &format!(
+            "-A OUTPUT -d {C1} -p udp --dport 54 -j LOG --log-prefix out-uid: --log-uid \
+             --log-level 6"
+        ),
+    );
     // Started before the traffic: the reader sees records written from then on.
     let follower = fw.is_pcn().then(|| {
         let mut child = Command::new("ip")
@@ -45,8 +80,9 @@ fn log_and_go_on(fw: Fw) {
     });
     lab.expect(&c1.tcp(HOST1, 80), Pass);
     lab.expect(&c1.ping(HOST1), Drop);
-    lab.serve(&c1, &[53]);
+    lab.serve(&c1, &[53, 54]);
     lab.expect(&host.udp(C1, 53), Pass);
+    udp_as_other_owner(&host, C1, 54);
     lab.check();
     let Some((mut child, rx)) = follower else {
         return;
@@ -60,7 +96,7 @@ fn log_and_go_on(fw: Fw) {
     let all = lines.join("\n");
     let syn = lines
         .iter()
-        .find(|l| l.starts_with("fw-in:IN=eth1 OUT= MAC=") && l.contains(" SYN "))
+        .find(|l| l.starts_with("<4>fw-in:IN=eth1 OUT= MAC=") && l.contains(" SYN "))
         .unwrap_or_else(|| panic!("no SYN line in:\n{all}"));
     for field in [
         format!("SRC={C1} DST={HOST1} LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID="),
@@ -73,7 +109,7 @@ fn log_and_go_on(fw: Fw) {
     }
     let ping = lines
         .iter()
-        .find(|l| l.starts_with("ping:IN=eth1 OUT= MAC="))
+        .find(|l| l.starts_with("<4>ping:IN=eth1 OUT= MAC="))
         .unwrap_or_else(|| panic!("no ping line in:\n{all}"));
     assert!(
         ping.contains(&format!("SRC={C1} DST={HOST1} LEN=84 "))
@@ -82,7 +118,7 @@ fn log_and_go_on(fw: Fw) {
     );
     let udp = lines
         .iter()
-        .find(|l| l.starts_with("IN= OUT=eth1 SRC="))
+        .find(|l| l.starts_with("<4>IN= OUT=eth1 SRC="))
         .unwrap_or_else(|| panic!("no OUTPUT line in:\n{all}"));
     assert!(
         udp.contains(&format!("SRC={HOST1} DST={C1} LEN=44 "))
@@ -90,6 +126,21 @@ fn log_and_go_on(fw: Fw) {
             && udp.ends_with(" DPT=53 LEN=24 "),
         "{udp:?}"
     );
+    // --log-uid: the owner of the socket's file, on OUTPUT; on INPUT the SYN has no socket
+    // yet (nf_log prints nothing either).
+    let owned = lines
+        .iter()
+        .find(|l| l.starts_with("<6>out-uid:IN= OUT=eth1 SRC="))
+        .unwrap_or_else(|| panic!("no --log-uid line in:\n{all}"));
+    assert!(
+        owned.ends_with(&format!(" DPT=54 LEN=13 UID={FSUID} GID={FSGID} ")),
+        "{owned:?}"
+    );
+    let in_uid = lines
+        .iter()
+        .find(|l| l.starts_with("<7>in-uid:IN=eth1 ") && l.contains(" SYN "))
+        .unwrap_or_else(|| panic!("no INPUT --log-uid line in:\n{all}"));
+    assert!(in_uid.ends_with(" SYN URGP=0 "), "{in_uid:?}");
     // The LOG rules counted what they logged.
     let listing = lab.ipt_ok(&host, "-L INPUT 2 -v -x -n").stdout;
     assert!(listing.trim_start().starts_with('1'), "{listing}");

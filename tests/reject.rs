@@ -1,6 +1,8 @@
 //! REJECT: the sender really gets the answer (TCP RST, ICMP error) on INPUT, FORWARD and
 //! OUTPUT, as from iptables-legacy: same errors seen by sockets, same ICMP type/code and
-//! source address seen by ping, same counters.
+//! source address seen by ping, same counters. The senders are plain veth peers (no XDP
+//! program, no NAPI), like a container's. ICMP errors obey the kernel's rate limits:
+//! `rate_limits_as_legacy` counts the errors bursts of datagrams get from both.
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -9,14 +11,108 @@ use std::time::{Duration, Instant};
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Fw, Ns, Pair, Routed, scenarios};
 
-scenarios!(reject_input, reject_forward, reject_output);
+scenarios!(reject_input, reject_forward, reject_output, reject_on_lo);
 
-/// veth delivers XDP_TX frames only to a peer with NAPI on, which an XDP program there turns
-/// on: pcn-iptables' own, with nothing to filter. (The kernel's REJECT needs nothing of the sort.)
-fn peer_napi(lab: &pcn_iptables_tests::Lab, ns: &Ns) {
-    if lab.fw.is_pcn() {
-        lab.ipt_ok(ns, "-P INPUT ACCEPT");
-    }
+/// The pinned link of the TC ingress program (REJECT's answers) on `ifname` in `ns`.
+fn answer_link(ns: &Ns, ifname: &str) -> std::path::PathBuf {
+    let ifname = std::ffi::CString::new(ifname).unwrap();
+    let (cookie, ifindex) = ns.in_ns(move || unsafe {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut cookie = 0u64;
+        let mut len = size_of::<u64>() as libc::socklen_t;
+        const SO_NETNS_COOKIE: libc::c_int = 71;
+        let rc = libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        );
+        assert_eq!(rc, 0, "SO_NETNS_COOKIE");
+        (cookie, libc::if_nametoindex(ifname.as_ptr()))
+    });
+    // Under the layout's version directory, whichever it is.
+    let root = std::path::Path::new("/run/pcn-iptables/bpffs");
+    std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path().join(format!("net-{cookie}")))
+        .find(|d| d.exists())
+        .unwrap_or_else(|| panic!("no state directory of {ns} under {}", root.display()))
+        .join(format!("tci-{ifindex}"))
+}
+
+/// Packets `ifname` in `ns` received so far.
+fn rx_packets(ns: &Ns, ifname: &str) -> u64 {
+    let out = ns.exec(&["ip", "-s", "-o", "link", "show", ifname]).stdout;
+    // "... RX: bytes packets ...\    <bytes> <packets> ..."
+    let rx = out.split("RX:").nth(1).unwrap_or_else(|| panic!("{out}"));
+    let numbers = rx.split('\\').nth(1).unwrap_or_else(|| panic!("{out}"));
+    numbers.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// INPUT on lo: the local sender gets the answer, once (lo hands the answer straight back to
+/// the TC ingress program, which must not send it round again).
+fn reject_on_lo(fw: Fw) {
+    let Pair { lab, host, .. } = Pair::new(fw);
+    lab.ipt_ok(&host, "-A INPUT -i lo -p udp --dport 9 -j REJECT");
+    lab.ipt_ok(
+        &host,
+        "-A INPUT -i lo -p tcp --dport 10 -j REJECT --reject-with tcp-reset",
+    );
+    let before = rx_packets(&host, "lo");
+    check(udp(&host, "127.0.0.1", 9), "ECONNREFUSED", "udp");
+    check(tcp(&host, "127.0.0.1", 10), "ECONNREFUSED", "tcp-reset");
+    std::thread::sleep(Duration::from_millis(200));
+    // Two packets and their two answers.
+    assert_eq!(rx_packets(&host, "lo") - before, 4);
+}
+
+/// Both ends of the veth pair run pcn-iptables (two containers): the answer reaches the
+/// sender, once.
+#[test]
+fn reject_between_two_installations() {
+    let Pair { lab, host, c1, .. } = Pair::new(Fw::pcn());
+    lab.ipt_ok(&c1, "-P INPUT ACCEPT");
+    lab.ipt_ok(
+        &host,
+        "-A INPUT -p tcp --dport 80 -j REJECT --reject-with tcp-reset",
+    );
+    lab.ipt_ok(&host, "-A INPUT -p udp --dport 80 -j REJECT");
+    let before = rx_packets(&c1, "eth0");
+    check(tcp(&c1, HOST1, 80), "ECONNREFUSED", "tcp-reset");
+    check(udp(&c1, HOST1, 80), "ECONNREFUSED", "udp");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(rx_packets(&c1, "eth0") - before <= 4);
+}
+
+/// Fail closed: at XDP the rejected packet becomes the answer before the TC ingress program
+/// sends it out, so without that program nothing reaches the host's sockets (the answer is
+/// addressed to the sender's MAC, and the stack drops it); the next command attaches the
+/// program again.
+#[test]
+fn without_the_answer_program_nothing_gets_through() {
+    let Pair { lab, host, c1, .. } = Pair::new(Fw::pcn());
+    host.sysctl("net.ipv4.icmp_ratelimit=0");
+    lab.serve(&host, &[80, 81]);
+    lab.ipt_ok(
+        &host,
+        "-A INPUT -p tcp --dport 80 -j REJECT --reject-with tcp-reset",
+    );
+    lab.ipt_ok(&host, "-A INPUT -p udp --dport 81 -j REJECT");
+    check(tcp(&c1, HOST1, 80), "ECONNREFUSED", "with the program");
+    check(udp(&c1, HOST1, 81), "ECONNREFUSED", "with the program");
+    let link = answer_link(&host, "eth1");
+    std::fs::remove_file(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
+    check(tcp(&c1, HOST1, 80), "timeout", "without the program");
+    check(udp(&c1, HOST1, 81), "timeout", "without the program");
+    check(
+        tcp(&c1, HOST1, 82),
+        "ECONNREFUSED",
+        "a closed port (the kernel's RST)",
+    );
+    lab.ipt_ok(&host, "-A INPUT -p icmp");
+    assert!(link.exists(), "the next command attaches it again");
+    check(tcp(&c1, HOST1, 80), "ECONNREFUSED", "attached again");
 }
 
 fn errno_name(e: i32) -> String {
@@ -164,6 +260,17 @@ fn rule_packets(lab: &pcn_iptables_tests::Lab, ns: &Ns, chain: &str) -> u64 {
     out.split_whitespace().next().unwrap().parse().unwrap()
 }
 
+/// Every ICMP `--reject-with` type and what ping prints about it.
+const ICMP_ERRORS: [(&str, &str); 7] = [
+    ("icmp-net-unreachable", "Destination Net Unreachable"),
+    ("icmp-host-unreachable", "Destination Host Unreachable"),
+    ("icmp-port-unreachable", "Destination Port Unreachable"),
+    ("icmp-proto-unreachable", "Destination Protocol Unreachable"),
+    ("icmp-net-prohibited", "Destination Net Prohibited"),
+    ("icmp-host-prohibited", "Destination Host Prohibited"),
+    ("icmp-admin-prohibited", "Packet filtered"),
+];
+
 #[track_caller]
 fn check(got: String, want: &str, what: &str) {
     assert_eq!(got, want, "{what}");
@@ -172,9 +279,8 @@ fn check(got: String, want: &str, what: &str) {
 /// INPUT: every --reject-with type answers the client; the rule counts what it rejected.
 fn reject_input(fw: Fw) {
     let Pair { lab, host, c1, .. } = Pair::new(fw);
-    peer_napi(&lab, &c1);
-    // The kernel rate-limits its ICMP errors per peer (6 at once, then 1/s); pcn-iptables
-    // does not. Off, so that every probe gets its answer from both.
+    // Both rate-limit ICMP errors per destination (6 at once, then 1/s): off, so that every
+    // probe gets its answer (see rate_limits_as_legacy for the limits).
     host.sysctl("net.ipv4.icmp_ratelimit=0");
     lab.serve(&host, &[80, 81]);
     check(tcp(&c1, HOST1, 80), "connected", "no rule yet");
@@ -194,15 +300,7 @@ fn reject_input(fw: Fw) {
     lab.ipt_ok(&host, "-A INPUT -p tcp --dport 80 -j REJECT");
     check(tcp(&c1, HOST1, 80), "ECONNREFUSED", "tcp, port unreachable");
 
-    for (with, seen) in [
-        ("icmp-net-unreachable", "Destination Net Unreachable"),
-        ("icmp-host-unreachable", "Destination Host Unreachable"),
-        ("icmp-port-unreachable", "Destination Port Unreachable"),
-        ("icmp-proto-unreachable", "Destination Protocol Unreachable"),
-        ("icmp-net-prohibited", "Destination Net Prohibited"),
-        ("icmp-host-prohibited", "Destination Host Prohibited"),
-        ("icmp-admin-prohibited", "Packet filtered"),
-    ] {
+    for (with, seen) in ICMP_ERRORS {
         lab.ipt_ok(&host, "-F INPUT");
         lab.ipt_ok(
             &host,
@@ -231,7 +329,6 @@ fn reject_forward(fw: Fw) {
         server,
         ..
     } = Routed::new(fw);
-    peer_napi(&lab, &client);
     router.sysctl("net.ipv4.icmp_ratelimit=0");
     lab.serve(&server, &[80, 81]);
     check(tcp(&client, SERVER, 80), "connected", "no rule yet");
@@ -260,6 +357,19 @@ fn reject_forward(fw: Fw) {
         "to the router",
     );
     assert_eq!(rule_packets(&lab, &router, "FORWARD"), 1);
+    for (with, seen) in ICMP_ERRORS {
+        lab.ipt_ok(&router, "-F FORWARD");
+        lab.ipt_ok(
+            &router,
+            &format!("-A FORWARD -p icmp -j REJECT --reject-with {with}"),
+        );
+        check(
+            ping(&client, SERVER),
+            &format!("From {ROUTER_C} {seen}"),
+            with,
+        );
+        assert_eq!(rule_packets(&lab, &router, "FORWARD"), 1, "{with}");
+    }
 }
 
 /// OUTPUT: the host's own connects and datagrams are answered by the local stack.
@@ -279,16 +389,16 @@ fn reject_output(fw: Fw) {
         &host,
         &format!("-A OUTPUT -d {C1} -p icmp -j REJECT --reject-with icmp-net-prohibited"),
     );
+    lab.ipt_ok(&host, "-A OUTPUT -o lo");
+    lab.ipt_ok(&host, "-A INPUT -i lo");
     check(tcp(&host, C1, 80), "ECONNREFUSED", "tcp-reset");
     check(tcp(&host, C1, 81), "connected", "other port");
     check(udp(&host, C1, 80), "ECONNREFUSED", "udp");
     check(udp(&host, C1, 81), "echo", "udp, other port");
-    // The kernel answers from the host's own address; pcn-iptables from the destination
-    // (an answer with a local source address would be a martian on ingress). See the man page.
-    let from = if lab.fw.is_pcn() { C1 } else { HOST1 };
+    // The error comes from the host's own address (through lo), the RST from the destination.
     check(
         ping(&host, C1),
-        &format!("From {from} Destination Net Prohibited"),
+        &format!("From {HOST1} Destination Net Prohibited"),
         "ping",
     );
     check(
@@ -297,4 +407,182 @@ fn reject_output(fw: Fw) {
         "other destination",
     );
     assert_eq!(rule_packets(&lab, &host, "OUTPUT"), 1);
+    // The answers (the RST, the UDP datagram's error, the ping's) went through OUTPUT
+    // (-o lo) and INPUT (-i lo), as netfilter's do; nothing else uses lo here.
+    let listing = lab.ipt_ok(&host, "-L OUTPUT 4 -v -x -n").stdout;
+    assert!(listing.contains(" lo "), "{listing}");
+    assert_eq!(listing.split_whitespace().next(), Some("3"), "{listing}");
+    assert_eq!(rule_packets(&lab, &host, "INPUT"), 3);
+    for (with, seen) in ICMP_ERRORS {
+        lab.ipt_ok(&host, "-F OUTPUT");
+        lab.ipt_ok(
+            &host,
+            &format!("-A OUTPUT -d {C1} -p icmp -j REJECT --reject-with {with}"),
+        );
+        check(ping(&host, C1), &format!("From {HOST1} {seen}"), with);
+        assert_eq!(rule_packets(&lab, &host, "OUTPUT"), 1, "{with}");
+    }
+    // To a local address (through lo): the error comes from the destination, and goes
+    // through OUTPUT, which must let it pass (`-p icmp` alone would REJECT it in turn,
+    // which drops an ICMP error, for both).
+    lab.ipt_ok(&host, "-F OUTPUT");
+    lab.ipt_ok(
+        &host,
+        &format!(
+            "-A OUTPUT -d {HOST2} -p icmp --icmp-type echo-request -j REJECT \
+             --reject-with icmp-host-prohibited"
+        ),
+    );
+    check(
+        ping(&host, HOST2),
+        &format!("From {HOST2} Destination Host Prohibited"),
+        "to a local address",
+    );
+}
+
+/// Sends `n` UDP datagrams from one socket in `ns` to `dst:port` as fast as it can, and
+/// counts the ICMP destination unreachable errors `ns` receives about them (by a raw socket:
+/// the errors that quote the socket's own port) within a second.
+fn errors_for_burst(ns: &Ns, dst: &str, port: u16, n: usize) -> usize {
+    let dst = dst.to_string();
+    ns.in_ns(move || unsafe {
+        let raw = OwnedFd::from_raw_fd(libc::socket(
+            libc::AF_INET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+            libc::IPPROTO_ICMP,
+        ));
+        let udp = OwnedFd::from_raw_fd(libc::socket(
+            libc::AF_INET,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK,
+            0,
+        ));
+        let sa = sockaddr(&dst, port);
+        let msg = b"pcn-reject-burst";
+        for _ in 0..n {
+            libc::sendto(
+                udp.as_raw_fd(),
+                msg.as_ptr().cast(),
+                msg.len(),
+                0,
+                (&sa as *const libc::sockaddr_in).cast(),
+                size_of::<libc::sockaddr_in>() as u32,
+            );
+        }
+        let mut own: libc::sockaddr_in = std::mem::zeroed();
+        let mut len = size_of::<libc::sockaddr_in>() as u32;
+        libc::getsockname(
+            udp.as_raw_fd(),
+            (&mut own as *mut libc::sockaddr_in).cast(),
+            &mut len,
+        );
+        let deadline = Instant::now() + Duration::from_millis(1000);
+        let mut count = 0;
+        let mut buf = [0u8; 1500];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut p = libc::pollfd {
+                fd: raw.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if left.is_zero() || libc::poll(&mut p, 1, left.as_millis() as i32) == 0 {
+                return count;
+            }
+            let got = libc::recv(raw.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0);
+            if got < 20 {
+                continue;
+            }
+            let b = &buf[..got as usize];
+            let ihl = ((b[0] & 0x0f) as usize) * 4;
+            // ICMP type 3, then the quoted IP header and UDP ports.
+            let Some(icmp) = b.get(ihl..) else { continue };
+            if icmp.len() < 8 + 20 + 4 || icmp[0] != 3 {
+                continue;
+            }
+            let inner = &icmp[8..];
+            let l4 = ((inner[0] & 0x0f) as usize) * 4;
+            let Some(ports) = inner.get(l4..l4 + 4) else {
+                continue;
+            };
+            if inner[9] == libc::IPPROTO_UDP as u8
+                && u16::from_be_bytes([ports[0], ports[1]]) == u16::from_be(own.sin_port)
+                && u16::from_be_bytes([ports[2], ports[3]]) == port
+            {
+                count += 1;
+            }
+        }
+    })
+}
+
+/// The ICMP errors bursts of datagrams get back from REJECT, with `fw`:
+/// - INPUT, FORWARD: 20 datagrams, default sysctls: the destination's bucket lets 6 through;
+/// - OUTPUT: 20 datagrams: the error goes to a local address (through lo for the kernel),
+///   which only the namespace-wide bucket (50 at once) limits, so all 20;
+/// - the namespace-wide bucket alone (icmp_ratelimit=0, icmp_msgs_burst=10,
+///   icmp_msgs_per_sec=10, so no refill within 100 ms): 60 datagrams to INPUT; each error
+///   spends 0, 1 or 2 of the 10 credits at random, so 5 to about 30 errors.
+fn bursts(fw: Fw) -> Vec<(&'static str, usize)> {
+    let mut seen = Vec::new();
+    {
+        let Pair { lab, host, c1, .. } = Pair::new(fw.clone());
+        lab.ipt_ok(&host, "-A INPUT -p udp --dport 80 -j REJECT");
+        seen.push(("INPUT", errors_for_burst(&c1, HOST1, 80, 20)));
+        // One rule count per datagram, answered or not.
+        seen.push((
+            "INPUT rule packets",
+            rule_packets(&lab, &host, "INPUT") as usize,
+        ));
+        lab.ipt_ok(&host, &format!("-A OUTPUT -d {C1} -p udp -j REJECT"));
+        seen.push(("OUTPUT", errors_for_burst(&host, C1, 80, 20)));
+    }
+    {
+        let Routed {
+            lab,
+            client,
+            router,
+            ..
+        } = Routed::new(fw.clone());
+        lab.ipt_ok(&router, "-A FORWARD -p udp --dport 80 -j REJECT");
+        seen.push(("FORWARD", errors_for_burst(&client, SERVER, 80, 20)));
+    }
+    {
+        let Pair { lab, host, c1, .. } = Pair::new(fw);
+        host.sysctl("net.ipv4.icmp_ratelimit=0");
+        host.sysctl("net.ipv4.icmp_msgs_burst=10");
+        host.sysctl("net.ipv4.icmp_msgs_per_sec=10");
+        lab.ipt_ok(&host, "-A INPUT -p udp --dport 80 -j REJECT");
+        seen.push(("namespace-wide", errors_for_burst(&c1, HOST1, 80, 60)));
+    }
+    seen
+}
+
+#[test]
+fn rate_limits_as_legacy() {
+    let (legacy, pcn) = std::thread::scope(|s| {
+        let l = s.spawn(|| bursts(Fw::legacy()));
+        let p = s.spawn(|| bursts(Fw::pcn()));
+        (l.join().unwrap(), p.join().unwrap())
+    });
+    eprintln!(
+        "errors received, iptables-legacy: {legacy:?}\nerrors received, pcn-iptables:  {pcn:?}"
+    );
+    for ((what, l), (_, p)) in legacy.iter().zip(&pcn) {
+        let (l, p) = (*l, *p);
+        match *what {
+            // Random spending: both within what the algorithm allows, and well below 60.
+            "namespace-wide" => {
+                assert!((5..=35).contains(&l), "{what}: iptables-legacy got {l}");
+                assert!(
+                    (5..=35).contains(&p),
+                    "{what}: pcn-iptables got {p}, legacy {l}"
+                );
+            }
+            "INPUT rule packets" => assert_eq!(p, l, "{what}"),
+            _ => assert!(p.abs_diff(l) <= 1, "{what}: pcn-iptables {p}, legacy {l}"),
+        }
+    }
+    // The reference itself shows the limits (otherwise this test would prove nothing).
+    let get = |v: &[(&str, usize)], k: &str| v.iter().find(|(w, _)| *w == k).unwrap().1;
+    assert!((5..=7).contains(&get(&legacy, "INPUT")), "{legacy:?}");
+    assert_eq!(get(&legacy, "OUTPUT"), 20, "{legacy:?}");
 }

@@ -416,6 +416,65 @@ pub struct LogRecord {
     pub _pad2: [u8; 2],
     pub prefix: [u8; LOG_PREFIX_LEN],
     pub packet: [u8; LOG_PACKET_BYTES],
+    /// `--log-uid`: the fsuid and fsgid of the file of the packet's socket, as nf_log prints
+    /// them, valid when `has_uid` is 1 (OUTPUT only, a full socket with a file).
+    pub uid: u32,
+    pub gid: u32,
+    pub has_uid: u8,
+    pub _pad3: [u8; 3],
+}
+
+/// What userspace tells the data plane at every change (the pinned `PCN_SETTINGS`, one
+/// entry): the namespace's ICMP rate limit sysctls, which REJECT's ICMP errors obey as the
+/// kernel's own do, and where `--log-uid` finds a socket's owner in the kernel's structures.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settings {
+    /// 1 once userspace wrote them; until then the data plane uses the kernel's defaults.
+    pub set: u32,
+    /// net.ipv4.icmp_ratemask: the ICMP types that are rate limited (bit `1 << type`).
+    pub icmp_ratemask: u32,
+    /// net.ipv4.icmp_ratelimit, in nanoseconds: the per-destination bucket's cost of one
+    /// error (the bucket holds 6 of them, `ICMP_PEER_BURST`).
+    pub icmp_ratelimit_ns: u64,
+    /// net.ipv4.icmp_msgs_per_sec and icmp_msgs_burst: the namespace-wide bucket.
+    pub icmp_msgs_per_sec: u32,
+    pub icmp_msgs_burst: u32,
+    /// Byte offsets, from the kernel's BTF, of `sock.sk_socket`, `socket.file`,
+    /// `file.f_cred`, `cred.fsuid` and `cred.fsgid` (`--log-uid`); `sock_offsets_set` is 1
+    /// when they are known.
+    pub sk_socket: u32,
+    pub socket_file: u32,
+    pub file_f_cred: u32,
+    pub cred_fsuid: u32,
+    pub cred_fsgid: u32,
+    pub sock_offsets_set: u32,
+}
+
+/// The kernel's defaults for `Settings`' ICMP limits (net/ipv4/icmp.c, per namespace).
+pub const ICMP_RATEMASK_DEFAULT: u32 = 0x1818;
+pub const ICMP_RATELIMIT_NS_DEFAULT: u64 = 1_000_000_000;
+pub const ICMP_MSGS_PER_SEC_DEFAULT: u32 = 1000;
+pub const ICMP_MSGS_BURST_DEFAULT: u32 = 50;
+/// inet_peer_xrlim_allow's XRLIM_BURST_FACTOR: a destination's bucket holds this many errors.
+pub const ICMP_PEER_BURST: u64 = 6;
+/// Destinations whose ICMP error bucket the data plane remembers (least recently used go).
+pub const ICMP_PEERS: u32 = 16384;
+
+/// One destination's bucket of ICMP errors (inet_peer's rate_tokens and rate_last).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IcmpPeer {
+    pub tokens_ns: u64,
+    pub last_ns: u64,
+}
+
+/// The namespace-wide bucket of ICMP errors (icmp_global_credit and icmp_global_stamp).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IcmpGlobal {
+    pub credit: i64,
+    pub stamp_ns: u64,
 }
 
 /// Key of the field trie: field id, chain id (big endian), then the value in network byte
@@ -448,6 +507,9 @@ mod user {
     unsafe impl aya::Pod for Counter {}
     unsafe impl aya::Pod for PacketInfo {}
     unsafe impl aya::Pod for LogRecord {}
+    unsafe impl aya::Pod for Settings {}
+    unsafe impl aya::Pod for IcmpPeer {}
+    unsafe impl aya::Pod for IcmpGlobal {}
     unsafe impl aya::Pod for crate::conntrack::CtKey {}
     unsafe impl aya::Pod for crate::conntrack::CtEntry {}
 }

@@ -5,9 +5,17 @@
 //!
 //! The scan only notes which LOG rules matched (`pend`): it runs in a `bpf_loop` callback
 //! without the packet's context. The classifier writes the records once the round is over.
+//!
+//! `--log-uid` (OUTPUT): nf_log prints the fsuid and fsgid of the credentials the socket's
+//! file was opened with, for a full socket that has a file. No helper gives the gid (and
+//! bpf_get_socket_uid gives `sk_uid`, which a request socket's listener or the kernel's own
+//! sockets also have), so the record takes both the way nf_log does: `sk->sk_socket->file->
+//! f_cred->fsuid/fsgid`, read with bpf_probe_read_kernel at the offsets userspace found in
+//! the kernel's BTF (`Settings`).
 
 use aya_ebpf::{
     EbpfContext,
+    bindings::bpf_sock,
     helpers::generated as h,
     macros::map,
     maps::{PerCpuArray, RingBuf},
@@ -15,7 +23,7 @@ use aya_ebpf::{
 };
 use pcn_iptables_common::{LOG_PACKET_BYTES, LogRecord, MAX_LOGS_PER_ROUND, PacketInfo};
 
-use crate::{ETH_HLEN, action};
+use crate::{ETH_HLEN, action, settings};
 
 /// Bytes of the ring buffer (a power of two, a multiple of the page size).
 pub const LOG_RING_BYTES: u32 = 1 << 20;
@@ -24,6 +32,10 @@ pub const LOG_RING_BYTES: u32 = 1 << 20;
 static PCN_LOG: RingBuf = RingBuf::pinned(LOG_RING_BYTES, 0);
 #[map]
 static PCN_LOG_LOST: PerCpuArray<u64> = PerCpuArray::pinned(1, 0);
+/// Where a socket pointer becomes a number to add offsets to (the verifier forbids arithmetic
+/// on socket pointers; a privileged program may store one in a map). Not pinned.
+#[map]
+static PCN_LOG_SOCK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn lost() {
@@ -55,6 +67,9 @@ struct Emitting {
     caplen: u32,
     mark: u32,
     count: u32,
+    uid: u32,
+    gid: u32,
+    has_uid: u8,
     has_mac: u8,
     mac: [u8; ETH_HLEN],
 }
@@ -92,6 +107,10 @@ fn emit_one(
         (*r).mac = e.mac;
         (*r)._pad2 = [0; 2];
         (*r).prefix = action.log_prefix;
+        (*r).uid = e.uid;
+        (*r).gid = e.gid;
+        (*r).has_uid = e.has_uid;
+        (*r)._pad3 = [0; 3];
         let mut got = 0;
         let caplen = e.caplen;
         if caplen > 0 {
@@ -130,6 +149,7 @@ fn emit(
     pkt: &mut PacketInfo,
     frame_len: usize,
     mark: u32,
+    owner: Option<(u32, u32)>,
     mac: Option<[u8; ETH_HLEN]>,
     one: extern "C" fn(u64, *mut core::ffi::c_void) -> i64,
 ) {
@@ -147,6 +167,9 @@ fn emit(
         caplen: caplen as u32,
         mark,
         count: pkt.log_count,
+        uid: owner.map(|o| o.0).unwrap_or(0),
+        gid: owner.map(|o| o.1).unwrap_or(0),
+        has_uid: owner.is_some() as u8,
         has_mac: mac.is_some() as u8,
         mac: mac.unwrap_or([0; ETH_HLEN]),
     };
@@ -172,7 +195,7 @@ pub fn emit_xdp(ctx: *mut aya_ebpf::bindings::xdp_md, pkt: &mut PacketInfo) {
     } else {
         None
     };
-    emit(ctx.as_ptr(), pkt, end - start, 0, mac, emit_xdp_one);
+    emit(ctx.as_ptr(), pkt, end - start, 0, None, mac, emit_xdp_one);
 }
 
 /// The records of a TC round (OUTPUT: no input interface, so no MAC, as in the kernel).
@@ -181,5 +204,59 @@ pub fn emit_tc(skb: *mut aya_ebpf::bindings::__sk_buff, pkt: &mut PacketInfo) {
     let ctx = &TcContext::new(skb);
     let skb = ctx.skb.skb;
     let (len, mark) = unsafe { ((*skb).len as usize, (*skb).mark) };
-    emit(ctx.as_ptr(), pkt, len, mark, None, emit_tc_one);
+    let owner = socket_owner(skb);
+    emit(ctx.as_ptr(), pkt, len, mark, owner, None, emit_tc_one);
+}
+
+/// 1 where the kernel lets BPF read its memory (set by the loader: see `socket_owner`).
+#[unsafe(no_mangle)]
+static PCN_READ_KERNEL: u8 = 0;
+
+/// nf_log_dump_sk_uid_gid: the fsuid and fsgid of the file of the skb's socket, if it is a
+/// full socket with a file. Where `PCN_READ_KERNEL` is 0 (a kernel locked down for
+/// confidentiality, which has no bpf_probe_read_kernel) the verifier sees a constant and
+/// drops the reads, so the program still loads.
+#[inline(always)]
+fn socket_owner(skb: *mut aya_ebpf::bindings::__sk_buff) -> Option<(u32, u32)> {
+    if unsafe { core::ptr::read_volatile(&PCN_READ_KERNEL) } == 0 {
+        return None;
+    }
+    let s = settings::get()?;
+    if s.sock_offsets_set == 0 {
+        return None;
+    }
+    let sk = unsafe { (*skb).__bindgen_anon_2.sk };
+    if sk.is_null() {
+        return None;
+    }
+    let full = unsafe { h::bpf_sk_fullsock(sk) };
+    if full.is_null() {
+        return None;
+    }
+    let slot = PCN_LOG_SOCK.get_ptr_mut(0)?;
+    let sk = unsafe {
+        core::ptr::write_volatile(slot as *mut *mut bpf_sock, full);
+        core::ptr::read_volatile(slot)
+    };
+    let pointer = |at: u64| read_kernel::<u64>(at).filter(|p| *p != 0);
+    let socket = pointer(sk.wrapping_add(s.sk_socket as u64))?;
+    let file = pointer(socket.wrapping_add(s.socket_file as u64))?;
+    let cred = pointer(file.wrapping_add(s.file_f_cred as u64))?;
+    let uid = read_kernel::<u32>(cred.wrapping_add(s.cred_fsuid as u64))?;
+    let gid = read_kernel::<u32>(cred.wrapping_add(s.cred_fsgid as u64))?;
+    Some((uid, gid))
+}
+
+/// A value of kernel memory at `addr` (`None` where it cannot be read).
+#[inline(always)]
+fn read_kernel<T: Default + Copy>(addr: u64) -> Option<T> {
+    let mut v = T::default();
+    let rc = unsafe {
+        h::bpf_probe_read_kernel(
+            &mut v as *mut T as *mut _,
+            core::mem::size_of::<T>() as u32,
+            addr as *const _,
+        )
+    };
+    (rc == 0).then_some(v)
 }

@@ -11,9 +11,11 @@
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
 
+mod icmp_limit;
 mod limit;
 mod log;
 mod reject;
+mod settings;
 
 use aya_ebpf::{
     EbpfContext,

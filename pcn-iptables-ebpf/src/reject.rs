@@ -1,24 +1,43 @@
 //! `-j REJECT`: the answer netfilter's ipt_REJECT would send (nf_send_reset's TCP RST, or
 //! icmp_send's ICMP error), built in place of the rejected packet.
 //!
-//! - XDP (INPUT, FORWARD): the frame becomes the reply and leaves where it came in (XDP_TX).
-//! - TC egress (OUTPUT): the skb becomes the reply and is redirected to the ingress of the same
-//!   device, so the local stack receives it as if it came from the destination.
+//! - XDP (INPUT, FORWARD): the frame becomes the reply, gets a metadata word (`ANSWER`) in
+//!   front and goes up (XDP_PASS) to `pcn_answer`, a TC ingress program on the same device,
+//!   which sends it back out of the device (bpf_redirect to egress). XDP_TX would be shorter,
+//!   but veth drops XDP_TX frames when its peer has no XDP program (no NAPI), which is the
+//!   common case of a container. The reply is addressed to the sender's MAC, not ours, so
+//!   should `pcn_answer` be missing the stack drops it as PACKET_OTHERHOST: the rejected
+//!   packet itself is gone either way. Where the driver keeps no metadata, XDP_TX.
+//! - TC egress (OUTPUT): the skb becomes the reply and goes to the local sender the way the
+//!   kernel's does, through the loopback device: bpf_redirect_neigh to lo routes it (a local
+//!   route, kept on the skb, so the stack delivers it without an input route lookup, which
+//!   would call the ICMP error's local source address a martian), and it meets OUTPUT
+//!   (`-o lo`) and INPUT (`-i lo`) on its way, as netfilter's does.
 //!
 //! Whenever the kernel would not answer (an RST, a non-first fragment, an ICMP error, a
-//! broadcast or multicast packet, no route back), the packet is only dropped.
+//! broadcast or multicast packet, no route back), the packet is only dropped; ICMP errors
+//! obey the kernel's rate limits (`icmp_limit`), TCP resets do not.
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::{TC_ACT_SHOT, xdp_action},
+    bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
     helpers::generated as h,
-    macros::map,
+    macros::{classifier, map},
     maps::PerCpuArray,
     programs::{TcContext, XdpContext},
 };
 use pcn_iptables_common::{CHAIN_FORWARD, PacketInfo, reject};
 
-use crate::{AF_INET, ETH_HLEN, FIB_NO_NEIGH, FIB_SUCCESS, FibLookup, IPPROTO_ICMP, IPPROTO_TCP};
+use crate::{
+    AF_INET, ETH_HLEN, FIB_NO_NEIGH, FIB_SUCCESS, FibLookup, IPPROTO_ICMP, IPPROTO_TCP,
+    LOOPBACK_IFINDEX, icmp_limit,
+};
+
+/// The metadata word in front of a reply built at XDP, for `pcn_answer` ("PCNA"). Only an
+/// XDP program can give a packet metadata, so nothing from the wire carries it; an skb keeps
+/// it through lo and veth, so `pcn_answer` zeroes it as it sends the reply.
+const ANSWER: u32 = 0x5043_4e41;
+const ANSWER_LEN: usize = 4;
 
 /// What icmp_send quotes at most: 576 bytes of reply less its IP and ICMP headers.
 const MAX_QUOTE: usize = 576 - 20 - 8;
@@ -41,7 +60,6 @@ static PCN_REJECT_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(
 
 const FIB_LOOKUP_SRC: u32 = 1 << 4;
 const FIB_LOOKUP_SKIP_NEIGH: u32 = 1 << 2;
-const BPF_F_INGRESS: u64 = 1;
 const TTL: u8 = 64;
 const IP_DF: u8 = 0x40;
 const TCP_FIN: u8 = 0x01;
@@ -306,15 +324,54 @@ fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*mut T> {
     Some((start + offset) as *mut T)
 }
 
-/// XDP: turns the frame into the answer; XDP_TX, or XDP_DROP when there is none. A function of
-/// its own (a BPF subprogram), so that its stack is not added to the classifier's.
+/// XDP: turns the frame into the answer, marked for `pcn_answer` (XDP_PASS), or XDP_DROP when
+/// there is none. A function of its own (a BPF subprogram), so that its stack is not added to
+/// the classifier's.
 #[inline(never)]
 pub fn xdp(ctx: *mut aya_ebpf::bindings::xdp_md, pkt: &PacketInfo, with: u32) -> u32 {
     let ctx = &XdpContext::new(ctx);
-    match xdp_reply(ctx, pkt, with) {
-        Some(()) => xdp_action::XDP_TX,
-        None => xdp_action::XDP_DROP,
+    if xdp_reply(ctx, pkt, with).is_none() {
+        return xdp_action::XDP_DROP;
     }
+    if mark_answer(ctx) {
+        xdp_action::XDP_PASS
+    } else {
+        xdp_action::XDP_TX
+    }
+}
+
+/// Puts `ANSWER` in the frame's metadata; false where the driver keeps none.
+#[inline(always)]
+fn mark_answer(ctx: &XdpContext) -> bool {
+    if unsafe { h::bpf_xdp_adjust_meta(ctx.as_ptr() as *mut _, -(ANSWER_LEN as i32)) } != 0 {
+        return false;
+    }
+    let (meta, data) = (ctx.metadata(), ctx.data());
+    if meta + ANSWER_LEN > data {
+        return false;
+    }
+    unsafe { *(meta as *mut u32) = ANSWER };
+    true
+}
+
+/// TC ingress, on every device next to the XDP entry: a reply built at XDP (marked `ANSWER`)
+/// leaves by the device it came in on; everything else goes on untouched.
+#[classifier]
+pub fn pcn_answer(ctx: TcContext) -> i32 {
+    let skb = ctx.skb.skb;
+    let (meta, data) = unsafe { ((*skb).data_meta as usize, (*skb).data as usize) };
+    if meta + ANSWER_LEN > data {
+        return TC_ACT_UNSPEC;
+    }
+    if unsafe { *(meta as *const u32) } != ANSWER {
+        return TC_ACT_UNSPEC;
+    }
+    // Used once: the skb keeps its metadata through lo (which brings the answer back in here
+    // at once) and veth (to a peer that may run this program too), which would send it round
+    // for ever.
+    unsafe { *(meta as *mut u32) = 0 };
+    let ifindex = unsafe { (*skb).ifindex };
+    unsafe { h::bpf_redirect(ifindex, 0) as i32 }
 }
 
 #[inline(always)]
@@ -359,6 +416,14 @@ fn xdp_reply(ctx: &XdpContext, pkt: &PacketInfo, with: u32) -> Option<()> {
     } else {
         [o.ip[16], o.ip[17], o.ip[18], o.ip[19]]
     };
+    // The kernel does not limit errors answering what came in on the loopback device; other
+    // senders are not local, so the error goes out through a device of theirs.
+    let o = &s.o;
+    if pkt.in_ifindex != LOOPBACK_IFINDEX
+        && !icmp_limit::allow([o.ip[12], o.ip[13], o.ip[14], o.ip[15]], true)
+    {
+        return None;
+    }
     let quoted = quote_len(o, frame_len)?;
     let quote_sum = load_quote(s.quote.as_mut_ptr(), quoted, |buf, len| unsafe {
         h::bpf_xdp_load_bytes(ctx.as_ptr() as *mut _, ETH_HLEN as u32, buf as *mut _, len)
@@ -405,16 +470,16 @@ fn route_source(
     (rc == FIB_SUCCESS || rc == FIB_NO_NEIGH).then(|| fib.ipv4_src[0].to_ne_bytes())
 }
 
-/// TC egress: turns the skb into the answer and sends it up the stack of the same device
-/// (TC_ACT_REDIRECT), or TC_ACT_SHOT when there is none. A subprogram, as `xdp`.
+/// TC egress: turns the skb into the answer and sends it to the local sender through the
+/// loopback device (TC_ACT_REDIRECT), or TC_ACT_SHOT when there is none. A subprogram, as
+/// `xdp`.
 #[inline(never)]
 pub fn tc(skb: *mut aya_ebpf::bindings::__sk_buff, with: u32) -> i32 {
     let ctx = &TcContext::new(skb);
     match tc_reply(ctx, with) {
-        Some(()) => {
-            let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-            unsafe { h::bpf_redirect(ifindex, BPF_F_INGRESS) as i32 }
-        }
+        Some(()) => unsafe {
+            h::bpf_redirect_neigh(LOOPBACK_IFINDEX, core::ptr::null_mut(), 0, 0) as i32
+        },
         None => TC_ACT_SHOT,
     }
 }
@@ -461,10 +526,19 @@ fn tc_reply(ctx: &TcContext, with: u32) -> Option<()> {
     if !icmp_answerable(o) {
         return None;
     }
-    // The kernel answers a local sender from the sender's own address, but a packet that
-    // comes in with a local source address is a martian: the answer comes from the
-    // destination instead (as the RST does).
-    let src = [o.ip[16], o.ip[17], o.ip[18], o.ip[19]];
+    // The sender is local: the kernel's error goes to it through the loopback device, which
+    // only the namespace-wide limit applies to.
+    if !icmp_limit::allow([o.ip[12], o.ip[13], o.ip[14], o.ip[15]], false) {
+        return None;
+    }
+    // icmp_send's source: the packet's destination when that is local (the packet leaves by
+    // lo), otherwise the address its route back to the sender (local) picks, the sender's own.
+    let skb_ifindex = unsafe { (*skb).ifindex };
+    let src = if skb_ifindex == LOOPBACK_IFINDEX {
+        [o.ip[16], o.ip[17], o.ip[18], o.ip[19]]
+    } else {
+        [o.ip[12], o.ip[13], o.ip[14], o.ip[15]]
+    };
     let frame_len = unsafe { (*skb).len } as usize;
     let quoted = quote_len(o, frame_len)?;
     let buf = s.quote.as_mut_ptr();

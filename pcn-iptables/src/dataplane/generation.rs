@@ -20,11 +20,8 @@ use anyhow::{Context as _, Result};
 use aya::{
     EbpfLoader,
     maps::{Array, MapData, PerCpuArray},
-    programs::{
-        LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink, tc::TcAttachOptions,
-    },
+    programs::{SchedClassifier, Xdp},
 };
-use aya_obj::programs::XdpAttachType;
 use pcn_iptables_common::{Action, Bitmap, ChainConfig, Counter, FieldKey};
 
 use super::{state, sys};
@@ -185,6 +182,7 @@ fn setup(dir: &Path, build: &Path, conntrack_entries: u32) -> Result<()> {
     for (name, pin) in OUTER.iter().zip(&pins) {
         loader.map_pin_path(name, pin.as_path());
     }
+    super::settings::globals(&mut loader);
     let mut ebpf = loader.load(ELF).context("loading the eBPF object")?;
 
     let pin = dir.join(INGRESS_PIN);
@@ -207,6 +205,7 @@ fn setup(dir: &Path, build: &Path, conntrack_entries: u32) -> Result<()> {
         prog.pin(&pin)
             .with_context(|| format!("pinning {}", pin.display()))?;
     }
+    super::attach::load(&mut ebpf, dir)?;
 
     let xdp: &mut Xdp = ebpf
         .program_mut("pcn_xdp_classify")
@@ -348,7 +347,7 @@ pub fn install(
         super::set_counters(&mut counters, fresh_counters.iter().copied())?;
     }
 
-    attach(dir, links)?;
+    super::attach::attach(dir, links)?;
 
     let map = MapData::from_pin(dir.join("PCN_ACTIVE")).context("opening PCN_ACTIVE")?;
     let mut active: Array<MapData, u32> = Array::try_from(aya::maps::Map::from_map_data(map)?)?;
@@ -363,63 +362,6 @@ pub fn install(
             if path != build && entry.file_name().to_string_lossy().starts_with("gen-") {
                 let _ = fs::remove_dir_all(&path);
             }
-        }
-    }
-    Ok(())
-}
-
-/// Attaches the entry programs to every interface that lacks them, and forgets the links of
-/// interfaces that are gone.
-fn attach(dir: &Path, links: &[Link]) -> Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        let Some((kind, index)) = name.split_once('-') else {
-            continue;
-        };
-        if (kind == "xdp" || kind == "tc")
-            && index
-                .parse::<u32>()
-                .is_ok_and(|i| !links.iter().any(|l| l.ifindex == i))
-        {
-            fs::remove_file(dir.join(&name))?;
-        }
-    }
-    let mut xdp: Option<Xdp> = None;
-    let mut tc: Option<SchedClassifier> = None;
-    for link in links {
-        let pin = dir.join(format!("xdp-{}", link.ifindex));
-        if !pin.exists() {
-            if xdp.is_none() {
-                let entry = dir.join(INGRESS_PIN);
-                xdp = Some(
-                    Xdp::from_pin(&entry, XdpAttachType::Interface)
-                        .with_context(|| format!("opening {}", entry.display()))?,
-                );
-            }
-            let prog = xdp.as_mut().context("XDP entry")?;
-            let id = prog
-                .attach_to_if_index(link.ifindex, XdpMode::Default)
-                .with_context(|| format!("attaching XDP to {}", link.name))?;
-            FdLink::try_from(prog.take_link(id)?)?.pin(&pin)?;
-        }
-        let pin = dir.join(format!("tc-{}", link.ifindex));
-        if !pin.exists() {
-            if tc.is_none() {
-                let entry = dir.join(EGRESS_PIN);
-                tc = Some(
-                    SchedClassifier::from_pin(&entry)
-                        .with_context(|| format!("opening {}", entry.display()))?,
-                );
-            }
-            let prog = tc.as_mut().context("TC entry")?;
-            let id = prog
-                .attach_with_options(
-                    &link.name,
-                    TcAttachType::Egress,
-                    TcAttachOptions::TcxOrder(LinkOrder::default()),
-                )
-                .with_context(|| format!("attaching TC egress to {}", link.name))?;
-            FdLink::try_from(prog.take_link(id)?)?.pin(&pin)?;
         }
     }
     Ok(())

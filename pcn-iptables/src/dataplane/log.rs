@@ -1,6 +1,8 @@
 //! `--log-follow`: the records `-j LOG` rules leave in the pinned ring buffer `PCN_LOG`,
 //! printed one line each in the layout of the kernel's nf_log_ipv4 (what iptables' LOG target
-//! writes to the kernel log).
+//! writes to the kernel log), after the rule's `--log-level` as the kernel log shows a
+//! message's priority to its readers: `<4>` (/dev/kmsg, `dmesg -r`; systemd-cat and
+//! `logger --prio-prefix` read it as the line's priority).
 
 use std::{
     fmt::Write as _,
@@ -48,7 +50,7 @@ pub fn follow(dir: &Path, out: &mut impl Write) -> Result<()> {
             // SAFETY: the item holds a whole LogRecord, plain old data, read unaligned.
             let rec: LogRecord = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
             drop(item);
-            writeln!(out, "{}", format(&rec, &|i| names.name(i)))?;
+            writeln!(out, "{}", line(&rec, &|i| names.name(i)))?;
         }
         out.flush()?;
         let now = lost();
@@ -89,6 +91,12 @@ impl InterfaceNames {
     }
 }
 
+/// One record's line: its syslog priority (the kernel facility's, which is the level) as a
+/// `<N>` prefix, then the message.
+pub fn line(rec: &LogRecord, name: &dyn Fn(u32) -> String) -> String {
+    format!("<{}>{}", rec.level & 7, format(rec, name))
+}
+
 /// One record as the kernel's LOG target prints it (without the syslog level).
 pub fn format(rec: &LogRecord, name: &dyn Fn(u32) -> String) -> String {
     let mut m = String::new();
@@ -111,7 +119,13 @@ pub fn format(rec: &LogRecord, name: &dyn Fn(u32) -> String) -> String {
     }
     let caplen = (rec.caplen as usize).min(rec.packet.len());
     let packet = &rec.packet[..caplen];
-    dump_ipv4(&mut m, packet, rec.ip_len as usize, rec.flags, true);
+    // Where the kernel stops early (a truncated header), neither UID nor MARK follow.
+    if !dump_ipv4(&mut m, packet, rec.ip_len as usize, rec.flags, true) {
+        return m;
+    }
+    if rec.flags & log_flag::UID != 0 && rec.has_uid != 0 {
+        let _ = write!(m, "UID={} GID={} ", rec.uid, rec.gid);
+    }
     if rec.mark != 0 {
         let _ = write!(m, "MARK=0x{:x} ", rec.mark);
     }
@@ -365,6 +379,10 @@ mod tests {
             _pad2: [0; 2],
             prefix: p,
             packet: data,
+            uid: 0,
+            gid: 0,
+            has_uid: 0,
+            _pad3: [0; 3],
         }
     }
 
@@ -409,6 +427,32 @@ mod tests {
             "IN= OUT=eth2 SRC=198.18.1.1 DST=198.18.1.2 LEN=44 TOS=0x00 PREC=0x00 TTL=64 \
              ID=4660 DF PROTO=TCP SPT=40000 DPT=80 SEQ=1 ACK=0 WINDOW=64240 RES=0x00 SYN \
              URGP=0 OPT (020405B4) "
+        );
+    }
+
+    #[test]
+    fn level_uid_and_mark_as_nf_log_ipv4() {
+        let mut r = record("out: ", &syn(), log_flag::UID, 0, 2);
+        r.level = 6;
+        (r.uid, r.gid, r.has_uid, r.mark) = (1000, 100, 1, 0x2a);
+        assert_eq!(
+            line(&r, &names),
+            "<6>out: IN= OUT=eth2 SRC=198.18.1.1 DST=198.18.1.2 LEN=44 TOS=0x00 PREC=0x00 \
+             TTL=64 ID=4660 DF PROTO=TCP SPT=40000 DPT=80 WINDOW=64240 RES=0x00 SYN URGP=0 \
+             UID=1000 GID=100 MARK=0x2a "
+        );
+        // No socket with a file: nothing; no --log-uid: nothing.
+        r.has_uid = 0;
+        assert!(line(&r, &names).ends_with(" URGP=0 MARK=0x2a "));
+        (r.has_uid, r.flags) = (1, 0);
+        assert!(line(&r, &names).ends_with(" URGP=0 MARK=0x2a "));
+        // Where the kernel stops early (a truncated TCP header), neither follows.
+        let mut short = record("", &syn()[..30], log_flag::UID, 0, 2);
+        (short.uid, short.has_uid, short.mark) = (1000, 1, 0x2a);
+        assert_eq!(
+            line(&short, &names),
+            "<4>IN= OUT=eth2 SRC=198.18.1.1 DST=198.18.1.2 LEN=44 TOS=0x00 PREC=0x00 TTL=64 \
+             ID=4660 DF PROTO=TCP INCOMPLETE [24 bytes] "
         );
     }
 

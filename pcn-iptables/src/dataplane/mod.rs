@@ -8,7 +8,11 @@
 //! - `prog-ingress`, `prog-egress`: the entry programs;
 //! - `gen-HASH/`: the classifiers of one build of the eBPF object and the outer maps (array of
 //!   maps, one slot per generation) through which they reach a generation's maps;
-//! - `xdp-IFINDEX`, `tc-IFINDEX`: the links of the entry programs;
+//! - `prog-answer`: the TC ingress program that sends REJECT's answers built at XDP;
+//! - `xdp-IFINDEX`, `tc-IFINDEX`, `tci-IFINDEX`: the links of the entry programs (`attach`);
+//! - `PCN_SETTINGS`: the ICMP rate limit sysctls and kernel offsets the data plane uses,
+//!   refreshed at every change; `PCN_ICMP_PEERS`, `PCN_ICMP_GLOBAL`: REJECT's ICMP error
+//!   buckets (per destination, namespace-wide);
 //! - `PCN_LOG`, `PCN_LOG_LOST`: the ring buffer of `-j LOG` records and the count of records
 //!   it had no room for (read by `--log-follow`).
 //!
@@ -17,13 +21,16 @@
 //! that single map write switches both the packets and the stored state, so an invocation
 //! killed at any point leaves the old ruleset both running and stored.
 
+mod attach;
 pub mod bpffs;
+mod btf;
 pub mod conntrack;
 mod gc;
 mod generation;
 pub mod lock;
 pub mod log;
 pub mod routes;
+mod settings;
 mod state;
 mod sys;
 

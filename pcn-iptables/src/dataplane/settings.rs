@@ -1,0 +1,113 @@
+//! `PCN_SETTINGS`: what the data plane learns from userspace at every change. The ICMP rate
+//! limit sysctls of the namespace (REJECT's ICMP errors obey them as the kernel's own do), read
+//! from /proc/sys/net/ipv4 each time, so a change of them counts from the next command; and
+//! the offsets of the kernel structures `--log-uid` reads, found once in the kernel's BTF.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use aya::maps::{Array, Map, MapData};
+use pcn_iptables_common::{
+    ICMP_MSGS_BURST_DEFAULT, ICMP_MSGS_PER_SEC_DEFAULT, ICMP_RATELIMIT_NS_DEFAULT,
+    ICMP_RATEMASK_DEFAULT, Settings,
+};
+
+use super::btf::Btf;
+
+pub const MAP: &str = "PCN_SETTINGS";
+
+/// An integer sysctl of the current network namespace, or `default` where it cannot be read.
+fn sysctl(name: &str, default: u64) -> u64 {
+    std::fs::read_to_string(Path::new("/proc/sys/net/ipv4").join(name))
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .map(|v| v.max(0) as u64)
+        .unwrap_or(default)
+}
+
+/// Writes the namespace's current settings into the pinned map of `dir`.
+pub fn refresh(dir: &Path) -> Result<()> {
+    let path = dir.join(MAP);
+    let data = MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
+    let mut map: Array<MapData, Settings> = Array::try_from(Map::Array(data))?;
+    let mut s = map.get(&0, 0).unwrap_or_default();
+    s.icmp_ratemask = sysctl("icmp_ratemask", ICMP_RATEMASK_DEFAULT as u64) as u32;
+    // Shown in milliseconds.
+    s.icmp_ratelimit_ns =
+        sysctl("icmp_ratelimit", ICMP_RATELIMIT_NS_DEFAULT / 1_000_000).saturating_mul(1_000_000);
+    s.icmp_msgs_per_sec =
+        sysctl("icmp_msgs_per_sec", ICMP_MSGS_PER_SEC_DEFAULT as u64).min(u32::MAX as u64) as u32;
+    s.icmp_msgs_burst =
+        sysctl("icmp_msgs_burst", ICMP_MSGS_BURST_DEFAULT as u64).min(i32::MAX as u64) as u32;
+    if s.sock_offsets_set == 0 {
+        // Without BTF, `--log-uid` prints nothing; everything else works.
+        if let Ok(btf) = Btf::kernel() {
+            let offset = |s: &str, m: &str| btf.offset(s, m);
+            if let (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e)) = (
+                offset("sock", "sk_socket"),
+                offset("socket", "file"),
+                offset("file", "f_cred"),
+                offset("cred", "fsuid"),
+                offset("cred", "fsgid"),
+            ) {
+                (s.sk_socket, s.socket_file, s.file_f_cred) = (a, b, c);
+                (s.cred_fsuid, s.cred_fsgid) = (d, e);
+                s.sock_offsets_set = 1;
+            }
+        }
+    }
+    s.set = 1;
+    map.set(0, s, 0).context("writing PCN_SETTINGS")
+}
+
+/// The eBPF object's global that lets its programs read kernel memory (`--log-uid`).
+const READ_KERNEL: &str = "PCN_READ_KERNEL";
+
+/// Sets the eBPF object's globals before it loads: `PCN_READ_KERNEL` is 1 only where the
+/// kernel lets BPF programs call bpf_probe_read_kernel (not under lockdown's confidentiality
+/// mode); at 0 the verifier drops the reads as dead code, so the programs load either way.
+pub fn globals(loader: &mut aya::EbpfLoader<'_>) {
+    let on: &'static u8 = if can_read_kernel() { &1 } else { &0 };
+    loader.override_global(READ_KERNEL, on, false);
+}
+
+/// Whether a TC program may call bpf_probe_read_kernel: loads one that does (a few
+/// instructions, no map) and throws it away.
+fn can_read_kernel() -> bool {
+    const SCHED_CLS: u32 = 3;
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const PROBE_READ_KERNEL: i32 = 113;
+    // code, dst | src << 4, off, imm
+    let insn = |code: u8, regs: u8, imm: i32| -> u64 {
+        u64::from(code) | u64::from(regs) << 8 | u64::from(imm as u32) << 32
+    };
+    let prog = [
+        insn(0xbf, 1 | 10 << 4, 0),       // r1 = r10
+        insn(0x07, 1, -8),                // r1 += -8
+        insn(0xb7, 2, 8),                 // r2 = 8
+        insn(0xb7, 3, 0),                 // r3 = 0
+        insn(0x85, 0, PROBE_READ_KERNEL), // call bpf_probe_read_kernel
+        insn(0xb7, 0, 0),                 // r0 = 0
+        insn(0x95, 0, 0),                 // exit
+    ];
+    let license = c"GPL";
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(SCHED_CLS) | (prog.len() as u64) << 32;
+    attr[1] = prog.as_ptr() as u64;
+    attr[2] = license.as_ptr() as u64;
+    // SAFETY: a bpf_attr for BPF_PROG_LOAD (the rest zeroed); the pointers outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: the program's descriptor, ours alone.
+    unsafe { libc::close(fd as i32) };
+    true
+}
