@@ -41,6 +41,21 @@ fn answer_link(ns: &Ns, ifname: &str) -> std::path::PathBuf {
         .join(format!("tci-{ifindex}"))
 }
 
+/// The id of the BPF link pinned at `pin`.
+fn link_id(pin: &std::path::Path) -> String {
+    let out = pcn_iptables_tests::cmd::run(
+        "bpftool",
+        &["link", "show", "pinned", pin.to_str().unwrap()],
+    );
+    assert!(out.success(), "bpftool link show pinned {}", pin.display());
+    out.stdout
+        .split(':')
+        .next()
+        .map(|id| id.trim().to_string())
+        .filter(|id| id.parse::<u32>().is_ok())
+        .unwrap_or_else(|| panic!("no link id in {:?}", out.stdout))
+}
+
 /// Packets `ifname` in `ns` received so far.
 fn rx_packets(ns: &Ns, ifname: &str) -> u64 {
     let out = ns.exec(&["ip", "-s", "-o", "link", "show", ifname]).stdout;
@@ -102,7 +117,15 @@ fn without_the_answer_program_nothing_gets_through() {
     check(tcp(&c1, HOST1, 80), "ECONNREFUSED", "with the program");
     check(udp(&c1, HOST1, 81), "ECONNREFUSED", "with the program");
     let link = answer_link(&host, "eth1");
+    let id = link_id(&link);
     std::fs::remove_file(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
+    // Another test's command may hold the link open for a moment (every change looks at
+    // every namespace's links): it goes when the last holder lets it go.
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        !pcn_iptables_tests::cmd::run("bpftool", &["link", "show", "id", &id]).success()
+    });
+    assert!(gone, "link {id} still there 5 s after its pin was removed");
     check(tcp(&c1, HOST1, 80), "timeout", "without the program");
     check(udp(&c1, HOST1, 81), "timeout", "without the program");
     check(
