@@ -12,27 +12,7 @@ use std::time::Duration;
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Drop, Fw, Listing, Ns, Pair, Pass, Routed, Transcript};
 
-macro_rules! cache_tests {
-    ($($name:ident => $check:ident),* $(,)?) => {$(
-        mod $name {
-            use pcn_iptables_tests::Fw;
-            #[test]
-            fn legacy() {
-                super::$check(&super::$name(Fw::legacy()));
-            }
-            #[test]
-            fn pcn() {
-                super::$check(&super::$name(Fw::pcn()));
-            }
-            #[test]
-            fn diff_pcn() {
-                pcn_iptables_tests::differential(Fw::legacy(), Fw::pcn(), super::$name);
-            }
-        }
-    )*};
-}
-
-cache_tests!(
+pcn_iptables_tests::differential_scenarios!(
     cache_rule_changes => check_rule_changes,
     cache_length_in_called_chain => check_length_in_called_chain,
     cache_ttl_forward => check_ttl_forward,

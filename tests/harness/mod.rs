@@ -51,20 +51,24 @@ macro_rules! scenarios {
 }
 
 /// For scenarios that return a [`Transcript`]: `name::legacy` and `name::pcn` check the
-/// scenario's own expectations, `name::diff_pcn` runs both side by side and demands the same
-/// verdicts and outputs.
+/// scenario's own expectations (and `check(&transcript)` when given as `name => check`),
+/// `name::diff_pcn` runs both side by side and demands the same verdicts and outputs.
 #[macro_export]
 macro_rules! differential_scenarios {
-    ($($name:ident),* $(,)?) => {$(
+    ($($name:ident $(=> $check:ident)?),* $(,)?) => {$(
         mod $name {
             use $crate::Fw;
             #[test]
             fn legacy() {
-                super::$name(Fw::legacy()).assert_expected();
+                let t = super::$name(Fw::legacy());
+                t.assert_expected();
+                $(super::$check(&t);)?
             }
             #[test]
             fn pcn() {
-                super::$name(Fw::pcn()).assert_expected();
+                let t = super::$name(Fw::pcn());
+                t.assert_expected();
+                $(super::$check(&t);)?
             }
             #[test]
             fn diff_pcn() {
