@@ -9,7 +9,7 @@ use pcn_iptables_common::Counter;
 
 use super::{check_privileges, commit, internal, version};
 use crate::{
-    dataplane::{Dataplane, lock},
+    dataplane::{Dataplane, State, lock},
     error::{Error, OTHER_PROBLEM, Result, Style},
     listing,
     ruleset::{
@@ -233,6 +233,8 @@ enum Open {
     Filter {
         dp: Dataplane,
         _lock: lock::Lock,
+        /// What runs (the table as it was at the `*` line).
+        running: State,
         table: Table,
         slots: commit::Slots,
     },
@@ -339,7 +341,9 @@ impl Restore<'_> {
         let flush = !self.options.noflush;
         let verbose = self.options.verbose > 0;
         if name == "filter" {
-            let mut table = dp.read_table().map_err(internal)?;
+            dp.start_grace();
+            let running = dp.read_state().map_err(internal)?;
+            let mut table = running.table.clone();
             let slots = commit::Slots::new(&table);
             if flush {
                 let mut echo = String::new();
@@ -358,6 +362,7 @@ impl Restore<'_> {
             self.open = Some(Open::Filter {
                 dp,
                 _lock: lock,
+                running,
                 table,
                 slots,
             });
@@ -591,6 +596,7 @@ impl Restore<'_> {
         };
         if let Some(Open::Filter {
             dp,
+            running,
             table,
             mut slots,
             ..
@@ -613,7 +619,7 @@ impl Restore<'_> {
             if self.options.test {
                 commit::compile(&table, &slots).map_err(failed)?;
             } else {
-                commit::install(&dp, &table, &slots).map_err(failed)?;
+                commit::install(&dp, &running, None, &table, &slots).map_err(failed)?;
             }
         }
         Ok(())
