@@ -73,6 +73,7 @@ pub fn main(prog: &str, args: &[String]) -> Result<()> {
         options,
         current: String::new(),
         open: None,
+        committed: false,
     }
     .run(input)
 }
@@ -251,6 +252,8 @@ struct Restore<'a> {
     /// The last `*` line's table (what `-T` compares with).
     current: String,
     open: Option<Open>,
+    /// A table was committed.
+    committed: bool,
 }
 
 /// The refusal of anything in a table pcn-iptables does not have.
@@ -261,7 +264,19 @@ fn not_empty(table: &str) -> Error {
 }
 
 impl Restore<'_> {
-    fn run(mut self, mut input: Box<dyn BufRead>) -> Result<()> {
+    fn run(mut self, input: Box<dyn BufRead>) -> Result<()> {
+        let result = self.lines(input);
+        // A failed first restore leaves no installation behind (see `table`).
+        if result.is_err()
+            && !self.committed
+            && let Some(Open::Filter { dp, .. }) = &self.open
+        {
+            dp.abandon_setup();
+        }
+        result
+    }
+
+    fn lines(&mut self, mut input: Box<dyn BufRead>) -> Result<()> {
         let prog = self.prog;
         let mut bytes = Vec::new();
         let mut number = 0;
@@ -342,6 +357,10 @@ impl Restore<'_> {
         let verbose = self.options.verbose > 0;
         if name == "filter" {
             dp.start_grace();
+            // The programs load (a first install) while the table is read.
+            if !self.options.test {
+                dp.start_setup();
+            }
             let running = dp.read_state().map_err(internal)?;
             let mut table = running.table.clone();
             let slots = commit::Slots::new(&table);
@@ -620,6 +639,7 @@ impl Restore<'_> {
                 commit::compile(&table, &slots).map_err(failed)?;
             } else {
                 commit::install(&dp, &running, None, &table, &slots).map_err(failed)?;
+                self.committed = true;
             }
         }
         Ok(())

@@ -774,7 +774,8 @@ fn full(ctx: &Ctx, table: &Table) -> Result<Program, CompileError> {
         });
     }
     // Equal bitmaps share an index, in the order they were made.
-    let mut index: FxHashMap<&[u64], u32> = FxHashMap::default();
+    let mut index: FxHashMap<&[u64], u32> =
+        FxHashMap::with_capacity_and_hasher(made.len(), Default::default());
     let mut writes = Vec::new();
     let mut entries = Vec::new();
     for (cfg, span) in chains.iter_mut().zip(spans) {

@@ -12,7 +12,7 @@
 
 use std::{
     fs,
-    os::fd::{AsFd as _, OwnedFd},
+    os::fd::{AsFd as _, AsRawFd as _, OwnedFd},
     path::{Path, PathBuf},
 };
 
@@ -86,7 +86,13 @@ fn pinned(dir: &Path, name: &str) -> Result<OwnedFd> {
 
 /// Loads this build's classifiers (and, on a first install, the entry programs and the shared
 /// maps), pinning them; seeds the connection table on a first install.
-fn setup(dir: &Path, build: &Path, conntrack_entries: u32) -> Result<()> {
+fn setup(
+    dir: &Path,
+    build: &Path,
+    conntrack_entries: u32,
+    ready: Option<std::sync::mpsc::Sender<()>>,
+) -> Result<()> {
+    let _t = super::Timer("setup", std::time::Instant::now());
     fs::create_dir_all(build).with_context(|| format!("creating {}", build.display()))?;
     let first_load = !dir.join(super::conntrack::MAP).exists();
     let pins: Vec<PathBuf> = OUTER.iter().map(|n| build.join(n)).collect();
@@ -100,39 +106,89 @@ fn setup(dir: &Path, build: &Path, conntrack_entries: u32) -> Result<()> {
     for (name, pin) in OUTER.iter().zip(&pins) {
         loader.map_pin_path(name, pin.as_path());
     }
+    let t = super::Timer("setup:object", std::time::Instant::now());
     let mut ebpf = loader.load(ELF).context("loading the eBPF object")?;
-
-    let pin = dir.join(INGRESS_PIN);
-    if !pin.exists() {
-        let prog: &mut Xdp = ebpf
-            .program_mut("pcn_ingress")
-            .context("pcn_ingress")?
-            .try_into()?;
-        prog.load().context("loading the XDP entry program")?;
-        prog.pin(&pin)
-            .with_context(|| format!("pinning {}", pin.display()))?;
-    }
-    let pin = dir.join(EGRESS_PIN);
-    if !pin.exists() {
-        let prog: &mut SchedClassifier = ebpf
-            .program_mut("pcn_egress")
-            .context("pcn_egress")?
-            .try_into()?;
-        prog.load().context("loading the TC entry program")?;
-        prog.pin(&pin)
-            .with_context(|| format!("pinning {}", pin.display()))?;
+    drop(t);
+    if let Some(ready) = ready {
+        let _ = ready.send(());
     }
 
-    let xdp: &mut Xdp = ebpf
-        .program_mut("pcn_xdp_classify")
-        .context("pcn_xdp_classify")?
-        .try_into()?;
-    xdp.load().context("loading the XDP classifier")?;
-    let tc: &mut SchedClassifier = ebpf
-        .program_mut("pcn_tc_classify")
-        .context("pcn_tc_classify")?
-        .try_into()?;
-    tc.load().context("loading the TC classifier")?;
+    // The programs to load (the entry programs on a first install), verified at once: the
+    // verifier takes its time, on one CPU per program.
+    let t = super::Timer("setup:programs", std::time::Instant::now());
+    let entries = [("pcn_ingress", INGRESS_PIN), ("pcn_egress", EGRESS_PIN)];
+    let wanted = |name: &str| {
+        matches!(name, "pcn_xdp_classify" | "pcn_tc_classify")
+            || entries
+                .iter()
+                .any(|(n, pin)| *n == name && !dir.join(pin).exists())
+    };
+    // An entry program is pinned and attached as soon as it is loaded (attaching waits for
+    // a grace period): it only passes packets on until a classifier is switched in.
+    let links = links()?;
+    let links = &links;
+    std::thread::scope(|s| -> Result<()> {
+        let loads: Vec<_> = ebpf
+            .programs_mut()
+            .filter(|(name, _)| wanted(name))
+            .map(|(name, prog)| {
+                s.spawn(move || -> Result<()> {
+                    let pin = entries
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, p)| dir.join(p));
+                    match prog {
+                        aya::programs::Program::Xdp(p) => {
+                            p.load().with_context(|| format!("loading {name}"))?;
+                            if let Some(pin) = pin {
+                                p.pin(&pin)
+                                    .with_context(|| format!("pinning {}", pin.display()))?;
+                                for link in links {
+                                    let pin = dir.join(format!("xdp-{}", link.ifindex));
+                                    if !pin.exists() {
+                                        let id = p
+                                            .attach_to_if_index(link.ifindex, XdpMode::Default)
+                                            .with_context(|| {
+                                                format!("attaching XDP to {}", link.name)
+                                            })?;
+                                        FdLink::try_from(p.take_link(id)?)?.pin(&pin)?;
+                                    }
+                                }
+                            }
+                        }
+                        aya::programs::Program::SchedClassifier(p) => {
+                            p.load().with_context(|| format!("loading {name}"))?;
+                            if let Some(pin) = pin {
+                                p.pin(&pin)
+                                    .with_context(|| format!("pinning {}", pin.display()))?;
+                                for link in links {
+                                    let pin = dir.join(format!("tc-{}", link.ifindex));
+                                    if !pin.exists() {
+                                        let id = p
+                                            .attach_with_options(
+                                                &link.name,
+                                                TcAttachType::Egress,
+                                                TcAttachOptions::TcxOrder(LinkOrder::default()),
+                                            )
+                                            .with_context(|| {
+                                                format!("attaching TC egress to {}", link.name)
+                                            })?;
+                                        FdLink::try_from(p.take_link(id)?)?.pin(&pin)?;
+                                    }
+                                }
+                            }
+                        }
+                        _ => return Err(anyhow::anyhow!("{name}: not an XDP or TC program")),
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        loads
+            .into_iter()
+            .try_for_each(|l| l.join().unwrap_or_else(|_| Err(anyhow::anyhow!("loading"))))
+    })?;
+    drop(t);
     // The TC classifier's pin last: it marks the build as set up.
     for (name, pin) in [
         ("pcn_xdp_classify", CLASSIFY_XDP_PIN),
@@ -152,6 +208,29 @@ fn setup(dir: &Path, build: &Path, conntrack_entries: u32) -> Result<()> {
         super::conntrack::seed(dir).context("seeding the connection table")?;
     }
     Ok(())
+}
+
+/// Whether this build's classifiers are loaded (and the entry programs).
+pub fn is_set_up(dir: &Path) -> bool {
+    let build = build_dir(dir);
+    build.join(CLASSIFY_TC_PIN).exists() && build.join(CLASSIFY_XDP_PIN).exists()
+}
+
+/// Loads this build's classifiers (and on a first install, everything else) unless done.
+/// `ready` is told once the maps exist, before the programs are verified.
+pub fn set_up(
+    dir: &Path,
+    conntrack_entries: u32,
+    ready: Option<std::sync::mpsc::Sender<()>>,
+) -> Result<()> {
+    if is_set_up(dir) {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    setup(dir, &build_dir(dir), conntrack_entries, ready)?;
+    // The entry programs only pass packets on until a classifier is switched in.
+    let _t = super::Timer("setup:attach", std::time::Instant::now());
+    attach(dir, &links()?)
 }
 
 /// The outer maps in `OUTER` order.
@@ -213,13 +292,12 @@ pub struct Change<'a> {
     /// Counter slots to set before the switch.
     pub fresh_counters: &'a [(u32, Counter)],
     pub links: &'a [Link],
-    pub conntrack_entries: u32,
     pub grace: &'a Grace,
 }
 
 /// Room for `n` items and some to grow into, so that later changes rewrite the maps in place.
 fn headroom(n: usize) -> usize {
-    n + n / 8 + 256
+    n + n / 16 + 256
 }
 
 /// A new array map of `capacity` values like `T`, mapped.
@@ -467,8 +545,8 @@ fn delta_of(program: &Program) -> Vec<[u32; 3]> {
         .collect()
 }
 
-/// A new field trie holding `entries`, in one batch update where the kernel has it.
-fn new_trie(entries: &[Entry]) -> Result<OwnedFd> {
+/// A new field trie with room for `entries` (and some), holding them if `fill`.
+fn new_trie(entries: &[Entry], fill: bool) -> Result<OwnedFd> {
     let fd = sys::map_create(
         "FIELDS",
         sys::MAP_TYPE_LPM_TRIE,
@@ -479,7 +557,9 @@ fn new_trie(entries: &[Entry]) -> Result<OwnedFd> {
         sys::F_NO_PREALLOC,
     )
     .context("creating map FIELDS")?;
-    trie_update(fd.as_fd(), entries).context("filling the field trie")?;
+    if fill {
+        trie_update(fd.as_fd(), entries).context("filling the field trie")?;
+    }
     Ok(fd)
 }
 
@@ -509,15 +589,25 @@ fn trie_update(fd: std::os::fd::BorrowedFd<'_>, entries: &[Entry]) -> std::io::R
     }
 }
 
-/// A generation's arrays: chains, actions, bitmaps (new maps, filled; the bitmaps by
-/// `fill`).
+/// A generation's arrays: chains, actions, bitmaps.
 struct Arrays {
     chains: OwnedFd,
     actions: OwnedFd,
     bitmaps: OwnedFd,
 }
 
-fn new_arrays(program: &Program, fill: impl FnOnce(*mut Bitmap) -> Result<()>) -> Result<Arrays> {
+/// New arrays for `program`, and what fills them with its full build (chains and actions
+/// are written at once; the bitmaps take longer).
+fn new_arrays(program: &Program) -> Result<(Arrays, impl FnOnce(&Program) + Send)> {
+    let (arrays, m) = new_arrays_mapped(program)?;
+    Ok((arrays, move |p: &Program| {
+        // SAFETY: a new map sized for next_index bitmaps, ours alone; no active one is read.
+        unsafe { write_bitmaps(bitmaps_of(&m), None, p, &[]) };
+    }))
+}
+
+/// New arrays for `program`, chains and actions written, the bitmap array mapped.
+fn new_arrays_mapped(program: &Program) -> Result<(Arrays, sys::Mapping)> {
     let (chains, mut m) =
         new_array::<ChainConfig>("CHAINS", pcn_iptables_common::MAX_CHAINS as usize)?;
     put(&mut m, &program.chains);
@@ -525,32 +615,54 @@ fn new_arrays(program: &Program, fill: impl FnOnce(*mut Bitmap) -> Result<()>) -
     put(&mut m, &program.actions);
     let (bitmaps, m) =
         new_array::<Bitmap>("BITMAPS", headroom(program.layout.next_index as usize))?;
-    fill(bitmaps_of(&m))?;
-    Ok(Arrays {
-        chains,
-        actions,
-        bitmaps,
-    })
+    Ok((
+        Arrays {
+            chains,
+            actions,
+            bitmaps,
+        },
+        m,
+    ))
 }
 
-/// Stores maps in `slot` of the outer maps (`None`: leave that one), all at once: each update
-/// waits for a grace period, made together they share one.
-fn store(
-    outer: &[OwnedFd; 4],
-    slot: u32,
-    maps: [Option<std::os::fd::BorrowedFd<'_>>; 4],
-) -> Result<()> {
+type Slots<'a> = [Option<std::os::fd::BorrowedFd<'a>>; 4];
+
+/// Stores maps in `slot` of the outer maps (`None`: leave that one).
+fn store(outer: &[OwnedFd; 4], slot: u32, maps: Slots<'_>) -> Result<()> {
+    store_slots(outer, &[(slot, maps)])
+}
+
+/// Stores maps in slots of the outer maps, all at once: each update of a map of maps waits
+/// for a grace period; one batch per outer map waits once, and the outer maps' batches, made
+/// together, share it.
+fn store_slots(outer: &[OwnedFd; 4], slots: &[(u32, Slots<'_>)]) -> Result<()> {
     std::thread::scope(|s| {
         let updates: Vec<_> = OUTER
             .iter()
             .zip(outer)
-            .zip(maps)
-            .filter_map(|((name, outer), map)| {
-                let map = map?;
-                Some(s.spawn(move || {
-                    sys::set_fd(outer.as_fd(), slot, map)
+            .enumerate()
+            .filter_map(|(k, (name, outer))| {
+                let mut keys = Vec::new();
+                let mut values = Vec::new();
+                for (slot, maps) in slots {
+                    if let Some(map) = maps[k] {
+                        keys.extend_from_slice(&slot.to_ne_bytes());
+                        values.extend_from_slice(&(map.as_raw_fd() as u32).to_ne_bytes());
+                    }
+                }
+                (!keys.is_empty()).then(|| {
+                    s.spawn(move || {
+                        let n = keys.len() as u32 / 4;
+                        match sys::map_update_batch(outer.as_fd(), &keys, &values, n) {
+                            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | 524)) => keys
+                                .chunks_exact(4)
+                                .zip(values.chunks_exact(4))
+                                .try_for_each(|(k, v)| sys::map_update(outer.as_fd(), k, v, 0)),
+                            r => r,
+                        }
                         .with_context(|| format!("storing the new {name}"))
-                }))
+                    })
+                })
             })
             .collect();
         updates
@@ -613,29 +725,42 @@ fn id_of(fd: &OwnedFd) -> Result<u32> {
 /// Installs the change into its slot, then makes that slot the active generation. `false`:
 /// the program was built on the running generation, whose maps cannot take it (no room, or
 /// gone); a full build can.
-pub fn install(dir: &Path, c: &Change, prefetched: Option<Prefetched>) -> Result<bool> {
+///
+/// `setup` makes sure the programs are loaded (see `set_up`): a full build fills its maps
+/// meanwhile.
+pub fn install(
+    dir: &Path,
+    c: &Change,
+    prefetched: Option<Prefetched>,
+    ready: &dyn Fn() -> Result<()>,
+    setup: &dyn Fn() -> Result<()>,
+) -> Result<bool> {
     let build = build_dir(dir);
-    if !build.join(CLASSIFY_TC_PIN).exists() || !build.join(CLASSIFY_XDP_PIN).exists() {
-        let _t = super::Timer("setup", std::time::Instant::now());
-        setup(dir, &build, c.conntrack_entries)?;
-    }
-    let outer: [OwnedFd; 4] = [
-        pinned(&build, OUTER[0])?,
-        pinned(&build, OUTER[1])?,
-        pinned(&build, OUTER[2])?,
-        pinned(&build, OUTER[3])?,
-    ];
+    let outer = || -> Result<[OwnedFd; 4]> {
+        Ok([
+            pinned(&build, OUTER[0])?,
+            pinned(&build, OUTER[1])?,
+            pinned(&build, OUTER[2])?,
+            pinned(&build, OUTER[3])?,
+        ])
+    };
     let seq = c.running.map_or(1, |r| r.seq + 1);
-    let prepare = match &c.program.updates {
+    let (outer, prepare) = match &c.program.updates {
         Some(updates) => {
+            setup()?;
+            let outer = outer()?;
             if !incremental(dir, &outer, c, updates, seq, prefetched)? {
                 return Ok(false);
             }
-            None
+            switch(dir, &build, c, true)?;
+            (outer, None)
         }
-        None => full(dir, &outer, c, seq)?,
+        None => {
+            let (outer, copy) = full(dir, outer, c, seq, ready, setup)?;
+            switch(dir, &build, c, false)?;
+            (outer, copy)
+        }
     };
-    switch(dir, &build, c)?;
     // The other slot, made a copy of this generation, so that the next change rewrites it in
     // place. Packets may still be in its old generation: wait for them. The switch is done;
     // if this fails, the next change starts over.
@@ -681,37 +806,32 @@ pub fn install(dir: &Path, c: &Change, prefetched: Option<Prefetched>) -> Result
 }
 
 /// A full build: new maps for the slot, a new trie, and the same for the other slot, which
-/// takes them after the switch.
-fn full(dir: &Path, outer: &[OwnedFd; 4], c: &Change, seq: u64) -> Result<Option<OtherCopy>> {
+/// takes them after the switch (at once, if no classifier ever ran in it: a first install).
+///
+/// `outer` opens the outer maps once `ready` says they exist; `setup` makes sure the
+/// programs are loaded. On a first install the maps go into both (idle) slots while they
+/// are filled and the programs load.
+fn full(
+    dir: &Path,
+    outer: impl FnOnce() -> Result<[OwnedFd; 4]>,
+    c: &Change,
+    seq: u64,
+    ready: &dyn Fn() -> Result<()>,
+    setup: &dyn Fn() -> Result<()>,
+) -> Result<([OwnedFd; 4], Option<OtherCopy>)> {
     let t = super::Timer("maps", std::time::Instant::now());
     let p = c.program;
     let other = (c.slot + 1) % pcn_iptables_common::GENERATIONS;
-    // A slot no classifier ever ran in (a first install) takes its copy now.
+    let trie = new_trie(&p.layout.entries, false)?;
+    let (arrays, fill_arrays) = new_arrays(p)?;
+    let (copy, fill_copy) = new_arrays(p)?;
+    ready()?;
+    let outer_maps = outer()?;
+    let outer = &outer_maps;
+    // A slot no classifier ever ran in (a first install) takes its maps at once.
     let other_idle = !in_use(dir, other)?;
-    let fill = |dst: *mut Bitmap| -> Result<()> {
-        // SAFETY: a new map sized for next_index bitmaps, ours alone; no active one is read.
-        unsafe { write_bitmaps(dst, None, p, &[]) };
-        Ok(())
-    };
-    let (trie, arrays, copy) = std::thread::scope(|s| -> Result<_> {
-        let trie = s.spawn(|| new_trie(&p.layout.entries));
-        let copy = s.spawn(|| new_arrays(p, fill));
-        let arrays = new_arrays(p, fill)?;
-        let trie = trie
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("filling the trie")))?;
-        let copy = copy
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("filling a map")))?;
-        Ok((trie, arrays, copy))
-    })?;
-    drop(t);
-    let _t = super::Timer("outer", std::time::Instant::now());
-    if in_use(dir, c.slot)? {
-        c.grace.wait()?;
-    }
-    unpin_state(dir, c.slot)?;
-    fn maps<'a>(a: &'a Arrays, trie: &'a OwnedFd) -> [Option<std::os::fd::BorrowedFd<'a>>; 4] {
+    let slot_idle = !in_use(dir, c.slot)?;
+    fn maps<'a>(a: &'a Arrays, trie: &'a OwnedFd) -> Slots<'a> {
         [
             Some(a.chains.as_fd()),
             Some(a.actions.as_fd()),
@@ -719,6 +839,48 @@ fn full(dir: &Path, outer: &[OwnedFd; 4], c: &Change, seq: u64) -> Result<Option
             Some(a.bitmaps.as_fd()),
         ]
     }
+    unpin_state(dir, c.slot)?;
+    if other_idle {
+        unpin_state(dir, other)?;
+    }
+    std::thread::scope(|s| -> Result<()> {
+        let stored = (slot_idle && other_idle).then(|| {
+            s.spawn(|| {
+                let _t = super::Timer("store", std::time::Instant::now());
+                store_slots(
+                    outer,
+                    &[(c.slot, maps(&arrays, &trie)), (other, maps(&copy, &trie))],
+                )
+            })
+        });
+        let filled_trie = s.spawn(|| trie_update(trie.as_fd(), &p.layout.entries));
+        let filled_copy = s.spawn(|| fill_copy(p));
+        fill_arrays(p);
+        let join = |r: std::thread::Result<Result<()>>| {
+            r.unwrap_or_else(|_| Err(anyhow::anyhow!("filling a map")))
+        };
+        filled_trie
+            .join()
+            .map(|r| r.context("filling the field trie"))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("filling the field trie")))?;
+        join(filled_copy.join().map(Ok))?;
+        drop(t);
+        setup()?;
+        let _t = super::Timer("outer", std::time::Instant::now());
+        match stored {
+            Some(stored) => join(stored.join()),
+            None => {
+                if !slot_idle {
+                    c.grace.wait()?;
+                }
+                let mut slots = vec![(c.slot, maps(&arrays, &trie))];
+                if other_idle {
+                    slots.push((other, maps(&copy, &trie)));
+                }
+                store_slots(outer, &slots)
+            }
+        }
+    })?;
     let ids = |a: &Arrays| -> Result<[u32; 4]> {
         Ok([
             id_of(&a.chains)?,
@@ -727,30 +889,25 @@ fn full(dir: &Path, outer: &[OwnedFd; 4], c: &Change, seq: u64) -> Result<Option
             id_of(&a.bitmaps)?,
         ])
     };
-    let slot_state = |a: &Arrays| -> Result<state::Slot> {
-        Ok(state::Slot {
+    pin_state(
+        dir,
+        c.slot,
+        c.table,
+        &state::Slot {
             seq,
-            maps: ids(a)?,
+            maps: ids(&arrays)?,
             layout: p.layout.clone(),
             delta: None,
-        })
-    };
-    if other_idle {
-        unpin_state(dir, other)?;
-        std::thread::scope(|s| -> Result<()> {
-            let o = s.spawn(|| store(outer, other, maps(&copy, &trie)));
-            store(outer, c.slot, maps(&arrays, &trie))?;
-            o.join().unwrap_or_else(|_| Err(anyhow::anyhow!("thread")))
-        })?;
-    } else {
-        store(outer, c.slot, maps(&arrays, &trie))?;
-    }
-    pin_state(dir, c.slot, c.table, &slot_state(&arrays)?)?;
-    Ok(Some(OtherCopy {
-        arrays: copy,
-        trie,
-        stored: other_idle,
-    }))
+        },
+    )?;
+    Ok((
+        outer_maps,
+        Some(OtherCopy {
+            arrays: copy,
+            trie,
+            stored: other_idle,
+        }),
+    ))
 }
 
 /// The other slot's copy of a full build.
@@ -895,22 +1052,21 @@ fn incremental(
         return Ok(true);
     } else {
         let mut a = Active::Mapped(map_array::<Bitmap>(&active)?.1);
-        let arrays = new_arrays(p, |dst| {
-            // A copy of the running generation, then the change.
-            // SAFETY: dst has room for next >= the running generation's bitmaps, which the
-            // mapped array holds (checked above).
-            unsafe {
-                if let Active::Mapped(m) = &a {
-                    std::ptr::copy_nonoverlapping(
-                        bitmaps_of(m),
-                        dst,
-                        running.layout.next_index as usize,
-                    );
-                }
-                write_bitmaps(dst, Some(&a), p, &[]);
+        let (arrays, m) = new_arrays_mapped(p)?;
+        // A copy of the running generation, then the change.
+        // SAFETY: the new array has room for next >= the running generation's bitmaps, which
+        // the mapped array holds (checked above).
+        unsafe {
+            if let Active::Mapped(am) = &a {
+                std::ptr::copy_nonoverlapping(
+                    bitmaps_of(am),
+                    bitmaps_of(&m),
+                    running.layout.next_index as usize,
+                );
             }
-            Ok(())
-        })?;
+            write_bitmaps(bitmaps_of(&m), Some(&a), p, &[]);
+        }
+        drop(m);
         drop(t);
         let _t = super::Timer("outer", std::time::Instant::now());
         if in_use(dir, c.slot)? {
@@ -968,7 +1124,7 @@ pub fn prefetch(dir: &Path, active: u32) -> Option<Prefetched> {
 
 /// Points the slot's program-array entries at this build's classifiers, sets the fresh
 /// counters, attaches to new interfaces, and switches `PCN_ACTIVE` to the slot.
-fn switch(dir: &Path, build: &Path, c: &Change) -> Result<()> {
+fn switch(dir: &Path, build: &Path, c: &Change, attach_links: bool) -> Result<()> {
     let _t = super::Timer("switch", std::time::Instant::now());
     for (progs, classifier) in [
         ("PCN_PROGS_XDP", CLASSIFY_XDP_PIN),
@@ -987,7 +1143,9 @@ fn switch(dir: &Path, build: &Path, c: &Change) -> Result<()> {
         super::set_counters_batch(counters.as_fd(), c.fresh_counters)?;
     }
 
-    attach(dir, c.links)?;
+    if attach_links {
+        attach(dir, c.links)?;
+    }
 
     let active = pinned(dir, "PCN_ACTIVE")?;
     sys::map_update(
@@ -1026,43 +1184,44 @@ fn attach(dir: &Path, links: &[Link]) -> Result<()> {
             fs::remove_file(dir.join(&name))?;
         }
     }
-    let mut xdp: Option<Xdp> = None;
-    let mut tc: Option<SchedClassifier> = None;
-    for link in links {
-        let pin = dir.join(format!("xdp-{}", link.ifindex));
-        if !pin.exists() {
-            if xdp.is_none() {
-                let entry = dir.join(INGRESS_PIN);
-                xdp = Some(
-                    Xdp::from_pin(&entry, XdpAttachType::Interface)
-                        .with_context(|| format!("opening {}", entry.display()))?,
-                );
+    // Each attachment waits for a grace period: all at once, they share it.
+    std::thread::scope(|s| {
+        let mut attaching = Vec::new();
+        for link in links {
+            let pin = dir.join(format!("xdp-{}", link.ifindex));
+            if !pin.exists() {
+                attaching.push(s.spawn(move || -> Result<()> {
+                    let entry = dir.join(INGRESS_PIN);
+                    let mut prog = Xdp::from_pin(&entry, XdpAttachType::Interface)
+                        .with_context(|| format!("opening {}", entry.display()))?;
+                    let id = prog
+                        .attach_to_if_index(link.ifindex, XdpMode::Default)
+                        .with_context(|| format!("attaching XDP to {}", link.name))?;
+                    FdLink::try_from(prog.take_link(id)?)?.pin(&pin)?;
+                    Ok(())
+                }));
             }
-            let prog = xdp.as_mut().context("XDP entry")?;
-            let id = prog
-                .attach_to_if_index(link.ifindex, XdpMode::Default)
-                .with_context(|| format!("attaching XDP to {}", link.name))?;
-            FdLink::try_from(prog.take_link(id)?)?.pin(&pin)?;
-        }
-        let pin = dir.join(format!("tc-{}", link.ifindex));
-        if !pin.exists() {
-            if tc.is_none() {
-                let entry = dir.join(EGRESS_PIN);
-                tc = Some(
-                    SchedClassifier::from_pin(&entry)
-                        .with_context(|| format!("opening {}", entry.display()))?,
-                );
+            let pin = dir.join(format!("tc-{}", link.ifindex));
+            if !pin.exists() {
+                attaching.push(s.spawn(move || -> Result<()> {
+                    let entry = dir.join(EGRESS_PIN);
+                    let mut prog = SchedClassifier::from_pin(&entry)
+                        .with_context(|| format!("opening {}", entry.display()))?;
+                    let id = prog
+                        .attach_with_options(
+                            &link.name,
+                            TcAttachType::Egress,
+                            TcAttachOptions::TcxOrder(LinkOrder::default()),
+                        )
+                        .with_context(|| format!("attaching TC egress to {}", link.name))?;
+                    FdLink::try_from(prog.take_link(id)?)?.pin(&pin)?;
+                    Ok(())
+                }));
             }
-            let prog = tc.as_mut().context("TC entry")?;
-            let id = prog
-                .attach_with_options(
-                    &link.name,
-                    TcAttachType::Egress,
-                    TcAttachOptions::TcxOrder(LinkOrder::default()),
-                )
-                .with_context(|| format!("attaching TC egress to {}", link.name))?;
-            FdLink::try_from(prog.take_link(id)?)?.pin(&pin)?;
         }
-    }
-    Ok(())
+        attaching.into_iter().try_for_each(|a| {
+            a.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("attaching")))
+        })
+    })
 }

@@ -58,6 +58,10 @@ pub struct Dataplane {
     grace: Grace,
     /// The inactive slot's bitmaps, being mapped (see `start_grace`).
     prefetch: std::sync::Mutex<Option<std::thread::JoinHandle<Option<generation::Prefetched>>>>,
+    /// Programs being loaded ahead (see `start_setup`), and whether that installs here.
+    setup: std::sync::Mutex<Option<(std::thread::JoinHandle<Result<()>>, bool)>>,
+    /// Told when those programs' maps exist (before the programs are verified).
+    maps_ready: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 /// What a namespace runs: its ruleset, and what the active slot's maps hold.
@@ -102,6 +106,8 @@ impl Dataplane {
             conntrack_entries: pcn_iptables_common::CONNTRACK_ENTRIES,
             grace: Grace::default(),
             prefetch: std::sync::Mutex::new(None),
+            setup: std::sync::Mutex::new(None),
+            maps_ready: std::sync::Mutex::new(None),
         })
     }
 
@@ -150,6 +156,43 @@ impl Dataplane {
             let dir = self.dir.clone();
             let handle = std::thread::spawn(move || generation::prefetch(&dir, active));
             *self.prefetch.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        }
+    }
+
+    /// Loads the eBPF programs in the background if a commit will need them (a first install,
+    /// or a new binary): they take long to verify, and meanwhile a restore reads its input.
+    /// Nothing is attached or switched before the commit; call with the lock held.
+    pub fn start_setup(&self) {
+        if generation::is_set_up(&self.dir) {
+            return;
+        }
+        let fresh = !self.dir.join(conntrack::MAP).exists();
+        let (dir, entries) = (self.dir.clone(), self.conntrack_entries);
+        let (ready, maps_ready) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || generation::set_up(&dir, entries, Some(ready)));
+        *self.setup.lock().unwrap_or_else(|e| e.into_inner()) = Some((handle, fresh));
+        *self.maps_ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(maps_ready);
+    }
+
+    /// Waits for `start_setup`'s programs: `Ok(true)` if they are a first install here.
+    fn join_setup(&self) -> Result<bool> {
+        let taken = self.setup.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match taken {
+            None => Ok(false),
+            Some((handle, fresh)) => {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("loading the eBPF programs")))?;
+                Ok(fresh)
+            }
+        }
+    }
+
+    /// Undoes what `start_setup` installed on a first install when nothing got committed
+    /// (a restore that failed): the namespace is left as it was, without pcn-iptables.
+    pub fn abandon_setup(&self) {
+        if let Ok(true) = self.join_setup() {
+            let _ = fs::remove_dir_all(&self.dir);
         }
     }
 
@@ -219,10 +262,26 @@ impl Dataplane {
                     .map(|r| &r.info),
                 fresh_counters,
                 links,
-                conntrack_entries: self.conntrack_entries,
                 grace: &self.grace,
             },
             prefetched,
+            &|| {
+                let ready = self
+                    .maps_ready
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                // A setup under way says when its maps exist (or fails: then joining says why).
+                if ready.is_some_and(|r| r.recv().is_ok()) {
+                    return Ok(());
+                }
+                self.join_setup()?;
+                generation::set_up(&self.dir, self.conntrack_entries, None)
+            },
+            &|| {
+                self.join_setup()?;
+                generation::set_up(&self.dir, self.conntrack_entries, None)
+            },
         )
     }
 
