@@ -266,12 +266,8 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     }
     check_privileges(&invocation.table)?;
     invocation.check_table()?;
-    let t = dataplane::Timer("parse", std::time::Instant::now());
-    drop(t);
     let dp = Dataplane::open().map_err(internal)?;
     let _lock = lock::acquire(&dp.lock_path().map_err(internal)?, &invocation.wait)?;
-    let t = dataplane::Timer("locked", std::time::Instant::now());
-    drop(t);
     if !matches!(
         invocation.command,
         Command::List { .. }

@@ -233,6 +233,52 @@ pub fn set_up(
     attach(dir, &links()?)
 }
 
+/// A one-value array (pinned in the namespace's directory) holding the id of the state map
+/// of the generation whose switch a grace period has passed since: when it is the running
+/// generation's, no packet is still in the generation before, and a change may rewrite
+/// the inactive slot at once. A change writes it after its switch, from a helper process
+/// that waits for the grace period (see `sys::after_grace_period`).
+pub const GRACE_PIN: &str = "PCN_GRACE";
+
+/// The id of the state map of `slot`.
+pub fn state_id(dir: &Path, slot: u32) -> Result<u32> {
+    Ok(sys::map_info(pinned(dir, &format!("state-{slot}"))?.as_fd())?.id)
+}
+
+/// The grace marker (see `GRACE_PIN`), made if missing.
+pub fn grace_marker(dir: &Path) -> Result<OwnedFd> {
+    if let Ok(fd) = pinned(dir, GRACE_PIN) {
+        return Ok(fd);
+    }
+    let fd = sys::map_create(GRACE_PIN, sys::MAP_TYPE_ARRAY, 4, 8, 1, 0)?;
+    sys::obj_pin(fd.as_fd(), &dir.join(GRACE_PIN))?;
+    Ok(fd)
+}
+
+/// The marker's value while a helper waits for the grace period of generation `id`.
+pub const GRACE_PENDING: u64 = 1 << 32;
+
+fn marker_value(marker: &OwnedFd) -> Option<u64> {
+    let mut value = [0u8; 8];
+    matches!(
+        sys::map_lookup(marker.as_fd(), &0u32.to_ne_bytes(), &mut value),
+        Ok(true)
+    )
+    .then(|| u64::from_ne_bytes(value))
+}
+
+/// The marker about `slot`'s generation: `(marker, state id, passed)`; `None`: it says
+/// nothing about it.
+fn grace_marker_state(dir: &Path, slot: u32) -> Option<(OwnedFd, u32, bool)> {
+    let marker = pinned(dir, GRACE_PIN).ok()?;
+    let id = state_id(dir, slot).ok()?;
+    match marker_value(&marker)? {
+        v if v == id as u64 => Some((marker, id, true)),
+        v if v == id as u64 | GRACE_PENDING => Some((marker, id, false)),
+        _ => None,
+    }
+}
+
 /// The outer maps in `OUTER` order.
 const CHAINS: usize = 0;
 const ACTIONS: usize = 1;
@@ -248,6 +294,8 @@ pub struct Grace(std::sync::Mutex<GraceState>);
 enum GraceState {
     NotStarted,
     Pending(std::thread::JoinHandle<std::io::Result<()>>),
+    /// The last change's helper is waiting for one: its marker will say (see `GRACE_PIN`).
+    Helper(OwnedFd, u32),
     Passed,
 }
 
@@ -258,6 +306,21 @@ impl Default for Grace {
 }
 
 impl Grace {
+    /// Looks at the marker of the last change's helper (see `GRACE_PIN`) for the running
+    /// generation, active in `slot`: one has passed, or the helper will say when; else
+    /// starts waiting for one.
+    pub fn start_after(&self, dir: &Path, slot: u32) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !matches!(*state, GraceState::NotStarted) {
+            return;
+        }
+        *state = match grace_marker_state(dir, slot) {
+            Some((_, _, true)) => GraceState::Passed,
+            Some((marker, id, false)) => GraceState::Helper(marker, id),
+            None => GraceState::Pending(std::thread::spawn(sys::synchronize)),
+        };
+    }
+
     /// Starts waiting for one in the background (call with the lock held).
     pub fn start(&self) {
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -277,6 +340,18 @@ impl Grace {
                 .join()
                 .unwrap_or_else(|_| Err(std::io::Error::other("grace period thread")))
                 .context("waiting for a grace period"),
+            GraceState::Helper(marker, id) => {
+                // It started at the last switch, before us: it is the first to know.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+                while std::time::Instant::now() < deadline {
+                    if marker_value(&marker) == Some(id as u64) {
+                        return Ok(());
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                }
+                // The helper is gone (killed?): wait ourselves.
+                sys::synchronize().context("waiting for a grace period")
+            }
         }
     }
 }
@@ -1047,8 +1122,10 @@ fn incremental(
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("encoding the state")))?;
             pin_bytes(dir, c.slot, &bytes)
         })?;
-        // Unmapping a big array takes a while: meanwhile, the rest.
-        std::thread::spawn(move || drop((m, a)));
+        // Unmapping a big array takes a while: left to the end of the address space, which
+        // the grace period's helper takes over (see `Dataplane::commit`).
+        std::mem::forget(m);
+        drop(a);
         return Ok(true);
     } else {
         let mut a = Active::Mapped(map_array::<Bitmap>(&active)?.1);

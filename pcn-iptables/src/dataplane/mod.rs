@@ -33,7 +33,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd as _, BorrowedFd};
 
 use anyhow::{Context as _, Result};
 use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
@@ -150,9 +150,13 @@ impl Dataplane {
     /// Starts waiting, in the background, for the packets of the generation that was active
     /// before the last switch to be done: call once the lock is held, when a change is coming.
     pub fn start_grace(&self) {
-        self.grace.start();
+        let active = self.active().ok().flatten();
+        match active {
+            Some(slot) => self.grace.start_after(&self.dir, slot),
+            None => self.grace.start(),
+        }
         // The bitmaps of the slot the change goes to, mapped meanwhile.
-        if let Ok(Some(active)) = self.active() {
+        if let Some(active) = active {
             let dir = self.dir.clone();
             let handle = std::thread::spawn(move || generation::prefetch(&dir, active));
             *self.prefetch.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
@@ -242,14 +246,14 @@ impl Dataplane {
             None => 1,
         };
         gc::collect(&self.dir);
-        let _t = Timer("install", std::time::Instant::now());
+        let t = Timer("install", std::time::Instant::now());
         let prefetched = self
             .prefetch
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .and_then(|h| h.join().ok().flatten());
-        generation::install(
+        let installed = generation::install(
             &self.dir,
             &generation::Change {
                 table,
@@ -282,7 +286,24 @@ impl Dataplane {
                 self.join_setup()?;
                 generation::set_up(&self.dir, self.conntrack_entries, None)
             },
-        )
+        )?;
+        drop(t);
+        if installed {
+            // A helper marks the new generation once a grace period has passed since the
+            // switch, so that the next change need not wait for one.
+            let _ = (|| -> Result<()> {
+                let id = generation::state_id(&self.dir, next)? as u64;
+                let marker = generation::grace_marker(&self.dir)?;
+                let key = 0u32.to_ne_bytes();
+                let pending = id | generation::GRACE_PENDING;
+                sys::map_update(marker.as_fd(), &key, &pending.to_ne_bytes(), 0)?;
+                if !matches!(sys::after_grace_period(marker.as_fd(), id), Ok(true)) {
+                    sys::map_update(marker.as_fd(), &key, &0u64.to_ne_bytes(), 0)?;
+                }
+                Ok(())
+            })();
+        }
+        Ok(installed)
     }
 
     fn counter_map(&self) -> Result<Option<PerCpuArray<MapData, Counter>>> {

@@ -280,3 +280,135 @@ impl Drop for Mapping {
 // of a fill writes its own bitmaps).
 unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
+
+/// Raw system calls for `grace_child`, which may not touch anything of the C library (it
+/// shares the parent's thread-local storage, errno included).
+#[cfg(target_arch = "x86_64")]
+unsafe fn raw_syscall(n: libc::c_long, a: usize, b: usize, c: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the Linux x86-64 system call convention; the caller vouches for the arguments.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") n as isize => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        )
+    };
+    ret
+}
+
+#[cfg(target_arch = "aarch64")]
+unsafe fn raw_syscall(n: libc::c_long, a: usize, b: usize, c: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the Linux arm64 system call convention; the caller vouches for the arguments.
+    unsafe {
+        std::arch::asm!(
+            "svc 0",
+            in("x8") n as usize,
+            inlateout("x0") a => ret,
+            in("x1") b,
+            in("x2") c,
+            options(nostack),
+        )
+    };
+    ret
+}
+
+/// What `grace_child` needs, in memory it shares with the parent and nobody frees.
+#[repr(C, align(8))]
+struct GraceArgs {
+    attr: [u8; 128],
+    fd: u32,
+    key: u32,
+    value: u64,
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+extern "C" fn grace_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the leaked GraceArgs; only raw system calls below.
+    unsafe {
+        let a = &*(arg as *const GraceArgs);
+        let fd = a.fd as usize;
+        // Nothing of the parent's but the marker: no pipe, lock or map stays open for it.
+        if fd > 0 {
+            raw_syscall(libc::SYS_close_range, 0, fd - 1, 0);
+        }
+        raw_syscall(libc::SYS_close_range, fd + 1, u32::MAX as usize, 0);
+        const MEMBARRIER_CMD_GLOBAL: usize = 1;
+        if raw_syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0 {
+            raw_syscall(
+                libc::SYS_bpf,
+                BPF_MAP_UPDATE_ELEM as usize,
+                a.attr.as_ptr() as usize,
+                a.attr.len(),
+            );
+        }
+        raw_syscall(libc::SYS_exit, 0, 0, 0);
+    }
+    0
+}
+
+/// Writes `value` at key 0 of the array `marker` (4-byte keys, 8-byte values) once a grace
+/// period has passed, in a process of its own that shares this one's memory (CLONE_VM) and
+/// outlives it by that long: this process does not wait, and its exit does not tear its
+/// address space down either (the helper's exit does). `false`: no such helper here.
+pub fn after_grace_period(marker: BorrowedFd<'_>, value: u64) -> io::Result<bool> {
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (marker, value);
+        return Ok(false);
+    }
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        const STACK: usize = 64 << 10;
+        // SAFETY: a fresh private mapping for the helper's stack, never unmapped.
+        let stack = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                STACK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if stack == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let args = Box::leak(Box::new(GraceArgs {
+            attr: [0; 128],
+            fd: marker.as_raw_fd() as u32,
+            key: 0,
+            value,
+        }));
+        let (key, val) = (
+            &args.key as *const u32 as u64,
+            &args.value as *const u64 as u64,
+        );
+        let mut attr = Attr::new();
+        attr.u32(0, marker.as_raw_fd() as u32)
+            .u64(8, key)
+            .u64(16, val)
+            .u64(24, 0);
+        args.attr = attr.0;
+        // SAFETY: the helper runs `grace_child` on its own stack with the leaked arguments,
+        // both alive as long as the address space.
+        let pid = unsafe {
+            libc::clone(
+                grace_child,
+                stack.cast::<u8>().add(STACK).cast(),
+                libc::CLONE_VM | libc::SIGCHLD,
+                (args as *mut GraceArgs).cast(),
+            )
+        };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(true)
+    }
+}
