@@ -1,7 +1,9 @@
 //! Turning a new ruleset into the running one: counter slots for new rules, compile, commit.
 //! Shared by single commands and restore.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::FxHashSet;
 
 use pcn_iptables_common::{Counter, MAX_COUNTERS};
 
@@ -16,7 +18,7 @@ use crate::{
 /// Hands out counter slots no rule of the running ruleset uses, so that the running
 /// generation never counts into a slot the new one starts from.
 pub struct Slots {
-    used: HashSet<u32>,
+    used: FxHashSet<u32>,
     next: u32,
     /// Slots handed out, with the counts they start from.
     pub fresh: Vec<(u32, Counter)>,

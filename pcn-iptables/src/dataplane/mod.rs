@@ -56,7 +56,8 @@ pub struct Dataplane {
     /// Size of the connection table, should this commit be the first install.
     conntrack_entries: u32,
     grace: Grace,
-    /// The inactive slot's bitmaps, being mapped (see `start_grace`).
+    /// The inactive slot's bitmaps, to be mapped (see `start_grace`), being mapped.
+    prefetch_wanted: std::sync::atomic::AtomicBool,
     prefetch: std::sync::Mutex<Option<std::thread::JoinHandle<Option<generation::Prefetched>>>>,
     /// Programs being loaded ahead (see `start_setup`), and whether that installs here.
     setup: std::sync::Mutex<Option<(std::thread::JoinHandle<Result<()>>, bool)>>,
@@ -105,6 +106,7 @@ impl Dataplane {
             dir: bpffs::netns_dir()?,
             conntrack_entries: pcn_iptables_common::CONNTRACK_ENTRIES,
             grace: Grace::default(),
+            prefetch_wanted: std::sync::atomic::AtomicBool::new(false),
             prefetch: std::sync::Mutex::new(None),
             setup: std::sync::Mutex::new(None),
             maps_ready: std::sync::Mutex::new(None),
@@ -155,8 +157,17 @@ impl Dataplane {
             Some(slot) => self.grace.start_after(&self.dir, slot),
             None => self.grace.start(),
         }
-        // The bitmaps of the slot the change goes to, mapped meanwhile.
-        if let Some(active) = active {
+        // The bitmaps of the slot the change goes to, mapped once the state is read (mapping
+        // holds the address space's lock: decoding would wait for it).
+        self.prefetch_wanted
+            .store(active.is_some(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn start_prefetch(&self, active: u32) {
+        if self
+            .prefetch_wanted
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
             let dir = self.dir.clone();
             let handle = std::thread::spawn(move || generation::prefetch(&dir, active));
             *self.prefetch.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
@@ -212,6 +223,7 @@ impl Dataplane {
         if let Some(slot) = self.active()?
             && let Some((table, info)) = state::read(&self.dir, slot)?
         {
+            self.start_prefetch(slot);
             return Ok(State {
                 table,
                 running: info.map(|info| Running { slot, info }),

@@ -260,8 +260,13 @@ pub struct Rule {
 impl Rule {
     /// The rule's identity for `-D` and `-C`: everything but its counters.
     pub fn same_spec(&self, other: &Rule) -> bool {
-        let iface =
-            |i: &Option<Negatable<Interface>>| i.clone().filter(|i| i.negated || !i.value.is_any());
+        fn iface(i: &Option<Negatable<Interface>>) -> Option<&Negatable<Interface>> {
+            i.as_ref().filter(|i| i.negated || !i.value.is_any())
+        }
+        // Cheap fields first: `-D` compares with every rule of a long chain.
+        if self.src != other.src || self.dst != other.dst || self.proto != other.proto {
+            return false;
+        }
         self.src == other.src
             && self.dst == other.dst
             && iface(&self.in_iface) == iface(&other.in_iface)
