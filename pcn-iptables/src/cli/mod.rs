@@ -281,7 +281,7 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     let table = &state.table;
     let echo = || -> Result<()> {
         if invocation.verbose {
-            print(&listing::verbose_echo(&table, &invocation.command)?);
+            print(&listing::verbose_echo(table, &invocation.command)?);
         }
         Ok(())
     };
@@ -294,13 +294,13 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
         } => {
             let counters = dp.counters().map_err(internal)?;
             print(&listing::list(
-                &table,
+                table,
                 chain.as_deref(),
                 *rulenum,
                 options,
                 &counters,
             )?);
-            zero_after_listing(&dp, &table, chain.as_deref(), *rulenum, *zero, echo)?;
+            zero_after_listing(&dp, table, chain.as_deref(), *rulenum, *zero, echo)?;
         }
         Command::ListRules {
             chain,
@@ -312,25 +312,25 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
             let counters: Option<&dyn Fn(u32) -> (u64, u64)> =
                 if *verbose { Some(&counters) } else { None };
             print(&ruleset::list_rules(
-                &table,
+                table,
                 chain.as_deref(),
                 *rulenum,
                 counters,
             )?);
-            zero_after_listing(&dp, &table, chain.as_deref(), *rulenum, *zero, echo)?;
+            zero_after_listing(&dp, table, chain.as_deref(), *rulenum, *zero, echo)?;
         }
         Command::Check { chain, rules } => {
             echo()?;
             for rule in rules {
-                ruleset::check(&table, chain, rule)?;
+                ruleset::check(table, chain, rule)?;
             }
         }
         Command::Zero { chain, rulenum } => {
             echo()?;
             zero(
                 &dp,
-                &table,
-                ruleset::zero_slots(&table, chain.as_deref(), *rulenum)?,
+                table,
+                ruleset::zero_slots(table, chain.as_deref(), *rulenum)?,
             )?;
         }
         // libiptc commits nothing when there is no user-defined chain to delete.

@@ -232,10 +232,10 @@ enum Flow {
 /// A table between its `*` line and its COMMIT.
 enum Open {
     Filter {
-        dp: Dataplane,
+        dp: Box<Dataplane>,
         _lock: lock::Lock,
         /// What runs (the table as it was at the `*` line).
-        running: State,
+        running: Box<State>,
         table: Table,
         slots: commit::Slots,
     },
@@ -361,7 +361,7 @@ impl Restore<'_> {
             if !self.options.test {
                 dp.start_setup();
             }
-            let running = dp.read_state().map_err(internal)?;
+            let running = Box::new(dp.read_state().map_err(internal)?);
             let mut table = running.table.clone();
             let slots = commit::Slots::new(&table);
             if flush {
@@ -379,7 +379,7 @@ impl Restore<'_> {
                 }
             }
             self.open = Some(Open::Filter {
-                dp,
+                dp: Box::new(dp),
                 _lock: lock,
                 running,
                 table,

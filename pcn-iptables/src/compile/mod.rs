@@ -1399,10 +1399,10 @@ mod incremental_tests {
             let lo = if w.src == w.index {
                 let d = delta.iter().find(|d| d.0 == w.index);
                 let lo = d.map_or(from, |d| (d.1 as usize).min(from));
-                if let Some(d) = d {
-                    for i in end..d.2 as usize {
-                        dst[i] = a[w.index as usize][i];
-                    }
+                if let Some(d) = d
+                    && end < d.2 as usize
+                {
+                    dst[end..d.2 as usize].copy_from_slice(&a[w.index as usize][end..d.2 as usize]);
                 }
                 lo
             } else {

@@ -1,8 +1,14 @@
 //! Generations. The classifier programs are loaded once per build of the eBPF object (at
-//! install, or when a new binary first changes the rules); a generation is only a set of maps:
-//! a change creates them sized to fit, fills them, stores them in the inactive slot of the
-//! outer maps the classifier reads through, pins the ruleset text beside them, then flips
-//! `PCN_ACTIVE`. No ELF parsing, no program load, no verifier on that path.
+//! install, or when a new binary first changes the rules); a generation is only a set of maps,
+//! in one slot of the outer maps the classifier reads through, and the state pinned beside
+//! them. No ELF parsing, no program load, no verifier on a change's path. Three ways in:
+//! - in place (`incremental`): a change compiled on the running generation rewrites the
+//!   inactive slot's arrays, which hold the running generation or its predecessor, once a
+//!   grace period has passed since the last switch; the field trie is shared by both slots;
+//! - new arrays (same function), when the slot's are too small;
+//! - a full build (`full`): new maps for the slot, a new trie, and a copy for the other slot.
+//!
+//! Then `switch` flips `PCN_ACTIVE`.
 //!
 //! Per build of the object, a directory `gen-HASH` (HASH: of the object's bytes) holds the
 //! outer maps (`CHAINS`, `ACTIONS`, `FIELDS`, `BITMAPS`) and the classifiers
