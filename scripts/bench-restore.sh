@@ -115,10 +115,10 @@ memlock() {
 
 # The kernel memory of pcn-iptables' maps in namespace $1: "RUNNING ALL", RUNNING being the
 # running generation's maps and the shared ones, ALL adding the previous generation's, which
-# stays in the inactive slot until the next change. The maps are found from the XDP program on
-# lo: its pinned directory; there, the shared maps (PCN_*, and the outer maps of the build's
-# gen-* directory), and per slot the ruleset text (state-SLOT) and the inner maps that slot of
-# each outer map holds.
+# stays in the inactive slot (rewritten in place by the next change). The maps are found from
+# the XDP program on lo: its pinned directory; there, the shared maps (PCN_*, and the outer maps
+# of the build's gen-* directory), and per slot its state (state-SLOT) and the inner maps that
+# slot of each outer map holds (the field trie is the same map in both).
 pcn_memory() {
   local entry m dir="" active slot id outer
   entry=$(ip netns exec "$1" bpftool net show dev lo |
@@ -143,12 +143,14 @@ pcn_memory() {
     done
     unset -n gen
   done
-  local shared_b gen0_b gen1_b running
-  shared_b=$(memlock "${!shared[@]}")
-  gen0_b=$(memlock "${!gen0[@]}")
-  gen1_b=$(memlock "${!gen1[@]}")
-  if [ "$active" -eq 0 ]; then running=$gen0_b; else running=$gen1_b; fi
-  echo "$((shared_b + running)) $((shared_b + gen0_b + gen1_b))"
+  # The slots share the field trie: every map counted once in the total.
+  local -A all=()
+  for m in "${!shared[@]}" "${!gen0[@]}" "${!gen1[@]}"; do all[$m]=1; done
+  local running=("${!shared[@]}")
+  if [ "$active" -eq 0 ]; then running+=("${!gen0[@]}"); else running+=("${!gen1[@]}"); fi
+  local -A running_set=()
+  for m in "${running[@]}"; do running_set[$m]=1; done
+  echo "$(memlock "${!running_set[@]}") $(memlock "${!all[@]}")"
 }
 
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }

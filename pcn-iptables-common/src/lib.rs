@@ -194,13 +194,6 @@ pub mod chain_flag {
     pub const CACHEABLE: u32 = 1;
 }
 
-/// Fields that can differ between the packets of one flow: a chain that looks at one of them
-/// is not cacheable.
-pub const PER_PACKET_FIELDS: u32 = field::bit(field::LENGTH)
-    | field::bit(field::TTL)
-    | field::bit(field::TCP_FLAGS)
-    | field::bit(field::MAC_SRC);
-
 /// Flows whose verdict the entry programs remember (`PCN_FLOWS`, an LRU map).
 pub const FLOW_CACHE_ENTRIES: u32 = 131_072;
 /// Counters a cached verdict bumps at most (the rules a packet met on its way, the policy);

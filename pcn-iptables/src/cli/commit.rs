@@ -1,14 +1,16 @@
 //! Turning a new ruleset into the running one: counter slots for new rules, compile, commit.
 //! Shared by single commands and restore.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::FxHashSet;
 
 use pcn_iptables_common::{Counter, MAX_COUNTERS};
 
 use super::internal;
 use crate::{
-    compile::{self, Compiled, Link},
-    dataplane::{self, Dataplane},
+    compile::{self, Link, Program},
+    dataplane::{self, Dataplane, State},
     error::{Error, OTHER_PROBLEM, RESOURCE_PROBLEM, Result},
     ruleset::model::{FIRST_RULE_COUNTER, Table},
 };
@@ -16,7 +18,7 @@ use crate::{
 /// Hands out counter slots no rule of the running ruleset uses, so that the running
 /// generation never counts into a slot the new one starts from.
 pub struct Slots {
-    used: HashSet<u32>,
+    used: FxHashSet<u32>,
     next: u32,
     /// Slots handed out, with the counts they start from.
     pub fresh: Vec<(u32, Counter)>,
@@ -69,26 +71,64 @@ impl Slots {
     }
 }
 
-/// Compiles `table` for the namespace's interfaces: what [`install`] loads, and all that
-/// iptables-restore's `--test` checks.
-pub fn compile(table: &Table, slots: &Slots) -> Result<(Compiled, Vec<Link>)> {
+/// The namespace's interfaces and address types, which compiling needs besides the rules.
+fn inputs() -> Result<(Vec<Link>, compile::AddressTypes)> {
+    let links = dataplane::links().map_err(internal)?;
+    let routes = dataplane::routes::local_routes().map_err(internal)?;
+    Ok((links, compile::AddressTypes::new(&routes)))
+}
+
+fn check_slots(slots: &Slots) -> Result<()> {
     if slots.next > MAX_COUNTERS {
         return Err(Error::plain(
             RESOURCE_PROBLEM,
             format!("too many rules: pcn-iptables has {MAX_COUNTERS} counter slots"),
         ));
     }
-    let _t = dataplane::Timer("compile", std::time::Instant::now());
-    let links = dataplane::links().map_err(internal)?;
-    let routes = dataplane::routes::local_routes().map_err(internal)?;
-    let compiled = compile::compile(table, &links, &compile::AddressTypes::new(&routes))
-        .map_err(|e| Error::versioned(OTHER_PROBLEM, e.to_string()))?;
-    Ok((compiled, links))
+    Ok(())
 }
 
-/// Compiles `table` for the namespace's interfaces and makes it the running ruleset.
-pub fn install(dp: &Dataplane, table: &Table, slots: &Slots) -> Result<()> {
-    let (compiled, links) = compile(table, slots)?;
-    dp.commit(table, &compiled, &links, &slots.fresh)
+/// Compiles `table` (on `base`, the running generation, when given).
+fn program(
+    table: &Table,
+    inputs: &(Vec<Link>, compile::AddressTypes),
+    base: Option<&compile::Base>,
+) -> Result<Program> {
+    let _t = dataplane::Timer("compile", std::time::Instant::now());
+    compile::program(table, &inputs.0, &inputs.1, base)
+        .map_err(|e| Error::versioned(OTHER_PROBLEM, e.to_string()))
+}
+
+/// Compiles `table` for the namespace's interfaces: all that iptables-restore's `--test`
+/// checks.
+pub fn compile(table: &Table, slots: &Slots) -> Result<()> {
+    check_slots(slots)?;
+    program(table, &inputs()?, None).map(drop)
+}
+
+/// Compiles `table` for the namespace's interfaces, on the running generation `running`
+/// where that pays, and makes it the running ruleset. `old`: how to tell the rules the
+/// change left alone, when not by the running table (see `compile::Old`).
+pub fn install(
+    dp: &Dataplane,
+    running: &State,
+    old: Option<compile::Old>,
+    table: &Table,
+    slots: &Slots,
+) -> Result<()> {
+    check_slots(slots)?;
+    let inputs = inputs()?;
+    let base = running.base(old);
+    let p = program(table, &inputs, base.as_ref())?;
+    if dp
+        .commit(table, &p, &inputs.0, &slots.fresh, running)
+        .map_err(internal)?
+    {
+        return Ok(());
+    }
+    // The running generation's maps could not take it: all anew.
+    let p = program(table, &inputs, None)?;
+    dp.commit(table, &p, &inputs.0, &slots.fresh, running)
         .map_err(internal)
+        .map(drop)
 }

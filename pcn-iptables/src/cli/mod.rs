@@ -56,6 +56,19 @@ const MANAGEMENT_FLAGS: [&str; 4] = [
 
 /// Runs the program and returns its exit code.
 pub fn main() -> i32 {
+    // Big rulesets make big vectors: have malloc take memory in large steps and keep it, so
+    // that allocating seldom needs the address space's lock, which mapping the maps' memory
+    // (on another thread) holds for milliseconds.
+    // SAFETY: mallopt only tunes glibc's allocator; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+    // The heap grown once, now (memory not touched costs nothing), not under that lock.
+    drop(Vec::<u8>::with_capacity(24 << 20));
+    let _ = dataplane::START.set(std::time::Instant::now());
+    let _t = dataplane::Timer("main", std::time::Instant::now());
     let args: Vec<String> = std::env::args().collect();
     let prog = args
         .first()
@@ -133,8 +146,15 @@ fn conntrack_size(entries: u32) -> Result<()> {
             ),
         )),
         None => {
-            let table = dp.read_table().map_err(internal)?;
-            commit::install(&dp, &table, &commit::Slots::new(&table))
+            dp.start_grace();
+            let state = dp.read_state().map_err(internal)?;
+            commit::install(
+                &dp,
+                &state,
+                None,
+                &state.table,
+                &commit::Slots::new(&state.table),
+            )
         }
     }
 }
@@ -248,10 +268,20 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     invocation.check_table()?;
     let dp = Dataplane::open().map_err(internal)?;
     let _lock = lock::acquire(&dp.lock_path().map_err(internal)?, &invocation.wait)?;
-    let table = dp.read_table().map_err(internal)?;
+    if !matches!(
+        invocation.command,
+        Command::List { .. }
+            | Command::ListRules { .. }
+            | Command::Check { .. }
+            | Command::Zero { .. }
+    ) {
+        dp.start_grace();
+    }
+    let mut state = dp.read_state().map_err(internal)?;
+    let table = &state.table;
     let echo = || -> Result<()> {
         if invocation.verbose {
-            print(&listing::verbose_echo(&table, &invocation.command)?);
+            print(&listing::verbose_echo(table, &invocation.command)?);
         }
         Ok(())
     };
@@ -264,13 +294,13 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
         } => {
             let counters = dp.counters().map_err(internal)?;
             print(&listing::list(
-                &table,
+                table,
                 chain.as_deref(),
                 *rulenum,
                 options,
                 &counters,
             )?);
-            zero_after_listing(&dp, &table, chain.as_deref(), *rulenum, *zero, echo)?;
+            zero_after_listing(&dp, table, chain.as_deref(), *rulenum, *zero, echo)?;
         }
         Command::ListRules {
             chain,
@@ -282,25 +312,25 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
             let counters: Option<&dyn Fn(u32) -> (u64, u64)> =
                 if *verbose { Some(&counters) } else { None };
             print(&ruleset::list_rules(
-                &table,
+                table,
                 chain.as_deref(),
                 *rulenum,
                 counters,
             )?);
-            zero_after_listing(&dp, &table, chain.as_deref(), *rulenum, *zero, echo)?;
+            zero_after_listing(&dp, table, chain.as_deref(), *rulenum, *zero, echo)?;
         }
         Command::Check { chain, rules } => {
             echo()?;
             for rule in rules {
-                ruleset::check(&table, chain, rule)?;
+                ruleset::check(table, chain, rule)?;
             }
         }
         Command::Zero { chain, rulenum } => {
             echo()?;
             zero(
                 &dp,
-                &table,
-                ruleset::zero_slots(&table, chain.as_deref(), *rulenum)?,
+                table,
+                ruleset::zero_slots(table, chain.as_deref(), *rulenum)?,
             )?;
         }
         // libiptc commits nothing when there is no user-defined chain to delete.
@@ -309,8 +339,11 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
         }
         command => {
             echo()?;
-            let mut new = table.clone();
-            let mut slots = commit::Slots::new(&table);
+            let mut slots = commit::Slots::new(table);
+            // The change goes into the table itself (no copy of a big ruleset); its rules'
+            // counter slots tell the compiler which rules stayed.
+            let old = crate::compile::slots_of(table);
+            let mut new = std::mem::take(&mut state.table);
             // `-c` gives new rules their counts.
             let start = invocation.counters.unwrap_or_default();
             ruleset::apply(&mut new, command, &mut || slots.alloc(start))?;
@@ -324,7 +357,13 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
                 };
                 slots.set_policy(&new, chain, start);
             }
-            commit::install(&dp, &new, &slots)?;
+            commit::install(
+                &dp,
+                &state,
+                Some(crate::compile::Old::Slots(&old)),
+                &new,
+                &slots,
+            )?;
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use pcn_iptables_common::Counter;
 
 use super::{check_privileges, commit, internal, version};
 use crate::{
-    dataplane::{Dataplane, lock},
+    dataplane::{Dataplane, State, lock},
     error::{Error, OTHER_PROBLEM, Result, Style},
     listing,
     ruleset::{
@@ -73,6 +73,7 @@ pub fn main(prog: &str, args: &[String]) -> Result<()> {
         options,
         current: String::new(),
         open: None,
+        committed: false,
     }
     .run(input)
 }
@@ -231,8 +232,10 @@ enum Flow {
 /// A table between its `*` line and its COMMIT.
 enum Open {
     Filter {
-        dp: Dataplane,
+        dp: Box<Dataplane>,
         _lock: lock::Lock,
+        /// What runs (the table as it was at the `*` line).
+        running: Box<State>,
         table: Table,
         slots: commit::Slots,
     },
@@ -249,6 +252,8 @@ struct Restore<'a> {
     /// The last `*` line's table (what `-T` compares with).
     current: String,
     open: Option<Open>,
+    /// A table was committed.
+    committed: bool,
 }
 
 /// The refusal of anything in a table pcn-iptables does not have.
@@ -259,7 +264,19 @@ fn not_empty(table: &str) -> Error {
 }
 
 impl Restore<'_> {
-    fn run(mut self, mut input: Box<dyn BufRead>) -> Result<()> {
+    fn run(mut self, input: Box<dyn BufRead>) -> Result<()> {
+        let result = self.lines(input);
+        // A failed first restore leaves no installation behind (see `table`).
+        if result.is_err()
+            && !self.committed
+            && let Some(Open::Filter { dp, .. }) = &self.open
+        {
+            dp.abandon_setup();
+        }
+        result
+    }
+
+    fn lines(&mut self, mut input: Box<dyn BufRead>) -> Result<()> {
         let prog = self.prog;
         let mut bytes = Vec::new();
         let mut number = 0;
@@ -339,7 +356,13 @@ impl Restore<'_> {
         let flush = !self.options.noflush;
         let verbose = self.options.verbose > 0;
         if name == "filter" {
-            let mut table = dp.read_table().map_err(internal)?;
+            dp.start_grace();
+            // The programs load (a first install) while the table is read.
+            if !self.options.test {
+                dp.start_setup();
+            }
+            let running = Box::new(dp.read_state().map_err(internal)?);
+            let mut table = running.table.clone();
             let slots = commit::Slots::new(&table);
             if flush {
                 let mut echo = String::new();
@@ -356,8 +379,9 @@ impl Restore<'_> {
                 }
             }
             self.open = Some(Open::Filter {
-                dp,
+                dp: Box::new(dp),
                 _lock: lock,
+                running,
                 table,
                 slots,
             });
@@ -591,6 +615,7 @@ impl Restore<'_> {
         };
         if let Some(Open::Filter {
             dp,
+            running,
             table,
             mut slots,
             ..
@@ -613,7 +638,8 @@ impl Restore<'_> {
             if self.options.test {
                 commit::compile(&table, &slots).map_err(failed)?;
             } else {
-                commit::install(&dp, &table, &slots).map_err(failed)?;
+                commit::install(&dp, &running, None, &table, &slots).map_err(failed)?;
+                self.committed = true;
             }
         }
         Ok(())

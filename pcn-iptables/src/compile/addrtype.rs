@@ -9,7 +9,7 @@ use pcn_iptables_common::rtn;
 use super::interval::{Interval, Values};
 
 /// The type of every IPv4 address, as disjoint intervals covering the whole space in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AddressTypes(Vec<(Interval, u8)>);
 
 impl AddressTypes {

@@ -1,7 +1,7 @@
 //! Value intervals of a packet field and their decomposition into trie prefixes.
 
 /// An inclusive range of a field's values (an address block, a port range, a protocol).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Interval {
     pub first: u32,
     pub last: u32,

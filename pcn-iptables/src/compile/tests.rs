@@ -1,6 +1,7 @@
 //! The compiled tables, evaluated the way the data plane does, must pick the same first rule as
 //! evaluating the rules one by one.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use ipnetwork::Ipv4Network;

@@ -10,11 +10,8 @@
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
-use aya::{
-    Ebpf,
-    programs::{
-        LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink, tc::TcAttachOptions,
-    },
+use aya::programs::{
+    LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink, tc::TcAttachOptions,
 };
 use aya_obj::programs::XdpAttachType;
 
@@ -23,24 +20,68 @@ use crate::compile::Link;
 
 /// Pin of `pcn_answer`.
 pub const ANSWER_PIN: &str = "prog-answer";
-/// Kinds of link pins (`KIND-IFINDEX`).
-const KINDS: [&str; 3] = ["xdp", "tc", "tci"];
 
-/// Loads and pins `pcn_answer` from `ebpf` (the object being set up) unless it is pinned
-/// already: installs made before it existed get it with the first build that has it.
-pub fn load(ebpf: &mut Ebpf, dir: &Path) -> Result<()> {
-    let pin = dir.join(ANSWER_PIN);
-    if pin.exists() {
-        return Ok(());
-    }
-    let prog: &mut SchedClassifier = ebpf
-        .program_mut("pcn_answer")
-        .context("pcn_answer")?
-        .try_into()?;
-    prog.load()
-        .context("loading the TC ingress program (REJECT's answers)")?;
-    prog.pin(&pin)
-        .with_context(|| format!("pinning {}", pin.display()))
+/// The entry programs: name in the eBPF object, pin in the namespace's directory, and the
+/// kind of their link pins.
+pub const ENTRIES: [(&str, &str, &str); 3] = [
+    ("pcn_answer", ANSWER_PIN, "tci"),
+    ("pcn_ingress", INGRESS_PIN, "xdp"),
+    ("pcn_egress", EGRESS_PIN, "tc"),
+];
+
+fn link_pin(dir: &Path, kind: &str, link: &Link) -> std::path::PathBuf {
+    dir.join(format!("{kind}-{}", link.ifindex))
+}
+
+/// Attaches the pinned entry program of `kind` to `link`, and pins the link.
+fn attach_one(dir: &Path, kind: &str, link: &Link) -> Result<()> {
+    let entry = ENTRIES
+        .iter()
+        .find(|(_, _, k)| *k == kind)
+        .map(|(_, pin, _)| dir.join(pin))
+        .context("no such entry program")?;
+    let opening = || format!("opening {}", entry.display());
+    let attached = if kind == "xdp" {
+        let mut prog = Xdp::from_pin(&entry, XdpAttachType::Interface).with_context(opening)?;
+        let id = prog
+            .attach_to_if_index(link.ifindex, XdpMode::Default)
+            .with_context(|| format!("attaching XDP to {}", link.name))?;
+        FdLink::try_from(prog.take_link(id)?)?
+    } else {
+        let hook = if kind == "tc" {
+            TcAttachType::Egress
+        } else {
+            TcAttachType::Ingress
+        };
+        let mut prog = SchedClassifier::from_pin(&entry).with_context(opening)?;
+        let id = prog
+            .attach_with_options(
+                &link.name,
+                hook,
+                TcAttachOptions::TcxOrder(LinkOrder::default()),
+            )
+            .with_context(|| format!("attaching TC {hook:?} to {}", link.name))?;
+        FdLink::try_from(prog.take_link(id)?)?
+    };
+    attached.pin(link_pin(dir, kind, link))?;
+    Ok(())
+}
+
+/// Attaches the entry programs of `kinds` to every interface that lacks them. Each attachment
+/// waits for a grace period: made at once, from one thread each, they share one.
+pub fn attach_kinds(dir: &Path, kinds: &[&str], links: &[Link]) -> Result<()> {
+    std::thread::scope(|s| {
+        let attaching: Vec<_> = kinds
+            .iter()
+            .flat_map(|kind| links.iter().map(move |link| (*kind, link)))
+            .filter(|(kind, link)| !link_pin(dir, kind, link).exists())
+            .map(|(kind, link)| s.spawn(move || attach_one(dir, kind, link)))
+            .collect();
+        attaching.into_iter().try_for_each(|a| {
+            a.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("attaching")))
+        })
+    })
 }
 
 /// Attaches the entry programs to every interface that lacks them, forgets the links of
@@ -51,7 +92,7 @@ pub fn attach(dir: &Path, links: &[Link]) -> Result<()> {
         let Some((kind, index)) = name.split_once('-') else {
             continue;
         };
-        if KINDS.contains(&kind)
+        if ENTRIES.iter().any(|(_, _, k)| *k == kind)
             && index
                 .parse::<u32>()
                 .is_ok_and(|i| !links.iter().any(|l| l.ifindex == i))
@@ -59,77 +100,8 @@ pub fn attach(dir: &Path, links: &[Link]) -> Result<()> {
             std::fs::remove_file(dir.join(&name))?;
         }
     }
-    let mut xdp: Option<Xdp> = None;
-    let mut egress: Option<SchedClassifier> = None;
-    let mut answer: Option<SchedClassifier> = None;
-    for link in links {
-        // Before XDP, which may mark answers for it from its first packet.
-        let pin = dir.join(format!("tci-{}", link.ifindex));
-        if !pin.exists() {
-            attach_tc(
-                &mut answer,
-                dir,
-                ANSWER_PIN,
-                link,
-                TcAttachType::Ingress,
-                &pin,
-            )?;
-        }
-        let pin = dir.join(format!("xdp-{}", link.ifindex));
-        if !pin.exists() {
-            if xdp.is_none() {
-                let entry = dir.join(INGRESS_PIN);
-                xdp = Some(
-                    Xdp::from_pin(&entry, XdpAttachType::Interface)
-                        .with_context(|| format!("opening {}", entry.display()))?,
-                );
-            }
-            let prog = xdp.as_mut().context("XDP entry")?;
-            let id = prog
-                .attach_to_if_index(link.ifindex, XdpMode::Default)
-                .with_context(|| format!("attaching XDP to {}", link.name))?;
-            FdLink::try_from(prog.take_link(id)?)?.pin(&pin)?;
-        }
-        let pin = dir.join(format!("tc-{}", link.ifindex));
-        if !pin.exists() {
-            attach_tc(
-                &mut egress,
-                dir,
-                EGRESS_PIN,
-                link,
-                TcAttachType::Egress,
-                &pin,
-            )?;
-        }
-    }
+    // REJECT's answers first: XDP may mark them from its first packet.
+    attach_kinds(dir, &["tci"], links)?;
+    attach_kinds(dir, &["xdp", "tc"], links)?;
     super::settings::refresh(dir)
-}
-
-/// Attaches the TC program pinned as `entry` (opened into `prog` the first time) to `link`
-/// by TCX, and pins the link as `pin`.
-fn attach_tc(
-    prog: &mut Option<SchedClassifier>,
-    dir: &Path,
-    entry: &str,
-    link: &Link,
-    hook: TcAttachType,
-    pin: &Path,
-) -> Result<()> {
-    if prog.is_none() {
-        let entry = dir.join(entry);
-        *prog = Some(
-            SchedClassifier::from_pin(&entry)
-                .with_context(|| format!("opening {}", entry.display()))?,
-        );
-    }
-    let prog = prog.as_mut().context("TC program")?;
-    let id = prog
-        .attach_with_options(
-            &link.name,
-            hook,
-            TcAttachOptions::TcxOrder(LinkOrder::default()),
-        )
-        .with_context(|| format!("attaching TC {hook:?} to {}", link.name))?;
-    FdLink::try_from(prog.take_link(id)?)?.pin(pin)?;
-    Ok(())
 }

@@ -4,7 +4,8 @@
 //! Layout of a namespace's directory on the bpffs:
 //! - `PCN_ACTIVE`, `PCN_PROGS_XDP`, `PCN_PROGS_TC`, `PCN_COUNTERS`, `PCN_PKT_*`: maps pinned by
 //!   name, shared by every generation;
-//! - `state-0`, `state-1`: the ruleset (as `-S` text) of each of the two generation slots;
+//! - `state-0`, `state-1`: the ruleset of each of the two generation slots and what its maps
+//!   hold (see `state`);
 //! - `prog-ingress`, `prog-egress`: the entry programs;
 //! - `gen-HASH/`: the classifiers of one build of the eBPF object and the outer maps (array of
 //!   maps, one slot per generation) through which they reach a generation's maps;
@@ -16,8 +17,8 @@
 //! - `PCN_LOG`, `PCN_LOG_LOST`: the ring buffer of `-j LOG` records and the count of records
 //!   it had no room for (read by `--log-follow`).
 //!
-//! A change creates the new generation's maps and stores them in the slot that is not active
-//! (see `generation`), then flips `PCN_ACTIVE`:
+//! A change writes the new generation into the slot that is not active (in place, or into new
+//! maps; see `generation`), then flips `PCN_ACTIVE`:
 //! that single map write switches both the packets and the stored state, so an invocation
 //! killed at any point leaves the old ruleset both running and stored.
 
@@ -39,15 +40,18 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use std::os::fd::{AsFd as _, BorrowedFd};
+
 use anyhow::{Context as _, Result};
 use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
 use pcn_iptables_common::Counter;
 
 use crate::{
-    compile::{Compiled, Link},
+    compile::{self, Link, Program},
     ruleset::model::Table,
 };
 
+use generation::Grace;
 pub use generation::{EGRESS_PIN, ELF, INGRESS_PIN, links};
 
 /// Prints how long a phase of a change took on stderr, when `PCN_IPTABLES_TIMING` is set.
@@ -58,6 +62,36 @@ pub struct Dataplane {
     dir: PathBuf,
     /// Size of the connection table, should this commit be the first install.
     conntrack_entries: u32,
+    grace: Grace,
+    /// The inactive slot's bitmaps, to be mapped (see `start_grace`), being mapped.
+    prefetch_wanted: std::sync::atomic::AtomicBool,
+    prefetch: std::sync::Mutex<Option<std::thread::JoinHandle<Option<generation::Prefetched>>>>,
+    /// Programs being loaded ahead (see `start_setup`), and whether that installs here.
+    setup: std::sync::Mutex<Option<(std::thread::JoinHandle<Result<()>>, bool)>>,
+    /// Told when those programs' maps exist (before the programs are verified).
+    maps_ready: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+/// What a namespace runs: its ruleset, and what the active slot's maps hold.
+pub struct State {
+    pub table: Table,
+    running: Option<Running>,
+}
+
+struct Running {
+    slot: u32,
+    info: state::Slot,
+}
+
+impl State {
+    /// What a change can be compiled on (`None`: nothing, or a state too old to say), with
+    /// `old` telling the rules it left alone (by default the running table).
+    pub fn base<'a>(&'a self, old: Option<compile::Old<'a>>) -> Option<compile::Base<'a>> {
+        self.running.as_ref().map(|r| compile::Base {
+            old: old.unwrap_or(compile::Old::Table(&self.table)),
+            layout: &r.info.layout,
+        })
+    }
 }
 
 fn open_map(dir: &Path, name: &str) -> Result<Option<Map>> {
@@ -78,6 +112,11 @@ impl Dataplane {
         Ok(Dataplane {
             dir: bpffs::netns_dir()?,
             conntrack_entries: pcn_iptables_common::CONNTRACK_ENTRIES,
+            grace: Grace::default(),
+            prefetch_wanted: std::sync::atomic::AtomicBool::new(false),
+            prefetch: std::sync::Mutex::new(None),
+            setup: std::sync::Mutex::new(None),
+            maps_ready: std::sync::Mutex::new(None),
         })
     }
 
@@ -117,45 +156,173 @@ impl Dataplane {
         Ok(Some(active.get(&0, 0)?))
     }
 
-    /// The ruleset in force (the default table when nothing was installed).
-    pub fn read_table(&self) -> Result<Table> {
-        let _t = Timer("read_table", std::time::Instant::now());
-        match self.active()? {
-            // A first install that died before its switch leaves PCN_ACTIVE but no state.
-            Some(slot) if state::path(&self.dir, slot).exists() => state::read(&self.dir, slot),
-            _ => Ok(Table::default()),
+    /// Starts waiting, in the background, for the packets of the generation that was active
+    /// before the last switch to be done: call once the lock is held, when a change is coming.
+    pub fn start_grace(&self) {
+        let active = self.active().ok().flatten();
+        match active {
+            Some(slot) => self.grace.start_after(&self.dir, slot),
+            None => self.grace.start(),
+        }
+        // The bitmaps of the slot the change goes to, mapped once the state is read (mapping
+        // holds the address space's lock: decoding would wait for it).
+        self.prefetch_wanted
+            .store(active.is_some(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn start_prefetch(&self, active: u32) {
+        if self
+            .prefetch_wanted
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            let dir = self.dir.clone();
+            let handle = std::thread::spawn(move || generation::prefetch(&dir, active));
+            *self.prefetch.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         }
     }
 
-    /// Installs `compiled` (compiled from `table` for `links`) as the new generation, then
-    /// makes it the active one. `fresh_counters` are the slots of rules new in `table` with the
-    /// counts they start from (zero, or what a restore file says), set before they go live.
+    /// Loads the eBPF programs in the background if a commit will need them (a first install,
+    /// or a new binary): they take long to verify, and meanwhile a restore reads its input.
+    /// Nothing is attached or switched before the commit; call with the lock held.
+    pub fn start_setup(&self) {
+        if generation::is_set_up(&self.dir) {
+            return;
+        }
+        let fresh = !self.dir.join(conntrack::MAP).exists();
+        let (dir, entries) = (self.dir.clone(), self.conntrack_entries);
+        let (ready, maps_ready) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || generation::set_up(&dir, entries, Some(ready)));
+        *self.setup.lock().unwrap_or_else(|e| e.into_inner()) = Some((handle, fresh));
+        *self.maps_ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(maps_ready);
+    }
+
+    /// Waits for `start_setup`'s programs: `Ok(true)` if they are a first install here.
+    fn join_setup(&self) -> Result<bool> {
+        let taken = self.setup.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match taken {
+            None => Ok(false),
+            Some((handle, fresh)) => {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("loading the eBPF programs")))?;
+                Ok(fresh)
+            }
+        }
+    }
+
+    /// Undoes what `start_setup` installed on a first install when nothing got committed
+    /// (a restore that failed): the namespace is left as it was, without pcn-iptables.
+    pub fn abandon_setup(&self) {
+        if let Ok(true) = self.join_setup() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// The ruleset in force (the default table when nothing was installed).
+    pub fn read_table(&self) -> Result<Table> {
+        Ok(self.read_state()?.table)
+    }
+
+    /// The ruleset in force and what its maps hold.
+    pub fn read_state(&self) -> Result<State> {
+        let _t = Timer("read_state", std::time::Instant::now());
+        // A first install that died before its switch leaves PCN_ACTIVE but no state.
+        if let Some(slot) = self.active()?
+            && let Some((table, info)) = state::read(&self.dir, slot)?
+        {
+            self.start_prefetch(slot);
+            return Ok(State {
+                table,
+                running: info.map(|info| Running { slot, info }),
+            });
+        }
+        Ok(State {
+            table: Table::default(),
+            running: None,
+        })
+    }
+
+    /// Installs `program` (compiled from `table` for `links`, maybe on `running`) as the new
+    /// generation, then makes it the active one. `fresh_counters` are the slots of rules new
+    /// in `table` with the counts they start from (zero, or what a restore file says), set
+    /// before they go live. `false`: the program was built on the running generation, whose
+    /// maps cannot take it; a full build can.
     pub fn commit(
         &self,
         table: &Table,
-        compiled: &Compiled,
+        program: &Program,
         links: &[Link],
         fresh_counters: &[(u32, Counter)],
-    ) -> Result<()> {
+        running: &State,
+    ) -> Result<bool> {
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
         // A fresh PCN_ACTIVE reads 0, so the first install goes to slot 1 and still has a
         // flip as its commit point.
-        let next = match self.active()? {
+        let active = self.active()?;
+        let next = match active {
             Some(slot) => (slot + 1) % pcn_iptables_common::GENERATIONS,
             None => 1,
         };
         gc::collect(&self.dir);
-        let _t = Timer("encode+install", std::time::Instant::now());
-        generation::install(
+        let t = Timer("install", std::time::Instant::now());
+        let prefetched = self
+            .prefetch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .and_then(|h| h.join().ok().flatten());
+        let installed = generation::install(
             &self.dir,
-            compiled,
-            &state::encode(table),
-            next,
-            fresh_counters,
-            links,
-            self.conntrack_entries,
-        )
+            &generation::Change {
+                table,
+                program,
+                slot: next,
+                running: running
+                    .running
+                    .as_ref()
+                    .filter(|r| Some(r.slot) == active)
+                    .map(|r| &r.info),
+                fresh_counters,
+                links,
+                grace: &self.grace,
+            },
+            prefetched,
+            &|| {
+                let ready = self
+                    .maps_ready
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                // A setup under way says when its maps exist (or fails: then joining says why).
+                if ready.is_some_and(|r| r.recv().is_ok()) {
+                    return Ok(());
+                }
+                self.join_setup()?;
+                generation::set_up(&self.dir, self.conntrack_entries, None)
+            },
+            &|| {
+                self.join_setup()?;
+                generation::set_up(&self.dir, self.conntrack_entries, None)
+            },
+        )?;
+        drop(t);
+        if installed {
+            // A helper marks the new generation once a grace period has passed since the
+            // switch, so that the next change need not wait for one.
+            let _ = (|| -> Result<()> {
+                let id = generation::state_id(&self.dir, next)? as u64;
+                let marker = generation::grace_marker(&self.dir)?;
+                let key = 0u32.to_ne_bytes();
+                let pending = id | generation::GRACE_PENDING;
+                sys::map_update(marker.as_fd(), &key, &pending.to_ne_bytes(), 0)?;
+                if !matches!(sys::after_grace_period(marker.as_fd(), id), Ok(true)) {
+                    sys::map_update(marker.as_fd(), &key, &0u64.to_ne_bytes(), 0)?;
+                }
+                Ok(())
+            })();
+        }
+        Ok(installed)
     }
 
     fn counter_map(&self) -> Result<Option<PerCpuArray<MapData, Counter>>> {
@@ -215,10 +382,37 @@ pub(crate) fn set_counters<T: std::borrow::BorrowMut<MapData>>(
     Ok(())
 }
 
+/// Sets counter slots in the pinned counter map `map` in one batch update (one at a time where
+/// the kernel has none); as `set_counters`.
+pub(crate) fn set_counters_batch(map: BorrowedFd<'_>, counters: &[(u32, Counter)]) -> Result<()> {
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+    let size = std::mem::size_of::<Counter>();
+    let mut keys = Vec::with_capacity(counters.len() * 4);
+    let mut values = vec![0u8; counters.len() * cpus * size];
+    for (i, (slot, c)) in counters.iter().enumerate() {
+        keys.extend_from_slice(&slot.to_ne_bytes());
+        let v = &mut values[i * cpus * size..];
+        v[..8].copy_from_slice(&c.packets.to_ne_bytes());
+        v[8..16].copy_from_slice(&c.bytes.to_ne_bytes());
+    }
+    match sys::map_update_batch(map, &keys, &values, counters.len() as u32) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | 524)) => {
+            for (key, value) in keys.chunks_exact(4).zip(values.chunks_exact(cpus * size)) {
+                sys::map_update(map, key, value, 0).context("setting a counter")?;
+            }
+            Ok(())
+        }
+        r => r.context("setting counters"),
+    }
+}
+
+pub static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 impl Drop for Timer {
     fn drop(&mut self) {
         if std::env::var_os("PCN_IPTABLES_TIMING").is_some() {
-            eprintln!("{}: {:?}", self.0, self.1.elapsed());
+            let at = START.get().map(|s| s.elapsed()).unwrap_or_default();
+            eprintln!("{}: {:?} (done at {:?})", self.0, self.1.elapsed(), at);
         }
     }
 }

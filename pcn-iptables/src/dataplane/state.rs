@@ -1,5 +1,16 @@
-//! The stored ruleset of a generation slot: `-S` text with each rule's counter slot, in an
-//! array map of STATE_CHUNK-byte chunks (the first 8 bytes hold the text's length).
+//! The stored state of a generation slot, in an array map of STATE_CHUNK-byte chunks (the
+//! first 8 bytes hold the length of what follows): the ruleset, and what the slot's maps hold
+//! beyond bitmap words (the compiler's `Layout`), so that the next change builds on them
+//! instead of starting over. Binary, read and written in one piece:
+//!
+//! ```text
+//! MAGIC  u32 len + postcard(Header)
+//!        u32 len + postcard(chains)  u32 chunks + (u32 len + postcard(rules)) × chunks
+//!        u32 count + Entry × count (16 bytes each)  u32 count + [u32; 3] × count (the delta)
+//! ```
+//!
+//! Versions before it stored the ruleset as `-S` text with each rule's counter slot; that is
+//! still read (an upgrade starts from it with a full build):
 //!
 //! ```text
 //! :INPUT ACCEPT 0
@@ -13,39 +24,222 @@ use std::os::fd::{AsFd as _, OwnedFd};
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::maps::{Array, MapData};
 use pcn_iptables_common::STATE_CHUNK;
+use serde::{Deserialize, Serialize};
 
 use super::sys;
+use crate::compile::{Entry, Layout};
 use crate::ruleset::model::{Chain, Policy, Rule, Table};
 
 pub type Chunk = [u8; STATE_CHUNK];
+
+/// The first bytes of the binary state (text states start with ':').
+const MAGIC: &[u8; 8] = b"PCNSTAT\x01";
 
 pub fn path(dir: &Path, slot: u32) -> std::path::PathBuf {
     dir.join(format!("state-{slot}"))
 }
 
-pub fn encode(table: &Table) -> String {
-    let mut text = String::new();
-    for chain in &table.chains {
-        let policy = match chain.policy {
-            Some(Policy::Accept) => "ACCEPT",
-            Some(Policy::Drop) => "DROP",
-            None => "-",
-        };
-        text += &format!(":{} {} {}\n", chain.name, policy, chain.policy_counter);
-    }
-    for chain in &table.chains {
-        for rule in &chain.rules {
-            text += &format!(
-                "{} {}\n",
-                rule.counter,
-                crate::ruleset::rule_spec(&chain.name, rule)
-            );
-        }
-    }
-    text
+/// What a slot's maps hold, besides the ruleset.
+#[derive(Clone, Debug, Default)]
+pub struct Slot {
+    /// Generations count up by one per change; two slots whose numbers differ by one hold
+    /// neighbouring generations.
+    pub seq: u64,
+    /// Ids of the slot's inner maps (chains, actions, fields, bitmaps) when it was written.
+    pub maps: [u32; 4],
+    pub layout: Layout,
+    /// The bitmap words this generation wrote that differ from its predecessor's (the
+    /// previous `seq`): `[index, from, to]`; `None`: a full build, which differs everywhere.
+    pub delta: Option<Vec<[u32; 3]>>,
 }
 
-pub fn decode(text: &str) -> Result<Table> {
+#[derive(Serialize, Deserialize)]
+struct Header {
+    seq: u64,
+    maps: [u32; 4],
+    layout: Layout,
+    full_delta: bool,
+}
+
+fn put_u32(out: &mut Vec<u8>, v: usize) {
+    out.extend_from_slice(&(v as u32).to_le_bytes());
+}
+
+/// Rules per separately encoded chunk of the ruleset.
+const RULES_PER_CHUNK: usize = 1024;
+
+#[derive(Serialize, Deserialize)]
+struct ChainHead {
+    name: String,
+    policy: Option<Policy>,
+    policy_counter: u32,
+    rules: u32,
+}
+
+/// The ruleset: the chains, then their rules in chunks.
+fn encode_table(table: &Table, out: &mut Vec<u8>) -> Result<()> {
+    let heads: Vec<ChainHead> = table
+        .chains
+        .iter()
+        .map(|c| ChainHead {
+            name: c.name.clone(),
+            policy: c.policy,
+            policy_counter: c.policy_counter,
+            rules: c.rules.len() as u32,
+        })
+        .collect();
+    let heads = postcard::to_allocvec(&heads)?;
+    put_u32(out, heads.len());
+    out.extend_from_slice(&heads);
+    let rules: Vec<&Rule> = table.chains.iter().flat_map(|c| &c.rules).collect();
+    put_u32(out, rules.len().div_ceil(RULES_PER_CHUNK));
+    for chunk in rules.chunks(RULES_PER_CHUNK) {
+        let bytes = postcard::to_allocvec(chunk)?;
+        put_u32(out, bytes.len());
+        out.extend_from_slice(&bytes);
+    }
+    Ok(())
+}
+
+fn decode_table(r: &mut Reader) -> Result<Table> {
+    let n = r.len()?;
+    let heads: Vec<ChainHead> =
+        postcard::from_bytes(r.take(n)?).context("decoding the stored chains")?;
+    let chunks = (0..r.len()?)
+        .map(|_| {
+            let n = r.len()?;
+            r.take(n)
+        })
+        .collect::<Result<Vec<&[u8]>>>()?;
+    // One thread: a second one costs more than it saves on two cores that also map the
+    // inactive slot's bitmaps meanwhile.
+    let mut rules = Vec::with_capacity(chunks.len() * RULES_PER_CHUNK);
+    for chunk in chunks {
+        let part: Vec<Rule> = postcard::from_bytes(chunk).context("decoding the stored rules")?;
+        rules.extend(part);
+    }
+    let mut rules = rules.into_iter();
+    let mut table = Table {
+        chains: Vec::with_capacity(heads.len()),
+    };
+    for h in heads {
+        let chain = Chain {
+            name: h.name,
+            policy: h.policy,
+            policy_counter: h.policy_counter,
+            rules: rules.by_ref().take(h.rules as usize).collect(),
+        };
+        if chain.rules.len() != h.rules as usize {
+            bail!("the stored ruleset is truncated");
+        }
+        table.chains.push(chain);
+    }
+    Ok(table)
+}
+
+/// The state of a slot: `table` in maps described by the rest (see `Slot`).
+pub fn encode(
+    table: &Table,
+    seq: u64,
+    maps: [u32; 4],
+    layout: &Layout,
+    delta: Option<&[[u32; 3]]>,
+) -> Result<Vec<u8>> {
+    let header = postcard::to_allocvec(&Header {
+        seq,
+        maps,
+        layout: Layout {
+            chain_names: layout.chain_names.clone(),
+            chains: layout.chains.clone(),
+            entries: Vec::new(),
+            next_index: layout.next_index,
+            inputs: layout.inputs,
+            entries_at_full: layout.entries_at_full,
+        },
+        full_delta: delta.is_none(),
+    })?;
+    let entries = &layout.entries;
+    let delta = delta.unwrap_or_default();
+    let rules: usize = table.chains.iter().map(|c| c.rules.len()).sum();
+    let mut out = Vec::with_capacity(
+        MAGIC.len() + 16 + header.len() + rules * 48 + entries.len() * 16 + delta.len() * 12,
+    );
+    out.extend_from_slice(MAGIC);
+    put_u32(&mut out, header.len());
+    out.extend_from_slice(&header);
+    encode_table(table, &mut out)?;
+    put_u32(&mut out, entries.len());
+    // SAFETY: Entry is repr(C), 16 bytes, no padding the compiler leaves uninitialized (the
+    // pad bytes are a field).
+    out.extend_from_slice(unsafe {
+        std::slice::from_raw_parts(entries.as_ptr().cast::<u8>(), entries.len() * 16)
+    });
+    put_u32(&mut out, delta.len());
+    for d in delta {
+        for v in d {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    Ok(out)
+}
+
+/// Reads `bytes`: the ruleset, and the slot's description unless it is a text state.
+pub fn decode(bytes: &[u8]) -> Result<(Table, Option<Slot>)> {
+    let Some(rest) = bytes.strip_prefix(MAGIC) else {
+        return Ok((decode_text(std::str::from_utf8(bytes)?)?, None));
+    };
+    let mut r = Reader(rest);
+    let n = r.len()?;
+    let header: Header = postcard::from_bytes(r.take(n)?).context("decoding the stored state")?;
+    let table = decode_table(&mut r)?;
+    let n = r.len()?;
+    let raw = r.take(n * 16)?;
+    let mut entries = vec![Entry::default(); n];
+    // SAFETY: n entries of 16 bytes each, any bit pattern a valid Entry.
+    unsafe {
+        std::ptr::copy_nonoverlapping(raw.as_ptr(), entries.as_mut_ptr().cast::<u8>(), n * 16)
+    };
+    let n = r.len()?;
+    let delta = r
+        .take(n * 12)?
+        .chunks_exact(12)
+        .map(|c| {
+            let v = |i: usize| u32::from_le_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
+            [v(0), v(4), v(8)]
+        })
+        .collect();
+    let mut layout = header.layout;
+    layout.entries = entries;
+    Ok((
+        table,
+        Some(Slot {
+            seq: header.seq,
+            maps: header.maps,
+            layout,
+            delta: (!header.full_delta).then_some(delta),
+        }),
+    ))
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.0.len() < n {
+            bail!("the stored state is truncated");
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+
+    fn len(&mut self) -> Result<usize> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into()?) as usize)
+    }
+}
+
+/// The text state of versions before the binary one.
+fn decode_text(text: &str) -> Result<Table> {
     let mut table = Table { chains: Vec::new() };
     let mut rules = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -72,62 +266,21 @@ pub fn decode(text: &str) -> Result<Table> {
             rules: Vec::new(),
         });
     }
-    // Rules parse independently of each other: big rulesets on every CPU (up to 4).
-    let threads = if rules.len() < 1024 {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
-    };
-    let parsed: Vec<Result<Vec<(String, Rule)>>> = if threads == 1 {
-        vec![parse_rules(&rules)]
-    } else {
-        std::thread::scope(|s| {
-            let parts: Vec<_> = rules
-                .chunks(rules.len().div_ceil(threads))
-                .map(|part| s.spawn(|| parse_rules(part)))
-                .collect();
-            parts
-                .into_iter()
-                .map(|p| {
-                    p.join()
-                        .unwrap_or_else(|_| Err(anyhow!("decoding the stored state")))
-                })
-                .collect()
-        })
-    };
-    let mut lines = rules.iter();
-    for part in parsed {
-        for (chain, rule) in part? {
-            let (n, line) = lines.next().copied().unwrap_or_default();
-            table
-                .chain_mut(&chain)
-                .ok_or_else(|| anyhow!("stored state, line {}: {line:?}", n + 1))?
-                .rules
-                .push(rule);
-        }
+    for &(n, line) in &rules {
+        let bad = || anyhow!("stored state, line {}: {line:?}", n + 1);
+        let (counter, spec) = line.split_once(' ').ok_or_else(bad)?;
+        let words = crate::syntax::split_words(spec).map_err(|e| bad().context(e.message))?;
+        let (chain, mut rule): (String, Rule) =
+            crate::syntax::parse_rule_line(&words).map_err(|e| bad().context(e.message))?;
+        rule.counter = counter.parse().map_err(|_| bad())?;
+        table.chain_mut(&chain).ok_or_else(bad)?.rules.push(rule);
     }
     Ok(table)
 }
 
-/// Rule lines (with their index in the text), in order.
-fn parse_rules(lines: &[(usize, &str)]) -> Result<Vec<(String, Rule)>> {
-    lines
-        .iter()
-        .map(|&(n, line)| {
-            let bad = || anyhow!("stored state, line {}: {line:?}", n + 1);
-            let (counter, spec) = line.split_once(' ').ok_or_else(bad)?;
-            let words = crate::syntax::split_words(spec).map_err(|e| bad().context(e.message))?;
-            let (chain, mut rule) =
-                crate::syntax::parse_rule_line(&words).map_err(|e| bad().context(e.message))?;
-            rule.counter = counter.parse().map_err(|_| bad())?;
-            Ok((chain, rule))
-        })
-        .collect()
-}
-
-/// A new array map holding `text` (mmapable: written in place, no syscall per chunk).
-pub fn create(text: &str) -> Result<OwnedFd> {
-    let len = 8 + text.len();
+/// A new array map holding `bytes` (mmapable: written in place, no syscall per chunk).
+pub fn create(bytes: &[u8]) -> Result<OwnedFd> {
+    let len = 8 + bytes.len();
     let fd = sys::map_create(
         "RULESET",
         sys::MAP_TYPE_ARRAY,
@@ -138,32 +291,58 @@ pub fn create(text: &str) -> Result<OwnedFd> {
     )
     .context("creating the ruleset map")?;
     let mut mapping = sys::Mapping::new(fd.as_fd(), len).context("mapping the ruleset map")?;
-    let bytes = mapping.bytes();
-    bytes[..8].copy_from_slice(&(text.len() as u64).to_le_bytes());
-    bytes[8..].copy_from_slice(text.as_bytes());
+    let out = mapping.bytes();
+    out[..8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+    out[8..].copy_from_slice(bytes);
     Ok(fd)
 }
 
-pub fn read(dir: &Path, slot: u32) -> Result<Table> {
+/// The sequence number and map ids of a binary state (`None`: a text state).
+fn decode_header(bytes: &[u8]) -> Result<Option<(u64, [u32; 4])>> {
+    let Some(rest) = bytes.strip_prefix(MAGIC) else {
+        return Ok(None);
+    };
+    let mut r = Reader(rest);
+    let n = r.len()?;
+    let header: Header = postcard::from_bytes(r.take(n)?).context("decoding the stored state")?;
+    Ok(Some((header.seq, header.maps)))
+}
+
+/// The state of `slot`, `None` when it has none.
+pub fn read(dir: &Path, slot: u32) -> Result<Option<(Table, Option<Slot>)>> {
+    read_with(dir, slot, |payload| {
+        let _t = super::Timer("decode", std::time::Instant::now());
+        decode(payload)
+    })
+}
+
+/// The sequence number and map ids of the state of `slot`, if it has a binary one.
+pub fn read_header(dir: &Path, slot: u32) -> Result<Option<(u64, [u32; 4])>> {
+    Ok(read_with(dir, slot, decode_header)?.flatten())
+}
+
+fn read_with<T>(dir: &Path, slot: u32, decode: impl Fn(&[u8]) -> Result<T>) -> Result<Option<T>> {
     let path = path(dir, slot);
+    if !path.exists() {
+        return Ok(None);
+    }
     let map = MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
     let info = map.info()?;
-    let parse = |bytes: &[u8]| -> Result<Table> {
+    let parse = |bytes: &[u8]| -> Result<T> {
         if bytes.len() < 8 {
             bail!("{} is empty", path.display());
         }
         let len = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
-        let text = bytes
+        let payload = bytes
             .get(8..8 + len)
             .ok_or_else(|| anyhow!("{} is truncated", path.display()))?;
-        let _t = super::Timer("decode", std::time::Instant::now());
-        decode(std::str::from_utf8(text)?)
+        decode(payload)
     };
     if info.map_flags() & sys::F_MMAPABLE != 0 {
         let size = info.value_size() as usize * info.max_entries() as usize;
         let mut mapping = sys::Mapping::new(map.fd().as_fd(), size)
             .with_context(|| format!("mapping {}", path.display()))?;
-        return parse(mapping.bytes());
+        return parse(mapping.bytes()).map(Some);
     }
     // Written by an older version: one chunk at a time.
     let array: Array<_, Chunk> = Array::try_from(aya::maps::Map::from_map_data(map)?)?;
@@ -171,5 +350,100 @@ pub fn read(dir: &Path, slot: u32) -> Result<Table> {
     for i in 0..array.len() {
         bytes.extend_from_slice(&array.get(&i, 0)?);
     }
-    parse(&bytes)
+    parse(&bytes).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{AddressTypes, program};
+
+    fn table(text: &str) -> Table {
+        let mut table = Table::default();
+        for (i, line) in text.lines().enumerate() {
+            let words = crate::syntax::split_words(line).unwrap();
+            let (chain, mut rule) = crate::syntax::parse_rule_line(&words).unwrap();
+            rule.counter = 10 + i as u32;
+            table.chain_mut(&chain).unwrap().rules.push(rule);
+        }
+        table
+    }
+
+    #[test]
+    fn binary_state_round_trips() {
+        let t = table(
+            "-A INPUT -s 198.18.0.0/15 ! -d 198.18.3.4/32 -p tcp -m tcp --dport 22 -j ACCEPT\n\
+             -A INPUT -i eth+ -m comment --comment \"a b\" -m limit --limit 3/sec -j LOG --log-prefix \"x: \"\n\
+             -A OUTPUT -p udp -m multiport --dports 53,1000:2000 -j REJECT --reject-with icmp-port-unreachable",
+        );
+        let p = program(&t, &[], &AddressTypes::default(), None).unwrap();
+        let bytes = encode(&t, 7, [1, 2, 3, 4], &p.layout, Some(&[[5, 1, 2]])).unwrap();
+        let (back, got) = decode(&bytes).unwrap();
+        assert_eq!(
+            crate::ruleset::list_rules(&back, None, None, None).unwrap(),
+            crate::ruleset::list_rules(&t, None, None, None).unwrap()
+        );
+        for (a, b) in back.chains.iter().zip(&t.chains) {
+            assert_eq!(a.policy_counter, b.policy_counter);
+            for (x, y) in a.rules.iter().zip(&b.rules) {
+                assert!(x.same_spec(y));
+                assert_eq!(x.counter, y.counter);
+            }
+        }
+        let got = got.unwrap();
+        assert_eq!((got.seq, got.maps), (7, [1, 2, 3, 4]));
+        assert_eq!(got.layout.entries, p.layout.entries);
+        assert_eq!(got.layout.chain_names, p.layout.chain_names);
+        assert_eq!(got.delta, Some(vec![[5, 1, 2]]));
+    }
+
+    #[test]
+    fn big_rulesets_round_trip_in_chunks() {
+        let mut t = Table::default();
+        t.add_chain(Chain {
+            name: "web".into(),
+            policy: None,
+            policy_counter: 0,
+            rules: Vec::new(),
+        });
+        let rule = |i: usize| {
+            let words = crate::syntax::split_words(&format!(
+                "-A INPUT -s 10.{}.{}.0/24 -p tcp -m tcp --dport {} -j DROP",
+                i / 256 % 256,
+                i % 256,
+                i % 60000 + 1
+            ))
+            .unwrap();
+            let mut r = crate::syntax::parse_rule_line(&words).unwrap().1;
+            r.counter = 100 + i as u32;
+            r
+        };
+        t.chains[0].rules = (0..5000).map(rule).collect();
+        t.chains[3].rules = (5000..5100).map(rule).collect();
+        let p = program(&t, &[], &AddressTypes::default(), None).unwrap();
+        let (back, _) = decode(&encode(&t, 1, [0; 4], &p.layout, None).unwrap()).unwrap();
+        assert_eq!(back.chains.len(), 4);
+        for (a, b) in back.chains.iter().zip(&t.chains) {
+            assert_eq!(a.name, b.name);
+            assert_eq!(a.rules.len(), b.rules.len());
+            for (x, y) in a.rules.iter().zip(&b.rules) {
+                assert!(x.same_spec(y));
+                assert_eq!(x.counter, y.counter);
+            }
+        }
+    }
+
+    #[test]
+    fn text_state_of_older_versions_is_read() {
+        let (t, slot) = decode(
+            b":INPUT DROP 0\n:FORWARD ACCEPT 1\n:OUTPUT ACCEPT 2\n:web - 0\n\
+              7 -A INPUT -s 198.18.0.1/32 -j web\n8 -A web -j DROP\n",
+        )
+        .unwrap();
+        assert!(slot.is_none());
+        assert_eq!(t.chains.len(), 4);
+        assert_eq!(t.chains[0].policy, Some(Policy::Drop));
+        assert_eq!(t.chains[0].rules[0].counter, 7);
+        assert_eq!(t.chain("web").unwrap().rules.len(), 1);
+    }
 }

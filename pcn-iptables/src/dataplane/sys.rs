@@ -6,19 +6,23 @@ use std::{
     ffi::CString,
     io,
     os::{
-        fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+        fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
         unix::ffi::OsStrExt as _,
     },
     path::Path,
 };
 
 const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 
 pub const MAP_TYPE_ARRAY: u32 = 2;
+pub const MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
 pub const MAP_TYPE_LPM_TRIE: u32 = 11;
 pub const F_NO_PREALLOC: u32 = 1;
 pub const F_MMAPABLE: u32 = 1 << 10;
@@ -78,6 +82,81 @@ pub fn map_create(
     let name = &name.as_bytes()[..name.len().min(15)];
     attr.0[28..28 + name.len()].copy_from_slice(name);
     attr.call(BPF_MAP_CREATE).map(owned)
+}
+
+/// BPF_MAP_CREATE of a map of maps whose inner maps look like `inner`.
+pub fn map_create_outer(inner: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut attr = Attr::new();
+    attr.u32(0, MAP_TYPE_ARRAY_OF_MAPS)
+        .u32(4, 4)
+        .u32(8, 4)
+        .u32(12, 1)
+        .u32(20, inner.as_raw_fd() as u32);
+    attr.call(BPF_MAP_CREATE).map(owned)
+}
+
+/// BPF_MAP_LOOKUP_ELEM with raw key and value bytes (`false`: no such key). A map of maps
+/// or a program array answers the id of what it holds.
+pub fn map_lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+    match Attr::new()
+        .u32(0, map.as_raw_fd() as u32)
+        .u64(8, key.as_ptr() as u64)
+        .u64(16, value.as_mut_ptr() as u64)
+        .call(BPF_MAP_LOOKUP_ELEM)
+    {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The id of the map or program at `index` of a map of maps or program array.
+pub fn id_at(map: BorrowedFd<'_>, index: u32) -> io::Result<Option<u32>> {
+    let mut id = [0u8; 4];
+    Ok(map_lookup(map, &index.to_ne_bytes(), &mut id)?.then(|| u32::from_ne_bytes(id)))
+}
+
+/// BPF_MAP_GET_FD_BY_ID.
+pub fn map_by_id(id: u32) -> io::Result<OwnedFd> {
+    Attr::new().u32(0, id).call(BPF_MAP_GET_FD_BY_ID).map(owned)
+}
+
+/// What BPF_OBJ_GET_INFO_BY_FD tells of a map.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MapInfo {
+    pub id: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+}
+
+pub fn map_info(map: BorrowedFd<'_>) -> io::Result<MapInfo> {
+    // struct bpf_map_info: type, id, key_size, value_size, max_entries, ... (a program's
+    // bpf_prog_info has its id at the same place)
+    let mut info = [0u32; 20];
+    Attr::new()
+        .u32(0, map.as_raw_fd() as u32)
+        .u32(4, std::mem::size_of_val(&info) as u32)
+        .u64(8, info.as_mut_ptr() as u64)
+        .call(BPF_OBJ_GET_INFO_BY_FD)?;
+    Ok(MapInfo {
+        id: info[1],
+        value_size: info[3],
+        max_entries: info[4],
+    })
+}
+
+/// Waits until every BPF program that was running when it was called has finished (an RCU
+/// grace period): membarrier(MEMBARRIER_CMD_GLOBAL), or where that is refused (nohz_full),
+/// an update of a map of maps, which waits for one.
+pub fn synchronize() -> io::Result<()> {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier takes no pointers.
+    if unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) } == 0 {
+        return Ok(());
+    }
+    let inner = map_create("PCN_SYNC", MAP_TYPE_ARRAY, 4, 4, 1, 0)?;
+    let outer = map_create_outer(inner.as_fd())?;
+    set_fd(outer.as_fd(), 0, inner.as_fd())
 }
 
 /// BPF_MAP_UPDATE_ELEM with raw key and value bytes.
@@ -165,7 +244,7 @@ impl Mapping {
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 // Populated at once: no page fault per page written.
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::MAP_SHARED,
                 map.as_raw_fd(),
                 0,
             )
@@ -174,6 +253,14 @@ impl Mapping {
             return Err(io::Error::last_os_error());
         }
         Ok(Mapping { base, len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.base.cast()
     }
 
     pub fn bytes(&mut self) -> &mut [u8] {
@@ -186,5 +273,142 @@ impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `new`.
         unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+// SAFETY: a mapping is plain shared memory; who writes where is up to its users (each thread
+// of a fill writes its own bitmaps).
+unsafe impl Send for Mapping {}
+unsafe impl Sync for Mapping {}
+
+/// Raw system calls for `grace_child`, which may not touch anything of the C library (it
+/// shares the parent's thread-local storage, errno included).
+#[cfg(target_arch = "x86_64")]
+unsafe fn raw_syscall(n: libc::c_long, a: usize, b: usize, c: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the Linux x86-64 system call convention; the caller vouches for the arguments.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") n as isize => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        )
+    };
+    ret
+}
+
+#[cfg(target_arch = "aarch64")]
+unsafe fn raw_syscall(n: libc::c_long, a: usize, b: usize, c: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the Linux arm64 system call convention; the caller vouches for the arguments.
+    unsafe {
+        std::arch::asm!(
+            "svc 0",
+            in("x8") n as usize,
+            inlateout("x0") a => ret,
+            in("x1") b,
+            in("x2") c,
+            options(nostack),
+        )
+    };
+    ret
+}
+
+/// What `grace_child` needs, in memory it shares with the parent and nobody frees.
+#[repr(C, align(8))]
+struct GraceArgs {
+    attr: [u8; 128],
+    fd: u32,
+    key: u32,
+    value: u64,
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+extern "C" fn grace_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the leaked GraceArgs; only raw system calls below.
+    unsafe {
+        let a = &*(arg as *const GraceArgs);
+        let fd = a.fd as usize;
+        // Nothing of the parent's but the marker: no pipe, lock or map stays open for it.
+        if fd > 0 {
+            raw_syscall(libc::SYS_close_range, 0, fd - 1, 0);
+        }
+        raw_syscall(libc::SYS_close_range, fd + 1, u32::MAX as usize, 0);
+        const MEMBARRIER_CMD_GLOBAL: usize = 1;
+        if raw_syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0 {
+            raw_syscall(
+                libc::SYS_bpf,
+                BPF_MAP_UPDATE_ELEM as usize,
+                a.attr.as_ptr() as usize,
+                a.attr.len(),
+            );
+        }
+        raw_syscall(libc::SYS_exit, 0, 0, 0);
+    }
+    0
+}
+
+/// Writes `value` at key 0 of the array `marker` (4-byte keys, 8-byte values) once a grace
+/// period has passed, in a process of its own that shares this one's memory (CLONE_VM) and
+/// outlives it by that long: this process does not wait, and its exit does not tear its
+/// address space down either (the helper's exit does). `false`: no such helper here.
+pub fn after_grace_period(marker: BorrowedFd<'_>, value: u64) -> io::Result<bool> {
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (marker, value);
+        return Ok(false);
+    }
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        const STACK: usize = 64 << 10;
+        // SAFETY: a fresh private mapping for the helper's stack, never unmapped.
+        let stack = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                STACK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if stack == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let args = Box::leak(Box::new(GraceArgs {
+            attr: [0; 128],
+            fd: marker.as_raw_fd() as u32,
+            key: 0,
+            value,
+        }));
+        let (key, val) = (
+            &args.key as *const u32 as u64,
+            &args.value as *const u64 as u64,
+        );
+        let mut attr = Attr::new();
+        attr.u32(0, marker.as_raw_fd() as u32)
+            .u64(8, key)
+            .u64(16, val)
+            .u64(24, 0);
+        args.attr = attr.0;
+        // SAFETY: the helper runs `grace_child` on its own stack with the leaked arguments,
+        // both alive as long as the address space.
+        let pid = unsafe {
+            libc::clone(
+                grace_child,
+                stack.cast::<u8>().add(STACK).cast(),
+                libc::CLONE_VM | libc::SIGCHLD,
+                (args as *mut GraceArgs).cast(),
+            )
+        };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(true)
     }
 }

@@ -88,16 +88,22 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
         }
         Command::Delete { chain, rules } => {
             resolve_targets(table, rules)?;
-            let mut remaining = table.chain(chain).ok_or_else(bad_rule)?.rules.clone();
+            let existing = &table.chain(chain).ok_or_else(bad_rule)?.rules;
             map_targets(table, rules)?;
+            // Each rule takes the first match not taken yet (no copy of a long chain).
+            let mut taken = Vec::with_capacity(rules.len());
             for rule in rules {
-                let at = remaining
-                    .iter()
-                    .position(|r| r.same_spec(rule))
+                let at = (0..existing.len())
+                    .find(|i| !taken.contains(i) && existing[*i].same_spec(rule))
                     .ok_or_else(|| missing(rule))?;
-                remaining.remove(at);
+                taken.push(at);
             }
-            table.chain_mut(chain).ok_or_else(bad_rule)?.rules = remaining;
+            let rules = &mut table.chain_mut(chain).ok_or_else(bad_rule)?.rules;
+            let mut i = 0;
+            rules.retain(|_| {
+                i += 1;
+                !taken.contains(&(i - 1))
+            });
         }
         Command::DeleteNum { chain, index } => {
             let rules = &mut table.chain_mut(chain).ok_or_else(no_chain)?.rules;

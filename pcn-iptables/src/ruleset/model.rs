@@ -4,12 +4,13 @@
 //! iptables considers equal compare equal here, which `-D` and `-C` rely on.
 
 use ipnetwork::Ipv4Network;
+use serde::{Deserialize, Serialize};
 
 /// The base chains of the filter table, in iptables' listing order.
 pub const BASE_CHAINS: [&str; 3] = ["INPUT", "FORWARD", "OUTPUT"];
 
 /// A value with iptables' `!` in front of it or not.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Negatable<T> {
     pub value: T,
     pub negated: bool,
@@ -25,7 +26,7 @@ impl<T> Negatable<T> {
 }
 
 /// An inclusive port range; a single port has `first == last`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PortRange {
     pub first: u16,
     pub last: u16,
@@ -33,7 +34,7 @@ pub struct PortRange {
 
 /// An interface name as iptables takes it: `eth0` exactly, or `eth+` for every name starting
 /// with `eth` (`wildcard` set, `+` not stored).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Interface {
     pub name: String,
     pub wildcard: bool,
@@ -61,14 +62,14 @@ pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 
 /// `--tcp-flags MASK COMP`: the packet's flags masked with `mask` equal `comp`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TcpFlags {
     pub mask: u8,
     pub comp: u8,
 }
 
 /// Which ports `-m multiport` looks at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MultiportDir {
     /// `--sports`
     Source,
@@ -90,7 +91,7 @@ impl MultiportDir {
 }
 
 /// `--icmp-type`: a type and a range of codes (`any` is type 255, which matches every type).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct IcmpType {
     pub kind: u8,
     pub code_min: u8,
@@ -103,7 +104,7 @@ impl IcmpType {
 }
 
 /// `-m ttl`: how the packet's TTL compares with the value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TtlMode {
     /// `--ttl-eq`
     Eq,
@@ -116,14 +117,14 @@ pub enum TtlMode {
 }
 
 /// An inclusive range of IPv4 addresses (`-m iprange`); `first > last` matches nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AddrRange {
     pub first: std::net::Ipv4Addr,
     pub last: std::net::Ipv4Addr,
 }
 
 /// `-m limit`: the average period in units of 1/10000 s (xt_limit's `avg`) and the burst.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Limit {
     pub avg: u32,
     pub burst: u32,
@@ -140,7 +141,7 @@ impl Limit {
 }
 
 /// The match modules (`-m NAME` or implied by `-p`), in the order the user gave them.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Match {
     /// `-m tcp` / `-m udp`: `proto` is IPPROTO_TCP or IPPROTO_UDP; `tcp_flags` (`--tcp-flags`,
     /// `--syn`) only for tcp.
@@ -186,7 +187,7 @@ pub enum Match {
 }
 
 /// Which module spelled a state match: they match alike and print differently.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StateModule {
     /// `-m conntrack --ctstate`
     Conntrack,
@@ -195,7 +196,7 @@ pub enum StateModule {
 }
 
 /// `-j LOG`'s options.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Log {
     /// syslog level, 0..=7.
     pub level: u8,
@@ -211,7 +212,7 @@ impl Log {
 }
 
 /// What happens to a packet when a rule matches.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Target {
     Accept,
     Drop,
@@ -238,9 +239,11 @@ impl Target {
 
 /// One rule. `counter` is the slot of its packet/byte counters in the pinned counter map; it is
 /// not part of the rule's identity.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Rule {
+    #[serde(with = "network")]
     pub src: Option<Negatable<Ipv4Network>>,
+    #[serde(with = "network")]
     pub dst: Option<Negatable<Ipv4Network>>,
     pub in_iface: Option<Negatable<Interface>>,
     pub out_iface: Option<Negatable<Interface>>,
@@ -257,8 +260,13 @@ pub struct Rule {
 impl Rule {
     /// The rule's identity for `-D` and `-C`: everything but its counters.
     pub fn same_spec(&self, other: &Rule) -> bool {
-        let iface =
-            |i: &Option<Negatable<Interface>>| i.clone().filter(|i| i.negated || !i.value.is_any());
+        fn iface(i: &Option<Negatable<Interface>>) -> Option<&Negatable<Interface>> {
+            i.as_ref().filter(|i| i.negated || !i.value.is_any())
+        }
+        // Cheap fields first: `-D` compares with every rule of a long chain.
+        if self.src != other.src || self.dst != other.dst || self.proto != other.proto {
+            return false;
+        }
         self.src == other.src
             && self.dst == other.dst
             && iface(&self.in_iface) == iface(&other.in_iface)
@@ -271,13 +279,13 @@ impl Rule {
 }
 
 /// A base chain's default verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Policy {
     Accept,
     Drop,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Chain {
     pub name: String,
     /// `Some` for base chains, `None` for user-defined ones.
@@ -288,7 +296,7 @@ pub struct Chain {
 }
 
 /// The filter table.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Table {
     pub chains: Vec<Chain>,
 }
@@ -347,5 +355,30 @@ impl Table {
         self.chains.iter().flat_map(|c| {
             std::iter::once(c.policy_counter).chain(c.rules.iter().map(|r| r.counter))
         })
+    }
+}
+
+/// `-s`/`-d` in the stored state as (address, prefix length, `!`): compact, and no text to
+/// format or parse (ipnetwork's own serde goes through strings).
+mod network {
+    use super::{Ipv4Network, Negatable};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    type Net = Option<Negatable<Ipv4Network>>;
+
+    pub fn serialize<S: Serializer>(net: &Net, s: S) -> Result<S::Ok, S::Error> {
+        net.as_ref()
+            .map(|n| (u32::from(n.value.ip()), n.value.prefix(), n.negated))
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Net, D::Error> {
+        Option::<(u32, u8, bool)>::deserialize(d)?
+            .map(|(ip, prefix, negated)| {
+                Ipv4Network::new(ip.into(), prefix)
+                    .map(|value| Negatable { value, negated })
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
     }
 }

@@ -395,6 +395,9 @@ struct Parse<'a> {
     /// The target extension `-j` loaded (REJECT, LOG), with its options.
     target_ext: Option<Instance>,
     warnings: Vec<String>,
+    /// `long_options()`, and the (loaded matches, target extension) it was made for: made
+    /// again only when they change, not at every option (a restore parses thousands).
+    long: (Vec<LongOpt<Opt>>, (usize, bool)),
 }
 
 /// Parses `args`, the arguments after `argv0` (which some messages quote); also returns the
@@ -431,6 +434,7 @@ pub fn parse(db: &NameDb, argv0: &str, args: &[String]) -> (Result<Invocation>, 
         target: None,
         target_ext: None,
         warnings: Vec::new(),
+        long: (Vec::new(), (usize::MAX, false)),
     };
     let result = p.run();
     (result, p.warnings)
@@ -439,8 +443,11 @@ pub fn parse(db: &NameDb, argv0: &str, args: &[String]) -> (Result<Invocation>, 
 impl<'a> Parse<'a> {
     fn run(&mut self) -> Result<Invocation> {
         loop {
-            let long = self.long_options();
-            let got = self.getopt.next(short_option, &long);
+            let key = (self.loaded.len(), self.target_ext.is_some());
+            if self.long.1 != key {
+                self.long = (self.long_options(), key);
+            }
+            let got = self.getopt.next(short_option, &self.long.0);
             match got {
                 Got::End => break,
                 Got::NonOption("!") => {
