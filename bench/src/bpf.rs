@@ -58,8 +58,8 @@ pub fn install_with(
     make: impl FnOnce(&mut dyn FnMut() -> u32) -> Vec<Rule>,
 ) -> Result<Installed> {
     let dp = Dataplane::open()?;
-    let running = dp.read_table()?;
-    let mut slots = Slots::new(&running);
+    let running = dp.read_state()?;
+    let mut slots = Slots::new(&running.table);
     let mut rule_counters = Vec::new();
     let mut table = Table::default();
     let chain = table.chain_mut(&rules.chain).context("a base chain")?;
@@ -74,7 +74,7 @@ pub fn install_with(
         .map(|c| c.policy_counter)
         .context("the rule set's chain")?;
     let start = Instant::now();
-    commit::install(&dp, &table, &slots)
+    commit::install(&dp, &running, None, &table, &slots)
         .map_err(|e| anyhow!("{}", e.render("pcn-iptables").trim_end()))?;
     Ok(Installed {
         dp,
