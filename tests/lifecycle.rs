@@ -104,6 +104,51 @@ fn every_way_into_the_namespace_sees_the_same_state() {
     lab.check();
 }
 
+/// What another version (another state layout) left in a namespace: its programs stay
+/// attached and keep ours out. pcn-iptables names it and changes nothing; `--uninstall`
+/// removes it.
+#[test]
+fn an_install_by_another_version_is_named_and_uninstalled() {
+    let fw = Fw::pcn();
+    let pair = Pair::new(fw.clone());
+    let (lab, host, c1) = (&pair.lab, &pair.host, &pair.c1);
+    lab.ipt_ok(host, &format!("-A INPUT -s {C1} -j DROP"));
+    // The install, moved to another layout's directory, is what an older binary leaves.
+    struct Remove(PathBuf);
+    impl std::ops::Drop for Remove {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let layout =
+        Remove(Path::new(STATE_ROOT).with_file_name(format!("vtest-{}", std::process::id())));
+    fs::create_dir(&layout.0).unwrap();
+    let dir = state_dir(host);
+    let other = layout.0.join(dir.file_name().unwrap());
+    fs::rename(&dir, &other).unwrap();
+
+    let out = host.exec(&[fw.bin_str(), "-A", "INPUT", "-s", C2, "-j", "DROP"]);
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(
+        out.stderr.contains(&other.display().to_string()),
+        "the other install is not named: {}",
+        out.stderr
+    );
+    assert!(!dir.exists(), "{} made", dir.display());
+    lab.expect(&c1.ping(HOST1), Drop);
+
+    host.exec(&[fw.bin_str(), "--uninstall"]).expect_ok();
+    assert!(
+        !other.exists(),
+        "{} left after --uninstall",
+        other.display()
+    );
+    lab.expect(&c1.ping(HOST1), Pass);
+    lab.ipt_ok(host, &format!("-A INPUT -s {C1} -j DROP"));
+    lab.expect(&c1.ping(HOST1), Drop);
+    lab.check();
+}
+
 #[test]
 fn uninstall_removes_programs_links_and_state() {
     let fw = Fw::pcn();

@@ -135,3 +135,18 @@ pub fn netns_dir() -> Result<PathBuf> {
         .join(LAYOUT)
         .join(format!("net-{}", netns_cookie()?)))
 }
+
+/// The current network namespace's state directories made by binaries of other layouts
+/// (older or newer versions): their programs stay attached, and keep ours from attaching.
+pub fn other_layouts() -> Result<Vec<PathBuf>> {
+    let name = format!("net-{}", netns_cookie()?);
+    let Ok(layouts) = fs::read_dir(BPFFS) else {
+        return Ok(Vec::new());
+    };
+    Ok(layouts
+        .flatten()
+        .filter(|l| l.file_name() != LAYOUT && l.path().is_dir())
+        .map(|l| l.path().join(&name))
+        .filter(|dir| dir.exists())
+        .collect())
+}

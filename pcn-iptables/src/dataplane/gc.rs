@@ -42,21 +42,27 @@ fn link_ifindex(pin: &Path) -> Option<u32> {
     (rc == 0).then_some(info[4])
 }
 
-/// Removes the state directories, other than `current`, of namespaces that no longer exist.
+/// Removes the state directories, other than `current`, of namespaces that no longer exist,
+/// in every layout's directory (an older binary's state outlives its namespace too).
 pub fn collect(current: &Path) {
-    let Some(parent) = current.parent() else {
+    let Some(layouts) = current.parent().and_then(Path::parent) else {
         return;
     };
-    let Ok(entries) = fs::read_dir(parent) else {
+    let Ok(layouts) = fs::read_dir(layouts) else {
         return;
     };
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        if dir == current {
+    for layout in layouts.flatten() {
+        let Ok(entries) = fs::read_dir(layout.path()) else {
             continue;
-        }
-        if link_ifindex(&dir.join(format!("xdp-{LOOPBACK}"))) == Some(0) {
-            let _ = fs::remove_dir_all(&dir);
+        };
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            if dir == current || !entry.file_name().as_bytes().starts_with(b"net-") {
+                continue;
+            }
+            if link_ifindex(&dir.join(format!("xdp-{LOOPBACK}"))) == Some(0) {
+                let _ = fs::remove_dir_all(&dir);
+            }
         }
     }
 }

@@ -84,6 +84,23 @@ fn pinned(dir: &Path, name: &str) -> Result<OwnedFd> {
     sys::obj_get(&path).with_context(|| format!("opening {}", path.display()))
 }
 
+/// Before a first install in `dir`: another version's install in this namespace (a state
+/// directory of another layout) keeps its programs attached, which would keep ours from
+/// attaching. It is named, for `--uninstall` to remove.
+pub fn refuse_other_layouts(dir: &Path) -> Result<()> {
+    if dir.join(super::conntrack::MAP).exists() {
+        return Ok(());
+    }
+    match super::bpffs::other_layouts()?.first() {
+        Some(other) => anyhow::bail!(
+            "this network namespace has rules installed by another version of pcn-iptables \
+             ({}); `pcn-iptables --uninstall` removes them",
+            other.display()
+        ),
+        None => Ok(()),
+    }
+}
+
 /// Loads this build's classifiers (and, on a first install, the entry programs and the shared
 /// maps), pinning them; seeds the connection table on a first install.
 fn setup(
@@ -190,6 +207,7 @@ pub fn set_up(
     if is_set_up(dir) {
         return Ok(());
     }
+    refuse_other_layouts(dir)?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     setup(dir, &build_dir(dir), conntrack_entries, ready)?;
     // The entry programs only pass packets on until a classifier is switched in.

@@ -255,6 +255,7 @@ impl Dataplane {
         fresh_counters: &[(u32, Counter)],
         running: &State,
     ) -> Result<bool> {
+        generation::refuse_other_layouts(&self.dir)?;
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
         // A fresh PCN_ACTIVE reads 0, so the first install goes to slot 1 and still has a
@@ -354,11 +355,13 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Removes every program, link and pin of this namespace.
+    /// Removes every program, link and pin of this namespace, those of other versions'
+    /// layouts too.
     pub fn uninstall(&self) -> Result<()> {
-        if self.dir.exists() {
-            fs::remove_dir_all(&self.dir)
-                .with_context(|| format!("removing {}", self.dir.display()))?;
+        let mut dirs = bpffs::other_layouts()?;
+        dirs.push(self.dir.clone());
+        for dir in dirs.iter().filter(|d| d.exists()) {
+            fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
         }
         if let Ok(lock) = self.lock_path() {
             let _ = fs::remove_file(lock);
