@@ -31,6 +31,7 @@ pcn_iptables_tests::differential_scenarios!(
     connections_survive_the_firewall,
     save_restore_state_rules,
     several_matches_must_all_hold,
+    tracking_starts_with_the_first_state_rule,
 );
 
 /// Two state matches (or two port matches) in one rule must both hold: NEW and ESTABLISHED
@@ -668,6 +669,38 @@ fn connections_survive_the_firewall(fw: Fw) -> Transcript {
             if got { "passed" } else { "was dropped" }
         );
     }
+    checks.finish(t, &lab)
+}
+
+/// Connections are tracked only while some rule looks at their state (netfilter hooks its
+/// conntrack into a namespace for the rules that need it): one opened while the firewall had
+/// only stateless rules is unknown when a state rule comes, and its next packet is NEW.
+fn tracking_starts_with_the_first_state_rule(fw: Fw) -> Transcript {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    let t = Transcript::new(&lab);
+    let mut checks = Checks::new(&lab);
+    lab.serve(&host, &[22, 8086]);
+    lab.ipt_ok(&host, "-A INPUT -s 198.18.200.1/32 -j DROP");
+    let mut conn = Conn::open(&c1, &host, HOST1, 8085);
+    checks.check(
+        "stateless rules: data in",
+        conn.client_to_server(PASS_WAIT),
+        true,
+    );
+    checks.check(
+        "stateless rules: data out",
+        conn.server_to_client(PASS_WAIT),
+        true,
+    );
+    lab.ipt_lines(&host, SERVER_FIREWALL);
+    checks.check(
+        "after the first state rule: data in (picked up as NEW)",
+        conn.client_to_server(DROP_WAIT),
+        false,
+    );
+    // Connections opened from now on are tracked from their first packet.
+    lab.expect(&c1.tcp(HOST1, 22), Pass);
+    lab.expect(&c1.tcp(HOST1, 8086), Drop);
     checks.finish(t, &lab)
 }
 

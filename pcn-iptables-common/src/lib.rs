@@ -192,6 +192,11 @@ pub mod chain_flag {
     /// The chain's outcome for a packet is a function of its `FlowKey` alone (no per-packet
     /// field, no LOG, no limit): packets of a flow that met only such chains share a verdict.
     pub const CACHEABLE: u32 = 1;
+    /// Connections are tracked: some rule of the generation looks at their state (set on
+    /// every chain). As with netfilter, whose conntrack hooks a namespace only while a rule
+    /// needs them, nothing is tracked otherwise: a connection made meanwhile is picked up
+    /// from its next packet, as NEW.
+    pub const TRACK: u32 = 2;
 }
 
 /// Flows whose verdict the entry programs remember (`PCN_FLOWS`, an LRU map).

@@ -151,11 +151,17 @@ fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
     Some((start + offset) as *const T)
 }
 
-/// Fills addresses, protocol, ports and length from the IPv4 packet at `l3`, and tracks its
-/// connection (`update`: the packet counts for it and moves its state); `None` when the frame
-/// is not IPv4 we can read.
+/// Fills addresses, protocol, ports and length from the IPv4 packet at `l3`, and, when the
+/// generation tracks connections (`tracks`), tracks its connection (`update`: the packet
+/// counts for it and moves its state); `None` when the frame is not IPv4 we can read.
 #[inline(always)]
-fn parse_ipv4(pkt: &mut PacketInfo, start: usize, end: usize, update: bool) -> Option<()> {
+fn parse_ipv4(
+    pkt: &mut PacketInfo,
+    start: usize,
+    end: usize,
+    tracks: bool,
+    update: bool,
+) -> Option<()> {
     let ethertype = u16::from_be(unsafe { *ptr_at::<u16>(start, end, 12)? });
     if ethertype != ETH_P_IP {
         return None;
@@ -209,7 +215,12 @@ fn parse_ipv4(pkt: &mut PacketInfo, start: usize, end: usize, update: bool) -> O
             _ => {}
         }
     }
-    track(pkt, start, end, l4, frag_offset != 0, update);
+    if tracks {
+        track(pkt, start, end, l4, frag_offset != 0, update);
+    } else {
+        pkt.ct_commit = 0;
+        pkt.ctstate = ctstate::INVALID;
+    }
     Some(())
 }
 
@@ -339,15 +350,23 @@ fn quoted_connection(start: usize, end: usize, inner: usize, now: u64) -> bool {
     connection(&quoted.key().0, now).is_some()
 }
 
-/// Starts the evaluation of `chain` for a packet.
+/// The running generation's slot, and whether it tracks connections (`chain_flag::TRACK`,
+/// on every chain): read once per packet, so that tracking and the verdict agree.
 #[inline(always)]
-fn enter(pkt: &mut PacketInfo, chain: u32) -> Option<u32> {
+fn generation() -> Option<(u32, bool)> {
+    let slot = *PCN_ACTIVE.get(0)?;
+    let cfg = chain_config(slot, CHAIN_INPUT)?;
+    Some((slot, cfg.flags & chain_flag::TRACK != 0))
+}
+
+/// Starts the evaluation of `chain` for a packet, in the generation of `slot`.
+#[inline(always)]
+fn enter(pkt: &mut PacketInfo, chain: u32, slot: u32) {
     pkt.chain = chain;
     pkt.base_chain = chain;
     pkt.next_rule = 0;
     pkt.depth = 0;
-    pkt.slot = *PCN_ACTIVE.get(0)?;
-    Some(pkt.slot)
+    pkt.slot = slot;
 }
 
 /// The verdict this generation already found for the packet's flow, if its base chain is
@@ -440,7 +459,14 @@ fn ingress(ctx: &XdpContext) -> Option<u32> {
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
     // A packet looping back was tracked on its way out (netfilter keeps its connection on
     // the skb): judge it by that state, do not count it twice.
-    parse_ipv4(pkt, ctx.data(), ctx.data_end(), ifindex != LOOPBACK_IFINDEX)?;
+    let (slot, tracks) = generation()?;
+    parse_ipv4(
+        pkt,
+        ctx.data(),
+        ctx.data_end(),
+        tracks,
+        ifindex != LOOPBACK_IFINDEX,
+    )?;
     pkt.in_ifindex = ifindex;
     pkt.out_ifindex = 0;
 
@@ -482,7 +508,7 @@ fn ingress(ctx: &XdpContext) -> Option<u32> {
     if chain == CHAIN_INPUT && pkt.fragment != 0 {
         return None;
     }
-    let slot = enter(pkt, chain)?;
+    enter(pkt, chain, slot);
     match cached_verdict(pkt, chain, slot) {
         Some(verdict::ACCEPT) => {
             confirm(pkt);
@@ -508,7 +534,8 @@ fn egress(ctx: &TcContext) -> Option<i32> {
         return None;
     }
     let pkt = unsafe { &mut *PCN_PKT_TC.get_ptr_mut(0)? };
-    parse_ipv4(pkt, ctx.data(), ctx.data_end(), true)?;
+    let (slot, tracks) = generation()?;
+    parse_ipv4(pkt, ctx.data(), ctx.data_end(), tracks, true)?;
     // OUTPUT judged the datagram before the stack fragmented it: as on INPUT, the first
     // fragment stands for it.
     if pkt.fragment != 0 {
@@ -517,7 +544,7 @@ fn egress(ctx: &TcContext) -> Option<i32> {
     pkt.mac_src = [0; 6];
     pkt.in_ifindex = 0;
     pkt.out_ifindex = skb.ifindex;
-    let slot = enter(pkt, CHAIN_OUTPUT)?;
+    enter(pkt, CHAIN_OUTPUT, slot);
     match cached_verdict(pkt, CHAIN_OUTPUT, slot) {
         Some(verdict::ACCEPT) => {
             confirm(pkt);

@@ -765,6 +765,7 @@ fn chain_bitmaps(
 
 /// The full build: every chain, every bitmap, equal bitmaps stored once.
 fn full(ctx: &Ctx, table: &Table) -> Result<Program, CompileError> {
+    let track = tracks(table);
     let names = chain_ids(table);
     if names.len() > MAX_CHAINS as usize {
         return Err(CompileError::TooManyChains(names.len()));
@@ -788,7 +789,7 @@ fn full(ctx: &Ctx, table: &Table) -> Result<Program, CompileError> {
             limited: 0,
             rules: 0,
             count_only: 0,
-            flags: flags(rules),
+            flags: flags(rules, track),
             ..Default::default()
         });
     }
@@ -842,6 +843,7 @@ fn full(ctx: &Ctx, table: &Table) -> Result<Program, CompileError> {
 
 /// The build on the running generation; `None` when it cannot be (chain ids run out).
 fn incremental(ctx: &Ctx, table: &Table, base: &Base) -> Result<Option<Program>, CompileError> {
+    let track = tracks(table);
     let layout = base.layout;
     // Chains keep their ids; new ones get new ids, never one with entries in the trie.
     let mut names = layout.chain_names.clone();
@@ -932,7 +934,7 @@ fn incremental(ctx: &Ctx, table: &Table, base: &Base) -> Result<Option<Program>,
             cfg.rules = old.rules;
             cfg.count_only = old.count_only;
             cfg.limited = old.limited;
-            cfg.flags = flags(rules);
+            cfg.flags = flags(rules, track);
             chains.push(cfg);
             continue;
         };
@@ -1012,7 +1014,7 @@ fn incremental(ctx: &Ctx, table: &Table, base: &Base) -> Result<Option<Program>,
         cfg.rules = own_index[OWN_RULES as usize];
         cfg.count_only = own_index[OWN_COUNT_ONLY as usize];
         cfg.limited = own_index[OWN_LIMITED as usize];
-        cfg.flags = flags(rules);
+        cfg.flags = flags(rules, track);
         chains.push(cfg);
     }
     // Mostly new atoms (a ruleset replaced by another): built anew, without the stale ones.
@@ -1041,7 +1043,8 @@ fn incremental(ctx: &Ctx, table: &Table, base: &Base) -> Result<Option<Program>,
 /// no rule looks at a field that can differ between the packets of one flow (length, TTL,
 /// TCP flags, the MAC address a frame came from) or has an effect per packet (a log line, a
 /// token bucket). From the rules alone, so that the full and incremental builds agree.
-fn flags(rules: &[Rule]) -> u32 {
+/// TRACK when `track` (see `tracks`).
+fn flags(rules: &[Rule], track: bool) -> u32 {
     let per_packet = |r: &Rule| {
         matches!(r.target, Some(Target::Log(_)))
             || r.matches.iter().any(|m| matches!(m, Match::Limit(_)))
@@ -1050,11 +1053,23 @@ fn flags(rules: &[Rule]) -> u32 {
                 .iter()
                 .any(|f| !matches!(f(r), Ok(None)))
     };
-    if rules.iter().any(per_packet) {
+    let cacheable = if rules.iter().any(per_packet) {
         0
     } else {
         chain_flag::CACHEABLE
-    }
+    };
+    cacheable | if track { chain_flag::TRACK } else { 0 }
+}
+
+/// Whether connections are tracked under `table`: some rule looks at their state.
+fn tracks(table: &Table) -> bool {
+    table.chains.iter().any(|c| {
+        c.rules.iter().any(|r| {
+            r.matches
+                .iter()
+                .any(|m| matches!(m, Match::Conntrack { .. }))
+        })
+    })
 }
 
 fn action(

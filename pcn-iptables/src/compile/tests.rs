@@ -1458,3 +1458,34 @@ fn headerless_packets_and_repeated_macs() {
     p.mac = Some(MACS[1]);
     assert_eq!(decided(&p), Some(3));
 }
+
+/// Connections are tracked (every chain has TRACK) exactly while some rule, in any chain,
+/// looks at their state; CACHEABLE is per chain.
+#[test]
+fn tracking_follows_the_state_rules() {
+    let state = Match::Conntrack {
+        module: StateModule::State,
+        states: Negatable::plain(1 << pcn_iptables_common::conntrack::ctstate::ESTABLISHED),
+    };
+    let flags = |table: &Table| -> Vec<u32> {
+        compile(table, &[], &AddressTypes::default())
+            .unwrap()
+            .chains
+            .iter()
+            .map(|c| c.flags)
+            .collect()
+    };
+    let mut table = Table::default();
+    table.chains[0].rules = vec![plain_rule(vec![])];
+    assert!(flags(&table).iter().all(|f| *f == chain_flag::CACHEABLE));
+    table.chains[2].rules = vec![plain_rule(vec![state])];
+    assert!(
+        flags(&table)
+            .iter()
+            .all(|f| *f == chain_flag::CACHEABLE | chain_flag::TRACK),
+        "{:?}",
+        flags(&table)
+    );
+    table.chains[1].rules = vec![plain_rule(vec![Match::Limit(Limit::DEFAULT)])];
+    assert_eq!(flags(&table)[1], chain_flag::TRACK);
+}
