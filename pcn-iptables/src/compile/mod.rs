@@ -1311,25 +1311,13 @@ mod incremental_tests {
     //! The incremental build against the full one: a model of the two generation slots (the
     //! words each bitmap index holds, and one trie) goes through random changes the way the
     //! data plane applies them, and classifies every packet as a full build of the same table.
+    use super::tests::Rng;
     use super::*;
     use crate::ruleset::model::{Chain, PortRange};
     use pcn_iptables_common::MAX_WORDS;
     use std::net::Ipv4Addr;
 
     const MACS: [[u8; 6]; 3] = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]];
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
 
     /// `macs`: whether it may have `--mac-source` (not in the first build, so that changes
     /// bring the field to chains with rules before the change).
@@ -1518,20 +1506,11 @@ mod incremental_tests {
     fn packets(rng: &mut Rng) -> Vec<Vec<(u8, [u8; 6], u32)>> {
         (0..200)
             .map(|_| {
-                let src = Ipv4Addr::new(
-                    10,
-                    rng.below(5) as u8,
-                    rng.below(5) as u8,
-                    rng.below(5) as u8,
-                )
-                .octets();
-                let dst = Ipv4Addr::new(
-                    172,
-                    rng.below(5) as u8,
-                    rng.below(5) as u8,
-                    rng.below(5) as u8,
-                )
-                .octets();
+                let mut addr = |first| {
+                    let mut next = || rng.below(5) as u8;
+                    Ipv4Addr::new(first, next(), next(), next()).octets()
+                };
+                let (src, dst) = (addr(10), addr(172));
                 let proto = [6u8, 17, 1][rng.below(3) as usize];
                 let sp = (rng.below(60) as u16).to_be_bytes();
                 let dp = (rng.below(60) as u16).to_be_bytes();
