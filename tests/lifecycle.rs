@@ -214,6 +214,37 @@ fn state_of_a_deleted_namespace_is_collected() {
     );
 }
 
+/// A first install killed before it attached, in a namespace gone since, leaves a state
+/// directory without links: collected once it has been left alone long enough, not before.
+#[test]
+fn an_abandoned_install_is_collected() {
+    let fw = Fw::pcn();
+    let pair = Pair::new(fw.clone());
+    let (lab, host) = (&pair.lab, &pair.host);
+    lab.ipt_ok(host, "-A INPUT -s 198.18.9.1 -j DROP");
+    // Cookies are counted up from 1: these name no namespace.
+    struct Remove(PathBuf);
+    impl std::ops::Drop for Remove {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let fake = |n: u64| Remove(Path::new(STATE_ROOT).join(format!("net-{}", u64::MAX - n)));
+    let (old, recent) = (
+        fake(std::process::id() as u64 * 2),
+        fake(std::process::id() as u64 * 2 + 1),
+    );
+    for d in [&old, &recent] {
+        fs::create_dir(&d.0).unwrap();
+        fs::create_dir(d.0.join("gen-0")).unwrap();
+    }
+    cmd::must("touch", &["-d", "1 hour ago", old.0.to_str().unwrap()]);
+    lab.ipt_ok(host, "-A INPUT -s 198.18.9.2 -j DROP");
+    assert!(!old.0.exists(), "{} left", old.0.display());
+    assert!(recent.0.exists(), "{} removed at once", recent.0.display());
+    assert!(state_dir(host).exists());
+}
+
 fn hold_lock(dir: &Path) -> Flock<fs::File> {
     let name = dir.file_name().unwrap().to_str().unwrap();
     let file = fs::File::options()

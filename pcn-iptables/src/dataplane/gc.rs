@@ -1,7 +1,8 @@
 //! Forgetting namespaces that are gone. With no daemon, nobody sees a network namespace die
 //! with our pins still in it; its programs and maps would live on, pinned, until reboot. A
 //! namespace's loopback device dies with it, and the XDP link of a dead device reports
-//! ifindex 0, so the state of any namespace whose `xdp-1` (lo) link says so is removed.
+//! ifindex 0, so the state of any namespace whose `xdp-1` (lo) link says so is removed, and
+//! that of an install abandoned before it attached (see `ABANDONED`).
 
 use std::{ffi::CString, fs, os::unix::ffi::OsStrExt as _, path::Path};
 
@@ -42,6 +43,20 @@ fn link_ifindex(pin: &Path) -> Option<u32> {
     (rc == 0).then_some(info[4])
 }
 
+/// A first install attaches to lo before its first switch; one killed before that, in a
+/// namespace gone since, leaves a directory no link tells about. Untouched this long (every
+/// change pins its state anew), it is taken for abandoned: nothing was enforced from it, and
+/// a later command in a namespace still there installs afresh.
+const ABANDONED: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+fn untouched_for(dir: &Path, age: std::time::Duration) -> bool {
+    fs::metadata(dir)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|e| e > age)
+}
+
 /// Removes the state directories, other than `current`, of namespaces that no longer exist,
 /// in every layout's directory (an older binary's state outlives its namespace too).
 pub fn collect(current: &Path) {
@@ -60,7 +75,8 @@ pub fn collect(current: &Path) {
             if dir == current || !entry.file_name().as_bytes().starts_with(b"net-") {
                 continue;
             }
-            if link_ifindex(&dir.join(format!("xdp-{LOOPBACK}"))) == Some(0) {
+            let lo = dir.join(format!("xdp-{LOOPBACK}"));
+            if link_ifindex(&lo) == Some(0) || (!lo.exists() && untouched_for(&dir, ABANDONED)) {
                 let _ = fs::remove_dir_all(&dir);
             }
         }
