@@ -781,16 +781,8 @@ fn full(ctx: &Ctx, table: &Table) -> Result<Program, CompileError> {
         let fields = chain_bitmaps(ctx, id as u32, rules, 0, None, &mut made, &mut words)?;
         spans.push(first..made.len());
         chains.push(ChainConfig {
-            nwords: rules.len().div_ceil(64) as u32,
             fields,
-            action_base: bases[id],
-            policy: policy_verdict(policy),
-            policy_counter,
-            limited: 0,
-            rules: 0,
-            count_only: 0,
-            flags: flags(rules, track),
-            ..Default::default()
+            ..chain_config(rules, bases[id], policy, policy_counter, track)
         });
     }
     // Equal bitmaps share an index, in the order they were made.
@@ -917,24 +909,13 @@ fn incremental(ctx: &Ctx, table: &Table, base: &Base) -> Result<Option<Program>,
             continue;
         }
         let (rules, policy, policy_counter) = chain_of(table, name, id as u32);
-        let mut cfg = ChainConfig {
-            nwords: rules.len().div_ceil(64) as u32,
-            fields: 0,
-            action_base: bases[id],
-            policy: policy_verdict(policy),
-            policy_counter,
-            limited: 0,
-            rules: 0,
-            count_only: 0,
-            ..Default::default()
-        };
+        let mut cfg = chain_config(rules, bases[id], policy, policy_counter, track);
         let Some(from) = changed[id] else {
             let old = old_cfg(id).unwrap_or_default();
             cfg.fields = old.fields;
             cfg.rules = old.rules;
             cfg.count_only = old.count_only;
             cfg.limited = old.limited;
-            cfg.flags = flags(rules, track);
             chains.push(cfg);
             continue;
         };
@@ -1014,7 +995,6 @@ fn incremental(ctx: &Ctx, table: &Table, base: &Base) -> Result<Option<Program>,
         cfg.rules = own_index[OWN_RULES as usize];
         cfg.count_only = own_index[OWN_COUNT_ONLY as usize];
         cfg.limited = own_index[OWN_LIMITED as usize];
-        cfg.flags = flags(rules, track);
         chains.push(cfg);
     }
     // Mostly new atoms (a ruleset replaced by another): built anew, without the stale ones.
@@ -1039,6 +1019,24 @@ fn incremental(ctx: &Ctx, table: &Table, base: &Base) -> Result<Option<Program>,
     }))
 }
 
+/// A chain's config before its bitmaps: size, actions, policy and flags.
+fn chain_config(
+    rules: &[Rule],
+    action_base: u32,
+    policy: Option<Policy>,
+    policy_counter: u32,
+    track: bool,
+) -> ChainConfig {
+    ChainConfig {
+        nwords: rules.len().div_ceil(64) as u32,
+        action_base,
+        policy: policy_verdict(policy),
+        policy_counter,
+        flags: flags(rules, track),
+        ..Default::default()
+    }
+}
+
 /// `chain_flag`s: CACHEABLE when every packet of a flow meets the same outcome in this chain:
 /// no rule looks at a field that can differ between the packets of one flow (length, TTL,
 /// TCP flags, the MAC address a frame came from) or has an effect per packet (a log line, a
@@ -1047,11 +1045,19 @@ fn incremental(ctx: &Ctx, table: &Table, base: &Base) -> Result<Option<Program>,
 fn flags(rules: &[Rule], track: bool) -> u32 {
     let per_packet = |r: &Rule| {
         matches!(r.target, Some(Target::Log(_)))
-            || r.matches.iter().any(|m| matches!(m, Match::Limit(_)))
-            || !mac(r).is_empty()
-            || [tcp_flags, length, ttl]
-                .iter()
-                .any(|f| !matches!(f(r), Ok(None)))
+            || r.matches.iter().any(|m| {
+                matches!(
+                    m,
+                    Match::Limit(_)
+                        | Match::Mac(_)
+                        | Match::Length(_)
+                        | Match::Ttl { .. }
+                        | Match::Ports {
+                            tcp_flags: Some(_),
+                            ..
+                        }
+                )
+            })
     };
     let cacheable = if rules.iter().any(per_packet) {
         0
