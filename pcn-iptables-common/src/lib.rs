@@ -358,6 +358,11 @@ pub struct PacketInfo {
     pub candidates: [u64; SUMMARY_WORDS],
     pub start_word: u64,
     pub start_mask: u64,
+    /// The matching rules of word `pending_word` still to visit one at a time, in order (up
+    /// to the first that decides), when some of them only count or have a `-m limit` bucket.
+    pub pending: u64,
+    pub pending_word: u32,
+    pub _pending_pad: u32,
     /// Chain being evaluated and the rule to start from.
     pub chain: u32,
     pub next_rule: u32,

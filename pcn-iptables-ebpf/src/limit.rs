@@ -3,7 +3,7 @@
 //!
 //! The scan checks the buckets of a word's limited rules one at a time, in rule order, only
 //! up to the first rule that decides: a rule whose bucket is empty does not match, and the
-//! scan goes on with the next rule. Words without limited rules only pay one load and a test.
+//! scan goes on with the next rule (see `scan_step`).
 
 use core::intrinsics::{AtomicOrdering::Relaxed, atomic_cxchg, atomic_xchg};
 
@@ -66,71 +66,4 @@ fn saturating_mul(a: u64, b: u32) -> u64 {
     let low = (a & 0xffff_ffff) * b as u64;
     let sum = (high << 32).wrapping_add(low);
     if sum < low { u64::MAX } else { sum }
-}
-
-/// The state of `filter` (the `bpf_loop` context).
-#[repr(C)]
-pub struct Limiting {
-    /// The word's matching rules; limited ones whose bucket is empty get cleared.
-    pub w: u64,
-    pub limited: u64,
-    pub count_only: u64,
-    /// Action index of the word's bit 0.
-    pub first_rule: u32,
-    /// First bit to look at.
-    pub from: u32,
-    /// The generation's slot.
-    pub slot: u32,
-}
-
-extern "C" fn check_bit(n: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    let l = unsafe { &mut *(ctx as *mut Limiting) };
-    let bit = n + l.from as u64;
-    if bit >= 64 {
-        return 1;
-    }
-    let mask = 1u64 << bit;
-    if l.w & mask == 0 {
-        return 0;
-    }
-    if l.limited & mask != 0 && !take(l.slot, l.first_rule + bit as u32) {
-        l.w &= !mask;
-        return 0;
-    }
-    // The first rule with a target that matches decides: later buckets are not touched.
-    if l.count_only & mask == 0 { 1 } else { 0 }
-}
-
-/// `w` (the rules of a word that match every field) without the limited rules that are over
-/// their rate, checking the buckets in order up to the rule that decides. Cheap when no limited
-/// rule comes before the first deciding one.
-#[inline(always)]
-pub fn filter(w: u64, limited: u64, count_only: u64, slot: u32, first_rule: u32) -> u64 {
-    let lim = w & limited;
-    if lim == 0 {
-        return w;
-    }
-    let plain_stop = w & !count_only & !limited;
-    let first_lim = lim & lim.wrapping_neg();
-    if plain_stop != 0 && (plain_stop & plain_stop.wrapping_neg()) < first_lim {
-        return w;
-    }
-    let from = crate::lowest_bit(lim);
-    let mut l = Limiting {
-        w,
-        limited,
-        count_only,
-        first_rule,
-        from,
-        slot,
-    };
-    unsafe {
-        aya_ebpf::helpers::generated::bpf_loop(
-            64 - from,
-            check_bit as *mut core::ffi::c_void,
-            &mut l as *mut Limiting as *mut core::ffi::c_void,
-            0,
-        );
-    }
-    unsafe { core::ptr::read_volatile(&l.w) }
 }

@@ -654,7 +654,7 @@ fn classify(pkt: &mut PacketInfo) -> Step {
     if cfg.flags & chain_flag::CACHEABLE == 0 {
         pkt.flow_cacheable = 0;
     }
-    match first_match(pkt, chain, cfg) {
+    match Some(pcn_first_match(pkt)).filter(|r| *r != u32::MAX) {
         Some(rule) => {
             let Some(action) = action(pkt.slot, cfg.action_base + rule) else {
                 return Step::Drop;
@@ -780,8 +780,10 @@ fn optional_value(has: u8, bits: u32, value: [u8; 2]) -> (u32, u64) {
     }
 }
 
-/// The state of one scan over a chain's bitmap words (the `bpf_loop` context); the scalars
-/// of the scan live in the packet's map memory (PacketInfo::candidates...).
+/// The state of one scan over a chain's bitmap words (the `bpf_loop` context): written once
+/// before the loop and only read in it. What changes from step to step lives in the packet's
+/// map memory (`candidates`, `pending`, `found`), whose contents the verifier does not track,
+/// so that the loop body verifies once instead of once per state it could carry.
 #[repr(C)]
 struct Scan {
     /// The rules of the chain, then one bitmap per field (the chain's rules again for a field
@@ -793,68 +795,65 @@ struct Scan {
     count_only: *const Bitmap,
     /// The chain's rules with `-m limit`, whose buckets are checked in order.
     limited: *const Bitmap,
-    /// Where the rule found goes: map memory, whose contents the verifier does not track, so
-    /// that verifying the loop body converges instead of following every possible result.
     pkt: *mut PacketInfo,
 }
 
-/// Rules of one word to count (the context of `count_bit`).
-#[repr(C)]
-struct Counting {
-    rules: u64,
-    first_rule: u32,
-    /// Where LOG rules are noted for the classifier to record.
-    pkt: *mut PacketInfo,
+/// Steps of the scan at most: every word, and every rule of a word walked rule by rule.
+const SCAN_STEPS: u32 = (MAX_WORDS * 65) as u32;
+
+/// One step of the scan: the next rule of a word being walked rule by rule, or else the next
+/// candidate word. Returns 1 to end the loop (a rule decided, or no candidate is left). One
+/// flat loop, no loop inside: a nested `bpf_loop` makes the verifier's work depend on how
+/// well each kernel build prunes states.
+extern "C" fn scan_step(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    let scan = unsafe { &*(ctx as *const Scan) };
+    let pkt = unsafe { &mut *scan.pkt };
+    if pkt.pending != 0 {
+        visit_rule(scan, pkt)
+    } else {
+        visit_word(scan, pkt)
+    }
 }
 
-/// Counts rule `first_rule + bit` if its bit is set.
-extern "C" fn count_bit(bit: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    let c = unsafe { &*(ctx as *const Counting) };
-    if bit < 64 && c.rules & (1 << bit) != 0 {
-        let index = c.first_rule + bit as u32;
-        if let Some(action) = action(unsafe { (*c.pkt).slot }, index) {
-            let pkt = unsafe { &mut *c.pkt };
-            count(action.counter, pkt.len);
-            // Rules that only count are rare; their flows are not cached, which keeps this
-            // callback's frame small.
-            pkt.flow_cacheable = 0;
-            if action.verdict == verdict::LOG {
-                log::pend(c.pkt, index);
-            }
+/// The next rule of `pkt.pending`: a rule whose `-m limit` bucket is empty does not match; a
+/// rule without a target is counted (as netfilter does) and the walk goes on; any other
+/// rule decides.
+#[inline(always)]
+fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
+    let w = pkt.pending;
+    pkt.pending = w & (w - 1);
+    let i = pkt.pending_word as usize;
+    if i >= MAX_WORDS {
+        return 1;
+    }
+    let bit = lowest_bit(w);
+    let mask = 1u64 << (bit & 63);
+    let rule = i as u32 * 64 + bit;
+    let index = pkt.action_base + rule;
+    if unsafe { (*scan.limited).words[i] } & mask != 0 && !limit::take(pkt.slot, index) {
+        return 0;
+    }
+    if unsafe { (*scan.count_only).words[i] } & mask == 0 {
+        pkt.found = rule;
+        return 1;
+    }
+    if let Some(action) = action(pkt.slot, index) {
+        count(action.counter, pkt.len);
+        // Rules that only count are rare: their flows are judged every time.
+        pkt.flow_cacheable = 0;
+        if action.verdict == verdict::LOG {
+            log::pend(pkt, index);
         }
     }
     0
 }
 
-/// Counts the rules of word `i` set in `rules` (netfilter counts a rule without a target
-/// and goes on with the next one). A loop of its own keeps the verifier from following the
-/// scan once per number of such rules.
+/// The next candidate word: the AND of every bitmap there. Its first rule with a target and
+/// no bucket decides, unless a rule that only counts or has a bucket comes first: then the
+/// word's rules up to that one are walked one by one (`pending`). Words some bitmap has empty
+/// are never read, so the cost follows the candidates, not the chain's length.
 #[inline(always)]
-fn count_rules(scan: &Scan, i: usize, rules: u64) {
-    if rules == 0 {
-        return;
-    }
-    let mut counting = Counting {
-        rules,
-        first_rule: unsafe { (*scan.pkt).action_base } + i as u32 * 64,
-        pkt: scan.pkt,
-    };
-    unsafe {
-        aya_ebpf::helpers::generated::bpf_loop(
-            64,
-            count_bit as *mut core::ffi::c_void,
-            &mut counting as *mut Counting as *mut core::ffi::c_void,
-            0,
-        );
-    }
-}
-
-/// Visits the next candidate word: AND of every bitmap there, counting rules without a target;
-/// stops at the first word with a rule that has one, or when no candidate is left. Words some
-/// bitmap has empty are never read, so the cost follows the candidates, not the chain's length.
-extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    let scan = unsafe { &mut *(ctx as *mut Scan) };
-    let pkt = unsafe { &mut *scan.pkt };
+fn visit_word(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     let mut k = 0;
     while k < SUMMARY_WORDS && pkt.candidates[k] == 0 {
         k += 1;
@@ -875,25 +874,36 @@ extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
     if i as u64 == pkt.start_word {
         w &= pkt.start_mask;
     }
-    let count_only = unsafe { (*scan.count_only).words[i] };
-    let limited = unsafe { (*scan.limited).words[i] };
-    if w & limited != 0 {
-        let first_rule = pkt.action_base + i as u32 * 64;
-        w = limit::filter(w, limited, count_only, pkt.slot, first_rule);
-    }
-    let stop = w & !count_only;
-    // Rules without a target that match before the rule that decides, in this word.
-    let before = if stop != 0 {
-        (stop & stop.wrapping_neg()) - 1
+    let special = unsafe { (*scan.count_only).words[i] | (*scan.limited).words[i] };
+    let plain = w & !special;
+    let first = plain & plain.wrapping_neg();
+    let walk = if first != 0 {
+        w & (first | (first - 1))
     } else {
-        u64::MAX
+        w
     };
-    count_rules(scan, i, w & count_only & before);
-    if stop != 0 {
-        pkt.found = i as u32 * 64 + lowest_bit(stop);
+    if walk & special != 0 {
+        pkt.pending = walk;
+        pkt.pending_word = i as u32;
+        return 0;
+    }
+    if first != 0 {
+        pkt.found = i as u32 * 64 + lowest_bit(first);
         return 1;
     }
     0
+}
+
+/// `first_match` for the packet's chain, `u32::MAX` when no rule matches. A global function:
+/// the verifier checks it once, on its own, instead of once for every path of the classifier
+/// that reaches it.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn pcn_first_match(pkt: *mut PacketInfo) -> u32 {
+    let Some(pkt) = (unsafe { pkt.as_mut() }) else {
+        return u32::MAX;
+    };
+    first_match(pkt).unwrap_or(u32::MAX)
 }
 
 /// Index of the first rule with a target at or after `pkt.next_rule` whose every field
@@ -902,11 +912,10 @@ extern "C" fn scan_word(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
 ///
 /// The word loop runs in `bpf_loop`, whose body the verifier checks once, however many words.
 /// The summaries (one bit per non-empty word) tell which words are worth reading at all.
-///
-/// A function of its own: its frame (the scan's pointers) then does not add up with those of
-/// REJECT's and LOG's, which the classifier calls after it, against BPF's 512-byte stack.
-#[inline(never)]
-fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u32> {
+#[inline(always)]
+fn first_match(pkt: &mut PacketInfo) -> Option<u32> {
+    let chain = pkt.chain;
+    let cfg = chain_config(pkt.slot, chain)?;
     // Indexes first, into map memory, then pointers: choosing between pointers, or stack
     // contents that differ between paths, would make the verifier follow every combination
     // of fields in use.
@@ -1011,11 +1020,12 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
         pkt.candidates[k] = c;
     }
     pkt.found = u32::MAX;
+    pkt.pending = 0;
     scan.pkt = pkt;
     unsafe {
         aya_ebpf::helpers::generated::bpf_loop(
-            MAX_WORDS as u32,
-            scan_word as *mut core::ffi::c_void,
+            SCAN_STEPS,
+            scan_step as *mut core::ffi::c_void,
             &mut scan as *mut Scan as *mut core::ffi::c_void,
             0,
         );
@@ -1024,34 +1034,13 @@ fn first_match(pkt: &mut PacketInfo, chain: u32, cfg: &ChainConfig) -> Option<u3
     (found != u32::MAX).then_some(found)
 }
 
-/// Index of the lowest set bit of a non-zero word (BPF has no count-trailing-zeros).
+/// Index of the lowest set bit of a non-zero word (BPF has no count-trailing-zeros): the
+/// ones below it, counted without a branch (LLVM expands the population count into shifts
+/// and masks). Branches here would each double the states the verifier follows, with a
+/// precise index on every one.
 #[inline(always)]
-fn lowest_bit(mut w: u64) -> u32 {
-    let mut n = 0;
-    if w & 0xffff_ffff == 0 {
-        n += 32;
-        w >>= 32;
-    }
-    if w & 0xffff == 0 {
-        n += 16;
-        w >>= 16;
-    }
-    if w & 0xff == 0 {
-        n += 8;
-        w >>= 8;
-    }
-    if w & 0xf == 0 {
-        n += 4;
-        w >>= 4;
-    }
-    if w & 0x3 == 0 {
-        n += 2;
-        w >>= 2;
-    }
-    if w & 0x1 == 0 {
-        n += 1;
-    }
-    n
+fn lowest_bit(w: u64) -> u32 {
+    (w & w.wrapping_neg()).wrapping_sub(1).count_ones() & 63
 }
 
 /// The benchmarks' baseline: XDP that drops everything and does nothing else. pcn-iptables
