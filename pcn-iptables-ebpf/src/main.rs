@@ -1043,6 +1043,16 @@ fn lowest_bit(w: u64) -> u32 {
     (w & w.wrapping_neg()).wrapping_sub(1).count_ones() & 63
 }
 
+/// `len` if `min <= len <= max`, checked on a copy the compiler knows nothing about, so that
+/// the check stays right before the helper call whose length it bounds: LLVM drops a check it
+/// can prove from earlier ones, and older verifiers (6.1) lose the bounds of a value that
+/// went through the stack in between.
+#[inline(always)]
+pub(crate) fn within(len: usize, min: usize, max: usize) -> Option<u32> {
+    let len = core::hint::black_box(len);
+    (min..=max).contains(&len).then_some(len as u32)
+}
+
 /// The benchmarks' baseline: XDP that drops everything and does nothing else. pcn-iptables
 /// itself never loads it.
 #[xdp]

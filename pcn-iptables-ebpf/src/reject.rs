@@ -278,10 +278,8 @@ fn quote_len(o: &Original, frame_len: usize) -> Option<usize> {
 /// the sum of its bytes (zero-padded to a multiple of 4 for bpf_csum_diff).
 #[inline(always)]
 fn load_quote(buf: *mut u8, len: usize, load: impl Fn(*mut u8, u32) -> i64) -> Option<u64> {
-    if len < 20 || len > MAX_QUOTE {
-        return None;
-    }
-    if load(buf, len as u32) != 0 {
+    let n = crate::within(len, 20, MAX_QUOTE)?;
+    if load(buf, n) != 0 {
         return None;
     }
     for k in 0..3 {
@@ -291,22 +289,17 @@ fn load_quote(buf: *mut u8, len: usize, load: impl Fn(*mut u8, u32) -> i64) -> O
         }
     }
     let rounded = (len + 3) & !3;
-    let first = if rounded > 512 { 512 } else { rounded };
+    let first = crate::within(if rounded > 512 { 512 } else { rounded }, 0, 512)?;
     let mut total =
-        unsafe { h::bpf_csum_diff(core::ptr::null_mut(), 0, buf as *mut u32, first as u32, 0) };
+        unsafe { h::bpf_csum_diff(core::ptr::null_mut(), 0, buf as *mut u32, first, 0) };
     if total < 0 {
         return None;
     }
-    let rest = rounded - first;
-    if rest > 0 && rest <= 64 {
+    let rest = rounded - first as usize;
+    if rest > 0 {
+        let rest = crate::within(rest, 1, 64)?;
         let more = unsafe {
-            h::bpf_csum_diff(
-                core::ptr::null_mut(),
-                0,
-                buf.add(512) as *mut u32,
-                rest as u32,
-                0,
-            )
+            h::bpf_csum_diff(core::ptr::null_mut(), 0, buf.add(512) as *mut u32, rest, 0)
         };
         if more < 0 {
             return None;
@@ -549,11 +542,9 @@ fn tc_reply(ctx: &TcContext, with: u32) -> Option<()> {
     if unsafe { h::bpf_skb_change_tail(skb, (42 + quoted) as u32, 0) } != 0 {
         return None;
     }
-    if quoted < 20 || quoted > MAX_QUOTE {
-        return None;
-    }
+    let quoted = crate::within(quoted, 20, MAX_QUOTE)?;
     unsafe {
-        if h::bpf_skb_store_bytes(skb, 42, buf as *const _, quoted as u32, 0) != 0 {
+        if h::bpf_skb_store_bytes(skb, 42, buf as *const _, quoted, 0) != 0 {
             return None;
         }
         if h::bpf_skb_store_bytes(skb, 0, s.out.as_ptr() as *const _, 42, 0) != 0 {
