@@ -123,6 +123,7 @@ fn setup(
     for (name, pin) in OUTER.iter().zip(&pins) {
         loader.map_pin_path(name, pin.as_path());
     }
+    loader.verifier_log_level(super::load::log_level());
     super::settings::globals(&mut loader);
     let t = super::Timer("setup:object", std::time::Instant::now());
     let mut ebpf = loader.load(ELF).context("loading the eBPF object")?;
@@ -149,12 +150,7 @@ fn setup(
             .filter(|(name, _)| wanted(name))
             .map(|(name, prog)| {
                 s.spawn(move || -> Result<()> {
-                    match prog {
-                        aya::programs::Program::Xdp(p) => p.load(),
-                        aya::programs::Program::SchedClassifier(p) => p.load(),
-                        _ => return Err(anyhow::anyhow!("{name}: not an XDP or TC program")),
-                    }
-                    .with_context(|| format!("loading {name}"))?;
+                    super::load::program(name, prog)?;
                     if let Some((_, pin, kind)) = entry(name) {
                         let pin = dir.join(pin);
                         prog.pin(&pin)

@@ -28,6 +28,7 @@ mod btf;
 pub mod conntrack;
 mod gc;
 mod generation;
+mod load;
 pub mod lock;
 pub mod log;
 pub mod routes;
@@ -214,7 +215,7 @@ impl Dataplane {
     /// (a restore that failed): the namespace is left as it was, without pcn-iptables.
     pub fn abandon_setup(&self) {
         if let Ok(true) = self.join_setup() {
-            let _ = fs::remove_dir_all(&self.dir);
+            let _ = self.uninstall();
         }
     }
 
@@ -306,7 +307,17 @@ impl Dataplane {
                 self.join_setup()?;
                 generation::set_up(&self.dir, self.conntrack_entries, None)
             },
-        )?;
+        );
+        let installed = match installed {
+            // A first install that failed (a program the kernel refused, say) takes back what
+            // it attached: the namespace is as it was, without pcn-iptables.
+            Err(e) if active.is_none() => {
+                let _ = self.join_setup();
+                let _ = self.uninstall();
+                return Err(e);
+            }
+            r => r?,
+        };
         drop(t);
         if installed {
             // A helper marks the new generation once a grace period has passed since the
