@@ -143,6 +143,20 @@ struct FibLookup {
     macs: [u8; 12],
 }
 
+/// bpf_fib_lookup() with `flags`. A kernel that does not know one of them answers EINVAL
+/// before looking anything up (SKIP_NEIGH is 6.3's, SRC 6.7's): then the lookup is made with
+/// none, which on those kernels costs a neighbour lookup more.
+#[inline(always)]
+pub(crate) fn fib_lookup(ctx: *mut core::ffi::c_void, fib: &mut FibLookup, flags: u32) -> i64 {
+    let size = core::mem::size_of::<FibLookup>() as i32;
+    let fib = fib as *mut FibLookup as *mut _;
+    let rc = unsafe { aya_ebpf::helpers::generated::bpf_fib_lookup(ctx, fib, size, flags) };
+    if rc >= 0 {
+        return rc;
+    }
+    unsafe { aya_ebpf::helpers::generated::bpf_fib_lookup(ctx, fib, size, 0) }
+}
+
 #[inline(always)]
 fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*const T> {
     if start + offset + core::mem::size_of::<T>() > end {
@@ -482,14 +496,7 @@ fn ingress(ctx: &XdpContext) -> Option<u32> {
     };
     fib.ipv4_src[0] = u32::from_ne_bytes(pkt.src);
     fib.ipv4_dst[0] = u32::from_ne_bytes(pkt.dst);
-    let rc = unsafe {
-        aya_ebpf::helpers::generated::bpf_fib_lookup(
-            ctx.as_ptr(),
-            &mut fib as *mut FibLookup as *mut _,
-            core::mem::size_of::<FibLookup>() as i32,
-            FIB_LOOKUP_SKIP_NEIGH,
-        )
-    };
+    let rc = fib_lookup(ctx.as_ptr(), &mut fib, FIB_LOOKUP_SKIP_NEIGH);
     let chain = match rc {
         FIB_SUCCESS | FIB_NO_NEIGH | FIB_FRAG_NEEDED => {
             pkt.out_ifindex = fib.ifindex;

@@ -452,15 +452,10 @@ fn route_source(
         ..Default::default()
     };
     fib.ipv4_dst[0] = u32::from_ne_bytes([o.ip[12], o.ip[13], o.ip[14], o.ip[15]]);
-    let rc = unsafe {
-        h::bpf_fib_lookup(
-            ctx.as_ptr(),
-            fib as *mut FibLookup as *mut _,
-            core::mem::size_of::<FibLookup>() as i32,
-            FIB_LOOKUP_SRC | FIB_LOOKUP_SKIP_NEIGH,
-        )
-    };
-    (rc == FIB_SUCCESS || rc == FIB_NO_NEIGH).then(|| fib.ipv4_src[0].to_ne_bytes())
+    let rc = crate::fib_lookup(ctx.as_ptr(), fib, FIB_LOOKUP_SRC | FIB_LOOKUP_SKIP_NEIGH);
+    // Kernels before 6.7 find no source (FIB_LOOKUP_SRC): no answer rather than a wrong one.
+    let src = fib.ipv4_src[0];
+    (src != 0 && (rc == FIB_SUCCESS || rc == FIB_NO_NEIGH)).then(|| src.to_ne_bytes())
 }
 
 /// TC egress: turns the skb into the answer and sends it to the local sender through the
