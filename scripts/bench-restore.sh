@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rule-update latency of pcn-iptables against iptables-legacy and iptables-nft, in one run:
-# loading N rules with one restore, then a single -D and -A (of the last rule) with N rules
+# the first command in a fresh namespace (pcn-iptables' install), loading N rules with one restore, then a single -D and -A (of the last rule) with N rules
 # loaded, for N = 100, 1,000, 5,000, 10,000, 16,384 (pcn-iptables' limit per chain). Every
 # measurement runs in a fresh network namespace of its own; times are medians of REPEATS
 # runs, measured inside the namespace (`ip netns exec` itself not counted). Also prints the
@@ -158,6 +158,22 @@ mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
 declare -A result
 tools="legacy nft pcn"
 echo "bench-restore.sh: $REPEATS runs per cell, sizes $SIZES; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# The first command in a namespace: for pcn-iptables the install (programs verified, maps
+# made, links attached), the target being 0.5 s on this machine's kernel.
+for tool in $tools; do
+  case $tool in legacy) ipt=iptables-legacy ;; nft) ipt=iptables-nft ;; pcn) ipt=$PCN ;; esac
+  for ((run = 0; run < REPEATS; run++)); do
+    ns=$NS_PREFIX-$tool-first-$run
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    timed /dev/null "$ipt" -A INPUT -p tcp --dport 22 -m limit --limit 3/min -j ACCEPT \
+      >>"$work/$tool-first"
+    if [ "$tool" = pcn ]; then ip netns exec "$ns" "$PCN" --uninstall; fi
+    ip netns del "$ns"
+  done
+  result[$tool,first]=$(median <"$work/$tool-first")
+done
 for n in $SIZES; do
   input=$work/rules-$n
   ruleset "$n" >"$input"
@@ -198,6 +214,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 echo
 echo "Median wall-clock time in ms (ratio: pcn-iptables / other; below 1 means pcn-iptables is faster)"
 printf "%-8s %-9s %10s %10s %10s %12s %10s\n" rules operation legacy nft pcn pcn/legacy pcn/nft
+l=${result[legacy,first]} f=${result[nft,first]} p=${result[pcn,first]}
+printf "%-8s %-9s %10s %10s %10s %12s %10s\n" 0 "first -A" "$(ms "$l")" "$(ms "$f")" \
+  "$(ms "$p")" "$(ratio "$p" "$l")" "$(ratio "$p" "$f")"
 for n in $SIZES; do
   for op in restore delete append; do
     case $op in restore) label="restore" ;; delete) label="-D" ;; append) label="-A" ;; esac
