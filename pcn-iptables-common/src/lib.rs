@@ -452,6 +452,22 @@ pub struct Settings {
     pub cred_fsuid: u32,
     pub cred_fsgid: u32,
     pub sock_offsets_set: u32,
+    /// The namespace's IPv4 interface addresses, in the kernel's order (primary first): where
+    /// REJECT answers a forwarded packet from on kernels whose bpf_fib_lookup cannot say
+    /// (FIB_LOOKUP_SRC is 6.7's).
+    pub if_addrs: [IfAddr; IF_ADDRS],
+}
+
+/// Interface addresses `Settings` holds.
+pub const IF_ADDRS: usize = 8;
+
+/// An IPv4 address of an interface, with its netmask (ifindex 0: none).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IfAddr {
+    pub ifindex: u32,
+    pub addr: [u8; 4],
+    pub mask: [u8; 4],
 }
 
 /// The kernel's defaults for `Settings`' ICMP limits (net/ipv4/icmp.c, per namespace).

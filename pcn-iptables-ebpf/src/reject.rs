@@ -453,9 +453,16 @@ fn route_source(
     };
     fib.ipv4_dst[0] = u32::from_ne_bytes([o.ip[12], o.ip[13], o.ip[14], o.ip[15]]);
     let rc = crate::fib_lookup(ctx.as_ptr(), fib, FIB_LOOKUP_SRC | FIB_LOOKUP_SKIP_NEIGH);
-    // Kernels before 6.7 find no source (FIB_LOOKUP_SRC): no answer rather than a wrong one.
-    let src = fib.ipv4_src[0];
-    (src != 0 && (rc == FIB_SUCCESS || rc == FIB_NO_NEIGH)).then(|| src.to_ne_bytes())
+    if rc != FIB_SUCCESS && rc != FIB_NO_NEIGH {
+        return None;
+    }
+    let mut src = fib.ipv4_src[0];
+    if src == 0 {
+        // Kernels before 6.7 find no source (FIB_LOOKUP_SRC): the route's interface's
+        // address, as inet_select_addr() picks it.
+        src = crate::settings::if_source(fib.ifindex, [o.ip[12], o.ip[13], o.ip[14], o.ip[15]]);
+    }
+    (src != 0).then(|| src.to_ne_bytes())
 }
 
 /// TC egress: turns the skb into the answer and sends it to the local sender through the

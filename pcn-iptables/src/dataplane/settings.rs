@@ -1,7 +1,8 @@
 //! `PCN_SETTINGS`: what the data plane learns from userspace at every change. The ICMP rate
 //! limit sysctls of the namespace (REJECT's ICMP errors obey them as the kernel's own do), read
 //! from /proc/sys/net/ipv4 each time, so a change of them counts from the next command; and
-//! the offsets of the kernel structures `--log-uid` reads, found once in the kernel's BTF.
+//! the offsets of the kernel structures `--log-uid` reads, found once in the kernel's BTF; the
+//! interface addresses REJECT answers forwarded packets from where the kernel is older than 6.7.
 
 use std::path::Path;
 
@@ -9,7 +10,7 @@ use anyhow::{Context as _, Result};
 use aya::maps::{Array, Map, MapData};
 use pcn_iptables_common::{
     ICMP_MSGS_BURST_DEFAULT, ICMP_MSGS_PER_SEC_DEFAULT, ICMP_RATELIMIT_NS_DEFAULT,
-    ICMP_RATEMASK_DEFAULT, Settings,
+    ICMP_RATEMASK_DEFAULT, IF_ADDRS, IfAddr, Settings,
 };
 
 use super::btf::Btf;
@@ -56,8 +57,33 @@ pub fn refresh(dir: &Path) -> Result<()> {
             }
         }
     }
+    s.if_addrs = if_addrs();
     s.set = 1;
     map.set(0, s, 0).context("writing PCN_SETTINGS")
+}
+
+/// The namespace's IPv4 interface addresses but loopback's, as the kernel lists them.
+fn if_addrs() -> [IfAddr; IF_ADDRS] {
+    let mut out = [IfAddr::default(); IF_ADDRS];
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return out;
+    };
+    let v4 = |a: Option<nix::sys::socket::SockaddrStorage>| {
+        a.and_then(|a| a.as_sockaddr_in().map(|s| s.ip().octets()))
+    };
+    let found = addrs.filter_map(|a| {
+        let (addr, mask) = (v4(a.address)?, v4(a.netmask)?);
+        let ifindex = nix::net::if_::if_nametoindex(a.interface_name.as_str()).ok()?;
+        (addr[0] != 127).then_some(IfAddr {
+            ifindex,
+            addr,
+            mask,
+        })
+    });
+    for (slot, a) in out.iter_mut().zip(found) {
+        *slot = a;
+    }
+    out
 }
 
 /// The eBPF object's global that lets its programs read kernel memory (`--log-uid`).
