@@ -1,21 +1,27 @@
-//! The entry programs on every interface of the namespace, each by a pinned link (`KIND-IFINDEX`
-//! in the namespace's directory) that keeps it attached after the command exits:
-//! - `xdp-`: `pcn_ingress` (XDP), INPUT and FORWARD;
-//! - `tc-`: `pcn_egress` (TC egress, TCX), OUTPUT;
-//! - `tci-`: `pcn_answer` (TC ingress, TCX), which sends REJECT's answers built at XDP back
-//!   out of the interface they came in on (see the eBPF object's `reject` module).
+//! The entry programs on every interface of the namespace:
+//! - `pcn_ingress` (XDP), INPUT and FORWARD, by a pinned link `xdp-IFINDEX` in the namespace's
+//!   directory that keeps it attached after the command exits;
+//! - `pcn_egress` (TC egress), OUTPUT;
+//! - `pcn_answer` (TC ingress), which sends REJECT's answers built at XDP back out of the
+//!   interface they came in on (see the eBPF object's `reject` module).
 //!
-//! `--uninstall` removes the directory, so the links go with it.
+//! The TC programs go by TCX links, pinned as `tc-IFINDEX` and `tci-IFINDEX`, or by classic
+//! cls_bpf filters on kernels without TCX (see `tc`).
+//!
+//! `--uninstall` deletes the classic filters, then removes the directory, so the links go with
+//! it.
 
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use aya::programs::{
-    LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink, tc::TcAttachOptions,
+    LinkOrder, ProgramInfo, SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink,
+    tc::TcAttachOptions,
 };
 use aya_obj::programs::XdpAttachType;
 
 use super::generation::{EGRESS_PIN, INGRESS_PIN};
+use super::tc::{self, Hook, Needs};
 use crate::compile::Link;
 
 /// Pin of `pcn_answer`.
@@ -33,13 +39,26 @@ fn link_pin(dir: &Path, kind: &str, link: &Link) -> std::path::PathBuf {
     dir.join(format!("{kind}-{}", link.ifindex))
 }
 
-/// Attaches the pinned entry program of `kind` to `link`, and pins the link.
-fn attach_one(dir: &Path, kind: &str, link: &Link) -> Result<()> {
-    let entry = ENTRIES
+fn entry_pin(dir: &Path, kind: &str) -> Result<std::path::PathBuf> {
+    ENTRIES
         .iter()
         .find(|(_, _, k)| *k == kind)
         .map(|(_, pin, _)| dir.join(pin))
-        .context("no such entry program")?;
+        .context("no such entry program")
+}
+
+fn attach_type(kind: &str) -> TcAttachType {
+    if kind == "tc" {
+        TcAttachType::Egress
+    } else {
+        TcAttachType::Ingress
+    }
+}
+
+/// Attaches the pinned entry program of `kind` to `link`: by a link it pins (XDP, TCX), or by
+/// a classic TC filter (`needs` says what is there already).
+fn attach_one(dir: &Path, kind: &str, link: &Link, hook: Hook, needs: Needs) -> Result<()> {
+    let entry = entry_pin(dir, kind)?;
     let opening = || format!("opening {}", entry.display());
     let attached = if kind == "xdp" {
         let mut prog = Xdp::from_pin(&entry, XdpAttachType::Interface).with_context(opening)?;
@@ -48,40 +67,94 @@ fn attach_one(dir: &Path, kind: &str, link: &Link) -> Result<()> {
             .with_context(|| format!("attaching XDP to {}", link.name))?;
         FdLink::try_from(prog.take_link(id)?)?
     } else {
-        let hook = if kind == "tc" {
-            TcAttachType::Egress
-        } else {
-            TcAttachType::Ingress
-        };
+        let attach_type = attach_type(kind);
         let mut prog = SchedClassifier::from_pin(&entry).with_context(opening)?;
+        let failed = || {
+            let name = prog_name(kind);
+            tc::attach_failed(hook, name, link, attach_type)
+        };
+        if hook == Hook::Classic {
+            return tc::attach(dir, &mut prog, attach_type, link, needs).with_context(failed);
+        }
         let id = prog
             .attach_with_options(
                 &link.name,
-                hook,
+                attach_type,
                 TcAttachOptions::TcxOrder(LinkOrder::default()),
             )
-            .with_context(|| format!("attaching TC {hook:?} to {}", link.name))?;
+            .with_context(failed)?;
         FdLink::try_from(prog.take_link(id)?)?
     };
     attached.pin(link_pin(dir, kind, link))?;
     Ok(())
 }
 
+fn prog_name(kind: &str) -> &'static str {
+    ENTRIES
+        .iter()
+        .find(|(_, _, k)| *k == kind)
+        .map_or("", |(name, _, _)| name)
+}
+
 /// Attaches the entry programs of `kinds` to every interface that lacks them. Each attachment
 /// waits for a grace period: made at once, from one thread each, they share one.
 pub fn attach_kinds(dir: &Path, kinds: &[&str], links: &[Link]) -> Result<()> {
-    std::thread::scope(|s| {
-        let attaching: Vec<_> = kinds
+    let hook = if kinds.iter().any(|k| *k != "xdp") {
+        tc::hook(dir)?
+    } else {
+        Hook::Tcx
+    };
+    let (classic, pinned): (Vec<&str>, Vec<&str>) = kinds
+        .iter()
+        .partition(|kind| **kind != "xdp" && hook == Hook::Classic);
+    let mut todo: Vec<(&str, &Link, Needs)> = pinned
+        .iter()
+        .flat_map(|kind| links.iter().map(move |link| (*kind, link, Needs::Create)))
+        .filter(|(kind, link, _)| !link_pin(dir, kind, link).exists())
+        .collect();
+    if !classic.is_empty() {
+        tc::ensure_record(dir)?;
+        let mut wanted = Vec::new();
+        for kind in &classic {
+            let entry = entry_pin(dir, kind)?;
+            let id = ProgramInfo::from_pin(&entry)
+                .with_context(|| format!("opening {}", entry.display()))?
+                .id();
+            let name = prog_name(kind);
+            wanted.extend(links.iter().map(|link| (name, id, attach_type(kind), link)));
+        }
+        let needs = tc::needs(&wanted)?;
+        let kinds = classic
             .iter()
-            .flat_map(|kind| links.iter().map(move |link| (*kind, link)))
-            .filter(|(kind, link)| !link_pin(dir, kind, link).exists())
-            .map(|(kind, link)| s.spawn(move || attach_one(dir, kind, link)))
+            .flat_map(|kind| links.iter().map(move |_| *kind));
+        todo.extend(
+            kinds
+                .zip(wanted.iter().zip(needs))
+                .filter(|(_, (_, needs))| *needs != Needs::Nothing)
+                .map(|(kind, ((_, _, _, link), needs))| (kind, *link, needs)),
+        );
+    }
+    // New TCX links take the place of classic filters of ours left by a lost state, if any.
+    let stale: Vec<(TcAttachType, &Link)> = todo
+        .iter()
+        .filter(|(kind, _, _)| *kind != "xdp" && hook == Hook::Tcx)
+        .map(|(kind, link, _)| (attach_type(kind), *link))
+        .collect();
+    std::thread::scope(|s| {
+        let attaching: Vec<_> = todo
+            .into_iter()
+            .map(|(kind, link, needs)| s.spawn(move || attach_one(dir, kind, link, hook, needs)))
             .collect();
         attaching.into_iter().try_for_each(|a| {
             a.join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("attaching")))
         })
-    })
+    })?;
+    if stale.is_empty() {
+        Ok(())
+    } else {
+        tc::delete_stale(&stale)
+    }
 }
 
 /// Attaches the entry programs to every interface that lacks them, forgets the links of
@@ -100,6 +173,7 @@ pub fn attach(dir: &Path, links: &[Link]) -> Result<()> {
             std::fs::remove_file(dir.join(&name))?;
         }
     }
+    tc::prune(dir, links)?;
     // REJECT's answers first: XDP may mark them from its first packet.
     attach_kinds(dir, &["tci"], links)?;
     attach_kinds(dir, &["xdp", "tc"], links)?;

@@ -11,6 +11,8 @@
 //!   maps, one slot per generation) through which they reach a generation's maps;
 //! - `prog-answer`: the TC ingress program that sends REJECT's answers built at XDP;
 //! - `xdp-IFINDEX`, `tc-IFINDEX`, `tci-IFINDEX`: the links of the entry programs (`attach`);
+//! - `PCN_TC_CLASSIC`: on an install on the classic TC hook (kernels without TCX: no TC links
+//!   then), the interfaces whose clsact qdisc it made (`tc`);
 //! - `PCN_SETTINGS`: the ICMP rate limit sysctls and kernel offsets the data plane uses,
 //!   refreshed at every change; `PCN_ICMP_PEERS`, `PCN_ICMP_GLOBAL`: REJECT's ICMP error
 //!   buckets (per destination, namespace-wide);
@@ -35,6 +37,7 @@ pub mod routes;
 mod settings;
 mod state;
 mod sys;
+mod tc;
 
 use std::{
     fs,
@@ -366,9 +369,10 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Removes every program, link and pin of this namespace, those of other versions'
-    /// layouts too.
+    /// Removes every program, link, classic TC filter and pin of this namespace, those of
+    /// other versions' layouts too.
     pub fn uninstall(&self) -> Result<()> {
+        tc::remove(&self.dir, &links()?)?;
         let mut dirs = bpffs::other_layouts()?;
         dirs.push(self.dir.clone());
         for dir in dirs.iter().filter(|d| d.exists()) {
