@@ -218,7 +218,7 @@ impl Dataplane {
     /// (a restore that failed): the namespace is left as it was, without pcn-iptables.
     pub fn abandon_setup(&self) {
         if let Ok(true) = self.join_setup() {
-            let _ = self.uninstall();
+            let _ = self.remove();
         }
     }
 
@@ -316,7 +316,7 @@ impl Dataplane {
             // it attached: the namespace is as it was, without pcn-iptables.
             Err(e) if active.is_none() => {
                 let _ = self.join_setup();
-                let _ = self.uninstall();
+                let _ = self.remove();
                 return Err(e);
             }
             r => r?,
@@ -369,14 +369,23 @@ impl Dataplane {
         Ok(())
     }
 
+    /// Removes this layout's install from the namespace: the classic TC filters, then the
+    /// directory (the links go with their pins). The lock stays: it is held.
+    fn remove(&self) -> Result<()> {
+        tc::remove(&self.dir, &links()?)?;
+        if self.dir.exists() {
+            fs::remove_dir_all(&self.dir)
+                .with_context(|| format!("removing {}", self.dir.display()))?;
+        }
+        Ok(())
+    }
+
     /// Removes every program, link, classic TC filter and pin of this namespace, those of
     /// other versions' layouts too.
     pub fn uninstall(&self) -> Result<()> {
-        tc::remove(&self.dir, &links()?)?;
-        let mut dirs = bpffs::other_layouts()?;
-        dirs.push(self.dir.clone());
-        for dir in dirs.iter().filter(|d| d.exists()) {
-            fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+        self.remove()?;
+        for dir in bpffs::other_layouts()? {
+            fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
         if let Ok(lock) = self.lock_path() {
             let _ = fs::remove_file(lock);
