@@ -284,8 +284,8 @@ fn filters_left_without_their_state_are_taken_over() {
 }
 
 /// Where the classic hook cannot go (an `ingress` qdisc holds the place of clsact), the
-/// command fails with exit 4 and says which interface and which kernel; once there is room,
-/// the next command attaches.
+/// command fails with exit 4 and says which interface and which kernel, and takes back what it
+/// attached elsewhere; once there is room, the next command attaches.
 #[test]
 fn no_room_for_the_hook_is_a_clear_error() {
     let Pair { lab, host, .. } = Pair::new(Fw::pcn());
@@ -299,9 +299,19 @@ fn no_room_for_the_hook_is_a_clear_error() {
         !tc(&host, "filter show dev eth2 egress").contains("pcn_egress"),
         "the egress program went on the ingress qdisc"
     );
+    // Nothing changed: no filter, no qdisc of ours, no XDP program.
+    for dev in ["lo", "eth1"] {
+        assert!(
+            !tc(&host, &format!("qdisc show dev {dev}")).contains("clsact"),
+            "{dev}"
+        );
+    }
+    let net = host.exec(&["bpftool", "net", "show"]).expect_ok().stdout;
+    assert!(!net.contains("pcn_"), "left attached: {net}");
     tc(&host, "qdisc del dev eth2 ingress");
     lab.ipt_ok(&host, "-S");
-    lab.ipt_ok(&host, &format!("-A OUTPUT -d {C2} -j DROP"));
+    let out = ipt_classic(&lab, &host, &format!("-A OUTPUT -d {C2} -j DROP"));
+    assert_eq!(out.code, Some(0), "{out}");
     assert_attached(&host, "eth2");
     lab.expect(&host.ping(C2), Drop);
     lab.check();
