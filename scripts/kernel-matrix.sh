@@ -78,12 +78,16 @@ if [ "$need_vm" = 1 ]; then
     apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
   fi
   VENV=$CACHE/venv-virtme-ng-$VNG_VERSION
+  mkdir -p "$CACHE/kernels"
+  exec 9>"$CACHE/.lock" # one installer at a time (other worktrees share the cache)
+  flock 9
   if [ ! -x "$VENV/bin/vng" ]; then
     log "installing virtme-ng $VNG_VERSION into $VENV"
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q "virtme-ng==$VNG_VERSION"
   fi
+  exec 9>&-
 fi
 
 # The newest package of a series that apt offers (after an update if it offers none).
@@ -105,6 +109,9 @@ fetch_kernel() {
   version=$(apt-cache show --no-all-versions "$pkg" | awk '/^Version:/ {print $2; exit}')
   [ -n "$version" ] || { log "no version of $pkg"; return 1; }
   dir=$CACHE/kernels/${pkg}_${version//\~/_}
+  # Another run (another worktree) may be fetching it too.
+  exec 9>"$CACHE/kernels/.lock"
+  flock 9
   if [ ! -e "$dir/.complete" ]; then
     log "fetching $pkg $version"
     tmp=$(mktemp -d "$CACHE/kernels/.fetch.XXXXXX")
@@ -217,7 +224,7 @@ run_kernel() {
     # vng exits 255 even when the guest command succeeds: the results are in $dest.
     PATH=$VENV/bin:$PATH timeout -k 30 "$VM_TIMEOUT" vng --run "$vmlinuz" --disable-kvm \
       --cpus "$VM_CPUS" --memory "$VM_MEMORY" --rwdir "$dest" --rodir "$CACHE/kernels" --verbose \
-      --exec "THREADS=$MATRIX_TEST_THREADS KEEP_GOING=$KEEP_GOING PLAN=$plan bash $OUT/run-plan.sh $dest $dir" \
+      --exec "PCN_IPTABLES=$PCN_IPTABLES THREADS=$MATRIX_TEST_THREADS KEEP_GOING=$KEEP_GOING PLAN=$plan bash $OUT/run-plan.sh $dest $dir" \
       </dev/null >"$dest/console.log" 2>&1 || true
   fi
   echo $(($(date +%s) - start)) >"$dest/seconds"
