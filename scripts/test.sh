@@ -6,6 +6,12 @@
 #   bash scripts/test.sh                 # everything
 #   bash scripts/test.sh -- legacy       # extra arguments go to the test binaries (a filter here)
 #   TEST_THREADS=2 bash scripts/test.sh  # fewer tests at once (default 4)
+#   KERNEL_MATRIX=0 bash scripts/test.sh # without the kernel matrix
+#
+# After the full suite, scripts/kernel-matrix.sh runs the main scenarios (`::pcn`) and the
+# verifier budget test on Debian 12's 6.1 and 6.12 kernels, each in QEMU, and again on this
+# machine's kernel (about 10 minutes in all); a kernel that fails fails this script. It is
+# skipped when arguments (a filter) are given, unless KERNEL_MATRIX=1.
 #
 # The integration tests name every test `<scenario>::legacy` (the reference run),
 # `<scenario>::pcn` (the same scenario on pcn-iptables) or `<scenario>::diff_pcn` (both side by
@@ -39,6 +45,15 @@ if [ "${1:-}" = "--" ]; then shift; extra=("$@"); elif [ $# -gt 0 ]; then extra=
 status=0
 cargo test --release --workspace --exclude pcn-iptables-ebpf --no-fail-fast -- \
   --test-threads "${TEST_THREADS:-4}" "${extra[@]}" || status=$?
+
+matrix=${KERNEL_MATRIX:-}
+if [ -z "$matrix" ]; then
+  if ((${#extra[@]})); then matrix=0; else matrix=1; fi
+fi
+if [ "$matrix" = 1 ]; then
+  echo "test.sh: the kernel matrix (scripts/kernel-matrix.sh)"
+  bash scripts/kernel-matrix.sh || status=1
+fi
 
 leftover=$(ip netns list 2>/dev/null | grep -c '^pcnt-' || true)
 if [ "$leftover" -gt 0 ]; then
