@@ -42,10 +42,13 @@ static PCN_PROGS_XDP: ProgramArray = ProgramArray::pinned(GENERATIONS, 0);
 static PCN_PROGS_TC: ProgramArray = ProgramArray::pinned(GENERATIONS, 0);
 #[map]
 static PCN_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(MAX_COUNTERS, 0);
+/// The packet being judged, per CPU: index `XDP` for ingress, `TC` for egress (a TC program in
+/// process context may be interrupted by XDP in a softirq on the same CPU). One map, so that
+/// the classifier's global function gets a map value of one map whichever the hook.
 #[map]
-static PCN_PKT_XDP: PerCpuArray<PacketInfo> = PerCpuArray::pinned(1, 0);
-#[map]
-static PCN_PKT_TC: PerCpuArray<PacketInfo> = PerCpuArray::pinned(1, 0);
+static PCN_PACKETS: PerCpuArray<PacketInfo> = PerCpuArray::pinned(2, 0);
+const XDP: u32 = 0;
+const TC: u32 = 1;
 /// Connections, shared by both hooks and every generation.
 #[map]
 static PCN_CONNTRACK: LruHashMap<CtKey, CtEntry> = LruHashMap::pinned(CONNTRACK_ENTRIES, 0);
@@ -469,7 +472,7 @@ pub fn pcn_ingress(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn ingress(ctx: &XdpContext) -> Option<u32> {
-    let pkt = unsafe { &mut *PCN_PKT_XDP.get_ptr_mut(0)? };
+    let pkt = unsafe { &mut *PCN_PACKETS.get_ptr_mut(XDP)? };
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
     // A packet looping back was tracked on its way out (netfilter keeps its connection on
     // the skb): judge it by that state, do not count it twice.
@@ -540,7 +543,7 @@ fn egress(ctx: &TcContext) -> Option<i32> {
     if skb.ingress_ifindex != 0 {
         return None;
     }
-    let pkt = unsafe { &mut *PCN_PKT_TC.get_ptr_mut(0)? };
+    let pkt = unsafe { &mut *PCN_PACKETS.get_ptr_mut(TC)? };
     let (slot, tracks) = generation()?;
     parse_ipv4(pkt, ctx.data(), ctx.data_end(), tracks, true)?;
     // OUTPUT judged the datagram before the stack fragmented it: as on INPUT, the first
@@ -576,11 +579,11 @@ enum Step {
 
 #[xdp]
 pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
-    let Some(pkt) = PCN_PKT_XDP.get_ptr_mut(0) else {
+    let Some(pkt) = PCN_PACKETS.get_ptr_mut(XDP) else {
         return xdp_action::XDP_PASS;
     };
+    let step = classify(pkt, XDP);
     let pkt = unsafe { &mut *pkt };
-    let step = classify(pkt);
     if pkt.log_count != 0 {
         log::emit_xdp(ctx.ctx, pkt);
     }
@@ -605,11 +608,11 @@ pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
 
 #[classifier]
 pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
-    let Some(pkt) = PCN_PKT_TC.get_ptr_mut(0) else {
+    let Some(pkt) = PCN_PACKETS.get_ptr_mut(TC) else {
         return TC_ACT_UNSPEC;
     };
+    let step = classify(pkt, TC);
     let pkt = unsafe { &mut *pkt };
-    let step = classify(pkt);
     if pkt.log_count != 0 {
         log::emit_tc(ctx.skb.skb, pkt);
     }
@@ -652,7 +655,8 @@ fn count(slot: u32, len: u32) {
 /// One round: the first rule of `pkt.chain` from `pkt.next_rule` on that matches, and what its
 /// target does.
 #[inline(always)]
-fn classify(pkt: &mut PacketInfo) -> Step {
+fn classify(packet: *mut PacketInfo, hook: u32) -> Step {
+    let pkt = unsafe { &mut *packet };
     let chain = pkt.chain;
     pkt.log_count = 0;
     let Some(cfg) = chain_config(pkt.slot, chain) else {
@@ -661,7 +665,10 @@ fn classify(pkt: &mut PacketInfo) -> Step {
     if cfg.flags & chain_flag::CACHEABLE == 0 {
         pkt.flow_cacheable = 0;
     }
-    match Some(pcn_first_match(pkt)).filter(|r| *r != u32::MAX) {
+    let found = pcn_first_match(hook);
+    // Borrowed again: the scan wrote to the packet (what it counted, LOG rules it met).
+    let pkt = unsafe { &mut *packet };
+    match Some(found).filter(|r| *r != u32::MAX) {
         Some(rule) => {
             let Some(action) = action(pkt.slot, cfg.action_base + rule) else {
                 return Step::Drop;
@@ -901,16 +908,17 @@ fn visit_word(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     0
 }
 
-/// `first_match` for the packet's chain, `u32::MAX` when no rule matches. A global function:
-/// the verifier checks it once, on its own, instead of once for every path of the classifier
-/// that reaches it.
+/// `first_match` for the packet of `hook` (`XDP` or `TC`), `u32::MAX` when no rule matches. A
+/// global function: the verifier checks it once, on its own, instead of once for every path
+/// of the classifier that reaches it. It takes the hook, not the packet: a pointer argument
+/// would be plain memory to the verifier, which 6.1 does not take as a map key.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn pcn_first_match(pkt: *mut PacketInfo) -> u32 {
-    let Some(pkt) = (unsafe { pkt.as_mut() }) else {
+pub extern "C" fn pcn_first_match(hook: u32) -> u32 {
+    let Some(pkt) = PCN_PACKETS.get_ptr_mut(hook) else {
         return u32::MAX;
     };
-    first_match(pkt).unwrap_or(u32::MAX)
+    first_match(unsafe { &mut *pkt }).unwrap_or(u32::MAX)
 }
 
 /// Index of the first rule with a target at or after `pkt.next_rule` whose every field

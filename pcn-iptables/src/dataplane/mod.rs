@@ -2,7 +2,7 @@
 //! classifier maps swapped atomically, attachment, counters, the lock.
 //!
 //! Layout of a namespace's directory on the bpffs:
-//! - `PCN_ACTIVE`, `PCN_PROGS_XDP`, `PCN_PROGS_TC`, `PCN_COUNTERS`, `PCN_PKT_*`: maps pinned by
+//! - `PCN_ACTIVE`, `PCN_PROGS_XDP`, `PCN_PROGS_TC`, `PCN_COUNTERS`, `PCN_PACKETS`: maps pinned by
 //!   name, shared by every generation;
 //! - `state-0`, `state-1`: the ruleset of each of the two generation slots and what its maps
 //!   hold (see `state`);
