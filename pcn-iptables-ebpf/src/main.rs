@@ -836,10 +836,7 @@ extern "C" fn scan_step(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
 fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     let w = pkt.pending;
     pkt.pending = w & (w - 1);
-    let i = pkt.pending_word as usize;
-    if i >= MAX_WORDS {
-        return 1;
-    }
+    let i = word_index(pkt.pending_word as usize);
     let bit = lowest_bit(w);
     let mask = 1u64 << (bit & 63);
     let rule = i as u32 * 64 + bit;
@@ -862,6 +859,14 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     0
 }
 
+/// A bitmap word's index as the verifier can see it bounded (a power of two of words): LLVM
+/// drops a bounds check it can prove, and 6.1 could not.
+#[inline(always)]
+fn word_index(i: usize) -> usize {
+    const _: () = assert!(MAX_WORDS.is_power_of_two());
+    core::hint::black_box(i) & (MAX_WORDS - 1)
+}
+
 /// The next candidate word: the AND of every bitmap there. Its first rule with a target and
 /// no bucket decides, unless a rule that only counts or has a bucket comes first: then the
 /// word's rules up to that one are walked one by one (`pending`). Words some bitmap has empty
@@ -877,10 +882,7 @@ fn visit_word(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     }
     let bit = lowest_bit(pkt.candidates[k]);
     pkt.candidates[k] &= pkt.candidates[k] - 1;
-    let i = k * 64 + bit as usize;
-    if i >= MAX_WORDS {
-        return 1;
-    }
+    let i = word_index(k * 64 + bit as usize);
     let mut w = unsafe { (*scan.any_port[0]).words[i] | (*scan.any_port[1]).words[i] };
     for b in scan.bitmaps {
         w &= unsafe { (*b).words[i] };
@@ -1058,14 +1060,19 @@ fn lowest_bit(w: u64) -> u32 {
     (w & w.wrapping_neg()).wrapping_sub(1).count_ones() & 63
 }
 
-/// `len` if `min <= len <= max`, checked on a copy the compiler knows nothing about, so that
-/// the check stays right before the helper call whose length it bounds: LLVM drops a check it
-/// can prove from earlier ones, and older verifiers (6.1) lose the bounds of a value that
-/// went through the stack in between.
+/// `len` if `min <= len <= max`, for a helper's length argument. The value returned is
+/// bounded again on a copy the compiler knows nothing about, by a mask and two clamps on the
+/// very register the helper gets: LLVM drops checks it can prove from earlier ones or turns
+/// them into arithmetic on another register (`len - 1 < 64`), whose bounds older verifiers
+/// (6.1) do not carry back to `len`.
 #[inline(always)]
 pub(crate) fn within(len: usize, min: usize, max: usize) -> Option<u32> {
-    let len = core::hint::black_box(len);
-    (min..=max).contains(&len).then_some(len as u32)
+    if len < min || len > max {
+        return None;
+    }
+    let v = core::hint::black_box(len) & (max.next_power_of_two() * 2 - 1);
+    let v = if v < min { min } else { v };
+    Some(if v > max { max } else { v } as u32)
 }
 
 /// The benchmarks' baseline: XDP that drops everything and does nothing else. pcn-iptables

@@ -101,6 +101,36 @@ pub fn refuse_other_layouts(dir: &Path) -> Result<()> {
     }
 }
 
+/// Makes the outer maps that are not pinned yet, for the loader to reuse: their inner map
+/// templates made here, without BTF, like the inner maps every change makes. A template made
+/// from the object's BTF would not match those on 6.1 (its `timer_off` is -ENOENT where a map
+/// without BTF has -EINVAL, and the kernel compares them).
+fn make_outer_maps(pins: &[PathBuf]) -> Result<()> {
+    let array = |size: usize| (sys::MAP_TYPE_ARRAY, 4, size, sys::INNER_ARRAY);
+    let templates = [
+        array(std::mem::size_of::<ChainConfig>()),
+        array(std::mem::size_of::<Action>()),
+        (
+            sys::MAP_TYPE_LPM_TRIE,
+            TRIE_KEY as u32,
+            4,
+            sys::F_NO_PREALLOC,
+        ),
+        array(std::mem::size_of::<Bitmap>()),
+    ];
+    for ((name, pin), (kind, key, value, flags)) in OUTER.iter().zip(pins).zip(templates) {
+        if pin.exists() {
+            continue;
+        }
+        let inner = sys::map_create(name, kind, key, value as u32, 1, flags)
+            .with_context(|| format!("creating the template of {name}"))?;
+        let outer = sys::map_create_outer(name, inner.as_fd(), pcn_iptables_common::GENERATIONS)
+            .with_context(|| format!("creating {name}"))?;
+        sys::obj_pin(outer.as_fd(), pin).with_context(|| format!("pinning {}", pin.display()))?;
+    }
+    Ok(())
+}
+
 /// Loads this build's classifiers (and, on a first install, the entry programs and the shared
 /// maps), pinning them; seeds the connection table on a first install.
 fn setup(
@@ -113,6 +143,7 @@ fn setup(
     fs::create_dir_all(build).with_context(|| format!("creating {}", build.display()))?;
     let first_load = !dir.join(super::conntrack::MAP).exists();
     let pins: Vec<PathBuf> = OUTER.iter().map(|n| build.join(n)).collect();
+    make_outer_maps(&pins)?;
     let mut loader = EbpfLoader::new();
     // No CO-RE relocations in our programs: skip parsing the kernel's BTF (~20 ms).
     loader

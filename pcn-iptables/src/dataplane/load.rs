@@ -4,7 +4,7 @@
 //! few hundred bytes. At the DEBUG level aya retries a failed load with ten times the buffer
 //! each time, verifying the program again on every attempt: a program the verifier gives up
 //! on would take minutes to be reported. `PCN_IPTABLES_VERIFIER_LOG=verbose` asks for the
-//! whole log, for whoever debugs the data plane.
+//! whole log, and shows it whole, for whoever debugs the data plane.
 
 use std::time::{Duration, Instant};
 
@@ -14,11 +14,16 @@ use aya::{VerifierLogLevel, programs::ProgramError};
 /// Lines of the verifier log an error shows.
 const LOG_TAIL: usize = 12;
 
+fn verbose() -> bool {
+    std::env::var("PCN_IPTABLES_VERIFIER_LOG").as_deref() == Ok("verbose")
+}
+
 /// The verifier log level programs are loaded with.
 pub fn log_level() -> VerifierLogLevel {
-    match std::env::var("PCN_IPTABLES_VERIFIER_LOG").as_deref() {
-        Ok("verbose") => VerifierLogLevel::DEBUG | VerifierLogLevel::STATS,
-        _ => VerifierLogLevel::STATS,
+    if verbose() {
+        VerifierLogLevel::DEBUG | VerifierLogLevel::STATS
+    } else {
+        VerifierLogLevel::STATS
     }
 }
 
@@ -51,7 +56,8 @@ fn refused(name: &str, e: ProgramError, took: Duration, kernel: &str) -> anyhow:
     };
     let log = verifier_log.to_string();
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
+    let shown = if verbose() { lines.len() } else { LOG_TAIL };
+    let tail = &lines[lines.len().saturating_sub(shown)..];
     let mut text = format!(
         "the kernel (Linux {kernel}) refused the eBPF program {name} after {:.1} s: {io_error}",
         took.as_secs_f64()

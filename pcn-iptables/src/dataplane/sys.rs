@@ -84,14 +84,16 @@ pub fn map_create(
     attr.call(BPF_MAP_CREATE).map(owned)
 }
 
-/// BPF_MAP_CREATE of a map of maps whose inner maps look like `inner`.
-pub fn map_create_outer(inner: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+/// BPF_MAP_CREATE of an array of `entries` maps that look like `inner`.
+pub fn map_create_outer(name: &str, inner: BorrowedFd<'_>, entries: u32) -> io::Result<OwnedFd> {
     let mut attr = Attr::new();
     attr.u32(0, MAP_TYPE_ARRAY_OF_MAPS)
         .u32(4, 4)
         .u32(8, 4)
-        .u32(12, 1)
+        .u32(12, entries)
         .u32(20, inner.as_raw_fd() as u32);
+    let name = &name.as_bytes()[..name.len().min(15)];
+    attr.0[28..28 + name.len()].copy_from_slice(name);
     attr.call(BPF_MAP_CREATE).map(owned)
 }
 
@@ -155,7 +157,7 @@ pub fn synchronize() -> io::Result<()> {
         return Ok(());
     }
     let inner = map_create("PCN_SYNC", MAP_TYPE_ARRAY, 4, 4, 1, 0)?;
-    let outer = map_create_outer(inner.as_fd())?;
+    let outer = map_create_outer("PCN_SYNC", inner.as_fd(), 1)?;
     set_fd(outer.as_fd(), 0, inner.as_fd())
 }
 
