@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use aya::programs::ProgramInfo;
-use pcn_iptables_tests::{Fw, Lab, Ns};
+use pcn_iptables_tests::{Fw, Lab};
 
 /// Processed instructions allowed per program.
 const MAX_INSNS: u32 = 200_000;
@@ -43,7 +43,7 @@ fn verified_insns_and_install_time() {
     );
 
     let mut found = Vec::new();
-    for pin in program_pins(&state_dir(&host)) {
+    for pin in program_pins(&host.state_dir()) {
         let info = ProgramInfo::from_pin(&pin).unwrap_or_else(|e| panic!("{}: {e}", pin.display()));
         let short = info.name_as_str().unwrap_or_default().to_string();
         let name = PROGRAMS
@@ -93,32 +93,4 @@ fn program_pins(dir: &Path) -> Vec<PathBuf> {
     }
     pins.sort();
     pins
-}
-
-/// The namespace's state directory, `net-<netns cookie>` under whichever layout version.
-fn state_dir(ns: &Ns) -> PathBuf {
-    let cookie = ns.in_ns(|| {
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut cookie = 0u64;
-        let mut len = size_of::<u64>() as libc::socklen_t;
-        const SO_NETNS_COOKIE: libc::c_int = 71;
-        // SAFETY: cookie and len are valid for the size given.
-        let rc = unsafe {
-            libc::getsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&sock),
-                libc::SOL_SOCKET,
-                SO_NETNS_COOKIE,
-                (&mut cookie as *mut u64).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0, "SO_NETNS_COOKIE");
-        cookie
-    });
-    let root = Path::new("/run/pcn-iptables/bpffs");
-    std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path().join(format!("net-{cookie}")))
-        .find(|d| d.exists())
-        .unwrap_or_else(|| panic!("no state directory of {ns} under {}", root.display()))
 }

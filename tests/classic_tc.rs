@@ -5,7 +5,6 @@
 //! `--uninstall` leaves no qdisc or filter of ours, but leaves everyone else's.
 
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pcn_iptables_tests::lab::FW_TIMEOUT;
@@ -205,34 +204,6 @@ fn uninstall_leaves_what_is_not_ours() {
     lab.check();
 }
 
-/// The state directory of `ns` (under whichever layout's directory).
-fn state_dir(ns: &Ns) -> PathBuf {
-    let cookie = ns.in_ns(|| {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut cookie = 0u64;
-        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
-        const SO_NETNS_COOKIE: libc::c_int = 71;
-        // SAFETY: cookie and len are valid for the size given.
-        let rc = unsafe {
-            libc::getsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&sock),
-                libc::SOL_SOCKET,
-                SO_NETNS_COOKIE,
-                (&mut cookie as *mut u64).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0, "SO_NETNS_COOKIE");
-        cookie
-    });
-    let root = Path::new("/run/pcn-iptables/bpffs");
-    std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path().join(format!("net-{cookie}")))
-        .find(|d| d.exists())
-        .unwrap_or_else(|| panic!("no state directory of {ns} under {}", root.display()))
-}
-
 /// The id of the program of our filter on `dev`'s egress.
 fn egress_program(ns: &Ns, dev: &str) -> Option<String> {
     let filters = tc(ns, &format!("filter show dev {dev} egress"));
@@ -252,7 +223,7 @@ fn filters_left_without_their_state_are_taken_over() {
     assert!(out.success(), "{out}");
     let first = egress_program(&host, "eth1").expect("our filter on eth1");
     // Their programs stay, passing everything (the program arrays empty once unpinned).
-    std::fs::remove_dir_all(state_dir(&host)).unwrap();
+    std::fs::remove_dir_all(host.state_dir()).unwrap();
 
     // Again on the classic hook: the filters get the new programs.
     let out = ipt_classic(&lab, &host, &format!("-A OUTPUT -d {C1} -p icmp"));
@@ -267,7 +238,7 @@ fn filters_left_without_their_state_are_taken_over() {
     assert_eq!(first_rule_packets(&lab, &host, "OUTPUT"), 3);
 
     // Then on the kernel's own choice (TCX where there is TCX): ours are replaced or gone.
-    std::fs::remove_dir_all(state_dir(&host)).unwrap();
+    std::fs::remove_dir_all(host.state_dir()).unwrap();
     lab.ipt_ok(&host, &format!("-A OUTPUT -d {C1} -p icmp"));
     if let Some(third) = egress_program(&host, "eth1") {
         assert_ne!(

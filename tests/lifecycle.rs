@@ -15,27 +15,9 @@ use pcn_iptables_tests::{Drop, Fw, Ns, Pair, Pass, cmd};
 const STATE_ROOT: &str = "/run/pcn-iptables/bpffs/v5";
 const LOCKS: &str = "/run/pcn-iptables/locks";
 
-/// The state directory of `ns`, named by its network namespace cookie.
+/// The state directory of `ns` in this layout, named by its network namespace cookie.
 fn state_dir(ns: &Ns) -> PathBuf {
-    let cookie = ns.in_ns(|| {
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut cookie = 0u64;
-        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
-        const SO_NETNS_COOKIE: libc::c_int = 71;
-        // SAFETY: cookie and len are valid for the size given.
-        let rc = unsafe {
-            libc::getsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&sock),
-                libc::SOL_SOCKET,
-                SO_NETNS_COOKIE,
-                (&mut cookie as *mut u64).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0, "SO_NETNS_COOKIE");
-        cookie
-    });
-    Path::new(STATE_ROOT).join(format!("net-{cookie}"))
+    Path::new(STATE_ROOT).join(format!("net-{}", ns.netns_cookie()))
 }
 
 /// Processes running the binary under test inside `ns`.

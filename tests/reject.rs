@@ -16,29 +16,9 @@ scenarios!(reject_input, reject_forward, reject_output, reject_on_lo);
 /// The pinned link of the TC ingress program (REJECT's answers) on `ifname` in `ns`.
 fn answer_link(ns: &Ns, ifname: &str) -> std::path::PathBuf {
     let ifname = std::ffi::CString::new(ifname).unwrap();
-    let (cookie, ifindex) = ns.in_ns(move || unsafe {
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut cookie = 0u64;
-        let mut len = size_of::<u64>() as libc::socklen_t;
-        const SO_NETNS_COOKIE: libc::c_int = 71;
-        let rc = libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            SO_NETNS_COOKIE,
-            (&mut cookie as *mut u64).cast(),
-            &mut len,
-        );
-        assert_eq!(rc, 0, "SO_NETNS_COOKIE");
-        (cookie, libc::if_nametoindex(ifname.as_ptr()))
-    });
-    // Under the layout's version directory, whichever it is.
-    let root = std::path::Path::new("/run/pcn-iptables/bpffs");
-    std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path().join(format!("net-{cookie}")))
-        .find(|d| d.exists())
-        .unwrap_or_else(|| panic!("no state directory of {ns} under {}", root.display()))
-        .join(format!("tci-{ifindex}"))
+    // SAFETY: a NUL-terminated name.
+    let ifindex = ns.in_ns(move || unsafe { libc::if_nametoindex(ifname.as_ptr()) });
+    ns.state_dir().join(format!("tci-{ifindex}"))
 }
 
 /// The id of the BPF link pinned at `pin`.

@@ -73,6 +73,40 @@ impl Ns {
         })
     }
 
+    /// The namespace's cookie (SO_NETNS_COOKIE), which names pcn-iptables' state directory.
+    pub fn netns_cookie(&self) -> u64 {
+        self.in_ns(|| {
+            let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut cookie = 0u64;
+            let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+            const SO_NETNS_COOKIE: libc::c_int = 71;
+            // SAFETY: cookie and len are valid for the size given.
+            let rc = unsafe {
+                libc::getsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&sock),
+                    libc::SOL_SOCKET,
+                    SO_NETNS_COOKIE,
+                    (&mut cookie as *mut u64).cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!(rc, 0, "SO_NETNS_COOKIE");
+            cookie
+        })
+    }
+
+    /// pcn-iptables' state directory of this namespace, `net-<cookie>` under whichever
+    /// layout version's directory holds it.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        let cookie = self.netns_cookie();
+        let root = std::path::Path::new("/run/pcn-iptables/bpffs");
+        std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().path().join(format!("net-{cookie}")))
+            .find(|d| d.exists())
+            .unwrap_or_else(|| panic!("no state directory of {self} under {}", root.display()))
+    }
+
     /// A ping (one ICMP echo request) from this namespace to `dst`.
     pub fn ping(&self, dst: &str) -> Flow {
         Flow::new(self, crate::traffic::Proto::Icmp, dst)
