@@ -38,7 +38,8 @@ pub fn program(name: &str, prog: &mut aya::programs::Program) -> Result<()> {
     loaded.map_err(|e| refused(name, e, started.elapsed(), &kernel_release()))
 }
 
-fn kernel_release() -> String {
+/// The running kernel's release, for messages.
+pub fn kernel_release() -> String {
     nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_else(|_| "unknown".into())

@@ -109,13 +109,6 @@ pub fn hook(dir: &Path) -> Result<Hook> {
     if tcx { Ok(Hook::Tcx) } else { preferred() }
 }
 
-/// The kernel's release, for messages.
-fn kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|r| format!("Linux {}", r.trim()))
-        .unwrap_or_else(|_| "this kernel".into())
-}
-
 /// What to say when attaching `name` to `link`'s `hook` fails.
 pub fn attach_failed(hook: Hook, name: &str, link: &Link, attach_type: TcAttachType) -> String {
     let side = match attach_type {
@@ -130,7 +123,7 @@ pub fn attach_failed(hook: Hook, name: &str, link: &Link, attach_type: TcAttachT
         "attaching {name} to the TC {side} hook of interface {} ({}) on {}{other}",
         link.name,
         hook.describe(),
-        kernel(),
+        format!("Linux {}", super::load::kernel_release()),
     )
 }
 
