@@ -126,7 +126,7 @@ const _: () = {
         let f = SCANNED[i];
         assert!(f.id != field::RULES && f.id < 32, "ids are bits of a u32");
         assert!(position(f.id) == i + 1, "every id once");
-        assert!(f.width % 8 == 0 && f.key_bits() <= 48, "6 bytes of value");
+        assert!(f.width.is_multiple_of(8) && f.key_bits() <= 48, "6 bytes of value");
         i += 1;
     }
     assert!(position(field::ANY_PORT_SRC) == ANDED_BITMAPS);
