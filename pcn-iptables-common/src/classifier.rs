@@ -4,7 +4,9 @@
 //! and the compiler's tests check its trie entries against).
 //!
 //! To add a field: an id in `field`, an entry in `SCANNED` (before the `--ports` pair), an arm
-//! in `packet_value`, and the compiler's constraint for it (`pcn-iptables/src/compile`).
+//! in `packet_value`, its line in the eBPF classifier's `scan!` list (`classify.rs`, which
+//! fails to build when a field of the table is missing there), and the compiler's constraint
+//! for it (`pcn-iptables/src/compile`).
 
 use crate::PacketInfo;
 
@@ -102,6 +104,17 @@ pub const SCANNED_BITMAPS: usize = 1 + SCANNED.len();
 /// Of those, the ones ANDed: all but the `--ports` pair, which follows them.
 pub const ANDED_BITMAPS: usize = SCANNED_BITMAPS - 2;
 
+/// The `field::bit`s of every field of the table.
+pub const ALL_SCANNED: u32 = {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < SCANNED.len() {
+        bits |= field::bit(SCANNED[i].id);
+        i += 1;
+    }
+    bits
+};
+
 /// Field `id` in the table (a compile-time error in a const context when it is not there).
 pub const fn spec(id: u8) -> Field {
     SCANNED[position(id) - 1]
@@ -126,7 +139,10 @@ const _: () = {
         let f = SCANNED[i];
         assert!(f.id != field::RULES && f.id < 32, "ids are bits of a u32");
         assert!(position(f.id) == i + 1, "every id once");
-        assert!(f.width.is_multiple_of(8) && f.key_bits() <= 48, "6 bytes of value");
+        assert!(
+            f.width.is_multiple_of(8) && f.key_bits() <= 48,
+            "6 bytes of value"
+        );
         i += 1;
     }
     assert!(position(field::ANY_PORT_SRC) == ANDED_BITMAPS);
