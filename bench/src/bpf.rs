@@ -4,18 +4,20 @@
 
 use std::{
     borrow::Cow,
-    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
-    Ebpf, EbpfLoader,
     maps::{Array, MapData},
     programs::{ProgramInfo, Xdp, XdpMode, loaded_programs},
 };
-use aya_obj::programs::XdpAttachType;
+use aya_obj::{
+    generated::{bpf_attach_type, bpf_cmd, bpf_prog_type},
+    programs::XdpAttachType,
+};
 use pcn_iptables::{
     cli::commit::{self, Slots},
     dataplane::{self, Dataplane, bpffs},
@@ -191,16 +193,15 @@ fn prog_array_get(map: BorrowedFd<'_>, index: u32) -> std::io::Result<u32> {
     Ok(id)
 }
 
-/// The bare-XDP baseline: `pcn_baseline_drop` from pcn-iptables' object, which drops every
-/// packet and does nothing else. Loading the object creates its maps; those pinned by name go
-/// to a scratch directory of ours on the bpffs, away from the tool's real state, and are
-/// removed when this is dropped (which also detaches the program).
+/// The bare-XDP baseline: a program that drops every packet and does nothing else
+/// (`r0 = XDP_DROP; exit`), loaded here with two raw instructions rather than shipped in
+/// pcn-iptables' object, which then holds only what the firewall runs. It is pinned in a
+/// scratch directory of ours on the bpffs, away from the tool's real state, to be opened as an
+/// aya program; the directory goes when this is dropped (which also detaches the program).
 pub struct Baseline {
-    ebpf: Ebpf,
+    prog: Xdp,
     scratch: PathBuf,
 }
-
-const BASELINE: &str = "pcn_baseline_drop";
 
 impl Baseline {
     pub fn load() -> Result<Self> {
@@ -212,31 +213,24 @@ impl Baseline {
             });
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("creating {}", scratch.display()))?;
-        let mut baseline = Baseline {
-            ebpf: EbpfLoader::new()
-                .btf(None)
-                .default_map_pin_directory(&scratch)
-                .load(dataplane::ELF)
-                .context("loading the eBPF object")?,
+        let pin = scratch.join("pcn_baseline_drop");
+        let _ = std::fs::remove_file(&pin);
+        let fd = load_drop_all().context("loading the baseline")?;
+        obj_pin(fd.as_fd(), &pin).with_context(|| format!("pinning {}", pin.display()))?;
+        let prog = Xdp::from_pin(&pin, XdpAttachType::Interface).context("opening the baseline");
+        let baseline = Baseline {
+            prog: prog?,
             scratch,
         };
-        baseline
-            .program_mut()?
-            .load()
-            .context("loading the baseline")?;
         Ok(baseline)
     }
 
     fn program_mut(&mut self) -> Result<&mut Xdp> {
-        Ok(self
-            .ebpf
-            .program_mut(BASELINE)
-            .context(BASELINE)?
-            .try_into()?)
+        Ok(&mut self.prog)
     }
 
     pub fn program(&self) -> Result<&Xdp> {
-        Ok(self.ebpf.program(BASELINE).context(BASELINE)?.try_into()?)
+        Ok(&self.prog)
     }
 
     /// Attaches the baseline to `iface` in `mode` until this is dropped.
@@ -246,6 +240,91 @@ impl Baseline {
             .with_context(|| format!("attaching the baseline to {iface}"))?;
         Ok(())
     }
+}
+
+/// BPF_PROG_LOAD of an XDP program that returns XDP_DROP.
+fn load_drop_all() -> std::io::Result<OwnedFd> {
+    /// `union bpf_attr` as BPF_PROG_LOAD reads it, up to `expected_attach_type`.
+    #[repr(C)]
+    #[derive(Default)]
+    struct ProgLoadAttr {
+        prog_type: u32,
+        insn_cnt: u32,
+        insns: u64,
+        license: u64,
+        log_level: u32,
+        log_size: u32,
+        log_buf: u64,
+        kern_version: u32,
+        prog_flags: u32,
+        prog_name: [u8; 16],
+        prog_ifindex: u32,
+        expected_attach_type: u32,
+    }
+    // (code, registers, offset, immediate) packed as `struct bpf_insn` (little endian).
+    const MOV64_R0_IMM: u64 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K, dst r0
+    const EXIT: u64 = 0x95; // BPF_JMP | BPF_EXIT
+    const XDP_DROP: u64 = 1;
+    let insns: [u64; 2] = [MOV64_R0_IMM | XDP_DROP << 32, EXIT];
+    let license = c"GPL";
+    let mut name = [0u8; 16];
+    name[..12].copy_from_slice(b"pcn_baseline");
+    let attr = ProgLoadAttr {
+        prog_type: bpf_prog_type::BPF_PROG_TYPE_XDP as u32,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        prog_name: name,
+        expected_attach_type: bpf_attach_type::BPF_XDP as u32,
+        ..Default::default()
+    };
+    // SAFETY: attr is a valid bpf_attr prefix for this command, pointing at live
+    // instructions and a NUL-terminated license; the kernel returns a new fd we then own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            bpf_cmd::BPF_PROG_LOAD as libc::c_long,
+            &attr as *const ProgLoadAttr,
+            std::mem::size_of::<ProgLoadAttr>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd of our own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// BPF_OBJ_PIN of `fd` at `path` (on a bpffs).
+fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> std::io::Result<()> {
+    /// `union bpf_attr` as BPF_OBJ_PIN reads it.
+    #[repr(C)]
+    struct ObjPinAttr {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(std::io::Error::other)?;
+    let attr = ObjPinAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: fd.as_raw_fd() as u32,
+        file_flags: 0,
+    };
+    // SAFETY: attr is a valid bpf_attr prefix for this command; the path is NUL-terminated
+    // and outlives the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            bpf_cmd::BPF_OBJ_PIN as libc::c_long,
+            &attr as *const ObjPinAttr,
+            std::mem::size_of::<ObjPinAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Drop for Baseline {

@@ -1,7 +1,15 @@
 //! `#[repr(C)]` types and constants shared by the pcn-iptables userspace and its eBPF programs.
 #![no_std]
 
+pub mod checksum;
+pub mod classifier;
 pub mod conntrack;
+pub mod icmp_limit;
+pub mod limit;
+
+pub use classifier::{
+    FIELD_KEY_HEADER_BITS, FieldKey, SCANNED_BITMAPS, field, field_key, field_key6,
+};
 
 /// Connections the conntrack table holds (least recently used ones make room for new ones).
 pub const CONNTRACK_ENTRIES: u32 = 262_144;
@@ -29,10 +37,6 @@ pub const GENERATIONS: u32 = 2;
 
 /// Bytes per entry of the map that stores a generation's ruleset text.
 pub const STATE_CHUNK: usize = 4096;
-
-/// Bitmaps the classifier reads per word: the chain's rules, one per packet field, and the
-/// two of `-m multiport --ports`.
-pub const SCANNED_BITMAPS: usize = 19;
 
 /// Words of a bitmap's summary.
 pub const SUMMARY_WORDS: usize = MAX_WORDS / 64;
@@ -63,46 +67,6 @@ impl Bitmap {
                 self.summary[i / 64] |= 1 << (i % 64);
             }
         }
-    }
-}
-
-/// The packet fields rules look at. Each is a key prefix in the one trie of a generation
-/// (`FieldKey`), and `1 << id` is its bit in `ChainConfig::fields`.
-pub mod field {
-    /// Not a packet field: stands for "every rule of the chain" (`ChainConfig::rules`).
-    pub const RULES: u8 = 0;
-    pub const SRC: u8 = 1;
-    pub const DST: u8 = 2;
-    pub const PROTO: u8 = 3;
-    pub const SPORT: u8 = 4;
-    pub const DPORT: u8 = 5;
-    pub const IN_IFACE: u8 = 6;
-    pub const OUT_IFACE: u8 = 7;
-    /// The packet's conntrack::ctstate.
-    pub const CTSTATE: u8 = 8;
-    /// `[1, type, code]` for an ICMP packet with its header (first fragment), `[0]` otherwise.
-    pub const ICMP: u8 = 9;
-    /// `[1, flags byte]` for a TCP packet with its header (first fragment), `[0]` otherwise.
-    pub const TCP_FLAGS: u8 = 10;
-    /// `[hi, lo]`: the IP total length.
-    pub const LENGTH: u8 = 11;
-    /// `[ttl]`
-    pub const TTL: u8 = 12;
-    /// `[1]` for a non-first fragment (`-f`), `[0]` otherwise.
-    pub const FRAGMENT: u8 = 13;
-    /// The Ethernet source address, all 6 bytes (`-m mac`); `[0; 6]` where there is none.
-    pub const MAC_SRC: u8 = 14;
-    /// The route type (`rtn::*`) of the source and destination address (`-m addrtype`).
-    pub const SRC_TYPE: u8 = 15;
-    pub const DST_TYPE: u8 = 16;
-    /// `-m multiport --ports`: a rule matches when its bit is set in the entry of the
-    /// packet's source port here OR of its destination port in `ANY_PORT_DST` (both keyed
-    /// like SPORT/DPORT). Rules without `--ports` have their bit set in both.
-    pub const ANY_PORT_SRC: u8 = 17;
-    pub const ANY_PORT_DST: u8 = 18;
-
-    pub const fn bit(id: u8) -> u32 {
-        1 << id
     }
 }
 
@@ -494,26 +458,6 @@ pub struct IcmpPeer {
 pub struct IcmpGlobal {
     pub credit: i64,
     pub stamp_ns: u64,
-}
-
-/// Key of the field trie: field id, chain id (big endian), then the value in network byte
-/// order: an address, a protocol, `[has ports, port hi, port lo]` (packets without ports look
-/// up `[0]`), an ifindex, a MAC address (the only 6-byte value; the others pad with zeros).
-/// Prefix lengths count every bit from the start, so the entries of one field and chain all
-/// extend `FIELD_KEY_HEADER_BITS`, and the header alone (a prefix of exactly that length) is
-/// the field's default entry.
-pub type FieldKey = [u8; 9];
-pub const FIELD_KEY_HEADER_BITS: u32 = 24;
-
-pub const fn field_key(id: u8, chain: u32, value: [u8; 4]) -> FieldKey {
-    field_key6(id, chain, [value[0], value[1], value[2], value[3], 0, 0])
-}
-
-pub const fn field_key6(id: u8, chain: u32, value: [u8; 6]) -> FieldKey {
-    let c = (chain as u16).to_be_bytes();
-    [
-        id, c[0], c[1], value[0], value[1], value[2], value[3], value[4], value[5],
-    ]
 }
 
 #[cfg(feature = "user")]

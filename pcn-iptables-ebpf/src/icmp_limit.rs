@@ -20,9 +20,10 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, LruHashMap},
 };
+use pcn_iptables_common::icmp_limit::{global_allow, peer_allow};
 use pcn_iptables_common::{
-    ICMP_MSGS_BURST_DEFAULT, ICMP_MSGS_PER_SEC_DEFAULT, ICMP_PEER_BURST, ICMP_PEERS,
-    ICMP_RATELIMIT_NS_DEFAULT, ICMP_RATEMASK_DEFAULT, IcmpGlobal, IcmpPeer,
+    ICMP_MSGS_BURST_DEFAULT, ICMP_MSGS_PER_SEC_DEFAULT, ICMP_PEERS, ICMP_RATELIMIT_NS_DEFAULT,
+    ICMP_RATEMASK_DEFAULT, IcmpGlobal, IcmpPeer,
 };
 
 use crate::settings;
@@ -32,11 +33,6 @@ static PCN_ICMP_PEERS: LruHashMap<u32, IcmpPeer> = LruHashMap::pinned(ICMP_PEERS
 #[map]
 static PCN_ICMP_GLOBAL: Array<IcmpGlobal> = Array::pinned(1, 0);
 
-const SECOND: u64 = 1_000_000_000;
-/// icmp_global_allow refills no sooner than HZ / 50.
-const MIN_REFILL: u64 = SECOND / 50;
-/// A new inet_peer's rate_last is 60 s in the past.
-const NEW_PEER_CREDIT: u64 = 60 * SECOND;
 /// Destination unreachable, the type of every REJECT error.
 const ICMP_DEST_UNREACH: u32 = 3;
 
@@ -78,67 +74,22 @@ pub fn allow(dst: [u8; 4], per_destination: bool) -> bool {
     true
 }
 
-/// icmp_global_allow (several CPUs may race here, as in the kernel: at worst a few more go).
-#[inline(always)]
-fn global_allow(g: &mut IcmpGlobal, per_sec: u64, burst: i64, now: u64) -> bool {
-    if g.credit > 0 {
-        return true;
-    }
-    let mut delta = now.wrapping_sub(g.stamp_ns);
-    if delta > SECOND {
-        delta = SECOND;
-    }
-    if delta < MIN_REFILL {
-        return false;
-    }
-    let incr = (per_sec * delta / SECOND) as i64;
-    if incr == 0 {
-        return false;
-    }
-    g.stamp_ns = now;
-    let credit = g.credit + incr;
-    g.credit = if credit > burst { burst } else { credit };
-    true
-}
-
-/// inet_peer_xrlim_allow: `timeout` of credit per error, at most 6 errors' worth.
+/// inet_peer_xrlim_allow on the destination's bucket (the arithmetic is
+/// `pcn_iptables_common::icmp_limit`'s; several CPUs may race here, as in the kernel, where
+/// icmp_global_allow's bucket is raced for too: at worst a few more go).
 #[inline(always)]
 fn destination_allow(dst: u32, timeout: u64, now: u64) -> bool {
-    // (No saturating_mul: it needs a 128-bit multiply, which BPF lacks.)
-    let cap = if timeout > u64::MAX / ICMP_PEER_BURST {
-        u64::MAX
-    } else {
-        timeout * ICMP_PEER_BURST
-    };
-    let (mut tokens, entry) = match PCN_ICMP_PEERS.get_ptr_mut(&dst) {
+    match PCN_ICMP_PEERS.get_ptr_mut(&dst) {
         Some(p) => {
             let p = unsafe { &mut *p };
-            (
-                p.tokens_ns.saturating_add(now.saturating_sub(p.last_ns)),
-                Some(p),
-            )
-        }
-        None => (NEW_PEER_CREDIT, None),
-    };
-    if tokens > cap {
-        tokens = cap;
-    }
-    let pass = tokens >= timeout;
-    if pass {
-        tokens -= timeout;
-    }
-    match entry {
-        Some(p) => {
-            p.tokens_ns = tokens;
-            p.last_ns = now;
+            let (pass, peer) = peer_allow(Some(p), timeout, now);
+            *p = peer;
+            pass
         }
         None => {
-            let peer = IcmpPeer {
-                tokens_ns: tokens,
-                last_ns: now,
-            };
+            let (pass, peer) = peer_allow(None, timeout, now);
             let _ = PCN_ICMP_PEERS.insert(&dst, &peer, 0);
+            pass
         }
     }
-    pass
 }

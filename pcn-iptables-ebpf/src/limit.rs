@@ -7,7 +7,9 @@
 
 use core::intrinsics::{AtomicOrdering::Relaxed, atomic_cxchg, atomic_xchg};
 
-use crate::action_mut;
+use pcn_iptables_common::limit::{cap, take as take_one};
+
+use crate::maps::action_mut;
 
 /// Attempts at the compare-and-swap of a bucket before giving up (the packet then does not
 /// match, as when the bucket is empty): only as many CPUs as hit the same rule at the same
@@ -16,8 +18,8 @@ const CAS_ATTEMPTS: usize = 4;
 
 /// Whether rule `index` (in the action array) may match one more packet now: kernel-like
 /// (xt_limit) credit that grows with elapsed time up to burst × interval, one interval a
-/// packet. Atomic for packets of several CPUs: the time of the last check is swapped in, the
-/// credit changes by compare-and-swap.
+/// packet (the arithmetic is `pcn_iptables_common::limit`'s). Atomic for packets of several
+/// CPUs: the time of the last check is swapped in, the credit changes by compare-and-swap.
 #[inline(always)]
 pub fn take(slot: u32, index: u32) -> bool {
     let Some(action) = action_mut(slot, index) else {
@@ -27,7 +29,7 @@ pub fn take(slot: u32, index: u32) -> bool {
     if burst == 0 {
         return true;
     }
-    let cap = saturating_mul(interval, burst);
+    let cap = cap(interval, burst);
     let now = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_ns() };
     // SAFETY: map values are 8-byte aligned and live as long as the program runs. (The bpf
     // target has no AtomicU64 with swap/CAS, but the instructions exist: BPF_XCHG, BPF_CMPXCHG.)
@@ -40,30 +42,10 @@ pub fn take(slot: u32, index: u32) -> bool {
     let elapsed = now.saturating_sub(unsafe { atomic_xchg::<u64, { Relaxed }>(last, now) });
     for _ in 0..CAS_ATTEMPTS {
         let old = unsafe { core::ptr::read_volatile(credit) };
-        let mut new = old.saturating_add(elapsed);
-        if new > cap {
-            new = cap;
-        }
-        let pass = new >= interval;
-        if pass {
-            new -= interval;
-        }
+        let (new, pass) = take_one(old, elapsed, cap, interval);
         if unsafe { atomic_cxchg::<u64, { Relaxed }, { Relaxed }>(credit, old, new) }.1 {
             return pass;
         }
     }
     false
-}
-
-/// `a × b`, saturated, in 32-bit halves: BPF has no 128-bit multiply (which LLVM would use
-/// for an overflow check).
-#[inline(always)]
-fn saturating_mul(a: u64, b: u32) -> u64 {
-    let high = (a >> 32) * b as u64;
-    if high >> 32 != 0 {
-        return u64::MAX;
-    }
-    let low = (a & 0xffff_ffff) * b as u64;
-    let sum = (high << 32).wrapping_add(low);
-    if sum < low { u64::MAX } else { sum }
 }

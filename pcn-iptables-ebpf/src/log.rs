@@ -23,7 +23,9 @@ use aya_ebpf::{
 };
 use pcn_iptables_common::{LOG_PACKET_BYTES, LogRecord, MAX_LOGS_PER_ROUND, PacketInfo};
 
-use crate::{ETH_HLEN, action, settings};
+use crate::maps::action;
+use crate::parse::ETH_HLEN;
+use crate::settings;
 
 /// Bytes of the ring buffer (a power of two, a multiple of the page size).
 pub const LOG_RING_BYTES: u32 = 1 << 20;

@@ -26,11 +26,14 @@ use aya_ebpf::{
     maps::PerCpuArray,
     programs::{TcContext, XdpContext},
 };
+use pcn_iptables_common::checksum::{fold, sum};
 use pcn_iptables_common::{CHAIN_FORWARD, PacketInfo, reject};
 
-use crate::{
-    AF_INET, ETH_HLEN, FIB_NO_NEIGH, FIB_SUCCESS, FibLookup, IPPROTO_ICMP, IPPROTO_TCP,
-    LOOPBACK_IFINDEX, icmp_limit,
+use crate::classify::within;
+use crate::icmp_limit;
+use crate::parse::{AF_INET, ETH_HLEN, IPPROTO_ICMP, IPPROTO_TCP, LOOPBACK_IFINDEX, ptr_at};
+use crate::route::{
+    FIB_LOOKUP_SKIP_NEIGH, FIB_LOOKUP_SRC, FIB_NO_NEIGH, FIB_SUCCESS, FibLookup, fib_lookup,
 };
 
 /// The metadata word in front of a reply built at XDP, for `pcn_answer` ("PCNA"). Only an
@@ -58,8 +61,6 @@ pub struct Scratch {
 #[map]
 static PCN_REJECT_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(2, 0);
 
-const FIB_LOOKUP_SRC: u32 = 1 << 4;
-const FIB_LOOKUP_SKIP_NEIGH: u32 = 1 << 2;
 const TTL: u8 = 64;
 const IP_DF: u8 = 0x40;
 const TCP_FIN: u8 = 0x01;
@@ -104,26 +105,6 @@ impl Original {
         // fragment: no answer (icmp_send, nf_send_reset).
         !(self.eth[0] & 1 != 0 || is_group(dst) || is_group(src) || fragment || self.ihl < 20)
     }
-}
-
-/// One's complement sum of `bytes` read in memory order (as csum_partial does), unfolded.
-#[inline(always)]
-fn sum<const N: usize>(bytes: &[u8; N], mut acc: u64) -> u64 {
-    let mut i = 0;
-    while i + 1 < N {
-        acc += u16::from_ne_bytes([bytes[i], bytes[i + 1]]) as u64;
-        i += 2;
-    }
-    acc
-}
-
-#[inline(always)]
-fn fold(mut acc: u64) -> [u8; 2] {
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    (!(acc as u16)).to_ne_bytes()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -278,7 +259,7 @@ fn quote_len(o: &Original, frame_len: usize) -> Option<usize> {
 /// the sum of its bytes (zero-padded to a multiple of 4 for bpf_csum_diff).
 #[inline(always)]
 fn load_quote(buf: *mut u8, len: usize, load: impl Fn(*mut u8, u32) -> i64) -> Option<u64> {
-    let n = crate::within(len, 20, MAX_QUOTE)?;
+    let n = within(len, 20, MAX_QUOTE)?;
     if load(buf, n) != 0 {
         return None;
     }
@@ -289,7 +270,7 @@ fn load_quote(buf: *mut u8, len: usize, load: impl Fn(*mut u8, u32) -> i64) -> O
         }
     }
     let rounded = (len + 3) & !3;
-    let first = crate::within(if rounded > 512 { 512 } else { rounded }, 0, 512)?;
+    let first = within(if rounded > 512 { 512 } else { rounded }, 0, 512)?;
     let mut total =
         unsafe { h::bpf_csum_diff(core::ptr::null_mut(), 0, buf as *mut u32, first, 0) };
     if total < 0 {
@@ -297,7 +278,7 @@ fn load_quote(buf: *mut u8, len: usize, load: impl Fn(*mut u8, u32) -> i64) -> O
     }
     let rest = rounded - first as usize;
     if rest > 0 {
-        let rest = crate::within(rest, 1, 64)?;
+        let rest = within(rest, 1, 64)?;
         let more = unsafe {
             h::bpf_csum_diff(core::ptr::null_mut(), 0, buf.add(512) as *mut u32, rest, 0)
         };
@@ -307,14 +288,6 @@ fn load_quote(buf: *mut u8, len: usize, load: impl Fn(*mut u8, u32) -> i64) -> O
         total += more;
     }
     Some(total as u64)
-}
-
-#[inline(always)]
-fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*mut T> {
-    if start + offset + core::mem::size_of::<T>() > end {
-        return None;
-    }
-    Some((start + offset) as *mut T)
 }
 
 /// XDP: turns the frame into the answer, marked for `pcn_answer` (XDP_PASS), or XDP_DROP when
@@ -452,7 +425,7 @@ fn route_source(
         ..Default::default()
     };
     fib.ipv4_dst[0] = u32::from_ne_bytes([o.ip[12], o.ip[13], o.ip[14], o.ip[15]]);
-    let rc = crate::fib_lookup(ctx.as_ptr(), fib, FIB_LOOKUP_SRC | FIB_LOOKUP_SKIP_NEIGH);
+    let rc = fib_lookup(ctx.as_ptr(), fib, FIB_LOOKUP_SRC | FIB_LOOKUP_SKIP_NEIGH);
     if rc != FIB_SUCCESS && rc != FIB_NO_NEIGH {
         return None;
     }
@@ -544,7 +517,7 @@ fn tc_reply(ctx: &TcContext, with: u32) -> Option<()> {
     if unsafe { h::bpf_skb_change_tail(skb, (42 + quoted) as u32, 0) } != 0 {
         return None;
     }
-    let quoted = crate::within(quoted, 20, MAX_QUOTE)?;
+    let quoted = within(quoted, 20, MAX_QUOTE)?;
     unsafe {
         if h::bpf_skb_store_bytes(skb, 42, buf as *const _, quoted, 0) != 0 {
             return None;

@@ -22,7 +22,8 @@ mod interval;
 
 use pcn_iptables_common::{
     Action, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, ChainConfig, FIELD_KEY_HEADER_BITS, FieldKey,
-    LOG_PREFIX_LEN, MAX_CHAINS, MAX_RULES_PER_CHAIN, chain_flag, field, field_key6, verdict,
+    LOG_PREFIX_LEN, MAX_CHAINS, MAX_RULES_PER_CHAIN, chain_flag, classifier, field, field_key6,
+    verdict,
 };
 
 use std::hash::{Hash as _, Hasher as _};
@@ -558,36 +559,37 @@ fn chain_bitmaps(
     // when the field is new to the chain (the rules before the window do not look at it).
     let fill = if from > 0 { SRC_ONES } else { SRC_ZERO };
 
-    // Value fields: id, width in bits, whether keyed under `[1]` with `[0]` for packets
-    // without the header, and each rule's constraint.
-    let value_fields: [(u8, u32, bool, Vec<Constraint>); 15] = [
-        (field::SRC, 32, false, each(window, |r| address(r, true))?),
-        (field::DST, 32, false, each(window, |r| address(r, false))?),
-        (field::PROTO, 8, false, each(window, proto)?),
-        (field::CTSTATE, 8, false, each(window, ctstates)?),
-        (field::SPORT, 16, true, each(window, |r| ports(r, true))?),
-        (field::DPORT, 16, true, each(window, |r| ports(r, false))?),
-        (field::ANY_PORT_SRC, 16, true, each(window, any_port)?),
-        (field::ANY_PORT_DST, 16, true, each(window, any_port)?),
-        (field::ICMP, 16, true, each(window, icmp)?),
-        (field::TCP_FLAGS, 8, true, each(window, tcp_flags)?),
-        (field::LENGTH, 16, false, each(window, length)?),
-        (field::TTL, 8, false, each(window, ttl)?),
-        (field::FRAGMENT, 8, false, each(window, fragment)?),
+    // Value fields and each rule's constraint; their width in bits, and whether they are keyed
+    // under `[1]` with `[0]` for packets without the header, are the field table's.
+    let value_fields: [(u8, Vec<Constraint>); 15] = [
+        (field::SRC, each(window, |r| address(r, true))?),
+        (field::DST, each(window, |r| address(r, false))?),
+        (field::PROTO, each(window, proto)?),
+        (field::CTSTATE, each(window, ctstates)?),
+        (field::SPORT, each(window, |r| ports(r, true))?),
+        (field::DPORT, each(window, |r| ports(r, false))?),
+        (field::ANY_PORT_SRC, each(window, any_port)?),
+        (field::ANY_PORT_DST, each(window, any_port)?),
+        (field::ICMP, each(window, icmp)?),
+        (field::TCP_FLAGS, each(window, tcp_flags)?),
+        (field::LENGTH, each(window, length)?),
+        (field::TTL, each(window, ttl)?),
+        (field::FRAGMENT, each(window, fragment)?),
         (
             field::SRC_TYPE,
-            32,
-            false,
             each(window, |r| addrtype(r, true, ctx.address_types))?,
         ),
         (
             field::DST_TYPE,
-            32,
-            false,
             each(window, |r| addrtype(r, false, ctx.address_types))?,
         ),
     ];
-    for (id, width, keyed, constraints) in value_fields {
+    for (id, constraints) in value_fields {
+        let classifier::Field {
+            width,
+            optional: keyed,
+            ..
+        } = classifier::spec(id);
         let running = base.is_some_and(|b| b.uses(id));
         if !running && constraints.iter().all(Option::is_none) {
             continue;

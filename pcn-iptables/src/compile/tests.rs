@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use ipnetwork::Ipv4Network;
 
-use pcn_iptables_common::{reject, rtn};
+use pcn_iptables_common::{PacketInfo, classifier, reject, rtn};
 
 use super::*;
 use crate::ruleset::extensions::match_name;
@@ -229,9 +229,11 @@ impl Trie {
         Trie { entries, lengths }
     }
 
-    fn lookup(&self, id: u8, chain: u32, bits: u32, value: [u8; 6]) -> Option<u32> {
-        let key = field_key6(id, chain, value);
-        let plen = FIELD_KEY_HEADER_BITS + bits;
+    /// The entry the data plane finds for field `id` of `chain` in packet `p`: the key is
+    /// built by the very functions the eBPF classifier builds it with.
+    fn lookup(&self, id: u8, chain: u32, p: &PacketInfo) -> Option<u32> {
+        let (bits, value) = classifier::packet_value(id, p);
+        let (plen, key) = classifier::lookup_key(id, chain, bits, value);
         self.lengths
             .get(&[key[0], key[1], key[2]])?
             .iter()
@@ -240,20 +242,32 @@ impl Trie {
     }
 }
 
-// The values the data plane looks up (pcn-iptables-ebpf's `first_match`): value bytes and
-// how many bits of them count.
-fn v4(v: u32) -> (u32, [u8; 6]) {
-    let b = v.to_be_bytes();
-    (32, [b[0], b[1], b[2], b[3], 0, 0])
-}
-fn v1(v: u8) -> (u32, [u8; 6]) {
-    (8, [v, 0, 0, 0, 0, 0])
-}
-/// `[1, a, b]` when the packet has the value, `[0]` when it has not.
-fn optional(bits: u32, v: Option<[u8; 2]>) -> (u32, [u8; 6]) {
-    match v {
-        Some([a, b]) => (bits, [1, a, b, 0, 0, 0]),
-        None => (8, [0; 6]),
+impl Pkt {
+    /// The packet as the data plane's parser leaves it for the classifier.
+    fn info(&self) -> PacketInfo {
+        let (sport, dport) = self.ports.unwrap_or_default();
+        let (icmp_type, icmp_code) = self.icmp.unwrap_or_default();
+        PacketInfo {
+            src: self.src.to_be_bytes(),
+            dst: self.dst.to_be_bytes(),
+            proto: self.proto,
+            has_ports: self.ports.is_some() as u8,
+            sport,
+            dport,
+            has_icmp: self.icmp.is_some() as u8,
+            icmp_type,
+            icmp_code,
+            has_tcp_flags: self.tcp_flags.is_some() as u8,
+            tcp_flags: self.tcp_flags.unwrap_or_default(),
+            len: self.len as u32,
+            ttl: self.ttl,
+            fragment: self.fragment as u8,
+            mac_src: self.mac.unwrap_or([0; 6]),
+            in_ifindex: self.in_if,
+            out_ifindex: self.out_if,
+            ctstate: self.ctstate,
+            ..Default::default()
+        }
     }
 }
 
@@ -266,50 +280,28 @@ fn dataplane_outcome(c: &Compiled, trie: &Trie, chain: u32, p: &Pkt) -> Outcome 
         decided: None,
     };
     let cfg = c.chains[chain as usize];
-    let sport = optional(24, p.ports.map(|(s, _)| s.to_be_bytes()));
-    let dport = optional(24, p.ports.map(|(_, d)| d.to_be_bytes()));
-    let values = [
-        (field::SRC, v4(p.src)),
-        (field::DST, v4(p.dst)),
-        (field::PROTO, v1(p.proto)),
-        (field::SPORT, sport),
-        (field::DPORT, dport),
-        (field::IN_IFACE, v4(p.in_if)),
-        (field::OUT_IFACE, v4(p.out_if)),
-        (field::CTSTATE, v1(p.ctstate)),
-        (field::ICMP, optional(24, p.icmp.map(|(t, c)| [t, c]))),
-        (field::TCP_FLAGS, optional(16, p.tcp_flags.map(|f| [f, 0]))),
-        (field::LENGTH, {
-            let l = p.len.to_be_bytes();
-            (16, [l[0], l[1], 0, 0, 0, 0])
-        }),
-        (field::TTL, v1(p.ttl)),
-        (field::FRAGMENT, v1(p.fragment as u8)),
-        (field::MAC_SRC, (48, p.mac.unwrap_or([0; 6]))),
-        (field::SRC_TYPE, v4(p.src)),
-        (field::DST_TYPE, v4(p.dst)),
-        (field::ANY_PORT_SRC, sport),
-        (field::ANY_PORT_DST, dport),
-    ];
+    let info = p.info();
     let all = &c.bitmaps[cfg.rules as usize];
     let mut maps: Vec<&Words> = vec![all];
     let mut any_port: Vec<&Words> = vec![];
-    for (id, (bits, value)) in values {
-        let map = if cfg.fields & field::bit(id) == 0 {
+    // In the field table's order, as the classifier scans them.
+    for f in classifier::SCANNED {
+        let map = if cfg.fields & field::bit(f.id) == 0 {
             all
         } else {
             // A field without an entry for the value matches no rule.
-            match trie.lookup(id, chain, bits, value) {
+            match trie.lookup(f.id, chain, &info) {
                 Some(b) => &c.bitmaps[b as usize],
                 None => return none,
             }
         };
-        if id == field::ANY_PORT_SRC || id == field::ANY_PORT_DST {
+        if classifier::position(f.id) >= classifier::ANDED_BITMAPS {
             any_port.push(map);
         } else {
             maps.push(map);
         }
     }
+    assert_eq!(maps.len(), classifier::ANDED_BITMAPS);
     let limited = &c.bitmaps[cfg.limited as usize];
     let count_only = &c.bitmaps[cfg.count_only as usize];
     let mut passed = vec![];
@@ -1119,6 +1111,9 @@ fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
     let types = env.address_types();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut seen = HashMap::<&str, usize>::new();
+    // The fields the chains look up: every field of the table must be, so that the data
+    // plane's keying of each (`classifier::packet_value`) meets the compiler's entries here.
+    let mut used = 0u32;
     for round in 0..200 {
         let mut table = Table::default();
         table.add_chain(crate::ruleset::model::Chain {
@@ -1139,6 +1134,7 @@ fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
                 .collect();
         }
         let compiled = compile(&table, &env.links, &types).unwrap();
+        used |= compiled.chains.iter().fold(0, |u, c| u | c.fields);
         let trie = Trie::new(&compiled);
         for chain in &table.chains {
             let id = compiled
@@ -1179,6 +1175,13 @@ fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
         }
     }
     eprintln!("matches in matching rules: {seen:?}");
+    for f in classifier::SCANNED {
+        assert!(
+            used & field::bit(f.id) != 0,
+            "no rule looks at field {}",
+            f.id
+        );
+    }
     for name in [
         "tcp",
         "multiport",

@@ -31,7 +31,7 @@ use super::{attach::ENTRIES, state, sys};
 use crate::compile::{self, Entry, Link, Program, SRC_ONES, SRC_ZERO};
 use crate::ruleset::model::Table;
 
-/// The eBPF object: entry programs, classifiers, and the benchmarks' baseline.
+/// The eBPF object: entry programs and classifiers.
 pub static ELF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pcn-iptables-ebpf"));
 
 /// Pins of the entry programs, for tools that run them on crafted packets (the benchmark's

@@ -1,0 +1,116 @@
+//! Chains: entering a base chain, one round of the classifier over a chain (the first rule
+//! that matches and what its target does: a verdict, a jump or goto, a return), and a
+//! chain's policy.
+
+use pcn_iptables_common::{ChainConfig, Frame, MAX_CALL_DEPTH, PacketInfo, chain_flag, verdict};
+
+use crate::classify::pcn_first_match;
+use crate::flow_cache::count_for;
+use crate::maps::{action, chain_config};
+
+/// Starts the evaluation of `chain` for a packet, in the generation of `slot`.
+#[inline(always)]
+pub(crate) fn enter(pkt: &mut PacketInfo, chain: u32, slot: u32) {
+    pkt.chain = chain;
+    pkt.base_chain = chain;
+    pkt.next_rule = 0;
+    pkt.depth = 0;
+    pkt.slot = slot;
+}
+
+/// What the classifier decided for this round.
+pub(crate) enum Step {
+    Accept,
+    Drop,
+    /// The packet moved to another chain or rule: run the classifier again.
+    Again,
+    /// `-j REJECT`: answer with `reject::*`, drop the packet.
+    Reject(u32),
+}
+
+/// One round: the first rule of `pkt.chain` from `pkt.next_rule` on that matches, and what its
+/// target does.
+#[inline(always)]
+pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
+    let pkt = unsafe { &mut *packet };
+    let chain = pkt.chain;
+    pkt.log_count = 0;
+    let Some(cfg) = chain_config(pkt.slot, chain) else {
+        return Step::Accept;
+    };
+    if cfg.flags & chain_flag::CACHEABLE == 0 {
+        pkt.flow_cacheable = 0;
+    }
+    let found = pcn_first_match(hook);
+    // Borrowed again: the scan wrote to the packet (what it counted, LOG rules it met).
+    let pkt = unsafe { &mut *packet };
+    match Some(found).filter(|r| *r != u32::MAX) {
+        Some(rule) => {
+            let Some(action) = action(pkt.slot, cfg.action_base + rule) else {
+                return Step::Drop;
+            };
+            count_for(pkt, action.counter);
+            match action.verdict {
+                verdict::ACCEPT => Step::Accept,
+                verdict::JUMP => {
+                    let depth = pkt.depth as usize;
+                    if depth >= MAX_CALL_DEPTH {
+                        return Step::Drop;
+                    }
+                    pkt.stack[depth] = Frame {
+                        chain,
+                        next_rule: rule + 1,
+                    };
+                    pkt.depth += 1;
+                    pkt.chain = action.chain;
+                    pkt.next_rule = 0;
+                    Step::Again
+                }
+                verdict::GOTO => {
+                    pkt.chain = action.chain;
+                    pkt.next_rule = 0;
+                    Step::Again
+                }
+                verdict::RETURN => leave_chain(pkt),
+                verdict::REJECT => {
+                    // Answered every time: not cached.
+                    pkt.flow_cacheable = 0;
+                    Step::Reject(action.reject_with)
+                }
+                _ => Step::Drop,
+            }
+        }
+        None if cfg.policy == verdict::RETURN => leave_chain(pkt),
+        None => policy(cfg, pkt),
+    }
+}
+
+#[inline(always)]
+fn policy(cfg: &ChainConfig, pkt: &mut PacketInfo) -> Step {
+    count_for(pkt, cfg.policy_counter);
+    if cfg.policy == verdict::DROP {
+        Step::Drop
+    } else {
+        Step::Accept
+    }
+}
+
+/// RETURN, or the end of a user chain: back to the caller, or the base chain's policy.
+#[inline(always)]
+fn leave_chain(pkt: &mut PacketInfo) -> Step {
+    if pkt.depth == 0 {
+        return match chain_config(pkt.slot, pkt.base_chain) {
+            Some(cfg) => policy(cfg, pkt),
+            None => Step::Accept,
+        };
+    }
+    pkt.depth -= 1;
+    let depth = pkt.depth as usize;
+    if depth >= MAX_CALL_DEPTH {
+        return Step::Drop;
+    }
+    let frame = pkt.stack[depth];
+    pkt.chain = frame.chain;
+    pkt.next_rule = frame.next_rule;
+    Step::Again
+}

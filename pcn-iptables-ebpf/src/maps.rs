@@ -1,0 +1,114 @@
+//! The maps of the data plane and their accessors.
+//!
+//! The classifiers are loaded once; a generation is a set of rule maps only, reached through
+//! the outer maps (CHAINS, ACTIONS, FIELDS, BITMAPS: one slot per generation) by the packet's
+//! `slot`, so swapping `PCN_ACTIVE` changes the whole ruleset at once.
+
+use aya_ebpf::{
+    btf_maps::{self, ArrayOfMaps},
+    macros::{btf_map, map},
+    maps::{Array, LruHashMap, PerCpuArray, ProgramArray, lpm_trie::Key},
+};
+use pcn_iptables_common::conntrack::{CtEntry, CtKey};
+use pcn_iptables_common::{
+    Action, Bitmap, CHAIN_INPUT, CONNTRACK_ENTRIES, ChainConfig, Counter, FLOW_CACHE_ENTRIES,
+    FieldKey, FlowKey, FlowVerdict, GENERATIONS, MAX_COUNTERS, PacketInfo, chain_flag,
+};
+
+// Kept across generations (pinned by name in the namespace's state directory).
+#[map]
+pub(crate) static PCN_ACTIVE: Array<u32> = Array::pinned(1, 0);
+#[map]
+pub(crate) static PCN_PROGS_XDP: ProgramArray = ProgramArray::pinned(GENERATIONS, 0);
+#[map]
+pub(crate) static PCN_PROGS_TC: ProgramArray = ProgramArray::pinned(GENERATIONS, 0);
+#[map]
+static PCN_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(MAX_COUNTERS, 0);
+/// The packet being judged, per CPU: index `XDP` for ingress, `TC` for egress (a TC program in
+/// process context may be interrupted by XDP in a softirq on the same CPU). One map, so that
+/// the classifier's global function gets a map value of one map whichever the hook.
+#[map]
+pub(crate) static PCN_PACKETS: PerCpuArray<PacketInfo> = PerCpuArray::pinned(2, 0);
+pub(crate) const XDP: u32 = 0;
+pub(crate) const TC: u32 = 1;
+/// Connections, shared by both hooks and every generation.
+#[map]
+pub(crate) static PCN_CONNTRACK: LruHashMap<CtKey, CtEntry> =
+    LruHashMap::pinned(CONNTRACK_ENTRIES, 0);
+/// Verdicts of flows, each good in the generation that found it (see `cached_verdict`).
+#[map]
+pub(crate) static PCN_FLOWS: LruHashMap<FlowKey, FlowVerdict> =
+    LruHashMap::pinned(FLOW_CACHE_ENTRIES, 0);
+
+// One set of maps per generation, in the slot `pkt.slot` of these outer maps. Userspace creates
+// the inner maps of each change sized to fit, with exactly these flags (the kernel requires an
+// inner map to match its template: type, key and value size, flags; BPF_F_INNER_MAP lets an
+// array's size differ). The arrays are mmapable: userspace fills them through mmap.
+const GENS: usize = GENERATIONS as usize;
+pub(crate) const INNER_ARRAY: usize =
+    (aya_ebpf::bindings::BPF_F_INNER_MAP | aya_ebpf::bindings::BPF_F_MMAPABLE) as usize;
+const NO_PREALLOC: usize = aya_ebpf::bindings::BPF_F_NO_PREALLOC as usize;
+#[btf_map]
+static CHAINS: ArrayOfMaps<btf_maps::Array<ChainConfig, 1, INNER_ARRAY>, GENS> = ArrayOfMaps::new();
+#[btf_map]
+static ACTIONS: ArrayOfMaps<btf_maps::Array<Action, 1, INNER_ARRAY>, GENS> = ArrayOfMaps::new();
+/// Every chain's rule bitmap and field entries; one map, so that every bitmap pointer the
+/// classifier holds has the same type and the verifier follows one path, not one per
+/// combination of fields in use.
+#[btf_map]
+static FIELDS: ArrayOfMaps<btf_maps::LpmTrie<FieldKey, u32, 1, NO_PREALLOC>, GENS> =
+    ArrayOfMaps::new();
+/// The bitmaps FIELDS entries point to.
+#[btf_map]
+static BITMAPS: ArrayOfMaps<btf_maps::Array<Bitmap, 1, INNER_ARRAY>, GENS> = ArrayOfMaps::new();
+
+/// Chain `id` of generation `slot`.
+#[inline(always)]
+pub(crate) fn chain_config(slot: u32, id: u32) -> Option<&'static ChainConfig> {
+    CHAINS.get_value(slot, &id)
+}
+
+/// Rule `i` (chain's `action_base` + rule index) of generation `slot`.
+#[inline(always)]
+pub(crate) fn action(slot: u32, i: u32) -> Option<&'static Action> {
+    ACTIONS.get_value(slot, &i)
+}
+
+/// The same, writable (a rule's `-m limit` state lives there).
+#[inline(always)]
+pub(crate) fn action_mut(slot: u32, i: u32) -> Option<*mut Action> {
+    ACTIONS.get_value_ptr_mut(slot, &i)
+}
+
+/// The bitmap index of the longest prefix of `key` in generation `slot`'s field trie.
+#[inline(always)]
+pub(crate) fn field_lookup(slot: u32, key: &Key<FieldKey>) -> Option<u32> {
+    FIELDS.get_value_ptr_mut(slot, key).map(|v| unsafe { *v })
+}
+
+/// The bitmap array of generation `slot`: looked up once per round, then indexed (each
+/// lookup into an inner map is a helper call).
+#[inline(always)]
+pub(crate) fn bitmaps(slot: u32) -> Option<&'static btf_maps::Array<Bitmap, 1, INNER_ARRAY>> {
+    BITMAPS.get(slot)
+}
+
+/// The running generation's slot, and whether it tracks connections (`chain_flag::TRACK`,
+/// on every chain): read once per packet, so that tracking and the verdict agree.
+#[inline(always)]
+pub(crate) fn generation() -> Option<(u32, bool)> {
+    let slot = *PCN_ACTIVE.get(0)?;
+    let cfg = chain_config(slot, CHAIN_INPUT)?;
+    Some((slot, cfg.flags & chain_flag::TRACK != 0))
+}
+
+/// Counts a packet of IP length `len` for counter `slot`.
+#[inline(always)]
+pub(crate) fn count(slot: u32, len: u32) {
+    if let Some(c) = PCN_COUNTERS.get_ptr_mut(slot) {
+        unsafe {
+            (*c).packets += 1;
+            (*c).bytes += len as u64;
+        }
+    }
+}

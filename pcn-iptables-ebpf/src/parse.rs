@@ -1,0 +1,98 @@
+//! Packet parsing: the protocol constants, the one bounds-checked load (`ptr_at`), and the
+//! IPv4 header fields the classifier and the connection tracker read.
+
+use pcn_iptables_common::{PacketInfo, conntrack::ctstate};
+
+use crate::track;
+
+pub(crate) const ETH_HLEN: usize = 14;
+pub(crate) const ETH_P_IP: u16 = 0x0800;
+pub(crate) const IPPROTO_ICMP: u8 = 1;
+pub(crate) const IPPROTO_TCP: u8 = 6;
+pub(crate) const IPPROTO_UDP: u8 = 17;
+pub(crate) const AF_INET: u8 = 2;
+/// lo's ifindex in every network namespace.
+pub(crate) const LOOPBACK_IFINDEX: u32 = 1;
+
+/// A pointer to a `T` at `offset` of the packet `start..end`, `None` unless the whole `T` is
+/// inside: the check the verifier wants to see before every direct packet access.
+#[inline(always)]
+pub(crate) fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*mut T> {
+    if start + offset + core::mem::size_of::<T>() > end {
+        return None;
+    }
+    Some((start + offset) as *mut T)
+}
+
+/// Fills addresses, protocol, ports and length from the IPv4 packet at `l3`, and, when the
+/// generation tracks connections (`tracks`), tracks its connection (`update`: the packet
+/// counts for it and moves its state); `None` when the frame is not IPv4 we can read.
+#[inline(always)]
+pub(crate) fn parse_ipv4(
+    pkt: &mut PacketInfo,
+    start: usize,
+    end: usize,
+    tracks: bool,
+    update: bool,
+) -> Option<()> {
+    let ethertype = u16::from_be(unsafe { *ptr_at::<u16>(start, end, 12)? });
+    if ethertype != ETH_P_IP {
+        return None;
+    }
+    let ip = ptr_at::<[u8; 20]>(start, end, ETH_HLEN)?;
+    let ip = unsafe { &*ip };
+    if ip[0] >> 4 != 4 {
+        return None;
+    }
+    let ihl = ((ip[0] & 0x0f) as usize) * 4;
+    pkt.len = u16::from_be_bytes([ip[2], ip[3]]) as u32;
+    pkt.ttl = ip[8];
+    pkt.proto = ip[9];
+    pkt.src = [ip[12], ip[13], ip[14], ip[15]];
+    pkt.dst = [ip[16], ip[17], ip[18], ip[19]];
+    if let Some(mac) = ptr_at::<[u8; 6]>(start, end, 6) {
+        pkt.mac_src = unsafe { *mac };
+    }
+    let frag_offset = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff;
+    pkt.fragment = (frag_offset != 0) as u8;
+    pkt.has_ports = 0;
+    pkt.sport = 0;
+    pkt.dport = 0;
+    pkt.has_icmp = 0;
+    pkt.has_tcp_flags = 0;
+    let l4 = ETH_HLEN + (ihl & 0x3c);
+    if frag_offset == 0 && ihl >= 20 {
+        match pkt.proto {
+            IPPROTO_TCP | IPPROTO_UDP => {
+                if let Some(ports) = ptr_at::<[u8; 4]>(start, end, l4) {
+                    let ports = unsafe { &*ports };
+                    pkt.sport = u16::from_be_bytes([ports[0], ports[1]]);
+                    pkt.dport = u16::from_be_bytes([ports[2], ports[3]]);
+                    pkt.has_ports = 1;
+                }
+                if pkt.proto == IPPROTO_TCP {
+                    if let Some(flags) = ptr_at::<u8>(start, end, l4 + 13) {
+                        pkt.tcp_flags = unsafe { *flags };
+                        pkt.has_tcp_flags = 1;
+                    }
+                }
+            }
+            IPPROTO_ICMP => {
+                if let Some(icmp) = ptr_at::<[u8; 2]>(start, end, l4) {
+                    let icmp = unsafe { &*icmp };
+                    pkt.icmp_type = icmp[0];
+                    pkt.icmp_code = icmp[1];
+                    pkt.has_icmp = 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    if tracks {
+        track::track(pkt, start, end, l4, frag_offset != 0, update);
+    } else {
+        pkt.ct_commit = 0;
+        pkt.ctstate = ctstate::INVALID;
+    }
+    Some(())
+}

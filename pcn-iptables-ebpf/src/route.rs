@@ -1,0 +1,42 @@
+//! The kernel's routing, asked per packet with bpf_fib_lookup(): which chain a packet meets
+//! (local → INPUT, routed → FORWARD) and where REJECT answers from.
+
+// bpf_fib_lookup() results and flags (uapi/linux/bpf.h).
+pub(crate) const FIB_SUCCESS: i64 = 0;
+pub(crate) const FIB_NOT_FWDED: i64 = 4;
+pub(crate) const FIB_FWD_DISABLED: i64 = 5;
+pub(crate) const FIB_NO_NEIGH: i64 = 7;
+pub(crate) const FIB_FRAG_NEEDED: i64 = 8;
+pub(crate) const FIB_LOOKUP_SKIP_NEIGH: u32 = 1 << 2;
+pub(crate) const FIB_LOOKUP_SRC: u32 = 1 << 4;
+
+/// `struct bpf_fib_lookup` with its unions flattened to their IPv4 members.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct FibLookup {
+    pub family: u8,
+    pub l4_protocol: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub tot_len: u16,
+    pub ifindex: u32,
+    pub tos: u32,
+    pub ipv4_src: [u32; 4],
+    pub ipv4_dst: [u32; 4],
+    pub tbid: u32,
+    pub macs: [u8; 12],
+}
+
+/// bpf_fib_lookup() with `flags`. A kernel that does not know one of them answers EINVAL
+/// before looking anything up (SKIP_NEIGH is 6.3's, SRC 6.7's): then the lookup is made with
+/// none, which on those kernels costs a neighbour lookup more.
+#[inline(always)]
+pub(crate) fn fib_lookup(ctx: *mut core::ffi::c_void, fib: &mut FibLookup, flags: u32) -> i64 {
+    let size = core::mem::size_of::<FibLookup>() as i32;
+    let fib = fib as *mut FibLookup as *mut _;
+    let rc = unsafe { aya_ebpf::helpers::generated::bpf_fib_lookup(ctx, fib, size, flags) };
+    if rc >= 0 {
+        return rc;
+    }
+    unsafe { aya_ebpf::helpers::generated::bpf_fib_lookup(ctx, fib, size, 0) }
+}
