@@ -7,9 +7,12 @@ pub mod cli;
 pub mod compile;
 pub mod dataplane;
 pub mod error;
+pub mod ext;
 pub mod listing;
+pub mod model;
 pub mod ruleset;
 pub mod syntax;
+pub mod xtables;
 
 /// The iptables release whose behaviour and messages we reproduce.
 pub const IPTABLES_VERSION: &str = "1.8.9";

@@ -6,11 +6,12 @@ use std::collections::{HashMap, HashSet};
 
 use pcn_iptables_common::reject;
 
-use super::model::{Chain, IPPROTO_ICMP, IPPROTO_TCP, Match, Rule, Table, Target};
 use super::no_chain;
 use crate::error::{Error, OTHER_PROBLEM, Result};
-use crate::syntax::extensions::limit;
-use crate::syntax::{Command, MAX_CHAIN_LABEL};
+use crate::ext::limit;
+use crate::model::{
+    Chain, Command, IPPROTO_ICMP, IPPROTO_TCP, MAX_CHAIN_LABEL, Match, Rule, Table, Target,
+};
 
 fn plain(message: &str) -> Error {
     Error::plain(OTHER_PROBLEM, message)
@@ -401,8 +402,8 @@ fn find_loop(table: &Table) -> Result<()> {
 mod tests {
     use super::*;
     use crate::ruleset::print::{list_rules_with, tests::table};
-    use crate::syntax::netdb::tests::debian;
     use crate::syntax::{parse_args, split_words};
+    use crate::xtables::netdb::tests::debian;
 
     const START: &str = "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-N USER\n\
                          -A INPUT -s 1.1.1.1/32 -j ACCEPT\n-A INPUT -s 2.2.2.2/32 -j DROP\n";
@@ -569,7 +570,7 @@ mod tests {
         let mut t = table(&debian(), START);
         let policy = Command::Policy {
             chain: "USER".into(),
-            policy: crate::ruleset::Policy::Drop,
+            policy: crate::model::Policy::Drop,
         };
         let err = apply(&mut t, &policy, &mut || unreachable!()).unwrap_err();
         assert_eq!(
@@ -763,7 +764,7 @@ mod tests {
         apply(&mut t, &command("-P FORWARD DROP"), &mut alloc).unwrap();
         assert_eq!(
             t.chain("FORWARD").unwrap().policy,
-            Some(crate::ruleset::Policy::Drop)
+            Some(crate::model::Policy::Drop)
         );
         apply(&mut t, &command("-F INPUT"), &mut alloc).unwrap();
         assert!(t.chain("INPUT").unwrap().rules.is_empty());

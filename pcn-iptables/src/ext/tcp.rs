@@ -1,0 +1,255 @@
+//! libxt_tcp: `--sport`, `--dport`, `--tcp-flags`, `--syn`. The port printing and the
+//! compiler contract are shared with udp ([`super::udp`]), which has the same model value.
+//! The options themselves reach the command line's parser (`syntax/matches.rs`), which calls
+//! the value grammars here.
+
+use std::fmt::Write as _;
+
+use super::{Extension, Field, Show, Want, bang, inv};
+use crate::error::Result;
+use crate::model::{IPPROTO_TCP, Match, Negatable, PortRange, TcpFlags};
+use crate::xtables::netdb::NameDb;
+use crate::xtables::{param, value};
+
+pub struct Tcp;
+
+impl Extension for Tcp {
+    fn name(&self) -> &'static str {
+        "tcp"
+    }
+
+    fn help(&self) -> &'static str {
+        HELP
+    }
+
+    fn save(&self, m: &Match, out: &mut String) {
+        save_ports(m, out);
+    }
+
+    fn print(&self, m: &Match, show: &Show, out: &mut String) {
+        print_ports(m, show, out);
+    }
+
+    fn want(&self, m: &Match, field: Field) -> Option<Want> {
+        want_ports(m, field)
+    }
+
+    fn per_packet(&self, m: &Match) -> bool {
+        matches!(
+            m,
+            Match::Ports {
+                tcp_flags: Some(_),
+                ..
+            }
+        )
+    }
+}
+
+/// The name `-m` gives a port match (the model only has tcp and udp ones).
+pub fn port_match_name(proto: u8) -> &'static str {
+    if proto == IPPROTO_TCP { "tcp" } else { "udp" }
+}
+
+/// tcp's and udp's `save`.
+pub(super) fn save_ports(m: &Match, out: &mut String) {
+    let Match::Ports {
+        sport,
+        dport,
+        tcp_flags,
+        ..
+    } = m
+    else {
+        return;
+    };
+    for (option, ports) in [("sport", sport), ("dport", dport)] {
+        if let Some(Negatable {
+            value: PortRange { first, last },
+            negated,
+        }) = ports
+        {
+            let _ = write!(out, "{} --{option} {first}", bang(*negated));
+            if first != last {
+                let _ = write!(out, ":{last}");
+            }
+        }
+    }
+    if let Some(Negatable {
+        value: TcpFlags { mask, comp },
+        negated,
+    }) = tcp_flags
+        && (*mask != 0 || *negated)
+    {
+        let _ = write!(
+            out,
+            "{} --tcp-flags {} {}",
+            bang(*negated),
+            flag_names(*mask),
+            flag_names(*comp)
+        );
+    }
+}
+
+/// tcp's and udp's `print`.
+pub(super) fn print_ports(m: &Match, show: &Show, out: &mut String) {
+    let Match::Ports {
+        proto,
+        sport,
+        dport,
+        tcp_flags,
+    } = m
+    else {
+        return;
+    };
+    let numeric = show.numeric;
+    let service = |p: u16, proto: &str| match show.db.service_name(p, proto).filter(|_| !numeric) {
+        Some(service) => service.to_string(),
+        None => p.to_string(),
+    };
+    let name = port_match_name(*proto);
+    let _ = write!(out, " {name}");
+    for (label, ports) in [("spt", sport), ("dpt", dport)] {
+        if let Some(Negatable {
+            value: PortRange { first, last },
+            negated,
+        }) = ports
+        {
+            let inv = inv(*negated);
+            let _ = match first == last {
+                true => write!(out, " {label}:{inv}{}", service(*first, name)),
+                false => write!(
+                    out,
+                    " {label}s:{inv}{}:{}",
+                    service(*first, name),
+                    service(*last, name)
+                ),
+            };
+        }
+    }
+    if let Some(Negatable {
+        value: TcpFlags { mask, comp },
+        negated,
+    }) = tcp_flags
+        && (*mask != 0 || *negated)
+    {
+        let _ = match numeric {
+            true => write!(out, " flags:{}0x{mask:02X}/0x{comp:02X}", inv(*negated)),
+            false => write!(
+                out,
+                " flags:{}{}/{}",
+                inv(*negated),
+                flag_names(*mask),
+                flag_names(*comp)
+            ),
+        };
+    }
+}
+
+/// tcp's and udp's contract with the compiler: the ports, and tcp's flags byte (every byte
+/// `f` with `f & mask == comp`).
+pub(super) fn want_ports(m: &Match, field: Field) -> Option<Want> {
+    let Match::Ports {
+        sport,
+        dport,
+        tcp_flags,
+        ..
+    } = m
+    else {
+        return None;
+    };
+    let ports = |p: &Negatable<PortRange>| {
+        Want::ranges([(p.value.first as u32, p.value.last as u32)], p.negated)
+    };
+    match field {
+        Field::Sport => match sport {
+            Some(p) => Some(ports(p)),
+            // `-m tcp`/`-m udp` alone still reads the header: no later fragment matches.
+            None if dport.is_none() && tcp_flags.is_none() => {
+                Some(Want::ranges([(0, u16::MAX as u32)], false))
+            }
+            None => None,
+        },
+        Field::Dport => dport.as_ref().map(ports),
+        Field::TcpFlags => tcp_flags.as_ref().map(|Negatable { value, negated }| {
+            let TcpFlags { mask, comp } = *value;
+            let bytes = (0..=255u32).filter(|f| (*f as u8 & mask) == comp);
+            Want::ranges(bytes.map(|f| (f, f)), *negated)
+        }),
+        _ => None,
+    }
+}
+
+/// libxt_tcp's `print_tcpf`: FIN, SYN, RST, PSH, ACK, URG, comma-separated, or NONE.
+fn flag_names(flags: u8) -> String {
+    const NAMES: [&str; 6] = ["FIN", "SYN", "RST", "PSH", "ACK", "URG"];
+    let names: Vec<&str> = (0..6)
+        .filter(|i| flags & (1 << i) != 0)
+        .map(|i| NAMES[i])
+        .collect();
+    if names.is_empty() {
+        "NONE".into()
+    } else {
+        names.join(",")
+    }
+}
+
+/// The tcp match's `parse_tcp_ports`: `port`, `first:last`, `:last`, `first:`.
+pub fn ports(db: &NameDb, text: &str) -> Result<PortRange> {
+    let port = |s: &str| {
+        value::tcp_port(db, s).ok_or_else(|| param(format!("invalid port/service `{s}' specified")))
+    };
+    let Some((first, last)) = text.split_once(':') else {
+        let p = port(text)?;
+        return Ok(PortRange { first: p, last: p });
+    };
+    let first = if first.is_empty() { 0 } else { port(first)? };
+    let last = if last.is_empty() {
+        u16::MAX
+    } else {
+        port(last)?
+    };
+    if first > last {
+        return Err(param("invalid portrange (min > max)"));
+    }
+    Ok(PortRange { first, last })
+}
+
+/// libxt_tcp's `parse_tcp_flag`: comma-separated names (any case), `ALL` and `NONE` included;
+/// strtok(3) splits them, so empty names are skipped (`""` is no flag, `SYN,,ACK` two).
+pub fn flags(text: &str) -> Result<u8> {
+    const NAMES: [(&str, u8); 8] = [
+        ("FIN", 0x01),
+        ("SYN", 0x02),
+        ("RST", 0x04),
+        ("PSH", 0x08),
+        ("ACK", 0x10),
+        ("URG", 0x20),
+        ("ALL", 0x3F),
+        ("NONE", 0),
+    ];
+    text.split(',')
+        .filter(|n| !n.is_empty())
+        .try_fold(0, |flags, name| {
+            NAMES
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, bit)| flags | bit)
+                .ok_or_else(|| param(format!("Unknown TCP flag `{name}'")))
+        })
+}
+
+/// libxt's help text.
+pub const HELP: &str = concat!(
+    "\n",
+    "tcp match options:\n",
+    "[!] --tcp-flags mask comp\tmatch when TCP flags & mask == comp\n",
+    "\t\t\t\t(Flags: SYN ACK FIN RST URG PSH ALL NONE)\n",
+    "[!] --syn\t\t\tmatch when only SYN flag set\n",
+    "\t\t\t\t(equivalent to --tcp-flags SYN,RST,ACK,FIN SYN)\n",
+    "[!] --source-port port[:port]\n",
+    " --sport ...\n",
+    "\t\t\t\tmatch source port(s)\n",
+    "[!] --destination-port port[:port]\n",
+    " --dport ...\n",
+    "\t\t\t\tmatch destination port(s)\n",
+    "[!] --tcp-option number        match if TCP option set\n",
+);
