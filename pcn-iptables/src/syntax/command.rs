@@ -1,18 +1,16 @@
 //! iptables 1.8.9's `do_parse` and `ipv4_post_parse`: options in command-line order, with
 //! their checks and messages in the order iptables makes them.
 
-mod build;
-mod matches;
-
 use pcn_iptables_common::Counter;
 
 use super::Invocation;
-use super::getopt::{Getopt, Got, LongOpt};
+use super::getopt::{Got, LongOpt};
 use super::names::{jump_target, target_name, valid_chain_name};
 use super::options::*;
+use super::state::{Iface, MatchState, Parse};
 use crate::error::{Error, Result};
 use crate::ext::{Ext, Instance};
-use crate::model::{Command, Interface, Negatable, PortRange, Target, TcpFlags, Wait};
+use crate::model::{Command, Interface, Negatable, Target, Wait};
 use crate::xtables::netdb::NameDb;
 use crate::xtables::{param, unsupported, value};
 
@@ -21,101 +19,13 @@ fn bad_argument(arg: &str) -> Error {
     Error::try_help(format!("Bad argument `{arg}'"))
 }
 
-/// One instance of a match module, in `-m` order.
-#[derive(Debug)]
-struct MatchState {
-    module: Module,
-    sport: Option<Negatable<PortRange>>,
-    dport: Option<Negatable<PortRange>>,
-    sport_seen: bool,
-    dport_seen: bool,
-    /// `--ctstate` / `--state`: the states as `1 << ctstate::*` bits.
-    states: Option<Negatable<u8>>,
-    /// tcp's `--tcp-flags` or `--syn`.
-    tcp_flags: Option<Negatable<TcpFlags>>,
-    /// The instance of a [`Module::Ext`].
-    ext: Option<Instance>,
-}
-
-/// A parsed `-i`/`-o` value.
-type Iface = Negatable<Interface>;
-
-/// What do_parse accumulates, named after iptables' `cs`, `p` and `args` fields.
-struct Parse<'a> {
-    db: &'a NameDb,
-    getopt: Getopt<'a>,
-    command: u32,
-    chain: Option<String>,
-    rulenum: usize,
-    policy: Option<String>,
-    options: u32,
-    invert: bool,
-    /// How many `-v`.
-    verbose: u32,
-    wait: i64,
-    wait_interval: bool,
-    table: String,
-    /// `-E`'s new chain name.
-    new_name: Option<&'a str>,
-    counters: Option<Counter>,
-    src: Option<(&'a str, bool)>,
-    dst: Option<(&'a str, bool)>,
-    proto: Option<Negatable<u8>>,
-    /// `-f`
-    fragment: Option<Negatable<()>>,
-    /// The `-p` text, lower-cased, for loading its match on demand.
-    protocol: Option<String>,
-    proto_used: bool,
-    in_iface: Option<Iface>,
-    out_iface: Option<Iface>,
-    matches: Vec<MatchState>,
-    /// Modules in the order their options were merged; the newest wins a shared option name.
-    loaded: Vec<Module>,
-    target: Option<Target>,
-    /// The target extension `-j` loaded (REJECT, LOG), with its options.
-    target_ext: Option<Instance>,
-    warnings: Vec<String>,
-    /// `long_options()`, and the (loaded matches, target extension) it was made for: made
-    /// again only when they change, not at every option (a restore parses thousands).
-    long: (Vec<LongOpt<Opt>>, (usize, bool)),
-}
-
 /// Parses `args`, the arguments after `argv0` (which some messages quote); also returns the
 /// warnings iptables would print.
 pub fn parse(db: &NameDb, argv0: &str, args: &[String]) -> (Result<Invocation>, Vec<String>) {
     let argv = std::iter::once(argv0)
         .chain(args.iter().map(String::as_str))
         .collect();
-    let mut p = Parse {
-        db,
-        getopt: Getopt::new(argv),
-        command: 0,
-        chain: None,
-        rulenum: 0,
-        policy: None,
-        options: 0,
-        invert: false,
-        verbose: 0,
-        wait: 0,
-        wait_interval: false,
-        table: "filter".into(),
-        new_name: None,
-        counters: None,
-        src: None,
-        dst: None,
-        proto: None,
-        fragment: None,
-        protocol: None,
-        proto_used: false,
-        in_iface: None,
-        out_iface: None,
-        matches: Vec::new(),
-        loaded: Vec::new(),
-        target: None,
-        target_ext: None,
-        warnings: Vec::new(),
-        long: (Vec::new(), (usize::MAX, false)),
-    };
+    let mut p = Parse::new(db, argv);
     let result = p.run();
     (result, p.warnings)
 }

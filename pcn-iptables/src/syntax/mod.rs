@@ -1,12 +1,15 @@
 //! iptables' command line: argv → [`Invocation`], with iptables 1.8.9's options, value grammars,
 //! checks and messages; and the line grammar of the stored `-S` text.
 
+mod build;
 mod command;
 mod getopt;
 mod help;
+mod matches;
 mod names;
 mod options;
 pub mod restore;
+mod state;
 mod words;
 
 use pcn_iptables_common::Counter;

@@ -1,12 +1,15 @@
 //! The matches of a rule: the options of tcp, udp, conntrack and state (their value grammars
-//! are in `ext`), the extensions' options through their [`Instance`], and the matches the
+//! are in `ext`), the extensions' options through their [`ext::Instance`], and the matches the
 //! rule gets from them.
 
 use ipnetwork::Ipv4Network;
 
-use super::*;
-use crate::ext::{self, conntrack};
-use crate::model::{Match, Rule};
+use super::options::{Dir, Module, state_module};
+use super::state::{Iface, Parse};
+use crate::error::Result;
+use crate::ext::{self, Ext, conntrack};
+use crate::model::{Match, Negatable, PortRange, Rule, TcpFlags};
+use crate::xtables::{param, unsupported};
 
 impl Parse<'_> {
     /// `--sport`/`--dport` of the current instance of `module`.

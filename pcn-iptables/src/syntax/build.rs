@@ -3,10 +3,13 @@
 
 use ipnetwork::Ipv4Network;
 
-use super::*;
-use crate::error::OTHER_PROBLEM;
-use crate::model::{BASE_CHAINS, ListOptions, Policy, Zeroing};
-use crate::syntax::names::{addresses, storable_chain_name};
+use super::Invocation;
+use super::names::{addresses, storable_chain_name};
+use super::options::{LEGAL, MAX_NAME, cmd, opt};
+use super::state::Parse;
+use crate::error::{Error, OTHER_PROBLEM, Result};
+use crate::model::{BASE_CHAINS, Command, ListOptions, Policy, Wait, Zeroing};
+use crate::xtables::{param, unsupported};
 
 impl<'a> Parse<'a> {
     /// The checks after the last option, then the command.
