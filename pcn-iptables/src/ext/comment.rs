@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Context, Entry, Extension, Show, Value, mandatory};
+use super::api::{Context, Entry, Extension, Show, Value, mandatory};
 use crate::error::Result;
 use crate::model::Match;
 use crate::xtables::{save_string, truncate, unsupported};

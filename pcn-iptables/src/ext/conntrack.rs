@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use pcn_iptables_common::conntrack::ctstate;
 
-use super::{Extension, Field, Show, Want, bang};
+use super::api::{Extension, Field, Show, Want, bang};
 use crate::error::Result;
 use crate::model::{Match, StateModule};
 use crate::xtables::param;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Context, Entry, Extension, Field, Show, Value, Want, bang, inv, mandatory};
+use super::api::{Context, Entry, Extension, Field, Show, Value, Want, bang, inv, mandatory};
 use crate::error::Result;
 use crate::model::{Match, Negatable, PortRange};
 
@@ -38,13 +38,18 @@ impl Extension for Length {
             out,
             "{} --length {}",
             bang(l.negated),
-            super::range(&l.value)
+            super::api::range(&l.value)
         );
     }
 
     fn print(&self, m: &Match, _: &Show, out: &mut String) {
         let Match::Length(l) = m else { return };
-        let _ = write!(out, " length {}{}", inv(l.negated), super::range(&l.value));
+        let _ = write!(
+            out,
+            " length {}{}",
+            inv(l.negated),
+            super::api::range(&l.value)
+        );
     }
 
     fn want(&self, m: &Match, field: Field) -> Option<Want> {

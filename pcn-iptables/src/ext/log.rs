@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use pcn_iptables_common::{Action, LOG_PREFIX_LEN, log_flag, verdict};
 
-use super::{Context, Entry, Extension, Kind, Value, entry, flag};
+use super::api::{Context, Entry, Extension, Kind, Value, entry, flag};
 use crate::error::Result;
 use crate::model::{Log, Target};
 use crate::xtables::save_string;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Context, Entry, Extension, Field, Show, Value, Want, bang, entry};
+use super::api::{Context, Entry, Extension, Field, Show, Value, Want, bang, entry};
 use crate::error::Result;
 use crate::model::{IPPROTO_TCP, IPPROTO_UDP, Match, MultiportDir, Negatable, PortRange};
 

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use pcn_iptables_common::{Action, reject, verdict};
 
-use super::{Context, Entry, Extension, Kind, Value, entry};
+use super::api::{Context, Entry, Extension, Kind, Value, entry};
 use crate::error::Result;
 use crate::model::Target;
 

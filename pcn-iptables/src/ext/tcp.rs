@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Extension, Field, Show, Want, bang, inv};
+use super::api::{Extension, Field, Show, Want, bang, inv};
 use crate::error::Result;
 use crate::model::{IPPROTO_TCP, Match, Negatable, PortRange, TcpFlags};
 use crate::xtables::netdb::NameDb;

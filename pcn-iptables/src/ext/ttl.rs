@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Context, Entry, Extension, Field, Show, Value, Want, entry};
+use super::api::{Context, Entry, Extension, Field, Show, Value, Want, entry};
 use crate::error::Result;
 use crate::model::{Match, TtlMode};
 

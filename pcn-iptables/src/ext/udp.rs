@@ -1,8 +1,8 @@
 //! libxt_udp: `--sport`, `--dport`. Its model value, printing and compiler contract are tcp's
 //! ([`super::tcp`]); the port grammar differs (libxtables' `xtopt_parse_mport`).
 
+use super::api::{Extension, Field, Show, Want};
 use super::tcp::{print_ports, save_ports, want_ports};
-use super::{Extension, Field, Show, Want};
 use crate::error::Result;
 use crate::model::{Match, PortRange};
 use crate::xtables::netdb::NameDb;
