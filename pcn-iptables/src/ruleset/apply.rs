@@ -46,6 +46,19 @@ const VERDICTS: [&str; 4] = ["ACCEPT", "DROP", "QUEUE", "RETURN"];
 /// caller prints and zeroes); -C checks every rule.
 pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u32) -> Result<()> {
     match command {
+        Command::Append { .. }
+        | Command::Insert { .. }
+        | Command::Delete { .. }
+        | Command::DeleteNum { .. }
+        | Command::Replace { .. }
+        | Command::Check { .. } => apply_rules(table, command, alloc),
+        _ => apply_chains(table, command),
+    }
+}
+
+/// The commands on rules: `-A`, `-I`, `-D`, `-R`, `-C`.
+fn apply_rules(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u32) -> Result<()> {
+    match command {
         Command::Append { chain, rules } => {
             resolve_targets(table, rules)?;
             table.chain(chain).ok_or_else(no_chain)?;
@@ -131,6 +144,15 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
                 check(table, chain, rule)?;
             }
         }
+        _ => unreachable!("apply gives rule commands only"),
+    }
+    Ok(())
+}
+
+/// The commands on chains and the table: `-F`, `-Z`, `-P`, `-N`, `-X`, `-E` (and those that
+/// only look: `-L`, `-S`, `-h`, `-V`).
+fn apply_chains(table: &mut Table, command: &Command) -> Result<()> {
+    match command {
         Command::List { chain, .. }
         | Command::ListRules { chain, .. }
         | Command::Flush { chain } => {
@@ -180,6 +202,7 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
         }
         Command::RenameChain { chain, new_name } => rename_chain(table, chain, new_name)?,
         Command::Help { .. } | Command::Version { .. } => {}
+        _ => unreachable!("apply gives the other commands here"),
     }
     Ok(())
 }
