@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::rule::{Negatable, PortRange};
+use super::value::{Negatable, PortRange};
 
 /// `--tcp-flags MASK COMP`: the packet's flags masked with `mask` equal `comp`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

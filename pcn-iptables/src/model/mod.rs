@@ -6,9 +6,11 @@ mod command;
 mod matches;
 mod rule;
 mod table;
+mod value;
 
 pub use command::*;
 pub use matches::*;
 pub use pcn_iptables_common::Counter;
 pub use rule::*;
 pub use table::*;
+pub use value::*;
