@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use pcn_iptables_common::reject;
 
-use super::no_chain;
+use super::names::no_chain;
 use crate::error::{Error, OTHER_PROBLEM, Result};
 use crate::ext::limit;
 use crate::model::{

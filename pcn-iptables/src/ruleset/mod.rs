@@ -1,28 +1,10 @@
 //! The ruleset: iptables' semantics for changing the model, and its canonical `-S` text.
 
 mod apply;
+mod names;
 pub(crate) mod print;
 
 pub(crate) use apply::resolve_targets;
 pub use apply::{apply, check, commit_checks, zero_slots};
+pub(crate) use names::{no_chain, target_name};
 pub use print::{list_rules, rule_spec};
-
-use crate::error::{Error, OTHER_PROBLEM};
-use crate::model::Target;
-
-/// libiptc's answer for a chain that does not exist.
-pub(crate) fn no_chain() -> Error {
-    Error::plain(OTHER_PROBLEM, "No chain/target/match by that name")
-}
-
-/// The name iptables shows for a target: the verdict, or the chain jumped to.
-pub(crate) fn target_name(target: &Target) -> &str {
-    match target {
-        Target::Accept => "ACCEPT",
-        Target::Drop => "DROP",
-        Target::Return => "RETURN",
-        Target::Jump(chain) | Target::Goto(chain) => chain,
-        Target::Reject(_) => "REJECT",
-        Target::Log(_) => "LOG",
-    }
-}

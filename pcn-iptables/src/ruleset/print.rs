@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{no_chain, target_name};
+use super::names::{no_chain, target_name};
 use crate::error::Result;
 use crate::ext;
 use crate::model::{Chain, Interface, Negatable, Policy, Rule, Table, Target};
