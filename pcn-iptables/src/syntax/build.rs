@@ -3,7 +3,7 @@
 
 use ipnetwork::Ipv4Network;
 
-use super::Invocation;
+use super::invocation::Invocation;
 use super::names::{addresses, storable_chain_name};
 use super::options::{LEGAL, MAX_NAME, cmd, opt};
 use super::state::Parse;

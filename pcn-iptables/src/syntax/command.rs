@@ -3,8 +3,8 @@
 
 use pcn_iptables_common::Counter;
 
-use super::Invocation;
 use super::getopt::{Got, LongOpt};
+use super::invocation::Invocation;
 use super::names::{jump_target, target_name, valid_chain_name};
 use super::options::*;
 use super::state::{Iface, MatchState, Parse};

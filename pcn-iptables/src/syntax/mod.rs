@@ -1,10 +1,12 @@
-//! iptables' command line: argv → [`Invocation`], with iptables 1.8.9's options, value grammars,
-//! checks and messages; and the line grammar of the stored `-S` text.
+//! iptables' command line: argv → [`Invocation`], with iptables 1.8.9's options, checks and
+//! messages (the value grammars are libxtables', in `crate::xtables`; the extensions' options
+//! in `crate::ext`); and the line grammar of the stored `-S` text and of restore files.
 
 mod build;
 mod command;
 mod getopt;
 mod help;
+mod invocation;
 mod matches;
 mod names;
 mod options;
@@ -12,37 +14,13 @@ pub mod restore;
 mod state;
 mod words;
 
-use pcn_iptables_common::Counter;
-
 use crate::error::{Error, Result};
-use crate::model::{Command, Rule, Wait};
+use crate::model::{Command, Rule};
 use crate::xtables::netdb::NameDb;
 
 pub use help::help;
+pub use invocation::Invocation;
 pub use words::split_words;
-
-/// One iptables command line, parsed.
-#[derive(Clone, Debug)]
-pub struct Invocation {
-    pub command: Command,
-    pub wait: Wait,
-    /// `-t`: checked by [`Invocation::check_table`] once the privileges are, as iptables
-    /// checks it when it opens the table.
-    pub table: String,
-    /// `-v`: rule commands echo their rules, -F, -Z and -X name each chain (see
-    /// [`crate::listing::verbose_echo`]).
-    pub verbose: bool,
-    /// `-c PKTS BYTES`: the counters new rules, or the policy of `-P`, start from.
-    pub counters: Option<Counter>,
-}
-
-impl Invocation {
-    /// Refuses tables other than filter, as iptables does when it opens the table (after the
-    /// lock, so after the privilege check).
-    pub fn check_table(&self) -> Result<()> {
-        names::check_table(&self.table)
-    }
-}
 
 /// Parses the arguments after the program name, as iptables-legacy 1.8.9 does. The warnings
 /// iptables prints while parsing (deprecated `-W`, odd interface names) go to stderr here too.

@@ -3,7 +3,7 @@
 
 use super::command::parse;
 use super::*;
-use crate::model::{ListOptions, Policy, Zeroing};
+use crate::model::{ListOptions, Policy, Wait, Zeroing};
 use crate::ruleset::print::spec;
 use crate::xtables::netdb::tests::debian;
 
