@@ -21,11 +21,11 @@ impl Extension for Addrtype {
         &ENTRIES
     }
 
-    fn init(&self) -> Option<Value> {
-        Some(Value::Match(Match::Addrtype {
+    fn init(&self) -> Value {
+        Value::Match(Match::Addrtype {
             src: None,
             dst: None,
-        }))
+        })
     }
 
     fn parse(&self, v: &mut Value, id: u8, arg: &str, invert: bool, _: &mut Context) -> Result<()> {

@@ -78,8 +78,8 @@ impl Want {
     }
 }
 
-/// One extension. The parsing methods serve the extensions whose options [`Instance`] drives
-/// ([`Extension::init`] is `Some`); the printing and compiling ones take the model's value.
+/// One extension: its options (driven by `ext::Instance`), its printing and its contract with
+/// the compiler, which take the model's value.
 pub trait Extension: Sync {
     /// The name `-m` or `-j` takes, and `-S` prints.
     fn name(&self) -> &'static str;
@@ -96,27 +96,36 @@ pub trait Extension: Sync {
         &[]
     }
 
-    /// The value before any option (libxtables' `init`); `None` for the extensions whose
-    /// options the command line handles itself (tcp, udp, conntrack, state).
-    fn init(&self) -> Option<Value> {
-        None
-    }
+    /// The value before any option (libxtables' `init`).
+    fn init(&self) -> Value;
 
-    /// The extension's parse of option `id`, after `xtables_option_parse`'s checks.
+    /// The extension's parse of option `id` (`!` before it: `invert`), after
+    /// `xtables_option_parse`'s checks.
     fn parse(
         &self,
-        _value: &mut Value,
-        _id: u8,
-        _arg: &str,
-        _invert: bool,
-        _cx: &mut Context,
-    ) -> Result<()> {
-        unreachable!("{} parses no options through Instance", self.name())
-    }
+        value: &mut Value,
+        id: u8,
+        arg: &str,
+        invert: bool,
+        cx: &mut Context,
+    ) -> Result<()>;
 
     /// The extension's final check (`x6_fcheck`), given the options seen.
     fn check(&self, _xflags: u32) -> Result<()> {
         Ok(())
+    }
+
+    /// Whether libxtables checks each option before the extension's parse (`x6_parse`
+    /// extensions: "can only be used once", "cannot be inverted"); old-style extensions
+    /// (libxt_tcp) check for themselves.
+    fn generic_checks(&self) -> bool {
+        true
+    }
+
+    /// The match as the rule keeps it, once the command is otherwise valid (pcn-iptables'
+    /// canonical form, so that `-D` and `-C` find equal rules equal).
+    fn canonical(&self, m: Match) -> Result<Match> {
+        Ok(m)
     }
 
     /// A match's `save` (`-S`, iptables-save), after ` -m NAME`.
@@ -208,6 +217,9 @@ pub struct Context<'a> {
     /// `-p` as given so far.
     pub proto: Option<&'a Negatable<u8>>,
     pub warnings: &'a mut Vec<String>,
+    /// Takes the next argument of the command line, if it is no option (tcp's `--tcp-flags
+    /// MASK COMP` reads COMP this way).
+    pub next_arg: &'a mut dyn FnMut() -> Option<String>,
 }
 
 /// The value an extension builds while its options are parsed.

@@ -24,8 +24,8 @@ impl Extension for Comment {
         &ENTRIES
     }
 
-    fn init(&self) -> Option<Value> {
-        Some(Value::Match(Match::Comment(String::new())))
+    fn init(&self) -> Value {
+        Value::Match(Match::Comment(String::new()))
     }
 
     fn parse(&self, v: &mut Value, _: u8, arg: &str, _: bool, _: &mut Context) -> Result<()> {

@@ -1,15 +1,33 @@
 //! libxt_conntrack: `-m conntrack --ctstate` and its alias `-m state --state` (the other
-//! conntrack options are known to getopt but refused). The options reach the command line's
-//! parser (`syntax/matches.rs`), which calls [`parse_states`].
+//! conntrack options are known to getopt but refused).
 
 use std::fmt::Write as _;
 
 use pcn_iptables_common::conntrack::ctstate;
 
-use super::api::{Extension, Field, Show, Want, bang};
+use super::api::{Context, Entry, Extension, Field, Show, Value, Want, bang, entry, mandatory};
 use crate::error::Result;
-use crate::model::{Match, StateModule};
-use crate::xtables::param;
+use crate::model::{Match, Negatable, StateModule};
+use crate::xtables::{param, unsupported};
+
+/// `--ctstate`, then the options of [`OTHER_OPTIONS`] (ids 1 to 12), refused when parsed.
+pub const CONNTRACK_ENTRIES: [Entry; 13] = [
+    entry("ctstate", 0, true, 0),
+    entry(OTHER_OPTIONS[0], 1, true, 0),
+    entry(OTHER_OPTIONS[1], 2, true, 0),
+    entry(OTHER_OPTIONS[2], 3, true, 0),
+    entry(OTHER_OPTIONS[3], 4, true, 0),
+    entry(OTHER_OPTIONS[4], 5, true, 0),
+    entry(OTHER_OPTIONS[5], 6, true, 0),
+    entry(OTHER_OPTIONS[6], 7, true, 0),
+    entry(OTHER_OPTIONS[7], 8, true, 0),
+    entry(OTHER_OPTIONS[8], 9, true, 0),
+    entry(OTHER_OPTIONS[9], 10, true, 0),
+    entry(OTHER_OPTIONS[10], 11, true, 0),
+    entry(OTHER_OPTIONS[11], 12, true, 0),
+];
+
+pub const STATE_ENTRIES: [Entry; 1] = [mandatory("state", 0, true)];
 
 pub struct Conntrack;
 pub struct State;
@@ -29,6 +47,31 @@ impl Extension for Conntrack {
 
     fn help(&self) -> &'static str {
         CONNTRACK_HELP
+    }
+
+    fn entries(&self) -> &'static [Entry] {
+        &CONNTRACK_ENTRIES
+    }
+
+    fn init(&self) -> Value {
+        init(StateModule::Conntrack)
+    }
+
+    fn parse(&self, v: &mut Value, id: u8, arg: &str, invert: bool, _: &mut Context) -> Result<()> {
+        match id {
+            0 => parse(v, StateModule::Conntrack, arg, invert),
+            _ => Err(unsupported(format_args!(
+                "option \"--{}\"",
+                OTHER_OPTIONS[id as usize - 1]
+            ))),
+        }
+    }
+
+    fn check(&self, xflags: u32) -> Result<()> {
+        if xflags == 0 {
+            return Err(param("conntrack: At least one option is required"));
+        }
+        Ok(())
     }
 
     fn save(&self, m: &Match, out: &mut String) {
@@ -57,6 +100,18 @@ impl Extension for State {
         STATE_HELP
     }
 
+    fn entries(&self) -> &'static [Entry] {
+        &STATE_ENTRIES
+    }
+
+    fn init(&self) -> Value {
+        init(StateModule::State)
+    }
+
+    fn parse(&self, v: &mut Value, _: u8, arg: &str, invert: bool, _: &mut Context) -> Result<()> {
+        parse(v, StateModule::State, arg, invert)
+    }
+
     fn save(&self, m: &Match, out: &mut String) {
         save(m, out);
     }
@@ -72,6 +127,33 @@ impl Extension for State {
     fn tracks(&self) -> bool {
         true
     }
+}
+
+fn init(module: StateModule) -> Value {
+    Value::Match(Match::Conntrack {
+        module,
+        states: Negatable::plain(0),
+    })
+}
+
+/// `--ctstate` / `--state` (libxt_conntrack's `conntrack_mt_parse` and `state_ct23_parse`).
+fn parse(v: &mut Value, module: StateModule, text: &str, invert: bool) -> Result<()> {
+    let states = parse_states(module, text)?;
+    if let Some(nat) = [(NAT_SNAT, "SNAT"), (NAT_DNAT, "DNAT")]
+        .iter()
+        .find(|(bit, _)| states & bit != 0)
+        .map(|(_, nat)| nat)
+    {
+        return Err(unsupported(format_args!("ctstate `{nat}'")));
+    }
+    *v.as_match() = Match::Conntrack {
+        module,
+        states: Negatable {
+            value: states as u8,
+            negated: invert,
+        },
+    };
+    Ok(())
 }
 
 fn save(m: &Match, out: &mut String) {

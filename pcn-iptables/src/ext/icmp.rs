@@ -21,8 +21,8 @@ impl Extension for Icmp {
         &ENTRIES
     }
 
-    fn init(&self) -> Option<Value> {
-        Some(Value::Match(Match::Icmp(Negatable::plain(ANY))))
+    fn init(&self) -> Value {
+        Value::Match(Match::Icmp(Negatable::plain(ANY)))
     }
 
     fn parse(&self, v: &mut Value, _: u8, arg: &str, invert: bool, _: &mut Context) -> Result<()> {

@@ -21,11 +21,11 @@ impl Extension for Iprange {
         &ENTRIES
     }
 
-    fn init(&self) -> Option<Value> {
-        Some(Value::Match(Match::Iprange {
+    fn init(&self) -> Value {
+        Value::Match(Match::Iprange {
             src: None,
             dst: None,
-        }))
+        })
     }
 
     fn parse(

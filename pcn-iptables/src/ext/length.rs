@@ -21,11 +21,11 @@ impl Extension for Length {
         &ENTRIES
     }
 
-    fn init(&self) -> Option<Value> {
-        Some(Value::Match(Match::Length(Negatable::plain(PortRange {
+    fn init(&self) -> Value {
+        Value::Match(Match::Length(Negatable::plain(PortRange {
             first: 0,
             last: u16::MAX,
-        }))))
+        })))
     }
 
     fn parse(&self, v: &mut Value, _: u8, arg: &str, invert: bool, _: &mut Context) -> Result<()> {

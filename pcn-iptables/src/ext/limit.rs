@@ -22,8 +22,8 @@ impl Extension for LimitExt {
         &ENTRIES
     }
 
-    fn init(&self) -> Option<Value> {
-        Some(Value::Match(Match::Limit(Limit::DEFAULT)))
+    fn init(&self) -> Value {
+        Value::Match(Match::Limit(Limit::DEFAULT))
     }
 
     fn parse(&self, v: &mut Value, id: u8, arg: &str, _: bool, _: &mut Context) -> Result<()> {

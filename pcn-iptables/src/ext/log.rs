@@ -29,12 +29,12 @@ impl Extension for LogExt {
         &ENTRIES
     }
 
-    fn init(&self) -> Option<Value> {
-        Some(Value::Target(Target::Log(Log {
+    fn init(&self) -> Value {
+        Value::Target(Target::Log(Log {
             level: Log::DEFAULT_LEVEL,
             flags: 0,
             prefix: String::new(),
-        })))
+        }))
     }
 
     fn parse(&self, v: &mut Value, id: u8, arg: &str, _: bool, _: &mut Context) -> Result<()> {

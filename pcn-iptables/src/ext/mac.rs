@@ -21,8 +21,8 @@ impl Extension for Mac {
         &ENTRIES
     }
 
-    fn init(&self) -> Option<Value> {
-        Some(Value::Match(Match::Mac(Negatable::plain([0; 6]))))
+    fn init(&self) -> Value {
+        Value::Match(Match::Mac(Negatable::plain([0; 6])))
     }
 
     fn parse(&self, v: &mut Value, _: u8, arg: &str, invert: bool, _: &mut Context) -> Result<()> {

@@ -4,9 +4,7 @@
 //! fields it constrains, what the rule's action needs). [`REGISTRY`] lists them.
 //!
 //! Options are parsed the way libxtables' `xtables_option_parse` and `xtables_options_fcheck`
-//! drive an extension's option table ([`Instance`]). tcp, udp, conntrack and state keep part
-//! of their option handling in the command line (`syntax`): `--tcp-flags` takes two arguments
-//! and the port options have iptables' own messages; their value grammars are here.
+//! drive an extension's option table ([`Instance`]).
 
 pub mod addrtype;
 pub mod comment;
@@ -85,7 +83,7 @@ pub fn of_target(t: &Target) -> Option<&'static dyn Extension> {
 pub struct Ext(&'static dyn Extension);
 
 impl Ext {
-    /// `-m NAME`, among the extensions [`Instance`] parses.
+    /// `-m NAME`.
     pub fn match_by_name(name: &str) -> Option<Ext> {
         Ext::find(Kind::Match, name)
     }
@@ -98,7 +96,7 @@ impl Ext {
     fn find(kind: Kind, name: &str) -> Option<Ext> {
         REGISTRY
             .iter()
-            .find(|e| e.kind() == kind && e.name() == name && e.init().is_some())
+            .find(|e| e.kind() == kind && e.name() == name)
             .map(|e| Ext(*e))
     }
 
@@ -151,7 +149,7 @@ impl Instance {
         Instance {
             ext,
             xflags: 0,
-            value: ext.init().expect("Instance drives extensions with an init"),
+            value: ext.init(),
         }
     }
 
@@ -164,6 +162,11 @@ impl Instance {
         cx: &mut Context,
     ) -> Result<()> {
         let ext = self.ext;
+        if !ext.generic_checks() {
+            ext.parse(&mut self.value, id, arg.unwrap_or_default(), invert, cx)?;
+            self.xflags |= 1 << id;
+            return Ok(());
+        }
         let name = ext.option_name(id);
         if self.xflags & (1 << id) != 0 {
             return Err(param(format!(

@@ -22,11 +22,11 @@ impl Extension for Multiport {
         &ENTRIES
     }
 
-    fn init(&self) -> Option<Value> {
-        Some(Value::Match(Match::Multiport {
+    fn init(&self) -> Value {
+        Value::Match(Match::Multiport {
             dir: MultiportDir::Either,
             ports: Negatable::plain(Vec::new()),
-        }))
+        })
     }
 
     fn parse(

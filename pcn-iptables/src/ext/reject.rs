@@ -27,8 +27,8 @@ impl Extension for Reject {
         &ENTRIES
     }
 
-    fn init(&self) -> Option<Value> {
-        Some(Value::Target(Target::Reject(DEFAULT)))
+    fn init(&self) -> Value {
+        Value::Target(Target::Reject(DEFAULT))
     }
 
     fn parse(&self, v: &mut Value, _: u8, arg: &str, _: bool, cx: &mut Context) -> Result<()> {

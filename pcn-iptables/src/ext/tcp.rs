@@ -1,15 +1,24 @@
 //! libxt_tcp: `--sport`, `--dport`, `--tcp-flags`, `--syn`. The port printing and the
 //! compiler contract are shared with udp ([`super::udp`]), which has the same model value.
-//! The options themselves reach the command line's parser (`syntax/matches.rs`), which calls
-//! the value grammars here.
 
 use std::fmt::Write as _;
 
-use super::api::{Extension, Field, Show, Want, bang, inv};
+use super::api::{Context, Entry, Extension, Field, Show, Value, Want, bang, entry, flag, inv};
 use crate::error::Result;
 use crate::model::{IPPROTO_TCP, Match, Negatable, PortRange, TcpFlags};
 use crate::xtables::netdb::NameDb;
-use crate::xtables::{param, value};
+use crate::xtables::{param, unsupported, value};
+
+/// In libxt_tcp's order (getopt's abbreviations follow it).
+pub const ENTRIES: [Entry; 7] = [
+    entry("source-port", 0, true, 0),
+    entry("sport", 0, true, 0),
+    entry("destination-port", 1, true, 0),
+    entry("dport", 1, true, 0),
+    flag("syn", 2),
+    entry("tcp-flags", 3, true, 0),
+    entry("tcp-option", 4, true, 0),
+];
 
 pub struct Tcp;
 
@@ -20,6 +29,85 @@ impl Extension for Tcp {
 
     fn help(&self) -> &'static str {
         HELP
+    }
+
+    fn entries(&self) -> &'static [Entry] {
+        &ENTRIES
+    }
+
+    fn init(&self) -> Value {
+        Value::Match(Match::Ports {
+            proto: IPPROTO_TCP,
+            sport: None,
+            dport: None,
+            tcp_flags: None,
+        })
+    }
+
+    /// libxt_tcp's own `parse`, with its own checks and messages.
+    fn generic_checks(&self) -> bool {
+        false
+    }
+
+    fn parse(
+        &self,
+        v: &mut Value,
+        id: u8,
+        arg: &str,
+        invert: bool,
+        cx: &mut Context,
+    ) -> Result<()> {
+        let Match::Ports {
+            sport,
+            dport,
+            tcp_flags,
+            ..
+        } = v.as_match()
+        else {
+            unreachable!("a tcp instance holds a port match");
+        };
+        match id {
+            0 | 1 => {
+                let (slot, long_name) = match id {
+                    0 => (sport, "source-port"),
+                    _ => (dport, "destination-port"),
+                };
+                if slot.is_some() {
+                    return Err(param(format!("Only one `--{long_name}' allowed")));
+                }
+                *slot = Some(Negatable {
+                    value: ports(cx.db, arg)?,
+                    negated: invert,
+                });
+            }
+            2 | 3 => {
+                if tcp_flags.is_some() {
+                    return Err(param("Only one of `--syn' or `--tcp-flags'  allowed"));
+                }
+                // `--syn` is `--tcp-flags SYN,RST,ACK,FIN SYN`; `--tcp-flags` takes COMP
+                // from the next argument.
+                let (mask, comp) = match id {
+                    2 => ("SYN,RST,ACK,FIN".to_string(), "SYN".to_string()),
+                    _ => (
+                        arg.to_string(),
+                        (cx.next_arg)().ok_or_else(|| param("--tcp-flags requires two args."))?,
+                    ),
+                };
+                *tcp_flags = Some(Negatable {
+                    value: TcpFlags {
+                        mask: flags(&mask)?,
+                        comp: flags(&comp)?,
+                    },
+                    negated: invert,
+                });
+            }
+            _ => return Err(unsupported("option \"--tcp-option\"")),
+        }
+        Ok(())
+    }
+
+    fn canonical(&self, m: Match) -> Result<Match> {
+        canonical_ports(m)
     }
 
     fn save(&self, m: &Match, out: &mut String) {
@@ -48,6 +136,43 @@ impl Extension for Tcp {
 /// The name `-m` gives a port match (the model only has tcp and udp ones).
 pub fn port_match_name(proto: u8) -> &'static str {
     if proto == IPPROTO_TCP { "tcp" } else { "udp" }
+}
+
+/// tcp's and udp's canonical form: `0:65535` is no port constraint; `! 0:65535` (no port)
+/// the data plane cannot say.
+pub(super) fn canonical_ports(m: Match) -> Result<Match> {
+    let Match::Ports {
+        proto,
+        sport,
+        dport,
+        tcp_flags,
+    } = m
+    else {
+        return Ok(m);
+    };
+    let canonical = |ports: Option<Negatable<PortRange>>, name| match ports {
+        Some(Negatable {
+            value:
+                PortRange {
+                    first: 0,
+                    last: u16::MAX,
+                },
+            negated,
+        }) => {
+            if negated {
+                Err(unsupported(format_args!("`! --{name} 0:65535' (no port)")))
+            } else {
+                Ok(None)
+            }
+        }
+        ports => Ok(ports),
+    };
+    Ok(Match::Ports {
+        proto,
+        sport: canonical(sport, "sport")?,
+        dport: canonical(dport, "dport")?,
+        tcp_flags,
+    })
 }
 
 /// tcp's and udp's `save`.

@@ -21,11 +21,11 @@ impl Extension for Ttl {
         &ENTRIES
     }
 
-    fn init(&self) -> Option<Value> {
-        Some(Value::Match(Match::Ttl {
+    fn init(&self) -> Value {
+        Value::Match(Match::Ttl {
             mode: TtlMode::Eq,
             value: 0,
-        }))
+        })
     }
 
     fn parse(&self, v: &mut Value, id: u8, arg: &str, invert: bool, _: &mut Context) -> Result<()> {

@@ -1,12 +1,19 @@
 //! libxt_udp: `--sport`, `--dport`. Its model value, printing and compiler contract are tcp's
 //! ([`super::tcp`]); the port grammar differs (libxtables' `xtopt_parse_mport`).
 
-use super::api::{Extension, Field, Show, Want};
-use super::tcp::{print_ports, save_ports, want_ports};
+use super::api::{Context, Entry, Extension, Field, Show, Value, Want, entry};
+use super::tcp::{canonical_ports, print_ports, save_ports, want_ports};
 use crate::error::Result;
-use crate::model::{Match, PortRange};
+use crate::model::{IPPROTO_UDP, Match, Negatable, PortRange};
 use crate::xtables::netdb::NameDb;
 use crate::xtables::{param, value};
+
+pub const ENTRIES: [Entry; 4] = [
+    entry("source-port", 0, true, 0),
+    entry("sport", 0, true, 0),
+    entry("destination-port", 1, true, 0),
+    entry("dport", 1, true, 0),
+];
 
 pub struct Udp;
 
@@ -17,6 +24,45 @@ impl Extension for Udp {
 
     fn help(&self) -> &'static str {
         HELP
+    }
+
+    fn entries(&self) -> &'static [Entry] {
+        &ENTRIES
+    }
+
+    fn init(&self) -> Value {
+        Value::Match(Match::Ports {
+            proto: IPPROTO_UDP,
+            sport: None,
+            dport: None,
+            tcp_flags: None,
+        })
+    }
+
+    fn parse(
+        &self,
+        v: &mut Value,
+        id: u8,
+        arg: &str,
+        invert: bool,
+        cx: &mut Context,
+    ) -> Result<()> {
+        let Match::Ports { sport, dport, .. } = v.as_match() else {
+            unreachable!("a udp instance holds a port match");
+        };
+        let (slot, long_name) = match id {
+            0 => (sport, "source-port"),
+            _ => (dport, "destination-port"),
+        };
+        *slot = Some(Negatable {
+            value: ports(cx.db, arg, long_name)?,
+            negated: invert,
+        });
+        Ok(())
+    }
+
+    fn canonical(&self, m: Match) -> Result<Match> {
+        canonical_ports(m)
     }
 
     fn save(&self, m: &Match, out: &mut String) {

@@ -7,7 +7,7 @@ use super::getopt::{Got, LongOpt};
 use super::invocation::Invocation;
 use super::names::{jump_target, target_name, valid_chain_name};
 use super::options::*;
-use super::state::{Iface, MatchState, Parse};
+use super::state::{Iface, Parse};
 use crate::error::{Error, Result};
 use crate::ext::{Ext, Instance};
 use crate::model::{Command, Interface, Negatable, Target, Wait};
@@ -76,10 +76,10 @@ impl<'a> Parse<'a> {
     /// `-h`: the help of the matches given so far, or else of the match named by `-p`
     /// (`iptables -p tcp -h`), and of the standard target when `-j` named a verdict.
     fn help(&self) -> Result<Invocation> {
-        let mut matches: Vec<&'static str> = self.matches.iter().map(|m| m.module.name()).collect();
+        let mut matches: Vec<&'static str> = self.matches.iter().map(|m| m.ext.name()).collect();
         if let (true, Some(protocol)) = (matches.is_empty(), self.protocol.as_deref()) {
-            match Module::by_protocol(protocol) {
-                Some(module) => matches.push(module.name()),
+            match by_protocol(protocol) {
+                Some(ext) => matches.push(ext.name()),
                 None if PROTOCOL_MATCH_OPTIONS.iter().any(|(m, _)| *m == protocol) => {
                     return Err(unsupported(format_args!("match `{protocol}'")));
                 }
@@ -116,7 +116,7 @@ impl<'a> Parse<'a> {
                 Opt::Letter(c)
             },
         });
-        own.chain(self.loaded.iter().rev().flat_map(|m| m.options()))
+        own.chain(self.loaded.iter().rev().flat_map(|&ext| ext_options(ext)))
             .chain(self.target_ext.iter().flat_map(|t| ext_options(t.ext)))
             .collect()
     }
@@ -141,8 +141,8 @@ impl<'a> Parse<'a> {
             }
             None => protocol,
         };
-        if let Some(module) = Module::by_protocol(&name) {
-            self.add_match(module);
+        if let Some(ext) = by_protocol(&name) {
+            self.add_match(ext);
             return Ok(true);
         }
         // A protocol match pcn-iptables lacks: refuse its options by name.
@@ -160,22 +160,10 @@ impl<'a> Parse<'a> {
         Ok(false)
     }
 
-    fn add_match(&mut self, module: Module) {
-        self.matches.push(MatchState {
-            module,
-            sport: None,
-            dport: None,
-            sport_seen: false,
-            dport_seen: false,
-            states: None,
-            tcp_flags: None,
-            ext: match module {
-                Module::Ext(ext) => Some(Instance::new(ext)),
-                _ => None,
-            },
-        });
-        if !self.loaded.contains(&module) {
-            self.loaded.push(module);
+    fn add_match(&mut self, ext: Ext) {
+        self.matches.push(Instance::new(ext));
+        if !self.loaded.contains(&ext) {
+            self.loaded.push(ext);
         }
     }
 
@@ -225,18 +213,10 @@ impl<'a> Parse<'a> {
     }
 
     fn option(&mut self, opt: Opt, optarg: Option<&'a str>) -> Result<()> {
-        let required = || optarg.expect("getopt gives required arguments");
         let letter = match opt {
             Opt::Letter(c) => c,
             Opt::LineNumbers => return self.set_option(opt::LINENUMBERS),
-            Opt::Port(module, dir) => return self.port_option(module, dir, required()),
-            Opt::States(module) => return self.states_option(module, required()),
-            Opt::Syn => return self.tcp_flags_option(None),
-            Opt::TcpFlags => return self.tcp_flags_option(Some(required())),
             Opt::Ext(ext, id) => return self.ext_option(ext, id, optarg),
-            Opt::Unsupported(name) => {
-                return Err(unsupported(format_args!("option \"--{name}\"")));
-            }
         };
         match letter {
             'A' | 'C' | 'D' | 'R' | 'I' | 'L' | 'S' | 'F' | 'Z' | 'P' | 'N' | 'X' | 'E' => {
@@ -401,8 +381,8 @@ impl<'a> Parse<'a> {
                         MAX_NAME - 1
                     )));
                 }
-                match Module::by_name(name) {
-                    Some(module) => self.add_match(module),
+                match Ext::match_by_name(name) {
+                    Some(ext) => self.add_match(ext),
                     None if EXTENSION_MATCHES.contains(&name) => {
                         return Err(unsupported(format_args!("match `{name}'")));
                     }

@@ -2,8 +2,7 @@
 //! getopt knows, the match modules and the names of the extensions pcn-iptables lacks.
 
 use super::getopt::{HasArg, LongOpt};
-use crate::ext::{Ext, conntrack};
-use crate::model::{IPPROTO_TCP, IPPROTO_UDP, StateModule};
+use crate::ext::Ext;
 
 pub(super) mod cmd {
     pub const INSERT: u32 = 1 << 0;
@@ -66,94 +65,11 @@ pub(super) const LEGAL: [(u32, &str); 15] = [
     (cmd::CHECK, "x     x  xx "),
 ];
 
-/// The match modules pcn-iptables implements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Module {
-    Tcp,
-    Udp,
-    /// `-m conntrack`: `--ctstate` (its other options are refused).
-    Conntrack,
-    /// `-m state`: `--state` (libxt_conntrack's alias of conntrack).
-    State,
-    /// The extensions [`Instance`] parses.
-    Ext(Ext),
-}
-
-impl Module {
-    pub(super) fn by_name(name: &str) -> Option<Module> {
-        match name {
-            "tcp" => Some(Module::Tcp),
-            "udp" => Some(Module::Udp),
-            "conntrack" => Some(Module::Conntrack),
-            "state" => Some(Module::State),
-            _ => Ext::match_by_name(name).map(Module::Ext),
-        }
-    }
-
-    /// The match `-p NAME` loads on demand (tcp, udp, icmp), by the protocol's name.
-    pub(super) fn by_protocol(name: &str) -> Option<Module> {
-        Module::by_name(name).filter(|m| m.proto().is_some() || m.name() == "icmp")
-    }
-
-    /// The protocol of a port match.
-    pub(super) fn proto(self) -> Option<u8> {
-        match self {
-            Module::Tcp => Some(IPPROTO_TCP),
-            Module::Udp => Some(IPPROTO_UDP),
-            Module::Conntrack | Module::State | Module::Ext(_) => None,
-        }
-    }
-
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            Module::Tcp => "tcp",
-            Module::Udp => "udp",
-            Module::Conntrack => "conntrack",
-            Module::State => "state",
-            Module::Ext(ext) => ext.name(),
-        }
-    }
-
-    /// The module's long options (libxt_tcp.c, libxt_udp.c, libxt_conntrack.c).
-    pub(super) fn options(self) -> Vec<LongOpt<Opt>> {
-        let required = |name, val| LongOpt {
-            name,
-            has_arg: HasArg::Required,
-            val,
-        };
-        match self {
-            Module::Conntrack => {
-                return std::iter::once(required("ctstate", Opt::States(self)))
-                    .chain(
-                        conntrack::OTHER_OPTIONS
-                            .iter()
-                            .map(|&name| required(name, Opt::Unsupported(name))),
-                    )
-                    .collect();
-            }
-            Module::State => return vec![required("state", Opt::States(self))],
-            Module::Ext(ext) => return ext_options(ext),
-            Module::Tcp | Module::Udp => {}
-        }
-        let port = |name, dir| required(name, Opt::Port(self, dir));
-        let mut opts = vec![
-            port("source-port", Dir::Source),
-            port("sport", Dir::Source),
-            port("destination-port", Dir::Destination),
-            port("dport", Dir::Destination),
-        ];
-        if self == Module::Tcp {
-            opts.extend([
-                LongOpt {
-                    name: "syn",
-                    has_arg: HasArg::No,
-                    val: Opt::Syn,
-                },
-                required("tcp-flags", Opt::TcpFlags),
-                required("tcp-option", Opt::Unsupported("tcp-option")),
-            ]);
-        }
-        opts
+/// The match `-p NAME` loads on demand (tcp, udp, icmp), by the protocol's name.
+pub(super) fn by_protocol(name: &str) -> Option<Ext> {
+    match name {
+        "tcp" | "udp" | "icmp" => Ext::match_by_name(name),
+        _ => None,
     }
 }
 
@@ -169,30 +85,15 @@ pub(super) fn ext_options(ext: Ext) -> Vec<LongOpt<Opt>> {
         .collect()
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Dir {
-    Source,
-    Destination,
-}
-
-/// An option as getopt returns it: iptables' own, or one of a loaded match.
+/// An option as getopt returns it: iptables' own, or one of a loaded extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Opt {
     /// A letter of iptables' optstring (long options map to their letter).
     Letter(char),
     /// `--line-numbers` (iptables' `'0'`).
     LineNumbers,
-    Port(Module, Dir),
-    /// `--ctstate` / `--state`.
-    States(Module),
-    /// tcp's `--syn` and `--tcp-flags`.
-    Syn,
-    TcpFlags,
-    /// An option of an extension [`Instance`] parses, by its id.
+    /// An option of an extension, by its id.
     Ext(Ext, u8),
-    /// A match's option that pcn-iptables does not implement (tcp's `--syn`, conntrack's
-    /// `--ctproto`...).
-    Unsupported(&'static str),
 }
 
 /// iptables 1.8.9's optstring `-:A:C:D:E:F::I:L::M:N:P:VX::Z::c:h::m:nvw::xR:S::W::46bd:fg:i:j:o:p:s:t:`.
@@ -257,7 +158,7 @@ pub(super) const EXTENSION_TARGETS: [&str; 36] = [
     "SYNPROXY", "TCPMSS", "TCPOPTSTRIP", "TEE", "TOS", "TPROXY", "TRACE", "TTL", "ULOG",
 ];
 
-/// Match extensions of iptables 1.8.9 for IPv4 other than those of [`Module`].
+/// Match extensions of iptables 1.8.9 for IPv4 that pcn-iptables lacks.
 #[rustfmt::skip]
 pub(super) const EXTENSION_MATCHES: [&str; 39] = [
     "ah", "bpf", "cgroup", "cluster", "connbytes", "connlabel", "connlimit", "connmark", "cpu",
@@ -290,11 +191,3 @@ pub(super) fn is_target(name: &str) -> bool {
 pub(super) const MAX_NAME: usize = 29;
 /// The kernel's `IFNAMSIZ`, terminating NUL included.
 pub(super) const IFNAMSIZ: usize = 16;
-
-/// The model's name for the module of a state match.
-pub(super) fn state_module(module: Module) -> StateModule {
-    match module {
-        Module::State => StateModule::State,
-        _ => StateModule::Conntrack,
-    }
-}

@@ -3,26 +3,10 @@
 use pcn_iptables_common::Counter;
 
 use super::getopt::{Getopt, LongOpt};
-use super::options::{Module, Opt};
-use crate::ext::Instance;
-use crate::model::{Interface, Negatable, PortRange, Target, TcpFlags};
+use super::options::Opt;
+use crate::ext::{Ext, Instance};
+use crate::model::{Interface, Negatable, Target};
 use crate::xtables::netdb::NameDb;
-
-/// One instance of a match module, in `-m` order.
-#[derive(Debug)]
-pub(super) struct MatchState {
-    pub(super) module: Module,
-    pub(super) sport: Option<Negatable<PortRange>>,
-    pub(super) dport: Option<Negatable<PortRange>>,
-    pub(super) sport_seen: bool,
-    pub(super) dport_seen: bool,
-    /// `--ctstate` / `--state`: the states as `1 << ctstate::*` bits.
-    pub(super) states: Option<Negatable<u8>>,
-    /// tcp's `--tcp-flags` or `--syn`.
-    pub(super) tcp_flags: Option<Negatable<TcpFlags>>,
-    /// The instance of a [`Module::Ext`].
-    pub(super) ext: Option<Instance>,
-}
 
 /// A parsed `-i`/`-o` value.
 pub(super) type Iface = Negatable<Interface>;
@@ -55,9 +39,10 @@ pub(super) struct Parse<'a> {
     pub(super) proto_used: bool,
     pub(super) in_iface: Option<Iface>,
     pub(super) out_iface: Option<Iface>,
-    pub(super) matches: Vec<MatchState>,
-    /// Modules in the order their options were merged; the newest wins a shared option name.
-    pub(super) loaded: Vec<Module>,
+    /// The match instances, in `-m` order.
+    pub(super) matches: Vec<Instance>,
+    /// Matches in the order their options were merged; the newest wins a shared option name.
+    pub(super) loaded: Vec<Ext>,
     pub(super) target: Option<Target>,
     /// The target extension `-j` loaded (REJECT, LOG), with its options.
     pub(super) target_ext: Option<Instance>,
