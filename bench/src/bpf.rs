@@ -21,7 +21,7 @@ use aya_obj::{
 use pcn_iptables::{
     cli::commit::{self, Slots},
     dataplane::{self, Dataplane, bpffs},
-    ruleset::model::{Policy, Rule, Table},
+    model::{Policy, Rule, Table},
 };
 use pcn_iptables_common::Counter;
 

@@ -17,7 +17,7 @@ use nix::{
     unistd::Pid,
 };
 
-use pcn_iptables::ruleset::model::{Match, Negatable, Policy, PortRange, Rule, Target};
+use pcn_iptables::model::{Match, Negatable, Policy, PortRange, Rule, Target};
 
 use crate::{
     bpf::{self, Baseline},
@@ -326,7 +326,7 @@ fn flow_cache(opts: &Options, ctx: &[u8]) -> Result<()> {
 /// usual `-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`. The rule's counter must count
 /// every packet run: the lookup really found the connection.
 fn conntrack(opts: &Options, ctx: &[u8]) -> Result<()> {
-    use pcn_iptables::ruleset::model::StateModule;
+    use pcn_iptables::model::StateModule;
     use pcn_iptables_common::conntrack::{Tuple, ctstate, status};
 
     let rs = RuleSet::new(1, Proto::Udp, "INPUT")?;

@@ -15,9 +15,7 @@ use std::{fmt::Write as _, net::Ipv4Addr};
 
 use anyhow::{Result, bail, ensure};
 use ipnetwork::Ipv4Network;
-use pcn_iptables::ruleset::model::{
-    IPPROTO_TCP, IPPROTO_UDP, Match, Negatable, PortRange, Rule, Target,
-};
+use pcn_iptables::model::{IPPROTO_TCP, IPPROTO_UDP, Match, Negatable, PortRange, Rule, Target};
 
 /// Source prefixes (`A`).
 pub const SRC_PREFIXES: usize = 32;

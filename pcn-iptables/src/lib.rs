@@ -1,15 +1,19 @@
 //! pcn-iptables: iptables' command line, with the filtering done in eBPF.
 //!
-//! The stages, in the order data flows: `syntax` → `ruleset` → `compile` → `dataplane`;
-//! `listing` prints `-L`, `cli` ties them together.
+//! Imports run one way: `model` ← `xtables` ← `ext` ← `syntax`, `ruleset`, `listing` ←
+//! `compile` ← `dataplane` ← `cli` (see the README's design section). Data flows from argv
+//! through `syntax` → `ruleset` → `compile` → `dataplane`; `listing` prints `-L`.
 
 pub mod cli;
 pub mod compile;
 pub mod dataplane;
 pub mod error;
+pub mod ext;
 pub mod listing;
+pub mod model;
 pub mod ruleset;
 pub mod syntax;
+pub mod xtables;
 
 /// The iptables release whose behaviour and messages we reproduce.
 pub const IPTABLES_VERSION: &str = "1.8.9";

@@ -12,7 +12,7 @@ use crate::{
     compile::{self, Link, Program},
     dataplane::{self, Dataplane, State},
     error::{Error, OTHER_PROBLEM, RESOURCE_PROBLEM, Result},
-    ruleset::model::{FIRST_RULE_COUNTER, Table},
+    model::{FIRST_RULE_COUNTER, Table},
 };
 
 /// Hands out counter slots no rule of the running ruleset uses, so that the running

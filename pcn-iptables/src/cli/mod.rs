@@ -15,11 +15,8 @@ use crate::{
     dataplane::{self, Dataplane, lock},
     error::{Error, PARAMETER_PROBLEM, RESOURCE_PROBLEM, Result, VERSION_PROBLEM},
     listing,
-    ruleset::{
-        self,
-        model::{BASE_CHAINS, Table},
-    },
-    syntax::{self, Command, Zeroing},
+    model::{BASE_CHAINS, Command, Table, Wait, Zeroing},
+    ruleset, syntax,
 };
 
 /// pcn-iptables' own flags, outside iptables' syntax.
@@ -123,7 +120,7 @@ fn manage(args: &[String]) -> Result<()> {
     }
     if m.uninstall {
         let dp = Dataplane::open().map_err(internal)?;
-        let _lock = lock::acquire(&dp.lock_path().map_err(internal)?, &syntax::Wait::Forever)?;
+        let _lock = lock::acquire(&dp.lock_path().map_err(internal)?, &Wait::Forever)?;
         dp.uninstall().map_err(internal)?;
     }
     Ok(())
@@ -135,7 +132,7 @@ fn conntrack_size(entries: u32) -> Result<()> {
     let dp = Dataplane::open()
         .map_err(internal)?
         .with_conntrack_entries(entries);
-    let _lock = lock::acquire(&dp.lock_path().map_err(internal)?, &syntax::Wait::Forever)?;
+    let _lock = lock::acquire(&dp.lock_path().map_err(internal)?, &Wait::Forever)?;
     match dp.conntrack_entries().map_err(internal)? {
         Some(n) if n == entries => Ok(()),
         Some(n) => Err(Error::raw(

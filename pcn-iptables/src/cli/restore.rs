@@ -12,12 +12,10 @@ use crate::{
     dataplane::{Dataplane, State, lock},
     error::{Error, OTHER_PROBLEM, Result, Style},
     listing,
-    ruleset::{
-        self,
-        model::{BASE_CHAINS, Chain, Policy, Table},
-    },
+    model::{BASE_CHAINS, Chain, Command, Policy, Table, Wait, Zeroing},
+    ruleset,
     syntax::{
-        self, Command, Wait, Zeroing,
+        self,
         restore::{
             Flags, Line, RESTORE_OPTIONS, policy_counters, rule_counters, scan_int, scan_uint,
         },

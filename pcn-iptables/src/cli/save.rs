@@ -17,7 +17,8 @@ use super::{
 use crate::{
     dataplane::Dataplane,
     error::{Error, OTHER_PROBLEM, PARAMETER_PROBLEM, Result},
-    ruleset::{model::Policy, rule_spec},
+    model::Policy,
+    ruleset::rule_spec,
     syntax::restore::{Flags, SAVE_OPTIONS},
 };
 

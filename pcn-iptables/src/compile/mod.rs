@@ -22,8 +22,7 @@ mod interval;
 
 use pcn_iptables_common::{
     Action, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, ChainConfig, FIELD_KEY_HEADER_BITS, FieldKey,
-    LOG_PREFIX_LEN, MAX_CHAINS, MAX_RULES_PER_CHAIN, chain_flag, classifier, field, field_key6,
-    verdict,
+    MAX_CHAINS, MAX_RULES_PER_CHAIN, chain_flag, classifier, field, field_key6, verdict,
 };
 
 use std::hash::{Hash as _, Hasher as _};
@@ -31,7 +30,7 @@ use std::hash::{Hash as _, Hasher as _};
 use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
 
-use crate::ruleset::model::{Limit, Match, Negatable, Policy, Rule, Table, Target};
+use crate::model::{Limit, Negatable, Policy, Rule, Table, Target};
 use fields::*;
 use interval::{Interval, Values, prefixes};
 
@@ -518,9 +517,7 @@ fn chain_bitmaps(
             _ => push_bits(
                 words,
                 nwords,
-                rules
-                    .iter()
-                    .map(|r| r.matches.iter().any(|m| matches!(m, Match::Limit(_)))),
+                rules.iter().map(|r| r.matches.iter().any(fields::limited)),
             ),
         }
         made.push(Made {
@@ -1046,20 +1043,7 @@ fn chain_config(
 /// TRACK when `track` (see `tracks`).
 fn flags(rules: &[Rule], track: bool) -> u32 {
     let per_packet = |r: &Rule| {
-        matches!(r.target, Some(Target::Log(_)))
-            || r.matches.iter().any(|m| {
-                matches!(
-                    m,
-                    Match::Limit(_)
-                        | Match::Mac(_)
-                        | Match::Length(_)
-                        | Match::Ttl { .. }
-                        | Match::Ports {
-                            tcp_flags: Some(_),
-                            ..
-                        }
-                )
-            })
+        matches!(r.target, Some(Target::Log(_))) || r.matches.iter().any(fields::per_packet)
     };
     let cacheable = if rules.iter().any(per_packet) {
         0
@@ -1071,13 +1055,10 @@ fn flags(rules: &[Rule], track: bool) -> u32 {
 
 /// Whether connections are tracked under `table`: some rule looks at their state.
 fn tracks(table: &Table) -> bool {
-    table.chains.iter().any(|c| {
-        c.rules.iter().any(|r| {
-            r.matches
-                .iter()
-                .any(|m| matches!(m, Match::Conntrack { .. }))
-        })
-    })
+    table
+        .chains
+        .iter()
+        .any(|c| c.rules.iter().any(|r| r.matches.iter().any(fields::tracks)))
 }
 
 fn action(
@@ -1095,17 +1076,9 @@ fn action(
         Some(Target::Return) => (verdict::RETURN, 0),
         Some(Target::Jump(c)) => (verdict::JUMP, id_of(c)?),
         Some(Target::Goto(c)) => (verdict::GOTO, id_of(c)?),
-        Some(Target::Reject(with)) => {
-            action.reject_with = *with;
-            (verdict::REJECT, 0)
-        }
-        Some(Target::Log(log)) => {
-            action.log_level = log.level;
-            action.log_flags = log.flags;
-            let prefix = log.prefix.as_bytes();
-            let n = prefix.len().min(LOG_PREFIX_LEN - 1);
-            action.log_prefix[..n].copy_from_slice(&prefix[..n]);
-            (verdict::LOG, 0)
+        Some(t @ (Target::Reject(_) | Target::Log(_))) => {
+            let ext = crate::ext::of_target(t).expect("a target extension");
+            (ext.action(t, &mut action), 0)
         }
     };
     if let Some(l) = limit(rule)? {
@@ -1321,7 +1294,7 @@ mod incremental_tests {
     //! data plane applies them, and classifies every packet as a full build of the same table.
     use super::tests::Rng;
     use super::*;
-    use crate::ruleset::model::{Chain, PortRange};
+    use crate::model::{Chain, Match, PortRange};
     use pcn_iptables_common::MAX_WORDS;
     use std::net::Ipv4Addr;
 

@@ -6,12 +6,12 @@ use std::net::Ipv4Addr;
 
 use ipnetwork::Ipv4Network;
 
-use pcn_iptables_common::{PacketInfo, classifier, reject, rtn};
+use pcn_iptables_common::{LOG_PREFIX_LEN, PacketInfo, classifier, reject, rtn};
 
 use super::*;
-use crate::ruleset::extensions::match_name;
-use crate::ruleset::model::{
-    AddrRange, IcmpType, Interface, MultiportDir, PortRange, StateModule, TcpFlags, TtlMode,
+use crate::ext::match_name;
+use crate::model::{
+    AddrRange, IcmpType, Interface, Match, MultiportDir, PortRange, StateModule, TcpFlags, TtlMode,
 };
 
 #[test]
@@ -772,7 +772,7 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
 
 fn random_target(rng: &mut Rng, base_chain: bool) -> Option<Target> {
     let log = |rng: &mut Rng| {
-        Target::Log(crate::ruleset::model::Log {
+        Target::Log(crate::model::Log {
             level: rng.below(8) as u8,
             flags: rng.below(16) as u8,
             prefix: ["", "x", "dropped: ", "twenty-nine characters long.."][rng.below(4) as usize]
@@ -1116,7 +1116,7 @@ fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
     let mut used = 0u32;
     for round in 0..200 {
         let mut table = Table::default();
-        table.add_chain(crate::ruleset::model::Chain {
+        table.add_chain(crate::model::Chain {
             name: USER_CHAIN.into(),
             policy: None,
             policy_counter: 0,
@@ -1204,7 +1204,7 @@ fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
 #[test]
 fn actions_carry_targets_and_counters() {
     let mut table = Table::default();
-    table.chains.push(crate::ruleset::model::Chain {
+    table.chains.push(crate::model::Chain {
         name: "web".into(),
         policy: None,
         policy_counter: 0,

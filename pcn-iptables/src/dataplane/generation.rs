@@ -29,7 +29,7 @@ use rustc_hash::FxHashMap;
 
 use super::{attach::ENTRIES, state, sys};
 use crate::compile::{self, Entry, Link, Program, SRC_ONES, SRC_ZERO};
-use crate::ruleset::model::Table;
+use crate::model::Table;
 
 /// The eBPF object: entry programs and classifiers.
 pub static ELF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pcn-iptables-ebpf"));

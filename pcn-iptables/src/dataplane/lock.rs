@@ -8,7 +8,7 @@ use std::{
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{Error, RESOURCE_PROBLEM};
-use crate::syntax::Wait;
+use crate::model::Wait;
 
 /// The lock file of the current network namespace (no bpffs needed to know it).
 pub fn path() -> anyhow::Result<std::path::PathBuf> {

@@ -52,7 +52,7 @@ use pcn_iptables_common::Counter;
 
 use crate::{
     compile::{self, Link, Program},
-    ruleset::model::Table,
+    model::Table,
 };
 
 use generation::Grace;

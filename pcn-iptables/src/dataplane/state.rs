@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sys;
 use crate::compile::{Entry, Layout};
-use crate::ruleset::model::{Chain, Policy, Rule, Table};
+use crate::model::{Chain, Policy, Rule, Table};
 
 pub type Chunk = [u8; STATE_CHUNK];
 

@@ -120,10 +120,10 @@ pub fn attach_failed(hook: Hook, name: &str, link: &Link, attach_type: TcAttachT
         Hook::Classic => String::new(),
     };
     format!(
-        "attaching {name} to the TC {side} hook of interface {} ({}) on {}{other}",
+        "attaching {name} to the TC {side} hook of interface {} ({}) on Linux {}{other}",
         link.name,
         hook.describe(),
-        format!("Linux {}", super::load::kernel_release()),
+        super::load::kernel_release(),
     )
 }
 

@@ -11,12 +11,13 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use crate::error::Result;
-use crate::ruleset::extensions;
-use crate::ruleset::model::{Chain, Interface, Negatable, Policy, Rule, Table, Target};
+use crate::ext;
+use crate::model::{
+    Chain, Command, Interface, ListOptions, Negatable, Policy, Rule, Table, Target, Zeroing,
+};
 use crate::ruleset::{no_chain, resolve_targets, target_name};
-use crate::syntax::netdb::NameDb;
-use crate::syntax::value::protocol_name;
-use crate::syntax::{Command, ListOptions, Zeroing};
+use crate::xtables::netdb::NameDb;
+use crate::xtables::value::protocol_name;
 
 /// `-L [chain [rulenum]]`. `counters` gives a slot's packets and bytes.
 pub fn list(
@@ -321,10 +322,10 @@ fn firewall(
         out.push_str("[goto] ");
     }
     for m in &rule.matches {
-        out.push_str(&extensions::print(db, rule, m, format.numeric));
+        out.push_str(&ext::print(db, rule, m, format.numeric));
     }
     if let Some(target) = &rule.target {
-        out.push_str(&extensions::target_print(target, format.numeric));
+        out.push_str(&ext::target_print(target, format.numeric));
     }
     out.push('\n');
 }

@@ -2,9 +2,10 @@
 //! namespace for the same rules and counters (set with `-c`).
 
 use super::*;
+use crate::model::Zeroing;
 use crate::ruleset::print::tests::{RULES, USER_RULES, counters, golden, table};
-use crate::syntax::netdb::tests::debian;
-use crate::syntax::{Zeroing, parse_args, parse_rule_line_with, split_words};
+use crate::syntax::{parse_args, parse_rule_line_with, split_words};
+use crate::xtables::netdb::tests::debian;
 
 fn options(numeric: bool, verbose: bool, exact: bool, line_numbers: bool) -> ListOptions {
     ListOptions {

@@ -6,11 +6,12 @@ use std::collections::{HashMap, HashSet};
 
 use pcn_iptables_common::reject;
 
-use super::model::{Chain, IPPROTO_ICMP, IPPROTO_TCP, Match, Rule, Table, Target};
-use super::no_chain;
+use super::names::no_chain;
 use crate::error::{Error, OTHER_PROBLEM, Result};
-use crate::syntax::extensions::limit;
-use crate::syntax::{Command, MAX_CHAIN_LABEL};
+use crate::ext::limit;
+use crate::model::{
+    Chain, Command, IPPROTO_ICMP, IPPROTO_TCP, MAX_CHAIN_LABEL, Match, Rule, Table, Target,
+};
 
 fn plain(message: &str) -> Error {
     Error::plain(OTHER_PROBLEM, message)
@@ -44,6 +45,19 @@ const VERDICTS: [&str; 4] = ["ACCEPT", "DROP", "QUEUE", "RETURN"];
 /// has passed: on error the table is unchanged. Listing and -Z only check their chain (the
 /// caller prints and zeroes); -C checks every rule.
 pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u32) -> Result<()> {
+    match command {
+        Command::Append { .. }
+        | Command::Insert { .. }
+        | Command::Delete { .. }
+        | Command::DeleteNum { .. }
+        | Command::Replace { .. }
+        | Command::Check { .. } => apply_rules(table, command, alloc),
+        _ => apply_chains(table, command),
+    }
+}
+
+/// The commands on rules: `-A`, `-I`, `-D`, `-R`, `-C`.
+fn apply_rules(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u32) -> Result<()> {
     match command {
         Command::Append { chain, rules } => {
             resolve_targets(table, rules)?;
@@ -130,6 +144,15 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
                 check(table, chain, rule)?;
             }
         }
+        _ => unreachable!("apply gives rule commands only"),
+    }
+    Ok(())
+}
+
+/// The commands on chains and the table: `-F`, `-Z`, `-P`, `-N`, `-X`, `-E` (and those that
+/// only look: `-L`, `-S`, `-h`, `-V`).
+fn apply_chains(table: &mut Table, command: &Command) -> Result<()> {
+    match command {
         Command::List { chain, .. }
         | Command::ListRules { chain, .. }
         | Command::Flush { chain } => {
@@ -179,6 +202,7 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
         }
         Command::RenameChain { chain, new_name } => rename_chain(table, chain, new_name)?,
         Command::Help { .. } | Command::Version { .. } => {}
+        _ => unreachable!("apply gives the other commands here"),
     }
     Ok(())
 }
@@ -401,8 +425,8 @@ fn find_loop(table: &Table) -> Result<()> {
 mod tests {
     use super::*;
     use crate::ruleset::print::{list_rules_with, tests::table};
-    use crate::syntax::netdb::tests::debian;
     use crate::syntax::{parse_args, split_words};
+    use crate::xtables::netdb::tests::debian;
 
     const START: &str = "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-N USER\n\
                          -A INPUT -s 1.1.1.1/32 -j ACCEPT\n-A INPUT -s 2.2.2.2/32 -j DROP\n";
@@ -569,7 +593,7 @@ mod tests {
         let mut t = table(&debian(), START);
         let policy = Command::Policy {
             chain: "USER".into(),
-            policy: crate::ruleset::Policy::Drop,
+            policy: crate::model::Policy::Drop,
         };
         let err = apply(&mut t, &policy, &mut || unreachable!()).unwrap_err();
         assert_eq!(
@@ -763,7 +787,7 @@ mod tests {
         apply(&mut t, &command("-P FORWARD DROP"), &mut alloc).unwrap();
         assert_eq!(
             t.chain("FORWARD").unwrap().policy,
-            Some(crate::ruleset::Policy::Drop)
+            Some(crate::model::Policy::Drop)
         );
         apply(&mut t, &command("-F INPUT"), &mut alloc).unwrap();
         assert!(t.chain("INPUT").unwrap().rules.is_empty());

@@ -3,12 +3,12 @@
 
 use std::fmt::Write as _;
 
-use super::extensions;
-use super::model::{Chain, Interface, Negatable, Policy, Rule, Table, Target};
-use super::{no_chain, target_name};
+use super::names::{no_chain, target_name};
 use crate::error::Result;
-use crate::syntax::netdb::NameDb;
-use crate::syntax::value::protocol_name;
+use crate::ext;
+use crate::model::{Chain, Interface, Negatable, Policy, Rule, Table, Target};
+use crate::xtables::netdb::NameDb;
+use crate::xtables::value::protocol_name;
 
 /// One rule as `-A chain ...`, without counters, for the stored state:
 /// [`crate::syntax::parse_rule_line`] reads it back into the same rule, `-i +` included, which
@@ -127,12 +127,7 @@ fn write_spec(
         let _ = write!(out, "{} -f", bang(*negated));
     }
     for m in &rule.matches {
-        let _ = write!(
-            out,
-            " -m {}{}",
-            extensions::match_name(m),
-            extensions::save(m)
-        );
+        let _ = write!(out, " -m {}{}", ext::match_name(m), ext::save(m));
     }
     if let Some((packets, bytes)) = counters {
         let _ = write!(out, " -c {packets} {bytes}");
@@ -147,7 +142,7 @@ fn write_spec(
             out,
             " -{flag} {}{}",
             target_name(target),
-            extensions::target_save(target)
+            ext::target_save(target)
         );
     }
     out
@@ -160,8 +155,8 @@ fn bang(negated: bool) -> &'static str {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::syntax::netdb::tests::debian;
     use crate::syntax::{parse_rule_line_with, split_words};
+    use crate::xtables::netdb::tests::debian;
 
     /// Golden text as captured: each line ends with `$`, so trailing blanks stay visible.
     pub(crate) fn golden(text: &str) -> String {
@@ -171,7 +166,7 @@ pub(crate) mod tests {
     /// A table from `-S` text; rules get counter slots in order from FIRST_RULE_COUNTER.
     pub(crate) fn table(db: &NameDb, text: &str) -> Table {
         let mut table = Table { chains: Vec::new() };
-        let mut slot = crate::ruleset::model::FIRST_RULE_COUNTER;
+        let mut slot = crate::model::FIRST_RULE_COUNTER;
         for line in golden(text).lines() {
             let words = split_words(line).unwrap();
             match (words[0].as_str(), words[1].as_str()) {

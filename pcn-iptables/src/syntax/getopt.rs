@@ -3,14 +3,7 @@
 //! short options (`-nvL`) and attached arguments (`-AINPUT`). iptables' messages quote
 //! `argv[optind - 1]`, so `optind` moves exactly as glibc moves it.
 
-/// Whether an option takes an argument (`struct option`'s `has_arg`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HasArg {
-    No,
-    Required,
-    /// Only attached: `-Lchain` or `--list=chain`.
-    Optional,
-}
+pub use crate::xtables::HasArg;
 
 /// A long option; two entries are interchangeable for prefix matching when both their value and
 /// `has_arg` agree.

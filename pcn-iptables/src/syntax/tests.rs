@@ -2,9 +2,10 @@
 //! command lines in a scratch network namespace.
 
 use super::command::parse;
-use super::netdb::tests::debian;
 use super::*;
+use crate::model::{ListOptions, Policy, Wait, Zeroing};
 use crate::ruleset::print::spec;
+use crate::xtables::netdb::tests::debian;
 
 fn words(line: &str) -> Vec<String> {
     split_words(line).unwrap()

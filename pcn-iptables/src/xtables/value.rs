@@ -269,7 +269,7 @@ pub fn protocol_name(db: &NameDb, proto: u8, numeric: bool) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syntax::netdb::tests::debian;
+    use crate::xtables::netdb::tests::debian;
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()

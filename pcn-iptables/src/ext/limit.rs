@@ -1,9 +1,60 @@
 //! libxt_limit: `--limit N[/second|/minute|/hour|/day]` (any prefix of the unit) and
 //! `--limit-burst`.
 
-use super::{Entry, entry};
+use std::fmt::Write as _;
+
+use super::api::{Context, Entry, Extension, Field, Show, Value, Want, entry};
 use crate::error::Result;
-use crate::ruleset::model::{Limit, Match};
+use crate::model::{Limit, Match};
+
+pub struct LimitExt;
+
+impl Extension for LimitExt {
+    fn name(&self) -> &'static str {
+        "limit"
+    }
+
+    fn help(&self) -> &'static str {
+        HELP
+    }
+
+    fn entries(&self) -> &'static [Entry] {
+        &ENTRIES
+    }
+
+    fn init(&self) -> Value {
+        Value::Match(Match::Limit(Limit::DEFAULT))
+    }
+
+    fn parse(&self, v: &mut Value, id: u8, arg: &str, _: bool, _: &mut Context) -> Result<()> {
+        parse(v.as_match(), id, arg)
+    }
+
+    fn save(&self, m: &Match, out: &mut String) {
+        let Match::Limit(l) = m else { return };
+        let _ = write!(out, " --limit {}", format_rate(l.avg));
+        if l.burst != Limit::DEFAULT.burst {
+            let _ = write!(out, " --limit-burst {}", l.burst);
+        }
+    }
+
+    fn print(&self, m: &Match, _: &Show, out: &mut String) {
+        let Match::Limit(l) = m else { return };
+        let _ = write!(out, " limit: avg {} burst {}", format_rate(l.avg), l.burst);
+    }
+
+    /// A token bucket in front of the rule's action.
+    fn want(&self, m: &Match, field: Field) -> Option<Want> {
+        match (m, field) {
+            (Match::Limit(l), Field::Limit) => Some(Want::Limit(*l)),
+            _ => None,
+        }
+    }
+
+    fn per_packet(&self, _: &Match) -> bool {
+        true
+    }
+}
 
 pub const ENTRIES: [Entry; 2] = [
     entry("limit", 0, false, 0),
@@ -19,14 +70,17 @@ pub fn parse(m: &mut Match, id: u8, text: &str) -> Result<()> {
     };
     match id {
         0 => limit.avg = parse_rate(text)?,
-        _ => limit.burst = super::uint_option("limit", "limit-burst", text, MAX_BURST)? as u32,
+        _ => {
+            limit.burst =
+                crate::xtables::uint_option("limit", "limit-burst", text, MAX_BURST)? as u32
+        }
     }
     Ok(())
 }
 
 /// `parse_rate`: the period in 1/10000 s.
 fn parse_rate(text: &str) -> Result<u32> {
-    let bad = || super::param(format!("bad rate \"{text}\"'"));
+    let bad = || crate::xtables::param(format!("bad rate \"{text}\"'"));
     let mult: u32 = match text.split_once('/') {
         None => 1,
         Some((_, unit)) => {
@@ -49,13 +103,13 @@ fn parse_rate(text: &str) -> Result<u32> {
         }
     };
     // atoi: the leading decimal number, as a C int, here stored in a uint32_t.
-    let r = crate::syntax::value::decimal_number(text).map_or(0, |n| n.value() as i32 as u32);
+    let r = crate::xtables::value::decimal_number(text).map_or(0, |n| n.value() as i32 as u32);
     if r == 0 {
         return Err(bad());
     }
     let avg = Limit::SCALE * mult / r;
     if avg == 0 {
-        return Err(super::param(format!("Rate too fast \"{text}\"")));
+        return Err(crate::xtables::param(format!("Rate too fast \"{text}\"")));
     }
     Ok(avg)
 }
@@ -92,3 +146,13 @@ pub fn kernel_accepts(limit: &Limit) -> bool {
     };
     limit.burst != 0 && credits(limit.avg.wrapping_mul(limit.burst)) >= credits(limit.avg)
 }
+
+/// libxt's help text.
+pub const HELP: &str = concat!(
+    "\n",
+    "limit match options:\n",
+    "--limit avg\t\t\tmax average match rate: default 3/hour\n",
+    "                                [Packets per second unless followed by \n",
+    "                                /sec /minute /hour /day postfixes]\n",
+    "--limit-burst number\t\tnumber to match in a burst, default 5\n",
+);

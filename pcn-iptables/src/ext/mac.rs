@@ -1,14 +1,62 @@
 //! libxt_mac: `--mac-source XX:XX:XX:XX:XX:XX`.
 
-use super::{Entry, mandatory};
+use std::fmt::Write as _;
+
+use super::api::{Context, Entry, Extension, Field, Show, Value, Want, bang, mandatory};
 use crate::error::Result;
-use crate::ruleset::model::{Match, Negatable};
+use crate::model::{Match, Negatable};
+
+pub struct Mac;
+
+impl Extension for Mac {
+    fn name(&self) -> &'static str {
+        "mac"
+    }
+
+    fn help(&self) -> &'static str {
+        HELP
+    }
+
+    fn entries(&self) -> &'static [Entry] {
+        &ENTRIES
+    }
+
+    fn init(&self) -> Value {
+        Value::Match(Match::Mac(Negatable::plain([0; 6])))
+    }
+
+    fn parse(&self, v: &mut Value, _: u8, arg: &str, invert: bool, _: &mut Context) -> Result<()> {
+        parse(v.as_match(), arg, invert)
+    }
+
+    fn save(&self, m: &Match, out: &mut String) {
+        let Match::Mac(m) = m else { return };
+        let _ = write!(out, "{} --mac-source {}", bang(m.negated), format(&m.value));
+    }
+
+    fn print(&self, m: &Match, _: &Show, out: &mut String) {
+        let Match::Mac(m) = m else { return };
+        let _ = write!(out, " MAC{} {}", bang(m.negated), format(&m.value));
+    }
+
+    fn want(&self, m: &Match, field: Field) -> Option<Want> {
+        match (m, field) {
+            (Match::Mac(m), Field::MacSource) => Some(Want::Mac(m.clone())),
+            _ => None,
+        }
+    }
+
+    fn per_packet(&self, _: &Match) -> bool {
+        true
+    }
+}
 
 pub const ENTRIES: [Entry; 1] = [mandatory("mac-source", 0, true)];
 
 pub fn parse(m: &mut Match, text: &str, invert: bool) -> Result<()> {
     *m = Match::Mac(Negatable {
-        value: parse_mac(text).ok_or_else(|| super::param("Invalid MAC address specified."))?,
+        value: parse_mac(text)
+            .ok_or_else(|| crate::xtables::param("Invalid MAC address specified."))?,
         negated: invert,
     });
     Ok(())
@@ -42,7 +90,7 @@ fn strtoul_hex(s: &str) -> (u8, usize) {
     let mut i = 0;
     while b
         .get(i)
-        .is_some_and(|c| crate::syntax::value::is_c_space(*c as char))
+        .is_some_and(|c| crate::xtables::value::is_c_space(*c as char))
     {
         i += 1;
     }
@@ -77,3 +125,11 @@ pub fn format(mac: &[u8; 6]) -> String {
         .collect::<Vec<_>>()
         .join(":")
 }
+
+/// libxt's help text.
+pub const HELP: &str = concat!(
+    "\n",
+    "mac match options:\n",
+    "[!] --mac-source XX:XX:XX:XX:XX:XX\n",
+    "\t\t\t\tMatch source MAC address\n",
+);

@@ -1,0 +1,266 @@
+//! The contract between an extension and the rest of the house: what an extension provides
+//! ([`Extension`]), its option table ([`Entry`]), what its parser sees ([`Context`], [`Value`]),
+//! what its `-L` printing sees ([`Show`]) and what the compiler asks of it ([`Field`],
+//! [`Want`]). Every extension file imports this; the registry (`mod.rs`) imports them all.
+
+use pcn_iptables_common::Action;
+
+use crate::error::Result;
+use crate::model::{Limit, Match, Negatable, Rule, Target};
+use crate::xtables::HasArg;
+use crate::xtables::netdb::NameDb;
+
+/// Whether an extension is a match (`-m`) or a target (`-j`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Match,
+    Target,
+}
+
+/// What `-L` printing may look at besides the value.
+pub struct Show<'a> {
+    pub db: &'a NameDb,
+    /// The rule the match belongs to (multiport names services after `-p`).
+    pub rule: &'a Rule,
+    /// `-n`
+    pub numeric: bool,
+}
+
+/// The packet properties a match can constrain, as the compiler knows them (each becomes one
+/// or more fields of the classifier, see `compile/fields.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// The source address (beside `-s`).
+    Src,
+    /// The destination address (beside `-d`).
+    Dst,
+    Sport,
+    Dport,
+    /// Either port (`--ports`): the data plane ORs the source and the destination port.
+    AnyPort,
+    /// The connection state, `pcn_iptables_common::conntrack::ctstate` values.
+    CtState,
+    /// ICMP `type << 8 | code`.
+    Icmp,
+    /// The TCP flags byte.
+    TcpFlags,
+    /// The IP total length.
+    Length,
+    Ttl,
+    /// The type of the source address (`1 << rtn::*` bits).
+    SrcType,
+    /// The type of the destination address.
+    DstType,
+    /// The Ethernet source address.
+    MacSource,
+    /// A token bucket in front of the rule's action.
+    Limit,
+}
+
+/// A match's constraint on one [`Field`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// The field's value lies in one of the inclusive ranges (not, when negated). A reversed
+    /// range holds nothing.
+    Ranges(Negatable<Vec<(u32, u32)>>),
+    /// The address has one of these types.
+    AddressTypes(Negatable<u16>),
+    Mac(Negatable<[u8; 6]>),
+    Limit(Limit),
+}
+
+impl Want {
+    pub fn ranges(ranges: impl IntoIterator<Item = (u32, u32)>, negated: bool) -> Want {
+        Want::Ranges(Negatable {
+            value: ranges.into_iter().collect(),
+            negated,
+        })
+    }
+}
+
+/// One extension: its options (driven by `ext::Instance`), its printing and its contract with
+/// the compiler, which take the model's value.
+pub trait Extension: Sync {
+    /// The name `-m` or `-j` takes, and `-S` prints.
+    fn name(&self) -> &'static str;
+
+    fn kind(&self) -> Kind {
+        Kind::Match
+    }
+
+    /// Its help text, as `iptables -m NAME -h` appends it.
+    fn help(&self) -> &'static str;
+
+    /// The option table, in the extension's order (which `fcheck`'s messages follow).
+    fn entries(&self) -> &'static [Entry] {
+        &[]
+    }
+
+    /// The value before any option (libxtables' `init`).
+    fn init(&self) -> Value;
+
+    /// The extension's parse of option `id` (`!` before it: `invert`), after
+    /// `xtables_option_parse`'s checks.
+    fn parse(
+        &self,
+        value: &mut Value,
+        id: u8,
+        arg: &str,
+        invert: bool,
+        cx: &mut Context,
+    ) -> Result<()>;
+
+    /// The extension's final check (`x6_fcheck`), given the options seen.
+    fn check(&self, _xflags: u32) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether libxtables checks each option before the extension's parse (`x6_parse`
+    /// extensions: "can only be used once", "cannot be inverted"); old-style extensions
+    /// (libxt_tcp) check for themselves.
+    fn generic_checks(&self) -> bool {
+        true
+    }
+
+    /// The match as the rule keeps it, once the command is otherwise valid (pcn-iptables'
+    /// canonical form, so that `-D` and `-C` find equal rules equal).
+    fn canonical(&self, m: Match) -> Result<Match> {
+        Ok(m)
+    }
+
+    /// A match's `save` (`-S`, iptables-save), after ` -m NAME`.
+    fn save(&self, _m: &Match, _out: &mut String) {}
+
+    /// A match's `print` (`-L`).
+    fn print(&self, _m: &Match, _show: &Show, _out: &mut String) {}
+
+    /// A target's `save`, after ` -j NAME`.
+    fn save_target(&self, _t: &Target, _out: &mut String) {}
+
+    /// A target's `print` (`-L`), after the matches.
+    fn print_target(&self, _t: &Target, _numeric: bool, _out: &mut String) {}
+
+    /// The compiler's question: what does match `m` ask of `field` (`None`: nothing)?
+    fn want(&self, _m: &Match, _field: Field) -> Option<Want> {
+        None
+    }
+
+    /// Whether the match looks at something that can differ between the packets of one flow
+    /// (or has an effect per packet), so that a chain using it cannot cache its outcome per
+    /// flow.
+    fn per_packet(&self, _m: &Match) -> bool {
+        false
+    }
+
+    /// Whether the match needs connections tracked.
+    fn tracks(&self) -> bool {
+        false
+    }
+
+    /// A target's action: fills what it needs of `action`, gives the verdict
+    /// (`pcn_iptables_common::verdict::*`).
+    fn action(&self, _t: &Target, _action: &mut Action) -> u32 {
+        unreachable!("{} is no target", self.name())
+    }
+}
+
+/// One entry of an extension's option table (`struct xt_option_entry`).
+pub struct Entry {
+    pub name: &'static str,
+    /// Options sharing an id are aliases.
+    pub id: u8,
+    pub has_arg: HasArg,
+    /// `XTOPT_INVERT`: `!` may precede it.
+    pub invert: bool,
+    /// `excl`: the ids it cannot be combined with.
+    pub excl: u32,
+    /// `XTOPT_MAND`
+    pub mandatory: bool,
+}
+
+pub const fn entry(name: &'static str, id: u8, invert: bool, excl: u32) -> Entry {
+    Entry {
+        name,
+        id,
+        has_arg: HasArg::Required,
+        invert,
+        excl,
+        mandatory: false,
+    }
+}
+
+pub const fn flag(name: &'static str, id: u8) -> Entry {
+    Entry {
+        name,
+        id,
+        has_arg: HasArg::No,
+        invert: false,
+        excl: 0,
+        mandatory: false,
+    }
+}
+
+pub const fn mandatory(name: &'static str, id: u8, invert: bool) -> Entry {
+    Entry {
+        name,
+        id,
+        has_arg: HasArg::Required,
+        invert,
+        excl: 0,
+        mandatory: true,
+    }
+}
+
+/// What a rule's parse knows that an extension's option may look at.
+pub struct Context<'a> {
+    pub db: &'a NameDb,
+    /// `-p` as given so far.
+    pub proto: Option<&'a Negatable<u8>>,
+    pub warnings: &'a mut Vec<String>,
+    /// Takes the next argument of the command line, if it is no option (tcp's `--tcp-flags
+    /// MASK COMP` reads COMP this way).
+    pub next_arg: &'a mut dyn FnMut() -> Option<String>,
+}
+
+/// The value an extension builds while its options are parsed.
+#[derive(Clone, Debug)]
+pub enum Value {
+    Match(Match),
+    Target(Target),
+}
+
+impl Value {
+    /// The match being built (for a match extension's `parse`).
+    pub fn as_match(&mut self) -> &mut Match {
+        match self {
+            Value::Match(m) => m,
+            Value::Target(_) => unreachable!("a match instance holds a match"),
+        }
+    }
+
+    /// The target being built (for a target extension's `parse`).
+    pub fn as_target(&mut self) -> &mut Target {
+        match self {
+            Value::Target(t) => t,
+            Value::Match(_) => unreachable!("a target instance holds a target"),
+        }
+    }
+}
+
+/// ` !` before an option in `-S`, or nothing.
+pub fn bang(negated: bool) -> &'static str {
+    if negated { " !" } else { "" }
+}
+
+/// `!` before a value in `-L`, or nothing.
+pub fn inv(negated: bool) -> &'static str {
+    if negated { "!" } else { "" }
+}
+
+/// `MIN` or `MIN:MAX`.
+pub fn range(r: &crate::model::PortRange) -> String {
+    match r.first == r.last {
+        true => r.first.to_string(),
+        false => format!("{}:{}", r.first, r.last),
+    }
+}

@@ -1,0 +1,183 @@
+//! Matches and targets: the values of iptables' match extensions (`-m NAME`, or implied by `-p`)
+//! and of its targets (verdicts, chains, target extensions). How each is parsed and printed
+//! lives in `crate::ext`, one file per extension.
+
+use serde::{Deserialize, Serialize};
+
+use super::value::{Negatable, PortRange};
+
+/// `--tcp-flags MASK COMP`: the packet's flags masked with `mask` equal `comp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TcpFlags {
+    pub mask: u8,
+    pub comp: u8,
+}
+
+/// Which ports `-m multiport` looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MultiportDir {
+    /// `--sports`
+    Source,
+    /// `--dports`
+    Destination,
+    /// `--ports`: the source or the destination port.
+    Either,
+}
+
+impl MultiportDir {
+    /// The option's name without dashes, as `-S` and `-L` print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MultiportDir::Source => "sports",
+            MultiportDir::Destination => "dports",
+            MultiportDir::Either => "ports",
+        }
+    }
+}
+
+/// `--icmp-type`: a type and a range of codes (`any` is type 255, which matches every type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IcmpType {
+    pub kind: u8,
+    pub code_min: u8,
+    pub code_max: u8,
+}
+
+impl IcmpType {
+    /// libxt_icmp's type 0xFF: every ICMP packet.
+    pub const ANY: u8 = 0xFF;
+}
+
+/// `-m ttl`: how the packet's TTL compares with the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TtlMode {
+    /// `--ttl-eq`
+    Eq,
+    /// `! --ttl-eq`
+    Ne,
+    /// `--ttl-lt`
+    Lt,
+    /// `--ttl-gt`
+    Gt,
+}
+
+/// An inclusive range of IPv4 addresses (`-m iprange`); `first > last` matches nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AddrRange {
+    pub first: std::net::Ipv4Addr,
+    pub last: std::net::Ipv4Addr,
+}
+
+/// `-m limit`: the average period in units of 1/10000 s (xt_limit's `avg`) and the burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Limit {
+    pub avg: u32,
+    pub burst: u32,
+}
+
+impl Limit {
+    /// xt_limit's `XT_LIMIT_SCALE`: `avg` counts 1/10000 s.
+    pub const SCALE: u32 = 10000;
+    /// libxt_limit's defaults: 3/hour, burst 5.
+    pub const DEFAULT: Limit = Limit {
+        avg: Limit::SCALE * 60 * 60 / 3,
+        burst: 5,
+    };
+}
+
+/// The match modules (`-m NAME` or implied by `-p`), in the order the user gave them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Match {
+    /// `-m tcp` / `-m udp`: `proto` is IPPROTO_TCP or IPPROTO_UDP; `tcp_flags` (`--tcp-flags`,
+    /// `--syn`) only for tcp.
+    Ports {
+        proto: u8,
+        sport: Option<Negatable<PortRange>>,
+        dport: Option<Negatable<PortRange>>,
+        tcp_flags: Option<Negatable<TcpFlags>>,
+    },
+    /// `-m multiport`: up to 15 ports, a range counting as two.
+    Multiport {
+        dir: MultiportDir,
+        ports: Negatable<Vec<PortRange>>,
+    },
+    /// `-m icmp --icmp-type`
+    Icmp(Negatable<IcmpType>),
+    /// `-m iprange --src-range/--dst-range`: at least one is set.
+    Iprange {
+        src: Option<Negatable<AddrRange>>,
+        dst: Option<Negatable<AddrRange>>,
+    },
+    /// `-m mac --mac-source`
+    Mac(Negatable<[u8; 6]>),
+    /// `-m length --length`: the IP total length in `first..=last`.
+    Length(Negatable<PortRange>),
+    /// `-m ttl`
+    Ttl { mode: TtlMode, value: u8 },
+    /// `-m addrtype --src-type/--dst-type`: sets of `1 << rtn::*` bits; at least one is set.
+    Addrtype {
+        src: Option<Negatable<u16>>,
+        dst: Option<Negatable<u16>>,
+    },
+    /// `-m comment --comment`: no effect on matching.
+    Comment(String),
+    /// `-m limit`
+    Limit(Limit),
+    /// `-m conntrack --ctstate` / `-m state --state`: the packet's connection state is one of
+    /// `states`, a set of `1 << pcn_iptables_common::conntrack::ctstate::*` bits.
+    Conntrack {
+        module: StateModule,
+        states: Negatable<u8>,
+    },
+}
+
+/// Which module spelled a state match: they match alike and print differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StateModule {
+    /// `-m conntrack --ctstate`
+    Conntrack,
+    /// `-m state --state`
+    State,
+}
+
+/// `-j LOG`'s options.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Log {
+    /// syslog level, 0..=7.
+    pub level: u8,
+    /// `pcn_iptables_common::log_flag::*` bits (the same values as iptables' `IPT_LOG_*`).
+    pub flags: u8,
+    /// At most 29 bytes; empty when none.
+    pub prefix: String,
+}
+
+impl Log {
+    /// LOG's default level, `warning`.
+    pub const DEFAULT_LEVEL: u8 = 4;
+}
+
+/// What happens to a packet when a rule matches.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Target {
+    Accept,
+    Drop,
+    Return,
+    /// `-j CHAIN`
+    Jump(String),
+    /// `-g CHAIN`
+    Goto(String),
+    /// `-j REJECT --reject-with`: `pcn_iptables_common::reject::*`.
+    Reject(u32),
+    /// `-j LOG`
+    Log(Log),
+}
+
+impl Target {
+    /// The chain a `-j CHAIN` or `-g CHAIN` leads to.
+    pub fn chain(&self) -> Option<&str> {
+        match self {
+            Target::Jump(chain) | Target::Goto(chain) => Some(chain),
+            _ => None,
+        }
+    }
+}
