@@ -14,6 +14,7 @@ scenarios!(limit_burst_then_rate, limit_only_where_reached);
 /// Sends `n` UDP datagrams from `ns` to `dst:port`, one every `gap`.
 fn send_udp(ns: &Ns, dst: &str, port: u16, n: usize, gap: Duration) {
     let dst: Ipv4Addr = dst.parse().unwrap();
+    // SAFETY: raw socket calls on a descriptor this closure owns, with valid buffers.
     ns.in_ns(move || unsafe {
         let fd = OwnedFd::from_raw_fd(libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0));
         let sa = libc::sockaddr_in {

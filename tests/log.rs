@@ -24,6 +24,7 @@ fn udp_as_other_owner(ns: &Ns, dst: &str, port: u16) {
     let to = format!("{dst}:{port}");
     ns.in_ns(move || {
         // Per thread: this one only (and it ends here).
+        // SAFETY: setfsgid/setfsuid take plain ids.
         unsafe {
             libc::setfsgid(FSGID);
             libc::setfsuid(FSUID);

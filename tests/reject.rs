@@ -144,6 +144,7 @@ fn sockaddr(a: &str, port: u16) -> libc::sockaddr_in {
 /// A TCP connect from `ns`: "connected", "timeout", or the error the socket got.
 fn tcp(ns: &Ns, dst: &str, port: u16) -> String {
     let dst = dst.to_string();
+    // SAFETY: raw socket calls on descriptors this closure owns, with valid buffers.
     ns.in_ns(move || unsafe {
         let fd = OwnedFd::from_raw_fd(libc::socket(
             libc::AF_INET,
@@ -195,6 +196,7 @@ fn tcp(ns: &Ns, dst: &str, port: u16) -> String {
 /// A UDP datagram from a connected socket in `ns`: "echo", "timeout", or the socket's error.
 fn udp(ns: &Ns, dst: &str, port: u16) -> String {
     let dst = dst.to_string();
+    // SAFETY: raw socket calls on descriptors this closure owns, with valid buffers.
     ns.in_ns(move || unsafe {
         let fd = OwnedFd::from_raw_fd(libc::socket(
             libc::AF_INET,
@@ -448,6 +450,7 @@ fn reject_output(fw: Fw) {
 /// the errors that quote the socket's own port) within a second.
 fn errors_for_burst(ns: &Ns, dst: &str, port: u16, n: usize) -> usize {
     let dst = dst.to_string();
+    // SAFETY: raw socket calls on descriptors this closure owns, with valid buffers.
     ns.in_ns(move || unsafe {
         let raw = OwnedFd::from_raw_fd(libc::socket(
             libc::AF_INET,

@@ -19,8 +19,8 @@ use aya_obj::{
     programs::XdpAttachType,
 };
 use pcn_iptables::{
-    cli::commit::{self, Slots},
     dataplane::{self, Dataplane, bpffs},
+    engine::{self, Slots},
     model::{Policy, Rule, Table},
 };
 use pcn_iptables_common::Counter;
@@ -76,7 +76,7 @@ pub fn install_with(
         .map(|c| c.policy_counter)
         .context("the rule set's chain")?;
     let start = Instant::now();
-    commit::install(&dp, &running, None, &table, &slots)
+    engine::install(&dp, &running, None, &table, &slots)
         .map_err(|e| anyhow!("{}", e.render("pcn-iptables").trim_end()))?;
     Ok(Installed {
         dp,

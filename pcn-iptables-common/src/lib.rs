@@ -463,17 +463,27 @@ pub struct IcmpGlobal {
 #[cfg(feature = "user")]
 mod user {
     use super::*;
-    // SAFETY: all of these are plain old data with no padding holes the kernel would reject.
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for Bitmap {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for ChainConfig {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for Action {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for Counter {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for PacketInfo {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for LogRecord {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for Settings {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for IcmpPeer {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for IcmpGlobal {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for crate::conntrack::CtKey {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for crate::conntrack::CtEntry {}
 }
 

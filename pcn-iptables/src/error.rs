@@ -106,4 +106,12 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Kernel-side failures (the data plane, the lock's file, the namespace's interfaces): not
+/// the user's syntax, but something they must hear about, with iptables' RESOURCE_PROBLEM.
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        Error::raw(RESOURCE_PROBLEM, format!("pcn-iptables: {e:#}\n"))
+    }
+}
+
 pub type Result<T> = std::result::Result<T, Error>;

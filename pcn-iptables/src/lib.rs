@@ -1,12 +1,13 @@
 //! pcn-iptables: iptables' command line, with the filtering done in eBPF.
 //!
 //! Imports run one way: `model` ← `xtables` ← `ext` ← `syntax`, `ruleset`, `listing` ←
-//! `compile` ← `dataplane` ← `cli` (see the README's design section). Data flows from argv
+//! `compile` ← `dataplane` ← `engine` ← `cli` (see the README's design section). Data flows from argv
 //! through `syntax` → `ruleset` → `compile` → `dataplane`; `listing` prints `-L`.
 
 pub mod cli;
 pub mod compile;
 pub mod dataplane;
+pub mod engine;
 pub mod error;
 pub mod ext;
 pub mod listing;

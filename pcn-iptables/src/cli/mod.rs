@@ -1,7 +1,6 @@
 //! argv[0] dispatch, the tool's own management flags, and one iptables invocation from command
 //! line to committed generation.
 
-pub mod commit;
 mod restore;
 mod save;
 
@@ -13,6 +12,7 @@ use pcn_iptables_common::Counter;
 use crate::{
     IPTABLES_VERSION,
     dataplane::{self, Dataplane, lock},
+    engine,
     error::{Error, PARAMETER_PROBLEM, RESOURCE_PROBLEM, Result, VERSION_PROBLEM},
     listing,
     model::{BASE_CHAINS, Command, Table, Wait, Zeroing},
@@ -95,33 +95,28 @@ pub fn main() -> i32 {
     }
 }
 
-/// Kernel-side failures: not the user's syntax, but something they must hear about.
-fn internal(e: anyhow::Error) -> Error {
-    Error::raw(RESOURCE_PROBLEM, format!("pcn-iptables: {e:#}\n"))
-}
-
 fn manage(args: &[String]) -> Result<()> {
     let m = Manage::try_parse_from(args).map_err(|e| Error::raw(2, e.to_string()))?;
     if let Some(entries) = m.conntrack_size {
         conntrack_size(entries)?;
     }
     if m.conntrack {
-        let dp = Dataplane::open().map_err(internal)?;
-        let entries = dataplane::conntrack::entries(dp.dir()).map_err(internal)?;
+        let dp = Dataplane::open()?;
+        let entries = dataplane::conntrack::entries(dp.dir())?;
         print(&listing::conntrack::render(
             entries,
             dataplane::conntrack::now(),
         ));
     }
     if m.log_follow {
-        let dp = Dataplane::open().map_err(internal)?;
+        let dp = Dataplane::open()?;
         let mut out = std::io::stdout().lock();
-        dataplane::log::follow(dp.dir(), &mut out).map_err(internal)?;
+        dataplane::log::follow(dp.dir(), &mut out)?;
     }
     if m.uninstall {
-        let dp = Dataplane::open().map_err(internal)?;
-        let _lock = lock::acquire(&dp.lock_path().map_err(internal)?, &Wait::Forever)?;
-        dp.uninstall().map_err(internal)?;
+        let dp = Dataplane::open()?;
+        let _lock = lock::acquire(&dp.lock_path()?, &Wait::Forever)?;
+        dp.uninstall()?;
     }
     Ok(())
 }
@@ -129,11 +124,9 @@ fn manage(args: &[String]) -> Result<()> {
 /// `--conntrack-size`: installs with a connection table of `entries` (the table is pinned and
 /// shared by every generation, so an installed one keeps its size).
 fn conntrack_size(entries: u32) -> Result<()> {
-    let dp = Dataplane::open()
-        .map_err(internal)?
-        .with_conntrack_entries(entries);
-    let _lock = lock::acquire(&dp.lock_path().map_err(internal)?, &Wait::Forever)?;
-    match dp.conntrack_entries().map_err(internal)? {
+    let dp = Dataplane::open()?.with_conntrack_entries(entries);
+    let _lock = lock::acquire(&dp.lock_path()?, &Wait::Forever)?;
+    match dp.conntrack_entries()? {
         Some(n) if n == entries => Ok(()),
         Some(n) => Err(Error::raw(
             PARAMETER_PROBLEM,
@@ -144,13 +137,13 @@ fn conntrack_size(entries: u32) -> Result<()> {
         )),
         None => {
             dp.start_grace();
-            let state = dp.read_state().map_err(internal)?;
-            commit::install(
+            let state = dp.read_state()?;
+            engine::install(
                 &dp,
                 &state,
                 None,
                 &state.table,
-                &commit::Slots::new(&state.table),
+                &engine::Slots::new(&state.table),
             )
         }
     }
@@ -194,7 +187,7 @@ fn check_privileges(table: &str) -> Result<()> {
     let caps = effective_capabilities();
     let has = |cap: u32| caps & (1 << cap) != 0;
     if !nix::unistd::geteuid().is_root() && !has(CAP_DAC_OVERRIDE) {
-        let path = lock::path().map_err(internal)?;
+        let path = lock::path()?;
         return Err(Error::raw(
             RESOURCE_PROBLEM,
             format!(
@@ -220,7 +213,7 @@ fn check_privileges(table: &str) -> Result<()> {
 fn zero(dp: &Dataplane, table: &Table, slots: Vec<u32>) -> Result<()> {
     let policies = table.chains.iter().filter(|c| c.policy.is_some());
     dp.zero(slots.into_iter().chain(policies.map(|c| c.policy_counter)))
-        .map_err(internal)
+        .map_err(Error::from)
 }
 
 /// `-Z` given with `-L` or `-S`, once they have listed.
@@ -263,8 +256,8 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     }
     check_privileges(&invocation.table)?;
     invocation.check_table()?;
-    let dp = Dataplane::open().map_err(internal)?;
-    let _lock = lock::acquire(&dp.lock_path().map_err(internal)?, &invocation.wait)?;
+    let dp = Dataplane::open()?;
+    let _lock = lock::acquire(&dp.lock_path()?, &invocation.wait)?;
     if !matches!(
         invocation.command,
         Command::List { .. }
@@ -274,7 +267,7 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     ) {
         dp.start_grace();
     }
-    let mut state = dp.read_state().map_err(internal)?;
+    let mut state = dp.read_state()?;
     let table = &state.table;
     let echo = || -> Result<()> {
         if invocation.verbose {
@@ -289,7 +282,7 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
             options,
             zero,
         } => {
-            let counters = dp.counters().map_err(internal)?;
+            let counters = dp.counters()?;
             print(&listing::list(
                 table,
                 chain.as_deref(),
@@ -305,7 +298,7 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
             verbose,
             zero,
         } => {
-            let counters = dp.counters().map_err(internal)?;
+            let counters = dp.counters()?;
             let counters: Option<&dyn Fn(u32) -> (u64, u64)> =
                 if *verbose { Some(&counters) } else { None };
             print(&ruleset::list_rules(
@@ -336,7 +329,7 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
         }
         command => {
             echo()?;
-            let mut slots = commit::Slots::new(table);
+            let mut slots = engine::Slots::new(table);
             // The change goes into the table itself (no copy of a big ruleset); its rules'
             // counter slots tell the compiler which rules stayed.
             let old = crate::compile::slots_of(table);
@@ -354,7 +347,7 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
                 };
                 slots.set_policy(&new, chain, start);
             }
-            commit::install(
+            engine::install(
                 &dp,
                 &state,
                 Some(crate::compile::Old::Slots(&old)),

@@ -7,7 +7,8 @@ use std::io::{BufRead, BufReader, Write as _};
 
 use pcn_iptables_common::Counter;
 
-use super::{check_privileges, commit, internal, version};
+use super::{check_privileges, version};
+use crate::engine;
 use crate::{
     dataplane::{Dataplane, State, lock},
     error::{Error, OTHER_PROBLEM, Result, Style},
@@ -235,7 +236,7 @@ enum Open {
         /// What runs (the table as it was at the `*` line).
         running: Box<State>,
         table: Table,
-        slots: commit::Slots,
+        slots: engine::Slots,
     },
     /// One of [`OTHER_TABLES`], which must stay empty.
     Empty {
@@ -333,8 +334,8 @@ impl Restore<'_> {
     fn table(&mut self, name: Option<&str>, number: usize) -> Result<()> {
         let prog = self.prog;
         check_privileges(name.unwrap_or_default())?;
-        let dp = Dataplane::open().map_err(internal)?;
-        let lock = lock::acquire(&dp.lock_path().map_err(internal)?, &self.options.wait)?;
+        let dp = Dataplane::open()?;
+        let lock = lock::acquire(&dp.lock_path()?, &self.options.wait)?;
         let Some(name) = name else {
             return Err(at_line(
                 Error::parameter(format!("{prog}: line {number} table name invalid")),
@@ -359,9 +360,9 @@ impl Restore<'_> {
             if !self.options.test {
                 dp.start_setup();
             }
-            let running = Box::new(dp.read_state().map_err(internal)?);
+            let running = Box::new(dp.read_state()?);
             let mut table = running.table.clone();
-            let slots = commit::Slots::new(&table);
+            let slots = engine::Slots::new(&table);
             if flush {
                 let mut echo = String::new();
                 for chain in &mut table.chains {
@@ -566,7 +567,7 @@ impl Restore<'_> {
                 zero,
                 ..
             } => {
-                let running = dp.counters().map_err(internal)?;
+                let running = dp.counters()?;
                 print(&list(table, &invocation.command, &slots.reader(&running)).map_err(fail)?);
                 let zeroed = match zero {
                     Some(Zeroing::Chains) => {
@@ -634,9 +635,9 @@ impl Restore<'_> {
             // The kernel's own checks fail the COMMIT line, with nothing but that to say.
             ruleset::commit_checks(&table).map_err(|_| line_failed(prog, number))?;
             if self.options.test {
-                commit::compile(&table, &slots).map_err(failed)?;
+                engine::compile(&table, &slots).map_err(failed)?;
             } else {
-                commit::install(&dp, &running, None, &table, &slots).map_err(failed)?;
+                engine::install(&dp, &running, None, &table, &slots).map_err(failed)?;
                 self.committed = true;
             }
         }

@@ -281,6 +281,7 @@ impl Drop for Mapping {
 // SAFETY: a mapping is plain shared memory; who writes where is up to its users (each thread
 // of a fill writes its own bitmaps).
 unsafe impl Send for Mapping {}
+// SAFETY: as for Send.
 unsafe impl Sync for Mapping {}
 
 /// Raw system calls for `grace_child`, which may not touch anything of the C library (it

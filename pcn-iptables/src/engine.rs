@@ -1,5 +1,5 @@
-//! Turning a new ruleset into the running one: counter slots for new rules, compile, commit.
-//! Shared by single commands and restore.
+//! The one way a change goes from a command to the running data plane: counter slots for new
+//! rules, compile, commit. Used by single commands, restore and the benchmarks.
 
 use std::collections::HashMap;
 
@@ -7,7 +7,6 @@ use rustc_hash::FxHashSet;
 
 use pcn_iptables_common::{Counter, MAX_COUNTERS};
 
-use super::internal;
 use crate::{
     compile::{self, Link, Program},
     dataplane::{self, Dataplane, State},
@@ -73,8 +72,8 @@ impl Slots {
 
 /// The namespace's interfaces and address types, which compiling needs besides the rules.
 fn inputs() -> Result<(Vec<Link>, compile::AddressTypes)> {
-    let links = dataplane::links().map_err(internal)?;
-    let routes = dataplane::routes::local_routes().map_err(internal)?;
+    let links = dataplane::links()?;
+    let routes = dataplane::routes::local_routes()?;
     Ok((links, compile::AddressTypes::new(&routes)))
 }
 
@@ -120,15 +119,12 @@ pub fn install(
     let inputs = inputs()?;
     let base = running.base(old);
     let p = program(table, &inputs, base.as_ref())?;
-    if dp
-        .commit(table, &p, &inputs.0, &slots.fresh, running)
-        .map_err(internal)?
-    {
+    if dp.commit(table, &p, &inputs.0, &slots.fresh, running)? {
         return Ok(());
     }
     // The running generation's maps could not take it: all anew.
     let p = program(table, &inputs, None)?;
     dp.commit(table, &p, &inputs.0, &slots.fresh, running)
-        .map_err(internal)
+        .map_err(Error::from)
         .map(drop)
 }

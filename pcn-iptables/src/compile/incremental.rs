@@ -1,0 +1,241 @@
+//! The incremental build on the running generation: for each chain, only the words from its
+//! first changed rule on; atoms and bitmap indexes stay.
+
+use super::*;
+
+/// The build on the running generation; `None` when it cannot be (chain ids run out).
+pub(super) fn incremental(
+    ctx: &Ctx,
+    table: &Table,
+    base: &Base,
+) -> Result<Option<Program>, CompileError> {
+    let track = tracks(table);
+    let layout = base.layout;
+    let names = chain_names(layout, table);
+    if names.len() > MAX_CHAINS as usize {
+        return Ok(None);
+    }
+    let (actions, bases) = actions(table, &names)?;
+    let old_cfg = |id: usize| layout.chains.get(id).map(config);
+    let changed = changes(&names, base, table);
+    let changed_id = |e: &Entry| {
+        let id = u16::from_be_bytes([e.key[1], e.key[2]]) as usize;
+        changed.get(id).is_some_and(|c| c.is_some()) && !names[id].is_empty()
+    };
+    let mut placing = Placing {
+        taken: kept_indexes(layout, &changed, &changed_id),
+        next_index: layout.next_index,
+        entries: layout
+            .entries
+            .iter()
+            .filter(|e| !changed_id(e))
+            .copied()
+            .collect(),
+        updates: Vec::new(),
+        writes: Vec::new(),
+    };
+    let mut made = Vec::new();
+    let mut words = Vec::new();
+    let mut chains = Vec::with_capacity(names.len());
+    for (id, name) in names.iter().enumerate() {
+        if name.is_empty() {
+            chains.push(ChainConfig::default());
+            continue;
+        }
+        let (rules, policy, policy_counter) = chain_of(table, name, id as u32);
+        let mut cfg = chain_config(rules, bases[id], policy, policy_counter, track);
+        let Some(from) = changed[id] else {
+            let old = old_cfg(id).unwrap_or_default();
+            cfg.fields = old.fields;
+            cfg.rules = old.rules;
+            cfg.count_only = old.count_only;
+            cfg.limited = old.limited;
+            chains.push(cfg);
+            continue;
+        };
+        let chain_entries;
+        let chain_base = match old_cfg(id) {
+            Some(cfg) if layout.chain_names.get(id) == Some(name) => {
+                chain_entries = entries_of_chain(&layout.entries, id as u32);
+                Some(ChainBase {
+                    cfg,
+                    entries: &chain_entries,
+                })
+            }
+            _ => None,
+        };
+        made.clear();
+        cfg.fields = chain_bitmaps(
+            ctx,
+            id as u32,
+            rules,
+            from,
+            chain_base.as_ref(),
+            &mut made,
+            &mut words,
+        )?;
+        let own_index = placing.place(&made, &words);
+        cfg.rules = own_index[OWN_RULES as usize];
+        cfg.count_only = own_index[OWN_COUNT_ONLY as usize];
+        cfg.limited = own_index[OWN_LIMITED as usize];
+        chains.push(cfg);
+    }
+    let Placing {
+        next_index,
+        mut entries,
+        updates,
+        writes,
+        ..
+    } = placing;
+    // Mostly new atoms (a ruleset replaced by another): built anew, without the stale ones.
+    if updates.len() > 4096 && updates.len() * 2 > entries.len() {
+        return Ok(None);
+    }
+    entries.sort_unstable_by_key(Entry::order);
+    Ok(Some(Program {
+        layout: Layout {
+            chain_names: names,
+            chains: chains.iter().map(stored).collect(),
+            entries,
+            next_index,
+            inputs: layout.inputs,
+            entries_at_full: layout.entries_at_full,
+        },
+        chains,
+        actions,
+        writes,
+        words,
+        updates: Some(updates),
+    }))
+}
+
+/// The chains' ids: they keep theirs (a chain gone leaves an empty name); new ones get new
+/// ids, never one with entries in the trie.
+fn chain_names(layout: &Layout, table: &Table) -> Vec<String> {
+    let mut names = layout.chain_names.clone();
+    for name in &mut names {
+        if table.chain(name).is_none() && !["INPUT", "FORWARD", "OUTPUT"].contains(&name.as_str()) {
+            name.clear();
+        }
+    }
+    for chain in &table.chains {
+        if !names.contains(&chain.name) {
+            names.push(chain.name.clone());
+        }
+    }
+    names
+}
+
+/// Which chains change, and from which word (`None`: unchanged).
+fn changes(names: &[String], base: &Base, table: &Table) -> Vec<Option<usize>> {
+    let layout = base.layout;
+    names
+        .iter()
+        .enumerate()
+        .map(|(id, name)| {
+            let new = table.chain(name).map_or(&[][..], |c| c.rules.as_slice());
+            if layout.chain_names.get(id) == Some(name) {
+                base.old.first_change(name, new).map(|k| k / 64)
+            } else {
+                // Not in the running generation: new (its id is fresh).
+                Some(0)
+            }
+        })
+        .collect()
+}
+
+/// The bitmap indexes the unchanged chains (and chains gone) keep.
+fn kept_indexes(
+    layout: &Layout,
+    changed: &[Option<usize>],
+    changed_id: &impl Fn(&Entry) -> bool,
+) -> Vec<bool> {
+    let mut taken = vec![false; layout.next_index as usize];
+    for e in &layout.entries {
+        if !changed_id(e) {
+            taken[e.index as usize] = true;
+        }
+    }
+    for (id, c) in changed.iter().enumerate() {
+        if c.is_none()
+            && let Some(cfg) = layout.chains.get(id).map(config)
+        {
+            for i in [cfg.rules, cfg.count_only, cfg.limited] {
+                if let Some(t) = taken.get_mut(i as usize) {
+                    *t = true;
+                }
+            }
+        }
+    }
+    taken
+}
+
+/// Bitmap indexes handed out to a change's bitmaps: the running one's where it is free,
+/// new ones otherwise; and what the data plane must write.
+struct Placing {
+    taken: Vec<bool>,
+    next_index: u32,
+    entries: Vec<Entry>,
+    updates: Vec<TrieUpdate>,
+    writes: Vec<Write>,
+}
+
+impl Placing {
+    /// Places one chain's bitmaps (`made`, words in `words`); returns the indexes of its own
+    /// bitmaps, by `OWN_*`.
+    fn place(&mut self, made: &[Made], words: &[u64]) -> [u32; 4] {
+        let mut own_index = [0u32; 4];
+        for m in made {
+            // A chain without limited rules: its limited bitmap is its count-only one (the
+            // classifier then saves a lookup).
+            if m.own == OWN_LIMITED
+                && words[m.at..m.at + m.len as usize]
+                    == words[made[1].at..made[1].at + made[1].len as usize]
+            {
+                own_index[OWN_LIMITED as usize] = own_index[OWN_COUNT_ONLY as usize];
+                continue;
+            }
+            let keep = (m.old as usize) < self.taken.len() && !self.taken[m.old as usize];
+            let index = if keep {
+                self.taken[m.old as usize] = true;
+                m.old
+            } else {
+                self.next_index += 1;
+                self.next_index - 1
+            };
+            match m.entry {
+                Some((key, len)) => {
+                    let entry = Entry::new(key, len, index);
+                    self.entries.push(entry);
+                    if !keep {
+                        self.updates.push(TrieUpdate {
+                            entry,
+                            src: m.src,
+                            running: m.running,
+                        });
+                    }
+                    self.writes.push(Write {
+                        index,
+                        src: m.src,
+                        from: m.from,
+                        at: m.at,
+                        len: m.len,
+                        whole: false,
+                    });
+                }
+                None => {
+                    own_index[m.own as usize] = index;
+                    self.writes.push(Write {
+                        index,
+                        src: SRC_ZERO,
+                        from: 0,
+                        at: m.at,
+                        len: m.len,
+                        whole: true,
+                    });
+                }
+            }
+        }
+        own_index
+    }
+}

@@ -1,0 +1,361 @@
+//! The incremental build against the full one: a model of the two generation slots (the
+//! words each bitmap index holds, and one trie) goes through random changes the way the
+//! data plane applies them, and classifies every packet as a full build of the same table.
+
+use super::tests::Rng;
+use super::*;
+use crate::model::{Chain, Match, PortRange};
+use pcn_iptables_common::MAX_WORDS;
+use std::net::Ipv4Addr;
+
+const MACS: [[u8; 6]; 3] = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]];
+
+/// `macs`: whether it may have `--mac-source` (not in the first build, so that changes
+/// bring the field to chains with rules before the change).
+fn rule(rng: &mut Rng, counter: u32, macs: bool) -> Rule {
+    let net = |rng: &mut Rng, first: u8| {
+        let len = [8u8, 16, 24, 32][rng.below(4) as usize];
+        let a = Ipv4Addr::new(
+            first,
+            rng.below(4) as u8,
+            rng.below(4) as u8,
+            rng.below(4) as u8,
+        );
+        let n = ipnetwork::Ipv4Network::new(a, len).unwrap();
+        Negatable {
+            value: ipnetwork::Ipv4Network::new(n.network(), len).unwrap(),
+            negated: rng.below(5) == 0,
+        }
+    };
+    let port = |rng: &mut Rng| {
+        let first = rng.below(40) as u16;
+        Negatable {
+            value: PortRange {
+                first,
+                last: first + rng.below(3) as u16 * 7,
+            },
+            negated: rng.below(6) == 0,
+        }
+    };
+    let proto = [6u8, 17][rng.below(2) as usize];
+    let ports = rng.below(3) != 0;
+    Rule {
+        src: (rng.below(3) != 0).then(|| net(rng, 10)),
+        dst: (rng.below(2) != 0).then(|| net(rng, 172)),
+        in_iface: None,
+        out_iface: None,
+        proto: (ports || rng.below(2) == 0).then(|| Negatable::plain(proto)),
+        fragment: None,
+        matches: {
+            let mut matches = Vec::new();
+            if ports {
+                matches.push(Match::Ports {
+                    proto,
+                    sport: (rng.below(3) == 0).then(|| port(rng)),
+                    dport: (rng.below(3) != 0).then(|| port(rng)),
+                    tcp_flags: None,
+                });
+            }
+            // Sometimes one `--mac-source`, rarely two.
+            for _ in 0..[0, 0, 0, 0, 0, 1, 1, 2][rng.below(8) as usize] * macs as usize {
+                matches.push(Match::Mac(Negatable {
+                    value: MACS[rng.below(2) as usize],
+                    negated: rng.below(3) == 0,
+                }));
+            }
+            matches
+        },
+        target: match rng.below(5) {
+            0 => None,
+            1 => Some(Target::Accept),
+            2 => Some(Target::Jump("web".into())),
+            _ => Some(Target::Drop),
+        },
+        counter,
+    }
+}
+
+/// A slot's bitmaps as the classifier sees them (full MAX_WORDS words each).
+type Slot = Vec<Vec<u64>>;
+
+fn classify(
+    layout: &Layout,
+    chains: &[ChainConfig],
+    slot: &Slot,
+    trie: &[Entry],
+    chain: u32,
+    pkt: &[(u8, [u8; 6], u32)],
+) -> Option<usize> {
+    let cfg = chains[chain as usize];
+    let lookup = |id: u8, value: [u8; 6], bits: u32| -> Option<&Vec<u64>> {
+        let key = field_key6(id, chain, value);
+        let bit = |k: &[u8], i: u32| k[(i / 8) as usize] & (0x80 >> (i % 8)) != 0;
+        trie.iter()
+            .filter(|e| {
+                e.prefix_len as u32 <= FIELD_KEY_HEADER_BITS + bits
+                    && (0..e.prefix_len as u32).all(|i| bit(&e.key, i) == bit(&key, i))
+            })
+            .max_by_key(|e| e.prefix_len)
+            .map(|e| &slot[e.index as usize])
+    };
+    let _ = layout;
+    let mut maps = vec![&slot[cfg.rules as usize]];
+    for &(id, value, bits) in pkt {
+        if cfg.fields & field::bit(id) != 0 {
+            maps.push(lookup(id, value, bits)?);
+        }
+    }
+    (0..MAX_WORDS).find_map(|i| {
+        let w = maps.iter().fold(u64::MAX, |acc, m| acc & m[i]);
+        (w != 0).then(|| i * 64 + w.trailing_zeros() as usize)
+    })
+}
+
+/// Applies `p` to the inactive slot `slots[1 - active]` as the data plane does.
+fn apply(
+    slots: &mut [Slot; 2],
+    trie: &mut Vec<Entry>,
+    active: usize,
+    p: &Program,
+    delta: &[(u32, u32, u32)],
+    running_chains: &[ChainConfig],
+) -> Vec<(u32, u32, u32)> {
+    let n = p.layout.next_index as usize;
+    for s in slots.iter_mut() {
+        s.resize(n, vec![0; MAX_WORDS]);
+    }
+    let (a, b) = if active == 0 {
+        let (x, y) = slots.split_at_mut(1);
+        (&mut x[0], &mut y[0])
+    } else {
+        let (x, y) = slots.split_at_mut(1);
+        (&mut y[0], &mut x[0])
+    };
+    let _ = running_chains;
+    let updates = p.updates.as_ref().unwrap();
+    for u in updates {
+        if u.running {
+            a[u.entry.index as usize] = a[u.src as usize].clone();
+        }
+    }
+    let mut written = vec![false; n];
+    let mut new_delta = Vec::new();
+    for w in &p.writes {
+        written[w.index as usize] = true;
+        let dst = &mut b[w.index as usize];
+        let from = w.from as usize;
+        let end = from + w.len as usize;
+        let lo = if w.src == w.index {
+            let d = delta.iter().find(|d| d.0 == w.index);
+            let lo = d.map_or(from, |d| (d.1 as usize).min(from));
+            if let Some(d) = d
+                && end < d.2 as usize
+            {
+                dst[end..d.2 as usize].copy_from_slice(&a[w.index as usize][end..d.2 as usize]);
+            }
+            lo
+        } else {
+            0
+        };
+        for i in lo..from {
+            dst[i] = match w.src {
+                SRC_ZERO => 0,
+                SRC_ONES => u64::MAX,
+                s => a[s as usize][i],
+            };
+        }
+        dst[from..end].copy_from_slice(p.words_of(w));
+        if w.whole {
+            for x in &mut dst[end..] {
+                *x = 0;
+            }
+        }
+        new_delta.push((
+            w.index,
+            if w.src == w.index { w.from } else { 0 },
+            if w.whole {
+                MAX_WORDS as u32
+            } else {
+                end as u32
+            },
+        ));
+    }
+    for &(i, f, t) in delta {
+        if !written[i as usize] {
+            for x in f..t {
+                b[i as usize][x as usize] = a[i as usize][x as usize];
+            }
+        }
+    }
+    for u in updates {
+        trie.retain(|e| e.order() != u.entry.order());
+        trie.push(u.entry);
+    }
+    new_delta
+}
+
+fn packets(rng: &mut Rng) -> Vec<Vec<(u8, [u8; 6], u32)>> {
+    (0..200)
+        .map(|_| {
+            let mut addr = |first| {
+                let mut next = || rng.below(5) as u8;
+                Ipv4Addr::new(first, next(), next(), next()).octets()
+            };
+            let (src, dst) = (addr(10), addr(172));
+            let proto = [6u8, 17, 1][rng.below(3) as usize];
+            let sp = (rng.below(60) as u16).to_be_bytes();
+            let dp = (rng.below(60) as u16).to_be_bytes();
+            let port = |p: [u8; 2]| {
+                if proto == 1 {
+                    ([0, 0, 0, 0, 0, 0], 8)
+                } else {
+                    ([1, p[0], p[1], 0, 0, 0], 24)
+                }
+            };
+            let (s, sb) = port(sp);
+            let (d, db) = port(dp);
+            // A named address, another one, or none (no Ethernet header).
+            let mac = [MACS[0], MACS[1], MACS[2], [0; 6]][rng.below(4) as usize];
+            vec![
+                (field::MAC_SRC, mac, 48),
+                (field::SRC, [src[0], src[1], src[2], src[3], 0, 0], 32),
+                (field::DST, [dst[0], dst[1], dst[2], dst[3], 0, 0], 32),
+                (field::PROTO, [proto, 0, 0, 0, 0, 0], 8),
+                (field::SPORT, s, sb),
+                (field::DPORT, d, db),
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn incremental_generations_classify_like_full_builds() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let ctx_links: Vec<Link> = Vec::new();
+    let at = AddressTypes::default();
+    for round in 0..12 {
+        let mut table = Table::default();
+        table.add_chain(Chain {
+            name: "web".into(),
+            policy: None,
+            policy_counter: 0,
+            rules: Vec::new(),
+        });
+        let mut counter = 10;
+        let n = [0usize, 5, 70, 200][round % 4];
+        for _ in 0..n {
+            counter += 1;
+            let r = rule(&mut rng, counter, false);
+            table.chains[0].rules.push(r);
+        }
+        let first = program(&table, &ctx_links, &at, None).unwrap();
+        assert!(first.is_full());
+        // Both slots hold the first build (as after a full install and its copy).
+        let mut slots: [Slot; 2] = [Vec::new(), Vec::new()];
+        for s in slots.iter_mut() {
+            s.resize(first.layout.next_index as usize, vec![0; MAX_WORDS]);
+            for w in &first.writes {
+                let d = &mut s[w.index as usize];
+                d[..w.len as usize].copy_from_slice(first.words_of(w));
+            }
+        }
+        let mut trie = first.layout.entries.clone();
+        let mut layout = first.layout.clone();
+        let mut chains = first.chains.clone();
+        let mut active = 0;
+        let mut delta: Vec<(u32, u32, u32)> = Vec::new();
+        for step in 0..40 {
+            let old = table.clone();
+            let chain = if rng.below(4) == 0 { 3 } else { 0 };
+            let rules = &mut table.chains[chain].rules;
+            counter += 1;
+            match rng.below(6) {
+                0 | 1 => rules.push(rule(&mut rng, counter, true)),
+                2 if !rules.is_empty() => {
+                    rules.pop();
+                }
+                3 if !rules.is_empty() => {
+                    let i = rng.below(rules.len() as u64) as usize;
+                    rules.remove(i);
+                }
+                4 => {
+                    let i = rng.below(rules.len() as u64 + 1) as usize;
+                    rules.insert(i, rule(&mut rng, counter, true));
+                }
+                _ if !rules.is_empty() => {
+                    let i = rules.len() - 1 - rng.below(rules.len().min(70) as u64) as usize;
+                    rules[i] = rule(&mut rng, counter, true);
+                }
+                _ => {}
+            }
+            if step % 7 == 3 {
+                table.chains[1].policy = Some(Policy::Drop);
+            }
+            let counters = slots_of(&old);
+            let base = Base {
+                old: if step % 2 == 0 {
+                    Old::Table(&old)
+                } else {
+                    Old::Slots(&counters)
+                },
+                layout: &layout,
+            };
+            let p = program(&table, &ctx_links, &at, Some(&base)).unwrap();
+            assert!(!p.is_full(), "round {round} step {step}");
+            let want = program(&table, &ctx_links, &at, None).unwrap();
+            delta = apply(&mut slots, &mut trie, active, &p, &delta, &chains);
+            // The running generation still classifies as before the change.
+            let pk = packets(&mut rng);
+            let old_full = program(&old, &ctx_links, &at, None).unwrap();
+            let mut old_slot: Slot = vec![vec![0; MAX_WORDS]; old_full.layout.next_index as usize];
+            for w in &old_full.writes {
+                old_slot[w.index as usize][..w.len as usize].copy_from_slice(old_full.words_of(w));
+            }
+            let mut want_slot: Slot = vec![vec![0; MAX_WORDS]; want.layout.next_index as usize];
+            for w in &want.writes {
+                want_slot[w.index as usize][..w.len as usize].copy_from_slice(want.words_of(w));
+            }
+            for chain in [0u32, 3] {
+                for pkt in &pk {
+                    assert_eq!(
+                        classify(&layout, &chains, &slots[active], &trie, chain, pkt),
+                        classify(
+                            &old_full.layout,
+                            &old_full.chains,
+                            &old_slot,
+                            &old_full.layout.entries,
+                            chain,
+                            pkt
+                        ),
+                        "round {round} step {step}: the running generation changed"
+                    );
+                    assert_eq!(
+                        classify(&p.layout, &p.chains, &slots[1 - active], &trie, chain, pkt),
+                        classify(
+                            &want.layout,
+                            &want.chains,
+                            &want_slot,
+                            &want.layout.entries,
+                            chain,
+                            pkt
+                        ),
+                        "round {round} step {step}: chain {chain}"
+                    );
+                }
+            }
+            assert_eq!(p.actions.len(), want.actions.len());
+            let flags = |chains: &[ChainConfig]| chains.iter().map(|c| c.flags).collect::<Vec<_>>();
+            assert_eq!(
+                flags(&p.chains),
+                flags(&want.chains),
+                "round {round} step {step}"
+            );
+            let mut sorted = trie.clone();
+            sorted.sort_unstable_by_key(Entry::order);
+            assert_eq!(sorted, p.layout.entries, "the layout lists the trie");
+            layout = p.layout.clone();
+            chains = p.chains.clone();
+            active = 1 - active;
+        }
+    }
+}

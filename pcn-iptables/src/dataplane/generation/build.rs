@@ -1,0 +1,306 @@
+//! Building a generation: in full (new maps) or on the running one (`incremental`).
+
+use super::*;
+
+/// A full build: new maps for the slot, a new trie, and the same for the other slot, which
+/// takes them after the switch (at once, if no classifier ever ran in it: a first install).
+///
+/// `outer` opens the outer maps once `ready` says they exist; `setup` makes sure the
+/// programs are loaded. On a first install the maps go into both (idle) slots while they
+/// are filled and the programs load.
+pub(super) fn full(
+    dir: &Path,
+    outer: impl FnOnce() -> Result<[OwnedFd; 4]>,
+    c: &Change,
+    seq: u64,
+    ready: &dyn Fn() -> Result<()>,
+    setup: &dyn Fn() -> Result<()>,
+) -> Result<([OwnedFd; 4], Option<OtherCopy>)> {
+    let t = crate::dataplane::Timer("maps", std::time::Instant::now());
+    let p = c.program;
+    let other = (c.slot + 1) % pcn_iptables_common::GENERATIONS;
+    let trie = new_trie(&p.layout.entries, false)?;
+    let (arrays, fill_arrays) = new_arrays(p)?;
+    let (copy, fill_copy) = new_arrays(p)?;
+    ready()?;
+    let outer_maps = outer()?;
+    let outer = &outer_maps;
+    // A slot no classifier ever ran in (a first install) takes its maps at once.
+    let other_idle = !in_use(dir, other)?;
+    let slot_idle = !in_use(dir, c.slot)?;
+    fn maps<'a>(a: &'a Arrays, trie: &'a OwnedFd) -> Slots<'a> {
+        [
+            Some(a.chains.as_fd()),
+            Some(a.actions.as_fd()),
+            Some(trie.as_fd()),
+            Some(a.bitmaps.as_fd()),
+        ]
+    }
+    unpin_state(dir, c.slot)?;
+    if other_idle {
+        unpin_state(dir, other)?;
+    }
+    std::thread::scope(|s| -> Result<()> {
+        let stored = (slot_idle && other_idle).then(|| {
+            s.spawn(|| {
+                let _t = crate::dataplane::Timer("store", std::time::Instant::now());
+                store_slots(
+                    outer,
+                    &[(c.slot, maps(&arrays, &trie)), (other, maps(&copy, &trie))],
+                )
+            })
+        });
+        let filled_trie = s.spawn(|| trie_update(trie.as_fd(), &p.layout.entries));
+        let filled_copy = s.spawn(|| fill_copy(p));
+        fill_arrays(p);
+        let join = |r: std::thread::Result<Result<()>>| {
+            r.unwrap_or_else(|_| Err(anyhow::anyhow!("filling a map")))
+        };
+        filled_trie
+            .join()
+            .map(|r| r.context("filling the field trie"))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("filling the field trie")))?;
+        join(filled_copy.join().map(Ok))?;
+        drop(t);
+        setup()?;
+        let _t = crate::dataplane::Timer("outer", std::time::Instant::now());
+        match stored {
+            Some(stored) => join(stored.join()),
+            None => {
+                if !slot_idle {
+                    c.grace.wait()?;
+                }
+                let mut slots = vec![(c.slot, maps(&arrays, &trie))];
+                if other_idle {
+                    slots.push((other, maps(&copy, &trie)));
+                }
+                store_slots(outer, &slots)
+            }
+        }
+    })?;
+    let ids = |a: &Arrays| -> Result<[u32; 4]> {
+        Ok([
+            id_of(&a.chains)?,
+            id_of(&a.actions)?,
+            id_of(&trie)?,
+            id_of(&a.bitmaps)?,
+        ])
+    };
+    pin_state(
+        dir,
+        c.slot,
+        c.table,
+        &state::Slot {
+            seq,
+            maps: ids(&arrays)?,
+            layout: p.layout.clone(),
+            delta: None,
+        },
+    )?;
+    Ok((
+        outer_maps,
+        Some(OtherCopy {
+            arrays: copy,
+            trie,
+            stored: other_idle,
+        }),
+    ))
+}
+
+/// The other slot's copy of a full build.
+pub(super) struct OtherCopy {
+    pub(super) arrays: Arrays,
+    pub(super) trie: OwnedFd,
+    /// Already in the outer maps (the slot was idle); its state is pinned after the switch,
+    /// which is what makes it the copy of the running generation.
+    pub(super) stored: bool,
+}
+
+/// A change built on the running generation, written into the inactive slot's maps in place
+/// when they are the running generation's twin or predecessor, else into new arrays; the trie
+/// is shared. `false`: the running generation's maps cannot take it.
+pub(super) fn incremental(
+    dir: &Path,
+    outer: &[OwnedFd; 4],
+    c: &Change,
+    updates: &[compile::TrieUpdate],
+    seq: u64,
+    prefetched: Option<Prefetched>,
+) -> Result<bool> {
+    let t = crate::dataplane::Timer("maps", std::time::Instant::now());
+    let p = c.program;
+    let Some(running) = c.running else {
+        return Ok(false);
+    };
+    let (Ok(trie), Ok(active)) = (
+        sys::map_by_id(running.maps[FIELDS]),
+        sys::map_by_id(running.maps[BITMAPS]),
+    ) else {
+        return Ok(false);
+    };
+    let trie_info = sys::map_info(trie.as_fd())?;
+    let active_info = sys::map_info(active.as_fd())?;
+    let next = p.layout.next_index;
+    if (trie_info.max_entries as usize) < p.layout.entries.len()
+        || updates.iter().any(|u| {
+            u.running
+                && (u.entry.index >= active_info.max_entries || u.src >= active_info.max_entries)
+        })
+        || running.layout.next_index > active_info.max_entries
+        || p.writes
+            .iter()
+            .any(|w| w.src < SRC_ONES && w.src >= running.layout.next_index)
+    {
+        return Ok(false);
+    }
+    // The slot's own maps, if it can be rewritten in place.
+    let ids = ids_at(outer, c.slot)?;
+    // The slot's state must say what its maps hold, and that it shares the trie. A change
+    // that died half-way removed it first: the trie may then hold entries of that change,
+    // which the running layout does not know of (their bitmap indexes would be handed out
+    // again), so it is built anew.
+    let Some((slot_seq, slot_maps)) = state::read_header(dir, c.slot)? else {
+        return Ok(false);
+    };
+    if ids != slot_maps.map(Some) || slot_maps[FIELDS] != running.maps[FIELDS] {
+        return Ok(false);
+    }
+    // The slot holds the running generation (after a full build and its copy) or its
+    // predecessor (which `running.delta` tells the difference from); a change that died after
+    // storing its state but before the switch leaves anything else.
+    let behind = if slot_seq == running.seq {
+        Vec::new()
+    } else if slot_seq + 1 == running.seq
+        && let Some(delta) = &running.delta
+    {
+        let mut behind = vec![(u32::MAX, 0); running.layout.next_index as usize];
+        for &[i, f, t] in delta {
+            if let Some(b) = behind.get_mut(i as usize) {
+                *b = (f, t);
+            }
+        }
+        behind
+    } else {
+        return Ok(false);
+    };
+    let in_place = (|| -> Result<Option<[OwnedFd; 3]>> {
+        let maps = slot_maps;
+        let open = |i: usize| sys::map_by_id(maps[i]);
+        let (Ok(chains), Ok(actions), Ok(bitmaps)) = (open(CHAINS), open(ACTIONS), open(BITMAPS))
+        else {
+            return Ok(None);
+        };
+        let room = |fd: &OwnedFd, n: usize| -> Result<bool> {
+            Ok(sys::map_info(fd.as_fd())?.max_entries as usize >= n)
+        };
+        if !room(&chains, p.chains.len())?
+            || !room(&actions, p.actions.len())?
+            || !room(&bitmaps, next as usize)?
+        {
+            return Ok(None);
+        }
+        Ok(Some([chains, actions, bitmaps]))
+    })()?;
+
+    let apply_shared = |a: &mut Active| -> Result<()> {
+        // The running generation's view of each new trie entry, then the entries.
+        for u in updates.iter().filter(|u| u.running) {
+            a.copy(&active, u.src, u.entry.index)?;
+        }
+        let entries: Vec<Entry> = updates.iter().map(|u| u.entry).collect();
+        trie_update(trie.as_fd(), &entries).context("updating the field trie")
+    };
+
+    let delta = delta_of(p);
+    let maps;
+    if let Some([chains, actions, bitmaps]) = in_place {
+        let mut a = Active::new(&active, &active_info, &active_needs(p, &behind))?;
+        let bitmaps_id = id_of(&bitmaps)?;
+        let m = match prefetched {
+            Some(f) if f.id == bitmaps_id => f.mapping,
+            _ => map_array::<Bitmap>(&bitmaps)?.1,
+        };
+        let maps = [
+            id_of(&chains)?,
+            id_of(&actions)?,
+            running.maps[FIELDS],
+            bitmaps_id,
+        ];
+        std::thread::scope(|s| -> Result<()> {
+            // The new state, meanwhile.
+            let encoded = s.spawn(|| state::encode(c.table, seq, maps, &p.layout, Some(&delta)));
+            unpin_state(dir, c.slot)?;
+            c.grace.wait()?;
+            let _t = crate::dataplane::Timer("patch", std::time::Instant::now());
+            apply_shared(&mut a)?;
+            let (_, mut cm) = map_array::<ChainConfig>(&chains)?;
+            put(&mut cm, &with_epoch(&p.chains));
+            let (_, mut am) = map_array::<Action>(&actions)?;
+            put(&mut am, &p.actions);
+            // SAFETY: room for next bitmaps (checked); the slot's maps are ours now (grace).
+            unsafe { write_bitmaps(bitmaps_of(&m), Some(&a), p, &behind) };
+            let bytes = encoded
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("encoding the state")))?;
+            pin_bytes(dir, c.slot, &bytes)
+        })?;
+        // Unmapping a big array takes a while: left to the end of the address space, which
+        // the grace period's helper takes over (see `Dataplane::commit`).
+        std::mem::forget(m);
+        drop(a);
+        return Ok(true);
+    } else {
+        let mut a = Active::Mapped(map_array::<Bitmap>(&active)?.1);
+        let (arrays, m) = new_arrays_mapped(p)?;
+        // A copy of the running generation, then the change.
+        // SAFETY: the new array has room for next >= the running generation's bitmaps, which
+        // the mapped array holds (checked above).
+        unsafe {
+            if let Active::Mapped(am) = &a {
+                std::ptr::copy_nonoverlapping(
+                    bitmaps_of(am),
+                    bitmaps_of(&m),
+                    running.layout.next_index as usize,
+                );
+            }
+            write_bitmaps(bitmaps_of(&m), Some(&a), p, &[]);
+        }
+        drop(m);
+        drop(t);
+        let _t = crate::dataplane::Timer("outer", std::time::Instant::now());
+        if in_use(dir, c.slot)? {
+            c.grace.wait()?;
+        }
+        unpin_state(dir, c.slot)?;
+        apply_shared(&mut a)?;
+        let fields = (ids[FIELDS] != Some(running.maps[FIELDS])).then(|| trie.as_fd());
+        store(
+            outer,
+            c.slot,
+            [
+                Some(arrays.chains.as_fd()),
+                Some(arrays.actions.as_fd()),
+                fields,
+                Some(arrays.bitmaps.as_fd()),
+            ],
+        )?;
+        maps = [
+            id_of(&arrays.chains)?,
+            id_of(&arrays.actions)?,
+            running.maps[FIELDS],
+            id_of(&arrays.bitmaps)?,
+        ];
+    }
+    pin_state(
+        dir,
+        c.slot,
+        c.table,
+        &state::Slot {
+            seq,
+            maps,
+            layout: p.layout.clone(),
+            delta: Some(delta),
+        },
+    )?;
+    Ok(true)
+}
