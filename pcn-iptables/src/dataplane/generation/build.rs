@@ -140,17 +140,7 @@ pub(super) fn incremental(
     };
     let trie_info = sys::map_info(trie.as_fd())?;
     let active_info = sys::map_info(active.as_fd())?;
-    let next = p.layout.next_index;
-    if (trie_info.max_entries as usize) < p.layout.entries.len()
-        || updates.iter().any(|u| {
-            u.running
-                && (u.entry.index >= active_info.max_entries || u.src >= active_info.max_entries)
-        })
-        || running.layout.next_index > active_info.max_entries
-        || p.writes
-            .iter()
-            .any(|w| w.src < SRC_ONES && w.src >= running.layout.next_index)
-    {
+    if !fits(p, updates, running, &trie_info, &active_info) {
         return Ok(false);
     }
     // The slot's own maps, if it can be rewritten in place.
@@ -168,39 +158,10 @@ pub(super) fn incremental(
     // The slot holds the running generation (after a full build and its copy) or its
     // predecessor (which `running.delta` tells the difference from); a change that died after
     // storing its state but before the switch leaves anything else.
-    let behind = if slot_seq == running.seq {
-        Vec::new()
-    } else if slot_seq + 1 == running.seq
-        && let Some(delta) = &running.delta
-    {
-        let mut behind = vec![(u32::MAX, 0); running.layout.next_index as usize];
-        for &[i, f, t] in delta {
-            if let Some(b) = behind.get_mut(i as usize) {
-                *b = (f, t);
-            }
-        }
-        behind
-    } else {
+    let Some(behind) = behind(running, slot_seq) else {
         return Ok(false);
     };
-    let in_place = (|| -> Result<Option<[OwnedFd; 3]>> {
-        let maps = slot_maps;
-        let open = |i: usize| sys::map_by_id(maps[i]);
-        let (Ok(chains), Ok(actions), Ok(bitmaps)) = (open(CHAINS), open(ACTIONS), open(BITMAPS))
-        else {
-            return Ok(None);
-        };
-        let room = |fd: &OwnedFd, n: usize| -> Result<bool> {
-            Ok(sys::map_info(fd.as_fd())?.max_entries as usize >= n)
-        };
-        if !room(&chains, p.chains.len())?
-            || !room(&actions, p.actions.len())?
-            || !room(&bitmaps, next as usize)?
-        {
-            return Ok(None);
-        }
-        Ok(Some([chains, actions, bitmaps]))
-    })()?;
+    let in_place = arrays_with_room(slot_maps, p)?;
 
     let apply_shared = |a: &mut Active| -> Result<()> {
         // The running generation's view of each new trie entry, then the entries.
@@ -303,4 +264,64 @@ pub(super) fn incremental(
         },
     )?;
     Ok(true)
+}
+
+/// Whether a program built on the running generation fits its maps: the shared trie, and the
+/// running bitmap array its new entries' bitmaps are copied from.
+fn fits(
+    p: &Program,
+    updates: &[compile::TrieUpdate],
+    running: &state::Slot,
+    trie: &sys::MapInfo,
+    active: &sys::MapInfo,
+) -> bool {
+    (trie.max_entries as usize) >= p.layout.entries.len()
+        && !updates.iter().any(|u| {
+            u.running && (u.entry.index >= active.max_entries || u.src >= active.max_entries)
+        })
+        && running.layout.next_index <= active.max_entries
+        && !p
+            .writes
+            .iter()
+            .any(|w| w.src < SRC_ONES && w.src >= running.layout.next_index)
+}
+
+/// What the inactive slot (at generation `slot_seq`) lacks of the running generation: empty
+/// when it holds it, the running generation's delta (`[index] = (from, to)`) when it holds
+/// its predecessor; `None` when it holds anything else (a change died between storing its
+/// state and the switch).
+fn behind(running: &state::Slot, slot_seq: u64) -> Option<Vec<(u32, u32)>> {
+    if slot_seq == running.seq {
+        return Some(Vec::new());
+    }
+    let delta = running
+        .delta
+        .as_ref()
+        .filter(|_| slot_seq + 1 == running.seq)?;
+    let mut behind = vec![(u32::MAX, 0); running.layout.next_index as usize];
+    for &[i, f, t] in delta {
+        if let Some(b) = behind.get_mut(i as usize) {
+            *b = (f, t);
+        }
+    }
+    Some(behind)
+}
+
+/// The slot's chains, actions and bitmaps arrays, if they have room for `p`.
+fn arrays_with_room(maps: [u32; 4], p: &Program) -> Result<Option<[OwnedFd; 3]>> {
+    let open = |i: usize| sys::map_by_id(maps[i]);
+    let (Ok(chains), Ok(actions), Ok(bitmaps)) = (open(CHAINS), open(ACTIONS), open(BITMAPS))
+    else {
+        return Ok(None);
+    };
+    let room = |fd: &OwnedFd, n: usize| -> Result<bool> {
+        Ok(sys::map_info(fd.as_fd())?.max_entries as usize >= n)
+    };
+    if !room(&chains, p.chains.len())?
+        || !room(&actions, p.actions.len())?
+        || !room(&bitmaps, p.layout.next_index as usize)?
+    {
+        return Ok(None);
+    }
+    Ok(Some([chains, actions, bitmaps]))
 }
