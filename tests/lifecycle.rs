@@ -12,7 +12,7 @@ use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Drop, Fw, Ns, Pair, Pass, cmd};
 
 /// pcn-iptables's `dataplane::bpffs::LAYOUT` directory.
-const STATE_ROOT: &str = "/run/pcn-iptables/bpffs/v5";
+const STATE_ROOT: &str = "/run/pcn-iptables/bpffs/v6";
 const LOCKS: &str = "/run/pcn-iptables/locks";
 
 /// The state directory of `ns` in this layout, named by its network namespace cookie.
@@ -330,5 +330,64 @@ fn the_connection_table_size_is_set_at_install() {
         .expect_ok();
     let shown = cmd::must("bpftool", &["map", "show", "pinned", map.to_str().unwrap()]).stdout;
     assert!(shown.contains("max_entries 2048"), "{shown}");
+    lab.check();
+}
+
+/// The flow cache's size is set at install too, and both keep theirs until --uninstall.
+#[test]
+fn the_flow_cache_size_is_set_at_install() {
+    let fw = Fw::pcn();
+    let pair = Pair::new(fw.clone());
+    let (lab, host) = (&pair.lab, &pair.host);
+    lab.note_fw_use(host);
+    host.exec(&[fw.bin_str(), "--flow-cache-size", "4096"])
+        .expect_ok();
+    let map = state_dir(host).join("PCN_FLOWS");
+    let shown = cmd::must("bpftool", &["map", "show", "pinned", map.to_str().unwrap()]).stdout;
+    assert!(shown.contains("max_entries 4096"), "{shown}");
+    let out = host.exec(&[fw.bin_str(), "--flow-cache-size", "8192"]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.stderr.contains("flow cache here holds 4096 flows"),
+        "{out}"
+    );
+    lab.check();
+}
+
+/// A full connection table makes room as netfilter's early_drop does: a connection not yet
+/// assured (no reply) goes for a new one; when every connection is assured, the new
+/// connection's packet is dropped, and the connections already there go on.
+#[test]
+fn a_full_connection_table_drops_unassured_connections_first() {
+    let fw = Fw::pcn();
+    let pair = Pair::new(fw.clone());
+    let (lab, host, c1) = (&pair.lab, &pair.host, &pair.c1);
+    lab.note_fw_use(host);
+    host.exec(&[fw.bin_str(), "--conntrack-size", "4"])
+        .expect_ok();
+    lab.ipt_ok(host, "-A INPUT -m conntrack --ctstate INVALID -j DROP");
+    lab.serve(host, &[7000]);
+    let tracked = |sport: u16| {
+        let out = host.exec(&[fw.bin_str(), "--conntrack"]).expect_ok().stdout;
+        out.lines()
+            .any(|l| l.contains(&format!(" {sport} ")) || l.contains(&format!("┆ {sport} ")))
+    };
+    // Four connections no reply assured (nothing listens on 7001).
+    for sport in 41001..=41004 {
+        assert!(
+            !c1.udp(HOST1, 7001)
+                .sport(sport)
+                .attempt(Duration::from_millis(300))
+        );
+    }
+    // Full: each new connection takes the place of one of those.
+    for sport in 41010..=41013 {
+        lab.expect(&c1.udp(HOST1, 7000).sport(sport), Pass);
+        assert!(tracked(sport), "{sport} not tracked");
+    }
+    assert!((41001..=41004).all(|s| !tracked(s)), "unassured ones kept");
+    // Full of assured connections: a new one is dropped, the others go on.
+    lab.expect(&c1.udp(HOST1, 7000).sport(41020), Drop);
+    lab.expect(&c1.udp(HOST1, 7000).sport(41010), Pass);
     lab.check();
 }

@@ -11,7 +11,8 @@ pub use classifier::{
     FIELD_KEY_HEADER_BITS, FieldKey, SCANNED_BITMAPS, field, field_key, field_key6,
 };
 
-/// Connections the conntrack table holds (least recently used ones make room for new ones).
+/// Connections the conntrack table holds unless userspace says otherwise (it does: see
+/// `dataplane::sizes`).
 pub const CONNTRACK_ENTRIES: u32 = 262_144;
 
 /// Rules one chain can hold: the classifier's bitmaps have one bit per rule.

@@ -100,10 +100,8 @@ fn ingress(ctx: &XdpContext) -> Option<u32> {
     }
     enter(pkt, chain, slot);
     match cached_verdict(pkt, chain, slot) {
-        Some(verdict::ACCEPT) => {
-            confirm(pkt);
-            return Some(xdp_action::XDP_PASS);
-        }
+        // A new connection the full table cannot take is dropped (see `confirm`).
+        Some(verdict::ACCEPT) if confirm(pkt) => return Some(xdp_action::XDP_PASS),
         Some(_) => return Some(xdp_action::XDP_DROP),
         None => {}
     }
@@ -136,10 +134,8 @@ fn egress(ctx: &TcContext) -> Option<i32> {
     pkt.out_ifindex = skb.ifindex;
     enter(pkt, CHAIN_OUTPUT, slot);
     match cached_verdict(pkt, CHAIN_OUTPUT, slot) {
-        Some(verdict::ACCEPT) => {
-            confirm(pkt);
-            return Some(TC_ACT_UNSPEC);
-        }
+        // A new connection the full table cannot take is dropped (see `confirm`).
+        Some(verdict::ACCEPT) if confirm(pkt) => return Some(TC_ACT_UNSPEC),
         Some(_) => return Some(TC_ACT_SHOT),
         None => {}
     }
@@ -158,11 +154,11 @@ pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
         log::emit_xdp(ctx.ctx, pkt);
     }
     match step {
-        Step::Accept => {
+        Step::Accept if confirm(pkt) => {
             remember_verdict(pkt, verdict::ACCEPT);
-            confirm(pkt);
             xdp_action::XDP_PASS
         }
+        Step::Accept => xdp_action::XDP_DROP,
         Step::Drop => {
             remember_verdict(pkt, verdict::DROP);
             xdp_action::XDP_DROP
@@ -187,11 +183,11 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
         log::emit_tc(ctx.skb.skb, pkt);
     }
     match step {
-        Step::Accept => {
+        Step::Accept if confirm(pkt) => {
             remember_verdict(pkt, verdict::ACCEPT);
-            confirm(pkt);
             TC_ACT_UNSPEC
         }
+        Step::Accept => TC_ACT_SHOT,
         Step::Drop => {
             remember_verdict(pkt, verdict::DROP);
             TC_ACT_SHOT

@@ -7,9 +7,9 @@
 use aya_ebpf::{
     btf_maps::{self, ArrayOfMaps},
     macros::{btf_map, map},
-    maps::{Array, LruHashMap, PerCpuArray, ProgramArray, lpm_trie::Key},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, lpm_trie::Key},
 };
-use pcn_iptables_common::conntrack::{CtEntry, CtKey};
+use pcn_iptables_common::conntrack::{CtEntry, CtKey, CtReclaim};
 use pcn_iptables_common::{
     Action, Bitmap, CHAIN_INPUT, CONNTRACK_ENTRIES, ChainConfig, Counter, FLOW_CACHE_ENTRIES,
     FieldKey, FlowKey, FlowVerdict, GENERATIONS, MAX_COUNTERS, PacketInfo, chain_flag,
@@ -31,10 +31,15 @@ static PCN_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(MAX_COUNTERS, 0)
 pub(crate) static PCN_PACKETS: PerCpuArray<PacketInfo> = PerCpuArray::pinned(2, 0);
 pub(crate) const XDP: u32 = 0;
 pub(crate) const TC: u32 = 1;
-/// Connections, shared by both hooks and every generation.
+/// Connections, shared by both hooks and every generation. Allocated as connections come
+/// (an LRU map would reserve every entry up front); userspace sets the size at the first
+/// install, and a full table makes room as netfilter's does (`track::reclaim`).
 #[map]
-pub(crate) static PCN_CONNTRACK: LruHashMap<CtKey, CtEntry> =
-    LruHashMap::pinned(CONNTRACK_ENTRIES, 0);
+pub(crate) static PCN_CONNTRACK: HashMap<CtKey, CtEntry> =
+    HashMap::pinned(CONNTRACK_ENTRIES, NO_PREALLOC as u32);
+/// A full connection table's search for room, per CPU (see `track::reclaim`).
+#[map]
+pub(crate) static PCN_CT_RECLAIM: PerCpuArray<CtReclaim> = PerCpuArray::pinned(1, 0);
 /// Verdicts of flows, each good in the generation that found it (see `cached_verdict`).
 #[map]
 pub(crate) static PCN_FLOWS: LruHashMap<FlowKey, FlowVerdict> =

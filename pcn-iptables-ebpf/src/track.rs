@@ -3,9 +3,11 @@
 //! machine itself is `pcn_iptables_common::conntrack`'s.
 
 use pcn_iptables_common::PacketInfo;
-use pcn_iptables_common::conntrack::{self, CtEntry, CtKey, Tuple, ctstate};
+use pcn_iptables_common::conntrack::{self, CtEntry, CtKey, CtReclaim, Tuple, ctstate};
 
-use crate::maps::PCN_CONNTRACK;
+use core::ffi::c_void;
+
+use crate::maps::{PCN_CONNTRACK, PCN_CT_RECLAIM};
 use crate::parse::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ptr_at};
 
 /// The live entry of a connection (an expired one is as good as none).
@@ -142,9 +144,76 @@ fn quoted_connection(start: usize, end: usize, inner: usize, now: u64) -> bool {
 }
 
 /// An accepted packet's new connection goes into the table (over an expired entry, if any).
+/// `false`: the table is full and nothing in it may make room; netfilter drops the packet
+/// then ("nf_conntrack: table full, dropping packet").
 #[inline(always)]
-pub(crate) fn confirm(pkt: &PacketInfo) {
-    if pkt.ct_commit != 0 {
-        let _ = PCN_CONNTRACK.insert(&pkt.ct_key, &pkt.ct_entry, 0);
+pub(crate) fn confirm(pkt: &PacketInfo) -> bool {
+    if pkt.ct_commit == 0 || PCN_CONNTRACK.insert(&pkt.ct_key, &pkt.ct_entry, 0).is_ok() {
+        return true;
     }
+    reclaim() && PCN_CONNTRACK.insert(&pkt.ct_key, &pkt.ct_entry, 0).is_ok()
+}
+
+/// Entries one search of a full table frees at most (expired ones; a live one ends it).
+const RECLAIM_BATCH: u32 = 16;
+/// How long a search that found no room holds: a table full of assured connections is not
+/// walked for every new packet.
+const FULL_HOLD_NS: u64 = 1_000_000_000;
+
+/// The search's context: its state lives in map memory (`CtReclaim`), whose contents the
+/// verifier does not track, so that the callback verifies once, not once per count.
+#[repr(C)]
+struct Reclaim {
+    state: *mut CtReclaim,
+}
+
+/// Makes room in the full table: expired entries, else one that netfilter's early_drop
+/// would take (`conntrack::evictable`). netfilter looks in the new connection's neighbouring
+/// buckets only; here the search starts at the table's first bucket.
+#[inline(never)]
+fn reclaim() -> bool {
+    let now = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_ns() };
+    let Some(state) = PCN_CT_RECLAIM.get_ptr_mut(0) else {
+        return false;
+    };
+    unsafe {
+        if (*state).hold_until > now {
+            return false;
+        }
+        (*state).now = now;
+        (*state).freed = 0;
+    }
+    let mut ctx = Reclaim { state };
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_for_each_map_elem(
+            &PCN_CONNTRACK as *const _ as *mut c_void,
+            reclaim_entry as *mut c_void,
+            &mut ctx as *mut Reclaim as *mut c_void,
+            0,
+        );
+        if (*state).freed == 0 {
+            (*state).hold_until = now + FULL_HOLD_NS;
+            return false;
+        }
+    }
+    true
+}
+
+extern "C" fn reclaim_entry(
+    map: *mut c_void,
+    key: *mut c_void,
+    value: *mut c_void,
+    ctx: *mut c_void,
+) -> i64 {
+    let r = unsafe { &mut *(*(ctx as *mut Reclaim)).state };
+    let (k, e) = unsafe { (&*(key as *const CtKey), &*(value as *const CtEntry)) };
+    if !conntrack::evictable(k, e, r.now) {
+        return 0;
+    }
+    let live = e.expires > r.now;
+    if unsafe { aya_ebpf::helpers::generated::bpf_map_delete_elem(map, key) } == 0 {
+        r.freed += 1;
+    }
+    // One live connection at a time, as early_drop; expired ones by the batch.
+    (live || r.freed >= RECLAIM_BATCH) as i64
 }

@@ -346,6 +346,33 @@ fn direction_state(entry: &CtEntry, reply: bool) -> u8 {
     }
 }
 
+/// Whether a full table may drop the entry to make room for a new connection, as netfilter's
+/// early_drop and its gc worker do (`gc_worker_can_early_drop`): an expired entry, one not
+/// yet assured (TCP before ESTABLISHED, others before a reply), or a TCP connection closing
+/// (`tcp_can_early_drop`).
+pub fn evictable(key: &CtKey, entry: &CtEntry, now: u64) -> bool {
+    if entry.expires <= now {
+        return true;
+    }
+    if key.proto == 6 {
+        return entry.tcp_state != tcp::ESTABLISHED;
+    }
+    entry.status & status::SEEN_REPLY == 0
+}
+
+/// A full table's search for room (eBPF's `track::reclaim`), per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CtReclaim {
+    /// bpf_ktime_get_ns() of the search.
+    pub now: u64,
+    /// Until when the table is not searched again: the last search found no room.
+    pub hold_until: u64,
+    /// Entries the search deleted.
+    pub freed: u32,
+    pub _pad: u32,
+}
+
 /// Counts a packet into an entry.
 pub fn account(entry: &mut CtEntry, reply: bool, len: u32) {
     let d = reply as usize;

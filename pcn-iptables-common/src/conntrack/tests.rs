@@ -158,3 +158,34 @@ fn one_key_for_both_directions() {
     assert_eq!(k1, k2);
     assert_ne!(e1, e2);
 }
+
+#[test]
+fn a_full_table_evicts_what_netfilter_would() {
+    let tcp = CtKey {
+        proto: 6,
+        ..Default::default()
+    };
+    let udp = CtKey {
+        proto: 17,
+        ..Default::default()
+    };
+    let live = |tcp_state, status| CtEntry {
+        tcp_state,
+        status,
+        expires: 100,
+        ..Default::default()
+    };
+    // Assured: kept while live, evicted once expired.
+    assert!(!evictable(&tcp, &live(tcp::ESTABLISHED, 0), 50));
+    assert!(evictable(&tcp, &live(tcp::ESTABLISHED, 0), 100));
+    assert!(!evictable(&udp, &live(0, status::SEEN_REPLY), 50));
+    // Not assured yet, or closing.
+    assert!(evictable(&tcp, &live(tcp::SYN_SENT, 0), 50));
+    assert!(evictable(&tcp, &live(tcp::SYN_RECV, 0), 50));
+    assert!(evictable(
+        &tcp,
+        &live(tcp::TIME_WAIT, status::SEEN_REPLY),
+        50
+    ));
+    assert!(evictable(&udp, &live(0, 0), 50));
+}

@@ -34,9 +34,15 @@ struct Manage {
     #[arg(long)]
     conntrack: bool,
     /// Install pcn-iptables in this network namespace with room for this many connections
-    /// (default 262144); the size of an installed table changes only after --uninstall.
+    /// (default: netfilter's nf_conntrack_max for this machine's memory); the size of an
+    /// installed table changes only after --uninstall.
     #[arg(long, value_name = "ENTRIES", value_parser = clap::value_parser!(u32).range(1..))]
     conntrack_size: Option<u32>,
+    /// Install pcn-iptables in this network namespace with a flow cache of this many entries
+    /// (default: a sixteenth of the connection table's default, at least 1024); as
+    /// --conntrack-size, it changes only after --uninstall.
+    #[arg(long, value_name = "ENTRIES", value_parser = clap::value_parser!(u32).range(1..))]
+    flow_cache_size: Option<u32>,
     /// Print the packets that LOG rules log in this network namespace, one line each in the
     /// kernel's LOG format, until interrupted.
     #[arg(long)]
@@ -44,10 +50,11 @@ struct Manage {
 }
 
 /// Flags that select the management interface instead of iptables' syntax.
-const MANAGEMENT_FLAGS: [&str; 4] = [
+const MANAGEMENT_FLAGS: [&str; 5] = [
     "--uninstall",
     "--conntrack",
     "--conntrack-size",
+    "--flow-cache-size",
     "--log-follow",
 ];
 
@@ -97,8 +104,8 @@ pub fn main() -> i32 {
 
 fn manage(args: &[String]) -> Result<()> {
     let m = Manage::try_parse_from(args).map_err(|e| Error::raw(2, e.to_string()))?;
-    if let Some(entries) = m.conntrack_size {
-        conntrack_size(entries)?;
+    if m.conntrack_size.is_some() || m.flow_cache_size.is_some() {
+        install_sized(m.conntrack_size, m.flow_cache_size)?;
     }
     if m.conntrack {
         let dp = Dataplane::open()?;
@@ -121,32 +128,47 @@ fn manage(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `--conntrack-size`: installs with a connection table of `entries` (the table is pinned and
-/// shared by every generation, so an installed one keeps its size).
-fn conntrack_size(entries: u32) -> Result<()> {
-    let dp = Dataplane::open()?.with_conntrack_entries(entries);
+/// `--conntrack-size`, `--flow-cache-size`: installs with tables of these sizes (they are
+/// pinned and shared by every generation, so an installed one keeps its size).
+fn install_sized(conntrack: Option<u32>, flows: Option<u32>) -> Result<()> {
+    let defaults = dataplane::sizes::Sizes::of_machine()?;
+    let sizes = dataplane::sizes::Sizes {
+        conntrack: conntrack.unwrap_or(defaults.conntrack),
+        flows: flows.unwrap_or(defaults.flows),
+    };
+    let dp = Dataplane::open()?.with_sizes(sizes);
     let _lock = lock::acquire(&dp.lock_path()?, &Wait::Forever)?;
-    match dp.conntrack_entries()? {
-        Some(n) if n == entries => Ok(()),
-        Some(n) => Err(Error::raw(
-            PARAMETER_PROBLEM,
-            format!(
-                "pcn-iptables: the connection table here holds {n} connections; \
-                 its size changes only after --uninstall\n"
-            ),
-        )),
-        None => {
-            dp.start_grace();
-            let state = dp.read_state()?;
-            engine::install(
-                &dp,
-                &state,
-                None,
-                &state.table,
-                &engine::Slots::new(&state.table),
-            )
+    let Some(installed) = dp.installed_sizes()? else {
+        dp.start_grace();
+        let state = dp.read_state()?;
+        return engine::install(
+            &dp,
+            &state,
+            None,
+            &state.table,
+            &engine::Slots::new(&state.table),
+        );
+    };
+    for (asked, has, what, entries) in [
+        (
+            conntrack,
+            installed.conntrack,
+            "connection table",
+            "connections",
+        ),
+        (flows, installed.flows, "flow cache", "flows"),
+    ] {
+        if asked.is_some_and(|n| n != has) {
+            return Err(Error::raw(
+                PARAMETER_PROBLEM,
+                format!(
+                    "pcn-iptables: the {what} here holds {has} {entries}; \
+                     its size changes only after --uninstall\n"
+                ),
+            ));
         }
     }
+    Ok(())
 }
 
 fn print(text: &str) {

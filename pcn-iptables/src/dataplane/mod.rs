@@ -35,6 +35,7 @@ pub mod lock;
 pub mod log;
 pub mod routes;
 mod settings;
+pub mod sizes;
 mod state;
 mod sys;
 mod tc;
@@ -58,14 +59,18 @@ use crate::{
 use generation::Grace;
 pub use generation::{EGRESS_PIN, ELF, INGRESS_PIN, links};
 
+/// The flow cache's pin.
+pub const FLOWS_MAP: &str = "PCN_FLOWS";
+
 /// Prints how long a phase of a change took on stderr, when `PCN_IPTABLES_TIMING` is set.
 pub struct Timer(pub &'static str, pub std::time::Instant);
 
 /// One network namespace's installation.
 pub struct Dataplane {
     dir: PathBuf,
-    /// Size of the connection table, should this commit be the first install.
-    conntrack_entries: u32,
+    /// Sizes of the shared tables, should this commit be the first install (`None`: this
+    /// machine's defaults).
+    sizes: Option<sizes::Sizes>,
     grace: Grace,
     /// The inactive slot's bitmaps, to be mapped (see `start_grace`), being mapped.
     prefetch_wanted: std::sync::atomic::AtomicBool,
@@ -115,7 +120,7 @@ impl Dataplane {
         bpffs::ensure()?;
         Ok(Dataplane {
             dir: bpffs::netns_dir()?,
-            conntrack_entries: pcn_iptables_common::CONNTRACK_ENTRIES,
+            sizes: None,
             grace: Grace::default(),
             prefetch_wanted: std::sync::atomic::AtomicBool::new(false),
             prefetch: std::sync::Mutex::new(None),
@@ -124,21 +129,27 @@ impl Dataplane {
         })
     }
 
-    /// The connection table's size if the next commit installs pcn-iptables here.
-    pub fn with_conntrack_entries(mut self, entries: u32) -> Self {
-        self.conntrack_entries = entries;
+    /// The shared tables' sizes if the next commit installs pcn-iptables here.
+    pub fn with_sizes(mut self, sizes: sizes::Sizes) -> Self {
+        self.sizes = Some(sizes);
         self
     }
 
-    /// The size of the installed connection table, if any.
-    pub fn conntrack_entries(&self) -> Result<Option<u32>> {
-        let path = self.dir.join(conntrack::MAP);
-        if !path.exists() {
+    /// The sizes of the installed shared tables, if any.
+    pub fn installed_sizes(&self) -> Result<Option<sizes::Sizes>> {
+        let max_entries = |name: &str| -> Result<u32> {
+            let path = self.dir.join(name);
+            let map =
+                MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
+            Ok(map.info()?.max_entries())
+        };
+        if !self.dir.join(conntrack::MAP).exists() {
             return Ok(None);
         }
-        let map =
-            MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
-        Ok(Some(map.info()?.max_entries()))
+        Ok(Some(sizes::Sizes {
+            conntrack: max_entries(conntrack::MAP)?,
+            flows: max_entries(FLOWS_MAP)?,
+        }))
     }
 
     /// This namespace's state directory.
@@ -193,9 +204,9 @@ impl Dataplane {
             return;
         }
         let fresh = !self.dir.join(conntrack::MAP).exists();
-        let (dir, entries) = (self.dir.clone(), self.conntrack_entries);
+        let (dir, sizes) = (self.dir.clone(), self.sizes);
         let (ready, maps_ready) = std::sync::mpsc::channel();
-        let handle = std::thread::spawn(move || generation::set_up(&dir, entries, Some(ready)));
+        let handle = std::thread::spawn(move || generation::set_up(&dir, sizes, Some(ready)));
         *self.setup.lock().unwrap_or_else(|e| e.into_inner()) = Some((handle, fresh));
         *self.maps_ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(maps_ready);
     }
@@ -304,11 +315,11 @@ impl Dataplane {
                     return Ok(());
                 }
                 self.join_setup()?;
-                generation::set_up(&self.dir, self.conntrack_entries, None)
+                generation::set_up(&self.dir, self.sizes, None)
             },
             &|| {
                 self.join_setup()?;
-                generation::set_up(&self.dir, self.conntrack_entries, None)
+                generation::set_up(&self.dir, self.sizes, None)
             },
         );
         let installed = match installed {

@@ -123,7 +123,7 @@ pub fn is_set_up(dir: &Path) -> bool {
 /// `ready` is told once the maps exist, before the programs are verified.
 pub fn set_up(
     dir: &Path,
-    conntrack_entries: u32,
+    sizes: Option<crate::dataplane::sizes::Sizes>,
     ready: Option<std::sync::mpsc::Sender<()>>,
 ) -> Result<()> {
     if is_set_up(dir) {
@@ -131,7 +131,7 @@ pub fn set_up(
     }
     refuse_other_layouts(dir)?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    setup(dir, &build_dir(dir), conntrack_entries, ready)?;
+    setup(dir, &build_dir(dir), sizes, ready)?;
     // The entry programs only pass packets on until a classifier is switched in.
     let _t = super::Timer("setup:attach", std::time::Instant::now());
     super::attach::attach(dir, &links()?)

@@ -37,7 +37,7 @@ pub(super) fn make_outer_maps(pins: &[PathBuf]) -> Result<()> {
 pub(super) fn setup(
     dir: &Path,
     build: &Path,
-    conntrack_entries: u32,
+    sizes: Option<crate::dataplane::sizes::Sizes>,
     ready: Option<std::sync::mpsc::Sender<()>>,
 ) -> Result<()> {
     let _t = crate::dataplane::Timer("setup", std::time::Instant::now());
@@ -45,13 +45,18 @@ pub(super) fn setup(
     let first_load = !dir.join(crate::dataplane::conntrack::MAP).exists();
     let pins: Vec<PathBuf> = OUTER.iter().map(|n| build.join(n)).collect();
     make_outer_maps(&pins)?;
+    let sizes = match sizes {
+        Some(sizes) => sizes,
+        None => crate::dataplane::sizes::Sizes::of_machine()?,
+    };
     let mut loader = EbpfLoader::new();
     // No CO-RE relocations in our programs: skip parsing the kernel's BTF (~20 ms).
     loader
         .btf(None)
         .default_map_pin_directory(dir)
-        // Only a first install creates it; later loads reuse the pinned table.
-        .map_max_entries(crate::dataplane::conntrack::MAP, conntrack_entries);
+        // Only a first install creates them; later loads reuse the pinned tables.
+        .map_max_entries(crate::dataplane::conntrack::MAP, sizes.conntrack)
+        .map_max_entries(crate::dataplane::FLOWS_MAP, sizes.flows);
     for (name, pin) in OUTER.iter().zip(&pins) {
         loader.map_pin_path(name, pin.as_path());
     }

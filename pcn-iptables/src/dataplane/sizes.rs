@@ -1,0 +1,85 @@
+//! How many entries the shared tables hold. Set at the first install in a namespace (a
+//! pinned map keeps its size): from the machine's memory, as netfilter sizes its connection
+//! table, or from `--conntrack-size` and `--flow-cache-size`. Both tables take memory as
+//! they fill (the flow cache's entries, an LRU map's, are reserved up front: hence smaller).
+
+use anyhow::{Context as _, Result};
+
+/// Sizes of the shared tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// Connections (nf_conntrack_max).
+    pub conntrack: u32,
+    /// Flows whose verdict is remembered.
+    pub flows: u32,
+}
+
+/// Flow cache entries per connection-table entry, and the least a cache holds.
+const FLOWS_PER_CONNECTION: u32 = 16;
+const MIN_FLOWS: u32 = 1024;
+
+impl Sizes {
+    /// The defaults on a machine with `ram` bytes of memory.
+    pub fn for_memory(ram: u64) -> Sizes {
+        let conntrack = conntrack_max(ram);
+        Sizes {
+            conntrack,
+            flows: (conntrack / FLOWS_PER_CONNECTION).max(MIN_FLOWS),
+        }
+    }
+
+    /// The defaults on this machine.
+    pub fn of_machine() -> Result<Sizes> {
+        Ok(Sizes::for_memory(mem_total()?))
+    }
+}
+
+/// nf_conntrack_max's default (`nf_conntrack_init_start`, factor 1): a bucket (8 bytes) per
+/// 16 KiB of memory, at least 1,024; 65,536 above 1 GiB and 262,144 above 4 GiB.
+pub fn conntrack_max(ram: u64) -> u32 {
+    const GIB: u64 = 1 << 30;
+    let buckets = if ram > 4 * GIB {
+        262_144
+    } else if ram > GIB {
+        65_536
+    } else {
+        (ram / 16384 / 8) as u32
+    };
+    buckets.max(1024)
+}
+
+/// MemTotal, in bytes.
+fn mem_total() -> Result<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").context("reading /proc/meminfo")?;
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .context("no MemTotal in /proc/meminfo")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn the_connection_table_follows_memory_as_netfilters_does() {
+        assert_eq!(conntrack_max(24 * 1024 * MIB), 262_144);
+        assert_eq!(conntrack_max(4 * 1024 * MIB + 1), 262_144);
+        assert_eq!(conntrack_max(4 * 1024 * MIB), 65_536);
+        assert_eq!(conntrack_max(2 * 1024 * MIB), 65_536);
+        assert_eq!(conntrack_max(512 * MIB), 4096);
+        assert_eq!(conntrack_max(64 * MIB), 1024);
+    }
+
+    #[test]
+    fn the_flow_cache_follows_the_connection_table() {
+        let big = Sizes::for_memory(24 * 1024 * MIB);
+        assert_eq!(big.flows, 16_384);
+        assert_eq!(Sizes::for_memory(2 * 1024 * MIB).flows, 4096);
+        assert_eq!(Sizes::for_memory(64 * MIB).flows, 1024);
+    }
+}
