@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Rule-update latency of pcn-iptables against iptables-legacy and iptables-nft, in one run:
-# the first command in a fresh namespace (pcn-iptables' install), loading N rules with one restore, then a single -D and -A (of the last rule) with N rules
-# loaded, for N = 100, 1,000, 5,000, 10,000, 16,384 (pcn-iptables' limit per chain). Every
-# measurement runs in a fresh network namespace of its own; times are medians of REPEATS
-# runs, measured inside the namespace (`ip netns exec` itself not counted). Also prints the
-# kernel memory pcn-iptables' maps take (bpftool's memlock). A benchmark: it prints numbers,
-# it does not pass or fail.
+# the first command in a fresh namespace (pcn-iptables' install); then, with N rules loaded
+# for N = 100, 1,000, 5,000, 10,000, 16,384 (pcn-iptables' limit per chain):
+#   restore   loading the N rules into a fresh namespace (one iptables-restore)
+#   warm      the same restore again, into the namespace where they run
+#   -D, -A    deleting the last rule, then appending it back (one command each)
+#   script    100 commands in a row as a script issues them (25 rounds of -A, -I 1, -R 1, -D),
+#             total time
+#   noflush   iptables-restore --noflush replacing 3 chains of 100 rules in a ruleset of N
+#             rules spread over chains of 100 (what kube-proxy does every sync)
+# Every measurement runs in a fresh network namespace of its own; times are medians of
+# REPEATS runs, measured inside the namespace (`ip netns exec` itself not counted). Also
+# prints the kernel memory pcn-iptables' maps take (bpftool's memlock), with its per-CPU part
+# and what it comes to at 2, 16 and 64 CPUs. A benchmark: it prints numbers, it does not pass
+# or fail.
 #
 #   bash scripts/bench-restore.sh                      # everything, 5 runs each
 #   REPEATS=3 SIZES="100 10000" bash scripts/bench-restore.sh
@@ -73,6 +81,46 @@ ruleset() {
     if (len == 24) return first "." b "." c ".0/24"
     return first "." a "." b "." c "/32"
   }'
+}
+
+# The same rules spread over user chains of 100 (SVC-0, SVC-1, ...), each reached from INPUT by
+# its destination /24, as kube-proxy's KUBE-SVC-* chains are.
+chained() {
+  ruleset "$1" | awk '
+    /^-A INPUT/ {
+      c = int(n / 100); n++
+      if (!(c in seen)) { seen[c] = 1; chains[++k] = c }
+      sub(/^-A INPUT/, "-A SVC-" c); rules[c] = rules[c] $0 "\n"; next
+    }
+    /^COMMIT/ {
+      for (i = 1; i <= k; i++) printf ":SVC-%d - [0:0]\n", chains[i]
+      for (i = 1; i <= k; i++) printf "-A INPUT -d 198.19.%d.%d/32 -j SVC-%d\n", int(chains[i] / 256), chains[i] % 256, chains[i]
+      for (i = 1; i <= k; i++) printf "%s", rules[chains[i]]
+      print; next
+    }
+    { print }'
+}
+
+# A --noflush restore replacing the rules of chains SVC-0..2 (declaring a chain flushes it).
+noflush_change() {
+  awk 'BEGIN {
+    print "*filter"
+    for (c = 0; c < 3; c++) printf ":SVC-%d - [0:0]\n", c
+    for (c = 0; c < 3; c++) for (i = 0; i < 100; i++)
+      printf "-A SVC-%d -s 198.18.%d.%d/32 -p tcp --dport %d -j DROP\n", c, c, i, 1000 + i
+    print "COMMIT"
+  }'
+}
+
+# 100 commands of tool $1 in a row: 25 rounds of -A, -I 1, -R 1 and -D (of the appended rule).
+script() {
+  local i
+  for ((i = 0; i < 25; i++)); do
+    echo "$1 -A INPUT -s 198.18.1.$i/32 -p tcp --dport 80 -j DROP"
+    echo "$1 -I INPUT 1 -s 198.18.2.$i/32 -p udp --dport 53 -j ACCEPT"
+    echo "$1 -R INPUT 1 -s 198.18.3.$i/32 -p udp --dport 53 -j ACCEPT"
+    echo "$1 -D INPUT -s 198.18.1.$i/32 -p tcp --dport 80 -j DROP"
+  done
 }
 
 # Seconds (wall clock) `$2...` takes inside namespace $ns with stdin from file $1; exits on
@@ -150,13 +198,29 @@ pcn_memory() {
   if [ "$active" -eq 0 ]; then running+=("${!gen0[@]}"); else running+=("${!gen1[@]}"); fi
   local -A running_set=()
   for m in "${running[@]}"; do running_set[$m]=1; done
-  echo "$(memlock "${!running_set[@]}") $(memlock "${!all[@]}")"
+  echo "$(memlock "${!running_set[@]}") $(memlock "${!all[@]}") $(percpu_bytes "${!all[@]}")"
+}
+
+# The per-CPU part of the maps with the ids given: each CPU's copy of the values of the per-CPU
+# maps (max_entries x the value size rounded up to 8 bytes, as the kernel allocates them).
+percpu_bytes() {
+  local sum=0 m
+  for m in "$@"; do
+    sum=$((sum + $(bpftool map show id "$m" | awk '
+      NR == 1 { percpu = $2 ~ /^percpu/ }
+      { for (i = 1; i < NF; i++) {
+        if ($i == "value") v = $(i + 1) + 0
+        if ($i == "max_entries") n = $(i + 1) + 0 } }
+      END { print (percpu && v && n) ? n * (int((v + 7) / 8) * 8) : 0 }')))
+  done
+  echo "$sum"
 }
 
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
 
 declare -A result
 tools="legacy nft pcn"
+ops="restore warm delete append script noflush"
 echo "bench-restore.sh: $REPEATS runs per cell, sizes $SIZES; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The first command in a namespace: for pcn-iptables the install (programs verified, maps
@@ -177,6 +241,8 @@ done
 for n in $SIZES; do
   input=$work/rules-$n
   ruleset "$n" >"$input"
+  chained "$n" >"$work/chained-$n"
+  noflush_change >"$work/noflush"
   last=$(grep '^-A' "$input" | tail -1 | sed 's/^-A //')
   for tool in $tools; do
     case $tool in
@@ -184,25 +250,27 @@ for n in $SIZES; do
       nft) ipt=iptables-nft ;;
       pcn) ipt=$PCN ;;
     esac
+    script "$ipt" >"$work/script-$tool"
     for ((run = 0; run < REPEATS; run++)); do
       ns=$NS_PREFIX-$tool-$n-$run
       ip netns add "$ns"
       ip -n "$ns" link set lo up
-      restore=$(timed "$input" "$ipt-restore")
+      timed "$input" "$ipt-restore" >>"$work/$tool-restore-$n"
+      timed "$input" "$ipt-restore" >>"$work/$tool-warm-$n"
       # shellcheck disable=SC2086 # the rule's words
-      delete=$(timed /dev/null "$ipt" -D $last)
+      timed /dev/null "$ipt" -D $last >>"$work/$tool-delete-$n"
       # shellcheck disable=SC2086
-      append=$(timed /dev/null "$ipt" -A $last)
+      timed /dev/null "$ipt" -A $last >>"$work/$tool-append-$n"
+      timed /dev/null bash "$work/script-$tool" >>"$work/$tool-script-$n"
       if [ "$tool" = pcn ] && [ "$run" -eq 0 ]; then
         result[mem,$n]=$(pcn_memory "$ns")
       fi
-      echo "$restore" >>"$work/$tool-restore-$n"
-      echo "$delete" >>"$work/$tool-delete-$n"
-      echo "$append" >>"$work/$tool-append-$n"
+      timed "$work/chained-$n" "$ipt-restore" >/dev/null
+      timed "$work/noflush" "$ipt-restore" --noflush >>"$work/$tool-noflush-$n"
       if [ "$tool" = pcn ]; then ip netns exec "$ns" "$PCN" --uninstall; fi
       ip netns del "$ns"
     done
-    for op in restore delete append; do
+    for op in $ops; do
       result[$tool,$op,$n]=$(median <"$work/$tool-$op-$n")
     done
   done
@@ -218,17 +286,23 @@ l=${result[legacy,first]} f=${result[nft,first]} p=${result[pcn,first]}
 printf "%-8s %-9s %10s %10s %10s %12s %10s\n" 0 "first -A" "$(ms "$l")" "$(ms "$f")" \
   "$(ms "$p")" "$(ratio "$p" "$l")" "$(ratio "$p" "$f")"
 for n in $SIZES; do
-  for op in restore delete append; do
-    case $op in restore) label="restore" ;; delete) label="-D" ;; append) label="-A" ;; esac
+  for op in $ops; do
+    case $op in delete) label="-D" ;; append) label="-A" ;; script) label="script" ;; *) label=$op ;; esac
     l=${result[legacy,$op,$n]} f=${result[nft,$op,$n]} p=${result[pcn,$op,$n]}
     printf "%-8s %-9s %10s %10s %10s %12s %10s\n" "$n" "$label" "$(ms "$l")" "$(ms "$f")" \
       "$(ms "$p")" "$(ratio "$p" "$l")" "$(ratio "$p" "$f")"
   done
 done
 echo
-echo "Kernel memory of pcn-iptables' maps (bpftool memlock), N rules loaded"
-printf "%-8s %22s %28s\n" rules "running + shared maps" "all (with the previous gen.)"
+echo "Kernel memory of pcn-iptables' maps (bpftool memlock), N rules loaded, on $(nproc) CPUs;"
+echo "the per-CPU maps take their per-CPU part once per CPU: shared + per-CPU x CPUs"
+printf "%-8s %14s %14s %12s %12s %12s %12s\n" rules running "all (2 gen.)" per-CPU "2 CPUs" \
+  "16 CPUs" "64 CPUs"
+cpus=$(nproc)
 for n in $SIZES; do
-  read -r running total <<<"${result[mem,$n]}"
-  printf "%-8s %22s %28s\n" "$n" "$(mib "$running")" "$(mib "$total")"
+  read -r running total percpu <<<"${result[mem,$n]}"
+  shared=$((total - percpu * cpus))
+  printf "%-8s %14s %14s %12s %12s %12s %12s\n" "$n" "$(mib "$running")" "$(mib "$total")" \
+    "$(mib "$percpu")" "$(mib $((shared + 2 * percpu)))" "$(mib $((shared + 16 * percpu)))" \
+    "$(mib $((shared + 64 * percpu)))"
 done
