@@ -179,8 +179,12 @@ pcn_memory() {
   active=$(lookup "$dir/PCN_ACTIVE" 0)
   local -A shared=() gen0=() gen1=()
   local outers=("$dir"/gen-*/CHAINS "$dir"/gen-*/ACTIONS "$dir"/gen-*/FIELDS "$dir"/gen-*/BITMAPS)
-  for m in "$dir"/PCN_* "${outers[@]}"; do
+  for m in "$dir"/PCN_* "$dir"/COUNTERS "${outers[@]}"; do
     shared[$(bpftool map show pinned "$m" | awk -F: 'NR == 1 {print $1}')]=1
+  done
+  # The counter pages made so far.
+  for ((slot = 0; slot < 64; slot++)); do
+    id=$(lookup "$dir/COUNTERS" "$slot") && shared[$id]=1
   done
   for slot in 0 1; do
     local -n gen=gen$slot

@@ -41,6 +41,7 @@ counter_tests!(
     counters_policy_drop_and_zero => check_policy_drop_and_zero,
     counters_policy_after_rule_change => check_policy_after_rule_change,
     counters_rules_without_target => check_rules_without_target,
+    counters_beyond_the_first_pages => check_beyond_the_first_pages,
 );
 
 const PASS_WAIT: Duration = Duration::from_millis(1500);
@@ -537,4 +538,37 @@ fn check_rules_without_target(t: &Transcript) {
         );
     }
     eq(t, "INPUT policy", l.policy("INPUT"), 0, Some(0));
+}
+
+/// Rules whose counter slots lie in later pages of the counter arrays (pcn-iptables makes a
+/// page of 1,024 slots as the rules need it): 2,500 rules restored, then more appended.
+fn counters_beyond_the_first_pages(fw: Fw) -> Transcript {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    let mut t = Transcript::new(&lab);
+    let mut rules = String::from("*filter\n");
+    for i in 0..2500 {
+        rules += &format!("-A INPUT -s 198.19.{}.{}/32 -j DROP\n", i / 250, i % 250);
+    }
+    rules += "-A INPUT -p icmp\nCOMMIT\n";
+    lab.restore_ok(&host, "", &rules);
+    lab.expect_once(&c1.ping(HOST1), Pass, PASS_WAIT);
+    let more = "-A INPUT -p udp --dport 9\n".repeat(1100);
+    lab.restore_ok(
+        &host,
+        "--noflush",
+        &format!("*filter\n{more}-A INPUT -p icmp\nCOMMIT\n"),
+    );
+    lab.expect_once(&c1.ping(HOST1), Pass, PASS_WAIT);
+    t.text("-L -v -x -n", lab.listing(&host));
+    t.finish(&lab)
+}
+
+fn check_beyond_the_first_pages(t: &Transcript) {
+    t.assert_expected();
+    let l = listing(t, "-L -v -x -n");
+    eq(t, "INPUT 2501", l.rule("INPUT", 2501), 2, Some(2 * PING));
+    eq(t, "INPUT 3602", l.rule("INPUT", 3602), 1, Some(PING));
+    eq(t, "INPUT 1", l.rule("INPUT", 1), 0, Some(0));
+    // iptables-restore (even with --noflush) starts the policies' counts anew.
+    eq(t, "INPUT policy", l.policy("INPUT"), 1, Some(PING));
 }

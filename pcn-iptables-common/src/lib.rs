@@ -21,6 +21,10 @@ pub const MAX_RULES_PER_CHAIN: usize = 16384;
 pub const MAX_WORDS: usize = MAX_RULES_PER_CHAIN / 64;
 /// Counter slots (rules of every chain plus the base chains' policies).
 pub const MAX_COUNTERS: u32 = 65536;
+/// Counter slots per page: the data plane counts into per-CPU arrays of this many slots,
+/// made as the rules need them (slot `s` is index `s % COUNTER_PAGE` of page `s / COUNTER_PAGE`).
+pub const COUNTER_PAGE: u32 = 1024;
+pub const COUNTER_PAGES: u32 = MAX_COUNTERS / COUNTER_PAGE;
 /// Chains (base and user-defined) the data plane can evaluate.
 pub const MAX_CHAINS: u32 = 1024;
 /// Nested `-j` calls to user chains a packet may be inside at once.

@@ -11,8 +11,9 @@ use aya_ebpf::{
 };
 use pcn_iptables_common::conntrack::{CtEntry, CtKey, CtReclaim};
 use pcn_iptables_common::{
-    Action, Bitmap, CHAIN_INPUT, CONNTRACK_ENTRIES, ChainConfig, Counter, FLOW_CACHE_ENTRIES,
-    FieldKey, FlowKey, FlowVerdict, GENERATIONS, MAX_COUNTERS, PacketInfo, chain_flag,
+    Action, Bitmap, CHAIN_INPUT, CONNTRACK_ENTRIES, COUNTER_PAGE, COUNTER_PAGES, ChainConfig,
+    Counter, FLOW_CACHE_ENTRIES, FieldKey, FlowKey, FlowVerdict, GENERATIONS, PacketInfo,
+    chain_flag,
 };
 
 // Kept across generations (pinned by name in the namespace's state directory).
@@ -22,8 +23,6 @@ pub(crate) static PCN_ACTIVE: Array<u32> = Array::pinned(1, 0);
 pub(crate) static PCN_PROGS_XDP: ProgramArray = ProgramArray::pinned(GENERATIONS, 0);
 #[map]
 pub(crate) static PCN_PROGS_TC: ProgramArray = ProgramArray::pinned(GENERATIONS, 0);
-#[map]
-static PCN_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(MAX_COUNTERS, 0);
 /// The packet being judged, per CPU: index `XDP` for ingress, `TC` for egress (a TC program in
 /// process context may be interrupted by XDP in a softirq on the same CPU). One map, so that
 /// the classifier's global function gets a map value of one map whichever the hook.
@@ -53,6 +52,13 @@ const GENS: usize = GENERATIONS as usize;
 pub(crate) const INNER_ARRAY: usize =
     (aya_ebpf::bindings::BPF_F_INNER_MAP | aya_ebpf::bindings::BPF_F_MMAPABLE) as usize;
 const NO_PREALLOC: usize = aya_ebpf::bindings::BPF_F_NO_PREALLOC as usize;
+/// Rule counters, in pages of per-CPU arrays that userspace makes as the rules need them
+/// (see `dataplane::counters`).
+#[btf_map]
+static COUNTERS: ArrayOfMaps<
+    btf_maps::PerCpuArray<Counter, { COUNTER_PAGE as usize }>,
+    { COUNTER_PAGES as usize },
+> = ArrayOfMaps::new();
 #[btf_map]
 static CHAINS: ArrayOfMaps<btf_maps::Array<ChainConfig, 1, INNER_ARRAY>, GENS> = ArrayOfMaps::new();
 #[btf_map]
@@ -110,7 +116,7 @@ pub(crate) fn generation() -> Option<(u32, bool)> {
 /// Counts a packet of IP length `len` for counter `slot`.
 #[inline(always)]
 pub(crate) fn count(slot: u32, len: u32) {
-    if let Some(c) = PCN_COUNTERS.get_ptr_mut(slot) {
+    if let Some(c) = COUNTERS.get_value_ptr_mut(slot / COUNTER_PAGE, &(slot % COUNTER_PAGE)) {
         unsafe {
             (*c).packets += 1;
             (*c).bytes += len as u64;

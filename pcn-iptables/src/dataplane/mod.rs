@@ -2,8 +2,10 @@
 //! classifier maps swapped atomically, attachment, counters, the lock.
 //!
 //! Layout of a namespace's directory on the bpffs:
-//! - `PCN_ACTIVE`, `PCN_PROGS_XDP`, `PCN_PROGS_TC`, `PCN_COUNTERS`, `PCN_PACKETS`: maps pinned by
-//!   name, shared by every generation;
+//! - `PCN_ACTIVE`, `PCN_PROGS_XDP`, `PCN_PROGS_TC`, `PCN_PACKETS`, `PCN_CONNTRACK`, `PCN_FLOWS`:
+//!   maps pinned by name, shared by every generation;
+//! - `COUNTERS`: the rule counters, pages of per-CPU arrays made as the rules need them
+//!   (`counters`);
 //! - `state-0`, `state-1`: the ruleset of each of the two generation slots and what its maps
 //!   hold (see `state`);
 //! - `prog-ingress`, `prog-egress`: the entry programs;
@@ -28,6 +30,7 @@ mod attach;
 pub mod bpffs;
 mod btf;
 pub mod conntrack;
+mod counters;
 mod gc;
 mod generation;
 mod load;
@@ -45,10 +48,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use std::os::fd::{AsFd as _, BorrowedFd};
+use std::os::fd::AsFd as _;
 
 use anyhow::{Context as _, Result};
-use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, Map, MapData};
 use pcn_iptables_common::Counter;
 
 use crate::{
@@ -351,31 +354,22 @@ impl Dataplane {
         Ok(installed)
     }
 
-    fn counter_map(&self) -> Result<Option<PerCpuArray<MapData, Counter>>> {
-        Ok(match open_map(&self.dir, "PCN_COUNTERS")? {
-            Some(map) => Some(PerCpuArray::try_from(map)?),
-            None => None,
-        })
-    }
-
     /// A reader of (packets, bytes) per counter slot, summed over CPUs.
     pub fn counters(&self) -> Result<impl Fn(u32) -> (u64, u64)> {
-        let map = self.counter_map()?;
+        let counters = std::cell::RefCell::new(counters::Counters::open(&self.dir)?);
         Ok(move |slot: u32| {
-            map.as_ref()
-                .and_then(|m| m.get(&slot, 0).ok())
-                .map(|v| {
-                    v.iter()
-                        .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes))
-                })
-                .unwrap_or((0, 0))
+            counters
+                .borrow_mut()
+                .as_mut()
+                .map_or((0, 0), |c| c.get(slot))
         })
     }
 
     /// Zeroes the given counter slots (`-Z`).
     pub fn zero(&self, slots: impl IntoIterator<Item = u32>) -> Result<()> {
-        if let Some(mut map) = self.counter_map()? {
-            set_counters(&mut map, slots.into_iter().map(|s| (s, Counter::default())))?;
+        if let Some(mut counters) = counters::Counters::open(&self.dir)? {
+            let zeros: Vec<_> = slots.into_iter().map(|s| (s, Counter::default())).collect();
+            counters.set(&zeros)?;
         }
         Ok(())
     }
@@ -402,45 +396,6 @@ impl Dataplane {
             let _ = fs::remove_file(lock);
         }
         Ok(())
-    }
-}
-
-/// Sets counter slots: the first CPU's share holds the whole count, the others none.
-pub(crate) fn set_counters<T: std::borrow::BorrowMut<MapData>>(
-    map: &mut PerCpuArray<T, Counter>,
-    counters: impl IntoIterator<Item = (u32, Counter)>,
-) -> Result<()> {
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
-    for (slot, counter) in counters {
-        let mut values = vec![Counter::default(); cpus];
-        values[0] = counter;
-        map.set(slot, PerCpuValues::try_from(values)?, 0)
-            .with_context(|| format!("setting counter {slot}"))?;
-    }
-    Ok(())
-}
-
-/// Sets counter slots in the pinned counter map `map` in one batch update (one at a time where
-/// the kernel has none); as `set_counters`.
-pub(crate) fn set_counters_batch(map: BorrowedFd<'_>, counters: &[(u32, Counter)]) -> Result<()> {
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
-    let size = std::mem::size_of::<Counter>();
-    let mut keys = Vec::with_capacity(counters.len() * 4);
-    let mut values = vec![0u8; counters.len() * cpus * size];
-    for (i, (slot, c)) in counters.iter().enumerate() {
-        keys.extend_from_slice(&slot.to_ne_bytes());
-        let v = &mut values[i * cpus * size..];
-        v[..8].copy_from_slice(&c.packets.to_ne_bytes());
-        v[8..16].copy_from_slice(&c.bytes.to_ne_bytes());
-    }
-    match sys::map_update_batch(map, &keys, &values, counters.len() as u32) {
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | 524)) => {
-            for (key, value) in keys.chunks_exact(4).zip(values.chunks_exact(cpus * size)) {
-                sys::map_update(map, key, value, 0).context("setting a counter")?;
-            }
-            Ok(())
-        }
-        r => r.context("setting counters"),
     }
 }
 

@@ -273,8 +273,8 @@ fn switch(dir: &Path, build: &Path, c: &Change) -> Result<()> {
         }
     }
     if !c.fresh_counters.is_empty() {
-        let counters = pinned(dir, "PCN_COUNTERS")?;
-        super::set_counters_batch(counters.as_fd(), c.fresh_counters)?;
+        let mut counters = super::counters::Counters::open(dir)?.context("no counters")?;
+        counters.set(c.fresh_counters)?;
     }
 
     super::attach::attach(dir, c.links)?;

@@ -45,6 +45,7 @@ pub(super) fn setup(
     let first_load = !dir.join(crate::dataplane::conntrack::MAP).exists();
     let pins: Vec<PathBuf> = OUTER.iter().map(|n| build.join(n)).collect();
     make_outer_maps(&pins)?;
+    crate::dataplane::counters::create(dir)?;
     let sizes = match sizes {
         Some(sizes) => sizes,
         None => crate::dataplane::sizes::Sizes::of_machine()?,
@@ -60,6 +61,8 @@ pub(super) fn setup(
     for (name, pin) in OUTER.iter().zip(&pins) {
         loader.map_pin_path(name, pin.as_path());
     }
+    let counters = dir.join(crate::dataplane::counters::OUTER_PIN);
+    loader.map_pin_path(crate::dataplane::counters::OUTER_PIN, counters.as_path());
     loader.verifier_log_level(crate::dataplane::load::log_level());
     crate::dataplane::settings::globals(&mut loader);
     let t = crate::dataplane::Timer("setup:object", std::time::Instant::now());

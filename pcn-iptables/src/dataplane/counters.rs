@@ -1,0 +1,173 @@
+//! Rule counters, in pages: the outer map `COUNTERS` holds per-CPU arrays of `PAGE` slots
+//! each, made as the rules need them rather than for the most there could be (every slot
+//! costs once per CPU). Slot `s` is index `s % PAGE` of page `s / PAGE`. A page is made before
+//! the generation that first counts into it goes live, and never moves: no count to carry
+//! over. (Per-CPU arrays cannot be inner maps of differing sizes, hence pages, not one
+//! growing array.)
+
+use std::{
+    os::fd::{AsFd as _, BorrowedFd, OwnedFd},
+    path::Path,
+};
+
+use anyhow::{Context as _, Result};
+use pcn_iptables_common::{COUNTER_PAGE, COUNTER_PAGES, Counter};
+
+use super::sys;
+
+/// The outer map's pin, in the namespace's directory.
+pub const OUTER_PIN: &str = "COUNTERS";
+const MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+const SIZE: usize = std::mem::size_of::<Counter>();
+
+/// The page and the index in it of counter slot `slot`.
+pub fn page_of(slot: u32) -> (u32, u32) {
+    (slot / COUNTER_PAGE, slot % COUNTER_PAGE)
+}
+
+fn new_page() -> Result<OwnedFd> {
+    sys::map_create(
+        "PCN_COUNTERS",
+        MAP_TYPE_PERCPU_ARRAY,
+        4,
+        SIZE as u32,
+        COUNTER_PAGE,
+        0,
+    )
+    .context("creating a page of counters")
+}
+
+/// Makes and pins the outer map with its first page (a first install, before the programs
+/// load: the loader reuses the pinned outer map).
+pub fn create(dir: &Path) -> Result<()> {
+    let pin = dir.join(OUTER_PIN);
+    if pin.exists() {
+        return Ok(());
+    }
+    let page = new_page()?;
+    let outer = sys::map_create_outer(OUTER_PIN, page.as_fd(), COUNTER_PAGES)
+        .context("creating COUNTERS")?;
+    sys::set_fd(outer.as_fd(), 0, page.as_fd()).context("storing a page of counters")?;
+    sys::obj_pin(outer.as_fd(), &pin).context("pinning COUNTERS")
+}
+
+/// The installed counters.
+pub struct Counters {
+    outer: OwnedFd,
+    /// Pages opened so far (`None`: not looked at yet).
+    pages: Vec<Option<Option<OwnedFd>>>,
+    cpus: usize,
+}
+
+impl Counters {
+    /// The counters of the install in `dir` (`None`: not installed).
+    pub fn open(dir: &Path) -> Result<Option<Counters>> {
+        let Ok(outer) = sys::obj_get(&dir.join(OUTER_PIN)) else {
+            return Ok(None);
+        };
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+        let pages = (0..COUNTER_PAGES).map(|_| None).collect();
+        Ok(Some(Counters { outer, pages, cpus }))
+    }
+
+    /// Page `i`, if it exists.
+    fn page(&mut self, i: u32) -> Result<Option<BorrowedFd<'_>>> {
+        let Some(entry) = self.pages.get_mut(i as usize) else {
+            return Ok(None);
+        };
+        if entry.is_none() {
+            *entry = Some(match sys::id_at(self.outer.as_fd(), i)? {
+                Some(id) => Some(sys::map_by_id(id)?),
+                None => None,
+            });
+        }
+        Ok(entry.as_ref().and_then(|p| p.as_ref()).map(|p| p.as_fd()))
+    }
+
+    /// (packets, bytes) of `slot`, summed over CPUs.
+    pub fn get(&mut self, slot: u32) -> (u64, u64) {
+        let (page, index) = page_of(slot);
+        let mut values = vec![0u8; self.cpus * SIZE];
+        let found = match self.page(page) {
+            Ok(Some(fd)) => matches!(
+                sys::map_lookup(fd, &index.to_ne_bytes(), &mut values),
+                Ok(true)
+            ),
+            _ => false,
+        };
+        let mut sum = (0, 0);
+        if found {
+            for v in values.chunks_exact(SIZE) {
+                sum.0 += u64::from_ne_bytes(v[..8].try_into().unwrap());
+                sum.1 += u64::from_ne_bytes(v[8..].try_into().unwrap());
+            }
+        }
+        sum
+    }
+
+    /// Sets slots (the first CPU's share holds the whole count, the others none), making the
+    /// pages they are in.
+    pub fn set(&mut self, counters: &[(u32, Counter)]) -> Result<()> {
+        let mut by_page: Vec<Vec<(u32, Counter)>> = vec![Vec::new(); COUNTER_PAGES as usize];
+        for &(slot, c) in counters {
+            let (page, index) = page_of(slot);
+            by_page
+                .get_mut(page as usize)
+                .with_context(|| format!("counter slot {slot} out of range"))?
+                .push((index, c));
+        }
+        let cpus = self.cpus;
+        for (page, counters) in by_page.iter().enumerate() {
+            if counters.is_empty() {
+                continue;
+            }
+            if self.page(page as u32)?.is_none() {
+                let fd = new_page()?;
+                sys::set_fd(self.outer.as_fd(), page as u32, fd.as_fd())
+                    .context("storing a page of counters")?;
+                self.pages[page] = Some(Some(fd));
+            }
+            let fd = self.page(page as u32)?.context("a page of counters")?;
+            set_batch(fd, counters, cpus)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sets counter slots of the page `map` in one batch update (one at a time where the kernel
+/// has none): the first CPU's share holds the whole count, the others none.
+fn set_batch(map: BorrowedFd<'_>, counters: &[(u32, Counter)], cpus: usize) -> Result<()> {
+    let mut keys = Vec::with_capacity(counters.len() * 4);
+    let mut values = vec![0u8; counters.len() * cpus * SIZE];
+    for (i, (slot, c)) in counters.iter().enumerate() {
+        keys.extend_from_slice(&slot.to_ne_bytes());
+        let v = &mut values[i * cpus * SIZE..];
+        v[..8].copy_from_slice(&c.packets.to_ne_bytes());
+        v[8..16].copy_from_slice(&c.bytes.to_ne_bytes());
+    }
+    match sys::map_update_batch(map, &keys, &values, counters.len() as u32) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | 524)) => {
+            for (key, value) in keys.chunks_exact(4).zip(values.chunks_exact(cpus * SIZE)) {
+                sys::map_update(map, key, value, 0).context("setting a counter")?;
+            }
+            Ok(())
+        }
+        r => r.context("setting counters"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_fill_pages_in_order() {
+        assert_eq!(page_of(0), (0, 0));
+        assert_eq!(page_of(COUNTER_PAGE - 1), (0, COUNTER_PAGE - 1));
+        assert_eq!(page_of(COUNTER_PAGE), (1, 0));
+        assert_eq!(
+            page_of(pcn_iptables_common::MAX_COUNTERS - 1),
+            (COUNTER_PAGES - 1, COUNTER_PAGE - 1)
+        );
+    }
+}
