@@ -128,3 +128,22 @@ pub fn install(
         .map_err(Error::from)
         .map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_run_out_with_an_error() {
+        let mut slots = Slots::new(&Table::default());
+        let first = slots.alloc(Counter::default());
+        assert_eq!(first, FIRST_RULE_COUNTER);
+        assert!(check_slots(&slots).is_ok());
+        slots.next = MAX_COUNTERS;
+        assert!(check_slots(&slots).is_ok());
+        slots.alloc(Counter::default());
+        let err = check_slots(&slots).unwrap_err();
+        assert_eq!(err.code, RESOURCE_PROBLEM);
+        assert!(err.message.contains("65536 counter slots"), "{}", err.message);
+    }
+}
