@@ -144,6 +144,10 @@ mod tests {
         slots.alloc(Counter::default());
         let err = check_slots(&slots).unwrap_err();
         assert_eq!(err.code, RESOURCE_PROBLEM);
-        assert!(err.message.contains("65536 counter slots"), "{}", err.message);
+        assert!(
+            err.message.contains("65536 counter slots"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -147,10 +147,72 @@ pub fn map_info(map: BorrowedFd<'_>) -> io::Result<MapInfo> {
     })
 }
 
-/// Waits until every BPF program that was running when it was called has finished (an RCU
-/// grace period): membarrier(MEMBARRIER_CMD_GLOBAL), or where that is refused (nohz_full),
-/// an update of a map of maps, which waits for one.
+/// One CPU mask per CPU, each with that CPU alone, for `hop`; `None` where hopping proves
+/// nothing: on PREEMPT_RT, whose softirqs are preemptible, or where this process may not run
+/// on every online CPU (a cpuset, isolcpus).
+fn hop_masks() -> Option<Vec<libc::cpu_set_t>> {
+    if std::fs::read_to_string("/sys/kernel/realtime").is_ok_and(|s| s.trim() == "1") {
+        return None;
+    }
+    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity fills it.
+    let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: `allowed` is a cpu_set_t of `size` bytes.
+    if unsafe { libc::sched_getaffinity(0, size, &mut allowed) } != 0 {
+        return None;
+    }
+    // SAFETY: sysconf takes no pointers.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `allowed` is a valid set; the index is below CPU_SETSIZE.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &allowed) })
+        .collect();
+    if online <= 0 || cpus.len() != online as usize {
+        return None;
+    }
+    Some(
+        cpus.into_iter()
+            .map(|c| {
+                // SAFETY: as above.
+                let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+                // SAFETY: the index is below CPU_SETSIZE.
+                unsafe { libc::CPU_SET(c, &mut one) };
+                one
+            })
+            .collect(),
+    )
+}
+
+/// Runs this thread on each CPU in turn, which is over once every CPU has scheduled it: our
+/// programs run with preemption off (XDP in softirq, TC egress with bottom halves off), so a
+/// CPU that schedules another thread has finished whatever program it ran before. Tens of
+/// microseconds per CPU where an RCU grace period (membarrier) takes milliseconds, and
+/// commands that follow each other wait for one. `false`: not done (see `hop_masks`).
+fn hop(masks: &[libc::cpu_set_t]) -> bool {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity fills it.
+    let mut old: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `old` is a cpu_set_t of `size` bytes.
+    if unsafe { libc::sched_getaffinity(0, size, &mut old) } != 0 {
+        return false;
+    }
+    // SAFETY: each mask is a cpu_set_t of `size` bytes; setting this thread's affinity to
+    // one CPU migrates it there before the call returns.
+    let done = masks
+        .iter()
+        .all(|m| unsafe { libc::sched_setaffinity(0, size, m) } == 0);
+    // SAFETY: as above.
+    unsafe { libc::sched_setaffinity(0, size, &old) };
+    done
+}
+
+/// Waits until every BPF program that was running when it was called has finished: by
+/// hopping over the CPUs (`hop`), else an RCU grace period: membarrier(MEMBARRIER_CMD_GLOBAL),
+/// or where that is refused (nohz_full), an update of a map of maps, which waits for one.
 pub fn synchronize() -> io::Result<()> {
+    if hop_masks().is_some_and(|m| hop(&m)) {
+        return Ok(());
+    }
     const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
     // SAFETY: membarrier takes no pointers.
     if unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) } == 0 {
@@ -329,6 +391,9 @@ struct GraceArgs {
     fd: u32,
     key: u32,
     value: u64,
+    /// `hop_masks`, or none: a grace period then.
+    masks: *const libc::cpu_set_t,
+    nmasks: usize,
 }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -343,7 +408,18 @@ extern "C" fn grace_child(arg: *mut libc::c_void) -> libc::c_int {
         }
         raw_syscall(libc::SYS_close_range, fd + 1, u32::MAX as usize, 0);
         const MEMBARRIER_CMD_GLOBAL: usize = 1;
-        if raw_syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0 {
+        // As `hop`: on each CPU in turn (a process of its own: its affinity is its own).
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        let hopped = a.nmasks > 0
+            && (0..a.nmasks).all(|i| {
+                raw_syscall(
+                    libc::SYS_sched_setaffinity,
+                    0,
+                    size,
+                    a.masks.add(i) as usize,
+                ) == 0
+            });
+        if hopped || raw_syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0 {
             raw_syscall(
                 libc::SYS_bpf,
                 BPF_MAP_UPDATE_ELEM as usize,
@@ -383,11 +459,14 @@ pub fn after_grace_period(marker: BorrowedFd<'_>, value: u64) -> io::Result<bool
         if stack == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
+        let masks: &'static [libc::cpu_set_t] = hop_masks().unwrap_or_default().leak();
         let args = Box::leak(Box::new(GraceArgs {
             attr: [0; 128],
             fd: marker.as_raw_fd() as u32,
             key: 0,
             value,
+            masks: masks.as_ptr(),
+            nmasks: masks.len(),
         }));
         let (key, val) = (
             &args.key as *const u32 as u64,
@@ -413,5 +492,33 @@ pub fn after_grace_period(marker: BorrowedFd<'_>, value: u64) -> io::Result<bool
             return Err(io::Error::last_os_error());
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn affinity() -> Vec<usize> {
+        // SAFETY: as in `hop_masks`.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: `set` is a cpu_set_t of `size` bytes.
+        assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut set) }, 0);
+        (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: the index is below CPU_SETSIZE.
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect()
+    }
+
+    /// On this machine (no PREEMPT_RT, every CPU ours), a grace period is a hop over every
+    /// CPU, which leaves the thread's affinity as it was.
+    #[test]
+    fn a_hop_visits_every_cpu_and_restores_the_affinity() {
+        let before = affinity();
+        let masks = hop_masks().expect("every online CPU is ours here");
+        assert_eq!(masks.len(), before.len());
+        assert!(hop(&masks));
+        assert_eq!(affinity(), before);
     }
 }
