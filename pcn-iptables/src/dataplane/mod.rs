@@ -28,6 +28,7 @@ mod attach;
 pub mod bpffs;
 mod btf;
 pub mod conntrack;
+mod counters;
 mod gc;
 mod generation;
 mod load;
@@ -38,16 +39,17 @@ mod settings;
 mod state;
 mod sys;
 mod tc;
+mod timer;
 
 use std::{
     fs,
     path::{Path, PathBuf},
 };
 
-use std::os::fd::{AsFd as _, BorrowedFd};
+use std::os::fd::AsFd as _;
 
 use anyhow::{Context as _, Result};
-use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, Map, MapData, PerCpuArray};
 use pcn_iptables_common::Counter;
 
 use crate::{
@@ -55,11 +57,11 @@ use crate::{
     model::Table,
 };
 
+pub use attach::{EGRESS_PIN, INGRESS_PIN, links};
+use counters::set_counters;
+pub use generation::ELF;
 use generation::Grace;
-pub use generation::{EGRESS_PIN, ELF, INGRESS_PIN, links};
-
-/// Prints how long a phase of a change took on stderr, when `PCN_IPTABLES_TIMING` is set.
-pub struct Timer(pub &'static str, pub std::time::Instant);
+pub use timer::{START, Timer};
 
 /// One network namespace's installation.
 pub struct Dataplane {
@@ -391,55 +393,5 @@ impl Dataplane {
             let _ = fs::remove_file(lock);
         }
         Ok(())
-    }
-}
-
-/// Sets counter slots: the first CPU's share holds the whole count, the others none.
-pub(crate) fn set_counters<T: std::borrow::BorrowMut<MapData>>(
-    map: &mut PerCpuArray<T, Counter>,
-    counters: impl IntoIterator<Item = (u32, Counter)>,
-) -> Result<()> {
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
-    for (slot, counter) in counters {
-        let mut values = vec![Counter::default(); cpus];
-        values[0] = counter;
-        map.set(slot, PerCpuValues::try_from(values)?, 0)
-            .with_context(|| format!("setting counter {slot}"))?;
-    }
-    Ok(())
-}
-
-/// Sets counter slots in the pinned counter map `map` in one batch update (one at a time where
-/// the kernel has none); as `set_counters`.
-pub(crate) fn set_counters_batch(map: BorrowedFd<'_>, counters: &[(u32, Counter)]) -> Result<()> {
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
-    let size = std::mem::size_of::<Counter>();
-    let mut keys = Vec::with_capacity(counters.len() * 4);
-    let mut values = vec![0u8; counters.len() * cpus * size];
-    for (i, (slot, c)) in counters.iter().enumerate() {
-        keys.extend_from_slice(&slot.to_ne_bytes());
-        let v = &mut values[i * cpus * size..];
-        v[..8].copy_from_slice(&c.packets.to_ne_bytes());
-        v[8..16].copy_from_slice(&c.bytes.to_ne_bytes());
-    }
-    match sys::map_update_batch(map, &keys, &values, counters.len() as u32) {
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | 524)) => {
-            for (key, value) in keys.chunks_exact(4).zip(values.chunks_exact(cpus * size)) {
-                sys::map_update(map, key, value, 0).context("setting a counter")?;
-            }
-            Ok(())
-        }
-        r => r.context("setting counters"),
-    }
-}
-
-pub static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-
-impl Drop for Timer {
-    fn drop(&mut self) {
-        if std::env::var_os("PCN_IPTABLES_TIMING").is_some() {
-            let at = START.get().map(|s| s.elapsed()).unwrap_or_default();
-            eprintln!("{}: {:?} (done at {:?})", self.0, self.1.elapsed(), at);
-        }
     }
 }

@@ -1,6 +1,13 @@
 //! A generation's arrays (chains, actions, bitmaps) and field trie: made, mapped, written.
 
-use super::*;
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
+
+use anyhow::{Context as _, Result};
+use pcn_iptables_common::{Action, Bitmap, ChainConfig, FieldKey};
+use rustc_hash::FxHashMap;
+
+use crate::compile::{self, Entry, Program, SRC_ONES, SRC_ZERO};
+use crate::dataplane::sys;
 
 /// Room for `n` items and some to grow into, so that later changes rewrite the maps in place.
 pub(super) fn headroom(n: usize) -> usize {
@@ -273,10 +280,7 @@ pub(super) fn new_trie(entries: &[Entry], fill: bool) -> Result<OwnedFd> {
 pub(super) const TRIE_KEY: usize = 4 + std::mem::size_of::<FieldKey>();
 
 /// Sets `entries` in a field trie.
-pub(super) fn trie_update(
-    fd: std::os::fd::BorrowedFd<'_>,
-    entries: &[Entry],
-) -> std::io::Result<()> {
+pub(super) fn trie_update(fd: BorrowedFd<'_>, entries: &[Entry]) -> std::io::Result<()> {
     if entries.is_empty() {
         return Ok(());
     }

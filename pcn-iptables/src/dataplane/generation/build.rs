@@ -1,6 +1,56 @@
-//! Building a generation: in full (new maps) or on the running one (`incremental`).
+//! Building a generation: a `Change`, written in full (new maps) or on the running one
+//! (`incremental`, with the inactive slot's bitmaps mapped ahead by `prefetch`).
 
-use super::*;
+use std::{
+    os::fd::{AsFd as _, OwnedFd},
+    path::Path,
+};
+
+use anyhow::{Context as _, Result};
+use pcn_iptables_common::{Action, Bitmap, ChainConfig, Counter};
+
+use super::arrays::{
+    Active, Arrays, active_needs, bitmaps_of, delta_of, map_array, new_arrays, new_arrays_mapped,
+    new_trie, put, trie_update, with_epoch, write_bitmaps,
+};
+use super::grace::Grace;
+use super::object::{ACTIONS, BITMAPS, CHAINS, FIELDS, OUTER, build_dir, pinned};
+use super::slots::{
+    Slots, id_of, ids_at, in_use, pin_bytes, pin_state, store, store_slots, unpin_state,
+};
+use crate::compile::{self, Entry, Link, Program, SRC_ONES};
+use crate::dataplane::{state, sys, timer::Timer};
+use crate::model::Table;
+
+/// A change to install.
+pub struct Change<'a> {
+    pub table: &'a Table,
+    pub program: &'a Program,
+    /// The slot to write: the inactive one.
+    pub slot: u32,
+    /// The active slot's description (what an incremental program was built on).
+    pub running: Option<&'a state::Slot>,
+    /// Counter slots to set before the switch.
+    pub fresh_counters: &'a [(u32, Counter)],
+    pub links: &'a [Link],
+    pub grace: &'a Grace,
+}
+
+/// The inactive slot's bitmap array, mapped ahead (while the change is read and compiled).
+pub struct Prefetched {
+    id: u32,
+    mapping: sys::Mapping,
+}
+
+/// Maps the bitmap array of the slot that is not `active` (see `Prefetched`).
+pub fn prefetch(dir: &Path, active: u32) -> Option<Prefetched> {
+    let other = (active + 1) % pcn_iptables_common::GENERATIONS;
+    let outer = pinned(&build_dir(dir), OUTER[BITMAPS]).ok()?;
+    let id = sys::id_at(outer.as_fd(), other).ok()??;
+    let fd = sys::map_by_id(id).ok()?;
+    let (_, mapping) = map_array::<Bitmap>(&fd).ok()?;
+    Some(Prefetched { id, mapping })
+}
 
 /// A full build: new maps for the slot, a new trie, and the same for the other slot, which
 /// takes them after the switch (at once, if no classifier ever ran in it: a first install).
@@ -16,7 +66,7 @@ pub(super) fn full(
     ready: &dyn Fn() -> Result<()>,
     setup: &dyn Fn() -> Result<()>,
 ) -> Result<([OwnedFd; 4], Option<OtherCopy>)> {
-    let t = crate::dataplane::Timer("maps", std::time::Instant::now());
+    let t = Timer("maps", std::time::Instant::now());
     let p = c.program;
     let other = (c.slot + 1) % pcn_iptables_common::GENERATIONS;
     let trie = new_trie(&p.layout.entries, false)?;
@@ -43,7 +93,7 @@ pub(super) fn full(
     std::thread::scope(|s| -> Result<()> {
         let stored = (slot_idle && other_idle).then(|| {
             s.spawn(|| {
-                let _t = crate::dataplane::Timer("store", std::time::Instant::now());
+                let _t = Timer("store", std::time::Instant::now());
                 store_slots(
                     outer,
                     &[(c.slot, maps(&arrays, &trie)), (other, maps(&copy, &trie))],
@@ -63,7 +113,7 @@ pub(super) fn full(
         join(filled_copy.join().map(Ok))?;
         drop(t);
         setup()?;
-        let _t = crate::dataplane::Timer("outer", std::time::Instant::now());
+        let _t = Timer("outer", std::time::Instant::now());
         match stored {
             Some(stored) => join(stored.join()),
             None => {
@@ -127,7 +177,7 @@ pub(super) fn incremental(
     seq: u64,
     prefetched: Option<Prefetched>,
 ) -> Result<bool> {
-    let t = crate::dataplane::Timer("maps", std::time::Instant::now());
+    let t = Timer("maps", std::time::Instant::now());
     let Some(mut base) = base(dir, outer, c, updates)? else {
         return Ok(false);
     };
@@ -252,7 +302,7 @@ fn rewrite_in_place(
         let encoded = s.spawn(|| state::encode(c.table, seq, maps, &p.layout, Some(&delta)));
         unpin_state(dir, c.slot)?;
         c.grace.wait()?;
-        let _t = crate::dataplane::Timer("patch", std::time::Instant::now());
+        let _t = Timer("patch", std::time::Instant::now());
         base.update_trie(&mut a)?;
         let (_, mut cm) = map_array::<ChainConfig>(&chains)?;
         put(&mut cm, &with_epoch(&p.chains));
@@ -279,7 +329,7 @@ fn into_new_arrays(
     c: &Change,
     base: &Base,
     seq: u64,
-    t: crate::dataplane::Timer,
+    t: Timer,
 ) -> Result<()> {
     let p = c.program;
     let running = base.running;
@@ -299,7 +349,7 @@ fn into_new_arrays(
     }
     drop(m);
     drop(t);
-    let _t = crate::dataplane::Timer("outer", std::time::Instant::now());
+    let _t = Timer("outer", std::time::Instant::now());
     if in_use(dir, c.slot)? {
         c.grace.wait()?;
     }
