@@ -180,7 +180,7 @@ fn switch(dir: &Path, build: &Path, c: &Change) -> Result<()> {
     ] {
         let progs = pinned(dir, progs)?;
         let classifier = pinned(build, classifier)?;
-        let want = sys::map_info(classifier.as_fd())?.id;
+        let want = sys::prog_id(classifier.as_fd())?;
         if sys::id_at(progs.as_fd(), c.slot)? != Some(want) {
             sys::set_fd(progs.as_fd(), c.slot, classifier.as_fd())
                 .with_context(|| format!("setting slot {} of the program array", c.slot))?;
