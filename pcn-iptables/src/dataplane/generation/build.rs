@@ -15,9 +15,7 @@ use super::arrays::{
 };
 use super::grace::Grace;
 use super::object::{ACTIONS, BITMAPS, CHAINS, FIELDS, OUTER, build_dir, pinned};
-use super::slots::{
-    Slots, id_of, ids_at, in_use, pin_bytes, pin_state, store, store_slots, unpin_state,
-};
+use super::slots::{id_of, ids_at, in_use, pin_bytes, pin_state, store, store_slots, unpin_state};
 use crate::compile::{self, Entry, Link, Program, SRC_ONES};
 use crate::dataplane::{state, sys, timer::Timer};
 use crate::model::Table;
@@ -78,14 +76,6 @@ pub(super) fn full(
     // A slot no classifier ever ran in (a first install) takes its maps at once.
     let other_idle = !in_use(dir, other)?;
     let slot_idle = !in_use(dir, c.slot)?;
-    fn maps<'a>(a: &'a Arrays, trie: &'a OwnedFd) -> Slots<'a> {
-        [
-            Some(a.chains.as_fd()),
-            Some(a.actions.as_fd()),
-            Some(trie.as_fd()),
-            Some(a.bitmaps.as_fd()),
-        ]
-    }
     unpin_state(dir, c.slot)?;
     if other_idle {
         unpin_state(dir, other)?;
@@ -96,7 +86,10 @@ pub(super) fn full(
                 let _t = Timer("store", std::time::Instant::now());
                 store_slots(
                     outer,
-                    &[(c.slot, maps(&arrays, &trie)), (other, maps(&copy, &trie))],
+                    &[
+                        (c.slot, arrays.slot(Some(&trie))),
+                        (other, copy.slot(Some(&trie))),
+                    ],
                 )
             })
         });
@@ -120,29 +113,21 @@ pub(super) fn full(
                 if !slot_idle {
                     c.grace.wait()?;
                 }
-                let mut slots = vec![(c.slot, maps(&arrays, &trie))];
+                let mut slots = vec![(c.slot, arrays.slot(Some(&trie)))];
                 if other_idle {
-                    slots.push((other, maps(&copy, &trie)));
+                    slots.push((other, copy.slot(Some(&trie))));
                 }
                 store_slots(outer, &slots)
             }
         }
     })?;
-    let ids = |a: &Arrays| -> Result<[u32; 4]> {
-        Ok([
-            id_of(&a.chains)?,
-            id_of(&a.actions)?,
-            id_of(&trie)?,
-            id_of(&a.bitmaps)?,
-        ])
-    };
     pin_state(
         dir,
         c.slot,
         c.table,
         &state::Slot {
             seq,
-            maps: ids(&arrays)?,
+            maps: arrays.ids(id_of(&trie)?)?,
             layout: p.layout.clone(),
             delta: None,
         },
@@ -355,23 +340,9 @@ fn into_new_arrays(
     }
     unpin_state(dir, c.slot)?;
     base.update_trie(&mut a)?;
-    let fields = (base.ids[FIELDS] != Some(running.maps[FIELDS])).then(|| base.trie.as_fd());
-    store(
-        outer,
-        c.slot,
-        [
-            Some(arrays.chains.as_fd()),
-            Some(arrays.actions.as_fd()),
-            fields,
-            Some(arrays.bitmaps.as_fd()),
-        ],
-    )?;
-    let maps = [
-        id_of(&arrays.chains)?,
-        id_of(&arrays.actions)?,
-        running.maps[FIELDS],
-        id_of(&arrays.bitmaps)?,
-    ];
+    let fields = (base.ids[FIELDS] != Some(running.maps[FIELDS])).then_some(&base.trie);
+    store(outer, c.slot, arrays.slot(fields))?;
+    let maps = arrays.ids(running.maps[FIELDS])?;
     pin_state(
         dir,
         c.slot,

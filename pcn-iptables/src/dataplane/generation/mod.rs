@@ -137,23 +137,9 @@ pub fn install(
             if !copy.stored {
                 unpin_state(dir, other)?;
                 sys::synchronize()?;
-                store(
-                    &outer,
-                    other,
-                    [
-                        Some(arrays.chains.as_fd()),
-                        Some(arrays.actions.as_fd()),
-                        Some(trie.as_fd()),
-                        Some(arrays.bitmaps.as_fd()),
-                    ],
-                )?;
+                store(&outer, other, arrays.slot(Some(trie)))?;
             }
-            let maps = [
-                id_of(&arrays.chains)?,
-                id_of(&arrays.actions)?,
-                id_of(trie)?,
-                id_of(&arrays.bitmaps)?,
-            ];
+            let maps = arrays.ids(id_of(trie)?)?;
             pin_state(
                 dir,
                 other,

@@ -14,8 +14,8 @@ use crate::dataplane::sys;
 pub static ELF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pcn-iptables-ebpf"));
 
 /// Pins of the classifiers, in the build's directory.
-pub const CLASSIFY_XDP_PIN: &str = "classify-xdp";
-pub const CLASSIFY_TC_PIN: &str = "classify-tc";
+pub(super) const CLASSIFY_XDP_PIN: &str = "classify-xdp";
+pub(super) const CLASSIFY_TC_PIN: &str = "classify-tc";
 /// The outer maps (names in the eBPF object and pins in the build's directory).
 pub(super) const OUTER: [&str; 4] = ["CHAINS", "ACTIONS", "FIELDS", "BITMAPS"];
 
@@ -42,7 +42,7 @@ fn elf_hash() -> u64 {
 }
 
 /// The directory of this build's programs and outer maps in the namespace's directory `dir`.
-pub fn build_dir(dir: &Path) -> PathBuf {
+pub(super) fn build_dir(dir: &Path) -> PathBuf {
     static HASH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     dir.join(format!("gen-{:016x}", HASH.get_or_init(elf_hash)))
 }
