@@ -4,7 +4,8 @@
 //! interface: INPUT and FORWARD) and `pcn_egress` (TC egress: OUTPUT). They parse the packet,
 //! pick the base chain and tail-call the classifier of the running generation,
 //! `pcn_xdp_classify` or `pcn_tc_classify`, which runs one round of a chain and either decides
-//! or tail-calls itself for the next chain. (`pcn_answer`, REJECT's, is in `reject`.)
+//! or tail-calls itself for the next chain. A third, `pcn_answer` (TC ingress, every
+//! interface), sends REJECT's answers built at XDP back out (see `reject`).
 //!
 //! `maps` holds the maps, `parse` and `route` read the packet and ask the routing, `track` and
 //! `flow_cache` come before the classifier, `chain` and `classify` are the classifier, and
@@ -198,6 +199,12 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
             TC_ACT_SHOT
         }
     }
+}
+
+/// REJECT's answers built at XDP, sent back out of their interface (see `reject::answer`).
+#[classifier]
+pub fn pcn_answer(ctx: TcContext) -> i32 {
+    reject::answer(&ctx)
 }
 
 #[cfg(not(test))]

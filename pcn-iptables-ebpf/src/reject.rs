@@ -22,7 +22,7 @@ use aya_ebpf::{
     EbpfContext,
     bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
     helpers::generated as h,
-    macros::{classifier, map},
+    macros::map,
     maps::PerCpuArray,
     programs::{TcContext, XdpContext},
 };
@@ -320,10 +320,10 @@ fn mark_answer(ctx: &XdpContext) -> bool {
     true
 }
 
-/// TC ingress, on every device next to the XDP entry: a reply built at XDP (marked `ANSWER`)
-/// leaves by the device it came in on; everything else goes on untouched.
-#[classifier]
-pub fn pcn_answer(ctx: TcContext) -> i32 {
+/// `pcn_answer`, TC ingress on every device next to the XDP entry: a reply built at XDP
+/// (marked `ANSWER`) leaves by the device it came in on; everything else goes on untouched.
+#[inline(always)]
+pub fn answer(ctx: &TcContext) -> i32 {
     let skb = ctx.skb.skb;
     let (meta, data) = unsafe { ((*skb).data_meta as usize, (*skb).data as usize) };
     if meta + ANSWER_LEN > data {

@@ -20,10 +20,14 @@ use aya::programs::{
 };
 use aya_obj::programs::XdpAttachType;
 
-use super::generation::{EGRESS_PIN, INGRESS_PIN};
 use super::tc::{self, Hook, Needs};
 use crate::compile::Link;
 
+/// Pins of the entry programs in the namespace's directory. The links keep them attached; the
+/// pins let later changes attach them to new interfaces, and tools run them on crafted packets
+/// (the benchmark's BPF_PROG_TEST_RUN) or profile them.
+pub const INGRESS_PIN: &str = "prog-ingress";
+pub const EGRESS_PIN: &str = "prog-egress";
 /// Pin of `pcn_answer`.
 pub const ANSWER_PIN: &str = "prog-answer";
 
@@ -35,6 +39,19 @@ pub const ENTRIES: [(&str, &str, &str); 3] = [
     ("pcn_egress", EGRESS_PIN, "tc"),
 ];
 
+/// The interfaces of the current network namespace.
+pub fn links() -> Result<Vec<Link>> {
+    Ok(nix::net::if_::if_nameindex()
+        .context("listing interfaces")?
+        .iter()
+        .map(|i| Link {
+            ifindex: i.index(),
+            name: i.name().to_string_lossy().into_owned(),
+        })
+        .collect())
+}
+
+/// The pin of the link of the entry program of `kind` on `link`.
 fn link_pin(dir: &Path, kind: &str, link: &Link) -> std::path::PathBuf {
     dir.join(format!("{kind}-{}", link.ifindex))
 }

@@ -17,7 +17,6 @@ use super::sys;
 
 /// The outer map's pin, in the namespace's directory.
 pub const OUTER_PIN: &str = "COUNTERS";
-const MAP_TYPE_PERCPU_ARRAY: u32 = 6;
 const SIZE: usize = std::mem::size_of::<Counter>();
 
 /// The page and the index in it of counter slot `slot`.
@@ -28,7 +27,7 @@ pub fn page_of(slot: u32) -> (u32, u32) {
 fn new_page() -> Result<OwnedFd> {
     sys::map_create(
         "PCN_COUNTERS",
-        MAP_TYPE_PERCPU_ARRAY,
+        sys::MAP_TYPE_PERCPU_ARRAY,
         4,
         SIZE as u32,
         COUNTER_PAGE,

@@ -139,6 +139,20 @@ fn dump_ipv4(m: &mut String, data: &[u8], avail: usize, flags: u8, outer: bool) 
         *m += "TRUNCATED";
         return false;
     }
+    let Some((ihl, fragment)) = dump_ip_header(m, data, flags) else {
+        return false;
+    };
+    let l4 = data.get(ihl..).unwrap_or(&[]);
+    let l4_avail = avail.saturating_sub(ihl);
+    let _ = write!(m, "PROTO={} ", proto_name(data[9]));
+    // A later fragment has no transport header.
+    fragment || dump_transport(m, data[9], l4, l4_avail, flags, outer)
+}
+
+/// The IP header's fields and (with `--log-ip-options`) options; `data` holds at least 20
+/// bytes. Returns the header's length and whether the packet is a later fragment; `None`
+/// where the kernel stops (truncated options).
+fn dump_ip_header(m: &mut String, data: &[u8], flags: u8) -> Option<(usize, bool)> {
     let ih = data;
     let ihl = ((ih[0] & 0x0f) as usize) * 4;
     let _ = write!(
@@ -156,150 +170,157 @@ fn dump_ipv4(m: &mut String, data: &[u8], avail: usize, flags: u8, outer: bool) 
         u16::from_be_bytes([ih[4], ih[5]])
     );
     let frag = u16::from_be_bytes([ih[6], ih[7]]);
-    if frag & 0x8000 != 0 {
-        *m += "CE ";
-    }
-    if frag & 0x4000 != 0 {
-        *m += "DF ";
-    }
-    if frag & 0x2000 != 0 {
-        *m += "MF ";
+    for (bit, name) in [(0x8000, "CE "), (0x4000, "DF "), (0x2000, "MF ")] {
+        if frag & bit != 0 {
+            *m += name;
+        }
     }
     let offset = frag & 0x1fff;
     if offset != 0 {
         let _ = write!(m, "FRAG:{offset} ");
     }
-    let fragment = offset != 0;
     if flags & log_flag::IP_OPTIONS != 0 && ihl > 20 {
         let Some(op) = data.get(20..ihl) else {
             *m += "TRUNCATED";
-            return false;
+            return None;
         };
-        *m += "OPT (";
-        for b in op {
-            let _ = write!(m, "{b:02X}");
-        }
-        *m += ") ";
+        dump_options(m, op);
     }
-    let l4 = data.get(ihl..).unwrap_or(&[]);
-    let l4_avail = avail.saturating_sub(ihl);
-    let incomplete = |m: &mut String| {
-        let _ = write!(m, "INCOMPLETE [{l4_avail} bytes] ");
-    };
-    match ih[9] {
-        6 => {
-            *m += "PROTO=TCP ";
-            if fragment {
-                return true;
-            }
-            if l4.len() < 20 {
-                incomplete(m);
-                return false;
-            }
-            let th = l4;
-            let _ = write!(
-                m,
-                "SPT={} DPT={} ",
-                u16::from_be_bytes([th[0], th[1]]),
-                u16::from_be_bytes([th[2], th[3]])
-            );
-            if flags & log_flag::TCP_SEQUENCE != 0 {
-                let _ = write!(
-                    m,
-                    "SEQ={} ACK={} ",
-                    u32::from_be_bytes([th[4], th[5], th[6], th[7]]),
-                    u32::from_be_bytes([th[8], th[9], th[10], th[11]])
-                );
-            }
-            let _ = write!(m, "WINDOW={} ", u16::from_be_bytes([th[14], th[15]]));
-            let _ = write!(m, "RES=0x{:02x} ", (th[12] & 0x0f) << 2);
-            for (bit, name) in [
-                (0x80, "CWR "),
-                (0x40, "ECE "),
-                (0x20, "URG "),
-                (0x10, "ACK "),
-                (0x08, "PSH "),
-                (0x04, "RST "),
-                (0x02, "SYN "),
-                (0x01, "FIN "),
-            ] {
-                if th[13] & bit != 0 {
-                    *m += name;
-                }
-            }
-            let _ = write!(m, "URGP={} ", u16::from_be_bytes([th[18], th[19]]));
-            let doff = ((th[12] >> 4) as usize) * 4;
-            if flags & log_flag::TCP_OPTIONS != 0 && doff > 20 {
-                let Some(op) = l4.get(20..doff) else {
-                    *m += "OPT (TRUNCATED)";
-                    return false;
-                };
-                *m += "OPT (";
-                for b in op {
-                    let _ = write!(m, "{b:02X}");
-                }
-                *m += ") ";
-            }
-        }
-        17 | 136 => {
-            *m += if ih[9] == 17 {
-                "PROTO=UDP "
-            } else {
-                "PROTO=UDPLITE "
-            };
-            if !fragment {
-                if l4.len() < 8 {
-                    incomplete(m);
-                    return false;
-                }
-                let _ = write!(
-                    m,
-                    "SPT={} DPT={} LEN={} ",
-                    u16::from_be_bytes([l4[0], l4[1]]),
-                    u16::from_be_bytes([l4[2], l4[3]]),
-                    u16::from_be_bytes([l4[4], l4[5]])
-                );
-            }
-        }
+    Some((ihl, offset != 0))
+}
+
+/// `PROTO=`'s value: the name the kernel gives the protocols it decodes, else the number.
+fn proto_name(proto: u8) -> String {
+    match proto {
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        136 => "UDPLITE".into(),
+        1 => "ICMP".into(),
+        51 => "AH".into(),
+        50 => "ESP".into(),
+        p => p.to_string(),
+    }
+}
+
+/// The transport header of a first fragment (or a whole packet) of protocol `proto`: `l4`
+/// the captured bytes from it on, `avail` how many the packet has. Returns false where the
+/// kernel returns early.
+fn dump_transport(
+    m: &mut String,
+    proto: u8,
+    l4: &[u8],
+    avail: usize,
+    flags: u8,
+    outer: bool,
+) -> bool {
+    match proto {
+        6 => dump_tcp(m, l4, avail, flags),
+        17 | 136 => dump_udp(m, l4, avail),
         1 => {
-            *m += "PROTO=ICMP ";
-            if !fragment {
-                dump_icmp(m, l4, l4_avail, flags, outer);
-            }
+            dump_icmp(m, l4, avail, flags, outer);
+            true
         }
+        // AH: the SPI after next header, length and reserved; ESP: first.
         51 => {
-            *m += "PROTO=AH ";
-            if !fragment {
-                if l4.len() < 12 {
-                    incomplete(m);
-                } else {
-                    let _ = write!(
-                        m,
-                        "SPI=0x{:x} ",
-                        u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]])
-                    );
-                }
-            }
+            dump_spi(m, l4, avail, 4);
+            true
         }
         50 => {
-            *m += "PROTO=ESP ";
-            if !fragment {
-                if l4.len() < 8 {
-                    incomplete(m);
-                } else {
-                    let _ = write!(
-                        m,
-                        "SPI=0x{:x} ",
-                        u32::from_be_bytes([l4[0], l4[1], l4[2], l4[3]])
-                    );
-                }
-            }
+            dump_spi(m, l4, avail, 0);
+            true
         }
-        p => {
-            let _ = write!(m, "PROTO={p} ");
+        _ => true,
+    }
+}
+
+fn incomplete(m: &mut String, avail: usize) {
+    let _ = write!(m, "INCOMPLETE [{avail} bytes] ");
+}
+
+/// Options, in hex.
+fn dump_options(m: &mut String, op: &[u8]) {
+    *m += "OPT (";
+    for b in op {
+        let _ = write!(m, "{b:02X}");
+    }
+    *m += ") ";
+}
+
+fn dump_tcp(m: &mut String, th: &[u8], avail: usize, flags: u8) -> bool {
+    if th.len() < 20 {
+        incomplete(m, avail);
+        return false;
+    }
+    let _ = write!(
+        m,
+        "SPT={} DPT={} ",
+        u16::from_be_bytes([th[0], th[1]]),
+        u16::from_be_bytes([th[2], th[3]])
+    );
+    if flags & log_flag::TCP_SEQUENCE != 0 {
+        let _ = write!(
+            m,
+            "SEQ={} ACK={} ",
+            u32::from_be_bytes([th[4], th[5], th[6], th[7]]),
+            u32::from_be_bytes([th[8], th[9], th[10], th[11]])
+        );
+    }
+    let _ = write!(m, "WINDOW={} ", u16::from_be_bytes([th[14], th[15]]));
+    let _ = write!(m, "RES=0x{:02x} ", (th[12] & 0x0f) << 2);
+    for (bit, name) in [
+        (0x80, "CWR "),
+        (0x40, "ECE "),
+        (0x20, "URG "),
+        (0x10, "ACK "),
+        (0x08, "PSH "),
+        (0x04, "RST "),
+        (0x02, "SYN "),
+        (0x01, "FIN "),
+    ] {
+        if th[13] & bit != 0 {
+            *m += name;
         }
     }
+    let _ = write!(m, "URGP={} ", u16::from_be_bytes([th[18], th[19]]));
+    let doff = ((th[12] >> 4) as usize) * 4;
+    if flags & log_flag::TCP_OPTIONS != 0 && doff > 20 {
+        let Some(op) = th.get(20..doff) else {
+            *m += "OPT (TRUNCATED)";
+            return false;
+        };
+        dump_options(m, op);
+    }
     true
+}
+
+/// UDP and UDP-Lite.
+fn dump_udp(m: &mut String, l4: &[u8], avail: usize) -> bool {
+    if l4.len() < 8 {
+        incomplete(m, avail);
+        return false;
+    }
+    let _ = write!(
+        m,
+        "SPT={} DPT={} LEN={} ",
+        u16::from_be_bytes([l4[0], l4[1]]),
+        u16::from_be_bytes([l4[2], l4[3]]),
+        u16::from_be_bytes([l4[4], l4[5]])
+    );
+    true
+}
+
+/// AH's or ESP's SPI, at byte `at` of the header.
+fn dump_spi(m: &mut String, l4: &[u8], avail: usize, at: usize) {
+    match l4.get(at..at + 4).filter(|_| l4.len() >= at + 8) {
+        Some(spi) => {
+            let _ = write!(
+                m,
+                "SPI=0x{:x} ",
+                u32::from_be_bytes([spi[0], spi[1], spi[2], spi[3]])
+            );
+        }
+        None => incomplete(m, avail),
+    }
 }
 
 /// The least an ICMP message of each type must hold for the kernel to decode it.
@@ -315,14 +336,14 @@ fn icmp_required_len(kind: u8) -> usize {
 
 fn dump_icmp(m: &mut String, l4: &[u8], avail: usize, flags: u8, outer: bool) {
     if l4.len() < 8 {
-        let _ = write!(m, "INCOMPLETE [{avail} bytes] ");
+        incomplete(m, avail);
         return;
     }
     let (kind, code) = (l4[0], l4[1]);
     let _ = write!(m, "TYPE={kind} CODE={code} ");
     let required = icmp_required_len(kind);
     if kind <= 18 && required != 0 && avail < required {
-        let _ = write!(m, "INCOMPLETE [{avail} bytes] ");
+        incomplete(m, avail);
         return;
     }
     match kind {

@@ -42,6 +42,7 @@ pub mod sizes;
 mod state;
 mod sys;
 mod tc;
+mod timer;
 
 use std::{
     fs,
@@ -59,14 +60,13 @@ use crate::{
     model::Table,
 };
 
+pub use attach::{EGRESS_PIN, INGRESS_PIN, links};
+pub use generation::ELF;
 use generation::Grace;
-pub use generation::{EGRESS_PIN, ELF, INGRESS_PIN, links};
+pub use timer::{START, Timer};
 
 /// The flow cache's pin.
 pub const FLOWS_MAP: &str = "PCN_FLOWS";
-
-/// Prints how long a phase of a change took on stderr, when `PCN_IPTABLES_TIMING` is set.
-pub struct Timer(pub &'static str, pub std::time::Instant);
 
 /// One network namespace's installation.
 pub struct Dataplane {
@@ -396,16 +396,5 @@ impl Dataplane {
             let _ = fs::remove_file(lock);
         }
         Ok(())
-    }
-}
-
-pub static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-
-impl Drop for Timer {
-    fn drop(&mut self) {
-        if std::env::var_os("PCN_IPTABLES_TIMING").is_some() {
-            let at = START.get().map(|s| s.elapsed()).unwrap_or_default();
-            eprintln!("{}: {:?} (done at {:?})", self.0, self.1.elapsed(), at);
-        }
     }
 }

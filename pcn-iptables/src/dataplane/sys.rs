@@ -1,6 +1,15 @@
 //! The few bpf(2) commands a rule change needs, called directly: creating a generation's maps,
 //! filling them (through mmap where the map allows it), storing them in the outer maps,
 //! pinning. A change never parses the eBPF object nor loads a program.
+//!
+//! The attributes are aya-obj's generated `union bpf_attr` (and `bpf_map_info`,
+//! `bpf_prog_info`): the kernel's own layout, no byte offsets of ours. aya's public API has
+//! some of these operations (`MapData::create`, `from_pin`, `from_id`, `pin`, `info`), but
+//! each does more than the one system call a change needs (opening a pin or an id also reads
+//! the map's info; creating a map first asks for the kernel's version), and none creates an
+//! array of maps from an inner map, updates in batches, or stores a descriptor in a map of
+//! maps. A change's latency is counted in system calls: it makes them itself. Only
+//! membarrier(2) and clone(2), below, are not bpf(2) commands and have no such type.
 
 use std::{
     ffi::CString,
@@ -12,54 +21,58 @@ use std::{
     path::Path,
 };
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_OBJ_PIN: libc::c_long = 6;
-const BPF_OBJ_GET: libc::c_long = 7;
-const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
-const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+use aya_obj::generated::{
+    BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, bpf_attr, bpf_cmd, bpf_map_info,
+    bpf_map_type, bpf_prog_info,
+};
 
-pub const MAP_TYPE_ARRAY: u32 = 2;
-pub const MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
-pub const MAP_TYPE_LPM_TRIE: u32 = 11;
-pub const F_NO_PREALLOC: u32 = 1;
-pub const F_MMAPABLE: u32 = 1 << 10;
-pub const F_INNER_MAP: u32 = 1 << 12;
+pub const MAP_TYPE_ARRAY: u32 = bpf_map_type::BPF_MAP_TYPE_ARRAY as u32;
+pub const MAP_TYPE_ARRAY_OF_MAPS: u32 = bpf_map_type::BPF_MAP_TYPE_ARRAY_OF_MAPS as u32;
+pub const MAP_TYPE_LPM_TRIE: u32 = bpf_map_type::BPF_MAP_TYPE_LPM_TRIE as u32;
+pub const MAP_TYPE_PERCPU_ARRAY: u32 = bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY as u32;
+pub const F_NO_PREALLOC: u32 = BPF_F_NO_PREALLOC;
+pub const F_MMAPABLE: u32 = BPF_F_MMAPABLE;
+pub const F_INNER_MAP: u32 = BPF_F_INNER_MAP;
 /// The flags of the classifier's per-generation arrays (see the eBPF object's outer maps).
 pub const INNER_ARRAY: u32 = F_INNER_MAP | F_MMAPABLE;
 
-/// `union bpf_attr`, as 128 zeroed bytes the commands below fill.
-#[repr(C, align(8))]
-struct Attr([u8; 128]);
+/// A zeroed `union bpf_attr`, for one command to fill.
+fn attr() -> bpf_attr {
+    // SAFETY: bpf_attr is integers and arrays of them all through: all zeroes is a valid
+    // value, and what the kernel wants in every field a command does not set.
+    unsafe { std::mem::zeroed() }
+}
 
-impl Attr {
-    fn new() -> Self {
-        Attr([0; 128])
-    }
-    fn u32(&mut self, offset: usize, v: u32) -> &mut Self {
-        self.0[offset..offset + 4].copy_from_slice(&v.to_ne_bytes());
-        self
-    }
-    fn u64(&mut self, offset: usize, v: u64) -> &mut Self {
-        self.0[offset..offset + 8].copy_from_slice(&v.to_ne_bytes());
-        self
-    }
-    fn call(&mut self, cmd: libc::c_long) -> io::Result<libc::c_long> {
-        // SAFETY: a bpf_attr-sized buffer, filled for `cmd`; the pointers in it outlive the call.
-        let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, self.0.as_mut_ptr(), self.0.len()) };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(rc)
-        }
+/// bpf(2): `cmd` with `attr` (a whole `union bpf_attr`, which the kernel may write back to).
+fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
+    // SAFETY: a whole bpf_attr, filled for `cmd`; the pointers in it outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            std::ptr::from_mut(attr),
+            std::mem::size_of::<bpf_attr>(),
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
     }
 }
 
 fn owned(fd: libc::c_long) -> OwnedFd {
     // SAFETY: a new file descriptor the kernel just returned, owned by nobody else.
     unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// A map's name as `bpf_attr` holds it: at most 15 bytes, NUL-terminated.
+fn map_name(name: &str) -> [libc::c_char; 16] {
+    let mut out = [0; 16];
+    for (o, b) in out.iter_mut().zip(name.bytes().take(15)) {
+        *o = b as libc::c_char;
+    }
+    out
 }
 
 /// BPF_MAP_CREATE: a map nobody references yet, freed when the descriptor closes unless it
@@ -72,40 +85,50 @@ pub fn map_create(
     max_entries: u32,
     flags: u32,
 ) -> io::Result<OwnedFd> {
-    let mut attr = Attr::new();
-    attr.u32(0, map_type)
-        .u32(4, key_size)
-        .u32(8, value_size)
-        .u32(12, max_entries)
-        .u32(16, flags);
-    // map_name: 16 bytes at offset 28, NUL-terminated.
-    let name = &name.as_bytes()[..name.len().min(15)];
-    attr.0[28..28 + name.len()].copy_from_slice(name);
-    attr.call(BPF_MAP_CREATE).map(owned)
+    let mut attr = attr();
+    // SAFETY: any variant of a zeroed bpf_attr is a valid value (see `attr`).
+    let create = unsafe { &mut attr.__bindgen_anon_1 };
+    create.map_type = map_type;
+    create.key_size = key_size;
+    create.value_size = value_size;
+    create.max_entries = max_entries;
+    create.map_flags = flags;
+    create.map_name = map_name(name);
+    bpf(bpf_cmd::BPF_MAP_CREATE, &mut attr).map(owned)
 }
 
 /// BPF_MAP_CREATE of an array of `entries` maps that look like `inner`.
 pub fn map_create_outer(name: &str, inner: BorrowedFd<'_>, entries: u32) -> io::Result<OwnedFd> {
-    let mut attr = Attr::new();
-    attr.u32(0, MAP_TYPE_ARRAY_OF_MAPS)
-        .u32(4, 4)
-        .u32(8, 4)
-        .u32(12, entries)
-        .u32(20, inner.as_raw_fd() as u32);
-    let name = &name.as_bytes()[..name.len().min(15)];
-    attr.0[28..28 + name.len()].copy_from_slice(name);
-    attr.call(BPF_MAP_CREATE).map(owned)
+    let mut attr = attr();
+    // SAFETY: as in `map_create`.
+    let create = unsafe { &mut attr.__bindgen_anon_1 };
+    create.map_type = MAP_TYPE_ARRAY_OF_MAPS;
+    create.key_size = 4;
+    create.value_size = 4;
+    create.max_entries = entries;
+    create.inner_map_fd = inner.as_raw_fd() as u32;
+    create.map_name = map_name(name);
+    bpf(bpf_cmd::BPF_MAP_CREATE, &mut attr).map(owned)
+}
+
+/// The attributes of BPF_MAP_LOOKUP_ELEM and BPF_MAP_UPDATE_ELEM: `key` and `value` point at
+/// the bytes (read, or for a lookup written, by the kernel).
+fn elem_attr(map: BorrowedFd<'_>, key: *const u8, value: *const u8, flags: u64) -> bpf_attr {
+    let mut attr = attr();
+    // SAFETY: as in `map_create`.
+    let elem = unsafe { &mut attr.__bindgen_anon_2 };
+    elem.map_fd = map.as_raw_fd() as u32;
+    elem.key = key as u64;
+    elem.__bindgen_anon_1.value = value as u64;
+    elem.flags = flags;
+    attr
 }
 
 /// BPF_MAP_LOOKUP_ELEM with raw key and value bytes (`false`: no such key). A map of maps
 /// or a program array answers the id of what it holds.
 pub fn map_lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
-    match Attr::new()
-        .u32(0, map.as_raw_fd() as u32)
-        .u64(8, key.as_ptr() as u64)
-        .u64(16, value.as_mut_ptr() as u64)
-        .call(BPF_MAP_LOOKUP_ELEM)
-    {
+    let mut attr = elem_attr(map, key.as_ptr(), value.as_mut_ptr(), 0);
+    match bpf(bpf_cmd::BPF_MAP_LOOKUP_ELEM, &mut attr) {
         Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
         Err(e) => Err(e),
@@ -120,7 +143,11 @@ pub fn id_at(map: BorrowedFd<'_>, index: u32) -> io::Result<Option<u32>> {
 
 /// BPF_MAP_GET_FD_BY_ID.
 pub fn map_by_id(id: u32) -> io::Result<OwnedFd> {
-    Attr::new().u32(0, id).call(BPF_MAP_GET_FD_BY_ID).map(owned)
+    let mut attr = attr();
+    // SAFETY: as in `map_create`.
+    let by_id = unsafe { &mut attr.__bindgen_anon_6 };
+    by_id.__bindgen_anon_1.map_id = id;
+    bpf(bpf_cmd::BPF_MAP_GET_FD_BY_ID, &mut attr).map(owned)
 }
 
 /// What BPF_OBJ_GET_INFO_BY_FD tells of a map.
@@ -131,20 +158,36 @@ pub struct MapInfo {
     pub max_entries: u32,
 }
 
+/// BPF_OBJ_GET_INFO_BY_FD: fills `info` (`struct bpf_map_info`, `bpf_prog_info`, ...) for
+/// the map or program `fd`.
+fn obj_info<T>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
+    let mut attr = attr();
+    // SAFETY: as in `map_create`.
+    let get = unsafe { &mut attr.info };
+    get.bpf_fd = fd.as_raw_fd() as u32;
+    get.info_len = std::mem::size_of::<T>() as u32;
+    get.info = std::ptr::from_mut(info) as u64;
+    bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr).map(drop)
+}
+
 pub fn map_info(map: BorrowedFd<'_>) -> io::Result<MapInfo> {
-    // struct bpf_map_info: type, id, key_size, value_size, max_entries, ... (a program's
-    // bpf_prog_info has its id at the same place)
-    let mut info = [0u32; 20];
-    Attr::new()
-        .u32(0, map.as_raw_fd() as u32)
-        .u32(4, std::mem::size_of_val(&info) as u32)
-        .u64(8, info.as_mut_ptr() as u64)
-        .call(BPF_OBJ_GET_INFO_BY_FD)?;
+    // SAFETY: bpf_map_info is integers and arrays of them: all zeroes is a valid value, and
+    // what the kernel wants of what it does not fill.
+    let mut info: bpf_map_info = unsafe { std::mem::zeroed() };
+    obj_info(map, &mut info)?;
     Ok(MapInfo {
-        id: info[1],
-        value_size: info[3],
-        max_entries: info[4],
+        id: info.id,
+        value_size: info.value_size,
+        max_entries: info.max_entries,
     })
+}
+
+/// The id of the program `prog`.
+pub fn prog_id(prog: BorrowedFd<'_>) -> io::Result<u32> {
+    // SAFETY: as in `map_info`, for bpf_prog_info.
+    let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
+    obj_info(prog, &mut info)?;
+    Ok(info.id)
 }
 
 /// One CPU mask per CPU, each with that CPU alone, for `hop`; `None` where hopping proves
@@ -225,13 +268,8 @@ pub fn synchronize() -> io::Result<()> {
 
 /// BPF_MAP_UPDATE_ELEM with raw key and value bytes.
 pub fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
-    Attr::new()
-        .u32(0, map.as_raw_fd() as u32)
-        .u64(8, key.as_ptr() as u64)
-        .u64(16, value.as_ptr() as u64)
-        .u64(24, flags)
-        .call(BPF_MAP_UPDATE_ELEM)
-        .map(drop)
+    let mut attr = elem_attr(map, key.as_ptr(), value.as_ptr(), flags);
+    bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
 }
 
 /// BPF_MAP_UPDATE_BATCH: `keys` and `values` hold `count` keys and values, back to back; one
@@ -243,14 +281,17 @@ pub fn map_update_batch(
     values: &[u8],
     count: u32,
 ) -> io::Result<()> {
-    let mut attr = Attr::new();
-    attr.u64(16, keys.as_ptr() as u64)
-        .u64(24, values.as_ptr() as u64)
-        .u32(32, count)
-        .u32(36, map.as_raw_fd() as u32)
-        .call(BPF_MAP_UPDATE_BATCH)?;
+    let mut attr = attr();
+    // SAFETY: as in `map_create`.
+    let batch = unsafe { &mut attr.batch };
+    batch.keys = keys.as_ptr() as u64;
+    batch.values = values.as_ptr() as u64;
+    batch.count = count;
+    batch.map_fd = map.as_raw_fd() as u32;
+    bpf(bpf_cmd::BPF_MAP_UPDATE_BATCH, &mut attr)?;
     // The kernel writes back how many it did.
-    let done = u32::from_ne_bytes([attr.0[32], attr.0[33], attr.0[34], attr.0[35]]);
+    // SAFETY: the variant written above, which the kernel updates.
+    let done = unsafe { attr.batch.count };
     if done == count {
         Ok(())
     } else {
@@ -273,23 +314,30 @@ fn c_path(path: &Path) -> io::Result<CString> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
+/// The attributes of BPF_OBJ_GET and BPF_OBJ_PIN.
+fn obj_attr(path: &CString, fd: u32) -> bpf_attr {
+    let mut attr = attr();
+    // SAFETY: as in `map_create`.
+    let obj = unsafe { &mut attr.__bindgen_anon_4 };
+    obj.pathname = path.as_ptr() as u64;
+    obj.bpf_fd = fd;
+    attr
+}
+
 /// BPF_OBJ_GET: opens a pinned map or program.
 pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
     let path = c_path(path)?;
-    Attr::new()
-        .u64(0, path.as_ptr() as u64)
-        .call(BPF_OBJ_GET)
-        .map(owned)
+    bpf(bpf_cmd::BPF_OBJ_GET, &mut obj_attr(&path, 0)).map(owned)
 }
 
 /// BPF_OBJ_PIN: pins a map or program at `path` (which must not exist).
 pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
     let path = c_path(path)?;
-    Attr::new()
-        .u64(0, path.as_ptr() as u64)
-        .u32(8, fd.as_raw_fd() as u32)
-        .call(BPF_OBJ_PIN)
-        .map(drop)
+    bpf(
+        bpf_cmd::BPF_OBJ_PIN,
+        &mut obj_attr(&path, fd.as_raw_fd() as u32),
+    )
+    .map(drop)
 }
 
 /// A writable mapping of a BPF_F_MMAPABLE array's values (`len` bytes from the start).
@@ -387,7 +435,7 @@ unsafe fn raw_syscall(n: libc::c_long, a: usize, b: usize, c: usize) -> isize {
 /// What `grace_child` needs, in memory it shares with the parent and nobody frees.
 #[repr(C, align(8))]
 struct GraceArgs {
-    attr: [u8; 128],
+    attr: bpf_attr,
     fd: u32,
     key: u32,
     value: u64,
@@ -422,9 +470,9 @@ extern "C" fn grace_child(arg: *mut libc::c_void) -> libc::c_int {
         if hopped || raw_syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0 {
             raw_syscall(
                 libc::SYS_bpf,
-                BPF_MAP_UPDATE_ELEM as usize,
-                a.attr.as_ptr() as usize,
-                a.attr.len(),
+                bpf_cmd::BPF_MAP_UPDATE_ELEM as usize,
+                std::ptr::from_ref(&a.attr) as usize,
+                std::mem::size_of::<bpf_attr>(),
             );
         }
         raw_syscall(libc::SYS_exit, 0, 0, 0);
@@ -461,23 +509,19 @@ pub fn after_grace_period(marker: BorrowedFd<'_>, value: u64) -> io::Result<bool
         }
         let masks: &'static [libc::cpu_set_t] = hop_masks().unwrap_or_default().leak();
         let args = Box::leak(Box::new(GraceArgs {
-            attr: [0; 128],
+            attr: attr(),
             fd: marker.as_raw_fd() as u32,
             key: 0,
             value,
             masks: masks.as_ptr(),
             nmasks: masks.len(),
         }));
-        let (key, val) = (
-            &args.key as *const u32 as u64,
-            &args.value as *const u64 as u64,
+        args.attr = elem_attr(
+            marker,
+            std::ptr::from_ref(&args.key).cast(),
+            std::ptr::from_ref(&args.value).cast(),
+            0,
         );
-        let mut attr = Attr::new();
-        attr.u32(0, marker.as_raw_fd() as u32)
-            .u64(8, key)
-            .u64(16, val)
-            .u64(24, 0);
-        args.attr = attr.0;
         // SAFETY: the helper runs `grace_child` on its own stack with the leaked arguments,
         // both alive as long as the address space.
         let pid = unsafe {

@@ -1,6 +1,14 @@
 //! A generation's arrays (chains, actions, bitmaps) and field trie: made, mapped, written.
 
-use super::*;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use anyhow::{Context as _, Result};
+use pcn_iptables_common::{Action, Bitmap, ChainConfig, FieldKey};
+use rustc_hash::FxHashMap;
+
+use super::slots::{Slots, id_of};
+use crate::compile::{self, Entry, Program, SRC_ONES, SRC_ZERO};
+use crate::dataplane::sys;
 
 /// Room for `n` items and some to grow into, so that later changes rewrite the maps in place.
 pub(super) fn headroom(n: usize) -> usize {
@@ -273,10 +281,7 @@ pub(super) fn new_trie(entries: &[Entry], fill: bool) -> Result<OwnedFd> {
 pub(super) const TRIE_KEY: usize = 4 + std::mem::size_of::<FieldKey>();
 
 /// Sets `entries` in a field trie.
-pub(super) fn trie_update(
-    fd: std::os::fd::BorrowedFd<'_>,
-    entries: &[Entry],
-) -> std::io::Result<()> {
+pub(super) fn trie_update(fd: BorrowedFd<'_>, entries: &[Entry]) -> std::io::Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -329,6 +334,29 @@ pub(super) struct Arrays {
     pub(super) chains: OwnedFd,
     pub(super) actions: OwnedFd,
     pub(super) bitmaps: OwnedFd,
+}
+
+impl Arrays {
+    /// The arrays as a slot of the outer maps takes them, with the field trie `trie`
+    /// (`None`: the slot keeps its own).
+    pub(super) fn slot<'a>(&'a self, trie: Option<&'a OwnedFd>) -> Slots<'a> {
+        [
+            Some(self.chains.as_fd()),
+            Some(self.actions.as_fd()),
+            trie.map(AsFd::as_fd),
+            Some(self.bitmaps.as_fd()),
+        ]
+    }
+
+    /// The arrays' ids and the field trie's, `trie`, in the outer maps' order.
+    pub(super) fn ids(&self, trie: u32) -> Result<[u32; 4]> {
+        Ok([
+            id_of(&self.chains)?,
+            id_of(&self.actions)?,
+            trie,
+            id_of(&self.bitmaps)?,
+        ])
+    }
 }
 
 /// New arrays for `program`, and what fills them with its full build (chains and actions

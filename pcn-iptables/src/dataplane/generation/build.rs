@@ -1,6 +1,54 @@
-//! Building a generation: in full (new maps) or on the running one (`incremental`).
+//! Building a generation: a `Change`, written in full (new maps) or on the running one
+//! (`incremental`, with the inactive slot's bitmaps mapped ahead by `prefetch`).
 
-use super::*;
+use std::{
+    os::fd::{AsFd as _, OwnedFd},
+    path::Path,
+};
+
+use anyhow::{Context as _, Result};
+use pcn_iptables_common::{Action, Bitmap, ChainConfig, Counter};
+
+use super::arrays::{
+    Active, Arrays, active_needs, bitmaps_of, delta_of, map_array, new_arrays, new_arrays_mapped,
+    new_trie, put, trie_update, with_epoch, write_bitmaps,
+};
+use super::grace::Grace;
+use super::object::{ACTIONS, BITMAPS, CHAINS, FIELDS, OUTER, build_dir, pinned};
+use super::slots::{id_of, ids_at, in_use, pin_bytes, pin_state, store, store_slots, unpin_state};
+use crate::compile::{self, Entry, Link, Program, SRC_ONES};
+use crate::dataplane::{state, sys, timer::Timer};
+use crate::model::Table;
+
+/// A change to install.
+pub struct Change<'a> {
+    pub table: &'a Table,
+    pub program: &'a Program,
+    /// The slot to write: the inactive one.
+    pub slot: u32,
+    /// The active slot's description (what an incremental program was built on).
+    pub running: Option<&'a state::Slot>,
+    /// Counter slots to set before the switch.
+    pub fresh_counters: &'a [(u32, Counter)],
+    pub links: &'a [Link],
+    pub grace: &'a Grace,
+}
+
+/// The inactive slot's bitmap array, mapped ahead (while the change is read and compiled).
+pub struct Prefetched {
+    id: u32,
+    mapping: sys::Mapping,
+}
+
+/// Maps the bitmap array of the slot that is not `active` (see `Prefetched`).
+pub fn prefetch(dir: &Path, active: u32) -> Option<Prefetched> {
+    let other = (active + 1) % pcn_iptables_common::GENERATIONS;
+    let outer = pinned(&build_dir(dir), OUTER[BITMAPS]).ok()?;
+    let id = sys::id_at(outer.as_fd(), other).ok()??;
+    let fd = sys::map_by_id(id).ok()?;
+    let (_, mapping) = map_array::<Bitmap>(&fd).ok()?;
+    Some(Prefetched { id, mapping })
+}
 
 /// A full build: new maps for the slot, a new trie, and the same for the other slot, which
 /// takes them after the switch (at once, if no classifier ever ran in it: a first install).
@@ -16,7 +64,7 @@ pub(super) fn full(
     ready: &dyn Fn() -> Result<()>,
     setup: &dyn Fn() -> Result<()>,
 ) -> Result<([OwnedFd; 4], Option<OtherCopy>)> {
-    let t = crate::dataplane::Timer("maps", std::time::Instant::now());
+    let t = Timer("maps", std::time::Instant::now());
     let p = c.program;
     let other = (c.slot + 1) % pcn_iptables_common::GENERATIONS;
     let trie = new_trie(&p.layout.entries, false)?;
@@ -28,14 +76,6 @@ pub(super) fn full(
     // A slot no classifier ever ran in (a first install) takes its maps at once.
     let other_idle = !in_use(dir, other)?;
     let slot_idle = !in_use(dir, c.slot)?;
-    fn maps<'a>(a: &'a Arrays, trie: &'a OwnedFd) -> Slots<'a> {
-        [
-            Some(a.chains.as_fd()),
-            Some(a.actions.as_fd()),
-            Some(trie.as_fd()),
-            Some(a.bitmaps.as_fd()),
-        ]
-    }
     unpin_state(dir, c.slot)?;
     if other_idle {
         unpin_state(dir, other)?;
@@ -43,10 +83,13 @@ pub(super) fn full(
     std::thread::scope(|s| -> Result<()> {
         let stored = (slot_idle && other_idle).then(|| {
             s.spawn(|| {
-                let _t = crate::dataplane::Timer("store", std::time::Instant::now());
+                let _t = Timer("store", std::time::Instant::now());
                 store_slots(
                     outer,
-                    &[(c.slot, maps(&arrays, &trie)), (other, maps(&copy, &trie))],
+                    &[
+                        (c.slot, arrays.slot(Some(&trie))),
+                        (other, copy.slot(Some(&trie))),
+                    ],
                 )
             })
         });
@@ -63,36 +106,28 @@ pub(super) fn full(
         join(filled_copy.join().map(Ok))?;
         drop(t);
         setup()?;
-        let _t = crate::dataplane::Timer("outer", std::time::Instant::now());
+        let _t = Timer("outer", std::time::Instant::now());
         match stored {
             Some(stored) => join(stored.join()),
             None => {
                 if !slot_idle {
                     c.grace.wait()?;
                 }
-                let mut slots = vec![(c.slot, maps(&arrays, &trie))];
+                let mut slots = vec![(c.slot, arrays.slot(Some(&trie)))];
                 if other_idle {
-                    slots.push((other, maps(&copy, &trie)));
+                    slots.push((other, copy.slot(Some(&trie))));
                 }
                 store_slots(outer, &slots)
             }
         }
     })?;
-    let ids = |a: &Arrays| -> Result<[u32; 4]> {
-        Ok([
-            id_of(&a.chains)?,
-            id_of(&a.actions)?,
-            id_of(&trie)?,
-            id_of(&a.bitmaps)?,
-        ])
-    };
     pin_state(
         dir,
         c.slot,
         c.table,
         &state::Slot {
             seq,
-            maps: ids(&arrays)?,
+            maps: arrays.ids(id_of(&trie)?)?,
             layout: p.layout.clone(),
             delta: None,
         },
@@ -127,131 +162,187 @@ pub(super) fn incremental(
     seq: u64,
     prefetched: Option<Prefetched>,
 ) -> Result<bool> {
-    let t = crate::dataplane::Timer("maps", std::time::Instant::now());
+    let t = Timer("maps", std::time::Instant::now());
+    let Some(mut base) = base(dir, outer, c, updates)? else {
+        return Ok(false);
+    };
+    match base.in_place.take() {
+        Some(arrays) => rewrite_in_place(dir, c, &base, arrays, seq, prefetched)?,
+        None => into_new_arrays(dir, outer, c, &base, seq, t)?,
+    }
+    Ok(true)
+}
+
+/// What a change built on the running generation is written against.
+struct Base<'a> {
+    running: &'a state::Slot,
+    updates: &'a [compile::TrieUpdate],
+    /// The field trie both slots share.
+    trie: OwnedFd,
+    /// The running generation's bitmap array.
+    active: OwnedFd,
+    active_info: sys::MapInfo,
+    /// The ids of the maps in the inactive slot.
+    ids: [Option<u32>; 4],
+    /// What the slot lacks of the running generation (see `behind`).
+    behind: Vec<(u32, u32)>,
+    /// The slot's own chains, actions and bitmaps arrays, if they can be rewritten in place.
+    in_place: Option<[OwnedFd; 3]>,
+}
+
+/// The running generation's maps and the inactive slot's, if the change fits them (`None`:
+/// a full build is needed).
+fn base<'a>(
+    dir: &Path,
+    outer: &[OwnedFd; 4],
+    c: &Change<'a>,
+    updates: &'a [compile::TrieUpdate],
+) -> Result<Option<Base<'a>>> {
     let p = c.program;
     let Some(running) = c.running else {
-        return Ok(false);
+        return Ok(None);
     };
     let (Ok(trie), Ok(active)) = (
         sys::map_by_id(running.maps[FIELDS]),
         sys::map_by_id(running.maps[BITMAPS]),
     ) else {
-        return Ok(false);
+        return Ok(None);
     };
     let trie_info = sys::map_info(trie.as_fd())?;
     let active_info = sys::map_info(active.as_fd())?;
     if !fits(p, updates, running, &trie_info, &active_info) {
-        return Ok(false);
+        return Ok(None);
     }
-    // The slot's own maps, if it can be rewritten in place.
     let ids = ids_at(outer, c.slot)?;
     // The slot's state must say what its maps hold, and that it shares the trie. A change
     // that died half-way removed it first: the trie may then hold entries of that change,
     // which the running layout does not know of (their bitmap indexes would be handed out
     // again), so it is built anew.
     let Some((slot_seq, slot_maps)) = state::read_header(dir, c.slot)? else {
-        return Ok(false);
+        return Ok(None);
     };
     if ids != slot_maps.map(Some) || slot_maps[FIELDS] != running.maps[FIELDS] {
-        return Ok(false);
+        return Ok(None);
     }
     // The slot holds the running generation (after a full build and its copy) or its
     // predecessor (which `running.delta` tells the difference from); a change that died after
     // storing its state but before the switch leaves anything else.
     let Some(behind) = behind(running, slot_seq) else {
-        return Ok(false);
+        return Ok(None);
     };
     let in_place = arrays_with_room(slot_maps, p)?;
+    Ok(Some(Base {
+        running,
+        updates,
+        trie,
+        active,
+        active_info,
+        ids,
+        behind,
+        in_place,
+    }))
+}
 
-    let apply_shared = |a: &mut Active| -> Result<()> {
-        // The running generation's view of each new trie entry, then the entries.
-        for u in updates.iter().filter(|u| u.running) {
-            a.copy(&active, u.src, u.entry.index)?;
+impl Base<'_> {
+    /// The running generation's view of each new trie entry, then the entries.
+    fn update_trie(&self, a: &mut Active) -> Result<()> {
+        for u in self.updates.iter().filter(|u| u.running) {
+            a.copy(&self.active, u.src, u.entry.index)?;
         }
-        let entries: Vec<Entry> = updates.iter().map(|u| u.entry).collect();
-        trie_update(trie.as_fd(), &entries).context("updating the field trie")
-    };
-
-    let delta = delta_of(p);
-    let maps;
-    if let Some([chains, actions, bitmaps]) = in_place {
-        let mut a = Active::new(&active, &active_info, &active_needs(p, &behind))?;
-        let bitmaps_id = id_of(&bitmaps)?;
-        let m = match prefetched {
-            Some(f) if f.id == bitmaps_id => f.mapping,
-            _ => map_array::<Bitmap>(&bitmaps)?.1,
-        };
-        let maps = [
-            id_of(&chains)?,
-            id_of(&actions)?,
-            running.maps[FIELDS],
-            bitmaps_id,
-        ];
-        std::thread::scope(|s| -> Result<()> {
-            // The new state, meanwhile.
-            let encoded = s.spawn(|| state::encode(c.table, seq, maps, &p.layout, Some(&delta)));
-            unpin_state(dir, c.slot)?;
-            c.grace.wait()?;
-            let _t = crate::dataplane::Timer("patch", std::time::Instant::now());
-            apply_shared(&mut a)?;
-            let (_, mut cm) = map_array::<ChainConfig>(&chains)?;
-            put(&mut cm, &with_epoch(&p.chains));
-            let (_, mut am) = map_array::<Action>(&actions)?;
-            put(&mut am, &p.actions);
-            // SAFETY: room for next bitmaps (checked); the slot's maps are ours now (grace).
-            unsafe { write_bitmaps(bitmaps_of(&m), Some(&a), p, &behind) };
-            let bytes = encoded
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("encoding the state")))?;
-            pin_bytes(dir, c.slot, &bytes)
-        })?;
-        // Unmapping a big array takes a while: left to the end of the address space, which
-        // the grace period's helper takes over (see `Dataplane::commit`).
-        std::mem::forget(m);
-        drop(a);
-        return Ok(true);
-    } else {
-        let mut a = Active::Mapped(map_array::<Bitmap>(&active)?.1);
-        let (arrays, m) = new_arrays_mapped(p)?;
-        // A copy of the running generation, then the change.
-        // SAFETY: the new array has room for next >= the running generation's bitmaps, which
-        // the mapped array holds (checked above).
-        unsafe {
-            if let Active::Mapped(am) = &a {
-                std::ptr::copy_nonoverlapping(
-                    bitmaps_of(am),
-                    bitmaps_of(&m),
-                    running.layout.next_index as usize,
-                );
-            }
-            write_bitmaps(bitmaps_of(&m), Some(&a), p, &[]);
-        }
-        drop(m);
-        drop(t);
-        let _t = crate::dataplane::Timer("outer", std::time::Instant::now());
-        if in_use(dir, c.slot)? {
-            c.grace.wait()?;
-        }
-        unpin_state(dir, c.slot)?;
-        apply_shared(&mut a)?;
-        let fields = (ids[FIELDS] != Some(running.maps[FIELDS])).then(|| trie.as_fd());
-        store(
-            outer,
-            c.slot,
-            [
-                Some(arrays.chains.as_fd()),
-                Some(arrays.actions.as_fd()),
-                fields,
-                Some(arrays.bitmaps.as_fd()),
-            ],
-        )?;
-        maps = [
-            id_of(&arrays.chains)?,
-            id_of(&arrays.actions)?,
-            running.maps[FIELDS],
-            id_of(&arrays.bitmaps)?,
-        ];
+        let entries: Vec<Entry> = self.updates.iter().map(|u| u.entry).collect();
+        trie_update(self.trie.as_fd(), &entries).context("updating the field trie")
     }
+}
+
+/// Rewrites the inactive slot's own arrays (`[chains, actions, bitmaps]`) once a grace period
+/// has passed, and pins its new state.
+fn rewrite_in_place(
+    dir: &Path,
+    c: &Change,
+    base: &Base,
+    [chains, actions, bitmaps]: [OwnedFd; 3],
+    seq: u64,
+    prefetched: Option<Prefetched>,
+) -> Result<()> {
+    let p = c.program;
+    let delta = delta_of(p);
+    let mut a = Active::new(
+        &base.active,
+        &base.active_info,
+        &active_needs(p, &base.behind),
+    )?;
+    let bitmaps_id = id_of(&bitmaps)?;
+    let m = match prefetched {
+        Some(f) if f.id == bitmaps_id => f.mapping,
+        _ => map_array::<Bitmap>(&bitmaps)?.1,
+    };
+    let maps = [
+        id_of(&chains)?,
+        id_of(&actions)?,
+        base.running.maps[FIELDS],
+        bitmaps_id,
+    ];
+    std::thread::scope(|s| -> Result<()> {
+        // The new state, meanwhile.
+        let encoded = s.spawn(|| state::encode(c.table, seq, maps, &p.layout, Some(&delta)));
+        unpin_state(dir, c.slot)?;
+        c.grace.wait()?;
+        let _t = Timer("patch", std::time::Instant::now());
+        base.update_trie(&mut a)?;
+        let (_, mut cm) = map_array::<ChainConfig>(&chains)?;
+        put(&mut cm, &with_epoch(&p.chains));
+        let (_, mut am) = map_array::<Action>(&actions)?;
+        put(&mut am, &p.actions);
+        // SAFETY: room for next bitmaps (checked); the slot's maps are ours now (grace).
+        unsafe { write_bitmaps(bitmaps_of(&m), Some(&a), p, &base.behind) };
+        let bytes = encoded
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("encoding the state")))?;
+        pin_bytes(dir, c.slot, &bytes)
+    })?;
+    // Unmapping a big array takes a while: left to the end of the address space, which
+    // the grace period's helper takes over (see `Dataplane::commit`).
+    std::mem::forget(m);
+    Ok(())
+}
+
+/// Writes the change into new arrays (a copy of the running generation's bitmaps, then the
+/// change), stores them in the inactive slot, and pins its new state. `t` times the arrays.
+fn into_new_arrays(
+    dir: &Path,
+    outer: &[OwnedFd; 4],
+    c: &Change,
+    base: &Base,
+    seq: u64,
+    t: Timer,
+) -> Result<()> {
+    let p = c.program;
+    let running = base.running;
+    let mut a = Active::Mapped(map_array::<Bitmap>(&base.active)?.1);
+    let (arrays, m) = new_arrays_mapped(p)?;
+    // SAFETY: the new array has room for next >= the running generation's bitmaps, which
+    // the mapped array holds (checked by `fits`).
+    unsafe {
+        if let Active::Mapped(am) = &a {
+            std::ptr::copy_nonoverlapping(
+                bitmaps_of(am),
+                bitmaps_of(&m),
+                running.layout.next_index as usize,
+            );
+        }
+        write_bitmaps(bitmaps_of(&m), Some(&a), p, &[]);
+    }
+    drop(m);
+    drop(t);
+    let _t = Timer("outer", std::time::Instant::now());
+    if in_use(dir, c.slot)? {
+        c.grace.wait()?;
+    }
+    unpin_state(dir, c.slot)?;
+    base.update_trie(&mut a)?;
+    let fields = (base.ids[FIELDS] != Some(running.maps[FIELDS])).then_some(&base.trie);
+    store(outer, c.slot, arrays.slot(fields))?;
+    let maps = arrays.ids(running.maps[FIELDS])?;
     pin_state(
         dir,
         c.slot,
@@ -260,10 +351,9 @@ pub(super) fn incremental(
             seq,
             maps,
             layout: p.layout.clone(),
-            delta: Some(delta),
+            delta: Some(delta_of(p)),
         },
-    )?;
-    Ok(true)
+    )
 }
 
 /// Whether a program built on the running generation fits its maps: the shared trie, and the

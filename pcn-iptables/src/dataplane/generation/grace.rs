@@ -1,6 +1,14 @@
 //! Grace periods: when no packet can still be in the generation before the last switch.
 
-use super::*;
+use std::{
+    os::fd::{AsFd as _, OwnedFd},
+    path::Path,
+};
+
+use anyhow::{Context as _, Result};
+
+use super::object::pinned;
+use crate::dataplane::{sys, timer::Timer};
 
 /// A one-value array (pinned in the namespace's directory) holding the id of the state map
 /// of the generation whose switch a grace period has passed since: when it is the running
@@ -94,7 +102,7 @@ impl Grace {
 
     /// Returns once a grace period that began after the lock was taken has passed.
     pub fn wait(&self) -> Result<()> {
-        let _t = crate::dataplane::Timer("grace-wait", std::time::Instant::now());
+        let _t = Timer("grace-wait", std::time::Instant::now());
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match std::mem::replace(&mut *state, GraceState::Passed) {
             GraceState::Passed => Ok(()),

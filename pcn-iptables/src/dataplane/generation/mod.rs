@@ -18,83 +18,33 @@
 
 use std::{
     fs,
-    os::fd::{AsFd as _, AsRawFd as _, OwnedFd},
-    path::{Path, PathBuf},
+    os::fd::{AsFd as _, OwnedFd},
+    path::Path,
 };
 
 use anyhow::{Context as _, Result};
-use aya::EbpfLoader;
-use pcn_iptables_common::{Action, Bitmap, ChainConfig, Counter, FieldKey};
-use rustc_hash::FxHashMap;
 
-use super::{attach::ENTRIES, state, sys};
-use crate::compile::{self, Entry, Link, Program, SRC_ONES, SRC_ZERO};
-use crate::model::Table;
+use super::{
+    attach::{self, links},
+    counters::Counters,
+    state, sys,
+    timer::Timer,
+};
 
 mod arrays;
 mod build;
 mod grace;
+mod object;
 mod setup;
 mod slots;
 
-use arrays::*;
-use build::*;
-pub use grace::*;
-use setup::*;
-use slots::*;
-
-/// The eBPF object: entry programs and classifiers.
-pub static ELF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pcn-iptables-ebpf"));
-
-/// Pins of the entry programs, for tools that run them on crafted packets (the benchmark's
-/// BPF_PROG_TEST_RUN) or profile them; the links keep them alive either way.
-pub const INGRESS_PIN: &str = "prog-ingress";
-pub const EGRESS_PIN: &str = "prog-egress";
-/// Pins of the classifiers, in the build's directory.
-pub const CLASSIFY_XDP_PIN: &str = "classify-xdp";
-pub const CLASSIFY_TC_PIN: &str = "classify-tc";
-/// The outer maps (names in the eBPF object and pins in the build's directory).
-const OUTER: [&str; 4] = ["CHAINS", "ACTIONS", "FIELDS", "BITMAPS"];
-
-/// The interfaces of the current network namespace.
-pub fn links() -> Result<Vec<Link>> {
-    Ok(nix::net::if_::if_nameindex()
-        .context("listing interfaces")?
-        .iter()
-        .map(|i| Link {
-            ifindex: i.index(),
-            name: i.name().to_string_lossy().into_owned(),
-        })
-        .collect())
-}
-
-/// A hash of the eBPF object (FNV-1a over its 8-byte words): names the directory of the
-/// programs and outer maps of this build.
-fn elf_hash() -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut words = ELF.chunks_exact(8);
-    for w in &mut words {
-        h ^= u64::from_le_bytes(w.try_into().unwrap_or_default());
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    for b in words.remainder() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h ^ ELF.len() as u64
-}
-
-/// The directory of this build's programs and outer maps in the namespace's directory `dir`.
-pub fn build_dir(dir: &Path) -> PathBuf {
-    static HASH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    dir.join(format!("gen-{:016x}", HASH.get_or_init(elf_hash)))
-}
-
-/// Opens the pin `name` in `dir`.
-fn pinned(dir: &Path, name: &str) -> Result<OwnedFd> {
-    let path = dir.join(name);
-    sys::obj_get(&path).with_context(|| format!("opening {}", path.display()))
-}
+pub use build::{Change, Prefetched, prefetch};
+use build::{full, incremental};
+pub use grace::{GRACE_PENDING, Grace, grace_marker, state_id};
+pub use object::ELF;
+use object::{CLASSIFY_TC_PIN, CLASSIFY_XDP_PIN, OUTER, build_dir, pinned};
+use setup::setup;
+use slots::{id_of, pin_state, store, unpin_state};
 
 /// Before a first install in `dir`: another version's install in this namespace (a state
 /// directory of another layout) keeps its programs attached, which would keep ours from
@@ -133,28 +83,8 @@ pub fn set_up(
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     setup(dir, &build_dir(dir), sizes, ready)?;
     // The entry programs only pass packets on until a classifier is switched in.
-    let _t = super::Timer("setup:attach", std::time::Instant::now());
-    super::attach::attach(dir, &links()?)
-}
-
-/// The outer maps in `OUTER` order.
-const CHAINS: usize = 0;
-const ACTIONS: usize = 1;
-const FIELDS: usize = 2;
-const BITMAPS: usize = 3;
-
-/// A change to install.
-pub struct Change<'a> {
-    pub table: &'a Table,
-    pub program: &'a Program,
-    /// The slot to write: the inactive one.
-    pub slot: u32,
-    /// The active slot's description (what an incremental program was built on).
-    pub running: Option<&'a state::Slot>,
-    /// Counter slots to set before the switch.
-    pub fresh_counters: &'a [(u32, Counter)],
-    pub links: &'a [Link],
-    pub grace: &'a Grace,
+    let _t = Timer("setup:attach", std::time::Instant::now());
+    attach::attach(dir, &links()?)
 }
 
 /// Installs the change into its slot, then makes that slot the active generation. `false`:
@@ -200,30 +130,16 @@ pub fn install(
     // place. Packets may still be in its old generation: wait for them. The switch is done;
     // if this fails, the next change starts over.
     if let Some(copy) = prepare {
-        let _t = super::Timer("prepare-other", std::time::Instant::now());
+        let _t = Timer("prepare-other", std::time::Instant::now());
         let other = (c.slot + 1) % pcn_iptables_common::GENERATIONS;
         let (arrays, trie) = (&copy.arrays, &copy.trie);
         let _ = (|| -> Result<()> {
             if !copy.stored {
                 unpin_state(dir, other)?;
                 sys::synchronize()?;
-                store(
-                    &outer,
-                    other,
-                    [
-                        Some(arrays.chains.as_fd()),
-                        Some(arrays.actions.as_fd()),
-                        Some(trie.as_fd()),
-                        Some(arrays.bitmaps.as_fd()),
-                    ],
-                )?;
+                store(&outer, other, arrays.slot(Some(trie)))?;
             }
-            let maps = [
-                id_of(&arrays.chains)?,
-                id_of(&arrays.actions)?,
-                id_of(trie)?,
-                id_of(&arrays.bitmaps)?,
-            ];
+            let maps = arrays.ids(id_of(trie)?)?;
             pin_state(
                 dir,
                 other,
@@ -240,44 +156,28 @@ pub fn install(
     Ok(true)
 }
 
-/// The inactive slot's bitmap array, mapped ahead (while the change is read and compiled).
-pub struct Prefetched {
-    id: u32,
-    mapping: sys::Mapping,
-}
-
-/// Maps the bitmap array of the slot that is not `active` (see `Prefetched`).
-pub fn prefetch(dir: &Path, active: u32) -> Option<Prefetched> {
-    let other = (active + 1) % pcn_iptables_common::GENERATIONS;
-    let outer = pinned(&build_dir(dir), OUTER[BITMAPS]).ok()?;
-    let id = sys::id_at(outer.as_fd(), other).ok()??;
-    let fd = sys::map_by_id(id).ok()?;
-    let (_, mapping) = map_array::<Bitmap>(&fd).ok()?;
-    Some(Prefetched { id, mapping })
-}
-
 /// Points the slot's program-array entries at this build's classifiers, sets the fresh
 /// counters, attaches to new interfaces, and switches `PCN_ACTIVE` to the slot.
 fn switch(dir: &Path, build: &Path, c: &Change) -> Result<()> {
-    let _t = super::Timer("switch", std::time::Instant::now());
+    let _t = Timer("switch", std::time::Instant::now());
     for (progs, classifier) in [
         ("PCN_PROGS_XDP", CLASSIFY_XDP_PIN),
         ("PCN_PROGS_TC", CLASSIFY_TC_PIN),
     ] {
         let progs = pinned(dir, progs)?;
         let classifier = pinned(build, classifier)?;
-        let want = sys::map_info(classifier.as_fd())?.id;
+        let want = sys::prog_id(classifier.as_fd())?;
         if sys::id_at(progs.as_fd(), c.slot)? != Some(want) {
             sys::set_fd(progs.as_fd(), c.slot, classifier.as_fd())
                 .with_context(|| format!("setting slot {} of the program array", c.slot))?;
         }
     }
     if !c.fresh_counters.is_empty() {
-        let mut counters = super::counters::Counters::open(dir)?.context("no counters")?;
+        let mut counters = Counters::open(dir)?.context("no counters")?;
         counters.set(c.fresh_counters)?;
     }
 
-    super::attach::attach(dir, c.links)?;
+    attach::attach(dir, c.links)?;
 
     let active = pinned(dir, "PCN_ACTIVE")?;
     sys::map_update(

@@ -1,6 +1,22 @@
 //! Loading this build's programs and outer maps into a namespace (`set_up`).
 
-use super::*;
+use std::{
+    fs,
+    os::fd::AsFd as _,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result};
+use aya::EbpfLoader;
+use pcn_iptables_common::{Action, Bitmap, ChainConfig};
+
+use super::arrays::TRIE_KEY;
+use super::object::{CLASSIFY_TC_PIN, CLASSIFY_XDP_PIN, ELF, OUTER};
+use crate::dataplane::{
+    attach::{self, ENTRIES, links},
+    conntrack, load, settings, sys,
+    timer::Timer,
+};
 
 /// Makes the outer maps that are not pinned yet, for the loader to reuse: their inner map
 /// templates made here, without BTF, like the inner maps every change makes. A template made
@@ -40,9 +56,9 @@ pub(super) fn setup(
     sizes: Option<crate::dataplane::sizes::Sizes>,
     ready: Option<std::sync::mpsc::Sender<()>>,
 ) -> Result<()> {
-    let _t = crate::dataplane::Timer("setup", std::time::Instant::now());
+    let _t = Timer("setup", std::time::Instant::now());
     fs::create_dir_all(build).with_context(|| format!("creating {}", build.display()))?;
-    let first_load = !dir.join(crate::dataplane::conntrack::MAP).exists();
+    let first_load = !dir.join(conntrack::MAP).exists();
     let pins: Vec<PathBuf> = OUTER.iter().map(|n| build.join(n)).collect();
     make_outer_maps(&pins)?;
     crate::dataplane::counters::create(dir)?;
@@ -56,16 +72,16 @@ pub(super) fn setup(
         .btf(None)
         .default_map_pin_directory(dir)
         // Only a first install creates them; later loads reuse the pinned tables.
-        .map_max_entries(crate::dataplane::conntrack::MAP, sizes.conntrack)
+        .map_max_entries(conntrack::MAP, sizes.conntrack)
         .map_max_entries(crate::dataplane::FLOWS_MAP, sizes.flows);
     for (name, pin) in OUTER.iter().zip(&pins) {
         loader.map_pin_path(name, pin.as_path());
     }
     let counters = dir.join(crate::dataplane::counters::OUTER_PIN);
     loader.map_pin_path(crate::dataplane::counters::OUTER_PIN, counters.as_path());
-    loader.verifier_log_level(crate::dataplane::load::log_level());
-    crate::dataplane::settings::globals(&mut loader);
-    let t = crate::dataplane::Timer("setup:object", std::time::Instant::now());
+    loader.verifier_log_level(load::log_level());
+    settings::globals(&mut loader);
+    let t = Timer("setup:object", std::time::Instant::now());
     let mut ebpf = loader.load(ELF).context("loading the eBPF object")?;
     drop(t);
     if let Some(ready) = ready {
@@ -74,7 +90,7 @@ pub(super) fn setup(
 
     // The programs to load (the entry programs on a first install), verified at once: the
     // verifier takes its time, on one CPU per program.
-    let t = crate::dataplane::Timer("setup:programs", std::time::Instant::now());
+    let t = Timer("setup:programs", std::time::Instant::now());
     let entry = |name: &str| ENTRIES.iter().find(|(n, _, _)| *n == name);
     let wanted = |name: &str| {
         matches!(name, "pcn_xdp_classify" | "pcn_tc_classify")
@@ -90,12 +106,12 @@ pub(super) fn setup(
             .filter(|(name, _)| wanted(name))
             .map(|(name, prog)| {
                 s.spawn(move || -> Result<()> {
-                    crate::dataplane::load::program(name, prog)?;
+                    load::program(name, prog)?;
                     if let Some((_, pin, kind)) = entry(name) {
                         let pin = dir.join(pin);
                         prog.pin(&pin)
                             .with_context(|| format!("pinning {}", pin.display()))?;
-                        crate::dataplane::attach::attach_kinds(dir, &[kind], links)?;
+                        attach::attach_kinds(dir, &[kind], links)?;
                     }
                     Ok(())
                 })
@@ -122,7 +138,7 @@ pub(super) fn setup(
 
     if first_load {
         // Before any packet is judged: connections open now must not look NEW.
-        crate::dataplane::conntrack::seed(dir).context("seeding the connection table")?;
+        conntrack::seed(dir).context("seeding the connection table")?;
     }
     Ok(())
 }

@@ -1,8 +1,18 @@
 //! The outer maps' slots and the state pinned beside each: stored, read, removed.
 
-use super::*;
+use std::{
+    fs,
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, OwnedFd},
+    path::Path,
+};
 
-pub(super) type Slots<'a> = [Option<std::os::fd::BorrowedFd<'a>>; 4];
+use anyhow::{Context as _, Result};
+
+use super::object::{OUTER, pinned};
+use crate::dataplane::{state, sys};
+use crate::model::Table;
+
+pub(super) type Slots<'a> = [Option<BorrowedFd<'a>>; 4];
 
 /// Stores maps in `slot` of the outer maps (`None`: leave that one).
 pub(super) fn store(outer: &[OwnedFd; 4], slot: u32, maps: Slots<'_>) -> Result<()> {

@@ -1,0 +1,54 @@
+//! This build of the eBPF object: its bytes, the directory of its classifiers and outer maps
+//! in a namespace's directory, and their pins.
+
+use std::{
+    os::fd::OwnedFd,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::dataplane::sys;
+
+/// The eBPF object: entry programs and classifiers.
+pub static ELF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pcn-iptables-ebpf"));
+
+/// Pins of the classifiers, in the build's directory.
+pub(super) const CLASSIFY_XDP_PIN: &str = "classify-xdp";
+pub(super) const CLASSIFY_TC_PIN: &str = "classify-tc";
+/// The outer maps (names in the eBPF object and pins in the build's directory).
+pub(super) const OUTER: [&str; 4] = ["CHAINS", "ACTIONS", "FIELDS", "BITMAPS"];
+
+/// The outer maps in `OUTER` order.
+pub(super) const CHAINS: usize = 0;
+pub(super) const ACTIONS: usize = 1;
+pub(super) const FIELDS: usize = 2;
+pub(super) const BITMAPS: usize = 3;
+
+/// A hash of the eBPF object (FNV-1a over its 8-byte words): names the directory of the
+/// programs and outer maps of this build.
+fn elf_hash() -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = ELF.chunks_exact(8);
+    for w in &mut words {
+        h ^= u64::from_le_bytes(w.try_into().unwrap_or_default());
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    for b in words.remainder() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ ELF.len() as u64
+}
+
+/// The directory of this build's programs and outer maps in the namespace's directory `dir`.
+pub(super) fn build_dir(dir: &Path) -> PathBuf {
+    static HASH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    dir.join(format!("gen-{:016x}", HASH.get_or_init(elf_hash)))
+}
+
+/// Opens the pin `name` in `dir`.
+pub(super) fn pinned(dir: &Path, name: &str) -> Result<OwnedFd> {
+    let path = dir.join(name);
+    sys::obj_get(&path).with_context(|| format!("opening {}", path.display()))
+}
