@@ -1,7 +1,9 @@
 //! Atoms: the longest prefixes of a field's trie, and the bitmaps of the rules their values
 //! satisfy (a walk of the prefix tree, linear in atoms and rules).
 
-use super::*;
+use super::interval::{Interval, Values, prefixes};
+use super::types::{SRC_ZERO, Words};
+use crate::model::Negatable;
 
 /// Every constraint a rule's matches put on one field, as one: several matches on the same
 /// field must all hold, so their sets (complemented where negated) are intersected.

@@ -1,7 +1,18 @@
 //! One chain's bitmaps: its rules' values per field become atoms, each with the bitmap of the
 //! rules its values satisfy (`chain_bitmaps`), on the running generation's atoms when there is one.
 
-use super::*;
+use pcn_iptables_common::{
+    ChainConfig, FIELD_KEY_HEADER_BITS, FieldKey, classifier, field, field_key6,
+};
+
+use super::atoms::{push_bits, walk};
+use super::config::Ctx;
+use super::fields::{
+    self, Constraint, address, addrtype, any_port, ctstates, each, fragment, icmp, length, mac,
+    ports, proto, tcp_flags, ttl,
+};
+use super::types::{CompileError, Entry, Link, SRC_ONES, SRC_ZERO};
+use crate::model::{Rule, Target};
 
 /// A bitmap the compiler made for one chain.
 pub(super) struct Made {

@@ -4,8 +4,9 @@
 
 use super::addrtype::AddressTypes;
 
+use super::atoms::all_of;
 use super::interval::{Interval, Values};
-use super::{CompileError, all_of};
+use super::types::CompileError;
 use crate::ext::{self, Field, Want};
 use crate::model::{Limit, Match, Negatable, Rule};
 

@@ -1,6 +1,12 @@
 //! The full build: every chain anew, new bitmap indexes and trie entries.
 
-use super::*;
+use pcn_iptables_common::{ChainConfig, MAX_CHAINS};
+use rustc_hash::FxHashMap;
+
+use super::chain::{OWN_COUNT_ONLY, OWN_RULES, chain_bitmaps};
+use super::config::{Ctx, actions, chain_config, chain_ids, chain_of, tracks};
+use super::types::{CompileError, Entry, Layout, Program, SRC_ZERO, Write, stored};
+use crate::model::Table;
 
 /// The full build: every chain, every bitmap, equal bitmaps stored once.
 pub(super) fn full(ctx: &Ctx, table: &Table) -> Result<Program, CompileError> {

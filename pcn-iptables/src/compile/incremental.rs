@@ -1,7 +1,16 @@
 //! The incremental build on the running generation: for each chain, only the words from its
 //! first changed rule on; atoms and bitmap indexes stay.
 
-use super::*;
+use pcn_iptables_common::{ChainConfig, MAX_CHAINS};
+
+use super::chain::{
+    ChainBase, Made, OWN_COUNT_ONLY, OWN_LIMITED, OWN_RULES, chain_bitmaps, entries_of_chain,
+};
+use super::config::{Ctx, actions, chain_config, chain_of, tracks};
+use super::types::{
+    Base, CompileError, Entry, Layout, Program, SRC_ZERO, TrieUpdate, Write, config, stored,
+};
+use crate::model::Table;
 
 /// The build on the running generation; `None` when it cannot be (chain ids run out).
 pub(super) fn incremental(

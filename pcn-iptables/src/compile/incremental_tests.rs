@@ -4,8 +4,8 @@
 
 use super::tests::Rng;
 use super::*;
-use crate::model::{Chain, Match, PortRange};
-use pcn_iptables_common::MAX_WORDS;
+use crate::model::{Chain, Match, Negatable, Policy, PortRange, Rule, Target};
+use pcn_iptables_common::{ChainConfig, FIELD_KEY_HEADER_BITS, MAX_WORDS, field, field_key6};
 use std::net::Ipv4Addr;
 
 const MACS: [[u8; 6]; 3] = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]];

@@ -17,6 +17,7 @@
 mod addrtype;
 mod atoms;
 mod chain;
+mod config;
 mod fields;
 mod full;
 mod incremental;
@@ -26,23 +27,14 @@ mod types;
 pub use addrtype::AddressTypes;
 pub use types::*;
 
-use pcn_iptables_common::{
-    Action, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, ChainConfig, FIELD_KEY_HEADER_BITS, FieldKey,
-    MAX_CHAINS, MAX_RULES_PER_CHAIN, chain_flag, classifier, field, field_key6, verdict,
-};
-
 use std::hash::{Hash as _, Hasher as _};
 
-use rustc_hash::{FxHashMap, FxHasher};
-use serde::{Deserialize, Serialize};
+use rustc_hash::FxHasher;
 
-use crate::model::{Limit, Negatable, Policy, Rule, Table, Target};
-use atoms::*;
-use chain::*;
-use fields::*;
+use crate::model::Table;
+use config::Ctx;
 use full::full;
 use incremental::incremental;
-use interval::{Interval, Values, prefixes};
 
 /// Each chain's rules' counter slots (see `Old::Slots`).
 pub fn slots_of(table: &Table) -> Vec<(String, Vec<u32>)> {
@@ -122,171 +114,6 @@ pub fn program(
     let mut p = full(&ctx, table)?;
     p.layout.inputs = inputs;
     Ok(p)
-}
-
-struct Ctx<'a> {
-    links: &'a [Link],
-    address_types: &'a AddressTypes,
-}
-
-/// Chain ids: the base chains have fixed ids, user chains follow in table order.
-fn chain_ids(table: &Table) -> Vec<String> {
-    let mut names: Vec<String> = ["INPUT", "FORWARD", "OUTPUT"].map(String::from).to_vec();
-    debug_assert_eq!(
-        (CHAIN_INPUT, CHAIN_FORWARD, CHAIN_OUTPUT),
-        (0, 1, 2),
-        "base chain ids follow BASE_CHAINS"
-    );
-    for chain in &table.chains {
-        if !names.contains(&chain.name) {
-            names.push(chain.name.clone());
-        }
-    }
-    names
-}
-
-/// A chain's rules, policy and policy counter (a chain the table lacks: none, ACCEPT).
-fn chain_of<'a>(table: &'a Table, name: &str, id: u32) -> (&'a [Rule], Option<Policy>, u32) {
-    match table.chain(name) {
-        Some(c) => (c.rules.as_slice(), c.policy, c.policy_counter),
-        None => (&[][..], Some(Policy::Accept), id),
-    }
-}
-
-fn policy_verdict(policy: Option<Policy>) -> u32 {
-    match policy {
-        Some(Policy::Accept) => verdict::ACCEPT,
-        Some(Policy::Drop) => verdict::DROP,
-        None => verdict::RETURN,
-    }
-}
-
-/// The actions of every chain, in chain id order (`names`, "" for none), and each chain's
-/// first action.
-fn actions(table: &Table, names: &[String]) -> Result<(Vec<Action>, Vec<u32>), CompileError> {
-    let ids: FxHashMap<&str, u32> = names
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| !n.is_empty())
-        .map(|(i, n)| (n.as_str(), i as u32))
-        .collect();
-    let id_of = |name: &str| -> Result<u32, CompileError> {
-        ids.get(name)
-            .copied()
-            .ok_or_else(|| CompileError::UnknownChain(name.to_string()))
-    };
-    let mut out = Vec::new();
-    let mut bases = Vec::with_capacity(names.len());
-    for name in names {
-        bases.push(out.len() as u32);
-        if name.is_empty() {
-            continue;
-        }
-        let rules = table.chain(name).map_or(&[][..], |c| c.rules.as_slice());
-        if rules.len() > MAX_RULES_PER_CHAIN {
-            return Err(CompileError::TooManyRules {
-                chain: name.clone(),
-                rules: rules.len(),
-            });
-        }
-        for rule in rules {
-            out.push(action(rule, &id_of)?);
-        }
-    }
-    Ok((out, bases))
-}
-
-/// A chain's config before its bitmaps: size, actions, policy and flags.
-fn chain_config(
-    rules: &[Rule],
-    action_base: u32,
-    policy: Option<Policy>,
-    policy_counter: u32,
-    track: bool,
-) -> ChainConfig {
-    ChainConfig {
-        nwords: rules.len().div_ceil(64) as u32,
-        action_base,
-        policy: policy_verdict(policy),
-        policy_counter,
-        flags: flags(rules, track),
-        ..Default::default()
-    }
-}
-
-/// `chain_flag`s: CACHEABLE when every packet of a flow meets the same outcome in this chain:
-/// no rule looks at a field that can differ between the packets of one flow (length, TTL,
-/// TCP flags, the MAC address a frame came from) or has an effect per packet (a log line, a
-/// token bucket). From the rules alone, so that the full and incremental builds agree.
-/// TRACK when `track` (see `tracks`).
-fn flags(rules: &[Rule], track: bool) -> u32 {
-    let per_packet = |r: &Rule| {
-        matches!(r.target, Some(Target::Log(_))) || r.matches.iter().any(fields::per_packet)
-    };
-    let cacheable = if rules.iter().any(per_packet) {
-        0
-    } else {
-        chain_flag::CACHEABLE
-    };
-    cacheable | if track { chain_flag::TRACK } else { 0 }
-}
-
-/// Whether connections are tracked under `table`: some rule looks at their state.
-fn tracks(table: &Table) -> bool {
-    table
-        .chains
-        .iter()
-        .any(|c| c.rules.iter().any(|r| r.matches.iter().any(fields::tracks)))
-}
-
-fn action(
-    rule: &Rule,
-    id_of: &dyn Fn(&str) -> Result<u32, CompileError>,
-) -> Result<Action, CompileError> {
-    let mut action = Action {
-        counter: rule.counter,
-        ..Default::default()
-    };
-    (action.verdict, action.chain) = match &rule.target {
-        None => (verdict::CONTINUE, 0),
-        Some(Target::Accept) => (verdict::ACCEPT, 0),
-        Some(Target::Drop) => (verdict::DROP, 0),
-        Some(Target::Return) => (verdict::RETURN, 0),
-        Some(Target::Jump(c)) => (verdict::JUMP, id_of(c)?),
-        Some(Target::Goto(c)) => (verdict::GOTO, id_of(c)?),
-        Some(t @ (Target::Reject(_) | Target::Log(_))) => {
-            let ext = crate::ext::of_target(t).expect("a target extension");
-            (ext.action(t, &mut action), 0)
-        }
-    };
-    if let Some(l) = limit(rule)? {
-        // xt_limit's avg counts 1/10000 s; the bucket starts full.
-        action.limit_interval_ns = l.avg as u64 * (1_000_000_000 / Limit::SCALE as u64);
-        action.limit_burst = l.burst;
-        action.limit_credit_ns = action.limit_interval_ns * l.burst as u64;
-    }
-    Ok(action)
-}
-
-/// Trie entries `(prefix length, value, bitmap)` of one field of one chain, in a `width`-bit
-/// value space; `None` when no rule of the chain looks at the field (see `walk`).
-#[cfg(test)]
-fn trie_field(
-    nwords: usize,
-    constraints: &[Option<Negatable<Values>>],
-    width: u32,
-) -> Option<Vec<(u32, u32, Words)>> {
-    if constraints.iter().all(Option::is_none) {
-        return None;
-    }
-    let mut words = Vec::new();
-    let atoms = walk(&mut words, nwords, constraints, width, &[], SRC_ZERO);
-    Some(
-        atoms
-            .into_iter()
-            .map(|a| (a.len, a.value, words[a.at..a.at + nwords].to_vec()))
-            .collect(),
-    )
 }
 
 #[cfg(test)]

@@ -6,12 +6,18 @@ use std::net::Ipv4Addr;
 
 use ipnetwork::Ipv4Network;
 
-use pcn_iptables_common::{LOG_PREFIX_LEN, PacketInfo, classifier, reject, rtn};
+use pcn_iptables_common::{
+    FIELD_KEY_HEADER_BITS, FieldKey, LOG_PREFIX_LEN, MAX_RULES_PER_CHAIN, PacketInfo, chain_flag,
+    classifier, field, reject, rtn, verdict,
+};
 
+use super::atoms::{bitmap, walk};
+use super::interval::{Interval, Values, prefixes};
 use super::*;
 use crate::ext::match_name;
 use crate::model::{
-    AddrRange, IcmpType, Interface, Match, MultiportDir, PortRange, StateModule, TcpFlags, TtlMode,
+    AddrRange, IcmpType, Interface, Limit, Match, MultiportDir, Negatable, Policy, PortRange, Rule,
+    StateModule, Target, TcpFlags, TtlMode,
 };
 
 #[test]
@@ -1268,6 +1274,26 @@ fn too_many_rules_is_an_error() {
             rules: MAX_RULES_PER_CHAIN + 1
         }
     );
+}
+
+/// Trie entries `(prefix length, value, bitmap)` of one field of one chain, in a `width`-bit
+/// value space; `None` when no rule of the chain looks at the field (see `walk`).
+fn trie_field(
+    nwords: usize,
+    constraints: &[Option<Negatable<Values>>],
+    width: u32,
+) -> Option<Vec<(u32, u32, Words)>> {
+    if constraints.iter().all(Option::is_none) {
+        return None;
+    }
+    let mut words = Vec::new();
+    let atoms = walk(&mut words, nwords, constraints, width, &[], SRC_ZERO);
+    Some(
+        atoms
+            .into_iter()
+            .map(|a| (a.len, a.value, words[a.at..a.at + nwords].to_vec()))
+            .collect(),
+    )
 }
 
 /// The definition `trie_field` computes faster: an atom's bitmap has rule i set when the atom

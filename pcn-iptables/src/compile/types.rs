@@ -1,7 +1,10 @@
 //! The compiler's output and what it builds on: the program for one generation (chains,
 //! actions, trie entries, bitmap writes), its layout, and the running generation it may start from.
 
-use super::*;
+use pcn_iptables_common::{Action, ChainConfig, FieldKey, MAX_CHAINS, MAX_RULES_PER_CHAIN};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Rule, Table};
 
 /// A rule bitmap of one chain, `ChainConfig::nwords` long.
 pub type Words = Vec<u64>;

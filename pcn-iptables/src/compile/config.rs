@@ -1,0 +1,164 @@
+//! The chains as the data plane knows them: their ids, configs (flags, policy) and the
+//! actions their rules' targets become.
+
+use pcn_iptables_common::{
+    Action, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag,
+    verdict,
+};
+use rustc_hash::FxHashMap;
+
+use super::addrtype::AddressTypes;
+use super::fields::{self, limit};
+use super::types::{CompileError, Link};
+use crate::model::{Limit, Policy, Rule, Table, Target};
+
+pub(super) struct Ctx<'a> {
+    pub(super) links: &'a [Link],
+    pub(super) address_types: &'a AddressTypes,
+}
+
+/// Chain ids: the base chains have fixed ids, user chains follow in table order.
+pub(super) fn chain_ids(table: &Table) -> Vec<String> {
+    let mut names: Vec<String> = ["INPUT", "FORWARD", "OUTPUT"].map(String::from).to_vec();
+    debug_assert_eq!(
+        (CHAIN_INPUT, CHAIN_FORWARD, CHAIN_OUTPUT),
+        (0, 1, 2),
+        "base chain ids follow BASE_CHAINS"
+    );
+    for chain in &table.chains {
+        if !names.contains(&chain.name) {
+            names.push(chain.name.clone());
+        }
+    }
+    names
+}
+
+/// A chain's rules, policy and policy counter (a chain the table lacks: none, ACCEPT).
+pub(super) fn chain_of<'a>(
+    table: &'a Table,
+    name: &str,
+    id: u32,
+) -> (&'a [Rule], Option<Policy>, u32) {
+    match table.chain(name) {
+        Some(c) => (c.rules.as_slice(), c.policy, c.policy_counter),
+        None => (&[][..], Some(Policy::Accept), id),
+    }
+}
+
+pub(super) fn policy_verdict(policy: Option<Policy>) -> u32 {
+    match policy {
+        Some(Policy::Accept) => verdict::ACCEPT,
+        Some(Policy::Drop) => verdict::DROP,
+        None => verdict::RETURN,
+    }
+}
+
+/// The actions of every chain, in chain id order (`names`, "" for none), and each chain's
+/// first action.
+pub(super) fn actions(
+    table: &Table,
+    names: &[String],
+) -> Result<(Vec<Action>, Vec<u32>), CompileError> {
+    let ids: FxHashMap<&str, u32> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| !n.is_empty())
+        .map(|(i, n)| (n.as_str(), i as u32))
+        .collect();
+    let id_of = |name: &str| -> Result<u32, CompileError> {
+        ids.get(name)
+            .copied()
+            .ok_or_else(|| CompileError::UnknownChain(name.to_string()))
+    };
+    let mut out = Vec::new();
+    let mut bases = Vec::with_capacity(names.len());
+    for name in names {
+        bases.push(out.len() as u32);
+        if name.is_empty() {
+            continue;
+        }
+        let rules = table.chain(name).map_or(&[][..], |c| c.rules.as_slice());
+        if rules.len() > MAX_RULES_PER_CHAIN {
+            return Err(CompileError::TooManyRules {
+                chain: name.clone(),
+                rules: rules.len(),
+            });
+        }
+        for rule in rules {
+            out.push(action(rule, &id_of)?);
+        }
+    }
+    Ok((out, bases))
+}
+
+/// A chain's config before its bitmaps: size, actions, policy and flags.
+pub(super) fn chain_config(
+    rules: &[Rule],
+    action_base: u32,
+    policy: Option<Policy>,
+    policy_counter: u32,
+    track: bool,
+) -> ChainConfig {
+    ChainConfig {
+        nwords: rules.len().div_ceil(64) as u32,
+        action_base,
+        policy: policy_verdict(policy),
+        policy_counter,
+        flags: flags(rules, track),
+        ..Default::default()
+    }
+}
+
+/// `chain_flag`s: CACHEABLE when every packet of a flow meets the same outcome in this chain:
+/// no rule looks at a field that can differ between the packets of one flow (length, TTL,
+/// TCP flags, the MAC address a frame came from) or has an effect per packet (a log line, a
+/// token bucket). From the rules alone, so that the full and incremental builds agree.
+/// TRACK when `track` (see `tracks`).
+pub(super) fn flags(rules: &[Rule], track: bool) -> u32 {
+    let per_packet = |r: &Rule| {
+        matches!(r.target, Some(Target::Log(_))) || r.matches.iter().any(fields::per_packet)
+    };
+    let cacheable = if rules.iter().any(per_packet) {
+        0
+    } else {
+        chain_flag::CACHEABLE
+    };
+    cacheable | if track { chain_flag::TRACK } else { 0 }
+}
+
+/// Whether connections are tracked under `table`: some rule looks at their state.
+pub(super) fn tracks(table: &Table) -> bool {
+    table
+        .chains
+        .iter()
+        .any(|c| c.rules.iter().any(|r| r.matches.iter().any(fields::tracks)))
+}
+
+pub(super) fn action(
+    rule: &Rule,
+    id_of: &dyn Fn(&str) -> Result<u32, CompileError>,
+) -> Result<Action, CompileError> {
+    let mut action = Action {
+        counter: rule.counter,
+        ..Default::default()
+    };
+    (action.verdict, action.chain) = match &rule.target {
+        None => (verdict::CONTINUE, 0),
+        Some(Target::Accept) => (verdict::ACCEPT, 0),
+        Some(Target::Drop) => (verdict::DROP, 0),
+        Some(Target::Return) => (verdict::RETURN, 0),
+        Some(Target::Jump(c)) => (verdict::JUMP, id_of(c)?),
+        Some(Target::Goto(c)) => (verdict::GOTO, id_of(c)?),
+        Some(t @ (Target::Reject(_) | Target::Log(_))) => {
+            let ext = crate::ext::of_target(t).expect("a target extension");
+            (ext.action(t, &mut action), 0)
+        }
+    };
+    if let Some(l) = limit(rule)? {
+        // xt_limit's avg counts 1/10000 s; the bucket starts full.
+        action.limit_interval_ns = l.avg as u64 * (1_000_000_000 / Limit::SCALE as u64);
+        action.limit_burst = l.burst;
+        action.limit_credit_ns = action.limit_interval_ns * l.burst as u64;
+    }
+    Ok(action)
+}
