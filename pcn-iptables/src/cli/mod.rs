@@ -11,12 +11,13 @@ use pcn_iptables_common::Counter;
 
 use crate::{
     IPTABLES_VERSION,
-    dataplane::{self, Dataplane, lock},
+    dataplane::{self, Dataplane, State, lock},
     engine,
     error::{Error, PARAMETER_PROBLEM, RESOURCE_PROBLEM, Result, VERSION_PROBLEM},
     listing,
-    model::{BASE_CHAINS, Command, Table, Wait, Zeroing},
-    ruleset, syntax,
+    model::{BASE_CHAINS, Command, Table, TableName, Tables, Wait, Zeroing},
+    ruleset,
+    syntax::{self, Invocation},
 };
 
 /// pcn-iptables' own flags, outside iptables' syntax.
@@ -257,27 +258,51 @@ fn zero_after_listing(
     }
 }
 
+/// Prints what `-h` and `-V` ask for; `false` for every other command.
+fn informational(prog: &str, command: &Command) -> bool {
+    match command {
+        Command::Help { target, matches } => {
+            print(&syntax::help(prog, &version(), *target, matches));
+        }
+        Command::Version { negated: false } => print(&format!("{prog} v{}\n", version())),
+        Command::Version { negated: true } => print(&format!("Not {} ;-)\n", version())),
+        _ => return false,
+    }
+    true
+}
+
+/// The commands on rules, which the tables other than filter do not take yet.
+fn is_rule_command(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Append { .. }
+            | Command::Insert { .. }
+            | Command::Delete { .. }
+            | Command::DeleteNum { .. }
+            | Command::Replace { .. }
+            | Command::Check { .. }
+    )
+}
+
+/// The refusal of a rule command in a table other than filter (nat, mangle, raw hold chains
+/// and policies, no rules yet): a parameter problem, nothing touched.
+pub(crate) fn no_rules_in(table: TableName) -> Error {
+    crate::xtables::unsupported(format_args!("a rule in table `{}'", table.name()))
+}
+
 /// One iptables command: parse, lock, read the stored ruleset, apply, compile, commit. `prog`
 /// is the name to answer as, `argv0` the program as invoked (some messages quote it).
 pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     let invocation = syntax::parse_args(argv0, args)?;
-    match &invocation.command {
-        Command::Help { target, matches } => {
-            print(&syntax::help(prog, &version(), *target, matches));
-            return Ok(());
-        }
-        Command::Version { negated: false } => {
-            print(&format!("{prog} v{}\n", version()));
-            return Ok(());
-        }
-        Command::Version { negated: true } => {
-            print(&format!("Not {} ;-)\n", version()));
-            return Ok(());
-        }
-        _ => {}
+    if informational(prog, &invocation.command) {
+        return Ok(());
     }
     check_privileges(&invocation.table)?;
     invocation.check_table()?;
+    let name = TableName::by_name(&invocation.table).expect("check_table knows it");
+    if name != TableName::Filter && is_rule_command(&invocation.command) {
+        return Err(no_rules_in(name));
+    }
     let dp = Dataplane::open()?;
     let _lock = lock::acquire(&dp.lock_path()?, &invocation.wait)?;
     if !matches!(
@@ -289,30 +314,36 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     ) {
         dp.start_grace();
     }
-    let mut state = dp.read_state()?;
-    let table = &state.table;
-    let echo = || -> Result<()> {
-        if invocation.verbose {
-            print(&listing::verbose_echo(table, &invocation.command)?);
-        }
-        Ok(())
-    };
-    match &invocation.command {
+    let state = dp.read_state()?;
+    if name == TableName::Filter {
+        run_filter(&dp, state, &invocation)
+    } else {
+        run_other(&dp, state, name, &invocation)
+    }
+}
+
+/// Prints `-L` or `-S` of `table`, whose counters `counters` reads; then what `-Z` given with
+/// them zeroes: `(chain, rulenum, zeroing)`.
+fn list<'a>(
+    table: &Table,
+    command: &'a Command,
+    counters: &dyn Fn(u32) -> (u64, u64),
+) -> Result<(Option<&'a str>, Option<usize>, Option<Zeroing>)> {
+    match command {
         Command::List {
             chain,
             rulenum,
             options,
             zero,
         } => {
-            let counters = dp.counters()?;
             print(&listing::list(
                 table,
                 chain.as_deref(),
                 *rulenum,
                 options,
-                &counters,
+                counters,
             )?);
-            zero_after_listing(&dp, table, chain.as_deref(), *rulenum, *zero, echo)?;
+            Ok((chain.as_deref(), *rulenum, *zero))
         }
         Command::ListRules {
             chain,
@@ -320,63 +351,162 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
             verbose,
             zero,
         } => {
-            let counters = dp.counters()?;
-            let counters: Option<&dyn Fn(u32) -> (u64, u64)> =
-                if *verbose { Some(&counters) } else { None };
+            let counters = if *verbose { Some(counters) } else { None };
             print(&ruleset::list_rules(
                 table,
                 chain.as_deref(),
                 *rulenum,
                 counters,
             )?);
-            zero_after_listing(&dp, table, chain.as_deref(), *rulenum, *zero, echo)?;
+            Ok((chain.as_deref(), *rulenum, *zero))
         }
-        Command::Check { chain, rules } => {
-            echo()?;
-            for rule in rules {
-                ruleset::check(table, chain, rule)?;
-            }
-        }
-        Command::Zero { chain, rulenum } => {
-            echo()?;
-            zero(
-                &dp,
-                table,
-                ruleset::zero_slots(table, chain.as_deref(), *rulenum)?,
-            )?;
-        }
-        // libiptc commits nothing when there is no user-defined chain to delete.
-        Command::DeleteChain { chain: None } if table.chains.iter().all(|c| c.policy.is_some()) => {
-            echo()?;
-        }
-        command => {
-            echo()?;
-            let mut slots = engine::Slots::new(table);
-            // The change goes into the table itself (no copy of a big ruleset); its rules'
-            // counter slots tell the compiler which rules stayed.
-            let old = crate::compile::slots_of(table);
-            let mut new = std::mem::take(&mut state.table);
-            // `-c` gives new rules their counts.
-            let start = invocation.counters.unwrap_or_default();
-            ruleset::apply(&mut new, command, &mut || slots.alloc(start))?;
-            ruleset::commit_checks(&new)?;
-            // iptables-legacy restarts the base chains' policy counters on every change; `-P`
-            // with `-c` sets its chain's.
-            for chain in BASE_CHAINS {
-                let start = match command {
-                    Command::Policy { chain: c, .. } if c == chain => start,
-                    _ => Counter::default(),
-                };
-                slots.set_policy(&new, chain, start);
-            }
-            engine::install(
-                &dp,
-                &state,
-                Some(crate::compile::Old::Slots(&old)),
-                &new,
-                &slots,
-            )?;
-        }
+        _ => Ok((None, None, None)),
     }
-    Ok(())
+}
+
+/// Whether a command only reads the table (and zeroes counters, which commits nothing).
+fn reads_only(table: &Table, command: &Command) -> bool {
+    match command {
+        Command::List { .. }
+        | Command::ListRules { .. }
+        | Command::Check { .. }
+        | Command::Zero { .. } => true,
+        // libiptc commits nothing when there is no user-defined chain to delete.
+        Command::DeleteChain { chain: None } => table.chains.iter().all(|c| c.policy.is_some()),
+        _ => false,
+    }
+}
+
+/// A command on the filter table.
+fn run_filter(dp: &Dataplane, mut state: State, invocation: &Invocation) -> Result<()> {
+    let table = &state.table;
+    let echo = || -> Result<()> {
+        if invocation.verbose {
+            print(&listing::verbose_echo(table, &invocation.command)?);
+        }
+        Ok(())
+    };
+    if reads_only(table, &invocation.command) {
+        match &invocation.command {
+            Command::List { .. } | Command::ListRules { .. } => {
+                let counters = dp.counters()?;
+                let (chain, rulenum, zeroing) = list(table, &invocation.command, &counters)?;
+                zero_after_listing(dp, table, chain, rulenum, zeroing, echo)?;
+            }
+            Command::Check { chain, rules } => {
+                echo()?;
+                for rule in rules {
+                    ruleset::check(table, chain, rule)?;
+                }
+            }
+            Command::Zero { chain, rulenum } => {
+                echo()?;
+                let slots = ruleset::zero_slots(table, chain.as_deref(), *rulenum)?;
+                zero(dp, table, slots)?;
+            }
+            _ => echo()?,
+        }
+        return record_loaded(dp, state, TableName::Filter);
+    }
+    echo()?;
+    let command = &invocation.command;
+    let mut slots = engine::Slots::new(table);
+    // The change goes into the table itself (no copy of a big ruleset); its rules' counter
+    // slots tell the compiler which rules stayed.
+    let old = crate::compile::slots_of(table);
+    let mut new = std::mem::take(&mut state.table);
+    // `-c` gives new rules their counts.
+    let start = invocation.counters.unwrap_or_default();
+    ruleset::apply(&mut new, command, &mut || slots.alloc(start))?;
+    ruleset::commit_checks(&new)?;
+    // iptables-legacy restarts the base chains' policy counters on every change; `-P` with
+    // `-c` sets its chain's.
+    for chain in BASE_CHAINS {
+        let start = match command {
+            Command::Policy { chain: c, .. } if c == chain => start,
+            _ => Counter::default(),
+        };
+        slots.set_policy(&new, chain, start);
+    }
+    new.tables.load(TableName::Filter);
+    engine::install(
+        dp,
+        &state,
+        Some(crate::compile::Old::Slots(&old)),
+        &new,
+        &slots,
+    )
+}
+
+/// A command on nat, mangle or raw (no rules there: `run` refused rule commands). Their
+/// chains count nothing yet: the counters read zero.
+fn run_other(dp: &Dataplane, state: State, name: TableName, invocation: &Invocation) -> Result<()> {
+    let mut table = state.table.tables.get(name);
+    let none = |_: u32| (0, 0);
+    let echo = || -> Result<()> {
+        if invocation.verbose {
+            print(&listing::verbose_echo(&table, &invocation.command)?);
+        }
+        Ok(())
+    };
+    if reads_only(&table, &invocation.command) {
+        match &invocation.command {
+            Command::List { .. } | Command::ListRules { .. } => {
+                // Nothing counts yet: -Z only checks its chain.
+                let (chain, rulenum, zeroing) = list(&table, &invocation.command, &none)?;
+                if zeroing == Some(Zeroing::Chains) {
+                    echo()?;
+                }
+                if zeroing.is_some() {
+                    ruleset::zero_slots(
+                        &table,
+                        chain,
+                        rulenum.filter(|_| zeroing == Some(Zeroing::Rule)),
+                    )?;
+                }
+            }
+            Command::Zero { chain, rulenum } => {
+                echo()?;
+                ruleset::zero_slots(&table, chain.as_deref(), *rulenum)?;
+            }
+            _ => echo()?,
+        }
+        return record_loaded(dp, state, name);
+    }
+    echo()?;
+    ruleset::apply(&mut table, &invocation.command, &mut || 0)?;
+    ruleset::commit_checks(&table)?;
+    commit_tables(dp, state, |tables| {
+        tables.set(name, table);
+        tables.load(name);
+    })
+}
+
+/// iptables-legacy loads a table in the namespace the first time a command opens it, and
+/// iptables-save prints the loaded ones: a command that changed nothing records the load,
+/// where pcn-iptables is installed (a listing does not install it).
+fn record_loaded(dp: &Dataplane, state: State, name: TableName) -> Result<()> {
+    if state.table.tables.loaded.contains(&name) || state.base(None).is_none() {
+        return Ok(());
+    }
+    dp.start_grace();
+    commit_tables(dp, state, |tables| {
+        tables.load(name);
+    })
+}
+
+/// Commits a change to the tables other than filter (or to which are loaded): the filter table
+/// goes on as it is, with its counters.
+fn commit_tables(dp: &Dataplane, mut state: State, change: impl FnOnce(&mut Tables)) -> Result<()> {
+    let old = crate::compile::slots_of(&state.table);
+    let mut new = std::mem::take(&mut state.table);
+    change(&mut new.tables);
+    let slots = engine::Slots::new(&new);
+    engine::install(
+        dp,
+        &state,
+        Some(crate::compile::Old::Slots(&old)),
+        &new,
+        &slots,
+    )
 }

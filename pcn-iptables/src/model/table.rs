@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use super::matches::Target;
 use super::rule::Rule;
 
-/// iptables' tables. pcn-iptables implements filter; the others are named so that the rest of
-/// the house can grow into them (the command line refuses them today, as before).
+/// iptables' tables. pcn-iptables filters with the filter table; nat, mangle and raw have their
+/// chains (built-in and user-defined) but no rules yet; security is named only (refused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TableName {
     Filter,
@@ -38,6 +38,24 @@ impl TableName {
 
     pub fn by_name(name: &str) -> Option<TableName> {
         TableName::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The built-in chains, in iptables' listing order.
+    pub fn base_chains(self) -> &'static [&'static str] {
+        match self {
+            TableName::Filter | TableName::Security => &BASE_CHAINS,
+            TableName::Nat => &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
+            TableName::Mangle => &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
+            TableName::Raw => &["PREROUTING", "OUTPUT"],
+        }
+    }
+
+    /// The tables pcn-iptables keeps besides filter (chains and policies; no rules yet).
+    pub const OTHERS: [TableName; 3] = [TableName::Nat, TableName::Mangle, TableName::Raw];
+
+    /// Whether pcn-iptables has this table (all but security).
+    pub fn is_kept(self) -> bool {
+        self != TableName::Security
     }
 }
 
@@ -72,10 +90,53 @@ pub struct Chain {
     pub rules: Vec<Rule>,
 }
 
-/// The filter table.
+/// One table's chains. The filter table, the one the compiler and the data plane see, also
+/// carries the namespace's other tables (`tables`), which they ignore and the stored state
+/// keeps with it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Table {
     pub chains: Vec<Chain>,
+    #[serde(skip)]
+    pub tables: Tables,
+}
+
+/// The tables besides filter, and which tables the namespace has loaded.
+#[derive(Clone, Debug, Default)]
+pub struct Tables {
+    /// The tables loaded in the namespace, the most recently loaded first: the order of the
+    /// kernel's list, which iptables-legacy-save prints. A table is loaded by the first command
+    /// that opens it (a listing too) and stays loaded.
+    pub loaded: Vec<TableName>,
+    /// nat, mangle and raw as they stand, those that were loaded (chains without rules).
+    pub others: Vec<(TableName, Table)>,
+}
+
+impl Tables {
+    /// A table other than filter, as it stands (a new one: its built-in chains, ACCEPT).
+    pub fn get(&self, name: TableName) -> Table {
+        self.others
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|| Table::builtin(name))
+    }
+
+    /// Stores `table` as `name`'s chains.
+    pub fn set(&mut self, name: TableName, table: Table) {
+        match self.others.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => *t = table,
+            None => self.others.push((name, table)),
+        }
+    }
+
+    /// Records that `name` was loaded (first in the list); `false` if it already was.
+    pub fn load(&mut self, name: TableName) -> bool {
+        if self.loaded.contains(&name) {
+            return false;
+        }
+        self.loaded.insert(0, name);
+        true
+    }
 }
 
 /// Counter slots 0..FIRST_RULE_COUNTER belong to the base chains' policies, in BASE_CHAINS order.
@@ -83,22 +144,40 @@ pub const FIRST_RULE_COUNTER: u32 = BASE_CHAINS.len() as u32;
 
 impl Default for Table {
     fn default() -> Self {
-        Table {
-            chains: BASE_CHAINS
-                .iter()
-                .enumerate()
-                .map(|(i, name)| Chain {
-                    name: (*name).to_string(),
-                    policy: Some(Policy::Accept),
-                    policy_counter: i as u32,
-                    rules: Vec::new(),
-                })
-                .collect(),
-        }
+        Table::builtin(TableName::Filter)
     }
 }
 
 impl Table {
+    /// A table with its built-in chains only, their policies ACCEPT. The filter table's
+    /// policies count in slots 0..FIRST_RULE_COUNTER; the other tables count nothing yet.
+    pub fn builtin(name: TableName) -> Table {
+        Table::of_chains(
+            name.base_chains()
+                .iter()
+                .enumerate()
+                .map(|(i, chain)| Chain {
+                    name: (*chain).to_string(),
+                    policy: Some(Policy::Accept),
+                    policy_counter: if name == TableName::Filter {
+                        i as u32
+                    } else {
+                        0
+                    },
+                    rules: Vec::new(),
+                })
+                .collect(),
+        )
+    }
+
+    /// A table of `chains`, with no other tables.
+    pub fn of_chains(chains: Vec<Chain>) -> Table {
+        Table {
+            chains,
+            tables: Tables::default(),
+        }
+    }
+
     pub fn chain(&self, name: &str) -> Option<&Chain> {
         self.chains.iter().find(|c| c.name == name)
     }
