@@ -467,8 +467,11 @@ impl Restore<'_> {
         }) = self.open.take()
         {
             if name != TableName::Filter {
-                // Nothing to compile or count: the table goes into the stored state.
-                if !self.options.test {
+                // Nothing to compile or count: the table goes into the stored state. `--test`
+                // commits nothing, but iptables-legacy-restore has loaded the table.
+                if self.options.test {
+                    super::record_loaded(&dp, *running, name).map_err(failed)?;
+                } else {
                     let old = crate::compile::slots_of(&running.table);
                     let mut new = std::mem::take(&mut running.table);
                     new.tables.set(name, table);
@@ -497,6 +500,7 @@ impl Restore<'_> {
             ruleset::commit_checks(&table).map_err(|_| line_failed(prog, number))?;
             if self.options.test {
                 engine::compile(&table, &slots).map_err(failed)?;
+                super::record_loaded(&dp, *running, name).map_err(failed)?;
             } else {
                 engine::install(&dp, &running, None, &table, &slots).map_err(failed)?;
                 self.committed = true;
