@@ -438,48 +438,63 @@ fn run_filter(dp: &Dataplane, mut state: State, invocation: &Invocation) -> Resu
     )
 }
 
-/// A command on nat, mangle or raw (no rules there: `run` refused rule commands). Their
-/// chains count nothing yet: the counters read zero.
+/// A command on nat, mangle or raw (no rules there: `run` refused rule commands). Nothing
+/// counts there yet: the policy counters are what `-P -c` set, until the table's next change.
 fn run_other(dp: &Dataplane, state: State, name: TableName, invocation: &Invocation) -> Result<()> {
     let mut table = state.table.tables.get(name);
-    let none = |_: u32| (0, 0);
+    let counts = state.table.tables.counts_of(name);
     let echo = || -> Result<()> {
         if invocation.verbose {
             print(&listing::verbose_echo(&table, &invocation.command)?);
         }
         Ok(())
     };
-    if reads_only(&table, &invocation.command) {
-        match &invocation.command {
-            Command::List { .. } | Command::ListRules { .. } => {
-                // Nothing counts yet: -Z only checks its chain.
-                let (chain, rulenum, zeroing) = list(&table, &invocation.command, &none)?;
-                if zeroing == Some(Zeroing::Chains) {
-                    echo()?;
-                }
-                if zeroing.is_some() {
-                    ruleset::zero_slots(
-                        &table,
-                        chain,
-                        rulenum.filter(|_| zeroing == Some(Zeroing::Rule)),
-                    )?;
-                }
-            }
-            Command::Zero { chain, rulenum } => {
+    let zeroes = match &invocation.command {
+        Command::List { .. } | Command::ListRules { .. } => {
+            let counters = table.policy_counts(&counts);
+            let (chain, rulenum, zeroing) = list(&table, &invocation.command, &counters)?;
+            if zeroing == Some(Zeroing::Chains) {
                 echo()?;
-                ruleset::zero_slots(&table, chain.as_deref(), *rulenum)?;
             }
-            _ => echo()?,
+            if zeroing.is_some() {
+                let rulenum = rulenum.filter(|_| zeroing == Some(Zeroing::Rule));
+                ruleset::zero_slots(&table, chain, rulenum)?;
+            }
+            zeroing.is_some()
         }
-        return record_loaded(dp, state, name);
+        Command::Zero { chain, rulenum } => {
+            echo()?;
+            ruleset::zero_slots(&table, chain.as_deref(), *rulenum)?;
+            true
+        }
+        command if reads_only(&table, command) => {
+            echo()?;
+            false
+        }
+        command => {
+            echo()?;
+            ruleset::apply(&mut table, command, &mut || 0)?;
+            ruleset::commit_checks(&table)?;
+            // A change restarts the table's policy counters; `-P` with `-c` sets its chain's.
+            let set = match (command, invocation.counters) {
+                (Command::Policy { chain, .. }, Some(c)) => vec![(chain.clone(), c)],
+                _ => Vec::new(),
+            };
+            return commit_tables(dp, state, |tables| {
+                tables.set(name, table);
+                tables.set_counts(name, set);
+                tables.load(name);
+            });
+        }
+    };
+    // -Z commits the table, which restarts its counters.
+    if zeroes && !counts.is_empty() {
+        return commit_tables(dp, state, |tables| {
+            tables.set_counts(name, Vec::new());
+            tables.load(name);
+        });
     }
-    echo()?;
-    ruleset::apply(&mut table, &invocation.command, &mut || 0)?;
-    ruleset::commit_checks(&table)?;
-    commit_tables(dp, state, |tables| {
-        tables.set(name, table);
-        tables.load(name);
-    })
+    record_loaded(dp, state, name)
 }
 
 /// iptables-legacy loads a table in the namespace the first time a command opens it, and

@@ -104,9 +104,16 @@ fn save(out: &mut dyn Write, table: Option<&str>, counters: bool) -> Result<()> 
         if name == TableName::Filter {
             save_table(&mut text, name, &filter, &count, counters);
         } else {
-            // Nothing counts in the other tables yet.
+            // Nothing counts in the other tables yet: their policies have what `-P -c` set.
             let table = filter.tables.get(name);
-            save_table(&mut text, name, &table, &|_| (0, 0), counters);
+            let counts = filter.tables.counts_of(name);
+            save_table(
+                &mut text,
+                name,
+                &table,
+                &table.policy_counts(&counts),
+                counters,
+            );
         }
     }
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

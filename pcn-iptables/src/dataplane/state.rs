@@ -27,7 +27,7 @@ use std::os::fd::{AsFd as _, OwnedFd};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::maps::{Array, MapData};
-use pcn_iptables_common::STATE_CHUNK;
+use pcn_iptables_common::{Counter, STATE_CHUNK};
 use serde::{Deserialize, Serialize};
 
 use super::sys;
@@ -46,6 +46,8 @@ const MAGIC_V1: &[u8; 8] = b"PCNSTAT\x01";
 struct Others {
     loaded: Vec<TableName>,
     tables: Vec<(TableName, Vec<Chain>)>,
+    /// `(table, chain, [packets, bytes])`
+    counts: Vec<(TableName, String, [u64; 2])>,
 }
 
 /// Strips the magic of a binary state: the rest and whether it has the other tables.
@@ -207,6 +209,12 @@ pub fn encode(
             .iter()
             .map(|(name, t)| (*name, t.chains.clone()))
             .collect(),
+        counts: table
+            .tables
+            .counts
+            .iter()
+            .map(|(t, chain, c)| (*t, chain.clone(), [c.packets, c.bytes]))
+            .collect(),
     })?;
     put_u32(&mut out, others.len());
     out.extend_from_slice(&others);
@@ -218,7 +226,7 @@ fn decode_others(r: &mut Reader, v2: bool) -> Result<Tables> {
     if !v2 {
         return Ok(Tables {
             loaded: vec![TableName::Filter],
-            others: Vec::new(),
+            ..Tables::default()
         });
     }
     let n = r.len()?;
@@ -229,6 +237,11 @@ fn decode_others(r: &mut Reader, v2: bool) -> Result<Tables> {
             .tables
             .into_iter()
             .map(|(name, chains)| (name, Table::of_chains(chains)))
+            .collect(),
+        counts: others
+            .counts
+            .into_iter()
+            .map(|(t, chain, [packets, bytes])| (t, chain, Counter { packets, bytes }))
             .collect(),
     })
 }
@@ -528,6 +541,7 @@ mod tests {
         let others = postcard::to_allocvec(&Others {
             loaded: back.tables.loaded.clone(),
             tables: vec![(TableName::Nat, nat.chains.clone())],
+            counts: Vec::new(),
         })
         .unwrap();
         v1.extend_from_slice(&bytes[MAGIC.len()..bytes.len() - 4 - others.len()]);

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::matches::Target;
 use super::rule::Rule;
+use pcn_iptables_common::Counter;
 
 /// iptables' tables. pcn-iptables filters with the filter table; nat, mangle and raw have their
 /// chains (built-in and user-defined) but no rules yet; security is named only (refused).
@@ -109,6 +110,10 @@ pub struct Tables {
     pub loaded: Vec<TableName>,
     /// nat, mangle and raw as they stand, those that were loaded (chains without rules).
     pub others: Vec<(TableName, Table)>,
+    /// The policy counters of those tables that are not zero, by chain name: set by `-P -c`
+    /// or a restore with `-c` (nothing counts there yet). As iptables-legacy does, a table's
+    /// next change restarts them.
+    pub counts: Vec<(TableName, String, Counter)>,
 }
 
 impl Tables {
@@ -127,6 +132,26 @@ impl Tables {
             Some((_, t)) => *t = table,
             None => self.others.push((name, table)),
         }
+    }
+
+    /// The policy counters of table `name` that are not zero.
+    pub fn counts_of(&self, name: TableName) -> Vec<(String, Counter)> {
+        self.counts
+            .iter()
+            .filter(|(n, _, _)| *n == name)
+            .map(|(_, chain, c)| (chain.clone(), *c))
+            .collect()
+    }
+
+    /// Sets the policy counters of table `name`: `counts`, the others zero.
+    pub fn set_counts(&mut self, name: TableName, counts: Vec<(String, Counter)>) {
+        self.counts.retain(|(n, _, _)| *n != name);
+        self.counts.extend(
+            counts
+                .into_iter()
+                .filter(|(_, c)| c.packets != 0 || c.bytes != 0)
+                .map(|(chain, c)| (name, chain, c)),
+        );
     }
 
     /// Records that `name` was loaded (first in the list); `false` if it already was.
@@ -149,8 +174,9 @@ impl Default for Table {
 }
 
 impl Table {
-    /// A table with its built-in chains only, their policies ACCEPT. The filter table's
-    /// policies count in slots 0..FIRST_RULE_COUNTER; the other tables count nothing yet.
+    /// A table with its built-in chains only, their policies ACCEPT, counting in slots
+    /// 0.. in order (the filter table's slots 0..FIRST_RULE_COUNTER; the other tables count
+    /// nothing yet: see [`Table::policy_counts`]).
     pub fn builtin(name: TableName) -> Table {
         Table::of_chains(
             name.base_chains()
@@ -159,11 +185,7 @@ impl Table {
                 .map(|(i, chain)| Chain {
                     name: (*chain).to_string(),
                     policy: Some(Policy::Accept),
-                    policy_counter: if name == TableName::Filter {
-                        i as u32
-                    } else {
-                        0
-                    },
+                    policy_counter: i as u32,
                     rules: Vec::new(),
                 })
                 .collect(),
@@ -204,6 +226,21 @@ impl Table {
             .flat_map(|c| &c.rules)
             .filter(|r| r.target.as_ref().and_then(Target::chain) == Some(chain))
             .count()
+    }
+
+    /// A counter reader for a table other than filter: its policies' `counts` (by chain name),
+    /// zero elsewhere.
+    pub fn policy_counts<'a>(
+        &'a self,
+        counts: &'a [(String, Counter)],
+    ) -> impl Fn(u32) -> (u64, u64) + 'a {
+        move |slot| {
+            self.chains
+                .iter()
+                .find(|c| c.policy.is_some() && c.policy_counter == slot)
+                .and_then(|c| counts.iter().find(|(name, _)| *name == c.name))
+                .map_or((0, 0), |(_, c)| (c.packets, c.bytes))
+        }
     }
 
     /// Every counter slot in use.

@@ -103,7 +103,10 @@ enum Open {
         /// The table as restored so far (for filter, the whole ruleset, the other tables
         /// with it).
         table: Table,
+        /// The filter table's counter slots.
         slots: engine::Slots,
+        /// The other tables' policy counters that the file sets (nothing counts there yet).
+        counts: Vec<(String, Counter)>,
     },
     /// security, which pcn-iptables does not have: accepted empty (what iptables-save prints
     /// where it was loaded but unused), anything in it refused.
@@ -248,6 +251,7 @@ impl Restore<'_> {
                     running,
                     table,
                     slots,
+                    counts: Vec::new(),
                 });
             }
             Some(other) => {
@@ -361,6 +365,7 @@ impl Restore<'_> {
                 name: kept,
                 table,
                 slots,
+                counts,
                 ..
             } => {
                 if let Some(chain) = table.chain_mut(name) {
@@ -369,6 +374,8 @@ impl Restore<'_> {
                 // Only the filter table counts (its policies' slots are its own).
                 if *kept == TableName::Filter {
                     slots.set_policy(table, name, start);
+                } else {
+                    set_count(counts, name, start);
                 }
             }
             Open::Empty { name: table, .. } => {
@@ -406,14 +413,15 @@ impl Restore<'_> {
                 "The -t option cannot be used in {prog}.\n"
             ))));
         }
-        let (name, dp, table, slots) = match self.open.as_mut().expect("inside a table") {
+        let (name, dp, table, slots, counts) = match self.open.as_mut().expect("inside a table") {
             Open::Kept {
                 name,
                 dp,
                 table,
                 slots,
+                counts,
                 ..
-            } => (*name, dp, table, slots),
+            } => (*name, dp, table, slots, counts),
             Open::Empty { name, .. } => return Err(fail(not_empty(name))),
         };
         // The command is parsed for its table, as iptables-restore does (-P's chains, nat's
@@ -437,14 +445,12 @@ impl Restore<'_> {
             _ => {}
         }
         let running = dp.counters()?;
-        let none = |_: u32| (0, 0);
-        let (counters, slots): (&dyn Fn(u32) -> (u64, u64), _) = if name == TableName::Filter {
-            (&slots.reader(&running), Some(slots))
+        let counting = if name == TableName::Filter {
+            Counting::Filter(slots)
         } else {
-            // The other tables count nothing yet.
-            (&none, None)
+            Counting::Other(counts)
         };
-        apply(table, slots, &invocation, counters, fail)?;
+        apply(table, counting, &invocation, &running, fail)?;
         Ok(Flow::Next)
     }
 
@@ -463,6 +469,7 @@ impl Restore<'_> {
             mut running,
             mut table,
             mut slots,
+            counts,
             ..
         }) = self.open.take()
         {
@@ -475,6 +482,8 @@ impl Restore<'_> {
                     let old = crate::compile::slots_of(&running.table);
                     let mut new = std::mem::take(&mut running.table);
                     new.tables.set(name, table);
+                    // The commit restarts the policy counters the file does not set.
+                    new.tables.set_counts(name, counts);
                     new.tables.load(name);
                     let slots = engine::Slots::new(&new);
                     let old = Some(crate::compile::Old::Slots(&old));
@@ -510,13 +519,36 @@ impl Restore<'_> {
     }
 }
 
-/// Applies a command line's `invocation` to the open `table`, whose counters `counters` reads
-/// and `slots` hands out (the filter table's; `None` for the others, which count nothing).
+/// What counts in an open table: the filter table's slots, or the policy counters set in one
+/// of the others (which count nothing yet).
+enum Counting<'a> {
+    Filter(&'a mut engine::Slots),
+    Other(&'a mut Vec<(String, Counter)>),
+}
+
+/// Sets `chain`'s policy counters in `counts` (zero: none).
+fn set_count(counts: &mut Vec<(String, Counter)>, chain: &str, start: Counter) {
+    counts.retain(|(name, _)| name != chain);
+    counts.push((chain.to_string(), start));
+}
+
+impl Counting<'_> {
+    /// Zeroes counter slots of `table`. As libiptc zeroes only the counters it read from the
+    /// kernel, those this restore set keep their counts: in the other tables, all it has.
+    fn zero(&mut self, zeroed: Vec<u32>) {
+        if let Counting::Filter(slots) = self {
+            slots.zero(zeroed);
+        }
+    }
+}
+
+/// Applies a command line's `invocation` to the open `table`, whose counters `counting` sets
+/// (the filter table's over what `running` reads).
 fn apply(
     table: &mut Table,
-    mut slots: Option<&mut engine::Slots>,
+    mut counting: Counting,
     invocation: &syntax::Invocation,
-    counters: &dyn Fn(u32) -> (u64, u64),
+    running: &dyn Fn(u32) -> (u64, u64),
     fail: impl Fn(Error) -> Error,
 ) -> Result<()> {
     let start = invocation.counters.unwrap_or_default();
@@ -525,11 +557,6 @@ fn apply(
             print(&listing::verbose_echo(table, &invocation.command).map_err(&fail)?);
         }
         Ok(())
-    };
-    let zero = |zeroed: Vec<u32>| {
-        if let Some(slots) = slots.as_deref_mut() {
-            slots.zero(zeroed);
-        }
     };
     let result = match &invocation.command {
         Command::List {
@@ -544,7 +571,13 @@ fn apply(
             zero: zeroing,
             ..
         } => {
-            print(&list(table, &invocation.command, counters).map_err(&fail)?);
+            let text = match &counting {
+                Counting::Filter(slots) => list(table, &invocation.command, &slots.reader(running)),
+                Counting::Other(counts) => {
+                    list(table, &invocation.command, &table.policy_counts(counts))
+                }
+            };
+            print(&text.map_err(&fail)?);
             let zeroed = match zeroing {
                 Some(Zeroing::Chains) => {
                     echo(table)?;
@@ -553,7 +586,7 @@ fn apply(
                 Some(Zeroing::Rule) => ruleset::zero_slots(table, chain.as_deref(), *rulenum),
                 None => Ok(Vec::new()),
             };
-            zeroed.map(zero)
+            zeroed.map(|z| counting.zero(z))
         }
         Command::Check { chain, rules } => {
             echo(table)?;
@@ -563,15 +596,21 @@ fn apply(
         }
         Command::Zero { chain, rulenum } => {
             echo(table)?;
-            ruleset::zero_slots(table, chain.as_deref(), *rulenum).map(zero)
+            ruleset::zero_slots(table, chain.as_deref(), *rulenum).map(|z| counting.zero(z))
         }
         command => {
             echo(table)?;
-            let mut alloc = || slots.as_deref_mut().map_or(0, |s| s.alloc(start));
+            let mut alloc = || match &mut counting {
+                Counting::Filter(slots) => slots.alloc(start),
+                Counting::Other(_) => 0,
+            };
             ruleset::apply(table, command, &mut alloc).map(|()| {
                 // `-P` sets its chain's counters, to zero without `-c`.
-                if let (Command::Policy { chain, .. }, Some(slots)) = (command, slots) {
-                    slots.set_policy(table, chain, start);
+                if let Command::Policy { chain, .. } = command {
+                    match counting {
+                        Counting::Filter(slots) => slots.set_policy(table, chain, start),
+                        Counting::Other(counts) => set_count(counts, chain, start),
+                    }
                 }
             })
         }
