@@ -6,20 +6,20 @@
 //! most recently loaded first, none in a fresh one; pcn-iptables records which tables its
 //! commands opened (see `cli::record_loaded`) and prints those in that order. Where it was
 //! never installed, it prints the filter table (which, as for `-L` and `-S`, always exists).
-//! `-t TABLE` prints that table, loaded or not; security is refused by name.
+//! `-t TABLE` prints that table, loaded or not (and loads it); security is refused by name.
 
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write;
 
 use super::{
-    check_privileges,
+    check_privileges, record_loaded,
     restore::{strerror, version_line},
 };
 use crate::{
-    dataplane::Dataplane,
+    dataplane::{Dataplane, lock},
     error::{Error, OTHER_PROBLEM, PARAMETER_PROBLEM, Result},
-    model::{Policy, Table, TableName},
+    model::{Policy, Table, TableName, Wait},
     ruleset::rule_spec,
     syntax::restore::{Flags, SAVE_OPTIONS},
 };
@@ -118,10 +118,20 @@ fn save(out: &mut dyn Write, table: Option<&str>, counters: bool) -> Result<()> 
     }
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         // A reader that stopped early (`| head`) wanted no more.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::raw(
-            OTHER_PROBLEM,
-            format!("{}: {}\n", env!("CARGO_PKG_NAME"), strerror(&e)),
-        )),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(Error::raw(
+                OTHER_PROBLEM,
+                format!("{}: {}\n", env!("CARGO_PKG_NAME"), strerror(&e)),
+            ));
+        }
+        _ => {}
+    }
+    // iptables-legacy-save -t loads the table it prints.
+    match only {
+        Some(name) if !filter.tables.loaded.contains(&name) => {
+            let _lock = lock::acquire(&dp.lock_path()?, &Wait::Forever)?;
+            record_loaded(&dp, dp.read_state()?, name)
+        }
         _ => Ok(()),
     }
 }
