@@ -791,7 +791,7 @@ const SEVERAL_TABLES: &str = "\
 *mangle
 :PREROUTING ACCEPT [0:0]
 :INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
+:FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
 :POSTROUTING ACCEPT [0:0]
 :KUBE-PROXY-CANARY - [0:0]
@@ -916,7 +916,29 @@ fn several_tables(fw: Fw) -> Transcript {
                 "a refused restore changed the tables"
             );
         }
+        // DROP policies: no packet goes through these tables' chains yet.
+        for (input, line, table) in [
+            (
+                "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT DROP [0:0]\nCOMMIT\n",
+                3,
+                "raw",
+            ),
+            ("*mangle\n-P FORWARD DROP\nCOMMIT\n", 2, "mangle"),
+            ("*nat\n:PREROUTING DROP [0:0]\nCOMMIT\n", 2, "nat"),
+        ] {
+            let out = lab.restore(host, "", input);
+            assert_eq!(out.code, Some(2), "{out}");
+            assert!(
+                out.stderr.contains(&format!(
+                    "policy DROP in table `{table}' is not supported by pcn-iptables\n\
+                     Error occurred at line: {line}\n"
+                )),
+                "{out}"
+            );
+        }
         for (table, command) in [
+            ("raw", "-P OUTPUT DROP"),
+            ("mangle", "-P PREROUTING DROP"),
             ("nat", "-A POSTROUTING -s 198.18.0.0/15 -j ACCEPT"),
             ("nat", "-I PREROUTING -p tcp --dport 22 -j ACCEPT"),
             ("mangle", "-R PREROUTING 1 -j ACCEPT"),
@@ -926,9 +948,14 @@ fn several_tables(fw: Fw) -> Transcript {
         ] {
             let out = lab.ipt(host, &format!("-t {table} {command}"));
             assert_eq!(out.code, Some(2), "{out}");
+            let what = if command.starts_with("-P") {
+                "policy DROP"
+            } else {
+                "a rule"
+            };
             assert!(
                 out.stderr.contains(&format!(
-                    "a rule in table `{table}' is not supported by pcn-iptables\n"
+                    "{what} in table `{table}' is not supported by pcn-iptables\n"
                 )),
                 "{out}"
             );

@@ -15,7 +15,7 @@ use crate::{
     engine,
     error::{Error, PARAMETER_PROBLEM, RESOURCE_PROBLEM, Result, VERSION_PROBLEM},
     listing,
-    model::{BASE_CHAINS, Command, Table, TableName, Tables, Wait, Zeroing},
+    model::{BASE_CHAINS, Command, Policy, Table, TableName, Tables, Wait, Zeroing},
     ruleset,
     syntax::{self, Invocation},
 };
@@ -284,10 +284,27 @@ fn is_rule_command(command: &Command) -> bool {
     )
 }
 
-/// The refusal of a rule command in a table other than filter (nat, mangle, raw hold chains
-/// and policies, no rules yet): a parameter problem, nothing touched.
-pub(crate) fn no_rules_in(table: TableName) -> Error {
-    crate::xtables::unsupported(format_args!("a rule in table `{}'", table.name()))
+/// What the tables other than filter refuse for now, as a parameter problem before anything
+/// is touched: rules, and DROP policies (no packet goes through their chains yet, so a DROP
+/// policy would drop nothing, where netfilter's drops).
+pub(crate) fn refused_in(table: TableName, command: &Command) -> Option<Error> {
+    match command {
+        _ if table == TableName::Filter => None,
+        command if is_rule_command(command) => Some(crate::xtables::unsupported(format_args!(
+            "a rule in table `{}'",
+            table.name()
+        ))),
+        Command::Policy {
+            policy: Policy::Drop,
+            ..
+        } => Some(drop_policy_in(table)),
+        _ => None,
+    }
+}
+
+/// The refusal of a DROP policy in a table other than filter.
+pub(crate) fn drop_policy_in(table: TableName) -> Error {
+    crate::xtables::unsupported(format_args!("policy DROP in table `{}'", table.name()))
 }
 
 /// One iptables command: parse, lock, read the stored ruleset, apply, compile, commit. `prog`
@@ -300,8 +317,8 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     check_privileges(&invocation.table)?;
     invocation.check_table()?;
     let name = TableName::by_name(&invocation.table).expect("check_table knows it");
-    if name != TableName::Filter && is_rule_command(&invocation.command) {
-        return Err(no_rules_in(name));
+    if let Some(refused) = refused_in(name, &invocation.command) {
+        return Err(refused);
     }
     let dp = Dataplane::open()?;
     let _lock = lock::acquire(&dp.lock_path()?, &invocation.wait)?;

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write as _};
 
 use pcn_iptables_common::Counter;
 
-use super::{check_privileges, is_rule_command, no_rules_in, version};
+use super::{check_privileges, drop_policy_in, refused_in, version};
 use crate::engine;
 use crate::{
     dataplane::{Dataplane, State, lock},
@@ -368,6 +368,9 @@ impl Restore<'_> {
                 counts,
                 ..
             } => {
+                if *kept != TableName::Filter && policy == Policy::Drop {
+                    return Err(at_line(drop_policy_in(*kept), prog, number));
+                }
                 if let Some(chain) = table.chain_mut(name) {
                     chain.policy = Some(policy);
                 }
@@ -439,10 +442,11 @@ impl Restore<'_> {
                 print(&version_line(prog, *negated));
                 return Ok(Flow::Exit);
             }
-            command if name != TableName::Filter && is_rule_command(command) => {
-                return Err(fail(no_rules_in(name)));
+            command => {
+                if let Some(refused) = refused_in(name, command) {
+                    return Err(fail(refused));
+                }
             }
-            _ => {}
         }
         let running = dp.counters()?;
         let counting = if name == TableName::Filter {
