@@ -250,3 +250,57 @@ impl Table {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_load_newest_first_once() {
+        let mut t = Tables::default();
+        assert!(t.load(TableName::Nat));
+        assert!(t.load(TableName::Mangle));
+        assert!(!t.load(TableName::Nat));
+        assert!(t.load(TableName::Filter));
+        assert_eq!(
+            t.loaded,
+            [TableName::Filter, TableName::Mangle, TableName::Nat]
+        );
+    }
+
+    #[test]
+    fn other_tables_start_with_their_builtin_chains() {
+        let t = Tables::default();
+        let names =
+            |name| -> Vec<String> { t.get(name).chains.into_iter().map(|c| c.name).collect() };
+        assert_eq!(
+            names(TableName::Nat),
+            ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]
+        );
+        assert_eq!(names(TableName::Raw), ["PREROUTING", "OUTPUT"]);
+        assert_eq!(names(TableName::Mangle).len(), 5);
+        assert!(!TableName::Security.is_kept());
+    }
+
+    #[test]
+    fn policy_counts_are_per_table_and_restart() {
+        let mut t = Tables::default();
+        let c = |packets| Counter { packets, bytes: 1 };
+        t.set_counts(TableName::Raw, vec![("OUTPUT".into(), c(5))]);
+        t.set_counts(
+            TableName::Nat,
+            vec![
+                ("INPUT".into(), c(7)),
+                ("OUTPUT".into(), Counter::default()),
+            ],
+        );
+        assert_eq!(t.counts.len(), 2, "zero counts are not kept");
+        let raw = t.get(TableName::Raw);
+        let counts = t.counts_of(TableName::Raw);
+        let read = raw.policy_counts(&counts);
+        assert_eq!((read(0), read(1)), ((0, 0), (5, 1)));
+        t.set_counts(TableName::Raw, Vec::new());
+        assert!(t.counts_of(TableName::Raw).is_empty());
+        assert_eq!(t.counts_of(TableName::Nat).len(), 1);
+    }
+}
