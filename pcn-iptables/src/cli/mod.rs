@@ -332,11 +332,20 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
         dp.start_grace();
     }
     let state = dp.read_state()?;
-    if name == TableName::Filter {
+    let loaded = state.table.tables.loaded.contains(&name);
+    let result = if name == TableName::Filter {
         run_filter(&dp, state, &invocation)
     } else {
         run_other(&dp, state, name, &invocation)
+    };
+    // iptables-legacy has loaded the table by the time a command fails on it.
+    if result.is_err() && !loaded {
+        let _ = dp
+            .read_state()
+            .map_err(Error::from)
+            .and_then(|state| record_loaded(&dp, state, name));
     }
+    result
 }
 
 /// Prints `-L` or `-S` of `table`, whose counters `counters` reads; then what `-Z` given with
