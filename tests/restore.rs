@@ -24,6 +24,7 @@ pcn_iptables_tests::differential_scenarios!(
     test_and_verbose,
     noflush_appends,
     scale_16384_rules,
+    several_tables,
 );
 
 /// Ports the host serves.
@@ -784,20 +785,217 @@ fn scale_16384_rules(fw: Fw) -> Transcript {
     t
 }
 
-/// The tables pcn-iptables does not have: empty ones restore (as iptables-save prints them
-/// where they are loaded), anything in them is refused, and save refuses to print them.
+/// Tables in one file: mangle, filter, nat and raw with chains and policies (filter with
+/// rules), as Docker, kube-proxy and libvirt leave them.
+const SEVERAL_TABLES: &str = "\
+*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-PROXY-CANARY - [0:0]
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER-USER - [0:0]
+-A INPUT -p tcp -m tcp --dport 22 -j DROP
+-A INPUT -s 198.18.2.0/24 -p udp -j DROP
+-A FORWARD -j DOCKER-USER
+-A DOCKER-USER -j RETURN
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+:KUBE-SERVICES - [0:0]
+COMMIT
+*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+COMMIT
+";
+
+/// `save` text with the policy counters of the tables other than filter masked: netfilter's
+/// mangle, nat and raw chains count the packets that flow (the namespaces' own too),
+/// pcn-iptables' do not yet.
+fn mask_other_counts(save: &str) -> String {
+    let mut other = false;
+    let mut out = String::new();
+    for line in save.lines() {
+        if let Some(table) = line.strip_prefix('*') {
+            other = table != "filter";
+        }
+        match line.rsplit_once(" [") {
+            Some((chain, _)) if other && line.starts_with(':') => {
+                out += &format!("{chain} [-]\n");
+            }
+            _ => out += &format!("{line}\n"),
+        }
+    }
+    out
+}
+
+fn several_tables_probes(p: &Pair) -> Vec<(Flow, Verdict)> {
+    vec![
+        (p.c1.tcp(HOST1, 22), Drop),
+        (p.c1.tcp(HOST1, 80), Pass),
+        (p.c2.udp(HOST2, 53), Drop),
+        (p.c1.udp(HOST1, 53), Pass),
+        (p.c1.ping(HOST1), Pass),
+    ]
+}
+
+/// Several tables in one file, each committed at its COMMIT; iptables-save prints the tables
+/// loaded, the newest first; `--noflush` and `-T` on the other tables. pcn-iptables refuses
+/// rules in nat, mangle and raw (from a file and from the command line) and nothing changes:
+/// not the stored tables, not the verdicts.
+fn several_tables(fw: Fw) -> Transcript {
+    let pair = Pair::new(fw);
+    let (lab, host) = (&pair.lab, &pair.host);
+    let mut t = Transcript::new(lab);
+    lab.serve(host, &[22, 53, 80]);
+    lab.restore_ok(host, "", SEVERAL_TABLES);
+    let saved = |args: &str| mask_other_counts(&lab.saved(host, args));
+    t.text("save", saved(""));
+    t.text("-t nat -S", lab.ipt_ok(host, "-t nat -S").stdout);
+    t.text("-t mangle -L", lab.ipt_ok(host, "-t mangle -L -n").stdout);
+    lab.restore_ok(
+        host,
+        "--noflush",
+        "*nat\n:LIBVIRT_PRT - [0:0]\n:DOCKER - [0:0]\nCOMMIT\n*raw\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n",
+    );
+    t.text("save after --noflush", saved(""));
+    lab.restore_ok(
+        host,
+        "-T mangle",
+        "*mangle\n:X - [0:0]\nCOMMIT\n*nat\nCOMMIT\n",
+    );
+    t.text("save after -T mangle", saved(""));
+    t.text("save -t nat", saved("-t nat"));
+    lab.restore_ok(host, "", "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n");
+    t.text("save after nat flushed", saved("-c"));
+    let probes = several_tables_probes(&pair);
+    probe(lab, &probes);
+    // What only pcn-iptables refuses stays out of the transcript compared with iptables-legacy.
+    let t = t.finish(lab);
+    if lab.fw.is_pcn() {
+        let saved = lab.saved(host, "-c");
+        let listed = lab.listing(host);
+        for (input, line, table) in [
+            (
+                "*nat\n:DOCKER - [0:0]\n-A DOCKER -j RETURN\nCOMMIT\n",
+                3,
+                "nat",
+            ),
+            ("*mangle\n-A PREROUTING -j ACCEPT\nCOMMIT\n", 2, "mangle"),
+            (
+                "*raw\n:PREROUTING ACCEPT [0:0]\n-I OUTPUT -j ACCEPT\nCOMMIT\n",
+                3,
+                "raw",
+            ),
+        ] {
+            let out = lab.restore(host, "", input);
+            assert_eq!(out.code, Some(2), "{out}");
+            assert_eq!(
+                normalize_tool_output(&lab.fw, "restore", &out.stderr),
+                format!(
+                    "iptables-restore v1.8.9 (legacy): a rule in table `{table}' is not supported \
+                     by pcn-iptables\nError occurred at line: {line}\nTry `iptables-restore -h' \
+                     or 'iptables-restore --help' for more information.\n"
+                ),
+                "{out}"
+            );
+            assert_eq!(
+                lab.saved(host, "-c"),
+                saved,
+                "a refused restore changed the tables"
+            );
+        }
+        // DROP policies: no packet goes through these tables' chains yet.
+        for (input, line, table) in [
+            (
+                "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT DROP [0:0]\nCOMMIT\n",
+                3,
+                "raw",
+            ),
+            ("*mangle\n-P FORWARD DROP\nCOMMIT\n", 2, "mangle"),
+            ("*nat\n:PREROUTING DROP [0:0]\nCOMMIT\n", 2, "nat"),
+        ] {
+            let out = lab.restore(host, "", input);
+            assert_eq!(out.code, Some(2), "{out}");
+            assert!(
+                out.stderr.contains(&format!(
+                    "policy DROP in table `{table}' is not supported by pcn-iptables\n\
+                     Error occurred at line: {line}\n"
+                )),
+                "{out}"
+            );
+        }
+        for (table, command) in [
+            ("raw", "-P OUTPUT DROP"),
+            ("mangle", "-P PREROUTING DROP"),
+            ("nat", "-A POSTROUTING -s 198.18.0.0/15 -j ACCEPT"),
+            ("nat", "-I PREROUTING -p tcp --dport 22 -j ACCEPT"),
+            ("mangle", "-R PREROUTING 1 -j ACCEPT"),
+            ("raw", "-D OUTPUT -j ACCEPT"),
+            ("raw", "-D OUTPUT 1"),
+            ("nat", "-C OUTPUT -j ACCEPT"),
+        ] {
+            let out = lab.ipt(host, &format!("-t {table} {command}"));
+            assert_eq!(out.code, Some(2), "{out}");
+            let what = if command.starts_with("-P") {
+                "policy DROP"
+            } else {
+                "a rule"
+            };
+            assert!(
+                out.stderr.contains(&format!(
+                    "{what} in table `{table}' is not supported by pcn-iptables\n"
+                )),
+                "{out}"
+            );
+        }
+        assert_eq!(
+            lab.saved(host, "-c"),
+            saved,
+            "a refused rule changed the tables"
+        );
+        assert_eq!(
+            lab.listing(host),
+            listed,
+            "a refused rule changed the counters"
+        );
+        // The running filter table is the one before: the same verdicts.
+        probe(lab, &probes);
+        let out = lab.save(host, "-t security");
+        assert_eq!(out.code, Some(2), "{out}");
+        assert_eq!(
+            out.stderr,
+            "pcn-iptables-save v1.8.9 (legacy): table `security' is not supported by pcn-iptables\n"
+        );
+    }
+    t
+}
+
+/// security, which pcn-iptables does not have: an empty one restores (as iptables-save prints
+/// it where it is loaded), anything in it is refused, and save refuses to print it.
 #[test]
-fn other_tables_pcn() {
+fn security_table_pcn() {
     let mut lab = Lab::new(Fw::pcn());
     let host = lab.ns("host");
-    let empty_nat = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
-                     :POSTROUTING ACCEPT [0:0]\nCOMMIT\n";
-    lab.restore_ok(&host, "", &format!("{empty_nat}{PORTS_RULES}"));
+    let empty = "*security\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+                 COMMIT\n";
+    lab.restore_ok(&host, "", &format!("{empty}{PORTS_RULES}"));
     let before = lab.rules(&host);
     for (input, line) in [
-        ("*nat\n-A POSTROUTING -j MASQUERADE\nCOMMIT\n", 2),
-        ("*raw\n:PREROUTING DROP [0:0]\nCOMMIT\n", 2),
-        ("*mangle\n:FOO - [0:0]\nCOMMIT\n", 2),
+        ("*security\n-A INPUT -j ACCEPT\nCOMMIT\n", 2),
+        ("*security\n:INPUT DROP [0:0]\nCOMMIT\n", 2),
+        ("*security\n:FOO - [0:0]\nCOMMIT\n", 2),
     ] {
         let out = lab.restore(&host, "", input);
         assert_eq!(out.code, Some(2), "{out}");
@@ -810,12 +1008,8 @@ fn other_tables_pcn() {
         );
         assert_eq!(lab.rules(&host), before);
     }
-    let out = lab.save(&host, "-t nat");
+    let out = lab.ipt(&host, "-t security -L");
     assert_eq!(out.code, Some(2), "{out}");
-    assert_eq!(
-        out.stderr,
-        "pcn-iptables-save v1.8.9 (legacy): table `nat' is not supported by pcn-iptables\n"
-    );
     let out = lab.save(&host, "-t bogus");
     assert_eq!(out.code, Some(1), "{out}");
 }

@@ -49,10 +49,17 @@ impl Slots {
         }
     }
 
-    /// Sets slots to zero when the new ruleset goes live (`-Z` inside a restore).
+    /// Sets slots to zero when the new ruleset goes live (`-Z` inside a restore). As libiptc
+    /// zeroes only the counters it read from the kernel, the slots already set (new rules,
+    /// policies the restore set) keep their counts.
     pub fn zero(&mut self, slots: impl IntoIterator<Item = u32>) {
-        self.fresh
-            .extend(slots.into_iter().map(|slot| (slot, Counter::default())));
+        let set: FxHashSet<u32> = self.fresh.iter().map(|&(slot, _)| slot).collect();
+        self.fresh.extend(
+            slots
+                .into_iter()
+                .filter(|slot| !set.contains(slot))
+                .map(|slot| (slot, Counter::default())),
+        );
     }
 
     /// A reader of the counts the slots will have when the new ruleset goes live: what they

@@ -180,6 +180,18 @@ impl Lab {
         ns
     }
 
+    /// Replaces `ns` by a new namespace of the same role, deleting it: a namespace as fresh
+    /// as a new one (netfilter's tables, once loaded in a namespace, stay until it goes).
+    pub fn renew(&mut self, ns: &Ns) -> Ns {
+        let out = cmd::run("ip", &["netns", "del", &ns.name]);
+        if !out.success() {
+            eprintln!("renew: {out}");
+        }
+        self.namespaces.retain(|n| n.name != ns.name);
+        self.fw_used.lock().unwrap().retain(|n| n.name != ns.name);
+        self.ns(&ns.role)
+    }
+
     /// A veth pair `a_if` (in `a`) — `b_if` (in `b`), both up.
     pub fn veth(&self, a: &Ns, a_if: &str, b: &Ns, b_if: &str) {
         cmd::must(

@@ -11,12 +11,13 @@ use pcn_iptables_common::Counter;
 
 use crate::{
     IPTABLES_VERSION,
-    dataplane::{self, Dataplane, lock},
+    dataplane::{self, Dataplane, State, lock},
     engine,
     error::{Error, PARAMETER_PROBLEM, RESOURCE_PROBLEM, Result, VERSION_PROBLEM},
     listing,
-    model::{BASE_CHAINS, Command, Table, Wait, Zeroing},
-    ruleset, syntax,
+    model::{BASE_CHAINS, Command, Policy, Table, TableName, Tables, Wait, Zeroing},
+    ruleset,
+    syntax::{self, Invocation},
 };
 
 /// pcn-iptables' own flags, outside iptables' syntax.
@@ -257,27 +258,68 @@ fn zero_after_listing(
     }
 }
 
+/// Prints what `-h` and `-V` ask for; `false` for every other command.
+fn informational(prog: &str, command: &Command) -> bool {
+    match command {
+        Command::Help { target, matches } => {
+            print(&syntax::help(prog, &version(), *target, matches));
+        }
+        Command::Version { negated: false } => print(&format!("{prog} v{}\n", version())),
+        Command::Version { negated: true } => print(&format!("Not {} ;-)\n", version())),
+        _ => return false,
+    }
+    true
+}
+
+/// The commands on rules, which the tables other than filter do not take yet.
+fn is_rule_command(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Append { .. }
+            | Command::Insert { .. }
+            | Command::Delete { .. }
+            | Command::DeleteNum { .. }
+            | Command::Replace { .. }
+            | Command::Check { .. }
+    )
+}
+
+/// What the tables other than filter refuse for now, as a parameter problem before anything
+/// is touched: rules, and DROP policies (no packet goes through their chains yet, so a DROP
+/// policy would drop nothing, where netfilter's drops).
+pub(crate) fn refused_in(table: TableName, command: &Command) -> Option<Error> {
+    match command {
+        _ if table == TableName::Filter => None,
+        command if is_rule_command(command) => Some(crate::xtables::unsupported(format_args!(
+            "a rule in table `{}'",
+            table.name()
+        ))),
+        Command::Policy {
+            policy: Policy::Drop,
+            ..
+        } => Some(drop_policy_in(table)),
+        _ => None,
+    }
+}
+
+/// The refusal of a DROP policy in a table other than filter.
+pub(crate) fn drop_policy_in(table: TableName) -> Error {
+    crate::xtables::unsupported(format_args!("policy DROP in table `{}'", table.name()))
+}
+
 /// One iptables command: parse, lock, read the stored ruleset, apply, compile, commit. `prog`
 /// is the name to answer as, `argv0` the program as invoked (some messages quote it).
 pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     let invocation = syntax::parse_args(argv0, args)?;
-    match &invocation.command {
-        Command::Help { target, matches } => {
-            print(&syntax::help(prog, &version(), *target, matches));
-            return Ok(());
-        }
-        Command::Version { negated: false } => {
-            print(&format!("{prog} v{}\n", version()));
-            return Ok(());
-        }
-        Command::Version { negated: true } => {
-            print(&format!("Not {} ;-)\n", version()));
-            return Ok(());
-        }
-        _ => {}
+    if informational(prog, &invocation.command) {
+        return Ok(());
     }
     check_privileges(&invocation.table)?;
     invocation.check_table()?;
+    let name = TableName::by_name(&invocation.table).expect("check_table knows it");
+    if let Some(refused) = refused_in(name, &invocation.command) {
+        return Err(refused);
+    }
     let dp = Dataplane::open()?;
     let _lock = lock::acquire(&dp.lock_path()?, &invocation.wait)?;
     if !matches!(
@@ -289,30 +331,45 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     ) {
         dp.start_grace();
     }
-    let mut state = dp.read_state()?;
-    let table = &state.table;
-    let echo = || -> Result<()> {
-        if invocation.verbose {
-            print(&listing::verbose_echo(table, &invocation.command)?);
-        }
-        Ok(())
+    let state = dp.read_state()?;
+    let loaded = state.table.tables.loaded.contains(&name);
+    let result = if name == TableName::Filter {
+        run_filter(&dp, state, &invocation)
+    } else {
+        run_other(&dp, state, name, &invocation)
     };
-    match &invocation.command {
+    // iptables-legacy has loaded the table by the time a command fails on it.
+    if result.is_err() && !loaded {
+        let _ = dp
+            .read_state()
+            .map_err(Error::from)
+            .and_then(|state| record_loaded(&dp, state, name));
+    }
+    result
+}
+
+/// Prints `-L` or `-S` of `table`, whose counters `counters` reads; then what `-Z` given with
+/// them zeroes: `(chain, rulenum, zeroing)`.
+fn list<'a>(
+    table: &Table,
+    command: &'a Command,
+    counters: &dyn Fn(u32) -> (u64, u64),
+) -> Result<(Option<&'a str>, Option<usize>, Option<Zeroing>)> {
+    match command {
         Command::List {
             chain,
             rulenum,
             options,
             zero,
         } => {
-            let counters = dp.counters()?;
             print(&listing::list(
                 table,
                 chain.as_deref(),
                 *rulenum,
                 options,
-                &counters,
+                counters,
             )?);
-            zero_after_listing(&dp, table, chain.as_deref(), *rulenum, *zero, echo)?;
+            Ok((chain.as_deref(), *rulenum, *zero))
         }
         Command::ListRules {
             chain,
@@ -320,63 +377,177 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
             verbose,
             zero,
         } => {
-            let counters = dp.counters()?;
-            let counters: Option<&dyn Fn(u32) -> (u64, u64)> =
-                if *verbose { Some(&counters) } else { None };
+            let counters = if *verbose { Some(counters) } else { None };
             print(&ruleset::list_rules(
                 table,
                 chain.as_deref(),
                 *rulenum,
                 counters,
             )?);
-            zero_after_listing(&dp, table, chain.as_deref(), *rulenum, *zero, echo)?;
+            Ok((chain.as_deref(), *rulenum, *zero))
         }
-        Command::Check { chain, rules } => {
-            echo()?;
-            for rule in rules {
-                ruleset::check(table, chain, rule)?;
+        _ => Ok((None, None, None)),
+    }
+}
+
+/// Whether a command only reads the table (and zeroes counters, which commits nothing).
+fn reads_only(table: &Table, command: &Command) -> bool {
+    match command {
+        Command::List { .. }
+        | Command::ListRules { .. }
+        | Command::Check { .. }
+        | Command::Zero { .. } => true,
+        // libiptc commits nothing when there is no user-defined chain to delete.
+        Command::DeleteChain { chain: None } => table.chains.iter().all(|c| c.policy.is_some()),
+        _ => false,
+    }
+}
+
+/// A command on the filter table.
+fn run_filter(dp: &Dataplane, mut state: State, invocation: &Invocation) -> Result<()> {
+    let table = &state.table;
+    let echo = || -> Result<()> {
+        if invocation.verbose {
+            print(&listing::verbose_echo(table, &invocation.command)?);
+        }
+        Ok(())
+    };
+    if reads_only(table, &invocation.command) {
+        match &invocation.command {
+            Command::List { .. } | Command::ListRules { .. } => {
+                let counters = dp.counters()?;
+                let (chain, rulenum, zeroing) = list(table, &invocation.command, &counters)?;
+                zero_after_listing(dp, table, chain, rulenum, zeroing, echo)?;
             }
+            Command::Check { chain, rules } => {
+                echo()?;
+                for rule in rules {
+                    ruleset::check(table, chain, rule)?;
+                }
+            }
+            Command::Zero { chain, rulenum } => {
+                echo()?;
+                let slots = ruleset::zero_slots(table, chain.as_deref(), *rulenum)?;
+                zero(dp, table, slots)?;
+            }
+            _ => echo()?,
+        }
+        return record_loaded(dp, state, TableName::Filter);
+    }
+    echo()?;
+    let command = &invocation.command;
+    let mut slots = engine::Slots::new(table);
+    // The change goes into the table itself (no copy of a big ruleset); its rules' counter
+    // slots tell the compiler which rules stayed.
+    let old = crate::compile::slots_of(table);
+    let mut new = std::mem::take(&mut state.table);
+    // `-c` gives new rules their counts.
+    let start = invocation.counters.unwrap_or_default();
+    ruleset::apply(&mut new, command, &mut || slots.alloc(start))?;
+    ruleset::commit_checks(&new)?;
+    // iptables-legacy restarts the base chains' policy counters on every change; `-P` with
+    // `-c` sets its chain's.
+    for chain in BASE_CHAINS {
+        let start = match command {
+            Command::Policy { chain: c, .. } if c == chain => start,
+            _ => Counter::default(),
+        };
+        slots.set_policy(&new, chain, start);
+    }
+    new.tables.load(TableName::Filter);
+    engine::install(
+        dp,
+        &state,
+        Some(crate::compile::Old::Slots(&old)),
+        &new,
+        &slots,
+    )
+}
+
+/// A command on nat, mangle or raw (no rules there: `run` refused rule commands). Nothing
+/// counts there yet: the policy counters are what `-P -c` set, until the table's next change.
+fn run_other(dp: &Dataplane, state: State, name: TableName, invocation: &Invocation) -> Result<()> {
+    let mut table = state.table.tables.get(name);
+    let counts = state.table.tables.counts_of(name);
+    let echo = || -> Result<()> {
+        if invocation.verbose {
+            print(&listing::verbose_echo(&table, &invocation.command)?);
+        }
+        Ok(())
+    };
+    let zeroes = match &invocation.command {
+        Command::List { .. } | Command::ListRules { .. } => {
+            let counters = table.policy_counts(&counts);
+            let (chain, rulenum, zeroing) = list(&table, &invocation.command, &counters)?;
+            if zeroing == Some(Zeroing::Chains) {
+                echo()?;
+            }
+            if zeroing.is_some() {
+                let rulenum = rulenum.filter(|_| zeroing == Some(Zeroing::Rule));
+                ruleset::zero_slots(&table, chain, rulenum)?;
+            }
+            zeroing.is_some()
         }
         Command::Zero { chain, rulenum } => {
             echo()?;
-            zero(
-                &dp,
-                table,
-                ruleset::zero_slots(table, chain.as_deref(), *rulenum)?,
-            )?;
+            ruleset::zero_slots(&table, chain.as_deref(), *rulenum)?;
+            true
         }
-        // libiptc commits nothing when there is no user-defined chain to delete.
-        Command::DeleteChain { chain: None } if table.chains.iter().all(|c| c.policy.is_some()) => {
+        command if reads_only(&table, command) => {
             echo()?;
+            false
         }
         command => {
             echo()?;
-            let mut slots = engine::Slots::new(table);
-            // The change goes into the table itself (no copy of a big ruleset); its rules'
-            // counter slots tell the compiler which rules stayed.
-            let old = crate::compile::slots_of(table);
-            let mut new = std::mem::take(&mut state.table);
-            // `-c` gives new rules their counts.
-            let start = invocation.counters.unwrap_or_default();
-            ruleset::apply(&mut new, command, &mut || slots.alloc(start))?;
-            ruleset::commit_checks(&new)?;
-            // iptables-legacy restarts the base chains' policy counters on every change; `-P`
-            // with `-c` sets its chain's.
-            for chain in BASE_CHAINS {
-                let start = match command {
-                    Command::Policy { chain: c, .. } if c == chain => start,
-                    _ => Counter::default(),
-                };
-                slots.set_policy(&new, chain, start);
-            }
-            engine::install(
-                &dp,
-                &state,
-                Some(crate::compile::Old::Slots(&old)),
-                &new,
-                &slots,
-            )?;
+            ruleset::apply(&mut table, command, &mut || 0)?;
+            ruleset::commit_checks(&table)?;
+            // A change restarts the table's policy counters; `-P` with `-c` sets its chain's.
+            let set = match (command, invocation.counters) {
+                (Command::Policy { chain, .. }, Some(c)) => vec![(chain.clone(), c)],
+                _ => Vec::new(),
+            };
+            return commit_tables(dp, state, |tables| {
+                tables.set(name, table);
+                tables.set_counts(name, set);
+                tables.load(name);
+            });
         }
+    };
+    // -Z commits the table, which restarts its counters.
+    if zeroes && !counts.is_empty() {
+        return commit_tables(dp, state, |tables| {
+            tables.set_counts(name, Vec::new());
+            tables.load(name);
+        });
     }
-    Ok(())
+    record_loaded(dp, state, name)
+}
+
+/// iptables-legacy loads a table in the namespace the first time a command opens it, and
+/// iptables-save prints the loaded ones: a command that changed nothing records the load,
+/// where pcn-iptables is installed (a listing does not install it).
+fn record_loaded(dp: &Dataplane, state: State, name: TableName) -> Result<()> {
+    if state.table.tables.loaded.contains(&name) || state.base(None).is_none() {
+        return Ok(());
+    }
+    dp.start_grace();
+    commit_tables(dp, state, |tables| {
+        tables.load(name);
+    })
+}
+
+/// Commits a change to the tables other than filter (or to which are loaded): the filter table
+/// goes on as it is, with its counters.
+fn commit_tables(dp: &Dataplane, mut state: State, change: impl FnOnce(&mut Tables)) -> Result<()> {
+    let old = crate::compile::slots_of(&state.table);
+    let mut new = std::mem::take(&mut state.table);
+    change(&mut new.tables);
+    let slots = engine::Slots::new(&new);
+    engine::install(
+        dp,
+        &state,
+        Some(crate::compile::Old::Slots(&old)),
+        &new,
+        &slots,
+    )
 }

@@ -7,7 +7,11 @@
 //! MAGIC  u32 len + postcard(Header)
 //!        u32 len + postcard(chains)  u32 chunks + (u32 len + postcard(rules)) × chunks
 //!        u32 count + Entry × count (16 bytes each)  u32 count + [u32; 3] × count (the delta)
+//!        u32 len + postcard(Others)   (from version 2: the other tables, which tables are loaded)
 //! ```
+//!
+//! Version 1 (`PCNSTAT\x01`) ends after the delta: it had the filter table only, which is then
+//! the one table loaded.
 //!
 //! Versions before it stored the ruleset as `-S` text with each rule's counter slot; that is
 //! still read (an upgrade starts from it with a full build):
@@ -23,17 +27,36 @@ use std::os::fd::{AsFd as _, OwnedFd};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::maps::{Array, MapData};
-use pcn_iptables_common::STATE_CHUNK;
+use pcn_iptables_common::{Counter, STATE_CHUNK};
 use serde::{Deserialize, Serialize};
 
 use super::sys;
 use crate::compile::{Entry, Layout};
-use crate::model::{Chain, Policy, Rule, Table};
+use crate::model::{Chain, Policy, Rule, Table, TableName, Tables};
 
 pub type Chunk = [u8; STATE_CHUNK];
 
-/// The first bytes of the binary state (text states start with ':').
-const MAGIC: &[u8; 8] = b"PCNSTAT\x01";
+/// The first bytes of the binary state (text states start with ':'); the last is the version.
+const MAGIC: &[u8; 8] = b"PCNSTAT\x02";
+/// The binary state before the other tables.
+const MAGIC_V1: &[u8; 8] = b"PCNSTAT\x01";
+
+/// The tables besides filter, as stored.
+#[derive(Serialize, Deserialize)]
+struct Others {
+    loaded: Vec<TableName>,
+    tables: Vec<(TableName, Vec<Chain>)>,
+    /// `(table, chain, [packets, bytes])`
+    counts: Vec<(TableName, String, [u64; 2])>,
+}
+
+/// Strips the magic of a binary state: the rest and whether it has the other tables.
+fn binary(bytes: &[u8]) -> Option<(&[u8], bool)> {
+    match bytes.strip_prefix(MAGIC) {
+        Some(rest) => Some((rest, true)),
+        None => bytes.strip_prefix(MAGIC_V1).map(|rest| (rest, false)),
+    }
+}
 
 pub fn path(dir: &Path, slot: u32) -> std::path::PathBuf {
     dir.join(format!("state-{slot}"))
@@ -119,9 +142,7 @@ fn decode_table(r: &mut Reader) -> Result<Table> {
         rules.extend(part);
     }
     let mut rules = rules.into_iter();
-    let mut table = Table {
-        chains: Vec::with_capacity(heads.len()),
-    };
+    let mut table = Table::of_chains(Vec::with_capacity(heads.len()));
     for h in heads {
         let chain = Chain {
             name: h.name,
@@ -180,18 +201,62 @@ pub fn encode(
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
+    let others = postcard::to_allocvec(&Others {
+        loaded: table.tables.loaded.clone(),
+        tables: table
+            .tables
+            .others
+            .iter()
+            .map(|(name, t)| (*name, t.chains.clone()))
+            .collect(),
+        counts: table
+            .tables
+            .counts
+            .iter()
+            .map(|(t, chain, c)| (*t, chain.clone(), [c.packets, c.bytes]))
+            .collect(),
+    })?;
+    put_u32(&mut out, others.len());
+    out.extend_from_slice(&others);
     Ok(out)
+}
+
+/// The other tables of a version 2 state; a version 1 state had the filter table, loaded.
+fn decode_others(r: &mut Reader, v2: bool) -> Result<Tables> {
+    if !v2 {
+        return Ok(Tables {
+            loaded: vec![TableName::Filter],
+            ..Tables::default()
+        });
+    }
+    let n = r.len()?;
+    let others: Others = postcard::from_bytes(r.take(n)?).context("decoding the stored tables")?;
+    Ok(Tables {
+        loaded: others.loaded,
+        others: others
+            .tables
+            .into_iter()
+            .map(|(name, chains)| (name, Table::of_chains(chains)))
+            .collect(),
+        counts: others
+            .counts
+            .into_iter()
+            .map(|(t, chain, [packets, bytes])| (t, chain, Counter { packets, bytes }))
+            .collect(),
+    })
 }
 
 /// Reads `bytes`: the ruleset, and the slot's description unless it is a text state.
 pub fn decode(bytes: &[u8]) -> Result<(Table, Option<Slot>)> {
-    let Some(rest) = bytes.strip_prefix(MAGIC) else {
-        return Ok((decode_text(std::str::from_utf8(bytes)?)?, None));
+    let Some((rest, v2)) = binary(bytes) else {
+        let mut table = decode_text(std::str::from_utf8(bytes)?)?;
+        table.tables.loaded = vec![TableName::Filter];
+        return Ok((table, None));
     };
     let mut r = Reader(rest);
     let n = r.len()?;
     let header: Header = postcard::from_bytes(r.take(n)?).context("decoding the stored state")?;
-    let table = decode_table(&mut r)?;
+    let mut table = decode_table(&mut r)?;
     let n = r.len()?;
     let raw = r.take(n * 16)?;
     let mut entries = vec![Entry::default(); n];
@@ -208,6 +273,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Table, Option<Slot>)> {
             [v(0), v(4), v(8)]
         })
         .collect();
+    table.tables = decode_others(&mut r, v2)?;
     let mut layout = header.layout;
     layout.entries = entries;
     Ok((
@@ -240,7 +306,7 @@ impl<'a> Reader<'a> {
 
 /// The text state of versions before the binary one.
 fn decode_text(text: &str) -> Result<Table> {
-    let mut table = Table { chains: Vec::new() };
+    let mut table = Table::of_chains(Vec::new());
     let mut rules = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let Some(rest) = line.strip_prefix(':') else {
@@ -299,7 +365,7 @@ pub fn create(bytes: &[u8]) -> Result<OwnedFd> {
 
 /// The sequence number and map ids of a binary state (`None`: a text state).
 fn decode_header(bytes: &[u8]) -> Result<Option<(u64, [u32; 4])>> {
-    let Some(rest) = bytes.strip_prefix(MAGIC) else {
+    let Some((rest, _)) = binary(bytes) else {
         return Ok(None);
     };
     let mut r = Reader(rest);
@@ -445,5 +511,44 @@ mod tests {
         assert_eq!(t.chains[0].policy, Some(Policy::Drop));
         assert_eq!(t.chains[0].rules[0].counter, 7);
         assert_eq!(t.chain("web").unwrap().rules.len(), 1);
+    }
+
+    #[test]
+    fn other_tables_round_trip_and_version_1_has_filter_loaded() {
+        let mut t = table("-A INPUT -j ACCEPT");
+        let mut nat = Table::builtin(TableName::Nat);
+        nat.chains[0].policy = Some(Policy::Drop);
+        nat.add_chain(Chain {
+            name: "DOCKER".into(),
+            policy: None,
+            policy_counter: 0,
+            rules: Vec::new(),
+        });
+        t.tables.set(TableName::Nat, nat);
+        t.tables.load(TableName::Nat);
+        t.tables.load(TableName::Filter);
+        let p = program(&t, &[], &AddressTypes::default(), None).unwrap();
+        let bytes = encode(&t, 1, [0; 4], &p.layout, None).unwrap();
+        let (back, _) = decode(&bytes).unwrap();
+        assert_eq!(back.tables.loaded, [TableName::Filter, TableName::Nat]);
+        let nat = back.tables.get(TableName::Nat);
+        assert_eq!(
+            crate::ruleset::list_rules(&nat, None, None, None).unwrap(),
+            "-P PREROUTING DROP\n-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n-P POSTROUTING ACCEPT\n-N DOCKER\n"
+        );
+        // Version 1: the same bytes without the last section.
+        let mut v1 = MAGIC_V1.to_vec();
+        let others = postcard::to_allocvec(&Others {
+            loaded: back.tables.loaded.clone(),
+            tables: vec![(TableName::Nat, nat.chains.clone())],
+            counts: Vec::new(),
+        })
+        .unwrap();
+        v1.extend_from_slice(&bytes[MAGIC.len()..bytes.len() - 4 - others.len()]);
+        let (old, slot) = decode(&v1).unwrap();
+        assert!(slot.is_some());
+        assert_eq!(old.tables.loaded, [TableName::Filter]);
+        assert!(old.tables.others.is_empty());
+        assert_eq!(old.chains[0].rules.len(), 1);
     }
 }

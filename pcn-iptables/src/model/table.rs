@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::matches::Target;
 use super::rule::Rule;
+use pcn_iptables_common::Counter;
 
-/// iptables' tables. pcn-iptables implements filter; the others are named so that the rest of
-/// the house can grow into them (the command line refuses them today, as before).
+/// iptables' tables. pcn-iptables filters with the filter table; nat, mangle and raw have their
+/// chains (built-in and user-defined) but no rules yet; security is named only (refused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TableName {
     Filter,
@@ -38,6 +39,24 @@ impl TableName {
 
     pub fn by_name(name: &str) -> Option<TableName> {
         TableName::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The built-in chains, in iptables' listing order.
+    pub fn base_chains(self) -> &'static [&'static str] {
+        match self {
+            TableName::Filter | TableName::Security => &BASE_CHAINS,
+            TableName::Nat => &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
+            TableName::Mangle => &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
+            TableName::Raw => &["PREROUTING", "OUTPUT"],
+        }
+    }
+
+    /// The tables pcn-iptables keeps besides filter (chains and policies; no rules yet).
+    pub const OTHERS: [TableName; 3] = [TableName::Nat, TableName::Mangle, TableName::Raw];
+
+    /// Whether pcn-iptables has this table (all but security).
+    pub fn is_kept(self) -> bool {
+        self != TableName::Security
     }
 }
 
@@ -72,10 +91,77 @@ pub struct Chain {
     pub rules: Vec<Rule>,
 }
 
-/// The filter table.
+/// One table's chains. The filter table, the one the compiler and the data plane see, also
+/// carries the namespace's other tables (`tables`), which they ignore and the stored state
+/// keeps with it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Table {
     pub chains: Vec<Chain>,
+    #[serde(skip)]
+    pub tables: Tables,
+}
+
+/// The tables besides filter, and which tables the namespace has loaded.
+#[derive(Clone, Debug, Default)]
+pub struct Tables {
+    /// The tables loaded in the namespace, the most recently loaded first: the order of the
+    /// kernel's list, which iptables-legacy-save prints. A table is loaded by the first command
+    /// that opens it (a listing too) and stays loaded.
+    pub loaded: Vec<TableName>,
+    /// nat, mangle and raw as they stand, those that were loaded (chains without rules).
+    pub others: Vec<(TableName, Table)>,
+    /// The policy counters of those tables that are not zero, by chain name: set by `-P -c`
+    /// or a restore with `-c` (nothing counts there yet). As iptables-legacy does, a table's
+    /// next change restarts them.
+    pub counts: Vec<(TableName, String, Counter)>,
+}
+
+impl Tables {
+    /// A table other than filter, as it stands (a new one: its built-in chains, ACCEPT).
+    pub fn get(&self, name: TableName) -> Table {
+        self.others
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|| Table::builtin(name))
+    }
+
+    /// Stores `table` as `name`'s chains.
+    pub fn set(&mut self, name: TableName, table: Table) {
+        match self.others.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => *t = table,
+            None => self.others.push((name, table)),
+        }
+    }
+
+    /// The policy counters of table `name` that are not zero.
+    pub fn counts_of(&self, name: TableName) -> Vec<(String, Counter)> {
+        self.counts
+            .iter()
+            .filter(|(n, _, _)| *n == name)
+            .map(|(_, chain, c)| (chain.clone(), *c))
+            .collect()
+    }
+
+    /// Sets the policy counters of table `name`: `counts`, the others zero.
+    pub fn set_counts(&mut self, name: TableName, counts: Vec<(String, Counter)>) {
+        self.counts.retain(|(n, _, _)| *n != name);
+        self.counts.extend(
+            counts
+                .into_iter()
+                .filter(|(_, c)| c.packets != 0 || c.bytes != 0)
+                .map(|(chain, c)| (name, chain, c)),
+        );
+    }
+
+    /// Records that `name` was loaded (first in the list); `false` if it already was.
+    pub fn load(&mut self, name: TableName) -> bool {
+        if self.loaded.contains(&name) {
+            return false;
+        }
+        self.loaded.insert(0, name);
+        true
+    }
 }
 
 /// Counter slots 0..FIRST_RULE_COUNTER belong to the base chains' policies, in BASE_CHAINS order.
@@ -83,22 +169,37 @@ pub const FIRST_RULE_COUNTER: u32 = BASE_CHAINS.len() as u32;
 
 impl Default for Table {
     fn default() -> Self {
-        Table {
-            chains: BASE_CHAINS
+        Table::builtin(TableName::Filter)
+    }
+}
+
+impl Table {
+    /// A table with its built-in chains only, their policies ACCEPT, counting in slots
+    /// 0.. in order (the filter table's slots 0..FIRST_RULE_COUNTER; the other tables count
+    /// nothing yet: see [`Table::policy_counts`]).
+    pub fn builtin(name: TableName) -> Table {
+        Table::of_chains(
+            name.base_chains()
                 .iter()
                 .enumerate()
-                .map(|(i, name)| Chain {
-                    name: (*name).to_string(),
+                .map(|(i, chain)| Chain {
+                    name: (*chain).to_string(),
                     policy: Some(Policy::Accept),
                     policy_counter: i as u32,
                     rules: Vec::new(),
                 })
                 .collect(),
+        )
+    }
+
+    /// A table of `chains`, with no other tables.
+    pub fn of_chains(chains: Vec<Chain>) -> Table {
+        Table {
+            chains,
+            tables: Tables::default(),
         }
     }
-}
 
-impl Table {
     pub fn chain(&self, name: &str) -> Option<&Chain> {
         self.chains.iter().find(|c| c.name == name)
     }
@@ -127,10 +228,79 @@ impl Table {
             .count()
     }
 
+    /// A counter reader for a table other than filter: its policies' `counts` (by chain name),
+    /// zero elsewhere.
+    pub fn policy_counts<'a>(
+        &'a self,
+        counts: &'a [(String, Counter)],
+    ) -> impl Fn(u32) -> (u64, u64) + 'a {
+        move |slot| {
+            self.chains
+                .iter()
+                .find(|c| c.policy.is_some() && c.policy_counter == slot)
+                .and_then(|c| counts.iter().find(|(name, _)| *name == c.name))
+                .map_or((0, 0), |(_, c)| (c.packets, c.bytes))
+        }
+    }
+
     /// Every counter slot in use.
     pub fn counters(&self) -> impl Iterator<Item = u32> + '_ {
         self.chains.iter().flat_map(|c| {
             std::iter::once(c.policy_counter).chain(c.rules.iter().map(|r| r.counter))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_load_newest_first_once() {
+        let mut t = Tables::default();
+        assert!(t.load(TableName::Nat));
+        assert!(t.load(TableName::Mangle));
+        assert!(!t.load(TableName::Nat));
+        assert!(t.load(TableName::Filter));
+        assert_eq!(
+            t.loaded,
+            [TableName::Filter, TableName::Mangle, TableName::Nat]
+        );
+    }
+
+    #[test]
+    fn other_tables_start_with_their_builtin_chains() {
+        let t = Tables::default();
+        let names =
+            |name| -> Vec<String> { t.get(name).chains.into_iter().map(|c| c.name).collect() };
+        assert_eq!(
+            names(TableName::Nat),
+            ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]
+        );
+        assert_eq!(names(TableName::Raw), ["PREROUTING", "OUTPUT"]);
+        assert_eq!(names(TableName::Mangle).len(), 5);
+        assert!(!TableName::Security.is_kept());
+    }
+
+    #[test]
+    fn policy_counts_are_per_table_and_restart() {
+        let mut t = Tables::default();
+        let c = |packets| Counter { packets, bytes: 1 };
+        t.set_counts(TableName::Raw, vec![("OUTPUT".into(), c(5))]);
+        t.set_counts(
+            TableName::Nat,
+            vec![
+                ("INPUT".into(), c(7)),
+                ("OUTPUT".into(), Counter::default()),
+            ],
+        );
+        assert_eq!(t.counts.len(), 2, "zero counts are not kept");
+        let raw = t.get(TableName::Raw);
+        let counts = t.counts_of(TableName::Raw);
+        let read = raw.policy_counts(&counts);
+        assert_eq!((read(0), read(1)), ((0, 0), (5, 1)));
+        t.set_counts(TableName::Raw, Vec::new());
+        assert!(t.counts_of(TableName::Raw).is_empty());
+        assert_eq!(t.counts_of(TableName::Nat).len(), 1);
     }
 }

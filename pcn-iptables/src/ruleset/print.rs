@@ -165,7 +165,7 @@ pub(crate) mod tests {
 
     /// A table from `-S` text; rules get counter slots in order from FIRST_RULE_COUNTER.
     pub(crate) fn table(db: &NameDb, text: &str) -> Table {
-        let mut table = Table { chains: Vec::new() };
+        let mut table = Table::of_chains(Vec::new());
         let mut slot = crate::model::FIRST_RULE_COUNTER;
         for line in golden(text).lines() {
             let words = split_words(line).unwrap();

@@ -8,12 +8,23 @@ use super::names::{addresses, storable_chain_name};
 use super::options::{LEGAL, MAX_NAME, cmd, opt};
 use super::state::Parse;
 use crate::error::{Error, OTHER_PROBLEM, Result};
-use crate::model::{BASE_CHAINS, Command, ListOptions, Policy, Wait, Zeroing};
+use crate::model::{Command, ListOptions, Policy, TableName, Target, Wait, Zeroing};
 use crate::xtables::{param, unsupported};
 
 impl<'a> Parse<'a> {
     /// The checks after the last option, then the command.
     pub(super) fn finish(&mut self) -> Result<Invocation> {
+        let drop = match &self.target {
+            Some(Target::Drop) => true,
+            Some(Target::Goto(name)) => name == "DROP",
+            _ => false,
+        };
+        if self.table == "nat" && (self.policy.as_deref() == Some("DROP") || drop) {
+            return Err(param(
+                "\nThe \"nat\" table is not intended for filtering, \
+                 the use of DROP is therefore inhibited.\n\n",
+            ));
+        }
         if self.wait == 0 && self.wait_interval {
             return Err(param("--wait-interval only makes sense with --wait\n"));
         }
@@ -157,8 +168,10 @@ impl<'a> Parse<'a> {
             },
             cmd::SET_POLICY => {
                 let chain = named();
-                // libiptc's checks, made here since both are static for the filter table.
-                if !BASE_CHAINS.contains(&chain.as_str()) {
+                // libiptc's checks, made here since both are static (a table pcn-iptables
+                // does not have is refused later, when it is opened).
+                let base = TableName::by_name(&self.table).map(TableName::base_chains);
+                if base.is_some_and(|base| !base.contains(&chain.as_str())) {
                     return Err(Error::plain(OTHER_PROBLEM, "Bad built-in chain name"));
                 }
                 let policy = match self.policy.as_deref() {

@@ -11,10 +11,11 @@ use crate::model::{MAX_CHAIN_LABEL, TableName, Target};
 use crate::xtables::netdb::NameDb;
 use crate::xtables::{param, unsupported, value};
 
-/// `iptc_init`'s answer for the table of `-t`: pcn-iptables has the filter table only.
+/// `iptc_init`'s answer for the table of `-t`: pcn-iptables has all of iptables' tables but
+/// security.
 pub(super) fn check_table(table: &str) -> Result<()> {
     Err(match TableName::by_name(table) {
-        Some(TableName::Filter) => return Ok(()),
+        Some(name) if name.is_kept() => return Ok(()),
         Some(_) => unsupported(format_args!("table `{table}'")),
         None => Error::versioned(
             VERSION_PROBLEM,

@@ -602,9 +602,15 @@ fn warnings_come_before_errors() {
 #[test]
 fn unsupported_features_are_refused() {
     assert_eq!(
-        invocation("-t nat -L").check_table().unwrap_err().message,
-        "table `nat' is not supported by pcn-iptables"
+        invocation("-t security -L")
+            .check_table()
+            .unwrap_err()
+            .message,
+        "table `security' is not supported by pcn-iptables"
     );
+    for table in ["filter", "nat", "mangle", "raw"] {
+        assert!(invocation(&format!("-t {table} -L")).check_table().is_ok());
+    }
     for (line, message) in [
         (
             "-A INPUT -j REJECT --reject-with tcp-reset -j LOG",
@@ -1200,4 +1206,27 @@ fn help_names_the_program() {
     let udp = text.find("udp match options:").unwrap();
     assert!(standard < tcp && tcp < udp);
     assert!(text.ends_with("\t\t\t\tmatch destination port(s)\n"));
+}
+
+#[test]
+fn nat_refuses_drop_and_policies_follow_the_table() {
+    let nat_drop = "\nThe \"nat\" table is not intended for filtering, \
+                    the use of DROP is therefore inhibited.\n\n";
+    for line in [
+        "-t nat -P PREROUTING DROP",
+        "-t nat -A POSTROUTING -j DROP",
+        "-t nat -A POSTROUTING -g DROP",
+    ] {
+        let (result, _) = parse(&debian(), "iptables", &words(line));
+        assert_eq!(result.unwrap_err().message, nat_drop, "{line}");
+    }
+    assert!(
+        parse(&debian(), "iptables", &words("-t raw -P PREROUTING DROP"))
+            .0
+            .is_ok()
+    );
+    let (result, _) = parse(&debian(), "iptables", &words("-t nat -P FORWARD ACCEPT"));
+    assert_eq!(result.unwrap_err().message, "Bad built-in chain name");
+    let (result, _) = parse(&debian(), "iptables", &words("-P PREROUTING ACCEPT"));
+    assert_eq!(result.unwrap_err().message, "Bad built-in chain name");
 }

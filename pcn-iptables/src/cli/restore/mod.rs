@@ -7,19 +7,17 @@ use std::io::{BufRead, BufReader, Write as _};
 
 use pcn_iptables_common::Counter;
 
-use super::{check_privileges, version};
+use super::{check_privileges, drop_policy_in, refused_in, version};
 use crate::engine;
 use crate::{
     dataplane::{Dataplane, State, lock},
     error::{Error, OTHER_PROBLEM, Result, Style},
     listing,
-    model::{BASE_CHAINS, Chain, Command, Policy, Table, Wait, Zeroing},
+    model::{BASE_CHAINS, Chain, Command, Policy, Table, TableName, Zeroing},
     ruleset,
     syntax::{
         self,
-        restore::{
-            Flags, Line, RESTORE_OPTIONS, policy_counters, rule_counters, scan_int, scan_uint,
-        },
+        restore::{Line, policy_counters, rule_counters},
     },
 };
 
@@ -30,29 +28,10 @@ const CHAIN_NAME_MAX: usize = 29;
 /// Names libiptc refuses for a new chain besides existing ones.
 const STANDARD_TARGETS: [&str; 4] = ["ACCEPT", "DROP", "QUEUE", "RETURN"];
 
-/// The other tables of iptables' set and their built-in chains, in iptables' order. A restore
-/// file may hold them empty (what iptables-save prints where they were loaded but unused):
-/// that is pcn-iptables' state already, so it is accepted; anything in them is refused.
-pub(super) const OTHER_TABLES: [(&str, &[&str]); 4] = [
-    ("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]),
-    (
-        "mangle",
-        &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
-    ),
-    ("raw", &["PREROUTING", "OUTPUT"]),
-    ("security", &["INPUT", "FORWARD", "OUTPUT"]),
-];
+mod options;
 
-struct Options {
-    counters: bool,
-    verbose: usize,
-    test: bool,
-    noflush: bool,
-    wait: Wait,
-    /// `-T`: restore only this table.
-    table: Option<String>,
-    file: Option<String>,
-}
+pub(super) use options::version_line;
+use options::{Options, parse_options};
 
 pub fn main(prog: &str, args: &[String]) -> Result<()> {
     let Some(options) = parse_options(prog, args)? else {
@@ -80,123 +59,6 @@ pub fn main(prog: &str, args: &[String]) -> Result<()> {
 /// `strerror(errno)`, as C prints it.
 pub(super) fn strerror(e: &std::io::Error) -> &'static str {
     nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)).desc()
-}
-
-/// The flags, acted on in order as iptables-restore does; `None` when one of them (`-h`, `-V`)
-/// was all there was to do.
-fn parse_options(prog: &str, args: &[String]) -> Result<Option<Options>> {
-    let mut options = Options {
-        counters: false,
-        verbose: 0,
-        test: false,
-        noflush: false,
-        wait: Wait::NoWait,
-        table: None,
-        file: None,
-    };
-    let mut interval = false;
-    let mut flags = Flags::new(prog, &RESTORE_OPTIONS, args);
-    while let Some(flag) = flags.next() {
-        let (c, value) = flag.map_err(|message| {
-            Error::raw(
-                OTHER_PROBLEM,
-                format!("{message}\nTry `{prog} -h' for more information.\n"),
-            )
-        })?;
-        // Values given apart (`-w 5`) are taken as iptables' `parse_wait_time` takes them.
-        let mut value = || value.or_else(|| flags.take_value());
-        match c {
-            'b' => eprintln!("-b/--binary option is not implemented"),
-            'c' => options.counters = true,
-            'v' => options.verbose += 1,
-            'V' => {
-                print(&version_line(prog, false));
-                return Ok(None);
-            }
-            't' => options.test = true,
-            'h' => {
-                eprint!("{}", usage(prog));
-                return Ok(None);
-            }
-            'n' => options.noflush = true,
-            'w' => options.wait = wait_time(value()).map_err(|e| at_line(e, prog, 0))?,
-            'W' => {
-                wait_interval(value()).map_err(|e| at_line(e, prog, 0))?;
-                interval = true;
-            }
-            'T' => options.table = value().map(str::to_string),
-            // -M names a modprobe program: pcn-iptables loads no kernel modules.
-            _ => {}
-        }
-    }
-    match flags.operands().as_slice() {
-        [] => {}
-        [file] => options.file = Some(file.to_string()),
-        _ => {
-            return Err(Error::raw(
-                OTHER_PROBLEM,
-                "Unknown arguments found on commandline\n",
-            ));
-        }
-    }
-    if interval && options.wait == Wait::NoWait {
-        return Err(Error::raw(
-            OTHER_PROBLEM,
-            "Option --wait-interval requires option --wait\n",
-        ));
-    }
-    Ok(Some(options))
-}
-
-/// iptables' `parse_wait_time`: `-w` alone waits for ever, `-w 0` not at all.
-fn wait_time(value: Option<&str>) -> Result<Wait> {
-    Ok(match value.map(scan_int) {
-        None => Wait::Forever,
-        Some(None) => return Err(Error::parameter("wait seconds not numeric")),
-        Some(Some(0)) => Wait::NoWait,
-        Some(Some(seconds)) if seconds > 0 => Wait::Seconds(seconds as u64),
-        // A negative count becomes a never-ending alarm in iptables.
-        Some(Some(_)) => Wait::Forever,
-    })
-}
-
-/// iptables' `parse_wait_interval`: checked, then ignored (the lock is polled).
-fn wait_interval(value: Option<&str>) -> Result<()> {
-    let value = value.ok_or_else(|| Error::parameter("wait interval value required"))?;
-    match scan_uint(value) {
-        None => Err(Error::parameter("wait interval not numeric")),
-        Some(usec) if usec > 999_999 => Err(Error::parameter(format!(
-            "too long usec wait {usec} > 999999 usec"
-        ))),
-        Some(_) => {
-            eprintln!("Ignoring deprecated --wait-interval option.");
-            Ok(())
-        }
-    }
-}
-
-/// What `-V` prints (`! -V` on a command line: `negated`).
-pub(super) fn version_line(prog: &str, negated: bool) -> String {
-    if negated {
-        format!("Not {} ;-)\n", version())
-    } else {
-        format!("{prog} v{}\n", version())
-    }
-}
-
-fn usage(prog: &str) -> String {
-    format!(
-        "Usage: {prog} [-c] [-v] [-V] [-t] [-h] [-n] [-w secs] [-W usecs] [-T table] [-M command] [file]\n\
-         \t   [ --counters ]\n\
-         \t   [ --verbose ]\n\
-         \t   [ --version]\n\
-         \t   [ --test ]\n\
-         \t   [ --help ]\n\
-         \t   [ --noflush ]\n\
-         \t   [ --wait=<seconds>\n\
-         \t   [ --table=<TABLE> ]\n\
-         \t   [ --modprobe=<command> ]\n"
-    )
 }
 
 /// iptables-restore names the line of a parameter problem before its "Try" hint.
@@ -230,15 +92,24 @@ enum Flow {
 
 /// A table between its `*` line and its COMMIT.
 enum Open {
-    Filter {
+    /// filter, nat, mangle or raw. Only the filter table reaches the compiler and counts;
+    /// the others have chains and policies, no rules yet.
+    Kept {
+        name: TableName,
         dp: Box<Dataplane>,
         _lock: lock::Lock,
-        /// What runs (the table as it was at the `*` line).
+        /// What runs (the ruleset as it was at the `*` line).
         running: Box<State>,
+        /// The table as restored so far (for filter, the whole ruleset, the other tables
+        /// with it).
         table: Table,
+        /// The filter table's counter slots.
         slots: engine::Slots,
+        /// The other tables' policy counters that the file sets (nothing counts there yet).
+        counts: Vec<(String, Counter)>,
     },
-    /// One of [`OTHER_TABLES`], which must stay empty.
+    /// security, which pcn-iptables does not have: accepted empty (what iptables-save prints
+    /// where it was loaded but unused), anything in it refused.
     Empty {
         name: String,
         builtins: &'static [&'static str],
@@ -268,7 +139,7 @@ impl Restore<'_> {
         // A failed first restore leaves no installation behind (see `table`).
         if result.is_err()
             && !self.committed
-            && let Some(Open::Filter { dp, .. }) = &self.open
+            && let Some(Open::Kept { dp, .. }) = &self.open
         {
             dp.abandon_setup();
         }
@@ -354,52 +225,54 @@ impl Restore<'_> {
         }
         let flush = !self.options.noflush;
         let verbose = self.options.verbose > 0;
-        if name == "filter" {
-            dp.start_grace();
-            // The programs load (a first install) while the table is read.
-            if !self.options.test {
-                dp.start_setup();
+        match TableName::by_name(name) {
+            Some(kept) if kept.is_kept() => {
+                dp.start_grace();
+                // The programs load (a first install) while the table is read.
+                if !self.options.test {
+                    dp.start_setup();
+                }
+                let running = Box::new(dp.read_state()?);
+                let mut table = match kept {
+                    TableName::Filter => running.table.clone(),
+                    other => running.table.tables.get(other),
+                };
+                let slots = engine::Slots::new(&running.table);
+                if flush {
+                    let echo = flush_table(&mut table);
+                    if verbose {
+                        print(&echo);
+                    }
+                }
+                self.open = Some(Open::Kept {
+                    name: kept,
+                    dp: Box::new(dp),
+                    _lock: lock,
+                    running,
+                    table,
+                    slots,
+                    counts: Vec::new(),
+                });
             }
-            let running = Box::new(dp.read_state()?);
-            let mut table = running.table.clone();
-            let slots = engine::Slots::new(&table);
-            if flush {
-                let mut echo = String::new();
-                for chain in &mut table.chains {
-                    echo += &format!("Flushing chain `{}'\n", chain.name);
-                    chain.rules.clear();
+            Some(other) => {
+                let builtins = other.base_chains();
+                if flush && verbose {
+                    for chain in builtins {
+                        print(&format!("Flushing chain `{chain}'\n"));
+                    }
                 }
-                for chain in table.chains.iter().filter(|c| c.policy.is_none()) {
-                    echo += &format!("Deleting chain `{}'\n", chain.name);
-                }
-                table.chains.retain(|c| c.policy.is_some());
-                if verbose {
-                    print(&echo);
-                }
+                self.open = Some(Open::Empty {
+                    name: name.to_string(),
+                    builtins,
+                });
             }
-            self.open = Some(Open::Filter {
-                dp: Box::new(dp),
-                _lock: lock,
-                running,
-                table,
-                slots,
-            });
-        } else if let Some((_, builtins)) = OTHER_TABLES.iter().find(|(t, _)| *t == name) {
-            if flush && verbose {
-                for chain in *builtins {
-                    print(&format!("Flushing chain `{chain}'\n"));
-                }
+            None => {
+                return Err(at_line(
+                    Error::parameter(format!("{prog}: unable to initialize table '{name}'")),
+                    prog,
+                    number,
+                ));
             }
-            self.open = Some(Open::Empty {
-                name: name.to_string(),
-                builtins,
-            });
-        } else {
-            return Err(at_line(
-                Error::parameter(format!("{prog}: unable to initialize table '{name}'")),
-                prog,
-                number,
-            ));
         }
         Ok(())
     }
@@ -428,7 +301,7 @@ impl Restore<'_> {
         }
         let noflush = self.options.noflush;
         let builtin = match self.open.as_mut().expect("inside a table") {
-            Open::Filter { table, .. } => match table.chain_mut(name) {
+            Open::Kept { table, .. } => match table.chain_mut(name) {
                 Some(chain) if chain.policy.is_some() => true,
                 Some(chain) if noflush => {
                     chain.rules.clear();
@@ -488,11 +361,25 @@ impl Restore<'_> {
             _ => return Err(cant("Bad policy name")),
         };
         match self.open.as_mut().expect("inside a table") {
-            Open::Filter { table, slots, .. } => {
+            Open::Kept {
+                name: kept,
+                table,
+                slots,
+                counts,
+                ..
+            } => {
+                if *kept != TableName::Filter && policy == Policy::Drop {
+                    return Err(at_line(drop_policy_in(*kept), prog, number));
+                }
                 if let Some(chain) = table.chain_mut(name) {
                     chain.policy = Some(policy);
                 }
-                slots.set_policy(table, name, start);
+                // Only the filter table counts (its policies' slots are its own).
+                if *kept == TableName::Filter {
+                    slots.set_policy(table, name, start);
+                } else {
+                    set_count(counts, name, start);
+                }
             }
             Open::Empty { name: table, .. } => {
                 if policy != Policy::Accept {
@@ -529,12 +416,22 @@ impl Restore<'_> {
                 "The -t option cannot be used in {prog}.\n"
             ))));
         }
-        let (dp, table, slots) = match self.open.as_mut().expect("inside a table") {
-            Open::Filter {
-                dp, table, slots, ..
-            } => (dp, table, slots),
+        let (name, dp, table, slots, counts) = match self.open.as_mut().expect("inside a table") {
+            Open::Kept {
+                name,
+                dp,
+                table,
+                slots,
+                counts,
+                ..
+            } => (*name, dp, table, slots, counts),
             Open::Empty { name, .. } => return Err(fail(not_empty(name))),
         };
+        // The command is parsed for its table, as iptables-restore does (-P's chains, nat's
+        // refusal of DROP).
+        if name != TableName::Filter {
+            args.splice(0..0, ["-t".to_string(), name.name().to_string()]);
+        }
         let invocation = syntax::parse_args(prog, &args).map_err(fail)?;
         match &invocation.command {
             Command::Help { target, matches } => {
@@ -545,62 +442,20 @@ impl Restore<'_> {
                 print(&version_line(prog, *negated));
                 return Ok(Flow::Exit);
             }
-            _ => {}
-        }
-        let start = invocation.counters.unwrap_or_default();
-        let echo = |table: &Table| -> Result<()> {
-            if invocation.verbose {
-                print(&listing::verbose_echo(table, &invocation.command).map_err(fail)?);
-            }
-            Ok(())
-        };
-        let result = match &invocation.command {
-            Command::List {
-                chain,
-                rulenum,
-                zero,
-                ..
-            }
-            | Command::ListRules {
-                chain,
-                rulenum,
-                zero,
-                ..
-            } => {
-                let running = dp.counters()?;
-                print(&list(table, &invocation.command, &slots.reader(&running)).map_err(fail)?);
-                let zeroed = match zero {
-                    Some(Zeroing::Chains) => {
-                        echo(table)?;
-                        ruleset::zero_slots(table, chain.as_deref(), None)
-                    }
-                    Some(Zeroing::Rule) => ruleset::zero_slots(table, chain.as_deref(), *rulenum),
-                    None => Ok(Vec::new()),
-                };
-                zeroed.map(|z| slots.zero(z))
-            }
-            Command::Check { chain, rules } => {
-                echo(table)?;
-                rules
-                    .iter()
-                    .try_for_each(|rule| ruleset::check(table, chain, rule))
-            }
-            Command::Zero { chain, rulenum } => {
-                echo(table)?;
-                ruleset::zero_slots(table, chain.as_deref(), *rulenum).map(|z| slots.zero(z))
-            }
-            // `-P` sets its chain's counters, to zero without `-c`.
-            Command::Policy { chain, .. } => {
-                echo(table)?;
-                ruleset::apply(table, &invocation.command, &mut || slots.alloc(start))
-                    .map(|()| slots.set_policy(table, chain, start))
-            }
             command => {
-                echo(table)?;
-                ruleset::apply(table, command, &mut || slots.alloc(start))
+                if let Some(refused) = refused_in(name, command) {
+                    return Err(fail(refused));
+                }
             }
+        }
+        let running = dp.counters()?;
+        let counting = if name == TableName::Filter {
+            Counting::Filter(slots)
+        } else {
+            Counting::Other(counts)
         };
-        result.map_err(fail).map(|()| Flow::Next)
+        apply(table, counting, &invocation, &running, fail)?;
+        Ok(Flow::Next)
     }
 
     /// COMMIT: the table goes live as one atomic swap (with `--test`, it is only compiled).
@@ -612,14 +467,36 @@ impl Restore<'_> {
                 format!("{}{prog}: line {number} failed\n", e.render(prog)),
             )
         };
-        if let Some(Open::Filter {
+        if let Some(Open::Kept {
+            name,
             dp,
-            running,
-            table,
+            mut running,
+            mut table,
             mut slots,
+            counts,
             ..
         }) = self.open.take()
         {
+            if name != TableName::Filter {
+                // Nothing to compile or count: the table goes into the stored state. `--test`
+                // commits nothing, but iptables-legacy-restore has loaded the table.
+                if self.options.test {
+                    super::record_loaded(&dp, *running, name).map_err(failed)?;
+                } else {
+                    let old = crate::compile::slots_of(&running.table);
+                    let mut new = std::mem::take(&mut running.table);
+                    new.tables.set(name, table);
+                    // The commit restarts the policy counters the file does not set.
+                    new.tables.set_counts(name, counts);
+                    new.tables.load(name);
+                    let slots = engine::Slots::new(&new);
+                    let old = Some(crate::compile::Old::Slots(&old));
+                    engine::install(&dp, &running, old, &new, &slots).map_err(failed)?;
+                    self.committed = true;
+                }
+                return Ok(());
+            }
+            table.tables.load(TableName::Filter);
             // iptables-legacy restarts the base chains' policy counters on every commit, where
             // the file does not set them.
             for chain in BASE_CHAINS {
@@ -636,6 +513,7 @@ impl Restore<'_> {
             ruleset::commit_checks(&table).map_err(|_| line_failed(prog, number))?;
             if self.options.test {
                 engine::compile(&table, &slots).map_err(failed)?;
+                super::record_loaded(&dp, *running, name).map_err(failed)?;
             } else {
                 engine::install(&dp, &running, None, &table, &slots).map_err(failed)?;
                 self.committed = true;
@@ -643,6 +521,120 @@ impl Restore<'_> {
         }
         Ok(())
     }
+}
+
+/// What counts in an open table: the filter table's slots, or the policy counters set in one
+/// of the others (which count nothing yet).
+enum Counting<'a> {
+    Filter(&'a mut engine::Slots),
+    Other(&'a mut Vec<(String, Counter)>),
+}
+
+/// Sets `chain`'s policy counters in `counts` (zero: none).
+fn set_count(counts: &mut Vec<(String, Counter)>, chain: &str, start: Counter) {
+    counts.retain(|(name, _)| name != chain);
+    counts.push((chain.to_string(), start));
+}
+
+impl Counting<'_> {
+    /// Zeroes counter slots of `table`. As libiptc zeroes only the counters it read from the
+    /// kernel, those this restore set keep their counts: in the other tables, all it has.
+    fn zero(&mut self, zeroed: Vec<u32>) {
+        if let Counting::Filter(slots) = self {
+            slots.zero(zeroed);
+        }
+    }
+}
+
+/// Applies a command line's `invocation` to the open `table`, whose counters `counting` sets
+/// (the filter table's over what `running` reads).
+fn apply(
+    table: &mut Table,
+    mut counting: Counting,
+    invocation: &syntax::Invocation,
+    running: &dyn Fn(u32) -> (u64, u64),
+    fail: impl Fn(Error) -> Error,
+) -> Result<()> {
+    let start = invocation.counters.unwrap_or_default();
+    let echo = |table: &Table| -> Result<()> {
+        if invocation.verbose {
+            print(&listing::verbose_echo(table, &invocation.command).map_err(&fail)?);
+        }
+        Ok(())
+    };
+    let result = match &invocation.command {
+        Command::List {
+            chain,
+            rulenum,
+            zero: zeroing,
+            ..
+        }
+        | Command::ListRules {
+            chain,
+            rulenum,
+            zero: zeroing,
+            ..
+        } => {
+            let text = match &counting {
+                Counting::Filter(slots) => list(table, &invocation.command, &slots.reader(running)),
+                Counting::Other(counts) => {
+                    list(table, &invocation.command, &table.policy_counts(counts))
+                }
+            };
+            print(&text.map_err(&fail)?);
+            let zeroed = match zeroing {
+                Some(Zeroing::Chains) => {
+                    echo(table)?;
+                    ruleset::zero_slots(table, chain.as_deref(), None)
+                }
+                Some(Zeroing::Rule) => ruleset::zero_slots(table, chain.as_deref(), *rulenum),
+                None => Ok(Vec::new()),
+            };
+            zeroed.map(|z| counting.zero(z))
+        }
+        Command::Check { chain, rules } => {
+            echo(table)?;
+            rules
+                .iter()
+                .try_for_each(|rule| ruleset::check(table, chain, rule))
+        }
+        Command::Zero { chain, rulenum } => {
+            echo(table)?;
+            ruleset::zero_slots(table, chain.as_deref(), *rulenum).map(|z| counting.zero(z))
+        }
+        command => {
+            echo(table)?;
+            let mut alloc = || match &mut counting {
+                Counting::Filter(slots) => slots.alloc(start),
+                Counting::Other(_) => 0,
+            };
+            ruleset::apply(table, command, &mut alloc).map(|()| {
+                // `-P` sets its chain's counters, to zero without `-c`.
+                if let Command::Policy { chain, .. } = command {
+                    match counting {
+                        Counting::Filter(slots) => slots.set_policy(table, chain, start),
+                        Counting::Other(counts) => set_count(counts, chain, start),
+                    }
+                }
+            })
+        }
+    };
+    result.map_err(fail)
+}
+
+/// iptables-restore's flush of a table at its `*` line (without `--noflush`): every chain
+/// emptied, the user-defined ones deleted; what `-v` says about it.
+fn flush_table(table: &mut Table) -> String {
+    let mut echo = String::new();
+    for chain in &mut table.chains {
+        echo += &format!("Flushing chain `{}'\n", chain.name);
+        chain.rules.clear();
+    }
+    for chain in table.chains.iter().filter(|c| c.policy.is_none()) {
+        echo += &format!("Deleting chain `{}'\n", chain.name);
+    }
+    table.chains.retain(|c| c.policy.is_some());
+    echo
 }
 
 /// The text of `-L` or `-S` inside a restore: the table as it stands, with the counters it will
