@@ -377,7 +377,7 @@ fn decode_header(bytes: &[u8]) -> Result<Option<(u64, [u32; 4])>> {
 /// The state of `slot`, `None` when it has none.
 pub fn read(dir: &Path, slot: u32) -> Result<Option<(Table, Option<Slot>)>> {
     read_with(dir, slot, |payload| {
-        let _t = super::Timer("decode", std::time::Instant::now());
+        let _t = super::timer::Timer("decode", std::time::Instant::now());
         decode(payload)
     })
 }
