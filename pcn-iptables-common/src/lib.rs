@@ -446,8 +446,9 @@ pub const ICMP_MSGS_PER_SEC_DEFAULT: u32 = 1000;
 pub const ICMP_MSGS_BURST_DEFAULT: u32 = 50;
 /// inet_peer_xrlim_allow's XRLIM_BURST_FACTOR: a destination's bucket holds this many errors.
 pub const ICMP_PEER_BURST: u64 = 6;
-/// Destinations whose ICMP error bucket the data plane remembers (least recently used go).
-pub const ICMP_PEERS: u32 = 16384;
+/// Destinations whose ICMP error bucket the data plane remembers (least recently used go; an
+/// LRU map reserves every entry, 88 bytes each).
+pub const ICMP_PEERS: u32 = 4096;
 
 /// One destination's bucket of ICMP errors (inet_peer's rate_tokens and rate_last).
 #[repr(C)]

@@ -52,6 +52,11 @@ const GENS: usize = GENERATIONS as usize;
 pub(crate) const INNER_ARRAY: usize =
     (aya_ebpf::bindings::BPF_F_INNER_MAP | aya_ebpf::bindings::BPF_F_MMAPABLE) as usize;
 const NO_PREALLOC: usize = aya_ebpf::bindings::BPF_F_NO_PREALLOC as usize;
+/// The first page of rule counters (slots below `COUNTER_PAGE`: every ruleset of up to about
+/// a thousand rules), reached directly: a lookup the verifier inlines, where one through
+/// `COUNTERS` is two helper calls. Userspace makes it and stores it in `COUNTERS` too.
+#[map]
+static PCN_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(COUNTER_PAGE, 0);
 /// Rule counters, in pages of per-CPU arrays that userspace makes as the rules need them
 /// (see `dataplane::counters`).
 #[btf_map]
@@ -116,7 +121,12 @@ pub(crate) fn generation() -> Option<(u32, bool)> {
 /// Counts a packet of IP length `len` for counter `slot`.
 #[inline(always)]
 pub(crate) fn count(slot: u32, len: u32) {
-    if let Some(c) = COUNTERS.get_value_ptr_mut(slot / COUNTER_PAGE, &(slot % COUNTER_PAGE)) {
+    let counter = if slot < COUNTER_PAGE {
+        PCN_COUNTERS.get_ptr_mut(slot)
+    } else {
+        COUNTERS.get_value_ptr_mut(slot / COUNTER_PAGE, &(slot % COUNTER_PAGE))
+    };
+    if let Some(c) = counter {
         unsafe {
             (*c).packets += 1;
             (*c).bytes += len as u64;

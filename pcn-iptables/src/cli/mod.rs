@@ -40,7 +40,7 @@ struct Manage {
     #[arg(long, value_name = "ENTRIES", value_parser = clap::value_parser!(u32).range(1..))]
     conntrack_size: Option<u32>,
     /// Install pcn-iptables in this network namespace with a flow cache of this many entries
-    /// (default: a sixteenth of the connection table's default, at least 1024); as
+    /// (default: a quarter of the connection table's default, at least 1024); as
     /// --conntrack-size, it changes only after --uninstall.
     #[arg(long, value_name = "ENTRIES", value_parser = clap::value_parser!(u32).range(1..))]
     flow_cache_size: Option<u32>,

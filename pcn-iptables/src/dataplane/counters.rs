@@ -1,6 +1,7 @@
 //! Rule counters, in pages: the outer map `COUNTERS` holds per-CPU arrays of `PAGE` slots
 //! each, made as the rules need them rather than for the most there could be (every slot
-//! costs once per CPU). Slot `s` is index `s % PAGE` of page `s / PAGE`. A page is made before
+//! costs once per CPU). Slot `s` is index `s % PAGE` of page `s / PAGE`; the data plane
+//! reaches the first page directly too (`PCN_COUNTERS`). A page is made before
 //! the generation that first counts into it goes live, and never moves: no count to carry
 //! over. (Per-CPU arrays cannot be inner maps of differing sizes, hence pages, not one
 //! growing array.)
@@ -17,6 +18,8 @@ use super::sys;
 
 /// The outer map's pin, in the namespace's directory.
 pub const OUTER_PIN: &str = "COUNTERS";
+/// The first page's pin: the eBPF object's `PCN_COUNTERS`, which the loader takes from it.
+const FIRST_PAGE_PIN: &str = "PCN_COUNTERS";
 const SIZE: usize = std::mem::size_of::<Counter>();
 
 /// The page and the index in it of counter slot `slot`.
@@ -36,14 +39,16 @@ fn new_page() -> Result<OwnedFd> {
     .context("creating a page of counters")
 }
 
-/// Makes and pins the outer map with its first page (a first install, before the programs
-/// load: the loader reuses the pinned outer map).
+/// Makes and pins the outer map and its first page, which the data plane also reaches
+/// directly as `PCN_COUNTERS` (a first install, before the programs load: the loader reuses
+/// both pins).
 pub fn create(dir: &Path) -> Result<()> {
     let pin = dir.join(OUTER_PIN);
     if pin.exists() {
         return Ok(());
     }
     let page = new_page()?;
+    sys::obj_pin(page.as_fd(), &dir.join(FIRST_PAGE_PIN)).context("pinning PCN_COUNTERS")?;
     let outer = sys::map_create_outer(OUTER_PIN, page.as_fd(), COUNTER_PAGES)
         .context("creating COUNTERS")?;
     sys::set_fd(outer.as_fd(), 0, page.as_fd()).context("storing a page of counters")?;
