@@ -221,6 +221,7 @@ percpu_bytes() {
 }
 
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
+kib() { awk -v b="$1" 'BEGIN {printf "%.0f KiB", b / 1024}'; }
 
 declare -A result
 tools="legacy nft pcn"
@@ -307,6 +308,6 @@ for n in $SIZES; do
   read -r running total percpu <<<"${result[mem,$n]}"
   shared=$((total - percpu * cpus))
   printf "%-8s %14s %14s %12s %12s %12s %12s\n" "$n" "$(mib "$running")" "$(mib "$total")" \
-    "$(mib "$percpu")" "$(mib $((shared + 2 * percpu)))" "$(mib $((shared + 16 * percpu)))" \
+    "$(kib "$percpu")" "$(mib $((shared + 2 * percpu)))" "$(mib $((shared + 16 * percpu)))" \
     "$(mib $((shared + 64 * percpu)))"
 done

@@ -27,8 +27,9 @@ use crate::maps::action;
 use crate::parse::ETH_HLEN;
 use crate::settings;
 
-/// Bytes of the ring buffer (a power of two, a multiple of the page size).
-pub const LOG_RING_BYTES: u32 = 1 << 20;
+/// Bytes of the ring buffer (a power of two, a multiple of the page size): about 2,000
+/// records between two reads by `--log-follow`; those it has no room for are counted lost.
+pub const LOG_RING_BYTES: u32 = 1 << 19;
 
 #[map]
 static PCN_LOG: RingBuf = RingBuf::pinned(LOG_RING_BYTES, 0);
