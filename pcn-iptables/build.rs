@@ -18,5 +18,26 @@ fn main() -> anyhow::Result<()> {
             ..Default::default()
         }],
         aya_build::Toolchain::Custom(&toolchain),
-    )
+    )?;
+    // The object's hash names the directory of its programs (`dataplane::generation`):
+    // computed here once, not by every command (hashing 800 KB took 0.3 ms of each).
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    let elf = std::fs::read(out.join("pcn-iptables-ebpf")).context("reading the eBPF object")?;
+    println!("cargo:rustc-env=PCN_ELF_HASH={:016x}", elf_hash(&elf));
+    Ok(())
+}
+
+/// FNV-1a over the object's 8-byte words, then its length.
+fn elf_hash(elf: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = elf.chunks_exact(8);
+    for w in &mut words {
+        h ^= u64::from_le_bytes(w.try_into().unwrap_or_default());
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    for b in words.remainder() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ elf.len() as u64
 }

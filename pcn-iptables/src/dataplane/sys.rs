@@ -249,11 +249,16 @@ fn hop(masks: &[libc::cpu_set_t]) -> bool {
     done
 }
 
+/// `hop` where it proves a grace period; `false`: it does not here (see `hop_masks`).
+pub fn hop_over_cpus() -> bool {
+    hop_masks().is_some_and(|m| hop(&m))
+}
+
 /// Waits until every BPF program that was running when it was called has finished: by
 /// hopping over the CPUs (`hop`), else an RCU grace period: membarrier(MEMBARRIER_CMD_GLOBAL),
 /// or where that is refused (nohz_full), an update of a map of maps, which waits for one.
 pub fn synchronize() -> io::Result<()> {
-    if hop_masks().is_some_and(|m| hop(&m)) {
+    if hop_over_cpus() {
         return Ok(());
     }
     const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;

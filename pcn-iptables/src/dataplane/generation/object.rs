@@ -25,26 +25,10 @@ pub(super) const ACTIONS: usize = 1;
 pub(super) const FIELDS: usize = 2;
 pub(super) const BITMAPS: usize = 3;
 
-/// A hash of the eBPF object (FNV-1a over its 8-byte words): names the directory of the
-/// programs and outer maps of this build.
-fn elf_hash() -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut words = ELF.chunks_exact(8);
-    for w in &mut words {
-        h ^= u64::from_le_bytes(w.try_into().unwrap_or_default());
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    for b in words.remainder() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h ^ ELF.len() as u64
-}
-
-/// The directory of this build's programs and outer maps in the namespace's directory `dir`.
+/// The directory of this build's programs and outer maps in the namespace's directory `dir`,
+/// named by a hash of the eBPF object (build.rs).
 pub(super) fn build_dir(dir: &Path) -> PathBuf {
-    static HASH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    dir.join(format!("gen-{:016x}", HASH.get_or_init(elf_hash)))
+    dir.join(concat!("gen-", env!("PCN_ELF_HASH")))
 }
 
 /// Opens the pin `name` in `dir`.
