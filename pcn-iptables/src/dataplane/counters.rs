@@ -7,7 +7,7 @@
 //! growing array.)
 
 use std::{
-    os::fd::{AsFd as _, BorrowedFd, OwnedFd},
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, OwnedFd},
     path::Path,
 };
 
@@ -25,6 +25,13 @@ const SIZE: usize = std::mem::size_of::<Counter>();
 /// The page and the index in it of counter slot `slot`.
 pub fn page_of(slot: u32) -> (u32, u32) {
     (slot / COUNTER_PAGE, slot % COUNTER_PAGE)
+}
+
+/// The highest slot the pages should cover when `highest` is in use: a page's worth more, or
+/// a quarter more for big rulesets, so that the changes that follow (a kube-proxy sync, a
+/// script's commands) find their pages made and do not wait for a grace period to add one.
+pub fn with_headroom(highest: u32) -> u32 {
+    highest.saturating_add(COUNTER_PAGE.max(highest / 4))
 }
 
 fn new_page() -> Result<OwnedFd> {
@@ -51,8 +58,13 @@ pub fn create(dir: &Path) -> Result<()> {
     sys::obj_pin(page.as_fd(), &dir.join(FIRST_PAGE_PIN)).context("pinning PCN_COUNTERS")?;
     let outer = sys::map_create_outer(OUTER_PIN, page.as_fd(), COUNTER_PAGES)
         .context("creating COUNTERS")?;
-    sys::set_fd(outer.as_fd(), 0, page.as_fd()).context("storing a page of counters")?;
-    sys::obj_pin(outer.as_fd(), &pin).context("pinning COUNTERS")
+    let mut counters = Counters {
+        outer,
+        pages: (0..COUNTER_PAGES).map(|_| None).collect(),
+        cpus: aya::util::nr_cpus().map_err(|(_, e)| e)?,
+    };
+    counters.make_pages(page_of(with_headroom(0)).0, Some(page))?;
+    sys::obj_pin(counters.outer.as_fd(), &pin).context("pinning COUNTERS")
 }
 
 /// The installed counters.
@@ -120,19 +132,52 @@ impl Counters {
                 .with_context(|| format!("counter slot {slot} out of range"))?
                 .push((index, c));
         }
+        if let Some(highest) = counters.iter().map(|&(slot, _)| slot).max() {
+            self.make_pages(page_of(with_headroom(highest)).0, None)?;
+        }
         let cpus = self.cpus;
         for (page, counters) in by_page.iter().enumerate() {
             if counters.is_empty() {
                 continue;
             }
-            if self.page(page as u32)?.is_none() {
-                let fd = new_page()?;
-                sys::set_fd(self.outer.as_fd(), page as u32, fd.as_fd())
-                    .context("storing a page of counters")?;
-                self.pages[page] = Some(Some(fd));
-            }
             let fd = self.page(page as u32)?.context("a page of counters")?;
             set_batch(fd, counters, cpus)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the missing pages up to `last` (`first`: page 0, if given). Every update of a
+    /// map of maps waits for an RCU grace period (milliseconds): they go in one batch.
+    fn make_pages(&mut self, last: u32, mut first: Option<OwnedFd>) -> Result<()> {
+        let mut made = Vec::new();
+        for page in 0..=last.min(COUNTER_PAGES - 1) {
+            if self.page(page)?.is_none() {
+                let fd = match first.take() {
+                    Some(fd) => fd,
+                    None => new_page()?,
+                };
+                made.push((page, fd));
+            }
+        }
+        if made.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<u8> = made.iter().flat_map(|(p, _)| p.to_ne_bytes()).collect();
+        let fds: Vec<u8> = made
+            .iter()
+            .flat_map(|(_, fd)| (fd.as_raw_fd() as u32).to_ne_bytes())
+            .collect();
+        match sys::map_update_batch(self.outer.as_fd(), &keys, &fds, made.len() as u32) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | 524)) => {
+                for (page, fd) in &made {
+                    sys::set_fd(self.outer.as_fd(), *page, fd.as_fd())
+                        .context("storing a page of counters")?;
+                }
+            }
+            r => r.context("storing pages of counters")?,
+        }
+        for (page, fd) in made {
+            self.pages[page as usize] = Some(Some(fd));
         }
         Ok(())
     }
@@ -163,6 +208,15 @@ fn set_batch(map: BorrowedFd<'_>, counters: &[(u32, Counter)], cpus: usize) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_are_made_ahead_of_the_slots_in_use() {
+        assert_eq!(page_of(with_headroom(0)).0, 1);
+        assert_eq!(page_of(with_headroom(100)).0, 1);
+        // 10,205 slots (a 10,000-rule restore) cover 12,756: pages 0 to 12.
+        assert_eq!(page_of(with_headroom(10_205)).0, 12);
+        assert_eq!(with_headroom(u32::MAX), u32::MAX);
+    }
 
     #[test]
     fn slots_fill_pages_in_order() {
