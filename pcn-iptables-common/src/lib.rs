@@ -91,6 +91,27 @@ pub mod verdict {
     pub const REJECT: u32 = 7;
     /// `-j LOG`: log the packet and go on with the next rule, like CONTINUE.
     pub const LOG: u32 = 8;
+    /// A nat target (`Action::nat_kind`): the connection's mapping is chosen, and the chain
+    /// is done with, as with ACCEPT.
+    pub const NAT: u32 = 9;
+}
+
+/// `Action::nat_kind`: which nat target a rule has.
+pub mod nat_kind {
+    pub const SNAT: u8 = 1;
+    pub const DNAT: u8 = 2;
+    pub const MASQUERADE: u8 = 3;
+    pub const REDIRECT: u8 = 4;
+    pub const NETMAP: u8 = 5;
+}
+
+/// `Action::nat_flags`: the kernel's `NF_NAT_RANGE_*` bits.
+pub mod nat_range {
+    pub const MAP_IPS: u32 = 1;
+    pub const PROTO_SPECIFIED: u32 = 2;
+    pub const PROTO_RANDOM: u32 = 4;
+    pub const PERSISTENT: u32 = 8;
+    pub const PROTO_RANDOM_FULLY: u32 = 16;
 }
 
 /// `Action::reject_with`: an ICMP error as `type << 8 | code`, or a TCP reset.
@@ -225,7 +246,13 @@ pub struct Action {
     /// LOG: `--log-level` (syslog's 0..7), `log_flag::*`, `--log-prefix` (NUL-padded).
     pub log_level: u8,
     pub log_flags: u8,
-    pub _pad: [u8; 2],
+    /// NAT: `nat_kind::*`, and its range: `nat_range::*` flags, addresses (network byte
+    /// order bytes) and ports, inclusive.
+    pub nat_kind: u8,
+    pub _pad: u8,
+    pub nat_flags: u32,
+    pub nat_addr: [[u8; 4]; 2],
+    pub nat_port: [u16; 2],
     /// `-m limit`: burst (packets), 0 when the rule has no limit.
     pub limit_burst: u32,
     pub log_prefix: [u8; LOG_PREFIX_LEN],
@@ -246,7 +273,11 @@ impl Default for Action {
             reject_with: 0,
             log_level: 0,
             log_flags: 0,
-            _pad: [0; 2],
+            nat_kind: 0,
+            _pad: 0,
+            nat_flags: 0,
+            nat_addr: [[0; 4]; 2],
+            nat_port: [0; 2],
             limit_burst: 0,
             log_prefix: [0; LOG_PREFIX_LEN],
             limit_interval_ns: 0,

@@ -149,7 +149,7 @@ pub(super) fn action(
         Some(Target::Return) => (verdict::RETURN, 0),
         Some(Target::Jump(c)) => (verdict::JUMP, id_of(c)?),
         Some(Target::Goto(c)) => (verdict::GOTO, id_of(c)?),
-        Some(t @ (Target::Reject(_) | Target::Log(_))) => {
+        Some(t @ (Target::Reject(_) | Target::Log(_) | Target::Nat(_))) => {
             let ext = crate::ext::of_target(t).expect("a target extension");
             (ext.action(t, &mut action), 0)
         }

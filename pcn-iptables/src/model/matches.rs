@@ -170,6 +170,38 @@ pub enum Target {
     Reject(u32),
     /// `-j LOG`
     Log(Log),
+    /// `-j SNAT`, `DNAT`, `MASQUERADE`, `REDIRECT`, `NETMAP` (nat table only).
+    Nat(Nat),
+}
+
+/// Which nat target a rule has: what it rewrites and how it picks the new address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum NatKind {
+    /// The source, to an address (and port) of `range`.
+    Snat,
+    /// The destination, to an address (and port) of `range`.
+    Dnat,
+    /// The source, to the output interface's address (ports of `range` if given).
+    Masquerade,
+    /// The destination, to the input interface's address (ports of `range` if given).
+    Redirect,
+    /// The source or destination network prefix, to `range.min_addr`'s (host part kept):
+    /// `range.max_addr` is `min_addr | !mask`.
+    Netmap,
+}
+
+/// A nat target's options, as the kernel's `nf_nat_range` holds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Nat {
+    pub kind: NatKind,
+    /// Host byte order, inclusive; meaningful with `nat_range::MAP_IPS` (and for NETMAP).
+    pub min_addr: u32,
+    pub max_addr: u32,
+    /// Inclusive; meaningful with `nat_range::PROTO_SPECIFIED`.
+    pub min_port: u16,
+    pub max_port: u16,
+    /// `pcn_iptables_common::nat_range::*` bits (the kernel's `NF_NAT_RANGE_*`).
+    pub flags: u32,
 }
 
 impl Target {

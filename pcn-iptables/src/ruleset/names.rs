@@ -1,7 +1,7 @@
 //! Names libiptc answers with: its error for a missing chain, a target's name.
 
 use crate::error::{Error, OTHER_PROBLEM};
-use crate::model::Target;
+use crate::model::{NatKind, Target};
 
 /// libiptc's answer for a chain that does not exist.
 pub(crate) fn no_chain() -> Error {
@@ -17,5 +17,12 @@ pub(crate) fn target_name(target: &Target) -> &str {
         Target::Jump(chain) | Target::Goto(chain) => chain,
         Target::Reject(_) => "REJECT",
         Target::Log(_) => "LOG",
+        Target::Nat(nat) => match nat.kind {
+            NatKind::Snat => "SNAT",
+            NatKind::Dnat => "DNAT",
+            NatKind::Masquerade => "MASQUERADE",
+            NatKind::Redirect => "REDIRECT",
+            NatKind::Netmap => "NETMAP",
+        },
     }
 }
