@@ -34,6 +34,13 @@ pub const MAX_CALL_DEPTH: usize = 16;
 pub const CHAIN_INPUT: u32 = 0;
 pub const CHAIN_FORWARD: u32 = 1;
 pub const CHAIN_OUTPUT: u32 = 2;
+/// Chain ids of the nat table's base chains (always reserved).
+pub const CHAIN_NAT_PREROUTING: u32 = 3;
+pub const CHAIN_NAT_INPUT: u32 = 4;
+pub const CHAIN_NAT_OUTPUT: u32 = 5;
+pub const CHAIN_NAT_POSTROUTING: u32 = 6;
+/// Chains with a fixed id: user chains (of any table) follow.
+pub const FIXED_CHAINS: u32 = 7;
 /// No chain: the packet is not filtered (e.g. a forwarded packet seen again on egress).
 pub const CHAIN_NONE: u32 = u32::MAX;
 
@@ -187,6 +194,9 @@ pub mod chain_flag {
     /// needs them, nothing is tracked otherwise: a connection made meanwhile is picked up
     /// from its next packet, as NEW.
     pub const TRACK: u32 = 2;
+    /// The nat table is loaded (set on every chain): new connections go through its chains
+    /// and translated ones are rewritten. Connections are tracked (TRACK) then too.
+    pub const NAT: u32 = 4;
 }
 
 /// Flows whose verdict the entry programs remember (`PCN_FLOWS`, an LRU map).

@@ -191,6 +191,18 @@ pub fn icmp_is_error(icmp_type: u8) -> bool {
 pub mod status {
     /// A packet went the reply way.
     pub const SEEN_REPLY: u8 = 1;
+    /// Not a connection: the key of a translated connection's reply tuple, which leads to
+    /// the connection's entry (`CtEntry::reply_addr`/`reply_port` hold its key).
+    pub const ALIAS: u8 = 2;
+}
+
+/// `CtEntry::nat`: which ends of a connection nat rewrites (netfilter's IPS_SRC_NAT and
+/// IPS_DST_NAT), seen from its first packet.
+pub mod nat_flag {
+    /// The source (SNAT, MASQUERADE, NETMAP in POSTROUTING or INPUT).
+    pub const SRC: u8 = 1;
+    /// The destination (DNAT, REDIRECT, NETMAP in PREROUTING or OUTPUT).
+    pub const DST: u8 = 2;
 }
 
 /// A connection as both hooks see it: the key is the tuple of its first packet with the two
@@ -214,12 +226,19 @@ pub struct CtEntry {
     pub tcp_state: u8,
     /// status::* bits.
     pub status: u8,
-    pub _pad: [u8; 5],
+    /// nat_flag::* bits: the connection is translated, `reply_*` hold its reply tuple.
+    pub nat: u8,
+    pub _pad: [u8; 4],
     /// bpf_ktime_get_ns() at which the connection is forgotten.
     pub expires: u64,
     /// Packets and bytes (IP length) per direction: original, reply.
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
+    /// A translated connection's reply tuple as its replies carry it (sources first:
+    /// `[src, dst]`); an alias's connection key (`CtKey::addr`, `CtKey::port`).
+    pub reply_addr: [[u8; 4]; 2],
+    pub reply_port: [u16; 2],
+    pub _pad2: u32,
 }
 
 /// A packet's tuple: source and destination address and port (id/type for ICMP queries).
@@ -233,6 +252,17 @@ pub struct Tuple {
 }
 
 impl Tuple {
+    /// The tuple of the packets going the other way.
+    pub fn inverse(&self) -> Tuple {
+        Tuple {
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+            proto: self.proto,
+        }
+    }
+
     /// The canonical key and which end of it the packet's source is.
     pub fn key(&self) -> (CtKey, u8) {
         let a = (self.src, self.sport);
@@ -351,6 +381,10 @@ fn direction_state(entry: &CtEntry, reply: bool) -> u8 {
 /// yet assured (TCP before ESTABLISHED, others before a reply), or a TCP connection closing
 /// (`tcp_can_early_drop`).
 pub fn evictable(key: &CtKey, entry: &CtEntry, now: u64) -> bool {
+    // An alias goes with its connection (see `track::reclaim`).
+    if entry.status & status::ALIAS != 0 {
+        return false;
+    }
     if entry.expires <= now {
         return true;
     }
@@ -379,6 +413,8 @@ pub fn account(entry: &mut CtEntry, reply: bool, len: u32) {
     entry.packets[d] += 1;
     entry.bytes[d] += len as u64;
 }
+
+pub mod nat;
 
 #[cfg(test)]
 mod tests;

@@ -1,14 +1,12 @@
 //! The chains as the data plane knows them: their ids, configs (flags, policy) and the
 //! actions their rules' targets become.
 
-use pcn_iptables_common::{
-    Action, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag,
-    verdict,
-};
+use pcn_iptables_common::{Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, verdict};
 use rustc_hash::FxHashMap;
 
 use super::addrtype::AddressTypes;
 use super::fields::{self, limit};
+use super::tables;
 use super::types::{CompileError, Link};
 use crate::model::{Limit, Policy, Rule, Table, Target};
 
@@ -19,29 +17,15 @@ pub(super) struct Ctx<'a> {
 
 /// Chain ids: the base chains have fixed ids, user chains follow in table order.
 pub(super) fn chain_ids(table: &Table) -> Vec<String> {
-    let mut names: Vec<String> = ["INPUT", "FORWARD", "OUTPUT"].map(String::from).to_vec();
-    debug_assert_eq!(
-        (CHAIN_INPUT, CHAIN_FORWARD, CHAIN_OUTPUT),
-        (0, 1, 2),
-        "base chain ids follow BASE_CHAINS"
-    );
-    for chain in &table.chains {
-        if !names.contains(&chain.name) {
-            names.push(chain.name.clone());
-        }
-    }
-    names
+    tables::names(table)
 }
 
-/// A chain's rules, policy and policy counter (a chain the table lacks: none, ACCEPT).
-pub(super) fn chain_of<'a>(
-    table: &'a Table,
-    name: &str,
-    id: u32,
-) -> (&'a [Rule], Option<Policy>, u32) {
-    match table.chain(name) {
+/// A chain's rules, policy and policy counter (a chain the tables lack: none, ACCEPT, not
+/// counted; only the nat table's base chains, entered only once it is loaded).
+pub(super) fn chain_of<'a>(table: &'a Table, name: &str) -> (&'a [Rule], Option<Policy>, u32) {
+    match tables::chain(table, name) {
         Some(c) => (c.rules.as_slice(), c.policy, c.policy_counter),
-        None => (&[][..], Some(Policy::Accept), id),
+        None => (&[][..], Some(Policy::Accept), u32::MAX),
     }
 }
 
@@ -77,15 +61,16 @@ pub(super) fn actions(
         if name.is_empty() {
             continue;
         }
-        let rules = table.chain(name).map_or(&[][..], |c| c.rules.as_slice());
+        let rules = tables::chain(table, name).map_or(&[][..], |c| c.rules.as_slice());
         if rules.len() > MAX_RULES_PER_CHAIN {
             return Err(CompileError::TooManyRules {
                 chain: name.clone(),
                 rules: rules.len(),
             });
         }
+        let id_in = |to: &str| id_of(&tables::target_name(name, to));
         for rule in rules {
-            out.push(action(rule, &id_of)?);
+            out.push(action(rule, &id_in)?);
         }
     }
     Ok((out, bases))
@@ -97,7 +82,7 @@ pub(super) fn chain_config(
     action_base: u32,
     policy: Option<Policy>,
     policy_counter: u32,
-    track: bool,
+    track: u32,
 ) -> ChainConfig {
     ChainConfig {
         nwords: rules.len().div_ceil(64) as u32,
@@ -113,8 +98,8 @@ pub(super) fn chain_config(
 /// no rule looks at a field that can differ between the packets of one flow (length, TTL,
 /// TCP flags, the MAC address a frame came from) or has an effect per packet (a log line, a
 /// token bucket). From the rules alone, so that the full and incremental builds agree.
-/// TRACK when `track` (see `tracks`).
-pub(super) fn flags(rules: &[Rule], track: bool) -> u32 {
+/// `track`: TRACK and NAT as the whole generation has them (see `tracks`).
+pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
     let per_packet = |r: &Rule| {
         matches!(r.target, Some(Target::Log(_))) || r.matches.iter().any(fields::per_packet)
     };
@@ -123,15 +108,21 @@ pub(super) fn flags(rules: &[Rule], track: bool) -> u32 {
     } else {
         chain_flag::CACHEABLE
     };
-    cacheable | if track { chain_flag::TRACK } else { 0 }
+    cacheable | track
 }
 
-/// Whether connections are tracked under `table`: some rule looks at their state.
-pub(super) fn tracks(table: &Table) -> bool {
-    table
+/// The generation's TRACK and NAT flags: connections are tracked when some rule looks at
+/// their state, and when the nat table is loaded (its chains see each connection's first
+/// packet, its mappings rewrite the others).
+pub(super) fn tracks(table: &Table) -> u32 {
+    if tables::nat(table).is_some() {
+        return chain_flag::TRACK | chain_flag::NAT;
+    }
+    let track = table
         .chains
         .iter()
-        .any(|c| c.rules.iter().any(|r| r.matches.iter().any(fields::tracks)))
+        .any(|c| c.rules.iter().any(|r| r.matches.iter().any(fields::tracks)));
+    if track { chain_flag::TRACK } else { 0 }
 }
 
 pub(super) fn action(

@@ -21,7 +21,7 @@ pub(super) fn full(ctx: &Ctx, table: &Table) -> Result<Program, CompileError> {
     let mut chains = Vec::with_capacity(names.len());
     let mut spans = Vec::with_capacity(names.len());
     for (id, name) in names.iter().enumerate() {
-        let (rules, policy, policy_counter) = chain_of(table, name, id as u32);
+        let (rules, policy, policy_counter) = chain_of(table, name);
         let first = made.len();
         let fields = chain_bitmaps(ctx, id as u32, rules, 0, None, &mut made, &mut words)?;
         spans.push(first..made.len());

@@ -7,6 +7,7 @@ use super::chain::{
     ChainBase, Made, OWN_COUNT_ONLY, OWN_LIMITED, OWN_RULES, chain_bitmaps, entries_of_chain,
 };
 use super::config::{Ctx, actions, chain_config, chain_of, tracks};
+use super::tables;
 use super::types::{
     Base, CompileError, Entry, Layout, Program, SRC_ZERO, TrieUpdate, Write, config, stored,
 };
@@ -51,7 +52,7 @@ pub(super) fn incremental(
             chains.push(ChainConfig::default());
             continue;
         }
-        let (rules, policy, policy_counter) = chain_of(table, name, id as u32);
+        let (rules, policy, policy_counter) = chain_of(table, name);
         let mut cfg = chain_config(rules, bases[id], policy, policy_counter, track);
         let Some(from) = changed[id] else {
             let old = old_cfg(id).unwrap_or_default();
@@ -123,13 +124,13 @@ pub(super) fn incremental(
 fn chain_names(layout: &Layout, table: &Table) -> Vec<String> {
     let mut names = layout.chain_names.clone();
     for name in &mut names {
-        if table.chain(name).is_none() && !["INPUT", "FORWARD", "OUTPUT"].contains(&name.as_str()) {
+        if tables::chain(table, name).is_none() && !tables::is_fixed(name) {
             name.clear();
         }
     }
-    for chain in &table.chains {
-        if !names.contains(&chain.name) {
-            names.push(chain.name.clone());
+    for chain in tables::user_chains(table) {
+        if !names.contains(&chain) {
+            names.push(chain);
         }
     }
     names
@@ -142,7 +143,7 @@ fn changes(names: &[String], base: &Base, table: &Table) -> Vec<Option<usize>> {
         .iter()
         .enumerate()
         .map(|(id, name)| {
-            let new = table.chain(name).map_or(&[][..], |c| c.rules.as_slice());
+            let new = tables::chain(table, name).map_or(&[][..], |c| c.rules.as_slice());
             if layout.chain_names.get(id) == Some(name) {
                 base.old.first_change(name, new).map(|k| k / 64)
             } else {

@@ -22,6 +22,7 @@ mod fields;
 mod full;
 mod incremental;
 mod interval;
+mod tables;
 mod types;
 
 pub use addrtype::AddressTypes;
@@ -38,10 +39,8 @@ use incremental::incremental;
 
 /// Each chain's rules' counter slots (see `Old::Slots`).
 pub fn slots_of(table: &Table) -> Vec<(String, Vec<u32>)> {
-    table
-        .chains
-        .iter()
-        .map(|c| (c.name.clone(), c.rules.iter().map(|r| r.counter).collect()))
+    tables::chains(table)
+        .map(|(name, c)| (name, c.rules.iter().map(|r| r.counter).collect()))
         .collect()
 }
 

@@ -7,8 +7,9 @@ use std::net::Ipv4Addr;
 use ipnetwork::Ipv4Network;
 
 use pcn_iptables_common::{
-    FIELD_KEY_HEADER_BITS, FieldKey, LOG_PREFIX_LEN, MAX_RULES_PER_CHAIN, PacketInfo, chain_flag,
-    classifier, field, reject, rtn, verdict,
+    CHAIN_NAT_POSTROUTING, CHAIN_NAT_PREROUTING, FIELD_KEY_HEADER_BITS, FIXED_CHAINS, FieldKey,
+    LOG_PREFIX_LEN, MAX_RULES_PER_CHAIN, PacketInfo, chain_flag, classifier, field, reject, rtn,
+    verdict,
 };
 
 use super::atoms::{bitmap, walk};
@@ -1068,6 +1069,7 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
             Some(Target::Jump(to)) => (verdict::JUMP, Some(chain_id(to)), None),
             Some(Target::Goto(to)) => (verdict::GOTO, Some(chain_id(to)), None),
             Some(Target::Reject(with)) => (verdict::REJECT, None, Some(*with)),
+            Some(Target::Nat(_)) => (verdict::NAT, None, None),
             Some(Target::Log(log)) => {
                 assert_eq!(a.log_level, log.level, "{what}");
                 assert_eq!(a.log_flags, log.flags, "{what}");
@@ -1231,25 +1233,88 @@ fn actions_carry_targets_and_counters() {
     table.chains[3].rules = vec![rule(Some(Target::Return), 9)];
     table.chains[0].policy = Some(Policy::Drop);
     let c = compile(&table, &[], &AddressTypes::default()).unwrap();
-    assert_eq!(c.chain_names[3], "web");
+    // User chains follow the fixed ids (filter's and nat's base chains).
+    let web = FIXED_CHAINS as usize;
+    assert_eq!(c.chain_names[web], "web");
     assert_eq!(
         (
             c.actions[0].verdict,
             c.actions[0].chain,
             c.actions[0].counter
         ),
-        (verdict::JUMP, 3, 7)
+        (verdict::JUMP, web as u32, 7)
     );
     assert_eq!(
         (c.actions[1].verdict, c.actions[1].counter),
         (verdict::CONTINUE, 8)
     );
     assert_eq!(c.chains[0].policy, verdict::DROP);
-    assert_eq!(c.chains[3].policy, verdict::RETURN);
-    assert_eq!(c.chains[3].action_base, 2);
+    assert_eq!(c.chains[web].policy, verdict::RETURN);
+    assert_eq!(c.chains[web].action_base, 2);
     assert_eq!(c.bitmaps[c.chains[0].rules as usize], vec![0b11]);
     assert_eq!(c.bitmaps[c.chains[0].count_only as usize], vec![0b10]);
     assert_eq!(c.chains[0].fields, 0);
+}
+
+/// The nat table's chains, once loaded: fixed ids for its base chains, its user chains after
+/// filter's (a name both tables use is two chains), jumps within the table, and every chain
+/// tracking and running nat.
+#[test]
+fn nat_chains_follow_the_filter_table() {
+    use crate::model::{Chain, TableName};
+    let rule = |target, counter| Rule {
+        src: None,
+        dst: None,
+        in_iface: None,
+        out_iface: None,
+        proto: None,
+        fragment: None,
+        matches: vec![],
+        target,
+        counter,
+    };
+    let mut table = Table::default();
+    let user = |name: &str, rules| Chain {
+        name: name.into(),
+        policy: None,
+        policy_counter: 0,
+        rules,
+    };
+    table
+        .chains
+        .push(user("DOCKER", vec![rule(Some(Target::Drop), 10)]));
+    let without = compile(&table, &[], &AddressTypes::default()).unwrap();
+    assert_eq!(without.chains[0].flags & chain_flag::NAT, 0);
+    assert_eq!(without.chain_names.len(), FIXED_CHAINS as usize + 1);
+
+    let mut nat = Table::builtin(TableName::Nat);
+    for (i, c) in nat.chains.iter_mut().enumerate() {
+        c.policy_counter = 20 + i as u32;
+    }
+    nat.chains[0].rules = vec![rule(Some(Target::Jump("DOCKER".into())), 11)];
+    nat.chains
+        .push(user("DOCKER", vec![rule(Some(Target::Return), 12)]));
+    table.tables.loaded = vec![TableName::Nat, TableName::Filter];
+    table.tables.others = vec![(TableName::Nat, nat)];
+    let c = compile(&table, &[], &AddressTypes::default()).unwrap();
+    let filter_docker = FIXED_CHAINS as usize;
+    let nat_docker = filter_docker + 1;
+    assert_eq!(c.chain_names[filter_docker], "DOCKER");
+    assert_eq!(c.chain_names.len(), nat_docker + 1);
+    let pre = c.chains[CHAIN_NAT_PREROUTING as usize];
+    assert_eq!(pre.policy_counter, 20);
+    assert_eq!(c.chains[CHAIN_NAT_POSTROUTING as usize].policy_counter, 23);
+    let jump = c.actions[pre.action_base as usize];
+    assert_eq!(
+        (jump.verdict, jump.chain, jump.counter),
+        (verdict::JUMP, nat_docker as u32, 11)
+    );
+    let ret = c.actions[c.chains[nat_docker].action_base as usize];
+    assert_eq!((ret.verdict, ret.counter), (verdict::RETURN, 12));
+    for cfg in &c.chains {
+        assert_ne!(cfg.flags & chain_flag::NAT, 0);
+        assert_ne!(cfg.flags & chain_flag::TRACK, 0);
+    }
 }
 
 #[test]

@@ -222,7 +222,7 @@ impl Old<'_> {
     pub(super) fn first_change(&self, name: &str, new: &[Rule]) -> Option<usize> {
         let k = match self {
             Old::Table(t) => {
-                let old = t.chain(name).map(|c| c.rules.as_slice());
+                let old = super::tables::chain(t, name).map(|c| c.rules.as_slice());
                 let Some(old) = old else { return Some(0) };
                 let k = old
                     .iter()
