@@ -396,6 +396,59 @@ pub struct PacketInfo {
     pub flow_key: FlowKey,
     pub flow_cacheable: u32,
     pub flow: FlowVerdict,
+    /// nat: which chains the packet is in (`phase::*`); 1 when it goes its connection's reply
+    /// way; 1 when it opens a connection under the nat table (its chains choose a mapping).
+    pub phase: u8,
+    pub ct_reply: u8,
+    pub nat_new: u8,
+    /// 1 when `nat_src` holds the source the packet leaves with (POSTROUTING's rewrite).
+    pub has_nat_src: u8,
+    pub nat_src: conntrack::nat::Endpoint,
+    /// The nat target a nat chain matched, for the mapping.
+    pub nat_rule: NatRule,
+    /// A new connection's first packet's tuple, and the same as nat rewrites it.
+    pub orig: conntrack::Tuple,
+    pub xlat: conntrack::Tuple,
+    /// The search for a free port (`conntrack::nat::port_search`), in map memory so that its
+    /// loop body verifies once.
+    pub search: NatSearch,
+}
+
+/// `PacketInfo::phase`: the chains a packet is in.
+pub mod phase {
+    /// The filter table's (and nothing else, without nat).
+    pub const FILTER: u8 = 0;
+    /// nat PREROUTING (or OUTPUT), for a new connection: the destination's mapping.
+    pub const NAT_DST: u8 = 1;
+    /// nat POSTROUTING (or INPUT), once filter accepted it: the source's mapping.
+    pub const NAT_SRC: u8 = 2;
+}
+
+/// A nat rule's target, as `Action` has it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NatRule {
+    /// `nat_kind::*`, 0: none (the chain accepted, no mapping).
+    pub kind: u8,
+    pub _pad: [u8; 3],
+    pub flags: u32,
+    pub addr: [[u8; 4]; 2],
+    pub port: [u16; 2],
+}
+
+/// A search for a free port: candidates `first + (off + i) % count` for i below `tries`;
+/// `found` is the port, or `u32::MAX`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NatSearch {
+    /// bpf_ktime_get_ns() of the search: entries expired by then are free.
+    pub now: u64,
+    pub first: u32,
+    pub count: u32,
+    pub off: u32,
+    pub tries: u32,
+    pub found: u32,
+    pub _pad: u32,
 }
 
 /// LOG rules one round of the classifier records for one packet; more are counted as lost.

@@ -2,7 +2,9 @@
 //! that matches and what its target does: a verdict, a jump or goto, a return), and a
 //! chain's policy.
 
-use pcn_iptables_common::{ChainConfig, Frame, MAX_CALL_DEPTH, PacketInfo, chain_flag, verdict};
+use pcn_iptables_common::{
+    ChainConfig, Frame, MAX_CALL_DEPTH, NatRule, PacketInfo, chain_flag, verdict,
+};
 
 use crate::classify::pcn_first_match;
 use crate::flow_cache::count_for;
@@ -72,6 +74,17 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
                     Step::Again
                 }
                 verdict::RETURN => leave_chain(pkt),
+                // The chain is done with the packet, as with ACCEPT; `nat` maps it.
+                verdict::NAT => {
+                    pkt.nat_rule = NatRule {
+                        kind: action.nat_kind,
+                        _pad: [0; 3],
+                        flags: action.nat_flags,
+                        addr: action.nat_addr,
+                        port: action.nat_port,
+                    };
+                    Step::Accept
+                }
                 verdict::REJECT => {
                     // Answered every time: not cached.
                     pkt.flow_cacheable = 0;

@@ -22,6 +22,7 @@ mod icmp_limit;
 mod limit;
 mod log;
 mod maps;
+mod nat;
 mod parse;
 mod reject;
 mod route;
@@ -30,101 +31,154 @@ mod track;
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
+    bindings::{__sk_buff, TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use pcn_iptables_common::{CHAIN_FORWARD, CHAIN_INPUT, CHAIN_OUTPUT, verdict};
+use pcn_iptables_common::{
+    CHAIN_FORWARD, CHAIN_INPUT, CHAIN_NAT_INPUT, CHAIN_NAT_OUTPUT, CHAIN_NAT_POSTROUTING,
+    CHAIN_NAT_PREROUTING, CHAIN_OUTPUT, PacketInfo, chain_flag, phase, verdict,
+};
 
 use chain::{Step, enter};
 use flow_cache::{cached_verdict, remember_verdict};
 use maps::{PCN_PACKETS, PCN_PROGS_TC, PCN_PROGS_XDP, TC, XDP, generation};
-use parse::{AF_INET, LOOPBACK_IFINDEX, parse_ipv4};
-use route::{
-    FIB_FRAG_NEEDED, FIB_FWD_DISABLED, FIB_LOOKUP_SKIP_NEIGH, FIB_NO_NEIGH, FIB_NOT_FWDED,
-    FIB_SUCCESS, FibLookup, fib_lookup,
-};
+use parse::{LOOPBACK_IFINDEX, parse_ipv4};
+use route::input_chain;
 use track::confirm;
 
 #[xdp]
 pub fn pcn_ingress(ctx: XdpContext) -> u32 {
-    ingress(&ctx).unwrap_or(xdp_action::XDP_PASS)
+    match ingress(&ctx) {
+        Some(Next::Verdict(v)) => v,
+        Some(Next::Classify) => {
+            xdp_round(&ctx);
+            xdp_action::XDP_PASS
+        }
+        None => xdp_action::XDP_PASS,
+    }
+}
+
+/// What comes next for a packet: its verdict, or a round of the classifier. The caller makes
+/// the tail call: a subprogram that made it would limit every frame to 256 bytes.
+enum Next<V> {
+    Verdict(V),
+    Classify,
 }
 
 #[inline(always)]
-fn ingress(ctx: &XdpContext) -> Option<u32> {
+fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
     let pkt = unsafe { &mut *PCN_PACKETS.get_ptr_mut(XDP)? };
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
     // A packet looping back was tracked on its way out (netfilter keeps its connection on
     // the skb): judge it by that state, do not count it twice.
-    let (slot, tracks) = generation()?;
+    let (slot, flags) = generation()?;
     parse_ipv4(
         pkt,
         ctx.data(),
         ctx.data_end(),
-        tracks,
+        flags & chain_flag::TRACK != 0,
         ifindex != LOOPBACK_IFINDEX,
     )?;
     pkt.in_ifindex = ifindex;
     pkt.out_ifindex = 0;
+    pkt.slot = slot;
+    // A new connection meets nat PREROUTING first, before the routing decision.
+    pkt.nat_new = (flags & chain_flag::NAT != 0 && pkt.ct_commit != 0) as u8;
+    if pkt.nat_new != 0 {
+        enter_nat(pkt, CHAIN_NAT_PREROUTING, phase::NAT_DST);
+        return Some(Next::Classify);
+    }
+    Some(xdp_filter(ctx.as_ptr(), pkt))
+}
 
-    // Ask the kernel's routing, as netfilter's hooks would see it: local → INPUT, routed → FORWARD.
-    let mut fib = FibLookup {
-        family: AF_INET,
-        l4_protocol: pkt.proto,
-        sport: pkt.sport.to_be(),
-        dport: pkt.dport.to_be(),
-        tot_len: pkt.len as u16,
-        ifindex,
-        ..Default::default()
-    };
-    fib.ipv4_src[0] = u32::from_ne_bytes(pkt.src);
-    fib.ipv4_dst[0] = u32::from_ne_bytes(pkt.dst);
-    let rc = fib_lookup(ctx.as_ptr(), &mut fib, FIB_LOOKUP_SKIP_NEIGH);
-    let chain = match rc {
-        FIB_SUCCESS | FIB_NO_NEIGH | FIB_FRAG_NEEDED => {
-            pkt.out_ifindex = fib.ifindex;
-            // ip_forward() decrements the TTL before the FORWARD hook.
-            pkt.ttl = pkt.ttl.wrapping_sub(1);
-            CHAIN_FORWARD
-        }
-        // Local, broadcast, multicast; or forwarding is off on this interface, so whatever the
-        // kernel accepts goes up the stack.
-        FIB_NOT_FWDED | FIB_FWD_DISABLED => CHAIN_INPUT,
-        // Blackhole, unreachable, prohibit: the kernel drops it before any filter hook.
-        _ => return None,
+/// Starts `chain` of the nat table for a new connection's first packet: its verdict is the
+/// connection's mapping (`phase` says which end), never cached.
+#[inline(always)]
+fn enter_nat(pkt: &mut PacketInfo, chain: u32, phase: u8) {
+    pkt.phase = phase;
+    pkt.nat_rule.kind = 0;
+    enter(pkt, chain, pkt.slot);
+    pkt.flow_cacheable = 0;
+}
+
+/// The next round of the classifier of the packet's generation (XDP); returns only if the
+/// tail call fails.
+#[inline(always)]
+fn xdp_round(ctx: &XdpContext) {
+    if let Some(pkt) = PCN_PACKETS.get(XDP) {
+        unsafe { PCN_PROGS_XDP.tail_call(ctx, pkt.slot) };
+    }
+}
+
+/// The same on egress (TC).
+#[inline(always)]
+fn tc_round(ctx: &TcContext) {
+    if let Some(pkt) = PCN_PACKETS.get(TC) {
+        unsafe { PCN_PROGS_TC.tail_call(ctx, pkt.slot) };
+    }
+}
+
+/// The routing decision, then the filter table's INPUT or FORWARD: the flow's cached verdict,
+/// or the classifier.
+#[inline(always)]
+fn xdp_filter(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Next<u32> {
+    const PASS: Next<u32> = Next::Verdict(xdp_action::XDP_PASS);
+    pkt.phase = phase::FILTER;
+    let Some(chain) = input_chain(ctx, pkt) else {
+        return PASS;
     };
     // The kernel reassembles a local datagram before INPUT, which judges it once: here its
     // first fragment (with the ports) stands for it, and the others follow whatever it met.
     if chain == CHAIN_INPUT && pkt.fragment != 0 {
-        return None;
+        return PASS;
     }
-    enter(pkt, chain, slot);
-    match cached_verdict(pkt, chain, slot) {
+    enter(pkt, chain, pkt.slot);
+    // A new connection under nat goes on to nat POSTROUTING or INPUT: not from the cache.
+    if pkt.nat_new != 0 {
+        pkt.flow_cacheable = 0;
+        return Next::Classify;
+    }
+    match cached_verdict(pkt, chain, pkt.slot) {
         // A new connection the full table cannot take is dropped (see `confirm`).
-        Some(verdict::ACCEPT) if confirm(pkt) => return Some(xdp_action::XDP_PASS),
-        Some(_) => return Some(xdp_action::XDP_DROP),
-        None => {}
+        Some(verdict::ACCEPT) if confirm(pkt) => PASS,
+        Some(_) => Next::Verdict(xdp_action::XDP_DROP),
+        None => Next::Classify,
     }
-    unsafe { PCN_PROGS_XDP.tail_call(ctx, slot) };
-    None
 }
 
 #[classifier]
 pub fn pcn_egress(ctx: TcContext) -> i32 {
-    egress(&ctx).unwrap_or(TC_ACT_UNSPEC)
+    match egress(&ctx) {
+        Some(Next::Verdict(v)) => v,
+        Some(Next::Classify) => {
+            tc_round(&ctx);
+            TC_ACT_UNSPEC
+        }
+        None => TC_ACT_UNSPEC,
+    }
 }
 
 #[inline(always)]
-fn egress(ctx: &TcContext) -> Option<i32> {
+fn egress(ctx: &TcContext) -> Option<Next<i32>> {
     let skb = unsafe { &*ctx.skb.skb };
+    let (slot, flags) = generation()?;
     // A forwarded packet was judged on ingress (FORWARD); only local ones go through OUTPUT.
+    // nat rewrites its source after the routing (POSTROUTING).
     if skb.ingress_ifindex != 0 {
+        if flags & chain_flag::NAT != 0 {
+            nat::postrouting(ctx);
+        }
         return None;
     }
     let pkt = unsafe { &mut *PCN_PACKETS.get_ptr_mut(TC)? };
-    let (slot, tracks) = generation()?;
-    parse_ipv4(pkt, ctx.data(), ctx.data_end(), tracks, true)?;
+    parse_ipv4(
+        pkt,
+        ctx.data(),
+        ctx.data_end(),
+        flags & chain_flag::TRACK != 0,
+        true,
+    )?;
     // OUTPUT judged the datagram before the stack fragmented it: as on INPUT, the first
     // fragment stands for it.
     if pkt.fragment != 0 {
@@ -133,15 +187,39 @@ fn egress(ctx: &TcContext) -> Option<i32> {
     pkt.mac_src = [0; 6];
     pkt.in_ifindex = 0;
     pkt.out_ifindex = skb.ifindex;
-    enter(pkt, CHAIN_OUTPUT, slot);
-    match cached_verdict(pkt, CHAIN_OUTPUT, slot) {
-        // A new connection the full table cannot take is dropped (see `confirm`).
-        Some(verdict::ACCEPT) if confirm(pkt) => return Some(TC_ACT_UNSPEC),
-        Some(_) => return Some(TC_ACT_SHOT),
-        None => {}
+    pkt.slot = slot;
+    pkt.nat_new = (flags & chain_flag::NAT != 0 && pkt.ct_commit != 0) as u8;
+    if pkt.nat_new != 0 {
+        enter_nat(pkt, CHAIN_NAT_OUTPUT, phase::NAT_DST);
+        return Some(Next::Classify);
     }
-    unsafe { PCN_PROGS_TC.tail_call(ctx, slot) };
-    None
+    Some(tc_filter(ctx.skb.skb, pkt))
+}
+
+/// The filter table's OUTPUT: the flow's cached verdict, or the classifier.
+#[inline(always)]
+fn tc_filter(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> Next<i32> {
+    pkt.phase = phase::FILTER;
+    enter(pkt, CHAIN_OUTPUT, pkt.slot);
+    if pkt.nat_new != 0 {
+        pkt.flow_cacheable = 0;
+        return Next::Classify;
+    }
+    match cached_verdict(pkt, CHAIN_OUTPUT, pkt.slot) {
+        // A new connection the full table cannot take is dropped (see `confirm`).
+        Some(verdict::ACCEPT) if confirm(pkt) => Next::Verdict(tc_accept(skb, pkt)),
+        Some(_) => Next::Verdict(TC_ACT_SHOT),
+        None => Next::Classify,
+    }
+}
+
+/// A local packet that leaves: POSTROUTING's rewrite of its source, if nat maps it.
+#[inline(always)]
+fn tc_accept(skb: *mut __sk_buff, pkt: &PacketInfo) -> i32 {
+    if pkt.has_nat_src != 0 {
+        nat::rewrite_source(&TcContext::new(skb), pkt.nat_src);
+    }
+    TC_ACT_UNSPEC
 }
 
 #[xdp]
@@ -154,22 +232,56 @@ pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
     if pkt.log_count != 0 {
         log::emit_xdp(ctx.ctx, pkt);
     }
-    match step {
-        Step::Accept if confirm(pkt) => {
-            remember_verdict(pkt, verdict::ACCEPT);
-            xdp_action::XDP_PASS
-        }
-        Step::Accept => xdp_action::XDP_DROP,
+    let next = match step {
+        Step::Accept => xdp_accept(ctx.as_ptr(), pkt),
         Step::Drop => {
             remember_verdict(pkt, verdict::DROP);
-            xdp_action::XDP_DROP
+            Next::Verdict(xdp_action::XDP_DROP)
         }
-        Step::Reject(with) => reject::xdp(ctx.ctx, pkt, with),
-        Step::Again => {
-            unsafe { PCN_PROGS_XDP.tail_call(&ctx, pkt.slot) };
+        Step::Reject(with) => Next::Verdict(reject::xdp(ctx.ctx, pkt, with)),
+        Step::Again => Next::Classify,
+    };
+    match next {
+        Next::Verdict(v) => v,
+        Next::Classify => {
+            xdp_round(&ctx);
             // Out of tail calls (more than 32 jumps/returns): fail closed.
             xdp_action::XDP_DROP
         }
+    }
+}
+
+/// What an accepting chain leads to at XDP: after nat PREROUTING the routing and filter,
+/// after filter nat POSTROUTING (or INPUT) for a new connection under nat, after that the
+/// connection with its mapping; then the packet goes up (TC rewrites it). A subprogram: the
+/// classifier's own frame stays small beside `pcn_first_match`'s.
+#[inline(never)]
+fn xdp_accept(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Next<u32> {
+    const PASS: Next<u32> = Next::Verdict(xdp_action::XDP_PASS);
+    const DROP: Next<u32> = Next::Verdict(xdp_action::XDP_DROP);
+    match pkt.phase {
+        phase::NAT_DST => match nat::map_destination(pkt) {
+            true => xdp_filter(ctx, pkt),
+            false => DROP,
+        },
+        phase::NAT_SRC => match nat::map_source(ctx, pkt) && nat::commit(pkt) {
+            true => PASS,
+            false => DROP,
+        },
+        _ if pkt.nat_new != 0 => {
+            let chain = if pkt.base_chain == CHAIN_FORWARD {
+                CHAIN_NAT_POSTROUTING
+            } else {
+                CHAIN_NAT_INPUT
+            };
+            enter_nat(pkt, chain, phase::NAT_SRC);
+            Next::Classify
+        }
+        _ if confirm(pkt) => {
+            remember_verdict(pkt, verdict::ACCEPT);
+            PASS
+        }
+        _ => DROP,
     }
 }
 
@@ -183,28 +295,64 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
     if pkt.log_count != 0 {
         log::emit_tc(ctx.skb.skb, pkt);
     }
-    match step {
-        Step::Accept if confirm(pkt) => {
-            remember_verdict(pkt, verdict::ACCEPT);
-            TC_ACT_UNSPEC
-        }
-        Step::Accept => TC_ACT_SHOT,
+    let next = match step {
+        Step::Accept => tc_classified(ctx.skb.skb, pkt),
         Step::Drop => {
             remember_verdict(pkt, verdict::DROP);
-            TC_ACT_SHOT
+            Next::Verdict(TC_ACT_SHOT)
         }
-        Step::Reject(with) => reject::tc(ctx.skb.skb, with),
-        Step::Again => {
-            unsafe { PCN_PROGS_TC.tail_call(&ctx, pkt.slot) };
+        Step::Reject(with) => Next::Verdict(reject::tc(ctx.skb.skb, with)),
+        Step::Again => Next::Classify,
+    };
+    match next {
+        Next::Verdict(v) => v,
+        Next::Classify => {
+            tc_round(&ctx);
             TC_ACT_SHOT
         }
     }
 }
 
-/// REJECT's answers built at XDP, sent back out of their interface (see `reject::answer`).
+/// What an accepting chain leads to on egress: nat OUTPUT → filter OUTPUT → nat POSTROUTING
+/// for a new connection under nat, then its mapping. A subprogram, as `xdp_accept`.
+#[inline(never)]
+fn tc_classified(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> Next<i32> {
+    match pkt.phase {
+        // No mapping in nat OUTPUT (the compiler refuses one): filter OUTPUT next.
+        phase::NAT_DST => tc_filter(skb, pkt),
+        phase::NAT_SRC => match nat::map_source(skb as *mut _, pkt) && nat::commit(pkt) {
+            true => {
+                nat::rewrite_committed(&TcContext::new(skb), pkt);
+                Next::Verdict(TC_ACT_UNSPEC)
+            }
+            false => Next::Verdict(TC_ACT_SHOT),
+        },
+        _ if pkt.nat_new != 0 => {
+            enter_nat(pkt, CHAIN_NAT_POSTROUTING, phase::NAT_SRC);
+            Next::Classify
+        }
+        _ if confirm(pkt) => {
+            remember_verdict(pkt, verdict::ACCEPT);
+            Next::Verdict(tc_accept(skb, pkt))
+        }
+        _ => Next::Verdict(TC_ACT_SHOT),
+    }
+}
+
+/// TC ingress: REJECT's answers built at XDP, sent back out of their interface (see
+/// `reject::answer`); and PREROUTING's rewrite of a translated connection's destination.
 #[classifier]
 pub fn pcn_answer(ctx: TcContext) -> i32 {
-    reject::answer(&ctx)
+    let answered = reject::answer(&ctx);
+    if answered != TC_ACT_UNSPEC {
+        return answered;
+    }
+    if let Some((_, flags)) = generation()
+        && flags & chain_flag::NAT != 0
+    {
+        nat::prerouting(&ctx);
+    }
+    TC_ACT_UNSPEC
 }
 
 #[cfg(not(test))]

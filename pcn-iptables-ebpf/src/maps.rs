@@ -13,7 +13,6 @@ use pcn_iptables_common::conntrack::{CtEntry, CtKey, CtReclaim};
 use pcn_iptables_common::{
     Action, Bitmap, CHAIN_INPUT, CONNTRACK_ENTRIES, COUNTER_PAGE, COUNTER_PAGES, ChainConfig,
     Counter, FLOW_CACHE_ENTRIES, FieldKey, FlowKey, FlowVerdict, GENERATIONS, PacketInfo,
-    chain_flag,
 };
 
 // Kept across generations (pinned by name in the namespace's state directory).
@@ -109,13 +108,13 @@ pub(crate) fn bitmaps(slot: u32) -> Option<&'static btf_maps::Array<Bitmap, 1, I
     BITMAPS.get(slot)
 }
 
-/// The running generation's slot, and whether it tracks connections (`chain_flag::TRACK`,
-/// on every chain): read once per packet, so that tracking and the verdict agree.
+/// The running generation's slot and its flags (`chain_flag::TRACK`, `NAT`, on every
+/// chain): read once per packet, so that tracking and the verdict agree.
 #[inline(always)]
-pub(crate) fn generation() -> Option<(u32, bool)> {
+pub(crate) fn generation() -> Option<(u32, u32)> {
     let slot = *PCN_ACTIVE.get(0)?;
     let cfg = chain_config(slot, CHAIN_INPUT)?;
-    Some((slot, cfg.flags & chain_flag::TRACK != 0))
+    Some((slot, cfg.flags))
 }
 
 /// Counts a packet of IP length `len` for counter `slot`.

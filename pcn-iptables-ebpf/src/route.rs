@@ -1,5 +1,9 @@
 //! The kernel's routing, asked per packet with bpf_fib_lookup(): which chain a packet meets
-//! (local → INPUT, routed → FORWARD) and where REJECT answers from.
+//! (local → INPUT, routed → FORWARD) and where REJECT answers and MASQUERADE maps from.
+
+use pcn_iptables_common::{CHAIN_FORWARD, CHAIN_INPUT, PacketInfo};
+
+use crate::parse::AF_INET;
 
 // bpf_fib_lookup() results and flags (uapi/linux/bpf.h).
 pub(crate) const FIB_SUCCESS: i64 = 0;
@@ -39,4 +43,35 @@ pub(crate) fn fib_lookup(ctx: *mut core::ffi::c_void, fib: &mut FibLookup, flags
         return rc;
     }
     unsafe { aya_ebpf::helpers::generated::bpf_fib_lookup(ctx, fib, size, 0) }
+}
+
+/// The chain of the kernel's routing decision for a packet that came in, as netfilter's
+/// hooks would see it: local → INPUT, routed → FORWARD (with its output interface and the
+/// TTL ip_forward() leaves it); `None` where the kernel drops it before any hook
+/// (blackhole, unreachable, prohibit).
+#[inline(always)]
+pub(crate) fn input_chain(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Option<u32> {
+    let mut fib = FibLookup {
+        family: AF_INET,
+        l4_protocol: pkt.proto,
+        sport: pkt.sport.to_be(),
+        dport: pkt.dport.to_be(),
+        tot_len: pkt.len as u16,
+        ifindex: pkt.in_ifindex,
+        ..Default::default()
+    };
+    fib.ipv4_src[0] = u32::from_ne_bytes(pkt.src);
+    fib.ipv4_dst[0] = u32::from_ne_bytes(pkt.dst);
+    match fib_lookup(ctx, &mut fib, FIB_LOOKUP_SKIP_NEIGH) {
+        FIB_SUCCESS | FIB_NO_NEIGH | FIB_FRAG_NEEDED => {
+            pkt.out_ifindex = fib.ifindex;
+            // ip_forward() decrements the TTL before the FORWARD hook.
+            pkt.ttl = pkt.ttl.wrapping_sub(1);
+            Some(CHAIN_FORWARD)
+        }
+        // Local, broadcast, multicast; or forwarding is off on this interface, so whatever
+        // the kernel accepts goes up the stack.
+        FIB_NOT_FWDED | FIB_FWD_DISABLED => Some(CHAIN_INPUT),
+        _ => None,
+    }
 }

@@ -39,3 +39,18 @@ pub fn if_source(ifindex: u32, dst: [u8; 4]) -> u32 {
     }
     first
 }
+
+/// Interface `ifindex`'s first address (what REDIRECT redirects to), network byte order; 0
+/// for none.
+#[inline(always)]
+pub fn if_primary(ifindex: u32) -> u32 {
+    let Some(s) = get() else {
+        return 0;
+    };
+    for a in s.if_addrs.iter() {
+        if a.ifindex == ifindex && ifindex != 0 {
+            return u32::from_ne_bytes(a.addr);
+        }
+    }
+    0
+}

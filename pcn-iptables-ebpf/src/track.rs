@@ -3,7 +3,9 @@
 //! machine itself is `pcn_iptables_common::conntrack`'s.
 
 use pcn_iptables_common::PacketInfo;
-use pcn_iptables_common::conntrack::{self, CtEntry, CtKey, CtReclaim, Tuple, ctstate};
+use pcn_iptables_common::conntrack::{
+    self, CtEntry, CtKey, CtReclaim, Tuple, ctstate, nat, status,
+};
 
 use core::ffi::c_void;
 
@@ -30,6 +32,8 @@ pub(crate) fn track(
 ) {
     pkt.ct_commit = 0;
     pkt.ctstate = ctstate::INVALID;
+    pkt.ct_reply = 0;
+    pkt.has_nat_src = 0;
     // netfilter reassembles before tracking; a lone later fragment cannot be tied to a
     // connection here.
     if fragment {
@@ -79,10 +83,12 @@ pub(crate) fn track(
     };
     let (key, src_end) = tuple.key();
     // A live entry is updated right here, whatever the filter decides later, as netfilter's
-    // conntrack does before the filter table; one lookup, no second one at the verdict.
-    let live = PCN_CONNTRACK
-        .get_ptr_mut(&key)
-        .filter(|e| unsafe { (**e).expires } > now);
+    // conntrack does before the filter table; one lookup (two by an alias), no second one at
+    // the verdict.
+    let (key, src_end, live) = match find(&key, src_end, now) {
+        Some((key, src_end, e)) => (key, src_end, Some(e)),
+        None => (key, src_end, None),
+    };
     let existing = live.map(|e| unsafe { *e });
     let (state, entry) = match tcp_flags {
         Some(flags) => conntrack::track_tcp(existing.as_ref(), src_end, flags, now),
@@ -92,10 +98,14 @@ pub(crate) fn track(
     let Some(mut entry) = entry else {
         return;
     };
+    let reply = src_end != entry.origin;
+    pkt.ct_reply = reply as u8;
+    if let Some(e) = existing.filter(|e| e.nat != 0) {
+        translated(pkt, &key, &e, reply);
+    }
     if !update {
         return;
     }
-    let reply = src_end != entry.origin;
     conntrack::account(&mut entry, reply, pkt.len);
     match live {
         Some(e) => unsafe { *e = entry },
@@ -105,7 +115,43 @@ pub(crate) fn track(
             pkt.ct_key = key;
             pkt.ct_entry = entry;
             pkt.ct_commit = 1;
+            pkt.orig = tuple;
+            pkt.xlat = tuple;
         }
+    }
+}
+
+/// The live connection under `key`, where the packet's source is end `src_end`: its key, the
+/// end the source is of that key, and its entry. An alias leads to its connection, which the
+/// packet goes the reply way of.
+#[inline(always)]
+pub(crate) fn find(key: &CtKey, src_end: u8, now: u64) -> Option<(CtKey, u8, *mut CtEntry)> {
+    let e = PCN_CONNTRACK.get_ptr_mut(key)?;
+    let entry = unsafe { &*e };
+    if entry.status & status::ALIAS == 0 {
+        return (entry.expires > now).then_some((*key, src_end, e));
+    }
+    let main = nat::aliased(key, entry);
+    let e = PCN_CONNTRACK
+        .get_ptr_mut(&main)
+        .filter(|e| nat::alias_of(key, &main, unsafe { &**e }, now))?;
+    Some((main, 1 - unsafe { (*e).origin }, e))
+}
+
+/// What a packet of a translated connection becomes: its destination now, as PREROUTING
+/// rewrites it before the filter table and the routing see it (TC ingress rewrites the
+/// packet itself), and its source after POSTROUTING.
+#[inline(always)]
+fn translated(pkt: &mut PacketInfo, key: &CtKey, e: &CtEntry, reply: bool) {
+    if let Some(d) = nat::dst_manip(key, e, reply) {
+        pkt.dst = d.addr;
+        if pkt.has_ports != 0 {
+            pkt.dport = d.port;
+        }
+    }
+    if let Some(s) = nat::src_manip(key, e, reply) {
+        pkt.nat_src = s;
+        pkt.has_nat_src = 1;
     }
 }
 
@@ -207,10 +253,15 @@ extern "C" fn reclaim_entry(
 ) -> i64 {
     let r = unsafe { &mut *(*(ctx as *mut Reclaim)).state };
     let (k, e) = unsafe { (&*(key as *const CtKey), &*(value as *const CtEntry)) };
-    if !conntrack::evictable(k, e, r.now) {
+    // An alias goes once its connection has.
+    let stale_alias = e.status & status::ALIAS != 0 && {
+        let main = nat::aliased(k, e);
+        !unsafe { PCN_CONNTRACK.get(&main) }.is_some_and(|m| nat::alias_of(k, &main, m, r.now))
+    };
+    if !stale_alias && !conntrack::evictable(k, e, r.now) {
         return 0;
     }
-    let live = e.expires > r.now;
+    let live = !stale_alias && e.expires > r.now;
     if unsafe { aya_ebpf::helpers::generated::bpf_map_delete_elem(map, key) } == 0 {
         r.freed += 1;
     }

@@ -242,7 +242,8 @@ pub struct CtEntry {
 }
 
 /// A packet's tuple: source and destination address and port (id/type for ICMP queries).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tuple {
     pub src: [u8; 4],
     pub dst: [u8; 4],

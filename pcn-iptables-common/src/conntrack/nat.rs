@@ -9,7 +9,8 @@
 use super::{CtEntry, CtKey, Tuple, nat_flag, status};
 
 /// An address and a port (ICMP: the query's id) to write into a packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Endpoint {
     pub addr: [u8; 4],
     pub port: u16,
@@ -112,6 +113,16 @@ pub fn aliased(key: &CtKey, alias: &CtEntry) -> CtKey {
     }
 }
 
+/// Whether the alias under `alias_key` still belongs to `entry`, the connection it leads to:
+/// live, and translated to that very reply tuple (a connection reopened on the same tuple
+/// may map differently, leaving the old alias behind).
+pub fn alias_of(alias_key: &CtKey, key: &CtKey, entry: &CtEntry, now: u64) -> bool {
+    entry.status & status::ALIAS == 0
+        && entry.expires > now
+        && entry.nat != 0
+        && reply(key, entry).key().0 == *alias_key
+}
+
 /// The address NETMAP maps `addr` to: the network of `to` (`[first, last]` of the range),
 /// the host part of `addr`.
 pub fn netmap(addr: [u8; 4], to: [[u8; 4]; 2]) -> [u8; 4] {
@@ -154,8 +165,9 @@ pub fn port_search(
         let (first, last) = (range[0], range[1].max(range[0]));
         return Some((first, (last - first) as u32 + 1));
     }
+    // ICMP: the query's id, on the source's side.
     if proto == 1 {
-        return Some((0, 65536));
+        return src.then_some((0, 65536));
     }
     if !src {
         return None;
@@ -205,6 +217,7 @@ mod tests {
         let (key, origin) = o.key();
         let mut e = CtEntry {
             origin,
+            expires: 100,
             ..Default::default()
         };
         map(&mut e, o, t);
@@ -249,6 +262,11 @@ mod tests {
         let (reply_key, _) = reply(&key, &e).key();
         assert_ne!(reply_key, key);
         assert_eq!(aliased(&reply_key, &alias(&key)), key);
+        assert!(alias_of(&reply_key, &key, &e, 0));
+        assert!(!alias_of(&reply_key, &key, &e, e.expires));
+        let remapped = tuple(INSIDE, 40001, SERVER, 80);
+        let (_, again) = mapped(&o, &remapped);
+        assert!(!alias_of(&reply_key, &key, &again, 0));
     }
 
     #[test]
@@ -293,7 +311,8 @@ mod tests {
         assert_eq!(port_search(6, 0, [0, 0], 40000, true), Some((1024, 64512)));
         assert_eq!(port_search(17, 0, [0, 0], 700, true), Some((600, 424)));
         assert_eq!(port_search(6, 0, [0, 0], 22, true), Some((1, 511)));
-        assert_eq!(port_search(1, 0, [0, 0], 7, false), Some((0, 65536)));
+        assert_eq!(port_search(1, 0, [0, 0], 7, true), Some((0, 65536)));
+        assert_eq!(port_search(1, 0, [0, 0], 7, false), None);
         assert!(may_keep_port(0, [0, 0], 40000));
         assert!(!may_keep_port(PROTO_SPECIFIED, [20000, 20099], 40000));
         assert!(may_keep_port(PROTO_SPECIFIED, [20000, 20099], 20050));

@@ -38,13 +38,22 @@ pub(super) fn nat(table: &Table) -> Option<&Table> {
     if !table.tables.loaded.contains(&TableName::Nat) {
         return None;
     }
-    table
+    let kept = table
         .tables
         .others
         .iter()
-        .find(|(n, _)| *n == TableName::Nat)
-        .map(|(_, t)| t)
+        .find(|(n, _)| *n == TableName::Nat);
+    Some(kept.map_or(&*BUILTIN_NAT, |(_, t)| t))
 }
+
+/// A nat table loaded and never changed: its base chains, ACCEPT, counting nothing.
+static BUILTIN_NAT: std::sync::LazyLock<Table> = std::sync::LazyLock::new(|| {
+    let mut t = Table::builtin(TableName::Nat);
+    for c in &mut t.chains {
+        c.policy_counter = u32::MAX;
+    }
+    t
+});
 
 /// The chain the data plane knows as `name`.
 pub(super) fn chain<'a>(table: &'a Table, name: &str) -> Option<&'a Chain> {

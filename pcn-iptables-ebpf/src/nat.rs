@@ -1,0 +1,418 @@
+//! nat: a new connection's mapping, from the targets its nat chains met (nf_nat's
+//! get_unique_tuple), stored with the connection; and the rewriting of every packet of a
+//! translated connection, at TC, where the kernel's checksum helpers know how the skb's
+//! checksum stands (a veth's packets often carry a partial one, which XDP cannot tell):
+//! the destination at TC ingress, before the routing (PREROUTING), the source at TC egress,
+//! after it (POSTROUTING; a source rewritten before the routing would be a martian).
+//!
+//! The classifier decides at XDP with the packet as nat leaves it (see `track::translated`);
+//! the rewrite follows the connection's entry, which the first packet stored on its way.
+
+use aya_ebpf::{
+    bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR},
+    helpers::generated::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_loop},
+    macros::map,
+    maps::PerCpuArray,
+    programs::TcContext,
+};
+use pcn_iptables_common::conntrack::{
+    CtKey, Tuple,
+    nat::{self, Endpoint},
+    status,
+};
+use pcn_iptables_common::{PacketInfo, nat_kind, nat_range};
+
+use crate::maps::PCN_CONNTRACK;
+use crate::parse::{AF_INET, ETH_HLEN, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
+use crate::route::{
+    FIB_LOOKUP_SKIP_NEIGH, FIB_LOOKUP_SRC, FIB_NO_NEIGH, FIB_SUCCESS, FibLookup, fib_lookup,
+};
+use crate::track::{confirm, find};
+
+/// The routing lookup MASQUERADE asks, in map memory (the classifiers' stacks are full).
+#[map]
+static PCN_NAT_FIB: PerCpuArray<FibLookup> = PerCpuArray::with_max_entries(2, 0);
+
+/// The destination nat PREROUTING (or OUTPUT) chose for a new connection: DNAT, REDIRECT,
+/// NETMAP, or none. `false`: drop it (REDIRECT on an interface without an address).
+#[inline(always)]
+pub(crate) fn map_destination(pkt: &mut PacketInfo) -> bool {
+    let r = pkt.nat_rule;
+    let x = &mut pkt.xlat;
+    let ports = pkt.has_ports != 0;
+    match r.kind {
+        nat_kind::DNAT => {
+            if r.flags & nat_range::MAP_IPS != 0 {
+                x.dst = nat::pick_addr(r.addr, address_hash(&pkt.orig, r.flags));
+            }
+            if ports {
+                x.dport = pick_port(r.flags, r.port, x.dport);
+            }
+        }
+        nat_kind::REDIRECT => {
+            let addr = crate::settings::if_primary(pkt.in_ifindex);
+            if addr == 0 {
+                return false;
+            }
+            x.dst = addr.to_ne_bytes();
+            if ports {
+                x.dport = pick_port(r.flags, r.port, x.dport);
+            }
+        }
+        nat_kind::NETMAP => x.dst = nat::netmap(x.dst, r.addr),
+        _ => {}
+    }
+    pkt.dst = x.dst;
+    if ports {
+        pkt.dport = x.dport;
+    }
+    true
+}
+
+/// The source nat POSTROUTING (or INPUT) chose: SNAT's address, MASQUERADE's (the output
+/// interface's, as the kernel would pick it now), NETMAP's, or none; the port comes with
+/// `commit`. `false`: drop it (MASQUERADE with no address to use).
+#[inline(always)]
+pub(crate) fn map_source(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> bool {
+    let r = pkt.nat_rule;
+    match r.kind {
+        nat_kind::SNAT if r.flags & nat_range::MAP_IPS != 0 => {
+            pkt.xlat.src = nat::pick_addr(r.addr, address_hash(&pkt.orig, r.flags));
+        }
+        nat_kind::MASQUERADE => {
+            let Some(src) = masquerade_source(ctx, pkt) else {
+                return false;
+            };
+            pkt.xlat.src = src;
+        }
+        nat_kind::NETMAP => pkt.xlat.src = nat::netmap(pkt.xlat.src, r.addr),
+        _ => {}
+    }
+    true
+}
+
+/// nf_nat's hash for the address of a range: the source, and the destination unless
+/// `--persistent` (the same client then keeps its address whatever it reaches).
+#[inline(always)]
+fn address_hash(orig: &Tuple, flags: u32) -> u32 {
+    let dst = if flags & nat_range::PERSISTENT != 0 {
+        [0; 4]
+    } else {
+        orig.dst
+    };
+    nat::addr_hash(orig.src, dst)
+}
+
+/// A destination port in the range: the connection's own if it lies there (nf_nat keeps it),
+/// else the range's first (`--random`: any).
+#[inline(always)]
+fn pick_port(flags: u32, range: [u16; 2], port: u16) -> u16 {
+    if flags & nat_range::PROTO_SPECIFIED == 0 {
+        return port;
+    }
+    if nat::may_keep_port(flags, range, port) {
+        return port;
+    }
+    let (first, last) = (range[0], range[1].max(range[0]));
+    let count = (last - first) as u32 + 1;
+    let off = if flags & (nat_range::PROTO_RANDOM | nat_range::PROTO_RANDOM_FULLY) != 0 {
+        (unsafe { bpf_get_prandom_u32() }) % count
+    } else {
+        0
+    };
+    first.wrapping_add(off as u16)
+}
+
+/// The address MASQUERADE maps to: the one the kernel's routing picks to reach the
+/// destination from the output interface (FIB_LOOKUP_SRC, 6.7), else the interface's as
+/// inet_select_addr() picks it (userspace lists them at every change).
+#[inline(always)]
+fn masquerade_source(ctx: *mut core::ffi::c_void, pkt: &PacketInfo) -> Option<[u8; 4]> {
+    let hook = (pkt.in_ifindex == 0) as u32;
+    let fib = unsafe { &mut *PCN_NAT_FIB.get_ptr_mut(hook)? };
+    *fib = FibLookup {
+        family: AF_INET,
+        l4_protocol: pkt.proto,
+        tot_len: pkt.len as u16,
+        ifindex: if pkt.in_ifindex != 0 {
+            pkt.in_ifindex
+        } else {
+            pkt.out_ifindex
+        },
+        ..Default::default()
+    };
+    fib.ipv4_dst[0] = u32::from_ne_bytes(pkt.xlat.dst);
+    let rc = fib_lookup(ctx, fib, FIB_LOOKUP_SRC | FIB_LOOKUP_SKIP_NEIGH);
+    let mut src = 0;
+    if (rc == FIB_SUCCESS || rc == FIB_NO_NEIGH) && fib.ifindex == pkt.out_ifindex {
+        src = fib.ipv4_src[0];
+    }
+    if src == 0 {
+        src = crate::settings::if_source(pkt.out_ifindex, pkt.xlat.dst);
+    }
+    (src != 0).then(|| src.to_ne_bytes())
+}
+
+/// Whether a connection other than the packet's holds `t`'s key (a live one, or an alias).
+#[inline(always)]
+fn used(t: &Tuple, now: u64) -> bool {
+    let (key, _) = t.key();
+    match unsafe { PCN_CONNTRACK.get(&key) } {
+        Some(e) => e.status & status::ALIAS != 0 || e.expires > now,
+        None => false,
+    }
+}
+
+/// Stores the new connection with its mapping, once its source port (ICMP: id) makes its
+/// reply tuple unique, as nf_nat's get_unique_tuple does, also when no rule mapped it (the
+/// "null binding" moves a clashing port). `false`: drop the packet (no free port, or a full
+/// table).
+#[inline(always)]
+pub(crate) fn commit(pkt: &mut PacketInfo) -> bool {
+    let r = pkt.nat_rule;
+    let (flags, range) = match r.kind {
+        nat_kind::SNAT | nat_kind::MASQUERADE => (r.flags, r.port),
+        _ => (0, [0, 0]),
+    };
+    let now = unsafe { bpf_ktime_get_ns() };
+    let x = pkt.xlat;
+    if !nat::may_keep_port(flags, range, x.sport) || used(&x, now) {
+        let searchable = matches!(x.proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_ICMP);
+        let Some((first, count)) =
+            nat::port_search(x.proto, flags, range, x.sport, true).filter(|_| searchable)
+        else {
+            return false;
+        };
+        if !search(pkt, first, count, now) {
+            return false;
+        }
+    }
+    let (orig, xlat) = (pkt.orig, pkt.xlat);
+    nat::map(&mut pkt.ct_entry, &orig, &xlat);
+    if !confirm(pkt) {
+        return false;
+    }
+    let (reply_key, _) = xlat.key();
+    if pkt.ct_entry.nat != 0 && reply_key != pkt.ct_key {
+        let alias = nat::alias(&pkt.ct_key);
+        if PCN_CONNTRACK.insert(&reply_key, &alias, 0).is_err() {
+            let _ = PCN_CONNTRACK.remove(&pkt.ct_key);
+            return false;
+        }
+    }
+    true
+}
+
+/// The search's context (bpf_loop's, on the stack): the packet, whose map memory holds the
+/// search's state so that the loop body verifies once.
+#[repr(C)]
+struct Search {
+    pkt: *mut PacketInfo,
+}
+
+/// Looks for a free port among `count` from `first`, starting at a random one (nf_nat does
+/// for a source), at most `nat::MAX_ATTEMPTS` of them; sets `pkt.xlat.sport`.
+#[inline(always)]
+fn search(pkt: &mut PacketInfo, first: u16, count: u32, now: u64) -> bool {
+    pkt.search.now = now;
+    pkt.search.first = first as u32;
+    pkt.search.count = count;
+    pkt.search.off = unsafe { bpf_get_prandom_u32() } % count;
+    pkt.search.found = u32::MAX;
+    let tries = if count < nat::MAX_ATTEMPTS {
+        count
+    } else {
+        nat::MAX_ATTEMPTS
+    };
+    let mut ctx = Search { pkt };
+    unsafe {
+        bpf_loop(
+            tries,
+            search_step as *mut core::ffi::c_void,
+            &mut ctx as *mut Search as *mut core::ffi::c_void,
+            0,
+        );
+    }
+    let found = unsafe { core::ptr::read_volatile(&pkt.search.found) };
+    if found == u32::MAX {
+        return false;
+    }
+    pkt.xlat.sport = found as u16;
+    true
+}
+
+extern "C" fn search_step(i: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    let pkt = unsafe { &mut *(*(ctx as *mut Search)).pkt };
+    let s = pkt.search;
+    if s.count == 0 {
+        return 1;
+    }
+    let port = s.first + (s.off + i as u32) % s.count;
+    let mut t = pkt.xlat;
+    t.sport = port as u16;
+    if used(&t, s.now) {
+        return 0;
+    }
+    pkt.search.found = port;
+    1
+}
+
+/// A packet's headers as the rewrite needs them.
+struct Headers {
+    tuple: Tuple,
+    /// Offset of the L4 header in the frame.
+    l4: usize,
+    /// An ICMP query (its id is the tuple's source port) rather than a reply.
+    query: bool,
+}
+
+/// The tuple of the IPv4 packet in `ctx` (ICMP: queries and replies only; not a later
+/// fragment, which holds no ports: those pass as they are).
+#[inline(always)]
+fn headers(ctx: &TcContext) -> Option<Headers> {
+    if u16::from_be(ctx.load::<u16>(12).ok()?) != ETH_P_IP {
+        return None;
+    }
+    let ip: [u8; 20] = ctx.load(ETH_HLEN).ok()?;
+    if ip[0] >> 4 != 4 || u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 {
+        return None;
+    }
+    let l4 = ETH_HLEN + ((ip[0] & 0x0f) as usize) * 4;
+    let proto = ip[9];
+    let (sport, dport, query) = match proto {
+        IPPROTO_TCP | IPPROTO_UDP => {
+            let p: [u8; 4] = ctx.load(l4).ok()?;
+            (
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+                false,
+            )
+        }
+        IPPROTO_ICMP => {
+            let h: [u8; 8] = ctx.load(l4).ok()?;
+            let id = u16::from_be_bytes([h[4], h[5]]);
+            if pcn_iptables_common::conntrack::icmp_reply_type(h[0]).is_some() {
+                (id, h[0] as u16, true)
+            } else {
+                let q = pcn_iptables_common::conntrack::icmp_query_of_reply(h[0])?;
+                (q as u16, id, false)
+            }
+        }
+        _ => (0, 0, false),
+    };
+    Some(Headers {
+        tuple: Tuple {
+            src: [ip[12], ip[13], ip[14], ip[15]],
+            dst: [ip[16], ip[17], ip[18], ip[19]],
+            sport,
+            dport,
+            proto,
+        },
+        l4,
+        query,
+    })
+}
+
+/// The translated connection of the packet in `ctx`: its key, entry, and whether the packet
+/// goes the reply way.
+#[inline(always)]
+fn connection(h: &Headers) -> Option<(CtKey, pcn_iptables_common::conntrack::CtEntry, bool)> {
+    let (key, src_end) = h.tuple.key();
+    let now = unsafe { bpf_ktime_get_ns() };
+    let (key, src_end, e) = find(&key, src_end, now)?;
+    let e = unsafe { *e };
+    (e.nat != 0).then_some((key, e, src_end != e.origin))
+}
+
+/// TC ingress: the destination of a packet of a translated connection (PREROUTING).
+#[inline(always)]
+pub(crate) fn prerouting(ctx: &TcContext) {
+    let Some(h) = headers(ctx) else { return };
+    let Some((key, e, reply)) = connection(&h) else {
+        return;
+    };
+    if let Some(d) = nat::dst_manip(&key, &e, reply) {
+        rewrite(ctx, &h, d, false);
+    }
+}
+
+/// TC egress of a forwarded packet: its source (POSTROUTING).
+#[inline(always)]
+pub(crate) fn postrouting(ctx: &TcContext) {
+    let Some(h) = headers(ctx) else { return };
+    let Some((key, e, reply)) = connection(&h) else {
+        return;
+    };
+    if let Some(s) = nat::src_manip(&key, &e, reply) {
+        rewrite(ctx, &h, s, true);
+    }
+}
+
+/// TC egress of a local packet the classifier let out: its source as tracking found it.
+#[inline(always)]
+pub(crate) fn rewrite_source(ctx: &TcContext, src: Endpoint) {
+    if let Some(h) = headers(ctx) {
+        rewrite(ctx, &h, src, true);
+    }
+}
+
+/// The same for the first packet of a connection just stored with its mapping.
+#[inline(always)]
+pub(crate) fn rewrite_committed(ctx: &TcContext, pkt: &PacketInfo) {
+    if let Some(s) = nat::src_manip(&pkt.ct_key, &pkt.ct_entry, false) {
+        rewrite_source(ctx, s);
+    }
+}
+
+const IP_CSUM: usize = ETH_HLEN + 10;
+
+/// Writes `to` as the packet's source (`src`) or destination address and port (ICMP: the
+/// id, on the query's source side and the reply's destination side), with the IP and L4
+/// checksums updated (a UDP checksum of zero stays zero).
+#[inline(always)]
+fn rewrite(ctx: &TcContext, h: &Headers, to: Endpoint, src: bool) -> Option<()> {
+    let t = &h.tuple;
+    let (from_addr, from_port) = if src {
+        (t.src, t.sport)
+    } else {
+        (t.dst, t.dport)
+    };
+    let (csum, flags) = match t.proto {
+        IPPROTO_TCP => (Some(h.l4 + 16), BPF_F_PSEUDO_HDR as u64),
+        IPPROTO_UDP => (
+            Some(h.l4 + 6),
+            (BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0) as u64,
+        ),
+        _ => (None, 0),
+    };
+    if from_addr != to.addr {
+        let (old, new) = (
+            u32::from_ne_bytes(from_addr) as u64,
+            u32::from_ne_bytes(to.addr) as u64,
+        );
+        if let Some(at) = csum {
+            ctx.l4_csum_replace(at, old, new, flags | 4).ok()?;
+        }
+        ctx.l3_csum_replace(IP_CSUM, old, new, 4).ok()?;
+        ctx.store(ETH_HLEN + if src { 12 } else { 16 }, &to.addr, 0)
+            .ok()?;
+    }
+    if from_port == to.port {
+        return Some(());
+    }
+    let (old, new) = (from_port.to_be() as u64, to.port.to_be() as u64);
+    match (t.proto, csum) {
+        (IPPROTO_ICMP, _) if h.query == src => {
+            ctx.l4_csum_replace(h.l4 + 2, old, new, 2).ok()?;
+            ctx.store(h.l4 + 4, &to.port.to_be(), 0).ok()?;
+        }
+        (_, Some(at)) => {
+            ctx.l4_csum_replace(at, old, new, (flags & !(BPF_F_PSEUDO_HDR as u64)) | 2)
+                .ok()?;
+            ctx.store(h.l4 + if src { 0 } else { 2 }, &to.port.to_be(), 0)
+                .ok()?;
+        }
+        _ => {}
+    }
+    Some(())
+}
