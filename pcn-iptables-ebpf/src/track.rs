@@ -122,8 +122,7 @@ pub(crate) fn track(
 }
 
 /// The live connection under `key`, where the packet's source is end `src_end`: its key, the
-/// end the source is of that key, and its entry. An alias leads to its connection, which the
-/// packet goes the reply way of.
+/// end the source is of that key, and its entry. An alias leads to its connection.
 #[inline(always)]
 pub(crate) fn find(key: &CtKey, src_end: u8, now: u64) -> Option<(CtKey, u8, *mut CtEntry)> {
     let e = PCN_CONNTRACK.get_ptr_mut(key)?;
@@ -135,7 +134,12 @@ pub(crate) fn find(key: &CtKey, src_end: u8, now: u64) -> Option<(CtKey, u8, *mu
     let e = PCN_CONNTRACK
         .get_ptr_mut(&main)
         .filter(|e| nat::alias_of(key, &main, unsafe { &**e }, now))?;
-    Some((main, 1 - unsafe { (*e).origin }, e))
+    let m = unsafe { &*e };
+    // A reply (from the reply tuple's source), or a packet of the original way that nat
+    // already rewrote (on egress, after PREROUTING's rewrite at ingress).
+    let (_, reply_src_end) = nat::reply(&main, m).key();
+    let reply = src_end == reply_src_end;
+    Some((main, if reply { 1 - m.origin } else { m.origin }, e))
 }
 
 /// What a packet of a translated connection becomes: its destination now, as PREROUTING
