@@ -110,8 +110,8 @@ pub trait Extension: Sync {
         cx: &mut Context,
     ) -> Result<()>;
 
-    /// The extension's final check (`x6_fcheck`), given the options seen.
-    fn check(&self, _xflags: u32) -> Result<()> {
+    /// The extension's final check (`x6_fcheck`), given the options seen and the value.
+    fn check(&self, _xflags: u32, _value: &Value) -> Result<()> {
         Ok(())
     }
 

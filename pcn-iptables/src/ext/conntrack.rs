@@ -67,7 +67,7 @@ impl Extension for Conntrack {
         }
     }
 
-    fn check(&self, xflags: u32) -> Result<()> {
+    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
         if xflags == 0 {
             return Err(param("conntrack: At least one option is required"));
         }

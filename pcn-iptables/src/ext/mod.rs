@@ -9,14 +9,20 @@
 pub mod addrtype;
 pub mod comment;
 pub mod conntrack;
+pub mod dnat;
 pub mod icmp;
 pub mod iprange;
 pub mod length;
 pub mod limit;
 pub mod log;
 pub mod mac;
+pub mod masquerade;
 pub mod multiport;
+pub mod nat;
+pub mod netmap;
+pub mod redirect;
 pub mod reject;
+pub mod snat;
 pub mod tcp;
 pub mod ttl;
 pub mod udp;
@@ -28,12 +34,12 @@ use std::fmt;
 pub use api::*;
 
 use crate::error::Result;
-use crate::model::{IPPROTO_TCP, Match, Rule, Target};
+use crate::model::{IPPROTO_TCP, Match, NatKind, Rule, Target};
 use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 15] = [
+pub static REGISTRY: [&dyn Extension; 20] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -49,6 +55,11 @@ pub static REGISTRY: [&dyn Extension; 15] = [
     &limit::LimitExt,
     &reject::Reject,
     &log::LogExt,
+    &snat::Snat,
+    &dnat::Dnat,
+    &masquerade::Masquerade,
+    &redirect::Redirect,
+    &netmap::Netmap,
 ];
 
 /// The extension a match value belongs to.
@@ -74,8 +85,13 @@ pub fn of_target(t: &Target) -> Option<&'static dyn Extension> {
     match t {
         Target::Reject(_) => Some(&reject::Reject),
         Target::Log(_) => Some(&log::LogExt),
-        // The nat targets' extensions are not written yet; nothing makes this value.
-        Target::Nat(_) => None,
+        Target::Nat(nat) => Some(match nat.kind {
+            NatKind::Snat => &snat::Snat,
+            NatKind::Dnat => &dnat::Dnat,
+            NatKind::Masquerade => &masquerade::Masquerade,
+            NatKind::Redirect => &redirect::Redirect,
+            NatKind::Netmap => &netmap::Netmap,
+        }),
         Target::Accept | Target::Drop | Target::Return | Target::Jump(_) | Target::Goto(_) => None,
     }
 }
@@ -215,7 +231,7 @@ impl Instance {
                 )));
             }
         }
-        ext.check(self.xflags)?;
+        ext.check(self.xflags, &self.value)?;
         Ok(self.value.clone())
     }
 }

@@ -131,6 +131,14 @@ impl NameDb {
             .map(|s| s.port)
     }
 
+    /// `getservbyname(3)` with no protocol: the first service of that name in the file.
+    pub fn service_port_any(&self, name: &str) -> Option<u16> {
+        self.services
+            .iter()
+            .find(|s| s.names.iter().any(|n| n == name))
+            .map(|s| s.port)
+    }
+
     /// `getservbyport(3)`.
     pub fn service_name(&self, port: u16, proto: &str) -> Option<&str> {
         self.services

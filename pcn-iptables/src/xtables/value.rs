@@ -139,6 +139,21 @@ pub fn dotted_quad(s: &str, is_mask: bool) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(bytes))
 }
 
+/// `inet_pton(AF_INET, ...)`: exactly four dotted decimal bytes, no leading zeros.
+pub fn inet_pton(s: &str) -> Option<Ipv4Addr> {
+    let mut bytes = [0u8; 4];
+    let mut parts = s.split('.');
+    for byte in &mut bytes {
+        let part = parts.next()?;
+        let digits = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if !digits || (part.len() > 1 && part.starts_with('0')) {
+            return None;
+        }
+        *byte = part.parse().ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(bytes))
+}
+
 /// glibc's `inet_aton_exact`, which `getaddrinfo(3)` applies to a numeric host: one to four
 /// dotted C integers, the last one filling the remaining bytes (`1.65535` is 1.0.255.255).
 pub fn inet_aton(s: &str) -> Option<Ipv4Addr> {
