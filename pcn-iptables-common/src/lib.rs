@@ -397,13 +397,12 @@ pub struct PacketInfo {
     pub flow_cacheable: u32,
     pub flow: FlowVerdict,
     /// nat: which chains the packet is in (`phase::*`); 1 when it goes its connection's reply
-    /// way; 1 when it opens a connection under the nat table (its chains choose a mapping).
+    /// way; 1 when it opens a connection under the nat table (its chains choose a mapping);
+    /// 1 when its connection is translated (TC rewrites it).
     pub phase: u8,
     pub ct_reply: u8,
     pub nat_new: u8,
-    /// 1 when `nat_src` holds the source the packet leaves with (POSTROUTING's rewrite).
-    pub has_nat_src: u8,
-    pub nat_src: conntrack::nat::Endpoint,
+    pub ct_nat: u8,
     /// The nat target a nat chain matched, for the mapping.
     pub nat_rule: NatRule,
     /// A new connection's first packet's tuple, and the same as nat rewrites it.

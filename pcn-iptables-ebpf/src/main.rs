@@ -55,15 +55,41 @@ pub fn pcn_ingress(ctx: XdpContext) -> u32 {
             xdp_round(&ctx);
             xdp_action::XDP_PASS
         }
-        None => xdp_action::XDP_PASS,
+        _ => xdp_action::XDP_PASS,
     }
 }
 
-/// What comes next for a packet: its verdict, or a round of the classifier. The caller makes
-/// the tail call: a subprogram that made it would limit every frame to 256 bytes.
+/// What comes next for a packet: its verdict, a round of the classifier, or (egress) nat's
+/// rewrite. The callers with small frames make the tail call and the rewrite: a subprogram
+/// that made the tail call would limit every frame to 256 bytes, and `nat::translate`'s own
+/// frame is large.
 enum Next<V> {
     Verdict(V),
     Classify,
+    Translate,
+}
+
+/// `Next` on egress as a subprogram returns it: in one register (an enum could come back
+/// through a pointer into the callee's stack, which the verifier refuses).
+const CLASSIFY: i64 = 1 << 32;
+const TRANSLATE: i64 = 2 << 32;
+
+impl Next<i32> {
+    fn code(self) -> i64 {
+        match self {
+            Next::Verdict(v) => v as i64,
+            Next::Classify => CLASSIFY,
+            Next::Translate => TRANSLATE,
+        }
+    }
+
+    fn of(code: i64) -> Self {
+        match code {
+            CLASSIFY => Next::Classify,
+            TRANSLATE => Next::Translate,
+            v => Next::Verdict(v as i32),
+        }
+    }
 }
 
 #[inline(always)]
@@ -149,56 +175,59 @@ fn xdp_filter(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Next<u32> {
 
 #[classifier]
 pub fn pcn_egress(ctx: TcContext) -> i32 {
-    match egress(&ctx) {
-        Some(Next::Verdict(v)) => v,
-        Some(Next::Classify) => {
-            tc_round(&ctx);
-            TC_ACT_UNSPEC
+    let Some((slot, flags)) = generation() else {
+        return TC_ACT_UNSPEC;
+    };
+    // A forwarded packet was judged on ingress (FORWARD); only local ones go through OUTPUT.
+    // nat rewrites its source after the routing (POSTROUTING).
+    if unsafe { (*ctx.skb.skb).ingress_ifindex } != 0 {
+        if flags & chain_flag::NAT != 0 {
+            nat::translate(&ctx, nat::hook::FORWARDED);
         }
-        None => TC_ACT_UNSPEC,
+        return TC_ACT_UNSPEC;
     }
+    tc_next(&ctx, Next::of(egress(ctx.skb.skb, slot, flags)))
+}
+
+/// A local packet on its way out: tracked, then nat OUTPUT for a new connection under nat,
+/// else filter OUTPUT. A subprogram: the entry's own frame stays small beside `translate`'s.
+#[inline(never)]
+fn egress(skb: *mut __sk_buff, slot: u32, flags: u32) -> i64 {
+    egress_local(skb, slot, flags).code()
 }
 
 #[inline(always)]
-fn egress(ctx: &TcContext) -> Option<Next<i32>> {
-    let skb = unsafe { &*ctx.skb.skb };
-    let (slot, flags) = generation()?;
-    // A forwarded packet was judged on ingress (FORWARD); only local ones go through OUTPUT.
-    // nat rewrites its source after the routing (POSTROUTING).
-    if skb.ingress_ifindex != 0 {
-        if flags & chain_flag::NAT != 0 {
-            nat::postrouting(ctx);
-        }
-        return None;
+fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
+    const UNSPEC: Next<i32> = Next::Verdict(TC_ACT_UNSPEC);
+    let ctx = TcContext::new(skb);
+    let Some(pkt) = PCN_PACKETS.get_ptr_mut(TC) else {
+        return UNSPEC;
+    };
+    let pkt = unsafe { &mut *pkt };
+    let tracks = flags & chain_flag::TRACK != 0;
+    if parse_ipv4(pkt, ctx.data(), ctx.data_end(), tracks, true).is_none() {
+        return UNSPEC;
     }
-    let pkt = unsafe { &mut *PCN_PACKETS.get_ptr_mut(TC)? };
-    parse_ipv4(
-        pkt,
-        ctx.data(),
-        ctx.data_end(),
-        flags & chain_flag::TRACK != 0,
-        true,
-    )?;
     // OUTPUT judged the datagram before the stack fragmented it: as on INPUT, the first
     // fragment stands for it.
     if pkt.fragment != 0 {
-        return None;
+        return UNSPEC;
     }
     pkt.mac_src = [0; 6];
     pkt.in_ifindex = 0;
-    pkt.out_ifindex = skb.ifindex;
+    pkt.out_ifindex = unsafe { (*skb).ifindex };
     pkt.slot = slot;
     pkt.nat_new = (flags & chain_flag::NAT != 0 && pkt.ct_commit != 0) as u8;
     if pkt.nat_new != 0 {
         enter_nat(pkt, CHAIN_NAT_OUTPUT, phase::NAT_DST);
-        return Some(Next::Classify);
+        return Next::Classify;
     }
-    Some(tc_filter(ctx.skb.skb, pkt))
+    tc_filter(pkt)
 }
 
 /// The filter table's OUTPUT: the flow's cached verdict, or the classifier.
 #[inline(always)]
-fn tc_filter(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> Next<i32> {
+fn tc_filter(pkt: &mut PacketInfo) -> Next<i32> {
     pkt.phase = phase::FILTER;
     enter(pkt, CHAIN_OUTPUT, pkt.slot);
     if pkt.nat_new != 0 {
@@ -207,19 +236,39 @@ fn tc_filter(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> Next<i32> {
     }
     match cached_verdict(pkt, CHAIN_OUTPUT, pkt.slot) {
         // A new connection the full table cannot take is dropped (see `confirm`).
-        Some(verdict::ACCEPT) if confirm(pkt) => Next::Verdict(tc_accept(skb, pkt)),
+        Some(verdict::ACCEPT) if confirm(pkt) => tc_accept(pkt),
         Some(_) => Next::Verdict(TC_ACT_SHOT),
         None => Next::Classify,
     }
 }
 
-/// A local packet that leaves: POSTROUTING's rewrite of its source, if nat maps it.
+/// A local packet that leaves: nat rewrites it if its connection is translated.
 #[inline(always)]
-fn tc_accept(skb: *mut __sk_buff, pkt: &PacketInfo) -> i32 {
-    if pkt.has_nat_src != 0 {
-        nat::rewrite_source(&TcContext::new(skb), pkt.nat_src);
+fn tc_accept(pkt: &PacketInfo) -> Next<i32> {
+    match pkt.ct_nat {
+        0 => Next::Verdict(TC_ACT_UNSPEC),
+        _ => Next::Translate,
     }
-    TC_ACT_UNSPEC
+}
+
+/// What comes next on egress: the verdict, a round of the classifier, or the rewrite of a
+/// translated connection's packet (OUTPUT's destination, routed again; POSTROUTING's
+/// source). Made by the entry and the classifier themselves, whose frames are small (see
+/// `Next`).
+#[inline(always)]
+fn tc_next(ctx: &TcContext, next: Next<i32>) -> i32 {
+    match next {
+        Next::Verdict(v) => v,
+        Next::Classify => {
+            tc_round(ctx);
+            // Out of tail calls (more than 32 jumps/returns): fail closed.
+            TC_ACT_SHOT
+        }
+        Next::Translate => match nat::translate(ctx, nat::hook::LOCAL) {
+            true => nat::reroute(ctx),
+            false => TC_ACT_UNSPEC,
+        },
+    }
 }
 
 #[xdp]
@@ -243,7 +292,7 @@ pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
     };
     match next {
         Next::Verdict(v) => v,
-        Next::Classify => {
+        _ => {
             xdp_round(&ctx);
             // Out of tail calls (more than 32 jumps/returns): fail closed.
             xdp_action::XDP_DROP
@@ -296,7 +345,7 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
         log::emit_tc(ctx.skb.skb, pkt);
     }
     let next = match step {
-        Step::Accept => tc_classified(ctx.skb.skb, pkt),
+        Step::Accept => Next::of(tc_classified(ctx.skb.skb, pkt)),
         Step::Drop => {
             remember_verdict(pkt, verdict::DROP);
             Next::Verdict(TC_ACT_SHOT)
@@ -304,26 +353,27 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
         Step::Reject(with) => Next::Verdict(reject::tc(ctx.skb.skb, with)),
         Step::Again => Next::Classify,
     };
-    match next {
-        Next::Verdict(v) => v,
-        Next::Classify => {
-            tc_round(&ctx);
-            TC_ACT_SHOT
-        }
-    }
+    tc_next(&ctx, next)
 }
 
 /// What an accepting chain leads to on egress: nat OUTPUT → filter OUTPUT → nat POSTROUTING
 /// for a new connection under nat, then its mapping. A subprogram, as `xdp_accept`.
 #[inline(never)]
-fn tc_classified(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> Next<i32> {
+fn tc_classified(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> i64 {
+    tc_accepted(skb, pkt).code()
+}
+
+#[inline(always)]
+fn tc_accepted(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> Next<i32> {
     match pkt.phase {
-        // No mapping in nat OUTPUT (the compiler refuses one): filter OUTPUT next.
-        phase::NAT_DST => tc_filter(skb, pkt),
+        phase::NAT_DST => match nat::map_destination(pkt) {
+            true => tc_filter(pkt),
+            false => Next::Verdict(TC_ACT_SHOT),
+        },
         phase::NAT_SRC => match nat::map_source(skb as *mut _, pkt) && nat::commit(pkt) {
             true => {
-                nat::rewrite_committed(&TcContext::new(skb), pkt);
-                Next::Verdict(TC_ACT_UNSPEC)
+                pkt.ct_nat = pkt.ct_entry.nat;
+                tc_accept(pkt)
             }
             false => Next::Verdict(TC_ACT_SHOT),
         },
@@ -333,7 +383,7 @@ fn tc_classified(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> Next<i32> {
         }
         _ if confirm(pkt) => {
             remember_verdict(pkt, verdict::ACCEPT);
-            Next::Verdict(tc_accept(skb, pkt))
+            tc_accept(pkt)
         }
         _ => Next::Verdict(TC_ACT_SHOT),
     }
@@ -349,8 +399,9 @@ pub fn pcn_answer(ctx: TcContext) -> i32 {
     }
     if let Some((_, flags)) = generation()
         && flags & chain_flag::NAT != 0
+        && unsafe { (*ctx.skb.skb).ifindex } != LOOPBACK_IFINDEX
     {
-        nat::prerouting(&ctx);
+        nat::translate(&ctx, nat::hook::INGRESS);
     }
     TC_ACT_UNSPEC
 }

@@ -9,23 +9,26 @@
 //! the rewrite follows the connection's entry, which the first packet stored on its way.
 
 use aya_ebpf::{
-    bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR},
-    helpers::generated::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_loop},
+    bindings::{__sk_buff, BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, TC_ACT_SHOT},
+    helpers::generated::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_loop, bpf_redirect_neigh},
     macros::map,
     maps::PerCpuArray,
     programs::TcContext,
 };
 use pcn_iptables_common::conntrack::{
-    CtKey, Tuple,
+    self, CtEntry, CtKey, Tuple,
     nat::{self, Endpoint},
-    status,
+    nat_flag, status,
 };
-use pcn_iptables_common::{PacketInfo, nat_kind, nat_range};
+use pcn_iptables_common::{CHAIN_INPUT, PacketInfo, nat_kind, nat_range};
 
 use crate::maps::PCN_CONNTRACK;
-use crate::parse::{AF_INET, ETH_HLEN, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
+use crate::parse::{
+    AF_INET, ETH_HLEN, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, LOOPBACK_IFINDEX,
+};
 use crate::route::{
-    FIB_LOOKUP_SKIP_NEIGH, FIB_LOOKUP_SRC, FIB_NO_NEIGH, FIB_SUCCESS, FibLookup, fib_lookup,
+    FIB_LOOKUP_OUTPUT, FIB_LOOKUP_SKIP_NEIGH, FIB_LOOKUP_SRC, FIB_NO_NEIGH, FIB_NOT_FWDED,
+    FIB_SUCCESS, FibLookup, fib_lookup,
 };
 use crate::track::{confirm, find};
 
@@ -50,7 +53,11 @@ pub(crate) fn map_destination(pkt: &mut PacketInfo) -> bool {
             }
         }
         nat_kind::REDIRECT => {
-            let addr = crate::settings::if_primary(pkt.in_ifindex);
+            // A local packet goes to the loopback address, as nf_nat_redirect_ipv4 does.
+            let addr = match pkt.in_ifindex {
+                0 => u32::from_ne_bytes([127, 0, 0, 1]),
+                i => crate::settings::if_primary(i),
+            };
             if addr == 0 {
                 return false;
             }
@@ -188,7 +195,14 @@ pub(crate) fn commit(pkt: &mut PacketInfo) -> bool {
         }
     }
     let (orig, xlat) = (pkt.orig, pkt.xlat);
-    nat::map(&mut pkt.ct_entry, &orig, &xlat);
+    let local = if pkt.in_ifindex == 0 {
+        nat_flag::LOCAL_OUT
+    } else if pkt.base_chain == CHAIN_INPUT {
+        nat_flag::LOCAL_IN
+    } else {
+        0
+    };
+    nat::map(&mut pkt.ct_entry, &orig, &xlat, local);
     if !confirm(pkt) {
         return false;
     }
@@ -257,27 +271,39 @@ extern "C" fn search_step(i: u64, ctx: *mut core::ffi::c_void) -> i64 {
     1
 }
 
-/// A packet's headers as the rewrite needs them.
+/// Where a packet of a translated connection is rewritten (`translate`'s `hook`).
+pub(crate) mod hook {
+    /// TC ingress, before the routing: the destination (PREROUTING), and the source of a
+    /// packet for a local socket (nat INPUT: after the routing in netfilter, but a source
+    /// that is not ours routes alike).
+    pub(crate) const INGRESS: u32 = 0;
+    /// TC egress of a forwarded packet: the source (POSTROUTING).
+    pub(crate) const FORWARDED: u32 = 1;
+    /// TC egress of a local packet: the destination (OUTPUT, then routed again) and the
+    /// source (POSTROUTING).
+    pub(crate) const LOCAL: u32 = 2;
+}
+
+/// A packet's tuple as the rewrite sees it: the packet's own, or an ICMP error's quote.
 struct Headers {
     tuple: Tuple,
-    /// Offset of the L4 header in the frame.
+    /// Offset of its L4 header in the frame, and of its IP header.
     l4: usize,
+    ip: usize,
     /// An ICMP query (its id is the tuple's source port) rather than a reply.
     query: bool,
 }
 
-/// The tuple of the IPv4 packet in `ctx` (ICMP: queries and replies only; not a later
-/// fragment, which holds no ports: those pass as they are).
+/// The tuple of the IPv4 packet at `ip` (ICMP: queries and replies; `error`: also errors,
+/// as `None` with the offset of their L4 header). A later fragment holds no ports: it passes
+/// as it is.
 #[inline(always)]
-fn headers(ctx: &TcContext) -> Option<Headers> {
-    if u16::from_be(ctx.load::<u16>(12).ok()?) != ETH_P_IP {
-        return None;
-    }
-    let ip: [u8; 20] = ctx.load(ETH_HLEN).ok()?;
+fn headers(ctx: &TcContext, ip_at: usize) -> Option<Result<Headers, usize>> {
+    let ip: [u8; 20] = ctx.load(ip_at).ok()?;
     if ip[0] >> 4 != 4 || u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 {
         return None;
     }
-    let l4 = ETH_HLEN + ((ip[0] & 0x0f) as usize) * 4;
+    let l4 = ip_at + ((ip[0] & 0x0f) as usize) * 4;
     let proto = ip[9];
     let (sport, dport, query) = match proto {
         IPPROTO_TCP | IPPROTO_UDP => {
@@ -291,16 +317,19 @@ fn headers(ctx: &TcContext) -> Option<Headers> {
         IPPROTO_ICMP => {
             let h: [u8; 8] = ctx.load(l4).ok()?;
             let id = u16::from_be_bytes([h[4], h[5]]);
-            if pcn_iptables_common::conntrack::icmp_reply_type(h[0]).is_some() {
+            if conntrack::icmp_reply_type(h[0]).is_some() {
                 (id, h[0] as u16, true)
-            } else {
-                let q = pcn_iptables_common::conntrack::icmp_query_of_reply(h[0])?;
+            } else if let Some(q) = conntrack::icmp_query_of_reply(h[0]) {
                 (q as u16, id, false)
+            } else if conntrack::icmp_is_error(h[0]) {
+                return Some(Err(l4));
+            } else {
+                return None;
             }
         }
         _ => (0, 0, false),
     };
-    Some(Headers {
+    Some(Ok(Headers {
         tuple: Tuple {
             src: [ip[12], ip[13], ip[14], ip[15]],
             dst: [ip[16], ip[17], ip[18], ip[19]],
@@ -309,59 +338,176 @@ fn headers(ctx: &TcContext) -> Option<Headers> {
             proto,
         },
         l4,
+        ip: ip_at,
         query,
-    })
+    }))
 }
 
-/// The translated connection of the packet in `ctx`: its key, entry, and whether the packet
-/// goes the reply way.
+/// Rewrites the packet in `ctx` as its translated connection wants at `hook`; `true` when its
+/// destination changed on a local packet (OUTPUT: it must be routed again).
 #[inline(always)]
-fn connection(h: &Headers) -> Option<(CtKey, pcn_iptables_common::conntrack::CtEntry, bool)> {
-    let (key, src_end) = h.tuple.key();
+pub(crate) fn translate(ctx: &TcContext, hook: u32) -> bool {
+    pcn_nat_translate(ctx.skb.skb, hook) != 0
+}
+
+/// `translate`, a global function: the verifier checks it once, on its own, however many
+/// places call it.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn pcn_nat_translate(skb: *mut __sk_buff, hook: u32) -> u32 {
+    let ctx = &TcContext::new(skb);
+    if u16::from_be(ctx.load::<u16>(12).unwrap_or(0)) != ETH_P_IP {
+        return 0;
+    }
+    match headers(ctx, ETH_HLEN) {
+        Some(Ok(h)) => translate_packet(ctx, &h, hook).unwrap_or(false) as u32,
+        Some(Err(icmp)) => {
+            let _ = translate_error(ctx, icmp, hook);
+            0
+        }
+        None => 0,
+    }
+}
+
+/// The live translated connection of tuple `t`: its key, entry, and whether `t` goes its
+/// reply way.
+#[inline(always)]
+fn connection(t: &Tuple) -> Option<(CtKey, CtEntry, bool)> {
+    let (key, src_end) = t.key();
     let now = unsafe { bpf_ktime_get_ns() };
     let (key, src_end, e) = find(&key, src_end, now)?;
     let e = unsafe { *e };
-    (e.nat != 0).then_some((key, e, src_end != e.origin))
+    (e.nat & nat_flag::ENDS != 0).then_some((key, e, src_end != e.origin))
 }
 
-/// TC ingress: the destination of a packet of a translated connection (PREROUTING).
+/// The rewrites at `hook` for a packet going the `reply` way: destination, source.
 #[inline(always)]
-pub(crate) fn prerouting(ctx: &TcContext) {
-    let Some(h) = headers(ctx) else { return };
-    let Some((key, e, reply)) = connection(&h) else {
-        return;
+fn manips(
+    key: &CtKey,
+    e: &CtEntry,
+    reply: bool,
+    hook: u32,
+) -> (Option<Endpoint>, Option<Endpoint>) {
+    match hook {
+        hook::INGRESS => (
+            nat::dst_manip(key, e, reply),
+            nat::src_manip(key, e, reply).filter(|_| nat::to_local(e, reply)),
+        ),
+        hook::FORWARDED => (None, nat::src_manip(key, e, reply)),
+        _ => (nat::dst_manip(key, e, reply), nat::src_manip(key, e, reply)),
+    }
+}
+
+#[inline(always)]
+fn translate_packet(ctx: &TcContext, h: &Headers, hook: u32) -> Option<bool> {
+    let (key, e, reply) = connection(&h.tuple)?;
+    let (dst, src) = manips(&key, &e, reply, hook);
+    let mut rerouted = false;
+    if let Some(d) = dst {
+        rerouted = (d.addr, d.port) != (h.tuple.dst, h.tuple.dport);
+        rewrite(ctx, h, d, false)?;
+    }
+    if let Some(s) = src {
+        rewrite(ctx, h, s, true)?;
+    }
+    Some(rerouted && hook == hook::LOCAL)
+}
+
+/// An ICMP error about a packet of a translated connection (RELATED): the error goes the
+/// other way than the packet it quotes, its header is rewritten as that way wants, and the
+/// quote the inverse way, so that the sender finds its own packet in it (nf_nat's
+/// icmp_reply_translation).
+#[inline(always)]
+fn translate_error(ctx: &TcContext, icmp: usize, hook: u32) -> Option<()> {
+    let outer = match headers(ctx, ETH_HLEN)? {
+        Err(_) => {
+            let ip: [u8; 20] = ctx.load(ETH_HLEN).ok()?;
+            [
+                ip[12], ip[13], ip[14], ip[15], ip[16], ip[17], ip[18], ip[19],
+            ]
+        }
+        Ok(_) => return None,
     };
-    if let Some(d) = nat::dst_manip(&key, &e, reply) {
-        rewrite(ctx, &h, d, false);
-    }
-}
-
-/// TC egress of a forwarded packet: its source (POSTROUTING).
-#[inline(always)]
-pub(crate) fn postrouting(ctx: &TcContext) {
-    let Some(h) = headers(ctx) else { return };
-    let Some((key, e, reply)) = connection(&h) else {
-        return;
+    let quote = match headers(ctx, icmp + 8)? {
+        Ok(q) => q,
+        Err(_) => return None,
     };
-    if let Some(s) = nat::src_manip(&key, &e, reply) {
-        rewrite(ctx, &h, s, true);
+    let (key, e, quoted_reply) = connection(&quote.tuple)?;
+    let (dst, src) = manips(&key, &e, !quoted_reply, hook);
+    let icmp_csum = icmp + 2;
+    if let Some(d) = dst {
+        let from = [outer[4], outer[5], outer[6], outer[7]];
+        replace_addr(ctx, IP_CSUM, ETH_HLEN + 16, from, d.addr)?;
+        rewrite_quote(ctx, &quote, icmp_csum, d, true)?;
     }
+    if let Some(s) = src {
+        let from = [outer[0], outer[1], outer[2], outer[3]];
+        replace_addr(ctx, IP_CSUM, ETH_HLEN + 12, from, s.addr)?;
+        rewrite_quote(ctx, &quote, icmp_csum, s, false)?;
+    }
+    Some(())
 }
 
-/// TC egress of a local packet the classifier let out: its source as tracking found it.
+/// An address of an IP header at `at`, with that header's checksum at `csum`.
 #[inline(always)]
-pub(crate) fn rewrite_source(ctx: &TcContext, src: Endpoint) {
-    if let Some(h) = headers(ctx) {
-        rewrite(ctx, &h, src, true);
+fn replace_addr(ctx: &TcContext, csum: usize, at: usize, from: [u8; 4], to: [u8; 4]) -> Option<()> {
+    if from == to {
+        return Some(());
     }
+    let (old, new) = (
+        u32::from_ne_bytes(from) as u64,
+        u32::from_ne_bytes(to) as u64,
+    );
+    ctx.l3_csum_replace(csum, old, new, 4).ok()?;
+    ctx.store(at, &to, 0).ok()
 }
 
-/// The same for the first packet of a connection just stored with its mapping.
+/// The quote's source (`src`) or destination address and port, with the quoted IP header's
+/// checksum and the ICMP checksum (which covers the quote) kept right.
 #[inline(always)]
-pub(crate) fn rewrite_committed(ctx: &TcContext, pkt: &PacketInfo) {
-    if let Some(s) = nat::src_manip(&pkt.ct_key, &pkt.ct_entry, false) {
-        rewrite_source(ctx, s);
+fn rewrite_quote(
+    ctx: &TcContext,
+    q: &Headers,
+    icmp_csum: usize,
+    to: Endpoint,
+    src: bool,
+) -> Option<()> {
+    let t = &q.tuple;
+    let (from_addr, from_port) = if src {
+        (t.src, t.sport)
+    } else {
+        (t.dst, t.dport)
+    };
+    if from_addr != to.addr {
+        let quote_csum = q.ip + 10;
+        let before: u16 = ctx.load(quote_csum).ok()?;
+        replace_addr(
+            ctx,
+            quote_csum,
+            q.ip + if src { 12 } else { 16 },
+            from_addr,
+            to.addr,
+        )?;
+        let after: u16 = ctx.load(quote_csum).ok()?;
+        let (old, new) = (
+            u32::from_ne_bytes(from_addr) as u64,
+            u32::from_ne_bytes(to.addr) as u64,
+        );
+        ctx.l4_csum_replace(icmp_csum, old, new, 4).ok()?;
+        ctx.l4_csum_replace(icmp_csum, before as u64, after as u64, 2)
+            .ok()?;
     }
+    let at = match t.proto {
+        IPPROTO_TCP | IPPROTO_UDP => q.l4 + if src { 0 } else { 2 },
+        IPPROTO_ICMP if q.query == src => q.l4 + 4,
+        _ => return Some(()),
+    };
+    if from_port != to.port {
+        let (old, new) = (from_port.to_be() as u64, to.port.to_be() as u64);
+        ctx.l4_csum_replace(icmp_csum, old, new, 2).ok()?;
+        ctx.store(at, &to.port.to_be(), 0).ok()?;
+    }
+    Some(())
 }
 
 const IP_CSUM: usize = ETH_HLEN + 10;
@@ -393,9 +539,13 @@ fn rewrite(ctx: &TcContext, h: &Headers, to: Endpoint, src: bool) -> Option<()> 
         if let Some(at) = csum {
             ctx.l4_csum_replace(at, old, new, flags | 4).ok()?;
         }
-        ctx.l3_csum_replace(IP_CSUM, old, new, 4).ok()?;
-        ctx.store(ETH_HLEN + if src { 12 } else { 16 }, &to.addr, 0)
-            .ok()?;
+        replace_addr(
+            ctx,
+            IP_CSUM,
+            ETH_HLEN + if src { 12 } else { 16 },
+            from_addr,
+            to.addr,
+        )?;
     }
     if from_port == to.port {
         return Some(());
@@ -415,4 +565,35 @@ fn rewrite(ctx: &TcContext, h: &Headers, to: Endpoint, src: bool) -> Option<()> 
         _ => {}
     }
     Some(())
+}
+
+/// A local packet whose destination OUTPUT rewrote: routed again, as ip_route_me_harder
+/// does, to its new destination's interface (lo for a local one), by the neighbour
+/// subsystem. TC_ACT_SHOT when there is no route. A subprogram: its caller's frame is small.
+#[inline(never)]
+pub(crate) fn reroute(ctx: &TcContext) -> i32 {
+    let Some(fib) = PCN_NAT_FIB.get_ptr_mut(1) else {
+        return TC_ACT_SHOT;
+    };
+    let fib = unsafe { &mut *fib };
+    let Ok(ip) = ctx.load::<[u8; 20]>(ETH_HLEN) else {
+        return TC_ACT_SHOT;
+    };
+    *fib = FibLookup {
+        family: AF_INET,
+        ifindex: unsafe { (*ctx.skb.skb).ifindex },
+        ..Default::default()
+    };
+    fib.ipv4_src[0] = u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]);
+    fib.ipv4_dst[0] = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]);
+    let ifindex = match fib_lookup(
+        ctx.skb.skb as *mut _,
+        fib,
+        FIB_LOOKUP_OUTPUT | FIB_LOOKUP_SKIP_NEIGH,
+    ) {
+        FIB_SUCCESS | FIB_NO_NEIGH => fib.ifindex,
+        FIB_NOT_FWDED => LOOPBACK_IFINDEX,
+        _ => return TC_ACT_SHOT,
+    };
+    unsafe { bpf_redirect_neigh(ifindex, core::ptr::null_mut(), 0, 0) as i32 }
 }

@@ -33,7 +33,7 @@ pub(crate) fn track(
     pkt.ct_commit = 0;
     pkt.ctstate = ctstate::INVALID;
     pkt.ct_reply = 0;
-    pkt.has_nat_src = 0;
+    pkt.ct_nat = 0;
     // netfilter reassembles before tracking; a lone later fragment cannot be tied to a
     // connection here.
     if fragment {
@@ -73,8 +73,15 @@ pub(crate) fn track(
                 }
                 (t, None)
             } else {
-                if conntrack::icmp_is_error(kind) && quoted_connection(start, end, l4 + 8, now) {
+                if conntrack::icmp_is_error(kind)
+                    && let Some((key, src_end, e)) = quoted_connection(start, end, l4 + 8, now)
+                {
                     pkt.ctstate = ctstate::RELATED;
+                    let e = unsafe { *e };
+                    // The error goes the other way than the packet it quotes.
+                    if e.nat != 0 {
+                        translated(pkt, &key, &e, src_end == e.origin);
+                    }
                 }
                 return;
             }
@@ -100,8 +107,10 @@ pub(crate) fn track(
     };
     let reply = src_end != entry.origin;
     pkt.ct_reply = reply as u8;
-    if let Some(e) = existing.filter(|e| e.nat != 0) {
-        translated(pkt, &key, &e, reply);
+    if let Some(e) = existing.as_ref()
+        && e.nat != 0
+    {
+        translated(pkt, &key, e, reply);
     }
     if !update {
         return;
@@ -142,35 +151,32 @@ pub(crate) fn find(key: &CtKey, src_end: u8, now: u64) -> Option<(CtKey, u8, *mu
     Some((main, if reply { 1 - m.origin } else { m.origin }, e))
 }
 
-/// What a packet of a translated connection becomes: its destination now, as PREROUTING
-/// rewrites it before the filter table and the routing see it (TC ingress rewrites the
-/// packet itself), and its source after POSTROUTING.
+/// What a packet of a translated connection becomes for the filter table and the routing:
+/// its destination as PREROUTING (or OUTPUT) rewrites it before them; TC rewrites the packet
+/// itself (`nat::translate`).
 #[inline(always)]
 fn translated(pkt: &mut PacketInfo, key: &CtKey, e: &CtEntry, reply: bool) {
+    pkt.ct_nat = 1;
     if let Some(d) = nat::dst_manip(key, e, reply) {
         pkt.dst = d.addr;
         if pkt.has_ports != 0 {
             pkt.dport = d.port;
         }
     }
-    if let Some(s) = nat::src_manip(key, e, reply) {
-        pkt.nat_src = s;
-        pkt.has_nat_src = 1;
-    }
 }
 
-/// Whether the packet an ICMP error quotes (its IP header at `inner`) belongs to a tracked
-/// connection: the error is then RELATED to it.
+/// The tracked connection of the packet an ICMP error quotes (its IP header at `inner`), as
+/// `find` gives it: the error is then RELATED to it.
 #[inline(always)]
-fn quoted_connection(start: usize, end: usize, inner: usize, now: u64) -> bool {
-    let Some(ip) = ptr_at::<[u8; 20]>(start, end, inner) else {
-        return false;
-    };
-    let ip = unsafe { &*ip };
+fn quoted_connection(
+    start: usize,
+    end: usize,
+    inner: usize,
+    now: u64,
+) -> Option<(CtKey, u8, *mut CtEntry)> {
+    let ip = unsafe { &*ptr_at::<[u8; 20]>(start, end, inner)? };
     let ihl = ((ip[0] & 0x0f) as usize) * 4;
-    let Some(l4) = ptr_at::<[u8; 8]>(start, end, inner + (ihl & 0x3c)) else {
-        return false;
-    };
+    let l4 = ptr_at::<[u8; 8]>(start, end, inner + (ihl & 0x3c))?;
     let l4 = unsafe { &*l4 };
     let proto = ip[9];
     let (sport, dport) = match proto {
@@ -181,7 +187,7 @@ fn quoted_connection(start: usize, end: usize, inner: usize, now: u64) -> bool {
         IPPROTO_ICMP if conntrack::icmp_reply_type(l4[0]).is_some() => {
             (u16::from_be_bytes([l4[4], l4[5]]), l4[0] as u16)
         }
-        _ => return false,
+        _ => return None,
     };
     let quoted = Tuple {
         src: [ip[12], ip[13], ip[14], ip[15]],
@@ -190,7 +196,8 @@ fn quoted_connection(start: usize, end: usize, inner: usize, now: u64) -> bool {
         dport,
         proto,
     };
-    connection(&quoted.key().0, now).is_some()
+    let (key, src_end) = quoted.key();
+    find(&key, src_end, now)
 }
 
 /// An accepted packet's new connection goes into the table (over an expired entry, if any).

@@ -203,6 +203,13 @@ pub mod nat_flag {
     pub const SRC: u8 = 1;
     /// The destination (DNAT, REDIRECT, NETMAP in PREROUTING or OUTPUT).
     pub const DST: u8 = 2;
+    /// The original way ends here (its first packet went to INPUT): nat INPUT rewrites the
+    /// source of its packets, the replies' destination is rewritten on their way out (OUTPUT).
+    pub const LOCAL_IN: u8 = 4;
+    /// The connection started here (OUTPUT): its replies end here.
+    pub const LOCAL_OUT: u8 = 8;
+    /// Which ends nat rewrites.
+    pub const ENDS: u8 = SRC | DST;
 }
 
 /// A connection as both hooks see it: the key is the tuple of its first packet with the two

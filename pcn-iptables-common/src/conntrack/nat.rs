@@ -30,7 +30,7 @@ pub fn original(key: &CtKey, entry: &CtEntry) -> Tuple {
 
 /// The tuple its replies carry.
 pub fn reply(key: &CtKey, entry: &CtEntry) -> Tuple {
-    if entry.nat == 0 {
+    if entry.nat & nat_flag::ENDS == 0 {
         return original(key, entry).inverse();
     }
     Tuple {
@@ -73,10 +73,21 @@ pub fn src_manip(key: &CtKey, entry: &CtEntry, reply_way: bool) -> Option<Endpoi
     })
 }
 
+/// Whether a packet of the connection is for a local socket (`reply`: it goes the reply way):
+/// nat INPUT then rewrites its source, before the socket sees it.
+pub fn to_local(entry: &CtEntry, reply: bool) -> bool {
+    let flag = if reply {
+        nat_flag::LOCAL_OUT
+    } else {
+        nat_flag::LOCAL_IN
+    };
+    entry.nat & flag != 0
+}
+
 /// The connection's entry with its mapping: `translated` is the first packet's tuple once
 /// rewritten (its inverse is the reply tuple). Which ends moved decides the flags; a mapping
-/// that moves nothing is no mapping.
-pub fn map(entry: &mut CtEntry, original: &Tuple, translated: &Tuple) {
+/// that moves nothing is no mapping. `local`: `nat_flag::LOCAL_*`, kept with a mapping.
+pub fn map(entry: &mut CtEntry, original: &Tuple, translated: &Tuple, local: u8) {
     let mut nat = 0;
     if (translated.src, translated.sport) != (original.src, original.sport) {
         nat |= nat_flag::SRC;
@@ -84,7 +95,7 @@ pub fn map(entry: &mut CtEntry, original: &Tuple, translated: &Tuple) {
     if (translated.dst, translated.dport) != (original.dst, original.dport) {
         nat |= nat_flag::DST;
     }
-    entry.nat = nat;
+    entry.nat = if nat != 0 { nat | local } else { 0 };
     if nat != 0 {
         let r = translated.inverse();
         entry.reply_addr = [r.src, r.dst];
@@ -220,7 +231,7 @@ mod tests {
             expires: 100,
             ..Default::default()
         };
-        map(&mut e, o, t);
+        map(&mut e, o, t, 0);
         (key, e)
     }
 
