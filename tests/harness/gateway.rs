@@ -1,0 +1,122 @@
+//! The nat tests' topology, a container host: two containers behind a router (the rules go
+//! there), and one outside host. Addresses are all in 198.18.0.0/15.
+//! ```text
+//!   c1   eth0 198.18.20.2/24 ── eth0 198.18.20.1/24  router  eth1 198.18.30.1/24 ── eth0 198.18.30.2/24  ext
+//!   c2   eth0 198.18.22.2/24 ── eth2 198.18.22.1/24  router
+//! ```
+//! The containers' default route goes through the router (ip_forward=1). `ext` has no route
+//! to the inside networks (198.18.20.0/22), as an Internet host would not: an answer reaches
+//! a container only if the router translated the connection (MASQUERADE/SNAT on the way out,
+//! DNAT with its reverse mapping on the way in).
+//!
+//! Also here: [`Checks`], observations compared with the expected ones and kept in the
+//! scenario's [`Transcript`] (so that the differential run compares them too).
+
+use std::fmt::Debug;
+
+use crate::diff::Transcript;
+use crate::fw::Fw;
+use crate::lab::{Lab, Ns};
+
+/// The first container.
+pub const C1: &str = "198.18.20.2";
+/// The router on c1's network.
+pub const ROUTER_IN: &str = "198.18.20.1";
+/// The second container (another inside network).
+pub const C2: &str = "198.18.22.2";
+/// The router on c2's network.
+pub const ROUTER_IN2: &str = "198.18.22.1";
+/// Both inside networks.
+pub const INSIDE: &str = "198.18.20.0/22";
+/// The router's outside address (on eth1).
+pub const ROUTER_OUT: &str = "198.18.30.1";
+/// Another address in the outside network, for renumbering.
+pub const ROUTER_OUT2: &str = "198.18.30.11";
+/// The outside host.
+pub const EXT: &str = "198.18.30.2";
+
+/// The topology.
+pub struct Gateway {
+    pub lab: Lab,
+    pub c1: Ns,
+    pub c2: Ns,
+    pub router: Ns,
+    pub ext: Ns,
+}
+
+impl Gateway {
+    pub fn new(fw: Fw) -> Gateway {
+        let mut lab = Lab::new(fw);
+        let c1 = lab.ns("c1");
+        let c2 = lab.ns("c2");
+        let router = lab.ns("router");
+        let ext = lab.ns("ext");
+        lab.veth(&c1, "eth0", &router, "eth0");
+        lab.veth(&ext, "eth0", &router, "eth1");
+        lab.veth(&c2, "eth0", &router, "eth2");
+        c1.ip(&format!("addr add {C1}/24 dev eth0"));
+        c2.ip(&format!("addr add {C2}/24 dev eth0"));
+        router.ip(&format!("addr add {ROUTER_IN}/24 dev eth0"));
+        router.ip(&format!("addr add {ROUTER_OUT}/24 dev eth1"));
+        router.ip(&format!("addr add {ROUTER_IN2}/24 dev eth2"));
+        ext.ip(&format!("addr add {EXT}/24 dev eth0"));
+        c1.ip(&format!("route add default via {ROUTER_IN}"));
+        c2.ip(&format!("route add default via {ROUTER_IN2}"));
+        router.sysctl("net.ipv4.ip_forward=1");
+        Gateway {
+            lab,
+            c1,
+            c2,
+            router,
+            ext,
+        }
+    }
+}
+
+/// Observations the lab's verdicts cannot hold (what a server saw, which error a socket got,
+/// counters), each compared with what netfilter gives; kept as text in the transcript (so
+/// that `diff_pcn` compares them too) and as failures.
+pub struct Checks {
+    fw: &'static str,
+    lines: Vec<String>,
+    failures: Vec<String>,
+}
+
+impl Checks {
+    pub fn new(lab: &Lab) -> Checks {
+        Checks {
+            fw: lab.fw.label(),
+            lines: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Records `what: got` and a failure unless `got == want`.
+    pub fn check<T: PartialEq + Debug>(&mut self, what: &str, got: T, want: T) {
+        self.lines.push(format!("{what}: {got:?}"));
+        if got != want {
+            let msg = format!("[{}] {what}: got {got:?}, expected {want:?}", self.fw);
+            eprintln!("MISMATCH {msg}");
+            self.failures.push(msg);
+        }
+    }
+
+    /// Records a failure unless `ok`; `what` goes to the transcript, `detail` (which may vary
+    /// from run to run, e.g. port numbers) only to the failure message.
+    pub fn check_that(&mut self, what: &str, ok: bool, detail: impl Debug) {
+        self.lines.push(format!("{what}: {ok}"));
+        if !ok {
+            let msg = format!("[{}] {what}: not so ({detail:?})", self.fw);
+            eprintln!("MISMATCH {msg}");
+            self.failures.push(msg);
+        }
+    }
+
+    /// Takes the lab's verdicts and failures into the transcript, then these checks.
+    pub fn finish(self, t: Transcript, lab: &Lab) -> Transcript {
+        let mut t = t.finish(lab);
+        t.text("checks", self.lines.join("\n"));
+        t.failures.extend(self.failures);
+        t
+    }
+}
