@@ -37,7 +37,34 @@ differential_scenarios!(
     masquerade_after_renumbering,
     nat_counters,
     kube_proxy_scale,
+    docker_bridge,
 );
+
+/// The transcripts hold nothing that varies from run to run (random ports, timings): two
+/// reference runs side by side compare equal, so a `diff_pcn` failure is a real difference.
+/// Ignored by default (it doubles the reference runs): `cargo test --test nat -- --ignored`.
+#[test]
+#[ignore]
+fn transcripts_are_deterministic() {
+    type Scenario = fn(Fw) -> Transcript;
+    let all: [(&str, Scenario); 11] = [
+        ("masquerade_out", masquerade_out),
+        ("published_port", published_port),
+        ("snat_port_range", snat_port_range),
+        ("redirect_local", redirect_local),
+        ("dnat_to_local_address", dnat_to_local_address),
+        ("output_dnat", output_dnat),
+        ("icmp_through_nat", icmp_through_nat),
+        ("masquerade_after_renumbering", masquerade_after_renumbering),
+        ("nat_counters", nat_counters),
+        ("kube_proxy_scale", kube_proxy_scale),
+        ("docker_bridge", docker_bridge),
+    ];
+    for (name, scenario) in all {
+        eprintln!("{name}: two iptables-legacy runs side by side");
+        pcn_iptables_tests::differential(Fw::legacy(), Fw::legacy(), scenario);
+    }
+}
 
 /// Expected answers wait this long (a lost SYN is sent again after 1 s).
 const PASS_WAIT: Duration = Duration::from_secs(4);
@@ -1061,5 +1088,98 @@ fn kube_proxy_scale(fw: Fw) -> Transcript {
     );
     k.check("connections endpoint c1 saw", ep1.seen_of("tcp").len(), 2);
     k.check("connections endpoint c2 saw", ep2.seen_of("tcp").len(), 1);
+    k.finish(t, &lab)
+}
+
+/// What Docker (24, default bridge network, iptables backend) runs for one container
+/// (`docker0` 172.17.0.1/16 here 198.18.20.1/24, the container 198.18.20.2) publishing port
+/// 80 as 8080, in the order it runs them.
+const DOCKER_RULES: &str = "-t nat -N DOCKER
+    -t filter -N DOCKER
+    -t filter -N DOCKER-ISOLATION-STAGE-1
+    -t filter -N DOCKER-ISOLATION-STAGE-2
+    -t filter -N DOCKER-USER
+    -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+    -t nat -A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER
+    -t nat -A POSTROUTING -s 198.18.20.0/24 ! -o docker0 -j MASQUERADE
+    -t nat -I DOCKER -i docker0 -j RETURN
+    -t filter -P FORWARD DROP
+    -t filter -A DOCKER-USER -j RETURN
+    -t filter -A FORWARD -j DOCKER-USER
+    -t filter -A FORWARD -j DOCKER-ISOLATION-STAGE-1
+    -t filter -A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+    -t filter -A FORWARD -o docker0 -j DOCKER
+    -t filter -A FORWARD -i docker0 ! -o docker0 -j ACCEPT
+    -t filter -A FORWARD -i docker0 -o docker0 -j ACCEPT
+    -t filter -A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2
+    -t filter -A DOCKER-ISOLATION-STAGE-1 -j RETURN
+    -t filter -A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
+    -t filter -A DOCKER-ISOLATION-STAGE-2 -j RETURN
+    -t filter -A DOCKER -d 198.18.20.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT
+    -t nat -A POSTROUTING -s 198.18.20.2/32 -d 198.18.20.2/32 -p tcp -m tcp --dport 80 -j MASQUERADE
+    -t nat -A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.18.20.2:80";
+
+/// 10. Docker's own rules on Docker's layout (both containers on the bridge `docker0`):
+///     the containers' connections out are masqueraded; the published port is reached from
+///     outside (the container sees the client) and from the host itself (OUTPUT, through
+///     `-m addrtype --dst-type LOCAL`); from the bridge, router:8080 is not translated. Only
+///     traffic the router routes: bridged container-to-container traffic (br_netfilter, the
+///     hairpin MASQUERADE) is another matter.
+fn docker_bridge(fw: Fw) -> Transcript {
+    let Gateway {
+        lab,
+        c1,
+        c2,
+        router,
+        ext,
+    } = Gateway::with_bridge(fw);
+    let mut t = Transcript::new(&lab);
+    let mut k = Checks::new(&lab);
+    let web = Whoami::start(&c1, &[80], false);
+    let _outside = Whoami::start(&ext, &[80], true);
+    lab.ipt_lines(&router, DOCKER_RULES);
+    t.text("-S", lab.rules(&router));
+    t.text("-t nat -S", lab.ipt_ok(&router, "-t nat -S").stdout);
+
+    for (who, ns) in [("c1", &c1), ("c2", &c2)] {
+        k.check(
+            &format!("tcp {who} -> ext:80"),
+            tcp_view(ns, EXT, 80),
+            saw(ROUTER_OUT, true, EXT, 80),
+        );
+        k.check(
+            &format!("udp {who} -> ext:80"),
+            udp_view(ns, EXT, 80),
+            saw(ROUTER_OUT, true, EXT, 80),
+        );
+        lab.expect(&ns.ping(EXT), Pass);
+    }
+    k.check(
+        "tcp ext -> router:8080",
+        tcp_view(&ext, ROUTER_OUT, 8080),
+        saw(EXT, true, C1, 80),
+    );
+    k.check(
+        "tcp router -> router:8080 (the host itself)",
+        tcp_view(&router, ROUTER_OUT, 8080),
+        saw(ROUTER_OUT, true, C1, 80),
+    );
+    k.check(
+        "tcp c2 -> router:8080 (from the bridge: not translated)",
+        tcp_view(&c2, ROUTER_OUT, 8080),
+        Err("ECONNREFUSED".into()),
+    );
+    k.check(
+        "tcp ext -> router:8081 (not published)",
+        tcp_view(&ext, ROUTER_OUT, 8081),
+        Err("ECONNREFUSED".into()),
+    );
+    k.check(
+        "peers the container saw",
+        web.seen().iter().map(|s| *s.peer.ip()).collect::<Vec<_>>(),
+        vec![ip4(EXT), ip4(ROUTER_OUT)],
+    );
+    let (counts, _) = filter_counts(&lab, &router, "DOCKER");
+    k.check("filter DOCKER rule packets", counts, vec![1]);
     k.finish(t, &lab)
 }

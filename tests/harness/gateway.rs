@@ -4,6 +4,9 @@
 //!   c1   eth0 198.18.20.2/24 ── eth0 198.18.20.1/24  router  eth1 198.18.30.1/24 ── eth0 198.18.30.2/24  ext
 //!   c2   eth0 198.18.22.2/24 ── eth2 198.18.22.1/24  router
 //! ```
+//! [`Gateway::with_bridge`] is Docker's layout instead: both containers on one bridge,
+//! `docker0` (198.18.20.1/24) in the router, c2 at 198.18.20.3 ([`C2_ON_BRIDGE`]).
+//!
 //! The containers' default route goes through the router (ip_forward=1). `ext` has no route
 //! to the inside networks (198.18.20.0/22), as an Internet host would not: an answer reaches
 //! a container only if the router translated the connection (MASQUERADE/SNAT on the way out,
@@ -26,6 +29,8 @@ pub const ROUTER_IN: &str = "198.18.20.1";
 pub const C2: &str = "198.18.22.2";
 /// The router on c2's network.
 pub const ROUTER_IN2: &str = "198.18.22.1";
+/// The second container in [`Gateway::with_bridge`] (on c1's network).
+pub const C2_ON_BRIDGE: &str = "198.18.20.3";
 /// Both inside networks.
 pub const INSIDE: &str = "198.18.20.0/22";
 /// The router's outside address (on eth1).
@@ -62,6 +67,40 @@ impl Gateway {
         ext.ip(&format!("addr add {EXT}/24 dev eth0"));
         c1.ip(&format!("route add default via {ROUTER_IN}"));
         c2.ip(&format!("route add default via {ROUTER_IN2}"));
+        router.sysctl("net.ipv4.ip_forward=1");
+        Gateway {
+            lab,
+            c1,
+            c2,
+            router,
+            ext,
+        }
+    }
+}
+
+impl Gateway {
+    /// Docker's layout: c1 and c2 on the bridge `docker0` of the router (ports `veth1`,
+    /// `veth2`), which holds 198.18.20.1/24; c2 at [`C2_ON_BRIDGE`].
+    pub fn with_bridge(fw: Fw) -> Gateway {
+        let mut lab = Lab::new(fw);
+        let c1 = lab.ns("c1");
+        let c2 = lab.ns("c2");
+        let router = lab.ns("router");
+        let ext = lab.ns("ext");
+        router.ip("link add docker0 type bridge");
+        router.ip("link set docker0 up");
+        lab.veth(&c1, "eth0", &router, "veth1");
+        lab.veth(&c2, "eth0", &router, "veth2");
+        lab.veth(&ext, "eth0", &router, "eth1");
+        router.ip("link set veth1 master docker0");
+        router.ip("link set veth2 master docker0");
+        c1.ip(&format!("addr add {C1}/24 dev eth0"));
+        c2.ip(&format!("addr add {C2_ON_BRIDGE}/24 dev eth0"));
+        router.ip(&format!("addr add {ROUTER_IN}/24 dev docker0"));
+        router.ip(&format!("addr add {ROUTER_OUT}/24 dev eth1"));
+        ext.ip(&format!("addr add {EXT}/24 dev eth0"));
+        c1.ip(&format!("route add default via {ROUTER_IN}"));
+        c2.ip(&format!("route add default via {ROUTER_IN}"));
         router.sysctl("net.ipv4.ip_forward=1");
         Gateway {
             lab,
@@ -115,6 +154,7 @@ impl Checks {
     /// Takes the lab's verdicts and failures into the transcript, then these checks.
     pub fn finish(self, t: Transcript, lab: &Lab) -> Transcript {
         let mut t = t.finish(lab);
+        eprintln!("[{}] checks:\n  {}", self.fw, self.lines.join("\n  "));
         t.text("checks", self.lines.join("\n"));
         t.failures.extend(self.failures);
         t
