@@ -6,7 +6,13 @@
 //! Each scenario has three tests: `<name>::legacy` and `<name>::pcn` check the scenario's own
 //! expectations (what netfilter gives); `<name>::diff_pcn` runs both side by side and demands
 //! the same verdicts and the same recorded outputs. `cargo test --test nat -- legacy` runs the
-//! reference only.
+//! reference only; `-- masquerade_out::` one scenario's three tests; `-- ::pcn` every
+//! scenario on pcn-iptables alone. Every check made is printed on stderr (shown on failure, or
+//! with `--nocapture`).
+//!
+//! Addresses: the [`Gateway`] networks (198.18.20.0/22 inside, 198.18.30.0/24 outside),
+//! addresses nobody has for OUTPUT DNAT (198.18.99.0/24), and kube-proxy's ClusterIPs
+//! (198.19.0.0/16) and absent endpoints (198.18.128.0/18): all in 198.18.0.0/15.
 //!
 //! The observations are real: what address and port the server saw (a [`Whoami`] server tells
 //! each client, and remembers), whether the answers came back, which error a socket got
