@@ -44,6 +44,7 @@ differential_scenarios!(
     nat_counters,
     kube_proxy_scale,
     docker_bridge,
+    conntrack_nat_matches,
 );
 
 /// The transcripts hold nothing that varies from run to run (random ports, timings): two
@@ -53,7 +54,7 @@ differential_scenarios!(
 #[ignore]
 fn transcripts_are_deterministic() {
     type Scenario = fn(Fw) -> Transcript;
-    let all: [(&str, Scenario); 11] = [
+    let all: [(&str, Scenario); 12] = [
         ("masquerade_out", masquerade_out),
         ("published_port", published_port),
         ("snat_port_range", snat_port_range),
@@ -65,6 +66,7 @@ fn transcripts_are_deterministic() {
         ("nat_counters", nat_counters),
         ("kube_proxy_scale", kube_proxy_scale),
         ("docker_bridge", docker_bridge),
+        ("conntrack_nat_matches", conntrack_nat_matches),
     ];
     for (name, scenario) in all {
         eprintln!("{name}: two iptables-legacy runs side by side");
@@ -1187,5 +1189,81 @@ fn docker_bridge(fw: Fw) -> Transcript {
     );
     let (counts, _) = filter_counts(&lab, &router, "DOCKER");
     k.check("filter DOCKER rule packets", counts, vec![1]);
+    k.finish(t, &lab)
+}
+
+/// 11. The filter table's view of translated connections: `-m conntrack --ctstate DNAT` /
+///     `SNAT`, `--ctorigsrc`, `--ctorigdst`, `--ctreplsrc`, `--ctrepldst` in FORWARD, each as
+///     a DROP rule in turn, against one published connection (ext -> router:8080 -> c1:80)
+///     and one masqueraded one (c1 -> ext:80): each rule stops the one it names, not the
+///     other.
+fn conntrack_nat_matches(fw: Fw) -> Transcript {
+    let Gateway {
+        lab,
+        c1,
+        router,
+        ext,
+        ..
+    } = Gateway::new(fw);
+    let mut t = Transcript::new(&lab);
+    let mut k = Checks::new(&lab);
+    let _web = Whoami::start(&c1, &[80], false);
+    let _outside = Whoami::start(&ext, &[80], false);
+    lab.ipt_lines(
+        &router,
+        &format!(
+            "-t nat -A PREROUTING -d {ROUTER_OUT}/32 -p tcp --dport 8080 -j DNAT --to-destination {C1}:80
+             -t nat -A POSTROUTING -s {INSIDE} -o eth1 -j MASQUERADE"
+        ),
+    );
+    // An expected pass waits longer than an expected drop.
+    let wait = |pass: bool| if pass { PASS_WAIT } else { DROP_WAIT };
+    let published = |pass: bool| {
+        tcp_ask(&ext, ROUTER_OUT, 8080, None, wait(pass))
+            .map(|r| r.local == sa(C1, 80))
+            .is_ok_and(|b| b)
+    };
+    let masqueraded = |pass: bool| {
+        tcp_ask(&c1, EXT, 80, None, wait(pass))
+            .map(|r| *r.peer.ip() == ip4(ROUTER_OUT))
+            .is_ok_and(|b| b)
+    };
+    // (match, published connection passes, masqueraded connection passes)
+    let cases = [
+        ("--ctstate DNAT".to_string(), false, true),
+        ("--ctstate SNAT".to_string(), true, false),
+        (format!("--ctorigsrc {C1}"), true, false),
+        (format!("--ctorigdst {ROUTER_OUT}"), false, true),
+        (format!("--ctreplsrc {C1}"), false, true),
+        (format!("--ctrepldst {ROUTER_OUT}"), true, false),
+        (
+            format!("--ctstate DNAT --ctorigdst {ROUTER_OUT}"),
+            false,
+            true,
+        ),
+        (
+            format!("! --ctstate DNAT --ctrepldst {ROUTER_OUT}"),
+            true,
+            false,
+        ),
+    ];
+    k.check(
+        "no FORWARD rule: (published, masqueraded) pass",
+        (published(true), masqueraded(true)),
+        (true, true),
+    );
+    for (m, want_published, want_masqueraded) in cases {
+        lab.ipt_ok(&router, "-F FORWARD");
+        lab.ipt_ok(&router, &format!("-A FORWARD -m conntrack {m} -j DROP"));
+        t.text(
+            &format!("-S FORWARD ({m})"),
+            lab.ipt_ok(&router, "-S FORWARD").stdout,
+        );
+        k.check(
+            &format!("-m conntrack {m} -j DROP: (published, masqueraded) pass"),
+            (published(want_published), masqueraded(want_masqueraded)),
+            (want_published, want_masqueraded),
+        );
+    }
     k.finish(t, &lab)
 }
