@@ -7,6 +7,11 @@
 //! [`Gateway::with_bridge`] is Docker's layout instead: both containers on one bridge,
 //! `docker0` (198.18.20.1/24) in the router, c2 at 198.18.20.3 ([`C2_ON_BRIDGE`]).
 //!
+//! Every veth end has transmit checksum offload off, so that each packet carries a complete
+//! checksum that its receiver verifies: a translation that leaves a wrong IP, TCP, UDP or ICMP
+//! checksum gets the packet dropped, and counted ([`csum_errors`], checked by
+//! [`Checks::finish`]).
+//!
 //! The containers' default route goes through the router (ip_forward=1). `ext` has no route
 //! to the inside networks (198.18.20.0/22), as an Internet host would not: an answer reaches
 //! a container only if the router translated the connection (MASQUERADE/SNAT on the way out,
@@ -68,6 +73,16 @@ impl Gateway {
         c1.ip(&format!("route add default via {ROUTER_IN}"));
         c2.ip(&format!("route add default via {ROUTER_IN2}"));
         router.sysctl("net.ipv4.ip_forward=1");
+        for (ns, ifs) in [
+            (&c1, &["eth0"][..]),
+            (&c2, &["eth0"]),
+            (&ext, &["eth0"]),
+            (&router, &["eth0", "eth1", "eth2"]),
+        ] {
+            for i in ifs {
+                tx_checksum_off(ns, i);
+            }
+        }
         Gateway {
             lab,
             c1,
@@ -102,6 +117,16 @@ impl Gateway {
         c1.ip(&format!("route add default via {ROUTER_IN}"));
         c2.ip(&format!("route add default via {ROUTER_IN}"));
         router.sysctl("net.ipv4.ip_forward=1");
+        for (ns, ifs) in [
+            (&c1, &["eth0"][..]),
+            (&c2, &["eth0"]),
+            (&ext, &["eth0"]),
+            (&router, &["veth1", "veth2", "eth1"]),
+        ] {
+            for i in ifs {
+                tx_checksum_off(ns, i);
+            }
+        }
         Gateway {
             lab,
             c1,
@@ -110,6 +135,81 @@ impl Gateway {
             ext,
         }
     }
+}
+
+/// Turns transmit checksum offload off on `ifname` of `ns` (`ethtool -K ifname tx off`): the
+/// stack then writes complete checksums, which the veth peer's stack verifies (a packet with
+/// offload on carries a partial checksum that the receiver takes on trust).
+#[track_caller]
+pub fn tx_checksum_off(ns: &Ns, ifname: &str) {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_GTXCSUM: u32 = 0x16;
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    let name = ifname.to_string();
+    let r = ns.in_ns(move || {
+        // SAFETY: an AF_INET socket for the ioctl, owned at once; the ifreq holds the
+        // interface name (shorter than IFNAMSIZ) and a pointer to a live ethtool_value.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let fd = <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
+            let mut v = EthtoolValue {
+                cmd: ETHTOOL_STXCSUM,
+                data: 0,
+            };
+            let mut ifr: libc::ifreq = std::mem::zeroed();
+            for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+                *d = s as libc::c_char;
+            }
+            ifr.ifr_ifru.ifru_data = (&mut v as *mut EthtoolValue).cast();
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+            if libc::ioctl(raw, SIOCETHTOOL as _, &mut ifr) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Read it back.
+            v = EthtoolValue {
+                cmd: ETHTOOL_GTXCSUM,
+                data: 1,
+            };
+            if libc::ioctl(raw, SIOCETHTOOL as _, &mut ifr) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if v.data != 0 {
+                return Err(std::io::Error::other("still on after ETHTOOL_STXCSUM"));
+            }
+            Ok(())
+        }
+    });
+    if let Err(e) = r {
+        panic!("turning tx checksum offload off on {ifname} in {ns}: {e}");
+    }
+}
+
+/// Packets `ns` dropped for a bad checksum so far: the sum of every `InCsumErrors` counter
+/// (IP, ICMP, TCP, UDP) of /proc/net/snmp and /proc/net/netstat.
+pub fn csum_errors(ns: &Ns) -> u64 {
+    let mut total = 0;
+    for file in ["/proc/net/snmp", "/proc/net/netstat"] {
+        let out = ns.exec(&["cat", file]).expect_ok().stdout;
+        let lines: Vec<&str> = out.lines().collect();
+        // Pairs of lines: `Proto: Name Name...` then `Proto: value value...`.
+        for pair in lines.chunks(2) {
+            let [names, values] = pair else { continue };
+            for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
+                if n == "InCsumErrors" {
+                    total += v.parse::<u64>().unwrap_or(0);
+                }
+            }
+        }
+    }
+    total
 }
 
 /// Observations the lab's verdicts cannot hold (what a server saw, which error a socket got,
@@ -151,8 +251,16 @@ impl Checks {
         }
     }
 
-    /// Takes the lab's verdicts and failures into the transcript, then these checks.
-    pub fn finish(self, t: Transcript, lab: &Lab) -> Transcript {
+    /// Takes the lab's verdicts and failures into the transcript, then these checks, after
+    /// checking that no namespace of the lab dropped a packet for a bad checksum.
+    pub fn finish(mut self, t: Transcript, lab: &Lab) -> Transcript {
+        let bad: Vec<(String, u64)> = lab
+            .namespaces()
+            .iter()
+            .map(|ns| (ns.role.clone(), csum_errors(ns)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        self.check("packets dropped for a bad checksum", bad, vec![]);
         let mut t = t.finish(lab);
         eprintln!("[{}] checks:\n  {}", self.fw, self.lines.join("\n  "));
         t.text("checks", self.lines.join("\n"));
