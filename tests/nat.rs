@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use pcn_iptables_tests::gateway::*;
 use pcn_iptables_tests::lab::ip4;
 use pcn_iptables_tests::whoami::{
-    Reply, Whoami, errno_name, tcp_ask, tcp_open, tcp_open_many, udp_ask, udp_ask_retry,
+    Reply, Whoami, errno_name, tcp_ask, tcp_open, tcp_open_many, udp_ask, udp_ask_no_checksum,
+    udp_ask_retry,
 };
 use pcn_iptables_tests::{Drop, Fw, Lab, Listing, Ns, Pass, Transcript, differential_scenarios};
 
@@ -45,6 +46,7 @@ differential_scenarios!(
     kube_proxy_scale,
     docker_bridge,
     conntrack_nat_matches,
+    udp_zero_checksum,
 );
 
 /// The transcripts hold nothing that varies from run to run (random ports, timings): two
@@ -54,7 +56,7 @@ differential_scenarios!(
 #[ignore]
 fn transcripts_are_deterministic() {
     type Scenario = fn(Fw) -> Transcript;
-    let all: [(&str, Scenario); 12] = [
+    let all: [(&str, Scenario); 13] = [
         ("masquerade_out", masquerade_out),
         ("published_port", published_port),
         ("snat_port_range", snat_port_range),
@@ -67,6 +69,7 @@ fn transcripts_are_deterministic() {
         ("kube_proxy_scale", kube_proxy_scale),
         ("docker_bridge", docker_bridge),
         ("conntrack_nat_matches", conntrack_nat_matches),
+        ("udp_zero_checksum", udp_zero_checksum),
     ];
     for (name, scenario) in all {
         eprintln!("{name}: two iptables-legacy runs side by side");
@@ -1265,5 +1268,102 @@ fn conntrack_nat_matches(fw: Fw) -> Transcript {
             (want_published, want_masqueraded),
         );
     }
+    k.finish(t, &lab)
+}
+
+/// Runs `f`, and returns with its result the UDP checksums of the datagrams to `port` that
+/// reached `ns` meanwhile (seen by a raw socket there).
+fn udp_checksums_seen<T: Send>(ns: &Ns, port: u16, f: impl FnOnce() -> T + Send) -> (T, Vec<u16>) {
+    let fd = ns.in_ns(|| {
+        // SAFETY: plain socket(2); owned at once.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_UDP,
+            )
+        };
+        assert!(
+            fd >= 0,
+            "raw udp socket: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: fd is fresh and ours.
+        unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+    });
+    let r = f();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut sums = Vec::new();
+    let mut buf = [0u8; 2048];
+    loop {
+        // SAFETY: recv into a live buffer of the given size.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n <= 0 {
+            break;
+        }
+        let p = &buf[..n as usize];
+        let ihl = usize::from(p[0] & 0x0f) * 4;
+        if p.len() >= ihl + 8 && u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]) == port {
+            sums.push(u16::from_be_bytes([p[ihl + 6], p[ihl + 7]]));
+        }
+    }
+    (r, sums)
+}
+
+/// 12. UDP datagrams sent without a checksum (0, which IPv4 allows) through MASQUERADE and
+///     through DNAT: they arrive, still with checksum 0 (nf_nat leaves a zero checksum alone),
+///     and the answers come back; datagrams with a checksum arrive with one (a right one:
+///     the receivers verify it, and `Checks` counts the drops).
+fn udp_zero_checksum(fw: Fw) -> Transcript {
+    let Gateway {
+        lab,
+        c1,
+        router,
+        ext,
+        ..
+    } = Gateway::new(fw);
+    let mut t = Transcript::new(&lab);
+    let mut k = Checks::new(&lab);
+    let _web = Whoami::start(&c1, &[80], false);
+    let _outside = Whoami::start(&ext, &[80], false);
+    lab.ipt_lines(
+        &router,
+        &format!(
+            "-t nat -A PREROUTING -d {ROUTER_OUT}/32 -p udp --dport 8080 -j DNAT --to-destination {C1}:80
+             -t nat -A POSTROUTING -s {INSIDE} -o eth1 -j MASQUERADE"
+        ),
+    );
+    t.text("-t nat -S", lab.ipt_ok(&router, "-t nat -S").stdout);
+    let (r, sums) = udp_checksums_seen(&ext, 80, || {
+        udp_ask_no_checksum(&c1, EXT, 80, PASS_WAIT).map(view)
+    });
+    k.check(
+        "udp c1 -> ext:80 without checksum",
+        r,
+        saw(ROUTER_OUT, true, EXT, 80),
+    );
+    k.check("... checksums of what reached ext", sums, vec![0]);
+    let (r, sums) = udp_checksums_seen(&c1, 80, || {
+        udp_ask_no_checksum(&ext, ROUTER_OUT, 8080, PASS_WAIT).map(view)
+    });
+    k.check(
+        "udp ext -> router:8080 -> c1:80 without checksum",
+        r,
+        saw(EXT, true, C1, 80),
+    );
+    k.check("... checksums of what reached c1", sums, vec![0]);
+    let (r, sums) = udp_checksums_seen(&c1, 80, || {
+        udp_ask(&ext, ROUTER_OUT, 8080, 0, PASS_WAIT).map(view)
+    });
+    k.check(
+        "udp ext -> router:8080 -> c1:80 with a checksum",
+        r,
+        saw(EXT, true, C1, 80),
+    );
+    k.check_that(
+        "... what reached c1 had a checksum",
+        sums.len() == 1 && sums[0] != 0,
+        &sums,
+    );
     k.finish(t, &lab)
 }

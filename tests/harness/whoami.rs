@@ -396,7 +396,19 @@ pub fn udp_ask(
     timeout: Duration,
 ) -> Result<Reply, String> {
     let dst = ip4(dst);
-    ns.in_ns(|| udp_exchange(sport, dst, port, timeout))
+    ns.in_ns(|| udp_exchange(sport, dst, port, timeout, false))
+}
+
+/// [`udp_ask`] with the datagram sent without a checksum (SO_NO_CHECK: a UDP checksum of 0,
+/// which IPv4 allows).
+pub fn udp_ask_no_checksum(
+    ns: &Ns,
+    dst: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<Reply, String> {
+    let dst = ip4(dst);
+    ns.in_ns(|| udp_exchange(0, dst, port, timeout, true))
 }
 
 /// [`udp_ask`], retried (with a fresh socket each time) while it times out: for expected
@@ -501,10 +513,19 @@ fn tcp_exchange(
     Ok((fd, Reply { me, peer, local }))
 }
 
-fn udp_exchange(sport: u16, dst: Ipv4Addr, port: u16, timeout: Duration) -> Result<Reply, String> {
+fn udp_exchange(
+    sport: u16,
+    dst: Ipv4Addr,
+    port: u16,
+    timeout: Duration,
+    no_checksum: bool,
+) -> Result<Reply, String> {
     let deadline = Instant::now() + timeout;
     let fd = socket(libc::SOCK_DGRAM).map_err(|e| format!("socket: {e}"))?;
     let raw = fd.as_raw_fd();
+    if no_checksum {
+        set_int_opt(raw, libc::SOL_SOCKET, libc::SO_NO_CHECK, 1);
+    }
     if sport != 0 {
         set_int_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
         bind(raw, Ipv4Addr::UNSPECIFIED, sport).map_err(|e| format!("bind :{sport}: {e}"))?;
