@@ -17,11 +17,13 @@
 pub mod cmd;
 pub mod diff;
 pub mod fw;
+pub mod gateway;
 pub mod lab;
 pub mod listing;
 pub mod restore;
 pub mod topo;
 pub mod traffic;
+pub mod whoami;
 
 pub use Verdict::{Drop, Pass};
 pub use cmd::Out;
