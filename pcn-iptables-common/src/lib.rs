@@ -398,11 +398,15 @@ pub struct PacketInfo {
     pub flow: FlowVerdict,
     /// nat: which chains the packet is in (`phase::*`); 1 when it goes its connection's reply
     /// way; 1 when it opens a connection under the nat table (its chains choose a mapping);
-    /// 1 when its connection is translated (TC rewrites it).
+    /// 1 when its connection is translated (TC rewrites it); 1 when it already carries
+    /// the tuple nat gave it (a local packet OUTPUT rewrote and routed again, met anew on
+    /// its new device).
     pub phase: u8,
     pub ct_reply: u8,
     pub nat_new: u8,
     pub ct_nat: u8,
+    pub ct_rewritten: u8,
+    pub _nat_pad: [u8; 3],
     /// The nat target a nat chain matched, for the mapping.
     pub nat_rule: NatRule,
     /// A new connection's first packet's tuple, and the same as nat rewrites it.

@@ -209,8 +209,8 @@ fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
         return UNSPEC;
     }
     // OUTPUT judged the datagram before the stack fragmented it: as on INPUT, the first
-    // fragment stands for it.
-    if pkt.fragment != 0 {
+    // fragment stands for it. A packet OUTPUT's nat routed again was judged before.
+    if pkt.fragment != 0 || pkt.ct_rewritten != 0 {
         return UNSPEC;
     }
     pkt.mac_src = [0; 6];

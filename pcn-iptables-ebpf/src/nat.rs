@@ -27,8 +27,8 @@ use crate::parse::{
     AF_INET, ETH_HLEN, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, LOOPBACK_IFINDEX,
 };
 use crate::route::{
-    FIB_LOOKUP_OUTPUT, FIB_LOOKUP_SKIP_NEIGH, FIB_LOOKUP_SRC, FIB_NO_NEIGH, FIB_NOT_FWDED,
-    FIB_SUCCESS, FibLookup, fib_lookup,
+    FIB_FRAG_NEEDED, FIB_FWD_DISABLED, FIB_LOOKUP_SKIP_NEIGH, FIB_LOOKUP_SRC, FIB_NO_NEIGH,
+    FIB_NOT_FWDED, FIB_SUCCESS, FibLookup, fib_lookup,
 };
 use crate::track::{confirm, find};
 
@@ -377,7 +377,7 @@ fn connection(t: &Tuple) -> Option<(CtKey, CtEntry, bool)> {
     let now = unsafe { bpf_ktime_get_ns() };
     let (key, src_end, e) = find(&key, src_end, now)?;
     let e = unsafe { *e };
-    (e.nat & nat_flag::ENDS != 0).then_some((key, e, src_end != e.origin))
+    (e.nat & nat_flag::ENDS != 0).then_some((key, e, src_end & 1 != e.origin))
 }
 
 /// The rewrites at `hook` for a packet going the `reply` way: destination, source.
@@ -579,20 +579,21 @@ pub(crate) fn reroute(ctx: &TcContext) -> i32 {
     let Ok(ip) = ctx.load::<[u8; 20]>(ETH_HLEN) else {
         return TC_ACT_SHOT;
     };
+    // Asked as for a packet from lo, as the kernel routes what it sends: an output lookup
+    // would be bound to the device of the old route.
+    let here = unsafe { (*ctx.skb.skb).ifindex };
     *fib = FibLookup {
         family: AF_INET,
-        ifindex: unsafe { (*ctx.skb.skb).ifindex },
+        ifindex: LOOPBACK_IFINDEX,
         ..Default::default()
     };
     fib.ipv4_src[0] = u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]);
     fib.ipv4_dst[0] = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]);
-    let ifindex = match fib_lookup(
-        ctx.skb.skb as *mut _,
-        fib,
-        FIB_LOOKUP_OUTPUT | FIB_LOOKUP_SKIP_NEIGH,
-    ) {
-        FIB_SUCCESS | FIB_NO_NEIGH => fib.ifindex,
+    let ifindex = match fib_lookup(ctx.skb.skb as *mut _, fib, FIB_LOOKUP_SKIP_NEIGH) {
+        FIB_SUCCESS | FIB_NO_NEIGH | FIB_FRAG_NEEDED => fib.ifindex,
         FIB_NOT_FWDED => LOOPBACK_IFINDEX,
+        // A host that does not forward cannot be asked this way: the old route's device.
+        FIB_FWD_DISABLED => here,
         _ => return TC_ACT_SHOT,
     };
     unsafe { bpf_redirect_neigh(ifindex, core::ptr::null_mut(), 0, 0) as i32 }

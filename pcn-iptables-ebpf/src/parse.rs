@@ -89,7 +89,7 @@ pub(crate) fn parse_ipv4(
         }
     }
     if tracks {
-        track::track(pkt, start, end, l4, frag_offset != 0, update);
+        track::track(pkt, start, end, l4, update);
     } else {
         pkt.ct_commit = 0;
         pkt.ctstate = ctstate::INVALID;

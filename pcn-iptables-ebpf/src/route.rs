@@ -11,7 +11,6 @@ pub(crate) const FIB_NOT_FWDED: i64 = 4;
 pub(crate) const FIB_FWD_DISABLED: i64 = 5;
 pub(crate) const FIB_NO_NEIGH: i64 = 7;
 pub(crate) const FIB_FRAG_NEEDED: i64 = 8;
-pub(crate) const FIB_LOOKUP_OUTPUT: u32 = 1 << 1;
 pub(crate) const FIB_LOOKUP_SKIP_NEIGH: u32 = 1 << 2;
 pub(crate) const FIB_LOOKUP_SRC: u32 = 1 << 4;
 

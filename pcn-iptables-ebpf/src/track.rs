@@ -22,21 +22,15 @@ fn connection(key: &CtKey, now: u64) -> Option<CtEntry> {
 /// Sets the packet's ctstate, and what to store if it is accepted, as netfilter's conntrack
 /// would before the filter table sees it.
 #[inline(always)]
-pub(crate) fn track(
-    pkt: &mut PacketInfo,
-    start: usize,
-    end: usize,
-    l4: usize,
-    fragment: bool,
-    update: bool,
-) {
+pub(crate) fn track(pkt: &mut PacketInfo, start: usize, end: usize, l4: usize, update: bool) {
     pkt.ct_commit = 0;
     pkt.ctstate = ctstate::INVALID;
     pkt.ct_reply = 0;
     pkt.ct_nat = 0;
+    pkt.ct_rewritten = 0;
     // netfilter reassembles before tracking; a lone later fragment cannot be tied to a
     // connection here.
-    if fragment {
+    if pkt.fragment != 0 {
         return;
     }
     let now = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_ns() };
@@ -80,7 +74,7 @@ pub(crate) fn track(
                     let e = unsafe { *e };
                     // The error goes the other way than the packet it quotes.
                     if e.nat != 0 {
-                        translated(pkt, &key, &e, src_end == e.origin);
+                        translated(pkt, &key, &e, src_end & 1 == e.origin);
                     }
                 }
                 return;
@@ -93,7 +87,12 @@ pub(crate) fn track(
     // conntrack does before the filter table; one lookup (two by an alias), no second one at
     // the verdict.
     let (key, src_end, live) = match find(&key, src_end, now) {
-        Some((key, src_end, e)) => (key, src_end, Some(e)),
+        Some((key, src_end, e)) => {
+            // Already translated and counted, on its way out of another device: judged as
+            // it is.
+            pkt.ct_rewritten = (src_end & REWRITTEN != 0) as u8;
+            (key, src_end & 1, Some(e))
+        }
         None => (key, src_end, None),
     };
     let existing = live.map(|e| unsafe { *e });
@@ -112,7 +111,7 @@ pub(crate) fn track(
     {
         translated(pkt, &key, e, reply);
     }
-    if !update {
+    if !update || pkt.ct_rewritten != 0 {
         return;
     }
     conntrack::account(&mut entry, reply, pkt.len);
@@ -130,8 +129,13 @@ pub(crate) fn track(
     }
 }
 
+/// `find`'s end bit for a packet of the original way that already carries its translated
+/// tuple.
+pub(crate) const REWRITTEN: u8 = 2;
+
 /// The live connection under `key`, where the packet's source is end `src_end`: its key, the
-/// end the source is of that key, and its entry. An alias leads to its connection.
+/// end the source is of that key (with `REWRITTEN`), and its entry. An alias leads to its
+/// connection.
 #[inline(always)]
 pub(crate) fn find(key: &CtKey, src_end: u8, now: u64) -> Option<(CtKey, u8, *mut CtEntry)> {
     let e = PCN_CONNTRACK.get_ptr_mut(key)?;
@@ -148,7 +152,15 @@ pub(crate) fn find(key: &CtKey, src_end: u8, now: u64) -> Option<(CtKey, u8, *mu
     // already rewrote (on egress, after PREROUTING's rewrite at ingress).
     let (_, reply_src_end) = nat::reply(&main, m).key();
     let reply = src_end == reply_src_end;
-    Some((main, if reply { 1 - m.origin } else { m.origin }, e))
+    Some((
+        main,
+        if reply {
+            1 - m.origin
+        } else {
+            m.origin | REWRITTEN
+        },
+        e,
+    ))
 }
 
 /// What a packet of a translated connection becomes for the filter table and the routing:
