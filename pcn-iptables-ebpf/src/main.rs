@@ -100,6 +100,7 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
     // the skb): judge it by that state, do not count it twice.
     let (slot, flags) = generation()?;
     parse_ipv4(
+        ctx.as_ptr(),
         pkt,
         ctx.data(),
         ctx.data_end(),
@@ -205,7 +206,7 @@ fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
     };
     let pkt = unsafe { &mut *pkt };
     let tracks = flags & chain_flag::TRACK != 0;
-    if parse_ipv4(pkt, ctx.data(), ctx.data_end(), tracks, true).is_none() {
+    if parse_ipv4(skb as *mut _, pkt, ctx.data(), ctx.data_end(), tracks, true).is_none() {
         return UNSPEC;
     }
     // OUTPUT judged the datagram before the stack fragmented it: as on INPUT, the first

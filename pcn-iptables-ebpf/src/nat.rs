@@ -160,6 +160,58 @@ fn masquerade_source(ctx: *mut core::ffi::c_void, pkt: &PacketInfo) -> Option<[u
     (src != 0).then(|| src.to_ne_bytes())
 }
 
+/// Whether the packet's masqueraded connection (`e`, under `key`, the packet's source being
+/// end `src_end` of it) lost its address: netfilter then forgets the connection
+/// (masq_inet_event), and its next packet opens a new one; so does this one, and the
+/// connection and its alias go. The address is the one the routing now picks to reach the
+/// destination (FIB_LOOKUP_SRC); kernels before 6.7 cannot say: the interface's addresses
+/// as userspace listed them at the last change. A subprogram: its branches stay out of the
+/// tracking's.
+#[inline(never)]
+pub(crate) fn masquerade_gone(
+    ctx: *mut core::ffi::c_void,
+    pkt: &PacketInfo,
+    key: &CtKey,
+    src_end: u8,
+    e: *mut CtEntry,
+) -> bool {
+    let e = unsafe { &*e };
+    if e.nat & nat_flag::MASQUERADE == 0 || src_end & 1 != e.origin || pkt.in_ifindex == 0 {
+        return false;
+    }
+    let Some(fib) = PCN_NAT_FIB.get_ptr_mut(0) else {
+        return false;
+    };
+    // The reply tuple's source is where the connection goes, its destination the address
+    // MASQUERADE gave it.
+    let (to, mapped) = (e.reply_addr[0], e.reply_addr[1]);
+    // Field by field: a whole struct would be built on the stack first.
+    let fib = unsafe { &mut *fib };
+    fib.family = AF_INET;
+    fib.l4_protocol = 0;
+    fib.sport = 0;
+    fib.dport = 0;
+    fib.tot_len = 0;
+    fib.ifindex = pkt.in_ifindex;
+    fib.tos = 0;
+    fib.ipv4_src = [0; 4];
+    fib.ipv4_dst = [u32::from_ne_bytes(to), 0, 0, 0];
+    let rc = fib_lookup(ctx, fib, FIB_LOOKUP_SRC | FIB_LOOKUP_SKIP_NEIGH);
+    let mut src = 0;
+    if rc == FIB_SUCCESS || rc == FIB_NO_NEIGH {
+        src = fib.ipv4_src[0];
+    }
+    if src == 0 {
+        src = crate::settings::if_source(e.out_ifindex, to);
+    }
+    if src == 0 || src == u32::from_ne_bytes(mapped) {
+        return false;
+    }
+    let _ = PCN_CONNTRACK.remove(&nat::reply(key, e).key().0);
+    let _ = PCN_CONNTRACK.remove(key);
+    true
+}
+
 /// Whether a connection other than the packet's holds `t`'s key (a live one, or an alias).
 #[inline(always)]
 fn used(t: &Tuple, now: u64) -> bool {
@@ -203,6 +255,10 @@ pub(crate) fn commit(pkt: &mut PacketInfo) -> bool {
         0
     };
     nat::map(&mut pkt.ct_entry, &orig, &xlat, local);
+    if r.kind == nat_kind::MASQUERADE && pkt.ct_entry.nat != 0 {
+        pkt.ct_entry.nat |= nat_flag::MASQUERADE;
+        pkt.ct_entry.out_ifindex = pkt.out_ifindex;
+    }
     if !confirm(pkt) {
         return false;
     }

@@ -29,6 +29,7 @@ pub(crate) fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*mut 
 /// counts for it and moves its state); `None` when the frame is not IPv4 we can read.
 #[inline(always)]
 pub(crate) fn parse_ipv4(
+    ctx: *mut core::ffi::c_void,
     pkt: &mut PacketInfo,
     start: usize,
     end: usize,
@@ -89,7 +90,7 @@ pub(crate) fn parse_ipv4(
         }
     }
     if tracks {
-        track::track(pkt, start, end, l4, update);
+        track::track(ctx, pkt, start, end, l4, update);
     } else {
         pkt.ct_commit = 0;
         pkt.ctstate = ctstate::INVALID;

@@ -22,7 +22,14 @@ fn connection(key: &CtKey, now: u64) -> Option<CtEntry> {
 /// Sets the packet's ctstate, and what to store if it is accepted, as netfilter's conntrack
 /// would before the filter table sees it.
 #[inline(always)]
-pub(crate) fn track(pkt: &mut PacketInfo, start: usize, end: usize, l4: usize, update: bool) {
+pub(crate) fn track(
+    ctx: *mut c_void,
+    pkt: &mut PacketInfo,
+    start: usize,
+    end: usize,
+    l4: usize,
+    update: bool,
+) {
     pkt.ct_commit = 0;
     pkt.ctstate = ctstate::INVALID;
     pkt.ct_reply = 0;
@@ -87,13 +94,13 @@ pub(crate) fn track(pkt: &mut PacketInfo, start: usize, end: usize, l4: usize, u
     // conntrack does before the filter table; one lookup (two by an alias), no second one at
     // the verdict.
     let (key, src_end, live) = match find(&key, src_end, now) {
-        Some((key, src_end, e)) => {
+        Some((key, src_end, e)) if !crate::nat::masquerade_gone(ctx, pkt, &key, src_end, e) => {
             // Already translated and counted, on its way out of another device: judged as
             // it is.
             pkt.ct_rewritten = (src_end & REWRITTEN != 0) as u8;
             (key, src_end & 1, Some(e))
         }
-        None => (key, src_end, None),
+        _ => (key, src_end, None),
     };
     let existing = live.map(|e| unsafe { *e });
     let (state, entry) = match tcp_flags {

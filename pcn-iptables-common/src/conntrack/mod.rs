@@ -208,6 +208,9 @@ pub mod nat_flag {
     pub const LOCAL_IN: u8 = 4;
     /// The connection started here (OUTPUT): its replies end here.
     pub const LOCAL_OUT: u8 = 8;
+    /// MASQUERADE mapped its source, to an address of `CtEntry::out_ifindex`: the mapping
+    /// goes when the address does.
+    pub const MASQUERADE: u8 = 16;
     /// Which ends nat rewrites.
     pub const ENDS: u8 = SRC | DST;
 }
@@ -245,7 +248,8 @@ pub struct CtEntry {
     /// `[src, dst]`); an alias's connection key (`CtKey::addr`, `CtKey::port`).
     pub reply_addr: [[u8; 4]; 2],
     pub reply_port: [u16; 2],
-    pub _pad2: u32,
+    /// MASQUERADE's output interface.
+    pub out_ifindex: u32,
 }
 
 /// A packet's tuple: source and destination address and port (id/type for ICMP queries).
