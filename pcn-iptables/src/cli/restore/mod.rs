@@ -453,7 +453,7 @@ impl Restore<'_> {
         }
         let running = dp.counters()?;
         let counting = if counts_in_dataplane(name) {
-            Counting::Filter(slots)
+            Counting::Slots(slots)
         } else {
             Counting::Other(counts)
         };
@@ -550,7 +550,7 @@ fn counts_in_dataplane(name: TableName) -> bool {
 /// What counts in an open table: the counter slots (filter and nat), or the policy counters
 /// set in mangle or raw.
 enum Counting<'a> {
-    Filter(&'a mut engine::Slots),
+    Slots(&'a mut engine::Slots),
     Other(&'a mut Vec<(String, Counter)>),
 }
 
@@ -564,7 +564,7 @@ impl Counting<'_> {
     /// Zeroes counter slots of `table`. As libiptc zeroes only the counters it read from the
     /// kernel, those this restore set keep their counts: in the other tables, all it has.
     fn zero(&mut self, zeroed: Vec<u32>) {
-        if let Counting::Filter(slots) = self {
+        if let Counting::Slots(slots) = self {
             slots.zero(zeroed);
         }
     }
@@ -600,7 +600,7 @@ fn apply(
             ..
         } => {
             let text = match &counting {
-                Counting::Filter(slots) => list(table, &invocation.command, &slots.reader(running)),
+                Counting::Slots(slots) => list(table, &invocation.command, &slots.reader(running)),
                 Counting::Other(counts) => {
                     list(table, &invocation.command, &table.policy_counts(counts))
                 }
@@ -629,14 +629,14 @@ fn apply(
         command => {
             echo(table)?;
             let mut alloc = || match &mut counting {
-                Counting::Filter(slots) => slots.alloc(start),
+                Counting::Slots(slots) => slots.alloc(start),
                 Counting::Other(_) => 0,
             };
             ruleset::apply(table, command, &mut alloc).map(|()| {
                 // `-P` sets its chain's counters, to zero without `-c`.
                 if let Command::Policy { chain, .. } = command {
                     match counting {
-                        Counting::Filter(slots) => slots.set_policy(table, chain, start),
+                        Counting::Slots(slots) => slots.set_policy(table, chain, start),
                         Counting::Other(counts) => set_count(counts, chain, start),
                     }
                 }
