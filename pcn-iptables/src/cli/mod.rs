@@ -512,6 +512,17 @@ fn run_nat(dp: &Dataplane, state: State, invocation: &Invocation) -> Result<()> 
         if state.base(None).is_none() {
             return Ok(());
         }
+        // -Z commits the table, which restarts its policy counters: no count carried over.
+        let zeroed = match command {
+            Command::Zero { .. } => true,
+            Command::List { zero, .. } | Command::ListRules { zero, .. } => zero.is_some(),
+            _ => false,
+        };
+        if zeroed {
+            for chain in TableName::Nat.base_chains() {
+                slots.set_policy(&nat, chain, Counter::default());
+            }
+        }
         dp.start_grace();
         return install_nat(dp, state, nat, &slots);
     }
