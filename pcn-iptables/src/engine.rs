@@ -11,7 +11,7 @@ use crate::{
     compile::{self, Link, Program},
     dataplane::{self, Dataplane, State},
     error::{Error, OTHER_PROBLEM, RESOURCE_PROBLEM, Result},
-    model::{FIRST_RULE_COUNTER, Table},
+    model::{FIRST_RULE_COUNTER, Table, TableName},
 };
 
 /// Hands out counter slots no rule of the running ruleset uses, so that the running
@@ -39,6 +39,17 @@ impl Slots {
         self.fresh.push((self.next, start));
         self.next += 1;
         self.next - 1
+    }
+
+    /// Gives the nat table that `table` carries counter slots of its own where it has none yet
+    /// (stored by a version before nat counted: see `Tables::nat_counted`).
+    pub fn count_nat(&mut self, table: &mut Table) {
+        let tables = &mut table.tables;
+        if tables.nat().is_some() || !tables.others.iter().any(|(n, _)| *n == TableName::Nat) {
+            return;
+        }
+        let nat = tables.nat_counted(&mut |start| self.alloc(start));
+        tables.set_nat(nat);
     }
 
     /// Sets a base chain's policy counters (slots that never move) when the new ruleset goes
@@ -156,5 +167,52 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    fn nat_rule(line: &str, counter: u32) -> (String, crate::model::Rule) {
+        let words = crate::syntax::split_words(line).unwrap();
+        let (chain, mut rule) = crate::syntax::parse_rule_line(&words).unwrap();
+        rule.counter = counter;
+        (chain, rule)
+    }
+
+    #[test]
+    fn nat_counts_in_slots_of_its_own() {
+        use crate::model::TableName;
+        // A nat table stored before nat counted: its policies had the built-in slots 0..4.
+        let mut table = Table::default();
+        table
+            .tables
+            .set(TableName::Nat, Table::builtin(TableName::Nat));
+        table.tables.set_counts(
+            TableName::Nat,
+            vec![(
+                "OUTPUT".into(),
+                Counter {
+                    packets: 7,
+                    bytes: 8,
+                },
+            )],
+        );
+        assert!(table.tables.nat().is_none());
+        let mut slots = Slots::new(&table);
+        slots.count_nat(&mut table);
+        let nat = table.tables.nat().expect("nat counts now").clone();
+        let policies: Vec<u32> = nat.chains.iter().map(|c| c.policy_counter).collect();
+        assert_eq!(policies, [3, 4, 5, 6]);
+        assert!(table.tables.counts_of(TableName::Nat).is_empty());
+        let read = slots.reader(&|_| (0, 0));
+        assert_eq!(read(5), (7, 8), "OUTPUT's count carried over");
+        // Its slots are taken from now on, filter's rules get others.
+        let mut next = Slots::new(&table);
+        assert_eq!(next.alloc(Counter::default()), 7);
+        // Its rules' slots are taken too.
+        let mut nat = nat;
+        let (chain, rule) = nat_rule("-A POSTROUTING -p tcp -j SNAT --to-source 1.2.3.4:5-6", 9);
+        nat.chain_mut(&chain).unwrap().rules.push(rule);
+        table.tables.set_nat(nat);
+        assert!(table.counters().any(|slot| slot == 9));
+        slots.count_nat(&mut table);
+        assert_eq!(table.tables.nat().unwrap().chains[3].rules.len(), 1);
     }
 }

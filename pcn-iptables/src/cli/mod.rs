@@ -15,7 +15,7 @@ use crate::{
     engine,
     error::{Error, PARAMETER_PROBLEM, RESOURCE_PROBLEM, Result, VERSION_PROBLEM},
     listing,
-    model::{BASE_CHAINS, Command, Policy, Table, TableName, Tables, Wait, Zeroing},
+    model::{Command, Policy, Table, TableName, Tables, Wait, Zeroing},
     ruleset,
     syntax::{self, Invocation},
 };
@@ -142,13 +142,10 @@ fn install_sized(conntrack: Option<u32>, flows: Option<u32>) -> Result<()> {
     let Some(installed) = dp.installed_sizes()? else {
         dp.start_grace();
         let state = dp.read_state()?;
-        return engine::install(
-            &dp,
-            &state,
-            None,
-            &state.table,
-            &engine::Slots::new(&state.table),
-        );
+        let mut table = state.table.clone();
+        let mut slots = engine::Slots::new(&state.table);
+        slots.count_nat(&mut table);
+        return engine::install(&dp, &state, None, &table, &slots);
     };
     for (asked, has, what, entries) in [
         (
@@ -271,7 +268,7 @@ fn informational(prog: &str, command: &Command) -> bool {
     true
 }
 
-/// The commands on rules, which the tables other than filter do not take yet.
+/// The commands on rules, which mangle and raw do not take yet.
 fn is_rule_command(command: &Command) -> bool {
     matches!(
         command,
@@ -284,12 +281,12 @@ fn is_rule_command(command: &Command) -> bool {
     )
 }
 
-/// What the tables other than filter refuse for now, as a parameter problem before anything
-/// is touched: rules, and DROP policies (no packet goes through their chains yet, so a DROP
-/// policy would drop nothing, where netfilter's drops).
+/// What mangle and raw refuse for now, as a parameter problem before anything is touched:
+/// rules, and DROP policies (no packet goes through their chains yet, so a DROP policy would
+/// drop nothing, where netfilter's drops).
 pub(crate) fn refused_in(table: TableName, command: &Command) -> Option<Error> {
     match command {
-        _ if table == TableName::Filter => None,
+        _ if matches!(table, TableName::Filter | TableName::Nat) => None,
         command if is_rule_command(command) => Some(crate::xtables::unsupported(format_args!(
             "a rule in table `{}'",
             table.name()
@@ -302,7 +299,7 @@ pub(crate) fn refused_in(table: TableName, command: &Command) -> Option<Error> {
     }
 }
 
-/// The refusal of a DROP policy in a table other than filter.
+/// The refusal of a DROP policy in mangle or raw.
 pub(crate) fn drop_policy_in(table: TableName) -> Error {
     crate::xtables::unsupported(format_args!("policy DROP in table `{}'", table.name()))
 }
@@ -333,10 +330,10 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     }
     let state = dp.read_state()?;
     let loaded = state.table.tables.loaded.contains(&name);
-    let result = if name == TableName::Filter {
-        run_filter(&dp, state, &invocation)
-    } else {
-        run_other(&dp, state, name, &invocation)
+    let result = match name {
+        TableName::Filter => run_filter(&dp, state, &invocation),
+        TableName::Nat => run_nat(&dp, state, &invocation),
+        _ => run_other(&dp, state, name, &invocation),
     };
     // iptables-legacy has loaded the table by the time a command fails on it.
     if result.is_err() && !loaded {
@@ -444,17 +441,10 @@ fn run_filter(dp: &Dataplane, mut state: State, invocation: &Invocation) -> Resu
     // `-c` gives new rules their counts.
     let start = invocation.counters.unwrap_or_default();
     ruleset::apply(&mut new, command, &mut || slots.alloc(start))?;
-    ruleset::commit_checks(&new)?;
-    // iptables-legacy restarts the base chains' policy counters on every change; `-P` with
-    // `-c` sets its chain's.
-    for chain in BASE_CHAINS {
-        let start = match command {
-            Command::Policy { chain: c, .. } if c == chain => start,
-            _ => Counter::default(),
-        };
-        slots.set_policy(&new, chain, start);
-    }
+    ruleset::commit_checks(&new, TableName::Filter)?;
+    restart_policies(&mut slots, &new, TableName::Filter, invocation);
     new.tables.load(TableName::Filter);
+    slots.count_nat(&mut new);
     engine::install(
         dp,
         &state,
@@ -464,7 +454,102 @@ fn run_filter(dp: &Dataplane, mut state: State, invocation: &Invocation) -> Resu
     )
 }
 
-/// A command on nat, mangle or raw (no rules there: `run` refused rule commands). Nothing
+/// iptables-legacy restarts the base chains' policy counters of a table on every change to it;
+/// `-P` with `-c` sets its chain's.
+fn restart_policies(slots: &mut engine::Slots, table: &Table, name: TableName, i: &Invocation) {
+    for chain in name.base_chains() {
+        let start = match &i.command {
+            Command::Policy { chain: c, .. } if c == chain => i.counters.unwrap_or_default(),
+            _ => Counter::default(),
+        };
+        slots.set_policy(table, chain, start);
+    }
+}
+
+/// A command on the nat table, which counts in the data plane as filter does: its rules and
+/// policies have counter slots of their own, and a change compiles a new generation.
+fn run_nat(dp: &Dataplane, state: State, invocation: &Invocation) -> Result<()> {
+    let mut slots = engine::Slots::new(&state.table);
+    let stored = state.table.tables.nat().is_some();
+    let mut nat = state
+        .table
+        .tables
+        .nat_counted(&mut |start| slots.alloc(start));
+    let command = &invocation.command;
+    let echo = |table: &Table| -> Result<()> {
+        if invocation.verbose {
+            print(&listing::verbose_echo(table, command)?);
+        }
+        Ok(())
+    };
+    if reads_only(&nat, command) {
+        // Slots new to the nat table read as they will start.
+        let running = dp.counters()?;
+        let counters = slots.reader(&running);
+        match command {
+            Command::List { .. } | Command::ListRules { .. } => {
+                let (chain, rulenum, zeroing) = list(&nat, command, &counters)?;
+                zero_after_listing(dp, &nat, chain, rulenum, zeroing, || echo(&nat))?;
+            }
+            Command::Check { chain, rules } => {
+                echo(&nat)?;
+                for rule in rules {
+                    ruleset::check(&nat, chain, rule)?;
+                }
+            }
+            Command::Zero { chain, rulenum } => {
+                echo(&nat)?;
+                let zeroed = ruleset::zero_slots(&nat, chain.as_deref(), *rulenum)?;
+                zero(dp, &nat, zeroed)?;
+            }
+            _ => echo(&nat)?,
+        }
+        if stored {
+            return record_loaded(dp, state, TableName::Nat);
+        }
+        // First used: stored with its slots (where pcn-iptables is installed), as
+        // iptables-legacy loads it.
+        if state.base(None).is_none() {
+            return Ok(());
+        }
+        // -Z commits the table, which restarts its policy counters: no count carried over.
+        let zeroed = match command {
+            Command::Zero { .. } => true,
+            Command::List { zero, .. } | Command::ListRules { zero, .. } => zero.is_some(),
+            _ => false,
+        };
+        if zeroed {
+            for chain in TableName::Nat.base_chains() {
+                slots.set_policy(&nat, chain, Counter::default());
+            }
+        }
+        dp.start_grace();
+        return install_nat(dp, state, nat, &slots);
+    }
+    echo(&nat)?;
+    let start = invocation.counters.unwrap_or_default();
+    ruleset::apply(&mut nat, command, &mut || slots.alloc(start))?;
+    ruleset::commit_checks(&nat, TableName::Nat)?;
+    restart_policies(&mut slots, &nat, TableName::Nat, invocation);
+    install_nat(dp, state, nat, &slots)
+}
+
+/// Installs `nat` as the nat table, loaded, the rest as it runs; `slots` has its new counters.
+fn install_nat(dp: &Dataplane, mut state: State, nat: Table, slots: &engine::Slots) -> Result<()> {
+    let old = crate::compile::slots_of(&state.table);
+    let mut new = std::mem::take(&mut state.table);
+    new.tables.set_nat(nat);
+    new.tables.load(TableName::Nat);
+    engine::install(
+        dp,
+        &state,
+        Some(crate::compile::Old::Slots(&old)),
+        &new,
+        slots,
+    )
+}
+
+/// A command on mangle or raw (no rules there: `run` refused rule commands). Nothing
 /// counts there yet: the policy counters are what `-P -c` set, until the table's next change.
 fn run_other(dp: &Dataplane, state: State, name: TableName, invocation: &Invocation) -> Result<()> {
     let mut table = state.table.tables.get(name);
@@ -500,7 +585,7 @@ fn run_other(dp: &Dataplane, state: State, name: TableName, invocation: &Invocat
         command => {
             echo()?;
             ruleset::apply(&mut table, command, &mut || 0)?;
-            ruleset::commit_checks(&table)?;
+            ruleset::commit_checks(&table, name)?;
             // A change restarts the table's policy counters; `-P` with `-c` sets its chain's.
             let set = match (command, invocation.counters) {
                 (Command::Policy { chain, .. }, Some(c)) => vec![(chain.clone(), c)],
@@ -542,7 +627,8 @@ fn commit_tables(dp: &Dataplane, mut state: State, change: impl FnOnce(&mut Tabl
     let old = crate::compile::slots_of(&state.table);
     let mut new = std::mem::take(&mut state.table);
     change(&mut new.tables);
-    let slots = engine::Slots::new(&new);
+    let mut slots = engine::Slots::new(&new);
+    slots.count_nat(&mut new);
     engine::install(
         dp,
         &state,

@@ -6,8 +6,9 @@ use super::matches::Target;
 use super::rule::Rule;
 use pcn_iptables_common::Counter;
 
-/// iptables' tables. pcn-iptables filters with the filter table; nat, mangle and raw have their
-/// chains (built-in and user-defined) but no rules yet; security is named only (refused).
+/// iptables' tables. pcn-iptables filters with the filter table and translates with the nat
+/// table; mangle and raw have their chains (built-in and user-defined) but no rules yet;
+/// security is named only (refused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TableName {
     Filter,
@@ -51,7 +52,8 @@ impl TableName {
         }
     }
 
-    /// The tables pcn-iptables keeps besides filter (chains and policies; no rules yet).
+    /// The tables pcn-iptables keeps besides filter (nat with its rules; mangle and raw, chains
+    /// and policies only).
     pub const OTHERS: [TableName; 3] = [TableName::Nat, TableName::Mangle, TableName::Raw];
 
     /// Whether pcn-iptables has this table (all but security).
@@ -92,8 +94,8 @@ pub struct Chain {
 }
 
 /// One table's chains. The filter table, the one the compiler and the data plane see, also
-/// carries the namespace's other tables (`tables`), which they ignore and the stored state
-/// keeps with it.
+/// carries the namespace's other tables (`tables`): the compiler takes nat's chains from there,
+/// and the stored state keeps them all with it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Table {
     pub chains: Vec<Chain>,
@@ -108,11 +110,13 @@ pub struct Tables {
     /// kernel's list, which iptables-legacy-save prints. A table is loaded by the first command
     /// that opens it (a listing too) and stays loaded.
     pub loaded: Vec<TableName>,
-    /// nat, mangle and raw as they stand, those that were loaded (chains without rules).
+    /// nat, mangle and raw as they stand, those that were loaded (mangle and raw without
+    /// rules).
     pub others: Vec<(TableName, Table)>,
-    /// The policy counters of those tables that are not zero, by chain name: set by `-P -c`
+    /// The policy counters of mangle and raw that are not zero, by chain name: set by `-P -c`
     /// or a restore with `-c` (nothing counts there yet). As iptables-legacy does, a table's
-    /// next change restarts them.
+    /// next change restarts them. (The nat table counts in the data plane, as filter does;
+    /// versions before kept its policies' counts here too.)
     pub counts: Vec<(TableName, String, Counter)>,
 }
 
@@ -154,6 +158,45 @@ impl Tables {
         );
     }
 
+    /// The nat table as it counts in the data plane, its rules and its policies in counter
+    /// slots of their own; `None` when it has none yet (never stored, or stored by a version
+    /// before nat counted, whose nat policies had the built-in slots, filter's).
+    pub fn nat(&self) -> Option<&Table> {
+        self.others
+            .iter()
+            .find(|(n, _)| *n == TableName::Nat)
+            .map(|(_, t)| t)
+            .filter(|t| {
+                t.chains
+                    .iter()
+                    .all(|c| c.policy.is_none() || c.policy_counter >= FIRST_RULE_COUNTER)
+            })
+    }
+
+    /// The nat table with counter slots of its own: as stored, or else its chains with slots
+    /// from `alloc` for its policies, which start from the counts kept for them.
+    pub fn nat_counted(&self, alloc: &mut dyn FnMut(Counter) -> u32) -> Table {
+        if let Some(nat) = self.nat() {
+            return nat.clone();
+        }
+        let mut nat = self.get(TableName::Nat);
+        let counts = self.counts_of(TableName::Nat);
+        for chain in nat.chains.iter_mut().filter(|c| c.policy.is_some()) {
+            let start = counts
+                .iter()
+                .find(|(name, _)| *name == chain.name)
+                .map_or_else(Counter::default, |(_, c)| *c);
+            chain.policy_counter = alloc(start);
+        }
+        nat
+    }
+
+    /// Stores `nat`, which counts in the data plane (no counts kept for it here).
+    pub fn set_nat(&mut self, nat: Table) {
+        self.set(TableName::Nat, nat);
+        self.set_counts(TableName::Nat, Vec::new());
+    }
+
     /// Records that `name` was loaded (first in the list); `false` if it already was.
     pub fn load(&mut self, name: TableName) -> bool {
         if self.loaded.contains(&name) {
@@ -175,7 +218,8 @@ impl Default for Table {
 
 impl Table {
     /// A table with its built-in chains only, their policies ACCEPT, counting in slots
-    /// 0.. in order (the filter table's slots 0..FIRST_RULE_COUNTER; the other tables count
+    /// 0.. in order (the filter table's slots 0..FIRST_RULE_COUNTER; nat's policies get slots
+    /// of their own when it is stored, see [`Tables::nat_counted`]; mangle and raw count
     /// nothing yet: see [`Table::policy_counts`]).
     pub fn builtin(name: TableName) -> Table {
         Table::of_chains(
@@ -228,8 +272,8 @@ impl Table {
             .count()
     }
 
-    /// A counter reader for a table other than filter: its policies' `counts` (by chain name),
-    /// zero elsewhere.
+    /// A counter reader for mangle and raw: their policies' `counts` (by chain name), zero
+    /// elsewhere.
     pub fn policy_counts<'a>(
         &'a self,
         counts: &'a [(String, Counter)],
@@ -243,9 +287,10 @@ impl Table {
         }
     }
 
-    /// Every counter slot in use.
+    /// Every counter slot in use: this table's, and the nat table's it carries.
     pub fn counters(&self) -> impl Iterator<Item = u32> + '_ {
-        self.chains.iter().flat_map(|c| {
+        let nat = self.tables.nat().map(|t| &t.chains[..]).unwrap_or_default();
+        self.chains.iter().chain(nat).flat_map(|c| {
             std::iter::once(c.policy_counter).chain(c.rules.iter().map(|r| r.counter))
         })
     }

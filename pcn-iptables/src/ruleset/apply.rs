@@ -10,7 +10,8 @@ use super::names::no_chain;
 use crate::error::{Error, OTHER_PROBLEM, Result};
 use crate::ext::limit;
 use crate::model::{
-    Chain, Command, IPPROTO_ICMP, IPPROTO_TCP, MAX_CHAIN_LABEL, Match, Rule, Table, Target,
+    Chain, Command, IPPROTO_ICMP, IPPROTO_TCP, MAX_CHAIN_LABEL, Match, NatKind, Rule, Table,
+    TableName, Target,
 };
 
 fn plain(message: &str) -> Error {
@@ -26,11 +27,12 @@ fn bad_rule() -> Error {
 }
 
 /// What `-D` and `-C` say when no rule matches `rule`: libiptc reports a missing rule with a
-/// jump as a missing chain.
+/// jump, or with a target extension (REJECT, LOG, the nat targets), as a missing chain.
 fn missing(rule: &Rule) -> Error {
-    match rule.target.as_ref().and_then(Target::chain) {
-        Some(_) => no_chain(),
-        None => bad_rule(),
+    match &rule.target {
+        Some(Target::Jump(_) | Target::Goto(_) | Target::Reject(_) | Target::Log(_)) => no_chain(),
+        Some(Target::Nat(_)) => no_chain(),
+        _ => bad_rule(),
     }
 }
 
@@ -322,15 +324,15 @@ fn map_targets(table: &Table, rules: &[Rule]) -> Result<()> {
 }
 
 /// The checks the kernel makes when a table is committed (libiptc's errors come from
-/// there): a loop reachable from a base chain, a port match whose protocol the rule does not
-/// have, a jump to `standard`. Made once per commit rather than per rule, as iptables-restore
-/// does at COMMIT.
-pub fn commit_checks(table: &Table) -> Result<()> {
+/// there): a loop reachable from a base chain, a match or target in a table or at a hook it
+/// does not take, a port match whose protocol the rule does not have, a jump to `standard`.
+/// Made once per commit rather than per rule, as iptables-restore does at COMMIT.
+pub fn commit_checks(table: &Table, name: TableName) -> Result<()> {
     find_loop(table)?;
-    let from_output = reachable(table, "OUTPUT");
-    for chain in &table.chains {
-        for rule in &chain.rules {
-            check_entry(rule, from_output.contains(chain.name.as_str()))?;
+    let hooks = hook_masks(table);
+    for (chain, masks) in table.chains.iter().zip(&hooks) {
+        for (rule, &mask) in chain.rules.iter().zip(masks) {
+            check_entry(rule, name, mask)?;
         }
     }
     let rules = || table.chains.iter().flat_map(|c| &c.rules);
@@ -340,21 +342,96 @@ pub fn commit_checks(table: &Table) -> Result<()> {
     Ok(())
 }
 
-/// The kernel's `checkentry` of a rule's matches and target; `output`: the rule can be
-/// reached from the OUTPUT hook.
-fn check_entry(rule: &Rule, output: bool) -> Result<()> {
+/// Netfilter's hooks, as the bits of a rule's hook mask (the kernel's `comefrom`).
+mod hook {
+    pub const PREROUTING: u8 = 1 << 0;
+    pub const INPUT: u8 = 1 << 1;
+    pub const FORWARD: u8 = 1 << 2;
+    pub const OUTPUT: u8 = 1 << 3;
+    pub const POSTROUTING: u8 = 1 << 4;
+
+    /// The hook of a base chain.
+    pub fn of(base: &str) -> u8 {
+        match base {
+            "PREROUTING" => PREROUTING,
+            "INPUT" => INPUT,
+            "FORWARD" => FORWARD,
+            "OUTPUT" => OUTPUT,
+            _ => POSTROUTING,
+        }
+    }
+}
+
+/// The hooks each rule can be reached from (by chain, in table order), as the kernel's
+/// `mark_source_chains` marks them: its walk of a chain stops at an unconditional ACCEPT,
+/// DROP or RETURN, so the rules after one are checked for no hook at all.
+fn hook_masks(table: &Table) -> Vec<Vec<u8>> {
+    let index: HashMap<&str, usize> = table
+        .chains
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    let mut masks: Vec<Vec<u8>> = table
+        .chains
+        .iter()
+        .map(|c| vec![0; c.rules.len()])
+        .collect();
+    for (base, chain) in table.chains.iter().enumerate() {
+        if chain.policy.is_none() {
+            continue;
+        }
+        let bit = hook::of(&chain.name);
+        let mut seen = HashSet::new();
+        let mut todo = vec![base];
+        while let Some(at) = todo.pop() {
+            if !seen.insert(at) {
+                continue;
+            }
+            for (i, rule) in table.chains[at].rules.iter().enumerate() {
+                masks[at][i] |= bit;
+                if let Some(to) = rule.target.as_ref().and_then(Target::chain) {
+                    todo.extend(index.get(to));
+                }
+                if ends_walk(rule) {
+                    break;
+                }
+            }
+        }
+    }
+    masks
+}
+
+/// An unconditional standard verdict (the kernel's `unconditional()` with a verdict < 0).
+fn ends_walk(rule: &Rule) -> bool {
+    rule.src.is_none()
+        && rule.dst.is_none()
+        && rule.in_iface.is_none()
+        && rule.out_iface.is_none()
+        && rule.proto.is_none()
+        && rule.fragment.is_none()
+        && rule.matches.is_empty()
+        && matches!(
+            rule.target,
+            Some(Target::Accept | Target::Drop | Target::Return)
+        )
+}
+
+/// The kernel's `checkentry` of a rule's matches and target, and xtables' checks of the table
+/// and the hooks (`hooks`: those the rule can be reached from) they are valid in.
+fn check_entry(rule: &Rule, table: TableName, hooks: u8) -> Result<()> {
     // The protocol matches and tcp-reset need `-p` to name their protocol, not negated.
     let proto_is = |proto: u8| {
         rule.proto
             .as_ref()
             .is_some_and(|p| !p.negated && p.value == proto)
     };
+    let only = |allowed: u8| hooks & !allowed == 0;
     for m in &rule.matches {
         let ok = match m {
             Match::Ports { proto, .. } => proto_is(*proto),
             Match::Icmp(_) => proto_is(IPPROTO_ICMP),
-            // xt_mac hooks: PREROUTING, INPUT, FORWARD.
-            Match::Mac(_) => !output,
+            Match::Mac(_) => only(hook::PREROUTING | hook::INPUT | hook::FORWARD),
             Match::Limit(limit) if !limit::kernel_accepts(limit) => {
                 return Err(plain("Numerical result out of range"));
             }
@@ -364,25 +441,28 @@ fn check_entry(rule: &Rule, output: bool) -> Result<()> {
             return Err(invalid());
         }
     }
-    if rule.target == Some(Target::Reject(reject::TCP_RESET)) && !proto_is(IPPROTO_TCP) {
+    let ok = match &rule.target {
+        // ipt_REJECT: the filter table only.
+        Some(Target::Reject(with)) => {
+            table == TableName::Filter && (*with != reject::TCP_RESET || proto_is(IPPROTO_TCP))
+        }
+        Some(Target::Nat(nat)) => {
+            table == TableName::Nat
+                && only(match nat.kind {
+                    NatKind::Snat => hook::POSTROUTING | hook::INPUT,
+                    NatKind::Dnat | NatKind::Redirect => hook::PREROUTING | hook::OUTPUT,
+                    NatKind::Masquerade => hook::POSTROUTING,
+                    NatKind::Netmap => {
+                        hook::PREROUTING | hook::POSTROUTING | hook::OUTPUT | hook::INPUT
+                    }
+                })
+        }
+        _ => true,
+    };
+    if !ok {
         return Err(invalid());
     }
     Ok(())
-}
-
-/// The chains a packet entering `base` can reach through jumps and gotos, `base` included.
-fn reachable<'a>(table: &'a Table, base: &'a str) -> HashSet<&'a str> {
-    let mut seen = HashSet::from([base]);
-    let mut todo = vec![base];
-    while let Some(chain) = todo.pop() {
-        let rules = table.chain(chain).map_or(&[][..], |c| c.rules.as_slice());
-        for to in rules.iter().filter_map(|r| r.target.as_ref()?.chain()) {
-            if seen.insert(to) {
-                todo.push(to);
-            }
-        }
-    }
-    seen
 }
 
 /// The kernel's `mark_source_chains`: a table where a chain reachable from a base chain can

@@ -32,7 +32,7 @@ fn run(lines: &[&str]) -> (String, Vec<String>) {
                 "{line} changed the table"
             );
         }
-        match result.and_then(|()| commit_checks(&changed)) {
+        match result.and_then(|()| commit_checks(&changed, TableName::Filter)) {
             Ok(()) => t = changed,
             Err(e) => errors.push(format!("{} {}", e.code, e.render("iptables"))),
         }
@@ -373,4 +373,92 @@ fn counters_flush_and_policy() {
     apply(&mut t, &command("-C OUTPUT -j DROP"), &mut alloc).unwrap();
     apply(&mut t, &command("-F"), &mut alloc).unwrap();
     assert!(t.chains.iter().all(|c| c.rules.is_empty()));
+}
+
+/// Runs `-t nat` command lines on an empty nat table, each committed as `cli::run_nat` does;
+/// returns which ones the kernel's checks refuse (by index).
+fn nat_refusals(lines: &[&str]) -> Vec<usize> {
+    let mut t = Table::builtin(TableName::Nat);
+    let mut refused = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let words = split_words(&format!("-t nat {line}")).unwrap();
+        let command = parse_args("iptables", &words).unwrap().command;
+        let mut changed = t.clone();
+        let result = apply(&mut changed, &command, &mut || 100 + i as u32)
+            .and_then(|()| commit_checks(&changed, TableName::Nat));
+        match result {
+            Ok(()) => t = changed,
+            Err(e) => {
+                assert_eq!(
+                    e.render("iptables"),
+                    "iptables: Invalid argument. Run `dmesg' for more information.\n",
+                    "{line}"
+                );
+                refused.push(i);
+            }
+        }
+    }
+    refused
+}
+
+#[test]
+fn nat_targets_only_at_their_hooks() {
+    let refused = nat_refusals(&[
+        "-A PREROUTING -j SNAT --to-source 1.2.3.4",
+        "-A INPUT -j SNAT --to-source 1.2.3.4",
+        "-A OUTPUT -j MASQUERADE",
+        "-A POSTROUTING -j MASQUERADE",
+        "-A POSTROUTING -j DNAT --to-destination 1.2.3.4",
+        "-A OUTPUT -j DNAT --to-destination 1.2.3.4",
+        "-A INPUT -j REDIRECT",
+        "-A PREROUTING -j REDIRECT",
+        "-A INPUT -j NETMAP --to 10.0.0.0/8",
+        "-A INPUT -j REJECT",
+        "-A PREROUTING -m mac --mac-source 00:11:22:33:44:55",
+        "-A POSTROUTING -m mac --mac-source 00:11:22:33:44:55",
+    ]);
+    assert_eq!(refused, [0, 2, 4, 6, 9, 11]);
+}
+
+#[test]
+fn nat_hooks_follow_jumps_and_stop_at_unconditional_verdicts() {
+    let refused = nat_refusals(&[
+        // A user chain no base chain reaches is checked for no hook.
+        "-N u",
+        "-A u -j SNAT --to-source 1.2.3.4",
+        "-A u -j DNAT --to-destination 1.2.3.4",
+        "-A PREROUTING -j u",
+        "-A POSTROUTING -g u",
+        "-F u",
+        "-A u -j MASQUERADE",
+        "-A POSTROUTING -j u",
+        "-A OUTPUT -p tcp -j u",
+        // Through a second chain.
+        "-N v",
+        "-A v -j u",
+        "-A PREROUTING -j v",
+        // The kernel's walk stops at an unconditional ACCEPT or RETURN: what follows it is
+        // checked for no hook; a conditional one does not stop it.
+        "-A OUTPUT -j ACCEPT",
+        "-A OUTPUT -j MASQUERADE",
+        "-N w",
+        "-A w -j RETURN",
+        "-A w -j MASQUERADE",
+        "-A PREROUTING -j w",
+        "-N x",
+        "-A x -p tcp -j RETURN",
+        "-A x -j MASQUERADE",
+        "-A PREROUTING -j x",
+    ]);
+    assert_eq!(refused, [3, 4, 8, 11, 21]);
+}
+
+#[test]
+fn nat_targets_are_refused_outside_nat() {
+    let (_, errors) = run(&[
+        "-A INPUT -j SNAT --to-source 1.2.3.4",
+        "-A USER -j MASQUERADE",
+    ]);
+    let invalid = "1 iptables: Invalid argument. Run `dmesg' for more information.\n";
+    assert_eq!(errors, [invalid, invalid]);
 }

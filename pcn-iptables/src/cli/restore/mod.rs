@@ -13,7 +13,7 @@ use crate::{
     dataplane::{Dataplane, State, lock},
     error::{Error, OTHER_PROBLEM, Result, Style},
     listing,
-    model::{BASE_CHAINS, Chain, Command, Policy, Table, TableName, Zeroing},
+    model::{Chain, Command, Policy, Table, TableName, Zeroing},
     ruleset,
     syntax::{
         self,
@@ -92,8 +92,8 @@ enum Flow {
 
 /// A table between its `*` line and its COMMIT.
 enum Open {
-    /// filter, nat, mangle or raw. Only the filter table reaches the compiler and counts;
-    /// the others have chains and policies, no rules yet.
+    /// filter, nat, mangle or raw. filter and nat reach the compiler and count; mangle and
+    /// raw have chains and policies, no rules yet.
     Kept {
         name: TableName,
         dp: Box<Dataplane>,
@@ -103,9 +103,9 @@ enum Open {
         /// The table as restored so far (for filter, the whole ruleset, the other tables
         /// with it).
         table: Table,
-        /// The filter table's counter slots.
+        /// The counter slots of filter and nat.
         slots: engine::Slots,
-        /// The other tables' policy counters that the file sets (nothing counts there yet).
+        /// The policy counters of mangle or raw that the file sets (nothing counts there yet).
         counts: Vec<(String, Counter)>,
     },
     /// security, which pcn-iptables does not have: accepted empty (what iptables-save prints
@@ -233,11 +233,15 @@ impl Restore<'_> {
                     dp.start_setup();
                 }
                 let running = Box::new(dp.read_state()?);
+                let mut slots = engine::Slots::new(&running.table);
                 let mut table = match kept {
                     TableName::Filter => running.table.clone(),
+                    TableName::Nat => running
+                        .table
+                        .tables
+                        .nat_counted(&mut |start| slots.alloc(start)),
                     other => running.table.tables.get(other),
                 };
-                let slots = engine::Slots::new(&running.table);
                 if flush {
                     let echo = flush_table(&mut table);
                     if verbose {
@@ -368,17 +372,16 @@ impl Restore<'_> {
                 counts,
                 ..
             } => {
-                if *kept != TableName::Filter && policy == Policy::Drop {
+                // nat takes DROP here, where iptables refuses `-P` DROP.
+                if counts_in_dataplane(*kept) {
+                    slots.set_policy(table, name, start);
+                } else if policy == Policy::Drop {
                     return Err(at_line(drop_policy_in(*kept), prog, number));
+                } else {
+                    set_count(counts, name, start);
                 }
                 if let Some(chain) = table.chain_mut(name) {
                     chain.policy = Some(policy);
-                }
-                // Only the filter table counts (its policies' slots are its own).
-                if *kept == TableName::Filter {
-                    slots.set_policy(table, name, start);
-                } else {
-                    set_count(counts, name, start);
                 }
             }
             Open::Empty { name: table, .. } => {
@@ -449,8 +452,8 @@ impl Restore<'_> {
             }
         }
         let running = dp.counters()?;
-        let counting = if name == TableName::Filter {
-            Counting::Filter(slots)
+        let counting = if counts_in_dataplane(name) {
+            Counting::Slots(slots)
         } else {
             Counting::Other(counts)
         };
@@ -471,13 +474,13 @@ impl Restore<'_> {
             name,
             dp,
             mut running,
-            mut table,
+            table,
             mut slots,
             counts,
             ..
         }) = self.open.take()
         {
-            if name != TableName::Filter {
+            if !counts_in_dataplane(name) {
                 // Nothing to compile or count: the table goes into the stored state. `--test`
                 // commits nothing, but iptables-legacy-restore has loaded the table.
                 if self.options.test {
@@ -489,17 +492,17 @@ impl Restore<'_> {
                     // The commit restarts the policy counters the file does not set.
                     new.tables.set_counts(name, counts);
                     new.tables.load(name);
-                    let slots = engine::Slots::new(&new);
+                    let mut slots = engine::Slots::new(&new);
+                    slots.count_nat(&mut new);
                     let old = Some(crate::compile::Old::Slots(&old));
                     engine::install(&dp, &running, old, &new, &slots).map_err(failed)?;
                     self.committed = true;
                 }
                 return Ok(());
             }
-            table.tables.load(TableName::Filter);
             // iptables-legacy restarts the base chains' policy counters on every commit, where
             // the file does not set them.
-            for chain in BASE_CHAINS {
+            for chain in name.base_chains() {
                 if let Some(c) = table.chain(chain)
                     && !slots
                         .fresh
@@ -509,13 +512,28 @@ impl Restore<'_> {
                     slots.set_policy(&table, chain, Counter::default());
                 }
             }
-            // The kernel's own checks fail the COMMIT line, with nothing but that to say.
-            ruleset::commit_checks(&table).map_err(|_| line_failed(prog, number))?;
+            // The kernel's own checks fail the COMMIT line, with nothing but that to say;
+            // `--test` commits nothing, so the kernel checks nothing.
+            if !self.options.test {
+                ruleset::commit_checks(&table, name).map_err(|_| line_failed(prog, number))?;
+            }
+            // nat goes live with the rest as it runs.
+            let old = crate::compile::slots_of(&running.table);
+            let (mut table, old) = match name {
+                TableName::Nat => {
+                    let mut new = running.table.clone();
+                    new.tables.set_nat(table);
+                    (new, Some(crate::compile::Old::Slots(&old)))
+                }
+                _ => (table, None),
+            };
+            table.tables.load(name);
+            slots.count_nat(&mut table);
             if self.options.test {
                 engine::compile(&table, &slots).map_err(failed)?;
                 super::record_loaded(&dp, *running, name).map_err(failed)?;
             } else {
-                engine::install(&dp, &running, None, &table, &slots).map_err(failed)?;
+                engine::install(&dp, &running, old, &table, &slots).map_err(failed)?;
                 self.committed = true;
             }
         }
@@ -523,10 +541,16 @@ impl Restore<'_> {
     }
 }
 
-/// What counts in an open table: the filter table's slots, or the policy counters set in one
-/// of the others (which count nothing yet).
+/// Whether a table counts in the data plane, in counter slots of its own (filter and nat), or
+/// keeps its policy counters in the stored state (mangle and raw, which count nothing yet).
+fn counts_in_dataplane(name: TableName) -> bool {
+    matches!(name, TableName::Filter | TableName::Nat)
+}
+
+/// What counts in an open table: the counter slots (filter and nat), or the policy counters
+/// set in mangle or raw.
 enum Counting<'a> {
-    Filter(&'a mut engine::Slots),
+    Slots(&'a mut engine::Slots),
     Other(&'a mut Vec<(String, Counter)>),
 }
 
@@ -540,7 +564,7 @@ impl Counting<'_> {
     /// Zeroes counter slots of `table`. As libiptc zeroes only the counters it read from the
     /// kernel, those this restore set keep their counts: in the other tables, all it has.
     fn zero(&mut self, zeroed: Vec<u32>) {
-        if let Counting::Filter(slots) = self {
+        if let Counting::Slots(slots) = self {
             slots.zero(zeroed);
         }
     }
@@ -576,7 +600,7 @@ fn apply(
             ..
         } => {
             let text = match &counting {
-                Counting::Filter(slots) => list(table, &invocation.command, &slots.reader(running)),
+                Counting::Slots(slots) => list(table, &invocation.command, &slots.reader(running)),
                 Counting::Other(counts) => {
                     list(table, &invocation.command, &table.policy_counts(counts))
                 }
@@ -605,14 +629,14 @@ fn apply(
         command => {
             echo(table)?;
             let mut alloc = || match &mut counting {
-                Counting::Filter(slots) => slots.alloc(start),
+                Counting::Slots(slots) => slots.alloc(start),
                 Counting::Other(_) => 0,
             };
             ruleset::apply(table, command, &mut alloc).map(|()| {
                 // `-P` sets its chain's counters, to zero without `-c`.
                 if let Command::Policy { chain, .. } = command {
                     match counting {
-                        Counting::Filter(slots) => slots.set_policy(table, chain, start),
+                        Counting::Slots(slots) => slots.set_policy(table, chain, start),
                         Counting::Other(counts) => set_count(counts, chain, start),
                     }
                 }
