@@ -25,8 +25,9 @@ pub const MAX_COUNTERS: u32 = 65536;
 /// made as the rules need them (slot `s` is index `s % COUNTER_PAGE` of page `s / COUNTER_PAGE`).
 pub const COUNTER_PAGE: u32 = 1024;
 pub const COUNTER_PAGES: u32 = MAX_COUNTERS / COUNTER_PAGE;
-/// Chains (base and user-defined) the data plane can evaluate.
-pub const MAX_CHAINS: u32 = 1024;
+/// Chains (base and user-defined, every table) the data plane can evaluate: a chain id is
+/// 16 bits of a field key. Each generation's chain array is sized to its chains.
+pub const MAX_CHAINS: u32 = 65536;
 /// Nested `-j` calls to user chains a packet may be inside at once.
 pub const MAX_CALL_DEPTH: usize = 16;
 

@@ -38,15 +38,11 @@ pub(super) fn nat(table: &Table) -> Option<&Table> {
     if !table.tables.loaded.contains(&TableName::Nat) {
         return None;
     }
-    let kept = table
-        .tables
-        .others
-        .iter()
-        .find(|(n, _)| *n == TableName::Nat);
-    Some(kept.map_or(&*BUILTIN_NAT, |(_, t)| t))
+    Some(table.tables.nat().unwrap_or(&BUILTIN_NAT))
 }
 
-/// A nat table loaded and never changed: its base chains, ACCEPT, counting nothing.
+/// A nat table without counter slots of its own yet: its base chains, ACCEPT, counting
+/// nothing.
 static BUILTIN_NAT: std::sync::LazyLock<Table> = std::sync::LazyLock::new(|| {
     let mut t = Table::builtin(TableName::Nat);
     for c in &mut t.chains {

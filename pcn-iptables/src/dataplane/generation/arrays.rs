@@ -371,8 +371,7 @@ pub(super) fn new_arrays(program: &Program) -> Result<(Arrays, impl FnOnce(&Prog
 
 /// New arrays for `program`, chains and actions written, the bitmap array mapped.
 pub(super) fn new_arrays_mapped(program: &Program) -> Result<(Arrays, sys::Mapping)> {
-    let (chains, mut m) =
-        new_array::<ChainConfig>("CHAINS", pcn_iptables_common::MAX_CHAINS as usize)?;
+    let (chains, mut m) = new_array::<ChainConfig>("CHAINS", headroom(program.chains.len()))?;
     put(&mut m, &with_epoch(&program.chains));
     let (actions, mut m) = new_array::<Action>("ACTIONS", headroom(program.actions.len()))?;
     put(&mut m, &program.actions);
