@@ -407,7 +407,9 @@ pub struct PacketInfo {
     pub nat_new: u8,
     pub ct_nat: u8,
     pub ct_rewritten: u8,
-    pub _nat_pad: [u8; 3],
+    /// 1 for a reply of a `nat_flag::LOOPED` connection.
+    pub ct_looped: u8,
+    pub _nat_pad: [u8; 2],
     /// The nat target a nat chain matched, for the mapping.
     pub nat_rule: NatRule,
     /// A new connection's first packet's tuple, and the same as nat rewrites it.

@@ -110,6 +110,11 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
     pkt.in_ifindex = ifindex;
     pkt.out_ifindex = 0;
     pkt.slot = slot;
+    // Judged on the device it came in by, and sent on to the socket through lo (see
+    // `nat_flag::LOOPED`).
+    if ifindex == LOOPBACK_IFINDEX && pkt.ct_looped != 0 {
+        return Some(Next::Verdict(xdp_action::XDP_PASS));
+    }
     // A new connection meets nat PREROUTING first, before the routing decision.
     pkt.nat_new = (flags & chain_flag::NAT != 0 && pkt.ct_commit != 0) as u8;
     if pkt.nat_new != 0 {
@@ -266,8 +271,8 @@ fn tc_next(ctx: &TcContext, next: Next<i32>) -> i32 {
             TC_ACT_SHOT
         }
         Next::Translate => match nat::translate(ctx, nat::hook::LOCAL) {
-            true => nat::reroute(ctx),
-            false => TC_ACT_UNSPEC,
+            nat::then::REROUTE => nat::reroute(ctx),
+            _ => TC_ACT_UNSPEC,
         },
     }
 }
@@ -401,8 +406,19 @@ pub fn pcn_answer(ctx: TcContext) -> i32 {
     if let Some((_, flags)) = generation()
         && flags & chain_flag::NAT != 0
         && unsafe { (*ctx.skb.skb).ifindex } != LOOPBACK_IFINDEX
+        && nat::translate(&ctx, nat::hook::INGRESS) == nat::then::LOOP
     {
-        nat::translate(&ctx, nat::hook::INGRESS);
+        // Out of lo, routed there as the kernel routes what it sends itself: the local route
+        // stays on the skb, so that lo's input takes the local source (an input route lookup
+        // would call it a martian).
+        return unsafe {
+            aya_ebpf::helpers::generated::bpf_redirect_neigh(
+                LOOPBACK_IFINDEX,
+                core::ptr::null_mut(),
+                0,
+                0,
+            ) as i32
+        };
     }
     TC_ACT_UNSPEC
 }

@@ -255,6 +255,13 @@ pub(crate) fn commit(pkt: &mut PacketInfo) -> bool {
         0
     };
     nat::map(&mut pkt.ct_entry, &orig, &xlat, local);
+    // Its first packet was routed to a local address, and OUTPUT maps it elsewhere.
+    if pkt.in_ifindex == 0
+        && pkt.out_ifindex == LOOPBACK_IFINDEX
+        && pkt.ct_entry.nat & nat_flag::DST != 0
+    {
+        pkt.ct_entry.nat |= nat_flag::LOOPED;
+    }
     if r.kind == nat_kind::MASQUERADE && pkt.ct_entry.nat != 0 {
         pkt.ct_entry.nat |= nat_flag::MASQUERADE;
         pkt.ct_entry.out_ifindex = pkt.out_ifindex;
@@ -399,11 +406,20 @@ fn headers(ctx: &TcContext, ip_at: usize) -> Option<Result<Headers, usize>> {
     }))
 }
 
-/// Rewrites the packet in `ctx` as its translated connection wants at `hook`; `true` when its
-/// destination changed on a local packet (OUTPUT: it must be routed again).
+/// Rewrites the packet in `ctx` as its translated connection wants at `hook`; what is left to
+/// do (`then::*`).
 #[inline(always)]
-pub(crate) fn translate(ctx: &TcContext, hook: u32) -> bool {
-    pcn_nat_translate(ctx.skb.skb, hook) != 0
+pub(crate) fn translate(ctx: &TcContext, hook: u32) -> u32 {
+    pcn_nat_translate(ctx.skb.skb, hook)
+}
+
+/// What `translate` leaves to its caller.
+pub(crate) mod then {
+    pub(crate) const NOTHING: u32 = 0;
+    /// OUTPUT changed the destination: route the packet again (`reroute`).
+    pub(crate) const REROUTE: u32 = 1;
+    /// A reply of a `nat_flag::LOOPED` connection: to the socket through lo.
+    pub(crate) const LOOP: u32 = 2;
 }
 
 /// `translate`, a global function: the verifier checks it once, on its own, however many
@@ -416,7 +432,7 @@ pub extern "C" fn pcn_nat_translate(skb: *mut __sk_buff, hook: u32) -> u32 {
         return 0;
     }
     match headers(ctx, ETH_HLEN) {
-        Some(Ok(h)) => translate_packet(ctx, &h, hook).unwrap_or(false) as u32,
+        Some(Ok(h)) => translate_packet(ctx, &h, hook).unwrap_or(then::NOTHING),
         Some(Err(icmp)) => {
             let _ = translate_error(ctx, icmp, hook);
             0
@@ -455,7 +471,7 @@ fn manips(
 }
 
 #[inline(always)]
-fn translate_packet(ctx: &TcContext, h: &Headers, hook: u32) -> Option<bool> {
+fn translate_packet(ctx: &TcContext, h: &Headers, hook: u32) -> Option<u32> {
     let (key, e, reply) = connection(&h.tuple)?;
     let (dst, src) = manips(&key, &e, reply, hook);
     let mut rerouted = false;
@@ -466,7 +482,11 @@ fn translate_packet(ctx: &TcContext, h: &Headers, hook: u32) -> Option<bool> {
     if let Some(s) = src {
         rewrite(ctx, h, s, true)?;
     }
-    Some(rerouted && hook == hook::LOCAL)
+    Some(match hook {
+        hook::LOCAL if rerouted => then::REROUTE,
+        hook::INGRESS if reply && e.nat & nat_flag::LOOPED != 0 => then::LOOP,
+        _ => then::NOTHING,
+    })
 }
 
 /// An ICMP error about a packet of a translated connection (RELATED): the error goes the

@@ -4,7 +4,7 @@
 
 use pcn_iptables_common::PacketInfo;
 use pcn_iptables_common::conntrack::{
-    self, CtEntry, CtKey, CtReclaim, Tuple, ctstate, nat, status,
+    self, CtEntry, CtKey, CtReclaim, Tuple, ctstate, nat, nat_flag, status,
 };
 
 use core::ffi::c_void;
@@ -35,6 +35,7 @@ pub(crate) fn track(
     pkt.ct_reply = 0;
     pkt.ct_nat = 0;
     pkt.ct_rewritten = 0;
+    pkt.ct_looped = 0;
     // netfilter reassembles before tracking; a lone later fragment cannot be tied to a
     // connection here.
     if pkt.fragment != 0 {
@@ -176,6 +177,7 @@ pub(crate) fn find(key: &CtKey, src_end: u8, now: u64) -> Option<(CtKey, u8, *mu
 #[inline(always)]
 fn translated(pkt: &mut PacketInfo, key: &CtKey, e: &CtEntry, reply: bool) {
     pkt.ct_nat = 1;
+    pkt.ct_looped = (reply && e.nat & nat_flag::LOOPED != 0) as u8;
     if let Some(d) = nat::dst_manip(key, e, reply) {
         pkt.dst = d.addr;
         if pkt.has_ports != 0 {

@@ -211,6 +211,10 @@ pub mod nat_flag {
     /// MASQUERADE mapped its source, to an address of `CtEntry::out_ifindex`: the mapping
     /// goes when the address does.
     pub const MASQUERADE: u8 = 16;
+    /// Started here to a local address that OUTPUT mapped elsewhere: its replies, whose
+    /// source nat INPUT makes local again, go to the socket through lo (a local source is
+    /// a martian on any other device), and lo does not judge them again.
+    pub const LOOPED: u8 = 32;
     /// Which ends nat rewrites.
     pub const ENDS: u8 = SRC | DST;
 }

@@ -39,11 +39,14 @@ pub const ENTRIES: [(&str, &str, &str); 3] = [
     ("pcn_egress", EGRESS_PIN, "tc"),
 ];
 
-/// The interfaces of the current network namespace.
+/// The interfaces of the current network namespace where netfilter's hooks see packets:
+/// all but the ports of a bridge, bond or team (see `rtnl::ports`).
 pub fn links() -> Result<Vec<Link>> {
+    let ports = super::rtnl::ports()?;
     Ok(nix::net::if_::if_nameindex()
         .context("listing interfaces")?
         .iter()
+        .filter(|i| !ports.contains(&i.index()))
         .map(|i| Link {
             ifindex: i.index(),
             name: i.name().to_string_lossy().into_owned(),
@@ -174,8 +177,9 @@ pub fn attach_kinds(dir: &Path, kinds: &[&str], links: &[Link]) -> Result<()> {
     }
 }
 
-/// Attaches the entry programs to every interface that lacks them, forgets the links of
-/// interfaces that are gone, and refreshes the data plane's settings.
+/// Attaches the entry programs to every interface of `links` that lacks them, forgets the
+/// links of interfaces that are gone (or became ports), and refreshes the data plane's
+/// settings.
 pub fn attach(dir: &Path, links: &[Link]) -> Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();

@@ -37,6 +37,7 @@ mod load;
 pub mod lock;
 pub mod log;
 pub mod routes;
+mod rtnl;
 mod settings;
 pub mod sizes;
 mod state;

@@ -21,12 +21,7 @@
 //! map, ifindex → 1) lists those we made, for `--uninstall` to delete them once they hold no
 //! filter. Filters and qdiscs that are not ours are never touched.
 
-use std::{
-    collections::HashSet,
-    os::fd::{AsRawFd as _, OwnedFd},
-    path::Path,
-    sync::OnceLock,
-};
+use std::{collections::HashSet, path::Path, sync::OnceLock};
 
 use anyhow::{Context as _, Result, bail};
 use aya::{
@@ -36,15 +31,13 @@ use aya::{
         tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcError, TcHandle},
     },
 };
-use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_ECHO, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload,
-};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_ECHO};
 use netlink_packet_route::{
     RouteNetlinkMessage,
     tc::{TcAttribute, TcFilterBpfOption, TcHandle as NlHandle, TcMessage, TcOption},
 };
 
+use super::rtnl::Rtnl;
 use super::sys;
 use crate::compile::Link;
 
@@ -187,12 +180,6 @@ impl Filter {
     }
 }
 
-/// A route netlink socket, for what aya does not do: dumping filters, deleting a qdisc.
-struct Rtnl {
-    fd: OwnedFd,
-    seq: u32,
-}
-
 fn parent(attach_type: TcAttachType) -> NlHandle {
     NlHandle {
         major: u16::MAX,
@@ -204,75 +191,17 @@ fn parent(attach_type: TcAttachType) -> NlHandle {
 }
 
 impl Rtnl {
-    fn open() -> Result<Self> {
-        use nix::sys::socket::{
-            AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, socket,
-        };
-        let fd = socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkRoute,
-        )
-        .context("opening a route netlink socket")?;
-        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).context("binding a netlink socket")?;
-        Ok(Rtnl { fd, seq: 0 })
-    }
-
-    /// Sends `message`, returns the answers: a dump's (`NLM_F_DUMP`), or those before the
-    /// acknowledgement (`NLM_F_ACK`, with `NLM_F_ECHO` for a get's answer).
-    fn request(&mut self, message: RouteNetlinkMessage, flags: u16) -> Result<Vec<TcMessage>> {
-        self.seq += 1;
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | flags;
-        header.sequence_number = self.seq;
-        let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
-        packet.finalize();
-        let mut buf = vec![0; packet.buffer_len()];
-        packet.serialize(&mut buf);
-        nix::sys::socket::send(
-            self.fd.as_raw_fd(),
-            &buf,
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .context("sending a netlink request")?;
-        let mut answers = Vec::new();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = nix::sys::socket::recv(
-                self.fd.as_raw_fd(),
-                &mut buf,
-                nix::sys::socket::MsgFlags::empty(),
-            )
-            .context("reading a netlink answer")?;
-            let mut at = 0;
-            while at < n {
-                let len = NetlinkBuffer::new_checked(&buf[at..n])
-                    .context("a short netlink answer")?
-                    .length() as usize;
-                let message =
-                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[at..at + len])
-                        .context("decoding a netlink answer")?;
-                at += len.next_multiple_of(4);
-                if message.header.sequence_number != self.seq {
-                    continue;
-                }
-                match message.payload {
-                    NetlinkPayload::InnerMessage(
-                        RouteNetlinkMessage::NewTrafficFilter(m)
-                        | RouteNetlinkMessage::NewQueueDiscipline(m),
-                    ) => answers.push(m),
-                    NetlinkPayload::Done(d) if d.code != 0 => {
-                        return Err(std::io::Error::from_raw_os_error(-d.code).into());
-                    }
-                    NetlinkPayload::Done(_) => return Ok(answers),
-                    NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io().into()),
-                    // The acknowledgement.
-                    NetlinkPayload::Error(_) => return Ok(answers),
-                    _ => {}
-                }
-            }
-        }
+    /// `request`'s answers that are filters or qdiscs.
+    fn request_tc(&mut self, message: RouteNetlinkMessage, flags: u16) -> Result<Vec<TcMessage>> {
+        Ok(self
+            .request(message, flags)?
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewTrafficFilter(m)
+                | RouteNetlinkMessage::NewQueueDiscipline(m) => Some(m),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The filters on one side (`attach_type`) of `ifindex`'s clsact qdisc (none without one).
@@ -280,7 +209,7 @@ impl Rtnl {
         let mut message = TcMessage::with_index(ifindex as i32);
         message.header.parent = parent(attach_type);
         let answers = self
-            .request(RouteNetlinkMessage::GetTrafficFilter(message), NLM_F_DUMP)
+            .request_tc(RouteNetlinkMessage::GetTrafficFilter(message), NLM_F_DUMP)
             .context("listing TC filters")?;
         Ok(answers
             .into_iter()
@@ -322,7 +251,7 @@ impl Rtnl {
     fn ingress_qdisc(&mut self, ifindex: u32) -> Result<Option<String>> {
         let mut message = TcMessage::with_index(ifindex as i32);
         message.header.parent = NlHandle::INGRESS;
-        let answers = match self.request(
+        let answers = match self.request_tc(
             RouteNetlinkMessage::GetQueueDiscipline(message),
             NLM_F_ECHO | NLM_F_ACK,
         ) {
@@ -353,7 +282,7 @@ impl Rtnl {
             minor: 0,
         };
         message.attributes.push(TcAttribute::Kind("clsact".into()));
-        self.request(RouteNetlinkMessage::DelQueueDiscipline(message), NLM_F_ACK)
+        self.request_tc(RouteNetlinkMessage::DelQueueDiscipline(message), NLM_F_ACK)
             .map(drop)
             .context("deleting a clsact qdisc")
     }

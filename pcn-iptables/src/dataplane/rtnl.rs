@@ -1,0 +1,139 @@
+//! A route netlink socket, for what aya does not do: dumping filters and links, deleting a
+//! qdisc.
+
+use std::collections::HashSet;
+use std::os::fd::{AsRawFd as _, OwnedFd};
+
+use anyhow::{Context as _, Result};
+use netlink_packet_core::{
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+
+/// A route netlink socket.
+pub struct Rtnl {
+    fd: OwnedFd,
+    seq: u32,
+}
+
+impl Rtnl {
+    pub fn open() -> Result<Self> {
+        use nix::sys::socket::{
+            AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, socket,
+        };
+        let fd = socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkRoute,
+        )
+        .context("opening a route netlink socket")?;
+        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).context("binding a netlink socket")?;
+        Ok(Rtnl { fd, seq: 0 })
+    }
+
+    /// Sends `message`, returns the answers: a dump's (`NLM_F_DUMP`), or those before the
+    /// acknowledgement (`NLM_F_ACK`, with `NLM_F_ECHO` for a get's answer).
+    pub fn request(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
+        self.seq += 1;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | flags;
+        header.sequence_number = self.seq;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
+        packet.finalize();
+        let mut buf = vec![0; packet.buffer_len()];
+        packet.serialize(&mut buf);
+        nix::sys::socket::send(
+            self.fd.as_raw_fd(),
+            &buf,
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .context("sending a netlink request")?;
+        let mut answers = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = nix::sys::socket::recv(
+                self.fd.as_raw_fd(),
+                &mut buf,
+                nix::sys::socket::MsgFlags::empty(),
+            )
+            .context("reading a netlink answer")?;
+            let mut at = 0;
+            while at < n {
+                let len = NetlinkBuffer::new_checked(&buf[at..n])
+                    .context("a short netlink answer")?
+                    .length() as usize;
+                let message =
+                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[at..at + len])
+                        .context("decoding a netlink answer")?;
+                at += len.next_multiple_of(4);
+                if message.header.sequence_number != self.seq {
+                    continue;
+                }
+                match message.payload {
+                    NetlinkPayload::InnerMessage(m) => answers.push(m),
+                    NetlinkPayload::Done(d) if d.code != 0 => {
+                        return Err(std::io::Error::from_raw_os_error(-d.code).into());
+                    }
+                    NetlinkPayload::Done(_) => return Ok(answers),
+                    NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io().into()),
+                    // The acknowledgement.
+                    NetlinkPayload::Error(_) => return Ok(answers),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// The interfaces that are ports of a bridge, bond or team: netfilter sees what they receive
+/// on their master (a bridge passes up what is for the host as its own), and the kernel
+/// refuses XDP on a port once its master has some.
+pub fn ports() -> Result<HashSet<u32>> {
+    let answers = Rtnl::open()?
+        .request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+        )
+        .context("listing interfaces")?;
+    let links: Vec<LinkMessage> = answers
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    let kind = |l: &LinkMessage| {
+        l.attributes.iter().find_map(|a| match a {
+            LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                LinkInfo::Kind(k) => Some(k.clone()),
+                _ => None,
+            }),
+            _ => None,
+        })
+    };
+    let aggregates: HashSet<u32> = links
+        .iter()
+        .filter(|l| {
+            matches!(
+                kind(l),
+                Some(InfoKind::Bridge | InfoKind::Bond | InfoKind::Team)
+            )
+        })
+        .map(|l| l.header.index)
+        .collect();
+    Ok(links
+        .iter()
+        .filter(|l| {
+            l.attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::Controller(m) if aggregates.contains(m)))
+        })
+        .map(|l| l.header.index)
+        .collect())
+}
