@@ -782,3 +782,42 @@ fn conntrack_listing_pcn() {
         "no count line:\n{out}"
     );
 }
+
+/// `pcn-iptables --conntrack` shows what nat made of a connection, like `conntrack -L`: its
+/// reply tuple and `[SNAT]`/`[DNAT]`, one row per connection (not one per key).
+#[test]
+fn conntrack_listing_shows_nat_pcn() {
+    let Routed {
+        lab,
+        client,
+        router,
+        server,
+        ..
+    } = Routed::new(Fw::pcn());
+    lab.serve(&server, &[80]);
+    lab.ipt_ok(&router, "-t nat -A POSTROUTING -o eth1 -j MASQUERADE");
+    lab.ipt_ok(
+        &router,
+        &format!("-t nat -A PREROUTING -d {ROUTER_C} -p tcp --dport 8080 -j DNAT --to-destination {SERVER}:80"),
+    );
+    lab.expect(&client.tcp(SERVER, 80), Pass);
+    lab.expect(&client.tcp(ROUTER_C, 8080), Pass);
+    let out = router
+        .exec(&[lab.fw.bin_str(), "--conntrack"])
+        .expect_ok()
+        .stdout;
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with('│')).collect();
+    let masqueraded = format!("src={SERVER} dst={ROUTER_S} sport=80");
+    let published = format!("src={SERVER} dst={ROUTER_S} sport=80");
+    let row = |dport: &str, what: &str, reply: &str| {
+        rows.iter().any(|r| {
+            let cells: Vec<&str> = r.split(['│', '┆']).map(str::trim).collect();
+            cells.get(6) == Some(&dport) && cells[10].contains(what) && cells[11].starts_with(reply)
+        })
+    };
+    assert!(row("80", "[SNAT]", &masqueraded), "{out}");
+    // The published port's connection is mapped both ways: DNAT in, MASQUERADE out.
+    assert!(row("8080", "[SNAT] [DNAT]", &published), "{out}");
+    // The header and two connections (no row for their reply keys).
+    assert_eq!(rows.len(), 3, "{out}");
+}

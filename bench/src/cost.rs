@@ -355,6 +355,7 @@ fn conntrack(opts: &Options, ctx: &[u8]) -> Result<()> {
         sport: SPORT,
         dport: flow.dport,
         proto: Proto::Udp.number(),
+        _pad: 0,
     };
     let (key, src_end) = tuple.key();
     // Opened by the other end and answered: the packet is a reply.

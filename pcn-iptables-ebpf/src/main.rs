@@ -74,10 +74,10 @@ enum Next<V> {
 const CLASSIFY: i64 = 1 << 32;
 const TRANSLATE: i64 = 2 << 32;
 
-impl Next<i32> {
+impl<V: Into<i64> + TryFrom<i64>> Next<V> {
     fn code(self) -> i64 {
         match self {
-            Next::Verdict(v) => v as i64,
+            Next::Verdict(v) => v.into(),
             Next::Classify => CLASSIFY,
             Next::Translate => TRANSLATE,
         }
@@ -87,7 +87,7 @@ impl Next<i32> {
         match code {
             CLASSIFY => Next::Classify,
             TRANSLATE => Next::Translate,
-            v => Next::Verdict(v as i32),
+            v => V::try_from(v).map_or(Next::Classify, Next::Verdict),
         }
     }
 }
@@ -121,7 +121,14 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
         enter_nat(pkt, CHAIN_NAT_PREROUTING, phase::NAT_DST);
         return Some(Next::Classify);
     }
-    Some(xdp_filter(ctx.as_ptr(), pkt))
+    Some(Next::of(xdp_routed(ctx.as_ptr(), pkt)))
+}
+
+/// `xdp_filter` as the entry calls it: a subprogram, so that the routing lookup and the flow
+/// cache's key take no room in the entry's frame, which tracking fills.
+#[inline(never)]
+fn xdp_routed(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> i64 {
+    xdp_filter(ctx, pkt).code()
 }
 
 /// Starts `chain` of the nat table for a new connection's first packet: its verdict is the
@@ -211,7 +218,9 @@ fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
     };
     let pkt = unsafe { &mut *pkt };
     let tracks = flags & chain_flag::TRACK != 0;
-    if parse_ipv4(skb as *mut _, pkt, ctx.data(), ctx.data_end(), tracks, true).is_none() {
+    // No context for tracking: its masquerade check is ingress's (see `track`).
+    let none = core::ptr::null_mut();
+    if parse_ipv4(none, pkt, ctx.data(), ctx.data_end(), tracks, true).is_none() {
         return UNSPEC;
     }
     // OUTPUT judged the datagram before the stack fragmented it: as on INPUT, the first

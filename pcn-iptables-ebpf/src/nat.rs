@@ -207,6 +207,9 @@ pub(crate) fn masquerade_gone(
     if src == 0 || src == u32::from_ne_bytes(mapped) {
         return false;
     }
+    if let Some(m) = nat::midway(key, e) {
+        let _ = PCN_CONNTRACK.remove(&m.key().0);
+    }
     let _ = PCN_CONNTRACK.remove(&nat::reply(key, e).key().0);
     let _ = PCN_CONNTRACK.remove(key);
     true
@@ -270,14 +273,20 @@ pub(crate) fn commit(pkt: &mut PacketInfo) -> bool {
         return false;
     }
     let (reply_key, _) = xlat.key();
-    if pkt.ct_entry.nat != 0 && reply_key != pkt.ct_key {
-        let alias = nat::alias(&pkt.ct_key);
-        if PCN_CONNTRACK.insert(&reply_key, &alias, 0).is_err() {
-            let _ = PCN_CONNTRACK.remove(&pkt.ct_key);
-            return false;
-        }
+    if pkt.ct_entry.nat == 0 || reply_key == pkt.ct_key {
+        return true;
     }
-    true
+    let alias = nat::alias(&pkt.ct_key);
+    let mut stored = PCN_CONNTRACK.insert(&reply_key, &alias, 0).is_ok();
+    // Translated both ways: its packets between the two rewrites have a key of their own.
+    if let Some(m) = nat::midway(&pkt.ct_key, &pkt.ct_entry) {
+        stored = stored && PCN_CONNTRACK.insert(&m.key().0, &alias, 0).is_ok();
+    }
+    if !stored {
+        let _ = PCN_CONNTRACK.remove(&reply_key);
+        let _ = PCN_CONNTRACK.remove(&pkt.ct_key);
+    }
+    stored
 }
 
 /// The search's context (bpf_loop's, on the stack): the packet, whose map memory holds the
@@ -399,6 +408,7 @@ fn headers(ctx: &TcContext, ip_at: usize) -> Option<Result<Headers, usize>> {
             sport,
             dport,
             proto,
+            _pad: 0,
         },
         l4,
         ip: ip_at,

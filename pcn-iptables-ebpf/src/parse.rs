@@ -90,7 +90,7 @@ pub(crate) fn parse_ipv4(
         }
     }
     if tracks {
-        track::track(ctx, pkt, start, end, l4, update);
+        track::track(ctx, pkt, start, end, update);
     } else {
         pkt.ct_commit = 0;
         pkt.ctstate = ctstate::INVALID;

@@ -10,7 +10,7 @@ use pcn_iptables_common::conntrack::{
 use core::ffi::c_void;
 
 use crate::maps::{PCN_CONNTRACK, PCN_CT_RECLAIM};
-use crate::parse::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ptr_at};
+use crate::parse::{ETH_HLEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ptr_at};
 
 /// The live entry of a connection (an expired one is as good as none).
 #[inline(always)]
@@ -20,14 +20,15 @@ fn connection(key: &CtKey, now: u64) -> Option<CtEntry> {
 }
 
 /// Sets the packet's ctstate, and what to store if it is accepted, as netfilter's conntrack
-/// would before the filter table sees it.
-#[inline(always)]
+/// would before the filter table sees it (`update`: the packet counts for its connection and
+/// moves its state). A subprogram: its frame (entries, keys, tuples) is not the entry
+/// program's.
+#[inline(never)]
 pub(crate) fn track(
     ctx: *mut c_void,
     pkt: &mut PacketInfo,
     start: usize,
     end: usize,
-    l4: usize,
     update: bool,
 ) {
     pkt.ct_commit = 0;
@@ -41,6 +42,11 @@ pub(crate) fn track(
     if pkt.fragment != 0 {
         return;
     }
+    // The L4 header, found again rather than passed: a subprogram takes five arguments.
+    let Some(ip) = ptr_at::<u8>(start, end, ETH_HLEN) else {
+        return;
+    };
+    let l4 = ETH_HLEN + ((unsafe { *ip } & 0x0f) as usize * 4 & 0x3c);
     let now = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_ns() };
     let tuple = |sport, dport| Tuple {
         src: pkt.src,
@@ -48,15 +54,14 @@ pub(crate) fn track(
         sport,
         dport,
         proto: pkt.proto,
+        _pad: 0,
     };
-    let (tuple, tcp_flags) = match pkt.proto {
-        IPPROTO_TCP => {
-            let Some(flags) = ptr_at::<u8>(start, end, l4 + 13) else {
-                return;
-            };
-            (tuple(pkt.sport, pkt.dport), Some(unsafe { *flags }))
-        }
-        IPPROTO_UDP if pkt.has_ports != 0 => (tuple(pkt.sport, pkt.dport), None),
+    // TCP's flags are the parse's (an `Option` of them would leave a byte undefined, which
+    // the verifier refuses to copy).
+    let tuple = match pkt.proto {
+        IPPROTO_TCP if pkt.has_tcp_flags != 0 => tuple(pkt.sport, pkt.dport),
+        IPPROTO_TCP => return,
+        IPPROTO_UDP if pkt.has_ports != 0 => tuple(pkt.sport, pkt.dport),
         IPPROTO_UDP => return,
         IPPROTO_ICMP => {
             let Some(icmp) = ptr_at::<[u8; 8]>(start, end, l4) else {
@@ -65,7 +70,7 @@ pub(crate) fn track(
             let icmp = unsafe { &*icmp };
             let (kind, id) = (icmp[0], u16::from_be_bytes([icmp[4], icmp[5]]));
             if conntrack::icmp_reply_type(kind).is_some() {
-                (tuple(id, kind as u16), None)
+                tuple(id, kind as u16)
             } else if let Some(query) = conntrack::icmp_query_of_reply(kind) {
                 // A reply only belongs to a query we saw.
                 let t = tuple(query as u16, id);
@@ -73,29 +78,33 @@ pub(crate) fn track(
                 if connection(&key, now).is_none() {
                     return;
                 }
-                (t, None)
+                t
             } else {
                 if conntrack::icmp_is_error(kind)
                     && let Some((key, src_end, e)) = quoted_connection(start, end, l4 + 8, now)
                 {
                     pkt.ctstate = ctstate::RELATED;
-                    let e = unsafe { *e };
+                    let e = unsafe { &*e };
                     // The error goes the other way than the packet it quotes.
                     if e.nat != 0 {
-                        translated(pkt, &key, &e, src_end & 1 == e.origin);
+                        translated(pkt, &key, e, src_end & 1 == e.origin);
                     }
                 }
                 return;
             }
         }
-        _ => (tuple(0, 0), None),
+        _ => tuple(0, 0),
     };
     let (key, src_end) = tuple.key();
     // A live entry is updated right here, whatever the filter decides later, as netfilter's
     // conntrack does before the filter table; one lookup (two by an alias), no second one at
     // the verdict.
     let (key, src_end, live) = match find(&key, src_end, now) {
-        Some((key, src_end, e)) if !crate::nat::masquerade_gone(ctx, pkt, &key, src_end, e) => {
+        // Only where a masqueraded connection's packets come in (XDP): on egress, its packets
+        // were judged before.
+        Some((key, src_end, e))
+            if ctx.is_null() || !crate::nat::masquerade_gone(ctx, pkt, &key, src_end, e) =>
+        {
             // Already translated and counted, on its way out of another device: judged as
             // it is.
             pkt.ct_rewritten = (src_end & REWRITTEN != 0) as u8;
@@ -103,10 +112,11 @@ pub(crate) fn track(
         }
         _ => (key, src_end, None),
     };
-    let existing = live.map(|e| unsafe { *e });
-    let (state, entry) = match tcp_flags {
-        Some(flags) => conntrack::track_tcp(existing.as_ref(), src_end, flags, now),
-        None => conntrack::track_other(existing.as_ref(), src_end, pkt.proto, now),
+    // Read in place: a copy would take its room on the stack again.
+    let existing = live.map(|e| unsafe { &*e });
+    let (state, entry) = match pkt.proto {
+        IPPROTO_TCP => conntrack::track_tcp(existing, src_end, pkt.tcp_flags, now),
+        _ => conntrack::track_other(existing, src_end, pkt.proto, now),
     };
     pkt.ctstate = state;
     let Some(mut entry) = entry else {
@@ -114,7 +124,7 @@ pub(crate) fn track(
     };
     let reply = src_end != entry.origin;
     pkt.ct_reply = reply as u8;
-    if let Some(e) = existing.as_ref()
+    if let Some(e) = existing
         && e.nat != 0
     {
         translated(pkt, &key, e, reply);
@@ -156,10 +166,9 @@ pub(crate) fn find(key: &CtKey, src_end: u8, now: u64) -> Option<(CtKey, u8, *mu
         .get_ptr_mut(&main)
         .filter(|e| nat::alias_of(key, &main, unsafe { &**e }, now))?;
     let m = unsafe { &*e };
-    // A reply (from the reply tuple's source), or a packet of the original way that nat
-    // already rewrote (on egress, after PREROUTING's rewrite at ingress).
-    let (_, reply_src_end) = nat::reply(&main, m).key();
-    let reply = src_end == reply_src_end;
+    // A reply, or a packet of the original way that nat already rewrote (on egress, after
+    // PREROUTING's rewrite at ingress).
+    let reply = nat::alias_reply(key, src_end, &main, m);
     Some((
         main,
         if reply {
@@ -216,6 +225,7 @@ fn quoted_connection(
         sport,
         dport,
         proto,
+        _pad: 0,
     };
     let (key, src_end) = quoted.key();
     find(&key, src_end, now)

@@ -94,6 +94,7 @@ const TRANSITIONS: [[[u8; 10]; 6]; 2] = [
 
 /// Flag combinations netfilter accepts at all (tcp_valid_flags); anything else, SYN+FIN or
 /// no flag for instance, is INVALID before any state is looked at. PSH never matters.
+#[inline(always)]
 pub fn tcp_flags_valid(flags: u8) -> bool {
     use tcp_flags::*;
     let f = flags & (FIN | SYN | RST | ACK | URG);
@@ -112,6 +113,7 @@ pub fn tcp_flags_valid(flags: u8) -> bool {
 }
 
 /// The row of the transition table for a packet's flags (get_conntrack_index).
+#[inline(always)]
 fn flag_class(flags: u8) -> usize {
     use tcp_flags::*;
     if flags & RST != 0 {
@@ -130,8 +132,12 @@ fn flag_class(flags: u8) -> usize {
 /// The state a connection in `state` moves to when a packet with `flags` goes the given way
 /// (`reply` false: the direction of the connection's first packet). INVALID and IGNORE are
 /// not states: the former marks the packet invalid, the latter leaves the state alone.
+#[inline(always)]
 pub fn tcp_transition(state: u8, reply: bool, flags: u8) -> u8 {
-    let state = if state < 10 { state as usize } else { 0 };
+    // Bounded where the compiler cannot drop the check: the eBPF verifier must see the
+    // index below 10 on the very register that indexes the table.
+    let state = core::hint::black_box(state as usize) & 15;
+    let state = if state < 10 { state } else { 0 };
     TRANSITIONS[reply as usize][flag_class(flags)][state]
 }
 
@@ -223,12 +229,22 @@ pub mod nat_flag {
 /// ends in a canonical order (lower address/port first), so that one lookup finds it from
 /// either direction. For ICMP the "ports" are the query's id and type.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, Eq, Hash)]
 pub struct CtKey {
     pub addr: [[u8; 4]; 2],
     pub port: [u16; 2],
     pub proto: u8,
     pub _pad: [u8; 3],
+}
+
+/// Word by word: a derived comparison of the arrays can become a call to `bcmp`, a
+/// subprogram (and a frame) more for the eBPF verifier.
+impl PartialEq for CtKey {
+    #[inline(always)]
+    fn eq(&self, other: &Self) -> bool {
+        let addr = |k: &CtKey| (u32::from_ne_bytes(k.addr[0]), u32::from_ne_bytes(k.addr[1]));
+        addr(self) == addr(other) && self.port == other.port && self.proto == other.proto
+    }
 }
 
 #[repr(C)]
@@ -265,10 +281,14 @@ pub struct Tuple {
     pub sport: u16,
     pub dport: u16,
     pub proto: u8,
+    /// Zero: a padding byte the compiler may leave undefined, which the verifier refuses to
+    /// copy.
+    pub _pad: u8,
 }
 
 impl Tuple {
     /// The tuple of the packets going the other way.
+    #[inline(always)]
     pub fn inverse(&self) -> Tuple {
         Tuple {
             src: self.dst,
@@ -276,10 +296,12 @@ impl Tuple {
             sport: self.dport,
             dport: self.sport,
             proto: self.proto,
+            _pad: 0,
         }
     }
 
     /// The canonical key and which end of it the packet's source is.
+    #[inline(always)]
     pub fn key(&self) -> (CtKey, u8) {
         let a = (self.src, self.sport);
         let b = (self.dst, self.dport);
@@ -298,6 +320,7 @@ impl Tuple {
 
 /// What tracking makes of a TCP packet: its ctstate, and the entry to store if the packet is
 /// accepted (`None`: store nothing).
+#[inline(always)]
 pub fn track_tcp(
     existing: Option<&CtEntry>,
     src_end: u8,
@@ -307,6 +330,12 @@ pub fn track_tcp(
     if !tcp_flags_valid(flags) {
         return (ctstate::INVALID, None);
     }
+    // A SYN reopening a connection in TIME_WAIT/CLOSE starts a new one.
+    let existing = existing.filter(|e| {
+        src_end != e.origin
+            || flags & tcp_flags::SYN == 0
+            || (e.tcp_state != TIME_WAIT && e.tcp_state != CLOSE)
+    });
     match existing {
         None => {
             // tcp_new: SYN opens, a lone ACK is picked up mid-stream (nf_conntrack_tcp_loose);
@@ -326,13 +355,6 @@ pub fn track_tcp(
         Some(e) => {
             let reply = src_end != e.origin;
             let next = tcp_transition(e.tcp_state, reply, flags);
-            // A SYN reopening a connection in TIME_WAIT/CLOSE starts a new one.
-            if !reply
-                && flags & tcp_flags::SYN != 0
-                && (e.tcp_state == TIME_WAIT || e.tcp_state == CLOSE)
-            {
-                return track_tcp(None, src_end, flags, now);
-            }
             if next == INVALID {
                 return (ctstate::INVALID, None);
             }
@@ -350,6 +372,7 @@ pub fn track_tcp(
 }
 
 /// What tracking makes of a UDP packet, an ICMP query or reply, or another protocol's packet.
+#[inline(always)]
 pub fn track_other(
     existing: Option<&CtEntry>,
     src_end: u8,
@@ -384,6 +407,7 @@ pub fn track_other(
 
 /// ctinfo of a packet of a known connection: replies are ESTABLISHED, and so is the original
 /// direction once a reply was seen; before that it is still NEW.
+#[inline(always)]
 fn direction_state(entry: &CtEntry, reply: bool) -> u8 {
     if reply || entry.status & status::SEEN_REPLY != 0 {
         ctstate::ESTABLISHED
@@ -396,6 +420,7 @@ fn direction_state(entry: &CtEntry, reply: bool) -> u8 {
 /// early_drop and its gc worker do (`gc_worker_can_early_drop`): an expired entry, one not
 /// yet assured (TCP before ESTABLISHED, others before a reply), or a TCP connection closing
 /// (`tcp_can_early_drop`).
+#[inline(always)]
 pub fn evictable(key: &CtKey, entry: &CtEntry, now: u64) -> bool {
     // An alias goes with its connection (see `track::reclaim`).
     if entry.status & status::ALIAS != 0 {
@@ -424,6 +449,7 @@ pub struct CtReclaim {
 }
 
 /// Counts a packet into an entry.
+#[inline(always)]
 pub fn account(entry: &mut CtEntry, reply: bool, len: u32) {
     let d = reply as usize;
     entry.packets[d] += 1;

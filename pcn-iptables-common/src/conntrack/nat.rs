@@ -17,18 +17,25 @@ pub struct Endpoint {
 }
 
 /// The first packet's tuple of the connection stored under `key`.
+#[inline(always)]
 pub fn original(key: &CtKey, entry: &CtEntry) -> Tuple {
-    let (s, d) = if entry.origin == 0 { (0, 1) } else { (1, 0) };
+    // Both ends read, then picked by a mask: a pick of where to read (an index, or a branch
+    // the eBPF compiler turns into one) would be arithmetic the verifier refuses on a pointer.
+    let (a, p) = (key.addr.map(u32::from_ne_bytes), key.port);
+    let m = 0u32.wrapping_sub((entry.origin & 1) as u32);
+    let pick = |x: u32, y: u32| x & !m | y & m;
     Tuple {
-        src: key.addr[s],
-        dst: key.addr[d],
-        sport: key.port[s],
-        dport: key.port[d],
+        src: pick(a[0], a[1]).to_ne_bytes(),
+        dst: pick(a[1], a[0]).to_ne_bytes(),
+        sport: pick(p[0] as u32, p[1] as u32) as u16,
+        dport: pick(p[1] as u32, p[0] as u32) as u16,
         proto: key.proto,
+        _pad: 0,
     }
 }
 
 /// The tuple its replies carry.
+#[inline(always)]
 pub fn reply(key: &CtKey, entry: &CtEntry) -> Tuple {
     if entry.nat & nat_flag::ENDS == 0 {
         return original(key, entry).inverse();
@@ -39,11 +46,13 @@ pub fn reply(key: &CtKey, entry: &CtEntry) -> Tuple {
         sport: entry.reply_port[0],
         dport: entry.reply_port[1],
         proto: key.proto,
+        _pad: 0,
     }
 }
 
 /// The destination a packet of the connection gets before routing (`reply`: it goes the
 /// reply way), if nat changes it.
+#[inline(always)]
 pub fn dst_manip(key: &CtKey, entry: &CtEntry, reply_way: bool) -> Option<Endpoint> {
     let (flag, new) = if reply_way {
         let o = original(key, entry);
@@ -59,6 +68,7 @@ pub fn dst_manip(key: &CtKey, entry: &CtEntry, reply_way: bool) -> Option<Endpoi
 }
 
 /// The source a packet of the connection gets after routing, if nat changes it.
+#[inline(always)]
 pub fn src_manip(key: &CtKey, entry: &CtEntry, reply_way: bool) -> Option<Endpoint> {
     let (flag, new) = if reply_way {
         let o = original(key, entry);
@@ -75,6 +85,7 @@ pub fn src_manip(key: &CtKey, entry: &CtEntry, reply_way: bool) -> Option<Endpoi
 
 /// Whether a packet of the connection is for a local socket (`reply`: it goes the reply way):
 /// nat INPUT then rewrites its source, before the socket sees it.
+#[inline(always)]
 pub fn to_local(entry: &CtEntry, reply: bool) -> bool {
     let flag = if reply {
         nat_flag::LOCAL_OUT
@@ -87,6 +98,7 @@ pub fn to_local(entry: &CtEntry, reply: bool) -> bool {
 /// The connection's entry with its mapping: `translated` is the first packet's tuple once
 /// rewritten (its inverse is the reply tuple). Which ends moved decides the flags; a mapping
 /// that moves nothing is no mapping. `local`: `nat_flag::LOCAL_*`, kept with a mapping.
+#[inline(always)]
 pub fn map(entry: &mut CtEntry, original: &Tuple, translated: &Tuple, local: u8) {
     let mut nat = 0;
     if (translated.src, translated.sport) != (original.src, original.sport) {
@@ -104,6 +116,7 @@ pub fn map(entry: &mut CtEntry, original: &Tuple, translated: &Tuple, local: u8)
 }
 
 /// The entry under a translated connection's reply key, leading to `key`.
+#[inline(always)]
 pub fn alias(key: &CtKey) -> CtEntry {
     CtEntry {
         status: status::ALIAS,
@@ -115,6 +128,7 @@ pub fn alias(key: &CtKey) -> CtEntry {
 }
 
 /// The connection key an alias leads to.
+#[inline(always)]
 pub fn aliased(key: &CtKey, alias: &CtEntry) -> CtKey {
     CtKey {
         addr: alias.reply_addr,
@@ -124,14 +138,49 @@ pub fn aliased(key: &CtKey, alias: &CtEntry) -> CtKey {
     }
 }
 
+/// The tuple of a connection translated both ways as its packets carry it between the two
+/// rewrites (after PREROUTING's, before POSTROUTING's): the original way's source to the reply
+/// way's source. `None` unless nat rewrites both ends.
+#[inline(always)]
+pub fn midway(key: &CtKey, entry: &CtEntry) -> Option<Tuple> {
+    if entry.nat & nat_flag::ENDS != nat_flag::ENDS {
+        return None;
+    }
+    let (o, r) = (original(key, entry), reply(key, entry));
+    Some(Tuple {
+        src: o.src,
+        dst: r.src,
+        sport: o.sport,
+        dport: r.sport,
+        proto: key.proto,
+        _pad: 0,
+    })
+}
+
 /// Whether the alias under `alias_key` still belongs to `entry`, the connection it leads to:
-/// live, and translated to that very reply tuple (a connection reopened on the same tuple
-/// may map differently, leaving the old alias behind).
+/// live, and translated to that very reply tuple, or midway tuple (a connection reopened on
+/// the same tuple may map differently, leaving the old alias behind).
+#[inline(always)]
 pub fn alias_of(alias_key: &CtKey, key: &CtKey, entry: &CtEntry, now: u64) -> bool {
     entry.status & status::ALIAS == 0
         && entry.expires > now
-        && entry.nat != 0
-        && reply(key, entry).key().0 == *alias_key
+        && entry.nat & nat_flag::ENDS != 0
+        && (reply(key, entry).key().0 == *alias_key
+            || midway(key, entry).is_some_and(|m| m.key().0 == *alias_key))
+}
+
+/// Whether a packet whose source is end `src_end` of `alias_key` goes the reply way of the
+/// connection the alias leads to: it comes from the reply tuple's source (otherwise it is a
+/// packet of the original way that nat already rewrote, in part or whole).
+#[inline(always)]
+pub fn alias_reply(alias_key: &CtKey, src_end: u8, key: &CtKey, entry: &CtEntry) -> bool {
+    let r = reply(key, entry);
+    // Picked by a mask, not an index (see `original`).
+    let (a, p) = (alias_key.addr.map(u32::from_ne_bytes), alias_key.port);
+    let m = 0u32.wrapping_sub((src_end & 1) as u32);
+    let pick = |x: u32, y: u32| x & !m | y & m;
+    (pick(a[0], a[1]), pick(p[0] as u32, p[1] as u32) as u16)
+        == (u32::from_ne_bytes(r.src), r.sport)
 }
 
 /// The address NETMAP maps `addr` to: the network of `to` (`[first, last]` of the range),
@@ -215,6 +264,7 @@ mod tests {
             sport,
             dport,
             proto: 6,
+            _pad: 0,
         }
     }
 
@@ -274,10 +324,32 @@ mod tests {
         assert_ne!(reply_key, key);
         assert_eq!(aliased(&reply_key, &alias(&key)), key);
         assert!(alias_of(&reply_key, &key, &e, 0));
+        let (_, from_server) = t.inverse().key();
+        assert!(alias_reply(&reply_key, from_server, &key, &e));
+        assert!(!alias_reply(&reply_key, 1 - from_server, &key, &e));
         assert!(!alias_of(&reply_key, &key, &e, e.expires));
         let remapped = tuple(INSIDE, 40001, SERVER, 80);
         let (_, again) = mapped(&o, &remapped);
         assert!(!alias_of(&reply_key, &key, &again, 0));
+    }
+
+    #[test]
+    fn both_ways_have_a_midway_tuple() {
+        // A published port reached from inside, masqueraded on the way out.
+        let o = tuple(CLIENT, 40000, ROUTER, 8080);
+        let t = tuple(ROUTER, 41000, SERVER, 80);
+        let (key, e) = mapped(&o, &t);
+        let m = midway(&key, &e).unwrap();
+        assert_eq!(
+            (m.src, m.sport, m.dst, m.dport),
+            (CLIENT, 40000, SERVER, 80)
+        );
+        let (mid_key, from_server) = m.inverse().key();
+        assert!(alias_of(&mid_key, &key, &e, 0));
+        assert!(alias_reply(&mid_key, from_server, &key, &e));
+        assert!(!alias_reply(&mid_key, 1 - from_server, &key, &e));
+        let (masq_key, masq) = mapped(&o, &tuple(ROUTER, 41000, ROUTER, 8080));
+        assert_eq!(midway(&masq_key, &masq), None);
     }
 
     #[test]

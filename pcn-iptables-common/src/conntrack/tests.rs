@@ -145,6 +145,7 @@ fn one_key_for_both_directions() {
         sport: 40000,
         dport: 22,
         proto: 6,
+        _pad: 0,
     };
     let back = Tuple {
         src: out.dst,
@@ -152,6 +153,7 @@ fn one_key_for_both_directions() {
         sport: out.dport,
         dport: out.sport,
         proto: 6,
+        _pad: 0,
     };
     let (k1, e1) = out.key();
     let (k2, e2) = back.key();

@@ -108,6 +108,7 @@ fn sockets() -> Result<Vec<Known>> {
                     sport: src.1,
                     dport: dst.1,
                     proto,
+                    _pad: 0,
                 },
                 replied: true,
                 tcp_state: state,
@@ -232,6 +233,7 @@ fn parse_nf_conntrack_line(line: &str) -> Option<Known> {
             sport,
             dport,
             proto,
+            _pad: 0,
         },
         replied: !words.contains(&"[UNREPLIED]"),
         tcp_state,
@@ -253,6 +255,7 @@ mod tests {
                 sport: 40000,
                 dport: 22,
                 proto: 6
+                _pad: 0,
             }
         );
         assert_eq!((k.replied, k.tcp_state), (true, tcp::ESTABLISHED));
