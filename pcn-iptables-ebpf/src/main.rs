@@ -328,7 +328,7 @@ fn xdp_accept(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Next<u32> {
             true => xdp_filter(ctx, pkt),
             false => DROP,
         },
-        phase::NAT_SRC => match nat::map_source(ctx, pkt) && nat::commit(pkt) {
+        phase::NAT_SRC => match nat::map_source(ctx, pkt) && nat::commit(XDP) {
             true => PASS,
             false => DROP,
         },
@@ -385,7 +385,7 @@ fn tc_accepted(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> Next<i32> {
             true => tc_filter(pkt),
             false => Next::Verdict(TC_ACT_SHOT),
         },
-        phase::NAT_SRC => match nat::map_source(skb as *mut _, pkt) && nat::commit(pkt) {
+        phase::NAT_SRC => match nat::map_source(skb as *mut _, pkt) && nat::commit(TC) {
             true => {
                 pkt.ct_nat = pkt.ct_entry.nat;
                 tc_accept(pkt)

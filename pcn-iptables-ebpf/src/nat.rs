@@ -22,7 +22,7 @@ use pcn_iptables_common::conntrack::{
 };
 use pcn_iptables_common::{CHAIN_INPUT, PacketInfo, nat_kind, nat_range};
 
-use crate::maps::PCN_CONNTRACK;
+use crate::maps::{PCN_CONNTRACK, PCN_PACKETS};
 use crate::parse::{
     AF_INET, ETH_HLEN, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, LOOPBACK_IFINDEX,
 };
@@ -230,7 +230,24 @@ fn used(t: &Tuple, now: u64) -> bool {
 /// "null binding" moves a clashing port). `false`: drop the packet (no free port, or a full
 /// table).
 #[inline(always)]
-pub(crate) fn commit(pkt: &mut PacketInfo) -> bool {
+pub(crate) fn commit(hook: u32) -> bool {
+    pcn_nat_commit(hook) != 0
+}
+
+/// `commit` for the packet of `hook` (`XDP` or `TC`), a global function: the verifier checks
+/// it once, on its own, instead of once for every path of the classifier that reaches it
+/// (it takes the hook, not the packet, as `pcn_first_match` does).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn pcn_nat_commit(hook: u32) -> u32 {
+    match PCN_PACKETS.get_ptr_mut(hook) {
+        Some(pkt) => commit_packet(unsafe { &mut *pkt }) as u32,
+        None => 0,
+    }
+}
+
+#[inline(always)]
+fn commit_packet(pkt: &mut PacketInfo) -> bool {
     let r = pkt.nat_rule;
     let (flags, range) = match r.kind {
         nat_kind::SNAT | nat_kind::MASQUERADE => (r.flags, r.port),
