@@ -22,16 +22,20 @@ PCN="${PCN_IPTABLES:-$PWD/target/release/pcn-iptables}"
 
 HOST="pcndemo-host-$$"
 CLIENT="pcndemo-client-$$"
+INSIDE="pcndemo-inside-$$"
 SERVER_PID=""
+NAT_PIDS=""
 cleanup() {
   set +e
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  for pid in $NAT_PIDS; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
   if ip netns list | grep -q "^$HOST\b"; then
     echo
     echo "demo: cleaning up: pcn-iptables --uninstall in the host namespace, then deleting the namespaces"
     ip netns exec "$HOST" "$PCN" --uninstall
   fi
   ip netns del "$CLIENT" 2>/dev/null
+  ip netns del "$INSIDE" 2>/dev/null
   ip netns del "$HOST" 2>/dev/null
 }
 trap cleanup EXIT
@@ -120,6 +124,47 @@ tcp_test 198.18.1.2 80
 say "The ruleset, as iptables would print it: -S and -L -v -n --line-numbers"
 fw -S
 fw -L -v -n --line-numbers
+
+say "The host as a NAT gateway: a private network behind it (eth1), masqueraded out, one port published"
+echo "  inside ($INSIDE): eth0 198.18.2.2/24, its gateway the host's eth1 198.18.2.1/24"
+ip netns add "$INSIDE"
+ip link add eth0 netns "$INSIDE" type veth peer name eth1 netns "$HOST"
+ip -n "$INSIDE" addr add 198.18.2.2/24 dev eth0
+ip -n "$HOST" addr add 198.18.2.1/24 dev eth1
+ip -n "$INSIDE" link set lo up
+ip -n "$INSIDE" link set eth0 up
+ip -n "$HOST" link set eth1 up
+ip -n "$INSIDE" route add default via 198.18.2.1
+ip netns exec "$HOST" sysctl -qw net.ipv4.ip_forward=1
+# Servers that tell each client the address it came from: the client's on 7, the inside's on 80.
+whoami_server() { # whoami_server NS PORT NAME
+  ip netns exec "$1" perl -MIO::Socket::INET -e '
+    my ($port, $name) = @ARGV;
+    my $s = IO::Socket::INET->new(LocalPort => $port, Listen => 16, ReuseAddr => 1) or die "listen: $!";
+    while (my $c = $s->accept) { print $c "$name sees you as " . $c->peerhost . "\n"; close $c }
+  ' "$2" "$3" &
+  NAT_PIDS="$NAT_PIDS $!"
+}
+whoami_server "$CLIENT" 7 "the client"
+whoami_server "$INSIDE" 80 "the inside server"
+sleep 0.3
+inside_tcp() { # inside_tcp DST PORT
+  local reply
+  if reply=$(ip netns exec "$INSIDE" timeout 1 bash -c "exec 3<>/dev/tcp/$1/$2 && head -n1 <&3" 2>/dev/null) \
+     && [ -n "$reply" ]; then
+    echo "  inside: tcp connect -> $1:$2: ${green}connected${off} ($reply)"
+  else
+    echo "  inside: tcp connect -> $1:$2: ${red}no connection${off}"
+  fi
+}
+echo "  without nat the client has no route back to 198.18.2.0/24:"
+inside_tcp 198.18.1.1 7
+fw -t nat -A POSTROUTING -s 198.18.2.0/24 -o eth0 -j MASQUERADE
+fw -t nat -A PREROUTING -d 198.18.1.2 -p tcp --dport 8080 -j DNAT --to-destination 198.18.2.2:80
+inside_tcp 198.18.1.1 7
+tcp_test 198.18.1.2 8080
+fw -t nat -L -v -n
+ip netns exec "$HOST" "$PCN" --conntrack
 
 say "Mistakes are refused the way iptables refuses them (and change nothing)"
 fw -A INPUT -p tcp --dport 99999 -j DROP || echo "  (exit code $?)"
