@@ -229,7 +229,7 @@ pub mod nat_flag {
 /// ends in a canonical order (lower address/port first), so that one lookup finds it from
 /// either direction. For ICMP the "ports" are the query's id and type.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, Eq)]
 pub struct CtKey {
     pub addr: [[u8; 4]; 2],
     pub port: [u16; 2],
@@ -244,6 +244,13 @@ impl PartialEq for CtKey {
     fn eq(&self, other: &Self) -> bool {
         let addr = |k: &CtKey| (u32::from_ne_bytes(k.addr[0]), u32::from_ne_bytes(k.addr[1]));
         addr(self) == addr(other) && self.port == other.port && self.proto == other.proto
+    }
+}
+
+/// The fields `eq` compares (the padding is not the key's).
+impl core::hash::Hash for CtKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        (self.addr, self.port, self.proto).hash(state);
     }
 }
 

@@ -254,7 +254,7 @@ mod tests {
                 dst: [198, 18, 0, 2],
                 sport: 40000,
                 dport: 22,
-                proto: 6
+                proto: 6,
                 _pad: 0,
             }
         );
