@@ -419,14 +419,7 @@ fn headers(ctx: &TcContext, ip_at: usize) -> Option<Result<Headers, usize>> {
         _ => (0, 0, false),
     };
     Some(Ok(Headers {
-        tuple: Tuple {
-            src: [ip[12], ip[13], ip[14], ip[15]],
-            dst: [ip[16], ip[17], ip[18], ip[19]],
-            sport,
-            dport,
-            proto,
-            _pad: 0,
-        },
+        tuple: Tuple::of_ipv4(&ip, sport, dport),
         l4,
         ip: ip_at,
         query,

@@ -219,14 +219,7 @@ fn quoted_connection(
         }
         _ => return None,
     };
-    let quoted = Tuple {
-        src: [ip[12], ip[13], ip[14], ip[15]],
-        dst: [ip[16], ip[17], ip[18], ip[19]],
-        sport,
-        dport,
-        proto,
-        _pad: 0,
-    };
+    let quoted = Tuple::of_ipv4(ip, sport, dport);
     let (key, src_end) = quoted.key();
     find(&key, src_end, now)
 }

@@ -294,6 +294,19 @@ pub struct Tuple {
 }
 
 impl Tuple {
+    /// The tuple of the IPv4 header `ip` (its protocol, addresses) with these ports.
+    #[inline(always)]
+    pub fn of_ipv4(ip: &[u8; 20], sport: u16, dport: u16) -> Tuple {
+        Tuple {
+            src: [ip[12], ip[13], ip[14], ip[15]],
+            dst: [ip[16], ip[17], ip[18], ip[19]],
+            sport,
+            dport,
+            proto: ip[9],
+            _pad: 0,
+        }
+    }
+
     /// The tuple of the packets going the other way.
     #[inline(always)]
     pub fn inverse(&self) -> Tuple {

@@ -1218,19 +1218,8 @@ fn actions_carry_targets_and_counters() {
         policy_counter: 0,
         rules: vec![],
     });
-    let rule = |target, counter| Rule {
-        src: None,
-        dst: None,
-        in_iface: None,
-        out_iface: None,
-        proto: None,
-        fragment: None,
-        matches: vec![],
-        target,
-        counter,
-    };
-    table.chains[0].rules = vec![rule(Some(Target::Jump("web".into())), 7), rule(None, 8)];
-    table.chains[3].rules = vec![rule(Some(Target::Return), 9)];
+    table.chains[0].rules = vec![bare(Some(Target::Jump("web".into())), 7), bare(None, 8)];
+    table.chains[3].rules = vec![bare(Some(Target::Return), 9)];
     table.chains[0].policy = Some(Policy::Drop);
     let c = compile(&table, &[], &AddressTypes::default()).unwrap();
     // User chains follow the fixed ids (filter's and nat's base chains).
@@ -1256,13 +1245,9 @@ fn actions_carry_targets_and_counters() {
     assert_eq!(c.chains[0].fields, 0);
 }
 
-/// The nat table's chains, once loaded: fixed ids for its base chains, its user chains after
-/// filter's (a name both tables use is two chains), jumps within the table, and every chain
-/// tracking and running nat.
-#[test]
-fn nat_chains_follow_the_filter_table() {
-    use crate::model::{Chain, TableName};
-    let rule = |target, counter| Rule {
+/// A rule that matches every packet, with `target` and counter slot `counter`.
+fn bare(target: Option<Target>, counter: u32) -> Rule {
+    Rule {
         src: None,
         dst: None,
         in_iface: None,
@@ -1272,7 +1257,15 @@ fn nat_chains_follow_the_filter_table() {
         matches: vec![],
         target,
         counter,
-    };
+    }
+}
+
+/// The nat table's chains, once loaded: fixed ids for its base chains, its user chains after
+/// filter's (a name both tables use is two chains), jumps within the table, and every chain
+/// tracking and running nat.
+#[test]
+fn nat_chains_follow_the_filter_table() {
+    use crate::model::{Chain, TableName};
     let mut table = Table::default();
     let user = |name: &str, rules| Chain {
         name: name.into(),
@@ -1282,7 +1275,7 @@ fn nat_chains_follow_the_filter_table() {
     };
     table
         .chains
-        .push(user("DOCKER", vec![rule(Some(Target::Drop), 10)]));
+        .push(user("DOCKER", vec![bare(Some(Target::Drop), 10)]));
     let without = compile(&table, &[], &AddressTypes::default()).unwrap();
     assert_eq!(without.chains[0].flags & chain_flag::NAT, 0);
     assert_eq!(without.chain_names.len(), FIXED_CHAINS as usize + 1);
@@ -1291,9 +1284,9 @@ fn nat_chains_follow_the_filter_table() {
     for (i, c) in nat.chains.iter_mut().enumerate() {
         c.policy_counter = 20 + i as u32;
     }
-    nat.chains[0].rules = vec![rule(Some(Target::Jump("DOCKER".into())), 11)];
+    nat.chains[0].rules = vec![bare(Some(Target::Jump("DOCKER".into())), 11)];
     nat.chains
-        .push(user("DOCKER", vec![rule(Some(Target::Return), 12)]));
+        .push(user("DOCKER", vec![bare(Some(Target::Return), 12)]));
     table.tables.loaded = vec![TableName::Nat, TableName::Filter];
     table.tables.others = vec![(TableName::Nat, nat)];
     let c = compile(&table, &[], &AddressTypes::default()).unwrap();
