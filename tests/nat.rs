@@ -47,6 +47,7 @@ differential_scenarios!(
     docker_bridge,
     conntrack_nat_matches,
     udp_zero_checksum,
+    netmap_and_ranges,
 );
 
 /// The transcripts hold nothing that varies from run to run (random ports, timings): two
@@ -56,7 +57,7 @@ differential_scenarios!(
 #[ignore]
 fn transcripts_are_deterministic() {
     type Scenario = fn(Fw) -> Transcript;
-    let all: [(&str, Scenario); 13] = [
+    let all: [(&str, Scenario); 14] = [
         ("masquerade_out", masquerade_out),
         ("published_port", published_port),
         ("snat_port_range", snat_port_range),
@@ -70,6 +71,7 @@ fn transcripts_are_deterministic() {
         ("docker_bridge", docker_bridge),
         ("conntrack_nat_matches", conntrack_nat_matches),
         ("udp_zero_checksum", udp_zero_checksum),
+        ("netmap_and_ranges", netmap_and_ranges),
     ];
     for (name, scenario) in all {
         eprintln!("{name}: two iptables-legacy runs side by side");
@@ -1365,5 +1367,76 @@ fn udp_zero_checksum(fw: Fw) -> Transcript {
         sums.len() == 1 && sums[0] != 0,
         &sums,
     );
+    k.finish(t, &lab)
+}
+
+/// 14. NETMAP and address ranges: the containers' networks mapped one to one onto
+///     198.18.40.0/22 on the way out (NETMAP in POSTROUTING keeps the host part), routed back
+///     by ext; a range of one address with `--persistent` (SNAT); DNAT to a range of ports,
+///     where the connection's own port is kept when it lies in the range (nf_nat keeps it),
+///     else the range's first.
+fn netmap_and_ranges(fw: Fw) -> Transcript {
+    let Gateway {
+        lab,
+        c1,
+        c2,
+        router,
+        ext,
+    } = Gateway::new(fw);
+    let mut t = Transcript::new(&lab);
+    let mut k = Checks::new(&lab);
+    let srv = Whoami::start(&ext, &[80], true);
+    let inner = Whoami::start(&c1, &[80, 81], false);
+    ext.ip(&format!("route add 198.18.40.0/22 via {ROUTER_OUT}"));
+    lab.ipt_ok(
+        &router,
+        &format!("-t nat -A POSTROUTING -s {INSIDE} -o eth1 -j NETMAP --to 198.18.40.0/22"),
+    );
+    for (who, ns, mapped) in [("c1", &c1, "198.18.40.2"), ("c2", &c2, "198.18.42.2")] {
+        k.check(
+            &format!("netmap: tcp {who} -> ext:80"),
+            tcp_view(ns, EXT, 80),
+            saw(mapped, true, EXT, 80),
+        );
+        lab.expect(&ns.ping(EXT), Pass);
+    }
+    k.check(
+        "netmap: echo requests ext saw from",
+        icmp_sources(&srv),
+        vec![ip4("198.18.40.2"), ip4("198.18.42.2")],
+    );
+
+    lab.ipt_ok(&router, "-t nat -F POSTROUTING");
+    lab.ipt_ok(
+        &router,
+        &format!("-t nat -A POSTROUTING -o eth1 -j SNAT --to-source {ROUTER_OUT2}-{ROUTER_OUT2} --persistent"),
+    );
+    router.ip(&format!("addr add {ROUTER_OUT2}/24 dev eth1"));
+    k.check(
+        "snat --persistent: tcp c1 -> ext:80",
+        tcp_view(&c1, EXT, 80),
+        saw(ROUTER_OUT2, true, EXT, 80),
+    );
+
+    lab.ipt_ok(
+        &router,
+        &format!("-t nat -A PREROUTING -d {ROUTER_OUT} -p tcp --dport 80:81 -j DNAT --to-destination {C1}:80-81"),
+    );
+    lab.ipt_ok(
+        &router,
+        &format!("-t nat -A PREROUTING -d {ROUTER_OUT} -p tcp --dport 9000 -j DNAT --to-destination {C1}:80-81"),
+    );
+    t.text("-t nat -S", lab.ipt_ok(&router, "-t nat -S").stdout);
+    k.check(
+        "dnat to ports 80-81: tcp ext -> router:81",
+        tcp_view(&ext, ROUTER_OUT, 81),
+        saw(EXT, true, C1, 81),
+    );
+    k.check(
+        "dnat to ports 80-81: tcp ext -> router:9000",
+        tcp_view(&ext, ROUTER_OUT, 9000),
+        saw(EXT, true, C1, 80),
+    );
+    drop(inner);
     k.finish(t, &lab)
 }
