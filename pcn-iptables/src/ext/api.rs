@@ -6,7 +6,7 @@
 use pcn_iptables_common::Action;
 
 use crate::error::Result;
-use crate::model::{Limit, Match, Negatable, Rule, Target};
+use crate::model::{CtAddr, Limit, Match, Negatable, Rule, Target};
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
 
@@ -55,6 +55,8 @@ pub enum Field {
     MacSource,
     /// A token bucket in front of the rule's action.
     Limit,
+    /// The addresses of the packet's connection's tuples, checked by the rule itself.
+    CtTuple,
 }
 
 /// A match's constraint on one [`Field`].
@@ -67,6 +69,12 @@ pub enum Want {
     AddressTypes(Negatable<u16>),
     Mac(Negatable<[u8; 6]>),
     Limit(Limit),
+    /// `--ctorigsrc`, `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`; `states`: the same match
+    /// has `--ctstate`.
+    CtTuple {
+        addrs: [Option<Negatable<CtAddr>>; 4],
+        states: bool,
+    },
 }
 
 impl Want {
