@@ -356,7 +356,7 @@ pub struct PacketInfo {
     pub proto: u8,
     /// 1 when sport/dport are valid (TCP/UDP, first fragment, header present).
     pub has_ports: u8,
-    /// conntrack::ctstate of the packet.
+    /// The packet's `conntrack::ctstate::with_nat` value: its state, SNAT and DNAT.
     pub ctstate: u8,
     /// 1: when the packet is accepted, `ct_entry` is stored under `ct_key` (netfilter
     /// confirms a connection only once its first packet got through).

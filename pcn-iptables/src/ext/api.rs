@@ -38,7 +38,8 @@ pub enum Field {
     Dport,
     /// Either port (`--ports`): the data plane ORs the source and the destination port.
     AnyPort,
-    /// The connection state, `pcn_iptables_common::conntrack::ctstate` values.
+    /// The connection state with its nat bits (`pcn_iptables_common::conntrack::ctstate::with_nat`
+    /// values).
     CtState,
     /// ICMP `type << 8 | code`.
     Icmp,
