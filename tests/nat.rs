@@ -46,6 +46,7 @@ differential_scenarios!(
     kube_proxy_scale,
     docker_bridge,
     conntrack_nat_matches,
+    conntrack_nat_first_packets,
     udp_zero_checksum,
     netmap_and_ranges,
 );
@@ -70,6 +71,7 @@ fn transcripts_are_deterministic() {
         ("kube_proxy_scale", kube_proxy_scale),
         ("docker_bridge", docker_bridge),
         ("conntrack_nat_matches", conntrack_nat_matches),
+        ("conntrack_nat_first_packets", conntrack_nat_first_packets),
         ("udp_zero_checksum", udp_zero_checksum),
         ("netmap_and_ranges", netmap_and_ranges),
     ];
@@ -1270,6 +1272,63 @@ fn conntrack_nat_matches(fw: Fw) -> Transcript {
             (want_published, want_masqueraded),
         );
     }
+    k.finish(t, &lab)
+}
+
+/// 11b. What the filter table sees of a translated connection's first packet and of its
+///     RELATED errors, by counters of rules that only count: a published connection's SYN
+///     is already DNAT in FORWARD (netfilter sets IPS_DST_NAT in PREROUTING), with its reply
+///     tuple's source the container; a masqueraded connection's first packet is not SNAT yet
+///     (POSTROUTING comes after FORWARD), nor is its reply tuple translated; the ICMP error
+///     of a closed published UDP port is RELATED and DNAT; no packet of a connection has no
+///     original source, `!` or not.
+fn conntrack_nat_first_packets(fw: Fw) -> Transcript {
+    let Gateway {
+        lab,
+        c1,
+        router,
+        ext,
+        ..
+    } = Gateway::new(fw);
+    let mut t = Transcript::new(&lab);
+    let mut k = Checks::new(&lab);
+    let _web = Whoami::start(&c1, &[80], false);
+    let _outside = Whoami::start(&ext, &[80], false);
+    lab.ipt_lines(
+        &router,
+        &format!(
+            "-t nat -A PREROUTING -d {ROUTER_OUT}/32 -p tcp --dport 8080 -j DNAT --to-destination {C1}:80
+             -t nat -A PREROUTING -d {ROUTER_OUT}/32 -p udp --dport 8081 -j DNAT --to-destination {C1}:81
+             -t nat -A POSTROUTING -s {INSIDE} -o eth1 -j MASQUERADE
+             -A FORWARD -m conntrack --ctstate NEW -m conntrack --ctstate DNAT
+             -A FORWARD -m conntrack --ctstate NEW -m conntrack --ctstate SNAT
+             -A FORWARD -m conntrack --ctstate NEW --ctreplsrc {C1}
+             -A FORWARD -m conntrack --ctstate NEW --ctrepldst {ROUTER_OUT}
+             -A FORWARD -m conntrack --ctstate RELATED -m conntrack --ctstate DNAT --ctorigdst {ROUTER_OUT}
+             -A FORWARD -m conntrack ! --ctorigsrc 0.0.0.0/0
+             -A FORWARD -m conntrack --ctorigsrc 0.0.0.0/0 -m conntrack --ctstate INVALID"
+        ),
+    );
+    t.text("-S FORWARD", lab.ipt_ok(&router, "-S FORWARD").stdout);
+    k.check(
+        "tcp ext -> router:8080 (published)",
+        tcp_ask(&ext, ROUTER_OUT, 8080, None, PASS_WAIT).map(|r| r.local),
+        Ok(sa(C1, 80)),
+    );
+    k.check(
+        "tcp c1 -> ext:80 (masqueraded)",
+        tcp_view(&c1, EXT, 80).map(|v| v.0),
+        Ok(ip4(ROUTER_OUT)),
+    );
+    k.check(
+        "udp ext -> router:8081 (published, closed)",
+        udp_ask(&ext, ROUTER_OUT, 8081, 40002, PASS_WAIT).map(|r| r.local),
+        Err("ECONNREFUSED".into()),
+    );
+    let (counts, _) = filter_counts(&lab, &router, "FORWARD");
+    // NEW and DNAT: the published SYN and datagram; NEW and SNAT: none; NEW with reply
+    // source c1: the same two; NEW with reply destination the router: none; the error: 1.
+    k.check("FORWARD rule packets", counts, vec![2, 0, 2, 0, 1, 0, 0]);
     k.finish(t, &lab)
 }
 

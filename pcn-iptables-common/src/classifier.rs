@@ -22,7 +22,7 @@ pub mod field {
     pub const DPORT: u8 = 5;
     pub const IN_IFACE: u8 = 6;
     pub const OUT_IFACE: u8 = 7;
-    /// The packet's conntrack::ctstate.
+    /// The packet's `conntrack::ctstate::with_nat` value: its state, SNAT and DNAT.
     pub const CTSTATE: u8 = 8;
     /// `[1, type, code]` for an ICMP packet with its header (first fragment), `[0]` otherwise.
     pub const ICMP: u8 = 9;

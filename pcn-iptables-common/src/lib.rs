@@ -171,9 +171,10 @@ pub struct ChainConfig {
     pub policy: u32,
     /// Counter slot of the policy.
     pub policy_counter: u32,
-    /// Index in the bitmap array of the bitmap of the rules with `-m limit`, checked one at a
-    /// time in order as the scan reaches them.
-    pub limited: u32,
+    /// Index in the bitmap array of the bitmap of the rules with a check of their own (`-m
+    /// limit`'s bucket, `-m conntrack`'s tuple addresses: see `Action`), made one at a time
+    /// in order as the scan reaches them.
+    pub checked: u32,
     /// Index in the bitmap array of the bitmap of every rule of the chain, and of the one of
     /// its rules without a target (which only count): found without a trie lookup.
     pub rules: u32,
@@ -273,6 +274,27 @@ pub struct Action {
     /// burst × interval, full) and the time of the last packet that was checked.
     pub limit_credit_ns: u64,
     pub limit_last_ns: u64,
+    /// `-m conntrack --ctorigsrc`, `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`: the
+    /// `ct_check` bits of those the rule has, of those negated (`ct_invert`), and each one's
+    /// address and mask in that order (network byte order bytes), which the packet's
+    /// connection's tuples are checked against.
+    pub ct_checks: u8,
+    pub ct_invert: u8,
+    pub _ct_pad: [u8; 6],
+    pub ct_addr: [[u8; 4]; 4],
+    pub ct_mask: [[u8; 4]; 4],
+}
+
+/// `Action::ct_checks`.
+pub mod ct_check {
+    pub const ORIG_SRC: u8 = 1;
+    pub const ORIG_DST: u8 = 2;
+    pub const REPL_SRC: u8 = 4;
+    pub const REPL_DST: u8 = 8;
+    pub const ADDRS: u8 = ORIG_SRC | ORIG_DST | REPL_SRC | REPL_DST;
+    /// The same match has `--ctstate`: a packet without a connection then matches whatever
+    /// the addresses (xt_conntrack's `conntrack_mt` decides such a packet by its state alone).
+    pub const STATE: u8 = 16;
 }
 
 impl Default for Action {
@@ -294,6 +316,11 @@ impl Default for Action {
             limit_interval_ns: 0,
             limit_credit_ns: 0,
             limit_last_ns: 0,
+            ct_checks: 0,
+            ct_invert: 0,
+            _ct_pad: [0; 6],
+            ct_addr: [[0; 4]; 4],
+            ct_mask: [[0; 4]; 4],
         }
     }
 }
@@ -329,7 +356,7 @@ pub struct PacketInfo {
     pub proto: u8,
     /// 1 when sport/dport are valid (TCP/UDP, first fragment, header present).
     pub has_ports: u8,
-    /// conntrack::ctstate of the packet.
+    /// The packet's `conntrack::ctstate::with_nat` value: its state, SNAT and DNAT.
     pub ctstate: u8,
     /// 1: when the packet is accepted, `ct_entry` is stored under `ct_key` (netfilter
     /// confirms a connection only once its first packet got through).
@@ -370,7 +397,7 @@ pub struct PacketInfo {
     pub start_word: u64,
     pub start_mask: u64,
     /// The matching rules of word `pending_word` still to visit one at a time, in order (up
-    /// to the first that decides), when some of them only count or have a `-m limit` bucket.
+    /// to the first that decides), when some of them only count or have a check of their own.
     pub pending: u64,
     pub pending_word: u32,
     pub _pending_pad: u32,
@@ -412,7 +439,9 @@ pub struct PacketInfo {
     pub _nat_pad: [u8; 2],
     /// The nat target a nat chain matched, for the mapping.
     pub nat_rule: NatRule,
-    /// A new connection's first packet's tuple, and the same as nat rewrites it.
+    /// The packet's connection's original tuple, and the inverse of its reply tuple: for a
+    /// new connection, its first packet's tuple as nat rewrites it so far (`-m conntrack
+    /// --ctorigsrc` and the like look at both; valid when `ctstate::has_connection`).
     pub orig: conntrack::Tuple,
     pub xlat: conntrack::Tuple,
     /// The search for a free port (`conntrack::nat::port_search`), in map memory so that its

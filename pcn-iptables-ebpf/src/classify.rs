@@ -4,9 +4,10 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use pcn_iptables_common::classifier::{self, ANDED_BITMAPS, lowest_bit};
+use pcn_iptables_common::conntrack;
 use pcn_iptables_common::{Bitmap, FieldKey, MAX_WORDS, PacketInfo, SUMMARY_WORDS, field, verdict};
 
-use crate::maps::{PCN_PACKETS, action, bitmaps, chain_config, count, field_lookup};
+use crate::maps::{PCN_PACKETS, action, action_mut, bitmaps, chain_config, count, field_lookup};
 use crate::{limit, log};
 
 /// The bitmap index of field `id`'s entry for `value`, whose first `bits` bits count, in
@@ -42,8 +43,9 @@ struct Scan {
     any_port: [*const Bitmap; 2],
     /// The chain's rules without a target: they are counted on the way, not stopped at.
     count_only: *const Bitmap,
-    /// The chain's rules with `-m limit`, whose buckets are checked in order.
-    limited: *const Bitmap,
+    /// The chain's rules with a check of their own (`Action`'s `-m limit` bucket, `-m
+    /// conntrack` tuple addresses), made in order as the scan reaches them.
+    checked: *const Bitmap,
     pkt: *mut PacketInfo,
 }
 
@@ -64,9 +66,9 @@ extern "C" fn scan_step(_: u64, ctx: *mut core::ffi::c_void) -> i64 {
     }
 }
 
-/// The next rule of `pkt.pending`: a rule whose `-m limit` bucket is empty does not match; a
-/// rule without a target is counted (as netfilter does) and the walk goes on; any other
-/// rule decides.
+/// The next rule of `pkt.pending`: a rule whose own check fails does not match; a rule
+/// without a target is counted (as netfilter does) and the walk goes on; any other rule
+/// decides.
 #[inline(always)]
 fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     let w = pkt.pending;
@@ -76,7 +78,7 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     let mask = 1u64 << (bit & 63);
     let rule = i as u32 * 64 + bit;
     let index = pkt.action_base + rule;
-    if unsafe { (*scan.limited).words[i] } & mask != 0 && !limit::take(pkt.slot, index) {
+    if unsafe { (*scan.checked).words[i] } & mask != 0 && !own_checks(pkt, index) {
         return 0;
     }
     if unsafe { (*scan.count_only).words[i] } & mask == 0 {
@@ -94,6 +96,16 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     0
 }
 
+/// A checked rule's own checks, once its fields matched: its connection's tuples, then its
+/// bucket (a token is taken only from a rule that matched otherwise).
+#[inline(always)]
+fn own_checks(pkt: &PacketInfo, index: u32) -> bool {
+    let Some(action) = action_mut(pkt.slot, index) else {
+        return true;
+    };
+    conntrack::tuples_match(pkt, unsafe { &*action }) && limit::take(action)
+}
+
 /// A bitmap word's index as the verifier can see it bounded (a power of two of words): LLVM
 /// drops a bounds check it can prove, and 6.1 could not.
 #[inline(always)]
@@ -103,7 +115,7 @@ fn word_index(i: usize) -> usize {
 }
 
 /// The next candidate word: the AND of every bitmap there. Its first rule with a target and
-/// no bucket decides, unless a rule that only counts or has a bucket comes first: then the
+/// no check of its own decides, unless a rule that only counts or has one comes first: then the
 /// word's rules up to that one are walked one by one (`pending`). Words some bitmap has empty
 /// are never read, so the cost follows the candidates, not the chain's length.
 #[inline(always)]
@@ -125,7 +137,7 @@ fn visit_word(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     if i as u64 == pkt.start_word {
         w &= pkt.start_mask;
     }
-    let special = unsafe { (*scan.count_only).words[i] | (*scan.limited).words[i] };
+    let special = unsafe { (*scan.count_only).words[i] | (*scan.checked).words[i] };
     let plain = w & !special;
     let first = plain & plain.wrapping_neg();
     let walk = if first != 0 {
@@ -240,7 +252,7 @@ fn first_match(pkt: &mut PacketInfo) -> Option<u32> {
         bitmaps: [all_ptr; ANDED_BITMAPS],
         any_port: [all_ptr; 2],
         count_only: all_ptr,
-        limited: all_ptr,
+        checked: all_ptr,
         pkt: core::ptr::null_mut(),
     };
     // Volatile: straight into the struct, not through a copy of each pointer of its own.
@@ -253,14 +265,14 @@ fn first_match(pkt: &mut PacketInfo) -> Option<u32> {
     put(&mut scan.any_port[1], pointer(ANDED_BITMAPS + 1)?);
     let count_only = maps.get_ptr(cfg.count_only)?;
     put(&mut scan.count_only, count_only);
-    // Equal bitmaps share an index: in a chain with neither limited nor count-only rules both
+    // Equal bitmaps share an index: in a chain with neither checked nor count-only rules both
     // are the empty one, and a helper call is saved.
-    let limited = if cfg.limited == cfg.count_only {
+    let checked = if cfg.checked == cfg.count_only {
         count_only
     } else {
-        maps.get_ptr(cfg.limited)?
+        maps.get_ptr(cfg.checked)?
     };
-    put(&mut scan.limited, limited);
+    put(&mut scan.checked, checked);
     pkt.action_base = cfg.action_base;
     pkt.start_word = (pkt.next_rule / 64) as u64;
     pkt.start_mask = u64::MAX << (pkt.next_rule % 64);

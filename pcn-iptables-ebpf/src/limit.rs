@@ -1,7 +1,7 @@
 //! `-m limit`: one token bucket per rule, in the rule's `Action` (so a new generation starts
 //! with full buckets, as a table replace restarts xt_limit's state).
 //!
-//! The scan checks the buckets of a word's limited rules one at a time, in rule order, only
+//! The scan checks the buckets of a word's checked rules one at a time, in rule order, only
 //! up to the first rule that decides: a rule whose bucket is empty does not match, and the
 //! scan goes on with the next rule (see `scan_step`).
 
@@ -9,22 +9,19 @@ use core::intrinsics::{AtomicOrdering::Relaxed, atomic_cxchg, atomic_xchg};
 
 use pcn_iptables_common::limit::{cap, take as take_one};
 
-use crate::maps::action_mut;
+use pcn_iptables_common::Action;
 
 /// Attempts at the compare-and-swap of a bucket before giving up (the packet then does not
 /// match, as when the bucket is empty): only as many CPUs as hit the same rule at the same
 /// nanosecond can make it fail.
 const CAS_ATTEMPTS: usize = 4;
 
-/// Whether rule `index` (in the action array) may match one more packet now: kernel-like
+/// Whether the rule of `action` may match one more packet now: kernel-like
 /// (xt_limit) credit that grows with elapsed time up to burst × interval, one interval a
 /// packet (the arithmetic is `pcn_iptables_common::limit`'s). Atomic for packets of several
 /// CPUs: the time of the last check is swapped in, the credit changes by compare-and-swap.
 #[inline(always)]
-pub fn take(slot: u32, index: u32) -> bool {
-    let Some(action) = action_mut(slot, index) else {
-        return true;
-    };
+pub fn take(action: *mut Action) -> bool {
     let (burst, interval) = unsafe { ((*action).limit_burst, (*action).limit_interval_ns) };
     if burst == 0 {
         return true;

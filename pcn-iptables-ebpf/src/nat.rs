@@ -16,7 +16,7 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use pcn_iptables_common::conntrack::{
-    self, CtEntry, CtKey, Tuple,
+    self, CtEntry, CtKey, Tuple, ctstate,
     nat::{self, Endpoint},
     nat_flag, status,
 };
@@ -72,6 +72,10 @@ pub(crate) fn map_destination(pkt: &mut PacketInfo) -> bool {
     pkt.dst = x.dst;
     if ports {
         pkt.dport = x.dport;
+    }
+    // IPS_DST_NAT is set before the filter table sees the packet (SNAT's comes after it).
+    if (x.dst, x.dport) != (pkt.orig.dst, pkt.orig.dport) {
+        pkt.ctstate |= ctstate::PACKET_DNAT;
     }
     true
 }

@@ -83,8 +83,9 @@ pub(crate) fn track(
                 if conntrack::icmp_is_error(kind)
                     && let Some((key, src_end, e)) = quoted_connection(start, end, l4 + 8, now)
                 {
-                    pkt.ctstate = ctstate::RELATED;
                     let e = unsafe { &*e };
+                    // The connection's, as xt_conntrack sees it on the error.
+                    connection_of(pkt, ctstate::RELATED, &key, e);
                     // The error goes the other way than the packet it quotes.
                     if e.nat != 0 {
                         translated(pkt, &key, e, src_end & 1 == e.origin);
@@ -122,6 +123,7 @@ pub(crate) fn track(
     let Some(mut entry) = entry else {
         return;
     };
+    connection_of(pkt, state, &key, &entry);
     let reply = src_end != entry.origin;
     pkt.ct_reply = reply as u8;
     if let Some(e) = existing
@@ -141,9 +143,34 @@ pub(crate) fn track(
             pkt.ct_key = key;
             pkt.ct_entry = entry;
             pkt.ct_commit = 1;
-            pkt.orig = tuple;
-            pkt.xlat = tuple;
         }
+    }
+}
+
+/// The packet has connection `e` (under `key`) in `state`: its ctstate with the nat bits
+/// (IPS_SRC_NAT, IPS_DST_NAT), and its tuples (a new connection's: the packet's own, until
+/// nat maps it). A subprogram: inlined, its temporaries would take room in the entry
+/// programs' frames, which are full.
+#[inline(never)]
+fn connection_of(pkt: &mut PacketInfo, state: u8, key: &CtKey, e: &CtEntry) {
+    pkt.ctstate = ctstate::with_nat(state, e.nat);
+    // `nat::original` and `nat::reply`, written in place: tuples built on the stack would
+    // take room the classifiers' frames do not have.
+    // Constant indexes: a computed one becomes pointer arithmetic the verifier refuses.
+    let o = &mut pkt.orig;
+    if e.origin == 0 {
+        (o.src, o.dst, o.sport, o.dport) = (key.addr[0], key.addr[1], key.port[0], key.port[1]);
+    } else {
+        (o.src, o.dst, o.sport, o.dport) = (key.addr[1], key.addr[0], key.port[1], key.port[0]);
+    }
+    o.proto = key.proto;
+    pkt.xlat = pkt.orig;
+    if e.nat & nat_flag::ENDS != 0 {
+        let x = &mut pkt.xlat;
+        x.src = e.reply_addr[1];
+        x.dst = e.reply_addr[0];
+        x.sport = e.reply_port[1];
+        x.dport = e.reply_port[0];
     }
 }
 

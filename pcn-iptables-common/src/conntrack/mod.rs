@@ -1,14 +1,48 @@
 //! Connection tracking as netfilter does it, in plain functions both sides share: the eBPF
 //! programs track packets with them, userspace tests them and seeds the table with them.
 
-/// `--ctstate`/`--state` values, as bit numbers of a one-byte field key (xt_conntrack's
-/// XT_CONNTRACK_STATE_BIT order: INVALID is bit 0, then ESTABLISHED, RELATED, NEW).
+/// A packet's connection state: one of the values below (xt_conntrack's
+/// XT_CONNTRACK_STATE_BIT order: INVALID, then ESTABLISHED, RELATED, NEW), in the low 3 bits
+/// of the classifier's CTSTATE value, with `PACKET_SNAT`/`PACKET_DNAT` when its connection is
+/// translated (`with_nat`). A state set of the model is `1 << state` bits, with `SNAT` and
+/// `DNAT` as bits of their own (xt_conntrack's XT_CONNTRACK_STATE_SNAT/DNAT).
 pub mod ctstate {
     pub const INVALID: u8 = 0;
     pub const ESTABLISHED: u8 = 1;
     pub const RELATED: u8 = 2;
     pub const NEW: u8 = 3;
     pub const UNTRACKED: u8 = 4;
+    /// Model bits only: `--ctstate SNAT`, `--ctstate DNAT`.
+    pub const SNAT: u8 = 5;
+    pub const DNAT: u8 = 6;
+    /// The state in a packet's value.
+    pub const STATE_MASK: u8 = 7;
+    /// A packet's value: its connection has IPS_SRC_NAT / IPS_DST_NAT.
+    pub const PACKET_SNAT: u8 = 1 << 3;
+    pub const PACKET_DNAT: u8 = 1 << 4;
+
+    /// The value of a packet in `state` whose connection has `nat` (`nat_flag::*`).
+    #[inline(always)]
+    pub const fn with_nat(state: u8, nat: u8) -> u8 {
+        state
+            | if nat & super::nat_flag::SRC != 0 {
+                PACKET_SNAT
+            } else {
+                0
+            }
+            | if nat & super::nat_flag::DST != 0 {
+                PACKET_DNAT
+            } else {
+                0
+            }
+    }
+
+    /// Whether a packet of value `v` has a connection (xt_conntrack's `ct != NULL`): not
+    /// INVALID, not UNTRACKED.
+    #[inline(always)]
+    pub const fn has_connection(v: u8) -> bool {
+        matches!(v & STATE_MASK, ESTABLISHED | RELATED | NEW)
+    }
 }
 
 /// netfilter's TCP conntrack states (enum tcp_conntrack, as ctnetlink and `conntrack -L` name
@@ -477,6 +511,44 @@ pub fn account(entry: &mut CtEntry, reply: bool, len: u32) {
 }
 
 pub mod nat;
+
+use crate::{Action, PacketInfo, ct_check};
+
+/// `-m conntrack --ctorigsrc`, `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`, as xt_conntrack's
+/// `conntrack_mt` makes them: whether the packet's connection's tuples (`PacketInfo::orig`,
+/// and `xlat`, the reply tuple's inverse) have the addresses rule action `a` asks for. The
+/// data plane checks it per rule (not classifier fields: few rules use them, and a field
+/// costs a trie lookup for every packet of the chain).
+#[inline(always)]
+pub fn tuples_match(pkt: &PacketInfo, a: &Action) -> bool {
+    let checks = a.ct_checks;
+    if checks & ct_check::ADDRS == 0 {
+        return true;
+    }
+    // conntrack_mt without a connection (INVALID, UNTRACKED) stops after `--ctstate`: it
+    // matches only if it had a state to check (which the classifier did).
+    if !ctstate::has_connection(pkt.ctstate) {
+        return checks & ct_check::STATE != 0;
+    }
+    for i in 0..4 {
+        let bit = 1u8 << i;
+        if checks & bit == 0 {
+            continue;
+        }
+        let addr = match bit {
+            ct_check::ORIG_SRC => pkt.orig.src,
+            ct_check::ORIG_DST => pkt.orig.dst,
+            ct_check::REPL_SRC => pkt.xlat.dst,
+            _ => pkt.xlat.src,
+        };
+        let differ = (u32::from_ne_bytes(addr) ^ u32::from_ne_bytes(a.ct_addr[i]))
+            & u32::from_ne_bytes(a.ct_mask[i]);
+        if (differ == 0) == (a.ct_invert & bit != 0) {
+            return false;
+        }
+    }
+    true
+}
 
 #[cfg(test)]
 mod tests;

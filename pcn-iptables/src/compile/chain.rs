@@ -33,7 +33,7 @@ pub(super) struct Made {
 
 pub(super) const OWN_RULES: u8 = 1;
 pub(super) const OWN_COUNT_ONLY: u8 = 2;
-pub(super) const OWN_LIMITED: u8 = 3;
+pub(super) const OWN_CHECKED: u8 = 3;
 
 /// The running generation's view of one chain.
 pub(super) struct ChainBase<'a> {
@@ -135,7 +135,8 @@ pub(super) fn chain_bitmaps(
     Ok(fields)
 }
 
-/// The chain's own bitmaps, whole: its rules, those that only count, those with a bucket.
+/// The chain's own bitmaps, whole: its rules, those that only count, those with a check of
+/// their own (a bucket, the connection's tuples).
 fn own_bitmaps(
     rules: &[Rule],
     nwords: usize,
@@ -146,7 +147,7 @@ fn own_bitmaps(
     let own = [
         (OWN_RULES, base.map(|b| b.cfg.rules)),
         (OWN_COUNT_ONLY, base.map(|b| b.cfg.count_only)),
-        (OWN_LIMITED, base.map(|b| b.cfg.limited)),
+        (OWN_CHECKED, base.map(|b| b.cfg.checked)),
     ];
     for (kind, old) in own {
         let at = words.len();
@@ -164,7 +165,7 @@ fn own_bitmaps(
             _ => push_bits(
                 words,
                 nwords,
-                rules.iter().map(|r| r.matches.iter().any(fields::limited)),
+                rules.iter().map(|r| r.matches.iter().any(fields::checked)),
             ),
         }
         made.push(Made {

@@ -1,13 +1,16 @@
 //! The chains as the data plane knows them: their ids, configs (flags, policy) and the
 //! actions their rules' targets become.
 
-use pcn_iptables_common::{Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, verdict};
+use pcn_iptables_common::{
+    Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, verdict,
+};
 use rustc_hash::FxHashMap;
 
 use super::addrtype::AddressTypes;
-use super::fields::{self, limit};
+use super::fields::{self, ct_tuple, limit};
 use super::tables;
 use super::types::{CompileError, Link};
+use crate::ext::Want;
 use crate::model::{Limit, Policy, Rule, Table, Target};
 
 pub(super) struct Ctx<'a> {
@@ -150,6 +153,18 @@ pub(super) fn action(
         action.limit_interval_ns = l.avg as u64 * (1_000_000_000 / Limit::SCALE as u64);
         action.limit_burst = l.burst;
         action.limit_credit_ns = action.limit_interval_ns * l.burst as u64;
+    }
+    if let Some(Want::CtTuple { addrs, states }) = ct_tuple(rule)? {
+        for (i, a) in addrs.iter().enumerate() {
+            let Some(a) = a else { continue };
+            action.ct_checks |= 1 << i;
+            action.ct_invert |= (a.negated as u8) << i;
+            action.ct_addr[i] = a.value.addr.to_be_bytes();
+            action.ct_mask[i] = a.value.mask.to_be_bytes();
+        }
+        if states {
+            action.ct_checks |= ct_check::STATE;
+        }
     }
     Ok(action)
 }

@@ -158,14 +158,31 @@ pub fn limit(rule: &Rule) -> Result<Option<Limit>> {
     Ok(first)
 }
 
+/// The rule's `-m conntrack` tuple addresses, if any (one such match at most: the rule's
+/// `Action` holds one address per option).
+pub fn ct_tuple(rule: &Rule) -> Result<Option<Want>> {
+    let mut tuples = wants(rule, Field::CtTuple);
+    let first = tuples.next();
+    if tuples.next().is_some() {
+        return Err(CompileError::Unsupported(
+            "more than one -m conntrack with --ctorigsrc, --ctorigdst, --ctreplsrc or \
+             --ctrepldst in a rule"
+                .into(),
+        ));
+    }
+    Ok(first)
+}
+
 /// Whether a match needs the chain to look at every packet (see `flags`).
 pub fn per_packet(m: &Match) -> bool {
     ext::of(m).per_packet(m)
 }
 
-/// Whether a match puts a token bucket in front of the rule's action.
-pub fn limited(m: &Match) -> bool {
-    ext::of(m).want(m, Field::Limit).is_some()
+/// Whether a match puts a check of the rule's own in front of its action: a token bucket,
+/// the connection's tuples.
+pub fn checked(m: &Match) -> bool {
+    let e = ext::of(m);
+    e.want(m, Field::Limit).is_some() || e.want(m, Field::CtTuple).is_some()
 }
 
 /// Whether a match needs connections tracked.

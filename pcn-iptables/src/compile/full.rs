@@ -54,7 +54,7 @@ pub(super) fn full(ctx: &Ctx, table: &Table) -> Result<Program, CompileError> {
                 (Some((key, len)), _) => entries.push(Entry::new(key, len, i)),
                 (None, OWN_RULES) => cfg.rules = i,
                 (None, OWN_COUNT_ONLY) => cfg.count_only = i,
-                (None, _) => cfg.limited = i,
+                (None, _) => cfg.checked = i,
             }
         }
     }

@@ -4,7 +4,7 @@
 use pcn_iptables_common::{ChainConfig, MAX_CHAINS};
 
 use super::chain::{
-    ChainBase, Made, OWN_COUNT_ONLY, OWN_LIMITED, OWN_RULES, chain_bitmaps, entries_of_chain,
+    ChainBase, Made, OWN_CHECKED, OWN_COUNT_ONLY, OWN_RULES, chain_bitmaps, entries_of_chain,
 };
 use super::config::{Ctx, actions, chain_config, chain_of, tracks};
 use super::tables;
@@ -59,7 +59,7 @@ pub(super) fn incremental(
             cfg.fields = old.fields;
             cfg.rules = old.rules;
             cfg.count_only = old.count_only;
-            cfg.limited = old.limited;
+            cfg.checked = old.checked;
             chains.push(cfg);
             continue;
         };
@@ -87,7 +87,7 @@ pub(super) fn incremental(
         let own_index = placing.place(&made, &words);
         cfg.rules = own_index[OWN_RULES as usize];
         cfg.count_only = own_index[OWN_COUNT_ONLY as usize];
-        cfg.limited = own_index[OWN_LIMITED as usize];
+        cfg.checked = own_index[OWN_CHECKED as usize];
         chains.push(cfg);
     }
     let Placing {
@@ -170,7 +170,7 @@ fn kept_indexes(
         if c.is_none()
             && let Some(cfg) = layout.chains.get(id).map(config)
         {
-            for i in [cfg.rules, cfg.count_only, cfg.limited] {
+            for i in [cfg.rules, cfg.count_only, cfg.checked] {
                 if let Some(t) = taken.get_mut(i as usize) {
                     *t = true;
                 }
@@ -196,13 +196,13 @@ impl Placing {
     fn place(&mut self, made: &[Made], words: &[u64]) -> [u32; 4] {
         let mut own_index = [0u32; 4];
         for m in made {
-            // A chain without limited rules: its limited bitmap is its count-only one (the
+            // A chain without checked rules: its checked bitmap is its count-only one (the
             // classifier then saves a lookup).
-            if m.own == OWN_LIMITED
+            if m.own == OWN_CHECKED
                 && words[m.at..m.at + m.len as usize]
                     == words[made[1].at..made[1].at + made[1].len as usize]
             {
-                own_index[OWN_LIMITED as usize] = own_index[OWN_COUNT_ONLY as usize];
+                own_index[OWN_CHECKED as usize] = own_index[OWN_COUNT_ONLY as usize];
                 continue;
             }
             let keep = (m.old as usize) < self.taken.len() && !self.taken[m.old as usize];

@@ -8,8 +8,9 @@ use ipnetwork::Ipv4Network;
 
 use pcn_iptables_common::{
     CHAIN_NAT_POSTROUTING, CHAIN_NAT_PREROUTING, FIELD_KEY_HEADER_BITS, FIXED_CHAINS, FieldKey,
-    LOG_PREFIX_LEN, MAX_RULES_PER_CHAIN, PacketInfo, chain_flag, classifier, field, reject, rtn,
-    verdict,
+    LOG_PREFIX_LEN, MAX_RULES_PER_CHAIN, PacketInfo, chain_flag, classifier,
+    conntrack::{self, Tuple, ctstate},
+    ct_check, field, reject, rtn, verdict,
 };
 
 use super::atoms::{bitmap, walk};
@@ -17,8 +18,8 @@ use super::interval::{Interval, Values, prefixes};
 use super::*;
 use crate::ext::match_name;
 use crate::model::{
-    AddrRange, IcmpType, Interface, Limit, Match, MultiportDir, Negatable, Policy, PortRange, Rule,
-    StateModule, Target, TcpFlags, TtlMode,
+    AddrRange, CtAddr, IcmpType, Interface, Limit, Match, MultiportDir, Negatable, Policy,
+    PortRange, Rule, StateModule, Target, TcpFlags, TtlMode,
 };
 
 #[test]
@@ -157,7 +158,10 @@ struct Pkt {
     mac: Option<[u8; 6]>,
     in_if: u32,
     out_if: u32,
+    /// `ctstate::with_nat`'s value.
     ctstate: u8,
+    /// Its connection's original source and destination, reply source and destination.
+    ct: [u32; 4],
     /// Per rule: whether its `-m limit` bucket has a token now (the one thing about a rule
     /// that compile time cannot know).
     limit_pass: Vec<bool>,
@@ -180,6 +184,7 @@ impl Pkt {
             in_if: 2,
             out_if: 0,
             ctstate: 3,
+            ct: [src, dst, dst, src],
             limit_pass: Vec::new(),
         }
     }
@@ -273,14 +278,26 @@ impl Pkt {
             in_ifindex: self.in_if,
             out_ifindex: self.out_if,
             ctstate: self.ctstate,
+            orig: Tuple {
+                src: self.ct[0].to_be_bytes(),
+                dst: self.ct[1].to_be_bytes(),
+                ..Default::default()
+            },
+            // The reply tuple's inverse.
+            xlat: Tuple {
+                src: self.ct[3].to_be_bytes(),
+                dst: self.ct[2].to_be_bytes(),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
 }
 
 /// The chain's verdict the way the classifier computes it: AND of the bitmaps of the
-/// packet's values (the OR of the two `--ports` ones), limited rules without a token taken
-/// out, rules without a deciding target counted on the way to the first that has one.
+/// packet's values (the OR of the two `--ports` ones), checked rules whose connection's
+/// tuples or bucket say no taken out, rules without a deciding target counted on the way to
+/// the first that has one.
 fn dataplane_outcome(c: &Compiled, trie: &Trie, chain: u32, p: &Pkt) -> Outcome {
     let none = Outcome {
         passed: vec![],
@@ -309,7 +326,7 @@ fn dataplane_outcome(c: &Compiled, trie: &Trie, chain: u32, p: &Pkt) -> Outcome 
         }
     }
     assert_eq!(maps.len(), classifier::ANDED_BITMAPS);
-    let limited = &c.bitmaps[cfg.limited as usize];
+    let checked = &c.bitmaps[cfg.checked as usize];
     let count_only = &c.bitmaps[cfg.count_only as usize];
     let mut passed = vec![];
     for i in 0..cfg.nwords as usize {
@@ -317,7 +334,14 @@ fn dataplane_outcome(c: &Compiled, trie: &Trie, chain: u32, p: &Pkt) -> Outcome 
         w &= any_port[0][i] | any_port[1][i];
         for bit in 0..64 {
             let rule = i * 64 + bit;
-            if limited[i] & (1 << bit) != 0 && !p.limit_pass.get(rule).copied().unwrap_or(true) {
+            if checked[i] & (1 << bit) == 0 {
+                continue;
+            }
+            let action = &c.actions[cfg.action_base as usize + rule];
+            // A rule without a bucket has `limit_burst` 0 (`limit::take` passes it).
+            if !conntrack::tuples_match(&info, action)
+                || (action.limit_burst != 0 && !p.limit_pass.get(rule).copied().unwrap_or(true))
+            {
                 w &= !(1 << bit);
             }
         }
@@ -477,8 +501,34 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
         }
         Match::Comment(_) => true,
         Match::Limit(_) => limit_pass,
-        Match::Conntrack { states, .. } => (states.value & (1 << p.ctstate) != 0) != states.negated,
+        Match::Conntrack { states, .. } => state_matches(states, p.ctstate),
+        // conntrack_mt: the state, then without a connection nothing more (a match only if
+        // there was a state to check), else every address under its mask.
+        Match::ConntrackTuple { states, addrs } => {
+            (states.value == 0 || state_matches(states, p.ctstate))
+                && if ctstate::has_connection(p.ctstate) {
+                    addrs.iter().zip(p.ct).all(|(a, ct)| {
+                        a.as_ref().is_none_or(|a| {
+                            (((ct ^ a.value.addr) & a.value.mask) == 0) != a.negated
+                        })
+                    })
+                } else {
+                    states.value != 0
+                }
+        }
     }
+}
+
+/// xt_conntrack's state check: the packet's state bit, SNAT and DNAT from its connection.
+fn state_matches(states: &Negatable<u8>, v: u8) -> bool {
+    let mut bits = 1 << (v & ctstate::STATE_MASK);
+    if v & ctstate::PACKET_SNAT != 0 {
+        bits |= 1 << ctstate::SNAT;
+    }
+    if v & ctstate::PACKET_DNAT != 0 {
+        bits |= 1 << ctstate::DNAT;
+    }
+    (states.value & bits != 0) != states.negated
 }
 
 /// The rule as iptables matches it: the IP header part (ip_packet_match), then every match.
@@ -766,11 +816,41 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
             avg: rng.pick(&[1, 10000, Limit::DEFAULT.avg]),
             burst: 1 + rng.below(10) as u32,
         }),
-        10 | 11 => Match::Conntrack {
+        10 => Match::Conntrack {
             module: rng.pick(&[StateModule::Conntrack, StateModule::State]),
             states: Negatable {
                 value: (1 + rng.below(31)) as u8,
                 negated: rng.chance(30),
+            },
+        },
+        11 => Match::Conntrack {
+            module: StateModule::Conntrack,
+            states: Negatable {
+                value: (1 + rng.below(127)) as u8,
+                negated: rng.chance(30),
+            },
+        },
+        12 => Match::ConntrackTuple {
+            states: Negatable {
+                value: match rng.below(3) {
+                    0 => (1 + rng.below(127)) as u8,
+                    _ => 0,
+                },
+                negated: rng.chance(30),
+            },
+            addrs: {
+                // At least one, as parsing makes them.
+                let first = rng.below(4);
+                [0, 1, 2, 3].map(|i| {
+                    (i == first || rng.chance(40)).then(|| Negatable {
+                        value: CtAddr {
+                            addr: rng.pick(&ADDRS) ^ (rng.below(4) as u32),
+                            mask: rng.pick(&[u32::MAX, u32::MAX, 0xffff_fffe, 0xff00_0000, 0]),
+                            prefix: rng.chance(50),
+                        },
+                        negated: rng.chance(30),
+                    })
+                })
             },
         },
         _ => return None,
@@ -853,21 +933,23 @@ fn random_rule(rng: &mut Rng, counter: u32, base_chain: bool) -> Rule {
         negated: rng.chance(50),
     });
     let mut matches = Vec::new();
-    let (mut limited, mut any_port) = (false, false);
+    let (mut limited, mut any_port, mut tuple) = (false, false, false);
     for _ in 0..rng.pick(&[0, 1, 1, 2, 2, 3, 4]) {
         let Some(m) = random_match(rng, proto.as_ref()) else {
             continue;
         };
         // What the compiler refuses (see `refused_combinations`): two buckets in one rule,
-        // two `--ports` lists.
+        // two `--ports` lists, two matches of conntrack tuple addresses.
         let either =
             matches!(&m, Match::Multiport { dir: MultiportDir::Either, ports } if !ports.negated);
         let limit = matches!(m, Match::Limit(_));
-        if (limit && limited) || (either && any_port) {
+        let addrs = matches!(m, Match::ConntrackTuple { .. });
+        if (limit && limited) || (either && any_port) || (addrs && tuple) {
             continue;
         }
         limited |= limit;
         any_port |= either;
+        tuple |= addrs;
         matches.push(m);
     }
     Rule {
@@ -1042,17 +1124,25 @@ fn random_packet(rng: &mut Rng, pools: &Pools, rules: usize) -> Pkt {
             .filter(|m| *m != [0; 6]),
         in_if: rng.below(5) as u32,
         out_if: rng.below(5) as u32,
-        ctstate: rng.below(5) as u8,
+        ctstate: {
+            let state = rng.below(5) as u8;
+            match ctstate::has_connection(state) {
+                true => state | rng.pick(&[0, 0, ctstate::PACKET_SNAT, ctstate::PACKET_DNAT, 24]),
+                false => state,
+            }
+        },
+        ct: [0; 4].map(|_| addr(rng)),
         limit_pass: (0..rules).map(|_| rng.chance(50)).collect(),
     }
 }
 
 /// What compile time decides of each rule's action: the verdict and its parameters, the
-/// counter, the bitmaps of the rules that only count (no target, LOG) and of the limited ones.
+/// counter, the bitmaps of the rules that only count (no target, LOG) and of the checked ones
+/// (a bucket, conntrack tuple addresses) with their checks.
 fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
     let cfg = c.chains[chain as usize];
     let count_only = &c.bitmaps[cfg.count_only as usize];
-    let limited = &c.bitmaps[cfg.limited as usize];
+    let checked = &c.bitmaps[cfg.checked as usize];
     let all = &c.bitmaps[cfg.rules as usize];
     let bit = |words: &Words, i: usize| words[i / 64] & (1 << (i % 64)) != 0;
     let chain_id = |name: &str| c.chain_names.iter().position(|n| n == name).unwrap() as u32;
@@ -1095,7 +1185,29 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
             Match::Limit(l) => Some(*l),
             _ => None,
         });
-        assert_eq!(bit(limited, i), limit.is_some(), "{what}");
+        let tuple = r.matches.iter().find_map(|m| match m {
+            Match::ConntrackTuple { states, addrs } => Some((states.value != 0, addrs)),
+            _ => None,
+        });
+        assert_eq!(
+            bit(checked, i),
+            limit.is_some() || tuple.is_some(),
+            "{what}"
+        );
+        let (states, addrs) = tuple.unwrap_or((false, &[None, None, None, None]));
+        let present = addrs.iter().enumerate().filter(|(_, a)| a.is_some());
+        let checks = present.clone().fold(0, |b, (i, _)| b | 1 << i);
+        assert_eq!(
+            a.ct_checks,
+            checks | if states { ct_check::STATE } else { 0 },
+            "{what}"
+        );
+        for (j, addr) in present {
+            let addr = addr.as_ref().unwrap();
+            assert_eq!(a.ct_addr[j], addr.value.addr.to_be_bytes(), "{what}");
+            assert_eq!(a.ct_mask[j], addr.value.mask.to_be_bytes(), "{what}");
+            assert_eq!(a.ct_invert & 1 << j != 0, addr.negated, "{what}");
+        }
         match limit {
             // `avg` counts 1/10000 s.
             Some(l) => {
@@ -1106,7 +1218,7 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
         }
     }
     // No bits past the chain's rules.
-    for words in [all, count_only, limited] {
+    for words in [all, count_only, checked] {
         for i in rules.len()..words.len() * 64 {
             assert!(!bit(words, i), "chain {chain}: bit {i} past the rules");
         }
@@ -1498,7 +1610,24 @@ fn refused_combinations() {
         dir: MultiportDir::Either,
         ports: Negatable::plain(vec![PortRange { first: 1, last: 1 }]),
     };
-    for matches in [vec![limit.clone(), limit], vec![ports.clone(), ports]] {
+    let tuple = Match::ConntrackTuple {
+        states: Negatable::plain(0),
+        addrs: [
+            Some(Negatable::plain(CtAddr {
+                addr: 1,
+                mask: 1,
+                prefix: true,
+            })),
+            None,
+            None,
+            None,
+        ],
+    };
+    for matches in [
+        vec![limit.clone(), limit],
+        vec![ports.clone(), ports],
+        vec![tuple.clone(), tuple],
+    ] {
         let mut table = Table::default();
         table.chains[0].rules = vec![plain_rule(matches.clone())];
         assert!(
@@ -1575,4 +1704,118 @@ fn tracking_follows_the_state_rules() {
     );
     table.chains[1].rules = vec![plain_rule(vec![Match::Limit(Limit::DEFAULT)])];
     assert_eq!(flags(&table)[1], chain_flag::TRACK);
+}
+
+/// `-m conntrack --ctorigsrc` and the like become the rule's own check: its bit in the
+/// chain's checked bitmap, the addresses, masks and `!` in its action, and STATE when the
+/// same match has `--ctstate` (a packet without a connection then matches by its state).
+#[test]
+fn conntrack_tuple_addresses_are_the_rules_own_check() {
+    let a = |addr: u32, mask: u32, negated| {
+        Some(Negatable {
+            value: CtAddr {
+                addr,
+                mask,
+                prefix: true,
+            },
+            negated,
+        })
+    };
+    let tuple = |states: u8| Match::ConntrackTuple {
+        states: Negatable::plain(states),
+        addrs: [
+            a(0x0a00_0005, 0xffff_ff00, false),
+            None,
+            None,
+            a(0xc612_0001, u32::MAX, true),
+        ],
+    };
+    let mut table = Table::default();
+    table.chains[1].rules = vec![
+        plain_rule(vec![]),
+        plain_rule(vec![tuple(0)]),
+        plain_rule(vec![tuple(1 << ctstate::DNAT)]),
+    ];
+    let c = compile(&table, &[], &AddressTypes::default()).unwrap();
+    let cfg = c.chains[1];
+    assert_eq!(c.bitmaps[cfg.checked as usize][0], 0b110);
+    assert_eq!(
+        cfg.flags & chain_flag::CACHEABLE,
+        0,
+        "the tuples are not in a flow's key"
+    );
+    let action = |i: u32| &c.actions[(cfg.action_base + i) as usize];
+    assert_eq!(action(0).ct_checks, 0);
+    let x = action(1);
+    assert_eq!(x.ct_checks, ct_check::ORIG_SRC | ct_check::REPL_DST);
+    assert_eq!(x.ct_invert, ct_check::REPL_DST);
+    assert_eq!(x.ct_addr, [[10, 0, 0, 5], [0; 4], [0; 4], [198, 18, 0, 1]]);
+    assert_eq!(x.ct_mask, [[255, 255, 255, 0], [0; 4], [0; 4], [255; 4]]);
+    assert_eq!(action(2).ct_checks, x.ct_checks | ct_check::STATE);
+
+    // The data plane's check of them.
+    let pkt = |state: u8, ct: [u32; 4]| {
+        Pkt {
+            ctstate: state,
+            ct,
+            ..Pkt::udp(1, 2, 3, 4)
+        }
+        .info()
+    };
+    let (new, invalid) = (ctstate::NEW, ctstate::INVALID);
+    for (p, with, without_state) in [
+        (pkt(new, [0x0a00_00ff, 0, 0, 0xc612_0002]), true, true),
+        (pkt(new, [0x0a00_01ff, 0, 0, 0xc612_0002]), false, false),
+        (pkt(new, [0x0a00_0005, 0, 0, 0xc612_0001]), false, false),
+        (pkt(ctstate::UNTRACKED, [0x0a00_0005, 0, 0, 0]), true, false),
+        (pkt(invalid, [0x0a00_0005, 0, 0, 0]), true, false),
+    ] {
+        assert_eq!(conntrack::tuples_match(&p, action(2)), with);
+        assert_eq!(conntrack::tuples_match(&p, action(1)), without_state);
+    }
+}
+
+/// `--ctstate`'s set as CTSTATE values: the states' own, with or without the nat bits, and
+/// any value with the SNAT (DNAT) bit for SNAT (DNAT).
+#[test]
+fn ctstate_values_with_snat_and_dnat() {
+    let values = |states: u8, negated| {
+        let m = Match::Conntrack {
+            module: StateModule::Conntrack,
+            states: Negatable {
+                value: states,
+                negated,
+            },
+        };
+        let mut table = Table::default();
+        table.chains[0].rules = vec![plain_rule(vec![m])];
+        let c = compile(&table, &[], &AddressTypes::default()).unwrap();
+        let trie = Trie::new(&c);
+        // The values packets have.
+        (0..32u8)
+            .filter(|v| v & ctstate::STATE_MASK <= ctstate::UNTRACKED)
+            .filter(|v| {
+                let p = Pkt {
+                    ctstate: *v,
+                    ..Pkt::udp(1, 2, 3, 4)
+                };
+                dataplane_outcome(&c, &trie, 0, &p).decided == Some(0)
+            })
+            .collect::<Vec<_>>()
+    };
+    let (s, d) = (ctstate::PACKET_SNAT, ctstate::PACKET_DNAT);
+    let new = ctstate::NEW;
+    assert_eq!(
+        values(1 << new, false),
+        [new, new | s, new | d, new | s | d]
+    );
+    let dnat = values(1 << ctstate::DNAT, false);
+    assert!(
+        dnat.iter().all(|v| v & d != 0) && dnat.len() == 5 * 2,
+        "{dnat:?}"
+    );
+    let either = values(1 << ctstate::SNAT | 1 << ctstate::DNAT, false);
+    assert_eq!(either.len(), 5 * 3, "{either:?}");
+    let not_dnat = values(1 << ctstate::DNAT, true);
+    assert!(not_dnat.iter().all(|v| v & d == 0) && not_dnat.contains(&(new | s)));
 }

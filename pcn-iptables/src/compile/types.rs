@@ -124,7 +124,7 @@ pub(super) fn stored(c: &ChainConfig) -> [u32; 8] {
         c.action_base,
         c.policy,
         c.policy_counter,
-        c.limited,
+        c.checked,
         c.rules,
         c.count_only,
     ]
@@ -137,7 +137,7 @@ pub(super) fn config(a: &[u32; 8]) -> ChainConfig {
         action_base: a[2],
         policy: a[3],
         policy_counter: a[4],
-        limited: a[5],
+        checked: a[5],
         rules: a[6],
         count_only: a[7],
         ..Default::default()

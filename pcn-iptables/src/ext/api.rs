@@ -6,7 +6,7 @@
 use pcn_iptables_common::Action;
 
 use crate::error::Result;
-use crate::model::{Limit, Match, Negatable, Rule, Target};
+use crate::model::{CtAddr, Limit, Match, Negatable, Rule, Target};
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
 
@@ -38,7 +38,8 @@ pub enum Field {
     Dport,
     /// Either port (`--ports`): the data plane ORs the source and the destination port.
     AnyPort,
-    /// The connection state, `pcn_iptables_common::conntrack::ctstate` values.
+    /// The connection state with its nat bits (`pcn_iptables_common::conntrack::ctstate::with_nat`
+    /// values).
     CtState,
     /// ICMP `type << 8 | code`.
     Icmp,
@@ -55,6 +56,8 @@ pub enum Field {
     MacSource,
     /// A token bucket in front of the rule's action.
     Limit,
+    /// The addresses of the packet's connection's tuples, checked by the rule itself.
+    CtTuple,
 }
 
 /// A match's constraint on one [`Field`].
@@ -67,6 +70,12 @@ pub enum Want {
     AddressTypes(Negatable<u16>),
     Mac(Negatable<[u8; 6]>),
     Limit(Limit),
+    /// `--ctorigsrc`, `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`; `states`: the same match
+    /// has `--ctstate`.
+    CtTuple {
+        addrs: [Option<Negatable<CtAddr>>; 4],
+        states: bool,
+    },
 }
 
 impl Want {

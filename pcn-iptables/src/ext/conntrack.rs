@@ -1,16 +1,19 @@
-//! libxt_conntrack: `-m conntrack --ctstate` and its alias `-m state --state` (the other
+//! libxt_conntrack: `-m conntrack --ctstate` (SNAT and DNAT too) and `--ctorigsrc`,
+//! `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`, and the alias `-m state --state` (the other
 //! conntrack options are known to getopt but refused).
 
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 
 use pcn_iptables_common::conntrack::ctstate;
 
 use super::api::{Context, Entry, Extension, Field, Show, Value, Want, bang, entry, mandatory};
 use crate::error::Result;
-use crate::model::{Match, Negatable, StateModule};
-use crate::xtables::{param, unsupported};
+use crate::model::{CtAddr, Match, Negatable, StateModule};
+use crate::xtables::{hostmask, param, unsupported};
 
-/// `--ctstate`, then the options of [`OTHER_OPTIONS`] (ids 1 to 12), refused when parsed.
+/// `--ctstate`, then the options of [`OTHER_OPTIONS`] (ids 1 to 12): the tuple addresses
+/// (ids 2 to 5) are parsed, the others refused.
 pub const CONNTRACK_ENTRIES: [Entry; 13] = [
     entry("ctstate", 0, true, 0),
     entry(OTHER_OPTIONS[0], 1, true, 0),
@@ -26,6 +29,9 @@ pub const CONNTRACK_ENTRIES: [Entry; 13] = [
     entry(OTHER_OPTIONS[10], 11, true, 0),
     entry(OTHER_OPTIONS[11], 12, true, 0),
 ];
+
+/// The ids of `--ctorigsrc` … `--ctrepldst`, in `Match::ConntrackTuple::addrs`' order.
+const ADDR_IDS: std::ops::RangeInclusive<u8> = 2..=5;
 
 pub const STATE_ENTRIES: [Entry; 1] = [mandatory("state", 0, true)];
 
@@ -57,9 +63,17 @@ impl Extension for Conntrack {
         init(StateModule::Conntrack)
     }
 
-    fn parse(&self, v: &mut Value, id: u8, arg: &str, invert: bool, _: &mut Context) -> Result<()> {
+    fn parse(
+        &self,
+        v: &mut Value,
+        id: u8,
+        arg: &str,
+        invert: bool,
+        cx: &mut Context,
+    ) -> Result<()> {
         match id {
             0 => parse(v, StateModule::Conntrack, arg, invert),
+            _ if ADDR_IDS.contains(&id) => parse_addr(v, id, arg, invert, cx),
             _ => Err(unsupported(format_args!(
                 "option \"--{}\"",
                 OTHER_OPTIONS[id as usize - 1]
@@ -78,12 +92,17 @@ impl Extension for Conntrack {
         save(m, out);
     }
 
-    fn print(&self, m: &Match, _: &Show, out: &mut String) {
-        print(m, out);
+    fn print(&self, m: &Match, show: &Show, out: &mut String) {
+        print(m, show, out);
     }
 
     fn want(&self, m: &Match, field: Field) -> Option<Want> {
         want(m, field)
+    }
+
+    fn per_packet(&self, m: &Match) -> bool {
+        // The tuples are not in the flow cache's key.
+        matches!(m, Match::ConntrackTuple { .. })
     }
 
     fn tracks(&self) -> bool {
@@ -116,8 +135,8 @@ impl Extension for State {
         save(m, out);
     }
 
-    fn print(&self, m: &Match, _: &Show, out: &mut String) {
-        print(m, out);
+    fn print(&self, m: &Match, show: &Show, out: &mut String) {
+        print(m, show, out);
     }
 
     fn want(&self, m: &Match, field: Field) -> Option<Want> {
@@ -138,58 +157,140 @@ fn init(module: StateModule) -> Value {
 
 /// `--ctstate` / `--state` (libxt_conntrack's `conntrack_mt_parse` and `state_ct23_parse`).
 fn parse(v: &mut Value, module: StateModule, text: &str, invert: bool) -> Result<()> {
-    let states = parse_states(module, text)?;
-    if let Some(nat) = [(NAT_SNAT, "SNAT"), (NAT_DNAT, "DNAT")]
-        .iter()
-        .find(|(bit, _)| states & bit != 0)
-        .map(|(_, nat)| nat)
-    {
-        return Err(unsupported(format_args!("ctstate `{nat}'")));
-    }
-    *v.as_match() = Match::Conntrack {
-        module,
-        states: Negatable {
-            value: states as u8,
-            negated: invert,
-        },
+    let parsed = Negatable {
+        value: parse_states(module, text)?,
+        negated: invert,
     };
+    match v.as_match() {
+        Match::ConntrackTuple { states, .. } => *states = parsed,
+        m => {
+            *m = Match::Conntrack {
+                module,
+                states: parsed,
+            }
+        }
+    }
     Ok(())
 }
 
+/// `--ctorigsrc` … `--ctrepldst ADDR[/MASK]` (libxtables' XTTYPE_HOSTMASK): the match
+/// becomes a `ConntrackTuple`, keeping the states given so far.
+fn parse_addr(v: &mut Value, id: u8, text: &str, invert: bool, cx: &mut Context) -> Result<()> {
+    let option = OTHER_OPTIONS[id as usize - 1];
+    let (addr, mask, prefix) = hostmask(cx.db, "conntrack", option, text)?;
+    let m = v.as_match();
+    if let Match::Conntrack { states, .. } = m {
+        *m = Match::ConntrackTuple {
+            states: states.clone(),
+            addrs: [None, None, None, None],
+        };
+    }
+    if let Match::ConntrackTuple { addrs, .. } = m {
+        addrs[(id - ADDR_IDS.start()) as usize] = Some(Negatable {
+            value: CtAddr { addr, mask, prefix },
+            negated: invert,
+        });
+    }
+    Ok(())
+}
+
+/// `--ctorigsrc` … `--ctrepldst`, each if given.
+type TupleAddrs = [Option<Negatable<CtAddr>>];
+
+/// The match's states (none: `value` 0), its module and its tuple addresses.
+fn parts(m: &Match) -> Option<(Negatable<u8>, StateModule, &TupleAddrs)> {
+    match m {
+        Match::Conntrack { module, states } => Some((states.clone(), *module, &[])),
+        Match::ConntrackTuple { states, addrs } => {
+            Some((states.clone(), StateModule::Conntrack, addrs))
+        }
+        _ => None,
+    }
+}
+
+/// `conntrack_dump`: the options in libxt_conntrack's order whatever the order given
+/// (`--ctstate`, then the addresses), each with `!` before it; `prefix` is `--` for `-S`.
+/// A `-L` address is named unless numeric, `anywhere` when 0.
+fn dump(m: &Match, prefix: &str, show: Option<&Show>, out: &mut String) {
+    let Some((states, module, addrs)) = parts(m) else {
+        return;
+    };
+    let (_, option) = state_match_names(module);
+    if states.value != 0 {
+        let _ = write!(
+            out,
+            "{} {prefix}{option} {}",
+            bang(states.negated),
+            state_names(states.value)
+        );
+    }
+    for (a, option) in addrs.iter().zip(&OTHER_OPTIONS[1..5]) {
+        let Some(a) = a else { continue };
+        let _ = write!(out, "{} {prefix}{option} ", bang(a.negated));
+        let addr = Ipv4Addr::from(a.value.addr);
+        match show.filter(|s| !s.numeric) {
+            Some(_) if a.value.addr == 0 => {
+                out.push_str("anywhere");
+                continue;
+            }
+            Some(s) => match s
+                .db
+                .host_name(addr)
+                .or_else(|| s.db.network_name(a.value.addr))
+            {
+                Some(name) => out.push_str(name),
+                None => {
+                    let _ = write!(out, "{addr}");
+                }
+            },
+            None => {
+                let _ = write!(out, "{addr}");
+            }
+        }
+        // xtables_ipmask_to_numeric: nothing for /32 (parsed masks have no holes).
+        if a.value.mask != u32::MAX {
+            let _ = write!(out, "/{}", a.value.mask.leading_ones());
+        }
+    }
+}
+
 fn save(m: &Match, out: &mut String) {
-    let Match::Conntrack { module, states } = m else {
-        return;
-    };
-    let (_, option) = state_match_names(*module);
-    let _ = write!(
-        out,
-        "{} --{option} {}",
-        bang(states.negated),
-        state_names(states.value)
-    );
+    dump(m, "--", None, out);
 }
 
-fn print(m: &Match, out: &mut String) {
-    let Match::Conntrack { module, states } = m else {
-        return;
-    };
-    // conntrack_dump: " !" before the option's name.
-    let (_, option) = state_match_names(*module);
-    let _ = write!(
-        out,
-        "{} {option} {}",
-        bang(states.negated),
-        state_names(states.value)
-    );
+fn print(m: &Match, show: &Show, out: &mut String) {
+    dump(m, "", Some(show), out);
 }
 
-/// The connection states, as a set of `ctstate` values.
+/// The connection states, as a set of CTSTATE values: a state's value with or without the
+/// nat bits, and for SNAT (DNAT) every value with `PACKET_SNAT` (`PACKET_DNAT`); the tuple
+/// addresses, as the rule's own check (`Want::CtTuple`).
 fn want(m: &Match, field: Field) -> Option<Want> {
-    let (Match::Conntrack { states, .. }, Field::CtState) = (m, field) else {
-        return None;
-    };
-    let values = (0..8u32).filter(|bit| states.value & (1 << bit) != 0);
-    Some(Want::ranges(values.map(|v| (v, v)), states.negated))
+    let (states, _, addrs) = parts(m)?;
+    match field {
+        Field::CtState if states.value != 0 => Some(Want::ranges(
+            state_values(states.value).map(|v| (v, v)),
+            states.negated,
+        )),
+        Field::CtTuple if !addrs.is_empty() => Some(Want::CtTuple {
+            addrs: [0, 1, 2, 3].map(|i| addrs[i].clone()),
+            states: states.value != 0,
+        }),
+        _ => None,
+    }
+}
+
+/// The CTSTATE values (`ctstate::with_nat`) a set of model state bits holds.
+pub fn state_values(states: u8) -> impl Iterator<Item = u32> {
+    let bit = move |b: u8| states & (1 << b) != 0;
+    let (snat, dnat) = (bit(ctstate::SNAT), bit(ctstate::DNAT));
+    (0..32u32).filter(move |v| {
+        let (state, nat) = ((v & 7) as u8, *v as u8);
+        state <= ctstate::UNTRACKED
+            && (bit(state)
+                || (snat && nat & ctstate::PACKET_SNAT != 0)
+                || (dnat && nat & ctstate::PACKET_DNAT != 0))
+    })
 }
 
 /// A state match's module and option as `-S` and `-L` name them.
@@ -201,7 +302,7 @@ pub fn state_match_names(module: StateModule) -> (&'static str, &'static str) {
 }
 
 /// A set of conntrack states as libxt_conntrack's `print_state` lists them: INVALID, NEW,
-/// RELATED, ESTABLISHED, UNTRACKED, comma-separated.
+/// RELATED, ESTABLISHED, UNTRACKED, SNAT, DNAT, comma-separated.
 pub fn state_names(states: u8) -> String {
     [
         (ctstate::INVALID, "INVALID"),
@@ -209,6 +310,8 @@ pub fn state_names(states: u8) -> String {
         (ctstate::RELATED, "RELATED"),
         (ctstate::ESTABLISHED, "ESTABLISHED"),
         (ctstate::UNTRACKED, "UNTRACKED"),
+        (ctstate::SNAT, "SNAT"),
+        (ctstate::DNAT, "DNAT"),
     ]
     .iter()
     .filter(|(state, _)| states & (1 << state) != 0)
@@ -217,9 +320,9 @@ pub fn state_names(states: u8) -> String {
     .join(",")
 }
 
-/// libxt_conntrack's options other than `--ctstate` (revision 3, in its order), which
-/// pcn-iptables does not implement. They are known to getopt all the same, so that
-/// abbreviations are as ambiguous as in iptables.
+/// libxt_conntrack's options other than `--ctstate` (revision 3, in its order). Those
+/// pcn-iptables does not implement (all but the addresses) are known to getopt all the
+/// same, so that abbreviations are as ambiguous as in iptables.
 pub const OTHER_OPTIONS: [&str; 12] = [
     "ctproto",
     "ctorigsrc",
@@ -235,27 +338,22 @@ pub const OTHER_OPTIONS: [&str; 12] = [
     "ctdir",
 ];
 
-/// libxt_conntrack's bits for SNAT and DNAT in a parsed state list, beyond the model's
-/// `1 << ctstate::*` ones.
-pub const NAT_SNAT: u32 = 1 << 8;
-pub const NAT_DNAT: u32 = 1 << 9;
-
 /// The state names `--ctstate` takes, in the order libxt_conntrack tries them, and their bits.
 /// `--state` takes the first five.
-const STATE_NAMES: [(&str, u32); 7] = [
+const STATE_NAMES: [(&str, u8); 7] = [
     ("INVALID", 1 << ctstate::INVALID),
     ("NEW", 1 << ctstate::NEW),
     ("ESTABLISHED", 1 << ctstate::ESTABLISHED),
     ("RELATED", 1 << ctstate::RELATED),
     ("UNTRACKED", 1 << ctstate::UNTRACKED),
-    ("SNAT", NAT_SNAT),
-    ("DNAT", NAT_DNAT),
+    ("SNAT", 1 << ctstate::SNAT),
+    ("DNAT", 1 << ctstate::DNAT),
 ];
 
 /// A comma-separated state list: `conntrack_ps_states` (`--ctstate`) or `state_parse_states`
 /// (`--state`). A state is named by any prefix of its name, in any case (`strncasecmp` with
 /// the length given); the error quotes the rest of the list from the bad state on.
-pub fn parse_states(module: StateModule, text: &str) -> Result<u32> {
+pub fn parse_states(module: StateModule, text: &str) -> Result<u8> {
     let (names, bad) = match module {
         StateModule::Conntrack => (&STATE_NAMES[..], "ctstate"),
         StateModule::State => (&STATE_NAMES[..5], "state"),

@@ -68,6 +68,7 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::Ports { proto, .. } if *proto == IPPROTO_TCP => &tcp::Tcp,
         Match::Ports { .. } => &udp::Udp,
         Match::Conntrack { module, .. } => conntrack::of(*module),
+        Match::ConntrackTuple { .. } => &conntrack::Conntrack,
         Match::Multiport { .. } => &multiport::Multiport,
         Match::Icmp(_) => &icmp::Icmp,
         Match::Iprange { .. } => &iprange::Iprange,

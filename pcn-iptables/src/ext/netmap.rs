@@ -9,9 +9,7 @@ use super::api::{Context, Entry, Extension, Kind, Value, mandatory};
 use super::nat;
 use crate::error::Result;
 use crate::model::{Nat, NatKind, Target};
-use crate::xtables::netdb::NameDb;
-use crate::xtables::param;
-use crate::xtables::value::{inet_aton, xtables_uint};
+use crate::xtables::hostmask;
 
 pub struct Netmap;
 
@@ -37,7 +35,7 @@ impl Extension for Netmap {
     }
 
     fn parse(&self, v: &mut Value, _: u8, arg: &str, _: bool, cx: &mut Context) -> Result<()> {
-        let (addr, mask) = hostmask(cx.db, arg)?;
+        let (addr, mask, _) = hostmask(cx.db, "NETMAP", "to", arg)?;
         let min = addr & mask;
         *v.as_target() = Target::Nat(Nat {
             kind: NatKind::Netmap,
@@ -83,56 +81,6 @@ fn print(t: &Target, out: &mut String) {
     }
 }
 
-/// libxtables' `XTTYPE_HOSTMASK`: `xtopt_parse_host` on what precedes the first `/`, then
-/// `xtopt_parse_plenmask` on what follows (a prefix length, or else a dotted mask, which
-/// stands for its prefix length: one with holes for all 32 bits). Host order.
-fn hostmask(db: &NameDb, arg: &str) -> Result<(u32, u32)> {
-    let (host, mask) = match arg.split_once('/') {
-        Some((host, mask)) => (host, Some(mask)),
-        None => (arg, None),
-    };
-    let addr = host_address(db, host)?;
-    let Some(mask) = mask else {
-        return Ok((addr, u32::MAX));
-    };
-    let bits = match xtables_uint(mask, 0, 32) {
-        Some(bits) => bits as u32,
-        None => {
-            let dotted = inet_aton(mask).ok_or_else(|| {
-                param(
-                    "NETMAP: bad value for option \"--to\", neither a valid network mask \
-                     nor valid CIDR (0-32).\n",
-                )
-            })?;
-            let m = u32::from(dotted);
-            let bits = m.leading_ones();
-            // xtables_ipmask_to_cidr's -1, as a prefix length, keeps every bit.
-            if m.checked_shl(bits).unwrap_or(0) != 0 {
-                32
-            } else {
-                bits
-            }
-        }
-    };
-    Ok((addr, u32::MAX.checked_shl(32 - bits).unwrap_or(0)))
-}
-
-/// `xtopt_parse_host`: what `getaddrinfo(3)` answers for AF_INET (numbers, /etc/hosts; no
-/// DNS), one address.
-fn host_address(db: &NameDb, host: &str) -> Result<u32> {
-    let found = match inet_aton(host) {
-        Some(addr) => vec![addr],
-        None => db.host_addresses(host),
-    };
-    let Some(first) = found.first() else {
-        return Err(param("getaddrinfo: Name or service not known\n"));
-    };
-    if found.iter().any(|a| a != first) {
-        return Err(param(format!("{host} resolves to more than one address\n")));
-    }
-    Ok(u32::from(*first))
-}
-
 /// libipt_NETMAP's help text.
 pub const HELP: &str = concat!(
     "\n",
@@ -148,7 +96,7 @@ mod tests {
 
     fn listed(arg: &str) -> Result<String> {
         let db = crate::xtables::netdb::tests::debian();
-        let (addr, mask) = hostmask(&db, arg)?;
+        let (addr, mask, _) = hostmask(&db, "NETMAP", "to", arg)?;
         let min = addr & mask;
         let mut out = String::new();
         print(

@@ -129,6 +129,24 @@ pub enum Match {
         module: StateModule,
         states: Negatable<u8>,
     },
+    /// `-m conntrack` with the addresses of its connection's tuples (`--ctorigsrc`,
+    /// `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`, in that order; at least one), and
+    /// `--ctstate` unless `states` is 0. A variant of its own, last, so that the rules stored
+    /// before it was added read the same.
+    ConntrackTuple {
+        states: Negatable<u8>,
+        addrs: [Option<Negatable<CtAddr>>; 4],
+    },
+}
+
+/// An address of `-m conntrack --ctorigsrc` and the like, and its mask (host order), as
+/// given: the kernel masks the connection's address, not this one, and `-S` prints it whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CtAddr {
+    pub addr: u32,
+    pub mask: u32,
+    /// The mask came from a prefix length (`xtables::hostmask`): only `-C` and `-D` see it.
+    pub prefix: bool,
 }
 
 /// Which module spelled a state match: they match alike and print differently.

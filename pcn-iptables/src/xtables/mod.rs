@@ -7,6 +7,7 @@ pub mod netdb;
 pub mod value;
 
 use crate::error::{Error, Result};
+use netdb::NameDb;
 
 /// Whether an option takes an argument (`struct option`'s `has_arg`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,4 +65,56 @@ pub fn uint_option(ext: &str, option: &str, text: &str, max: u64) -> Result<u64>
             "{ext}: bad value for option \"--{option}\", or out of range (0-{max}).\n"
         ))
     })
+}
+
+/// libxtables' `XTTYPE_HOSTMASK`: `xtopt_parse_host` on what precedes the first `/`, then
+/// `xtopt_parse_plenmask` on what follows (a prefix length, or else a dotted mask, which
+/// stands for its prefix length: one with holes for all 32 bits). Host order. The last value
+/// says whether the mask is a prefix length's: libxtables then zeroes the rest of its
+/// 128-bit mask, else that stays all ones, so `1.2.3.4/32` and `1.2.3.4` are different rules
+/// to the kernel (`-C`, `-D`) though they print and match alike.
+pub fn hostmask(db: &NameDb, ext: &str, option: &str, arg: &str) -> Result<(u32, u32, bool)> {
+    let (host, mask) = match arg.split_once('/') {
+        Some((host, mask)) => (host, Some(mask)),
+        None => (arg, None),
+    };
+    let addr = host_address(db, host)?;
+    let Some(mask) = mask else {
+        return Ok((addr, u32::MAX, false));
+    };
+    let bits = match value::xtables_uint(mask, 0, 32) {
+        Some(bits) => bits as u32,
+        None => {
+            let dotted = value::inet_aton(mask).ok_or_else(|| {
+                param(format!(
+                    "{ext}: bad value for option \"--{option}\", neither a valid network \
+                     mask nor valid CIDR (0-32).\n"
+                ))
+            })?;
+            let m = u32::from(dotted);
+            let bits = m.leading_ones();
+            // xtables_ipmask_to_cidr's -1, as a prefix length (255), keeps every bit.
+            if m.checked_shl(bits).unwrap_or(0) != 0 {
+                return Ok((addr, u32::MAX, false));
+            }
+            bits
+        }
+    };
+    Ok((addr, u32::MAX.checked_shl(32 - bits).unwrap_or(0), true))
+}
+
+/// `xtopt_parse_host`: what `getaddrinfo(3)` answers for AF_INET (numbers, /etc/hosts; no
+/// DNS), one address.
+fn host_address(db: &NameDb, host: &str) -> Result<u32> {
+    let found = match value::inet_aton(host) {
+        Some(addr) => vec![addr],
+        None => db.host_addresses(host),
+    };
+    let Some(first) = found.first() else {
+        return Err(param("getaddrinfo: Name or service not known\n"));
+    };
+    if found.iter().any(|a| a != first) {
+        return Err(param(format!("{host} resolves to more than one address\n")));
+    }
+    Ok(u32::from(*first))
 }
