@@ -58,7 +58,7 @@ differential_scenarios!(
 #[ignore]
 fn transcripts_are_deterministic() {
     type Scenario = fn(Fw) -> Transcript;
-    let all: [(&str, Scenario); 14] = [
+    let all: [(&str, Scenario); 15] = [
         ("masquerade_out", masquerade_out),
         ("published_port", published_port),
         ("snat_port_range", snat_port_range),
