@@ -50,7 +50,7 @@ SUBSET=(
   "conntrack server_firewall::pcn"
   "restore scale_16384_rules::pcn"
   "lifecycle uninstall_removes_programs_links_and_state"
-  "nat masquerade_out::pcn published_port::pcn icmp_through_nat::pcn output_dnat::pcn masquerade_after_renumbering::pcn"
+  "nat masquerade_out::pcn published_port::pcn icmp_through_nat::pcn output_dnat::pcn"
 )
 
 filter=()
