@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use pcn_iptables_common::{Action, nat_kind, nat_range, verdict};
 
-use super::api::Context;
+use super::api::{Context, Entry, Extension, Kind, Value};
 use crate::error::Result;
 use crate::model::{Nat, NatKind, Target};
 use crate::xtables::netdb::NameDb;
@@ -221,6 +221,67 @@ pub fn action(t: &Target, action: &mut Action) -> u32 {
     action.nat_addr = [n.min_addr.to_be_bytes(), n.max_addr.to_be_bytes()];
     action.nat_port = [n.min_port, n.max_port];
     verdict::NAT
+}
+
+/// One of libxt_NAT's targets (SNAT, DNAT, MASQUERADE, REDIRECT), as its file declares it:
+/// they share their parsing, printing and action, and differ in these.
+pub struct NatTarget {
+    pub name: &'static str,
+    pub kind: NatKind,
+    pub entries: &'static [Entry],
+    pub help: &'static str,
+    /// `-S`'s option before the range, and `-L`'s label.
+    pub save: &'static str,
+    pub list: &'static str,
+    /// The range is ports only (`--to-ports`).
+    pub ports_only: bool,
+    /// The final check of the parsed target (the `*_fcheck` of libxt_NAT).
+    pub check: fn(&Target) -> Result<()>,
+}
+
+impl Extension for NatTarget {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Target
+    }
+
+    fn help(&self) -> &'static str {
+        self.help
+    }
+
+    fn entries(&self) -> &'static [Entry] {
+        self.entries
+    }
+
+    fn init(&self) -> Value {
+        Value::Target(init(self.kind))
+    }
+
+    fn parse(&self, v: &mut Value, id: u8, arg: &str, _: bool, cx: &mut Context) -> Result<()> {
+        parse(v.as_target(), id, arg, cx)
+    }
+
+    fn check(&self, _: u32, v: &Value) -> Result<()> {
+        match v {
+            Value::Target(t) => (self.check)(t),
+            Value::Match(_) => Ok(()),
+        }
+    }
+
+    fn save_target(&self, t: &Target, out: &mut String) {
+        print(t, self.save, "--", self.ports_only, out);
+    }
+
+    fn print_target(&self, t: &Target, _: bool, out: &mut String) {
+        print(t, self.list, "", self.ports_only, out);
+    }
+
+    fn action(&self, t: &Target, action: &mut Action) -> u32 {
+        self::action(t, action)
+    }
 }
 
 #[cfg(test)]
