@@ -415,8 +415,21 @@ fn serve_loop(fds: &[(bool, OwnedFd)], stop: &AtomicBool) {
 /// Answers one datagram, if any is waiting (false when none is): the echo leaves from the
 /// address the request was sent to (IP_PKTINFO), as a multihomed UDP server must.
 fn udp_echo_one(fd: RawFd, buf: &mut [u8]) -> bool {
-    // SAFETY: recvmsg/sendmsg with iovec, address and control buffers that all outlive the
-    // calls; the control messages are walked with the libc CMSG helpers within `control`.
+    let Some((n, peer, local)) = udp_recv_to(fd, buf) else {
+        return false;
+    };
+    udp_send_from(fd, &buf[..n], &peer, local);
+    true
+}
+
+/// One datagram waiting on `fd` (with IP_PKTINFO on): its length, its sender, and the local
+/// address it was sent to.
+pub(crate) fn udp_recv_to(
+    fd: RawFd,
+    buf: &mut [u8],
+) -> Option<(usize, libc::sockaddr_in, Option<libc::in_addr>)> {
+    // SAFETY: recvmsg with iovec, address and control buffers that all outlive the call; the
+    // control messages are walked with the libc CMSG helpers within `control`.
     unsafe {
         let mut sa: libc::sockaddr_in = std::mem::zeroed();
         let mut control = [0u64; 16];
@@ -433,9 +446,9 @@ fn udp_echo_one(fd: RawFd, buf: &mut [u8]) -> bool {
         msg.msg_controllen = size_of_val(&control);
         let n = libc::recvmsg(fd, &mut msg, 0);
         if n < 0 {
-            return false;
+            return None;
         }
-        let mut local: Option<libc::in_addr> = None;
+        let mut local = None;
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
             if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
@@ -444,20 +457,34 @@ fn udp_echo_one(fd: RawFd, buf: &mut [u8]) -> bool {
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
-        let mut out_iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: n as usize,
+        Some((n as usize, sa, local))
+    }
+}
+
+/// Sends `data` to `to` from the local address `from` (IP_PKTINFO), if given.
+pub(crate) fn udp_send_from(
+    fd: RawFd,
+    data: &[u8],
+    to: &libc::sockaddr_in,
+    from: Option<libc::in_addr>,
+) {
+    // SAFETY: sendmsg with iovec, address and control buffers that all outlive the call; the
+    // one control message is written with the libc CMSG helpers within `control`.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
         };
-        let mut out_control = [0u64; 8];
+        let mut to = *to;
+        let mut control = [0u64; 8];
         let mut out: libc::msghdr = std::mem::zeroed();
-        out.msg_name = (&mut sa as *mut libc::sockaddr_in).cast();
+        out.msg_name = (&mut to as *mut libc::sockaddr_in).cast();
         out.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
-        out.msg_iov = &mut out_iov;
+        out.msg_iov = &mut iov;
         out.msg_iovlen = 1;
-        if let Some(addr) = local {
-            let space = libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
-            out.msg_control = out_control.as_mut_ptr().cast();
-            out.msg_controllen = space;
+        if let Some(addr) = from {
+            out.msg_control = control.as_mut_ptr().cast();
+            out.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
             let c = libc::CMSG_FIRSTHDR(&out);
             (*c).cmsg_level = libc::IPPROTO_IP;
             (*c).cmsg_type = libc::IP_PKTINFO;
@@ -470,6 +497,5 @@ fn udp_echo_one(fd: RawFd, buf: &mut [u8]) -> bool {
             std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>(), pi);
         }
         libc::sendmsg(fd, &out, 0);
-        true
     }
 }

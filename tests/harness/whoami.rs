@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::lab::{Ns, ip4};
+use crate::traffic::{udp_recv_to, udp_send_from};
 
 /// What the server saw of one TCP connection, UDP datagram or ICMP echo request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,76 +200,24 @@ fn accept_one(fd: RawFd, seen: &Mutex<Vec<Seen>>) -> Option<OwnedFd> {
 
 /// Answers one datagram, if any is waiting, from the address it was sent to.
 fn udp_answer_one(fd: RawFd, buf: &mut [u8], seen: &Mutex<Vec<Seen>>) -> bool {
-    // SAFETY: recvmsg/sendmsg with iovec, address and control buffers that all outlive the
-    // calls; the control messages are walked with the libc CMSG helpers within `control`.
-    unsafe {
-        let mut sa: libc::sockaddr_in = std::mem::zeroed();
-        let mut control = [0u64; 16];
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_name = (&mut sa as *mut libc::sockaddr_in).cast();
-        msg.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = size_of_val(&control);
-        let n = libc::recvmsg(fd, &mut msg, 0);
-        if n < 0 {
-            return false;
-        }
-        let mut local_addr: Option<libc::in_addr> = None;
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
-                let pi = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>());
-                local_addr = Some(pi.ipi_addr);
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-        let peer = from_sockaddr(&sa);
-        let port = sock_name(fd).map(|a| a.port()).unwrap_or(0);
-        let local = SocketAddrV4::new(
-            local_addr
-                .map(|a| Ipv4Addr::from(u32::from_be(a.s_addr)))
-                .unwrap_or(Ipv4Addr::UNSPECIFIED),
-            port,
-        );
-        seen.lock().unwrap().push(Seen {
-            proto: "udp",
-            peer,
-            local,
-        });
-        let mut line = format!("{peer} {local}\n").into_bytes();
-        let mut out_iov = libc::iovec {
-            iov_base: line.as_mut_ptr().cast(),
-            iov_len: line.len(),
-        };
-        let mut out_control = [0u64; 8];
-        let mut out: libc::msghdr = std::mem::zeroed();
-        out.msg_name = (&mut sa as *mut libc::sockaddr_in).cast();
-        out.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
-        out.msg_iov = &mut out_iov;
-        out.msg_iovlen = 1;
-        if let Some(addr) = local_addr {
-            out.msg_control = out_control.as_mut_ptr().cast();
-            out.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
-            let c = libc::CMSG_FIRSTHDR(&out);
-            (*c).cmsg_level = libc::IPPROTO_IP;
-            (*c).cmsg_type = libc::IP_PKTINFO;
-            (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as usize;
-            let pi = libc::in_pktinfo {
-                ipi_ifindex: 0,
-                ipi_spec_dst: addr,
-                ipi_addr: libc::in_addr { s_addr: 0 },
-            };
-            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>(), pi);
-        }
-        libc::sendmsg(fd, &out, 0);
-        true
-    }
+    let Some((_, sa, local_addr)) = udp_recv_to(fd, buf) else {
+        return false;
+    };
+    let peer = from_sockaddr(&sa);
+    let port = sock_name(fd).map(|a| a.port()).unwrap_or(0);
+    let local = SocketAddrV4::new(
+        local_addr
+            .map(|a| Ipv4Addr::from(u32::from_be(a.s_addr)))
+            .unwrap_or(Ipv4Addr::UNSPECIFIED),
+        port,
+    );
+    seen.lock().unwrap().push(Seen {
+        proto: "udp",
+        peer,
+        local,
+    });
+    udp_send_from(fd, format!("{peer} {local}\n").as_bytes(), &sa, local_addr);
+    true
 }
 
 /// Records the source of one ICMP echo request, if any packet is waiting.
