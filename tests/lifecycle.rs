@@ -12,7 +12,7 @@ use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Drop, Fw, Ns, Pair, Pass, cmd};
 
 /// pcn-iptables's `dataplane::bpffs::LAYOUT` directory.
-const STATE_ROOT: &str = "/run/pcn-iptables/bpffs/v7";
+const STATE_ROOT: &str = "/run/pcn-iptables/bpffs/v8";
 const LOCKS: &str = "/run/pcn-iptables/locks";
 
 /// The state directory of `ns` in this layout, named by its network namespace cookie.
@@ -351,6 +351,41 @@ fn the_flow_cache_size_is_set_at_install() {
         out.stderr.contains("flow cache here holds 4096 flows"),
         "{out}"
     );
+    lab.check();
+}
+
+/// A full table makes room for a translated connection as for any other: early drop takes
+/// an unassured connection with its aliases (the keys that lead its replies back), so the new
+/// connection and its own alias both fit.
+#[test]
+fn a_full_connection_table_takes_new_translated_connections() {
+    let fw = Fw::pcn();
+    let pair = Pair::new(fw.clone());
+    let (lab, host, c1) = (&pair.lab, &pair.host, &pair.c1);
+    lab.note_fw_use(host);
+    // Room for four translated connections (each is stored under two keys).
+    host.exec(&[fw.bin_str(), "--conntrack-size", "8"])
+        .expect_ok();
+    lab.ipt_ok(
+        host,
+        "-t nat -A PREROUTING -p udp --dport 7001 -j REDIRECT --to-ports 7000",
+    );
+    lab.ipt_ok(
+        host,
+        "-t nat -A PREROUTING -p udp --dport 7100 -j REDIRECT --to-ports 7101",
+    );
+    lab.serve(host, &[7000]);
+    // Four translated connections no reply assures (nothing listens on 7101).
+    for sport in 42001..=42004 {
+        assert!(
+            !c1.udp(HOST1, 7100)
+                .sport(sport)
+                .attempt(Duration::from_millis(300))
+        );
+    }
+    for sport in 42010..=42013 {
+        lab.expect(&c1.udp(HOST1, 7001).sport(sport), Pass);
+    }
     lab.check();
 }
 

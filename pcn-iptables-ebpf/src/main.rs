@@ -180,7 +180,7 @@ fn xdp_filter(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Next<u32> {
     }
     match cached_verdict(pkt, chain, pkt.slot) {
         // A new connection the full table cannot take is dropped (see `confirm`).
-        Some(verdict::ACCEPT) if confirm(pkt) => PASS,
+        Some(verdict::ACCEPT) if confirm(pkt, XDP) => PASS,
         Some(_) => Next::Verdict(xdp_action::XDP_DROP),
         None => Next::Classify,
     }
@@ -251,7 +251,7 @@ fn tc_filter(pkt: &mut PacketInfo) -> Next<i32> {
     }
     match cached_verdict(pkt, CHAIN_OUTPUT, pkt.slot) {
         // A new connection the full table cannot take is dropped (see `confirm`).
-        Some(verdict::ACCEPT) if confirm(pkt) => tc_accept(pkt),
+        Some(verdict::ACCEPT) if confirm(pkt, TC) => tc_accept(pkt),
         Some(_) => Next::Verdict(TC_ACT_SHOT),
         None => Next::Classify,
     }
@@ -341,7 +341,7 @@ fn xdp_accept(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Next<u32> {
             enter_nat(pkt, chain, phase::NAT_SRC);
             Next::Classify
         }
-        _ if confirm(pkt) => {
+        _ if confirm(pkt, XDP) => {
             remember_verdict(pkt, verdict::ACCEPT);
             PASS
         }
@@ -396,7 +396,7 @@ fn tc_accepted(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> Next<i32> {
             enter_nat(pkt, CHAIN_NAT_POSTROUTING, phase::NAT_SRC);
             Next::Classify
         }
-        _ if confirm(pkt) => {
+        _ if confirm(pkt, TC) => {
             remember_verdict(pkt, verdict::ACCEPT);
             tc_accept(pkt)
         }

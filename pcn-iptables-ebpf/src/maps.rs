@@ -7,7 +7,7 @@
 use aya_ebpf::{
     btf_maps::{self, ArrayOfMaps},
     macros::{btf_map, map},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, lpm_trie::Key},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, Queue, lpm_trie::Key},
 };
 use pcn_iptables_common::conntrack::{CtEntry, CtKey, CtReclaim};
 use pcn_iptables_common::{
@@ -38,6 +38,12 @@ pub(crate) static PCN_CONNTRACK: HashMap<CtKey, CtEntry> =
 /// A full connection table's search for room, per CPU (see `track::reclaim`).
 #[map]
 pub(crate) static PCN_CT_RECLAIM: PerCpuArray<CtReclaim> = PerCpuArray::pinned(1, 0);
+/// Keys of the latest new connections, oldest first: where a full table finds one to drop
+/// at once, as netfilter's early_drop finds an unassured one near the new connection's
+/// bucket (a walk from the table's first bucket would cost the whole table per packet).
+/// Userspace sizes it with the table (`Sizes::early_drop`).
+#[map]
+pub(crate) static PCN_CT_EARLY_DROP: Queue<CtKey> = Queue::pinned(CONNTRACK_ENTRIES / 16, 0);
 /// Verdicts of flows, each good in the generation that found it (see `cached_verdict`).
 #[map]
 pub(crate) static PCN_FLOWS: LruHashMap<FlowKey, FlowVerdict> =

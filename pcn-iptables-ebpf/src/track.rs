@@ -9,7 +9,9 @@ use pcn_iptables_common::conntrack::{
 
 use core::ffi::c_void;
 
-use crate::maps::{PCN_CONNTRACK, PCN_CT_RECLAIM};
+use aya_ebpf::bindings::BPF_EXIST;
+
+use crate::maps::{PCN_CONNTRACK, PCN_CT_EARLY_DROP, PCN_CT_RECLAIM, PCN_PACKETS};
 use crate::parse::{ETH_HLEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ptr_at};
 
 /// The live entry of a connection (an expired one is as good as none).
@@ -20,9 +22,8 @@ fn connection(key: &CtKey, now: u64) -> Option<CtEntry> {
 }
 
 /// Sets the packet's ctstate, and what to store if it is accepted, as netfilter's conntrack
-/// would before the filter table sees it (`update`: the packet counts for its connection and
-/// moves its state). A subprogram: its frame (entries, keys, tuples) is not the entry
-/// program's.
+/// would before the filter table sees it (`update`: the packet moves its connection's state
+/// and timeout). A subprogram: its frame (entries, keys, tuples) is not the entry program's.
 #[inline(never)]
 pub(crate) fn track(
     ctx: *mut c_void,
@@ -120,7 +121,7 @@ pub(crate) fn track(
         _ => conntrack::track_other(existing, src_end, pkt.proto, now),
     };
     pkt.ctstate = state;
-    let Some(mut entry) = entry else {
+    let Some(entry) = entry else {
         return;
     };
     connection_of(pkt, state, &key, &entry);
@@ -134,9 +135,12 @@ pub(crate) fn track(
     if !update || pkt.ct_rewritten != 0 {
         return;
     }
-    conntrack::account(&mut entry, reply, pkt.len);
     match live {
-        Some(e) => unsafe { *e = entry },
+        Some(e) => {
+            if conntrack::needs_store(unsafe { &*e }, &entry) {
+                unsafe { *e = entry }
+            }
+        }
         // New: stored only if the packet is accepted (netfilter confirms a connection once
         // its first packet got through).
         None => {
@@ -253,17 +257,40 @@ fn quoted_connection(
 
 /// An accepted packet's new connection goes into the table (over an expired entry, if any).
 /// `false`: the table is full and nothing in it may make room; netfilter drops the packet
-/// then ("nf_conntrack: table full, dropping packet").
+/// then ("nf_conntrack: table full, dropping packet"). `pkt` is the packet of `hook`.
 #[inline(always)]
-pub(crate) fn confirm(pkt: &PacketInfo) -> bool {
-    if pkt.ct_commit == 0 || PCN_CONNTRACK.insert(&pkt.ct_key, &pkt.ct_entry, 0).is_ok() {
-        return true;
+pub(crate) fn confirm(pkt: &PacketInfo, hook: u32) -> bool {
+    pkt.ct_commit == 0 || pcn_ct_confirm(hook) != 0
+}
+
+/// `confirm` for the packet of `hook` (`XDP` or `TC`), a global function: the verifier checks
+/// it once, on its own, instead of once for every path that reaches it.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn pcn_ct_confirm(hook: u32) -> u32 {
+    let Some(pkt) = PCN_PACKETS.get_ptr(hook) else {
+        return 0;
+    };
+    let pkt = unsafe { &*pkt };
+    if !store(&pkt.ct_key, &pkt.ct_entry) {
+        return 0;
     }
-    reclaim() && PCN_CONNTRACK.insert(&pkt.ct_key, &pkt.ct_entry, 0).is_ok()
+    // BPF_EXIST: a full queue forgets its oldest key.
+    let _ = PCN_CT_EARLY_DROP.push(pkt.ct_key, BPF_EXIST as u64);
+    1
+}
+
+/// Stores an entry, making room in a full table if it can.
+#[inline(always)]
+pub(crate) fn store(key: &CtKey, entry: &CtEntry) -> bool {
+    PCN_CONNTRACK.insert(key, entry, 0).is_ok()
+        || (reclaim() && PCN_CONNTRACK.insert(key, entry, 0).is_ok())
 }
 
 /// Entries one search of a full table frees at most (expired ones; a live one ends it).
 const RECLAIM_BATCH: u32 = 16;
+/// Keys of `PCN_CT_EARLY_DROP` one search looks at, at most, before it walks the table.
+const EARLY_DROP_TRIES: u32 = 4;
 /// How long a search that found no room holds: a table full of assured connections is not
 /// walked for every new packet.
 const FULL_HOLD_NS: u64 = 1_000_000_000;
@@ -275,22 +302,24 @@ struct Reclaim {
     state: *mut CtReclaim,
 }
 
-/// Makes room in the full table: expired entries, else one that netfilter's early_drop
-/// would take (`conntrack::evictable`). netfilter looks in the new connection's neighbouring
-/// buckets only; here the search starts at the table's first bucket.
+/// Makes room in the full table: a connection that netfilter's early_drop would take
+/// (`conntrack::evictable`), among the latest new ones first (`PCN_CT_EARLY_DROP`); else,
+/// walking the table from its first bucket, expired entries or such a connection.
 #[inline(never)]
 fn reclaim() -> bool {
     let now = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_ns() };
     let Some(state) = PCN_CT_RECLAIM.get_ptr_mut(0) else {
         return false;
     };
-    unsafe {
-        if (*state).hold_until > now {
-            return false;
-        }
-        (*state).now = now;
-        (*state).freed = 0;
+    let r = unsafe { &mut *state };
+    if early_drop(r, now) {
+        return true;
     }
+    if r.hold_until > now {
+        return false;
+    }
+    r.now = now;
+    r.freed = 0;
     let mut ctx = Reclaim { state };
     unsafe {
         aya_ebpf::helpers::generated::bpf_for_each_map_elem(
@@ -299,12 +328,54 @@ fn reclaim() -> bool {
             &mut ctx as *mut Reclaim as *mut c_void,
             0,
         );
-        if (*state).freed == 0 {
-            (*state).hold_until = now + FULL_HOLD_NS;
-            return false;
-        }
+    }
+    if r.freed == 0 {
+        r.hold_until = now + FULL_HOLD_NS;
+        return false;
     }
     true
+}
+
+/// Drops one of the latest new connections that early_drop may take, if any.
+#[inline(never)]
+fn early_drop(r: &mut CtReclaim, now: u64) -> bool {
+    for _ in 0..EARLY_DROP_TRIES {
+        let popped = unsafe {
+            aya_ebpf::helpers::generated::bpf_map_pop_elem(
+                &PCN_CT_EARLY_DROP as *const _ as *mut c_void,
+                &mut r.key as *mut CtKey as *mut c_void,
+            )
+        };
+        if popped != 0 {
+            return false;
+        }
+        if let Some(e) = unsafe { PCN_CONNTRACK.get(&r.key) }
+            && conntrack::evictable(&r.key, e, now)
+        {
+            forget_aliases(&r.key, e, &mut r.alias);
+            if PCN_CONNTRACK.remove(&r.key).is_ok() {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Deletes the aliases of a translated connection that goes (netfilter's entry is one for
+/// both ways); `scratch` holds their keys.
+#[inline(always)]
+fn forget_aliases(key: &CtKey, e: &CtEntry, scratch: &mut CtKey) {
+    if e.nat == 0 {
+        return;
+    }
+    *scratch = nat::reply(key, e).key().0;
+    if *scratch != *key {
+        let _ = PCN_CONNTRACK.remove(&*scratch);
+    }
+    if let Some(m) = nat::midway(key, e) {
+        *scratch = m.key().0;
+        let _ = PCN_CONNTRACK.remove(&*scratch);
+    }
 }
 
 extern "C" fn reclaim_entry(

@@ -302,9 +302,6 @@ pub struct CtEntry {
     pub _pad: [u8; 4],
     /// bpf_ktime_get_ns() at which the connection is forgotten.
     pub expires: u64,
-    /// Packets and bytes (IP length) per direction: original, reply.
-    pub packets: [u64; 2],
-    pub bytes: [u64; 2],
     /// A translated connection's reply tuple as its replies carry it (sources first:
     /// `[src, dst]`); an alias's connection key (`CtKey::addr`, `CtKey::port`).
     pub reply_addr: [[u8; 4]; 2],
@@ -500,14 +497,26 @@ pub struct CtReclaim {
     /// Entries the search deleted.
     pub freed: u32,
     pub _pad: u32,
+    /// A connection early drop looks at, and the key of one of its aliases: in map memory,
+    /// as the classifiers' frames are full.
+    pub key: CtKey,
+    pub alias: CtKey,
 }
 
-/// Counts a packet into an entry.
+/// How much later a packet must push a connection's timeout for its entry to be written
+/// again (its state and status are written whenever they change).
+pub const REFRESH_NS: u64 = 1_000_000_000;
+
+/// Whether a live connection's entry, `old`, must be replaced by what tracking made of it for
+/// a new packet. As netfilter with its default `nf_conntrack_acct=0`, a connection counts no
+/// packets, so most packets change nothing but the timeout: writing that for every packet
+/// would move the entry's cache line between the CPUs that handle the flow.
 #[inline(always)]
-pub fn account(entry: &mut CtEntry, reply: bool, len: u32) {
-    let d = reply as usize;
-    entry.packets[d] += 1;
-    entry.bytes[d] += len as u64;
+pub fn needs_store(old: &CtEntry, new: &CtEntry) -> bool {
+    old.tcp_state != new.tcp_state
+        || old.status != new.status
+        || new.expires < old.expires
+        || new.expires - old.expires >= REFRESH_NS
 }
 
 pub mod nat;

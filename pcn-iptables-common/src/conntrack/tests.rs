@@ -191,3 +191,25 @@ fn a_full_table_evicts_what_netfilter_would() {
     ));
     assert!(evictable(&udp, &live(0, 0), 50));
 }
+
+#[test]
+fn an_entry_is_written_again_for_a_new_state_or_a_later_timeout() {
+    const S: u64 = 1_000_000_000;
+    let old = CtEntry {
+        tcp_state: tcp::ESTABLISHED,
+        status: status::SEEN_REPLY,
+        expires: 100 * S,
+        ..Default::default()
+    };
+    let with = |f: fn(&mut CtEntry)| {
+        let mut e = old;
+        f(&mut e);
+        needs_store(&old, &e)
+    };
+    assert!(!with(|_| {}));
+    assert!(!with(|e| e.expires += REFRESH_NS - 1));
+    assert!(with(|e| e.expires += REFRESH_NS));
+    assert!(with(|e| e.expires -= 1));
+    assert!(with(|e| e.tcp_state = tcp::FIN_WAIT));
+    assert!(with(|e| e.status = 0));
+}

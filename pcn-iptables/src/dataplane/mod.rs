@@ -2,7 +2,8 @@
 //! classifier maps swapped atomically, attachment, counters, the lock.
 //!
 //! Layout of a namespace's directory on the bpffs:
-//! - `PCN_ACTIVE`, `PCN_PROGS_XDP`, `PCN_PROGS_TC`, `PCN_PACKETS`, `PCN_CONNTRACK`, `PCN_FLOWS`:
+//! - `PCN_ACTIVE`, `PCN_PROGS_XDP`, `PCN_PROGS_TC`, `PCN_PACKETS`, `PCN_CONNTRACK`,
+//!   `PCN_CT_EARLY_DROP`, `PCN_FLOWS`:
 //!   maps pinned by name, shared by every generation;
 //! - `COUNTERS`: the rule counters, pages of per-CPU arrays made as the rules need them
 //!   (`counters`);
@@ -68,6 +69,8 @@ pub use timer::{START, Timer};
 
 /// The flow cache's pin.
 pub const FLOWS_MAP: &str = "PCN_FLOWS";
+/// A full connection table's candidates for early drop.
+pub const EARLY_DROP_MAP: &str = "PCN_CT_EARLY_DROP";
 
 /// One network namespace's installation.
 pub struct Dataplane {

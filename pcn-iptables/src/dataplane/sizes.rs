@@ -31,6 +31,12 @@ impl Sizes {
         }
     }
 
+    /// Keys of new connections kept for a full table's early drop (`PCN_CT_EARLY_DROP`):
+    /// the latest sixteenth of the table, at least 1,024 (16 bytes each, reserved).
+    pub fn early_drop(&self) -> u32 {
+        (self.conntrack / 16).max(1024)
+    }
+
     /// The defaults on this machine.
     pub fn of_machine() -> Result<Sizes> {
         Ok(Sizes::for_memory(mem_total()?))
@@ -67,6 +73,17 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn early_drop_keeps_the_latest_sixteenth_of_the_table() {
+        let sizes = |conntrack| Sizes {
+            conntrack,
+            flows: 1024,
+        };
+        assert_eq!(sizes(262_144).early_drop(), 16_384);
+        assert_eq!(sizes(65_536).early_drop(), 4096);
+        assert_eq!(sizes(8).early_drop(), 1024);
+    }
 
     #[test]
     fn the_connection_table_follows_memory_as_netfilters_does() {

@@ -57,8 +57,6 @@ pub fn render(mut entries: Vec<(CtKey, CtEntry)>, now: u64) -> String {
         "destination",
         "dport",
         "timeout",
-        "packets",
-        "bytes",
         "",
         "reply (nat)",
     ]);
@@ -93,8 +91,6 @@ pub fn render(mut entries: Vec<(CtKey, CtEntry)>, now: u64) -> String {
             Ipv4Addr::from(key.addr[r]).to_string(),
             dport,
             format!("{}s", e.expires.saturating_sub(now) / 1_000_000_000),
-            format!("{} / {}", e.packets[0], e.packets[1]),
-            format!("{} / {}", e.bytes[0], e.bytes[1]),
             [
                 (e.status & status::SEEN_REPLY == 0).then_some("[UNREPLIED]"),
                 (!what.is_empty()).then_some(what.as_str()),

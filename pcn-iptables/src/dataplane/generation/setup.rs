@@ -73,7 +73,8 @@ pub(super) fn setup(
         .default_map_pin_directory(dir)
         // Only a first install creates them; later loads reuse the pinned tables.
         .map_max_entries(conntrack::MAP, sizes.conntrack)
-        .map_max_entries(crate::dataplane::FLOWS_MAP, sizes.flows);
+        .map_max_entries(crate::dataplane::FLOWS_MAP, sizes.flows)
+        .map_max_entries(crate::dataplane::EARLY_DROP_MAP, sizes.early_drop());
     for (name, pin) in OUTER.iter().zip(&pins) {
         loader.map_pin_path(name, pin.as_path());
     }
