@@ -30,7 +30,7 @@ use crate::route::{
     FIB_FRAG_NEEDED, FIB_FWD_DISABLED, FIB_LOOKUP_SKIP_NEIGH, FIB_LOOKUP_SRC, FIB_NO_NEIGH,
     FIB_NOT_FWDED, FIB_SUCCESS, FibLookup, fib_lookup,
 };
-use crate::track::{confirm, find, store};
+use crate::track::{confirm_now, find, store};
 
 /// The routing lookup MASQUERADE asks, in map memory (the classifiers' stacks are full).
 #[map]
@@ -245,13 +245,13 @@ pub(crate) fn commit(hook: u32) -> bool {
 #[inline(never)]
 pub extern "C" fn pcn_nat_commit(hook: u32) -> u32 {
     match PCN_PACKETS.get_ptr_mut(hook) {
-        Some(pkt) => commit_packet(unsafe { &mut *pkt }, hook) as u32,
+        Some(pkt) => commit_packet(unsafe { &mut *pkt }) as u32,
         None => 0,
     }
 }
 
 #[inline(always)]
-fn commit_packet(pkt: &mut PacketInfo, hook: u32) -> bool {
+fn commit_packet(pkt: &mut PacketInfo) -> bool {
     let r = pkt.nat_rule;
     let (flags, range) = match r.kind {
         nat_kind::SNAT | nat_kind::MASQUERADE => (r.flags, r.port),
@@ -290,7 +290,7 @@ fn commit_packet(pkt: &mut PacketInfo, hook: u32) -> bool {
         pkt.ct_entry.nat |= nat_flag::MASQUERADE;
         pkt.ct_entry.out_ifindex = pkt.out_ifindex;
     }
-    if !confirm(pkt, hook) {
+    if !confirm_now(pkt) {
         return false;
     }
     let (reply_key, _) = xlat.key();

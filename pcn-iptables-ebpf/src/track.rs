@@ -268,16 +268,25 @@ pub(crate) fn confirm(pkt: &PacketInfo, hook: u32) -> bool {
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn pcn_ct_confirm(hook: u32) -> u32 {
-    let Some(pkt) = PCN_PACKETS.get_ptr(hook) else {
-        return 0;
-    };
-    let pkt = unsafe { &*pkt };
+    match PCN_PACKETS.get_ptr(hook) {
+        Some(pkt) => confirm_now(unsafe { &*pkt }) as u32,
+        None => 0,
+    }
+}
+
+/// `confirm` in place, for a caller that is a global function already (another call level
+/// would not fit the stack under nat's commit on Linux 6.1).
+#[inline(always)]
+pub(crate) fn confirm_now(pkt: &PacketInfo) -> bool {
+    if pkt.ct_commit == 0 {
+        return true;
+    }
     if !store(&pkt.ct_key, &pkt.ct_entry) {
-        return 0;
+        return false;
     }
     // BPF_EXIST: a full queue forgets its oldest key.
     let _ = PCN_CT_EARLY_DROP.push(pkt.ct_key, BPF_EXIST as u64);
-    1
+    true
 }
 
 /// Stores an entry, making room in a full table if it can.
