@@ -30,6 +30,7 @@
 # addresses in 198.18.0.0/15; they are removed on exit however the script ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/router.sh
 
 SIZES=${SIZES:-"1 1000 10000"}
 WINDOWS=${WINDOWS:-5}
@@ -70,28 +71,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 cargo build --release --quiet 2>"$work/build.log" || { cat "$work/build.log" >&2; exit 1; }
 
-# generator (g0 198.18.0.1) ↔ (r0 198.18.0.2) router (r1 198.18.1.1) ↔ (s0 198.18.1.2) server
+# The three namespaces of scripts/lib/router.sh; the router forwards, and has no route for
+# the service addresses.
 topology() {
-  local ns
-  for ns in gen rtr srv; do
-    ip netns add "$P-$ns"
-    ip -n "$P-$ns" link set lo up
-  done
-  ip link add g0 netns "$P-gen" numtxqueues 2 numrxqueues 2 type veth \
-    peer r0 netns "$P-rtr" numtxqueues 2 numrxqueues 2
-  ip link add r1 netns "$P-rtr" type veth peer s0 netns "$P-srv"
-  ip -n "$P-gen" addr add 198.18.0.1/24 dev g0
-  ip -n "$P-rtr" addr add 198.18.0.2/24 dev r0
-  ip -n "$P-rtr" addr add 198.18.1.1/24 dev r1
-  ip -n "$P-srv" addr add 198.18.1.2/24 dev s0
-  ip -n "$P-gen" link set g0 up
-  ip -n "$P-rtr" link set r0 up
-  ip -n "$P-rtr" link set r1 up
-  ip -n "$P-srv" link set s0 up
-  ip netns exec "$P-rtr" sysctl -qw net.ipv4.ip_forward=1 \
-    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.r0.rp_filter=0
-  ip -n "$P-rtr" route add 198.19.0.0/16 via 198.18.0.1
-  ip -n "$P-srv" route add 198.19.0.0/16 via 198.18.1.1
+  router_namespaces "$P"
+  ip netns exec "$P-rtr" sysctl -qw net.ipv4.ip_forward=1
   # No port is open on the server: no ICMP errors back through the router.
   ip netns exec "$P-srv" sysctl -qw net.ipv4.icmp_msgs_per_sec=0 net.ipv4.icmp_msgs_burst=0
 }

@@ -24,6 +24,7 @@
 # `pcn-iptables --uninstall` in each. The host namespace's interfaces and rules are not touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/router.sh
 started=$(date +%s)
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -94,31 +95,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# topology NAME CHAIN: generator NAME-gen (g0 198.18.0.1) ↔ (r0 198.18.0.2) NAME-rtr
-# (r1 198.18.1.1) ↔ (s0 198.18.1.2) NAME-srv. The rule sets' destinations (198.18.128.0/17)
-# are local to the router for INPUT, routed on to the server for FORWARD; their sources
-# (198.19.0.0/16) route back to the generator. Two queues per veth: one per CPU.
+# topology NAME CHAIN: the three namespaces of scripts/lib/router.sh. The rule sets'
+# destinations (198.18.128.0/17) are local to the router for INPUT, routed on to the server
+# for FORWARD.
 topology() {
-  local n=$1 chain=$2 ns
-  for ns in gen rtr srv; do
-    ip netns add "$n-$ns"
-    made+=("$n-$ns")
-    ip -n "$n-$ns" link set lo up
-  done
-  ip link add g0 netns "$n-gen" numtxqueues 2 numrxqueues 2 type veth \
-    peer r0 netns "$n-rtr" numtxqueues 2 numrxqueues 2
-  ip link add r1 netns "$n-rtr" type veth peer s0 netns "$n-srv"
-  ip -n "$n-gen" addr add 198.18.0.1/24 dev g0
-  ip -n "$n-rtr" addr add 198.18.0.2/24 dev r0
-  ip -n "$n-rtr" addr add 198.18.1.1/24 dev r1
-  ip -n "$n-srv" addr add 198.18.1.2/24 dev s0
-  ip -n "$n-gen" link set g0 up
-  ip -n "$n-rtr" link set r0 up
-  ip -n "$n-rtr" link set r1 up
-  ip -n "$n-srv" link set s0 up
-  ip netns exec "$n-rtr" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.r0.rp_filter=0
-  ip -n "$n-rtr" route add 198.19.0.0/16 via 198.18.0.1
-  ip -n "$n-srv" route add 198.19.0.0/16 via 198.18.1.1
+  local n=$1 chain=$2
+  made+=("$n-gen" "$n-rtr" "$n-srv")
+  router_namespaces "$n"
   if [ "$chain" = INPUT ]; then
     ip -n "$n-rtr" route add local 198.18.128.0/17 dev lo
   else
