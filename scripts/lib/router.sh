@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the benchmarks. router_namespaces NAME makes three network namespaces:
 # generator NAME-gen (g0 198.18.0.1) ↔ (r0 198.18.0.2) router NAME-rtr (r1 198.18.1.1) ↔
 # (s0 198.18.1.2) server NAME-srv. Two queues per veth on the generator's side (one per CPU);
