@@ -99,6 +99,9 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
     // A packet looping back was tracked on its way out (netfilter keeps its connection on
     // the skb): judge it by that state, do not count it twice.
     let (slot, flags) = generation()?;
+    // Before tracking: its masquerade check routes from the interface the packet came in by.
+    pkt.in_ifindex = ifindex;
+    pkt.out_ifindex = 0;
     parse_ipv4(
         ctx.as_ptr(),
         pkt,
@@ -107,8 +110,6 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
         flags & chain_flag::TRACK != 0,
         ifindex != LOOPBACK_IFINDEX,
     )?;
-    pkt.in_ifindex = ifindex;
-    pkt.out_ifindex = 0;
     pkt.slot = slot;
     // Judged on the device it came in by, and sent on to the socket through lo (see
     // `nat_flag::LOOPED`).
