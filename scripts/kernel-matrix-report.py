@@ -36,6 +36,8 @@ def kernel_row(d, host):
         status = f"pass ({ok}/{len(res)})"
     notes = bad + ([f"{not_run} not run"] if not_run else [])
     status += ": " + "; ".join(notes) if notes else ""
+    if retried := read("retried"):
+        status += f" (booted twice: the first guest kernel panicked, {retried[:80]}; console-panic.log)"
     insns = {m[1]: int(m[2]) for l in log if (m := re.match(r"budget: (pcn_\w+) (\d+)$", l))}
     install = next((m[1] for l in log if (m := re.match(r"budget: install ([\d.]+)$", l))), "")
     uname = read("uname") or os.path.basename(d)
