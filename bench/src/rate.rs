@@ -438,7 +438,12 @@ pub fn run(opts: &Options) -> Result<()> {
         (Some(a), Some(b)) if rx_total > 0 => Some((b - a) as f64 / rx_total as f64),
         _ => None,
     };
+    // A worker whose TX ring the receiving veth did not drain in time exits, and the rest
+    // send less: the rate is then the generator's (its parent keeps running).
+    let stalled = fs::read_to_string(opts.out.join("trafgen.log"))
+        .is_ok_and(|log| log.contains("TX_RING failed"));
     let check = match fw_ratio {
+        _ if stalled => "a trafgen worker stalled (TX_RING failed)".to_string(),
         Some(r) if !(0.9..=1.1).contains(&r) => format!("last rule counted {r:.2} of rx"),
         _ => "ok".to_string(),
     };
