@@ -183,9 +183,11 @@ fn state_of_a_deleted_namespace_is_collected() {
     let dir = state_dir(&doomed_ns);
     assert!(dir.exists(), "{}", dir.display());
     cmd::must("ip", &["netns", "del", &doomed]);
-    // The kernel tears a namespace down asynchronously; any later change elsewhere collects.
-    let gone = (0..50).any(|i| {
-        lab.ipt_ok(host, &format!("-A INPUT -s 198.18.9.{i} -j DROP"));
+    // Changes in a running install leave it: collecting is a first install's job.
+    lab.ipt_ok(host, "-A INPUT -s 198.18.9.1 -j DROP");
+    // The kernel tears a namespace down asynchronously; a first install after that collects.
+    let gone = (0..50).any(|_| {
+        first_install_in(&fw, &format!("{}-probe", c2.name));
         !dir.exists() || {
             std::thread::sleep(Duration::from_millis(100));
             false
@@ -196,6 +198,31 @@ fn state_of_a_deleted_namespace_is_collected() {
         "{} still there after its namespace was deleted",
         dir.display()
     );
+}
+
+/// A first install of `fw` in a namespace `name` made for it, which is uninstalled and deleted
+/// again, even when the install fails.
+fn first_install_in(fw: &Fw, name: &str) {
+    struct Probe<'a>(Ns, &'a Fw);
+    impl std::ops::Drop for Probe<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.exec(&[self.1.bin_str(), "--uninstall"]);
+            let _ = cmd::run("ip", &["netns", "del", &self.0.name]);
+        }
+    }
+    cmd::must("ip", &["netns", "add", name]);
+    let probe = Probe(
+        Ns {
+            name: name.into(),
+            role: "probe".into(),
+        },
+        fw,
+    );
+    probe.0.ip("link set lo up");
+    probe
+        .0
+        .exec(&[fw.bin_str(), "-w", "-A", "INPUT", "-j", "ACCEPT"])
+        .expect_ok();
 }
 
 /// A first install killed before it attached, in a namespace gone since, leaves a state
@@ -224,6 +251,7 @@ fn an_abandoned_install_is_collected() {
     }
     cmd::must("touch", &["-d", "1 hour ago", old.0.to_str().unwrap()]);
     lab.ipt_ok(host, "-A INPUT -s 198.18.9.2 -j DROP");
+    first_install_in(&fw, &format!("{}-probe", host.name));
     assert!(!old.0.exists(), "{} left", old.0.display());
     assert!(recent.0.exists(), "{} removed at once", recent.0.display());
     assert!(state_dir(host).exists());

@@ -39,21 +39,6 @@ pub const ENTRIES: [(&str, &str, &str); 3] = [
     ("pcn_egress", EGRESS_PIN, "tc"),
 ];
 
-/// The interfaces of the current network namespace where netfilter's hooks see packets:
-/// all but the ports of a bridge, bond or team (see `rtnl::ports`).
-pub fn links() -> Result<Vec<Link>> {
-    let ports = super::rtnl::ports()?;
-    Ok(nix::net::if_::if_nameindex()
-        .context("listing interfaces")?
-        .iter()
-        .filter(|i| !ports.contains(&i.index()))
-        .map(|i| Link {
-            ifindex: i.index(),
-            name: i.name().to_string_lossy().into_owned(),
-        })
-        .collect())
-}
-
 /// The pin of the link of the entry program of `kind` on `link`.
 fn link_pin(dir: &Path, kind: &str, link: &Link) -> std::path::PathBuf {
     dir.join(format!("{kind}-{}", link.ifindex))

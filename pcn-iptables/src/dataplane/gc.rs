@@ -2,7 +2,9 @@
 //! with our pins still in it; its programs and maps would live on, pinned, until reboot. A
 //! namespace's loopback device dies with it, and the XDP link of a dead device reports
 //! ifindex 0, so the state of any namespace whose `xdp-1` (lo) link says so is removed, and
-//! that of an install abandoned before it attached (see `ABANDONED`). Classic TC filters (see
+//! that of an install abandoned before it attached (see `ABANDONED`). That is checked at
+//! every first install in a namespace, not at every change: namespaces come and go with
+//! installs, and a change stays as cheap with a hundred namespaces as with one. Classic TC filters (see
 //! `tc`) need nothing here: they die with the namespace's devices (a physical device moved
 //! back to the initial namespace loses its qdiscs on the way), and they hold the only
 //! references to their programs.

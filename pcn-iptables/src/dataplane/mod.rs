@@ -62,9 +62,10 @@ use crate::{
     model::Table,
 };
 
-pub use attach::{EGRESS_PIN, INGRESS_PIN, links};
+pub use attach::{EGRESS_PIN, INGRESS_PIN};
 pub use generation::ELF;
 use generation::Grace;
+pub use rtnl::links;
 pub use timer::{START, Timer};
 
 /// The flow cache's pin.
@@ -287,7 +288,11 @@ impl Dataplane {
             Some(slot) => (slot + 1) % pcn_iptables_common::GENERATIONS,
             None => 1,
         };
-        gc::collect(&self.dir);
+        // Namespaces come and go with installs: collecting on each first install keeps the
+        // leftovers bounded without a directory walk on every change.
+        if active.is_none() {
+            gc::collect(&self.dir);
+        }
         let t = Timer("install", std::time::Instant::now());
         let prefetched = self
             .prefetch

@@ -9,7 +9,9 @@ use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkExtentMask, LinkInfo, LinkMessage};
+
+use crate::compile::Link;
 
 /// A route netlink socket.
 pub struct Rtnl {
@@ -91,15 +93,18 @@ impl Rtnl {
     }
 }
 
-/// The interfaces that are ports of a bridge, bond or team: netfilter sees what they receive
-/// on their master (a bridge passes up what is for the host as its own), and the kernel
-/// refuses XDP on a port once its master has some.
-pub fn ports() -> Result<HashSet<u32>> {
+/// The interfaces of the current network namespace where netfilter's hooks see packets, in
+/// the kernel's order: all but the ports of a bridge, bond or
+/// team: netfilter sees what they receive on their master (a bridge passes up what is for the
+/// host as its own), and the kernel refuses XDP on a port once its master has some. One dump,
+/// without statistics (what `if_nameindex(3)` would ask again).
+pub fn links() -> Result<Vec<Link>> {
+    let mut request = LinkMessage::default();
+    request
+        .attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
     let answers = Rtnl::open()?
-        .request(
-            RouteNetlinkMessage::GetLink(LinkMessage::default()),
-            NLM_F_DUMP,
-        )
+        .request(RouteNetlinkMessage::GetLink(request), NLM_F_DUMP)
         .context("listing interfaces")?;
     let links: Vec<LinkMessage> = answers
         .into_iter()
@@ -130,10 +135,19 @@ pub fn ports() -> Result<HashSet<u32>> {
     Ok(links
         .iter()
         .filter(|l| {
-            l.attributes
+            !l.attributes
                 .iter()
                 .any(|a| matches!(a, LinkAttribute::Controller(m) if aggregates.contains(m)))
         })
-        .map(|l| l.header.index)
+        .filter_map(|l| {
+            let name = l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            })?;
+            Some(Link {
+                ifindex: l.header.index,
+                name,
+            })
+        })
         .collect())
 }

@@ -20,14 +20,24 @@ struct Service {
     names: Vec<String>,
 }
 
-/// The contents of the four databases.
+/// The four databases, each read and parsed the first time a lookup needs it: most commands
+/// never name a host, a network or a service.
 #[derive(Debug, Default)]
 pub struct NameDb {
-    protocols: Vec<Entry<u8>>,
-    services: Vec<Service>,
-    hosts: Vec<Entry<Ipv4Addr>>,
-    networks: Vec<Entry<u32>>,
+    /// The files' texts (`None`: read them from /etc).
+    texts: Option<[String; 4]>,
+    protocols: OnceLock<Vec<Entry<u8>>>,
+    services: OnceLock<Vec<Service>>,
+    hosts: OnceLock<Vec<Entry<Ipv4Addr>>>,
+    networks: OnceLock<Vec<Entry<u32>>>,
 }
+
+const FILES: [&str; 4] = [
+    "/etc/protocols",
+    "/etc/services",
+    "/etc/hosts",
+    "/etc/networks",
+];
 
 /// The fields of a line, comments stripped.
 fn fields(line: &str) -> impl Iterator<Item = &str> {
@@ -62,54 +72,76 @@ fn entries<T>(text: &str, value: impl Fn(&str) -> Option<T>) -> Vec<Entry<T>> {
         .collect()
 }
 
+fn services(text: &str) -> Vec<Service> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = fields(line);
+            let name = f.next()?;
+            let (port, proto) = f.next()?.split_once('/')?;
+            Some(Service {
+                port: port.parse().ok()?,
+                proto: proto.to_string(),
+                names: std::iter::once(name).chain(f).map(String::from).collect(),
+            })
+        })
+        .collect()
+}
+
+fn hosts(text: &str) -> Vec<Entry<Ipv4Addr>> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = fields(line);
+            let value = f.next()?.parse().ok()?;
+            let names: Vec<String> = f.map(String::from).collect();
+            (!names.is_empty()).then_some(Entry { value, names })
+        })
+        .collect()
+}
+
 impl NameDb {
-    /// The databases of this machine, read once.
+    /// The databases of this machine.
     pub fn system() -> &'static NameDb {
         static DB: OnceLock<NameDb> = OnceLock::new();
-        DB.get_or_init(|| {
-            let read = |path| std::fs::read_to_string(path).unwrap_or_default();
-            NameDb::parse(
-                &read("/etc/protocols"),
-                &read("/etc/services"),
-                &read("/etc/hosts"),
-                &read("/etc/networks"),
-            )
-        })
+        DB.get_or_init(NameDb::default)
     }
 
     /// Databases from the text of the four files; malformed lines are skipped, as glibc does.
     pub fn parse(protocols: &str, services: &str, hosts: &str, networks: &str) -> NameDb {
         NameDb {
-            protocols: entries(protocols, |n| n.parse().ok()),
-            services: services
-                .lines()
-                .filter_map(|line| {
-                    let mut f = fields(line);
-                    let name = f.next()?;
-                    let (port, proto) = f.next()?.split_once('/')?;
-                    Some(Service {
-                        port: port.parse().ok()?,
-                        proto: proto.to_string(),
-                        names: std::iter::once(name).chain(f).map(String::from).collect(),
-                    })
-                })
-                .collect(),
-            hosts: hosts
-                .lines()
-                .filter_map(|line| {
-                    let mut f = fields(line);
-                    let value = f.next()?.parse().ok()?;
-                    let names: Vec<String> = f.map(String::from).collect();
-                    (!names.is_empty()).then_some(Entry { value, names })
-                })
-                .collect(),
-            networks: entries(networks, inet_network),
+            texts: Some([protocols, services, hosts, networks].map(String::from)),
+            ..NameDb::default()
         }
+    }
+
+    /// The text of database `i` (in `FILES`' order); a missing file is an empty one.
+    fn text(&self, i: usize) -> std::borrow::Cow<'_, str> {
+        match &self.texts {
+            Some(texts) => texts[i].as_str().into(),
+            None => std::fs::read_to_string(FILES[i]).unwrap_or_default().into(),
+        }
+    }
+
+    fn protocols(&self) -> &[Entry<u8>] {
+        self.protocols
+            .get_or_init(|| entries(&self.text(0), |n| n.parse().ok()))
+    }
+
+    fn services(&self) -> &[Service] {
+        self.services.get_or_init(|| services(&self.text(1)))
+    }
+
+    fn hosts(&self) -> &[Entry<Ipv4Addr>] {
+        self.hosts.get_or_init(|| hosts(&self.text(2)))
+    }
+
+    fn networks(&self) -> &[Entry<u32>] {
+        self.networks
+            .get_or_init(|| entries(&self.text(3), inet_network))
     }
 
     /// `getprotobyname(3)`.
     pub fn protocol_by_name(&self, name: &str) -> Option<u8> {
-        self.protocols
+        self.protocols()
             .iter()
             .find(|e| e.names.iter().any(|n| n == name))
             .map(|e| e.value)
@@ -117,7 +149,7 @@ impl NameDb {
 
     /// `getprotobynumber(3)`.
     pub fn protocol_name(&self, number: u8) -> Option<&str> {
-        self.protocols
+        self.protocols()
             .iter()
             .find(|e| e.value == number)
             .map(|e| e.names[0].as_str())
@@ -125,7 +157,7 @@ impl NameDb {
 
     /// `getservbyname(3)`.
     pub fn service_port(&self, name: &str, proto: &str) -> Option<u16> {
-        self.services
+        self.services()
             .iter()
             .find(|s| s.proto == proto && s.names.iter().any(|n| n == name))
             .map(|s| s.port)
@@ -133,7 +165,7 @@ impl NameDb {
 
     /// `getservbyname(3)` with no protocol: the first service of that name in the file.
     pub fn service_port_any(&self, name: &str) -> Option<u16> {
-        self.services
+        self.services()
             .iter()
             .find(|s| s.names.iter().any(|n| n == name))
             .map(|s| s.port)
@@ -141,7 +173,7 @@ impl NameDb {
 
     /// `getservbyport(3)`.
     pub fn service_name(&self, port: u16, proto: &str) -> Option<&str> {
-        self.services
+        self.services()
             .iter()
             .find(|s| s.proto == proto && s.port == port)
             .map(|s| s.names[0].as_str())
@@ -149,7 +181,7 @@ impl NameDb {
 
     /// Every IPv4 address of a host name, in file order (`getaddrinfo(3)` with AF_INET).
     pub fn host_addresses(&self, name: &str) -> Vec<Ipv4Addr> {
-        self.hosts
+        self.hosts()
             .iter()
             .filter(|e| e.names.iter().any(|n| n.eq_ignore_ascii_case(name)))
             .map(|e| e.value)
@@ -158,7 +190,7 @@ impl NameDb {
 
     /// The canonical name of an address (`getnameinfo(3)` answered from the hosts file).
     pub fn host_name(&self, addr: Ipv4Addr) -> Option<&str> {
-        self.hosts
+        self.hosts()
             .iter()
             .find(|e| e.value == addr)
             .map(|e| e.names[0].as_str())
@@ -166,7 +198,7 @@ impl NameDb {
 
     /// `getnetbyname(3)`: the network number, host order, right-aligned.
     pub fn network_by_name(&self, name: &str) -> Option<u32> {
-        self.networks
+        self.networks()
             .iter()
             .find(|e| e.names.iter().any(|n| n.eq_ignore_ascii_case(name)))
             .map(|e| e.value)
@@ -174,7 +206,7 @@ impl NameDb {
 
     /// `getnetbyaddr(3)`.
     pub fn network_name(&self, net: u32) -> Option<&str> {
-        self.networks
+        self.networks()
             .iter()
             .find(|e| e.value == net)
             .map(|e| e.names[0].as_str())

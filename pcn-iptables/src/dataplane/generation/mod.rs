@@ -24,12 +24,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use super::{
-    attach::{self, links},
-    counters::Counters,
-    state, sys,
-    timer::Timer,
-};
+use super::{attach, counters::Counters, rtnl::links, state, sys, timer::Timer};
 
 mod arrays;
 mod build;

@@ -13,8 +13,10 @@ use pcn_iptables_common::{Action, Bitmap, ChainConfig};
 use super::arrays::TRIE_KEY;
 use super::object::{CLASSIFY_TC_PIN, CLASSIFY_XDP_PIN, ELF, OUTER};
 use crate::dataplane::{
-    attach::{self, ENTRIES, links},
-    conntrack, load, settings, sys,
+    attach::{self, ENTRIES},
+    conntrack, load,
+    rtnl::links,
+    settings, sys,
     timer::Timer,
 };
 
