@@ -32,15 +32,17 @@ pub(super) fn incremental(
         let id = u16::from_be_bytes([e.key[1], e.key[2]]) as usize;
         changed.get(id).is_some_and(|c| c.is_some()) && !names[id].is_empty()
     };
+    let entries: Vec<Entry> = layout
+        .entries
+        .iter()
+        .filter(|e| !changed_id(e))
+        .copied()
+        .collect();
     let mut placing = Placing {
         taken: kept_indexes(layout, &changed, &changed_id),
         next_index: layout.next_index,
-        entries: layout
-            .entries
-            .iter()
-            .filter(|e| !changed_id(e))
-            .copied()
-            .collect(),
+        kept: entries.len(),
+        entries,
         updates: Vec::new(),
         writes: Vec::new(),
     };
@@ -92,7 +94,8 @@ pub(super) fn incremental(
     }
     let Placing {
         next_index,
-        mut entries,
+        entries,
+        kept,
         updates,
         writes,
         ..
@@ -101,7 +104,7 @@ pub(super) fn incremental(
     if updates.len() > 4096 && updates.len() * 2 > entries.len() {
         return Ok(None);
     }
-    entries.sort_unstable_by_key(Entry::order);
+    let entries = in_order(entries, kept);
     Ok(Some(Program {
         layout: Layout {
             chain_names: names,
@@ -117,6 +120,27 @@ pub(super) fn incremental(
         words,
         updates: Some(updates),
     }))
+}
+
+/// `entries` in `Entry::order`, of which the first `kept` are: the rest sorted and merged in,
+/// where sorting all of a big ruleset's entries would cost more than the change.
+fn in_order(mut entries: Vec<Entry>, kept: usize) -> Vec<Entry> {
+    let mut new = entries.split_off(kept);
+    new.sort_unstable_by_key(Entry::order);
+    let mut out = Vec::with_capacity(entries.len() + new.len());
+    let (mut a, mut b) = (entries.into_iter().peekable(), new.into_iter().peekable());
+    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+        out.push(
+            if x.order() <= y.order() {
+                a.next()
+            } else {
+                b.next()
+            }
+            .expect("peeked"),
+        );
+    }
+    out.extend(a.chain(b));
+    out
 }
 
 /// The chains' ids: they keep theirs (a chain gone leaves an empty name); new ones get new
@@ -185,7 +209,10 @@ fn kept_indexes(
 struct Placing {
     taken: Vec<bool>,
     next_index: u32,
+    /// The running layout's entries that stay, in order, then the changed chains' entries.
     entries: Vec<Entry>,
+    /// How many stay.
+    kept: usize,
     updates: Vec<TrieUpdate>,
     writes: Vec<Write>,
 }
@@ -247,5 +274,29 @@ impl Placing {
             }
         }
         own_index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_entries_are_in_order() {
+        let mut rng = crate::compile::tests::Rng(7);
+        let entry = |rng: &mut crate::compile::tests::Rng| {
+            let key = std::array::from_fn(|_| rng.below(3) as u8);
+            Entry::new(key, rng.below(64) as u32, rng.below(1000) as u32)
+        };
+        for kept in [0, 1, 50, 200] {
+            let mut entries: Vec<Entry> = (0..kept).map(|_| entry(&mut rng)).collect();
+            entries.sort_unstable_by_key(Entry::order);
+            entries.extend((0..(200 - kept / 2)).map(|_| entry(&mut rng)));
+            let mut want = entries.clone();
+            want.sort_by_key(Entry::order);
+            let got = in_order(entries, kept);
+            let order = |v: &[Entry]| v.iter().map(Entry::order).collect::<Vec<_>>();
+            assert_eq!(order(&got), order(&want), "{kept} kept");
+        }
     }
 }

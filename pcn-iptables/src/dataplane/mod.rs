@@ -364,7 +364,7 @@ impl Dataplane {
     }
 
     /// A reader of (packets, bytes) per counter slot, summed over CPUs.
-    pub fn counters(&self) -> Result<impl Fn(u32) -> (u64, u64)> {
+    pub fn counters(&self) -> Result<impl Fn(u32) -> (u64, u64) + use<>> {
         let counters = std::cell::RefCell::new(counters::Counters::open(&self.dir)?);
         Ok(move |slot: u32| {
             counters

@@ -107,6 +107,11 @@ enum Open {
         slots: engine::Slots,
         /// The policy counters of mangle or raw that the file sets (nothing counts there yet).
         counts: Vec<(String, Counter)>,
+        /// The running counters, read by listings inside the table.
+        counters: Box<dyn Fn(u32) -> (u64, u64)>,
+        /// The filter rules' counter slots when `table` took the running ruleset's rules
+        /// (`--noflush`): how the compiler tells the rules the file left alone.
+        old: Option<Vec<(String, Vec<u32>)>>,
     },
     /// security, which pcn-iptables does not have: accepted empty (what iptables-save prints
     /// where it was loaded but unused), anything in it refused.
@@ -232,9 +237,24 @@ impl Restore<'_> {
                 if !self.options.test {
                     dp.start_setup();
                 }
-                let running = Box::new(dp.read_state()?);
+                let mut running = Box::new(dp.read_state()?);
                 let mut slots = engine::Slots::new(&running.table);
+                let mut old = None;
                 let mut table = match kept {
+                    // Flushed: the running rules are not copied only to be dropped.
+                    TableName::Filter if flush => {
+                        let (table, echo) = flushed(&running.table);
+                        if verbose {
+                            print(&echo);
+                        }
+                        table
+                    }
+                    // Changed in place: the running rules are taken, not copied (`--test`
+                    // records the running table, whole).
+                    TableName::Filter if !self.options.test => {
+                        old = Some(crate::compile::slots_of(&running.table));
+                        std::mem::take(&mut running.table)
+                    }
                     TableName::Filter => running.table.clone(),
                     TableName::Nat => running
                         .table
@@ -242,12 +262,13 @@ impl Restore<'_> {
                         .nat_counted(&mut |start| slots.alloc(start)),
                     other => running.table.tables.get(other),
                 };
-                if flush {
+                if flush && kept != TableName::Filter {
                     let echo = flush_table(&mut table);
                     if verbose {
                         print(&echo);
                     }
                 }
+                let counters = Box::new(dp.counters()?);
                 self.open = Some(Open::Kept {
                     name: kept,
                     dp: Box::new(dp),
@@ -256,6 +277,8 @@ impl Restore<'_> {
                     table,
                     slots,
                     counts: Vec::new(),
+                    counters,
+                    old,
                 });
             }
             Some(other) => {
@@ -419,17 +442,18 @@ impl Restore<'_> {
                 "The -t option cannot be used in {prog}.\n"
             ))));
         }
-        let (name, dp, table, slots, counts) = match self.open.as_mut().expect("inside a table") {
-            Open::Kept {
-                name,
-                dp,
-                table,
-                slots,
-                counts,
-                ..
-            } => (*name, dp, table, slots, counts),
-            Open::Empty { name, .. } => return Err(fail(not_empty(name))),
-        };
+        let (name, table, slots, counts, running) =
+            match self.open.as_mut().expect("inside a table") {
+                Open::Kept {
+                    name,
+                    table,
+                    slots,
+                    counts,
+                    counters,
+                    ..
+                } => (*name, table, slots, counts, counters),
+                Open::Empty { name, .. } => return Err(fail(not_empty(name))),
+            };
         // The command is parsed for its table, as iptables-restore does (-P's chains, nat's
         // refusal of DROP).
         if name != TableName::Filter {
@@ -451,13 +475,12 @@ impl Restore<'_> {
                 }
             }
         }
-        let running = dp.counters()?;
         let counting = if counts_in_dataplane(name) {
             Counting::Slots(slots)
         } else {
             Counting::Other(counts)
         };
-        apply(table, counting, &invocation, &running, fail)?;
+        apply(table, counting, &invocation, running, fail)?;
         Ok(Flow::Next)
     }
 
@@ -477,6 +500,7 @@ impl Restore<'_> {
             table,
             mut slots,
             counts,
+            old: taken,
             ..
         }) = self.open.take()
         {
@@ -518,13 +542,18 @@ impl Restore<'_> {
                 ruleset::commit_checks(&table, name).map_err(|_| line_failed(prog, number))?;
             }
             // nat goes live with the rest as it runs.
-            let old = crate::compile::slots_of(&running.table);
+            let old = match taken {
+                Some(taken) => taken,
+                None if name == TableName::Nat => crate::compile::slots_of(&running.table),
+                None => Vec::new(),
+            };
             let (mut table, old) = match name {
                 TableName::Nat => {
                     let mut new = running.table.clone();
                     new.tables.set_nat(table);
                     (new, Some(crate::compile::Old::Slots(&old)))
                 }
+                _ if !old.is_empty() => (table, Some(crate::compile::Old::Slots(&old))),
                 _ => (table, None),
             };
             table.tables.load(name);
@@ -648,6 +677,26 @@ fn apply(
 
 /// iptables-restore's flush of a table at its `*` line (without `--noflush`): every chain
 /// emptied, the user-defined ones deleted; what `-v` says about it.
+/// `table` flushed as `flush_table` flushes it, its rules not copied.
+fn flushed(table: &Table) -> (Table, String) {
+    let mut copy = Table {
+        chains: Vec::new(),
+        tables: table.tables.clone(),
+    };
+    copy.chains = table
+        .chains
+        .iter()
+        .map(|c| Chain {
+            name: c.name.clone(),
+            policy: c.policy,
+            policy_counter: c.policy_counter,
+            rules: Vec::new(),
+        })
+        .collect();
+    let echo = flush_table(&mut copy);
+    (copy, echo)
+}
+
 fn flush_table(table: &mut Table) -> String {
     let mut echo = String::new();
     for chain in &mut table.chains {
