@@ -80,6 +80,10 @@ pub(super) fn chain_bitmaps(
 ) -> Result<u32, CompileError> {
     let nwords = rules.len().div_ceil(64);
     let from = from.min(nwords);
+    // Room for about as many atoms as the running generation had, and a few per new rule:
+    // growing the arena copies it over and over.
+    let atoms = base.map_or(0, |b| b.entries.len()) + 4 * rules.len() + 64;
+    words.reserve(atoms * (nwords - from) + 3 * nwords);
     own_bitmaps(rules, nwords, base, made, words);
     let window = &rules[(from * 64).min(rules.len())..];
     let mut b = Building {
