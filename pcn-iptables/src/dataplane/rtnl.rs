@@ -8,8 +8,9 @@ use anyhow::{Context as _, Result};
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
-use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkExtentMask, LinkInfo, LinkMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::compile::Link;
 
@@ -148,6 +149,31 @@ pub fn links() -> Result<Vec<Link>> {
                 ifindex: l.header.index,
                 name,
             })
+        })
+        .collect())
+}
+
+/// The namespace's IPv4 addresses in the kernel's order: (ifindex, address, prefix length).
+/// The local address where an interface has a peer, as `getifaddrs(3)` gives it.
+pub fn ipv4_addrs() -> Result<Vec<(u32, std::net::Ipv4Addr, u8)>> {
+    let mut request = AddressMessage::default();
+    request.header.family = AddressFamily::Inet;
+    let answers = Rtnl::open()?
+        .request(RouteNetlinkMessage::GetAddress(request), NLM_F_DUMP)
+        .context("listing addresses")?;
+    Ok(answers
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(a) if a.header.family == AddressFamily::Inet => {
+                let v4 = |a: &AddressAttribute| match a {
+                    AddressAttribute::Local(std::net::IpAddr::V4(v)) => Some((0, *v)),
+                    AddressAttribute::Address(std::net::IpAddr::V4(v)) => Some((1, *v)),
+                    _ => None,
+                };
+                let (_, addr) = a.attributes.iter().filter_map(v4).min()?;
+                Some((a.header.index, addr, a.header.prefix_len))
+            }
+            _ => None,
         })
         .collect())
 }

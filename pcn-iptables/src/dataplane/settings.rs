@@ -65,19 +65,15 @@ pub fn refresh(dir: &Path) -> Result<()> {
 /// The namespace's IPv4 interface addresses but loopback's, as the kernel lists them.
 fn if_addrs() -> [IfAddr; IF_ADDRS] {
     let mut out = [IfAddr::default(); IF_ADDRS];
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+    let Ok(addrs) = super::rtnl::ipv4_addrs() else {
         return out;
     };
-    let v4 = |a: Option<nix::sys::socket::SockaddrStorage>| {
-        a.and_then(|a| a.as_sockaddr_in().map(|s| s.ip().octets()))
-    };
-    let found = addrs.filter_map(|a| {
-        let (addr, mask) = (v4(a.address)?, v4(a.netmask)?);
-        let ifindex = nix::net::if_::if_nametoindex(a.interface_name.as_str()).ok()?;
-        (addr[0] != 127).then_some(IfAddr {
+    let found = addrs.into_iter().filter_map(|(ifindex, addr, len)| {
+        let mask = u32::MAX.checked_shl(32 - len as u32).unwrap_or(0);
+        (addr.octets()[0] != 127).then_some(IfAddr {
             ifindex,
-            addr,
-            mask,
+            addr: addr.octets(),
+            mask: mask.to_be_bytes(),
         })
     });
     for (slot, a) in out.iter_mut().zip(found) {

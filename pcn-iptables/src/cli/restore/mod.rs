@@ -104,7 +104,7 @@ enum Open {
         /// with it).
         table: Table,
         /// The counter slots of filter and nat.
-        slots: engine::Slots,
+        slots: Box<engine::Slots>,
         /// The policy counters of mangle or raw that the file sets (nothing counts there yet).
         counts: Vec<(String, Counter)>,
         /// The running counters, read by listings inside the table.
@@ -238,7 +238,7 @@ impl Restore<'_> {
                     dp.start_setup();
                 }
                 let mut running = Box::new(dp.read_state()?);
-                let mut slots = engine::Slots::new(&running.table);
+                let mut slots = Box::new(engine::Slots::new(&running.table));
                 let mut old = None;
                 let mut table = match kept {
                     // Flushed: the running rules are not copied only to be dropped.
