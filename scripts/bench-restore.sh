@@ -250,13 +250,14 @@ for n in $SIZES; do
   noflush_change >"$work/noflush"
   last=$(grep '^-A' "$input" | tail -1 | sed 's/^-A //')
   for tool in $tools; do
-    case $tool in
-      legacy) ipt=iptables-legacy ;;
-      nft) ipt=iptables-nft ;;
-      pcn) ipt=$PCN ;;
-    esac
+    case $tool in legacy) ipt=iptables-legacy ;; nft) ipt=iptables-nft ;; pcn) ipt=$PCN ;; esac
     script "$ipt" >"$work/script-$tool"
-    for ((run = 0; run < REPEATS; run++)); do
+  done
+  # The tools take turns within each run, so that a busy minute of the machine weighs on all
+  # three alike.
+  for ((run = 0; run < REPEATS; run++)); do
+    for tool in $tools; do
+      case $tool in legacy) ipt=iptables-legacy ;; nft) ipt=iptables-nft ;; pcn) ipt=$PCN ;; esac
       ns=$NS_PREFIX-$tool-$n-$run
       ip netns add "$ns"
       ip -n "$ns" link set lo up
@@ -275,6 +276,8 @@ for n in $SIZES; do
       if [ "$tool" = pcn ]; then ip netns exec "$ns" "$PCN" --uninstall; fi
       ip netns del "$ns"
     done
+  done
+  for tool in $tools; do
     for op in $ops; do
       result[$tool,$op,$n]=$(median <"$work/$tool-$op-$n")
     done
