@@ -2,58 +2,13 @@
 //! kernel's token bucket lets through (± a small tolerance for timing), and the others go on
 //! to the next rule.
 
-use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pcn_iptables_tests::topo::*;
-use pcn_iptables_tests::{Fw, Lab, Ns, Pair, scenarios};
+use pcn_iptables_tests::traffic::send_udp;
+use pcn_iptables_tests::{Fw, Pair, scenarios};
 
 scenarios!(limit_burst_then_rate, limit_only_where_reached);
-
-/// Sends `n` UDP datagrams from `ns` to `dst:port`, one every `gap`.
-fn send_udp(ns: &Ns, dst: &str, port: u16, n: usize, gap: Duration) {
-    let dst: Ipv4Addr = dst.parse().unwrap();
-    // SAFETY: raw socket calls on a descriptor this closure owns, with valid buffers.
-    ns.in_ns(move || unsafe {
-        let fd = OwnedFd::from_raw_fd(libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0));
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(dst).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let start = Instant::now();
-        for i in 0..n {
-            let when = start + gap * i as u32;
-            if let Some(d) = when.checked_duration_since(Instant::now()) {
-                std::thread::sleep(d);
-            }
-            let msg = b"limit";
-            libc::sendto(
-                fd.as_raw_fd(),
-                msg.as_ptr().cast(),
-                msg.len(),
-                0,
-                (&sa as *const libc::sockaddr_in).cast(),
-                size_of::<libc::sockaddr_in>() as u32,
-            );
-        }
-    });
-    std::thread::sleep(Duration::from_millis(200));
-}
-
-/// Packet counts of the rules of `chain`, in order.
-fn counts(lab: &Lab, ns: &Ns, chain: &str) -> Vec<u64> {
-    lab.ipt_ok(ns, &format!("-L {chain} -v -x -n"))
-        .stdout
-        .lines()
-        .skip(2)
-        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
-        .collect()
-}
 
 #[track_caller]
 fn around(got: u64, want: u64, tolerance: u64, what: &str) {
@@ -71,8 +26,8 @@ fn limit_burst_then_rate(fw: Fw) {
         "-A INPUT -p udp --dport 9 -m limit --limit 10/sec --limit-burst 5 -j ACCEPT",
     );
     lab.ipt_ok(&host, "-A INPUT -p udp --dport 9 -j DROP");
-    send_udp(&c1, HOST1, 9, 60, Duration::from_millis(10));
-    let c = counts(&lab, &host, "INPUT");
+    send_udp(&c1, HOST1, 9, 60, Duration::from_millis(10), true);
+    let c = lab.counts(&host, "INPUT");
     // 5 (burst) + 0.59 s × 10/s = 10 or 11.
     around(c[0], 11, 2, "limited rule");
     assert_eq!(
@@ -82,8 +37,8 @@ fn limit_burst_then_rate(fw: Fw) {
     );
     // The bucket refills: after a pause, another burst.
     std::thread::sleep(Duration::from_millis(600));
-    send_udp(&c1, HOST1, 9, 5, Duration::ZERO);
-    let d = counts(&lab, &host, "INPUT");
+    send_udp(&c1, HOST1, 9, 5, Duration::ZERO, true);
+    let d = lab.counts(&host, "INPUT");
     assert_eq!(d[0] - c[0], 5, "a refilled burst: {c:?} then {d:?}");
 }
 
@@ -97,7 +52,7 @@ fn limit_only_where_reached(fw: Fw) {
         "-A INPUT -p udp -m limit --limit 1/hour --limit-burst 3 -j DROP",
     );
     lab.ipt_ok(&host, "-A INPUT -p udp -j ACCEPT");
-    send_udp(&c1, HOST1, 7, 10, Duration::ZERO);
-    send_udp(&c1, HOST1, 9, 5, Duration::ZERO);
-    assert_eq!(counts(&lab, &host, "INPUT"), vec![10, 3, 2]);
+    send_udp(&c1, HOST1, 7, 10, Duration::ZERO, true);
+    send_udp(&c1, HOST1, 9, 5, Duration::ZERO, true);
+    assert_eq!(lab.counts(&host, "INPUT"), vec![10, 3, 2]);
 }

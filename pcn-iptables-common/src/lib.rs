@@ -6,6 +6,7 @@ pub mod classifier;
 pub mod conntrack;
 pub mod icmp_limit;
 pub mod limit;
+pub mod statistic;
 
 pub use classifier::{
     FIELD_KEY_HEADER_BITS, FieldKey, SCANNED_BITMAPS, field, field_key, field_key6,
@@ -280,9 +281,19 @@ pub struct Action {
     /// connection's tuples are checked against.
     pub ct_checks: u8,
     pub ct_invert: u8,
-    pub _ct_pad: [u8; 6],
+    /// `-m statistic`: `statistic::*` mode, and `!`.
+    pub stat_mode: u8,
+    pub stat_invert: u8,
+    pub _ct_pad: [u8; 4],
     pub ct_addr: [[u8; 4]; 4],
     pub ct_mask: [[u8; 4]; 4],
+    /// `--probability` out of 2^31 (random), or `--every` (nth).
+    pub stat_value: u32,
+    /// `--packet` (nth).
+    pub stat_packet: u32,
+    /// Packets that reached the rule's `--mode nth` since the generation started, kept by
+    /// the data plane.
+    pub stat_seen: u64,
 }
 
 /// `Action::ct_checks`.
@@ -318,9 +329,14 @@ impl Default for Action {
             limit_last_ns: 0,
             ct_checks: 0,
             ct_invert: 0,
-            _ct_pad: [0; 6],
+            stat_mode: 0,
+            stat_invert: 0,
+            _ct_pad: [0; 4],
             ct_addr: [[0; 4]; 4],
             ct_mask: [[0; 4]; 4],
+            stat_value: 0,
+            stat_packet: 0,
+            stat_seen: 0,
         }
     }
 }

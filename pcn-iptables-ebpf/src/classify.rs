@@ -8,7 +8,7 @@ use pcn_iptables_common::conntrack;
 use pcn_iptables_common::{Bitmap, FieldKey, MAX_WORDS, PacketInfo, SUMMARY_WORDS, field, verdict};
 
 use crate::maps::{PCN_PACKETS, action, action_mut, bitmaps, chain_config, count, field_lookup};
-use crate::{limit, log};
+use crate::{limit, log, statistic};
 
 /// The bitmap index of field `id`'s entry for `value`, whose first `bits` bits count, in
 /// generation `slot`'s trie; the key is built in `scratch` (PacketInfo::lookup_key).
@@ -97,13 +97,15 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
 }
 
 /// A checked rule's own checks, once its fields matched: its connection's tuples, then its
-/// bucket (a token is taken only from a rule that matched otherwise).
+/// draw or count, then its bucket (a token is taken only from a rule that matched otherwise).
 #[inline(always)]
 fn own_checks(pkt: &PacketInfo, index: u32) -> bool {
     let Some(action) = action_mut(pkt.slot, index) else {
         return true;
     };
-    conntrack::tuples_match(pkt, unsafe { &*action }) && limit::take(action)
+    conntrack::tuples_match(pkt, unsafe { &*action })
+        && statistic::matches(action)
+        && limit::take(action)
 }
 
 /// A bitmap word's index as the verifier can see it bounded (a power of two of words): LLVM

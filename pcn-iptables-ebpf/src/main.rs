@@ -9,7 +9,8 @@
 //!
 //! `maps` holds the maps, `parse` and `route` read the packet and ask the routing, `track` and
 //! `flow_cache` come before the classifier, `chain` and `classify` are the classifier, and
-//! `reject`, `log`, `limit`, `icmp_limit` and `settings` serve the targets and matches.
+//! `reject`, `log`, `limit`, `statistic`, `icmp_limit` and `settings` serve the targets and
+//! matches.
 #![no_std]
 #![no_main]
 #![allow(internal_features)]
@@ -27,6 +28,7 @@ mod parse;
 mod reject;
 mod route;
 mod settings;
+mod statistic;
 mod track;
 
 use aya_ebpf::{

@@ -248,6 +248,18 @@ impl Lab {
         self.ipt_ok(ns, "-S").stdout
     }
 
+    /// The packet counts of the rules of `chain` (`CHAIN -t TABLE` for another table's), in
+    /// order.
+    #[track_caller]
+    pub fn counts(&self, ns: &Ns, chain: &str) -> Vec<u64> {
+        self.ipt_ok(ns, &format!("-L {chain} -v -x -n"))
+            .stdout
+            .lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+            .collect()
+    }
+
     /// `-L -v -x -n`, which must work.
     #[track_caller]
     pub fn listing(&self, ns: &Ns) -> String {

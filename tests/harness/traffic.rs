@@ -499,3 +499,46 @@ pub(crate) fn udp_send_from(
         libc::sendmsg(fd, &out, 0);
     }
 }
+
+/// Sends `n` UDP datagrams from `ns` to `dst:port`, one every `gap`: from one socket (one
+/// connection), or from a socket of their own each (`n` connections: the sockets stay open
+/// until the last is sent, so no two share a source port). Returns after a pause that lets
+/// the last one arrive.
+pub fn send_udp(ns: &Ns, dst: &str, port: u16, n: usize, gap: Duration, one_socket: bool) {
+    let dst = ip4(dst);
+    // SAFETY: raw socket calls on descriptors this closure owns, with valid buffers.
+    ns.in_ns(move || unsafe {
+        let socket = || OwnedFd::from_raw_fd(libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0));
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(dst).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let shared = socket();
+        let mut own = Vec::new();
+        let start = Instant::now();
+        for i in 0..n {
+            let when = start + gap * i as u32;
+            if let Some(d) = when.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+            if !one_socket {
+                own.push(socket());
+            }
+            let fd = own.last().unwrap_or(&shared);
+            let msg = b"probe";
+            libc::sendto(
+                fd.as_raw_fd(),
+                msg.as_ptr().cast(),
+                msg.len(),
+                0,
+                (&sa as *const libc::sockaddr_in).cast(),
+                size_of::<libc::sockaddr_in>() as u32,
+            );
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+}

@@ -7,7 +7,7 @@ use pcn_iptables_common::{
 use rustc_hash::FxHashMap;
 
 use super::addrtype::AddressTypes;
-use super::fields::{self, ct_tuple, limit};
+use super::fields::{self, ct_tuple, limit, statistic};
 use super::tables;
 use super::types::{CompileError, Link};
 use crate::ext::Want;
@@ -153,6 +153,15 @@ pub(super) fn action(
         action.limit_interval_ns = l.avg as u64 * (1_000_000_000 / Limit::SCALE as u64);
         action.limit_burst = l.burst;
         action.limit_credit_ns = action.limit_interval_ns * l.burst as u64;
+    }
+    if let Some(s) = statistic(rule)? {
+        (action.stat_mode, action.stat_value) = if s.value.nth {
+            (pcn_iptables_common::statistic::NTH, s.value.every + 1)
+        } else {
+            (pcn_iptables_common::statistic::RANDOM, s.value.probability)
+        };
+        action.stat_invert = s.negated as u8;
+        action.stat_packet = s.value.packet;
     }
     if let Some(Want::CtTuple { addrs, states }) = ct_tuple(rule)? {
         for (i, a) in addrs.iter().enumerate() {

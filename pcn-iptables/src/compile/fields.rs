@@ -8,7 +8,7 @@ use super::atoms::all_of;
 use super::interval::{Interval, Values};
 use super::types::CompileError;
 use crate::ext::{self, Field, Want};
-use crate::model::{Limit, Match, Negatable, Rule};
+use crate::model::{Limit, Match, Negatable, Rule, Statistic};
 
 pub type Constraint = Option<Negatable<Values>>;
 type Result<T> = std::result::Result<T, CompileError>;
@@ -173,6 +173,35 @@ pub fn ct_tuple(rule: &Rule) -> Result<Option<Want>> {
     Ok(first)
 }
 
+/// The rule's `-m statistic`, if any (one at most). The data plane draws or counts once the
+/// rest of the rule matched, where xt_statistic does when the packet reaches it: the same
+/// unless a match that can fail follows an nth count, or a bucket meets a draw.
+pub fn statistic(rule: &Rule) -> Result<Option<Negatable<Statistic>>> {
+    let mut found = wants(rule, Field::Statistic).filter_map(|w| match w {
+        Want::Statistic(s) => Some(s),
+        _ => None,
+    });
+    let Some(first) = found.next() else {
+        return Ok(None);
+    };
+    let unsupported = |what: &str| Err(CompileError::Unsupported(what.into()));
+    if found.next().is_some() {
+        return unsupported("more than one -m statistic in a rule");
+    }
+    if limit(rule)?.is_some() {
+        return unsupported("-m statistic with -m limit in one rule");
+    }
+    let mut after = rule
+        .matches
+        .iter()
+        .skip_while(|m| !matches!(m, Match::Statistic(_)))
+        .skip(1);
+    if first.value.nth && after.any(|m| !matches!(m, Match::Comment(_))) {
+        return unsupported("a match after -m statistic --mode nth");
+    }
+    Ok(Some(first))
+}
+
 /// Whether a match needs the chain to look at every packet (see `flags`).
 pub fn per_packet(m: &Match) -> bool {
     ext::of(m).per_packet(m)
@@ -182,7 +211,9 @@ pub fn per_packet(m: &Match) -> bool {
 /// the connection's tuples.
 pub fn checked(m: &Match) -> bool {
     let e = ext::of(m);
-    e.want(m, Field::Limit).is_some() || e.want(m, Field::CtTuple).is_some()
+    [Field::Limit, Field::CtTuple, Field::Statistic]
+        .into_iter()
+        .any(|f| e.want(m, f).is_some())
 }
 
 /// Whether a match needs connections tracked.

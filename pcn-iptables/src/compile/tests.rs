@@ -19,7 +19,7 @@ use super::*;
 use crate::ext::match_name;
 use crate::model::{
     AddrRange, CtAddr, IcmpType, Interface, Limit, Match, MultiportDir, Negatable, Policy,
-    PortRange, Rule, StateModule, Target, TcpFlags, TtlMode,
+    PortRange, Rule, StateModule, Statistic, Target, TcpFlags, TtlMode,
 };
 
 #[test]
@@ -500,7 +500,8 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
             types(src, p.src) && types(dst, p.dst)
         }
         Match::Comment(_) => true,
-        Match::Limit(_) => limit_pass,
+        // The own checks of a rule: the reference takes them as passed or failed together.
+        Match::Limit(_) | Match::Statistic(_) => limit_pass,
         Match::Conntrack { states, .. } => state_matches(states, p.ctstate),
         // conntrack_mt: the state, then without a connection nothing more (a match only if
         // there was a state to check), else every address under its mask.
@@ -1623,10 +1624,21 @@ fn refused_combinations() {
             None,
         ],
     };
+    let stat = |nth| {
+        Match::Statistic(Negatable::plain(Statistic {
+            nth,
+            ..Statistic::default()
+        }))
+    };
+    let comment = Match::Comment("c".into());
     for matches in [
-        vec![limit.clone(), limit],
-        vec![ports.clone(), ports],
+        vec![limit.clone(), limit.clone()],
+        vec![ports.clone(), ports.clone()],
         vec![tuple.clone(), tuple],
+        vec![stat(false), stat(true)],
+        vec![stat(false), limit],
+        // A later match would see the count of the packets it rejects.
+        vec![stat(true), comment.clone(), ports.clone()],
     ] {
         let mut table = Table::default();
         table.chains[0].rules = vec![plain_rule(matches.clone())];
@@ -1638,6 +1650,41 @@ fn refused_combinations() {
             "{matches:?}"
         );
     }
+}
+
+/// `-m statistic` goes into its rule's action; a draw may come before other matches, a count
+/// only before comments.
+#[test]
+fn statistic_actions() {
+    let stat = |nth, negated| {
+        Match::Statistic(Negatable {
+            value: Statistic {
+                nth,
+                probability: 1 << 30,
+                every: 2,
+                packet: 1,
+            },
+            negated,
+        })
+    };
+    let ports = Match::Ports {
+        proto: 17,
+        sport: None,
+        dport: Some(Negatable::plain(PortRange { first: 9, last: 9 })),
+        tcp_flags: None,
+    };
+    let mut table = Table::default();
+    table.chains[0].rules = vec![
+        plain_rule(vec![stat(false, true), ports]),
+        plain_rule(vec![stat(true, false), Match::Comment("c".into())]),
+    ];
+    let c = compile(&table, &[], &AddressTypes::default()).unwrap();
+    let got: Vec<_> = c.actions[..2]
+        .iter()
+        .map(|a| (a.stat_mode, a.stat_invert, a.stat_value, a.stat_packet))
+        .collect();
+    use pcn_iptables_common::statistic::{NTH, RANDOM};
+    assert_eq!(got, [(RANDOM, 1, 1 << 30, 1), (NTH, 0, 3, 1)]);
 }
 
 /// Found by the comparison with the reference: `-m udp` without options does not match a

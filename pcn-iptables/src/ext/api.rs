@@ -6,7 +6,7 @@
 use pcn_iptables_common::Action;
 
 use crate::error::Result;
-use crate::model::{CtAddr, Limit, Match, Negatable, Rule, Target};
+use crate::model::{CtAddr, Limit, Match, Negatable, Rule, Statistic, Target};
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
 
@@ -58,6 +58,8 @@ pub enum Field {
     Limit,
     /// The addresses of the packet's connection's tuples, checked by the rule itself.
     CtTuple,
+    /// A random draw or a packet count in front of the rule's action.
+    Statistic,
 }
 
 /// A match's constraint on one [`Field`].
@@ -76,6 +78,7 @@ pub enum Want {
         addrs: [Option<Negatable<CtAddr>>; 4],
         states: bool,
     },
+    Statistic(Negatable<Statistic>),
 }
 
 impl Want {
@@ -183,6 +186,8 @@ pub struct Entry {
     pub invert: bool,
     /// `excl`: the ids it cannot be combined with.
     pub excl: u32,
+    /// `also`: the ids it needs beside it.
+    pub also: u32,
     /// `XTOPT_MAND`
     pub mandatory: bool,
 }
@@ -194,6 +199,7 @@ pub const fn entry(name: &'static str, id: u8, invert: bool, excl: u32) -> Entry
         has_arg: HasArg::Required,
         invert,
         excl,
+        also: 0,
         mandatory: false,
     }
 }
@@ -205,6 +211,7 @@ pub const fn flag(name: &'static str, id: u8) -> Entry {
         has_arg: HasArg::No,
         invert: false,
         excl: 0,
+        also: 0,
         mandatory: false,
     }
 }
@@ -216,6 +223,7 @@ pub const fn mandatory(name: &'static str, id: u8, invert: bool) -> Entry {
         has_arg: HasArg::Required,
         invert,
         excl: 0,
+        also: 0,
         mandatory: true,
     }
 }

@@ -23,6 +23,7 @@ pub mod netmap;
 pub mod redirect;
 pub mod reject;
 pub mod snat;
+pub mod statistic;
 pub mod tcp;
 pub mod ttl;
 pub mod udp;
@@ -39,7 +40,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 20] = [
+pub static REGISTRY: [&dyn Extension; 21] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -53,6 +54,7 @@ pub static REGISTRY: [&dyn Extension; 20] = [
     &addrtype::Addrtype,
     &comment::Comment,
     &limit::LimitExt,
+    &statistic::StatisticExt,
     &reject::Reject,
     &log::LogExt,
     &snat::SNAT,
@@ -78,6 +80,7 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::Addrtype { .. } => &addrtype::Addrtype,
         Match::Comment(_) => &comment::Comment,
         Match::Limit(_) => &limit::LimitExt,
+        Match::Statistic(_) => &statistic::StatisticExt,
     }
 }
 
@@ -205,10 +208,12 @@ impl Instance {
         Ok(())
     }
 
-    /// `xtables_options_fcheck` (mandatory options, exclusions), then the extension's own
-    /// final check; gives the finished value.
+    /// The extension's own final check, then `xtables_options_fcheck` (mandatory options,
+    /// exclusions, options needing others), as `xtables_option_mfcall` runs them; gives the
+    /// finished value.
     pub fn finish(&self) -> Result<Value> {
         let ext = self.ext;
+        ext.check(self.xflags, &self.value)?;
         for e in ext.entries() {
             let set = self.xflags & (1 << e.id) != 0;
             if e.mandatory && !set {
@@ -221,18 +226,23 @@ impl Instance {
             if !set {
                 continue;
             }
-            if let Some(other) = (0..32u8)
-                .find(|&i| i != e.id && e.excl & (1 << i) != 0 && self.xflags & (1 << i) != 0)
-            {
+            for other in (0..32u8).filter(|&i| i != e.id) {
+                let other_set = self.xflags & (1 << other) != 0;
+                let problem = if e.excl & (1 << other) != 0 && other_set {
+                    "cannot be used together with"
+                } else if e.also & (1 << other) != 0 && !other_set {
+                    "also requires"
+                } else {
+                    continue;
+                };
                 return Err(param(format!(
-                    "{}: option \"--{}\" cannot be used together with \"--{}\".\n",
+                    "{}: option \"--{}\" {problem} \"--{}\".\n",
                     ext.name(),
                     e.name,
                     ext.option_name(other)
                 )));
             }
         }
-        ext.check(self.xflags, &self.value)?;
         Ok(self.value.clone())
     }
 }

@@ -137,6 +137,18 @@ pub enum Match {
         states: Negatable<u8>,
         addrs: [Option<Negatable<CtAddr>>; 4],
     },
+    /// `-m statistic` (last: the rules stored before it read the same).
+    Statistic(Negatable<Statistic>),
+}
+
+/// `-m statistic`, as xt_statistic keeps it: random mode's `--probability` out of 2^31
+/// (`lround(0x80000000 * p)`), or nth mode's `--every` less one and `--packet`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Statistic {
+    pub nth: bool,
+    pub probability: u32,
+    pub every: u32,
+    pub packet: u32,
 }
 
 /// An address of `-m conntrack --ctorigsrc` and the like, and its mask (host order), as
