@@ -387,6 +387,8 @@ pub struct PacketInfo {
     pub tcp_flags: u8,
     pub has_tcp_flags: u8,
     pub ttl: u8,
+    /// The IP header's TOS byte (DSCP and ECN).
+    pub tos: u8,
     /// 1 for a non-first fragment.
     pub fragment: u8,
     /// rtn::* of the source and destination address, found only when a chain asks

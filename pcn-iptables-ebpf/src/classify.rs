@@ -232,6 +232,7 @@ fn first_match(pkt: &mut PacketInfo) -> Option<u32> {
         field::MAC_SRC,
         field::SRC_TYPE,
         field::DST_TYPE,
+        field::TOS,
         field::ANY_PORT_SRC,
         field::ANY_PORT_DST,
     );

@@ -48,6 +48,7 @@ pub(crate) fn parse_ipv4(
     let ihl = ((ip[0] & 0x0f) as usize) * 4;
     pkt.len = u16::from_be_bytes([ip[2], ip[3]]) as u32;
     pkt.ttl = ip[8];
+    pkt.tos = ip[1];
     pkt.proto = ip[9];
     pkt.src = [ip[12], ip[13], ip[14], ip[15]];
     pkt.dst = [ip[16], ip[17], ip[18], ip[19]];

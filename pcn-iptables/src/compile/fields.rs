@@ -110,6 +110,11 @@ pub fn ttl(rule: &Rule) -> Result<Constraint> {
     Ok(all_of(sets(rule, Field::Ttl), u8::MAX as u32))
 }
 
+/// The TOS byte: `-m tos`, `-m dscp`, `-m ecn --ecn-ip-ect`.
+pub fn tos(rule: &Rule) -> Result<Constraint> {
+    Ok(all_of(sets(rule, Field::Tos), u8::MAX as u32))
+}
+
 /// `-f`: value 1 for a non-first fragment, 0 otherwise.
 pub fn fragment(rule: &Rule) -> Result<Constraint> {
     Ok(rule.fragment.as_ref().map(|f| values([(1, 1)], f.negated)))

@@ -19,7 +19,7 @@ use super::*;
 use crate::ext::match_name;
 use crate::model::{
     AddrRange, CtAddr, IcmpType, Interface, Limit, Match, MultiportDir, Negatable, Policy,
-    PortRange, Rule, StateModule, Statistic, Target, TcpFlags, TtlMode,
+    PortRange, Rule, StateModule, Statistic, Target, TcpFlags, TosMask, TtlMode,
 };
 
 #[test]
@@ -153,6 +153,8 @@ struct Pkt {
     /// The IP total length.
     len: u16,
     ttl: u8,
+    /// The TOS byte.
+    tos: u8,
     /// None on OUTPUT and on interfaces without an Ethernet header (the data plane then
     /// reads zeros; the kernel's `-m mac` matches nothing there, `!` or not).
     mac: Option<[u8; 6]>,
@@ -180,6 +182,7 @@ impl Pkt {
             tcp_flags: None,
             len: 60,
             ttl: 64,
+            tos: 0,
             mac: None,
             in_if: 2,
             out_if: 0,
@@ -273,6 +276,7 @@ impl Pkt {
             tcp_flags: self.tcp_flags.unwrap_or_default(),
             len: self.len as u32,
             ttl: self.ttl,
+            tos: self.tos,
             fragment: self.fragment as u8,
             mac_src: self.mac.unwrap_or([0; 6]),
             in_ifindex: self.in_if,
@@ -502,6 +506,21 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
         Match::Comment(_) => true,
         // The own checks of a rule: the reference takes them as passed or failed together.
         Match::Limit(_) | Match::Statistic(_) => limit_pass,
+        Match::Tos(t) => (p.tos & t.value.mask == t.value.value) != t.negated,
+        Match::Dscp(d) => (p.tos >> 2 == d.value) != d.negated,
+        Match::Ecn { ect, ece, cwr } => {
+            let flag = |want: &Option<Negatable<()>>, bit: u8| {
+                want.as_ref().is_none_or(|w| {
+                    p.tcp_flags
+                        .filter(|_| !p.fragment)
+                        .is_some_and(|f| (f & bit != 0) != w.negated)
+                })
+            };
+            ect.as_ref()
+                .is_none_or(|e| (p.tos & 3 == e.value) != e.negated)
+                && flag(ece, 0x40)
+                && flag(cwr, 0x80)
+        }
         Match::Conntrack { states, .. } => state_matches(states, p.ctstate),
         // conntrack_mt: the state, then without a connection nothing more (a match only if
         // there was a state to check), else every address under its mask.
@@ -644,7 +663,7 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
     let l4 = proto.filter(|p| !p.negated).map(|p| p.value);
     let neg = |rng: &mut Rng| rng.chance(30);
     // ICMP rules have one match of their own where TCP/UDP ones have two.
-    let arm = match rng.below(13) {
+    let arm = match rng.below(16) {
         0 | 1 if l4 == Some(1) => 2,
         arm => arm,
     };
@@ -854,6 +873,31 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
                 })
             },
         },
+        13 => Match::Tos(Negatable {
+            value: TosMask {
+                value: rng.pick(&[0x10, 0x08, 0x02, 0x00, 0x14]) | rng.below(2) as u8,
+                mask: rng.pick(&[0xff, 0x3f, 0x1c, 0x10]),
+            },
+            negated: neg(rng),
+        }),
+        14 => Match::Dscp(Negatable {
+            value: rng.pick(&[0x00, 0x0a, 0x2e, 0x3f]),
+            negated: neg(rng),
+        }),
+        15 => {
+            let flag = |rng: &mut Rng| {
+                (l4 == Some(6) && rng.chance(50)).then(|| Negatable {
+                    value: (),
+                    negated: rng.chance(30),
+                })
+            };
+            let (ece, cwr) = (flag(rng), flag(rng));
+            let ect = (ece.is_none() && cwr.is_none() || rng.chance(50)).then(|| Negatable {
+                value: rng.below(4) as u8,
+                negated: rng.chance(30),
+            });
+            Match::Ecn { ect, ece, cwr }
+        }
         _ => return None,
     })
 }
@@ -976,6 +1020,7 @@ struct Pools {
     flags: Vec<u8>,
     lens: Vec<u16>,
     ttls: Vec<u8>,
+    tos: Vec<u8>,
     macs: Vec<[u8; 6]>,
 }
 
@@ -1052,6 +1097,9 @@ impl Pools {
                         p.ttls
                             .extend([value.wrapping_sub(1), *value, value.wrapping_add(1)])
                     }
+                    Match::Tos(t) => p.tos.extend([t.value.value, t.value.value ^ 0xc1]),
+                    Match::Dscp(d) => p.tos.extend([d.value << 2 | 1, (d.value ^ 1) << 2]),
+                    Match::Ecn { ect: Some(e), .. } => p.tos.extend([e.value, e.value ^ 0x2d]),
                     _ => {}
                 }
             }
@@ -1118,6 +1166,7 @@ fn random_packet(rng: &mut Rng, pools: &Pools, rules: usize) -> Pkt {
                 rng.below(256) as u8
             }
         }),
+        tos: from(rng, &pools.tos, |rng| rng.below(256) as u8),
         mac: rng
             .chance(80)
             .then(|| from(rng, &pools.macs, |rng| rng.pick(&MACS)))
@@ -1314,6 +1363,9 @@ fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
         "addrtype",
         "limit",
         "conntrack",
+        "tos",
+        "dscp",
+        "ecn",
     ] {
         assert!(
             seen.get(name).copied().unwrap_or(0) >= 500,

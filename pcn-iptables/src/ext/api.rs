@@ -48,6 +48,8 @@ pub enum Field {
     /// The IP total length.
     Length,
     Ttl,
+    /// The IP header's TOS byte.
+    Tos,
     /// The type of the source address (`1 << rtn::*` bits).
     SrcType,
     /// The type of the destination address.
@@ -280,4 +282,14 @@ pub fn range(r: &crate::model::PortRange) -> String {
         true => r.first.to_string(),
         false => format!("{}:{}", r.first, r.last),
     }
+}
+
+/// The TOS bytes whose bits under `mask` are `value`, as ranges (not, when `negated`).
+pub fn tos_bytes(mask: u8, value: u8, negated: bool) -> Want {
+    Want::ranges(
+        (0..=255u32)
+            .filter(|t| *t as u8 & mask == value)
+            .map(|t| (t, t)),
+        negated,
+    )
 }

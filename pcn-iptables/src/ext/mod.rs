@@ -10,6 +10,8 @@ pub mod addrtype;
 pub mod comment;
 pub mod conntrack;
 pub mod dnat;
+pub mod dscp;
+pub mod ecn;
 pub mod icmp;
 pub mod iprange;
 pub mod length;
@@ -25,6 +27,7 @@ pub mod reject;
 pub mod snat;
 pub mod statistic;
 pub mod tcp;
+pub mod tos;
 pub mod ttl;
 pub mod udp;
 
@@ -40,7 +43,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 21] = [
+pub static REGISTRY: [&dyn Extension; 24] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -55,6 +58,9 @@ pub static REGISTRY: [&dyn Extension; 21] = [
     &comment::Comment,
     &limit::LimitExt,
     &statistic::StatisticExt,
+    &tos::Tos,
+    &dscp::Dscp,
+    &ecn::Ecn,
     &reject::Reject,
     &log::LogExt,
     &snat::SNAT,
@@ -81,6 +87,9 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::Comment(_) => &comment::Comment,
         Match::Limit(_) => &limit::LimitExt,
         Match::Statistic(_) => &statistic::StatisticExt,
+        Match::Tos(_) => &tos::Tos,
+        Match::Dscp(_) => &dscp::Dscp,
+        Match::Ecn { .. } => &ecn::Ecn,
     }
 }
 

@@ -139,6 +139,24 @@ pub enum Match {
     },
     /// `-m statistic` (last: the rules stored before it read the same).
     Statistic(Negatable<Statistic>),
+    /// `-m tos --tos`: the TOS byte under `mask` is `value`.
+    Tos(Negatable<TosMask>),
+    /// `-m dscp --dscp` (`--dscp-class` gives its value): the TOS byte's upper six bits.
+    Dscp(Negatable<u8>),
+    /// `-m ecn`: `--ecn-ip-ect` (the TOS byte's lower two bits), `--ecn-tcp-ece`,
+    /// `--ecn-tcp-cwr`; at least one.
+    Ecn {
+        ect: Option<Negatable<u8>>,
+        ece: Option<Negatable<()>>,
+        cwr: Option<Negatable<()>>,
+    },
+}
+
+/// `-m tos`'s value and mask.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TosMask {
+    pub value: u8,
+    pub mask: u8,
 }
 
 /// `-m statistic`, as xt_statistic keeps it: random mode's `--probability` out of 2^31
