@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pcn_iptables_tests::topo::*;
-use pcn_iptables_tests::traffic::send_udp_tos;
+use pcn_iptables_tests::traffic::send_datagrams;
 use pcn_iptables_tests::{Fw, Pair, scenarios};
 
 scenarios!(datagrams_by_tos_byte, ecn_syn_by_tcp_flags);
@@ -23,7 +23,7 @@ fn datagrams_by_tos_byte(fw: Fw) {
          -A INPUT -p udp --dport 9 -j ACCEPT",
     );
     let tos = [0xb8, 0xb9, 0x10, 0x12, 0x50, 0x03, 0x01, 0x00, 0x20, 0x04];
-    send_udp_tos(&c1, HOST1, 9, &tos);
+    send_datagrams(&c1, 9, &tos.map(|t| (HOST1, t)));
     assert_eq!(lab.counts(&host, "INPUT"), vec![2, 2, 1, 3, 2]);
 }
 

@@ -296,6 +296,29 @@ pub struct Action {
     pub stat_seen: u64,
 }
 
+/// The packet types of xt_pkttype (the kernel's PACKET_*), which a packet's
+/// `PacketInfo::pkt_type` holds.
+pub mod pkt_type {
+    pub const HOST: u8 = 0;
+    pub const BROADCAST: u8 = 1;
+    pub const MULTICAST: u8 = 2;
+    pub const OTHERHOST: u8 = 3;
+
+    /// xt_pkttype's type of a frame received with Ethernet destination `dst`: broadcast,
+    /// multicast, or to this host (the stack drops frames for other hosts before netfilter
+    /// sees them, so none is OTHERHOST there).
+    #[inline(always)]
+    pub fn of_destination(dst: [u8; 6]) -> u8 {
+        if dst == [0xff; 6] {
+            BROADCAST
+        } else if dst[0] & 1 != 0 {
+            MULTICAST
+        } else {
+            HOST
+        }
+    }
+}
+
 /// `Action::ct_checks`.
 pub mod ct_check {
     pub const ORIG_SRC: u8 = 1;
@@ -389,6 +412,8 @@ pub struct PacketInfo {
     pub ttl: u8,
     /// The IP header's TOS byte (DSCP and ECN).
     pub tos: u8,
+    /// `pkt_type::*` as xt_pkttype sees it.
+    pub pkt_type: u8,
     /// 1 for a non-first fragment.
     pub fragment: u8,
     /// rtn::* of the source and destination address, found only when a chain asks
@@ -643,6 +668,17 @@ mod user {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packet_types_by_ethernet_destination() {
+        assert_eq!(pkt_type::of_destination([0xff; 6]), pkt_type::BROADCAST);
+        assert_eq!(
+            pkt_type::of_destination([1, 0, 0x5e, 0, 0, 1]),
+            pkt_type::MULTICAST
+        );
+        assert_eq!(pkt_type::of_destination([2, 0, 0, 0, 0, 1]), pkt_type::HOST);
+        assert_eq!(pkt_type::of_destination([0; 6]), pkt_type::HOST);
+    }
 
     #[test]
     fn summary_marks_exactly_the_non_empty_words() {

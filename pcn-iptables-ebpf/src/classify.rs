@@ -233,6 +233,7 @@ fn first_match(pkt: &mut PacketInfo) -> Option<u32> {
         field::SRC_TYPE,
         field::DST_TYPE,
         field::TOS,
+        field::PKTTYPE,
         field::ANY_PORT_SRC,
         field::ANY_PORT_DST,
     );

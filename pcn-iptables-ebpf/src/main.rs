@@ -232,6 +232,8 @@ fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
         return UNSPEC;
     }
     pkt.mac_src = [0; 6];
+    // What xt_pkttype sees on OUTPUT: the socket's packet, not yet looped back.
+    pkt.pkt_type = unsafe { (*skb).pkt_type } as u8;
     pkt.in_ifindex = 0;
     pkt.out_ifindex = unsafe { (*skb).ifindex };
     pkt.slot = slot;

@@ -1,7 +1,7 @@
 //! Packet parsing: the protocol constants, the one bounds-checked load (`ptr_at`), and the
 //! IPv4 header fields the classifier and the connection tracker read.
 
-use pcn_iptables_common::{PacketInfo, conntrack::ctstate};
+use pcn_iptables_common::{PacketInfo, conntrack::ctstate, pkt_type};
 
 use crate::track;
 
@@ -54,6 +54,9 @@ pub(crate) fn parse_ipv4(
     pkt.dst = [ip[16], ip[17], ip[18], ip[19]];
     if let Some(mac) = ptr_at::<[u8; 6]>(start, end, 6) {
         pkt.mac_src = unsafe { *mac };
+    }
+    if let Some(dst) = ptr_at::<[u8; 6]>(start, end, 0) {
+        pkt.pkt_type = pkt_type::of_destination(unsafe { *dst });
     }
     let frag_offset = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff;
     pkt.fragment = (frag_offset != 0) as u8;

@@ -543,33 +543,44 @@ pub fn send_udp(ns: &Ns, dst: &str, port: u16, n: usize, gap: Duration, one_sock
     std::thread::sleep(Duration::from_millis(200));
 }
 
-/// Sends one UDP datagram from `ns` to `dst:port` with each TOS byte of `tos` (IP_TOS keeps
-/// all eight bits on a datagram socket), from one socket.
-pub fn send_udp_tos(ns: &Ns, dst: &str, port: u16, tos: &[u8]) {
-    let dst = ip4(dst);
-    let tos = tos.to_vec();
+/// Sends one UDP datagram from `ns` to port `port` of each `(destination, TOS byte)` of `to`,
+/// from one socket that may send to broadcast addresses (IP_TOS keeps all eight bits on a
+/// datagram socket).
+pub fn send_datagrams(ns: &Ns, port: u16, to: &[(&str, u8)]) {
+    let to: Vec<(Ipv4Addr, u8)> = to.iter().map(|(d, t)| (ip4(d), *t)).collect();
     // SAFETY: raw socket calls on a descriptor this closure owns, with valid buffers.
     ns.in_ns(move || unsafe {
         let fd = OwnedFd::from_raw_fd(libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0));
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(dst).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        for t in tos {
-            let t = t as libc::c_int;
-            let set = libc::setsockopt(
+        let set = |option: libc::c_int, value: libc::c_int| {
+            let r = libc::setsockopt(
                 fd.as_raw_fd(),
                 libc::IPPROTO_IP,
-                libc::IP_TOS,
-                (&t as *const libc::c_int).cast(),
+                option,
+                (&value as *const libc::c_int).cast(),
                 size_of::<libc::c_int>() as u32,
             );
-            assert_eq!(set, 0, "IP_TOS {t:#x}");
-            let msg = b"tos";
+            assert_eq!(r, 0, "setsockopt {option} {value:#x}");
+        };
+        let on: libc::c_int = 1;
+        let r = libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BROADCAST,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as u32,
+        );
+        assert_eq!(r, 0, "SO_BROADCAST");
+        for (dst, tos) in to {
+            set(libc::IP_TOS, tos as libc::c_int);
+            let sa = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(dst).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            let msg = b"datagram";
             libc::sendto(
                 fd.as_raw_fd(),
                 msg.as_ptr().cast(),

@@ -110,6 +110,11 @@ pub fn ttl(rule: &Rule) -> Result<Constraint> {
     Ok(all_of(sets(rule, Field::Ttl), u8::MAX as u32))
 }
 
+/// `-m pkttype`: the packet's `pkt_type::*`.
+pub fn pkttype(rule: &Rule) -> Result<Constraint> {
+    Ok(all_of(sets(rule, Field::PktType), u8::MAX as u32))
+}
+
 /// The TOS byte: `-m tos`, `-m dscp`, `-m ecn --ecn-ip-ect`.
 pub fn tos(rule: &Rule) -> Result<Constraint> {
     Ok(all_of(sets(rule, Field::Tos), u8::MAX as u32))

@@ -155,6 +155,8 @@ struct Pkt {
     ttl: u8,
     /// The TOS byte.
     tos: u8,
+    /// `pkt_type::*`.
+    pkt_type: u8,
     /// None on OUTPUT and on interfaces without an Ethernet header (the data plane then
     /// reads zeros; the kernel's `-m mac` matches nothing there, `!` or not).
     mac: Option<[u8; 6]>,
@@ -183,6 +185,7 @@ impl Pkt {
             len: 60,
             ttl: 64,
             tos: 0,
+            pkt_type: 0,
             mac: None,
             in_if: 2,
             out_if: 0,
@@ -277,6 +280,7 @@ impl Pkt {
             len: self.len as u32,
             ttl: self.ttl,
             tos: self.tos,
+            pkt_type: self.pkt_type,
             fragment: self.fragment as u8,
             mac_src: self.mac.unwrap_or([0; 6]),
             in_ifindex: self.in_if,
@@ -508,6 +512,7 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
         Match::Limit(_) | Match::Statistic(_) => limit_pass,
         Match::Tos(t) => (p.tos & t.value.mask == t.value.value) != t.negated,
         Match::Dscp(d) => (p.tos >> 2 == d.value) != d.negated,
+        Match::PktType(t) => (p.pkt_type == t.value) != t.negated,
         Match::Ecn { ect, ece, cwr } => {
             let flag = |want: &Option<Negatable<()>>, bit: u8| {
                 want.as_ref().is_none_or(|w| {
@@ -663,7 +668,7 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
     let l4 = proto.filter(|p| !p.negated).map(|p| p.value);
     let neg = |rng: &mut Rng| rng.chance(30);
     // ICMP rules have one match of their own where TCP/UDP ones have two.
-    let arm = match rng.below(16) {
+    let arm = match rng.below(17) {
         0 | 1 if l4 == Some(1) => 2,
         arm => arm,
     };
@@ -898,6 +903,10 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
             });
             Match::Ecn { ect, ece, cwr }
         }
+        16 => Match::PktType(Negatable {
+            value: rng.below(4) as u8,
+            negated: neg(rng),
+        }),
         _ => return None,
     })
 }
@@ -1167,6 +1176,7 @@ fn random_packet(rng: &mut Rng, pools: &Pools, rules: usize) -> Pkt {
             }
         }),
         tos: from(rng, &pools.tos, |rng| rng.below(256) as u8),
+        pkt_type: rng.below(4) as u8,
         mac: rng
             .chance(80)
             .then(|| from(rng, &pools.macs, |rng| rng.pick(&MACS)))
@@ -1366,6 +1376,7 @@ fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
         "tos",
         "dscp",
         "ecn",
+        "pkttype",
     ] {
         assert!(
             seen.get(name).copied().unwrap_or(0) >= 500,

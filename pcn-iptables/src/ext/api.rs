@@ -50,6 +50,8 @@ pub enum Field {
     Ttl,
     /// The IP header's TOS byte.
     Tos,
+    /// The packet's type (`pcn_iptables_common::pkt_type`).
+    PktType,
     /// The type of the source address (`1 << rtn::*` bits).
     SrcType,
     /// The type of the destination address.

@@ -22,6 +22,7 @@ pub mod masquerade;
 pub mod multiport;
 pub mod nat;
 pub mod netmap;
+pub mod pkttype;
 pub mod redirect;
 pub mod reject;
 pub mod snat;
@@ -43,7 +44,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 24] = [
+pub static REGISTRY: [&dyn Extension; 25] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -61,6 +62,7 @@ pub static REGISTRY: [&dyn Extension; 24] = [
     &tos::Tos,
     &dscp::Dscp,
     &ecn::Ecn,
+    &pkttype::PktType,
     &reject::Reject,
     &log::LogExt,
     &snat::SNAT,
@@ -90,6 +92,7 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::Tos(_) => &tos::Tos,
         Match::Dscp(_) => &dscp::Dscp,
         Match::Ecn { .. } => &ecn::Ecn,
+        Match::PktType(_) => &pkttype::PktType,
     }
 }
 

@@ -150,6 +150,8 @@ pub enum Match {
         ece: Option<Negatable<()>>,
         cwr: Option<Negatable<()>>,
     },
+    /// `-m pkttype --pkt-type`: a `pcn_iptables_common::pkt_type` value.
+    PktType(Negatable<u8>),
 }
 
 /// `-m tos`'s value and mask.
