@@ -821,3 +821,26 @@ fn conntrack_listing_shows_nat_pcn() {
     // The header and two connections (no row for their reply keys).
     assert_eq!(rows.len(), 3, "{out}");
 }
+
+pcn_iptables_tests::scenarios!(connection_protocol_and_direction);
+
+/// `--ctproto` and `--ctdir`: c1's UDP request to the host's echo port goes the original way,
+/// the echo the reply way; a request to a closed port draws an ICMP error that is RELATED to
+/// the UDP connection (its protocol) and goes its reply way.
+fn connection_protocol_and_direction(fw: Fw) {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    lab.serve(&host, &[9]);
+    lab.ipt_lines(
+        &host,
+        "-A INPUT -p udp -m conntrack --ctdir REPLY -j ACCEPT
+         -A INPUT -p udp -m conntrack --ctproto udp --ctdir ORIGINAL -j ACCEPT
+         -A OUTPUT -p icmp -m conntrack --ctproto udp --ctdir REPLY -j ACCEPT
+         -A OUTPUT -p icmp -m conntrack ! --ctproto 17 -j ACCEPT
+         -A OUTPUT -p udp -m conntrack --ctdir ORIGINAL -j ACCEPT
+         -A OUTPUT -p udp -m conntrack --ctdir REPLY -j ACCEPT",
+    );
+    lab.expect(&c1.udp(HOST1, 9), Pass);
+    assert!(!c1.udp(HOST1, 10).attempt(Duration::from_millis(300)));
+    assert_eq!(lab.counts(&host, "INPUT"), vec![0, 2]);
+    assert_eq!(lab.counts(&host, "OUTPUT"), vec![1, 0, 0, 1]);
+}

@@ -44,10 +44,6 @@ pub mod field {
     /// like SPORT/DPORT). Rules without `--ports` have their bit set in both.
     pub const ANY_PORT_SRC: u8 = 17;
     pub const ANY_PORT_DST: u8 = 18;
-    /// `[tos]`: the IP header's TOS byte (`-m tos`, `-m dscp`, `-m ecn --ecn-ip-ect`).
-    pub const TOS: u8 = 19;
-    /// `[type]`: the packet's `pkt_type::*` (`-m pkttype`).
-    pub const PKTTYPE: u8 = 20;
 
     pub const fn bit(id: u8) -> u32 {
         1 << id
@@ -82,7 +78,7 @@ impl Field {
 /// The fields the classifier scans, in the order of their bitmaps after the chain's own
 /// (bitmap 0, every rule): ANDed word by word, except the two `--ports` ones, which are ORed
 /// together and must come last.
-pub const SCANNED: [Field; 20] = [
+pub const SCANNED: [Field; 18] = [
     Field::new(field::SRC, 32, false),
     Field::new(field::DST, 32, false),
     Field::new(field::PROTO, 8, false),
@@ -99,8 +95,6 @@ pub const SCANNED: [Field; 20] = [
     Field::new(field::MAC_SRC, 48, false),
     Field::new(field::SRC_TYPE, 32, false),
     Field::new(field::DST_TYPE, 32, false),
-    Field::new(field::TOS, 8, false),
-    Field::new(field::PKTTYPE, 8, false),
     Field::new(field::ANY_PORT_SRC, 16, true),
     Field::new(field::ANY_PORT_DST, 16, true),
 ];
@@ -248,8 +242,6 @@ pub fn packet_value(id: u8, p: &PacketInfo) -> (u32, u64) {
         }
         field::LENGTH => (bits!(field::LENGTH), v2(p.len as u16)),
         field::TTL => (bits!(field::TTL), v1(p.ttl)),
-        field::TOS => (bits!(field::TOS), v1(p.tos)),
-        field::PKTTYPE => (bits!(field::PKTTYPE), v1(p.pkt_type)),
         field::FRAGMENT => (bits!(field::FRAGMENT), v1(p.fragment)),
         field::MAC_SRC => (bits!(field::MAC_SRC), mac_value(p.mac_src)),
         field::SRC_TYPE => (bits!(field::SRC_TYPE), v4(p.src)),

@@ -284,16 +284,55 @@ pub struct Action {
     /// `-m statistic`: `statistic::*` mode, and `!`.
     pub stat_mode: u8,
     pub stat_invert: u8,
-    pub _ct_pad: [u8; 4],
+    /// `-m conntrack --ctproto` and `--ctdir`: the `ct_other` bits of those the rule has,
+    /// and the protocol.
+    pub ct_other: u8,
+    pub ct_proto: u8,
+    /// `-m pkttype`, `-m tos`, `-m dscp`, `-m ecn --ecn-ip-ect`: `pkt_check::*` bits, and
+    /// the type.
+    pub pkt_check: u8,
+    pub pkt_type: u8,
     pub ct_addr: [[u8; 4]; 4],
     pub ct_mask: [[u8; 4]; 4],
     /// `--probability` out of 2^31 (random), or `--every` (nth).
     pub stat_value: u32,
     /// `--packet` (nth).
     pub stat_packet: u32,
+    /// The TOS bytes the rule lets through, one bit each (byte `t / 8`, bit `t % 8`).
+    pub tos_set: [u8; 32],
     /// Packets that reached the rule's `--mode nth` since the generation started, kept by
     /// the data plane.
     pub stat_seen: u64,
+}
+
+/// `Action::ct_other`.
+pub mod ct_other {
+    /// `--ctproto`, and its `!`.
+    pub const PROTO: u8 = 1;
+    pub const PROTO_INVERT: u8 = 2;
+    /// `--ctdir`, and whether it is REPLY.
+    pub const DIR: u8 = 4;
+    pub const REPLY: u8 = 8;
+}
+
+/// `Action::pkt_check`.
+pub mod pkt_check {
+    /// The rule has `-m pkttype`, and its `!`.
+    pub const TYPE: u8 = 1;
+    pub const INVERT: u8 = 2;
+    /// The rule looks at the TOS byte (`Action::tos_set`).
+    pub const TOS: u8 = 4;
+}
+
+/// Whether packet `pkt` passes rule action `a`'s `-m pkttype` and TOS byte matches, if it
+/// has them.
+#[inline(always)]
+pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
+    let check = a.pkt_check;
+    let tos = pkt.tos as usize;
+    (check & pkt_check::TYPE == 0
+        || (pkt.pkt_type == a.pkt_type) != (check & pkt_check::INVERT != 0))
+        && (check & pkt_check::TOS == 0 || a.tos_set[(tos / 8) & 31] & (1 << (tos % 8)) != 0)
 }
 
 /// The packet types of xt_pkttype (the kernel's PACKET_*), which a packet's
@@ -354,11 +393,15 @@ impl Default for Action {
             ct_invert: 0,
             stat_mode: 0,
             stat_invert: 0,
-            _ct_pad: [0; 4],
+            ct_other: 0,
+            ct_proto: 0,
+            pkt_check: 0,
+            pkt_type: 0,
             ct_addr: [[0; 4]; 4],
             ct_mask: [[0; 4]; 4],
             stat_value: 0,
             stat_packet: 0,
+            tos_set: [0; 32],
             stat_seen: 0,
         }
     }
@@ -412,8 +455,6 @@ pub struct PacketInfo {
     pub ttl: u8,
     /// The IP header's TOS byte (DSCP and ECN).
     pub tos: u8,
-    /// `pkt_type::*` as xt_pkttype sees it.
-    pub pkt_type: u8,
     /// 1 for a non-first fragment.
     pub fragment: u8,
     /// rtn::* of the source and destination address, found only when a chain asks
@@ -443,7 +484,10 @@ pub struct PacketInfo {
     /// to the first that decides), when some of them only count or have a check of their own.
     pub pending: u64,
     pub pending_word: u32,
-    pub _pending_pad: u32,
+    /// `pkt_type::*` as xt_pkttype sees it (in what was padding: the fields before it keep
+    /// their places, and the classifier's code its shape).
+    pub pkt_type: u8,
+    pub _pending_pad: [u8; 3],
     /// Chain being evaluated and the rule to start from.
     pub chain: u32,
     pub next_rule: u32,

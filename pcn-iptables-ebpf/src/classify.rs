@@ -104,6 +104,7 @@ fn own_checks(pkt: &PacketInfo, index: u32) -> bool {
         return true;
     };
     conntrack::tuples_match(pkt, unsafe { &*action })
+        && pcn_iptables_common::packet_matches(pkt, unsafe { &*action })
         && statistic::matches(action)
         && limit::take(action)
 }
@@ -232,8 +233,6 @@ fn first_match(pkt: &mut PacketInfo) -> Option<u32> {
         field::MAC_SRC,
         field::SRC_TYPE,
         field::DST_TYPE,
-        field::TOS,
-        field::PKTTYPE,
         field::ANY_PORT_SRC,
         field::ANY_PORT_DST,
     );

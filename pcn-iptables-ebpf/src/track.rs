@@ -85,8 +85,10 @@ pub(crate) fn track(
                     && let Some((key, src_end, e)) = quoted_connection(start, end, l4 + 8, now)
                 {
                     let e = unsafe { &*e };
-                    // The connection's, as xt_conntrack sees it on the error.
+                    // The connection's, as xt_conntrack sees it on the error, which goes the
+                    // other way than the packet it quotes (`--ctdir`).
                     connection_of(pkt, ctstate::RELATED, &key, e);
+                    pkt.ct_reply = (src_end & 1 == e.origin) as u8;
                     // The error goes the other way than the packet it quotes.
                     if e.nat != 0 {
                         translated(pkt, &key, e, src_end & 1 == e.origin);

@@ -506,17 +506,9 @@ pub(crate) fn udp_send_from(
 /// the last one arrive.
 pub fn send_udp(ns: &Ns, dst: &str, port: u16, n: usize, gap: Duration, one_socket: bool) {
     let dst = ip4(dst);
-    // SAFETY: raw socket calls on descriptors this closure owns, with valid buffers.
-    ns.in_ns(move || unsafe {
-        let socket = || OwnedFd::from_raw_fd(libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0));
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(dst).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
+    ns.in_ns(move || {
+        let socket = blocking_udp_socket;
+        let sa = sockaddr(dst, port);
         let shared = socket();
         let mut own = Vec::new();
         let start = Instant::now();
@@ -528,16 +520,7 @@ pub fn send_udp(ns: &Ns, dst: &str, port: u16, n: usize, gap: Duration, one_sock
             if !one_socket {
                 own.push(socket());
             }
-            let fd = own.last().unwrap_or(&shared);
-            let msg = b"probe";
-            libc::sendto(
-                fd.as_raw_fd(),
-                msg.as_ptr().cast(),
-                msg.len(),
-                0,
-                (&sa as *const libc::sockaddr_in).cast(),
-                size_of::<libc::sockaddr_in>() as u32,
-            );
+            send_to(own.last().unwrap_or(&shared), &sa, b"probe");
         }
     });
     std::thread::sleep(Duration::from_millis(200));
@@ -548,48 +531,52 @@ pub fn send_udp(ns: &Ns, dst: &str, port: u16, n: usize, gap: Duration, one_sock
 /// datagram socket).
 pub fn send_datagrams(ns: &Ns, port: u16, to: &[(&str, u8)]) {
     let to: Vec<(Ipv4Addr, u8)> = to.iter().map(|(d, t)| (ip4(d), *t)).collect();
-    // SAFETY: raw socket calls on a descriptor this closure owns, with valid buffers.
-    ns.in_ns(move || unsafe {
-        let fd = OwnedFd::from_raw_fd(libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0));
-        let set = |option: libc::c_int, value: libc::c_int| {
-            let r = libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::IPPROTO_IP,
-                option,
-                (&value as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as u32,
-            );
-            assert_eq!(r, 0, "setsockopt {option} {value:#x}");
-        };
-        let on: libc::c_int = 1;
-        let r = libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_BROADCAST,
-            (&on as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as u32,
-        );
-        assert_eq!(r, 0, "SO_BROADCAST");
+    ns.in_ns(move || {
+        let fd = blocking_udp_socket();
+        set_option(&fd, libc::SOL_SOCKET, libc::SO_BROADCAST, 1);
         for (dst, tos) in to {
-            set(libc::IP_TOS, tos as libc::c_int);
-            let sa = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: port.to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from(dst).to_be(),
-                },
-                sin_zero: [0; 8],
-            };
-            let msg = b"datagram";
-            libc::sendto(
-                fd.as_raw_fd(),
-                msg.as_ptr().cast(),
-                msg.len(),
-                0,
-                (&sa as *const libc::sockaddr_in).cast(),
-                size_of::<libc::sockaddr_in>() as u32,
-            );
+            set_option(&fd, libc::IPPROTO_IP, libc::IP_TOS, tos as libc::c_int);
+            send_to(&fd, &sockaddr(dst, port), b"datagram");
         }
     });
     std::thread::sleep(Duration::from_millis(200));
+}
+
+/// A UDP socket whose sends wait for room (a burst of datagrams is not cut short).
+fn blocking_udp_socket() -> OwnedFd {
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: fd is a fresh, valid descriptor that nobody else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `setsockopt(2)` of an int option, which must work.
+fn set_option(fd: &OwnedFd, level: libc::c_int, option: libc::c_int, value: libc::c_int) {
+    // SAFETY: a socket this process owns, and an int the call reads.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            option,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as u32,
+        )
+    };
+    assert_eq!(r, 0, "setsockopt {level}/{option} {value:#x}");
+}
+
+/// One datagram on `fd` to `sa` (a lost one shows in the counts).
+fn send_to(fd: &OwnedFd, sa: &libc::sockaddr_in, msg: &[u8]) {
+    // SAFETY: a socket this process owns, valid buffers.
+    unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            (sa as *const libc::sockaddr_in).cast(),
+            size_of::<libc::sockaddr_in>() as u32,
+        )
+    };
 }

@@ -521,17 +521,18 @@ pub fn needs_store(old: &CtEntry, new: &CtEntry) -> bool {
 
 pub mod nat;
 
-use crate::{Action, PacketInfo, ct_check};
+use crate::{Action, PacketInfo, ct_check, ct_other};
 
-/// `-m conntrack --ctorigsrc`, `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`, as xt_conntrack's
-/// `conntrack_mt` makes them: whether the packet's connection's tuples (`PacketInfo::orig`,
-/// and `xlat`, the reply tuple's inverse) have the addresses rule action `a` asks for. The
+/// `-m conntrack --ctorigsrc`, `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`, `--ctproto` and
+/// `--ctdir`, as xt_conntrack's `conntrack_mt` makes them: whether the packet's connection's
+/// tuples (`PacketInfo::orig`, and `xlat`, the reply tuple's inverse) have the addresses and
+/// protocol rule action `a` asks for, and the packet goes the direction it asks for. The
 /// data plane checks it per rule (not classifier fields: few rules use them, and a field
 /// costs a trie lookup for every packet of the chain).
 #[inline(always)]
 pub fn tuples_match(pkt: &PacketInfo, a: &Action) -> bool {
-    let checks = a.ct_checks;
-    if checks & ct_check::ADDRS == 0 {
+    let (checks, other) = (a.ct_checks, a.ct_other);
+    if checks & ct_check::ADDRS == 0 && other == 0 {
         return true;
     }
     // conntrack_mt without a connection (INVALID, UNTRACKED) stops after `--ctstate`: it
@@ -556,7 +557,11 @@ pub fn tuples_match(pkt: &PacketInfo, a: &Action) -> bool {
             return false;
         }
     }
-    true
+    if other & ct_other::DIR != 0 && (pkt.ct_reply != 0) != (other & ct_other::REPLY != 0) {
+        return false;
+    }
+    other & ct_other::PROTO == 0
+        || (pkt.orig.proto == a.ct_proto) != (other & ct_other::PROTO_INVERT != 0)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::atoms::{push_bits, walk};
 use super::config::Ctx;
 use super::fields::{
     self, Constraint, address, addrtype, any_port, ctstates, each, fragment, icmp, length, mac,
-    pkttype, ports, proto, tcp_flags, tos, ttl,
+    ports, proto, tcp_flags, ttl,
 };
 use super::types::{CompileError, Entry, Link, SRC_ONES, SRC_ZERO};
 use crate::model::{Rule, Target};
@@ -99,7 +99,7 @@ pub(super) fn chain_bitmaps(
     };
     // Value fields and each rule's constraint; their width in bits, and whether they are keyed
     // under `[1]` with `[0]` for packets without the header, are the field table's.
-    let value_fields: [(u8, Vec<Constraint>); 17] = [
+    let value_fields: [(u8, Vec<Constraint>); 15] = [
         (field::SRC, each(window, |r| address(r, true))?),
         (field::DST, each(window, |r| address(r, false))?),
         (field::PROTO, each(window, proto)?),
@@ -112,8 +112,6 @@ pub(super) fn chain_bitmaps(
         (field::TCP_FLAGS, each(window, tcp_flags)?),
         (field::LENGTH, each(window, length)?),
         (field::TTL, each(window, ttl)?),
-        (field::TOS, each(window, tos)?),
-        (field::PKTTYPE, each(window, pkttype)?),
         (field::FRAGMENT, each(window, fragment)?),
         (
             field::SRC_TYPE,

@@ -2,12 +2,12 @@
 //! actions their rules' targets become.
 
 use pcn_iptables_common::{
-    Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, verdict,
+    Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, ct_other, pkt_check, verdict,
 };
 use rustc_hash::FxHashMap;
 
 use super::addrtype::AddressTypes;
-use super::fields::{self, ct_tuple, limit, statistic};
+use super::fields::{self, ct_tuple, limit, pkttype, statistic, tos};
 use super::tables;
 use super::types::{CompileError, Link};
 use crate::ext::Want;
@@ -154,6 +154,14 @@ pub(super) fn action(
         action.limit_burst = l.burst;
         action.limit_credit_ns = action.limit_interval_ns * l.burst as u64;
     }
+    if let Some(t) = pkttype(rule)? {
+        action.pkt_check = pkt_check::TYPE | if t.negated { pkt_check::INVERT } else { 0 };
+        action.pkt_type = t.value;
+    }
+    if let Some(set) = tos(rule) {
+        action.pkt_check |= pkt_check::TOS;
+        action.tos_set = set;
+    }
     if let Some(s) = statistic(rule)? {
         (action.stat_mode, action.stat_value) = if s.value.nth {
             (pcn_iptables_common::statistic::NTH, s.value.every + 1)
@@ -163,7 +171,19 @@ pub(super) fn action(
         action.stat_invert = s.negated as u8;
         action.stat_packet = s.value.packet;
     }
-    if let Some(Want::CtTuple { addrs, states }) = ct_tuple(rule)? {
+    if let Some(Want::CtTuple {
+        addrs,
+        states,
+        other,
+    }) = ct_tuple(rule)?
+    {
+        if let Some(p) = other.proto {
+            action.ct_other |= ct_other::PROTO | if p.negated { ct_other::PROTO_INVERT } else { 0 };
+            action.ct_proto = p.value;
+        }
+        if let Some(reply) = other.reply {
+            action.ct_other |= ct_other::DIR | if reply { ct_other::REPLY } else { 0 };
+        }
         for (i, a) in addrs.iter().enumerate() {
             let Some(a) = a else { continue };
             action.ct_checks |= 1 << i;

@@ -110,14 +110,21 @@ pub fn ttl(rule: &Rule) -> Result<Constraint> {
     Ok(all_of(sets(rule, Field::Ttl), u8::MAX as u32))
 }
 
-/// `-m pkttype`: the packet's `pkt_type::*`.
-pub fn pkttype(rule: &Rule) -> Result<Constraint> {
-    Ok(all_of(sets(rule, Field::PktType), u8::MAX as u32))
-}
-
-/// The TOS byte: `-m tos`, `-m dscp`, `-m ecn --ecn-ip-ect`.
-pub fn tos(rule: &Rule) -> Result<Constraint> {
-    Ok(all_of(sets(rule, Field::Tos), u8::MAX as u32))
+/// The TOS bytes the rule's `-m tos`, `-m dscp` and `-m ecn --ecn-ip-ect` let through, one
+/// bit each (`Action::tos_set`), if it has any of them: a check of the rule's own, as few
+/// rules look at the byte and a field costs every packet of the chain a lookup.
+pub fn tos(rule: &Rule) -> Option<[u8; 32]> {
+    let allowed = all_of(sets(rule, Field::Tos), u8::MAX as u32)?;
+    let mut set = [0u8; 32];
+    for i in allowed.value.intervals() {
+        for t in i.first..=i.last.min(u8::MAX as u32) {
+            set[t as usize / 8] |= 1 << (t % 8);
+        }
+    }
+    if allowed.negated {
+        set = set.map(|b| !b);
+    }
+    Some(set)
 }
 
 /// `-f`: value 1 for a non-first fragment, 0 otherwise.
@@ -212,6 +219,22 @@ pub fn statistic(rule: &Rule) -> Result<Option<Negatable<Statistic>>> {
     Ok(Some(first))
 }
 
+/// The rule's `-m pkttype`: the type and `!`, if any (one at most: the rule's `Action` has
+/// room for one).
+pub fn pkttype(rule: &Rule) -> Result<Option<Negatable<u8>>> {
+    let mut found = rule.matches.iter().filter_map(|m| match m {
+        Match::PktType(t) => Some(t.clone()),
+        _ => None,
+    });
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(CompileError::Unsupported(
+            "more than one -m pkttype in a rule".into(),
+        ));
+    }
+    Ok(first)
+}
+
 /// Whether a match needs the chain to look at every packet (see `flags`).
 pub fn per_packet(m: &Match) -> bool {
     ext::of(m).per_packet(m)
@@ -221,9 +244,15 @@ pub fn per_packet(m: &Match) -> bool {
 /// the connection's tuples.
 pub fn checked(m: &Match) -> bool {
     let e = ext::of(m);
-    [Field::Limit, Field::CtTuple, Field::Statistic]
-        .into_iter()
-        .any(|f| e.want(m, f).is_some())
+    [
+        Field::Limit,
+        Field::CtTuple,
+        Field::Statistic,
+        Field::PktType,
+        Field::Tos,
+    ]
+    .into_iter()
+    .any(|f| e.want(m, f).is_some())
 }
 
 /// Whether a match needs connections tracked.

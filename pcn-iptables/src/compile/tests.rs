@@ -18,7 +18,7 @@ use super::interval::{Interval, Values, prefixes};
 use super::*;
 use crate::ext::match_name;
 use crate::model::{
-    AddrRange, CtAddr, IcmpType, Interface, Limit, Match, MultiportDir, Negatable, Policy,
+    AddrRange, CtAddr, CtOther, IcmpType, Interface, Limit, Match, MultiportDir, Negatable, Policy,
     PortRange, Rule, StateModule, Statistic, Target, TcpFlags, TosMask, TtlMode,
 };
 
@@ -166,6 +166,9 @@ struct Pkt {
     ctstate: u8,
     /// Its connection's original source and destination, reply source and destination.
     ct: [u32; 4],
+    /// Its connection's protocol, and whether the packet goes the reply way.
+    ct_proto: u8,
+    ct_reply: bool,
     /// Per rule: whether its `-m limit` bucket has a token now (the one thing about a rule
     /// that compile time cannot know).
     limit_pass: Vec<bool>,
@@ -191,6 +194,8 @@ impl Pkt {
             out_if: 0,
             ctstate: 3,
             ct: [src, dst, dst, src],
+            ct_proto: 17,
+            ct_reply: false,
             limit_pass: Vec::new(),
         }
     }
@@ -289,8 +294,10 @@ impl Pkt {
             orig: Tuple {
                 src: self.ct[0].to_be_bytes(),
                 dst: self.ct[1].to_be_bytes(),
+                proto: self.ct_proto,
                 ..Default::default()
             },
+            ct_reply: self.ct_reply as u8,
             // The reply tuple's inverse.
             xlat: Tuple {
                 src: self.ct[3].to_be_bytes(),
@@ -348,6 +355,7 @@ fn dataplane_outcome(c: &Compiled, trie: &Trie, chain: u32, p: &Pkt) -> Outcome 
             let action = &c.actions[cfg.action_base as usize + rule];
             // A rule without a bucket has `limit_burst` 0 (`limit::take` passes it).
             if !conntrack::tuples_match(&info, action)
+                || !pcn_iptables_common::packet_matches(&info, action)
                 || (action.limit_burst != 0 && !p.limit_pass.get(rule).copied().unwrap_or(true))
             {
                 w &= !(1 << bit);
@@ -529,14 +537,22 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
         Match::Conntrack { states, .. } => state_matches(states, p.ctstate),
         // conntrack_mt: the state, then without a connection nothing more (a match only if
         // there was a state to check), else every address under its mask.
-        Match::ConntrackTuple { states, addrs } => {
+        Match::ConntrackTuple {
+            states,
+            addrs,
+            other,
+        } => {
             (states.value == 0 || state_matches(states, p.ctstate))
                 && if ctstate::has_connection(p.ctstate) {
                     addrs.iter().zip(p.ct).all(|(a, ct)| {
                         a.as_ref().is_none_or(|a| {
                             (((ct ^ a.value.addr) & a.value.mask) == 0) != a.negated
                         })
-                    })
+                    }) && other
+                        .proto
+                        .as_ref()
+                        .is_none_or(|c| (p.ct_proto == c.value) != c.negated)
+                        && other.reply.is_none_or(|r| r == p.ct_reply)
                 } else {
                     states.value != 0
                 }
@@ -855,18 +871,26 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
                 negated: rng.chance(30),
             },
         },
-        12 => Match::ConntrackTuple {
-            states: Negatable {
-                value: match rng.below(3) {
-                    0 => (1 + rng.below(127)) as u8,
-                    _ => 0,
+        12 => {
+            let other = CtOther {
+                proto: rng.chance(30).then(|| Negatable {
+                    value: rng.pick(&[6, 17, 1]),
+                    negated: rng.chance(30),
+                }),
+                reply: rng.chance(30).then(|| rng.chance(50)),
+            };
+            // At least one option besides the state, as parsing makes them.
+            let bare = other.proto.is_none() && other.reply.is_none();
+            let first = rng.below(if bare { 4 } else { 5 });
+            Match::ConntrackTuple {
+                states: Negatable {
+                    value: match rng.below(3) {
+                        0 => (1 + rng.below(127)) as u8,
+                        _ => 0,
+                    },
+                    negated: rng.chance(30),
                 },
-                negated: rng.chance(30),
-            },
-            addrs: {
-                // At least one, as parsing makes them.
-                let first = rng.below(4);
-                [0, 1, 2, 3].map(|i| {
+                addrs: [0, 1, 2, 3].map(|i| {
                     (i == first || rng.chance(40)).then(|| Negatable {
                         value: CtAddr {
                             addr: rng.pick(&ADDRS) ^ (rng.below(4) as u32),
@@ -875,9 +899,10 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
                         },
                         negated: rng.chance(30),
                     })
-                })
-            },
-        },
+                }),
+                other,
+            }
+        }
         13 => Match::Tos(Negatable {
             value: TosMask {
                 value: rng.pick(&[0x10, 0x08, 0x02, 0x00, 0x14]) | rng.below(2) as u8,
@@ -987,23 +1012,25 @@ fn random_rule(rng: &mut Rng, counter: u32, base_chain: bool) -> Rule {
         negated: rng.chance(50),
     });
     let mut matches = Vec::new();
-    let (mut limited, mut any_port, mut tuple) = (false, false, false);
+    let (mut limited, mut any_port, mut tuple, mut typed) = (false, false, false, false);
     for _ in 0..rng.pick(&[0, 1, 1, 2, 2, 3, 4]) {
         let Some(m) = random_match(rng, proto.as_ref()) else {
             continue;
         };
         // What the compiler refuses (see `refused_combinations`): two buckets in one rule,
-        // two `--ports` lists, two matches of conntrack tuple addresses.
+        // two `--ports` lists, two matches of conntrack tuple addresses, two packet types.
         let either =
             matches!(&m, Match::Multiport { dir: MultiportDir::Either, ports } if !ports.negated);
         let limit = matches!(m, Match::Limit(_));
         let addrs = matches!(m, Match::ConntrackTuple { .. });
-        if (limit && limited) || (either && any_port) || (addrs && tuple) {
+        let of_type = matches!(m, Match::PktType(_));
+        if (limit && limited) || (either && any_port) || (addrs && tuple) || (of_type && typed) {
             continue;
         }
         limited |= limit;
         any_port |= either;
         tuple |= addrs;
+        typed |= of_type;
         matches.push(m);
     }
     Rule {
@@ -1192,6 +1219,8 @@ fn random_packet(rng: &mut Rng, pools: &Pools, rules: usize) -> Pkt {
             }
         },
         ct: [0; 4].map(|_| addr(rng)),
+        ct_proto: rng.pick(&[6, 17, 1]),
+        ct_reply: rng.chance(50),
         limit_pass: (0..rules).map(|_| rng.chance(50)).collect(),
     }
 }
@@ -1246,12 +1275,21 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
             _ => None,
         });
         let tuple = r.matches.iter().find_map(|m| match m {
-            Match::ConntrackTuple { states, addrs } => Some((states.value != 0, addrs)),
+            Match::ConntrackTuple { states, addrs, .. } => Some((states.value != 0, addrs)),
             _ => None,
+        });
+        let pkttype = r.matches.iter().any(|m| {
+            matches!(
+                m,
+                Match::PktType(_)
+                    | Match::Tos(_)
+                    | Match::Dscp(_)
+                    | Match::Ecn { ect: Some(_), .. }
+            )
         });
         assert_eq!(
             bit(checked, i),
-            limit.is_some() || tuple.is_some(),
+            limit.is_some() || tuple.is_some() || pkttype,
             "{what}"
         );
         let (states, addrs) = tuple.unwrap_or((false, &[None, None, None, None]));
@@ -1686,6 +1724,7 @@ fn refused_combinations() {
             None,
             None,
         ],
+        other: CtOther::default(),
     };
     let stat = |nth| {
         Match::Statistic(Negatable::plain(Statistic {
@@ -1699,6 +1738,10 @@ fn refused_combinations() {
         vec![ports.clone(), ports.clone()],
         vec![tuple.clone(), tuple],
         vec![stat(false), stat(true)],
+        vec![
+            Match::PktType(Negatable::plain(1)),
+            Match::PktType(Negatable::plain(2)),
+        ],
         vec![stat(false), limit],
         // A later match would see the count of the packets it rejects.
         vec![stat(true), comment.clone(), ports.clone()],
@@ -1839,6 +1882,7 @@ fn conntrack_tuple_addresses_are_the_rules_own_check() {
             None,
             a(0xc612_0001, u32::MAX, true),
         ],
+        other: CtOther::default(),
     };
     let mut table = Table::default();
     table.chains[1].rules = vec![

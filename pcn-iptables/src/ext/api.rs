@@ -6,7 +6,7 @@
 use pcn_iptables_common::Action;
 
 use crate::error::Result;
-use crate::model::{CtAddr, Limit, Match, Negatable, Rule, Statistic, Target};
+use crate::model::{CtAddr, CtOther, Limit, Match, Negatable, Rule, Statistic, Target};
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
 
@@ -48,9 +48,10 @@ pub enum Field {
     /// The IP total length.
     Length,
     Ttl,
-    /// The IP header's TOS byte.
+    /// The IP header's TOS byte, checked by the rule itself.
     Tos,
-    /// The packet's type (`pcn_iptables_common::pkt_type`).
+    /// The packet's type (`pcn_iptables_common::pkt_type`), checked by the rule itself: few
+    /// rules look at it, and a field costs every packet of the chain a lookup.
     PktType,
     /// The type of the source address (`1 << rtn::*` bits).
     SrcType,
@@ -81,8 +82,10 @@ pub enum Want {
     CtTuple {
         addrs: [Option<Negatable<CtAddr>>; 4],
         states: bool,
+        other: CtOther,
     },
     Statistic(Negatable<Statistic>),
+    PktType(Negatable<u8>),
 }
 
 impl Want {

@@ -1,6 +1,6 @@
-//! libxt_conntrack: `-m conntrack --ctstate` (SNAT and DNAT too) and `--ctorigsrc`,
-//! `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`, and the alias `-m state --state` (the other
-//! conntrack options are known to getopt but refused).
+//! libxt_conntrack: `-m conntrack --ctstate` (SNAT and DNAT too), `--ctproto`,
+//! `--ctorigsrc`, `--ctorigdst`, `--ctreplsrc`, `--ctrepldst` and `--ctdir`, and the alias
+//! `-m state --state` (the other conntrack options are known to getopt but refused).
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -9,11 +9,11 @@ use pcn_iptables_common::conntrack::ctstate;
 
 use super::api::{Context, Entry, Extension, Field, Show, Value, Want, bang, entry, mandatory};
 use crate::error::Result;
-use crate::model::{CtAddr, Match, Negatable, StateModule};
-use crate::xtables::{hostmask, param, unsupported};
+use crate::model::{CtAddr, CtOther, Match, Negatable, StateModule};
+use crate::xtables::{hostmask, param, unsupported, value::protocol};
 
-/// `--ctstate`, then the options of [`OTHER_OPTIONS`] (ids 1 to 12): the tuple addresses
-/// (ids 2 to 5) are parsed, the others refused.
+/// `--ctstate`, then the options of [`OTHER_OPTIONS`] (ids 1 to 12): `--ctproto` (1), the
+/// tuple addresses (2 to 5) and `--ctdir` (12) are parsed, the others refused.
 pub const CONNTRACK_ENTRIES: [Entry; 13] = [
     entry("ctstate", 0, true, 0),
     entry(OTHER_OPTIONS[0], 1, true, 0),
@@ -27,8 +27,11 @@ pub const CONNTRACK_ENTRIES: [Entry; 13] = [
     entry(OTHER_OPTIONS[8], 9, true, 0),
     entry(OTHER_OPTIONS[9], 10, true, 0),
     entry(OTHER_OPTIONS[10], 11, true, 0),
-    entry(OTHER_OPTIONS[11], 12, true, 0),
+    entry(OTHER_OPTIONS[11], CTDIR, false, 0),
 ];
+
+const CTPROTO: u8 = 1;
+const CTDIR: u8 = 12;
 
 /// The ids of `--ctorigsrc` … `--ctrepldst`, in `Match::ConntrackTuple::addrs`' order.
 const ADDR_IDS: std::ops::RangeInclusive<u8> = 2..=5;
@@ -74,6 +77,7 @@ impl Extension for Conntrack {
         match id {
             0 => parse(v, StateModule::Conntrack, arg, invert),
             _ if ADDR_IDS.contains(&id) => parse_addr(v, id, arg, invert, cx),
+            CTPROTO | CTDIR => parse_other(v, id, arg, invert, cx),
             _ => Err(unsupported(format_args!(
                 "option \"--{}\"",
                 OTHER_OPTIONS[id as usize - 1]
@@ -173,19 +177,46 @@ fn parse(v: &mut Value, module: StateModule, text: &str, invert: bool) -> Result
     Ok(())
 }
 
-/// `--ctorigsrc` … `--ctrepldst ADDR[/MASK]` (libxtables' XTTYPE_HOSTMASK): the match
-/// becomes a `ConntrackTuple`, keeping the states given so far.
-fn parse_addr(v: &mut Value, id: u8, text: &str, invert: bool, cx: &mut Context) -> Result<()> {
-    let option = OTHER_OPTIONS[id as usize - 1];
-    let (addr, mask, prefix) = hostmask(cx.db, "conntrack", option, text)?;
+/// The match as a `ConntrackTuple`, keeping the states given so far.
+fn tuple(v: &mut Value) -> &mut Match {
     let m = v.as_match();
     if let Match::Conntrack { states, .. } = m {
         *m = Match::ConntrackTuple {
             states: states.clone(),
             addrs: [None, None, None, None],
+            other: CtOther::default(),
         };
     }
-    if let Match::ConntrackTuple { addrs, .. } = m {
+    m
+}
+
+/// `--ctproto` (`xtables_parse_protocol`) and `--ctdir ORIGINAL|REPLY` (any case).
+fn parse_other(v: &mut Value, id: u8, text: &str, invert: bool, cx: &mut Context) -> Result<()> {
+    let Match::ConntrackTuple { other, .. } = tuple(v) else {
+        unreachable!("a conntrack instance holds a conntrack match");
+    };
+    if id == CTPROTO {
+        let proto = protocol(cx.db, text)
+            .ok_or_else(|| param(format!("unknown protocol \"{text}\" specified")))?;
+        other.proto = Some(Negatable {
+            value: proto,
+            negated: invert,
+        });
+    } else if text.eq_ignore_ascii_case("ORIGINAL") || text.eq_ignore_ascii_case("REPLY") {
+        other.reply = Some(text.eq_ignore_ascii_case("REPLY"));
+    } else {
+        return Err(param(format!(
+            "conntrack: Bad value for \"--ctdir\" option: \"{text}\""
+        )));
+    }
+    Ok(())
+}
+
+/// `--ctorigsrc` … `--ctrepldst ADDR[/MASK]` (libxtables' XTTYPE_HOSTMASK).
+fn parse_addr(v: &mut Value, id: u8, text: &str, invert: bool, cx: &mut Context) -> Result<()> {
+    let option = OTHER_OPTIONS[id as usize - 1];
+    let (addr, mask, prefix) = hostmask(cx.db, "conntrack", option, text)?;
+    if let Match::ConntrackTuple { addrs, .. } = tuple(v) {
         addrs[(id - ADDR_IDS.start()) as usize] = Some(Negatable {
             value: CtAddr { addr, mask, prefix },
             negated: invert,
@@ -197,22 +228,26 @@ fn parse_addr(v: &mut Value, id: u8, text: &str, invert: bool, cx: &mut Context)
 /// `--ctorigsrc` … `--ctrepldst`, each if given.
 type TupleAddrs = [Option<Negatable<CtAddr>>];
 
-/// The match's states (none: `value` 0), its module and its tuple addresses.
-fn parts(m: &Match) -> Option<(Negatable<u8>, StateModule, &TupleAddrs)> {
+/// The match's states (none: `value` 0), its module, its tuple addresses and the rest.
+fn parts(m: &Match) -> Option<(Negatable<u8>, StateModule, &TupleAddrs, CtOther)> {
     match m {
-        Match::Conntrack { module, states } => Some((states.clone(), *module, &[])),
-        Match::ConntrackTuple { states, addrs } => {
-            Some((states.clone(), StateModule::Conntrack, addrs))
+        Match::Conntrack { module, states } => {
+            Some((states.clone(), *module, &[], CtOther::default()))
         }
+        Match::ConntrackTuple {
+            states,
+            addrs,
+            other,
+        } => Some((states.clone(), StateModule::Conntrack, addrs, other.clone())),
         _ => None,
     }
 }
 
 /// `conntrack_dump`: the options in libxt_conntrack's order whatever the order given
-/// (`--ctstate`, then the addresses), each with `!` before it; `prefix` is `--` for `-S`.
-/// A `-L` address is named unless numeric, `anywhere` when 0.
+/// (`--ctstate`, `--ctproto`, the addresses, `--ctdir`), each with `!` before it; `prefix`
+/// is `--` for `-S`. A `-L` address is named unless numeric, `anywhere` when 0.
 fn dump(m: &Match, prefix: &str, show: Option<&Show>, out: &mut String) {
-    let Some((states, module, addrs)) = parts(m) else {
+    let Some((states, module, addrs, other)) = parts(m) else {
         return;
     };
     let (_, option) = state_match_names(module);
@@ -223,6 +258,9 @@ fn dump(m: &Match, prefix: &str, show: Option<&Show>, out: &mut String) {
             bang(states.negated),
             state_names(states.value)
         );
+    }
+    if let Some(p) = other.proto {
+        let _ = write!(out, "{} {prefix}ctproto {}", bang(p.negated), p.value);
     }
     for (a, option) in addrs.iter().zip(&OTHER_OPTIONS[1..5]) {
         let Some(a) = a else { continue };
@@ -252,6 +290,10 @@ fn dump(m: &Match, prefix: &str, show: Option<&Show>, out: &mut String) {
             let _ = write!(out, "/{}", a.value.mask.leading_ones());
         }
     }
+    if let Some(reply) = other.reply {
+        let dir = if reply { "REPLY" } else { "ORIGINAL" };
+        let _ = write!(out, " {prefix}ctdir {dir}");
+    }
 }
 
 fn save(m: &Match, out: &mut String) {
@@ -266,7 +308,7 @@ fn print(m: &Match, show: &Show, out: &mut String) {
 /// nat bits, and for SNAT (DNAT) every value with `PACKET_SNAT` (`PACKET_DNAT`); the tuple
 /// addresses, as the rule's own check (`Want::CtTuple`).
 fn want(m: &Match, field: Field) -> Option<Want> {
-    let (states, _, addrs) = parts(m)?;
+    let (states, _, addrs, other) = parts(m)?;
     match field {
         Field::CtState if states.value != 0 => Some(Want::ranges(
             state_values(states.value).map(|v| (v, v)),
@@ -275,6 +317,7 @@ fn want(m: &Match, field: Field) -> Option<Want> {
         Field::CtTuple if !addrs.is_empty() => Some(Want::CtTuple {
             addrs: [0, 1, 2, 3].map(|i| addrs[i].clone()),
             states: states.value != 0,
+            other,
         }),
         _ => None,
     }

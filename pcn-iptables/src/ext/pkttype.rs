@@ -71,8 +71,7 @@ impl Extension for PktType {
         let (Match::PktType(t), Field::PktType) = (m, field) else {
             return None;
         };
-        let v = t.value as u32;
-        Some(Want::ranges([(v, v)], t.negated))
+        Some(Want::PktType(t.clone()))
     }
 
     fn per_packet(&self, _: &Match) -> bool {

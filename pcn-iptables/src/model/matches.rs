@@ -130,12 +130,12 @@ pub enum Match {
         states: Negatable<u8>,
     },
     /// `-m conntrack` with the addresses of its connection's tuples (`--ctorigsrc`,
-    /// `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`, in that order; at least one), and
-    /// `--ctstate` unless `states` is 0. A variant of its own, last, so that the rules stored
-    /// before it was added read the same.
+    /// `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`, in that order), `--ctproto` or `--ctdir`
+    /// (at least one of them), and `--ctstate` unless `states` is 0.
     ConntrackTuple {
         states: Negatable<u8>,
         addrs: [Option<Negatable<CtAddr>>; 4],
+        other: CtOther,
     },
     /// `-m statistic` (last: the rules stored before it read the same).
     Statistic(Negatable<Statistic>),
@@ -152,6 +152,13 @@ pub enum Match {
     },
     /// `-m pkttype --pkt-type`: a `pcn_iptables_common::pkt_type` value.
     PktType(Negatable<u8>),
+}
+
+/// `-m conntrack`'s `--ctproto` (the connection's protocol) and `--ctdir` (`true`: REPLY).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CtOther {
+    pub proto: Option<Negatable<u8>>,
+    pub reply: Option<bool>,
 }
 
 /// `-m tos`'s value and mask.

@@ -621,14 +621,6 @@ fn unsupported_features_are_refused() {
             "target `QUEUE' is not supported by pcn-iptables",
         ),
         (
-            "-A INPUT -m conntrack --ctstate NEW --ctproto tcp",
-            "option \"--ctproto\" is not supported by pcn-iptables",
-        ),
-        (
-            "-A INPUT -m conntrack ! --ctdir ORIGINAL",
-            "option \"--ctdir\" is not supported by pcn-iptables",
-        ),
-        (
             "-A INPUT -m conntrack --ctstatus ASSURED",
             "option \"--ctstatus\" is not supported by pcn-iptables",
         ),
