@@ -173,8 +173,8 @@ pub struct ChainConfig {
     /// Counter slot of the policy.
     pub policy_counter: u32,
     /// Index in the bitmap array of the bitmap of the rules with a check of their own (`-m
-    /// limit`'s bucket, `-m conntrack`'s tuple addresses: see `Action`), made one at a time
-    /// in order as the scan reaches them.
+    /// limit`'s bucket, `-m conntrack`'s tuples, `-m statistic`, `-m pkttype`, the TOS byte:
+    /// see `Action`), made one at a time in order as the scan reaches them.
     pub checked: u32,
     /// Index in the bitmap array of the bitmap of every rule of the chain, and of the one of
     /// its rules without a target (which only count): found without a trie lookup.

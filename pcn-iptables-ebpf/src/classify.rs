@@ -43,8 +43,8 @@ struct Scan {
     any_port: [*const Bitmap; 2],
     /// The chain's rules without a target: they are counted on the way, not stopped at.
     count_only: *const Bitmap,
-    /// The chain's rules with a check of their own (`Action`'s `-m limit` bucket, `-m
-    /// conntrack` tuple addresses), made in order as the scan reaches them.
+    /// The chain's rules with a check of their own (see `own_checks`), made in order as the
+    /// scan reaches them.
     checked: *const Bitmap,
     pkt: *mut PacketInfo,
 }
@@ -96,8 +96,9 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     0
 }
 
-/// A checked rule's own checks, once its fields matched: its connection's tuples, then its
-/// draw or count, then its bucket (a token is taken only from a rule that matched otherwise).
+/// A checked rule's own checks, once its fields matched: its connection's tuples, protocol
+/// and direction, the packet's type and TOS byte, then its draw or count, then its bucket
+/// (a token is taken only from a rule that matched otherwise).
 #[inline(always)]
 fn own_checks(pkt: &PacketInfo, index: u32) -> bool {
     let Some(action) = action_mut(pkt.slot, index) else {

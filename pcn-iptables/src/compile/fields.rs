@@ -222,8 +222,8 @@ pub fn statistic(rule: &Rule) -> Result<Option<Negatable<Statistic>>> {
 /// The rule's `-m pkttype`: the type and `!`, if any (one at most: the rule's `Action` has
 /// room for one).
 pub fn pkttype(rule: &Rule) -> Result<Option<Negatable<u8>>> {
-    let mut found = rule.matches.iter().filter_map(|m| match m {
-        Match::PktType(t) => Some(t.clone()),
+    let mut found = wants(rule, Field::PktType).filter_map(|w| match w {
+        Want::PktType(t) => Some(t),
         _ => None,
     });
     let first = found.next();
@@ -241,7 +241,8 @@ pub fn per_packet(m: &Match) -> bool {
 }
 
 /// Whether a match puts a check of the rule's own in front of its action: a token bucket,
-/// the connection's tuples.
+/// the connection's tuples, protocol or direction, a draw or count, the packet type, the TOS
+/// byte.
 pub fn checked(m: &Match) -> bool {
     let e = ext::of(m);
     [
