@@ -160,51 +160,45 @@ pub fn mac(rule: &Rule) -> Vec<Negatable<[u8; 6]>> {
         .collect()
 }
 
-/// The rule's `-m limit`, if any (one at most).
+/// The rule's one want of `field`, if any: the rule's `Action` has room for one, so a second
+/// (of `what`) is refused.
+fn one(rule: &Rule, field: Field, what: &str) -> Result<Option<Want>> {
+    let mut found = wants(rule, field);
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(CompileError::Unsupported(format!(
+            "more than one {what} in a rule"
+        )));
+    }
+    Ok(first)
+}
+
+/// The rule's `-m limit`, if any.
 pub fn limit(rule: &Rule) -> Result<Option<Limit>> {
-    let mut limits = wants(rule, Field::Limit).filter_map(|w| match w {
-        Want::Limit(l) => Some(l),
+    Ok(match one(rule, Field::Limit, "-m limit")? {
+        Some(Want::Limit(l)) => Some(l),
         _ => None,
-    });
-    let first = limits.next();
-    if limits.next().is_some() {
-        return Err(CompileError::Unsupported(
-            "more than one -m limit in a rule".into(),
-        ));
-    }
-    Ok(first)
+    })
 }
 
-/// The rule's `-m conntrack` tuple addresses, if any (one such match at most: the rule's
-/// `Action` holds one address per option).
+/// The rule's `-m conntrack` tuple addresses, protocol and direction, if any.
 pub fn ct_tuple(rule: &Rule) -> Result<Option<Want>> {
-    let mut tuples = wants(rule, Field::CtTuple);
-    let first = tuples.next();
-    if tuples.next().is_some() {
-        return Err(CompileError::Unsupported(
-            "more than one -m conntrack with --ctorigsrc, --ctorigdst, --ctreplsrc or \
-             --ctrepldst in a rule"
-                .into(),
-        ));
-    }
-    Ok(first)
+    one(
+        rule,
+        Field::CtTuple,
+        "-m conntrack with --ctorigsrc, --ctorigdst, --ctreplsrc, --ctrepldst, --ctproto or \
+         --ctdir",
+    )
 }
 
-/// The rule's `-m statistic`, if any (one at most). The data plane draws or counts once the
-/// rest of the rule matched, where xt_statistic does when the packet reaches it: the same
-/// unless a match that can fail follows an nth count, or a bucket meets a draw.
+/// The rule's `-m statistic`, if any. The data plane draws or counts once the rest of the
+/// rule matched, where xt_statistic does when the packet reaches it: the same unless a match
+/// that can fail follows an nth count, or a bucket meets a draw.
 pub fn statistic(rule: &Rule) -> Result<Option<Negatable<Statistic>>> {
-    let mut found = wants(rule, Field::Statistic).filter_map(|w| match w {
-        Want::Statistic(s) => Some(s),
-        _ => None,
-    });
-    let Some(first) = found.next() else {
+    let Some(Want::Statistic(first)) = one(rule, Field::Statistic, "-m statistic")? else {
         return Ok(None);
     };
     let unsupported = |what: &str| Err(CompileError::Unsupported(what.into()));
-    if found.next().is_some() {
-        return unsupported("more than one -m statistic in a rule");
-    }
     if limit(rule)?.is_some() {
         return unsupported("-m statistic with -m limit in one rule");
     }
@@ -219,20 +213,12 @@ pub fn statistic(rule: &Rule) -> Result<Option<Negatable<Statistic>>> {
     Ok(Some(first))
 }
 
-/// The rule's `-m pkttype`: the type and `!`, if any (one at most: the rule's `Action` has
-/// room for one).
+/// The rule's `-m pkttype`: the type and `!`, if any.
 pub fn pkttype(rule: &Rule) -> Result<Option<Negatable<u8>>> {
-    let mut found = wants(rule, Field::PktType).filter_map(|w| match w {
-        Want::PktType(t) => Some(t),
+    Ok(match one(rule, Field::PktType, "-m pkttype")? {
+        Some(Want::PktType(t)) => Some(t),
         _ => None,
-    });
-    let first = found.next();
-    if found.next().is_some() {
-        return Err(CompileError::Unsupported(
-            "more than one -m pkttype in a rule".into(),
-        ));
-    }
-    Ok(first)
+    })
 }
 
 /// Whether a match needs the chain to look at every packet (see `flags`).
