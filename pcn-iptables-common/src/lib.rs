@@ -6,6 +6,7 @@ pub mod classifier;
 pub mod conntrack;
 pub mod icmp_limit;
 pub mod limit;
+pub mod recent;
 pub mod statistic;
 
 pub use classifier::{
@@ -303,6 +304,19 @@ pub struct Action {
     /// Packets that reached the rule's `--mode nth` since the generation started, kept by
     /// the data plane.
     pub stat_seen: u64,
+    /// `-m recent`: `recent::op` (NONE: the rule has none), `recent::flag` bits, and the
+    /// list's slot in the data plane's `RECENT`.
+    pub recent_op: u8,
+    pub recent_flags: u8,
+    pub recent_list: u16,
+    /// The list's mask (network byte order bytes): that of the rule that made the list, as
+    /// xt_recent keeps it.
+    pub recent_mask: [u8; 4],
+    /// The list's stamps less one, and `--hitcount`.
+    pub recent_stamp_mask: u16,
+    pub recent_hitcount: u16,
+    /// `--seconds`
+    pub recent_seconds: u32,
 }
 
 /// `Action::ct_other`.
@@ -403,6 +417,13 @@ impl Default for Action {
             stat_packet: 0,
             tos_set: [0; 32],
             stat_seen: 0,
+            recent_op: 0,
+            recent_flags: 0,
+            recent_list: 0,
+            recent_mask: [0; 4],
+            recent_stamp_mask: 0,
+            recent_hitcount: 0,
+            recent_seconds: 0,
         }
     }
 }
@@ -468,6 +489,8 @@ pub struct PacketInfo {
     /// in map memory rather than on the stack, which is small, and where a key written on
     /// one path and not on another keeps the verifier from merging the paths.
     pub lookup_key: [u8; 16],
+    /// Scratch of `-m recent`'s loops (`recent::Store::cell`).
+    pub recent_cells: [u64; recent::CELLS],
     /// The classifier's bitmap indexes for this round, one per bitmap it scans (map memory
     /// for the same reason as `lookup_key`).
     pub bitmaps: [u32; SCANNED_BITMAPS],

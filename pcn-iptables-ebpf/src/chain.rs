@@ -8,7 +8,9 @@ use pcn_iptables_common::{
 
 use crate::classify::pcn_first_match;
 use crate::flow_cache::count_for;
-use crate::maps::{action, chain_config};
+use crate::log;
+use crate::maps::{action, chain_config, count};
+use crate::recent::pcn_recent_check;
 
 /// Starts the evaluation of `chain` for a packet, in the generation of `slot`.
 #[inline(always)]
@@ -48,9 +50,15 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
     let pkt = unsafe { &mut *packet };
     match Some(found).filter(|r| *r != u32::MAX) {
         Some(rule) => {
-            let Some(action) = action(pkt.slot, cfg.action_base + rule) else {
+            let index = cfg.action_base + rule;
+            let Some(action) = action(pkt.slot, index) else {
                 return Step::Drop;
             };
+            if action.recent_op != pcn_iptables_common::recent::op::NONE
+                && let Some(step) = recent_step(packet, hook, index, rule)
+            {
+                return step;
+            }
             count_for(pkt, action.counter);
             match action.verdict {
                 verdict::ACCEPT => Step::Accept,
@@ -96,6 +104,29 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
         None if cfg.policy == verdict::RETURN => leave_chain(pkt),
         None => policy(cfg, pkt),
     }
+}
+
+/// A rule the scan stopped at for its recent list (its other checks passed): the list is
+/// checked here. `Some(Again)`: the chain goes on after the rule, which did not match or has
+/// no target that stops (it is counted, and logged); `None`: the rule decides.
+#[inline(always)]
+fn recent_step(packet: *mut PacketInfo, hook: u32, index: u32, rule: u32) -> Option<Step> {
+    let slot = unsafe { (*packet).slot };
+    unsafe { (*packet).next_rule = rule + 1 };
+    if pcn_recent_check(hook, slot, index) == 0 {
+        return Some(Step::Again);
+    }
+    // Borrowed again, as after the scan.
+    let pkt = unsafe { &mut *packet };
+    let action = action(pkt.slot, index)?;
+    let (verdict, counter) = (action.verdict, action.counter);
+    match verdict {
+        verdict::CONTINUE => {}
+        verdict::LOG => log::pend(pkt, index),
+        _ => return None,
+    }
+    count(counter, pkt.len);
+    Some(Step::Again)
 }
 
 #[inline(always)]

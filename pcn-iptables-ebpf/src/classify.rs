@@ -78,8 +78,15 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     let mask = 1u64 << (bit & 63);
     let rule = i as u32 * 64 + bit;
     let index = pkt.action_base + rule;
-    if unsafe { (*scan.checked).words[i] } & mask != 0 && !own_checks(pkt, index) {
-        return 0;
+    if unsafe { (*scan.checked).words[i] } & mask != 0 {
+        match own_checks(pkt, index) {
+            Checks::Fail => return 0,
+            Checks::Pass => {}
+            Checks::Recent => {
+                pkt.found = rule;
+                return 1;
+            }
+        }
     }
     if unsafe { (*scan.count_only).words[i] } & mask == 0 {
         pkt.found = rule;
@@ -96,18 +103,36 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     0
 }
 
+/// What a rule's own checks found.
+enum Checks {
+    Fail,
+    Pass,
+    /// All passed, and the rule has a recent list to check: the scan stops there, and the
+    /// round checks it (`chain::round`), outside `bpf_loop`'s callback, whose frame Linux 6.1
+    /// adds to the classifier's.
+    Recent,
+}
+
 /// A checked rule's own checks, once its fields matched: its connection's tuples, protocol
 /// and direction, the packet's type and TOS byte, then its draw or count, then its bucket
-/// (a token is taken only from a rule that matched otherwise).
+/// (a token is taken only from a rule that matched otherwise); its recent list comes last
+/// (the compiler refuses a match after `-m recent`).
 #[inline(always)]
-fn own_checks(pkt: &PacketInfo, index: u32) -> bool {
+fn own_checks(pkt: &PacketInfo, index: u32) -> Checks {
     let Some(action) = action_mut(pkt.slot, index) else {
-        return true;
+        return Checks::Pass;
     };
-    conntrack::tuples_match(pkt, unsafe { &*action })
+    if !(conntrack::tuples_match(pkt, unsafe { &*action })
         && pcn_iptables_common::packet_matches(pkt, unsafe { &*action })
         && statistic::matches(action)
-        && limit::take(action)
+        && limit::take(action))
+    {
+        Checks::Fail
+    } else if unsafe { (*action).recent_op } != pcn_iptables_common::recent::op::NONE {
+        Checks::Recent
+    } else {
+        Checks::Pass
+    }
 }
 
 /// A bitmap word's index as the verifier can see it bounded (a power of two of words): LLVM

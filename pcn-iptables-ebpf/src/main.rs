@@ -25,6 +25,7 @@ mod log;
 mod maps;
 mod nat;
 mod parse;
+mod recent;
 mod reject;
 mod route;
 mod settings;

@@ -10,6 +10,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, Queue, lpm_trie::Key},
 };
 use pcn_iptables_common::conntrack::{CtEntry, CtKey, CtReclaim};
+use pcn_iptables_common::recent;
 use pcn_iptables_common::{
     Action, Bitmap, CHAIN_INPUT, CONNTRACK_ENTRIES, COUNTER_PAGE, COUNTER_PAGES, ChainConfig,
     Counter, FLOW_CACHE_ENTRIES, FieldKey, FlowKey, FlowVerdict, GENERATIONS, PacketInfo,
@@ -69,6 +70,13 @@ static COUNTERS: ArrayOfMaps<
     btf_maps::PerCpuArray<Counter, { COUNTER_PAGE as usize }>,
     { COUNTER_PAGES as usize },
 > = ArrayOfMaps::new();
+/// `-m recent`'s lists, by slot, kept across generations: userspace makes one as a rule first
+/// names it and drops it when no rule does (see `dataplane::recent`).
+#[btf_map]
+static RECENT: ArrayOfMaps<
+    btf_maps::Array<recent::List, 1, INNER_ARRAY>,
+    { recent::LISTS as usize },
+> = ArrayOfMaps::new();
 #[btf_map]
 static CHAINS: ArrayOfMaps<btf_maps::Array<ChainConfig, 1, INNER_ARRAY>, GENS> = ArrayOfMaps::new();
 #[btf_map]
@@ -87,6 +95,12 @@ static BITMAPS: ArrayOfMaps<btf_maps::Array<Bitmap, 1, INNER_ARRAY>, GENS> = Arr
 #[inline(always)]
 pub(crate) fn chain_config(slot: u32, id: u32) -> Option<&'static ChainConfig> {
     CHAINS.get_value(slot, &id)
+}
+
+/// The `-m recent` list in slot `slot`.
+#[inline(always)]
+pub(crate) fn recent_list(slot: u32) -> Option<*mut recent::List> {
+    RECENT.get_value_ptr_mut(slot, &0)
 }
 
 /// Rule `i` (chain's `action_base` + rule index) of generation `slot`.

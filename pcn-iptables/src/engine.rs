@@ -1,6 +1,7 @@
 //! The one way a change goes from a command to the running data plane: counter slots for new
 //! rules, compile, commit. Used by single commands, restore and the benchmarks.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use rustc_hash::FxHashSet;
@@ -12,6 +13,7 @@ use crate::{
     dataplane::{self, Dataplane, State},
     error::{Error, OTHER_PROBLEM, RESOURCE_PROBLEM, Result},
     model::{FIRST_RULE_COUNTER, Table, TableName},
+    ruleset,
 };
 
 /// Hands out counter slots no rule of the running ruleset uses, so that the running
@@ -120,7 +122,20 @@ fn program(
 /// checks.
 pub fn compile(table: &Table, slots: &Slots) -> Result<()> {
     check_slots(slots)?;
-    program(table, &inputs()?, None).map(drop)
+    let table = with_lists(table)?;
+    program(&table, &inputs()?, None).map(drop)
+}
+
+/// `table` with the recent lists its rules name, given those it carries from the running
+/// ruleset; borrowed when they stay the same.
+fn with_lists(table: &Table) -> Result<Cow<'_, Table>> {
+    let lists = ruleset::recent::lists(&table.tables.recent, table)?;
+    if lists == table.tables.recent {
+        return Ok(Cow::Borrowed(table));
+    }
+    let mut owned = table.clone();
+    owned.tables.recent = lists;
+    Ok(Cow::Owned(owned))
 }
 
 /// Compiles `table` for the namespace's interfaces, on the running generation `running`
@@ -134,15 +149,17 @@ pub fn install(
     slots: &Slots,
 ) -> Result<()> {
     check_slots(slots)?;
+    let lists = table.tables.recent.clone();
+    let table = &*with_lists(table)?;
     let inputs = inputs()?;
     let base = running.base(old);
     let p = program(table, &inputs, base.as_ref())?;
-    if dp.commit(table, &p, &inputs.0, &slots.fresh, running)? {
+    if dp.commit(table, &p, &inputs.0, &slots.fresh, running, &lists)? {
         return Ok(());
     }
     // The running generation's maps could not take it: all anew.
     let p = program(table, &inputs, None)?;
-    dp.commit(table, &p, &inputs.0, &slots.fresh, running)
+    dp.commit(table, &p, &inputs.0, &slots.fresh, running, &lists)
         .map_err(Error::from)
         .map(drop)
 }

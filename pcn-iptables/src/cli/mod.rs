@@ -48,11 +48,24 @@ struct Manage {
     /// kernel's LOG format, until interrupted.
     #[arg(long)]
     log_follow: bool,
+    /// Print the addresses of the -m recent list NAME, one a line as
+    /// /proc/net/xt_recent/NAME shows them (times in nanoseconds of the monotonic clock, not
+    /// jiffies). With +ADDRESS, -ADDRESS or /: add or update, remove, or forget every
+    /// address, as writing to that file does.
+    #[arg(long, value_name = "NAME")]
+    recent: Option<String>,
+    #[arg(
+        requires = "recent",
+        allow_hyphen_values = true,
+        value_name = "+ADDRESS|-ADDRESS|/"
+    )]
+    recent_command: Option<String>,
 }
 
 /// Flags that select the management interface instead of iptables' syntax.
-const MANAGEMENT_FLAGS: [&str; 5] = [
+const MANAGEMENT_FLAGS: [&str; 6] = [
     "--uninstall",
+    "--recent",
     "--conntrack",
     "--conntrack-size",
     "--flow-cache-size",
@@ -116,6 +129,9 @@ fn manage(args: &[String]) -> Result<()> {
             dataplane::conntrack::now(),
         ));
     }
+    if let Some(name) = &m.recent {
+        recent_list(name, m.recent_command.as_deref())?;
+    }
     if m.log_follow {
         let dp = Dataplane::open()?;
         let mut out = std::io::stdout().lock();
@@ -125,6 +141,26 @@ fn manage(args: &[String]) -> Result<()> {
         let dp = Dataplane::open()?;
         let _lock = lock::acquire(&dp.lock_path()?, &Wait::Forever)?;
         dp.uninstall()?;
+    }
+    Ok(())
+}
+
+/// `--recent NAME [COMMAND]`: list NAME's addresses, or change them.
+fn recent_list(name: &str, command: Option<&str>) -> Result<()> {
+    let dp = Dataplane::open()?;
+    let lists = dp.read_table()?.tables.recent;
+    let Some(list) = lists.iter().find(|l| l.name == name) else {
+        return Err(Error::plain(
+            1,
+            format!("no -m recent list {name}: a list exists while a rule names it"),
+        ));
+    };
+    match command {
+        Some(c) => dataplane::recent::write(dp.dir(), list, c)?,
+        None => print(&listing::recent::render(&dataplane::recent::entries(
+            dp.dir(),
+            list,
+        )?)),
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! actions their rules' targets become.
 
 use pcn_iptables_common::{
-    Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, ct_other, pkt_check, verdict,
+    Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, ct_other, pkt_check, recent,
+    verdict,
 };
 use rustc_hash::FxHashMap;
 
@@ -11,7 +12,7 @@ use super::fields::{self, ct_tuple, limit, pkttype, statistic, tos};
 use super::tables;
 use super::types::{CompileError, Link};
 use crate::ext::Want;
-use crate::model::{Limit, Policy, Rule, Table, Target};
+use crate::model::{Limit, Policy, Recent, RecentList, Rule, Table, Target};
 
 pub(super) struct Ctx<'a> {
     pub(super) links: &'a [Link],
@@ -73,7 +74,7 @@ pub(super) fn actions(
         }
         let id_in = |to: &str| id_of(&tables::target_name(name, to));
         for rule in rules {
-            out.push(action(rule, &id_in)?);
+            out.push(action(rule, &id_in, &table.tables.recent)?);
         }
     }
     Ok((out, bases))
@@ -128,9 +129,39 @@ pub(super) fn tracks(table: &Table) -> u32 {
     if track { chain_flag::TRACK } else { 0 }
 }
 
+/// A rule's `-m recent` `r` in its action: the list's slot, mask and stamps from `lists`.
+fn recent_action(
+    action: &mut Action,
+    r: &Recent,
+    lists: &[RecentList],
+) -> Result<(), CompileError> {
+    let list = lists
+        .iter()
+        .find(|l| l.name == r.name)
+        .ok_or_else(|| CompileError::Unsupported(format!("-m recent list {} unknown", r.name)))?;
+    action.recent_op = r.op;
+    action.recent_flags = [
+        (r.invert, recent::flag::INVERT),
+        (r.rttl, recent::flag::TTL),
+        (r.reap, recent::flag::REAP),
+        (r.dest, recent::flag::DEST),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .fold(0, |f, (_, bit)| f | bit);
+    action.recent_list = list.slot;
+    action.recent_mask = list.mask.to_be_bytes();
+    action.recent_stamp_mask = list.stamp_mask;
+    action.recent_hitcount = r.hitcount as u16;
+    action.recent_seconds = r.seconds;
+    Ok(())
+}
+
+/// Rule `rule`'s action; `lists`: the namespace's recent lists.
 pub(super) fn action(
     rule: &Rule,
     id_of: &dyn Fn(&str) -> Result<u32, CompileError>,
+    lists: &[RecentList],
 ) -> Result<Action, CompileError> {
     let mut action = Action {
         counter: rule.counter,
@@ -170,6 +201,9 @@ pub(super) fn action(
         };
         action.stat_invert = s.negated as u8;
         action.stat_packet = s.value.packet;
+    }
+    if let Some(r) = fields::recent(rule)? {
+        recent_action(&mut action, &r, lists)?;
     }
     if let Some(Want::CtTuple {
         addrs,

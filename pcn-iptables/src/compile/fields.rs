@@ -8,7 +8,8 @@ use super::atoms::all_of;
 use super::interval::{Interval, Values};
 use super::types::CompileError;
 use crate::ext::{self, Field, Want};
-use crate::model::{Limit, Match, Negatable, Rule, Statistic};
+use crate::model::{Limit, Match, Negatable, Recent, Rule, Statistic};
+use pcn_iptables_common::recent;
 
 pub type Constraint = Option<Negatable<Values>>;
 type Result<T> = std::result::Result<T, CompileError>;
@@ -191,6 +192,15 @@ pub fn ct_tuple(rule: &Rule) -> Result<Option<Want>> {
     )
 }
 
+/// Whether a match that can fail (not a comment) follows the first match `is` picks out.
+fn followed(rule: &Rule, is: impl Fn(&Match) -> bool) -> bool {
+    rule.matches
+        .iter()
+        .skip_while(|m| !is(m))
+        .skip(1)
+        .any(|m| !matches!(m, Match::Comment(_)))
+}
+
 /// The rule's `-m statistic`, if any. The data plane draws or counts once the rest of the
 /// rule matched, where xt_statistic does when the packet reaches it: the same unless a match
 /// that can fail follows an nth count, or a bucket meets a draw.
@@ -202,15 +212,30 @@ pub fn statistic(rule: &Rule) -> Result<Option<Negatable<Statistic>>> {
     if limit(rule)?.is_some() {
         return unsupported("-m statistic with -m limit in one rule");
     }
-    let mut after = rule
-        .matches
-        .iter()
-        .skip_while(|m| !matches!(m, Match::Statistic(_)))
-        .skip(1);
-    if first.value.nth && after.any(|m| !matches!(m, Match::Comment(_))) {
+    if first.value.nth && followed(rule, |m| matches!(m, Match::Statistic(_))) {
         return unsupported("a match after -m statistic --mode nth");
     }
     Ok(Some(first))
+}
+
+/// The rule's `-m recent`, if any. The data plane checks the list once the rest of the rule
+/// matched, where xt_recent does when the packet reaches it: the same unless a match that can
+/// fail follows it.
+pub fn recent(rule: &Rule) -> Result<Option<Recent>> {
+    let Some(Want::Recent(r)) = one(rule, Field::Recent, "-m recent")? else {
+        return Ok(None);
+    };
+    let unsupported = |what: String| Err(CompileError::Unsupported(what));
+    if followed(rule, |m| matches!(m, Match::Recent(_))) {
+        return unsupported("a match after -m recent".into());
+    }
+    if r.hitcount > recent::MAX_HITCOUNT {
+        return unsupported(format!(
+            "-m recent --hitcount above {}",
+            recent::MAX_HITCOUNT
+        ));
+    }
+    Ok(Some(r))
 }
 
 /// The rule's `-m pkttype`: the type and `!`, if any.
@@ -237,6 +262,7 @@ pub fn checked(m: &Match) -> bool {
         Field::Statistic,
         Field::PktType,
         Field::Tos,
+        Field::Recent,
     ]
     .into_iter()
     .any(|f| e.want(m, f).is_some())

@@ -517,7 +517,7 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
         }
         Match::Comment(_) => true,
         // The own checks of a rule: the reference takes them as passed or failed together.
-        Match::Limit(_) | Match::Statistic(_) => limit_pass,
+        Match::Limit(_) | Match::Statistic(_) | Match::Recent(_) => limit_pass,
         Match::Tos(t) => (p.tos & t.value.mask == t.value.value) != t.negated,
         Match::Dscp(d) => (p.tos >> 2 == d.value) != d.negated,
         Match::PktType(t) => (p.pkt_type == t.value) != t.negated,

@@ -37,6 +37,7 @@ mod generation;
 mod load;
 pub mod lock;
 pub mod log;
+pub mod recent;
 pub mod routes;
 mod rtnl;
 mod settings;
@@ -59,7 +60,7 @@ use pcn_iptables_common::Counter;
 
 use crate::{
     compile::{self, Link, Program},
-    model::Table,
+    model::{RecentList, Table},
 };
 
 pub use attach::{EGRESS_PIN, INGRESS_PIN};
@@ -268,7 +269,8 @@ impl Dataplane {
     /// Installs `program` (compiled from `table` for `links`, maybe on `running`) as the new
     /// generation, then makes it the active one. `fresh_counters` are the slots of rules new
     /// in `table` with the counts they start from (zero, or what a restore file says), set
-    /// before they go live. `false`: the program was built on the running generation, whose
+    /// before they go live; `old_lists`: the running generation's recent lists (`table` has
+    /// its own). `false`: the program was built on the running generation, whose
     /// maps cannot take it; a full build can.
     pub fn commit(
         &self,
@@ -277,6 +279,7 @@ impl Dataplane {
         links: &[Link],
         fresh_counters: &[(u32, Counter)],
         running: &State,
+        old_lists: &[RecentList],
     ) -> Result<bool> {
         generation::refuse_other_layouts(&self.dir)?;
         fs::create_dir_all(&self.dir)
@@ -294,6 +297,8 @@ impl Dataplane {
             gc::collect(&self.dir);
         }
         let t = Timer("install", std::time::Instant::now());
+        let lists = (old_lists, &table.tables.recent);
+        recent::prepare(&self.dir, lists.0, lists.1)?;
         let prefetched = self
             .prefetch
             .lock()
@@ -346,6 +351,7 @@ impl Dataplane {
         };
         drop(t);
         if installed {
+            recent::retire(&self.dir, lists.0, lists.1)?;
             // A helper marks the new generation once a grace period has passed since the
             // switch, so that the next change need not wait for one.
             let _ = (|| -> Result<()> {

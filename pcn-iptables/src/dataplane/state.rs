@@ -8,6 +8,7 @@
 //!        u32 len + postcard(chains)  u32 chunks + (u32 len + postcard(rules)) × chunks
 //!        u32 count + Entry × count (16 bytes each)  u32 count + [u32; 3] × count (the delta)
 //!        u32 len + postcard(Others)   (from version 2: the other tables, which tables are loaded)
+//!        u32 len + postcard(lists)    (when present: the `-m recent` lists)
 //! ```
 //!
 //! Version 1 (`PCNSTAT\x01`) ends after the delta: it had the filter table only, which is then
@@ -218,6 +219,9 @@ pub fn encode(
     })?;
     put_u32(&mut out, others.len());
     out.extend_from_slice(&others);
+    let lists = postcard::to_allocvec(&table.tables.recent)?;
+    put_u32(&mut out, lists.len());
+    out.extend_from_slice(&lists);
     Ok(out)
 }
 
@@ -231,7 +235,15 @@ fn decode_others(r: &mut Reader, v2: bool) -> Result<Tables> {
     }
     let n = r.len()?;
     let others: Others = postcard::from_bytes(r.take(n)?).context("decoding the stored tables")?;
+    let recent = match r.0.is_empty() {
+        true => Vec::new(),
+        false => {
+            let n = r.len()?;
+            postcard::from_bytes(r.take(n)?).context("decoding the stored recent lists")?
+        }
+    };
     Ok(Tables {
+        recent,
         loaded: others.loaded,
         others: others
             .tables

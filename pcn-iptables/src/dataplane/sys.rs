@@ -277,6 +277,16 @@ pub fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8], flags: u64) -> 
     bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
 }
 
+/// BPF_MAP_DELETE_ELEM (`false`: no such key).
+pub fn map_delete(map: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
+    let mut attr = elem_attr(map, key.as_ptr(), std::ptr::null(), 0);
+    match bpf(bpf_cmd::BPF_MAP_DELETE_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// BPF_MAP_UPDATE_BATCH: `keys` and `values` hold `count` keys and values, back to back; one
 /// syscall instead of one per element. Kernels without it for this map type answer EINVAL or
 /// ENOTSUPP (524).

@@ -6,7 +6,7 @@
 use pcn_iptables_common::Action;
 
 use crate::error::Result;
-use crate::model::{CtAddr, CtOther, Limit, Match, Negatable, Rule, Statistic, Target};
+use crate::model::{CtAddr, CtOther, Limit, Match, Negatable, Recent, Rule, Statistic, Target};
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
 
@@ -65,6 +65,8 @@ pub enum Field {
     CtTuple,
     /// A random draw or a packet count in front of the rule's action.
     Statistic,
+    /// A recent list checked and changed in front of the rule's action.
+    Recent,
 }
 
 /// A match's constraint on one [`Field`].
@@ -86,6 +88,7 @@ pub enum Want {
     },
     Statistic(Negatable<Statistic>),
     PktType(Negatable<u8>),
+    Recent(Recent),
 }
 
 impl Want {

@@ -23,6 +23,7 @@ pub mod multiport;
 pub mod nat;
 pub mod netmap;
 pub mod pkttype;
+pub mod recent;
 pub mod redirect;
 pub mod reject;
 pub mod snat;
@@ -44,7 +45,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 25] = [
+pub static REGISTRY: [&dyn Extension; 26] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -63,6 +64,7 @@ pub static REGISTRY: [&dyn Extension; 25] = [
     &dscp::Dscp,
     &ecn::Ecn,
     &pkttype::PktType,
+    &recent::RecentExt,
     &reject::Reject,
     &log::LogExt,
     &snat::SNAT,
@@ -93,6 +95,7 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::Dscp(_) => &dscp::Dscp,
         Match::Ecn { .. } => &ecn::Ecn,
         Match::PktType(_) => &pkttype::PktType,
+        Match::Recent(_) => &recent::RecentExt,
     }
 }
 

@@ -152,6 +152,33 @@ pub enum Match {
     },
     /// `-m pkttype --pkt-type`: a `pcn_iptables_common::pkt_type` value.
     PktType(Negatable<u8>),
+    /// `-m recent`
+    Recent(Recent),
+}
+
+/// `-m recent`, as xt_recent keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Recent {
+    /// `--name` (DEFAULT unless given)
+    pub name: String,
+    /// `pcn_iptables_common::recent::op`: `--set`, `--rcheck`, `--update` or `--remove`.
+    pub op: u8,
+    /// `!` before the command.
+    pub invert: bool,
+    /// `--seconds`, 0 when not given.
+    pub seconds: u32,
+    pub reap: bool,
+    /// `--hitcount`, 0 when not given.
+    pub hitcount: u32,
+    pub rttl: bool,
+    /// `--rdest` (else `--rsource`).
+    pub dest: bool,
+    /// `--mask`, host order.
+    pub mask: u32,
+    /// `--mask` was given: libxt_recent then writes the IPv4 mask over the init's all-ones
+    /// 16 bytes, zeroing the rest, so the kernel tells the rule from one without (`-C`,
+    /// `-D`), though both match alike.
+    pub mask_given: bool,
 }
 
 /// `-m conntrack`'s `--ctproto` (the connection's protocol) and `--ctdir` (`true`: REPLY).

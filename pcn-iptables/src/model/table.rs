@@ -118,6 +118,18 @@ pub struct Tables {
     /// next change restarts them. (The nat table counts in the data plane, as filter does;
     /// versions before kept its policies' counts here too.)
     pub counts: Vec<(TableName, String, Counter)>,
+    /// The namespace's `-m recent` lists: those the rules name (see `ruleset::recent`).
+    pub recent: Vec<RecentList>,
+}
+
+/// A `-m recent` list: its slot in the data plane, and what xt_recent fixes when a rule first
+/// names it (the mask) or raises (the stamps kept per address, less one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentList {
+    pub name: String,
+    pub slot: u16,
+    pub mask: u32,
+    pub stamp_mask: u16,
 }
 
 impl Tables {

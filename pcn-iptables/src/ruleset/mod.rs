@@ -3,6 +3,7 @@
 mod apply;
 mod names;
 pub(crate) mod print;
+pub mod recent;
 
 pub(crate) use apply::resolve_targets;
 pub use apply::{apply, check, commit_checks, zero_slots};

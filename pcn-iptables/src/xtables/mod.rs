@@ -105,7 +105,7 @@ pub fn hostmask(db: &NameDb, ext: &str, option: &str, arg: &str) -> Result<(u32,
 
 /// `xtopt_parse_host`: what `getaddrinfo(3)` answers for AF_INET (numbers, /etc/hosts; no
 /// DNS), one address.
-fn host_address(db: &NameDb, host: &str) -> Result<u32> {
+pub fn host_address(db: &NameDb, host: &str) -> Result<u32> {
     let found = match value::inet_aton(host) {
         Some(addr) => vec![addr],
         None => db.host_addresses(host),

@@ -64,6 +64,7 @@ pub(super) fn setup(
     let pins: Vec<PathBuf> = OUTER.iter().map(|n| build.join(n)).collect();
     make_outer_maps(&pins)?;
     crate::dataplane::counters::create(dir)?;
+    crate::dataplane::recent::create(dir)?;
     let sizes = match sizes {
         Some(sizes) => sizes,
         None => crate::dataplane::sizes::Sizes::of_machine()?,
@@ -82,6 +83,8 @@ pub(super) fn setup(
     }
     let counters = dir.join(crate::dataplane::counters::OUTER_PIN);
     loader.map_pin_path(crate::dataplane::counters::OUTER_PIN, counters.as_path());
+    let recent = dir.join(crate::dataplane::recent::OUTER_PIN);
+    loader.map_pin_path(crate::dataplane::recent::OUTER_PIN, recent.as_path());
     loader.verifier_log_level(load::log_level());
     settings::globals(&mut loader);
     let t = Timer("setup:object", std::time::Instant::now());
