@@ -43,6 +43,7 @@ fn log_and_go_on(fw: Fw) {
         &host,
         "-A INPUT -p tcp --dport 80 -j LOG --log-prefix fw-in: --log-tcp-sequence",
     );
+    lab.ipt_ok(&host, "-A INPUT -p icmp -j MARK --set-mark 0x2a");
     lab.ipt_ok(&host, "-A INPUT -p icmp -j LOG --log-prefix ping:");
     lab.ipt_ok(&host, "-A INPUT -p icmp -j DROP");
     lab.ipt_ok(
@@ -114,7 +115,8 @@ fn log_and_go_on(fw: Fw) {
         .unwrap_or_else(|| panic!("no ping line in:\n{all}"));
     assert!(
         ping.contains(&format!("SRC={C1} DST={HOST1} LEN=84 "))
-            && ping.contains(" PROTO=ICMP TYPE=8 CODE=0 ID="),
+            && ping.contains(" PROTO=ICMP TYPE=8 CODE=0 ID=")
+            && ping.ends_with(" MARK=0x2a "),
         "{ping:?}"
     );
     let udp = lines

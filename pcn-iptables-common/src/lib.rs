@@ -104,6 +104,9 @@ pub mod verdict {
     /// A nat target (`Action::nat_kind`): the connection's mapping is chosen, and the chain
     /// is done with, as with ACCEPT.
     pub const NAT: u32 = 9;
+    /// `-j MARK`: the packet's mark becomes `(mark & !Action::set_mark_mask) ^
+    /// Action::set_mark`, and the chain goes on, like CONTINUE.
+    pub const MARK: u32 = 10;
 }
 
 /// `Action::nat_kind`: which nat target a rule has.
@@ -317,6 +320,12 @@ pub struct Action {
     pub recent_hitcount: u16,
     /// `--seconds`
     pub recent_seconds: u32,
+    /// `-m mark --mark`: the packet's mark under `mark_mask` is `mark` (`pkt_check::MARK`).
+    pub mark: u32,
+    pub mark_mask: u32,
+    /// `-j MARK`: xt_MARK's value and mask (see `verdict::MARK`).
+    pub set_mark: u32,
+    pub set_mark_mask: u32,
 }
 
 /// `Action::ct_other`.
@@ -336,10 +345,13 @@ pub mod pkt_check {
     pub const INVERT: u8 = 2;
     /// The rule looks at the TOS byte (`Action::tos_set`).
     pub const TOS: u8 = 4;
+    /// `-m mark` (`Action::mark`), and its `!`.
+    pub const MARK: u8 = 8;
+    pub const MARK_INVERT: u8 = 16;
 }
 
-/// Whether packet `pkt` passes rule action `a`'s `-m pkttype` and TOS byte matches, if it
-/// has them.
+/// Whether packet `pkt` passes rule action `a`'s `-m pkttype`, TOS byte and `-m mark`
+/// matches, if it has them.
 #[inline(always)]
 pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
     let check = a.pkt_check;
@@ -347,6 +359,14 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
     (check & pkt_check::TYPE == 0
         || (pkt.pkt_type == a.pkt_type) != (check & pkt_check::INVERT != 0))
         && (check & pkt_check::TOS == 0 || a.tos_set[(tos / 8) & 31] & (1 << (tos % 8)) != 0)
+        && (check & pkt_check::MARK == 0
+            || (pkt.mark & a.mark_mask == a.mark) != (check & pkt_check::MARK_INVERT != 0))
+}
+
+/// The packet's mark after `-j MARK` rule action `a` (xt_MARK's `mark_tg`).
+#[inline(always)]
+pub fn set_mark(mark: u32, a: &Action) -> u32 {
+    (mark & !a.set_mark_mask) ^ a.set_mark
 }
 
 /// The packet types of xt_pkttype (the kernel's PACKET_*), which a packet's
@@ -424,6 +444,10 @@ impl Default for Action {
             recent_stamp_mask: 0,
             recent_hitcount: 0,
             recent_seconds: 0,
+            mark: 0,
+            mark_mask: 0,
+            set_mark: 0,
+            set_mark_mask: 0,
         }
     }
 }
@@ -489,6 +513,10 @@ pub struct PacketInfo {
     /// in map memory rather than on the stack, which is small, and where a key written on
     /// one path and not on another keeps the verifier from merging the paths.
     pub lookup_key: [u8; 16],
+    /// The packet's mark (the skb's on egress, 0 on ingress: a packet from another namespace
+    /// arrives without one), as `-j MARK` leaves it.
+    pub mark: u32,
+    pub _mark_pad: u32,
     /// Scratch of `-m recent`'s loops (`recent::Store::cell`).
     pub recent_cells: [u64; recent::CELLS],
     /// The classifier's bitmap indexes for this round, one per bitmap it scans (map memory
@@ -527,6 +555,8 @@ pub struct PacketInfo {
     /// LOG rules the current round matched (action indexes), to be written to the log ring
     /// buffer by the classifier once the round is over; `log_count` of them.
     pub log_actions: [u32; MAX_LOGS_PER_ROUND],
+    /// The packet's mark when each of them matched (`-j MARK` may change it after).
+    pub log_marks: [u32; MAX_LOGS_PER_ROUND],
     pub log_count: u32,
     pub _log_pad: u32,
     /// The flow cache: the packet's key, whether its way so far is cacheable (1), and the

@@ -123,6 +123,7 @@ fn recent_step(packet: *mut PacketInfo, hook: u32, index: u32, rule: u32) -> Opt
     match verdict {
         verdict::CONTINUE => {}
         verdict::LOG => log::pend(pkt, index),
+        verdict::MARK => pkt.mark = pcn_iptables_common::set_mark(pkt.mark, action),
         _ => return None,
     }
     count(counter, pkt.len);

@@ -54,6 +54,7 @@ pub fn pend(pkt: *mut PacketInfo, action: u32) {
     let n = pkt.log_count as usize;
     if n < MAX_LOGS_PER_ROUND {
         pkt.log_actions[n] = action;
+        pkt.log_marks[n] = pkt.mark;
         pkt.log_count = n as u32 + 1;
     } else {
         lost();
@@ -68,7 +69,6 @@ struct Emitting {
     pkt: *const PacketInfo,
     now: u64,
     caplen: u32,
-    mark: u32,
     count: u32,
     uid: u32,
     gid: u32,
@@ -101,7 +101,7 @@ fn emit_one(
         (*r).time_ns = e.now;
         (*r).in_ifindex = pkt.in_ifindex;
         (*r).out_ifindex = pkt.out_ifindex;
-        (*r).mark = e.mark;
+        (*r).mark = pkt.log_marks[i as usize];
         (*r).ip_len = pkt.len as u16;
         (*r).level = action.log_level;
         (*r).flags = action.log_flags;
@@ -151,7 +151,6 @@ fn emit(
     ctx: *mut core::ffi::c_void,
     pkt: &mut PacketInfo,
     frame_len: usize,
-    mark: u32,
     owner: Option<(u32, u32)>,
     mac: Option<[u8; ETH_HLEN]>,
     one: extern "C" fn(u64, *mut core::ffi::c_void) -> i64,
@@ -168,7 +167,6 @@ fn emit(
         pkt,
         now: unsafe { h::bpf_ktime_get_ns() },
         caplen: caplen as u32,
-        mark,
         count: pkt.log_count,
         uid: owner.map(|o| o.0).unwrap_or(0),
         gid: owner.map(|o| o.1).unwrap_or(0),
@@ -198,7 +196,7 @@ pub fn emit_xdp(ctx: *mut aya_ebpf::bindings::xdp_md, pkt: &mut PacketInfo) {
     } else {
         None
     };
-    emit(ctx.as_ptr(), pkt, end - start, 0, None, mac, emit_xdp_one);
+    emit(ctx.as_ptr(), pkt, end - start, None, mac, emit_xdp_one);
 }
 
 /// The records of a TC round (OUTPUT: no input interface, so no MAC, as in the kernel).
@@ -206,9 +204,9 @@ pub fn emit_xdp(ctx: *mut aya_ebpf::bindings::xdp_md, pkt: &mut PacketInfo) {
 pub fn emit_tc(skb: *mut aya_ebpf::bindings::__sk_buff, pkt: &mut PacketInfo) {
     let ctx = &TcContext::new(skb);
     let skb = ctx.skb.skb;
-    let (len, mark) = unsafe { ((*skb).len as usize, (*skb).mark) };
+    let len = unsafe { (*skb).len as usize };
     let owner = socket_owner(skb);
-    emit(ctx.as_ptr(), pkt, len, mark, owner, None, emit_tc_one);
+    emit(ctx.as_ptr(), pkt, len, owner, None, emit_tc_one);
 }
 
 /// 1 where the kernel lets BPF read its memory (set by the loader: see `socket_owner`).

@@ -104,6 +104,7 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
     let (slot, flags) = generation()?;
     // Before tracking: its masquerade check routes from the interface the packet came in by.
     pkt.in_ifindex = ifindex;
+    pkt.mark = 0;
     pkt.out_ifindex = 0;
     parse_ipv4(
         ctx.as_ptr(),
@@ -237,6 +238,7 @@ fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
     pkt.pkt_type = unsafe { (*skb).pkt_type } as u8;
     pkt.in_ifindex = 0;
     pkt.out_ifindex = unsafe { (*skb).ifindex };
+    pkt.mark = unsafe { (*skb).mark };
     pkt.slot = slot;
     pkt.nat_new = (flags & chain_flag::NAT != 0 && pkt.ct_commit != 0) as u8;
     if pkt.nat_new != 0 {
@@ -303,7 +305,14 @@ pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
         log::emit_xdp(ctx.ctx, pkt);
     }
     let next = match step {
-        Step::Accept => xdp_accept(ctx.as_ptr(), pkt),
+        Step::Accept => match xdp_accept(ctx.as_ptr(), pkt) {
+            // The mark the rules set goes with the packet (see `reject::carry_mark`).
+            Next::Verdict(xdp_action::XDP_PASS) if pkt.mark != 0 => {
+                reject::carry_mark(ctx.ctx, pkt.mark);
+                Next::Verdict(xdp_action::XDP_PASS)
+            }
+            next => next,
+        },
         Step::Drop => {
             remember_verdict(pkt, verdict::DROP);
             Next::Verdict(xdp_action::XDP_DROP)
@@ -366,7 +375,10 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
         log::emit_tc(ctx.skb.skb, pkt);
     }
     let next = match step {
-        Step::Accept => Next::of(tc_classified(ctx.skb.skb, pkt)),
+        Step::Accept => {
+            unsafe { (*ctx.skb.skb).mark = pkt.mark };
+            Next::of(tc_classified(ctx.skb.skb, pkt))
+        }
         Step::Drop => {
             remember_verdict(pkt, verdict::DROP);
             Next::Verdict(TC_ACT_SHOT)

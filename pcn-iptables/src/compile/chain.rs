@@ -164,7 +164,7 @@ fn own_bitmaps(
                 nwords,
                 rules
                     .iter()
-                    .map(|r| matches!(r.target, None | Some(Target::Log(_)))),
+                    .map(|r| matches!(r.target, None | Some(Target::Log(_) | Target::Mark(_)))),
             ),
             _ => push_bits(
                 words,

@@ -105,7 +105,8 @@ pub(super) fn chain_config(
 /// `track`: TRACK and NAT as the whole generation has them (see `tracks`).
 pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
     let per_packet = |r: &Rule| {
-        matches!(r.target, Some(Target::Log(_))) || r.matches.iter().any(fields::per_packet)
+        matches!(r.target, Some(Target::Log(_) | Target::Mark(_)))
+            || r.matches.iter().any(fields::per_packet)
     };
     let cacheable = if rules.iter().any(per_packet) {
         0
@@ -174,7 +175,7 @@ pub(super) fn action(
         Some(Target::Return) => (verdict::RETURN, 0),
         Some(Target::Jump(c)) => (verdict::JUMP, id_of(c)?),
         Some(Target::Goto(c)) => (verdict::GOTO, id_of(c)?),
-        Some(t @ (Target::Reject(_) | Target::Log(_) | Target::Nat(_))) => {
+        Some(t @ (Target::Reject(_) | Target::Log(_) | Target::Nat(_) | Target::Mark(_))) => {
             let ext = crate::ext::of_target(t).expect("a target extension");
             (ext.action(t, &mut action), 0)
         }
@@ -188,6 +189,10 @@ pub(super) fn action(
     if let Some(t) = pkttype(rule)? {
         action.pkt_check = pkt_check::TYPE | if t.negated { pkt_check::INVERT } else { 0 };
         action.pkt_type = t.value;
+    }
+    if let Some(m) = fields::mark(rule)? {
+        action.pkt_check |= pkt_check::MARK | if m.negated { pkt_check::MARK_INVERT } else { 0 };
+        (action.mark, action.mark_mask) = (m.value.value, m.value.mask);
     }
     if let Some(set) = tos(rule) {
         action.pkt_check |= pkt_check::TOS;

@@ -8,7 +8,7 @@ use super::atoms::all_of;
 use super::interval::{Interval, Values};
 use super::types::CompileError;
 use crate::ext::{self, Field, Want};
-use crate::model::{Limit, Match, Negatable, Recent, Rule, Statistic};
+use crate::model::{Limit, MarkMask, Match, Negatable, Recent, Rule, Statistic};
 use pcn_iptables_common::recent;
 
 pub type Constraint = Option<Negatable<Values>>;
@@ -238,6 +238,14 @@ pub fn recent(rule: &Rule) -> Result<Option<Recent>> {
     Ok(Some(r))
 }
 
+/// The rule's `-m mark`, if any.
+pub fn mark(rule: &Rule) -> Result<Option<Negatable<MarkMask>>> {
+    Ok(match one(rule, Field::Mark, "-m mark")? {
+        Some(Want::Mark(m)) => Some(m),
+        _ => None,
+    })
+}
+
 /// The rule's `-m pkttype`: the type and `!`, if any.
 pub fn pkttype(rule: &Rule) -> Result<Option<Negatable<u8>>> {
     Ok(match one(rule, Field::PktType, "-m pkttype")? {
@@ -263,6 +271,7 @@ pub fn checked(m: &Match) -> bool {
         Field::PktType,
         Field::Tos,
         Field::Recent,
+        Field::Mark,
     ]
     .into_iter()
     .any(|f| e.want(m, f).is_some())

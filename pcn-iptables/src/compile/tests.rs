@@ -18,8 +18,8 @@ use super::interval::{Interval, Values, prefixes};
 use super::*;
 use crate::ext::match_name;
 use crate::model::{
-    AddrRange, CtAddr, CtOther, IcmpType, Interface, Limit, Match, MultiportDir, Negatable, Policy,
-    PortRange, Rule, StateModule, Statistic, Target, TcpFlags, TosMask, TtlMode,
+    AddrRange, CtAddr, CtOther, IcmpType, Interface, Limit, MarkMask, Match, MultiportDir,
+    Negatable, Policy, PortRange, Rule, StateModule, Statistic, Target, TcpFlags, TosMask, TtlMode,
 };
 
 #[test]
@@ -157,6 +157,8 @@ struct Pkt {
     tos: u8,
     /// `pkt_type::*`.
     pkt_type: u8,
+    /// The skb's mark.
+    mark: u32,
     /// None on OUTPUT and on interfaces without an Ethernet header (the data plane then
     /// reads zeros; the kernel's `-m mac` matches nothing there, `!` or not).
     mac: Option<[u8; 6]>,
@@ -189,6 +191,7 @@ impl Pkt {
             ttl: 64,
             tos: 0,
             pkt_type: 0,
+            mark: 0,
             mac: None,
             in_if: 2,
             out_if: 0,
@@ -286,6 +289,7 @@ impl Pkt {
             ttl: self.ttl,
             tos: self.tos,
             pkt_type: self.pkt_type,
+            mark: self.mark,
             fragment: self.fragment as u8,
             mac_src: self.mac.unwrap_or([0; 6]),
             in_ifindex: self.in_if,
@@ -521,6 +525,7 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
         Match::Tos(t) => (p.tos & t.value.mask == t.value.value) != t.negated,
         Match::Dscp(d) => (p.tos >> 2 == d.value) != d.negated,
         Match::PktType(t) => (p.pkt_type == t.value) != t.negated,
+        Match::Mark(m) => (p.mark & m.value.mask == m.value.value) != m.negated,
         Match::Ecn { ect, ece, cwr } => {
             let flag = |want: &Option<Negatable<()>>, bit: u8| {
                 want.as_ref().is_none_or(|w| {
@@ -684,7 +689,7 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
     let l4 = proto.filter(|p| !p.negated).map(|p| p.value);
     let neg = |rng: &mut Rng| rng.chance(30);
     // ICMP rules have one match of their own where TCP/UDP ones have two.
-    let arm = match rng.below(17) {
+    let arm = match rng.below(18) {
         0 | 1 if l4 == Some(1) => 2,
         arm => arm,
     };
@@ -932,6 +937,13 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
             value: rng.below(4) as u8,
             negated: neg(rng),
         }),
+        17 => Match::Mark(Negatable {
+            value: MarkMask {
+                value: rng.pick(&[0, 1, 0x4000, 0x4001]),
+                mask: rng.pick(&[u32::MAX, 0x4000, 1, 0]),
+            },
+            negated: neg(rng),
+        }),
         _ => return None,
     })
 }
@@ -1013,20 +1025,29 @@ fn random_rule(rng: &mut Rng, counter: u32, base_chain: bool) -> Rule {
     });
     let mut matches = Vec::new();
     let (mut limited, mut any_port, mut tuple, mut typed) = (false, false, false, false);
+    let mut marked = false;
     for _ in 0..rng.pick(&[0, 1, 1, 2, 2, 3, 4]) {
         let Some(m) = random_match(rng, proto.as_ref()) else {
             continue;
         };
         // What the compiler refuses (see `refused_combinations`): two buckets in one rule,
-        // two `--ports` lists, two matches of conntrack tuple addresses, two packet types.
+        // two `--ports` lists, two matches of conntrack tuple addresses, two packet types,
+        // two marks.
         let either =
             matches!(&m, Match::Multiport { dir: MultiportDir::Either, ports } if !ports.negated);
         let limit = matches!(m, Match::Limit(_));
         let addrs = matches!(m, Match::ConntrackTuple { .. });
         let of_type = matches!(m, Match::PktType(_));
-        if (limit && limited) || (either && any_port) || (addrs && tuple) || (of_type && typed) {
+        let mark = matches!(m, Match::Mark(_));
+        if (limit && limited)
+            || (either && any_port)
+            || (addrs && tuple)
+            || (of_type && typed)
+            || (mark && marked)
+        {
             continue;
         }
+        marked |= mark;
         limited |= limit;
         any_port |= either;
         tuple |= addrs;
@@ -1204,6 +1225,7 @@ fn random_packet(rng: &mut Rng, pools: &Pools, rules: usize) -> Pkt {
         }),
         tos: from(rng, &pools.tos, |rng| rng.below(256) as u8),
         pkt_type: rng.below(4) as u8,
+        mark: rng.pick(&[0, 1, 0x4000, 0x4001, 0xffff_ffff]),
         mac: rng
             .chance(80)
             .then(|| from(rng, &pools.macs, |rng| rng.pick(&MACS)))
@@ -1249,6 +1271,10 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
             Some(Target::Goto(to)) => (verdict::GOTO, Some(chain_id(to)), None),
             Some(Target::Reject(with)) => (verdict::REJECT, None, Some(*with)),
             Some(Target::Nat(_)) => (verdict::NAT, None, None),
+            Some(Target::Mark(m)) => {
+                assert_eq!((a.set_mark, a.set_mark_mask), (m.value, m.mask), "{what}");
+                (verdict::MARK, None, None)
+            }
             Some(Target::Log(log)) => {
                 assert_eq!(a.log_level, log.level, "{what}");
                 assert_eq!(a.log_flags, log.flags, "{what}");
@@ -1285,6 +1311,7 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
                     | Match::Tos(_)
                     | Match::Dscp(_)
                     | Match::Ecn { ect: Some(_), .. }
+                    | Match::Mark(_)
             )
         });
         assert_eq!(

@@ -6,7 +6,9 @@
 use pcn_iptables_common::Action;
 
 use crate::error::Result;
-use crate::model::{CtAddr, CtOther, Limit, Match, Negatable, Recent, Rule, Statistic, Target};
+use crate::model::{
+    CtAddr, CtOther, Limit, MarkMask, Match, Negatable, Recent, Rule, Statistic, Target,
+};
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
 
@@ -67,6 +69,8 @@ pub enum Field {
     Statistic,
     /// A recent list checked and changed in front of the rule's action.
     Recent,
+    /// The packet's mark, checked by the rule itself (`-j MARK` changes it as the chain goes).
+    Mark,
 }
 
 /// A match's constraint on one [`Field`].
@@ -89,6 +93,7 @@ pub enum Want {
     Statistic(Negatable<Statistic>),
     PktType(Negatable<u8>),
     Recent(Recent),
+    Mark(Negatable<MarkMask>),
 }
 
 impl Want {

@@ -18,6 +18,8 @@ pub mod length;
 pub mod limit;
 pub mod log;
 pub mod mac;
+pub mod mark;
+pub mod mark_target;
 pub mod masquerade;
 pub mod multiport;
 pub mod nat;
@@ -45,7 +47,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 26] = [
+pub static REGISTRY: [&dyn Extension; 28] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -65,6 +67,7 @@ pub static REGISTRY: [&dyn Extension; 26] = [
     &ecn::Ecn,
     &pkttype::PktType,
     &recent::RecentExt,
+    &mark::Mark,
     &reject::Reject,
     &log::LogExt,
     &snat::SNAT,
@@ -72,6 +75,7 @@ pub static REGISTRY: [&dyn Extension; 26] = [
     &masquerade::MASQUERADE,
     &redirect::REDIRECT,
     &netmap::Netmap,
+    &mark_target::MarkTarget,
 ];
 
 /// The extension a match value belongs to.
@@ -96,6 +100,7 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::Ecn { .. } => &ecn::Ecn,
         Match::PktType(_) => &pkttype::PktType,
         Match::Recent(_) => &recent::RecentExt,
+        Match::Mark(_) => &mark::Mark,
     }
 }
 
@@ -104,6 +109,7 @@ pub fn of_target(t: &Target) -> Option<&'static dyn Extension> {
     match t {
         Target::Reject(_) => Some(&reject::Reject),
         Target::Log(_) => Some(&log::LogExt),
+        Target::Mark(_) => Some(&mark_target::MarkTarget),
         Target::Nat(nat) => Some(match nat.kind {
             NatKind::Snat => &snat::SNAT,
             NatKind::Dnat => &dnat::DNAT,

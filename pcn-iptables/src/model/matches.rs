@@ -154,6 +154,15 @@ pub enum Match {
     PktType(Negatable<u8>),
     /// `-m recent`
     Recent(Recent),
+    /// `-m mark --mark`: the packet's mark under `mask` is `value`.
+    Mark(Negatable<MarkMask>),
+}
+
+/// A mark and a mask, as xt_mark and xt_MARK keep them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MarkMask {
+    pub value: u32,
+    pub mask: u32,
 }
 
 /// `-m recent`, as xt_recent keeps it.
@@ -256,6 +265,8 @@ pub enum Target {
     Log(Log),
     /// `-j SNAT`, `DNAT`, `MASQUERADE`, `REDIRECT`, `NETMAP` (nat table only).
     Nat(Nat),
+    /// `-j MARK`: the mark becomes `(mark & !mask) ^ value` (every option comes to this).
+    Mark(MarkMask),
 }
 
 /// Which nat target a rule has: what it rewrites and how it picks the new address.

@@ -31,7 +31,7 @@ fn bad_rule() -> Error {
 fn missing(rule: &Rule) -> Error {
     match &rule.target {
         Some(Target::Jump(_) | Target::Goto(_) | Target::Reject(_) | Target::Log(_)) => no_chain(),
-        Some(Target::Nat(_)) => no_chain(),
+        Some(Target::Nat(_) | Target::Mark(_)) => no_chain(),
         _ => bad_rule(),
     }
 }

@@ -17,6 +17,7 @@ pub(crate) fn target_name(target: &Target) -> &str {
         Target::Jump(chain) | Target::Goto(chain) => chain,
         Target::Reject(_) => "REJECT",
         Target::Log(_) => "LOG",
+        Target::Mark(_) => "MARK",
         Target::Nat(nat) => match nat.kind {
             NatKind::Snat => "SNAT",
             NatKind::Dnat => "DNAT",

@@ -67,6 +67,27 @@ pub fn uint_option(ext: &str, option: &str, text: &str, max: u64) -> Result<u64>
     })
 }
 
+/// libxtables' `XTTYPE_MARKMASK32`: `VALUE[/MASK]`, numbers as strtoul(3) reads them in any
+/// base; the mask is all ones when not given.
+pub fn markmask(ext: &str, option: &str, arg: &str) -> Result<(u32, u32)> {
+    let bad = || {
+        param(format!(
+            "{ext}: bad integer value for option \"--{option}\", or out of range.\n"
+        ))
+    };
+    let (value, rest) = value::xtables_uint_prefix(arg, u32::MAX as u64).ok_or_else(bad)?;
+    let (mask, rest) = match rest.strip_prefix('/') {
+        Some(mask) => value::xtables_uint_prefix(mask, u32::MAX as u64).ok_or_else(bad)?,
+        None => (u32::MAX as u64, rest),
+    };
+    if !rest.is_empty() {
+        return Err(param(format!(
+            "{ext}: trailing garbage after value for option \"--{option}\".\n"
+        )));
+    }
+    Ok((value as u32, mask as u32))
+}
+
 /// libxtables' `XTTYPE_HOSTMASK`: `xtopt_parse_host` on what precedes the first `/`, then
 /// `xtopt_parse_plenmask` on what follows (a prefix length, or else a dotted mask, which
 /// stands for its prefix length: one with holes for all 32 bits). Host order. The last value

@@ -1,0 +1,191 @@
+//! `-m mark` and `-j MARK`: the mark the rules set is the skb's, which the socket a datagram
+//! reaches reads (SO_RCVMARK), and which later rules match; kube-proxy's path marks a
+//! connection to a service for masquerade in nat PREROUTING, lets it through FORWARD by its
+//! mark, and masquerades it in nat POSTROUTING.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use pcn_iptables_tests::lab::ip4;
+use pcn_iptables_tests::topo::*;
+use pcn_iptables_tests::traffic::send_udp;
+use pcn_iptables_tests::whoami::{Whoami, tcp_ask};
+use pcn_iptables_tests::{Fw, Ns, Pair, Routed, scenarios};
+
+scenarios!(marks_reach_the_socket, kube_proxy_marks_for_masquerade);
+
+/// SO_RCVMARK (Linux 6.0): each datagram comes with its skb's mark.
+const SO_RCVMARK: libc::c_int = 75;
+
+/// A UDP socket of `ns` on `port` that receives marks.
+fn receiver(ns: &Ns, port: u16) -> OwnedFd {
+    // SAFETY: plain socket calls on a descriptor this function owns, with pointers to live
+    // locals of the sizes given.
+    ns.in_ns(|| unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let fd = OwnedFd::from_raw_fd(fd);
+        let one: libc::c_int = 1;
+        let set = |opt, v: &libc::c_int| {
+            let len = std::mem::size_of::<libc::c_int>() as u32;
+            let r = libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (v as *const i32).cast(),
+                len,
+            );
+            assert_eq!(
+                r,
+                0,
+                "setsockopt {opt}: {}",
+                std::io::Error::last_os_error()
+            );
+        };
+        set(SO_RCVMARK, &one);
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 300_000,
+        };
+        let r = libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        );
+        assert_eq!(r, 0);
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr { s_addr: 0 },
+            sin_zero: [0; 8],
+        };
+        let r = libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
+        assert_eq!(r, 0, "bind {port}: {}", std::io::Error::last_os_error());
+        fd
+    })
+}
+
+/// The marks of the datagrams waiting on `fd`, in order.
+fn marks(fd: &OwnedFd) -> Vec<u32> {
+    let mut out = Vec::new();
+    loop {
+        let mut buf = [0u8; 64];
+        let mut control = [0u64; 8];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: a zeroed msghdr is an empty one.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: `msg` points at `iov` and `control`, live and of the sizes it says.
+        if unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, 0) } < 0 {
+            return out;
+        }
+        let mut mark = 0;
+        // SAFETY: the control messages recvmsg wrote into `control`, walked with the
+        // kernel's macros; SO_MARK's data is a u32.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_MARK {
+                    mark = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>());
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        out.push(mark);
+    }
+}
+
+/// On INPUT, a datagram to port 5000 gets mark 0x10, then (matched by it) 0x4000 ORed in; one
+/// to 5001 gets 7 XORed in; one to 5002 none, and `! --mark 0` lets it be. On OUTPUT through
+/// lo, a datagram to 5003 gets 0x99, which the socket reads on the way back in.
+fn marks_reach_the_socket(fw: Fw) {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    host.ip("link set lo up");
+    lab.ipt_lines(
+        &host,
+        "-A INPUT -p udp --dport 5000 -j MARK --set-mark 0x10
+         -A INPUT -p udp --dport 5000 -m mark --mark 0x10 -j MARK --or-mark 0x4000
+         -A INPUT -p udp --dport 5001 -j MARK --xor-mark 7
+         -A INPUT -m mark --mark 0x4010 -j ACCEPT
+         -A INPUT -p udp --dport 5002 -m mark ! --mark 0 -j DROP
+         -A OUTPUT -o lo -p udp --dport 5003 -j MARK --set-mark 0x99",
+    );
+    let socks: Vec<OwnedFd> = (5000..5004).map(|p| receiver(&host, p)).collect();
+    for port in 5000..5003 {
+        send_udp(&c1, HOST1, port, 1, Duration::ZERO, true);
+    }
+    send_udp(&host, "127.0.0.1", 5003, 1, Duration::ZERO, true);
+    let got: Vec<Vec<u32>> = socks.iter().map(marks).collect();
+    assert_eq!(got, vec![vec![0x4010], vec![7], vec![0], vec![0x99]]);
+    assert_eq!(lab.counts(&host, "INPUT"), vec![1, 1, 1, 1, 0]);
+    assert_eq!(lab.counts(&host, "OUTPUT"), vec![1]);
+}
+
+/// kube-proxy's rules for a service 198.18.3.2:80 backed by the server's port 80, FORWARD
+/// dropping all else: the client's connection is marked in nat PREROUTING, accepted in
+/// FORWARD by its mark, and masqueraded (the server sees the router's address). A client
+/// port that skips the mark chain is not let through.
+fn kube_proxy_marks_for_masquerade(fw: Fw) {
+    let Routed {
+        lab,
+        client,
+        router,
+        server,
+        ..
+    } = Routed::new(fw);
+    let _srv = Whoami::start(&server, &[80], false);
+    lab.ipt_lines(
+        &router,
+        &format!(
+            "-t nat -N KUBE-MARK-MASQ
+             -t nat -A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+             -t nat -N KUBE-POSTROUTING
+             -t nat -A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+             -t nat -A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
+             -t nat -A KUBE-POSTROUTING -j MASQUERADE
+             -t nat -A POSTROUTING -j KUBE-POSTROUTING
+             -t nat -N KUBE-SVC
+             -t nat -A KUBE-SVC -p tcp --sport 40000 -j KUBE-MARK-MASQ
+             -t nat -A KUBE-SVC -p tcp -j DNAT --to-destination {SERVER}:80
+             -t nat -A PREROUTING -d {ROUTER_C} -p tcp --dport 80 -j KUBE-SVC
+             -P FORWARD DROP
+             -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+             -A FORWARD -m mark --mark 0x4000/0x4000 -j ACCEPT"
+        ),
+    );
+    let wait = Duration::from_secs(2);
+    let marked = tcp_ask(&client, ROUTER_C, 80, Some(("", 40000)), wait);
+    assert_eq!(
+        marked.map(|r| *r.peer.ip()),
+        Ok(ip4(ROUTER_S)),
+        "the marked connection is masqueraded"
+    );
+    let unmarked = tcp_ask(
+        &client,
+        ROUTER_C,
+        80,
+        Some(("", 40001)),
+        Duration::from_millis(500),
+    );
+    assert!(
+        unmarked.is_err(),
+        "an unmarked connection got through: {unmarked:?}"
+    );
+    assert_eq!(
+        lab.counts(&router, "FORWARD")[1],
+        1,
+        "the first packet, by its mark"
+    );
+}
