@@ -3,12 +3,14 @@
 //! that names it; a list takes the mask of the rule that made it, `--remove` and `!` do what
 //! xt_recent's do. The lists' contents are compared with /proc/net/xt_recent.
 
+use pcn_iptables_tests::fw::workspace_dir;
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Drop, Lab, Ns, Pair, Pass, scenarios};
 
 scenarios!(
     ssh_limiter_drops_the_fourth_connection,
-    lists_mask_remove_and_invert
+    lists_mask_remove_and_invert,
+    ufw_limit_rejects_the_sixth_connection
 );
 
 /// List `name` of `ns`: each address with its TTL and how many times it holds, from
@@ -103,5 +105,36 @@ fn lists_mask_remove_and_invert(fw: pcn_iptables_tests::Fw) {
     assert_eq!(list(&lab, &host, "U"), vec![]);
     lab.expect(&c1.udp(HOST1, 9), Pass);
     assert_eq!(lab.counts(&host, "INPUT"), vec![1, 1, 1, 3]);
+    lab.check();
+}
+
+/// ufw 0.36 started as ufw-init starts it (its rule files, `ufw limit 22/tcp` in user.rules,
+/// deny incoming): five connections to port 22 in 30 s get in, the sixth is rejected (LOG
+/// and REJECT in ufw-user-limit); the list holds c1's address seven times (six sets, the
+/// update that matched).
+fn ufw_limit_rejects_the_sixth_connection(fw: pcn_iptables_tests::Fw) {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    lab.serve(&host, &[22]);
+    let dir = workspace_dir().join("tests/corpus/restore/ufw");
+    for file in [
+        "init",
+        "track-output",
+        "misc-chains",
+        "before",
+        "after",
+        "user-chains",
+        "user",
+        "links",
+    ] {
+        let rules = std::fs::read_to_string(dir.join(format!("{file}.rules"))).unwrap();
+        lab.restore_ok(&host, "-n", &rules);
+    }
+    for _ in 0..5 {
+        lab.expect(&c1.tcp(HOST1, 22), Pass);
+    }
+    lab.expect(&c1.tcp(HOST1, 22), Drop);
+    assert_eq!(lab.counts(&host, "ufw-user-limit"), vec![1, 1]);
+    assert_eq!(lab.counts(&host, "ufw-user-limit-accept"), vec![5]);
+    assert_eq!(list(&lab, &host, "DEFAULT"), vec![(C1.to_string(), 64, 7)]);
     lab.check();
 }
