@@ -812,7 +812,7 @@ fn conntrack_listing_shows_nat_pcn() {
     let row = |dport: &str, what: &str, reply: &str| {
         rows.iter().any(|r| {
             let cells: Vec<&str> = r.split(['│', '┆']).map(str::trim).collect();
-            cells.get(6) == Some(&dport) && cells[8].contains(what) && cells[9].starts_with(reply)
+            cells.get(6) == Some(&dport) && cells[9].contains(what) && cells[10].starts_with(reply)
         })
     };
     assert!(row("80", "[SNAT]", &masqueraded), "{out}");

@@ -1,7 +1,8 @@
 //! `-m mark` and `-j MARK`: the mark the rules set is the skb's, which the socket a datagram
 //! reaches reads (SO_RCVMARK), and which later rules match; kube-proxy's path marks a
 //! connection to a service for masquerade in nat PREROUTING, lets it through FORWARD by its
-//! mark, and masquerades it in nat POSTROUTING.
+//! mark, and masquerades it in nat POSTROUTING. CONNMARK keeps a mark with a connection, which
+//! every later packet of it gets back.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
@@ -12,7 +13,11 @@ use pcn_iptables_tests::traffic::send_udp;
 use pcn_iptables_tests::whoami::{Whoami, tcp_ask};
 use pcn_iptables_tests::{Fw, Ns, Pair, Routed, scenarios};
 
-scenarios!(marks_reach_the_socket, kube_proxy_marks_for_masquerade);
+scenarios!(
+    marks_reach_the_socket,
+    kube_proxy_marks_for_masquerade,
+    connmark_keeps_a_connections_mark
+);
 
 /// SO_RCVMARK (Linux 6.0): each datagram comes with its skb's mark.
 const SO_RCVMARK: libc::c_int = 75;
@@ -188,4 +193,44 @@ fn kube_proxy_marks_for_masquerade(fw: Fw) {
         1,
         "the first packet, by its mark"
     );
+}
+
+/// The first datagram of a connection to port 6000 marks the connection 0x7 (its mark was
+/// 0); every datagram then gets the connection's mark back (restore): three from one socket
+/// and one from another reach the socket with mark 7, and only the first of each connection
+/// met the rule that sets it. `--save-mark` on port 6001 keeps the packet's mark 0x30 (under
+/// its mask 0xf0) in the connection, where `-m connmark` finds it on the next datagram.
+fn connmark_keeps_a_connections_mark(fw: Fw) {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    lab.ipt_lines(
+        &host,
+        "-A INPUT -p udp --dport 6000 -m connmark --mark 0 -j CONNMARK --set-mark 0x7
+         -A INPUT -p udp --dport 6000 -j CONNMARK --restore-mark
+         -A INPUT -p udp --dport 6001 -m connmark --mark 0x30/0xf0 -j ACCEPT
+         -A INPUT -p udp --dport 6001 -j MARK --set-mark 0x3f
+         -A INPUT -p udp --dport 6001 -j CONNMARK --save-mark --mask 0xf0",
+    );
+    let socks = [receiver(&host, 6000), receiver(&host, 6001)];
+    send_udp(&c1, HOST1, 6000, 3, Duration::from_millis(20), true);
+    send_udp(&c1, HOST1, 6000, 1, Duration::ZERO, true);
+    send_udp(&c1, HOST1, 6001, 2, Duration::from_millis(20), true);
+    let got: Vec<Vec<u32>> = socks.iter().map(marks).collect();
+    assert_eq!(got, vec![vec![7, 7, 7, 7], vec![0x3f, 0]]);
+    assert_eq!(lab.counts(&host, "INPUT"), vec![2, 4, 1, 1, 1]);
+    // `pcn-iptables --conntrack` shows the marks, as `conntrack -L` does.
+    if lab.fw.is_pcn() {
+        let out = host.exec(&[lab.fw.bin_str(), "--conntrack"]);
+        let rows = |port: &str, mark: &str| {
+            out.stdout
+                .lines()
+                .filter(|l| l.contains(&format!("┆ {port} ")) && l.contains(&format!("┆ {mark} ")))
+                .count()
+        };
+        assert_eq!(
+            (rows("6000", "7"), rows("6001", "48")),
+            (2, 1),
+            "{}",
+            out.stdout
+        );
+    }
 }

@@ -107,6 +107,9 @@ pub mod verdict {
     /// `-j MARK`: the packet's mark becomes `(mark & !Action::set_mark_mask) ^
     /// Action::set_mark`, and the chain goes on, like CONTINUE.
     pub const MARK: u32 = 10;
+    /// `-j CONNMARK`: the connection's mark or the packet's changes
+    /// (`conntrack::connmark`), and the chain goes on.
+    pub const CONNMARK: u32 = 11;
 }
 
 /// `Action::nat_kind`: which nat target a rule has.
@@ -323,9 +326,19 @@ pub struct Action {
     /// `-m mark --mark`: the packet's mark under `mark_mask` is `mark` (`pkt_check::MARK`).
     pub mark: u32,
     pub mark_mask: u32,
-    /// `-j MARK`: xt_MARK's value and mask (see `verdict::MARK`).
+    /// `-j MARK`: xt_MARK's value and mask (see `verdict::MARK`); `-j CONNMARK`: its ctmark
+    /// and ctmask.
     pub set_mark: u32,
     pub set_mark_mask: u32,
+    /// `-m connmark --mark`: the connection's mark under `connmark_mask` is `connmark`
+    /// (`pkt_check::CONNMARK`).
+    pub connmark: u32,
+    pub connmark_mask: u32,
+    /// `-j CONNMARK`: `conntrack::connmark_mode`, the shift, and the nfmask.
+    pub connmark_mode: u8,
+    pub connmark_shift: u8,
+    pub _connmark_pad: u16,
+    pub nfmask: u32,
 }
 
 /// `Action::ct_other`.
@@ -348,6 +361,9 @@ pub mod pkt_check {
     /// `-m mark` (`Action::mark`), and its `!`.
     pub const MARK: u8 = 8;
     pub const MARK_INVERT: u8 = 16;
+    /// `-m connmark` (`Action::connmark`), and its `!`.
+    pub const CONNMARK: u8 = 32;
+    pub const CONNMARK_INVERT: u8 = 64;
 }
 
 /// Whether packet `pkt` passes rule action `a`'s `-m pkttype`, TOS byte and `-m mark`
@@ -361,6 +377,15 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
         && (check & pkt_check::TOS == 0 || a.tos_set[(tos / 8) & 31] & (1 << (tos % 8)) != 0)
         && (check & pkt_check::MARK == 0
             || (pkt.mark & a.mark_mask == a.mark) != (check & pkt_check::MARK_INVERT != 0))
+        && (check & pkt_check::CONNMARK == 0 || connmark_matches(pkt, a))
+}
+
+/// xt_connmark's match: no connection, no match (`!` or not).
+#[inline(always)]
+fn connmark_matches(pkt: &PacketInfo, a: &Action) -> bool {
+    conntrack::has_connection(pkt.ctstate)
+        && (pkt.ct_mark & a.connmark_mask == a.connmark)
+            != (a.pkt_check & pkt_check::CONNMARK_INVERT != 0)
 }
 
 /// The packet's mark after `-j MARK` rule action `a` (xt_MARK's `mark_tg`).
@@ -448,6 +473,12 @@ impl Default for Action {
             mark_mask: 0,
             set_mark: 0,
             set_mark_mask: 0,
+            connmark: 0,
+            connmark_mask: 0,
+            connmark_mode: 0,
+            connmark_shift: 0,
+            _connmark_pad: 0,
+            nfmask: 0,
         }
     }
 }
@@ -516,7 +547,8 @@ pub struct PacketInfo {
     /// The packet's mark (the skb's on egress, 0 on ingress: a packet from another namespace
     /// arrives without one), as `-j MARK` leaves it.
     pub mark: u32,
-    pub _mark_pad: u32,
+    /// The mark of the packet's connection, if it has one (`conntrack::has_connection`).
+    pub ct_mark: u32,
     /// Scratch of `-m recent`'s loops (`recent::Store::cell`).
     pub recent_cells: [u64; recent::CELLS],
     /// The classifier's bitmap indexes for this round, one per bitmap it scans (map memory

@@ -7,6 +7,7 @@ use pcn_iptables_common::{
 };
 
 use crate::classify::pcn_first_match;
+use crate::connmark::pcn_connmark;
 use crate::flow_cache::count_for;
 use crate::log;
 use crate::maps::{action, chain_config, count};
@@ -54,8 +55,9 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
             let Some(action) = action(pkt.slot, index) else {
                 return Step::Drop;
             };
-            if action.recent_op != pcn_iptables_common::recent::op::NONE
-                && let Some(step) = recent_step(packet, hook, index, rule)
+            if (action.recent_op != pcn_iptables_common::recent::op::NONE
+                || action.verdict == verdict::CONNMARK)
+                && let Some(step) = effect_step(packet, hook, index, rule)
             {
                 return step;
             }
@@ -106,14 +108,21 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
     }
 }
 
-/// A rule the scan stopped at for its recent list (its other checks passed): the list is
-/// checked here. `Some(Again)`: the chain goes on after the rule, which did not match or has
-/// no target that stops (it is counted, and logged); `None`: the rule decides.
+/// A rule the scan stopped at for what it does outside the scan's `bpf_loop` callback (its
+/// other checks passed): its recent list is checked, its CONNMARK done, here.
+/// `Some(Again)`: the chain goes on after the rule, which did not match or has no target
+/// that stops (it is counted, and logged); `None`: the rule decides.
 #[inline(always)]
-fn recent_step(packet: *mut PacketInfo, hook: u32, index: u32, rule: u32) -> Option<Step> {
-    let slot = unsafe { (*packet).slot };
+fn effect_step(packet: *mut PacketInfo, hook: u32, index: u32, rule: u32) -> Option<Step> {
+    let (slot, recent) = unsafe {
+        let a = action((*packet).slot, index)?;
+        (
+            (*packet).slot,
+            a.recent_op != pcn_iptables_common::recent::op::NONE,
+        )
+    };
     unsafe { (*packet).next_rule = rule + 1 };
-    if pcn_recent_check(hook, slot, index) == 0 {
+    if recent && pcn_recent_check(hook, slot, index) == 0 {
         return Some(Step::Again);
     }
     // Borrowed again, as after the scan.
@@ -124,8 +133,13 @@ fn recent_step(packet: *mut PacketInfo, hook: u32, index: u32, rule: u32) -> Opt
         verdict::CONTINUE => {}
         verdict::LOG => log::pend(pkt, index),
         verdict::MARK => pkt.mark = pcn_iptables_common::set_mark(pkt.mark, action),
+        verdict::CONNMARK => {
+            pcn_connmark(hook, slot, index);
+        }
         _ => return None,
     }
+    // Borrowed again: CONNMARK wrote to the packet.
+    let pkt = unsafe { &mut *packet };
     count(counter, pkt.len);
     Some(Step::Again)
 }

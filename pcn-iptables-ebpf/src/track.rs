@@ -34,6 +34,7 @@ pub(crate) fn track(
 ) {
     pkt.ct_commit = 0;
     pkt.ctstate = ctstate::INVALID;
+    pkt.ct_mark = 0;
     pkt.ct_reply = 0;
     pkt.ct_nat = 0;
     pkt.ct_rewritten = 0;
@@ -160,6 +161,9 @@ pub(crate) fn track(
 #[inline(never)]
 fn connection_of(pkt: &mut PacketInfo, state: u8, key: &CtKey, e: &CtEntry) {
     pkt.ctstate = ctstate::with_nat(state, e.nat);
+    // Where `-j CONNMARK` finds the connection again.
+    pkt.ct_mark = e.mark;
+    pkt.ct_key = *key;
     // `nat::original` and `nat::reply`, written in place: tuples built on the stack would
     // take room the classifiers' frames do not have.
     // Constant indexes: a computed one becomes pointer arithmetic the verifier refuses.

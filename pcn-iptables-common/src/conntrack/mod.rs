@@ -299,7 +299,8 @@ pub struct CtEntry {
     pub status: u8,
     /// nat_flag::* bits: the connection is translated, `reply_*` hold its reply tuple.
     pub nat: u8,
-    pub _pad: [u8; 4],
+    /// The connection's mark (`-j CONNMARK`, `-m connmark`).
+    pub mark: u32,
     /// bpf_ktime_get_ns() at which the connection is forgotten.
     pub expires: u64,
     /// A translated connection's reply tuple as its replies carry it (sources first:
@@ -453,6 +454,44 @@ pub fn track_other(
             entry.expires = now + timeout(entry.status & status::SEEN_REPLY != 0);
             (direction_state(&entry, reply), Some(entry))
         }
+    }
+}
+
+/// Whether a packet in `ctstate` (a `PacketInfo::ctstate` value) has a connection, as
+/// `nf_ct_get` finds one: new, established or related, not invalid or untracked.
+#[inline(always)]
+pub fn has_connection(ctstate: u8) -> bool {
+    matches!(
+        ctstate & ctstate::STATE_MASK,
+        ctstate::NEW | ctstate::ESTABLISHED | ctstate::RELATED
+    )
+}
+
+/// `Action::connmark_mode`: what `-j CONNMARK` does (xt_CONNMARK's modes).
+pub mod connmark_mode {
+    pub const SET: u8 = 1;
+    pub const SAVE: u8 = 2;
+    pub const RESTORE: u8 = 3;
+    /// `Action::connmark_shift`: the bits, and this for a right shift.
+    pub const SHIFT_RIGHT: u8 = 0x80;
+}
+
+/// xt_CONNMARK's `connmark_tg_shift` on a packet with mark `mark` whose connection has
+/// `ct_mark`: the connection's mark and the packet's after rule action `a`.
+#[inline(always)]
+pub fn connmark(ct_mark: u32, mark: u32, a: &crate::Action) -> (u32, u32) {
+    let bits = (a.connmark_shift & 0x7f) as u32;
+    // x86's shift, which takes the count modulo 32 (the kernel refuses 32 itself).
+    let shift = |v: u32| match a.connmark_shift & connmark_mode::SHIFT_RIGHT {
+        0 => v << (bits & 31),
+        _ => v >> (bits & 31),
+    };
+    let (ctmark, ctmask) = (a.set_mark, a.set_mark_mask);
+    match a.connmark_mode {
+        connmark_mode::SET => (shift((ct_mark & !ctmask) ^ ctmark), mark),
+        connmark_mode::SAVE => ((ct_mark & !ctmask) ^ shift(mark & a.nfmask), mark),
+        connmark_mode::RESTORE => (ct_mark, (mark & !a.nfmask) ^ shift(ct_mark & ctmask)),
+        _ => (ct_mark, mark),
     }
 }
 

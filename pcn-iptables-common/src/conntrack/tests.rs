@@ -213,3 +213,29 @@ fn an_entry_is_written_again_for_a_new_state_or_a_later_timeout() {
     assert!(with(|e| e.tcp_state = tcp::FIN_WAIT));
     assert!(with(|e| e.status = 0));
 }
+
+/// xt_CONNMARK's arithmetic, worked out by hand from `connmark_tg_shift`.
+#[test]
+fn connmark_follows_xt_connmark() {
+    use super::connmark_mode::*;
+    let a = |mode, ctmark, ctmask, nfmask, shift| crate::Action {
+        connmark_mode: mode,
+        set_mark: ctmark,
+        set_mark_mask: ctmask,
+        nfmask,
+        connmark_shift: shift,
+        ..Default::default()
+    };
+    // SET: (0xf0 & !0xf) ^ 0x5 = 0xf5, then shifted left by 4.
+    assert_eq!(connmark(0xf0, 7, &a(SET, 5, 0xf, 0, 4)), (0xf50, 7));
+    // SAVE: (0xff00 & !0xff) ^ (0x1234 & 0xff).
+    assert_eq!(
+        connmark(0xff00, 0x1234, &a(SAVE, 0, 0xff, 0xff, 0)),
+        (0xff34, 0x1234)
+    );
+    // RESTORE: (0xff00 & !0xff) ^ ((0xab & 0xf) >> 1).
+    assert_eq!(
+        connmark(0xab, 0xff00, &a(RESTORE, 0, 0xf, 0xff, 1 | SHIFT_RIGHT)),
+        (0xab, 0xff05)
+    );
+}

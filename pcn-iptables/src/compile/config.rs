@@ -11,7 +11,7 @@ use super::addrtype::AddressTypes;
 use super::fields::{self, ct_tuple, limit, pkttype, statistic, tos};
 use super::tables;
 use super::types::{CompileError, Link};
-use crate::ext::Want;
+use crate::ext::{Field, Want};
 use crate::model::{Limit, Policy, Recent, RecentList, Rule, Table, Target};
 
 pub(super) struct Ctx<'a> {
@@ -105,8 +105,10 @@ pub(super) fn chain_config(
 /// `track`: TRACK and NAT as the whole generation has them (see `tracks`).
 pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
     let per_packet = |r: &Rule| {
-        matches!(r.target, Some(Target::Log(_) | Target::Mark(_)))
-            || r.matches.iter().any(fields::per_packet)
+        matches!(
+            r.target,
+            Some(Target::Log(_) | Target::Mark(_) | Target::Connmark(_))
+        ) || r.matches.iter().any(fields::per_packet)
     };
     let cacheable = if rules.iter().any(per_packet) {
         0
@@ -123,10 +125,11 @@ pub(super) fn tracks(table: &Table) -> u32 {
     if tables::nat(table).is_some() {
         return chain_flag::TRACK | chain_flag::NAT;
     }
-    let track = table
-        .chains
-        .iter()
-        .any(|c| c.rules.iter().any(|r| r.matches.iter().any(fields::tracks)));
+    let track = table.chains.iter().any(|c| {
+        c.rules.iter().any(|r| {
+            matches!(r.target, Some(Target::Connmark(_))) || r.matches.iter().any(fields::tracks)
+        })
+    });
     if track { chain_flag::TRACK } else { 0 }
 }
 
@@ -175,7 +178,13 @@ pub(super) fn action(
         Some(Target::Return) => (verdict::RETURN, 0),
         Some(Target::Jump(c)) => (verdict::JUMP, id_of(c)?),
         Some(Target::Goto(c)) => (verdict::GOTO, id_of(c)?),
-        Some(t @ (Target::Reject(_) | Target::Log(_) | Target::Nat(_) | Target::Mark(_))) => {
+        Some(
+            t @ (Target::Reject(_)
+            | Target::Log(_)
+            | Target::Nat(_)
+            | Target::Mark(_)
+            | Target::Connmark(_)),
+        ) => {
             let ext = crate::ext::of_target(t).expect("a target extension");
             (ext.action(t, &mut action), 0)
         }
@@ -190,9 +199,18 @@ pub(super) fn action(
         action.pkt_check = pkt_check::TYPE | if t.negated { pkt_check::INVERT } else { 0 };
         action.pkt_type = t.value;
     }
-    if let Some(m) = fields::mark(rule)? {
+    if let Some(m) = fields::mark(rule, Field::Mark)? {
         action.pkt_check |= pkt_check::MARK | if m.negated { pkt_check::MARK_INVERT } else { 0 };
         (action.mark, action.mark_mask) = (m.value.value, m.value.mask);
+    }
+    if let Some(m) = fields::mark(rule, Field::Connmark)? {
+        action.pkt_check |= pkt_check::CONNMARK
+            | if m.negated {
+                pkt_check::CONNMARK_INVERT
+            } else {
+                0
+            };
+        (action.connmark, action.connmark_mask) = (m.value.value, m.value.mask);
     }
     if let Some(set) = tos(rule) {
         action.pkt_check |= pkt_check::TOS;

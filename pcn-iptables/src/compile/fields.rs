@@ -238,9 +238,13 @@ pub fn recent(rule: &Rule) -> Result<Option<Recent>> {
     Ok(Some(r))
 }
 
-/// The rule's `-m mark`, if any.
-pub fn mark(rule: &Rule) -> Result<Option<Negatable<MarkMask>>> {
-    Ok(match one(rule, Field::Mark, "-m mark")? {
+/// The rule's `-m mark` (`field` Mark) or `-m connmark` (Connmark), if any.
+pub fn mark(rule: &Rule, field: Field) -> Result<Option<Negatable<MarkMask>>> {
+    let what = match field {
+        Field::Mark => "-m mark",
+        _ => "-m connmark",
+    };
+    Ok(match one(rule, field, what)? {
         Some(Want::Mark(m)) => Some(m),
         _ => None,
     })
@@ -272,6 +276,7 @@ pub fn checked(m: &Match) -> bool {
         Field::Tos,
         Field::Recent,
         Field::Mark,
+        Field::Connmark,
     ]
     .into_iter()
     .any(|f| e.want(m, f).is_some())

@@ -157,8 +157,9 @@ struct Pkt {
     tos: u8,
     /// `pkt_type::*`.
     pkt_type: u8,
-    /// The skb's mark.
+    /// The skb's mark, and its connection's.
     mark: u32,
+    ct_mark: u32,
     /// None on OUTPUT and on interfaces without an Ethernet header (the data plane then
     /// reads zeros; the kernel's `-m mac` matches nothing there, `!` or not).
     mac: Option<[u8; 6]>,
@@ -192,6 +193,7 @@ impl Pkt {
             tos: 0,
             pkt_type: 0,
             mark: 0,
+            ct_mark: 0,
             mac: None,
             in_if: 2,
             out_if: 0,
@@ -290,6 +292,7 @@ impl Pkt {
             tos: self.tos,
             pkt_type: self.pkt_type,
             mark: self.mark,
+            ct_mark: self.ct_mark,
             fragment: self.fragment as u8,
             mac_src: self.mac.unwrap_or([0; 6]),
             in_ifindex: self.in_if,
@@ -526,6 +529,11 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
         Match::Dscp(d) => (p.tos >> 2 == d.value) != d.negated,
         Match::PktType(t) => (p.pkt_type == t.value) != t.negated,
         Match::Mark(m) => (p.mark & m.value.mask == m.value.value) != m.negated,
+        // xt_connmark: no connection, no match, `!` or not.
+        Match::Connmark(m) => {
+            matches!(p.ctstate & 7, 1..=3)
+                && (p.ct_mark & m.value.mask == m.value.value) != m.negated
+        }
         Match::Ecn { ect, ece, cwr } => {
             let flag = |want: &Option<Negatable<()>>, bit: u8| {
                 want.as_ref().is_none_or(|w| {
@@ -689,7 +697,7 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
     let l4 = proto.filter(|p| !p.negated).map(|p| p.value);
     let neg = |rng: &mut Rng| rng.chance(30);
     // ICMP rules have one match of their own where TCP/UDP ones have two.
-    let arm = match rng.below(18) {
+    let arm = match rng.below(19) {
         0 | 1 if l4 == Some(1) => 2,
         arm => arm,
     };
@@ -937,13 +945,20 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
             value: rng.below(4) as u8,
             negated: neg(rng),
         }),
-        17 => Match::Mark(Negatable {
-            value: MarkMask {
-                value: rng.pick(&[0, 1, 0x4000, 0x4001]),
-                mask: rng.pick(&[u32::MAX, 0x4000, 1, 0]),
-            },
-            negated: neg(rng),
-        }),
+        17 | 18 => {
+            let m = Negatable {
+                value: MarkMask {
+                    value: rng.pick(&[0, 1, 0x4000, 0x4001]),
+                    mask: rng.pick(&[u32::MAX, 0x4000, 1, 0]),
+                },
+                negated: neg(rng),
+            };
+            if arm == 17 {
+                Match::Mark(m)
+            } else {
+                Match::Connmark(m)
+            }
+        }
         _ => return None,
     })
 }
@@ -1038,7 +1053,7 @@ fn random_rule(rng: &mut Rng, counter: u32, base_chain: bool) -> Rule {
         let limit = matches!(m, Match::Limit(_));
         let addrs = matches!(m, Match::ConntrackTuple { .. });
         let of_type = matches!(m, Match::PktType(_));
-        let mark = matches!(m, Match::Mark(_));
+        let mark = matches!(m, Match::Mark(_) | Match::Connmark(_));
         if (limit && limited)
             || (either && any_port)
             || (addrs && tuple)
@@ -1226,6 +1241,7 @@ fn random_packet(rng: &mut Rng, pools: &Pools, rules: usize) -> Pkt {
         tos: from(rng, &pools.tos, |rng| rng.below(256) as u8),
         pkt_type: rng.below(4) as u8,
         mark: rng.pick(&[0, 1, 0x4000, 0x4001, 0xffff_ffff]),
+        ct_mark: rng.pick(&[0, 1, 0x4000, 0x4001]),
         mac: rng
             .chance(80)
             .then(|| from(rng, &pools.macs, |rng| rng.pick(&MACS)))
@@ -1275,6 +1291,15 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
                 assert_eq!((a.set_mark, a.set_mark_mask), (m.value, m.mask), "{what}");
                 (verdict::MARK, None, None)
             }
+            Some(Target::Connmark(c)) => {
+                assert_eq!(
+                    (a.set_mark, a.set_mark_mask),
+                    (c.ctmark, c.ctmask),
+                    "{what}"
+                );
+                assert_eq!((a.connmark_mode, a.nfmask), (c.mode, c.nfmask), "{what}");
+                (verdict::CONNMARK, None, None)
+            }
             Some(Target::Log(log)) => {
                 assert_eq!(a.log_level, log.level, "{what}");
                 assert_eq!(a.log_flags, log.flags, "{what}");
@@ -1312,6 +1337,7 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
                     | Match::Dscp(_)
                     | Match::Ecn { ect: Some(_), .. }
                     | Match::Mark(_)
+                    | Match::Connmark(_)
             )
         });
         assert_eq!(

@@ -71,6 +71,8 @@ pub enum Field {
     Recent,
     /// The packet's mark, checked by the rule itself (`-j MARK` changes it as the chain goes).
     Mark,
+    /// The mark of the packet's connection, checked by the rule itself.
+    Connmark,
 }
 
 /// A match's constraint on one [`Field`].

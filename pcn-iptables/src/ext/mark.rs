@@ -67,7 +67,7 @@ impl Extension for Mark {
 }
 
 /// libxt_mark's `print_mark`: the mask only when it is not all ones.
-fn print_mark(m: MarkMask, out: &mut String) {
+pub(super) fn print_mark(m: MarkMask, out: &mut String) {
     let _ = write!(out, " 0x{:x}", m.value);
     if m.mask != u32::MAX {
         let _ = write!(out, "/0x{:x}", m.mask);

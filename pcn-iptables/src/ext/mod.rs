@@ -8,6 +8,8 @@
 
 pub mod addrtype;
 pub mod comment;
+pub mod connmark;
+pub mod connmark_target;
 pub mod conntrack;
 pub mod dnat;
 pub mod dscp;
@@ -47,7 +49,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 28] = [
+pub static REGISTRY: [&dyn Extension; 30] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -68,6 +70,7 @@ pub static REGISTRY: [&dyn Extension; 28] = [
     &pkttype::PktType,
     &recent::RecentExt,
     &mark::Mark,
+    &connmark::Connmark,
     &reject::Reject,
     &log::LogExt,
     &snat::SNAT,
@@ -76,6 +79,7 @@ pub static REGISTRY: [&dyn Extension; 28] = [
     &redirect::REDIRECT,
     &netmap::Netmap,
     &mark_target::MarkTarget,
+    &connmark_target::ConnmarkTarget,
 ];
 
 /// The extension a match value belongs to.
@@ -101,6 +105,7 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::PktType(_) => &pkttype::PktType,
         Match::Recent(_) => &recent::RecentExt,
         Match::Mark(_) => &mark::Mark,
+        Match::Connmark(_) => &connmark::Connmark,
     }
 }
 
@@ -110,6 +115,7 @@ pub fn of_target(t: &Target) -> Option<&'static dyn Extension> {
         Target::Reject(_) => Some(&reject::Reject),
         Target::Log(_) => Some(&log::LogExt),
         Target::Mark(_) => Some(&mark_target::MarkTarget),
+        Target::Connmark(_) => Some(&connmark_target::ConnmarkTarget),
         Target::Nat(nat) => Some(match nat.kind {
             NatKind::Snat => &snat::SNAT,
             NatKind::Dnat => &dnat::DNAT,

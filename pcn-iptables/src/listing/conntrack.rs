@@ -57,6 +57,7 @@ pub fn render(mut entries: Vec<(CtKey, CtEntry)>, now: u64) -> String {
         "destination",
         "dport",
         "timeout",
+        "mark",
         "",
         "reply (nat)",
     ]);
@@ -91,6 +92,7 @@ pub fn render(mut entries: Vec<(CtKey, CtEntry)>, now: u64) -> String {
             Ipv4Addr::from(key.addr[r]).to_string(),
             dport,
             format!("{}s", e.expires.saturating_sub(now) / 1_000_000_000),
+            e.mark.to_string(),
             [
                 (e.status & status::SEEN_REPLY == 0).then_some("[UNREPLIED]"),
                 (!what.is_empty()).then_some(what.as_str()),

@@ -156,6 +156,8 @@ pub enum Match {
     Recent(Recent),
     /// `-m mark --mark`: the packet's mark under `mask` is `value`.
     Mark(Negatable<MarkMask>),
+    /// `-m connmark --mark`: the connection's mark under `mask` is `value`.
+    Connmark(Negatable<MarkMask>),
 }
 
 /// A mark and a mask, as xt_mark and xt_MARK keep them.
@@ -267,6 +269,22 @@ pub enum Target {
     Nat(Nat),
     /// `-j MARK`: the mark becomes `(mark & !mask) ^ value` (every option comes to this).
     Mark(MarkMask),
+    /// `-j CONNMARK`
+    Connmark(Connmark),
+}
+
+/// `-j CONNMARK`, as xt_CONNMARK's revision 2 keeps it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Connmark {
+    /// `pcn_iptables_common::conntrack::connmark_mode`: set (every `--*-mark` but save and
+    /// restore), save, restore.
+    pub mode: u8,
+    pub ctmark: u32,
+    pub ctmask: u32,
+    pub nfmask: u32,
+    /// `--right-shift-mark` (else `--left-shift-mark`), and the bits.
+    pub shift_right: bool,
+    pub shift_bits: u8,
 }
 
 /// Which nat target a rule has: what it rewrites and how it picks the new address.

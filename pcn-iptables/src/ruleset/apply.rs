@@ -8,7 +8,7 @@ use pcn_iptables_common::reject;
 
 use super::names::no_chain;
 use crate::error::{Error, OTHER_PROBLEM, Result};
-use crate::ext::{ecn, limit, recent};
+use crate::ext::{connmark_target, ecn, limit, recent};
 use crate::model::{
     Chain, Command, IPPROTO_ICMP, IPPROTO_TCP, MAX_CHAIN_LABEL, Match, NatKind, Rule, Table,
     TableName, Target,
@@ -31,7 +31,7 @@ fn bad_rule() -> Error {
 fn missing(rule: &Rule) -> Error {
     match &rule.target {
         Some(Target::Jump(_) | Target::Goto(_) | Target::Reject(_) | Target::Log(_)) => no_chain(),
-        Some(Target::Nat(_) | Target::Mark(_)) => no_chain(),
+        Some(Target::Nat(_) | Target::Mark(_) | Target::Connmark(_)) => no_chain(),
         _ => bad_rule(),
     }
 }
@@ -459,6 +459,7 @@ fn check_entry(rule: &Rule, table: TableName, hooks: u8) -> Result<()> {
                     }
                 })
         }
+        Some(Target::Connmark(c)) => connmark_target::kernel_accepts(c),
         _ => true,
     };
     if !ok {

@@ -18,6 +18,7 @@ pub(crate) fn target_name(target: &Target) -> &str {
         Target::Reject(_) => "REJECT",
         Target::Log(_) => "LOG",
         Target::Mark(_) => "MARK",
+        Target::Connmark(_) => "CONNMARK",
         Target::Nat(nat) => match nat.kind {
             NatKind::Snat => "SNAT",
             NatKind::Dnat => "DNAT",
