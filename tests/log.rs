@@ -6,33 +6,17 @@
 //! verdicts are compared.)
 
 use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use pcn_iptables_tests::topo::*;
-use pcn_iptables_tests::{Drop, Fw, Ns, Pair, Pass, scenarios};
+use pcn_iptables_tests::traffic::udp_as;
+use pcn_iptables_tests::{Drop, Fw, Pair, Pass, scenarios};
 
 /// The owner `--log-uid` must show: a socket opened with these fsuid and fsgid.
 const FSUID: u32 = 4321;
 const FSGID: u32 = 8765;
-
-/// A UDP datagram to `dst:port` from a socket that a thread of `ns` opened with fsuid FSUID
-/// and fsgid FSGID (the credentials of the socket's file, which nf_log prints).
-fn udp_as_other_owner(ns: &Ns, dst: &str, port: u16) {
-    let to = format!("{dst}:{port}");
-    ns.in_ns(move || {
-        // Per thread: this one only (and it ends here).
-        // SAFETY: setfsgid/setfsuid take plain ids.
-        unsafe {
-            libc::setfsgid(FSGID);
-            libc::setfsuid(FSUID);
-        }
-        let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
-        sock.send_to(b"owner", &to).unwrap();
-    });
-}
 
 scenarios!(log_and_go_on);
 
@@ -84,7 +68,7 @@ fn log_and_go_on(fw: Fw) {
     lab.expect(&c1.ping(HOST1), Drop);
     lab.serve(&c1, &[53, 54]);
     lab.expect(&host.udp(C1, 53), Pass);
-    udp_as_other_owner(&host, C1, 54);
+    udp_as(&host, C1, 54, FSUID, FSGID);
     lab.check();
     let Some((mut child, rx)) = follower else {
         return;

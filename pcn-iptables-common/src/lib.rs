@@ -207,6 +207,9 @@ pub mod chain_flag {
     /// The nat table is loaded (set on every chain): new connections go through its chains
     /// and translated ones are rewritten. Connections are tracked (TRACK) then too.
     pub const NAT: u32 = 4;
+    /// Some rule has `-m owner` (set on every chain): OUTPUT finds each packet's socket
+    /// owner (`PacketInfo::owner`).
+    pub const OWNER: u32 = 8;
 }
 
 /// Flows whose verdict the entry programs remember (`PCN_FLOWS`, an LRU map).
@@ -337,8 +340,41 @@ pub struct Action {
     /// `-j CONNMARK`: `conntrack::connmark_mode`, the shift, and the nfmask.
     pub connmark_mode: u8,
     pub connmark_shift: u8,
-    pub _connmark_pad: u16,
+    /// `-m owner`: `owner::*` bits the rule has, those negated, and the ranges.
+    pub owner_match: u8,
+    pub owner_invert: u8,
     pub nfmask: u32,
+    pub owner_uid: [u32; 2],
+    pub owner_gid: [u32; 2],
+}
+
+/// `-m owner` (xt_owner): `Action::owner_match` bits, and `PacketInfo::owner` states.
+pub mod owner {
+    pub const UID: u8 = 1;
+    pub const GID: u8 = 2;
+    pub const SOCKET: u8 = 4;
+    /// The packet has no full socket with a `struct socket`.
+    pub const NO_SOCKET: u8 = 0;
+    /// A socket without a file.
+    pub const NO_FILE: u8 = 1;
+    /// A socket whose file's fsuid and fsgid are `PacketInfo::owner_uid`, `owner_gid`.
+    pub const FILE: u8 = 2;
+
+    /// xt_owner's `owner_mt` for a packet whose socket is in state `state`.
+    #[inline(always)]
+    pub fn matches(state: u8, uid: u32, gid: u32, a: &crate::Action) -> bool {
+        let (m, inv) = (a.owner_match, a.owner_invert);
+        let within = |v: u32, r: [u32; 2]| r[0] <= v && v <= r[1];
+        match state {
+            NO_SOCKET => m ^ inv == 0,
+            _ if m & inv & SOCKET != 0 => false,
+            NO_FILE => (m ^ inv) & (UID | GID) == 0,
+            _ => {
+                (m & UID == 0 || within(uid, a.owner_uid) != (inv & UID != 0))
+                    && (m & GID == 0 || within(gid, a.owner_gid) != (inv & GID != 0))
+            }
+        }
+    }
 }
 
 /// `Action::ct_other`.
@@ -364,6 +400,8 @@ pub mod pkt_check {
     /// `-m connmark` (`Action::connmark`), and its `!`.
     pub const CONNMARK: u8 = 32;
     pub const CONNMARK_INVERT: u8 = 64;
+    /// `-m owner` (`Action::owner_match`).
+    pub const OWNER: u8 = 128;
 }
 
 /// Whether packet `pkt` passes rule action `a`'s `-m pkttype`, TOS byte and `-m mark`
@@ -378,6 +416,8 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
         && (check & pkt_check::MARK == 0
             || (pkt.mark & a.mark_mask == a.mark) != (check & pkt_check::MARK_INVERT != 0))
         && (check & pkt_check::CONNMARK == 0 || connmark_matches(pkt, a))
+        && (check & pkt_check::OWNER == 0
+            || owner::matches(pkt.owner, pkt.owner_uid, pkt.owner_gid, a))
 }
 
 /// xt_connmark's match: no connection, no match (`!` or not).
@@ -477,8 +517,11 @@ impl Default for Action {
             connmark_mask: 0,
             connmark_mode: 0,
             connmark_shift: 0,
-            _connmark_pad: 0,
+            owner_match: 0,
+            owner_invert: 0,
             nfmask: 0,
+            owner_uid: [0; 2],
+            owner_gid: [0; 2],
         }
     }
 }
@@ -549,6 +592,12 @@ pub struct PacketInfo {
     pub mark: u32,
     /// The mark of the packet's connection, if it has one (`conntrack::has_connection`).
     pub ct_mark: u32,
+    /// Its socket's owner on OUTPUT, where a rule has `-m owner` (`owner::*` state, fsuid,
+    /// fsgid).
+    pub owner_uid: u32,
+    pub owner_gid: u32,
+    pub owner: u8,
+    pub _owner_pad: [u8; 7],
     /// Scratch of `-m recent`'s loops (`recent::Store::cell`).
     pub recent_cells: [u64; recent::CELLS],
     /// The classifier's bitmap indexes for this round, one per bitmap it scans (map memory
@@ -797,6 +846,54 @@ mod user {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// xt_owner's `owner_mt`, line by line (`state`: no socket, no file, a file).
+    fn kernel_owner(state: u8, uid: u32, gid: u32, a: &Action) -> bool {
+        let (m, inv) = (a.owner_match, a.owner_invert);
+        if state == owner::NO_SOCKET {
+            return (m ^ inv) == 0;
+        } else if m & inv & owner::SOCKET != 0 {
+            return false;
+        }
+        if state == owner::NO_FILE {
+            return ((m ^ inv) & (owner::UID | owner::GID)) == 0;
+        }
+        if m & owner::UID != 0
+            && ((a.owner_uid[0] <= uid && uid <= a.owner_uid[1]) ^ (inv & owner::UID == 0))
+        {
+            return false;
+        }
+        if m & owner::GID != 0
+            && ((a.owner_gid[0] <= gid && gid <= a.owner_gid[1]) ^ (inv & owner::GID == 0))
+        {
+            return false;
+        }
+        true
+    }
+
+    #[test]
+    fn owner_follows_xt_owner() {
+        for m in 1..8u8 {
+            for inv in (0..8u8).filter(|i| i & !m == 0) {
+                let a = Action {
+                    owner_match: m,
+                    owner_invert: inv,
+                    owner_uid: [1000, 1999],
+                    owner_gid: [100, 100],
+                    ..Default::default()
+                };
+                for state in [owner::NO_SOCKET, owner::NO_FILE, owner::FILE] {
+                    for (uid, gid) in [(0, 0), (1000, 100), (1500, 5), (2000, 100)] {
+                        assert_eq!(
+                            owner::matches(state, uid, gid, &a),
+                            kernel_owner(state, uid, gid, &a),
+                            "match {m} invert {inv} state {state} uid {uid} gid {gid}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn packet_types_by_ethernet_destination() {

@@ -15,7 +15,6 @@
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::bpf_sock,
     helpers::generated as h,
     macros::map,
     maps::{PerCpuArray, RingBuf},
@@ -25,7 +24,6 @@ use pcn_iptables_common::{LOG_PACKET_BYTES, LogRecord, MAX_LOGS_PER_ROUND, Packe
 
 use crate::maps::action;
 use crate::parse::ETH_HLEN;
-use crate::settings;
 
 /// Bytes of the ring buffer (a power of two, a multiple of the page size): about 2,000
 /// records between two reads by `--log-follow`; those it has no room for are counted lost.
@@ -35,10 +33,6 @@ pub const LOG_RING_BYTES: u32 = 1 << 19;
 static PCN_LOG: RingBuf = RingBuf::pinned(LOG_RING_BYTES, 0);
 #[map]
 static PCN_LOG_LOST: PerCpuArray<u64> = PerCpuArray::pinned(1, 0);
-/// Where a socket pointer becomes a number to add offsets to (the verifier forbids arithmetic
-/// on socket pointers; a privileged program may store one in a map). Not pinned.
-#[map]
-static PCN_LOG_SOCK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn lost() {
@@ -205,59 +199,9 @@ pub fn emit_tc(skb: *mut aya_ebpf::bindings::__sk_buff, pkt: &mut PacketInfo) {
     let ctx = &TcContext::new(skb);
     let skb = ctx.skb.skb;
     let len = unsafe { (*skb).len as usize };
-    let owner = socket_owner(skb);
+    let owner = match crate::owner::of(skb) {
+        crate::owner::Owner::File(uid, gid) => Some((uid, gid)),
+        _ => None,
+    };
     emit(ctx.as_ptr(), pkt, len, owner, None, emit_tc_one);
-}
-
-/// 1 where the kernel lets BPF read its memory (set by the loader: see `socket_owner`).
-#[unsafe(no_mangle)]
-static PCN_READ_KERNEL: u8 = 0;
-
-/// nf_log_dump_sk_uid_gid: the fsuid and fsgid of the file of the skb's socket, if it is a
-/// full socket with a file. Where `PCN_READ_KERNEL` is 0 (a kernel locked down for
-/// confidentiality, which has no bpf_probe_read_kernel) the verifier sees a constant and
-/// drops the reads, so the program still loads.
-#[inline(always)]
-fn socket_owner(skb: *mut aya_ebpf::bindings::__sk_buff) -> Option<(u32, u32)> {
-    if unsafe { core::ptr::read_volatile(&PCN_READ_KERNEL) } == 0 {
-        return None;
-    }
-    let s = settings::get()?;
-    if s.sock_offsets_set == 0 {
-        return None;
-    }
-    let sk = unsafe { (*skb).__bindgen_anon_2.sk };
-    if sk.is_null() {
-        return None;
-    }
-    let full = unsafe { h::bpf_sk_fullsock(sk) };
-    if full.is_null() {
-        return None;
-    }
-    let slot = PCN_LOG_SOCK.get_ptr_mut(0)?;
-    let sk = unsafe {
-        core::ptr::write_volatile(slot as *mut *mut bpf_sock, full);
-        core::ptr::read_volatile(slot)
-    };
-    let pointer = |at: u64| read_kernel::<u64>(at).filter(|p| *p != 0);
-    let socket = pointer(sk.wrapping_add(s.sk_socket as u64))?;
-    let file = pointer(socket.wrapping_add(s.socket_file as u64))?;
-    let cred = pointer(file.wrapping_add(s.file_f_cred as u64))?;
-    let uid = read_kernel::<u32>(cred.wrapping_add(s.cred_fsuid as u64))?;
-    let gid = read_kernel::<u32>(cred.wrapping_add(s.cred_fsgid as u64))?;
-    Some((uid, gid))
-}
-
-/// A value of kernel memory at `addr` (`None` where it cannot be read).
-#[inline(always)]
-fn read_kernel<T: Default + Copy>(addr: u64) -> Option<T> {
-    let mut v = T::default();
-    let rc = unsafe {
-        h::bpf_probe_read_kernel(
-            &mut v as *mut T as *mut _,
-            core::mem::size_of::<T>() as u32,
-            addr as *const _,
-        )
-    };
-    (rc == 0).then_some(v)
 }

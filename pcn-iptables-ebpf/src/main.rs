@@ -25,6 +25,7 @@ mod limit;
 mod log;
 mod maps;
 mod nat;
+mod owner;
 mod parse;
 mod recent;
 mod reject;
@@ -240,6 +241,9 @@ fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
     pkt.in_ifindex = 0;
     pkt.out_ifindex = unsafe { (*skb).ifindex };
     pkt.mark = unsafe { (*skb).mark };
+    if flags & chain_flag::OWNER != 0 {
+        owner::set(skb, pkt);
+    }
     pkt.slot = slot;
     pkt.nat_new = (flags & chain_flag::NAT != 0 && pkt.ct_commit != 0) as u8;
     if pkt.nat_new != 0 {

@@ -12,7 +12,7 @@ use crate::{
     compile::{self, Link, Program},
     dataplane::{self, Dataplane, State},
     error::{Error, OTHER_PROBLEM, RESOURCE_PROBLEM, Result},
-    model::{FIRST_RULE_COUNTER, Table, TableName},
+    model::{FIRST_RULE_COUNTER, Match, Table, TableName},
     ruleset,
 };
 
@@ -126,6 +126,24 @@ pub fn compile(table: &Table, slots: &Slots) -> Result<()> {
     program(&table, &inputs()?, None).map(drop)
 }
 
+/// `-m owner` needs the data plane to read the socket's owner, which a kernel locked down for
+/// confidentiality (or without BTF) does not allow.
+fn check_owner(dp: &Dataplane, table: &Table) -> Result<()> {
+    let chains = std::iter::once(table).chain(table.tables.others.iter().map(|(_, t)| t));
+    let owner = chains
+        .flat_map(|t| &t.chains)
+        .flat_map(|c| &c.rules)
+        .any(|r| r.matches.iter().any(|m| matches!(m, Match::Owner(_))));
+    if owner && !dataplane::reads_socket_owners(dp.dir()) {
+        return Err(Error::versioned(
+            OTHER_PROBLEM,
+            "-m owner is not supported by pcn-iptables on this kernel: BPF programs may not \
+             read the socket's owner here (lockdown, or no BTF)",
+        ));
+    }
+    Ok(())
+}
+
 /// `table` with the recent lists its rules name, given those it carries from the running
 /// ruleset; borrowed when they stay the same.
 fn with_lists(table: &Table) -> Result<Cow<'_, Table>> {
@@ -149,6 +167,7 @@ pub fn install(
     slots: &Slots,
 ) -> Result<()> {
     check_slots(slots)?;
+    check_owner(dp, table)?;
     let lists = table.tables.recent.clone();
     let table = &*with_lists(table)?;
     let inputs = inputs()?;

@@ -580,3 +580,21 @@ fn send_to(fd: &OwnedFd, sa: &libc::sockaddr_in, msg: &[u8]) {
         )
     };
 }
+
+/// One UDP datagram to `dst:port` from a socket that a thread of `ns` opened with fsuid
+/// `uid` and fsgid `gid` (the credentials of the socket's file, which xt_owner and nf_log
+/// read).
+pub fn udp_as(ns: &Ns, dst: &str, port: u16, uid: u32, gid: u32) {
+    let to = format!("{dst}:{port}");
+    ns.in_ns(move || {
+        // Per thread: this one only (and it ends here).
+        // SAFETY: setfsgid/setfsuid take plain ids.
+        unsafe {
+            libc::setfsgid(gid);
+            libc::setfsuid(uid);
+        }
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        // A DROP on OUTPUT fails the send (EPERM) with netfilter.
+        let _ = sock.send_to(b"owner", &to);
+    });
+}

@@ -2,8 +2,8 @@
 //! actions their rules' targets become.
 
 use pcn_iptables_common::{
-    Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, ct_other, pkt_check, recent,
-    verdict,
+    Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, ct_other, owner, pkt_check,
+    recent, verdict,
 };
 use rustc_hash::FxHashMap;
 
@@ -12,7 +12,7 @@ use super::fields::{self, ct_tuple, limit, pkttype, statistic, tos};
 use super::tables;
 use super::types::{CompileError, Link};
 use crate::ext::{Field, Want};
-use crate::model::{Limit, Policy, Recent, RecentList, Rule, Table, Target};
+use crate::model::{Limit, Match, Policy, Recent, RecentList, Rule, Table, Target};
 
 pub(super) struct Ctx<'a> {
     pub(super) links: &'a [Link],
@@ -118,19 +118,25 @@ pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
     cacheable | track
 }
 
-/// The generation's TRACK and NAT flags: connections are tracked when some rule looks at
-/// their state, and when the nat table is loaded (its chains see each connection's first
-/// packet, its mappings rewrite the others).
+/// The generation's flags: TRACK and NAT (connections are tracked when some rule looks at
+/// their state, and when the nat table is loaded: its chains see each connection's first
+/// packet, its mappings rewrite the others), OWNER when some rule has `-m owner`.
 pub(super) fn tracks(table: &Table) -> u32 {
-    if tables::nat(table).is_some() {
-        return chain_flag::TRACK | chain_flag::NAT;
-    }
-    let track = table.chains.iter().any(|c| {
-        c.rules.iter().any(|r| {
+    let rules = || tables::chains(table).flat_map(|(_, c)| &c.rules);
+    let nat = tables::nat(table).is_some();
+    let track = nat
+        || rules().any(|r| {
             matches!(r.target, Some(Target::Connmark(_))) || r.matches.iter().any(fields::tracks)
-        })
-    });
-    if track { chain_flag::TRACK } else { 0 }
+        });
+    let owner = rules().any(|r| r.matches.iter().any(|m| matches!(m, Match::Owner(_))));
+    [
+        (track, chain_flag::TRACK),
+        (nat, chain_flag::NAT),
+        (owner, chain_flag::OWNER),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .fold(0, |flags, (_, bit)| flags | bit)
 }
 
 /// A rule's `-m recent` `r` in its action: the list's slot, mask and stamps from `lists`.
@@ -211,6 +217,26 @@ pub(super) fn action(
                 0
             };
         (action.connmark, action.connmark_mask) = (m.value.value, m.value.mask);
+    }
+    if let Some(o) = fields::owner(rule)? {
+        action.pkt_check |= pkt_check::OWNER;
+        let parts = [
+            (o.uid.map(|r| (r.negated, r.value)), owner::UID),
+            (o.gid.map(|r| (r.negated, r.value)), owner::GID),
+            (o.socket.map(|s| (s.negated, (0, 0))), owner::SOCKET),
+        ];
+        for (part, bit) in parts {
+            let Some((negated, range)) = part else {
+                continue;
+            };
+            action.owner_match |= bit;
+            action.owner_invert |= if negated { bit } else { 0 };
+            match bit {
+                owner::UID => action.owner_uid = [range.0, range.1],
+                owner::GID => action.owner_gid = [range.0, range.1],
+                _ => {}
+            }
+        }
     }
     if let Some(set) = tos(rule) {
         action.pkt_check |= pkt_check::TOS;

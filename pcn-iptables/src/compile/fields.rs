@@ -8,7 +8,7 @@ use super::atoms::all_of;
 use super::interval::{Interval, Values};
 use super::types::CompileError;
 use crate::ext::{self, Field, Want};
-use crate::model::{Limit, MarkMask, Match, Negatable, Recent, Rule, Statistic};
+use crate::model::{Limit, MarkMask, Match, Negatable, Owner, Recent, Rule, Statistic};
 use pcn_iptables_common::recent;
 
 pub type Constraint = Option<Negatable<Values>>;
@@ -250,6 +250,18 @@ pub fn mark(rule: &Rule, field: Field) -> Result<Option<Negatable<MarkMask>>> {
     })
 }
 
+/// The rule's `-m owner`, if any (`--suppl-groups` refused: the data plane does not read a
+/// socket's supplementary groups).
+pub fn owner(rule: &Rule) -> Result<Option<Owner>> {
+    let Some(Want::Owner(o)) = one(rule, Field::Owner, "-m owner")? else {
+        return Ok(None);
+    };
+    if o.suppl_groups {
+        return Err(CompileError::Unsupported("-m owner --suppl-groups".into()));
+    }
+    Ok(Some(o))
+}
+
 /// The rule's `-m pkttype`: the type and `!`, if any.
 pub fn pkttype(rule: &Rule) -> Result<Option<Negatable<u8>>> {
     Ok(match one(rule, Field::PktType, "-m pkttype")? {
@@ -277,6 +289,7 @@ pub fn checked(m: &Match) -> bool {
         Field::Recent,
         Field::Mark,
         Field::Connmark,
+        Field::Owner,
     ]
     .into_iter()
     .any(|f| e.want(m, f).is_some())

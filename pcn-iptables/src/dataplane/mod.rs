@@ -67,6 +67,7 @@ pub use attach::{EGRESS_PIN, INGRESS_PIN};
 pub use generation::ELF;
 use generation::Grace;
 pub use rtnl::links;
+pub use settings::reads_socket_owners;
 pub use timer::{START, Timer};
 
 /// The flow cache's pin.

@@ -53,7 +53,7 @@ pub fn refresh(dir: &Path) -> Result<()> {
             ) {
                 (s.sk_socket, s.socket_file, s.file_f_cred) = (a, b, c);
                 (s.cred_fsuid, s.cred_fsgid) = (d, e);
-                s.sock_offsets_set = 1;
+                s.sock_offsets_set = OFFSETS | if can_read_kernel() { READABLE } else { 0 };
             }
         }
     }
@@ -91,6 +91,36 @@ const READ_KERNEL: &str = "PCN_READ_KERNEL";
 pub fn globals(loader: &mut aya::EbpfLoader<'_>) {
     let on: &'static u8 = if can_read_kernel() { &1 } else { &0 };
     loader.override_global(READ_KERNEL, on, false);
+}
+
+/// `Settings::sock_offsets_set`: the offsets are known, and BPF may read kernel memory.
+const OFFSETS: u32 = 1;
+const READABLE: u32 = 2;
+
+/// Whether the data plane of the namespace in `dir` can tell a packet's socket owner
+/// (`-m owner`): the kernel's BTF gave the offsets of the socket's file and credentials, and
+/// BPF may read kernel memory. What the first install found, else found now.
+pub fn reads_socket_owners(dir: &Path) -> bool {
+    let installed = MapData::from_pin(dir.join(MAP))
+        .ok()
+        .and_then(|data| Array::<MapData, Settings>::try_from(Map::Array(data)).ok())
+        .and_then(|map| map.get(&0, 0).ok())
+        .filter(|s| s.set != 0);
+    if let Some(s) = installed {
+        return s.sock_offsets_set == OFFSETS | READABLE;
+    }
+    let offsets = Btf::kernel().is_ok_and(|btf| {
+        [
+            ("sock", "sk_socket"),
+            ("socket", "file"),
+            ("file", "f_cred"),
+            ("cred", "fsuid"),
+            ("cred", "fsgid"),
+        ]
+        .iter()
+        .all(|(s, m)| btf.offset(s, m).is_ok())
+    });
+    offsets && can_read_kernel()
 }
 
 /// Whether a TC program may call bpf_probe_read_kernel: loads one that does (a few

@@ -7,7 +7,7 @@ use pcn_iptables_common::Action;
 
 use crate::error::Result;
 use crate::model::{
-    CtAddr, CtOther, Limit, MarkMask, Match, Negatable, Recent, Rule, Statistic, Target,
+    CtAddr, CtOther, Limit, MarkMask, Match, Negatable, Owner, Recent, Rule, Statistic, Target,
 };
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
@@ -73,6 +73,8 @@ pub enum Field {
     Mark,
     /// The mark of the packet's connection, checked by the rule itself.
     Connmark,
+    /// The owner of the packet's socket, checked by the rule itself.
+    Owner,
 }
 
 /// A match's constraint on one [`Field`].
@@ -96,6 +98,7 @@ pub enum Want {
     PktType(Negatable<u8>),
     Recent(Recent),
     Mark(Negatable<MarkMask>),
+    Owner(Owner),
 }
 
 impl Want {

@@ -26,6 +26,7 @@ pub mod masquerade;
 pub mod multiport;
 pub mod nat;
 pub mod netmap;
+pub mod owner;
 pub mod pkttype;
 pub mod recent;
 pub mod redirect;
@@ -49,7 +50,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 30] = [
+pub static REGISTRY: [&dyn Extension; 31] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -71,6 +72,7 @@ pub static REGISTRY: [&dyn Extension; 30] = [
     &recent::RecentExt,
     &mark::Mark,
     &connmark::Connmark,
+    &owner::OwnerExt,
     &reject::Reject,
     &log::LogExt,
     &snat::SNAT,
@@ -106,6 +108,7 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::Recent(_) => &recent::RecentExt,
         Match::Mark(_) => &mark::Mark,
         Match::Connmark(_) => &connmark::Connmark,
+        Match::Owner(_) => &owner::OwnerExt,
     }
 }
 

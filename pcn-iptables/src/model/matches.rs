@@ -158,6 +158,20 @@ pub enum Match {
     Mark(Negatable<MarkMask>),
     /// `-m connmark --mark`: the connection's mark under `mask` is `value`.
     Connmark(Negatable<MarkMask>),
+    /// `-m owner`
+    Owner(Owner),
+}
+
+/// `-m owner`: at least one of its options is set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Owner {
+    /// `--uid-owner`, `--gid-owner`: inclusive ranges.
+    pub uid: Option<Negatable<(u32, u32)>>,
+    pub gid: Option<Negatable<(u32, u32)>>,
+    /// `--suppl-groups`
+    pub suppl_groups: bool,
+    /// `--socket-exists`
+    pub socket: Option<Negatable<()>>,
 }
 
 /// A mark and a mask, as xt_mark and xt_MARK keep them.

@@ -8,7 +8,7 @@ use pcn_iptables_common::reject;
 
 use super::names::no_chain;
 use crate::error::{Error, OTHER_PROBLEM, Result};
-use crate::ext::{connmark_target, ecn, limit, recent};
+use crate::ext::{connmark_target, ecn, limit, owner, recent};
 use crate::model::{
     Chain, Command, IPPROTO_ICMP, IPPROTO_TCP, MAX_CHAIN_LABEL, Match, NatKind, Rule, Table,
     TableName, Target,
@@ -434,6 +434,7 @@ fn check_entry(rule: &Rule, table: TableName, hooks: u8) -> Result<()> {
             Match::Mac(_) => only(hook::PREROUTING | hook::INPUT | hook::FORWARD),
             m if ecn::reads_tcp(m) => proto_is(IPPROTO_TCP),
             Match::Recent(r) => recent::kernel_accepts(r),
+            Match::Owner(o) => owner::kernel_accepts(o) && only(hook::OUTPUT | hook::POSTROUTING),
             Match::Limit(limit) if !limit::kernel_accepts(limit) => {
                 return Err(plain("Numerical result out of range"));
             }
