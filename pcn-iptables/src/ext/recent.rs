@@ -139,52 +139,28 @@ impl Extension for RecentExt {
 
     fn save(&self, m: &Match, out: &mut String) {
         let Match::Recent(r) = m else { return };
-        out.push_str(bang(r.invert));
-        let _ = write!(out, " --{}", COMMANDS[r.op as usize % 5].0);
-        if r.seconds != 0 {
-            let _ = write!(out, " --seconds {}", r.seconds as i32);
-        }
-        if r.reap {
-            out.push_str(" --reap");
-        }
-        if r.hitcount != 0 {
-            let _ = write!(out, " --hitcount {}", r.hitcount as i32);
-        }
-        if r.rttl {
-            out.push_str(" --rttl");
-        }
         let _ = write!(
             out,
-            " --name {} --mask {} --{}",
-            r.name,
-            Ipv4Addr::from(r.mask),
-            if r.dest { "rdest" } else { "rsource" }
+            "{} --{}",
+            bang(r.invert),
+            COMMANDS[r.op as usize % 5].0
         );
+        modifiers(r, [" --seconds", " --reap", " --hitcount", " --rttl"], out);
+        let side = if r.dest { "rdest" } else { "rsource" };
+        let _ = write!(out, " --name {} --mask {} --{side}", r.name, mask(r));
     }
 
     fn print(&self, m: &Match, _: &Show, out: &mut String) {
         let Match::Recent(r) = m else { return };
-        out.push_str(bang(r.invert));
-        let _ = write!(out, " recent: {}", COMMANDS[r.op as usize % 5].1);
-        if r.seconds != 0 {
-            let _ = write!(out, " seconds: {}", r.seconds as i32);
-        }
-        if r.reap {
-            out.push_str(" reap");
-        }
-        if r.hitcount != 0 {
-            let _ = write!(out, " hit_count: {}", r.hitcount as i32);
-        }
-        if r.rttl {
-            out.push_str(" TTL-Match");
-        }
         let _ = write!(
             out,
-            " name: {} side: {} mask: {}",
-            r.name,
-            if r.dest { "dest" } else { "source" },
-            Ipv4Addr::from(r.mask)
+            "{} recent: {}",
+            bang(r.invert),
+            COMMANDS[r.op as usize % 5].1
         );
+        modifiers(r, [" seconds:", " reap", " hit_count:", " TTL-Match"], out);
+        let side = if r.dest { "dest" } else { "source" };
+        let _ = write!(out, " name: {} side: {side} mask: {}", r.name, mask(r));
     }
 
     fn want(&self, m: &Match, field: Field) -> Option<Want> {
@@ -207,6 +183,27 @@ const COMMANDS: [(&str, &str); 5] = [
     ("update", "UPDATE"),
     ("remove", "REMOVE"),
 ];
+
+/// `--seconds`, `--reap`, `--hitcount`, `--rttl` where set, under these labels (libxt_recent
+/// prints the numbers with `%d`).
+fn modifiers(r: &Recent, labels: [&str; 4], out: &mut String) {
+    if r.seconds != 0 {
+        let _ = write!(out, "{} {}", labels[0], r.seconds as i32);
+    }
+    if r.reap {
+        out.push_str(labels[1]);
+    }
+    if r.hitcount != 0 {
+        let _ = write!(out, "{} {}", labels[2], r.hitcount as i32);
+    }
+    if r.rttl {
+        out.push_str(labels[3]);
+    }
+}
+
+fn mask(r: &Recent) -> Ipv4Addr {
+    Ipv4Addr::from(r.mask)
+}
 
 fn bang(invert: bool) -> &'static str {
     if invert { " !" } else { "" }
