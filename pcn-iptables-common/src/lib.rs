@@ -423,7 +423,7 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
 /// xt_connmark's match: no connection, no match (`!` or not).
 #[inline(always)]
 fn connmark_matches(pkt: &PacketInfo, a: &Action) -> bool {
-    conntrack::has_connection(pkt.ctstate)
+    conntrack::ctstate::has_connection(pkt.ctstate)
         && (pkt.ct_mark & a.connmark_mask == a.connmark)
             != (a.pkt_check & pkt_check::CONNMARK_INVERT != 0)
 }
@@ -590,7 +590,7 @@ pub struct PacketInfo {
     /// The packet's mark (the skb's on egress, 0 on ingress: a packet from another namespace
     /// arrives without one), as `-j MARK` leaves it.
     pub mark: u32,
-    /// The mark of the packet's connection, if it has one (`conntrack::has_connection`).
+    /// The mark of the packet's connection, if it has one (`conntrack::ctstate::has_connection`).
     pub ct_mark: u32,
     /// Its socket's owner on OUTPUT, where a rule has `-m owner` (`owner::*` state, fsuid,
     /// fsgid).

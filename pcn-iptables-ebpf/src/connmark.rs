@@ -1,7 +1,7 @@
 //! `-j CONNMARK`: the mark of the packet's connection (kept in its entry) or the packet's own
 //! changes as xt_CONNMARK changes them (`pcn_iptables_common::conntrack::connmark`).
 
-use pcn_iptables_common::conntrack::{self, has_connection};
+use pcn_iptables_common::conntrack::{self, ctstate::has_connection};
 
 use crate::maps::{PCN_CONNTRACK, PCN_PACKETS, action};
 

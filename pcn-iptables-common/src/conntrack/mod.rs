@@ -457,16 +457,6 @@ pub fn track_other(
     }
 }
 
-/// Whether a packet in `ctstate` (a `PacketInfo::ctstate` value) has a connection, as
-/// `nf_ct_get` finds one: new, established or related, not invalid or untracked.
-#[inline(always)]
-pub fn has_connection(ctstate: u8) -> bool {
-    matches!(
-        ctstate & ctstate::STATE_MASK,
-        ctstate::NEW | ctstate::ESTABLISHED | ctstate::RELATED
-    )
-}
-
 /// `Action::connmark_mode`: what `-j CONNMARK` does (xt_CONNMARK's modes).
 pub mod connmark_mode {
     pub const SET: u8 = 1;
