@@ -822,7 +822,10 @@ fn conntrack_listing_shows_nat_pcn() {
     assert_eq!(rows.len(), 3, "{out}");
 }
 
-pcn_iptables_tests::scenarios!(connection_protocol_and_direction);
+pcn_iptables_tests::scenarios!(
+    connection_protocol_and_direction,
+    connection_status_and_expiry
+);
 
 /// `--ctproto` and `--ctdir`: c1's UDP request to the host's echo port goes the original way,
 /// the echo the reply way; a request to a closed port draws an ICMP error that is RELATED to
@@ -843,4 +846,33 @@ fn connection_protocol_and_direction(fw: Fw) {
     assert!(!c1.udp(HOST1, 10).attempt(Duration::from_millis(300)));
     assert_eq!(lab.counts(&host, "INPUT"), vec![0, 2]);
     assert_eq!(lab.counts(&host, "OUTPUT"), vec![1, 0, 0, 1]);
+}
+
+/// `--ctstatus` and `--ctexpire`: a UDP connection's first datagram is not CONFIRMED; the
+/// next, after the echo, has SEEN_REPLY but is not ASSURED; two seconds on it is a stream,
+/// ASSURED. A connection no reply comes for has 30 seconds left on its second datagram (and
+/// 0, unconfirmed, on its first).
+fn connection_status_and_expiry(fw: Fw) {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    lab.serve(&host, &[9]);
+    lab.ipt_lines(
+        &host,
+        "-A INPUT -p udp --dport 9 -m conntrack --ctstatus ASSURED -j ACCEPT
+         -A INPUT -p udp --dport 9 -m conntrack --ctstatus SEEN_REPLY -j ACCEPT
+         -A INPUT -p udp --dport 9 -m conntrack ! --ctstatus CONFIRMED -j ACCEPT
+         -A INPUT -p udp --dport 10 -m conntrack --ctexpire 0 -j ACCEPT
+         -A INPUT -p udp --dport 10 -m conntrack --ctexpire 28:30 ! --ctstatus SEEN_REPLY -j ACCEPT
+         -A INPUT -p udp -j ACCEPT",
+    );
+    let echo = || c1.udp(HOST1, 9).sport(41900);
+    lab.expect(&echo(), Pass);
+    lab.expect(&echo(), Pass);
+    std::thread::sleep(Duration::from_millis(2100));
+    lab.expect(&echo(), Pass);
+    for _ in 0..2 {
+        let closed = c1.udp(HOST1, 10).sport(41901);
+        assert!(!closed.attempt(Duration::from_millis(300)));
+    }
+    assert_eq!(lab.counts(&host, "INPUT"), vec![1, 1, 1, 1, 1, 0]);
+    lab.check();
 }

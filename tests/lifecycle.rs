@@ -12,7 +12,7 @@ use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Drop, Fw, Ns, Pair, Pass, cmd};
 
 /// pcn-iptables's `dataplane::bpffs::LAYOUT` directory.
-const STATE_ROOT: &str = "/run/pcn-iptables/bpffs/v13";
+const STATE_ROOT: &str = "/run/pcn-iptables/bpffs/v14";
 const LOCKS: &str = "/run/pcn-iptables/locks";
 
 /// The state directory of `ns` in this layout, named by its network namespace cookie.
@@ -418,8 +418,9 @@ fn a_full_connection_table_takes_new_translated_connections() {
 }
 
 /// A full connection table makes room as netfilter's early_drop does: a connection not yet
-/// assured (no reply) goes for a new one; when every connection is assured, the new
-/// connection's packet is dropped, and the connections already there go on.
+/// assured (no reply; for UDP, no traffic two seconds after a reply) goes for a new one; when
+/// every connection is assured, the new connection's packet is dropped, and the connections
+/// already there go on.
 #[test]
 fn a_full_connection_table_drops_unassured_connections_first() {
     let fw = Fw::pcn();
@@ -449,6 +450,11 @@ fn a_full_connection_table_drops_unassured_connections_first() {
         assert!(tracked(sport), "{sport} not tracked");
     }
     assert!((41001..=41004).all(|s| !tracked(s)), "unassured ones kept");
+    // Two seconds on, one more datagram each makes them UDP streams: assured.
+    std::thread::sleep(Duration::from_millis(2100));
+    for sport in 41010..=41013 {
+        lab.expect(&c1.udp(HOST1, 7000).sport(sport), Pass);
+    }
     // Full of assured connections: a new one is dropped, the others go on.
     lab.expect(&c1.udp(HOST1, 7000).sport(41020), Drop);
     lab.expect(&c1.udp(HOST1, 7000).sport(41010), Pass);

@@ -346,6 +346,11 @@ pub struct Action {
     pub nfmask: u32,
     pub owner_uid: [u32; 2],
     pub owner_gid: [u32; 2],
+    /// `-m conntrack --ctexpire` (seconds, inclusive) and `--ctstatus` (`conntrack::ips`
+    /// bits).
+    pub ct_expires: [u32; 2],
+    pub ct_status_mask: u8,
+    pub _ct_pad: [u8; 7],
 }
 
 /// `-m owner` (xt_owner): `Action::owner_match` bits, and `PacketInfo::owner` states.
@@ -385,6 +390,12 @@ pub mod ct_other {
     /// `--ctdir`, and whether it is REPLY.
     pub const DIR: u8 = 4;
     pub const REPLY: u8 = 8;
+    /// `--ctstatus` (`Action::ct_status_mask`), and its `!`.
+    pub const STATUS: u8 = 16;
+    pub const STATUS_INVERT: u8 = 32;
+    /// `--ctexpire` (`Action::ct_expires`), and its `!`.
+    pub const EXPIRES: u8 = 64;
+    pub const EXPIRES_INVERT: u8 = 128;
 }
 
 /// `Action::pkt_check`.
@@ -522,6 +533,9 @@ impl Default for Action {
             nfmask: 0,
             owner_uid: [0; 2],
             owner_gid: [0; 2],
+            ct_expires: [0; 2],
+            ct_status_mask: 0,
+            _ct_pad: [0; 7],
         }
     }
 }
@@ -590,8 +604,12 @@ pub struct PacketInfo {
     /// The packet's mark (the skb's on egress, 0 on ingress: a packet from another namespace
     /// arrives without one), as `-j MARK` leaves it.
     pub mark: u32,
-    /// The mark of the packet's connection, if it has one (`conntrack::ctstate::has_connection`).
+    /// The mark of the packet's connection, if it has one (`conntrack::ctstate::has_connection`),
+    /// its `conntrack::ips` bits and its seconds left (0 before it is confirmed).
     pub ct_mark: u32,
+    pub ct_expires: u32,
+    pub ct_status: u8,
+    pub _ct_status_pad: [u8; 3],
     /// Its socket's owner on OUTPUT, where a rule has `-m owner` (`owner::*` state, fsuid,
     /// fsgid).
     pub owner_uid: u32,

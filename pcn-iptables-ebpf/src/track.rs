@@ -4,7 +4,7 @@
 
 use pcn_iptables_common::PacketInfo;
 use pcn_iptables_common::conntrack::{
-    self, CtEntry, CtKey, CtReclaim, Tuple, ctstate, nat, nat_flag, status,
+    self, CtEntry, CtKey, CtReclaim, Tuple, ctstate, ips, nat, nat_flag, status,
 };
 
 use core::ffi::c_void;
@@ -88,7 +88,7 @@ pub(crate) fn track(
                     let e = unsafe { &*e };
                     // The connection's, as xt_conntrack sees it on the error, which goes the
                     // other way than the packet it quotes (`--ctdir`).
-                    connection_of(pkt, ctstate::RELATED, &key, e);
+                    connection_of(pkt, ctstate::RELATED, &key, e, now);
                     pkt.ct_reply = (src_end & 1 == e.origin) as u8;
                     // The error goes the other way than the packet it quotes.
                     if e.nat != 0 {
@@ -127,7 +127,12 @@ pub(crate) fn track(
     let Some(entry) = entry else {
         return;
     };
-    connection_of(pkt, state, &key, &entry);
+    connection_of(pkt, state, &key, &entry, now);
+    if live.is_none() {
+        // Not confirmed yet: nf_ct_expires says 0 for it.
+        pkt.ct_status &= !ips::CONFIRMED;
+        pkt.ct_expires = 0;
+    }
     let reply = src_end != entry.origin;
     pkt.ct_reply = reply as u8;
     if let Some(e) = existing
@@ -159,11 +164,25 @@ pub(crate) fn track(
 /// nat maps it). A subprogram: inlined, its temporaries would take room in the entry
 /// programs' frames, which are full.
 #[inline(never)]
-fn connection_of(pkt: &mut PacketInfo, state: u8, key: &CtKey, e: &CtEntry) {
+fn connection_of(pkt: &mut PacketInfo, state: u8, key: &CtKey, e: &CtEntry, now: u64) {
     pkt.ctstate = ctstate::with_nat(state, e.nat);
     // Where `-j CONNMARK` finds the connection again.
     pkt.ct_mark = e.mark;
     pkt.ct_key = *key;
+    // What `--ctstatus` and `--ctexpire` see, as the filter table sees it: this packet's
+    // refresh and status bits done.
+    pkt.ct_status = ips::CONFIRMED
+        | if e.status & status::SEEN_REPLY != 0 {
+            ips::SEEN_REPLY
+        } else {
+            0
+        }
+        | if e.status & status::ASSURED != 0 {
+            ips::ASSURED
+        } else {
+            0
+        };
+    pkt.ct_expires = (e.expires.saturating_sub(now) / 1_000_000_000).min(u32::MAX as u64) as u32;
     // `nat::original` and `nat::reply`, written in place: tuples built on the stack would
     // take room the classifiers' frames do not have.
     // Constant indexes: a computed one becomes pointer arithmetic the verifier refuses.

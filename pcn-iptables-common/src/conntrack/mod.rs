@@ -190,9 +190,10 @@ pub fn tcp_timeout(state: u8) -> u64 {
     }
 }
 
-/// nf_conntrack_udp_timeout (no reply yet) and nf_conntrack_udp_timeout_stream (replied).
-pub fn udp_timeout(seen_reply: bool) -> u64 {
-    SEC * if seen_reply { 120 } else { 30 }
+/// nf_conntrack_udp_timeout and nf_conntrack_udp_timeout_stream (a stream: see
+/// `track_other`).
+pub fn udp_timeout(stream: bool) -> u64 {
+    SEC * if stream { 120 } else { 30 }
 }
 
 /// nf_conntrack_icmp_timeout.
@@ -234,7 +235,22 @@ pub mod status {
     /// Not a connection: the key of a translated connection's reply tuple, which leads to
     /// the connection's entry (`CtEntry::reply_addr`/`reply_port` hold its key).
     pub const ALIAS: u8 = 2;
+    /// netfilter's IPS_ASSURED: a TCP connection whose handshake completed (or whose pick-up
+    /// was answered), a UDP stream (traffic after a reply, two seconds on).
+    pub const ASSURED: u8 = 4;
 }
+
+/// netfilter's IPS_* bits as `--ctstatus` names them (`PacketInfo::ct_status`).
+pub mod ips {
+    pub const EXPECTED: u8 = 1;
+    pub const SEEN_REPLY: u8 = 2;
+    pub const ASSURED: u8 = 4;
+    pub const CONFIRMED: u8 = 8;
+}
+
+/// A UDP connection with a reply is a stream (assured, its longer timeout) once this long
+/// after its first packet: nf_conntrack_proto_udp's `stream_ts`.
+pub const UDP_STREAM_AFTER: u64 = 2 * SEC;
 
 /// `CtEntry::nat`: which ends of a connection nat rewrites (netfilter's IPS_SRC_NAT and
 /// IPS_DST_NAT), seen from its first packet.
@@ -309,6 +325,9 @@ pub struct CtEntry {
     pub reply_port: [u16; 2],
     /// MASQUERADE's output interface.
     pub out_ifindex: u32,
+    /// UDP: when a replied connection becomes a stream (`UDP_STREAM_AFTER` after its first
+    /// packet).
+    pub stream_at: u64,
 }
 
 /// A packet's tuple: source and destination address and port (id/type for ICMP queries).
@@ -414,6 +433,14 @@ pub fn track_tcp(
             if next != IGNORE {
                 entry.tcp_state = next;
             }
+            // tcp_packet: assured once the handshake's last ACK (or an answer to a picked-up
+            // connection) leads to ESTABLISHED after a reply was seen.
+            if e.status & status::SEEN_REPLY != 0
+                && matches!(e.tcp_state, SYN_RECV | ESTABLISHED)
+                && next == ESTABLISHED
+            {
+                entry.status |= status::ASSURED;
+            }
             if reply {
                 entry.status |= status::SEEN_REPLY;
             }
@@ -431,8 +458,8 @@ pub fn track_other(
     proto: u8,
     now: u64,
 ) -> (u8, Option<CtEntry>) {
-    let timeout = |seen_reply: bool| match proto {
-        17 => udp_timeout(seen_reply),
+    let timeout = |stream: bool| match proto {
+        17 => udp_timeout(stream),
         1 => ICMP_TIMEOUT,
         _ => GENERIC_TIMEOUT,
     };
@@ -441,6 +468,7 @@ pub fn track_other(
             let entry = CtEntry {
                 origin: src_end,
                 expires: now + timeout(false),
+                stream_at: now + UDP_STREAM_AFTER,
                 ..Default::default()
             };
             (ctstate::NEW, Some(entry))
@@ -448,10 +476,16 @@ pub fn track_other(
         Some(e) => {
             let reply = src_end != e.origin;
             let mut entry = *e;
+            // udp_packet: after a reply (seen before this packet), a stream from two seconds
+            // on: assured, and the longer timeout.
+            let stream = proto == 17 && e.status & status::SEEN_REPLY != 0 && now > e.stream_at;
+            if stream {
+                entry.status |= status::ASSURED;
+            }
             if reply {
                 entry.status |= status::SEEN_REPLY;
             }
-            entry.expires = now + timeout(entry.status & status::SEEN_REPLY != 0);
+            entry.expires = now + timeout(stream);
             (direction_state(&entry, reply), Some(entry))
         }
     }
@@ -498,21 +532,20 @@ fn direction_state(entry: &CtEntry, reply: bool) -> u8 {
 
 /// Whether a full table may drop the entry to make room for a new connection, as netfilter's
 /// early_drop and its gc worker do (`gc_worker_can_early_drop`): an expired entry, one not
-/// yet assured (TCP before ESTABLISHED, others before a reply), or a TCP connection closing
-/// (`tcp_can_early_drop`).
+/// assured, or a TCP connection closing (`tcp_can_early_drop`).
 #[inline(always)]
 pub fn evictable(key: &CtKey, entry: &CtEntry, now: u64) -> bool {
     // An alias goes with its connection (see `track::reclaim`).
     if entry.status & status::ALIAS != 0 {
         return false;
     }
-    if entry.expires <= now {
-        return true;
-    }
-    if key.proto == 6 {
-        return entry.tcp_state != tcp::ESTABLISHED;
-    }
-    entry.status & status::SEEN_REPLY == 0
+    entry.expires <= now
+        || entry.status & status::ASSURED == 0
+        || (key.proto == 6
+            && matches!(
+                entry.tcp_state,
+                tcp::FIN_WAIT | tcp::LAST_ACK | tcp::TIME_WAIT | tcp::CLOSE | tcp::CLOSE_WAIT
+            ))
 }
 
 /// A full table's search for room (eBPF's `track::reclaim`), per CPU.
@@ -587,6 +620,17 @@ pub fn tuples_match(pkt: &PacketInfo, a: &Action) -> bool {
         }
     }
     if other & ct_other::DIR != 0 && (pkt.ct_reply != 0) != (other & ct_other::REPLY != 0) {
+        return false;
+    }
+    if other & ct_other::STATUS != 0
+        && (pkt.ct_status & a.ct_status_mask != 0) == (other & ct_other::STATUS_INVERT != 0)
+    {
+        return false;
+    }
+    let [lo, hi] = a.ct_expires;
+    if other & ct_other::EXPIRES != 0
+        && (lo <= pkt.ct_expires && pkt.ct_expires <= hi) == (other & ct_other::EXPIRES_INVERT != 0)
+    {
         return false;
     }
     other & ct_other::PROTO == 0

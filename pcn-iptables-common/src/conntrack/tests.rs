@@ -121,20 +121,61 @@ fn rst_closes_and_syn_reopens() {
 
 #[test]
 fn udp_and_icmp_queries() {
+    const S: u64 = 1_000_000_000;
     let (s, e) = track_other(None, CLIENT, 17, 0);
     assert_eq!(s, ctstate::NEW);
     let e = e.unwrap();
     assert_eq!(e.expires, udp_timeout(false));
     let (s, e2) = track_other(Some(&e), CLIENT, 17, 5);
     assert_eq!(s, ctstate::NEW, "no reply yet");
+    // udp_packet: the first reply keeps the short timeout; so does traffic in the first two
+    // seconds; after them the connection is a stream, assured, with the long one.
     let (s, e3) = track_other(e2.as_ref(), SERVER, 17, 6);
     assert_eq!(s, ctstate::ESTABLISHED);
-    assert_eq!(e3.unwrap().expires, 6 + udp_timeout(true));
-    let (s, _) = track_other(e3.as_ref(), CLIENT, 17, 7);
+    let e3 = e3.unwrap();
+    assert_eq!(e3.expires, 6 + udp_timeout(false));
+    assert_eq!(e3.status, status::SEEN_REPLY);
+    let (s, e4) = track_other(Some(&e3), CLIENT, 17, 2 * S);
     assert_eq!(s, ctstate::ESTABLISHED);
+    assert_eq!(
+        e4.unwrap().status & status::ASSURED,
+        0,
+        "two seconds exactly"
+    );
+    let (_, e5) = track_other(Some(&e3), CLIENT, 17, 2 * S + 1);
+    let e5 = e5.unwrap();
+    assert_eq!(e5.status, status::SEEN_REPLY | status::ASSURED);
+    assert_eq!(e5.expires, 2 * S + 1 + udp_timeout(true));
+    // ICMP is never assured.
+    let (_, q) = track_other(None, CLIENT, 1, 0);
+    let (_, r) = track_other(q.as_ref(), SERVER, 1, 1);
+    let (_, q2) = track_other(r.as_ref(), CLIENT, 1, 10 * S);
+    assert_eq!(q2.unwrap().status, status::SEEN_REPLY);
     assert_eq!(icmp_reply_type(8), Some(0));
     assert_eq!(icmp_reply_type(0), None);
     assert!(icmp_is_error(3) && !icmp_is_error(8));
+}
+
+/// tcp_packet's IPS_ASSURED: the handshake's last ACK, after the SYN-ACK (a reply); not the
+/// SYN-ACK itself.
+#[test]
+fn tcp_is_assured_when_the_handshake_completes() {
+    let assured = |packets: &[(u8, u8)]| {
+        let (_, e) = tcp_run(packets);
+        e.unwrap().status & status::ASSURED != 0
+    };
+    assert!(!assured(&[(CLIENT, SYN), (SERVER, SYN | ACK)]));
+    assert!(assured(&[
+        (CLIENT, SYN),
+        (SERVER, SYN | ACK),
+        (CLIENT, ACK)
+    ]));
+    assert!(assured(&[
+        (CLIENT, SYN),
+        (SERVER, SYN | ACK),
+        (CLIENT, ACK),
+        (CLIENT, FIN | ACK)
+    ]));
 }
 
 #[test]
@@ -177,18 +218,21 @@ fn a_full_table_evicts_what_netfilter_would() {
         expires: 100,
         ..Default::default()
     };
+    let assured = status::SEEN_REPLY | status::ASSURED;
     // Assured: kept while live, evicted once expired.
-    assert!(!evictable(&tcp, &live(tcp::ESTABLISHED, 0), 50));
-    assert!(evictable(&tcp, &live(tcp::ESTABLISHED, 0), 100));
-    assert!(!evictable(&udp, &live(0, status::SEEN_REPLY), 50));
-    // Not assured yet, or closing.
-    assert!(evictable(&tcp, &live(tcp::SYN_SENT, 0), 50));
-    assert!(evictable(&tcp, &live(tcp::SYN_RECV, 0), 50));
+    assert!(!evictable(&tcp, &live(tcp::ESTABLISHED, assured), 50));
+    assert!(evictable(&tcp, &live(tcp::ESTABLISHED, assured), 100));
+    assert!(!evictable(&udp, &live(0, assured), 50));
+    // Not assured (a reply is not enough), or closing.
     assert!(evictable(
         &tcp,
-        &live(tcp::TIME_WAIT, status::SEEN_REPLY),
+        &live(tcp::ESTABLISHED, status::SEEN_REPLY),
         50
     ));
+    assert!(evictable(&tcp, &live(tcp::SYN_SENT, 0), 50));
+    assert!(evictable(&tcp, &live(tcp::SYN_RECV, 0), 50));
+    assert!(evictable(&tcp, &live(tcp::TIME_WAIT, assured), 50));
+    assert!(evictable(&udp, &live(0, status::SEEN_REPLY), 50));
     assert!(evictable(&udp, &live(0, 0), 50));
 }
 

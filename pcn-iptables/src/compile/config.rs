@@ -267,6 +267,24 @@ pub(super) fn action(
         if let Some(reply) = other.reply {
             action.ct_other |= ct_other::DIR | if reply { ct_other::REPLY } else { 0 };
         }
+        if let Some(st) = other.status {
+            action.ct_other |= ct_other::STATUS
+                | if st.negated {
+                    ct_other::STATUS_INVERT
+                } else {
+                    0
+                };
+            action.ct_status_mask = st.value;
+        }
+        if let Some(e) = other.expire {
+            action.ct_other |= ct_other::EXPIRES
+                | if e.negated {
+                    ct_other::EXPIRES_INVERT
+                } else {
+                    0
+                };
+            action.ct_expires = [e.value.0, e.value.1];
+        }
         for (i, a) in addrs.iter().enumerate() {
             let Some(a) = a else { continue };
             action.ct_checks |= 1 << i;

@@ -172,6 +172,9 @@ struct Pkt {
     /// Its connection's protocol, and whether the packet goes the reply way.
     ct_proto: u8,
     ct_reply: bool,
+    /// Its connection's IPS_* bits and seconds left.
+    ct_status: u8,
+    ct_expires: u32,
     /// Per rule: whether its `-m limit` bucket has a token now (the one thing about a rule
     /// that compile time cannot know).
     limit_pass: Vec<bool>,
@@ -201,6 +204,8 @@ impl Pkt {
             ct: [src, dst, dst, src],
             ct_proto: 17,
             ct_reply: false,
+            ct_status: 0,
+            ct_expires: 0,
             limit_pass: Vec::new(),
         }
     }
@@ -305,6 +310,8 @@ impl Pkt {
                 ..Default::default()
             },
             ct_reply: self.ct_reply as u8,
+            ct_status: self.ct_status,
+            ct_expires: self.ct_expires,
             // The reply tuple's inverse.
             xlat: Tuple {
                 src: self.ct[3].to_be_bytes(),
@@ -568,6 +575,13 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
                         .as_ref()
                         .is_none_or(|c| (p.ct_proto == c.value) != c.negated)
                         && other.reply.is_none_or(|r| r == p.ct_reply)
+                        && other
+                            .status
+                            .as_ref()
+                            .is_none_or(|st| (p.ct_status & st.value != 0) != st.negated)
+                        && other.expire.as_ref().is_none_or(|e| {
+                            (e.value.0 <= p.ct_expires && p.ct_expires <= e.value.1) != e.negated
+                        })
                 } else {
                     states.value != 0
                 }
@@ -893,9 +907,20 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
                     negated: rng.chance(30),
                 }),
                 reply: rng.chance(30).then(|| rng.chance(50)),
+                status: rng.chance(20).then(|| Negatable {
+                    value: rng.pick(&[0, 2, 4, 8, 10]),
+                    negated: rng.chance(30),
+                }),
+                expire: rng.chance(20).then(|| Negatable {
+                    value: rng.pick(&[(0, 0), (10, 60), (100, 50)]),
+                    negated: rng.chance(30),
+                }),
             };
             // At least one option besides the state, as parsing makes them.
-            let bare = other.proto.is_none() && other.reply.is_none();
+            let bare = other.proto.is_none()
+                && other.reply.is_none()
+                && other.status.is_none()
+                && other.expire.is_none();
             let first = rng.below(if bare { 4 } else { 5 });
             Match::ConntrackTuple {
                 states: Negatable {
@@ -1261,6 +1286,8 @@ fn random_packet(rng: &mut Rng, pools: &Pools, rules: usize) -> Pkt {
         ct: [0; 4].map(|_| addr(rng)),
         ct_proto: rng.pick(&[6, 17, 1]),
         ct_reply: rng.chance(50),
+        ct_status: rng.pick(&[0, 8, 10, 14]),
+        ct_expires: rng.pick(&[0, 10, 30, 60, 120]),
         limit_pass: (0..rules).map(|_| rng.chance(50)).collect(),
     }
 }

@@ -70,11 +70,18 @@ pub fn seed(dir: &Path) -> Result<usize> {
             17 => conntrack::udp_timeout(k.replied),
             _ => conntrack::ICMP_TIMEOUT,
         };
+        // Connections older than this install: replied ones are assured, as they would be
+        // by now (a TCP handshake done, a UDP stream).
         let entry = CtEntry {
             origin,
             tcp_state: k.tcp_state,
-            status: if k.replied { status::SEEN_REPLY } else { 0 },
+            status: if k.replied {
+                status::SEEN_REPLY | status::ASSURED
+            } else {
+                0
+            },
             expires: now + timeout,
+            stream_at: now,
             ..Default::default()
         };
         if map.insert(key, entry, 0).is_ok() {

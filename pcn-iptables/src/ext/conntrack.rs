@@ -1,16 +1,17 @@
 //! libxt_conntrack: `-m conntrack --ctstate` (SNAT and DNAT too), `--ctproto`,
-//! `--ctorigsrc`, `--ctorigdst`, `--ctreplsrc`, `--ctrepldst` and `--ctdir`, and the alias
-//! `-m state --state` (the other conntrack options are known to getopt but refused).
+//! `--ctorigsrc`, `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`, `--ctstatus`, `--ctexpire` and
+//! `--ctdir`, and the alias `-m state --state` (the port options are known to getopt but
+//! refused).
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use pcn_iptables_common::conntrack::ctstate;
+use pcn_iptables_common::conntrack::{ctstate, ips};
 
 use super::api::{Context, Entry, Extension, Field, Show, Value, Want, bang, entry, mandatory};
 use crate::error::Result;
 use crate::model::{CtAddr, CtOther, Match, Negatable, StateModule};
-use crate::xtables::{hostmask, param, unsupported, value::protocol};
+use crate::xtables::{hostmask, mint_range, param, unsupported, value::protocol};
 
 /// `--ctstate`, then the options of [`OTHER_OPTIONS`] (ids 1 to 12): `--ctproto` (1), the
 /// tuple addresses (2 to 5) and `--ctdir` (12) are parsed, the others refused.
@@ -31,6 +32,8 @@ pub const CONNTRACK_ENTRIES: [Entry; 13] = [
 ];
 
 const CTPROTO: u8 = 1;
+const CTSTATUS: u8 = 6;
+const CTEXPIRE: u8 = 7;
 const CTDIR: u8 = 12;
 
 /// The ids of `--ctorigsrc` … `--ctrepldst`, in `Match::ConntrackTuple::addrs`' order.
@@ -77,7 +80,7 @@ impl Extension for Conntrack {
         match id {
             0 => parse(v, StateModule::Conntrack, arg, invert),
             _ if ADDR_IDS.contains(&id) => parse_addr(v, id, arg, invert, cx),
-            CTPROTO | CTDIR => parse_other(v, id, arg, invert, cx),
+            CTPROTO | CTDIR | CTSTATUS | CTEXPIRE => parse_other(v, id, arg, invert, cx),
             _ => Err(unsupported(format_args!(
                 "option \"--{}\"",
                 OTHER_OPTIONS[id as usize - 1]
@@ -190,12 +193,24 @@ fn tuple(v: &mut Value) -> &mut Match {
     m
 }
 
-/// `--ctproto` (`xtables_parse_protocol`) and `--ctdir ORIGINAL|REPLY` (any case).
+/// `--ctproto` (`xtables_parse_protocol`), `--ctstatus` (names, any case), `--ctexpire`
+/// (XTTYPE_UINT32RC) and `--ctdir ORIGINAL|REPLY` (any case).
 fn parse_other(v: &mut Value, id: u8, text: &str, invert: bool, cx: &mut Context) -> Result<()> {
     let Match::ConntrackTuple { other, .. } = tuple(v) else {
         unreachable!("a conntrack instance holds a conntrack match");
     };
-    if id == CTPROTO {
+    if id == CTSTATUS {
+        other.status = Some(Negatable {
+            value: parse_statuses(text)?,
+            negated: invert,
+        });
+    } else if id == CTEXPIRE {
+        let (lo, hi) = mint_range("conntrack", "ctexpire", text, u32::MAX as u64)?;
+        other.expire = Some(Negatable {
+            value: (lo as u32, hi as u32),
+            negated: invert,
+        });
+    } else if id == CTPROTO {
         let proto = protocol(cx.db, text)
             .ok_or_else(|| param(format!("unknown protocol \"{text}\" specified")))?;
         other.proto = Some(Negatable {
@@ -244,8 +259,9 @@ fn parts(m: &Match) -> Option<(Negatable<u8>, StateModule, &TupleAddrs, CtOther)
 }
 
 /// `conntrack_dump`: the options in libxt_conntrack's order whatever the order given
-/// (`--ctstate`, `--ctproto`, the addresses, `--ctdir`), each with `!` before it; `prefix`
-/// is `--` for `-S`. A `-L` address is named unless numeric, `anywhere` when 0.
+/// (`--ctstate`, `--ctproto`, the addresses, `--ctstatus`, `--ctexpire`, `--ctdir`), each
+/// with `!` before it; `prefix` is `--` for `-S`. A `-L` address is named unless numeric,
+/// `anywhere` when 0.
 fn dump(m: &Match, prefix: &str, show: Option<&Show>, out: &mut String) {
     let Some((states, module, addrs, other)) = parts(m) else {
         return;
@@ -290,11 +306,66 @@ fn dump(m: &Match, prefix: &str, show: Option<&Show>, out: &mut String) {
             let _ = write!(out, "/{}", a.value.mask.leading_ones());
         }
     }
+    if let Some(s) = other.status {
+        let names: Vec<&str> = STATUS_NAMES[1..]
+            .iter()
+            .filter(|(_, bit)| s.value & bit != 0)
+            .map(|(name, _)| *name)
+            .collect();
+        let names = if names.is_empty() {
+            "NONE".to_string()
+        } else {
+            names.join(",")
+        };
+        let _ = write!(out, "{} {prefix}ctstatus {names}", bang(s.negated));
+    }
+    if let Some(e) = other.expire {
+        let _ = write!(out, "{} {prefix}ctexpire {}", bang(e.negated), e.value.0);
+        if e.value.1 != e.value.0 {
+            let _ = write!(out, ":{}", e.value.1);
+        }
+    }
     if let Some(reply) = other.reply {
         let dir = if reply { "REPLY" } else { "ORIGINAL" };
         let _ = write!(out, " {prefix}ctdir {dir}");
     }
 }
+
+/// libxt_conntrack's `conntrack_ps_statuses`: comma-separated names, each any prefix of one
+/// (strncasecmp, tried in `STATUS_NAMES`' order); the error shows the rest of the list from
+/// the bad name on.
+fn parse_statuses(text: &str) -> Result<u8> {
+    let mut bits = 0;
+    let mut rest = text;
+    loop {
+        let (word, next) = match rest.split_once(',') {
+            Some((w, n)) => (w, Some(n)),
+            None => (rest, None),
+        };
+        let found = STATUS_NAMES.iter().find(|(name, _)| {
+            !word.is_empty()
+                && word.len() <= name.len()
+                && name[..word.len()].eq_ignore_ascii_case(word)
+        });
+        let Some((_, bit)) = found else {
+            return Err(param(format!("Bad ctstatus \"{rest}\"")));
+        };
+        bits |= bit;
+        match next {
+            Some(n) => rest = n,
+            None => return Ok(bits),
+        }
+    }
+}
+
+/// `--ctstatus` names, in libxt_conntrack's order, and their IPS_* bits.
+const STATUS_NAMES: [(&str, u8); 5] = [
+    ("NONE", 0),
+    ("EXPECTED", ips::EXPECTED),
+    ("SEEN_REPLY", ips::SEEN_REPLY),
+    ("ASSURED", ips::ASSURED),
+    ("CONFIRMED", ips::CONFIRMED),
+];
 
 fn save(m: &Match, out: &mut String) {
     dump(m, "--", None, out);

@@ -66,7 +66,6 @@ impl Extension for Length {
         true
     }
 }
-use crate::xtables::value::xtables_uint_prefix;
 
 pub const ENTRIES: [Entry; 1] = [mandatory("length", 0, true)];
 
@@ -78,44 +77,12 @@ pub fn parse(m: &mut Match, text: &str, invert: bool) -> Result<()> {
     Ok(())
 }
 
-/// libxtables' `xtopt_parse_mint` for XTTYPE_UINT16RC: `a`, `a:b`, `:b`, `a:`, each number
-/// read like strtoul(3) and followed by `:` or the end; a reversed range is taken (it matches
-/// nothing).
+/// XTTYPE_UINT16RC (see `xtables::mint_range`).
 fn range(text: &str) -> Result<PortRange> {
-    let mut values: Vec<u16> = Vec::with_capacity(2);
-    let mut arg = text;
-    loop {
-        if values.len() == 2 {
-            return Err(crate::xtables::param(
-                "length: Too many components for option \"--length\" (max: 2)\n",
-            ));
-        }
-        let (value, end) = if arg.is_empty() || arg.starts_with(':') {
-            // A component left out: 0 first, the maximum second.
-            (if values.len() == 1 { u16::MAX } else { 0 }, arg)
-        } else {
-            let (v, end) = xtables_uint_prefix(arg, u16::MAX as u64).ok_or_else(|| {
-                crate::xtables::param(format!(
-                    "length: bad value for option \"--length\" near \"{arg}\", or out of range (0-65535).\n"
-                ))
-            })?;
-            if !end.is_empty() && !end.starts_with(':') {
-                return Err(crate::xtables::param(format!(
-                    "length: Argument to \"--length\" has unexpected characters near \"{end}\".\n"
-                )));
-            }
-            (v as u16, end)
-        };
-        values.push(value);
-        match end.strip_prefix(':') {
-            Some(next) => arg = next,
-            None => break,
-        }
-    }
-    let first = values[0];
+    let (first, last) = crate::xtables::mint_range("length", "length", text, u16::MAX as u64)?;
     Ok(PortRange {
-        first,
-        last: values.get(1).copied().unwrap_or(first),
+        first: first as u16,
+        last: last as u16,
     })
 }
 

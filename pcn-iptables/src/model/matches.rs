@@ -206,11 +206,16 @@ pub struct Recent {
     pub mask_given: bool,
 }
 
-/// `-m conntrack`'s `--ctproto` (the connection's protocol) and `--ctdir` (`true`: REPLY).
+/// `-m conntrack`'s `--ctproto` (the connection's protocol), `--ctdir` (`true`: REPLY),
+/// `--ctstatus` and `--ctexpire`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CtOther {
     pub proto: Option<Negatable<u8>>,
     pub reply: Option<bool>,
+    /// `--ctstatus`: a set of `pcn_iptables_common::conntrack::ips` bits (0: NONE).
+    pub status: Option<Negatable<u8>>,
+    /// `--ctexpire`: the connection's seconds left, inclusive.
+    pub expire: Option<Negatable<(u32, u32)>>,
 }
 
 /// `-m tos`'s value and mask.

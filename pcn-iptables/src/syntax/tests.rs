@@ -621,12 +621,8 @@ fn unsupported_features_are_refused() {
             "target `QUEUE' is not supported by pcn-iptables",
         ),
         (
-            "-A INPUT -m conntrack --ctstatus ASSURED",
-            "option \"--ctstatus\" is not supported by pcn-iptables",
-        ),
-        (
-            "-A INPUT -m conntrack --ctexp 5",
-            "option \"--ctexpire\" is not supported by pcn-iptables",
+            "-A INPUT -m conntrack --ctreplsrcp 5",
+            "option \"--ctreplsrcport\" is not supported by pcn-iptables",
         ),
         (
             "-A INPUT -m conntrack --ctorigdstport 22",

@@ -67,6 +67,43 @@ pub fn uint_option(ext: &str, option: &str, text: &str, max: u64) -> Result<u64>
     })
 }
 
+/// libxtables' `xtopt_parse_mint` for a range type (XTTYPE_UINT16RC, UINT32RC): `a`, `a:b`,
+/// `:b`, `a:`, each number read like strtoul(3) and followed by `:` or the end; a reversed
+/// range is taken (it matches nothing).
+pub fn mint_range(ext: &str, option: &str, text: &str, max: u64) -> Result<(u64, u64)> {
+    let mut values: Vec<u64> = Vec::with_capacity(2);
+    let mut arg = text;
+    loop {
+        if values.len() == 2 {
+            return Err(param(format!(
+                "{ext}: Too many components for option \"--{option}\" (max: 2)\n"
+            )));
+        }
+        let (value, end) = if arg.is_empty() || arg.starts_with(':') {
+            // A component left out: 0 first, the maximum second.
+            (if values.len() == 1 { max } else { 0 }, arg)
+        } else {
+            let (v, end) = value::xtables_uint_prefix(arg, max).ok_or_else(|| {
+                param(format!(
+                    "{ext}: bad value for option \"--{option}\" near \"{arg}\", or out of range (0-{max}).\n"
+                ))
+            })?;
+            if !end.is_empty() && !end.starts_with(':') {
+                return Err(param(format!(
+                    "{ext}: Argument to \"--{option}\" has unexpected characters near \"{end}\".\n"
+                )));
+            }
+            (v, end)
+        };
+        values.push(value);
+        match end.strip_prefix(':') {
+            Some(next) => arg = next,
+            None => break,
+        }
+    }
+    Ok((values[0], values.get(1).copied().unwrap_or(values[0])))
+}
+
 /// libxtables' `XTTYPE_MARKMASK32`: `VALUE[/MASK]`, numbers as strtoul(3) reads them in any
 /// base; the mask is all ones when not given.
 pub fn markmask(ext: &str, option: &str, arg: &str) -> Result<(u32, u32)> {
