@@ -179,12 +179,19 @@ pcn_memory() {
   active=$(lookup "$dir/PCN_ACTIVE" 0)
   local -A shared=() gen0=() gen1=()
   local outers=("$dir"/gen-*/CHAINS "$dir"/gen-*/ACTIONS "$dir"/gen-*/FIELDS "$dir"/gen-*/BITMAPS)
-  for m in "$dir"/PCN_* "$dir"/COUNTERS "${outers[@]}"; do
+  for m in "$dir"/PCN_* "$dir"/COUNTERS "$dir"/RECENT "${outers[@]}"; do
     shared[$(bpftool map show pinned "$m" | awk -F: 'NR == 1 {print $1}')]=1
   done
-  # The counter pages made so far.
+  # The counter pages made so far, and the -m recent lists.
   for ((slot = 0; slot < 64; slot++)); do
     id=$(lookup "$dir/COUNTERS" "$slot") && shared[$id]=1
+  done
+  local lists
+  lists=$(bpftool map dump pinned "$dir/RECENT" 2>/dev/null |
+    awk '{for (i = 1; i < NF; i++) if ($i == "value:") print $(i + 1) $(i + 2) $(i + 3) $(i + 4)}')
+  for id in $lists; do
+    id=$(printf '%s' "$id" | sed 's/\(..\)\(..\)\(..\)\(..\)/\4\3\2\1/')
+    shared[$((16#$id))]=1
   done
   for slot in 0 1; do
     local -n gen=gen$slot

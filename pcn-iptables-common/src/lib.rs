@@ -604,12 +604,8 @@ pub struct PacketInfo {
     /// The packet's mark (the skb's on egress, 0 on ingress: a packet from another namespace
     /// arrives without one), as `-j MARK` leaves it.
     pub mark: u32,
-    /// The mark of the packet's connection, if it has one (`conntrack::ctstate::has_connection`),
-    /// its `conntrack::ips` bits and its seconds left (0 before it is confirmed).
+    /// The mark of the packet's connection, if it has one (`conntrack::ctstate::has_connection`).
     pub ct_mark: u32,
-    pub ct_expires: u32,
-    pub ct_status: u8,
-    pub _ct_status_pad: [u8; 3],
     /// Its socket's owner on OUTPUT, where a rule has `-m owner` (`owner::*` state, fsuid,
     /// fsgid).
     pub owner_uid: u32,
@@ -650,7 +646,6 @@ pub struct PacketInfo {
     pub found: u32,
     pub stack: [Frame; MAX_CALL_DEPTH],
     pub ct_key: conntrack::CtKey,
-    pub ct_entry: conntrack::CtEntry,
     /// LOG rules the current round matched (action indexes), to be written to the log ring
     /// buffer by the classifier once the round is over; `log_count` of them.
     pub log_actions: [u32; MAX_LOGS_PER_ROUND],
@@ -686,6 +681,13 @@ pub struct PacketInfo {
     /// The search for a free port (`conntrack::nat::port_search`), in map memory so that its
     /// loop body verifies once.
     pub search: NatSearch,
+    /// The `conntrack::ips` bits of the packet's connection, if it has one, and its seconds
+    /// left (0 before it is confirmed). Last: the fields the entry programs use most keep
+    /// their places.
+    pub ct_expires: u32,
+    pub ct_status: u8,
+    pub _ct_status_pad: [u8; 3],
+    pub ct_entry: conntrack::CtEntry,
 }
 
 /// `PacketInfo::phase`: the chains a packet is in.
