@@ -116,10 +116,24 @@ fn sa(a: &str, port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(ip4(a), port)
 }
 
-/// The distinct source addresses of the echo requests `srv` saw.
+/// The distinct source addresses of the echo requests `srv` saw, once its raw socket's reader
+/// has caught up: the echo reply can reach the client before that thread records the
+/// request, so the set is read until two reads 100 ms apart agree (1 s at most).
 fn icmp_sources(srv: &Whoami) -> Vec<Ipv4Addr> {
-    let s: BTreeSet<Ipv4Addr> = srv.seen_of("icmp").iter().map(|s| *s.peer.ip()).collect();
-    s.into_iter().collect()
+    let read = || -> Vec<Ipv4Addr> {
+        let s: BTreeSet<Ipv4Addr> = srv.seen_of("icmp").iter().map(|s| *s.peer.ip()).collect();
+        s.into_iter().collect()
+    };
+    let mut last = read();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = read();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
 }
 
 /// The packet counts of the rules of `-t nat -L chain -v -x -n`, and its policy's.
