@@ -55,9 +55,9 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
             let Some(action) = action(pkt.slot, index) else {
                 return Step::Drop;
             };
-            if (action.recent_op != pcn_iptables_common::recent::op::NONE
-                || action.verdict == verdict::CONNMARK)
-                && let Some(step) = effect_step(packet, hook, index, rule)
+            let recent = action.recent_op != pcn_iptables_common::recent::op::NONE;
+            if (recent || action.verdict == verdict::CONNMARK)
+                && let Some(step) = effect_step(packet, hook, index, rule, recent)
             {
                 return step;
             }
@@ -113,14 +113,14 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
 /// `Some(Again)`: the chain goes on after the rule, which did not match or has no target
 /// that stops (it is counted, and logged); `None`: the rule decides.
 #[inline(always)]
-fn effect_step(packet: *mut PacketInfo, hook: u32, index: u32, rule: u32) -> Option<Step> {
-    let (slot, recent) = unsafe {
-        let a = action((*packet).slot, index)?;
-        (
-            (*packet).slot,
-            a.recent_op != pcn_iptables_common::recent::op::NONE,
-        )
-    };
+fn effect_step(
+    packet: *mut PacketInfo,
+    hook: u32,
+    index: u32,
+    rule: u32,
+    recent: bool,
+) -> Option<Step> {
+    let slot = unsafe { (*packet).slot };
     unsafe { (*packet).next_rule = rule + 1 };
     if recent && pcn_recent_check(hook, slot, index) == 0 {
         return Some(Step::Again);

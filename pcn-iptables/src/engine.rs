@@ -6,13 +6,13 @@ use std::collections::HashMap;
 
 use rustc_hash::FxHashSet;
 
-use pcn_iptables_common::{Counter, MAX_COUNTERS};
+use pcn_iptables_common::{Counter, MAX_COUNTERS, chain_flag};
 
 use crate::{
     compile::{self, Link, Program},
     dataplane::{self, Dataplane, State},
     error::{Error, OTHER_PROBLEM, RESOURCE_PROBLEM, Result},
-    model::{FIRST_RULE_COUNTER, Match, Table, TableName},
+    model::{FIRST_RULE_COUNTER, Table, TableName},
     ruleset,
 };
 
@@ -128,12 +128,12 @@ pub fn compile(table: &Table, slots: &Slots) -> Result<()> {
 
 /// `-m owner` needs the data plane to read the socket's owner, which a kernel locked down for
 /// confidentiality (or without BTF) does not allow.
-fn check_owner(dp: &Dataplane, table: &Table) -> Result<()> {
-    let chains = std::iter::once(table).chain(table.tables.others.iter().map(|(_, t)| t));
-    let owner = chains
-        .flat_map(|t| &t.chains)
-        .flat_map(|c| &c.rules)
-        .any(|r| r.matches.iter().any(|m| matches!(m, Match::Owner(_))));
+/// The compiler flagged the generation (`chain_flag::OWNER`, on every chain) if a rule has it.
+fn check_owner(dp: &Dataplane, p: &Program) -> Result<()> {
+    let owner = p
+        .chains
+        .first()
+        .is_some_and(|c| c.flags & chain_flag::OWNER != 0);
     if owner && !dataplane::reads_socket_owners(dp.dir()) {
         return Err(Error::versioned(
             OTHER_PROBLEM,
@@ -167,12 +167,12 @@ pub fn install(
     slots: &Slots,
 ) -> Result<()> {
     check_slots(slots)?;
-    check_owner(dp, table)?;
     let lists = table.tables.recent.clone();
     let table = &*with_lists(table)?;
     let inputs = inputs()?;
     let base = running.base(old);
     let p = program(table, &inputs, base.as_ref())?;
+    check_owner(dp, &p)?;
     if dp.commit(table, &p, &inputs.0, &slots.fresh, running, &lists)? {
         return Ok(());
     }
