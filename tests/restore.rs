@@ -888,7 +888,7 @@ fn several_tables(fw: Fw) -> Transcript {
         let saved = lab.saved(host, "-c");
         let listed = lab.listing(host);
         for (input, line, table) in [
-            ("*mangle\n-A PREROUTING -j ACCEPT\nCOMMIT\n", 2, "mangle"),
+            ("*raw\n-A PREROUTING -j ACCEPT\nCOMMIT\n", 2, "raw"),
             (
                 "*raw\n:PREROUTING ACCEPT [0:0]\n-I OUTPUT -j ACCEPT\nCOMMIT\n",
                 3,
@@ -912,14 +912,14 @@ fn several_tables(fw: Fw) -> Transcript {
                 "a refused restore changed the tables"
             );
         }
-        // DROP policies: no packet goes through these tables' chains yet.
+        // DROP policies: no packet goes through raw's chains yet.
         for (input, line, table) in [
             (
                 "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT DROP [0:0]\nCOMMIT\n",
                 3,
                 "raw",
             ),
-            ("*mangle\n-P FORWARD DROP\nCOMMIT\n", 2, "mangle"),
+            ("*raw\n-P PREROUTING DROP\nCOMMIT\n", 2, "raw"),
         ] {
             let out = lab.restore(host, "", input);
             assert_eq!(out.code, Some(2), "{out}");
@@ -933,13 +933,13 @@ fn several_tables(fw: Fw) -> Transcript {
         }
         for (table, command) in [
             ("raw", "-P OUTPUT DROP"),
-            ("mangle", "-P PREROUTING DROP"),
-            ("mangle", "-A POSTROUTING -s 198.18.0.0/15 -j ACCEPT"),
+            ("raw", "-P PREROUTING DROP"),
+            ("raw", "-A OUTPUT -s 198.18.0.0/15 -j ACCEPT"),
             ("raw", "-I PREROUTING -p tcp --dport 22 -j ACCEPT"),
-            ("mangle", "-R PREROUTING 1 -j ACCEPT"),
+            ("raw", "-R PREROUTING 1 -j ACCEPT"),
             ("raw", "-D OUTPUT -j ACCEPT"),
             ("raw", "-D OUTPUT 1"),
-            ("mangle", "-C OUTPUT -j ACCEPT"),
+            ("raw", "-C OUTPUT -j ACCEPT"),
         ] {
             let out = lab.ipt(host, &format!("-t {table} {command}"));
             assert_eq!(out.code, Some(2), "{out}");

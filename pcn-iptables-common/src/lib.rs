@@ -42,8 +42,14 @@ pub const CHAIN_NAT_PREROUTING: u32 = 3;
 pub const CHAIN_NAT_INPUT: u32 = 4;
 pub const CHAIN_NAT_OUTPUT: u32 = 5;
 pub const CHAIN_NAT_POSTROUTING: u32 = 6;
+/// Chain ids of the mangle table's base chains (always reserved).
+pub const CHAIN_MANGLE_PREROUTING: u32 = 7;
+pub const CHAIN_MANGLE_INPUT: u32 = 8;
+pub const CHAIN_MANGLE_FORWARD: u32 = 9;
+pub const CHAIN_MANGLE_OUTPUT: u32 = 10;
+pub const CHAIN_MANGLE_POSTROUTING: u32 = 11;
 /// Chains with a fixed id: user chains (of any table) follow.
-pub const FIXED_CHAINS: u32 = 7;
+pub const FIXED_CHAINS: u32 = 12;
 /// No chain: the packet is not filtered (e.g. a forwarded packet seen again on egress).
 pub const CHAIN_NONE: u32 = u32::MAX;
 
@@ -210,6 +216,11 @@ pub mod chain_flag {
     /// Some rule has `-m owner` (set on every chain): OUTPUT finds each packet's socket
     /// owner (`PacketInfo::owner`).
     pub const OWNER: u32 = 8;
+    /// The mangle table is loaded (set on every chain): packets pass its base chains, which
+    /// count them by their policies, and run those with RUN.
+    pub const MANGLE: u32 = 16;
+    /// The chain has rules or a DROP policy: a packet passing it must be classified there.
+    pub const RUN: u32 = 32;
 }
 
 /// Flows whose verdict the entry programs remember (`PCN_FLOWS`, an LRU map).
@@ -670,7 +681,9 @@ pub struct PacketInfo {
     pub ct_rewritten: u8,
     /// 1 for a reply of a `nat_flag::LOOPED` connection.
     pub ct_looped: u8,
-    pub _nat_pad: [u8; 2],
+    /// 1 when the mangle table is loaded (`chain_flag::MANGLE`).
+    pub mangle: u8,
+    pub _nat_pad: u8,
     /// The nat target a nat chain matched, for the mapping.
     pub nat_rule: NatRule,
     /// The packet's connection's original tuple, and the inverse of its reply tuple: for a
@@ -698,6 +711,8 @@ pub mod phase {
     pub const NAT_DST: u8 = 1;
     /// nat POSTROUTING (or INPUT), once filter accepted it: the source's mapping.
     pub const NAT_SRC: u8 = 2;
+    /// A base chain of the mangle table (`base_chain` says which).
+    pub const MANGLE: u8 = 3;
 }
 
 /// A nat rule's target, as `Action` has it.

@@ -23,6 +23,7 @@ mod flow_cache;
 mod icmp_limit;
 mod limit;
 mod log;
+mod mangle;
 mod maps;
 mod nat;
 mod owner;
@@ -41,8 +42,10 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use pcn_iptables_common::{
-    CHAIN_FORWARD, CHAIN_INPUT, CHAIN_NAT_INPUT, CHAIN_NAT_OUTPUT, CHAIN_NAT_POSTROUTING,
-    CHAIN_NAT_PREROUTING, CHAIN_OUTPUT, PacketInfo, chain_flag, phase, verdict,
+    CHAIN_FORWARD, CHAIN_INPUT, CHAIN_MANGLE_FORWARD, CHAIN_MANGLE_INPUT, CHAIN_MANGLE_OUTPUT,
+    CHAIN_MANGLE_POSTROUTING, CHAIN_MANGLE_PREROUTING, CHAIN_NAT_INPUT, CHAIN_NAT_OUTPUT,
+    CHAIN_NAT_POSTROUTING, CHAIN_NAT_PREROUTING, CHAIN_OUTPUT, PacketInfo, chain_flag, phase,
+    verdict,
 };
 
 use chain::{Step, enter};
@@ -117,25 +120,35 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
         ifindex != LOOPBACK_IFINDEX,
     )?;
     pkt.slot = slot;
+    pkt.mangle = (flags & chain_flag::MANGLE != 0) as u8;
     // Judged on the device it came in by, and sent on to the socket through lo (see
     // `nat_flag::LOOPED`).
     if ifindex == LOOPBACK_IFINDEX && pkt.ct_looped != 0 {
         return Some(Next::Verdict(xdp_action::XDP_PASS));
     }
-    // A new connection meets nat PREROUTING first, before the routing decision.
     pkt.nat_new = (flags & chain_flag::NAT != 0 && pkt.ct_commit != 0) as u8;
-    if pkt.nat_new != 0 {
-        enter_nat(pkt, CHAIN_NAT_PREROUTING, phase::NAT_DST);
-        return Some(Next::Classify);
-    }
     Some(Next::of(xdp_routed(ctx.as_ptr(), pkt)))
 }
 
-/// `xdp_filter` as the entry calls it: a subprogram, so that the routing lookup and the flow
-/// cache's key take no room in the entry's frame, which tracking fills.
+/// `xdp_prerouting` as the entry calls it: a subprogram, so that the routing lookup and the
+/// flow cache's key take no room in the entry's frame, which tracking fills.
 #[inline(never)]
 fn xdp_routed(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> i64 {
-    xdp_filter(ctx, pkt).code()
+    match mangle::runs(pkt, CHAIN_MANGLE_PREROUTING) {
+        true => Next::<u32>::Classify.code(),
+        false => xdp_prerouting(ctx, pkt).code(),
+    }
+}
+
+/// After mangle PREROUTING: a new connection meets nat PREROUTING, before the routing
+/// decision; then filter.
+#[inline(always)]
+fn xdp_prerouting(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Next<u32> {
+    if pkt.nat_new != 0 {
+        enter_nat(pkt, CHAIN_NAT_PREROUTING, phase::NAT_DST);
+        return Next::Classify;
+    }
+    xdp_filter(ctx, pkt)
 }
 
 /// Starts `chain` of the nat table for a new connection's first packet: its verdict is the
@@ -165,8 +178,7 @@ fn tc_round(ctx: &TcContext) {
     }
 }
 
-/// The routing decision, then the filter table's INPUT or FORWARD: the flow's cached verdict,
-/// or the classifier.
+/// The routing decision, then mangle's and the filter table's INPUT or FORWARD.
 #[inline(always)]
 fn xdp_filter(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Next<u32> {
     const PASS: Next<u32> = Next::Verdict(xdp_action::XDP_PASS);
@@ -179,6 +191,20 @@ fn xdp_filter(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Next<u32> {
     if chain == CHAIN_INPUT && pkt.fragment != 0 {
         return PASS;
     }
+    let mangle = match chain {
+        CHAIN_INPUT => CHAIN_MANGLE_INPUT,
+        _ => CHAIN_MANGLE_FORWARD,
+    };
+    if mangle::runs(pkt, mangle) {
+        return Next::Classify;
+    }
+    xdp_filter_chain(pkt, chain)
+}
+
+/// The filter table's INPUT or FORWARD: the flow's cached verdict, or the classifier.
+#[inline(always)]
+fn xdp_filter_chain(pkt: &mut PacketInfo, chain: u32) -> Next<u32> {
+    pkt.phase = phase::FILTER;
     enter(pkt, chain, pkt.slot);
     // A new connection under nat goes on to nat POSTROUTING or INPUT: not from the cache.
     if pkt.nat_new != 0 {
@@ -186,10 +212,36 @@ fn xdp_filter(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Next<u32> {
         return Next::Classify;
     }
     match cached_verdict(pkt, chain, pkt.slot) {
-        // A new connection the full table cannot take is dropped (see `confirm`).
-        Some(verdict::ACCEPT) if confirm(pkt, XDP) => PASS,
+        Some(verdict::ACCEPT) => xdp_filtered(pkt),
         Some(_) => Next::Verdict(xdp_action::XDP_DROP),
         None => Next::Classify,
+    }
+}
+
+/// After filter accepted: a forwarded packet meets mangle POSTROUTING.
+#[inline(always)]
+fn xdp_filtered(pkt: &mut PacketInfo) -> Next<u32> {
+    if pkt.base_chain == CHAIN_FORWARD && mangle::runs(pkt, CHAIN_MANGLE_POSTROUTING) {
+        return Next::Classify;
+    }
+    xdp_last(pkt)
+}
+
+/// The last chains: nat POSTROUTING (or INPUT) for a new connection under nat, else the
+/// connection confirmed (a new one the full table cannot take is dropped: see `confirm`).
+#[inline(always)]
+fn xdp_last(pkt: &mut PacketInfo) -> Next<u32> {
+    if pkt.nat_new != 0 {
+        let chain = match pkt.base_chain {
+            CHAIN_INPUT => CHAIN_NAT_INPUT,
+            _ => CHAIN_NAT_POSTROUTING,
+        };
+        enter_nat(pkt, chain, phase::NAT_SRC);
+        return Next::Classify;
+    }
+    match confirm(pkt, XDP) {
+        true => Next::Verdict(xdp_action::XDP_PASS),
+        false => Next::Verdict(xdp_action::XDP_DROP),
     }
 }
 
@@ -245,7 +297,17 @@ fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
         owner::set(skb, pkt);
     }
     pkt.slot = slot;
+    pkt.mangle = (flags & chain_flag::MANGLE != 0) as u8;
     pkt.nat_new = (flags & chain_flag::NAT != 0 && pkt.ct_commit != 0) as u8;
+    if mangle::runs(pkt, CHAIN_MANGLE_OUTPUT) {
+        return Next::Classify;
+    }
+    tc_output(pkt)
+}
+
+/// After mangle OUTPUT: nat OUTPUT for a new connection under nat, then filter.
+#[inline(always)]
+fn tc_output(pkt: &mut PacketInfo) -> Next<i32> {
     if pkt.nat_new != 0 {
         enter_nat(pkt, CHAIN_NAT_OUTPUT, phase::NAT_DST);
         return Next::Classify;
@@ -263,10 +325,32 @@ fn tc_filter(pkt: &mut PacketInfo) -> Next<i32> {
         return Next::Classify;
     }
     match cached_verdict(pkt, CHAIN_OUTPUT, pkt.slot) {
-        // A new connection the full table cannot take is dropped (see `confirm`).
-        Some(verdict::ACCEPT) if confirm(pkt, TC) => tc_accept(pkt),
+        Some(verdict::ACCEPT) => tc_filtered(pkt),
         Some(_) => Next::Verdict(TC_ACT_SHOT),
         None => Next::Classify,
+    }
+}
+
+/// After filter OUTPUT accepted: mangle POSTROUTING.
+#[inline(always)]
+fn tc_filtered(pkt: &mut PacketInfo) -> Next<i32> {
+    if mangle::runs(pkt, CHAIN_MANGLE_POSTROUTING) {
+        return Next::Classify;
+    }
+    tc_last(pkt)
+}
+
+/// The last chain: nat POSTROUTING for a new connection under nat, else the connection
+/// confirmed (a new one the full table cannot take is dropped: see `confirm`).
+#[inline(always)]
+fn tc_last(pkt: &mut PacketInfo) -> Next<i32> {
+    if pkt.nat_new != 0 {
+        enter_nat(pkt, CHAIN_NAT_POSTROUTING, phase::NAT_SRC);
+        return Next::Classify;
+    }
+    match confirm(pkt, TC) {
+        true => tc_accept(pkt),
+        false => Next::Verdict(TC_ACT_SHOT),
     }
 }
 
@@ -335,8 +419,9 @@ pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
     }
 }
 
-/// What an accepting chain leads to at XDP: after nat PREROUTING the routing and filter,
-/// after filter nat POSTROUTING (or INPUT) for a new connection under nat, after that the
+/// What an accepting chain leads to at XDP, in netfilter's order: mangle PREROUTING, nat
+/// PREROUTING (a new connection under nat), the routing decision, mangle INPUT or FORWARD,
+/// filter, mangle POSTROUTING (forwarded), nat POSTROUTING or INPUT (a new connection), the
 /// connection with its mapping; then the packet goes up (TC rewrites it). A subprogram: the
 /// classifier's own frame stays small beside `pcn_first_match`'s.
 #[inline(never)]
@@ -352,20 +437,17 @@ fn xdp_accept(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Next<u32> {
             true => PASS,
             false => DROP,
         },
-        _ if pkt.nat_new != 0 => {
-            let chain = if pkt.base_chain == CHAIN_FORWARD {
-                CHAIN_NAT_POSTROUTING
-            } else {
-                CHAIN_NAT_INPUT
-            };
-            enter_nat(pkt, chain, phase::NAT_SRC);
-            Next::Classify
-        }
-        _ if confirm(pkt, XDP) => {
+        phase::MANGLE => match pkt.base_chain {
+            CHAIN_MANGLE_PREROUTING => xdp_prerouting(ctx, pkt),
+            CHAIN_MANGLE_INPUT => xdp_filter_chain(pkt, CHAIN_INPUT),
+            CHAIN_MANGLE_FORWARD => xdp_filter_chain(pkt, CHAIN_FORWARD),
+            _ => xdp_last(pkt),
+        },
+        _ => {
+            // Filter's verdict for the flow (a connection not confirmed is judged again).
             remember_verdict(pkt, verdict::ACCEPT);
-            PASS
+            xdp_filtered(pkt)
         }
-        _ => DROP,
     }
 }
 
@@ -394,8 +476,9 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
     tc_next(&ctx, next)
 }
 
-/// What an accepting chain leads to on egress: nat OUTPUT → filter OUTPUT → nat POSTROUTING
-/// for a new connection under nat, then its mapping. A subprogram, as `xdp_accept`.
+/// What an accepting chain leads to on egress: mangle OUTPUT → nat OUTPUT (a new connection
+/// under nat) → filter OUTPUT → mangle POSTROUTING → nat POSTROUTING (a new connection), then
+/// its mapping. A subprogram, as `xdp_accept`.
 #[inline(never)]
 fn tc_classified(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> i64 {
     tc_accepted(skb, pkt).code()
@@ -415,15 +498,14 @@ fn tc_accepted(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> Next<i32> {
             }
             false => Next::Verdict(TC_ACT_SHOT),
         },
-        _ if pkt.nat_new != 0 => {
-            enter_nat(pkt, CHAIN_NAT_POSTROUTING, phase::NAT_SRC);
-            Next::Classify
-        }
-        _ if confirm(pkt, TC) => {
+        phase::MANGLE => match pkt.base_chain {
+            CHAIN_MANGLE_OUTPUT => tc_output(pkt),
+            _ => tc_last(pkt),
+        },
+        _ => {
             remember_verdict(pkt, verdict::ACCEPT);
-            tc_accept(pkt)
+            tc_filtered(pkt)
         }
-        _ => Next::Verdict(TC_ACT_SHOT),
     }
 }
 

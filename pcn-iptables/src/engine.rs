@@ -43,15 +43,18 @@ impl Slots {
         self.next - 1
     }
 
-    /// Gives the nat table that `table` carries counter slots of its own where it has none yet
-    /// (stored by a version before nat counted: see `Tables::nat_counted`).
-    pub fn count_nat(&mut self, table: &mut Table) {
+    /// Gives the nat and mangle tables that `table` carries counter slots of their own where
+    /// they have none yet (stored by a version before they counted: see
+    /// `Tables::counted_in`).
+    pub fn count_tables(&mut self, table: &mut Table) {
         let tables = &mut table.tables;
-        if tables.nat().is_some() || !tables.others.iter().any(|(n, _)| *n == TableName::Nat) {
-            return;
+        for name in TableName::COUNTED {
+            if tables.counted(name).is_some() || !tables.others.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let counted = tables.counted_in(name, &mut |start| self.alloc(start));
+            tables.set_counted(name, counted);
         }
-        let nat = tables.nat_counted(&mut |start| self.alloc(start));
-        tables.set_nat(nat);
     }
 
     /// Sets a base chain's policy counters (slots that never move) when the new ruleset goes
@@ -232,7 +235,7 @@ mod tests {
         );
         assert!(table.tables.nat().is_none());
         let mut slots = Slots::new(&table);
-        slots.count_nat(&mut table);
+        slots.count_tables(&mut table);
         let nat = table.tables.nat().expect("nat counts now").clone();
         let policies: Vec<u32> = nat.chains.iter().map(|c| c.policy_counter).collect();
         assert_eq!(policies, [3, 4, 5, 6]);
@@ -246,9 +249,9 @@ mod tests {
         let mut nat = nat;
         let (chain, rule) = nat_rule("-A POSTROUTING -p tcp -j SNAT --to-source 1.2.3.4:5-6", 9);
         nat.chain_mut(&chain).unwrap().rules.push(rule);
-        table.tables.set_nat(nat);
+        table.tables.set_counted(TableName::Nat, nat);
         assert!(table.counters().any(|slot| slot == 9));
-        slots.count_nat(&mut table);
+        slots.count_tables(&mut table);
         assert_eq!(table.tables.nat().unwrap().chains[3].rules.len(), 1);
     }
 }

@@ -20,6 +20,7 @@ pub mod fw;
 pub mod gateway;
 pub mod lab;
 pub mod listing;
+pub mod marks;
 pub mod restore;
 pub mod topo;
 pub mod traffic;

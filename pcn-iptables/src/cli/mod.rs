@@ -180,7 +180,7 @@ fn install_sized(conntrack: Option<u32>, flows: Option<u32>) -> Result<()> {
         let state = dp.read_state()?;
         let mut table = state.table.clone();
         let mut slots = engine::Slots::new(&state.table);
-        slots.count_nat(&mut table);
+        slots.count_tables(&mut table);
         return engine::install(&dp, &state, None, &table, &slots);
     };
     for (asked, has, what, entries) in [
@@ -304,7 +304,7 @@ fn informational(prog: &str, command: &Command) -> bool {
     true
 }
 
-/// The commands on rules, which mangle and raw do not take yet.
+/// The commands on rules, which raw does not take yet.
 fn is_rule_command(command: &Command) -> bool {
     matches!(
         command,
@@ -317,12 +317,12 @@ fn is_rule_command(command: &Command) -> bool {
     )
 }
 
-/// What mangle and raw refuse for now, as a parameter problem before anything is touched:
-/// rules, and DROP policies (no packet goes through their chains yet, so a DROP policy would
-/// drop nothing, where netfilter's drops).
+/// What raw refuses for now, as a parameter problem before anything is touched: rules, and
+/// DROP policies (no packet goes through its chains yet, so a DROP policy would drop nothing,
+/// where netfilter's drops).
 pub(crate) fn refused_in(table: TableName, command: &Command) -> Option<Error> {
     match command {
-        _ if matches!(table, TableName::Filter | TableName::Nat) => None,
+        _ if table.counts_in_dataplane() => None,
         command if is_rule_command(command) => Some(crate::xtables::unsupported(format_args!(
             "a rule in table `{}'",
             table.name()
@@ -335,7 +335,7 @@ pub(crate) fn refused_in(table: TableName, command: &Command) -> Option<Error> {
     }
 }
 
-/// The refusal of a DROP policy in mangle or raw.
+/// The refusal of a DROP policy in raw.
 pub(crate) fn drop_policy_in(table: TableName) -> Error {
     crate::xtables::unsupported(format_args!("policy DROP in table `{}'", table.name()))
 }
@@ -368,7 +368,7 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     let loaded = state.table.tables.loaded.contains(&name);
     let result = match name {
         TableName::Filter => run_filter(&dp, state, &invocation),
-        TableName::Nat => run_nat(&dp, state, &invocation),
+        name if name.counts_in_dataplane() => run_counted(&dp, state, name, &invocation),
         _ => run_other(&dp, state, name, &invocation),
     };
     // iptables-legacy has loaded the table by the time a command fails on it.
@@ -480,7 +480,7 @@ fn run_filter(dp: &Dataplane, mut state: State, invocation: &Invocation) -> Resu
     ruleset::commit_checks(&new, TableName::Filter)?;
     restart_policies(&mut slots, &new, TableName::Filter, invocation);
     new.tables.load(TableName::Filter);
-    slots.count_nat(&mut new);
+    slots.count_tables(&mut new);
     engine::install(
         dp,
         &state,
@@ -502,15 +502,20 @@ fn restart_policies(slots: &mut engine::Slots, table: &Table, name: TableName, i
     }
 }
 
-/// A command on the nat table, which counts in the data plane as filter does: its rules and
-/// policies have counter slots of their own, and a change compiles a new generation.
-fn run_nat(dp: &Dataplane, state: State, invocation: &Invocation) -> Result<()> {
+/// A command on the nat or mangle table, which count in the data plane as filter does: their
+/// rules and policies have counter slots of their own, and a change compiles a new generation.
+fn run_counted(
+    dp: &Dataplane,
+    state: State,
+    name: TableName,
+    invocation: &Invocation,
+) -> Result<()> {
     let mut slots = engine::Slots::new(&state.table);
-    let stored = state.table.tables.nat().is_some();
-    let mut nat = state
+    let stored = state.table.tables.counted(name).is_some();
+    let mut table = state
         .table
         .tables
-        .nat_counted(&mut |start| slots.alloc(start));
+        .counted_in(name, &mut |start| slots.alloc(start));
     let command = &invocation.command;
     let echo = |table: &Table| -> Result<()> {
         if invocation.verbose {
@@ -518,30 +523,30 @@ fn run_nat(dp: &Dataplane, state: State, invocation: &Invocation) -> Result<()> 
         }
         Ok(())
     };
-    if reads_only(&nat, command) {
-        // Slots new to the nat table read as they will start.
+    if reads_only(&table, command) {
+        // Slots new to the table read as they will start.
         let running = dp.counters()?;
         let counters = slots.reader(&running);
         match command {
             Command::List { .. } | Command::ListRules { .. } => {
-                let (chain, rulenum, zeroing) = list(&nat, command, &counters)?;
-                zero_after_listing(dp, &nat, chain, rulenum, zeroing, || echo(&nat))?;
+                let (chain, rulenum, zeroing) = list(&table, command, &counters)?;
+                zero_after_listing(dp, &table, chain, rulenum, zeroing, || echo(&table))?;
             }
             Command::Check { chain, rules } => {
-                echo(&nat)?;
+                echo(&table)?;
                 for rule in rules {
-                    ruleset::check(&nat, chain, rule)?;
+                    ruleset::check(&table, chain, rule)?;
                 }
             }
             Command::Zero { chain, rulenum } => {
-                echo(&nat)?;
-                let zeroed = ruleset::zero_slots(&nat, chain.as_deref(), *rulenum)?;
-                zero(dp, &nat, zeroed)?;
+                echo(&table)?;
+                let zeroed = ruleset::zero_slots(&table, chain.as_deref(), *rulenum)?;
+                zero(dp, &table, zeroed)?;
             }
-            _ => echo(&nat)?,
+            _ => echo(&table)?,
         }
         if stored {
-            return record_loaded(dp, state, TableName::Nat);
+            return record_loaded(dp, state, name);
         }
         // First used: stored with its slots (where pcn-iptables is installed), as
         // iptables-legacy loads it.
@@ -555,27 +560,34 @@ fn run_nat(dp: &Dataplane, state: State, invocation: &Invocation) -> Result<()> 
             _ => false,
         };
         if zeroed {
-            for chain in TableName::Nat.base_chains() {
-                slots.set_policy(&nat, chain, Counter::default());
+            for chain in name.base_chains() {
+                slots.set_policy(&table, chain, Counter::default());
             }
         }
         dp.start_grace();
-        return install_nat(dp, state, nat, &slots);
+        return install_counted(dp, state, name, table, &slots);
     }
-    echo(&nat)?;
+    echo(&table)?;
     let start = invocation.counters.unwrap_or_default();
-    ruleset::apply(&mut nat, command, &mut || slots.alloc(start))?;
-    ruleset::commit_checks(&nat, TableName::Nat)?;
-    restart_policies(&mut slots, &nat, TableName::Nat, invocation);
-    install_nat(dp, state, nat, &slots)
+    ruleset::apply(&mut table, command, &mut || slots.alloc(start))?;
+    ruleset::commit_checks(&table, name)?;
+    restart_policies(&mut slots, &table, name, invocation);
+    install_counted(dp, state, name, table, &slots)
 }
 
-/// Installs `nat` as the nat table, loaded, the rest as it runs; `slots` has its new counters.
-fn install_nat(dp: &Dataplane, mut state: State, nat: Table, slots: &engine::Slots) -> Result<()> {
+/// Installs `table` as table `name` (table or mangle), loaded, the rest as it runs; `slots` has
+/// its new counters.
+fn install_counted(
+    dp: &Dataplane,
+    mut state: State,
+    name: TableName,
+    table: Table,
+    slots: &engine::Slots,
+) -> Result<()> {
     let old = crate::compile::slots_of(&state.table);
     let mut new = std::mem::take(&mut state.table);
-    new.tables.set_nat(nat);
-    new.tables.load(TableName::Nat);
+    new.tables.set_counted(name, table);
+    new.tables.load(name);
     engine::install(
         dp,
         &state,
@@ -585,7 +597,7 @@ fn install_nat(dp: &Dataplane, mut state: State, nat: Table, slots: &engine::Slo
     )
 }
 
-/// A command on mangle or raw (no rules there: `run` refused rule commands). Nothing
+/// A command on raw (no rules there: `run` refused rule commands). Nothing
 /// counts there yet: the policy counters are what `-P -c` set, until the table's next change.
 fn run_other(dp: &Dataplane, state: State, name: TableName, invocation: &Invocation) -> Result<()> {
     let mut table = state.table.tables.get(name);
@@ -664,7 +676,7 @@ fn commit_tables(dp: &Dataplane, mut state: State, change: impl FnOnce(&mut Tabl
     let mut new = std::mem::take(&mut state.table);
     change(&mut new.tables);
     let mut slots = engine::Slots::new(&new);
-    slots.count_nat(&mut new);
+    slots.count_tables(&mut new);
     engine::install(
         dp,
         &state,

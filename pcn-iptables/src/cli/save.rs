@@ -103,10 +103,10 @@ fn save(out: &mut dyn Write, table: Option<&str>, counters: bool) -> Result<()> 
     for name in only.map_or(loaded, |name| vec![name]) {
         if name == TableName::Filter {
             save_table(&mut text, name, &filter, &count, counters);
-        } else if let (TableName::Nat, Some(nat)) = (name, filter.tables.nat()) {
-            save_table(&mut text, name, nat, &count, counters);
+        } else if let Some(counted) = filter.tables.counted(name) {
+            save_table(&mut text, name, counted, &count, counters);
         } else {
-            // Nothing counts in mangle and raw yet (nor in a nat table not stored with counter
+            // Nothing counts in raw yet (nor in a nat or mangle table not stored with counter
             // slots of its own): their policies have what `-P -c` set.
             let table = filter.tables.get(name);
             let counts = filter.tables.counts_of(name);

@@ -12,7 +12,7 @@ use super::fields::{self, ct_tuple, limit, pkttype, statistic, tos};
 use super::tables;
 use super::types::{CompileError, Link};
 use crate::ext::{Field, Want};
-use crate::model::{Limit, Match, Policy, Recent, RecentList, Rule, Table, Target};
+use crate::model::{Limit, Match, Policy, Recent, RecentList, Rule, Table, TableName, Target};
 
 pub(super) struct Ctx<'a> {
     pub(super) links: &'a [Link],
@@ -88,12 +88,16 @@ pub(super) fn chain_config(
     policy_counter: u32,
     track: u32,
 ) -> ChainConfig {
+    let run = match rules.is_empty() && policy != Some(Policy::Drop) {
+        true => 0,
+        false => chain_flag::RUN,
+    };
     ChainConfig {
         nwords: rules.len().div_ceil(64) as u32,
         action_base,
         policy: policy_verdict(policy),
         policy_counter,
-        flags: flags(rules, track),
+        flags: flags(rules, track) | run,
         ..Default::default()
     }
 }
@@ -120,7 +124,8 @@ pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
 
 /// The generation's flags: TRACK and NAT (connections are tracked when some rule looks at
 /// their state, and when the nat table is loaded: its chains see each connection's first
-/// packet, its mappings rewrite the others), OWNER when some rule has `-m owner`.
+/// packet, its mappings rewrite the others), OWNER when some rule has `-m owner`, MANGLE when
+/// the mangle table is loaded.
 pub(super) fn tracks(table: &Table) -> u32 {
     let rules = || tables::chains(table).flat_map(|(_, c)| &c.rules);
     let nat = tables::nat(table).is_some();
@@ -133,6 +138,10 @@ pub(super) fn tracks(table: &Table) -> u32 {
         (track, chain_flag::TRACK),
         (nat, chain_flag::NAT),
         (owner, chain_flag::OWNER),
+        (
+            tables::loaded(table, TableName::Mangle).is_some(),
+            chain_flag::MANGLE,
+        ),
     ]
     .into_iter()
     .filter(|(on, _)| *on)

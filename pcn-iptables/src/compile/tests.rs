@@ -1923,7 +1923,7 @@ fn tracking_follows_the_state_rules() {
             .unwrap()
             .chains
             .iter()
-            .map(|c| c.flags)
+            .map(|c| c.flags & !chain_flag::RUN)
             .collect()
     };
     let mut table = Table::default();
@@ -1939,6 +1939,35 @@ fn tracking_follows_the_state_rules() {
     );
     table.chains[1].rules = vec![plain_rule(vec![Match::Limit(Limit::DEFAULT)])];
     assert_eq!(flags(&table)[1], chain_flag::TRACK);
+}
+
+/// The data plane classifies a mangle chain only where it has rules or a DROP policy (RUN);
+/// every chain knows whether mangle is loaded (MANGLE), where packets pass its chains.
+#[test]
+fn mangle_chains_run_where_they_have_rules() {
+    use crate::model::TableName;
+    use pcn_iptables_common::{CHAIN_MANGLE_FORWARD, CHAIN_MANGLE_INPUT, CHAIN_MANGLE_PREROUTING};
+    let flags = |table: &Table| -> Vec<u32> {
+        let c = compile(table, &[], &AddressTypes::default()).unwrap();
+        c.chains.iter().map(|c| c.flags).collect()
+    };
+    let mut table = Table::default();
+    assert!(flags(&table).iter().all(|f| f & chain_flag::MANGLE == 0));
+    table.tables.load(TableName::Mangle);
+    let mut mangle = Table::builtin(TableName::Mangle);
+    for (i, c) in mangle.chains.iter_mut().enumerate() {
+        c.policy_counter = 10 + i as u32;
+    }
+    mangle.chains[0].rules = vec![plain_rule(vec![])];
+    mangle.chains[2].policy = Some(Policy::Drop);
+    table.tables.set_counted(TableName::Mangle, mangle);
+    let f = flags(&table);
+    assert!(f.iter().all(|f| f & chain_flag::MANGLE != 0), "{f:?}");
+    assert_ne!(f[CHAIN_MANGLE_PREROUTING as usize] & chain_flag::RUN, 0);
+    assert_eq!(f[CHAIN_MANGLE_INPUT as usize] & chain_flag::RUN, 0);
+    assert_ne!(f[CHAIN_MANGLE_FORWARD as usize] & chain_flag::RUN, 0);
+    let c = compile(&table, &[], &AddressTypes::default()).unwrap();
+    assert_eq!(c.chains[CHAIN_MANGLE_INPUT as usize].policy_counter, 11);
 }
 
 /// `-m conntrack --ctorigsrc` and the like become the rule's own check: its bit in the

@@ -6,9 +6,9 @@ use super::matches::Target;
 use super::rule::Rule;
 use pcn_iptables_common::Counter;
 
-/// iptables' tables. pcn-iptables filters with the filter table and translates with the nat
-/// table; mangle and raw have their chains (built-in and user-defined) but no rules yet;
-/// security is named only (refused).
+/// iptables' tables. pcn-iptables filters with the filter table, translates with the nat
+/// table and marks and rewrites with the mangle table; raw has its chains (built-in and
+/// user-defined) but no rules yet; security is named only (refused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TableName {
     Filter,
@@ -52,9 +52,18 @@ impl TableName {
         }
     }
 
-    /// The tables pcn-iptables keeps besides filter (nat with its rules; mangle and raw, chains
-    /// and policies only).
+    /// The tables pcn-iptables keeps besides filter (nat and mangle with their rules; raw,
+    /// chains and policies only).
     pub const OTHERS: [TableName; 3] = [TableName::Nat, TableName::Mangle, TableName::Raw];
+
+    /// The tables besides filter whose rules and policies count in the data plane.
+    pub const COUNTED: [TableName; 2] = [TableName::Nat, TableName::Mangle];
+
+    /// Whether the table's rules run and count in the data plane (filter, nat, mangle), or it
+    /// keeps its policy counters in the stored state (raw, which has no rules yet).
+    pub fn counts_in_dataplane(self) -> bool {
+        self == TableName::Filter || TableName::COUNTED.contains(&self)
+    }
 
     /// Whether pcn-iptables has this table (all but security).
     pub fn is_kept(self) -> bool {
@@ -110,10 +119,11 @@ pub struct Tables {
     /// kernel's list, which iptables-legacy-save prints. A table is loaded by the first command
     /// that opens it (a listing too) and stays loaded.
     pub loaded: Vec<TableName>,
-    /// nat, mangle and raw as they stand, those that were loaded (mangle and raw without
+    /// nat, mangle and raw as they stand, those that were loaded (raw without
     /// rules).
     pub others: Vec<(TableName, Table)>,
-    /// The policy counters of mangle and raw that are not zero, by chain name: set by `-P -c`
+    /// The policy counters of raw (and of a nat or mangle table stored before it counted) that
+    /// are not zero, by chain name: set by `-P -c`
     /// or a restore with `-c` (nothing counts there yet). As iptables-legacy does, a table's
     /// next change restarts them. (The nat table counts in the data plane, as filter does;
     /// versions before kept its policies' counts here too.)
@@ -170,13 +180,13 @@ impl Tables {
         );
     }
 
-    /// The nat table as it counts in the data plane, its rules and its policies in counter
-    /// slots of their own; `None` when it has none yet (never stored, or stored by a version
-    /// before nat counted, whose nat policies had the built-in slots, filter's).
-    pub fn nat(&self) -> Option<&Table> {
+    /// Table `name` (nat or mangle) as it counts in the data plane, its rules and its policies
+    /// in counter slots of their own; `None` when it has none yet (never stored, or stored by
+    /// a version before it counted, whose policies had the built-in slots, filter's).
+    pub fn counted(&self, name: TableName) -> Option<&Table> {
         self.others
             .iter()
-            .find(|(n, _)| *n == TableName::Nat)
+            .find(|(n, _)| *n == name)
             .map(|(_, t)| t)
             .filter(|t| {
                 t.chains
@@ -185,28 +195,33 @@ impl Tables {
             })
     }
 
-    /// The nat table with counter slots of its own: as stored, or else its chains with slots
+    /// The nat table as it counts in the data plane (see [`Tables::counted`]).
+    pub fn nat(&self) -> Option<&Table> {
+        self.counted(TableName::Nat)
+    }
+
+    /// Table `name` with counter slots of its own: as stored, or else its chains with slots
     /// from `alloc` for its policies, which start from the counts kept for them.
-    pub fn nat_counted(&self, alloc: &mut dyn FnMut(Counter) -> u32) -> Table {
-        if let Some(nat) = self.nat() {
-            return nat.clone();
+    pub fn counted_in(&self, name: TableName, alloc: &mut dyn FnMut(Counter) -> u32) -> Table {
+        if let Some(t) = self.counted(name) {
+            return t.clone();
         }
-        let mut nat = self.get(TableName::Nat);
-        let counts = self.counts_of(TableName::Nat);
-        for chain in nat.chains.iter_mut().filter(|c| c.policy.is_some()) {
+        let mut table = self.get(name);
+        let counts = self.counts_of(name);
+        for chain in table.chains.iter_mut().filter(|c| c.policy.is_some()) {
             let start = counts
                 .iter()
-                .find(|(name, _)| *name == chain.name)
+                .find(|(n, _)| *n == chain.name)
                 .map_or_else(Counter::default, |(_, c)| *c);
             chain.policy_counter = alloc(start);
         }
-        nat
+        table
     }
 
-    /// Stores `nat`, which counts in the data plane (no counts kept for it here).
-    pub fn set_nat(&mut self, nat: Table) {
-        self.set(TableName::Nat, nat);
-        self.set_counts(TableName::Nat, Vec::new());
+    /// Stores `table` as `name`'s, which counts in the data plane (no counts kept for it here).
+    pub fn set_counted(&mut self, name: TableName, table: Table) {
+        self.set(name, table);
+        self.set_counts(name, Vec::new());
     }
 
     /// Records that `name` was loaded (first in the list); `false` if it already was.
@@ -231,7 +246,7 @@ impl Default for Table {
 impl Table {
     /// A table with its built-in chains only, their policies ACCEPT, counting in slots
     /// 0.. in order (the filter table's slots 0..FIRST_RULE_COUNTER; nat's policies get slots
-    /// of their own when it is stored, see [`Tables::nat_counted`]; mangle and raw count
+    /// of their own when it is stored, see [`Tables::counted_in`], as mangle's; raw counts
     /// nothing yet: see [`Table::policy_counts`]).
     pub fn builtin(name: TableName) -> Table {
         Table::of_chains(
@@ -284,7 +299,7 @@ impl Table {
             .count()
     }
 
-    /// A counter reader for mangle and raw: their policies' `counts` (by chain name), zero
+    /// A counter reader for raw: its policies' `counts` (by chain name), zero
     /// elsewhere.
     pub fn policy_counts<'a>(
         &'a self,
@@ -299,10 +314,14 @@ impl Table {
         }
     }
 
-    /// Every counter slot in use: this table's, and the nat table's it carries.
+    /// Every counter slot in use: this table's, and those of the tables it carries that count
+    /// in the data plane.
     pub fn counters(&self) -> impl Iterator<Item = u32> + '_ {
-        let nat = self.tables.nat().map(|t| &t.chains[..]).unwrap_or_default();
-        self.chains.iter().chain(nat).flat_map(|c| {
+        let others = TableName::COUNTED
+            .iter()
+            .filter_map(|&name| self.tables.counted(name))
+            .flat_map(|t| &t.chains);
+        self.chains.iter().chain(others).flat_map(|c| {
             std::iter::once(c.policy_counter).chain(c.rules.iter().map(|r| r.counter))
         })
     }

@@ -256,10 +256,10 @@ impl Restore<'_> {
                         std::mem::take(&mut running.table)
                     }
                     TableName::Filter => running.table.clone(),
-                    TableName::Nat => running
+                    counted if counted.counts_in_dataplane() => running
                         .table
                         .tables
-                        .nat_counted(&mut |start| slots.alloc(start)),
+                        .counted_in(counted, &mut |start| slots.alloc(start)),
                     other => running.table.tables.get(other),
                 };
                 if flush && kept != TableName::Filter {
@@ -396,7 +396,7 @@ impl Restore<'_> {
                 ..
             } => {
                 // nat takes DROP here, where iptables refuses `-P` DROP.
-                if counts_in_dataplane(*kept) {
+                if kept.counts_in_dataplane() {
                     slots.set_policy(table, name, start);
                 } else if policy == Policy::Drop {
                     return Err(at_line(drop_policy_in(*kept), prog, number));
@@ -475,7 +475,7 @@ impl Restore<'_> {
                 }
             }
         }
-        let counting = if counts_in_dataplane(name) {
+        let counting = if name.counts_in_dataplane() {
             Counting::Slots(slots)
         } else {
             Counting::Other(counts)
@@ -504,7 +504,7 @@ impl Restore<'_> {
             ..
         }) = self.open.take()
         {
-            if !counts_in_dataplane(name) {
+            if !name.counts_in_dataplane() {
                 // Nothing to compile or count: the table goes into the stored state. `--test`
                 // commits nothing, but iptables-legacy-restore has loaded the table.
                 if self.options.test {
@@ -517,7 +517,7 @@ impl Restore<'_> {
                     new.tables.set_counts(name, counts);
                     new.tables.load(name);
                     let mut slots = engine::Slots::new(&new);
-                    slots.count_nat(&mut new);
+                    slots.count_tables(&mut new);
                     let old = Some(crate::compile::Old::Slots(&old));
                     engine::install(&dp, &running, old, &new, &slots).map_err(failed)?;
                     self.committed = true;
@@ -541,23 +541,25 @@ impl Restore<'_> {
             if !self.options.test {
                 ruleset::commit_checks(&table, name).map_err(|_| line_failed(prog, number))?;
             }
-            // nat goes live with the rest as it runs.
+            // nat and mangle go live with the rest as it runs.
             let old = match taken {
                 Some(taken) => taken,
-                None if name == TableName::Nat => crate::compile::slots_of(&running.table),
+                None if name != TableName::Filter => crate::compile::slots_of(&running.table),
                 None => Vec::new(),
             };
             let (mut table, old) = match name {
-                TableName::Nat => {
+                TableName::Filter if !old.is_empty() => {
+                    (table, Some(crate::compile::Old::Slots(&old)))
+                }
+                TableName::Filter => (table, None),
+                _ => {
                     let mut new = running.table.clone();
-                    new.tables.set_nat(table);
+                    new.tables.set_counted(name, table);
                     (new, Some(crate::compile::Old::Slots(&old)))
                 }
-                _ if !old.is_empty() => (table, Some(crate::compile::Old::Slots(&old))),
-                _ => (table, None),
             };
             table.tables.load(name);
-            slots.count_nat(&mut table);
+            slots.count_tables(&mut table);
             if self.options.test {
                 engine::compile(&table, &slots).map_err(failed)?;
                 super::record_loaded(&dp, *running, name).map_err(failed)?;
@@ -570,14 +572,8 @@ impl Restore<'_> {
     }
 }
 
-/// Whether a table counts in the data plane, in counter slots of its own (filter and nat), or
-/// keeps its policy counters in the stored state (mangle and raw, which count nothing yet).
-fn counts_in_dataplane(name: TableName) -> bool {
-    matches!(name, TableName::Filter | TableName::Nat)
-}
-
-/// What counts in an open table: the counter slots (filter and nat), or the policy counters
-/// set in mangle or raw.
+/// What counts in an open table: the counter slots (filter, nat, mangle), or the policy
+/// counters set in raw.
 enum Counting<'a> {
     Slots(&'a mut engine::Slots),
     Other(&'a mut Vec<(String, Counter)>),

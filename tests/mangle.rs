@@ -1,0 +1,113 @@
+//! The mangle table's chains on a packet's way, in netfilter's order: PREROUTING before the
+//! routing decision, INPUT and FORWARD before filter's, OUTPUT before filter's, POSTROUTING
+//! last. Marks set there reach filter's rules and the socket; its DROPs, DROP policies, user
+//! chains and RETURNs decide as filter's do; every chain a packet passes counts it, by a rule or
+//! by its policy, on both firewalls alike.
+
+use std::time::Duration;
+
+use pcn_iptables_tests::marks::{marks, receiver};
+use pcn_iptables_tests::topo::*;
+use pcn_iptables_tests::traffic::send_udp;
+use pcn_iptables_tests::whoami::{Whoami, tcp_ask};
+use pcn_iptables_tests::{Drop, Fw, Lab, Ns, Pair, Routed, scenarios};
+
+scenarios!(marks_on_every_hook, a_router_mangles_what_it_forwards);
+
+/// The packet counts of the policies of table `table`'s base chains, in listing order.
+fn policy_counts(lab: &Lab, ns: &Ns, table: &str) -> Vec<u64> {
+    lab.ipt_ok(ns, &format!("-t {table} -L -v -x -n"))
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once("(policy ")?.1.split_whitespace().nth(1))
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+/// A datagram to 5000 is marked 0x10 in PREROUTING, 0x4000 ORed in on mangle INPUT (by its
+/// mark), and accepted by filter's INPUT by the mark both set; one to 5001 is dropped in
+/// mangle INPUT; one to 5002 passes unmarked. From the host itself through lo, a datagram to
+/// 5003 is marked 0x99 in OUTPUT and 0x100 ORed in on POSTROUTING, then, met again on lo's
+/// way in, marked 0x7 in PREROUTING. Every chain counts what it saw.
+fn marks_on_every_hook(fw: Fw) {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    host.ip("link set lo up");
+    lab.ipt_lines(
+        &host,
+        "-t mangle -A PREROUTING -p udp --dport 5000 -j MARK --set-mark 0x10
+         -t mangle -A PREROUTING -i lo -p udp --dport 5003 -j MARK --set-mark 0x7
+         -t mangle -A INPUT -m mark --mark 0x10 -j MARK --or-mark 0x4000
+         -t mangle -A INPUT -p udp --dport 5001 -j DROP
+         -t mangle -A OUTPUT -o lo -p udp --dport 5003 -j MARK --set-mark 0x99
+         -t mangle -A POSTROUTING -o lo -m mark --mark 0x99 -j MARK --or-mark 0x100
+         -A INPUT -m mark --mark 0x4010 -j ACCEPT
+         -A OUTPUT -m mark --mark 0x99 -j ACCEPT",
+    );
+    let socks: Vec<_> = (5000..5004).map(|p| receiver(&host, p)).collect();
+    for port in 5000..5003 {
+        send_udp(&c1, HOST1, port, 1, Duration::ZERO, true);
+    }
+    send_udp(&host, "127.0.0.1", 5003, 1, Duration::ZERO, true);
+    let got: Vec<Vec<u32>> = socks.iter().map(marks).collect();
+    assert_eq!(got, vec![vec![0x4010], vec![], vec![0], vec![0x7]]);
+    assert_eq!(lab.counts(&host, "PREROUTING -t mangle"), vec![1, 1]);
+    assert_eq!(lab.counts(&host, "INPUT -t mangle"), vec![1, 1]);
+    assert_eq!(lab.counts(&host, "OUTPUT -t mangle"), vec![1]);
+    assert_eq!(lab.counts(&host, "POSTROUTING -t mangle"), vec![1]);
+    assert_eq!(lab.counts(&host, "INPUT"), vec![1]);
+    assert_eq!(lab.counts(&host, "OUTPUT"), vec![1]);
+    // PREROUTING, INPUT (less the drop), FORWARD, OUTPUT, POSTROUTING.
+    assert_eq!(policy_counts(&lab, &host, "mangle"), vec![4, 3, 0, 1, 1]);
+    assert_eq!(policy_counts(&lab, &host, "filter"), vec![2, 0, 0]);
+}
+
+/// A router whose mangle FORWARD drops by policy: TCP goes through a user chain that drops
+/// port 81 and returns the rest, then is accepted; UDP meets the policy. POSTROUTING marks
+/// what leaves to the server. filter's FORWARD sees only what mangle let through.
+fn a_router_mangles_what_it_forwards(fw: Fw) {
+    let Routed {
+        lab,
+        client,
+        router,
+        server,
+        ..
+    } = Routed::new(fw);
+    let _srv = Whoami::start(&server, &[80, 81], false);
+    lab.serve(&server, &[53]);
+    lab.ipt_lines(
+        &router,
+        "-t mangle -N CHECK
+         -t mangle -A CHECK -p tcp --dport 81 -j DROP
+         -t mangle -A CHECK -j RETURN
+         -t mangle -A FORWARD -p tcp -j CHECK
+         -t mangle -A FORWARD -p tcp -j ACCEPT
+         -t mangle -P FORWARD DROP
+         -t mangle -A POSTROUTING -o eth1 -p tcp --dport 80 -j MARK --set-mark 1
+         -A FORWARD -p tcp --dport 80 -j ACCEPT",
+    );
+    let wait = Duration::from_secs(2);
+    let short = Duration::from_millis(500);
+    let ok = tcp_ask(&client, SERVER, 80, None, wait);
+    assert!(ok.is_ok(), "port 80 through the router: {ok:?}");
+    let dropped = tcp_ask(&client, SERVER, 81, None, short);
+    assert!(dropped.is_err(), "port 81 got through: {dropped:?}");
+    lab.expect(&client.udp(SERVER, 53), Drop);
+    lab.check();
+    let check = lab.counts(&router, "CHECK -t mangle");
+    assert_eq!(check[0], 1, "the SYN to 81, once");
+    let forward = lab.counts(&router, "FORWARD -t mangle");
+    assert_eq!(
+        forward[0],
+        forward[1] + 1,
+        "all TCP, all but 81's SYN accepted"
+    );
+    let filter = lab.counts(&router, "FORWARD");
+    let marked = lab.counts(&router, "POSTROUTING -t mangle");
+    assert!(marked[0] >= 3, "the client's packets to 80: {marked:?}");
+    assert_eq!(filter[0], marked[0], "filter saw what mangle marked");
+    // FORWARD's policy dropped the datagram; POSTROUTING's counted every packet forwarded
+    // (its MARK rule goes on).
+    let policies = policy_counts(&lab, &router, "mangle");
+    assert_eq!(policies[2], 1, "{policies:?}");
+    assert_eq!(policies[4], forward[1], "{policies:?}");
+}
