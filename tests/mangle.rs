@@ -6,13 +6,17 @@
 
 use std::time::Duration;
 
-use pcn_iptables_tests::marks::{marks, receiver};
+use pcn_iptables_tests::datagrams::{datagrams, marks, receiver};
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::traffic::send_udp;
 use pcn_iptables_tests::whoami::{Whoami, tcp_ask};
 use pcn_iptables_tests::{Drop, Fw, Lab, Ns, Pair, Routed, scenarios};
 
-scenarios!(marks_on_every_hook, a_router_mangles_what_it_forwards);
+scenarios!(
+    marks_on_every_hook,
+    a_router_mangles_what_it_forwards,
+    header_rewrites_reach_the_receiver
+);
 
 /// The packet counts of the policies of table `table`'s base chains, in listing order.
 fn policy_counts(lab: &Lab, ns: &Ns, table: &str) -> Vec<u64> {
@@ -110,4 +114,44 @@ fn a_router_mangles_what_it_forwards(fw: Fw) {
     let policies = policy_counts(&lab, &router, "mangle");
     assert_eq!(policies[2], 1, "{policies:?}");
     assert_eq!(policies[4], forward[1], "{policies:?}");
+}
+
+/// TTL, TOS and DSCP on a router, as the server's socket receives them: PREROUTING sets a
+/// TTL of 30 (29 once forwarded) and raises another by 5, which filter's FORWARD matches as
+/// ip_forward() leaves it (64 + 5 - 1); FORWARD sets a TOS, POSTROUTING a DSCP class and the
+/// TTL the server sees (100). The router's own datagrams get theirs on OUTPUT.
+fn header_rewrites_reach_the_receiver(fw: Fw) {
+    let Routed {
+        lab,
+        client,
+        router,
+        server,
+        ..
+    } = Routed::new(fw);
+    lab.ipt_lines(
+        &router,
+        "-t mangle -A PREROUTING -p udp --dport 7000 -j TTL --ttl-set 30
+         -t mangle -A PREROUTING -p udp --dport 7001 -j TTL --ttl-inc 5
+         -t mangle -A FORWARD -p udp --dport 7002 -j TOS --set-tos 0x10/0x3f
+         -t mangle -A FORWARD -p udp --dport 7002 -m tos --tos 0x10/0x3f -j TOS --or-tos 0x80
+         -t mangle -A POSTROUTING -p udp --dport 7003 -j DSCP --set-dscp-class EF
+         -t mangle -A POSTROUTING -p udp --dport 7003 -j TTL --ttl-set 100
+         -t mangle -A OUTPUT -p udp --dport 7004 -j TOS --set-tos 0x04
+         -t mangle -A OUTPUT -p udp --dport 7004 -j TTL --ttl-dec 60
+         -A FORWARD -p udp -m ttl --ttl-eq 68 -j ACCEPT
+         -A FORWARD -p udp -m ttl --ttl-eq 63 -j ACCEPT",
+    );
+    let socks: Vec<_> = (7000..7005).map(|p| receiver(&server, p)).collect();
+    for port in 7000..7004 {
+        send_udp(&client, SERVER, port, 1, Duration::ZERO, true);
+    }
+    send_udp(&router, SERVER, 7004, 1, Duration::ZERO, true);
+    let got: Vec<Vec<(u8, u8)>> = socks
+        .iter()
+        .map(|s| datagrams(s).iter().map(|d| (d.tos, d.ttl)).collect())
+        .collect();
+    let want = [(0, 29), (0, 68), (0x90, 63), (0xb8, 100), (0x04, 4)];
+    assert_eq!(got, want.map(|w| vec![w]));
+    assert_eq!(lab.counts(&router, "FORWARD"), vec![1, 2]);
+    assert_eq!(lab.counts(&router, "FORWARD -t mangle"), vec![1, 1]);
 }

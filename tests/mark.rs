@@ -7,8 +7,8 @@
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
+use pcn_iptables_tests::datagrams::{marks, receiver};
 use pcn_iptables_tests::lab::ip4;
-use pcn_iptables_tests::marks::{marks, receiver};
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::traffic::send_udp;
 use pcn_iptables_tests::whoami::{Whoami, tcp_ask};

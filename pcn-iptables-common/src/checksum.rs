@@ -24,6 +24,15 @@ pub fn fold(mut acc: u64) -> [u8; 2] {
     (!(acc as u16)).to_ne_bytes()
 }
 
+/// The checksum field's bytes `check` once a 16-bit word of what it covers changed from `old`
+/// to `new` (RFC 1624's HC' = ~(~HC + ~m + m'), as the kernel's csum_replace2), all in memory
+/// order.
+#[inline(always)]
+pub fn replace(check: [u8; 2], old: [u8; 2], new: [u8; 2]) -> [u8; 2] {
+    let word = |b: [u8; 2]| u16::from_ne_bytes(b) as u64;
+    fold((!word(check) & 0xffff) + (!word(old) & 0xffff) + word(new))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +65,22 @@ mod tests {
         assert_eq!(fold(0), [0xff, 0xff]);
         // An odd byte at the end is not summed.
         assert_eq!(sum(&[1, 2, 3], 0), u16::from_ne_bytes([1, 2]) as u64);
+    }
+
+    /// A word changed in place gives the checksum of the whole header computed anew, for
+    /// every TOS byte and TTL (the words the mangle table's targets rewrite).
+    #[test]
+    fn a_replaced_word_gives_the_full_checksum() {
+        let mut h = HEADER;
+        h[10..12].copy_from_slice(&fold(sum(&HEADER, 0)));
+        for at in [0, 8] {
+            for v in 0..=255u8 {
+                let mut n = h;
+                n[at + (at == 0) as usize] = v;
+                let check = replace([h[10], h[11]], [h[at], h[at + 1]], [n[at], n[at + 1]]);
+                n[10..12].copy_from_slice(&[0, 0]);
+                assert_eq!(check, fold(sum(&n, 0)), "byte {at}: {v}");
+            }
+        }
     }
 }

@@ -116,6 +116,11 @@ pub mod verdict {
     /// `-j CONNMARK`: the connection's mark or the packet's changes
     /// (`conntrack::connmark`), and the chain goes on.
     pub const CONNMARK: u32 = 11;
+    /// `-j TOS`, `-j DSCP`: the TOS byte becomes `(tos & !Action::set_mark_mask) ^
+    /// Action::set_mark` (`rewrite`), and the chain goes on.
+    pub const TOS: u32 = 12;
+    /// `-j TTL`: the TTL is set, raised or lowered (`rewrite::ttl`), and the chain goes on.
+    pub const TTL: u32 = 13;
 }
 
 /// `Action::nat_kind`: which nat target a rule has.
@@ -456,6 +461,42 @@ pub fn set_mark(mark: u32, a: &Action) -> u32 {
     (mark & !a.set_mark_mask) ^ a.set_mark
 }
 
+/// What a rule whose target changes the packet and goes on (MARK, TOS, DSCP, TTL) does to it
+/// (the others: nothing).
+#[inline(always)]
+pub fn rewrite(pkt: &mut PacketInfo, a: &Action) {
+    match a.verdict {
+        verdict::MARK => pkt.mark = set_mark(pkt.mark, a),
+        verdict::TOS => {
+            pkt.tos = (pkt.tos & !(a.set_mark_mask as u8)) ^ a.set_mark as u8;
+            pkt.rewrite = 1;
+        }
+        verdict::TTL => {
+            pkt.ttl = rewrite::ttl(pkt.ttl, a.set_mark_mask as u8, a.set_mark as u8);
+            pkt.rewrite = 1;
+        }
+        _ => {}
+    }
+}
+
+/// The header fields the mangle table's targets rewrite.
+pub mod rewrite {
+    /// `-j TTL`'s modes (`Action::set_mark_mask`; the value is `set_mark`), xt_TTL's.
+    pub const TTL_SET: u8 = 0;
+    pub const TTL_INC: u8 = 1;
+    pub const TTL_DEC: u8 = 2;
+
+    /// xt_TTL's new TTL: set, or raised up to 255, or lowered down to 0.
+    #[inline(always)]
+    pub fn ttl(ttl: u8, mode: u8, value: u8) -> u8 {
+        match mode {
+            TTL_SET => value,
+            TTL_INC => ttl.saturating_add(value),
+            _ => ttl.saturating_sub(value),
+        }
+    }
+}
+
 /// The packet types of xt_pkttype (the kernel's PACKET_*), which a packet's
 /// `PacketInfo::pkt_type` holds.
 pub mod pkt_type {
@@ -681,9 +722,10 @@ pub struct PacketInfo {
     pub ct_rewritten: u8,
     /// 1 for a reply of a `nat_flag::LOOPED` connection.
     pub ct_looped: u8,
-    /// 1 when the mangle table is loaded (`chain_flag::MANGLE`).
+    /// 1 when the mangle table is loaded (`chain_flag::MANGLE`); 1 when a rule changed
+    /// `tos` or `ttl`, which the packet's header does not have yet (`rewrite`).
     pub mangle: u8,
-    pub _nat_pad: u8,
+    pub rewrite: u8,
     /// The nat target a nat chain matched, for the mapping.
     pub nat_rule: NatRule,
     /// The packet's connection's original tuple, and the inverse of its reply tuple: for a
@@ -926,6 +968,53 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// xt_TTL's `ttl_tg` (an int that is clamped), and xt_DSCP's `tos_tg` and `dscp_tg`
+    /// through the actions the compiler makes of them.
+    #[test]
+    fn rewrites_follow_xt_ttl_tos_and_dscp() {
+        for ttl in 0..=255u8 {
+            for value in [0u8, 1, 2, 64, 254, 255] {
+                let wide = ttl as i32;
+                let kernel = [value as i32, wide + value as i32, wide - value as i32];
+                for (mode, want) in kernel.into_iter().enumerate() {
+                    let a = Action {
+                        verdict: verdict::TTL,
+                        set_mark: value as u32,
+                        set_mark_mask: mode as u32,
+                        ..Default::default()
+                    };
+                    let mut pkt = PacketInfo {
+                        ttl,
+                        ..Default::default()
+                    };
+                    rewrite(&mut pkt, &a);
+                    assert_eq!(pkt.ttl as i32, want.clamp(0, 255), "{ttl} {mode} {value}");
+                    assert_eq!(pkt.rewrite, 1);
+                }
+            }
+        }
+        for tos in 0..=255u8 {
+            // TOS --set-tos 0x10/0x3f; DSCP --set-dscp 0x2e (ECN bits kept).
+            for (value, mask, want) in [
+                (0x10u32, 0x3fu32, (tos & !0x3f) ^ 0x10),
+                (0x2e << 2, 0xfc, (tos & 0x03) | 0x2e << 2),
+            ] {
+                let a = Action {
+                    verdict: verdict::TOS,
+                    set_mark: value,
+                    set_mark_mask: mask,
+                    ..Default::default()
+                };
+                let mut pkt = PacketInfo {
+                    tos,
+                    ..Default::default()
+                };
+                rewrite(&mut pkt, &a);
+                assert_eq!(pkt.tos, want);
             }
         }
     }

@@ -132,7 +132,7 @@ fn effect_step(
     match verdict {
         verdict::CONTINUE => {}
         verdict::LOG => log::pend(pkt, index),
-        verdict::MARK => pkt.mark = pcn_iptables_common::set_mark(pkt.mark, action),
+        verdict::MARK | verdict::TOS | verdict::TTL => pcn_iptables_common::rewrite(pkt, action),
         verdict::CONNMARK => {
             pcn_connmark(hook, slot, index);
         }

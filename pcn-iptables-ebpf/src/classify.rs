@@ -98,8 +98,8 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
         pkt.flow_cacheable = 0;
         if action.verdict == verdict::LOG {
             log::pend(pkt, index);
-        } else if action.verdict == verdict::MARK {
-            pkt.mark = pcn_iptables_common::set_mark(pkt.mark, action);
+        } else {
+            pcn_iptables_common::rewrite(pkt, action);
         }
     }
     0

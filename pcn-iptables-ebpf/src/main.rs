@@ -121,6 +121,7 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
     )?;
     pkt.slot = slot;
     pkt.mangle = (flags & chain_flag::MANGLE != 0) as u8;
+    pkt.rewrite = 0;
     // Judged on the device it came in by, and sent on to the socket through lo (see
     // `nat_flag::LOOPED`).
     if ifindex == LOOPBACK_IFINDEX && pkt.ct_looped != 0 {
@@ -298,6 +299,7 @@ fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
     }
     pkt.slot = slot;
     pkt.mangle = (flags & chain_flag::MANGLE != 0) as u8;
+    pkt.rewrite = 0;
     pkt.nat_new = (flags & chain_flag::NAT != 0 && pkt.ct_commit != 0) as u8;
     if mangle::runs(pkt, CHAIN_MANGLE_OUTPUT) {
         return Next::Classify;
@@ -393,6 +395,9 @@ pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
     if pkt.log_count != 0 {
         log::emit_xdp(ctx.ctx, pkt);
     }
+    if matches!(step, Step::Accept) && pkt.rewrite != 0 {
+        mangle::rewrite_xdp(&ctx, pkt);
+    }
     let next = match step {
         Step::Accept => match xdp_accept(ctx.as_ptr(), pkt) {
             // The mark the rules set goes with the packet (see `reject::carry_mark`).
@@ -464,6 +469,9 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
     let next = match step {
         Step::Accept => {
             unsafe { (*ctx.skb.skb).mark = pkt.mark };
+            if pkt.rewrite != 0 {
+                mangle::rewrite_tc(&ctx, pkt);
+            }
             Next::of(tc_classified(ctx.skb.skb, pkt))
         }
         Step::Drop => {

@@ -15,12 +15,12 @@
 //! `legacy` and a `pcn` test, so `cargo test -- legacy` runs the reference runs only.
 
 pub mod cmd;
+pub mod datagrams;
 pub mod diff;
 pub mod fw;
 pub mod gateway;
 pub mod lab;
 pub mod listing;
-pub mod marks;
 pub mod restore;
 pub mod topo;
 pub mod traffic;

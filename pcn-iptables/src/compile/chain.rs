@@ -158,13 +158,14 @@ fn own_bitmaps(
         match kind {
             OWN_RULES => push_bits(words, nwords, rules.iter().map(|_| true)),
             // The scan counts these as it goes instead of stopping at them.
-            // LOG, like no target, lets the packet go on to the next rule.
+            // LOG, MARK and the header's rewrites, like no target, let the packet go on to
+            // the next rule.
             OWN_COUNT_ONLY => push_bits(
                 words,
                 nwords,
                 rules
                     .iter()
-                    .map(|r| matches!(r.target, None | Some(Target::Log(_) | Target::Mark(_)))),
+                    .map(|r| r.target.as_ref().is_none_or(Target::goes_on)),
             ),
             _ => push_bits(
                 words,

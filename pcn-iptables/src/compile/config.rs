@@ -109,10 +109,10 @@ pub(super) fn chain_config(
 /// `track`: TRACK and NAT as the whole generation has them (see `tracks`).
 pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
     let per_packet = |r: &Rule| {
-        matches!(
-            r.target,
-            Some(Target::Log(_) | Target::Mark(_) | Target::Connmark(_))
-        ) || r.matches.iter().any(fields::per_packet)
+        r.target
+            .as_ref()
+            .is_some_and(|t| t.goes_on() || matches!(t, Target::Connmark(_)))
+            || r.matches.iter().any(fields::per_packet)
     };
     let cacheable = if rules.iter().any(per_packet) {
         0
@@ -193,13 +193,7 @@ pub(super) fn action(
         Some(Target::Return) => (verdict::RETURN, 0),
         Some(Target::Jump(c)) => (verdict::JUMP, id_of(c)?),
         Some(Target::Goto(c)) => (verdict::GOTO, id_of(c)?),
-        Some(
-            t @ (Target::Reject(_)
-            | Target::Log(_)
-            | Target::Nat(_)
-            | Target::Mark(_)
-            | Target::Connmark(_)),
-        ) => {
+        Some(t) => {
             let ext = crate::ext::of_target(t).expect("a target extension");
             (ext.action(t, &mut action), 0)
         }

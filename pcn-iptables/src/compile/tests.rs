@@ -1320,6 +1320,21 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
                 assert_eq!((a.set_mark, a.set_mark_mask), (m.value, m.mask), "{what}");
                 (verdict::MARK, None, None)
             }
+            Some(Target::Tos(t)) => {
+                let want = (t.value as u32, t.mask as u32);
+                assert_eq!((a.set_mark, a.set_mark_mask), want, "{what}");
+                (verdict::TOS, None, None)
+            }
+            Some(Target::Dscp(d)) => {
+                let want = ((*d as u32) << 2, 0xfc);
+                assert_eq!((a.set_mark, a.set_mark_mask), want, "{what}");
+                (verdict::TOS, None, None)
+            }
+            Some(Target::Ttl(t)) => {
+                let want = (t.value as u32, t.mode as u32);
+                assert_eq!((a.set_mark, a.set_mark_mask), want, "{what}");
+                (verdict::TTL, None, None)
+            }
             Some(Target::Connmark(c)) => {
                 assert_eq!(
                     (a.set_mark, a.set_mark_mask),
@@ -1347,7 +1362,16 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
         }
         assert_eq!(
             bit(count_only, i),
-            matches!(r.target, None | Some(Target::Log(_))),
+            matches!(
+                r.target,
+                None | Some(
+                    Target::Log(_)
+                        | Target::Mark(_)
+                        | Target::Tos(_)
+                        | Target::Dscp(_)
+                        | Target::Ttl(_)
+                )
+            ),
             "{what}"
         );
         let limit = r.matches.iter().find_map(|m| match m {

@@ -41,7 +41,7 @@ const CLASSES: [(&str, u8); 22] = [
 ];
 
 /// The largest DSCP.
-const MAX: u64 = 0x3f;
+pub(super) const MAX: u64 = 0x3f;
 
 impl Extension for Dscp {
     fn name(&self) -> &'static str {
@@ -107,7 +107,7 @@ impl Extension for Dscp {
 }
 
 /// libxt_dscp's `class_to_dscp`: the first class whose name starts the text.
-fn class(arg: &str) -> Result<u8> {
+pub(super) fn class(arg: &str) -> Result<u8> {
     CLASSES
         .iter()
         .find(|(name, _)| {

@@ -13,6 +13,7 @@ pub mod connmark_target;
 pub mod conntrack;
 pub mod dnat;
 pub mod dscp;
+pub mod dscp_target;
 pub mod ecn;
 pub mod icmp;
 pub mod iprange;
@@ -35,7 +36,9 @@ pub mod snat;
 pub mod statistic;
 pub mod tcp;
 pub mod tos;
+pub mod tos_target;
 pub mod ttl;
+pub mod ttl_target;
 pub mod udp;
 
 mod api;
@@ -50,7 +53,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 31] = [
+pub static REGISTRY: [&dyn Extension; 34] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -82,6 +85,9 @@ pub static REGISTRY: [&dyn Extension; 31] = [
     &netmap::Netmap,
     &mark_target::MarkTarget,
     &connmark_target::ConnmarkTarget,
+    &tos_target::TosTarget,
+    &dscp_target::DscpTarget,
+    &ttl_target::TtlTarget,
 ];
 
 /// The extension a match value belongs to.
@@ -119,6 +125,9 @@ pub fn of_target(t: &Target) -> Option<&'static dyn Extension> {
         Target::Log(_) => Some(&log::LogExt),
         Target::Mark(_) => Some(&mark_target::MarkTarget),
         Target::Connmark(_) => Some(&connmark_target::ConnmarkTarget),
+        Target::Tos(_) => Some(&tos_target::TosTarget),
+        Target::Dscp(_) => Some(&dscp_target::DscpTarget),
+        Target::Ttl(_) => Some(&ttl_target::TtlTarget),
         Target::Nat(nat) => Some(match nat.kind {
             NatKind::Snat => &snat::SNAT,
             NatKind::Dnat => &dnat::DNAT,

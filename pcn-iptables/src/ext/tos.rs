@@ -10,14 +10,14 @@ use crate::xtables::{param, value::xtables_uint_prefix};
 pub struct Tos;
 
 /// libxtables' TOS symbols, in its order; a symbol's mask is 0x3f.
-const SYMBOLS: [(&str, u8); 5] = [
+pub(super) const SYMBOLS: [(&str, u8); 5] = [
     ("Minimize-Delay", 0x10),
     ("Maximize-Throughput", 0x08),
     ("Maximize-Reliability", 0x04),
     ("Minimize-Cost", 0x02),
     ("Normal-Service", 0x00),
 ];
-const SYMBOL_MASK: u8 = 0x3f;
+pub(super) const SYMBOL_MASK: u8 = 0x3f;
 
 pub const ENTRIES: [Entry; 1] = [mandatory("tos", 0, true)];
 
@@ -89,7 +89,7 @@ impl Extension for Tos {
 
 /// libxtables' `xtopt_parse_tosmask`: a number (mask 0xff) with an optional `/mask`, else a
 /// symbol, in any case (mask 0x3f).
-fn parse(arg: &str) -> Result<TosMask> {
+pub(super) fn parse(arg: &str) -> Result<TosMask> {
     if let Some((value, rest)) = xtables_uint_prefix(arg, u8::MAX as u64) {
         let mask = match rest.strip_prefix('/') {
             None if rest.is_empty() => Some(u8::MAX as u64),

@@ -290,6 +290,19 @@ pub enum Target {
     Mark(MarkMask),
     /// `-j CONNMARK`
     Connmark(Connmark),
+    /// `-j TOS`: the TOS byte becomes `(tos & !mask) ^ value` (mangle only).
+    Tos(TosMask),
+    /// `-j DSCP`: the TOS byte's upper six bits become the value (mangle only).
+    Dscp(u8),
+    /// `-j TTL` (mangle only).
+    Ttl(TtlSet),
+}
+
+/// `-j TTL`: a `pcn_iptables_common::rewrite::TTL_*` mode and its value, as xt_TTL keeps them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TtlSet {
+    pub mode: u8,
+    pub value: u8,
 }
 
 /// `-j CONNMARK`, as xt_CONNMARK's revision 2 keeps it.
@@ -343,5 +356,19 @@ impl Target {
             Target::Jump(chain) | Target::Goto(chain) => Some(chain),
             _ => None,
         }
+    }
+
+    /// Whether the rule's packet goes on to the next rule, changed or logged, with nothing
+    /// but the scan to do it (the classifier counts it and goes on).
+    pub fn goes_on(&self) -> bool {
+        matches!(
+            self,
+            Target::Log(_) | Target::Mark(_) | Target::Tos(_) | Target::Dscp(_) | Target::Ttl(_)
+        )
+    }
+
+    /// The targets only the mangle table takes (the kernel's `.table = "mangle"`).
+    pub fn mangle_only(&self) -> bool {
+        matches!(self, Target::Tos(_) | Target::Dscp(_) | Target::Ttl(_))
     }
 }

@@ -27,12 +27,11 @@ fn bad_rule() -> Error {
 }
 
 /// What `-D` and `-C` say when no rule matches `rule`: libiptc reports a missing rule with a
-/// jump, or with a target extension (REJECT, LOG, the nat targets), as a missing chain.
+/// jump, or with a target extension, as a missing chain.
 fn missing(rule: &Rule) -> Error {
     match &rule.target {
-        Some(Target::Jump(_) | Target::Goto(_) | Target::Reject(_) | Target::Log(_)) => no_chain(),
-        Some(Target::Nat(_) | Target::Mark(_) | Target::Connmark(_)) => no_chain(),
-        _ => bad_rule(),
+        None | Some(Target::Accept | Target::Drop | Target::Return) => bad_rule(),
+        Some(_) => no_chain(),
     }
 }
 
@@ -461,6 +460,7 @@ fn check_entry(rule: &Rule, table: TableName, hooks: u8) -> Result<()> {
                 })
         }
         Some(Target::Connmark(c)) => connmark_target::kernel_accepts(c),
+        Some(t) if t.mangle_only() => table == TableName::Mangle,
         _ => true,
     };
     if !ok {

@@ -1,5 +1,5 @@
-//! Datagrams with their skb marks: a UDP socket that reads each datagram's mark (SO_RCVMARK),
-//! where the rules' MARK targets end up.
+//! Datagrams as they arrived: a UDP socket that reads each datagram's skb mark (SO_RCVMARK),
+//! TOS byte and TTL, where the rules' MARK, TOS, DSCP and TTL targets end up.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -8,7 +8,7 @@ use crate::Ns;
 /// SO_RCVMARK (Linux 6.0): each datagram comes with its skb's mark.
 const SO_RCVMARK: libc::c_int = 75;
 
-/// A UDP socket of `ns` on `port` that receives marks.
+/// A UDP socket of `ns` on `port` that receives marks, TOS bytes and TTLs.
 pub fn receiver(ns: &Ns, port: u16) -> OwnedFd {
     // SAFETY: plain socket calls on a descriptor this function owns, with pointers to live
     // locals of the sizes given.
@@ -17,15 +17,9 @@ pub fn receiver(ns: &Ns, port: u16) -> OwnedFd {
         assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
         let fd = OwnedFd::from_raw_fd(fd);
         let one: libc::c_int = 1;
-        let set = |opt, v: &libc::c_int| {
+        let set = |level, opt, v: &libc::c_int| {
             let len = std::mem::size_of::<libc::c_int>() as u32;
-            let r = libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (v as *const i32).cast(),
-                len,
-            );
+            let r = libc::setsockopt(fd.as_raw_fd(), level, opt, (v as *const i32).cast(), len);
             assert_eq!(
                 r,
                 0,
@@ -33,7 +27,9 @@ pub fn receiver(ns: &Ns, port: u16) -> OwnedFd {
                 std::io::Error::last_os_error()
             );
         };
-        set(SO_RCVMARK, &one);
+        set(libc::SOL_SOCKET, SO_RCVMARK, &one);
+        set(libc::IPPROTO_IP, libc::IP_RECVTOS, &one);
+        set(libc::IPPROTO_IP, libc::IP_RECVTTL, &one);
         let tv = libc::timeval {
             tv_sec: 0,
             tv_usec: 300_000,
@@ -62,12 +58,25 @@ pub fn receiver(ns: &Ns, port: u16) -> OwnedFd {
     })
 }
 
+/// What a datagram arrived with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Datagram {
+    pub mark: u32,
+    pub tos: u8,
+    pub ttl: u8,
+}
+
 /// The marks of the datagrams waiting on `fd`, in order.
 pub fn marks(fd: &OwnedFd) -> Vec<u32> {
+    datagrams(fd).iter().map(|d| d.mark).collect()
+}
+
+/// The datagrams waiting on `fd`, in order.
+pub fn datagrams(fd: &OwnedFd) -> Vec<Datagram> {
     let mut out = Vec::new();
     loop {
         let mut buf = [0u8; 64];
-        let mut control = [0u64; 8];
+        let mut control = [0u64; 16];
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
@@ -82,18 +91,26 @@ pub fn marks(fd: &OwnedFd) -> Vec<u32> {
         if unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, 0) } < 0 {
             return out;
         }
-        let mut mark = 0;
+        let mut d = Datagram::default();
         // SAFETY: the control messages recvmsg wrote into `control`, walked with the
-        // kernel's macros; SO_MARK's data is a u32.
+        // kernel's macros; SO_MARK's and IP_TTL's data is an int, IP_TOS's a byte.
         unsafe {
             let mut c = libc::CMSG_FIRSTHDR(&msg);
             while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_MARK {
-                    mark = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>());
+                let data = libc::CMSG_DATA(c);
+                match ((*c).cmsg_level, (*c).cmsg_type) {
+                    (libc::SOL_SOCKET, libc::SO_MARK) => {
+                        d.mark = std::ptr::read_unaligned(data.cast::<u32>());
+                    }
+                    (libc::IPPROTO_IP, libc::IP_TOS) => d.tos = *data,
+                    (libc::IPPROTO_IP, libc::IP_TTL) => {
+                        d.ttl = std::ptr::read_unaligned(data.cast::<i32>()) as u8;
+                    }
+                    _ => {}
                 }
                 c = libc::CMSG_NXTHDR(&msg, c);
             }
         }
-        out.push(mark);
+        out.push(d);
     }
 }
