@@ -15,7 +15,8 @@ use pcn_iptables_tests::{Drop, Fw, Lab, Ns, Pair, Routed, scenarios};
 scenarios!(
     marks_on_every_hook,
     a_router_mangles_what_it_forwards,
-    header_rewrites_reach_the_receiver
+    header_rewrites_reach_the_receiver,
+    a_router_clamps_mss
 );
 
 /// The packet counts of the policies of table `table`'s base chains, in listing order.
@@ -154,4 +155,57 @@ fn header_rewrites_reach_the_receiver(fw: Fw) {
     assert_eq!(got, want.map(|w| vec![w]));
     assert_eq!(lab.counts(&router, "FORWARD"), vec![1, 2]);
     assert_eq!(lab.counts(&router, "FORWARD -t mangle"), vec![1, 1]);
+}
+
+/// The MSS the server's side of each connection from `from` to `server:port` settled on
+/// (TCP_MAXSEG: the least of the two SYNs' MSS options, less the timestamp option), or `None`
+/// when the connection did not open.
+fn server_mss(from: &Ns, server: &Ns, port: u16) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    let listener = server.in_ns(|| std::net::TcpListener::bind(("0.0.0.0", port)).unwrap());
+    let to = std::net::SocketAddr::from((pcn_iptables_tests::lab::ip4(SERVER), port));
+    let client = from.in_ns(|| std::net::TcpStream::connect_timeout(&to, Duration::from_secs(2)));
+    client.ok()?;
+    let (conn, _) = listener.accept().ok()?;
+    let mut mss: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt on a live socket into a local of the size given.
+    let r = unsafe {
+        libc::getsockopt(
+            conn.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MAXSEG,
+            (&mut mss as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "TCP_MAXSEG: {}", std::io::Error::last_os_error());
+    Some(mss)
+}
+
+/// A router whose link to the server has an MTU of 1280 clamps the MSS of the connections it
+/// forwards to the path (1240; the server's side keeps 1228 of it beside timestamps), sets
+/// another's to 1000, and its own connection's on POSTROUTING to 900; a connection it does
+/// not touch keeps 1460 (1448).
+fn a_router_clamps_mss(fw: Fw) {
+    let Routed {
+        lab,
+        client,
+        router,
+        server,
+        ..
+    } = Routed::new(fw);
+    router.ip("link set eth1 mtu 1280");
+    lab.ipt_lines(
+        &router,
+        "-t mangle -A FORWARD -p tcp --dport 80 --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu
+         -t mangle -A FORWARD -p tcp --dport 81 --syn -j TCPMSS --set-mss 1000
+         -t mangle -A POSTROUTING -p tcp --dport 82 --syn -j TCPMSS --set-mss 900",
+    );
+    assert_eq!(server_mss(&client, &server, 80), Some(1228));
+    assert_eq!(server_mss(&client, &server, 81), Some(988));
+    assert_eq!(server_mss(&router, &server, 82), Some(888));
+    assert_eq!(server_mss(&client, &server, 83), Some(1448));
+    assert_eq!(lab.counts(&router, "FORWARD -t mangle"), vec![1, 1]);
+    assert_eq!(lab.counts(&router, "POSTROUTING -t mangle"), vec![1]);
 }

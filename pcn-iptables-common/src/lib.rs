@@ -8,6 +8,7 @@ pub mod icmp_limit;
 pub mod limit;
 pub mod recent;
 pub mod statistic;
+pub mod tcpmss;
 
 pub use classifier::{
     FIELD_KEY_HEADER_BITS, FieldKey, SCANNED_BITMAPS, field, field_key, field_key6,
@@ -121,6 +122,9 @@ pub mod verdict {
     pub const TOS: u32 = 12;
     /// `-j TTL`: the TTL is set, raised or lowered (`rewrite::ttl`), and the chain goes on.
     pub const TTL: u32 = 13;
+    /// `-j TCPMSS`: a SYN's MSS option is lowered to `Action::set_mark` (or to the path's
+    /// MTU less 40: `rewrite::CLAMP_PMTU`), and the chain goes on.
+    pub const TCPMSS: u32 = 14;
 }
 
 /// `Action::nat_kind`: which nat target a rule has.
@@ -469,11 +473,22 @@ pub fn rewrite(pkt: &mut PacketInfo, a: &Action) {
         verdict::MARK => pkt.mark = set_mark(pkt.mark, a),
         verdict::TOS => {
             pkt.tos = (pkt.tos & !(a.set_mark_mask as u8)) ^ a.set_mark as u8;
-            pkt.rewrite = 1;
+            pkt.rewrite |= rewrite::HEADER;
         }
         verdict::TTL => {
             pkt.ttl = rewrite::ttl(pkt.ttl, a.set_mark_mask as u8, a.set_mark as u8);
-            pkt.rewrite = 1;
+            pkt.rewrite |= rewrite::HEADER;
+        }
+        // xt_TCPMSS never raises an MSS: rules one after the other lower it to the least.
+        verdict::TCPMSS => {
+            if pkt.rewrite & rewrite::MSS == 0 {
+                (pkt.mss, pkt.mss_clamp) = (u16::MAX, 0);
+            }
+            match a.set_mark as u16 {
+                rewrite::CLAMP_PMTU => pkt.mss_clamp = 1,
+                mss => pkt.mss = pkt.mss.min(mss),
+            }
+            pkt.rewrite |= rewrite::MSS;
         }
         _ => {}
     }
@@ -481,6 +496,12 @@ pub fn rewrite(pkt: &mut PacketInfo, a: &Action) {
 
 /// The header fields the mangle table's targets rewrite.
 pub mod rewrite {
+    /// `PacketInfo::rewrite`: the TOS byte or the TTL changed; a SYN's MSS is to be lowered.
+    pub const HEADER: u8 = 1;
+    pub const MSS: u8 = 2;
+    /// `-j TCPMSS --clamp-mss-to-pmtu`, as xt_TCPMSS's `mss` has it.
+    pub const CLAMP_PMTU: u16 = 0xffff;
+
     /// `-j TTL`'s modes (`Action::set_mark_mask`; the value is `set_mark`), xt_TTL's.
     pub const TTL_SET: u8 = 0;
     pub const TTL_INC: u8 = 1;
@@ -722,8 +743,8 @@ pub struct PacketInfo {
     pub ct_rewritten: u8,
     /// 1 for a reply of a `nat_flag::LOOPED` connection.
     pub ct_looped: u8,
-    /// 1 when the mangle table is loaded (`chain_flag::MANGLE`); 1 when a rule changed
-    /// `tos` or `ttl`, which the packet's header does not have yet (`rewrite`).
+    /// 1 when the mangle table is loaded (`chain_flag::MANGLE`); the `rewrite::HEADER` and
+    /// `MSS` bits of what rules changed that the packet does not have yet.
     pub mangle: u8,
     pub rewrite: u8,
     /// The nat target a nat chain matched, for the mapping.
@@ -743,6 +764,11 @@ pub struct PacketInfo {
     pub ct_status: u8,
     pub _ct_status_pad: [u8; 3],
     pub ct_entry: conntrack::CtEntry,
+    /// `-j TCPMSS` (`rewrite::MSS`): the least `--set-mss` the packet met (u16::MAX: none),
+    /// and 1 if it met `--clamp-mss-to-pmtu`.
+    pub mss: u16,
+    pub mss_clamp: u8,
+    pub _mss_pad: u8,
 }
 
 /// `PacketInfo::phase`: the chains a packet is in.
@@ -993,7 +1019,7 @@ mod tests {
                     };
                     rewrite(&mut pkt, &a);
                     assert_eq!(pkt.ttl as i32, want.clamp(0, 255), "{ttl} {mode} {value}");
-                    assert_eq!(pkt.rewrite, 1);
+                    assert_eq!(pkt.rewrite, rewrite::HEADER);
                 }
             }
         }

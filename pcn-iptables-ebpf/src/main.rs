@@ -25,6 +25,7 @@ mod limit;
 mod log;
 mod mangle;
 mod maps;
+mod meta;
 mod nat;
 mod owner;
 mod parse;
@@ -33,6 +34,7 @@ mod reject;
 mod route;
 mod settings;
 mod statistic;
+mod tcpmss;
 mod track;
 
 use aya_ebpf::{
@@ -45,7 +47,7 @@ use pcn_iptables_common::{
     CHAIN_FORWARD, CHAIN_INPUT, CHAIN_MANGLE_FORWARD, CHAIN_MANGLE_INPUT, CHAIN_MANGLE_OUTPUT,
     CHAIN_MANGLE_POSTROUTING, CHAIN_MANGLE_PREROUTING, CHAIN_NAT_INPUT, CHAIN_NAT_OUTPUT,
     CHAIN_NAT_POSTROUTING, CHAIN_NAT_PREROUTING, CHAIN_OUTPUT, PacketInfo, chain_flag, phase,
-    verdict,
+    rewrite, verdict,
 };
 
 use chain::{Step, enter};
@@ -395,14 +397,16 @@ pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
     if pkt.log_count != 0 {
         log::emit_xdp(ctx.ctx, pkt);
     }
-    if matches!(step, Step::Accept) && pkt.rewrite != 0 {
+    if matches!(step, Step::Accept) && pkt.rewrite & rewrite::HEADER != 0 {
         mangle::rewrite_xdp(&ctx, pkt);
     }
     let next = match step {
         Step::Accept => match xdp_accept(ctx.as_ptr(), pkt) {
-            // The mark the rules set goes with the packet (see `reject::carry_mark`).
-            Next::Verdict(xdp_action::XDP_PASS) if pkt.mark != 0 => {
-                reject::carry_mark(ctx.ctx, pkt.mark);
+            // The mark and MSS the rules set go with the packet (see `meta`).
+            Next::Verdict(xdp_action::XDP_PASS)
+                if pkt.mark != 0 || pkt.rewrite & rewrite::MSS != 0 =>
+            {
+                meta::carry(ctx.ctx, pkt.mark, tcpmss::spec(pkt));
                 Next::Verdict(xdp_action::XDP_PASS)
             }
             next => next,
@@ -469,8 +473,12 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
     let next = match step {
         Step::Accept => {
             unsafe { (*ctx.skb.skb).mark = pkt.mark };
-            if pkt.rewrite != 0 {
+            if pkt.rewrite & rewrite::HEADER != 0 {
                 mangle::rewrite_tc(&ctx, pkt);
+            }
+            if pkt.rewrite & rewrite::MSS != 0 {
+                pkt.rewrite &= !rewrite::MSS;
+                tcpmss::apply(ctx.skb.skb, pkt.mss, pkt.mss_clamp != 0, tcpmss::EGRESS);
             }
             Next::of(tc_classified(ctx.skb.skb, pkt))
         }
@@ -521,9 +529,15 @@ fn tc_accepted(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> Next<i32> {
 /// `reject::answer`); and PREROUTING's rewrite of a translated connection's destination.
 #[classifier]
 pub fn pcn_answer(ctx: TcContext) -> i32 {
-    let answered = reject::answer(&ctx);
-    if answered != TC_ACT_UNSPEC {
-        return answered;
+    match meta::take(&ctx) {
+        Some([meta::ANSWER, ..]) => return reject::answer(&ctx),
+        Some([_, mark, mss]) => {
+            unsafe { (*ctx.skb.skb).mark = mark };
+            if let Some((mss, clamp)) = tcpmss::unpack(mss) {
+                tcpmss::apply(ctx.skb.skb, mss, clamp, tcpmss::INGRESS);
+            }
+        }
+        None => {}
     }
     if let Some((_, flags)) = generation()
         && flags & chain_flag::NAT != 0

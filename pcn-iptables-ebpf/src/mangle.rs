@@ -4,7 +4,7 @@
 //! the packet once a chain accepts it.
 
 use aya_ebpf::programs::{TcContext, XdpContext};
-use pcn_iptables_common::{PacketInfo, chain_flag, checksum, phase};
+use pcn_iptables_common::{PacketInfo, chain_flag, checksum, phase, rewrite};
 
 use crate::chain::enter;
 use crate::maps::{chain_config, count};
@@ -36,7 +36,7 @@ pub(crate) fn runs(pkt: &mut PacketInfo, chain: u32) -> bool {
 /// set to 0 there is 1, which the kernel drops, and 255 stays 255).
 #[inline(always)]
 pub(crate) fn rewrite_xdp(ctx: &XdpContext, pkt: &mut PacketInfo) {
-    pkt.rewrite = 0;
+    pkt.rewrite &= !rewrite::HEADER;
     let Some(ip) = ptr_at::<[u8; 12]>(ctx.data(), ctx.data_end(), ETH_HLEN) else {
         return;
     };
@@ -56,7 +56,7 @@ pub(crate) fn rewrite_xdp(ctx: &XdpContext, pkt: &mut PacketInfo) {
 /// shared (a TCP segment kept for retransmission).
 #[inline(always)]
 pub(crate) fn rewrite_tc(ctx: &TcContext, pkt: &mut PacketInfo) {
-    pkt.rewrite = 0;
+    pkt.rewrite &= !rewrite::HEADER;
     let Ok(ip) = ctx.load::<[u8; 10]>(ETH_HLEN) else {
         return;
     };

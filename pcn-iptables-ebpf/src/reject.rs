@@ -20,7 +20,7 @@
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
+    bindings::{TC_ACT_SHOT, xdp_action},
     helpers::generated as h,
     macros::map,
     maps::PerCpuArray,
@@ -31,18 +31,11 @@ use pcn_iptables_common::{CHAIN_FORWARD, PacketInfo, reject};
 
 use crate::classify::within;
 use crate::icmp_limit;
+use crate::meta;
 use crate::parse::{AF_INET, ETH_HLEN, IPPROTO_ICMP, IPPROTO_TCP, LOOPBACK_IFINDEX, ptr_at};
 use crate::route::{
     FIB_LOOKUP_SKIP_NEIGH, FIB_LOOKUP_SRC, FIB_NO_NEIGH, FIB_SUCCESS, FibLookup, fib_lookup,
 };
-
-/// The metadata in front of a frame XDP passes on, for `pcn_answer`: a tag and a value. A
-/// reply built at XDP ("PCNA"), or a packet whose mark `-j MARK` set ("PCNM", the mark), which
-/// becomes the skb's. Only an XDP program can give a packet metadata, so nothing from the
-/// wire carries it; an skb keeps it through lo and veth, so `pcn_answer` zeroes the tag.
-const ANSWER: u32 = 0x5043_4e41;
-const MARK: u32 = 0x5043_4e4d;
-const META_LEN: usize = 8;
 
 /// What icmp_send quotes at most: 576 bytes of reply less its IP and ICMP headers.
 const MAX_QUOTE: usize = 576 - 20 - 8;
@@ -301,57 +294,18 @@ pub fn xdp(ctx: *mut aya_ebpf::bindings::xdp_md, pkt: &PacketInfo, with: u32) ->
     if xdp_reply(ctx, pkt, with).is_none() {
         return xdp_action::XDP_DROP;
     }
-    if put_meta(ctx, ANSWER, 0) {
+    if meta::put(ctx, meta::ANSWER, 0, 0) {
         xdp_action::XDP_PASS
     } else {
         xdp_action::XDP_TX
     }
 }
 
-/// Gives a frame XDP passes on the mark `-j MARK` set, which `pcn_answer` puts on its skb;
-/// false where the driver keeps no metadata.
-#[inline(never)]
-pub fn carry_mark(ctx: *mut aya_ebpf::bindings::xdp_md, mark: u32) -> bool {
-    put_meta(&XdpContext::new(ctx), MARK, mark)
-}
-
-/// Puts `tag` and `value` in the frame's metadata; false where the driver keeps none.
-#[inline(always)]
-fn put_meta(ctx: &XdpContext, tag: u32, value: u32) -> bool {
-    if unsafe { h::bpf_xdp_adjust_meta(ctx.as_ptr() as *mut _, -(META_LEN as i32)) } != 0 {
-        return false;
-    }
-    let (meta, data) = (ctx.metadata(), ctx.data());
-    if meta + META_LEN > data {
-        return false;
-    }
-    unsafe { *(meta as *mut [u32; 2]) = [tag, value] };
-    true
-}
-
 /// `pcn_answer`, TC ingress on every device next to the XDP entry: a reply built at XDP
-/// (tagged `ANSWER`) leaves by the device it came in on; a packet tagged `MARK` gets its mark;
-/// everything else goes on untouched.
+/// (tagged `meta::ANSWER`) leaves by the device it came in on.
 #[inline(always)]
 pub fn answer(ctx: &TcContext) -> i32 {
-    let skb = ctx.skb.skb;
-    let (meta, data) = unsafe { ((*skb).data_meta as usize, (*skb).data as usize) };
-    if meta + META_LEN > data {
-        return TC_ACT_UNSPEC;
-    }
-    let [tag, value] = unsafe { *(meta as *const [u32; 2]) };
-    if tag != ANSWER && tag != MARK {
-        return TC_ACT_UNSPEC;
-    }
-    // Used once: the skb keeps its metadata through lo (which brings the answer back in here
-    // at once) and veth (to a peer that may run this program too), which would send it round
-    // for ever, or mark a packet of another namespace.
-    unsafe { *(meta as *mut u32) = 0 };
-    if tag == MARK {
-        unsafe { (*skb).mark = value };
-        return TC_ACT_UNSPEC;
-    }
-    let ifindex = unsafe { (*skb).ifindex };
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     unsafe { h::bpf_redirect(ifindex, 0) as i32 }
 }
 

@@ -1330,6 +1330,10 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
                 assert_eq!((a.set_mark, a.set_mark_mask), want, "{what}");
                 (verdict::TOS, None, None)
             }
+            Some(Target::Tcpmss(mss)) => {
+                assert_eq!(a.set_mark, *mss as u32, "{what}");
+                (verdict::TCPMSS, None, None)
+            }
             Some(Target::Ttl(t)) => {
                 let want = (t.value as u32, t.mode as u32);
                 assert_eq!((a.set_mark, a.set_mark_mask), want, "{what}");
@@ -1370,6 +1374,7 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
                         | Target::Tos(_)
                         | Target::Dscp(_)
                         | Target::Ttl(_)
+                        | Target::Tcpmss(_)
                 )
             ),
             "{what}"

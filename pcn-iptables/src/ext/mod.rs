@@ -35,6 +35,7 @@ pub mod reject;
 pub mod snat;
 pub mod statistic;
 pub mod tcp;
+pub mod tcpmss_target;
 pub mod tos;
 pub mod tos_target;
 pub mod ttl;
@@ -53,7 +54,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 34] = [
+pub static REGISTRY: [&dyn Extension; 35] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -88,6 +89,7 @@ pub static REGISTRY: [&dyn Extension; 34] = [
     &tos_target::TosTarget,
     &dscp_target::DscpTarget,
     &ttl_target::TtlTarget,
+    &tcpmss_target::TcpmssTarget,
 ];
 
 /// The extension a match value belongs to.
@@ -128,6 +130,7 @@ pub fn of_target(t: &Target) -> Option<&'static dyn Extension> {
         Target::Tos(_) => Some(&tos_target::TosTarget),
         Target::Dscp(_) => Some(&dscp_target::DscpTarget),
         Target::Ttl(_) => Some(&ttl_target::TtlTarget),
+        Target::Tcpmss(_) => Some(&tcpmss_target::TcpmssTarget),
         Target::Nat(nat) => Some(match nat.kind {
             NatKind::Snat => &snat::SNAT,
             NatKind::Dnat => &dnat::DNAT,

@@ -296,6 +296,8 @@ pub enum Target {
     Dscp(u8),
     /// `-j TTL` (mangle only).
     Ttl(TtlSet),
+    /// `-j TCPMSS`: `--set-mss`, or `pcn_iptables_common::rewrite::CLAMP_PMTU`.
+    Tcpmss(u16),
 }
 
 /// `-j TTL`: a `pcn_iptables_common::rewrite::TTL_*` mode and its value, as xt_TTL keeps them.
@@ -363,7 +365,12 @@ impl Target {
     pub fn goes_on(&self) -> bool {
         matches!(
             self,
-            Target::Log(_) | Target::Mark(_) | Target::Tos(_) | Target::Dscp(_) | Target::Ttl(_)
+            Target::Log(_)
+                | Target::Mark(_)
+                | Target::Tos(_)
+                | Target::Dscp(_)
+                | Target::Ttl(_)
+                | Target::Tcpmss(_)
         )
     }
 

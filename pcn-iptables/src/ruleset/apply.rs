@@ -4,11 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use pcn_iptables_common::reject;
+use pcn_iptables_common::{reject, rewrite::CLAMP_PMTU};
 
 use super::names::no_chain;
 use crate::error::{Error, OTHER_PROBLEM, Result};
-use crate::ext::{connmark_target, ecn, limit, owner, recent};
+use crate::ext::{connmark_target, ecn, limit, owner, recent, tcpmss_target};
 use crate::model::{
     Chain, Command, IPPROTO_ICMP, IPPROTO_TCP, MAX_CHAIN_LABEL, Match, NatKind, Rule, Table,
     TableName, Target,
@@ -461,6 +461,11 @@ fn check_entry(rule: &Rule, table: TableName, hooks: u8) -> Result<()> {
         }
         Some(Target::Connmark(c)) => connmark_target::kernel_accepts(c),
         Some(t) if t.mangle_only() => table == TableName::Mangle,
+        Some(Target::Tcpmss(mss)) => {
+            proto_is(IPPROTO_TCP)
+                && tcpmss_target::matches_syn(rule)
+                && (*mss != CLAMP_PMTU || only(hook::FORWARD | hook::OUTPUT | hook::POSTROUTING))
+        }
         _ => true,
     };
     if !ok {

@@ -1,0 +1,99 @@
+//! xt_TCPMSS's search for a SYN's MSS option (`tcpmss_mangle_packet`), over the options copied
+//! out of the packet.
+
+/// TCP options a header can hold (60 bytes less the fixed 20).
+pub const MAX_OPTIONS: usize = 40;
+/// The buffer the options are copied into: a power of two, so that every index masked to it
+/// is in bounds for the verifier.
+pub const BUF: usize = 64;
+
+const TCPOPT_NOP: u8 = 1;
+const TCPOPT_MSS: u8 = 2;
+const TCPOLEN_MSS: u8 = 4;
+
+/// Where the MSS option is among the first `len` bytes of `opts`, as the kernel walks them: a
+/// kind of END or NOP, or a length of 0, moves one byte on; any other option its length.
+#[inline(always)]
+pub fn find(opts: &[u8; BUF], len: usize) -> Option<usize> {
+    let mut i = 0;
+    // One byte a step at least: MAX_OPTIONS steps cover every header.
+    for _ in 0..MAX_OPTIONS {
+        if i + TCPOLEN_MSS as usize > len {
+            return None;
+        }
+        let (kind, optlen) = (opts[i & (BUF - 1)], opts[(i + 1) & (BUF - 1)]);
+        if kind == TCPOPT_MSS && optlen == TCPOLEN_MSS {
+            return Some(i);
+        }
+        i += if kind <= TCPOPT_NOP || optlen == 0 {
+            1
+        } else {
+            optlen as usize
+        };
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::{vec, vec::Vec};
+
+    /// The kernel's loop, line by line (`opt` is the TCP header; options start at 20).
+    fn kernel(opt: &[u8], tcp_hdrlen: usize) -> Option<usize> {
+        let optlen = |o: &[u8], off: usize| {
+            if o[off] <= TCPOPT_NOP || o[off + 1] == 0 {
+                1
+            } else {
+                o[off + 1] as usize
+            }
+        };
+        let mut i = 20;
+        while i + TCPOLEN_MSS as usize <= tcp_hdrlen {
+            if opt[i] == TCPOPT_MSS && opt[i + 1] == TCPOLEN_MSS {
+                return Some(i - 20);
+            }
+            i += optlen(opt, i);
+        }
+        None
+    }
+
+    #[test]
+    fn finds_the_mss_option_as_the_kernel_does() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // A typical SYN: MSS first; then random options, biased to small kinds and lengths.
+        let mut cases = vec![(vec![2, 4, 5, 0xb4, 4, 2, 8, 10], 20)];
+        for _ in 0..20_000 {
+            let len = (next() % 11) as usize * 4;
+            let opts: Vec<u8> = (0..len)
+                .map(|_| match next() % 6 {
+                    0 => 0,
+                    1 => 1,
+                    2 => 2,
+                    3 => 4,
+                    _ => (next() % 12) as u8,
+                })
+                .collect();
+            cases.push((opts, len));
+        }
+        let mut found = 0;
+        for (opts, len) in cases {
+            let mut header = vec![0u8; 20];
+            header.extend(&opts);
+            header.resize(80, 0);
+            let mut buf = [0u8; BUF];
+            buf[..opts.len()].copy_from_slice(&opts);
+            let want = kernel(&header, 20 + len);
+            found += want.is_some() as usize;
+            assert_eq!(find(&buf, len), want, "{opts:?}");
+        }
+        assert!(found > 1000, "the cases find an MSS option often: {found}");
+    }
+}
