@@ -3,6 +3,7 @@
 
 pub mod checksum;
 pub mod classifier;
+pub mod connlimit;
 pub mod conntrack;
 pub mod icmp_limit;
 pub mod limit;
@@ -370,7 +371,12 @@ pub struct Action {
     /// bits).
     pub ct_expires: [u32; 2],
     pub ct_status_mask: u8,
-    pub _ct_pad: [u8; 7],
+    /// `-m connlimit`: `connlimit::flag` bits, the limit and the mask (network byte order
+    /// bytes).
+    pub connlimit_flags: u8,
+    pub _ct_pad: [u8; 6],
+    pub connlimit_limit: u32,
+    pub connlimit_mask: [u8; 4],
 }
 
 /// `-m owner` (xt_owner): `Action::owner_match` bits, and `PacketInfo::owner` states.
@@ -608,7 +614,10 @@ impl Default for Action {
             owner_gid: [0; 2],
             ct_expires: [0; 2],
             ct_status_mask: 0,
-            _ct_pad: [0; 7],
+            connlimit_flags: 0,
+            _ct_pad: [0; 6],
+            connlimit_limit: 0,
+            connlimit_mask: [0; 4],
         }
     }
 }
@@ -769,6 +778,9 @@ pub struct PacketInfo {
     pub mss: u16,
     pub mss_clamp: u8,
     pub _mss_pad: u8,
+    /// `-m connlimit`'s walk over a list, in map memory so that `bpf_loop`'s callback
+    /// verifies once.
+    pub connlimit_walk: connlimit::Walk,
 }
 
 /// `PacketInfo::phase`: the chains a packet is in.
@@ -930,6 +942,10 @@ mod user {
     unsafe impl aya::Pod for Action {}
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for Counter {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
+    unsafe impl aya::Pod for crate::connlimit::ListKey {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
+    unsafe impl aya::Pod for crate::connlimit::List {}
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for PacketInfo {}
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.

@@ -7,6 +7,7 @@ use pcn_iptables_common::{
 };
 
 use crate::classify::pcn_first_match;
+use crate::connlimit::{self, pcn_connlimit_check};
 use crate::connmark::pcn_connmark;
 use crate::flow_cache::count_for;
 use crate::log;
@@ -56,8 +57,9 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
                 return Step::Drop;
             };
             let recent = action.recent_op != pcn_iptables_common::recent::op::NONE;
-            if (recent || action.verdict == verdict::CONNMARK)
-                && let Some(step) = effect_step(packet, hook, index, rule, recent)
+            let connlimit = action.connlimit_flags != 0;
+            if (recent || connlimit || action.verdict == verdict::CONNMARK)
+                && let Some(step) = effect_step(packet, hook, index, rule, recent, connlimit)
             {
                 return step;
             }
@@ -109,7 +111,8 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
 }
 
 /// A rule the scan stopped at for what it does outside the scan's `bpf_loop` callback (its
-/// other checks passed): its recent list is checked, its CONNMARK done, here.
+/// other checks passed): its recent list is checked, its connections counted, its CONNMARK
+/// done, here.
 /// `Some(Again)`: the chain goes on after the rule, which did not match or has no target
 /// that stops (it is counted, and logged); `None`: the rule decides.
 #[inline(always)]
@@ -119,11 +122,19 @@ fn effect_step(
     index: u32,
     rule: u32,
     recent: bool,
+    connlimit: bool,
 ) -> Option<Step> {
     let slot = unsafe { (*packet).slot };
     unsafe { (*packet).next_rule = rule + 1 };
     if recent && pcn_recent_check(hook, slot, index) == 0 {
         return Some(Step::Again);
+    }
+    if connlimit {
+        match pcn_connlimit_check(hook, slot, index) {
+            connlimit::MATCH => {}
+            connlimit::HOTDROP => return Some(Step::Drop),
+            _ => return Some(Step::Again),
+        }
     }
     // Borrowed again, as after the scan.
     let pkt = unsafe { &mut *packet };

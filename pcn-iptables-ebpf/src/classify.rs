@@ -4,8 +4,8 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use pcn_iptables_common::classifier::{self, ANDED_BITMAPS, lowest_bit};
-use pcn_iptables_common::conntrack;
 use pcn_iptables_common::{Bitmap, FieldKey, MAX_WORDS, PacketInfo, SUMMARY_WORDS, field, verdict};
+use pcn_iptables_common::{conntrack, recent};
 
 use crate::maps::{PCN_PACKETS, action, action_mut, bitmaps, chain_config, count, field_lookup};
 use crate::{limit, log, statistic};
@@ -82,7 +82,7 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
         match own_checks(pkt, index) {
             Checks::Fail => return 0,
             Checks::Pass => {}
-            Checks::Recent => {
+            Checks::Effect => {
                 pkt.found = rule;
                 return 1;
             }
@@ -109,16 +109,16 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
 enum Checks {
     Fail,
     Pass,
-    /// All passed, and the rule has a recent list to check: the scan stops there, and the
-    /// round checks it (`chain::round`), outside `bpf_loop`'s callback, whose frame Linux 6.1
-    /// adds to the classifier's.
-    Recent,
+    /// All passed, and the rule has a recent list to check or connections to count: the scan
+    /// stops there, and the round does it (`chain::round`), outside `bpf_loop`'s callback,
+    /// whose frame Linux 6.1 adds to the classifier's.
+    Effect,
 }
 
 /// A checked rule's own checks, once its fields matched: its connection's tuples, protocol
 /// and direction, the packet's type and TOS byte, then its draw or count, then its bucket
-/// (a token is taken only from a rule that matched otherwise); its recent list comes last
-/// (the compiler refuses a match after `-m recent`).
+/// (a token is taken only from a rule that matched otherwise); its recent list or connection
+/// count comes last (the compiler refuses a match after `-m recent` or `-m connlimit`).
 #[inline(always)]
 fn own_checks(pkt: &PacketInfo, index: u32) -> Checks {
     let Some(action) = action_mut(pkt.slot, index) else {
@@ -130,8 +130,8 @@ fn own_checks(pkt: &PacketInfo, index: u32) -> Checks {
         && limit::take(action))
     {
         Checks::Fail
-    } else if unsafe { (*action).recent_op } != pcn_iptables_common::recent::op::NONE {
-        Checks::Recent
+    } else if unsafe { (*action).recent_op != recent::op::NONE || (*action).connlimit_flags != 0 } {
+        Checks::Effect
     } else {
         Checks::Pass
     }

@@ -18,6 +18,7 @@
 
 mod chain;
 mod classify;
+mod connlimit;
 mod connmark;
 mod flow_cache;
 mod icmp_limit;

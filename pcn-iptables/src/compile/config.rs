@@ -257,6 +257,17 @@ pub(super) fn action(
     if let Some(r) = fields::recent(rule)? {
         recent_action(&mut action, &r, lists)?;
     }
+    if let Some(c) = fields::connlimit(rule)? {
+        use pcn_iptables_common::connlimit::flag;
+        action.connlimit_flags = flag::ON
+            | if c.invert { flag::INVERT } else { 0 }
+            | if c.daddr { flag::DADDR } else { 0 };
+        action.connlimit_limit = c.limit;
+        let mask = u32::MAX
+            .checked_shl(32 - c.prefix.min(32) as u32)
+            .unwrap_or(0);
+        action.connlimit_mask = mask.to_be_bytes();
+    }
     if let Some(Want::CtTuple {
         addrs,
         states,

@@ -8,8 +8,8 @@ use super::atoms::all_of;
 use super::interval::{Interval, Values};
 use super::types::CompileError;
 use crate::ext::{self, Field, Want};
-use crate::model::{Limit, MarkMask, Match, Negatable, Owner, Recent, Rule, Statistic};
-use pcn_iptables_common::recent;
+use crate::model::{Connlimit, Limit, MarkMask, Match, Negatable, Owner, Recent, Rule, Statistic};
+use pcn_iptables_common::{connlimit, recent};
 
 pub type Constraint = Option<Negatable<Values>>;
 type Result<T> = std::result::Result<T, CompileError>;
@@ -238,6 +238,31 @@ pub fn recent(rule: &Rule) -> Result<Option<Recent>> {
     Ok(Some(r))
 }
 
+/// The rule's `-m connlimit`, if any. The data plane counts once the rest of the rule
+/// matched, where xt_connlimit does when the packet reaches it (adding its connection to the
+/// rule's list): the same unless a match that can fail follows it. A rule has room for one
+/// such last check: not with `-m recent`. A list holds `connlimit::CONNS` connections, so
+/// the limit must be below that.
+pub fn connlimit(rule: &Rule) -> Result<Option<Connlimit>> {
+    let Some(Want::Connlimit(c)) = one(rule, Field::Connlimit, "-m connlimit")? else {
+        return Ok(None);
+    };
+    let unsupported = |what: String| Err(CompileError::Unsupported(what));
+    if followed(rule, |m| matches!(m, Match::Connlimit(_))) {
+        return unsupported("a match after -m connlimit".into());
+    }
+    if recent(rule)?.is_some() {
+        return unsupported("-m connlimit with -m recent in one rule".into());
+    }
+    if c.limit > connlimit::MAX_LIMIT {
+        return unsupported(format!(
+            "-m connlimit with a limit above {}",
+            connlimit::MAX_LIMIT
+        ));
+    }
+    Ok(Some(c))
+}
+
 /// The rule's `-m mark` (`field` Mark) or `-m connmark` (Connmark), if any.
 pub fn mark(rule: &Rule, field: Field) -> Result<Option<Negatable<MarkMask>>> {
     let what = match field {
@@ -287,6 +312,7 @@ pub fn checked(m: &Match) -> bool {
         Field::PktType,
         Field::Tos,
         Field::Recent,
+        Field::Connlimit,
         Field::Mark,
         Field::Connmark,
         Field::Owner,

@@ -536,8 +536,9 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
         Match::Dscp(d) => (p.tos >> 2 == d.value) != d.negated,
         Match::PktType(t) => (p.pkt_type == t.value) != t.negated,
         Match::Mark(m) => (p.mark & m.value.mask == m.value.value) != m.negated,
-        // Not generated: the reference has no sockets.
+        // Not generated: the reference has no sockets, no connection lists.
         Match::Owner(_) => unreachable!("no -m owner in the model test"),
+        Match::Connlimit(_) => unreachable!("no -m connlimit in the model test"),
         // xt_connmark: no connection, no match, `!` or not.
         Match::Connmark(m) => {
             matches!(p.ctstate & 7, 1..=3)
@@ -2112,4 +2113,59 @@ fn ctstate_values_with_snat_and_dnat() {
     assert_eq!(either.len(), 5 * 3, "{either:?}");
     let not_dnat = values(1 << ctstate::DNAT, true);
     assert!(not_dnat.iter().all(|v| v & d == 0) && not_dnat.contains(&(new | s)));
+}
+
+/// `-m connlimit` becomes the rule's own last check: its flags, limit and mask in the action,
+/// connections tracked; a limit a list cannot hold and a match after it are refused.
+#[test]
+fn connlimit_is_the_rules_last_check() {
+    use crate::model::Connlimit;
+    use pcn_iptables_common::connlimit::{MAX_LIMIT, flag};
+    let c = |limit, prefix, invert, daddr| {
+        Match::Connlimit(Connlimit {
+            limit,
+            prefix,
+            invert,
+            daddr,
+        })
+    };
+    let mut table = Table::default();
+    table.chains[0].rules = vec![
+        plain_rule(vec![c(3, 24, false, false)]),
+        plain_rule(vec![c(MAX_LIMIT, Connlimit::PREFIX_ALL, true, true)]),
+    ];
+    let compiled = compile(&table, &[], &AddressTypes::default()).unwrap();
+    let cfg = compiled.chains[0];
+    let a = &compiled.actions[cfg.action_base as usize..][..2];
+    assert_eq!(
+        (
+            a[0].connlimit_flags,
+            a[0].connlimit_limit,
+            a[0].connlimit_mask
+        ),
+        (flag::ON, 3, [255, 255, 255, 0])
+    );
+    assert_eq!(
+        (
+            a[1].connlimit_flags,
+            a[1].connlimit_limit,
+            a[1].connlimit_mask
+        ),
+        (flag::ON | flag::INVERT | flag::DADDR, MAX_LIMIT, [255; 4])
+    );
+    assert_eq!(compiled.bitmaps[cfg.checked as usize][0] & 3, 3);
+    assert_ne!(cfg.flags & chain_flag::TRACK, 0);
+    for refused in [
+        vec![c(MAX_LIMIT + 1, 32, false, false)],
+        vec![
+            c(1, 32, false, false),
+            Match::Mac(Negatable::plain([2, 0, 0, 0, 0, 1])),
+        ],
+    ] {
+        table.chains[0].rules = vec![plain_rule(refused)];
+        assert!(matches!(
+            compile(&table, &[], &AddressTypes::default()),
+            Err(CompileError::Unsupported(_))
+        ));
+    }
 }

@@ -30,6 +30,7 @@
 mod attach;
 pub mod bpffs;
 mod btf;
+mod connlimit;
 pub mod conntrack;
 mod counters;
 mod gc;

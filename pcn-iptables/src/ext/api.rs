@@ -7,7 +7,8 @@ use pcn_iptables_common::Action;
 
 use crate::error::Result;
 use crate::model::{
-    CtAddr, CtOther, Limit, MarkMask, Match, Negatable, Owner, Recent, Rule, Statistic, Target,
+    Connlimit, CtAddr, CtOther, Limit, MarkMask, Match, Negatable, Owner, Recent, Rule, Statistic,
+    Target,
 };
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
@@ -69,6 +70,8 @@ pub enum Field {
     Statistic,
     /// A recent list checked and changed in front of the rule's action.
     Recent,
+    /// The connections counted in front of the rule's action.
+    Connlimit,
     /// The packet's mark, checked by the rule itself (`-j MARK` changes it as the chain goes).
     Mark,
     /// The mark of the packet's connection, checked by the rule itself.
@@ -97,6 +100,7 @@ pub enum Want {
     Statistic(Negatable<Statistic>),
     PktType(Negatable<u8>),
     Recent(Recent),
+    Connlimit(Connlimit),
     Mark(Negatable<MarkMask>),
     Owner(Owner),
 }

@@ -8,6 +8,7 @@
 
 pub mod addrtype;
 pub mod comment;
+pub mod connlimit;
 pub mod connmark;
 pub mod connmark_target;
 pub mod conntrack;
@@ -54,7 +55,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 35] = [
+pub static REGISTRY: [&dyn Extension; 36] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -74,6 +75,7 @@ pub static REGISTRY: [&dyn Extension; 35] = [
     &ecn::Ecn,
     &pkttype::PktType,
     &recent::RecentExt,
+    &connlimit::ConnlimitExt,
     &mark::Mark,
     &connmark::Connmark,
     &owner::OwnerExt,
@@ -114,6 +116,7 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::Ecn { .. } => &ecn::Ecn,
         Match::PktType(_) => &pkttype::PktType,
         Match::Recent(_) => &recent::RecentExt,
+        Match::Connlimit(_) => &connlimit::ConnlimitExt,
         Match::Mark(_) => &mark::Mark,
         Match::Connmark(_) => &connmark::Connmark,
         Match::Owner(_) => &owner::OwnerExt,

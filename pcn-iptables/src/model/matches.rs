@@ -154,6 +154,8 @@ pub enum Match {
     PktType(Negatable<u8>),
     /// `-m recent`
     Recent(Recent),
+    /// `-m connlimit`
+    Connlimit(Connlimit),
     /// `-m mark --mark`: the packet's mark under `mask` is `value`.
     Mark(Negatable<MarkMask>),
     /// `-m connmark --mark`: the connection's mark under `mask` is `value`.
@@ -179,6 +181,21 @@ pub struct Owner {
 pub struct MarkMask {
     pub value: u32,
     pub mask: u32,
+}
+
+/// `-m connlimit`, as xt_connlimit's revision 1 keeps it: the limit, the mask's prefix
+/// length (`PREFIX_ALL`: a mask libxtables could not read as one), inverted (`--connlimit-upto`,
+/// `! --connlimit-above`), grouped by the destination.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Connlimit {
+    pub limit: u32,
+    pub prefix: u8,
+    pub invert: bool,
+    pub daddr: bool,
+}
+
+impl Connlimit {
+    pub const PREFIX_ALL: u8 = 128;
 }
 
 /// `-m recent`, as xt_recent keeps it.
