@@ -179,7 +179,7 @@ pcn_memory() {
   active=$(lookup "$dir/PCN_ACTIVE" 0)
   local -A shared=() gen0=() gen1=()
   local outers=("$dir"/gen-*/CHAINS "$dir"/gen-*/ACTIONS "$dir"/gen-*/FIELDS "$dir"/gen-*/BITMAPS)
-  for m in "$dir"/PCN_* "$dir"/COUNTERS "$dir"/RECENT "${outers[@]}"; do
+  for m in "$dir"/PCN_* "$dir"/COUNTERS "$dir"/RECENT "$dir"/CONNLIMIT "${outers[@]}"; do
     shared[$(bpftool map show pinned "$m" | awk -F: 'NR == 1 {print $1}')]=1
   done
   # The counter pages made so far, and the -m recent lists.
@@ -197,7 +197,8 @@ pcn_memory() {
     local -n gen=gen$slot
     id=$(bpftool map show pinned "$dir/state-$slot" 2>/dev/null | awk -F: 'NR == 1 {print $1}')
     [ -n "$id" ] && gen[$id]=1
-    for outer in "${outers[@]}"; do
+    # The generation's outer map slots, and its -m connlimit lists if it has any.
+    for outer in "${outers[@]}" "$dir/CONNLIMIT"; do
       id=$(lookup "$outer" "$slot") && gen[$id]=1
     done
     unset -n gen

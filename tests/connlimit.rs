@@ -47,17 +47,35 @@ fn connlimit_limits_connections(fw: Fw) {
     let fresh = tcp_open(&c1, HOST1, 2222, Some((C1_ALT, 0)), wait);
     assert!(fresh.is_ok(), "after a change: {fresh:?}");
     if lab.fw.is_pcn() {
-        // The replaced generation's lists are gone: the new one's only.
-        let pin = host.state_dir().join("PCN_CONNLIMIT");
-        let dump = host.exec(&[
-            "bpftool",
-            "-j",
-            "map",
-            "dump",
-            "pinned",
-            pin.to_str().unwrap(),
-        ]);
-        let dump = dump.expect_ok().stdout;
-        assert_eq!(dump.matches("\"key\"").count(), 1, "{dump}");
+        // Each generation has lists of its own, the one before is left with its slot: after
+        // one more change, the running generation has none yet, the one before the list of
+        // the connection made since.
+        lab.ipt_ok(&host, "-D OUTPUT -p udp --dport 9 -j DROP");
+        let mut counts = lists(&host);
+        counts.sort();
+        assert_eq!(counts, vec![0, 1]);
     }
+}
+
+/// How many lists each generation with connlimit rules holds, in slot order.
+fn lists(host: &pcn_iptables_tests::Ns) -> Vec<usize> {
+    let pin = host.state_dir().join("CONNLIMIT");
+    let dump = |args: &[&str]| host.exec(args).expect_ok().stdout;
+    let outer = dump(&["bpftool", "map", "dump", "pinned", pin.to_str().unwrap()]);
+    // "key: 00 00 00 00  value: ID ..." (the inner map's id, little-endian bytes).
+    outer
+        .lines()
+        .filter_map(|l| l.split_once("value:"))
+        .map(|(_, v)| {
+            let b: Vec<u32> = v
+                .split_whitespace()
+                .map(|x| u32::from_str_radix(x, 16).unwrap())
+                .collect();
+            let id = (b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24).to_string();
+            dump(&["bpftool", "map", "dump", "id", &id])
+                .lines()
+                .filter(|l| l.starts_with("key:"))
+                .count()
+        })
+        .collect()
 }

@@ -943,10 +943,6 @@ mod user {
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for Counter {}
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
-    unsafe impl aya::Pod for crate::connlimit::ListKey {}
-    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
-    unsafe impl aya::Pod for crate::connlimit::List {}
-    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for PacketInfo {}
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for LogRecord {}

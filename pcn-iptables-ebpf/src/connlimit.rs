@@ -1,25 +1,29 @@
-//! `-m connlimit`: the rule's list of connections for the packet's masked address, in
-//! `PCN_CONNLIMIT` by generation, rule and address, walked and completed as nf_conncount does
-//! (`pcn_iptables_common::connlimit`) once the rest of the rule matched (the compiler refuses
-//! a match after it).
+//! `-m connlimit`: the rule's list of connections for the packet's masked address, in the
+//! generation's map of `CONNLIMIT` by rule and address, walked and completed as nf_conncount
+//! does (`pcn_iptables_common::connlimit`) once the rest of the rule matched (the compiler
+//! refuses a match after it).
 
 use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
+    btf_maps::{self, ArrayOfMaps},
     helpers::generated::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_loop},
-    macros::map,
-    maps::{HashMap, PerCpuArray},
+    macros::{btf_map, map},
+    maps::PerCpuArray,
 };
-use pcn_iptables_common::connlimit::{self, CONNS, LISTS, List, ListKey, Packet, Seen, Walk};
+use pcn_iptables_common::GENERATIONS;
+use pcn_iptables_common::connlimit::{self, CONNS, List, ListKey, Packet, Seen, Walk};
 
-use crate::maps::{PCN_CONNTRACK, PCN_PACKETS, action, chain_config};
+use crate::maps::{PCN_CONNTRACK, PCN_PACKETS, action};
 
-/// The lists of every generation, each made when a packet first needs it; userspace drops a
-/// generation's once it is replaced (iptables-legacy's new match instances start empty).
-#[map]
-pub(crate) static PCN_CONNLIMIT: HashMap<ListKey, List> =
-    HashMap::pinned(LISTS, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
+type Lists =
+    btf_maps::HashMap<ListKey, List, 1, { aya_ebpf::bindings::BPF_F_NO_PREALLOC as usize }>;
+/// The lists of each generation, by its slot: a map userspace makes empty for a generation
+/// with connlimit rules before it goes live (iptables-legacy's every change makes new match
+/// instances, whose counts start empty), each list made when a packet first needs it.
+#[btf_map]
+static CONNLIMIT: ArrayOfMaps<Lists, { GENERATIONS as usize }> = ArrayOfMaps::new();
 /// An empty list, to make a new one from (too large for the stack). Never written.
 #[map]
 static PCN_CONNLIMIT_EMPTY: PerCpuArray<List> = PerCpuArray::with_max_entries(1, 0);
@@ -57,9 +61,6 @@ pub extern "C" fn pcn_connlimit_check(hook: u32, slot: u32, index: u32) -> u32 {
         return NO_MATCH;
     };
     let pkt = unsafe { &mut *pkt };
-    let Some(cfg) = chain_config(slot, pkt.chain) else {
-        return NO_MATCH;
-    };
     let flags = action.connlimit_flags;
     let addr = match flags & connlimit::flag::DADDR {
         0 => pkt.src,
@@ -67,11 +68,10 @@ pub extern "C" fn pcn_connlimit_check(hook: u32, slot: u32, index: u32) -> u32 {
     };
     let mask = u32::from_ne_bytes(action.connlimit_mask);
     let key = ListKey {
-        epoch: cfg.epoch,
         index,
         addr: (u32::from_ne_bytes(addr) & mask).to_ne_bytes(),
     };
-    let Some(list) = list(&key) else {
+    let Some(list) = list(slot, &key) else {
         return HOTDROP;
     };
     pkt.connlimit_walk = Walk::default();
@@ -96,14 +96,16 @@ pub extern "C" fn pcn_connlimit_check(hook: u32, slot: u32, index: u32) -> u32 {
     connlimit::matches(count, action.connlimit_limit, flags) as u32
 }
 
-/// The list of `key`, made empty if there is none; `None` when the map is full.
+/// The list of `key` in generation `slot`, made empty if there is none; `None` when the map
+/// is full.
 #[inline(always)]
-fn list(key: &ListKey) -> Option<*mut List> {
-    if let Some(list) = PCN_CONNLIMIT.get_ptr_mut(key) {
+fn list(slot: u32, key: &ListKey) -> Option<*mut List> {
+    let lists = CONNLIMIT.get(slot)?;
+    if let Some(list) = lists.get_ptr_mut(key) {
         return Some(list);
     }
     let empty = PCN_CONNLIMIT_EMPTY.get_ptr(0)?;
     // Another CPU may make it first: then that one is used.
-    let _ = PCN_CONNLIMIT.insert(key, unsafe { &*empty }, BPF_NOEXIST as u64);
-    PCN_CONNLIMIT.get_ptr_mut(key)
+    let _ = lists.insert(key, unsafe { &*empty }, BPF_NOEXIST as u64);
+    lists.get_ptr_mut(key)
 }

@@ -16,7 +16,7 @@ const IPPROTO_TCP: u8 = 6;
 /// is over it whatever it misses.
 pub const CONNS: usize = 64;
 pub const MAX_LIMIT: u32 = CONNS as u32 - 1;
-/// Lists the data plane holds at once (made as packets need them; allocated as they come).
+/// Lists a generation holds at once (made as packets need them; allocated as they come).
 pub const LISTS: u32 = 16384;
 /// nf_conncount's CONNCOUNT_GC_MAX_NODES: a walk drops at most this many (and one more).
 pub const GC_MAX_NODES: u32 = 8;
@@ -52,12 +52,10 @@ pub struct List {
     pub conns: [Conn; CONNS],
 }
 
-/// A list's key: the generation (`ChainConfig::epoch`), the rule's action and the masked
-/// address.
+/// A list's key in its generation's map: the rule's action and the masked address.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ListKey {
-    pub epoch: u64,
     pub index: u32,
     pub addr: [u8; 4],
 }

@@ -1,32 +1,61 @@
-//! `-m connlimit`'s lists in the kernel (`PCN_CONNLIMIT`, pinned in the namespace's
-//! directory): made by the data plane as packets need them, keyed by the generation's epoch.
-//! iptables-legacy's every change makes new match instances, whose counts start empty; here a
-//! new generation starts with no lists, and those of the one it replaced are dropped.
+//! `-m connlimit`'s lists in the kernel: the outer map `CONNLIMIT` (pinned in the namespace's
+//! directory) holds, at each generation's slot, a hash map of the lists of that generation,
+//! which the data plane fills as packets need them. iptables-legacy's every change makes new
+//! match instances, whose counts start empty: a generation with connlimit rules gets a new
+//! empty map before it goes live, one without none (no memory).
 
-use std::path::Path;
+use std::{os::fd::AsFd as _, path::Path};
 
 use anyhow::{Context as _, Result};
-use aya::maps::{HashMap, Map, MapData};
-use pcn_iptables_common::connlimit::{List, ListKey};
+use pcn_iptables_common::connlimit::{LISTS, List, ListKey};
 
-const PIN: &str = "PCN_CONNLIMIT";
+use super::sys;
 
-/// Drops the lists of every generation but the one of `epoch` (the running one).
-pub(super) fn forget_others(dir: &Path, epoch: u64) -> Result<()> {
-    let path = dir.join(PIN);
-    if !path.exists() {
+pub const OUTER_PIN: &str = "CONNLIMIT";
+
+fn new_lists(entries: u32) -> Result<std::os::fd::OwnedFd> {
+    sys::map_create(
+        "PCN_CONNLIMIT",
+        sys::MAP_TYPE_HASH,
+        std::mem::size_of::<ListKey>() as u32,
+        std::mem::size_of::<List>() as u32,
+        entries,
+        sys::F_NO_PREALLOC,
+    )
+    .context("creating the -m connlimit lists")
+}
+
+/// Makes and pins the outer map unless it is (before the programs load: the loader reuses the
+/// pin). Two commands may race here: the one whose pin fails uses the other's.
+pub fn create(dir: &Path) -> Result<()> {
+    let pin = dir.join(OUTER_PIN);
+    if pin.exists() {
         return Ok(());
     }
-    let data = MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
-    let mut lists: HashMap<_, ListKey, List> = HashMap::try_from(Map::HashMap(data))?;
-    let stale: Vec<ListKey> = lists
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| k.epoch != epoch)
-        .collect();
-    for key in stale {
-        // Gone meanwhile (another command's cleanup) is as good.
-        let _ = lists.remove(&key);
+    let template = new_lists(1)?;
+    let outer = sys::map_create_outer(
+        OUTER_PIN,
+        template.as_fd(),
+        pcn_iptables_common::GENERATIONS,
+    )
+    .context("creating CONNLIMIT")?;
+    match sys::obj_pin(outer.as_fd(), &pin) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(e).context("pinning CONNLIMIT")
+        }
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// Before the generation of `slot` goes live (its slot no longer in use): empty lists if it
+/// has connlimit rules (`wanted`), else none.
+pub fn prepare(dir: &Path, slot: u32, wanted: bool) -> Result<()> {
+    let outer = sys::obj_get(&dir.join(OUTER_PIN)).context("opening CONNLIMIT")?;
+    if wanted {
+        sys::set_fd(outer.as_fd(), slot, new_lists(LISTS)?.as_fd())
+            .context("installing the -m connlimit lists")
+    } else {
+        sys::map_delete(outer.as_fd(), &slot.to_ne_bytes()).context("dropping connlimit lists")?;
+        Ok(())
+    }
 }

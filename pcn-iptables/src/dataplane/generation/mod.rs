@@ -37,7 +37,7 @@ pub use build::{Change, Prefetched, prefetch};
 use build::{full, incremental};
 pub use grace::{GRACE_PENDING, Grace, grace_marker, state_id};
 pub use object::ELF;
-use object::{CHAINS, CLASSIFY_TC_PIN, CLASSIFY_XDP_PIN, OUTER, build_dir, pinned};
+use object::{CLASSIFY_TC_PIN, CLASSIFY_XDP_PIN, OUTER, build_dir, pinned};
 use setup::setup;
 use slots::{id_of, pin_state, store, unpin_state};
 
@@ -151,16 +151,6 @@ pub fn install(
     Ok(true)
 }
 
-/// The epoch of generation `slot` of `build` (its chains' `ChainConfig::epoch`).
-fn running_epoch(build: &Path, slot: u32) -> Result<u64> {
-    use aya::maps::{Array, Map, MapData};
-    let outer = pinned(build, OUTER[CHAINS])?;
-    let id = sys::id_at(outer.as_fd(), slot)?.context("no chains in the running slot")?;
-    let chains: Array<_, pcn_iptables_common::ChainConfig> =
-        Array::try_from(Map::Array(MapData::from_id(id)?))?;
-    Ok(chains.get(&0, 0)?.epoch)
-}
-
 /// Points the slot's program-array entries at this build's classifiers, sets the fresh
 /// counters, attaches to new interfaces, and switches `PCN_ACTIVE` to the slot.
 fn switch(dir: &Path, build: &Path, c: &Change) -> Result<()> {
@@ -183,6 +173,8 @@ fn switch(dir: &Path, build: &Path, c: &Change) -> Result<()> {
     }
 
     attach::attach(dir, c.links)?;
+    let connlimit = c.program.actions.iter().any(|a| a.connlimit_flags != 0);
+    super::connlimit::prepare(dir, c.slot, connlimit)?;
 
     let active = pinned(dir, "PCN_ACTIVE")?;
     sys::map_update(
@@ -192,11 +184,6 @@ fn switch(dir: &Path, build: &Path, c: &Change) -> Result<()> {
         0,
     )
     .context("switching to the new generation")?;
-    // Memory only (a list is never read by another generation): the switch stands whatever
-    // happens here.
-    if let Ok(epoch) = running_epoch(build, c.slot) {
-        let _ = super::connlimit::forget_others(dir, epoch);
-    }
 
     // Builds other than this one are no longer in use by the running generation.
     if let Ok(entries) = fs::read_dir(dir) {
