@@ -10,6 +10,7 @@ pub mod limit;
 pub mod recent;
 pub mod statistic;
 pub mod tcpmss;
+pub mod time;
 
 pub use classifier::{
     FIELD_KEY_HEADER_BITS, FieldKey, SCANNED_BITMAPS, field, field_key, field_key6,
@@ -374,9 +375,18 @@ pub struct Action {
     /// `-m connlimit`: `connlimit::flag` bits, the limit and the mask (network byte order
     /// bytes).
     pub connlimit_flags: u8,
-    pub _ct_pad: [u8; 6],
+    /// `-m time`: `time::flag` bits and the weekdays (bits 1..=7, Monday first).
+    pub time_flags: u8,
+    pub time_weekdays: u8,
+    pub _ct_pad: [u8; 4],
     pub connlimit_limit: u32,
     pub connlimit_mask: [u8; 4],
+    /// `-m time`: the dates (UTC seconds, inclusive), the daytimes (seconds of the day) and
+    /// the days of the month (bits 1..=31) it matches.
+    pub time_date: [u32; 2],
+    pub time_daytime: [u32; 2],
+    pub time_monthdays: u32,
+    pub _time_pad: u32,
 }
 
 /// `-m owner` (xt_owner): `Action::owner_match` bits, and `PacketInfo::owner` states.
@@ -615,9 +625,15 @@ impl Default for Action {
             ct_expires: [0; 2],
             ct_status_mask: 0,
             connlimit_flags: 0,
-            _ct_pad: [0; 6],
+            time_flags: 0,
+            time_weekdays: 0,
+            _ct_pad: [0; 4],
             connlimit_limit: 0,
             connlimit_mask: [0; 4],
+            time_date: [0; 2],
+            time_daytime: [0; 2],
+            time_monthdays: 0,
+            _time_pad: 0,
         }
     }
 }
@@ -890,6 +906,10 @@ pub struct Settings {
     /// REJECT answers a forwarded packet from on kernels whose bpf_fib_lookup cannot say
     /// (FIB_LOOKUP_SRC is 6.7's).
     pub if_addrs: [IfAddr; IF_ADDRS],
+    /// CLOCK_TAI less UTC, in seconds (`-m time` reads TAI), and the kernel's timezone in
+    /// minutes west of UTC (`--kerneltz`), as of the last change.
+    pub tai_offset: i32,
+    pub tz_minutes_west: i32,
 }
 
 /// Interface addresses `Settings` holds.

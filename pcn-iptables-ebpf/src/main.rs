@@ -36,6 +36,7 @@ mod route;
 mod settings;
 mod statistic;
 mod tcpmss;
+mod time;
 mod track;
 
 use aya_ebpf::{

@@ -257,6 +257,13 @@ pub(super) fn action(
     if let Some(r) = fields::recent(rule)? {
         recent_action(&mut action, &r, lists)?;
     }
+    if let Some(t) = fields::time(rule)? {
+        action.time_flags = pcn_iptables_common::time::flag::ON | t.flags;
+        action.time_weekdays = t.weekdays;
+        action.time_monthdays = t.monthdays;
+        action.time_date = t.date;
+        action.time_daytime = t.daytime;
+    }
     if let Some(c) = fields::connlimit(rule)? {
         use pcn_iptables_common::connlimit::flag;
         action.connlimit_flags = flag::ON

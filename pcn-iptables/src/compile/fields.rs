@@ -8,7 +8,9 @@ use super::atoms::all_of;
 use super::interval::{Interval, Values};
 use super::types::CompileError;
 use crate::ext::{self, Field, Want};
-use crate::model::{Connlimit, Limit, MarkMask, Match, Negatable, Owner, Recent, Rule, Statistic};
+use crate::model::{
+    Connlimit, Limit, MarkMask, Match, Negatable, Owner, Recent, Rule, Statistic, TimeMatch,
+};
 use pcn_iptables_common::{connlimit, recent};
 
 pub type Constraint = Option<Negatable<Values>>;
@@ -263,6 +265,14 @@ pub fn connlimit(rule: &Rule) -> Result<Option<Connlimit>> {
     Ok(Some(c))
 }
 
+/// The rule's `-m time`, if any.
+pub fn time(rule: &Rule) -> Result<Option<TimeMatch>> {
+    Ok(match one(rule, Field::Time, "-m time")? {
+        Some(Want::Time(t)) => Some(t),
+        _ => None,
+    })
+}
+
 /// The rule's `-m mark` (`field` Mark) or `-m connmark` (Connmark), if any.
 pub fn mark(rule: &Rule, field: Field) -> Result<Option<Negatable<MarkMask>>> {
     let what = match field {
@@ -313,6 +323,7 @@ pub fn checked(m: &Match) -> bool {
         Field::Tos,
         Field::Recent,
         Field::Connlimit,
+        Field::Time,
         Field::Mark,
         Field::Connmark,
         Field::Owner,

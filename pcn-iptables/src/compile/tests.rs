@@ -539,6 +539,7 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
         // Not generated: the reference has no sockets, no connection lists.
         Match::Owner(_) => unreachable!("no -m owner in the model test"),
         Match::Connlimit(_) => unreachable!("no -m connlimit in the model test"),
+        Match::Time(_) => unreachable!("no -m time in the model test: it has no clock"),
         // xt_connmark: no connection, no match, `!` or not.
         Match::Connmark(m) => {
             matches!(p.ctstate & 7, 1..=3)

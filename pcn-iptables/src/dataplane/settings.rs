@@ -2,7 +2,8 @@
 //! limit sysctls of the namespace (REJECT's ICMP errors obey them as the kernel's own do), read
 //! from /proc/sys/net/ipv4 each time, so a change of them counts from the next command; and
 //! the offsets of the kernel structures `--log-uid` reads, found once in the kernel's BTF; the
-//! interface addresses REJECT answers forwarded packets from where the kernel is older than 6.7.
+//! interface addresses REJECT answers forwarded packets from where the kernel is older than 6.7;
+//! the TAI offset and the kernel's timezone `-m time` reads the time with.
 
 use std::path::Path;
 
@@ -16,6 +17,28 @@ use pcn_iptables_common::{
 use super::btf::Btf;
 
 pub const MAP: &str = "PCN_SETTINGS";
+
+/// CLOCK_TAI less UTC (adjtimex's `tai`, 0 where no time daemon set it) and the kernel's
+/// timezone (`sys_tz`, minutes west of UTC), which `-m time` needs.
+fn clocks() -> (i32, i32) {
+    // SAFETY: adjtimex with modes 0 reads into a zeroed timex; gettimeofday writes a timeval
+    // and the two ints of a struct timezone.
+    unsafe {
+        let mut tx: libc::timex = std::mem::zeroed();
+        let tai = if libc::adjtimex(&mut tx) >= 0 {
+            tx.tai
+        } else {
+            0
+        };
+        let mut tv: libc::timeval = std::mem::zeroed();
+        let mut tz = [0i32; 2];
+        let west = match libc::gettimeofday(&mut tv, tz.as_mut_ptr().cast()) {
+            0 => tz[0],
+            _ => 0,
+        };
+        (tai, west)
+    }
+}
 
 /// An integer sysctl of the current network namespace, or `default` where it cannot be read.
 fn sysctl(name: &str, default: u64) -> u64 {
@@ -58,6 +81,7 @@ pub fn refresh(dir: &Path) -> Result<()> {
         }
     }
     s.if_addrs = if_addrs();
+    (s.tai_offset, s.tz_minutes_west) = clocks();
     s.set = 1;
     map.set(0, s, 0).context("writing PCN_SETTINGS")
 }

@@ -8,7 +8,7 @@ use pcn_iptables_common::Action;
 use crate::error::Result;
 use crate::model::{
     Connlimit, CtAddr, CtOther, Limit, MarkMask, Match, Negatable, Owner, Recent, Rule, Statistic,
-    Target,
+    Target, TimeMatch,
 };
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
@@ -72,6 +72,8 @@ pub enum Field {
     Recent,
     /// The connections counted in front of the rule's action.
     Connlimit,
+    /// The time the packet is judged at, checked by the rule itself.
+    Time,
     /// The packet's mark, checked by the rule itself (`-j MARK` changes it as the chain goes).
     Mark,
     /// The mark of the packet's connection, checked by the rule itself.
@@ -101,6 +103,7 @@ pub enum Want {
     PktType(Negatable<u8>),
     Recent(Recent),
     Connlimit(Connlimit),
+    Time(TimeMatch),
     Mark(Negatable<MarkMask>),
     Owner(Owner),
 }

@@ -37,6 +37,7 @@ pub mod snat;
 pub mod statistic;
 pub mod tcp;
 pub mod tcpmss_target;
+pub mod time;
 pub mod tos;
 pub mod tos_target;
 pub mod ttl;
@@ -55,7 +56,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 36] = [
+pub static REGISTRY: [&dyn Extension; 37] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -76,6 +77,7 @@ pub static REGISTRY: [&dyn Extension; 36] = [
     &pkttype::PktType,
     &recent::RecentExt,
     &connlimit::ConnlimitExt,
+    &time::TimeExt,
     &mark::Mark,
     &connmark::Connmark,
     &owner::OwnerExt,
@@ -117,6 +119,7 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::PktType(_) => &pkttype::PktType,
         Match::Recent(_) => &recent::RecentExt,
         Match::Connlimit(_) => &connlimit::ConnlimitExt,
+        Match::Time(_) => &time::TimeExt,
         Match::Mark(_) => &mark::Mark,
         Match::Connmark(_) => &connmark::Connmark,
         Match::Owner(_) => &owner::OwnerExt,

@@ -156,6 +156,8 @@ pub enum Match {
     Recent(Recent),
     /// `-m connlimit`
     Connlimit(Connlimit),
+    /// `-m time`
+    Time(TimeMatch),
     /// `-m mark --mark`: the packet's mark under `mask` is `value`.
     Mark(Negatable<MarkMask>),
     /// `-m connmark --mark`: the connection's mark under `mask` is `value`.
@@ -196,6 +198,17 @@ pub struct Connlimit {
 
 impl Connlimit {
     pub const PREFIX_ALL: u8 = 128;
+}
+
+/// `-m time`, as xt_time keeps it: dates (UTC seconds), daytimes (seconds of the day), the
+/// days of the month and of the week (bits, 1 first), `pcn_iptables_common::time::flag`s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TimeMatch {
+    pub date: [u32; 2],
+    pub daytime: [u32; 2],
+    pub monthdays: u32,
+    pub weekdays: u8,
+    pub flags: u8,
 }
 
 /// `-m recent`, as xt_recent keeps it.
