@@ -16,7 +16,8 @@ scenarios!(
     marks_on_every_hook,
     a_router_mangles_what_it_forwards,
     header_rewrites_reach_the_receiver,
-    a_router_clamps_mss
+    a_router_clamps_mss,
+    the_mss_option_matches
 );
 
 /// The packet counts of the policies of table `table`'s base chains, in listing order.
@@ -208,4 +209,33 @@ fn a_router_clamps_mss(fw: Fw) {
     assert_eq!(server_mss(&client, &server, 83), Some(1448));
     assert_eq!(lab.counts(&router, "FORWARD -t mangle"), vec![1, 1]);
     assert_eq!(lab.counts(&router, "POSTROUTING -t mangle"), vec![1]);
+}
+
+/// `-m tcpmss`: the clients' SYNs offer an MSS of 1460 (c2's route to the host 536); the host
+/// resets connections whose SYN's MSS is in a rule's range, and drops the packets of 2225
+/// that carry no MSS option at all (everything after the SYN), so that its request never
+/// arrives.
+fn the_mss_option_matches(fw: Fw) {
+    let Pair { lab, host, c1, c2 } = Pair::new(fw);
+    c2.ip("route change 198.18.2.0/24 dev eth0 advmss 536");
+    let _srv = Whoami::start(&host, &[2222, 2223, 2224, 2225], false);
+    lab.ipt_lines(
+        &host,
+        "-A INPUT -p tcp --dport 2222 -m tcpmss --mss 1400:1460 -j REJECT --reject-with tcp-reset
+         -A INPUT -p tcp --dport 2223 -m tcpmss --mss 1:1000 -j REJECT --reject-with tcp-reset
+         -A INPUT -p tcp --dport 2224 -m tcpmss --mss 500:600 -j REJECT --reject-with tcp-reset
+         -A INPUT -p tcp --dport 2225 -m tcpmss ! --mss 0:65535 -j DROP",
+    );
+    let (wait, short) = (Duration::from_secs(2), Duration::from_millis(500));
+    let reset = tcp_ask(&c1, HOST1, 2222, None, short);
+    assert!(reset.is_err(), "MSS 1460 in 1400:1460: {reset:?}");
+    let ok = tcp_ask(&c1, HOST1, 2223, None, wait);
+    assert!(ok.is_ok(), "MSS 1460 not in 1:1000: {ok:?}");
+    let small = tcp_ask(&c2, HOST2, 2224, None, short);
+    assert!(small.is_err(), "MSS 536 in 500:600: {small:?}");
+    let stalled = tcp_ask(&c1, HOST1, 2225, None, short);
+    assert!(stalled.is_err(), "no MSS option after the SYN: {stalled:?}");
+    let counts = lab.counts(&host, "INPUT");
+    assert_eq!(counts[..3], [1, 0, 1], "{counts:?}");
+    assert!(counts[3] >= 1, "{counts:?}");
 }

@@ -232,6 +232,8 @@ pub mod chain_flag {
     pub const MANGLE: u32 = 16;
     /// The chain has rules or a DROP policy: a packet passing it must be classified there.
     pub const RUN: u32 = 32;
+    /// Some rule has `-m tcpmss` (set on every chain): the parse reads TCP packets' MSS option.
+    pub const TCPMSS: u32 = 64;
 }
 
 /// Flows whose verdict the entry programs remember (`PCN_FLOWS`, an LRU map).
@@ -378,7 +380,9 @@ pub struct Action {
     /// `-m time`: `time::flag` bits and the weekdays (bits 1..=7, Monday first).
     pub time_flags: u8,
     pub time_weekdays: u8,
-    pub _ct_pad: [u8; 4],
+    /// `-m tcpmss`: `tcpmss::flag` bits, and the range (`tcpmss_range`).
+    pub tcpmss_flags: u8,
+    pub _ct_pad: [u8; 3],
     pub connlimit_limit: u32,
     pub connlimit_mask: [u8; 4],
     /// `-m time`: the dates (UTC seconds, inclusive), the daytimes (seconds of the day) and
@@ -386,7 +390,7 @@ pub struct Action {
     pub time_date: [u32; 2],
     pub time_daytime: [u32; 2],
     pub time_monthdays: u32,
-    pub _time_pad: u32,
+    pub tcpmss_range: [u16; 2],
 }
 
 /// `-m owner` (xt_owner): `Action::owner_match` bits, and `PacketInfo::owner` states.
@@ -465,6 +469,7 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
         && (check & pkt_check::CONNMARK == 0 || connmark_matches(pkt, a))
         && (check & pkt_check::OWNER == 0
             || owner::matches(pkt.owner, pkt.owner_uid, pkt.owner_gid, a))
+        && (a.tcpmss_flags == 0 || tcpmss::matches(pkt.tcp_mss, a))
 }
 
 /// xt_connmark's match: no connection, no match (`!` or not).
@@ -627,13 +632,14 @@ impl Default for Action {
             connlimit_flags: 0,
             time_flags: 0,
             time_weekdays: 0,
-            _ct_pad: [0; 4],
+            tcpmss_flags: 0,
+            _ct_pad: [0; 3],
             connlimit_limit: 0,
             connlimit_mask: [0; 4],
             time_date: [0; 2],
             time_daytime: [0; 2],
             time_monthdays: 0,
-            _time_pad: 0,
+            tcpmss_range: [0; 2],
         }
     }
 }
@@ -797,6 +803,10 @@ pub struct PacketInfo {
     /// `-m connlimit`'s walk over a list, in map memory so that `bpf_loop`'s callback
     /// verifies once.
     pub connlimit_walk: connlimit::Walk,
+    /// The TCP packet's MSS option (`tcpmss::NONE`, `MALFORMED`), read where the generation
+    /// has a `-m tcpmss` rule (`chain_flag::TCPMSS`).
+    pub tcp_mss: u32,
+    pub _mss_pad2: u32,
 }
 
 /// `PacketInfo::phase`: the chains a packet is in.

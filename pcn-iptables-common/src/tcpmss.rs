@@ -1,5 +1,30 @@
-//! xt_TCPMSS's search for a SYN's MSS option (`tcpmss_mangle_packet`), over the options copied
-//! out of the packet.
+//! The MSS option of TCP packets: xt_TCPMSS's search for a SYN's (`tcpmss_mangle_packet`), over
+//! the options copied out of the packet, and xt_tcpmss's match (`tcpmss_mt`), which the parse
+//! reads the option for.
+
+use crate::Action;
+
+/// `PacketInfo::tcp_mss` without an MSS option, or with a header or options cut short
+/// (xt_tcpmss drops such a packet; here no rule matches it).
+pub const NONE: u32 = 0x1_0000;
+pub const MALFORMED: u32 = 0x2_0000;
+
+/// `Action::tcpmss_flags`
+pub mod flag {
+    pub const ON: u8 = 1;
+    pub const INVERT: u8 = 2;
+}
+
+/// Whether a packet with MSS option `mss` passes rule action `a`'s `-m tcpmss`.
+#[inline(always)]
+pub fn matches(mss: u32, a: &Action) -> bool {
+    let invert = a.tcpmss_flags & flag::INVERT != 0;
+    match mss {
+        NONE => invert,
+        MALFORMED => false,
+        v => (a.tcpmss_range[0] as u32 <= v && v <= a.tcpmss_range[1] as u32) != invert,
+    }
+}
 
 /// TCP options a header can hold (60 bytes less the fixed 20).
 pub const MAX_OPTIONS: usize = 40;
@@ -95,5 +120,22 @@ mod tests {
             assert_eq!(find(&buf, len), want, "{opts:?}");
         }
         assert!(found > 1000, "the cases find an MSS option often: {found}");
+    }
+
+    /// xt_tcpmss's verdicts: in the range (or not, with `!`); without an option only `!`
+    /// matches; a malformed header matches nothing (the kernel drops it).
+    #[test]
+    fn the_match_follows_tcpmss_mt() {
+        let rule = |invert: bool| crate::Action {
+            tcpmss_flags: flag::ON | if invert { flag::INVERT } else { 0 },
+            tcpmss_range: [500, 600],
+            ..Default::default()
+        };
+        for (mss, plain) in [(499, false), (500, true), (600, true), (601, false)] {
+            assert_eq!(matches(mss, &rule(false)), plain, "{mss}");
+            assert_eq!(matches(mss, &rule(true)), !plain, "{mss}");
+        }
+        assert!(!matches(NONE, &rule(false)) && matches(NONE, &rule(true)));
+        assert!(!matches(MALFORMED, &rule(false)) && !matches(MALFORMED, &rule(true)));
     }
 }

@@ -120,7 +120,7 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
         pkt,
         ctx.data(),
         ctx.data_end(),
-        flags & chain_flag::TRACK != 0,
+        flags,
         ifindex != LOOPBACK_IFINDEX,
     )?;
     pkt.slot = slot;
@@ -281,10 +281,9 @@ fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
         return UNSPEC;
     };
     let pkt = unsafe { &mut *pkt };
-    let tracks = flags & chain_flag::TRACK != 0;
     // No context for tracking: its masquerade check is ingress's (see `track`).
     let none = core::ptr::null_mut();
-    if parse_ipv4(none, pkt, ctx.data(), ctx.data_end(), tracks, true).is_none() {
+    if parse_ipv4(none, pkt, ctx.data(), ctx.data_end(), flags, true).is_none() {
         return UNSPEC;
     }
     // OUTPUT judged the datagram before the stack fragmented it: as on INPUT, the first

@@ -1,7 +1,7 @@
 //! Packet parsing: the protocol constants, the one bounds-checked load (`ptr_at`), and the
 //! IPv4 header fields the classifier and the connection tracker read.
 
-use pcn_iptables_common::{PacketInfo, conntrack::ctstate, pkt_type};
+use pcn_iptables_common::{PacketInfo, chain_flag, conntrack::ctstate, pkt_type, tcpmss};
 
 use crate::track;
 
@@ -24,16 +24,17 @@ pub(crate) fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*mut 
     Some((start + offset) as *mut T)
 }
 
-/// Fills addresses, protocol, ports and length from the IPv4 packet at `l3`, and, when the
-/// generation tracks connections (`tracks`), tracks its connection (`update`: the packet
-/// counts for it and moves its state); `None` when the frame is not IPv4 we can read.
+/// Fills addresses, protocol, ports and length from the IPv4 packet at `l3`, and, as the
+/// generation's `flags` ask, a TCP packet's MSS option (`chain_flag::TCPMSS`) and its
+/// connection, tracked (`chain_flag::TRACK`; `update`: the packet counts for it and moves its
+/// state); `None` when the frame is not IPv4 we can read.
 #[inline(always)]
 pub(crate) fn parse_ipv4(
     ctx: *mut core::ffi::c_void,
     pkt: &mut PacketInfo,
     start: usize,
     end: usize,
-    tracks: bool,
+    flags: u32,
     update: bool,
 ) -> Option<()> {
     let ethertype = u16::from_be(unsafe { *ptr_at::<u16>(start, end, 12)? });
@@ -80,6 +81,9 @@ pub(crate) fn parse_ipv4(
                         pkt.tcp_flags = unsafe { *flags };
                         pkt.has_tcp_flags = 1;
                     }
+                    if flags & chain_flag::TCPMSS != 0 {
+                        pkt.tcp_mss = tcp_mss(start, end, l4);
+                    }
                 }
             }
             IPPROTO_ICMP => {
@@ -93,11 +97,56 @@ pub(crate) fn parse_ipv4(
             _ => {}
         }
     }
-    if tracks {
+    if flags & chain_flag::TRACK != 0 {
         track::track(ctx, pkt, start, end, update);
     } else {
         pkt.ct_commit = 0;
         pkt.ctstate = ctstate::INVALID;
     }
     Some(())
+}
+
+/// The MSS option of the TCP header at `l4`, walked as xt_tcpmss's `tcpmss_mt` walks the
+/// options (an option's length is read only where its kind asks).
+#[inline(always)]
+fn tcp_mss(start: usize, end: usize, l4: usize) -> u32 {
+    let Some([doff, _]) = pair_at(start, end, l4 + 12) else {
+        return tcpmss::MALFORMED;
+    };
+    let len = ((doff >> 4) as usize) * 4;
+    if len < 20 || pair_at(start, end, l4 + len - 2).is_none() {
+        return tcpmss::MALFORMED;
+    }
+    let (opts, optlen) = (l4 + 20, len - 20);
+    let mut i = 0;
+    // One byte a step at least: 40 steps cover every header.
+    for _ in 0..tcpmss::MAX_OPTIONS {
+        if i >= optlen {
+            break;
+        }
+        // A last byte has no pair: an END or NOP (an MSS option would not fit).
+        let Some([kind, next]) = pair_at(start, end, opts + i) else {
+            break;
+        };
+        if kind == 2 && optlen - i >= 4 && next == 4 {
+            return match pair_at(start, end, opts + i + 2) {
+                Some(v) => u16::from_be_bytes(v) as u32,
+                None => tcpmss::MALFORMED,
+            };
+        }
+        i += if kind < 2 || next == 0 {
+            1
+        } else {
+            next as usize
+        };
+    }
+    tcpmss::NONE
+}
+
+/// The packet's two bytes at `offset` (below 256: the TCP header's end at most), if it has
+/// them; the offset bounded where the verifier sees it.
+#[inline(always)]
+fn pair_at(start: usize, end: usize, offset: usize) -> Option<[u8; 2]> {
+    let p = ptr_at::<[u8; 2]>(start, end, core::hint::black_box(offset) & 0xff)?;
+    Some(unsafe { *p })
 }

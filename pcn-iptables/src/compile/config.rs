@@ -124,8 +124,8 @@ pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
 
 /// The generation's flags: TRACK and NAT (connections are tracked when some rule looks at
 /// their state, and when the nat table is loaded: its chains see each connection's first
-/// packet, its mappings rewrite the others), OWNER when some rule has `-m owner`, MANGLE when
-/// the mangle table is loaded.
+/// packet, its mappings rewrite the others), OWNER and TCPMSS when some rule has `-m owner`
+/// or `-m tcpmss`, MANGLE when the mangle table is loaded.
 pub(super) fn tracks(table: &Table) -> u32 {
     let rules = || tables::chains(table).flat_map(|(_, c)| &c.rules);
     let nat = tables::nat(table).is_some();
@@ -134,10 +134,12 @@ pub(super) fn tracks(table: &Table) -> u32 {
             matches!(r.target, Some(Target::Connmark(_))) || r.matches.iter().any(fields::tracks)
         });
     let owner = rules().any(|r| r.matches.iter().any(|m| matches!(m, Match::Owner(_))));
+    let mss = rules().any(|r| r.matches.iter().any(|m| matches!(m, Match::Tcpmss(_))));
     [
         (track, chain_flag::TRACK),
         (nat, chain_flag::NAT),
         (owner, chain_flag::OWNER),
+        (mss, chain_flag::TCPMSS),
         (
             tables::loaded(table, TableName::Mangle).is_some(),
             chain_flag::MANGLE,
@@ -263,6 +265,11 @@ pub(super) fn action(
         action.time_monthdays = t.monthdays;
         action.time_date = t.date;
         action.time_daytime = t.daytime;
+    }
+    if let Some(t) = fields::tcpmss(rule)? {
+        use pcn_iptables_common::tcpmss::flag;
+        action.tcpmss_flags = flag::ON | if t.negated { flag::INVERT } else { 0 };
+        action.tcpmss_range = [t.value.first, t.value.last];
     }
     if let Some(c) = fields::connlimit(rule)? {
         use pcn_iptables_common::connlimit::flag;

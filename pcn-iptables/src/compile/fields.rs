@@ -9,7 +9,8 @@ use super::interval::{Interval, Values};
 use super::types::CompileError;
 use crate::ext::{self, Field, Want};
 use crate::model::{
-    Connlimit, Limit, MarkMask, Match, Negatable, Owner, Recent, Rule, Statistic, TimeMatch,
+    Connlimit, Limit, MarkMask, Match, Negatable, Owner, PortRange, Recent, Rule, Statistic,
+    TimeMatch,
 };
 use pcn_iptables_common::{connlimit, recent};
 
@@ -273,6 +274,14 @@ pub fn time(rule: &Rule) -> Result<Option<TimeMatch>> {
     })
 }
 
+/// The rule's `-m tcpmss`, if any.
+pub fn tcpmss(rule: &Rule) -> Result<Option<Negatable<PortRange>>> {
+    Ok(match one(rule, Field::Tcpmss, "-m tcpmss")? {
+        Some(Want::Tcpmss(t)) => Some(t),
+        _ => None,
+    })
+}
+
 /// The rule's `-m mark` (`field` Mark) or `-m connmark` (Connmark), if any.
 pub fn mark(rule: &Rule, field: Field) -> Result<Option<Negatable<MarkMask>>> {
     let what = match field {
@@ -324,6 +333,7 @@ pub fn checked(m: &Match) -> bool {
         Field::Recent,
         Field::Connlimit,
         Field::Time,
+        Field::Tcpmss,
         Field::Mark,
         Field::Connmark,
         Field::Owner,

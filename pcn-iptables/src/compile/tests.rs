@@ -540,6 +540,7 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
         Match::Owner(_) => unreachable!("no -m owner in the model test"),
         Match::Connlimit(_) => unreachable!("no -m connlimit in the model test"),
         Match::Time(_) => unreachable!("no -m time in the model test: it has no clock"),
+        Match::Tcpmss(_) => unreachable!("no -m tcpmss in the model test: it has no options"),
         // xt_connmark: no connection, no match, `!` or not.
         Match::Connmark(m) => {
             matches!(p.ctstate & 7, 1..=3)

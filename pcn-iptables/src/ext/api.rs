@@ -7,8 +7,8 @@ use pcn_iptables_common::Action;
 
 use crate::error::Result;
 use crate::model::{
-    Connlimit, CtAddr, CtOther, Limit, MarkMask, Match, Negatable, Owner, Recent, Rule, Statistic,
-    Target, TimeMatch,
+    Connlimit, CtAddr, CtOther, Limit, MarkMask, Match, Negatable, Owner, PortRange, Recent, Rule,
+    Statistic, Target, TimeMatch,
 };
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
@@ -74,6 +74,8 @@ pub enum Field {
     Connlimit,
     /// The time the packet is judged at, checked by the rule itself.
     Time,
+    /// A TCP packet's MSS option, checked by the rule itself.
+    Tcpmss,
     /// The packet's mark, checked by the rule itself (`-j MARK` changes it as the chain goes).
     Mark,
     /// The mark of the packet's connection, checked by the rule itself.
@@ -104,6 +106,7 @@ pub enum Want {
     Recent(Recent),
     Connlimit(Connlimit),
     Time(TimeMatch),
+    Tcpmss(Negatable<PortRange>),
     Mark(Negatable<MarkMask>),
     Owner(Owner),
 }

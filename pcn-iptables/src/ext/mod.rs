@@ -36,6 +36,7 @@ pub mod reject;
 pub mod snat;
 pub mod statistic;
 pub mod tcp;
+pub mod tcpmss;
 pub mod tcpmss_target;
 pub mod time;
 pub mod tos;
@@ -56,7 +57,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 37] = [
+pub static REGISTRY: [&dyn Extension; 38] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -78,6 +79,7 @@ pub static REGISTRY: [&dyn Extension; 37] = [
     &recent::RecentExt,
     &connlimit::ConnlimitExt,
     &time::TimeExt,
+    &tcpmss::Tcpmss,
     &mark::Mark,
     &connmark::Connmark,
     &owner::OwnerExt,
@@ -120,6 +122,7 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::Recent(_) => &recent::RecentExt,
         Match::Connlimit(_) => &connlimit::ConnlimitExt,
         Match::Time(_) => &time::TimeExt,
+        Match::Tcpmss(_) => &tcpmss::Tcpmss,
         Match::Mark(_) => &mark::Mark,
         Match::Connmark(_) => &connmark::Connmark,
         Match::Owner(_) => &owner::OwnerExt,

@@ -158,6 +158,8 @@ pub enum Match {
     Connlimit(Connlimit),
     /// `-m time`
     Time(TimeMatch),
+    /// `-m tcpmss --mss`: the TCP packet's MSS option in the range.
+    Tcpmss(Negatable<PortRange>),
     /// `-m mark --mark`: the packet's mark under `mask` is `value`.
     Mark(Negatable<MarkMask>),
     /// `-m connmark --mark`: the connection's mark under `mask` is `value`.

@@ -430,6 +430,7 @@ fn check_entry(rule: &Rule, table: TableName, hooks: u8) -> Result<()> {
         let ok = match m {
             Match::Ports { proto, .. } => proto_is(*proto),
             Match::Icmp(_) => proto_is(IPPROTO_ICMP),
+            Match::Tcpmss(_) => proto_is(IPPROTO_TCP),
             Match::Mac(_) => only(hook::PREROUTING | hook::INPUT | hook::FORWARD),
             m if ecn::reads_tcp(m) => proto_is(IPPROTO_TCP),
             Match::Recent(r) => recent::kernel_accepts(r),
