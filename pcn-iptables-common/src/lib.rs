@@ -382,7 +382,9 @@ pub struct Action {
     pub time_weekdays: u8,
     /// `-m tcpmss`: `tcpmss::flag` bits, and the range (`tcpmss_range`).
     pub tcpmss_flags: u8,
-    pub _ct_pad: [u8; 3],
+    /// `-m esp`, `-m ah`: `pkt_check::SPI` and `SPI_INVERT`, and the SPI range.
+    pub spi_flags: u8,
+    pub _ct_pad: [u8; 2],
     pub connlimit_limit: u32,
     pub connlimit_mask: [u8; 4],
     /// `-m time`: the dates (UTC seconds, inclusive), the daytimes (seconds of the day) and
@@ -391,6 +393,7 @@ pub struct Action {
     pub time_daytime: [u32; 2],
     pub time_monthdays: u32,
     pub tcpmss_range: [u16; 2],
+    pub spi_range: [u32; 2],
 }
 
 /// `-m owner` (xt_owner): `Action::owner_match` bits, and `PacketInfo::owner` states.
@@ -453,7 +456,14 @@ pub mod pkt_check {
     pub const CONNMARK_INVERT: u8 = 64;
     /// `-m owner` (`Action::owner_match`).
     pub const OWNER: u8 = 128;
+    /// `Action::spi_flags`: `-m esp` or `-m ah` (`Action::spi_range`), and its `!`.
+    pub const SPI: u8 = 1;
+    pub const SPI_INVERT: u8 = 2;
 }
+
+/// `PacketInfo::spi` of a packet that has none (not ESP or AH, a later fragment, cut short:
+/// xt_esp and xt_ah drop one cut short; here no rule matches it).
+pub const SPI_NONE: u64 = 1 << 32;
 
 /// Whether packet `pkt` passes rule action `a`'s `-m pkttype`, TOS byte and `-m mark`
 /// matches, if it has them.
@@ -470,6 +480,15 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
         && (check & pkt_check::OWNER == 0
             || owner::matches(pkt.owner, pkt.owner_uid, pkt.owner_gid, a))
         && (a.tcpmss_flags == 0 || tcpmss::matches(pkt.tcp_mss, a))
+        && (a.spi_flags == 0 || spi_matches(pkt.spi, a))
+}
+
+/// xt_esp's and xt_ah's `spi_match` (a packet without an SPI matches no rule).
+#[inline(always)]
+fn spi_matches(spi: u64, a: &Action) -> bool {
+    spi != SPI_NONE
+        && (a.spi_range[0] as u64 <= spi && spi <= a.spi_range[1] as u64)
+            != (a.spi_flags & pkt_check::SPI_INVERT != 0)
 }
 
 /// xt_connmark's match: no connection, no match (`!` or not).
@@ -633,13 +652,15 @@ impl Default for Action {
             time_flags: 0,
             time_weekdays: 0,
             tcpmss_flags: 0,
-            _ct_pad: [0; 3],
+            spi_flags: 0,
+            _ct_pad: [0; 2],
             connlimit_limit: 0,
             connlimit_mask: [0; 4],
             time_date: [0; 2],
             time_daytime: [0; 2],
             time_monthdays: 0,
             tcpmss_range: [0; 2],
+            spi_range: [0; 2],
         }
     }
 }
@@ -806,7 +827,8 @@ pub struct PacketInfo {
     /// The TCP packet's MSS option (`tcpmss::NONE`, `MALFORMED`), read where the generation
     /// has a `-m tcpmss` rule (`chain_flag::TCPMSS`).
     pub tcp_mss: u32,
-    pub _mss_pad2: u32,
+    /// An ESP or AH packet's SPI (first fragment), `SPI_NONE` for any other.
+    pub spi: u64,
 }
 
 /// `PacketInfo::phase`: the chains a packet is in.
@@ -1085,6 +1107,21 @@ mod tests {
                 assert_eq!(pkt.tos, want);
             }
         }
+    }
+
+    /// xt_esp's and xt_ah's `spi_match`; a packet without an SPI matches no rule, `!` or not.
+    #[test]
+    fn spis_match_their_range() {
+        let rule = |invert: bool| Action {
+            spi_flags: pkt_check::SPI | if invert { pkt_check::SPI_INVERT } else { 0 },
+            spi_range: [5, u32::MAX],
+            ..Default::default()
+        };
+        for (spi, inside) in [(4u64, false), (5, true), (u32::MAX as u64, true)] {
+            assert_eq!(spi_matches(spi, &rule(false)), inside);
+            assert_eq!(spi_matches(spi, &rule(true)), !inside);
+        }
+        assert!(!spi_matches(SPI_NONE, &rule(false)) && !spi_matches(SPI_NONE, &rule(true)));
     }
 
     #[test]

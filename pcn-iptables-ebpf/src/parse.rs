@@ -1,7 +1,7 @@
 //! Packet parsing: the protocol constants, the one bounds-checked load (`ptr_at`), and the
 //! IPv4 header fields the classifier and the connection tracker read.
 
-use pcn_iptables_common::{PacketInfo, chain_flag, conntrack::ctstate, pkt_type, tcpmss};
+use pcn_iptables_common::{PacketInfo, SPI_NONE, chain_flag, conntrack::ctstate, pkt_type, tcpmss};
 
 use crate::track;
 
@@ -10,6 +10,8 @@ pub(crate) const ETH_P_IP: u16 = 0x0800;
 pub(crate) const IPPROTO_ICMP: u8 = 1;
 pub(crate) const IPPROTO_TCP: u8 = 6;
 pub(crate) const IPPROTO_UDP: u8 = 17;
+pub(crate) const IPPROTO_ESP: u8 = 50;
+pub(crate) const IPPROTO_AH: u8 = 51;
 pub(crate) const AF_INET: u8 = 2;
 /// lo's ifindex in every network namespace.
 pub(crate) const LOOPBACK_IFINDEX: u32 = 1;
@@ -66,6 +68,7 @@ pub(crate) fn parse_ipv4(
     pkt.dport = 0;
     pkt.has_icmp = 0;
     pkt.has_tcp_flags = 0;
+    pkt.spi = SPI_NONE;
     let l4 = ETH_HLEN + (ihl & 0x3c);
     if frag_offset == 0 && ihl >= 20 {
         match pkt.proto {
@@ -84,6 +87,13 @@ pub(crate) fn parse_ipv4(
                     if flags & chain_flag::TCPMSS != 0 {
                         pkt.tcp_mss = tcp_mss(start, end, l4);
                     }
+                }
+            }
+            IPPROTO_ESP | IPPROTO_AH => {
+                // The SPI: an ESP header's first word, an AH header's second.
+                let at = l4 + if pkt.proto == IPPROTO_AH { 4 } else { 0 };
+                if let Some(spi) = ptr_at::<[u8; 4]>(start, end, at) {
+                    pkt.spi = u32::from_be_bytes(unsafe { *spi }) as u64;
                 }
             }
             IPPROTO_ICMP => {

@@ -598,3 +598,18 @@ pub fn udp_as(ns: &Ns, dst: &str, port: u16, uid: u32, gid: u32) {
         let _ = sock.send_to(b"owner", &to);
     });
 }
+
+/// One IP packet of protocol `proto` with `payload` from `ns` to `dst` (a raw socket: the
+/// kernel writes the IP header).
+pub fn send_raw(ns: &Ns, dst: &str, proto: u8, payload: &[u8]) {
+    let (dst, payload) = (ip4(dst), payload.to_vec());
+    ns.in_ns(move || {
+        // SAFETY: plain socket(2); the fd is owned right away.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, proto as libc::c_int) };
+        assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+        // SAFETY: fd is a fresh, valid descriptor that nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        send_to(&fd, &sockaddr(dst, 0), &payload);
+    });
+    std::thread::sleep(Duration::from_millis(100));
+}

@@ -271,6 +271,10 @@ pub(super) fn action(
         action.tcpmss_flags = flag::ON | if t.negated { flag::INVERT } else { 0 };
         action.tcpmss_range = [t.value.first, t.value.last];
     }
+    if let Some(s) = fields::spi(rule)? {
+        action.spi_flags = pkt_check::SPI | if s.negated { pkt_check::SPI_INVERT } else { 0 };
+        action.spi_range = [s.value.first, s.value.last];
+    }
     if let Some(c) = fields::connlimit(rule)? {
         use pcn_iptables_common::connlimit::flag;
         action.connlimit_flags = flag::ON

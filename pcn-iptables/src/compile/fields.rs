@@ -9,8 +9,8 @@ use super::interval::{Interval, Values};
 use super::types::CompileError;
 use crate::ext::{self, Field, Want};
 use crate::model::{
-    Connlimit, Limit, MarkMask, Match, Negatable, Owner, PortRange, Recent, Rule, Statistic,
-    TimeMatch,
+    Connlimit, Limit, MarkMask, Match, Negatable, Owner, PortRange, Recent, Rule, SpiRange,
+    Statistic, TimeMatch,
 };
 use pcn_iptables_common::{connlimit, recent};
 
@@ -282,6 +282,14 @@ pub fn tcpmss(rule: &Rule) -> Result<Option<Negatable<PortRange>>> {
     })
 }
 
+/// The rule's `-m esp` or `-m ah`, if any.
+pub fn spi(rule: &Rule) -> Result<Option<Negatable<SpiRange>>> {
+    Ok(match one(rule, Field::Spi, "-m esp or -m ah")? {
+        Some(Want::Spi(s)) => Some(s),
+        _ => None,
+    })
+}
+
 /// The rule's `-m mark` (`field` Mark) or `-m connmark` (Connmark), if any.
 pub fn mark(rule: &Rule, field: Field) -> Result<Option<Negatable<MarkMask>>> {
     let what = match field {
@@ -334,6 +342,7 @@ pub fn checked(m: &Match) -> bool {
         Field::Connlimit,
         Field::Time,
         Field::Tcpmss,
+        Field::Spi,
         Field::Mark,
         Field::Connmark,
         Field::Owner,

@@ -8,7 +8,7 @@ use pcn_iptables_common::Action;
 use crate::error::Result;
 use crate::model::{
     Connlimit, CtAddr, CtOther, Limit, MarkMask, Match, Negatable, Owner, PortRange, Recent, Rule,
-    Statistic, Target, TimeMatch,
+    SpiRange, Statistic, Target, TimeMatch,
 };
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
@@ -76,6 +76,8 @@ pub enum Field {
     Time,
     /// A TCP packet's MSS option, checked by the rule itself.
     Tcpmss,
+    /// An ESP or AH packet's SPI, checked by the rule itself.
+    Spi,
     /// The packet's mark, checked by the rule itself (`-j MARK` changes it as the chain goes).
     Mark,
     /// The mark of the packet's connection, checked by the rule itself.
@@ -107,6 +109,7 @@ pub enum Want {
     Connlimit(Connlimit),
     Time(TimeMatch),
     Tcpmss(Negatable<PortRange>),
+    Spi(Negatable<SpiRange>),
     Mark(Negatable<MarkMask>),
     Owner(Owner),
 }
@@ -302,6 +305,18 @@ pub fn bang(negated: bool) -> &'static str {
 /// `!` before a value in `-L`, or nothing.
 pub fn inv(negated: bool) -> &'static str {
     if negated { "!" } else { "" }
+}
+
+/// An SPI range option (XTTYPE_UINT32RC) of `ext`.
+pub fn spi_range(ext: &str, option: &str, arg: &str, negated: bool) -> Result<Negatable<SpiRange>> {
+    let (first, last) = crate::xtables::mint_range(ext, option, arg, u32::MAX as u64)?;
+    Ok(Negatable {
+        value: SpiRange {
+            first: first as u32,
+            last: last as u32,
+        },
+        negated,
+    })
 }
 
 /// `MIN` or `MIN:MAX`.

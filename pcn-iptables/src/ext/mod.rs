@@ -7,6 +7,7 @@
 //! drive an extension's option table ([`Instance`]).
 
 pub mod addrtype;
+pub mod ah;
 pub mod comment;
 pub mod connlimit;
 pub mod connmark;
@@ -16,6 +17,7 @@ pub mod dnat;
 pub mod dscp;
 pub mod dscp_target;
 pub mod ecn;
+pub mod esp;
 pub mod icmp;
 pub mod iprange;
 pub mod length;
@@ -57,7 +59,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 38] = [
+pub static REGISTRY: [&dyn Extension; 40] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -80,6 +82,8 @@ pub static REGISTRY: [&dyn Extension; 38] = [
     &connlimit::ConnlimitExt,
     &time::TimeExt,
     &tcpmss::Tcpmss,
+    &esp::Esp,
+    &ah::Ah,
     &mark::Mark,
     &connmark::Connmark,
     &owner::OwnerExt,
@@ -123,6 +127,8 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::Connlimit(_) => &connlimit::ConnlimitExt,
         Match::Time(_) => &time::TimeExt,
         Match::Tcpmss(_) => &tcpmss::Tcpmss,
+        Match::Esp(_) => &esp::Esp,
+        Match::Ah(_) => &ah::Ah,
         Match::Mark(_) => &mark::Mark,
         Match::Connmark(_) => &connmark::Connmark,
         Match::Owner(_) => &owner::OwnerExt,

@@ -113,7 +113,10 @@ pub enum Match {
     /// `-m length --length`: the IP total length in `first..=last`.
     Length(Negatable<PortRange>),
     /// `-m ttl`
-    Ttl { mode: TtlMode, value: u8 },
+    Ttl {
+        mode: TtlMode,
+        value: u8,
+    },
     /// `-m addrtype --src-type/--dst-type`: sets of `1 << rtn::*` bits; at least one is set.
     Addrtype {
         src: Option<Negatable<u16>>,
@@ -160,6 +163,9 @@ pub enum Match {
     Time(TimeMatch),
     /// `-m tcpmss --mss`: the TCP packet's MSS option in the range.
     Tcpmss(Negatable<PortRange>),
+    /// `-m esp --espspi`, `-m ah --ahspi`: the packet's SPI in the range.
+    Esp(Negatable<SpiRange>),
+    Ah(Negatable<SpiRange>),
     /// `-m mark --mark`: the packet's mark under `mask` is `value`.
     Mark(Negatable<MarkMask>),
     /// `-m connmark --mark`: the connection's mark under `mask` is `value`.
@@ -211,6 +217,45 @@ pub struct TimeMatch {
     pub monthdays: u32,
     pub weekdays: u8,
     pub flags: u8,
+}
+
+/// An SPI range of `-m esp` or `-m ah` (a reversed one holds nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SpiRange {
+    pub first: u32,
+    pub last: u32,
+}
+
+impl SpiRange {
+    pub const ALL: SpiRange = SpiRange {
+        first: 0,
+        last: u32::MAX,
+    };
+
+    /// libxt_esp's and libipt_ah's save: nothing for the whole range (its `!` too).
+    pub fn save(&self, option: &str, negated: bool, out: &mut String) {
+        if *self == SpiRange::ALL {
+            return;
+        }
+        let bang = if negated { " !" } else { "" };
+        out.push_str(&match self.first == self.last {
+            true => format!("{bang} --{option} {}", self.first),
+            false => format!("{bang} --{option} {}:{}", self.first, self.last),
+        });
+    }
+
+    /// Their `print_spis`: `spi:N` or `spis:N:M` (`!` inside), nothing for the whole range
+    /// without `!`.
+    pub fn print(&self, negated: bool) -> Option<String> {
+        if *self == SpiRange::ALL && !negated {
+            return None;
+        }
+        let inv = if negated { "!" } else { "" };
+        Some(match self.first == self.last {
+            true => format!("spi:{inv}{}", self.first),
+            false => format!("spis:{inv}{}:{}", self.first, self.last),
+        })
+    }
 }
 
 /// `-m recent`, as xt_recent keeps it.

@@ -10,8 +10,8 @@ use super::names::no_chain;
 use crate::error::{Error, OTHER_PROBLEM, Result};
 use crate::ext::{connmark_target, ecn, limit, owner, recent, tcpmss_target};
 use crate::model::{
-    Chain, Command, IPPROTO_ICMP, IPPROTO_TCP, MAX_CHAIN_LABEL, Match, NatKind, Rule, Table,
-    TableName, Target,
+    Chain, Command, IPPROTO_AH, IPPROTO_ESP, IPPROTO_ICMP, IPPROTO_TCP, MAX_CHAIN_LABEL, Match,
+    NatKind, Rule, Table, TableName, Target,
 };
 
 fn plain(message: &str) -> Error {
@@ -431,6 +431,8 @@ fn check_entry(rule: &Rule, table: TableName, hooks: u8) -> Result<()> {
             Match::Ports { proto, .. } => proto_is(*proto),
             Match::Icmp(_) => proto_is(IPPROTO_ICMP),
             Match::Tcpmss(_) => proto_is(IPPROTO_TCP),
+            Match::Esp(_) => proto_is(IPPROTO_ESP),
+            Match::Ah(_) => proto_is(IPPROTO_AH),
             Match::Mac(_) => only(hook::PREROUTING | hook::INPUT | hook::FORWARD),
             m if ecn::reads_tcp(m) => proto_is(IPPROTO_TCP),
             Match::Recent(r) => recent::kernel_accepts(r),

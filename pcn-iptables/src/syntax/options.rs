@@ -65,10 +65,10 @@ pub(super) const LEGAL: [(u32, &str); 15] = [
     (cmd::CHECK, "x     x  xx "),
 ];
 
-/// The match `-p NAME` loads on demand (tcp, udp, icmp), by the protocol's name.
+/// The match `-p NAME` loads on demand (tcp, udp, icmp, esp, ah), by the protocol's name.
 pub(super) fn by_protocol(name: &str) -> Option<Ext> {
     match name {
-        "tcp" | "udp" | "icmp" => Ext::match_by_name(name),
+        "tcp" | "udp" | "icmp" | "esp" | "ah" => Ext::match_by_name(name),
         _ => None,
     }
 }
@@ -170,11 +170,9 @@ pub(super) const EXTENSION_MATCHES: [&str; 39] = [
 
 /// Long options of the protocol matches `-p` loads on demand that pcn-iptables lacks.
 #[rustfmt::skip]
-pub(super) const PROTOCOL_MATCH_OPTIONS: [(&str, &[&str]); 5] = [
+pub(super) const PROTOCOL_MATCH_OPTIONS: [(&str, &[&str]); 3] = [
     ("sctp", &["source-port", "sport", "destination-port", "dport", "chunk-types"]),
     ("dccp", &["source-port", "sport", "destination-port", "dport", "dccp-types", "dccp-option"]),
-    ("esp", &["espspi"]),
-    ("ah", &["ahspi"]),
     ("ipcomp", &["ipcompspi", "compres"]),
 ];
 
