@@ -26,25 +26,14 @@ fn new_lists(entries: u32) -> Result<std::os::fd::OwnedFd> {
 }
 
 /// Makes and pins the outer map unless it is (before the programs load: the loader reuses the
-/// pin). Two commands may race here: the one whose pin fails uses the other's.
+/// pin).
 pub fn create(dir: &Path) -> Result<()> {
     let pin = dir.join(OUTER_PIN);
     if pin.exists() {
         return Ok(());
     }
-    let template = new_lists(1)?;
-    let outer = sys::map_create_outer(
-        OUTER_PIN,
-        template.as_fd(),
-        pcn_iptables_common::GENERATIONS,
-    )
-    .context("creating CONNLIMIT")?;
-    match sys::obj_pin(outer.as_fd(), &pin) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-            Err(e).context("pinning CONNLIMIT")
-        }
-        _ => Ok(()),
-    }
+    let entries = pcn_iptables_common::GENERATIONS;
+    sys::pin_outer(&pin, OUTER_PIN, new_lists(1)?.as_fd(), entries).context("creating CONNLIMIT")
 }
 
 /// Before the generation of `slot` goes live (its slot no longer in use): empty lists if it

@@ -32,19 +32,13 @@ fn new_list() -> Result<OwnedFd> {
 }
 
 /// Makes and pins the outer map unless it is (before the programs load: the loader reuses the
-/// pin). Two commands may race here: the one whose pin fails uses the other's.
+/// pin).
 pub fn create(dir: &Path) -> Result<()> {
     let pin = dir.join(OUTER_PIN);
     if pin.exists() {
         return Ok(());
     }
-    let template = new_list()?;
-    let outer =
-        sys::map_create_outer(OUTER_PIN, template.as_fd(), LISTS).context("creating RECENT")?;
-    match sys::obj_pin(outer.as_fd(), &pin) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e).context("pinning RECENT"),
-        _ => Ok(()),
-    }
+    sys::pin_outer(&pin, OUTER_PIN, new_list()?.as_fd(), LISTS).context("creating RECENT")
 }
 
 fn outer(dir: &Path) -> Result<OwnedFd> {

@@ -112,6 +112,15 @@ pub fn map_create_outer(name: &str, inner: BorrowedFd<'_>, entries: u32) -> io::
     bpf(bpf_cmd::BPF_MAP_CREATE, &mut attr).map(owned)
 }
 
+/// An array of `entries` maps like `inner`, pinned at `pin` (two commands may race: the one
+/// whose pin fails uses the other's).
+pub fn pin_outer(pin: &Path, name: &str, inner: BorrowedFd<'_>, entries: u32) -> io::Result<()> {
+    match obj_pin(map_create_outer(name, inner, entries)?.as_fd(), pin) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// The attributes of BPF_MAP_LOOKUP_ELEM and BPF_MAP_UPDATE_ELEM: `key` and `value` point at
 /// the bytes (read, or for a lookup written, by the kernel).
 fn elem_attr(map: BorrowedFd<'_>, key: *const u8, value: *const u8, flags: u64) -> bpf_attr {

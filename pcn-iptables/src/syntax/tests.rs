@@ -688,7 +688,10 @@ fn unsupported_features_are_refused() {
             "-E a standard",
             "chain name `standard' (a target's name) is not supported by pcn-iptables",
         ),
-        ("-p sctp -h", "match `sctp' is not supported by pcn-iptables"),
+        (
+            "-p sctp -h",
+            "match `sctp' is not supported by pcn-iptables",
+        ),
     ] {
         let err = error(line);
         assert_eq!((err.code, err.message.as_str()), (2, message), "{line}");
