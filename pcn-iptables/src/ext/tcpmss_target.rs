@@ -7,7 +7,7 @@ use pcn_iptables_common::{Action, rewrite::CLAMP_PMTU, verdict};
 
 use super::api::{Context, Entry, Extension, Kind, Value, entry, flag};
 use crate::error::Result;
-use crate::model::{Rule, Target};
+use crate::model::{IPPROTO_TCP, Match, Rule, Target};
 use crate::xtables::{param, uint_option};
 
 pub struct TcpmssTarget;
@@ -82,7 +82,6 @@ impl Extension for TcpmssTarget {
 /// xt_TCPMSS's `tcpmss_tg4_check`: the rule has a tcp match whose flags compare SYN set, not
 /// negated (`find_syn_match`).
 pub fn matches_syn(rule: &Rule) -> bool {
-    use crate::model::{IPPROTO_TCP, Match};
     rule.matches.iter().any(|m| match m {
         Match::Ports {
             proto,
