@@ -5,6 +5,7 @@ pub mod checksum;
 pub mod classifier;
 pub mod connlimit;
 pub mod conntrack;
+pub mod hashlimit;
 pub mod icmp_limit;
 pub mod limit;
 pub mod recent;
@@ -384,7 +385,10 @@ pub struct Action {
     pub tcpmss_flags: u8,
     /// `-m esp`, `-m ah`: `pkt_check::SPI` and `SPI_INVERT`, and the SPI range.
     pub spi_flags: u8,
-    pub _ct_pad: [u8; 2],
+    /// `-m hashlimit`: the rule's own `hashlimit::mode` bits (INVERT, BYTES, RATE_MATCH;
+    /// the table's keys and arithmetic are the table's).
+    pub hashlimit_mode: u8,
+    pub _ct_pad: u8,
     pub connlimit_limit: u32,
     pub connlimit_mask: [u8; 4],
     /// `-m time`: the dates (UTC seconds, inclusive), the daytimes (seconds of the day) and
@@ -394,6 +398,9 @@ pub struct Action {
     pub time_monthdays: u32,
     pub tcpmss_range: [u16; 2],
     pub spi_range: [u32; 2],
+    /// `-m hashlimit`: the table's slot plus one (0: the rule has none).
+    pub hashlimit_table: u16,
+    pub _hashlimit_pad: [u16; 3],
 }
 
 /// `-m owner` (xt_owner): `Action::owner_match` bits, and `PacketInfo::owner` states.
@@ -653,7 +660,8 @@ impl Default for Action {
             time_weekdays: 0,
             tcpmss_flags: 0,
             spi_flags: 0,
-            _ct_pad: [0; 2],
+            hashlimit_mode: 0,
+            _ct_pad: 0,
             connlimit_limit: 0,
             connlimit_mask: [0; 4],
             time_date: [0; 2],
@@ -661,6 +669,8 @@ impl Default for Action {
             time_monthdays: 0,
             tcpmss_range: [0; 2],
             spi_range: [0; 2],
+            hashlimit_table: 0,
+            _hashlimit_pad: [0; 3],
         }
     }
 }

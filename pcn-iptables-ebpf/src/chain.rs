@@ -10,6 +10,7 @@ use crate::classify::pcn_first_match;
 use crate::connlimit::{self, pcn_connlimit_check};
 use crate::connmark::pcn_connmark;
 use crate::flow_cache::count_for;
+use crate::hashlimit::pcn_hashlimit_check;
 use crate::log;
 use crate::maps::{action, chain_config, count};
 use crate::recent::pcn_recent_check;
@@ -56,10 +57,13 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
             let Some(action) = action(pkt.slot, index) else {
                 return Step::Drop;
             };
-            let recent = action.recent_op != pcn_iptables_common::recent::op::NONE;
-            let connlimit = action.connlimit_flags != 0;
-            if (recent || connlimit || action.verdict == verdict::CONNMARK)
-                && let Some(step) = effect_step(packet, hook, index, rule, recent, connlimit)
+            let effects = Effects {
+                recent: action.recent_op != pcn_iptables_common::recent::op::NONE,
+                connlimit: action.connlimit_flags != 0,
+                hashlimit: action.hashlimit_table != 0,
+            };
+            if (effects.any() || action.verdict == verdict::CONNMARK)
+                && let Some(step) = effect_step(packet, hook, index, rule, effects)
             {
                 return step;
             }
@@ -110,9 +114,24 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
     }
 }
 
+/// The checks a rule makes once the rest of it matched, which change state.
+#[derive(Clone, Copy)]
+struct Effects {
+    recent: bool,
+    connlimit: bool,
+    hashlimit: bool,
+}
+
+impl Effects {
+    #[inline(always)]
+    fn any(self) -> bool {
+        self.recent || self.connlimit || self.hashlimit
+    }
+}
+
 /// A rule the scan stopped at for what it does outside the scan's `bpf_loop` callback (its
-/// other checks passed): its recent list is checked, its connections counted, its CONNMARK
-/// done, here.
+/// other checks passed): its recent list is checked, its connections counted, its bucket
+/// taken from, its CONNMARK done, here.
 /// `Some(Again)`: the chain goes on after the rule, which did not match or has no target
 /// that stops (it is counted, and logged); `None`: the rule decides.
 #[inline(always)]
@@ -121,20 +140,22 @@ fn effect_step(
     hook: u32,
     index: u32,
     rule: u32,
-    recent: bool,
-    connlimit: bool,
+    effects: Effects,
 ) -> Option<Step> {
     let slot = unsafe { (*packet).slot };
     unsafe { (*packet).next_rule = rule + 1 };
-    if recent && pcn_recent_check(hook, slot, index) == 0 {
+    if effects.recent && pcn_recent_check(hook, slot, index) == 0 {
         return Some(Step::Again);
     }
-    if connlimit {
-        match pcn_connlimit_check(hook, slot, index) {
-            connlimit::MATCH => {}
-            connlimit::HOTDROP => return Some(Step::Drop),
-            _ => return Some(Step::Again),
-        }
+    let counted = match (effects.connlimit, effects.hashlimit) {
+        (true, _) => pcn_connlimit_check(hook, slot, index),
+        (_, true) => pcn_hashlimit_check(hook, slot, index),
+        _ => connlimit::MATCH,
+    };
+    match counted {
+        connlimit::MATCH => {}
+        connlimit::HOTDROP => return Some(Step::Drop),
+        _ => return Some(Step::Again),
     }
     // Borrowed again, as after the scan.
     let pkt = unsafe { &mut *packet };

@@ -117,8 +117,8 @@ enum Checks {
 
 /// A checked rule's own checks, once its fields matched: its connection's tuples, protocol
 /// and direction, the packet's type and TOS byte, then its draw or count, then its bucket
-/// (a token is taken only from a rule that matched otherwise); its recent list or connection
-/// count comes last (the compiler refuses a match after `-m recent` or `-m connlimit`).
+/// (a token is taken only from a rule that matched otherwise); its recent list, connection
+/// count or hashlimit bucket comes last (the compiler refuses a match after them).
 #[inline(always)]
 fn own_checks(pkt: &PacketInfo, index: u32) -> Checks {
     let Some(action) = action_mut(pkt.slot, index) else {
@@ -131,7 +131,11 @@ fn own_checks(pkt: &PacketInfo, index: u32) -> Checks {
         && limit::take(action))
     {
         Checks::Fail
-    } else if unsafe { (*action).recent_op != recent::op::NONE || (*action).connlimit_flags != 0 } {
+    } else if unsafe {
+        (*action).recent_op != recent::op::NONE
+            || (*action).connlimit_flags != 0
+            || (*action).hashlimit_table != 0
+    } {
         Checks::Effect
     } else {
         Checks::Pass

@@ -21,6 +21,7 @@ mod classify;
 mod connlimit;
 mod connmark;
 mod flow_cache;
+mod hashlimit;
 mod icmp_limit;
 mod limit;
 mod log;

@@ -147,15 +147,17 @@ fn check_owner(dp: &Dataplane, p: &Program) -> Result<()> {
     Ok(())
 }
 
-/// `table` with the recent lists its rules name, given those it carries from the running
-/// ruleset; borrowed when they stay the same.
+/// `table` with the recent lists and hashlimit tables its rules name, given those it carries
+/// from the running ruleset; borrowed when they stay the same.
 fn with_lists(table: &Table) -> Result<Cow<'_, Table>> {
     let lists = ruleset::recent::lists(&table.tables.recent, table)?;
-    if lists == table.tables.recent {
+    let hashlimit = ruleset::hashlimit::tables(&table.tables.hashlimit, table)?;
+    if lists == table.tables.recent && hashlimit == table.tables.hashlimit {
         return Ok(Cow::Borrowed(table));
     }
     let mut owned = table.clone();
     owned.tables.recent = lists;
+    owned.tables.hashlimit = hashlimit;
     Ok(Cow::Owned(owned))
 }
 
@@ -170,7 +172,7 @@ pub fn install(
     slots: &Slots,
 ) -> Result<()> {
     check_slots(slots)?;
-    let lists = table.tables.recent.clone();
+    let lists = (table.tables.recent.clone(), table.tables.hashlimit.clone());
     let table = &*with_lists(table)?;
     let inputs = inputs()?;
     let base = running.base(old);

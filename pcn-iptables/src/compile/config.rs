@@ -12,7 +12,9 @@ use super::fields::{self, ct_tuple, limit, pkttype, statistic, tos};
 use super::tables;
 use super::types::{CompileError, Link};
 use crate::ext::{Field, Want};
-use crate::model::{Limit, Match, Policy, Recent, RecentList, Rule, Table, TableName, Target};
+use crate::model::{
+    Limit, Match, Policy, Recent, RecentList, Rule, Table, TableName, Tables, Target,
+};
 
 pub(super) struct Ctx<'a> {
     pub(super) links: &'a [Link],
@@ -74,7 +76,7 @@ pub(super) fn actions(
         }
         let id_in = |to: &str| id_of(&tables::target_name(name, to));
         for rule in rules {
-            out.push(action(rule, &id_in, &table.tables.recent)?);
+            out.push(action(rule, &id_in, &table.tables)?);
         }
     }
     Ok((out, bases))
@@ -178,11 +180,11 @@ fn recent_action(
     Ok(())
 }
 
-/// Rule `rule`'s action; `lists`: the namespace's recent lists.
+/// Rule `rule`'s action; `named`: the namespace's recent lists and hashlimit tables.
 pub(super) fn action(
     rule: &Rule,
     id_of: &dyn Fn(&str) -> Result<u32, CompileError>,
-    lists: &[RecentList],
+    named: &Tables,
 ) -> Result<Action, CompileError> {
     let mut action = Action {
         counter: rule.counter,
@@ -257,7 +259,7 @@ pub(super) fn action(
         action.stat_packet = s.value.packet;
     }
     if let Some(r) = fields::recent(rule)? {
-        recent_action(&mut action, &r, lists)?;
+        recent_action(&mut action, &r, &named.recent)?;
     }
     if let Some(t) = fields::time(rule)? {
         action.time_flags = pcn_iptables_common::time::flag::ON | t.flags;
@@ -274,6 +276,17 @@ pub(super) fn action(
     if let Some(s) = fields::spi(rule)? {
         action.spi_flags = pkt_check::SPI | if s.negated { pkt_check::SPI_INVERT } else { 0 };
         action.spi_range = [s.value.first, s.value.last];
+    }
+    if let Some(h) = fields::hashlimit(rule)? {
+        let table = named
+            .hashlimit
+            .iter()
+            .find(|t| t.config.name == h.name)
+            .ok_or_else(|| {
+                CompileError::Unsupported(format!("-m hashlimit table {} unknown", h.name))
+            })?;
+        action.hashlimit_table = table.slot + 1;
+        action.hashlimit_mode = h.mode as u8;
     }
     if let Some(c) = fields::connlimit(rule)? {
         use pcn_iptables_common::connlimit::flag;

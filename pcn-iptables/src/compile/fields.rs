@@ -9,8 +9,8 @@ use super::interval::{Interval, Values};
 use super::types::CompileError;
 use crate::ext::{self, Field, Want};
 use crate::model::{
-    Connlimit, Limit, MarkMask, Match, Negatable, Owner, PortRange, Recent, Rule, SpiRange,
-    Statistic, TimeMatch,
+    Connlimit, Hashlimit, Limit, MarkMask, Match, Negatable, Owner, PortRange, Recent, Rule,
+    SpiRange, Statistic, TimeMatch,
 };
 use pcn_iptables_common::{connlimit, recent};
 
@@ -266,6 +266,24 @@ pub fn connlimit(rule: &Rule) -> Result<Option<Connlimit>> {
     Ok(Some(c))
 }
 
+/// The rule's `-m hashlimit`, if any. The data plane takes from the bucket once the rest of
+/// the rule matched, where xt_hashlimit does when the packet reaches it: the same unless a
+/// match that can fail follows it. One such last check a rule: not with `-m recent` or
+/// `-m connlimit`.
+pub fn hashlimit(rule: &Rule) -> Result<Option<Hashlimit>> {
+    let Some(Want::Hashlimit(h)) = one(rule, Field::Hashlimit, "-m hashlimit")? else {
+        return Ok(None);
+    };
+    let unsupported = |what: &str| Err(CompileError::Unsupported(what.into()));
+    if followed(rule, |m| matches!(m, Match::Hashlimit(_))) {
+        return unsupported("a match after -m hashlimit");
+    }
+    if recent(rule)?.is_some() || connlimit(rule)?.is_some() {
+        return unsupported("-m hashlimit with -m recent or -m connlimit in one rule");
+    }
+    Ok(Some(h))
+}
+
 /// The rule's `-m time`, if any.
 pub fn time(rule: &Rule) -> Result<Option<TimeMatch>> {
     Ok(match one(rule, Field::Time, "-m time")? {
@@ -346,6 +364,7 @@ pub fn checked(m: &Match) -> bool {
         Field::Mark,
         Field::Connmark,
         Field::Owner,
+        Field::Hashlimit,
     ]
     .into_iter()
     .any(|f| e.want(m, f).is_some())

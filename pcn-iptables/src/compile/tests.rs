@@ -539,6 +539,7 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
         // Not generated: the reference has no sockets, no connection lists.
         Match::Owner(_) => unreachable!("no -m owner in the model test"),
         Match::Connlimit(_) => unreachable!("no -m connlimit in the model test"),
+        Match::Hashlimit(_) => unreachable!("no -m hashlimit in the model test: it has no clock"),
         Match::Time(_) => unreachable!("no -m time in the model test: it has no clock"),
         Match::Tcpmss(_) => unreachable!("no -m tcpmss in the model test: it has no options"),
         Match::Esp(_) | Match::Ah(_) => unreachable!("no IPsec in the model test"),

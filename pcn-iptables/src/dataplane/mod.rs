@@ -35,6 +35,7 @@ pub mod conntrack;
 mod counters;
 mod gc;
 mod generation;
+pub mod hashlimit;
 mod load;
 pub mod lock;
 pub mod log;
@@ -61,7 +62,7 @@ use pcn_iptables_common::Counter;
 
 use crate::{
     compile::{self, Link, Program},
-    model::{RecentList, Table},
+    model::{HashlimitTable, RecentList, Table},
 };
 
 pub use attach::{EGRESS_PIN, INGRESS_PIN};
@@ -271,7 +272,8 @@ impl Dataplane {
     /// Installs `program` (compiled from `table` for `links`, maybe on `running`) as the new
     /// generation, then makes it the active one. `fresh_counters` are the slots of rules new
     /// in `table` with the counts they start from (zero, or what a restore file says), set
-    /// before they go live; `old_lists`: the running generation's recent lists (`table` has
+    /// before they go live; `old_lists`: the running generation's recent lists and hashlimit
+    /// tables (`table` has
     /// its own). `false`: the program was built on the running generation, whose
     /// maps cannot take it; a full build can.
     pub fn commit(
@@ -281,7 +283,7 @@ impl Dataplane {
         links: &[Link],
         fresh_counters: &[(u32, Counter)],
         running: &State,
-        old_lists: &[RecentList],
+        old_lists: &(Vec<RecentList>, Vec<HashlimitTable>),
     ) -> Result<bool> {
         generation::refuse_other_layouts(&self.dir)?;
         fs::create_dir_all(&self.dir)
@@ -299,8 +301,10 @@ impl Dataplane {
             gc::collect(&self.dir);
         }
         let t = Timer("install", std::time::Instant::now());
-        let lists = (old_lists, &table.tables.recent);
+        let lists = (&old_lists.0, &table.tables.recent);
         recent::prepare(&self.dir, lists.0, lists.1)?;
+        let hashlimits = (&old_lists.1, &table.tables.hashlimit);
+        hashlimit::prepare(&self.dir, hashlimits.0, hashlimits.1)?;
         let prefetched = self
             .prefetch
             .lock()
@@ -354,6 +358,7 @@ impl Dataplane {
         drop(t);
         if installed {
             recent::retire(&self.dir, lists.0, lists.1)?;
+            hashlimit::retire(&self.dir, hashlimits.0, hashlimits.1)?;
             // A helper marks the new generation once a grace period has passed since the
             // switch, so that the next change need not wait for one.
             let _ = (|| -> Result<()> {

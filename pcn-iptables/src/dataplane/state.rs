@@ -9,6 +9,7 @@
 //!        u32 count + Entry × count (16 bytes each)  u32 count + [u32; 3] × count (the delta)
 //!        u32 len + postcard(Others)   (from version 2: the other tables, which tables are loaded)
 //!        u32 len + postcard(lists)    (when present: the `-m recent` lists)
+//!        u32 len + postcard(tables)   (when present: the `-m hashlimit` tables)
 //! ```
 //!
 //! Version 1 (`PCNSTAT\x01`) ends after the delta: it had the filter table only, which is then
@@ -222,6 +223,9 @@ pub fn encode(
     let lists = postcard::to_allocvec(&table.tables.recent)?;
     put_u32(&mut out, lists.len());
     out.extend_from_slice(&lists);
+    let hashlimit = postcard::to_allocvec(&table.tables.hashlimit)?;
+    put_u32(&mut out, hashlimit.len());
+    out.extend_from_slice(&hashlimit);
     Ok(out)
 }
 
@@ -235,15 +239,11 @@ fn decode_others(r: &mut Reader, v2: bool) -> Result<Tables> {
     }
     let n = r.len()?;
     let others: Others = postcard::from_bytes(r.take(n)?).context("decoding the stored tables")?;
-    let recent = match r.0.is_empty() {
-        true => Vec::new(),
-        false => {
-            let n = r.len()?;
-            postcard::from_bytes(r.take(n)?).context("decoding the stored recent lists")?
-        }
-    };
+    let recent = r.optional("recent lists")?;
+    let hashlimit = r.optional("hashlimit tables")?;
     Ok(Tables {
         recent,
+        hashlimit,
         loaded: others.loaded,
         others: others
             .tables
@@ -302,6 +302,15 @@ pub fn decode(bytes: &[u8]) -> Result<(Table, Option<Slot>)> {
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
+    /// A part later versions added (`u32 len + postcard`): empty when the state ends before.
+    fn optional<T: serde::de::DeserializeOwned + Default>(&mut self, what: &str) -> Result<T> {
+        if self.0.is_empty() {
+            return Ok(T::default());
+        }
+        let n = self.len()?;
+        postcard::from_bytes(self.take(n)?).with_context(|| format!("decoding the stored {what}"))
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.0.len() < n {
             bail!("the stored state is truncated");

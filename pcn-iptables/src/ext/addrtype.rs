@@ -32,7 +32,7 @@ impl Extension for Addrtype {
         parse(v.as_match(), id, arg, invert)
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags & 3 == 0 {
             return Err(crate::xtables::param(
                 "addrtype: you must specify --src-type or --dst-type",

@@ -7,8 +7,8 @@ use pcn_iptables_common::Action;
 
 use crate::error::Result;
 use crate::model::{
-    Connlimit, CtAddr, CtOther, Limit, MarkMask, Match, Negatable, Owner, PortRange, Recent, Rule,
-    SpiRange, Statistic, Target, TimeMatch,
+    Connlimit, CtAddr, CtOther, Hashlimit, Limit, MarkMask, Match, Negatable, Owner, PortRange,
+    Recent, Rule, SpiRange, Statistic, Target, TimeMatch,
 };
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
@@ -84,6 +84,8 @@ pub enum Field {
     Connmark,
     /// The owner of the packet's socket, checked by the rule itself.
     Owner,
+    /// A hashlimit table's bucket checked and changed in front of the rule's action.
+    Hashlimit,
 }
 
 /// A match's constraint on one [`Field`].
@@ -112,6 +114,7 @@ pub enum Want {
     Spi(Negatable<SpiRange>),
     Mark(Negatable<MarkMask>),
     Owner(Owner),
+    Hashlimit(Hashlimit),
 }
 
 impl Want {
@@ -156,7 +159,7 @@ pub trait Extension: Sync {
     ) -> Result<()>;
 
     /// The extension's final check (`x6_fcheck`), given the options seen and the value.
-    fn check(&self, _xflags: u32, _value: &Value) -> Result<()> {
+    fn check(&self, _xflags: u32, _value: &mut Value) -> Result<()> {
         Ok(())
     }
 

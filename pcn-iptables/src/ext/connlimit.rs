@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::api::{Context, Entry, Extension, Field, Show, Value, Want, entry, flag};
 use crate::error::Result;
 use crate::model::{Connlimit, Match};
-use crate::xtables::{param, uint_option, value};
+use crate::xtables::{param, plen, uint_option};
 
 pub struct ConnlimitExt;
 
@@ -64,14 +64,19 @@ impl Extension for ConnlimitExt {
                 // xt_connlimit matches when the count is above the limit, inverted.
                 c.invert = (id == O_UPTO) != invert;
             }
-            O_MASK => c.prefix = prefix(arg)?,
+            // A mask that is not one leaves libxtables' 128-bit mask all ones: shown as /32,
+            // but another rule to `-C`.
+            O_MASK => {
+                c.prefix =
+                    plen("connlimit", "connlimit-mask", arg)?.unwrap_or(Connlimit::PREFIX_ALL)
+            }
             O_SADDR => c.daddr = false,
             _ => c.daddr = true,
         }
         Ok(())
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags & (1 << O_UPTO | 1 << O_ABOVE) == 0 {
             return Err(param(
                 "You must specify \"--connlimit-above\" or \"--connlimit-upto\".",
@@ -113,27 +118,6 @@ impl Extension for ConnlimitExt {
     fn tracks(&self) -> bool {
         true
     }
-}
-
-/// libxtables' `xtopt_parse_plenmask` for IPv4: a prefix length up to 32, else a dotted mask
-/// (`inet_aton`, so "64" is 0.0.0.64) as its prefix length; a mask that is not one leaves
-/// the 128-bit mask all ones (`PREFIX_ALL`), which shows as /32 but is another rule to `-C`.
-fn prefix(arg: &str) -> Result<u8> {
-    if let Some(len) = value::xtables_uint(arg, 0, 32) {
-        return Ok(len as u8);
-    }
-    let mask = value::inet_aton(arg).ok_or_else(|| {
-        param(
-            "connlimit: bad value for option \"--connlimit-mask\", neither a valid network \
-             mask nor valid CIDR (0-32).\n",
-        )
-    })?;
-    let bits = u32::from(mask);
-    let len = bits.leading_ones();
-    Ok(match bits.checked_shl(len).unwrap_or(0) {
-        0 => len as u8,
-        _ => Connlimit::PREFIX_ALL,
-    })
 }
 
 /// libxt's help text.

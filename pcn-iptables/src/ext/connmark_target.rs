@@ -132,7 +132,7 @@ impl Extension for ConnmarkTarget {
         Ok(())
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags & F_OP_ANY == 0 {
             return Err(param("CONNMARK target: No operation specified"));
         }

@@ -88,7 +88,7 @@ impl Extension for Conntrack {
         }
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags == 0 {
             return Err(param("conntrack: At least one option is required"));
         }

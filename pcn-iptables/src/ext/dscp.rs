@@ -75,7 +75,7 @@ impl Extension for Dscp {
         Ok(())
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags == 0 {
             return Err(param("DSCP match: Parameter --dscp is required"));
         }

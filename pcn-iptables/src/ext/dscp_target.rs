@@ -48,7 +48,7 @@ impl Extension for DscpTarget {
         Ok(())
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags == 0 {
             return Err(param("DSCP target: Parameter --set-dscp is required"));
         }

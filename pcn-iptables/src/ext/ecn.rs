@@ -75,7 +75,7 @@ impl Extension for Ecn {
         Ok(())
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags == 0 {
             return Err(param("ECN match: some option required"));
         }

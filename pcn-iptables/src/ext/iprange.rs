@@ -39,7 +39,7 @@ impl Extension for Iprange {
         parse(v.as_match(), id, arg, invert, cx)
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags == 0 {
             return Err(crate::xtables::param(
                 "iprange match: You must specify `--src-range' or `--dst-range'",

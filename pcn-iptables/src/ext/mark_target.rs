@@ -72,7 +72,7 @@ impl Extension for MarkTarget {
         Ok(())
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags & F_ALL == 0 {
             return Err(param(
                 "MARK: One of the --set-xmark, --{and,or,xor,set}-mark options is required",

@@ -18,6 +18,7 @@ pub mod dscp;
 pub mod dscp_target;
 pub mod ecn;
 pub mod esp;
+pub mod hashlimit;
 pub mod icmp;
 pub mod iprange;
 pub mod length;
@@ -59,7 +60,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 40] = [
+pub static REGISTRY: [&dyn Extension; 41] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -87,6 +88,7 @@ pub static REGISTRY: [&dyn Extension; 40] = [
     &mark::Mark,
     &connmark::Connmark,
     &owner::OwnerExt,
+    &hashlimit::HashlimitExt,
     &reject::Reject,
     &log::LogExt,
     &snat::SNAT,
@@ -132,6 +134,7 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::Mark(_) => &mark::Mark,
         Match::Connmark(_) => &connmark::Connmark,
         Match::Owner(_) => &owner::OwnerExt,
+        Match::Hashlimit(_) => &hashlimit::HashlimitExt,
     }
 }
 
@@ -270,7 +273,8 @@ impl Instance {
     /// finished value.
     pub fn finish(&self) -> Result<Value> {
         let ext = self.ext;
-        ext.check(self.xflags, &self.value)?;
+        let mut value = self.value.clone();
+        ext.check(self.xflags, &mut value)?;
         for e in ext.entries() {
             let set = self.xflags & (1 << e.id) != 0;
             if e.mandatory && !set {
@@ -300,7 +304,7 @@ impl Instance {
                 )));
             }
         }
-        Ok(self.value.clone())
+        Ok(value)
     }
 }
 

@@ -40,7 +40,7 @@ impl Extension for Multiport {
         parse(v.as_match(), id, arg, invert, cx)
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags == 0 {
             return Err(crate::xtables::param("multiport expection an option"));
         }

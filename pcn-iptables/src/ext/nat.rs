@@ -264,7 +264,7 @@ impl Extension for NatTarget {
         parse(v.as_target(), id, arg, cx)
     }
 
-    fn check(&self, _: u32, v: &Value) -> Result<()> {
+    fn check(&self, _: u32, v: &mut Value) -> Result<()> {
         match v {
             Value::Target(t) => (self.check)(t),
             Value::Match(_) => Ok(()),

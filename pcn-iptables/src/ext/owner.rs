@@ -79,7 +79,7 @@ impl Extension for OwnerExt {
         Ok(())
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags == 0 {
             return Err(param(
                 "owner: At least one of --uid-owner, --gid-owner or --socket-exists is required",

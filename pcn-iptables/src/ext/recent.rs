@@ -128,7 +128,7 @@ impl Extension for RecentExt {
         Ok(())
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags & F_ANY_OP == 0 {
             return Err(param(
                 "recent: you must specify one of `--set', `--rcheck' `--update' or `--remove'",

@@ -84,7 +84,7 @@ impl Extension for StatisticExt {
         Ok(())
     }
 
-    fn check(&self, xflags: u32, v: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, v: &mut Value) -> Result<()> {
         let Value::Match(Match::Statistic(s)) = v else {
             return Ok(());
         };

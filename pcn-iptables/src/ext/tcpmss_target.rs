@@ -47,7 +47,7 @@ impl Extension for TcpmssTarget {
         Ok(())
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags == 0 {
             return Err(param("TCPMSS target: At least one parameter is required"));
         }

@@ -99,7 +99,7 @@ impl Extension for TimeExt {
         Ok(())
     }
 
-    fn check(&self, xflags: u32, v: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, v: &mut Value) -> Result<()> {
         let Value::Match(Match::Time(t)) = v else {
             return Ok(());
         };

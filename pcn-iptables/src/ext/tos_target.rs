@@ -62,7 +62,7 @@ impl Extension for TosTarget {
         Ok(())
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags & F_ANY == 0 {
             return Err(crate::xtables::param("TOS: An action is required"));
         }

@@ -32,7 +32,7 @@ impl Extension for Ttl {
         parse(v.as_match(), id, arg, invert)
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags == 0 {
             return Err(crate::xtables::param(
                 "TTL match: You must specify one of `--ttl-eq', `--ttl-lt', `--ttl-gt",

@@ -58,7 +58,7 @@ impl Extension for TtlTarget {
         Ok(())
     }
 
-    fn check(&self, xflags: u32, _: &Value) -> Result<()> {
+    fn check(&self, xflags: u32, _: &mut Value) -> Result<()> {
         if xflags & F_ANY == 0 {
             return Err(param("TTL: You must specify an action"));
         }

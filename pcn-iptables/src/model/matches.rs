@@ -172,6 +172,8 @@ pub enum Match {
     Connmark(Negatable<MarkMask>),
     /// `-m owner`
     Owner(Owner),
+    /// `-m hashlimit`
+    Hashlimit(Hashlimit),
 }
 
 /// `-m owner`: at least one of its options is set.
@@ -206,6 +208,48 @@ pub struct Connlimit {
 
 impl Connlimit {
     pub const PREFIX_ALL: u8 = 128;
+}
+
+/// `-m hashlimit`, as libxt_hashlimit (revision 3) fills `xt_hashlimit_mtinfo3`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Hashlimit {
+    pub name: String,
+    /// `pcn_iptables_common::hashlimit::mode` bits.
+    pub mode: u32,
+    /// Microseconds a packet (`--hashlimit-upto 5/sec`: 200000), or the byte rate's cost.
+    pub avg: u64,
+    pub burst: u64,
+    pub size: u32,
+    pub max: u32,
+    /// Milliseconds.
+    pub gc_interval: u32,
+    pub expire: u32,
+    pub srcmask: u8,
+    pub dstmask: u8,
+    /// `--hashlimit-rate-interval`, seconds.
+    pub interval: u32,
+    /// libxt_hashlimit's `udata.mult` while the options are parsed (the rate's unit in
+    /// seconds, or the byte expiry); 0 once the match is complete.
+    #[serde(skip)]
+    pub udata_mult: u32,
+}
+
+impl Hashlimit {
+    /// The kernel's `hashlimit_cfg3`.
+    pub fn config(&self) -> pcn_iptables_common::hashlimit::Config {
+        pcn_iptables_common::hashlimit::Config {
+            mode: self.mode,
+            avg: self.avg,
+            burst: self.burst,
+            size: self.size,
+            max: self.max,
+            gc_interval: self.gc_interval,
+            expire: self.expire,
+            srcmask: self.srcmask,
+            dstmask: self.dstmask,
+            interval: self.interval,
+        }
+    }
 }
 
 /// `-m time`, as xt_time keeps it: dates (UTC seconds), daytimes (seconds of the day), the

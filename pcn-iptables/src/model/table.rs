@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::matches::Target;
+use super::matches::{Hashlimit, Target};
 use super::rule::Rule;
 use pcn_iptables_common::Counter;
 
@@ -130,6 +130,16 @@ pub struct Tables {
     pub counts: Vec<(TableName, String, Counter)>,
     /// The namespace's `-m recent` lists: those the rules name (see `ruleset::recent`).
     pub recent: Vec<RecentList>,
+    /// The namespace's `-m hashlimit` tables: those the rules name (see `ruleset::hashlimit`).
+    pub hashlimit: Vec<HashlimitTable>,
+}
+
+/// A `-m hashlimit` table: its slot in the data plane, and the configuration of the rule
+/// that made it, which it keeps while a rule names it (as xt_hashlimit's htable does).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashlimitTable {
+    pub slot: u16,
+    pub config: Hashlimit,
 }
 
 /// A `-m recent` list: its slot in the data plane, and what xt_recent fixes when a rule first

@@ -8,7 +8,7 @@ use pcn_iptables_common::{reject, rewrite::CLAMP_PMTU};
 
 use super::names::no_chain;
 use crate::error::{Error, OTHER_PROBLEM, Result};
-use crate::ext::{connmark_target, ecn, limit, owner, recent, tcpmss_target};
+use crate::ext::{connmark_target, ecn, hashlimit, limit, owner, recent, tcpmss_target};
 use crate::model::{
     Chain, Command, IPPROTO_AH, IPPROTO_ESP, IPPROTO_ICMP, IPPROTO_TCP, MAX_CHAIN_LABEL, Match,
     NatKind, Rule, Table, TableName, Target,
@@ -439,6 +439,14 @@ fn check_entry(rule: &Rule, table: TableName, hooks: u8) -> Result<()> {
             Match::Owner(o) => owner::kernel_accepts(o) && only(hook::OUTPUT | hook::POSTROUTING),
             Match::Limit(limit) if !limit::kernel_accepts(limit) => {
                 return Err(plain("Numerical result out of range"));
+            }
+            Match::Hashlimit(h) => {
+                let hz = crate::dataplane::hashlimit::hz()
+                    .map_err(|e| Error::plain(OTHER_PROBLEM, e.to_string()))?;
+                if let Some(errno) = hashlimit::kernel_refuses(h, hz) {
+                    return Err(plain(errno));
+                }
+                true
             }
             _ => true,
         };

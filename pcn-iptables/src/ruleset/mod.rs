@@ -1,6 +1,7 @@
 //! The ruleset: iptables' semantics for changing the model, and its canonical `-S` text.
 
 mod apply;
+pub mod hashlimit;
 mod names;
 pub(crate) mod print;
 pub mod recent;

@@ -104,6 +104,24 @@ pub fn mint_range(ext: &str, option: &str, text: &str, max: u64) -> Result<(u64,
     Ok((values[0], values.get(1).copied().unwrap_or(values[0])))
 }
 
+/// libxtables' `xtopt_parse_plen` for IPv4: a prefix length up to 32, else a dotted mask
+/// (`inet_aton`, so "64" is 0.0.0.64) as its prefix length; `None` for a mask that is not a
+/// prefix (`xtables_ipmask_to_cidr`'s -1).
+pub fn plen(ext: &str, option: &str, arg: &str) -> Result<Option<u8>> {
+    if let Some(len) = value::xtables_uint(arg, 0, 32) {
+        return Ok(Some(len as u8));
+    }
+    let mask = value::inet_aton(arg).ok_or_else(|| {
+        param(format!(
+            "{ext}: bad value for option \"--{option}\", neither a valid network mask nor \
+             valid CIDR (0-32).\n"
+        ))
+    })?;
+    let bits = u32::from(mask);
+    let len = bits.leading_ones();
+    Ok((bits.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8))
+}
+
 /// libxtables' `XTTYPE_MARKMASK32`: `VALUE[/MASK]`, numbers as strtoul(3) reads them in any
 /// base; the mask is all ones when not given.
 pub fn markmask(ext: &str, option: &str, arg: &str) -> Result<(u32, u32)> {

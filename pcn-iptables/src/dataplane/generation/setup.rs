@@ -66,6 +66,7 @@ pub(super) fn setup(
     crate::dataplane::counters::create(dir)?;
     crate::dataplane::recent::create(dir)?;
     crate::dataplane::connlimit::create(dir)?;
+    crate::dataplane::hashlimit::create(dir)?;
     let sizes = match sizes {
         Some(sizes) => sizes,
         None => crate::dataplane::sizes::Sizes::of_machine()?,
@@ -88,6 +89,8 @@ pub(super) fn setup(
     loader.map_pin_path(crate::dataplane::recent::OUTER_PIN, recent.as_path());
     let connlimit = dir.join(crate::dataplane::connlimit::OUTER_PIN);
     loader.map_pin_path(crate::dataplane::connlimit::OUTER_PIN, connlimit.as_path());
+    let hashlimit = dir.join(crate::dataplane::hashlimit::OUTER_PIN);
+    loader.map_pin_path(crate::dataplane::hashlimit::OUTER_PIN, hashlimit.as_path());
     loader.verifier_log_level(load::log_level());
     settings::globals(&mut loader);
     let t = Timer("setup:object", std::time::Instant::now());
