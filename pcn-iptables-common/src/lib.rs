@@ -52,8 +52,11 @@ pub const CHAIN_MANGLE_INPUT: u32 = 8;
 pub const CHAIN_MANGLE_FORWARD: u32 = 9;
 pub const CHAIN_MANGLE_OUTPUT: u32 = 10;
 pub const CHAIN_MANGLE_POSTROUTING: u32 = 11;
+/// Chain ids of the raw table's base chains (always reserved).
+pub const CHAIN_RAW_PREROUTING: u32 = 12;
+pub const CHAIN_RAW_OUTPUT: u32 = 13;
 /// Chains with a fixed id: user chains (of any table) follow.
-pub const FIXED_CHAINS: u32 = 12;
+pub const FIXED_CHAINS: u32 = 14;
 /// No chain: the packet is not filtered (e.g. a forwarded packet seen again on egress).
 pub const CHAIN_NONE: u32 = u32::MAX;
 
@@ -128,6 +131,9 @@ pub mod verdict {
     /// `-j TCPMSS`: a SYN's MSS option is lowered to `Action::set_mark` (or to the path's
     /// MTU less 40: `rewrite::CLAMP_PMTU`), and the chain goes on.
     pub const TCPMSS: u32 = 14;
+    /// `-j NOTRACK`, `-j CT --notrack` (raw only): the packet is not tracked
+    /// (`PacketInfo::untracked`), and the chain goes on.
+    pub const NOTRACK: u32 = 15;
 }
 
 /// `Action::nat_kind`: which nat target a rule has.
@@ -235,6 +241,10 @@ pub mod chain_flag {
     pub const RUN: u32 = 32;
     /// Some rule has `-m tcpmss` (set on every chain): the parse reads TCP packets' MSS option.
     pub const TCPMSS: u32 = 64;
+    /// The raw table is loaded (set on every chain): packets pass its base chains before
+    /// their connection is looked up, which count them by their policies, and run those
+    /// with RUN.
+    pub const RAW: u32 = 128;
 }
 
 /// Flows whose verdict the entry programs remember (`PCN_FLOWS`, an LRU map).
@@ -512,12 +522,14 @@ pub fn set_mark(mark: u32, a: &Action) -> u32 {
     (mark & !a.set_mark_mask) ^ a.set_mark
 }
 
-/// What a rule whose target changes the packet and goes on (MARK, TOS, DSCP, TTL) does to it
+/// What a rule whose target changes the packet and goes on (MARK, TOS, DSCP, TTL, NOTRACK)
+/// does to it
 /// (the others: nothing).
 #[inline(always)]
 pub fn rewrite(pkt: &mut PacketInfo, a: &Action) {
     match a.verdict {
         verdict::MARK => pkt.mark = set_mark(pkt.mark, a),
+        verdict::NOTRACK => pkt.untracked = 1,
         verdict::TOS => {
             pkt.tos = (pkt.tos & !(a.set_mark_mask as u8)) ^ a.set_mark as u8;
             pkt.rewrite |= rewrite::HEADER;
@@ -839,7 +851,17 @@ pub struct PacketInfo {
     pub tcp_mss: u32,
     /// An ESP or AH packet's SPI (first fragment), `SPI_NONE` for any other.
     pub spi: u64,
+    /// 1 once a raw chain's `-j NOTRACK` (`-j CT --notrack`) exempted the packet from
+    /// tracking: its state is UNTRACKED.
+    pub untracked: u8,
+    /// `RESUME` when the classifier hands the packet back to the entry program after the raw
+    /// table accepted it (the entry then looks its connection up, and goes on).
+    pub resume: u8,
+    pub _raw_pad: [u8; 6],
 }
+
+/// `PacketInfo::resume`
+pub const RESUME: u8 = 1;
 
 /// `PacketInfo::phase`: the chains a packet is in.
 pub mod phase {
@@ -851,6 +873,9 @@ pub mod phase {
     pub const NAT_SRC: u8 = 2;
     /// A base chain of the mangle table (`base_chain` says which).
     pub const MANGLE: u8 = 3;
+    /// A base chain of the raw table, before the packet's connection is looked up: once it
+    /// accepts, the entry program takes the packet again (`PacketInfo::resume`).
+    pub const RAW: u8 = 4;
 }
 
 /// A nat rule's target, as `Action` has it.

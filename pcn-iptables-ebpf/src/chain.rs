@@ -164,7 +164,9 @@ fn effect_step(
     match verdict {
         verdict::CONTINUE => {}
         verdict::LOG => log::pend(pkt, index),
-        verdict::MARK | verdict::TOS | verdict::TTL => pcn_iptables_common::rewrite(pkt, action),
+        verdict::MARK | verdict::TOS | verdict::TTL | verdict::NOTRACK => {
+            pcn_iptables_common::rewrite(pkt, action)
+        }
         verdict::CONNMARK => {
             pcn_connmark(hook, slot, index);
         }

@@ -31,6 +31,7 @@ mod meta;
 mod nat;
 mod owner;
 mod parse;
+mod raw;
 mod recent;
 mod reject;
 mod route;
@@ -49,8 +50,8 @@ use aya_ebpf::{
 use pcn_iptables_common::{
     CHAIN_FORWARD, CHAIN_INPUT, CHAIN_MANGLE_FORWARD, CHAIN_MANGLE_INPUT, CHAIN_MANGLE_OUTPUT,
     CHAIN_MANGLE_POSTROUTING, CHAIN_MANGLE_PREROUTING, CHAIN_NAT_INPUT, CHAIN_NAT_OUTPUT,
-    CHAIN_NAT_POSTROUTING, CHAIN_NAT_PREROUTING, CHAIN_OUTPUT, PacketInfo, chain_flag, phase,
-    rewrite, verdict,
+    CHAIN_NAT_POSTROUTING, CHAIN_NAT_PREROUTING, CHAIN_OUTPUT, CHAIN_RAW_OUTPUT,
+    CHAIN_RAW_PREROUTING, PacketInfo, RESUME, chain_flag, phase, rewrite, verdict,
 };
 
 use chain::{Step, enter};
@@ -80,12 +81,15 @@ enum Next<V> {
     Verdict(V),
     Classify,
     Translate,
+    /// Back to the entry program, once the raw table accepted the packet.
+    Resume,
 }
 
 /// `Next` on egress as a subprogram returns it: in one register (an enum could come back
 /// through a pointer into the callee's stack, which the verifier refuses).
 const CLASSIFY: i64 = 1 << 32;
 const TRANSLATE: i64 = 2 << 32;
+const BACK: i64 = 3 << 32;
 
 impl<V: Into<i64> + TryFrom<i64>> Next<V> {
     fn code(self) -> i64 {
@@ -93,6 +97,7 @@ impl<V: Into<i64> + TryFrom<i64>> Next<V> {
             Next::Verdict(v) => v.into(),
             Next::Classify => CLASSIFY,
             Next::Translate => TRANSLATE,
+            Next::Resume => BACK,
         }
     }
 
@@ -100,6 +105,7 @@ impl<V: Into<i64> + TryFrom<i64>> Next<V> {
         match code {
             CLASSIFY => Next::Classify,
             TRANSLATE => Next::Translate,
+            BACK => Next::Resume,
             v => V::try_from(v).map_or(Next::Classify, Next::Verdict),
         }
     }
@@ -112,21 +118,38 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
     // A packet looping back was tracked on its way out (netfilter keeps its connection on
     // the skb): judge it by that state, do not count it twice.
     let (slot, flags) = generation()?;
+    // Back from raw PREROUTING: the mark its rules set and their NOTRACK stay.
+    let resumed = core::mem::take(&mut pkt.resume) == RESUME;
+    if !resumed {
+        pkt.mark = 0;
+        pkt.untracked = 0;
+    }
     // Before tracking: its masquerade check routes from the interface the packet came in by.
     pkt.in_ifindex = ifindex;
-    pkt.mark = 0;
     pkt.out_ifindex = 0;
+    let raw_first = !resumed && raw::classifies(slot, flags, CHAIN_RAW_PREROUTING);
     parse_ipv4(
         ctx.as_ptr(),
         pkt,
         ctx.data(),
         ctx.data_end(),
-        flags,
+        if raw_first {
+            flags & !chain_flag::TRACK
+        } else {
+            flags
+        },
         ifindex != LOOPBACK_IFINDEX,
     )?;
     pkt.slot = slot;
     pkt.mangle = (flags & chain_flag::MANGLE != 0) as u8;
     pkt.rewrite = 0;
+    if raw_first {
+        raw::start(pkt, CHAIN_RAW_PREROUTING);
+        return Some(Next::Classify);
+    }
+    if !resumed {
+        raw::pass(pkt, flags, CHAIN_RAW_PREROUTING);
+    }
     // Judged on the device it came in by, and sent on to the socket through lo (see
     // `nat_flag::LOOPED`).
     if ifindex == LOOPBACK_IFINDEX && pkt.ct_looped != 0 {
@@ -282,9 +305,20 @@ fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
         return UNSPEC;
     };
     let pkt = unsafe { &mut *pkt };
+    // Back from raw OUTPUT: its NOTRACK stays (its mark is on the skb).
+    let resumed = core::mem::take(&mut pkt.resume) == RESUME;
+    if !resumed {
+        pkt.untracked = 0;
+    }
+    let raw_first = !resumed && raw::classifies(slot, flags, CHAIN_RAW_OUTPUT);
+    let parse_flags = if raw_first {
+        flags & !chain_flag::TRACK
+    } else {
+        flags
+    };
     // No context for tracking: its masquerade check is ingress's (see `track`).
     let none = core::ptr::null_mut();
-    if parse_ipv4(none, pkt, ctx.data(), ctx.data_end(), flags, true).is_none() {
+    if parse_ipv4(none, pkt, ctx.data(), ctx.data_end(), parse_flags, true).is_none() {
         return UNSPEC;
     }
     // OUTPUT judged the datagram before the stack fragmented it: as on INPUT, the first
@@ -304,6 +338,13 @@ fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
     pkt.slot = slot;
     pkt.mangle = (flags & chain_flag::MANGLE != 0) as u8;
     pkt.rewrite = 0;
+    if raw_first {
+        raw::start(pkt, CHAIN_RAW_OUTPUT);
+        return Next::Classify;
+    }
+    if !resumed {
+        raw::pass(pkt, flags, CHAIN_RAW_OUTPUT);
+    }
     pkt.nat_new = (flags & chain_flag::NAT != 0 && pkt.ct_commit != 0) as u8;
     if mangle::runs(pkt, CHAIN_MANGLE_OUTPUT) {
         return Next::Classify;
@@ -386,6 +427,13 @@ fn tc_next(ctx: &TcContext, next: Next<i32>) -> i32 {
             nat::then::REROUTE => nat::reroute(ctx),
             _ => TC_ACT_UNSPEC,
         },
+        Next::Resume => {
+            if let Some(pkt) = PCN_PACKETS.get_ptr_mut(TC) {
+                unsafe { (*pkt).resume = RESUME };
+            }
+            unsafe { raw::PCN_ENTRY_TC.tail_call(ctx, 0) };
+            TC_ACT_SHOT
+        }
     }
 }
 
@@ -422,6 +470,11 @@ pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
     };
     match next {
         Next::Verdict(v) => v,
+        Next::Resume => {
+            pkt.resume = RESUME;
+            unsafe { raw::PCN_ENTRY_XDP.tail_call(&ctx, 0) };
+            xdp_action::XDP_DROP
+        }
         _ => {
             xdp_round(&ctx);
             // Out of tail calls (more than 32 jumps/returns): fail closed.
@@ -440,6 +493,7 @@ fn xdp_accept(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Next<u32> {
     const PASS: Next<u32> = Next::Verdict(xdp_action::XDP_PASS);
     const DROP: Next<u32> = Next::Verdict(xdp_action::XDP_DROP);
     match pkt.phase {
+        phase::RAW => Next::Resume,
         phase::NAT_DST => match nat::map_destination(pkt) {
             true => xdp_filter(ctx, pkt),
             false => DROP,
@@ -505,6 +559,7 @@ fn tc_classified(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> i64 {
 #[inline(always)]
 fn tc_accepted(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> Next<i32> {
     match pkt.phase {
+        phase::RAW => Next::Resume,
         phase::NAT_DST => match nat::map_destination(pkt) {
             true => tc_filter(pkt),
             false => Next::Verdict(TC_ACT_SHOT),

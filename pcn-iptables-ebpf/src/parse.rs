@@ -107,11 +107,21 @@ pub(crate) fn parse_ipv4(
             _ => {}
         }
     }
-    if flags & chain_flag::TRACK != 0 {
+    if flags & chain_flag::TRACK != 0 && pkt.untracked == 0 {
         track::track(ctx, pkt, start, end, update);
     } else {
         pkt.ct_commit = 0;
-        pkt.ctstate = ctstate::INVALID;
+        pkt.ctstate = match pkt.untracked {
+            0 => ctstate::INVALID,
+            _ => ctstate::UNTRACKED,
+        };
+        pkt.ct_mark = 0;
+        pkt.ct_reply = 0;
+        pkt.ct_nat = 0;
+        pkt.ct_rewritten = 0;
+        pkt.ct_looped = 0;
+        pkt.ct_status = 0;
+        pkt.ct_expires = 0;
     }
     Some(())
 }

@@ -15,7 +15,7 @@ use crate::{
     engine,
     error::{Error, PARAMETER_PROBLEM, RESOURCE_PROBLEM, Result, VERSION_PROBLEM},
     listing,
-    model::{Command, Policy, Table, TableName, Tables, Wait, Zeroing},
+    model::{Command, Table, TableName, Tables, Wait, Zeroing},
     ruleset,
     syntax::{self, Invocation},
 };
@@ -304,42 +304,6 @@ fn informational(prog: &str, command: &Command) -> bool {
     true
 }
 
-/// The commands on rules, which raw does not take yet.
-fn is_rule_command(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Append { .. }
-            | Command::Insert { .. }
-            | Command::Delete { .. }
-            | Command::DeleteNum { .. }
-            | Command::Replace { .. }
-            | Command::Check { .. }
-    )
-}
-
-/// What raw refuses for now, as a parameter problem before anything is touched: rules, and
-/// DROP policies (no packet goes through its chains yet, so a DROP policy would drop nothing,
-/// where netfilter's drops).
-pub(crate) fn refused_in(table: TableName, command: &Command) -> Option<Error> {
-    match command {
-        _ if table.counts_in_dataplane() => None,
-        command if is_rule_command(command) => Some(crate::xtables::unsupported(format_args!(
-            "a rule in table `{}'",
-            table.name()
-        ))),
-        Command::Policy {
-            policy: Policy::Drop,
-            ..
-        } => Some(drop_policy_in(table)),
-        _ => None,
-    }
-}
-
-/// The refusal of a DROP policy in raw.
-pub(crate) fn drop_policy_in(table: TableName) -> Error {
-    crate::xtables::unsupported(format_args!("policy DROP in table `{}'", table.name()))
-}
-
 /// One iptables command: parse, lock, read the stored ruleset, apply, compile, commit. `prog`
 /// is the name to answer as, `argv0` the program as invoked (some messages quote it).
 pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
@@ -350,9 +314,6 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     check_privileges(&invocation.table)?;
     invocation.check_table()?;
     let name = TableName::by_name(&invocation.table).expect("check_table knows it");
-    if let Some(refused) = refused_in(name, &invocation.command) {
-        return Err(refused);
-    }
     let dp = Dataplane::open()?;
     let _lock = lock::acquire(&dp.lock_path()?, &invocation.wait)?;
     if !matches!(
@@ -368,8 +329,7 @@ pub fn run(prog: &str, argv0: &str, args: &[String]) -> Result<()> {
     let loaded = state.table.tables.loaded.contains(&name);
     let result = match name {
         TableName::Filter => run_filter(&dp, state, &invocation),
-        name if name.counts_in_dataplane() => run_counted(&dp, state, name, &invocation),
-        _ => run_other(&dp, state, name, &invocation),
+        name => run_counted(&dp, state, name, &invocation),
     };
     // iptables-legacy has loaded the table by the time a command fails on it.
     if result.is_err() && !loaded {
@@ -595,65 +555,6 @@ fn install_counted(
         &new,
         slots,
     )
-}
-
-/// A command on raw (no rules there: `run` refused rule commands). Nothing
-/// counts there yet: the policy counters are what `-P -c` set, until the table's next change.
-fn run_other(dp: &Dataplane, state: State, name: TableName, invocation: &Invocation) -> Result<()> {
-    let mut table = state.table.tables.get(name);
-    let counts = state.table.tables.counts_of(name);
-    let echo = || -> Result<()> {
-        if invocation.verbose {
-            print(&listing::verbose_echo(&table, &invocation.command)?);
-        }
-        Ok(())
-    };
-    let zeroes = match &invocation.command {
-        Command::List { .. } | Command::ListRules { .. } => {
-            let counters = table.policy_counts(&counts);
-            let (chain, rulenum, zeroing) = list(&table, &invocation.command, &counters)?;
-            if zeroing == Some(Zeroing::Chains) {
-                echo()?;
-            }
-            if zeroing.is_some() {
-                let rulenum = rulenum.filter(|_| zeroing == Some(Zeroing::Rule));
-                ruleset::zero_slots(&table, chain, rulenum)?;
-            }
-            zeroing.is_some()
-        }
-        Command::Zero { chain, rulenum } => {
-            echo()?;
-            ruleset::zero_slots(&table, chain.as_deref(), *rulenum)?;
-            true
-        }
-        command if reads_only(&table, command) => {
-            echo()?;
-            false
-        }
-        command => {
-            echo()?;
-            ruleset::apply(&mut table, command, &mut || 0)?;
-            ruleset::commit_checks(&table, name)?;
-            // A change restarts the table's policy counters; `-P` with `-c` sets its chain's.
-            let set = match (command, invocation.counters) {
-                (Command::Policy { chain, .. }, Some(c)) => vec![(chain.clone(), c)],
-                _ => Vec::new(),
-            };
-            return commit_tables(dp, state, |tables| {
-                tables.set(name, table);
-                tables.set_counts(name, set);
-                tables.load(name);
-            });
-        }
-    };
-    // -Z commits the table, which restarts its counters.
-    if zeroes && !counts.is_empty() {
-        return commit_tables(dp, state, |tables| {
-            tables.set_counts(name, Vec::new());
-            tables.load(name);
-        });
-    }
-    record_loaded(dp, state, name)
 }
 
 /// iptables-legacy loads a table in the namespace the first time a command opens it, and

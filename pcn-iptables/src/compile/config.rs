@@ -146,6 +146,10 @@ pub(super) fn tracks(table: &Table) -> u32 {
             tables::loaded(table, TableName::Mangle).is_some(),
             chain_flag::MANGLE,
         ),
+        (
+            tables::loaded(table, TableName::Raw).is_some(),
+            chain_flag::RAW,
+        ),
     ]
     .into_iter()
     .filter(|(on, _)| *on)

@@ -5,15 +5,19 @@
 use pcn_iptables_common::{
     CHAIN_FORWARD, CHAIN_INPUT, CHAIN_MANGLE_FORWARD, CHAIN_MANGLE_INPUT, CHAIN_MANGLE_OUTPUT,
     CHAIN_MANGLE_POSTROUTING, CHAIN_MANGLE_PREROUTING, CHAIN_NAT_INPUT, CHAIN_NAT_OUTPUT,
-    CHAIN_NAT_POSTROUTING, CHAIN_NAT_PREROUTING, CHAIN_OUTPUT, FIXED_CHAINS,
+    CHAIN_NAT_POSTROUTING, CHAIN_NAT_PREROUTING, CHAIN_OUTPUT, CHAIN_RAW_OUTPUT,
+    CHAIN_RAW_PREROUTING, FIXED_CHAINS,
 };
 
 use crate::model::{Chain, Table, TableName};
 
 /// The tables besides filter the data plane runs, each with the prefix of its chains' names
 /// (a NUL never comes from a command line or a file).
-const PREFIXED: [(TableName, &str); 2] =
-    [(TableName::Nat, "\0nat:"), (TableName::Mangle, "\0mangle:")];
+const PREFIXED: [(TableName, &str); 3] = [
+    (TableName::Nat, "\0nat:"),
+    (TableName::Mangle, "\0mangle:"),
+    (TableName::Raw, "\0raw:"),
+];
 
 /// The chains with a fixed id, in id order.
 const FIXED: [&str; FIXED_CHAINS as usize] = [
@@ -29,6 +33,8 @@ const FIXED: [&str; FIXED_CHAINS as usize] = [
     "\0mangle:FORWARD",
     "\0mangle:OUTPUT",
     "\0mangle:POSTROUTING",
+    "\0raw:PREROUTING",
+    "\0raw:OUTPUT",
 ];
 
 const _: () = assert!(
@@ -44,6 +50,8 @@ const _: () = assert!(
         && CHAIN_MANGLE_FORWARD == 9
         && CHAIN_MANGLE_OUTPUT == 10
         && CHAIN_MANGLE_POSTROUTING == 11
+        && CHAIN_RAW_PREROUTING == 12
+        && CHAIN_RAW_OUTPUT == 13
 );
 
 /// Table `name` (nat or mangle), if the namespace loaded it (netfilter runs its chains from
@@ -54,7 +62,8 @@ pub(super) fn loaded(table: &Table, name: TableName) -> Option<&Table> {
     }
     Some(table.tables.counted(name).unwrap_or(match name {
         TableName::Nat => &BUILTIN_NAT,
-        _ => &BUILTIN_MANGLE,
+        TableName::Mangle => &BUILTIN_MANGLE,
+        _ => &BUILTIN_RAW,
     }))
 }
 
@@ -76,6 +85,8 @@ static BUILTIN_NAT: std::sync::LazyLock<Table> =
     std::sync::LazyLock::new(|| uncounted(TableName::Nat));
 static BUILTIN_MANGLE: std::sync::LazyLock<Table> =
     std::sync::LazyLock::new(|| uncounted(TableName::Mangle));
+static BUILTIN_RAW: std::sync::LazyLock<Table> =
+    std::sync::LazyLock::new(|| uncounted(TableName::Raw));
 
 /// The chain the data plane knows as `name`.
 pub(super) fn chain<'a>(table: &'a Table, name: &str) -> Option<&'a Chain> {

@@ -1339,6 +1339,8 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
                 assert_eq!(a.set_mark, *mss as u32, "{what}");
                 (verdict::TCPMSS, None, None)
             }
+            Some(Target::Ct(ct)) if ct.notrack => (verdict::NOTRACK, None, None),
+            Some(Target::Ct(_)) => (verdict::CONTINUE, None, None),
             Some(Target::Ttl(t)) => {
                 let want = (t.value as u32, t.mode as u32);
                 assert_eq!((a.set_mark, a.set_mark_mask), want, "{what}");

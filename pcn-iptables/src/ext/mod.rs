@@ -13,6 +13,7 @@ pub mod connlimit;
 pub mod connmark;
 pub mod connmark_target;
 pub mod conntrack;
+pub mod ct_target;
 pub mod dnat;
 pub mod dscp;
 pub mod dscp_target;
@@ -55,12 +56,12 @@ use std::fmt;
 pub use api::*;
 
 use crate::error::Result;
-use crate::model::{IPPROTO_TCP, Match, NatKind, Rule, Target};
+use crate::model::{CtTarget, IPPROTO_TCP, Match, NatKind, Rule, Target};
 use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 41] = [
+pub static REGISTRY: [&dyn Extension; 43] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -102,6 +103,8 @@ pub static REGISTRY: [&dyn Extension; 41] = [
     &dscp_target::DscpTarget,
     &ttl_target::TtlTarget,
     &tcpmss_target::TcpmssTarget,
+    &ct_target::Ct,
+    &ct_target::Notrack,
 ];
 
 /// The extension a match value belongs to.
@@ -149,6 +152,8 @@ pub fn of_target(t: &Target) -> Option<&'static dyn Extension> {
         Target::Dscp(_) => Some(&dscp_target::DscpTarget),
         Target::Ttl(_) => Some(&ttl_target::TtlTarget),
         Target::Tcpmss(_) => Some(&tcpmss_target::TcpmssTarget),
+        Target::Ct(CtTarget { alias: true, .. }) => Some(&ct_target::Notrack),
+        Target::Ct(_) => Some(&ct_target::Ct),
         Target::Nat(nat) => Some(match nat.kind {
             NatKind::Snat => &snat::SNAT,
             NatKind::Dnat => &dnat::DNAT,

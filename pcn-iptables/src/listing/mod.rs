@@ -16,7 +16,7 @@ use crate::ext;
 use crate::model::{
     Chain, Command, Interface, ListOptions, Negatable, Policy, Rule, Table, Target, Zeroing,
 };
-use crate::ruleset::{no_chain, resolve_targets, target_name};
+use crate::ruleset::{kernel_target_name, no_chain, resolve_targets};
 use crate::xtables::netdb::NameDb;
 use crate::xtables::value::protocol_name;
 
@@ -261,7 +261,12 @@ fn firewall(
         number(out, packets, format);
         number(out, bytes, format);
     }
-    format.column(out, rule.target.as_ref().map_or("", target_name), 9, true);
+    format.column(
+        out,
+        rule.target.as_ref().map_or("", kernel_target_name),
+        9,
+        true,
+    );
     // print_rule_details: the protocol, by number with -n in the table.
     let proto = rule.proto.as_ref().map_or(0, |p| p.value);
     out.push(if rule.proto.as_ref().is_some_and(|p| p.negated) {

@@ -419,6 +419,16 @@ pub enum Target {
     Ttl(TtlSet),
     /// `-j TCPMSS`: `--set-mss`, or `pcn_iptables_common::rewrite::CLAMP_PMTU`.
     Tcpmss(u16),
+    /// `-j CT` (raw only), `-j NOTRACK` its alias.
+    Ct(CtTarget),
+}
+
+/// `-j CT` as xt_CT keeps it: `--notrack`, and whether it was written `-j NOTRACK`
+/// (XT_CT_NOTRACK_ALIAS).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CtTarget {
+    pub notrack: bool,
+    pub alias: bool,
 }
 
 /// `-j TTL`: a `pcn_iptables_common::rewrite::TTL_*` mode and its value, as xt_TTL keeps them.
@@ -492,6 +502,7 @@ impl Target {
                 | Target::Dscp(_)
                 | Target::Ttl(_)
                 | Target::Tcpmss(_)
+                | Target::Ct(_)
         )
     }
 

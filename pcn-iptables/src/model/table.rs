@@ -57,7 +57,7 @@ impl TableName {
     pub const OTHERS: [TableName; 3] = [TableName::Nat, TableName::Mangle, TableName::Raw];
 
     /// The tables besides filter whose rules and policies count in the data plane.
-    pub const COUNTED: [TableName; 2] = [TableName::Nat, TableName::Mangle];
+    pub const COUNTED: [TableName; 3] = [TableName::Nat, TableName::Mangle, TableName::Raw];
 
     /// Whether the table's rules run and count in the data plane (filter, nat, mangle), or it
     /// keeps its policy counters in the stored state (raw, which has no rules yet).

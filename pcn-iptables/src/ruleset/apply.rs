@@ -472,6 +472,8 @@ fn check_entry(rule: &Rule, table: TableName, hooks: u8) -> Result<()> {
         }
         Some(Target::Connmark(c)) => connmark_target::kernel_accepts(c),
         Some(t) if t.mangle_only() => table == TableName::Mangle,
+        // xt_CT: the raw table only.
+        Some(Target::Ct(_)) => table == TableName::Raw,
         Some(Target::Tcpmss(mss)) => {
             proto_is(IPPROTO_TCP)
                 && tcpmss_target::matches_syn(rule)

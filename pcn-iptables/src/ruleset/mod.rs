@@ -8,5 +8,5 @@ pub mod recent;
 
 pub(crate) use apply::resolve_targets;
 pub use apply::{apply, check, commit_checks, zero_slots};
-pub(crate) use names::{no_chain, target_name};
+pub(crate) use names::{kernel_target_name, no_chain};
 pub use print::{list_rules, rule_spec};

@@ -18,3 +18,11 @@ pub(crate) fn target_name(target: &Target) -> &str {
         t => crate::ext::of_target(t).map_or("", |e| e.name()),
     }
 }
+
+/// The name `-L` shows for a target: the kernel's (`-j NOTRACK` is CT there).
+pub(crate) fn kernel_target_name(target: &Target) -> &str {
+    match target {
+        Target::Ct(_) => "CT",
+        t => target_name(t),
+    }
+}

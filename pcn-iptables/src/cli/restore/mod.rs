@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write as _};
 
 use pcn_iptables_common::Counter;
 
-use super::{check_privileges, drop_policy_in, refused_in, version};
+use super::{check_privileges, version};
 use crate::engine;
 use crate::{
     dataplane::{Dataplane, State, lock},
@@ -395,11 +395,8 @@ impl Restore<'_> {
                 counts,
                 ..
             } => {
-                // nat takes DROP here, where iptables refuses `-P` DROP.
                 if kept.counts_in_dataplane() {
                     slots.set_policy(table, name, start);
-                } else if policy == Policy::Drop {
-                    return Err(at_line(drop_policy_in(*kept), prog, number));
                 } else {
                     set_count(counts, name, start);
                 }
@@ -469,11 +466,7 @@ impl Restore<'_> {
                 print(&version_line(prog, *negated));
                 return Ok(Flow::Exit);
             }
-            command => {
-                if let Some(refused) = refused_in(name, command) {
-                    return Err(fail(refused));
-                }
-            }
+            _ => {}
         }
         let counting = if name.counts_in_dataplane() {
             Counting::Slots(slots)
