@@ -92,8 +92,7 @@ enum Flow {
 
 /// A table between its `*` line and its COMMIT.
 enum Open {
-    /// filter, nat, mangle or raw. filter and nat reach the compiler and count; mangle and
-    /// raw have chains and policies, no rules yet.
+    /// filter, nat, mangle or raw: each reaches the compiler and counts.
     Kept {
         name: TableName,
         dp: Box<Dataplane>,
@@ -103,10 +102,8 @@ enum Open {
         /// The table as restored so far (for filter, the whole ruleset, the other tables
         /// with it).
         table: Table,
-        /// The counter slots of filter and nat.
+        /// The counter slots of every table.
         slots: Box<engine::Slots>,
-        /// The policy counters of mangle or raw that the file sets (nothing counts there yet).
-        counts: Vec<(String, Counter)>,
         /// The running counters, read by listings inside the table.
         counters: Box<dyn Fn(u32) -> (u64, u64)>,
         /// The filter rules' counter slots when `table` took the running ruleset's rules
@@ -256,11 +253,10 @@ impl Restore<'_> {
                         std::mem::take(&mut running.table)
                     }
                     TableName::Filter => running.table.clone(),
-                    counted if counted.counts_in_dataplane() => running
+                    counted => running
                         .table
                         .tables
                         .counted_in(counted, &mut |start| slots.alloc(start)),
-                    other => running.table.tables.get(other),
                 };
                 if flush && kept != TableName::Filter {
                     let echo = flush_table(&mut table);
@@ -276,7 +272,6 @@ impl Restore<'_> {
                     running,
                     table,
                     slots,
-                    counts: Vec::new(),
                     counters,
                     old,
                 });
@@ -388,18 +383,8 @@ impl Restore<'_> {
             _ => return Err(cant("Bad policy name")),
         };
         match self.open.as_mut().expect("inside a table") {
-            Open::Kept {
-                name: kept,
-                table,
-                slots,
-                counts,
-                ..
-            } => {
-                if kept.counts_in_dataplane() {
-                    slots.set_policy(table, name, start);
-                } else {
-                    set_count(counts, name, start);
-                }
+            Open::Kept { table, slots, .. } => {
+                slots.set_policy(table, name, start);
                 if let Some(chain) = table.chain_mut(name) {
                     chain.policy = Some(policy);
                 }
@@ -439,18 +424,16 @@ impl Restore<'_> {
                 "The -t option cannot be used in {prog}.\n"
             ))));
         }
-        let (name, table, slots, counts, running) =
-            match self.open.as_mut().expect("inside a table") {
-                Open::Kept {
-                    name,
-                    table,
-                    slots,
-                    counts,
-                    counters,
-                    ..
-                } => (*name, table, slots, counts, counters),
-                Open::Empty { name, .. } => return Err(fail(not_empty(name))),
-            };
+        let (name, table, slots, running) = match self.open.as_mut().expect("inside a table") {
+            Open::Kept {
+                name,
+                table,
+                slots,
+                counters,
+                ..
+            } => (*name, table, slots, counters),
+            Open::Empty { name, .. } => return Err(fail(not_empty(name))),
+        };
         // The command is parsed for its table, as iptables-restore does (-P's chains, nat's
         // refusal of DROP).
         if name != TableName::Filter {
@@ -468,12 +451,7 @@ impl Restore<'_> {
             }
             _ => {}
         }
-        let counting = if name.counts_in_dataplane() {
-            Counting::Slots(slots)
-        } else {
-            Counting::Other(counts)
-        };
-        apply(table, counting, &invocation, running, fail)?;
+        apply(table, slots, &invocation, running, fail)?;
         Ok(Flow::Next)
     }
 
@@ -489,34 +467,13 @@ impl Restore<'_> {
         if let Some(Open::Kept {
             name,
             dp,
-            mut running,
+            running,
             table,
             mut slots,
-            counts,
             old: taken,
             ..
         }) = self.open.take()
         {
-            if !name.counts_in_dataplane() {
-                // Nothing to compile or count: the table goes into the stored state. `--test`
-                // commits nothing, but iptables-legacy-restore has loaded the table.
-                if self.options.test {
-                    super::record_loaded(&dp, *running, name).map_err(failed)?;
-                } else {
-                    let old = crate::compile::slots_of(&running.table);
-                    let mut new = std::mem::take(&mut running.table);
-                    new.tables.set(name, table);
-                    // The commit restarts the policy counters the file does not set.
-                    new.tables.set_counts(name, counts);
-                    new.tables.load(name);
-                    let mut slots = engine::Slots::new(&new);
-                    slots.count_tables(&mut new);
-                    let old = Some(crate::compile::Old::Slots(&old));
-                    engine::install(&dp, &running, old, &new, &slots).map_err(failed)?;
-                    self.committed = true;
-                }
-                return Ok(());
-            }
             // iptables-legacy restarts the base chains' policy counters on every commit, where
             // the file does not set them.
             for chain in name.base_chains() {
@@ -565,34 +522,12 @@ impl Restore<'_> {
     }
 }
 
-/// What counts in an open table: the counter slots (filter, nat, mangle), or the policy
-/// counters set in raw.
-enum Counting<'a> {
-    Slots(&'a mut engine::Slots),
-    Other(&'a mut Vec<(String, Counter)>),
-}
-
-/// Sets `chain`'s policy counters in `counts` (zero: none).
-fn set_count(counts: &mut Vec<(String, Counter)>, chain: &str, start: Counter) {
-    counts.retain(|(name, _)| name != chain);
-    counts.push((chain.to_string(), start));
-}
-
-impl Counting<'_> {
-    /// Zeroes counter slots of `table`. As libiptc zeroes only the counters it read from the
-    /// kernel, those this restore set keep their counts: in the other tables, all it has.
-    fn zero(&mut self, zeroed: Vec<u32>) {
-        if let Counting::Slots(slots) = self {
-            slots.zero(zeroed);
-        }
-    }
-}
-
-/// Applies a command line's `invocation` to the open `table`, whose counters `counting` sets
-/// (the filter table's over what `running` reads).
+/// Applies a command line's `invocation` to the open `table`, whose counters `slots` sets
+/// (over what `running` reads). As libiptc zeroes only the counters it read from the kernel,
+/// those this restore set keep their counts.
 fn apply(
     table: &mut Table,
-    mut counting: Counting,
+    slots: &mut engine::Slots,
     invocation: &syntax::Invocation,
     running: &dyn Fn(u32) -> (u64, u64),
     fail: impl Fn(Error) -> Error,
@@ -617,12 +552,7 @@ fn apply(
             zero: zeroing,
             ..
         } => {
-            let text = match &counting {
-                Counting::Slots(slots) => list(table, &invocation.command, &slots.reader(running)),
-                Counting::Other(counts) => {
-                    list(table, &invocation.command, &table.policy_counts(counts))
-                }
-            };
+            let text = list(table, &invocation.command, &slots.reader(running));
             print(&text.map_err(&fail)?);
             let zeroed = match zeroing {
                 Some(Zeroing::Chains) => {
@@ -632,7 +562,7 @@ fn apply(
                 Some(Zeroing::Rule) => ruleset::zero_slots(table, chain.as_deref(), *rulenum),
                 None => Ok(Vec::new()),
             };
-            zeroed.map(|z| counting.zero(z))
+            zeroed.map(|z| slots.zero(z))
         }
         Command::Check { chain, rules } => {
             echo(table)?;
@@ -642,21 +572,14 @@ fn apply(
         }
         Command::Zero { chain, rulenum } => {
             echo(table)?;
-            ruleset::zero_slots(table, chain.as_deref(), *rulenum).map(|z| counting.zero(z))
+            ruleset::zero_slots(table, chain.as_deref(), *rulenum).map(|z| slots.zero(z))
         }
         command => {
             echo(table)?;
-            let mut alloc = || match &mut counting {
-                Counting::Slots(slots) => slots.alloc(start),
-                Counting::Other(_) => 0,
-            };
-            ruleset::apply(table, command, &mut alloc).map(|()| {
+            ruleset::apply(table, command, &mut || slots.alloc(start)).map(|()| {
                 // `-P` sets its chain's counters, to zero without `-c`.
                 if let Command::Policy { chain, .. } = command {
-                    match counting {
-                        Counting::Slots(slots) => slots.set_policy(table, chain, start),
-                        Counting::Other(counts) => set_count(counts, chain, start),
-                    }
+                    slots.set_policy(table, chain, start);
                 }
             })
         }
