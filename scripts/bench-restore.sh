@@ -179,15 +179,15 @@ pcn_memory() {
   active=$(lookup "$dir/PCN_ACTIVE" 0)
   local -A shared=() gen0=() gen1=()
   local outers=("$dir"/gen-*/CHAINS "$dir"/gen-*/ACTIONS "$dir"/gen-*/FIELDS "$dir"/gen-*/BITMAPS)
-  for m in "$dir"/PCN_* "$dir"/COUNTERS "$dir"/RECENT "$dir"/CONNLIMIT "${outers[@]}"; do
+  for m in "$dir"/PCN_* "$dir"/COUNTERS "$dir"/RECENT "$dir"/CONNLIMIT "$dir"/HASHLIMIT "${outers[@]}"; do
     shared[$(bpftool map show pinned "$m" | awk -F: 'NR == 1 {print $1}')]=1
   done
-  # The counter pages made so far, and the -m recent lists.
+  # The counter pages made so far, the -m recent lists and the -m hashlimit tables.
   for ((slot = 0; slot < 64; slot++)); do
     id=$(lookup "$dir/COUNTERS" "$slot") && shared[$id]=1
   done
   local lists
-  lists=$(bpftool map dump pinned "$dir/RECENT" 2>/dev/null |
+  lists=$(for outer in RECENT HASHLIMIT; do bpftool map dump pinned "$dir/$outer" 2>/dev/null; done |
     awk '{for (i = 1; i < NF; i++) if ($i == "value:") print $(i + 1) $(i + 2) $(i + 3) $(i + 4)}')
   for id in $lists; do
     id=$(printf '%s' "$id" | sed 's/\(..\)\(..\)\(..\)\(..\)/\4\3\2\1/')

@@ -11,7 +11,8 @@ use pcn_iptables_tests::{Fw, Pair, scenarios};
 scenarios!(
     buckets_per_key_survive_changes,
     byte_rates_and_rate_match,
-    a_full_table_drops_new_keys
+    a_full_table_drops_new_keys,
+    the_view_shows_the_kernels_numbers
 );
 
 const NOW: Duration = Duration::ZERO;
@@ -101,4 +102,57 @@ fn a_full_table_drops_new_keys(fw: Fw) {
     std::thread::sleep(Duration::from_millis(1800));
     assert!(ping(&c2, C2, HOST2), "once the others expired");
     assert_eq!(lab.counts(&host, "INPUT"), vec![4, 0]);
+}
+
+/// After 3 datagrams of a 1/min burst 5 bucket keyed by source and destination port, the
+/// table's view (/proc/net/ipt_hashlimit/NAME for netfilter, `--hashlimit NAME` for
+/// pcn-iptables) shows the bucket with the kernel's numbers: a minute to live, the cap and
+/// cost in its credits, the credit less three costs (and what the milliseconds since gave).
+fn the_view_shows_the_kernels_numbers(fw: Fw) {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    lab.ipt_ok(
+        &host,
+        "-A INPUT -p udp -m hashlimit --hashlimit-upto 1/min --hashlimit-mode srcip,dstport --hashlimit-name view",
+    );
+    send_udp(&c1, HOST1, 9, 3, NOW, true);
+    let view = match lab.fw.is_pcn() {
+        true => {
+            host.exec(&[lab.fw.bin_str(), "--hashlimit", "view"])
+                .expect_ok()
+                .stdout
+        }
+        false => {
+            host.exec(&["cat", "/proc/net/ipt_hashlimit/view"])
+                .expect_ok()
+                .stdout
+        }
+    };
+    let fields: Vec<&str> = view.split_whitespace().collect();
+    assert_eq!(fields.len(), 5, "one bucket: {view:?}");
+    let left: i64 = fields[0].parse().unwrap();
+    assert!((57..=60).contains(&left), "{view}");
+    assert_eq!(fields[1], format!("{C1}:0->0.0.0.0:9"), "{view}");
+    let n = |i: usize| fields[i].parse::<u64>().unwrap();
+    let (credit, cap, cost) = (n(2), n(3), n(4));
+    // 60 s (in microseconds) a packet, times the kernel's credits a second in millionths (a
+    // jiffy's: the power of two below 2^64 / (HZ × 86400)), burst 5.
+    let hz = kernel_hz(&host);
+    let per_jiffy = 1u64 << (63 - (u64::MAX / (hz * 86400)).leading_zeros());
+    assert_eq!(cost, 60_000_000 * (hz * per_jiffy / 1_000_000), "{view}");
+    assert_eq!(cap, 5 * cost, "{view}");
+    let spent = cap - 3 * cost;
+    assert!(
+        credit >= spent && credit < spent + 500 * per_jiffy,
+        "credit {credit}, spent to {spent}: {view}"
+    );
+}
+
+/// The kernel's CONFIG_HZ.
+fn kernel_hz(ns: &pcn_iptables_tests::Ns) -> u64 {
+    let config = "zcat /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r)";
+    let text = ns.exec(&["sh", "-c", config]).expect_ok().stdout;
+    text.lines()
+        .find_map(|l| l.strip_prefix("CONFIG_HZ="))
+        .and_then(|v| v.parse().ok())
+        .expect("CONFIG_HZ in the kernel's configuration")
 }

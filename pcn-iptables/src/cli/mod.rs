@@ -60,12 +60,17 @@ struct Manage {
         value_name = "+ADDRESS|-ADDRESS|/"
     )]
     recent_command: Option<String>,
+    /// Print the buckets of the -m hashlimit table NAME, one a line as
+    /// /proc/net/ipt_hashlimit/NAME shows them (seconds left, key, credit, cap, cost).
+    #[arg(long, value_name = "NAME")]
+    hashlimit: Option<String>,
 }
 
 /// Flags that select the management interface instead of iptables' syntax.
-const MANAGEMENT_FLAGS: [&str; 6] = [
+const MANAGEMENT_FLAGS: [&str; 7] = [
     "--uninstall",
     "--recent",
+    "--hashlimit",
     "--conntrack",
     "--conntrack-size",
     "--flow-cache-size",
@@ -132,6 +137,9 @@ fn manage(args: &[String]) -> Result<()> {
     if let Some(name) = &m.recent {
         recent_list(name, m.recent_command.as_deref())?;
     }
+    if let Some(name) = &m.hashlimit {
+        hashlimit_table(name)?;
+    }
     if m.log_follow {
         let dp = Dataplane::open()?;
         let mut out = std::io::stdout().lock();
@@ -162,6 +170,22 @@ fn recent_list(name: &str, command: Option<&str>) -> Result<()> {
             list,
         )?)),
     }
+    Ok(())
+}
+
+/// `--hashlimit NAME`: list NAME's buckets.
+fn hashlimit_table(name: &str) -> Result<()> {
+    let dp = Dataplane::open()?;
+    let tables = dp.read_table()?.tables.hashlimit;
+    let Some(t) = tables.iter().find(|t| t.config.name == name) else {
+        return Err(Error::plain(
+            1,
+            format!("no -m hashlimit table {name}: a table exists while a rule names it"),
+        ));
+    };
+    let (table, buckets) = dataplane::hashlimit::buckets(dp.dir(), t)?;
+    let now = dataplane::hashlimit::jiffies()?;
+    print(&listing::hashlimit::render(&table, &buckets, now));
     Ok(())
 }
 

@@ -146,17 +146,31 @@ pub fn prepare(dir: &Path, old: &[HashlimitTable], new: &[HashlimitTable]) -> Re
 
 /// Once a generation with the tables `new` is live: the tables of `old` it does not name go.
 pub fn retire(dir: &Path, old: &[HashlimitTable], new: &[HashlimitTable]) -> Result<()> {
-    let gone: Vec<u32> = old
-        .iter()
-        .filter(|o| !new.iter().any(|t| t.slot == o.slot))
-        .map(|o| o.slot as u32)
-        .collect();
-    if gone.is_empty() {
-        return Ok(());
-    }
+    let slots = |tables: &[HashlimitTable]| tables.iter().map(|t| t.slot).collect::<Vec<_>>();
+    super::retire_slots(|| outer(dir), &slots(old), &slots(new))
+}
+
+/// The kernel's jiffies now (/proc/timer_list's, which root reads).
+pub fn jiffies() -> Result<u64> {
+    let text = std::fs::read_to_string("/proc/timer_list").context("reading /proc/timer_list")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("jiffies: "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no jiffies in /proc/timer_list")
+}
+
+/// Table `t` as the data plane keeps it (its configuration, when its collection's ticks
+/// started), and its buckets.
+pub fn buckets(dir: &Path, t: &HashlimitTable) -> Result<(Table, Vec<(Key, Bucket)>)> {
+    let config = MapData::from_pin(dir.join(CONFIG_PIN)).context("opening PCN_HASHLIMIT")?;
+    let config: Array<MapData, Table> = Array::try_from(Map::Array(config))?;
+    let table = config.get(&(t.slot as u32), 0)?;
     let outer = outer(dir)?;
-    for slot in gone {
-        sys::map_delete(outer.as_fd(), &slot.to_ne_bytes())?;
-    }
-    Ok(())
+    let id = sys::id_at(outer.as_fd(), t.slot as u32)?
+        .with_context(|| format!("the -m hashlimit table of slot {} is gone", t.slot))?;
+    let map = MapData::from_id(id).context("opening a -m hashlimit table")?;
+    let map: aya::maps::HashMap<MapData, Key, Bucket> =
+        aya::maps::HashMap::try_from(Map::HashMap(map))?;
+    let buckets = map.iter().collect::<Result<Vec<_>, _>>()?;
+    Ok((table, buckets))
 }

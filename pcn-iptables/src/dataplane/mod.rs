@@ -126,6 +126,24 @@ fn open_map(dir: &Path, name: &str) -> Result<Option<Map>> {
     ))
 }
 
+/// Empties, in the outer map `open` gives (opened only then), the slots `old` had that `new`
+/// does not: the named lists and tables no rule names any more.
+fn retire_slots(
+    open: impl FnOnce() -> Result<std::os::fd::OwnedFd>,
+    old: &[u16],
+    new: &[u16],
+) -> Result<()> {
+    let gone: Vec<u16> = old.iter().copied().filter(|s| !new.contains(s)).collect();
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let outer = open()?;
+    for slot in gone {
+        sys::map_delete(outer.as_fd(), &(slot as u32).to_ne_bytes())?;
+    }
+    Ok(())
+}
+
 impl Dataplane {
     /// Finds (without creating anything yet) the state of the current network namespace.
     pub fn open() -> Result<Self> {

@@ -65,19 +65,8 @@ pub fn prepare(dir: &Path, old: &[RecentList], new: &[RecentList]) -> Result<()>
 
 /// Once a generation with the lists `new` is live: the lists of `old` it does not name go.
 pub fn retire(dir: &Path, old: &[RecentList], new: &[RecentList]) -> Result<()> {
-    let gone: Vec<u32> = old
-        .iter()
-        .filter(|o| !new.iter().any(|l| l.slot == o.slot))
-        .map(|o| o.slot as u32)
-        .collect();
-    if gone.is_empty() {
-        return Ok(());
-    }
-    let outer = outer(dir)?;
-    for slot in gone {
-        sys::map_delete(outer.as_fd(), &slot.to_ne_bytes())?;
-    }
-    Ok(())
+    let slots = |lists: &[RecentList]| lists.iter().map(|l| l.slot).collect::<Vec<_>>();
+    super::retire_slots(|| outer(dir), &slots(old), &slots(new))
 }
 
 /// A list as the data plane keeps it, mapped into this process.

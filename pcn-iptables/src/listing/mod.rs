@@ -6,6 +6,7 @@
 //! then /etc/networks, ports from /etc/services and protocols from /etc/protocols, never by DNS.
 
 pub mod conntrack;
+pub mod hashlimit;
 pub mod recent;
 
 use std::fmt::Write as _;

@@ -65,34 +65,16 @@ pub fn tables(old: &[HashlimitTable], table: &Table) -> Result<Vec<HashlimitTabl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Chain, Rule};
 
     fn table(limits: &[(&str, u64, u32)]) -> Table {
-        let rules = limits
-            .iter()
-            .map(|(name, avg, mode)| Rule {
-                src: None,
-                dst: None,
-                in_iface: None,
-                out_iface: None,
-                proto: None,
-                fragment: None,
-                matches: vec![Match::Hashlimit(Hashlimit {
-                    name: name.to_string(),
-                    avg: *avg,
-                    mode: *mode,
-                    ..Hashlimit::default()
-                })],
-                target: None,
-                counter: 0,
+        crate::ruleset::recent::tests::input_of(limits.iter().map(|(name, avg, mode)| {
+            Match::Hashlimit(Hashlimit {
+                name: name.to_string(),
+                avg: *avg,
+                mode: *mode,
+                ..Hashlimit::default()
             })
-            .collect();
-        Table::of_chains(vec![Chain {
-            name: "INPUT".into(),
-            policy: None,
-            policy_counter: 0,
-            rules,
-        }])
+        }))
     }
 
     #[test]

@@ -59,26 +59,21 @@ pub fn lists(old: &[RecentList], table: &Table) -> Result<Vec<RecentList>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::{Chain, Rule};
 
-    fn table(recents: &[(&str, u32, u32)]) -> Table {
-        let rules = recents
-            .iter()
-            .map(|(name, hitcount, mask)| Rule {
+    /// A table whose INPUT has a rule of each of `matches`.
+    pub(in crate::ruleset) fn input_of(matches: impl Iterator<Item = Match>) -> Table {
+        let rules = matches
+            .map(|m| Rule {
                 src: None,
                 dst: None,
                 in_iface: None,
                 out_iface: None,
                 proto: None,
                 fragment: None,
-                matches: vec![Match::Recent(Recent {
-                    name: name.to_string(),
-                    hitcount: *hitcount,
-                    mask: *mask,
-                    ..Recent::default()
-                })],
+                matches: vec![m],
                 target: None,
                 counter: 0,
             })
@@ -89,6 +84,17 @@ mod tests {
             policy_counter: 0,
             rules,
         }])
+    }
+
+    fn table(recents: &[(&str, u32, u32)]) -> Table {
+        input_of(recents.iter().map(|(name, hitcount, mask)| {
+            Match::Recent(Recent {
+                name: name.to_string(),
+                hitcount: *hitcount,
+                mask: *mask,
+                ..Recent::default()
+            })
+        }))
     }
 
     fn list(name: &str, slot: u16, mask: u32, stamp_mask: u16) -> RecentList {
