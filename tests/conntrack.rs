@@ -824,7 +824,8 @@ fn conntrack_listing_shows_nat_pcn() {
 
 pcn_iptables_tests::scenarios!(
     connection_protocol_and_direction,
-    connection_status_and_expiry
+    connection_status_and_expiry,
+    connection_ports
 );
 
 /// `--ctproto` and `--ctdir`: c1's UDP request to the host's echo port goes the original way,
@@ -874,5 +875,25 @@ fn connection_status_and_expiry(fw: Fw) {
         assert!(!closed.attempt(Duration::from_millis(300)));
     }
     assert_eq!(lab.counts(&host, "INPUT"), vec![1, 1, 1, 1, 1, 0]);
+    lab.check();
+}
+
+/// The tuples' ports: a datagram to 7009, which REDIRECT sends to the echo on 9, has 7009 as
+/// its original destination port and the client's port as its reply destination port; one to
+/// 9 directly has 9 as its reply source port; a range that holds neither matches nothing.
+fn connection_ports(fw: Fw) {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    lab.serve(&host, &[9]);
+    lab.ipt_lines(
+        &host,
+        "-t nat -A PREROUTING -p udp --dport 7009 -j REDIRECT --to-ports 9
+         -A INPUT -p udp -m conntrack --ctorigdstport 7009 --ctrepldstport 41950 -j ACCEPT
+         -A INPUT -p udp -m conntrack --ctreplsrcport 9 ! --ctorigsrcport 41950 -j ACCEPT
+         -A INPUT -p udp -m conntrack --ctorigdstport 1:8 -j ACCEPT
+         -A INPUT -p udp -j ACCEPT",
+    );
+    lab.expect(&c1.udp(HOST1, 7009).sport(41950), Pass);
+    lab.expect(&c1.udp(HOST1, 9).sport(41951), Pass);
+    assert_eq!(lab.counts(&host, "INPUT"), vec![1, 1, 0, 0]);
     lab.check();
 }

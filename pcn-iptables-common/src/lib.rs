@@ -398,7 +398,9 @@ pub struct Action {
     /// `-m hashlimit`: the rule's own `hashlimit::mode` bits (INVERT, BYTES, RATE_MATCH;
     /// the table's keys and arithmetic are the table's).
     pub hashlimit_mode: u8,
-    pub _ct_pad: u8,
+    /// `-m conntrack --ctorigsrcport` … `--ctrepldstport`: the `ct_port` bits of those the
+    /// rule has and of those negated (`Action::ct_port_range`).
+    pub ct_ports: u8,
     pub connlimit_limit: u32,
     pub connlimit_mask: [u8; 4],
     /// `-m time`: the dates (UTC seconds, inclusive), the daytimes (seconds of the day) and
@@ -411,6 +413,8 @@ pub struct Action {
     /// `-m hashlimit`: the table's slot plus one (0: the rule has none).
     pub hashlimit_table: u16,
     pub _hashlimit_pad: [u16; 3],
+    /// The ranges of `ct_ports`, in its order (low, high).
+    pub ct_port_range: [[u16; 2]; 4],
 }
 
 /// `-m owner` (xt_owner): `Action::owner_match` bits, and `PacketInfo::owner` states.
@@ -456,6 +460,16 @@ pub mod ct_other {
     /// `--ctexpire` (`Action::ct_expires`), and its `!`.
     pub const EXPIRES: u8 = 64;
     pub const EXPIRES_INVERT: u8 = 128;
+}
+
+/// `Action::ct_ports`: one bit per tuple port (original source, original destination, reply
+/// source, reply destination), and the same shifted by 4 for its `!`.
+pub mod ct_port {
+    pub const ORIG_SRC: u8 = 1;
+    pub const ORIG_DST: u8 = 2;
+    pub const REPL_SRC: u8 = 4;
+    pub const REPL_DST: u8 = 8;
+    pub const INVERT_SHIFT: u8 = 4;
 }
 
 /// `Action::pkt_check`.
@@ -673,7 +687,7 @@ impl Default for Action {
             tcpmss_flags: 0,
             spi_flags: 0,
             hashlimit_mode: 0,
-            _ct_pad: 0,
+            ct_ports: 0,
             connlimit_limit: 0,
             connlimit_mask: [0; 4],
             time_date: [0; 2],
@@ -683,6 +697,7 @@ impl Default for Action {
             spi_range: [0; 2],
             hashlimit_table: 0,
             _hashlimit_pad: [0; 3],
+            ct_port_range: [[0; 2]; 4],
         }
     }
 }

@@ -594,7 +594,7 @@ use crate::{Action, PacketInfo, ct_check, ct_other};
 #[inline(always)]
 pub fn tuples_match(pkt: &PacketInfo, a: &Action) -> bool {
     let (checks, other) = (a.ct_checks, a.ct_other);
-    if checks & ct_check::ADDRS == 0 && other == 0 {
+    if checks & ct_check::ADDRS == 0 && other == 0 && a.ct_ports == 0 {
         return true;
     }
     // conntrack_mt without a connection (INVALID, UNTRACKED) stops after `--ctstate`: it
@@ -616,6 +616,24 @@ pub fn tuples_match(pkt: &PacketInfo, a: &Action) -> bool {
         let differ = (u32::from_ne_bytes(addr) ^ u32::from_ne_bytes(a.ct_addr[i]))
             & u32::from_ne_bytes(a.ct_mask[i]);
         if (differ == 0) == (a.ct_invert & bit != 0) {
+            return false;
+        }
+    }
+    // The reply tuple's ports, from its inverse.
+    let ports = [
+        pkt.orig.sport,
+        pkt.orig.dport,
+        pkt.xlat.dport,
+        pkt.xlat.sport,
+    ];
+    for (i, port) in ports.into_iter().enumerate() {
+        let bit = 1u8 << i;
+        if a.ct_ports & bit == 0 {
+            continue;
+        }
+        let [lo, hi] = a.ct_port_range[i];
+        let invert = a.ct_ports & (bit << crate::ct_port::INVERT_SHIFT) != 0;
+        if (lo <= port && port <= hi) == invert {
             return false;
         }
     }

@@ -2,8 +2,8 @@
 //! actions their rules' targets become.
 
 use pcn_iptables_common::{
-    Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, ct_other, owner, pkt_check,
-    recent, verdict,
+    Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, ct_other, ct_port, owner,
+    pkt_check, recent, verdict,
 };
 use rustc_hash::FxHashMap;
 
@@ -333,6 +333,11 @@ pub(super) fn action(
                     0
                 };
             action.ct_expires = [e.value.0, e.value.1];
+        }
+        for (i, p) in other.ports.iter().enumerate() {
+            let Some(p) = p else { continue };
+            action.ct_ports |= (1 | (p.negated as u8) << ct_port::INVERT_SHIFT) << i;
+            action.ct_port_range[i] = [p.value.0, p.value.1];
         }
         for (i, a) in addrs.iter().enumerate() {
             let Some(a) = a else { continue };

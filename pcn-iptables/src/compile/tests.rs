@@ -169,6 +169,8 @@ struct Pkt {
     ctstate: u8,
     /// Its connection's original source and destination, reply source and destination.
     ct: [u32; 4],
+    /// Their ports, in the same order.
+    ct_ports: [u16; 4],
     /// Its connection's protocol, and whether the packet goes the reply way.
     ct_proto: u8,
     ct_reply: bool,
@@ -202,6 +204,7 @@ impl Pkt {
             out_if: 0,
             ctstate: 3,
             ct: [src, dst, dst, src],
+            ct_ports: [sport, dport, dport, sport],
             ct_proto: 17,
             ct_reply: false,
             ct_status: 0,
@@ -306,6 +309,8 @@ impl Pkt {
             orig: Tuple {
                 src: self.ct[0].to_be_bytes(),
                 dst: self.ct[1].to_be_bytes(),
+                sport: self.ct_ports[0],
+                dport: self.ct_ports[1],
                 proto: self.ct_proto,
                 ..Default::default()
             },
@@ -316,6 +321,8 @@ impl Pkt {
             xlat: Tuple {
                 src: self.ct[3].to_be_bytes(),
                 dst: self.ct[2].to_be_bytes(),
+                sport: self.ct_ports[3],
+                dport: self.ct_ports[2],
                 ..Default::default()
             },
             ..Default::default()
@@ -586,6 +593,12 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
                             .is_none_or(|st| (p.ct_status & st.value != 0) != st.negated)
                         && other.expire.as_ref().is_none_or(|e| {
                             (e.value.0 <= p.ct_expires && p.ct_expires <= e.value.1) != e.negated
+                        })
+                        // xt_conntrack's port_match.
+                        && other.ports.iter().zip(p.ct_ports).all(|(r, port)| {
+                            r.as_ref().is_none_or(|r| {
+                                (r.value.0 <= port && port <= r.value.1) != r.negated
+                            })
                         })
                 } else {
                     states.value != 0
@@ -920,12 +933,19 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
                     value: rng.pick(&[(0, 0), (10, 60), (100, 50)]),
                     negated: rng.chance(30),
                 }),
+                ports: [0; 4].map(|_| {
+                    rng.chance(20).then(|| Negatable {
+                        value: rng.pick(&[(22, 22), (0, 1024), (80, 65535), (1024, 80)]),
+                        negated: rng.chance(30),
+                    })
+                }),
             };
             // At least one option besides the state, as parsing makes them.
             let bare = other.proto.is_none()
                 && other.reply.is_none()
                 && other.status.is_none()
-                && other.expire.is_none();
+                && other.expire.is_none()
+                && other.ports.iter().all(Option::is_none);
             let first = rng.below(if bare { 4 } else { 5 });
             Match::ConntrackTuple {
                 states: Negatable {
@@ -1289,6 +1309,7 @@ fn random_packet(rng: &mut Rng, pools: &Pools, rules: usize) -> Pkt {
             }
         },
         ct: [0; 4].map(|_| addr(rng)),
+        ct_ports: [0; 4].map(|_| rng.pick(&[0, 22, 80, 1024, 65535])),
         ct_proto: rng.pick(&[6, 17, 1]),
         ct_reply: rng.chance(50),
         ct_status: rng.pick(&[0, 8, 10, 14]),

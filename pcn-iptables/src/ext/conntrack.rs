@@ -1,7 +1,6 @@
 //! libxt_conntrack: `-m conntrack --ctstate` (SNAT and DNAT too), `--ctproto`,
-//! `--ctorigsrc`, `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`, `--ctstatus`, `--ctexpire` and
-//! `--ctdir`, and the alias `-m state --state` (the port options are known to getopt but
-//! refused).
+//! `--ctorigsrc`, `--ctorigdst`, `--ctreplsrc`, `--ctrepldst`, their ports, `--ctstatus`,
+//! `--ctexpire` and `--ctdir`, and the alias `-m state --state`.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -11,10 +10,11 @@ use pcn_iptables_common::conntrack::{ctstate, ips};
 use super::api::{Context, Entry, Extension, Field, Show, Value, Want, bang, entry, mandatory};
 use crate::error::Result;
 use crate::model::{CtAddr, CtOther, Match, Negatable, StateModule};
-use crate::xtables::{hostmask, mint_range, param, unsupported, value::protocol};
+use crate::xtables::{hostmask, mint_range, param, value::protocol};
 
 /// `--ctstate`, then the options of [`OTHER_OPTIONS`] (ids 1 to 12): `--ctproto` (1), the
-/// tuple addresses (2 to 5) and `--ctdir` (12) are parsed, the others refused.
+/// tuple addresses (2 to 5), `--ctstatus` (6), `--ctexpire` (7), the tuple ports (8 to 11)
+/// and `--ctdir` (12).
 pub const CONNTRACK_ENTRIES: [Entry; 13] = [
     entry("ctstate", 0, true, 0),
     entry(OTHER_OPTIONS[0], 1, true, 0),
@@ -38,6 +38,8 @@ const CTDIR: u8 = 12;
 
 /// The ids of `--ctorigsrc` … `--ctrepldst`, in `Match::ConntrackTuple::addrs`' order.
 const ADDR_IDS: std::ops::RangeInclusive<u8> = 2..=5;
+/// The ids of `--ctorigsrcport` … `--ctrepldstport`, in `CtOther::ports`' order.
+const PORT_IDS: std::ops::RangeInclusive<u8> = 8..=11;
 
 pub const STATE_ENTRIES: [Entry; 1] = [mandatory("state", 0, true)];
 
@@ -80,11 +82,8 @@ impl Extension for Conntrack {
         match id {
             0 => parse(v, StateModule::Conntrack, arg, invert),
             _ if ADDR_IDS.contains(&id) => parse_addr(v, id, arg, invert, cx),
-            CTPROTO | CTDIR | CTSTATUS | CTEXPIRE => parse_other(v, id, arg, invert, cx),
-            _ => Err(unsupported(format_args!(
-                "option \"--{}\"",
-                OTHER_OPTIONS[id as usize - 1]
-            ))),
+            _ if PORT_IDS.contains(&id) => parse_port(v, id, arg, invert, cx),
+            _ => parse_other(v, id, arg, invert, cx),
         }
     }
 
@@ -240,6 +239,47 @@ fn parse_addr(v: &mut Value, id: u8, text: &str, invert: bool, cx: &mut Context)
     Ok(())
 }
 
+/// `--ctorigsrcport` … `--ctrepldstport PORT[:PORT]` (libxtables' XTTYPE_PORTRC): each
+/// part a port number or service name as getaddrinfo(3) reads it (`port`), a part left out
+/// 0 (low) or 65535 (high).
+fn parse_port(v: &mut Value, id: u8, text: &str, invert: bool, cx: &mut Context) -> Result<()> {
+    let option = OTHER_OPTIONS[id as usize - 1];
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() > 2 {
+        return Err(param(format!(
+            "conntrack: Too many components for option \"--{option}\" (max: 2)\n"
+        )));
+    }
+    let mut range = [0u16, u16::MAX];
+    for (i, part) in parts.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+        range[i] = port(cx.db, part)
+            .ok_or_else(|| param(format!("Port \"{part}\" does not resolve to anything.\n")))?;
+    }
+    if parts.len() == 1 {
+        range[1] = range[0];
+    }
+    if let Match::ConntrackTuple { other, .. } = tuple(v) {
+        other.ports[(id - PORT_IDS.start()) as usize] = Some(Negatable {
+            value: (range[0], range[1]),
+            negated: invert,
+        });
+    }
+    Ok(())
+}
+
+/// `xtables_getportbyname`: getaddrinfo(3)'s service, a decimal number (strtoul(3) into an
+/// int: one that does not fit is looked up as a name, and fails) cut to 16 bits, else a
+/// name of /etc/services.
+fn port(db: &crate::xtables::netdb::NameDb, text: &str) -> Option<u16> {
+    match crate::xtables::value::decimal_number(text) {
+        Some(n) if n.rest.is_empty() => {
+            let num = n.magnitude.map_or(-1, |_| n.value() as i32);
+            (num >= 0).then_some(num as u16)
+        }
+        _ => db.service_port_any(text),
+    }
+}
+
 /// `--ctorigsrc` … `--ctrepldst`, each if given.
 type TupleAddrs = [Option<Negatable<CtAddr>>];
 
@@ -259,7 +299,8 @@ fn parts(m: &Match) -> Option<(Negatable<u8>, StateModule, &TupleAddrs, CtOther)
 }
 
 /// `conntrack_dump`: the options in libxt_conntrack's order whatever the order given
-/// (`--ctstate`, `--ctproto`, the addresses, `--ctstatus`, `--ctexpire`, `--ctdir`), each
+/// (`--ctstate`, `--ctproto`, the addresses, their ports, `--ctstatus`, `--ctexpire`,
+/// `--ctdir`), each
 /// with `!` before it; `prefix` is `--` for `-S`. A `-L` address is named unless numeric,
 /// `anywhere` when 0.
 fn dump(m: &Match, prefix: &str, show: Option<&Show>, out: &mut String) {
@@ -304,6 +345,15 @@ fn dump(m: &Match, prefix: &str, show: Option<&Show>, out: &mut String) {
         // xtables_ipmask_to_numeric: nothing for /32 (parsed masks have no holes).
         if a.value.mask != u32::MAX {
             let _ = write!(out, "/{}", a.value.mask.leading_ones());
+        }
+    }
+    for (p, option) in other.ports.iter().zip(&OTHER_OPTIONS[7..11]) {
+        let Some(p) = p else { continue };
+        let (lo, hi) = p.value;
+        let _ = write!(out, "{} {prefix}{option} {lo}", bang(p.negated));
+        // conntrack_dump_ports: a high port of 0 is not shown.
+        if hi != 0 && hi != lo {
+            let _ = write!(out, ":{hi}");
         }
     }
     if let Some(s) = other.status {
@@ -434,9 +484,7 @@ pub fn state_names(states: u8) -> String {
     .join(",")
 }
 
-/// libxt_conntrack's options other than `--ctstate` (revision 3, in its order). Those
-/// pcn-iptables does not implement (all but the addresses) are known to getopt all the
-/// same, so that abbreviations are as ambiguous as in iptables.
+/// libxt_conntrack's options other than `--ctstate` (revision 3, in its order).
 pub const OTHER_OPTIONS: [&str; 12] = [
     "ctproto",
     "ctorigsrc",

@@ -328,7 +328,7 @@ pub struct Recent {
 }
 
 /// `-m conntrack`'s `--ctproto` (the connection's protocol), `--ctdir` (`true`: REPLY),
-/// `--ctstatus` and `--ctexpire`.
+/// `--ctstatus`, `--ctexpire` and the tuples' ports.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CtOther {
     pub proto: Option<Negatable<u8>>,
@@ -337,6 +337,9 @@ pub struct CtOther {
     pub status: Option<Negatable<u8>>,
     /// `--ctexpire`: the connection's seconds left, inclusive.
     pub expire: Option<Negatable<(u32, u32)>>,
+    /// `--ctorigsrcport`, `--ctorigdstport`, `--ctreplsrcport`, `--ctrepldstport`: the
+    /// range as xt_conntrack keeps it (low, high).
+    pub ports: [Option<Negatable<(u16, u16)>>; 4],
 }
 
 /// `-m tos`'s value and mask.

@@ -621,14 +621,6 @@ fn unsupported_features_are_refused() {
             "target `QUEUE' is not supported by pcn-iptables",
         ),
         (
-            "-A INPUT -m conntrack --ctreplsrcp 5",
-            "option \"--ctreplsrcport\" is not supported by pcn-iptables",
-        ),
-        (
-            "-A INPUT -m conntrack --ctorigdstport 22",
-            "option \"--ctorigdstport\" is not supported by pcn-iptables",
-        ),
-        (
             "-A INPUT -p tcp --tcp-option 5",
             "option \"--tcp-option\" is not supported by pcn-iptables",
         ),
