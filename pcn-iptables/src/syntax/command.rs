@@ -356,9 +356,13 @@ impl<'a> Parse<'a> {
             'j' => {
                 self.set_option(opt::JUMP)?;
                 let name = target_name(element)?;
-                match Ext::target_by_name(name) {
-                    Some(ext) => self.target_ext = Some(Instance::new(ext)),
-                    None => self.target = Some(jump_target(name)?),
+                if super::is_announced_chain(name) {
+                    self.target = Some(Target::Jump(name.to_string()));
+                } else {
+                    match Ext::target_by_name(name) {
+                        Some(ext) => self.target_ext = Some(Instance::new(ext)),
+                        None => self.target = Some(jump_target(name)?),
+                    }
                 }
             }
             'i' => self.in_iface = Some(self.via(opt::VIANAMEIN, required(), element)?),

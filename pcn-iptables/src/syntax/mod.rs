@@ -24,6 +24,23 @@ pub use words::split_words;
 
 /// Parses the arguments after the program name, as iptables-legacy 1.8.9 does. The warnings
 /// iptables prints while parsing (deprecated `-W`, odd interface names) go to stderr here too.
+/// The chains iptables-restore declared (libxtables' `xtables_announce_chain`): `-j NAME`
+/// jumps to such a chain even where a target extension has its name.
+static ANNOUNCED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Records a chain a restore file declares.
+pub fn announce_chain(name: &str) {
+    let mut announced = ANNOUNCED.lock().unwrap_or_else(|e| e.into_inner());
+    if !announced.iter().any(|n| n == name) {
+        announced.push(name.to_string());
+    }
+}
+
+fn is_announced_chain(name: &str) -> bool {
+    let announced = ANNOUNCED.lock().unwrap_or_else(|e| e.into_inner());
+    announced.iter().any(|n| n == name)
+}
+
 pub fn parse_args(argv0: &str, args: &[String]) -> Result<Invocation> {
     let (result, warnings) = command::parse(NameDb::system(), argv0, args);
     for warning in warnings {

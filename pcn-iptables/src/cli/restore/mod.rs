@@ -321,6 +321,7 @@ impl Restore<'_> {
                 CHAIN_NAME_MAX - 1
             )));
         }
+        syntax::announce_chain(name);
         let noflush = self.options.noflush;
         let builtin = match self.open.as_mut().expect("inside a table") {
             Open::Kept { table, .. } => match table.chain_mut(name) {
