@@ -436,11 +436,9 @@ fn run_filter(dp: &Dataplane, mut state: State, invocation: &Invocation) -> Resu
                 let (chain, rulenum, zeroing) = list(table, &invocation.command, &counters)?;
                 zero_after_listing(dp, table, chain, rulenum, zeroing, echo)?;
             }
-            Command::Check { chain, rules } => {
+            Command::Check { .. } => {
                 echo()?;
-                for rule in rules {
-                    ruleset::check(table, chain, rule)?;
-                }
+                ruleset::check(table, &invocation.command)?;
             }
             Command::Zero { chain, rulenum } => {
                 echo()?;
@@ -516,11 +514,9 @@ fn run_counted(
                 let (chain, rulenum, zeroing) = list(&table, command, &counters)?;
                 zero_after_listing(dp, &table, chain, rulenum, zeroing, || echo(&table))?;
             }
-            Command::Check { chain, rules } => {
+            Command::Check { .. } => {
                 echo(&table)?;
-                for rule in rules {
-                    ruleset::check(&table, chain, rule)?;
-                }
+                ruleset::check(&table, command)?;
             }
             Command::Zero { chain, rulenum } => {
                 echo(&table)?;

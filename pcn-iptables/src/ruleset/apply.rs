@@ -59,6 +59,9 @@ pub fn apply(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u3
 
 /// The commands on rules: `-A`, `-I`, `-D`, `-R`, `-C`.
 fn apply_rules(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> u32) -> Result<()> {
+    if let Some(command) = chains_over_extensions(table, command) {
+        return apply_rules(table, &command, alloc);
+    }
     match command {
         Command::Append { chain, rules } => {
             resolve_targets(table, rules)?;
@@ -142,7 +145,7 @@ fn apply_rules(table: &mut Table, command: &Command, alloc: &mut dyn FnMut() -> 
         }
         Command::Check { chain, rules } => {
             for rule in rules {
-                check(table, chain, rule)?;
+                check_rule(table, chain, rule)?;
             }
         }
         _ => unreachable!("apply gives rule commands only"),
@@ -251,8 +254,20 @@ fn rename_chain(table: &mut Table, name: &str, new_name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `-C`: whether `rule` is in `chain`.
-pub fn check(table: &Table, chain: &str, rule: &Rule) -> Result<()> {
+/// `-C`: whether the rules of `command` are in its chain.
+pub fn check(table: &Table, command: &Command) -> Result<()> {
+    if let Some(command) = chains_over_extensions(table, command) {
+        return check(table, &command);
+    }
+    let Command::Check { chain, rules } = command else {
+        return Ok(());
+    };
+    rules
+        .iter()
+        .try_for_each(|rule| check_rule(table, chain, rule))
+}
+
+fn check_rule(table: &Table, chain: &str, rule: &Rule) -> Result<()> {
     let rules = std::slice::from_ref(rule);
     resolve_targets(table, rules)?;
     let chain = table.chain(chain).ok_or_else(bad_rule)?;
@@ -307,6 +322,40 @@ pub(crate) fn resolve_targets(table: &Table, rules: &[Rule]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// iptables' answer to a target extension that has the name of a chain of the table (one a
+/// restore file made): a jump to the chain, with a warning. `None`: no rule of `command` has
+/// such a target.
+fn chains_over_extensions(table: &Table, command: &Command) -> Option<Command> {
+    let chain_named = |r: &Rule| {
+        let t = r.target.as_ref()?;
+        crate::ext::of_target(t)?;
+        let name = super::names::target_name(t);
+        table.chain(name).map(|_| name.to_string())
+    };
+    let first = match command {
+        Command::Append { rules, .. }
+        | Command::Insert { rules, .. }
+        | Command::Delete { rules, .. }
+        | Command::Check { rules, .. } => rules.first(),
+        Command::Replace { rule, .. } => Some(rule),
+        _ => None,
+    };
+    // One command line, one target: every rule of it has the same.
+    let name = first.and_then(chain_named)?;
+    eprintln!("Warning: using chain {name}, not extension");
+    let mut command = command.clone();
+    let jump = |r: &mut Rule| r.target = Some(Target::Jump(name.clone()));
+    match &mut command {
+        Command::Append { rules, .. }
+        | Command::Insert { rules, .. }
+        | Command::Delete { rules, .. }
+        | Command::Check { rules, .. } => rules.iter_mut().for_each(jump),
+        Command::Replace { rule, .. } => jump(rule),
+        _ => {}
+    }
+    Some(command)
 }
 
 /// libiptc refuses a jump to a built-in chain when it maps the rule's target, for every rule

@@ -565,11 +565,9 @@ fn apply(
             };
             zeroed.map(|z| slots.zero(z))
         }
-        Command::Check { chain, rules } => {
+        Command::Check { .. } => {
             echo(table)?;
-            rules
-                .iter()
-                .try_for_each(|rule| ruleset::check(table, chain, rule))
+            ruleset::check(table, &invocation.command)
         }
         Command::Zero { chain, rulenum } => {
             echo(table)?;
