@@ -12,7 +12,7 @@ use crate::dataplane::sys;
 
 /// Room for `n` items and some to grow into, so that later changes rewrite the maps in place.
 pub(super) fn headroom(n: usize) -> usize {
-    n + n / 16 + 256
+    n + n / 16 + 240
 }
 
 /// A new array map of `capacity` values like `T`, mapped.

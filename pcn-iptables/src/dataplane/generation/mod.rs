@@ -167,18 +167,6 @@ fn switch(dir: &Path, build: &Path, c: &Change) -> Result<()> {
                 .with_context(|| format!("setting slot {} of the program array", c.slot))?;
         }
     }
-    // The entry programs, which the classifiers hand a packet back to after raw.
-    for (progs, entry) in [
-        ("PCN_ENTRY_XDP", attach::INGRESS_PIN),
-        ("PCN_ENTRY_TC", attach::EGRESS_PIN),
-    ] {
-        let progs = pinned(dir, progs)?;
-        let entry = pinned(dir, entry)?;
-        let want = sys::prog_id(entry.as_fd())?;
-        if sys::id_at(progs.as_fd(), 0)? != Some(want) {
-            sys::set_fd(progs.as_fd(), 0, entry.as_fd()).context("setting an entry program")?;
-        }
-    }
     if !c.fresh_counters.is_empty() {
         let mut counters = Counters::open(dir)?.context("no counters")?;
         counters.set(c.fresh_counters)?;

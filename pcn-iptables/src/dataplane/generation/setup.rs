@@ -11,7 +11,7 @@ use aya::EbpfLoader;
 use pcn_iptables_common::{Action, Bitmap, ChainConfig};
 
 use super::arrays::TRIE_KEY;
-use super::object::{CLASSIFY_TC_PIN, CLASSIFY_XDP_PIN, ELF, OUTER};
+use super::object::{CLASSIFY_TC_PIN, CLASSIFY_XDP_PIN, ELF, OUTER, pinned};
 use crate::dataplane::{
     attach::{self, ENTRIES},
     conntrack, load,
@@ -134,6 +134,18 @@ pub(super) fn setup(
             .try_for_each(|l| l.join().unwrap_or_else(|_| Err(anyhow::anyhow!("loading"))))
     })?;
     drop(t);
+    // The entry programs, which the classifiers hand a packet back to after raw.
+    for (progs, entry) in [
+        ("PCN_ENTRY_XDP", attach::INGRESS_PIN),
+        ("PCN_ENTRY_TC", attach::EGRESS_PIN),
+    ] {
+        let progs = pinned(dir, progs)?;
+        let entry = pinned(dir, entry)?;
+        let want = sys::prog_id(entry.as_fd())?;
+        if sys::id_at(progs.as_fd(), 0)? != Some(want) {
+            sys::set_fd(progs.as_fd(), 0, entry.as_fd()).context("setting an entry program")?;
+        }
+    }
     // The TC classifier's pin last: it marks the build as set up.
     for (name, pin) in [
         ("pcn_xdp_classify", CLASSIFY_XDP_PIN),
