@@ -412,7 +412,10 @@ pub struct Action {
     pub spi_range: [u32; 2],
     /// `-m hashlimit`: the table's slot plus one (0: the rule has none).
     pub hashlimit_table: u16,
-    pub _hashlimit_pad: [u16; 3],
+    /// `-m sctp`: `pkt_check::SCTP_*` bits, and the source and destination port ranges.
+    pub sctp_flags: u8,
+    pub _sctp_pad: [u8; 3],
+    pub sctp_range: [[u16; 2]; 2],
     /// The ranges of `ct_ports`, in its order (low, high).
     pub ct_port_range: [[u16; 2]; 4],
 }
@@ -490,10 +493,18 @@ pub mod pkt_check {
     /// `Action::spi_flags`: `-m esp` or `-m ah` (`Action::spi_range`), and its `!`.
     pub const SPI: u8 = 1;
     pub const SPI_INVERT: u8 = 2;
+    /// `Action::sctp_flags`: `-m sctp --sport`, `--dport` (`Action::sctp_range`), each `!`.
+    pub const SCTP_SPORT: u8 = 1;
+    pub const SCTP_SPORT_INVERT: u8 = 2;
+    pub const SCTP_DPORT: u8 = 4;
+    pub const SCTP_DPORT_INVERT: u8 = 8;
 }
 
-/// `PacketInfo::spi` of a packet that has none (not ESP or AH, a later fragment, cut short:
-/// xt_esp and xt_ah drop one cut short; here no rule matches it).
+/// The SCTP protocol number.
+pub const IPPROTO_SCTP: u8 = 132;
+
+/// `PacketInfo::spi` of a packet that has none (not ESP, AH or SCTP, a later fragment, cut
+/// short: xt_esp, xt_ah and xt_sctp drop one cut short; here no rule matches it).
 pub const SPI_NONE: u64 = 1 << 32;
 
 /// Whether packet `pkt` passes rule action `a`'s `-m pkttype`, TOS byte and `-m mark`
@@ -512,6 +523,31 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
             || owner::matches(pkt.owner, pkt.owner_uid, pkt.owner_gid, a))
         && (a.tcpmss_flags == 0 || tcpmss::matches(pkt.tcp_mss, a))
         && (a.spi_flags == 0 || spi_matches(pkt.spi, a))
+        && (a.sctp_flags == 0 || sctp_matches(pkt, a))
+}
+
+/// xt_sctp's port checks (a packet without its ports matches no rule).
+#[inline(always)]
+fn sctp_matches(pkt: &PacketInfo, a: &Action) -> bool {
+    if pkt.proto != IPPROTO_SCTP || pkt.spi == SPI_NONE {
+        return false;
+    }
+    let f = a.sctp_flags;
+    let holds = |port: u16, [lo, hi]: [u16; 2], on: u8, invert: u8| {
+        f & on == 0 || (lo <= port && port <= hi) != (f & invert != 0)
+    };
+    let (sport, dport) = ((pkt.spi >> 16) as u16, pkt.spi as u16);
+    holds(
+        sport,
+        a.sctp_range[0],
+        pkt_check::SCTP_SPORT,
+        pkt_check::SCTP_SPORT_INVERT,
+    ) && holds(
+        dport,
+        a.sctp_range[1],
+        pkt_check::SCTP_DPORT,
+        pkt_check::SCTP_DPORT_INVERT,
+    )
 }
 
 /// xt_esp's and xt_ah's `spi_match` (a packet without an SPI matches no rule).
@@ -696,7 +732,9 @@ impl Default for Action {
             tcpmss_range: [0; 2],
             spi_range: [0; 2],
             hashlimit_table: 0,
-            _hashlimit_pad: [0; 3],
+            sctp_flags: 0,
+            _sctp_pad: [0; 3],
+            sctp_range: [[0; 2]; 2],
             ct_port_range: [[0; 2]; 4],
         }
     }
@@ -864,7 +902,8 @@ pub struct PacketInfo {
     /// The TCP packet's MSS option (`tcpmss::NONE`, `MALFORMED`), read where the generation
     /// has a `-m tcpmss` rule (`chain_flag::TCPMSS`).
     pub tcp_mss: u32,
-    /// An ESP or AH packet's SPI (first fragment), `SPI_NONE` for any other.
+    /// An ESP or AH packet's SPI, or an SCTP packet's ports (source << 16 | destination),
+    /// from its first fragment; `SPI_NONE` for any other.
     pub spi: u64,
     /// 1 once a raw chain's `-j NOTRACK` (`-j CT --notrack`) exempted the packet from
     /// tracking: its state is UNTRACKED.

@@ -12,6 +12,7 @@ pub(crate) const IPPROTO_TCP: u8 = 6;
 pub(crate) const IPPROTO_UDP: u8 = 17;
 pub(crate) const IPPROTO_ESP: u8 = 50;
 pub(crate) const IPPROTO_AH: u8 = 51;
+use pcn_iptables_common::IPPROTO_SCTP;
 pub(crate) const AF_INET: u8 = 2;
 /// lo's ifindex in every network namespace.
 pub(crate) const LOOPBACK_IFINDEX: u32 = 1;
@@ -89,8 +90,8 @@ pub(crate) fn parse_ipv4(
                     }
                 }
             }
-            IPPROTO_ESP | IPPROTO_AH => {
-                // The SPI: an ESP header's first word, an AH header's second.
+            IPPROTO_ESP | IPPROTO_AH | IPPROTO_SCTP => {
+                // The SPI: an ESP header's first word, an AH header's second; SCTP's ports.
                 let at = l4 + if pkt.proto == IPPROTO_AH { 4 } else { 0 };
                 if let Some(spi) = ptr_at::<[u8; 4]>(start, end, at) {
                     pkt.spi = u32::from_be_bytes(unsafe { *spi }) as u64;

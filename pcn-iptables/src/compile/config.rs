@@ -277,6 +277,17 @@ pub(super) fn action(
         action.tcpmss_flags = flag::ON | if t.negated { flag::INVERT } else { 0 };
         action.tcpmss_range = [t.value.first, t.value.last];
     }
+    if let Some(ports) = fields::sctp(rule)? {
+        let bits = [
+            (pkt_check::SCTP_SPORT, pkt_check::SCTP_SPORT_INVERT),
+            (pkt_check::SCTP_DPORT, pkt_check::SCTP_DPORT_INVERT),
+        ];
+        for (i, (p, (on, invert))) in ports.iter().zip(bits).enumerate() {
+            let Some(p) = p else { continue };
+            action.sctp_flags |= on | if p.negated { invert } else { 0 };
+            action.sctp_range[i] = [p.value.first, p.value.last];
+        }
+    }
     if let Some(s) = fields::spi(rule)? {
         action.spi_flags = pkt_check::SPI | if s.negated { pkt_check::SPI_INVERT } else { 0 };
         action.spi_range = [s.value.first, s.value.last];

@@ -284,6 +284,14 @@ pub fn hashlimit(rule: &Rule) -> Result<Option<Hashlimit>> {
     Ok(Some(h))
 }
 
+/// The rule's `-m sctp` ports (source, destination), if it has any.
+pub fn sctp(rule: &Rule) -> Result<Option<[Option<Negatable<PortRange>>; 2]>> {
+    Ok(match one(rule, Field::Sctp, "-m sctp")? {
+        Some(Want::Sctp { sport, dport }) => Some([sport, dport]),
+        _ => None,
+    })
+}
+
 /// The rule's `-m time`, if any.
 pub fn time(rule: &Rule) -> Result<Option<TimeMatch>> {
     Ok(match one(rule, Field::Time, "-m time")? {
@@ -365,6 +373,7 @@ pub fn checked(m: &Match) -> bool {
         Field::Connmark,
         Field::Owner,
         Field::Hashlimit,
+        Field::Sctp,
     ]
     .into_iter()
     .any(|f| e.want(m, f).is_some())

@@ -86,6 +86,8 @@ pub enum Field {
     Owner,
     /// A hashlimit table's bucket checked and changed in front of the rule's action.
     Hashlimit,
+    /// An SCTP packet's ports, checked by the rule itself.
+    Sctp,
 }
 
 /// A match's constraint on one [`Field`].
@@ -115,6 +117,10 @@ pub enum Want {
     Mark(Negatable<MarkMask>),
     Owner(Owner),
     Hashlimit(Hashlimit),
+    Sctp {
+        sport: Option<Negatable<PortRange>>,
+        dport: Option<Negatable<PortRange>>,
+    },
 }
 
 impl Want {

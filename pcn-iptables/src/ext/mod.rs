@@ -37,6 +37,7 @@ pub mod pkttype;
 pub mod recent;
 pub mod redirect;
 pub mod reject;
+pub mod sctp;
 pub mod snat;
 pub mod statistic;
 pub mod tcp;
@@ -61,7 +62,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 43] = [
+pub static REGISTRY: [&dyn Extension; 44] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -90,6 +91,7 @@ pub static REGISTRY: [&dyn Extension; 43] = [
     &connmark::Connmark,
     &owner::OwnerExt,
     &hashlimit::HashlimitExt,
+    &sctp::Sctp,
     &reject::Reject,
     &log::LogExt,
     &snat::SNAT,
@@ -138,6 +140,7 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::Connmark(_) => &connmark::Connmark,
         Match::Owner(_) => &owner::OwnerExt,
         Match::Hashlimit(_) => &hashlimit::HashlimitExt,
+        Match::Sctp { .. } => &sctp::Sctp,
     }
 }
 

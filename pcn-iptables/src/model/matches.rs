@@ -174,6 +174,11 @@ pub enum Match {
     Owner(Owner),
     /// `-m hashlimit`
     Hashlimit(Hashlimit),
+    /// `-m sctp --sport`, `--dport` (`-p sctp` loads it).
+    Sctp {
+        sport: Option<Negatable<PortRange>>,
+        dport: Option<Negatable<PortRange>>,
+    },
 }
 
 /// `-m owner`: at least one of its options is set.

@@ -633,8 +633,8 @@ fn unsupported_features_are_refused() {
             "option \"--log-macdecode\" is not supported by pcn-iptables",
         ),
         (
-            "-A INPUT -p sctp --dport 9",
-            "match `sctp' is not supported by pcn-iptables",
+            "-A INPUT -p sctp --chunk-types any INIT",
+            "option \"--chunk-types\" is not supported by pcn-iptables",
         ),
         (
             "-A INPUT -s 1.2.3.4/255.0.255.0",
@@ -679,10 +679,6 @@ fn unsupported_features_are_refused() {
         (
             "-E a standard",
             "chain name `standard' (a target's name) is not supported by pcn-iptables",
-        ),
-        (
-            "-p sctp -h",
-            "match `sctp' is not supported by pcn-iptables",
         ),
     ] {
         let err = error(line);

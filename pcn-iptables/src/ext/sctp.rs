@@ -1,0 +1,169 @@
+//! libxt_sctp: `[!] --source-port|--sport port[:port]`, `[!] --destination-port|--dport
+//! port[:port]` of SCTP packets (`-p sctp` loads it); `--chunk-types` is not supported.
+
+use std::fmt::Write as _;
+
+use super::api::{Context, Entry, Extension, Field, Show, Value, Want, bang, entry, inv};
+use crate::error::Result;
+use crate::model::{Match, Negatable, PortRange};
+use crate::xtables::{param, unsupported, value::xtables_uint};
+
+pub struct Sctp;
+
+pub const ENTRIES: [Entry; 5] = [
+    entry("source-port", 0, true, 0),
+    entry("sport", 0, true, 0),
+    entry("destination-port", 1, true, 0),
+    entry("dport", 1, true, 0),
+    entry("chunk-types", 2, true, 0),
+];
+
+impl Extension for Sctp {
+    fn name(&self) -> &'static str {
+        "sctp"
+    }
+
+    fn help(&self) -> &'static str {
+        HELP
+    }
+
+    fn entries(&self) -> &'static [Entry] {
+        &ENTRIES
+    }
+
+    /// An old-style parse: its own messages for an option given twice.
+    fn generic_checks(&self) -> bool {
+        false
+    }
+
+    fn init(&self) -> Value {
+        Value::Match(Match::Sctp {
+            sport: None,
+            dport: None,
+        })
+    }
+
+    fn parse(
+        &self,
+        v: &mut Value,
+        id: u8,
+        arg: &str,
+        invert: bool,
+        cx: &mut Context,
+    ) -> Result<()> {
+        let Match::Sctp { sport, dport } = v.as_match() else {
+            unreachable!("an sctp instance holds an sctp match");
+        };
+        let (slot, long_name) = match id {
+            0 => (sport, "source-port"),
+            1 => (dport, "destination-port"),
+            _ => return Err(unsupported("option \"--chunk-types\"")),
+        };
+        if slot.is_some() {
+            return Err(param(format!("Only one `--{long_name}' allowed")));
+        }
+        *slot = Some(Negatable {
+            value: ports(cx.db, arg)?,
+            negated: invert,
+        });
+        Ok(())
+    }
+
+    fn save(&self, m: &Match, out: &mut String) {
+        for (option, p) in labelled(m, ["sport", "dport"]) {
+            let _ = write!(out, "{} --{option} {}", bang(p.negated), p.value.first);
+            if p.value.first != p.value.last {
+                let _ = write!(out, ":{}", p.value.last);
+            }
+        }
+    }
+
+    fn print(&self, m: &Match, show: &Show, out: &mut String) {
+        let port = |p: u16| match show.db.service_name(p, "sctp").filter(|_| !show.numeric) {
+            Some(name) => name.to_string(),
+            None => p.to_string(),
+        };
+        out.push_str(" sctp");
+        // print_ports: a whole range not negated is not shown.
+        let whole = |p: &&Negatable<PortRange>| {
+            p.value.first == 0 && p.value.last == u16::MAX && !p.negated
+        };
+        for (label, p) in labelled(m, ["spt", "dpt"])
+            .into_iter()
+            .filter(|(_, p)| !whole(p))
+        {
+            let (first, last) = (port(p.value.first), port(p.value.last));
+            let _ = match p.value.first == p.value.last {
+                true => write!(out, " {label}:{}{first}", inv(p.negated)),
+                false => write!(out, " {label}s:{}{first}:{last}", inv(p.negated)),
+            };
+        }
+    }
+
+    fn want(&self, m: &Match, field: Field) -> Option<Want> {
+        match (m, field) {
+            (Match::Sctp { sport, dport }, Field::Sctp) => Some(Want::Sctp {
+                sport: sport.clone(),
+                dport: dport.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The ports are not in the flow cache's key.
+    fn per_packet(&self, _: &Match) -> bool {
+        true
+    }
+}
+
+/// The source and destination ranges given, under `labels`.
+fn labelled<'a>(
+    m: &'a Match,
+    labels: [&'static str; 2],
+) -> Vec<(&'static str, &'a Negatable<PortRange>)> {
+    let Match::Sctp { sport, dport } = m else {
+        return Vec::new();
+    };
+    labels
+        .into_iter()
+        .zip([sport, dport])
+        .filter_map(|(label, p)| Some((label, p.as_ref()?)))
+        .collect()
+}
+
+/// libxt_sctp's `parse_sctp_ports`: `port`, `first:last`, `:last`, `first:`, each a service
+/// of sctp or a number (xtables_parse_port).
+fn ports(db: &crate::xtables::netdb::NameDb, text: &str) -> Result<PortRange> {
+    let port = |s: &str| {
+        db.service_port(s, "sctp")
+            .or_else(|| xtables_uint(s, 0, u16::MAX as u64).map(|p| p as u16))
+            .ok_or_else(|| param(format!("invalid port/service `{s}' specified")))
+    };
+    let Some((first, last)) = text.split_once(':') else {
+        let p = port(text)?;
+        return Ok(PortRange { first: p, last: p });
+    };
+    let first = if first.is_empty() { 0 } else { port(first)? };
+    let last = if last.is_empty() {
+        u16::MAX
+    } else {
+        port(last)?
+    };
+    if first > last {
+        return Err(param("invalid portrange (min > max)"));
+    }
+    Ok(PortRange { first, last })
+}
+
+/// libxt's help text.
+pub const HELP: &str = concat!(
+    "\n",
+    "sctp match options\n",
+    "[!] --source-port port[:port]                          match source port(s)\n",
+    " --sport ...\n",
+    "[!] --destination-port port[:port]                     match destination port(s)\n",
+    " --dport ...\n",
+    "[!] --chunk-types (all|any|none) (chunktype[:flags])+\tmatch if all, any or none of\n",
+    "\t\t\t\t\t\t        chunktypes are present\n",
+    "chunktypes - DATA INIT INIT_ACK SACK HEARTBEAT HEARTBEAT_ACK ABORT SHUTDOWN SHUTDOWN_ACK ERROR COOKIE_ECHO COOKIE_ACK ECN_ECNE ECN_CWR SHUTDOWN_COMPLETE ASCONF ASCONF_ACK FORWARD_TSN ALL NONE\n",
+);
