@@ -131,28 +131,13 @@ fn labelled<'a>(
         .collect()
 }
 
-/// libxt_sctp's `parse_sctp_ports`: `port`, `first:last`, `:last`, `first:`, each a service
-/// of sctp or a number (xtables_parse_port).
+/// libxt_sctp's `parse_sctp_ports`: as tcp's, each port an sctp service or a number
+/// (`xtables_parse_port`).
 fn ports(db: &crate::xtables::netdb::NameDb, text: &str) -> Result<PortRange> {
-    let port = |s: &str| {
+    super::tcp::port_range(text, |s| {
         db.service_port(s, "sctp")
             .or_else(|| xtables_uint(s, 0, u16::MAX as u64).map(|p| p as u16))
-            .ok_or_else(|| param(format!("invalid port/service `{s}' specified")))
-    };
-    let Some((first, last)) = text.split_once(':') else {
-        let p = port(text)?;
-        return Ok(PortRange { first: p, last: p });
-    };
-    let first = if first.is_empty() { 0 } else { port(first)? };
-    let last = if last.is_empty() {
-        u16::MAX
-    } else {
-        port(last)?
-    };
-    if first > last {
-        return Err(param("invalid portrange (min > max)"));
-    }
-    Ok(PortRange { first, last })
+    })
 }
 
 /// libxt's help text.

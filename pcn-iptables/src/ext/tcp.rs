@@ -319,9 +319,13 @@ fn flag_names(flags: u8) -> String {
 
 /// The tcp match's `parse_tcp_ports`: `port`, `first:last`, `:last`, `first:`.
 pub fn ports(db: &NameDb, text: &str) -> Result<PortRange> {
-    let port = |s: &str| {
-        value::tcp_port(db, s).ok_or_else(|| param(format!("invalid port/service `{s}' specified")))
-    };
+    port_range(text, |s| value::tcp_port(db, s))
+}
+
+/// `parse_tcp_ports` and `parse_sctp_ports`, each port read by `lookup`.
+pub fn port_range(text: &str, lookup: impl Fn(&str) -> Option<u16>) -> Result<PortRange> {
+    let port =
+        |s: &str| lookup(s).ok_or_else(|| param(format!("invalid port/service `{s}' specified")));
     let Some((first, last)) = text.split_once(':') else {
         let p = port(text)?;
         return Ok(PortRange { first: p, last: p });

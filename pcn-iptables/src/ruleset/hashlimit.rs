@@ -12,16 +12,10 @@ use crate::model::{Hashlimit, HashlimitTable, Match, Table};
 
 /// Every `-m hashlimit` of the namespace's rules, filter's then the other tables', in order.
 fn matches(table: &Table) -> impl Iterator<Item = &Hashlimit> {
-    let others = table.tables.others.iter().map(|(_, t)| t);
-    std::iter::once(table)
-        .chain(others)
-        .flat_map(|t| &t.chains)
-        .flat_map(|c| &c.rules)
-        .flat_map(|r| &r.matches)
-        .filter_map(|m| match m {
-            Match::Hashlimit(h) => Some(h),
-            _ => None,
-        })
+    super::every_match(table).filter_map(|m| match m {
+        Match::Hashlimit(h) => Some(h),
+        _ => None,
+    })
 }
 
 /// The tables of `table`'s rules, given those of the running ruleset (`old`): a table keeps

@@ -9,16 +9,10 @@ use crate::model::{Match, Recent, RecentList, Table};
 
 /// Every `-m recent` of the namespace's rules, filter's then the other tables', in order.
 fn matches(table: &Table) -> impl Iterator<Item = &Recent> {
-    let others = table.tables.others.iter().map(|(_, t)| t);
-    std::iter::once(table)
-        .chain(others)
-        .flat_map(|t| &t.chains)
-        .flat_map(|c| &c.rules)
-        .flat_map(|r| &r.matches)
-        .filter_map(|m| match m {
-            Match::Recent(r) => Some(r),
-            _ => None,
-        })
+    super::every_match(table).filter_map(|m| match m {
+        Match::Recent(r) => Some(r),
+        _ => None,
+    })
 }
 
 /// The lists of `table`'s rules, given those of the running ruleset (`old`): a list keeps its
