@@ -428,10 +428,15 @@ fn tc_next(ctx: &TcContext, next: Next<i32>) -> i32 {
             _ => TC_ACT_UNSPEC,
         },
         Next::Resume => {
-            if let Some(pkt) = PCN_PACKETS.get_ptr_mut(TC) {
+            let pkt = PCN_PACKETS.get_ptr_mut(TC);
+            if let Some(pkt) = pkt {
                 unsafe { (*pkt).resume = RESUME };
             }
             unsafe { raw::PCN_ENTRY_TC.tail_call(ctx, 0) };
+            // As at XDP.
+            if let Some(pkt) = pkt {
+                unsafe { (*pkt).resume = 0 };
+            }
             TC_ACT_SHOT
         }
     }
@@ -473,6 +478,9 @@ pub fn pcn_xdp_classify(ctx: XdpContext) -> u32 {
         Next::Resume => {
             pkt.resume = RESUME;
             unsafe { raw::PCN_ENTRY_XDP.tail_call(&ctx, 0) };
+            // No entry program to go back to: fail closed, and leave no mark for the next
+            // packet.
+            pkt.resume = 0;
             xdp_action::XDP_DROP
         }
         _ => {
