@@ -33,6 +33,8 @@ pub(crate) fn start(pkt: &mut PacketInfo, chain: u32) {
 }
 
 /// A packet raw's base `chain` does not classify: counted by its policy if raw is loaded.
+/// The chain is looked up again rather than kept from `classifies`: a value held across the
+/// parse and tracking multiplies the verifier's states (pcn_ingress 88k → 150k–164k).
 #[inline(always)]
 pub(crate) fn pass(pkt: &PacketInfo, flags: u32, chain: u32) {
     if flags & chain_flag::RAW == 0 {
