@@ -67,8 +67,14 @@ fn attach_one(dir: &Path, kind: &str, link: &Link, hook: Hook, needs: Needs) -> 
     let opening = || format!("opening {}", entry.display());
     let attached = if kind == "xdp" {
         let mut prog = Xdp::from_pin(&entry, XdpAttachType::Interface).with_context(opening)?;
+        // Generic mode runs on the skb, just before TC ingress: where XDP cannot give a frame
+        // metadata, pcn_answer takes what XDP hands it there (see the eBPF crate's `meta`).
+        let mode = match super::settings::xdp_adjusts_meta() {
+            true => XdpMode::Default,
+            false => XdpMode::Skb,
+        };
         let id = prog
-            .attach_to_if_index(link.ifindex, XdpMode::Default)
+            .attach_to_if_index(link.ifindex, mode)
             .with_context(|| format!("attaching XDP to {}", link.name))?;
         FdLink::try_from(prog.take_link(id)?)?
     } else {

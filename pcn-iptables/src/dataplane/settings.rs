@@ -106,15 +106,19 @@ fn if_addrs() -> [IfAddr; IF_ADDRS] {
     out
 }
 
-/// The eBPF object's global that lets its programs read kernel memory (`--log-uid`).
+/// The eBPF object's globals: its programs may read kernel memory (`--log-uid`), and XDP may
+/// give frames metadata (see the eBPF crate's `meta`).
 const READ_KERNEL: &str = "PCN_READ_KERNEL";
+const XDP_META: &str = "PCN_XDP_META";
 
-/// Sets the eBPF object's globals before it loads: `PCN_READ_KERNEL` is 1 only where the
-/// kernel lets BPF programs call bpf_probe_read_kernel (not under lockdown's confidentiality
-/// mode); at 0 the verifier drops the reads as dead code, so the programs load either way.
+/// Sets the eBPF object's globals before it loads, each 1 only where the kernel lets its
+/// programs call the helper (`PCN_READ_KERNEL`: bpf_probe_read_kernel, refused under
+/// lockdown's confidentiality mode; `PCN_XDP_META`: bpf_xdp_adjust_meta, refused by some
+/// builds); at 0 the verifier drops the calls as dead code, so the programs load either way.
 pub fn globals(loader: &mut aya::EbpfLoader<'_>) {
-    let on: &'static u8 = if can_read_kernel() { &1 } else { &0 };
-    loader.override_global(READ_KERNEL, on, false);
+    let flag = |on: bool| -> &'static u8 { if on { &1 } else { &0 } };
+    loader.override_global(READ_KERNEL, flag(can_read_kernel()), false);
+    loader.override_global(XDP_META, flag(xdp_adjusts_meta()), false);
 }
 
 /// `Settings::sock_offsets_set`: the offsets are known, and BPF may read kernel memory.
@@ -147,28 +151,54 @@ pub fn reads_socket_owners(dir: &Path) -> bool {
     offsets && can_read_kernel()
 }
 
-/// Whether a TC program may call bpf_probe_read_kernel: loads one that does (a few
-/// instructions, no map) and throws it away.
+/// Whether a TC program may call bpf_probe_read_kernel.
 fn can_read_kernel() -> bool {
     const SCHED_CLS: u32 = 3;
-    const BPF_PROG_LOAD: libc::c_long = 5;
     const PROBE_READ_KERNEL: i32 = 113;
-    // code, dst | src << 4, off, imm
-    let insn = |code: u8, regs: u8, imm: i32| -> u64 {
-        u64::from(code) | u64::from(regs) << 8 | u64::from(imm as u32) << 32
-    };
-    let prog = [
-        insn(0xbf, 1 | 10 << 4, 0),       // r1 = r10
-        insn(0x07, 1, -8),                // r1 += -8
-        insn(0xb7, 2, 8),                 // r2 = 8
-        insn(0xb7, 3, 0),                 // r3 = 0
-        insn(0x85, 0, PROBE_READ_KERNEL), // call bpf_probe_read_kernel
-        insn(0xb7, 0, 0),                 // r0 = 0
-        insn(0x95, 0, 0),                 // exit
-    ];
+    loads(
+        SCHED_CLS,
+        &[
+            insn(0xbf, 1 | 10 << 4, 0),       // r1 = r10
+            insn(0x07, 1, -8),                // r1 += -8
+            insn(0xb7, 2, 8),                 // r2 = 8
+            insn(0xb7, 3, 0),                 // r3 = 0
+            insn(0x85, 0, PROBE_READ_KERNEL), // call bpf_probe_read_kernel
+            insn(0xb7, 0, 0),                 // r0 = 0
+            insn(0x95, 0, 0),                 // exit
+        ],
+    )
+}
+
+/// Whether an XDP program may call bpf_xdp_adjust_meta: where it may not, XDP runs in generic
+/// mode (see `attach`). Asked once per process.
+pub fn xdp_adjusts_meta() -> bool {
+    static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        const XDP: u32 = 6;
+        const XDP_ADJUST_META: i32 = 54;
+        loads(
+            XDP,
+            &[
+                insn(0xb7, 2, 0),               // r2 = 0 (r1: the context)
+                insn(0x85, 0, XDP_ADJUST_META), // call bpf_xdp_adjust_meta
+                insn(0xb7, 0, 2),               // r0 = XDP_PASS
+                insn(0x95, 0, 0),               // exit
+            ],
+        )
+    })
+}
+
+/// An instruction: code, dst | src << 4, imm (no offset).
+fn insn(code: u8, regs: u8, imm: i32) -> u64 {
+    u64::from(code) | u64::from(regs) << 8 | u64::from(imm as u32) << 32
+}
+
+/// Whether the kernel loads `prog` (no maps) as a program of type `kind`; throws it away.
+fn loads(kind: u32, prog: &[u64]) -> bool {
+    const BPF_PROG_LOAD: libc::c_long = 5;
     let license = c"GPL";
     let mut attr = [0u64; 16];
-    attr[0] = u64::from(SCHED_CLS) | (prog.len() as u64) << 32;
+    attr[0] = u64::from(kind) | (prog.len() as u64) << 32;
     attr[1] = prog.as_ptr() as u64;
     attr[2] = license.as_ptr() as u64;
     // SAFETY: a bpf_attr for BPF_PROG_LOAD (the rest zeroed); the pointers outlive the call.
