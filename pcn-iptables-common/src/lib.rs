@@ -412,10 +412,12 @@ pub struct Action {
     pub spi_range: [u32; 2],
     /// `-m hashlimit`: the table's slot plus one (0: the rule has none).
     pub hashlimit_table: u16,
-    /// `-m sctp`: `pkt_check::SCTP_*` bits, and the source and destination port ranges.
-    pub sctp_flags: u8,
-    pub _sctp_pad: [u8; 3],
-    pub sctp_range: [[u16; 2]; 2],
+    /// `-m sctp` or `-m dccp`: `pkt_check::PORTS_*` bits, the protocol, DCCP's types (bit
+    /// `1 << type`), and the source and destination port ranges.
+    pub ports_flags: u8,
+    pub ports_proto: u8,
+    pub dccp_types: u16,
+    pub ports_range: [[u16; 2]; 2],
     /// The ranges of `ct_ports`, in its order (low, high).
     pub ct_port_range: [[u16; 2]; 4],
 }
@@ -493,19 +495,26 @@ pub mod pkt_check {
     /// `Action::spi_flags`: `-m esp` or `-m ah` (`Action::spi_range`), and its `!`.
     pub const SPI: u8 = 1;
     pub const SPI_INVERT: u8 = 2;
-    /// `Action::sctp_flags`: `-m sctp --sport`, `--dport` (`Action::sctp_range`), each `!`.
-    pub const SCTP_SPORT: u8 = 1;
-    pub const SCTP_SPORT_INVERT: u8 = 2;
-    pub const SCTP_DPORT: u8 = 4;
-    pub const SCTP_DPORT_INVERT: u8 = 8;
+    /// `Action::ports_flags`: `-m sctp` or `-m dccp` `--sport`, `--dport`
+    /// (`Action::ports_range`), `--dccp-types` (`Action::dccp_types`), each `!`.
+    pub const PORTS_SPORT: u8 = 1;
+    pub const PORTS_SPORT_INVERT: u8 = 2;
+    pub const PORTS_DPORT: u8 = 4;
+    pub const PORTS_DPORT_INVERT: u8 = 8;
+    pub const PORTS_TYPES: u8 = 16;
+    pub const PORTS_TYPES_INVERT: u8 = 32;
 }
 
-/// The SCTP protocol number.
+/// The SCTP and DCCP protocol numbers.
 pub const IPPROTO_SCTP: u8 = 132;
+pub const IPPROTO_DCCP: u8 = 33;
 
-/// `PacketInfo::spi` of a packet that has none (not ESP, AH or SCTP, a later fragment, cut
-/// short: xt_esp, xt_ah and xt_sctp drop one cut short; here no rule matches it).
+/// `PacketInfo::spi` of a packet that has none (not ESP, AH, SCTP or DCCP, a later fragment,
+/// cut short: xt_esp, xt_ah, xt_sctp and xt_dccp drop one cut short; here no rule matches it).
 pub const SPI_NONE: u64 = 1 << 32;
+
+/// Where a DCCP packet's type sits in `PacketInfo::spi`, above its ports.
+pub const SPI_DCCP_TYPE: u32 = 40;
 
 /// Whether packet `pkt` passes rule action `a`'s `-m pkttype`, TOS byte and `-m mark`
 /// matches, if it has them.
@@ -523,31 +532,34 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
             || owner::matches(pkt.owner, pkt.owner_uid, pkt.owner_gid, a))
         && (a.tcpmss_flags == 0 || tcpmss::matches(pkt.tcp_mss, a))
         && (a.spi_flags == 0 || spi_matches(pkt.spi, a))
-        && (a.sctp_flags == 0 || sctp_matches(pkt, a))
+        && (a.ports_flags == 0 || ports_match(pkt, a))
 }
 
-/// xt_sctp's port checks (a packet without its ports matches no rule).
+/// xt_sctp's and xt_dccp's port checks, and xt_dccp's type check (a packet without its
+/// ports matches no rule).
 #[inline(always)]
-fn sctp_matches(pkt: &PacketInfo, a: &Action) -> bool {
-    if pkt.proto != IPPROTO_SCTP || pkt.spi == SPI_NONE {
+fn ports_match(pkt: &PacketInfo, a: &Action) -> bool {
+    if pkt.proto != a.ports_proto || pkt.spi == SPI_NONE {
         return false;
     }
-    let f = a.sctp_flags;
+    let f = a.ports_flags;
     let holds = |port: u16, [lo, hi]: [u16; 2], on: u8, invert: u8| {
         f & on == 0 || (lo <= port && port <= hi) != (f & invert != 0)
     };
     let (sport, dport) = ((pkt.spi >> 16) as u16, pkt.spi as u16);
+    let kind = (pkt.spi >> SPI_DCCP_TYPE) as u32 & 0x0f;
     holds(
         sport,
-        a.sctp_range[0],
-        pkt_check::SCTP_SPORT,
-        pkt_check::SCTP_SPORT_INVERT,
+        a.ports_range[0],
+        pkt_check::PORTS_SPORT,
+        pkt_check::PORTS_SPORT_INVERT,
     ) && holds(
         dport,
-        a.sctp_range[1],
-        pkt_check::SCTP_DPORT,
-        pkt_check::SCTP_DPORT_INVERT,
-    )
+        a.ports_range[1],
+        pkt_check::PORTS_DPORT,
+        pkt_check::PORTS_DPORT_INVERT,
+    ) && (f & pkt_check::PORTS_TYPES == 0
+        || (a.dccp_types & (1 << kind) != 0) != (f & pkt_check::PORTS_TYPES_INVERT != 0))
 }
 
 /// xt_esp's and xt_ah's `spi_match` (a packet without an SPI matches no rule).
@@ -732,9 +744,10 @@ impl Default for Action {
             tcpmss_range: [0; 2],
             spi_range: [0; 2],
             hashlimit_table: 0,
-            sctp_flags: 0,
-            _sctp_pad: [0; 3],
-            sctp_range: [[0; 2]; 2],
+            ports_flags: 0,
+            ports_proto: 0,
+            dccp_types: 0,
+            ports_range: [[0; 2]; 2],
             ct_port_range: [[0; 2]; 4],
         }
     }
@@ -902,8 +915,9 @@ pub struct PacketInfo {
     /// The TCP packet's MSS option (`tcpmss::NONE`, `MALFORMED`), read where the generation
     /// has a `-m tcpmss` rule (`chain_flag::TCPMSS`).
     pub tcp_mss: u32,
-    /// An ESP or AH packet's SPI, or an SCTP packet's ports (source << 16 | destination),
-    /// from its first fragment; `SPI_NONE` for any other.
+    /// An ESP or AH packet's SPI, or an SCTP or DCCP packet's ports (source << 16 |
+    /// destination; a DCCP packet's type above, at `SPI_DCCP_TYPE`), from its first
+    /// fragment; `SPI_NONE` for any other.
     pub spi: u64,
     /// 1 once a raw chain's `-j NOTRACK` (`-j CT --notrack`) exempted the packet from
     /// tracking: its state is UNTRACKED.

@@ -12,7 +12,7 @@ pub(crate) const IPPROTO_TCP: u8 = 6;
 pub(crate) const IPPROTO_UDP: u8 = 17;
 pub(crate) const IPPROTO_ESP: u8 = 50;
 pub(crate) const IPPROTO_AH: u8 = 51;
-use pcn_iptables_common::IPPROTO_SCTP;
+use pcn_iptables_common::{IPPROTO_DCCP, IPPROTO_SCTP, SPI_DCCP_TYPE};
 pub(crate) const AF_INET: u8 = 2;
 /// lo's ifindex in every network namespace.
 pub(crate) const LOOPBACK_IFINDEX: u32 = 1;
@@ -95,6 +95,14 @@ pub(crate) fn parse_ipv4(
                 let at = l4 + if pkt.proto == IPPROTO_AH { 4 } else { 0 };
                 if let Some(spi) = ptr_at::<[u8; 4]>(start, end, at) {
                     pkt.spi = u32::from_be_bytes(unsafe { *spi }) as u64;
+                }
+            }
+            IPPROTO_DCCP => {
+                // The ports and the type, of a whole generic header (xt_dccp's).
+                if let Some(h) = ptr_at::<[u8; 12]>(start, end, l4) {
+                    let h = unsafe { &*h };
+                    let ports = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as u64;
+                    pkt.spi = ports | ((h[8] >> 1) as u64 & 0x0f) << SPI_DCCP_TYPE;
                 }
             }
             IPPROTO_ICMP => {

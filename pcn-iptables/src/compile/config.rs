@@ -277,16 +277,32 @@ pub(super) fn action(
         action.tcpmss_flags = flag::ON | if t.negated { flag::INVERT } else { 0 };
         action.tcpmss_range = [t.value.first, t.value.last];
     }
-    if let Some(ports) = fields::sctp(rule)? {
+    if let Some(Want::Ports {
+        proto,
+        sport,
+        dport,
+        dccp_types,
+    }) = fields::proto_ports(rule)?
+    {
         let bits = [
-            (pkt_check::SCTP_SPORT, pkt_check::SCTP_SPORT_INVERT),
-            (pkt_check::SCTP_DPORT, pkt_check::SCTP_DPORT_INVERT),
+            (pkt_check::PORTS_SPORT, pkt_check::PORTS_SPORT_INVERT),
+            (pkt_check::PORTS_DPORT, pkt_check::PORTS_DPORT_INVERT),
         ];
-        for (i, (p, (on, invert))) in ports.iter().zip(bits).enumerate() {
+        for (i, (p, (on, invert))) in [sport, dport].iter().zip(bits).enumerate() {
             let Some(p) = p else { continue };
-            action.sctp_flags |= on | if p.negated { invert } else { 0 };
-            action.sctp_range[i] = [p.value.first, p.value.last];
+            action.ports_flags |= on | if p.negated { invert } else { 0 };
+            action.ports_range[i] = [p.value.first, p.value.last];
         }
+        if let Some(t) = dccp_types {
+            action.ports_flags |= pkt_check::PORTS_TYPES
+                | if t.negated {
+                    pkt_check::PORTS_TYPES_INVERT
+                } else {
+                    0
+                };
+            action.dccp_types = t.value;
+        }
+        action.ports_proto = proto;
     }
     if let Some(s) = fields::spi(rule)? {
         action.spi_flags = pkt_check::SPI | if s.negated { pkt_check::SPI_INVERT } else { 0 };

@@ -284,12 +284,9 @@ pub fn hashlimit(rule: &Rule) -> Result<Option<Hashlimit>> {
     Ok(Some(h))
 }
 
-/// The rule's `-m sctp` ports (source, destination), if it has any.
-pub fn sctp(rule: &Rule) -> Result<Option<[Option<Negatable<PortRange>>; 2]>> {
-    Ok(match one(rule, Field::Sctp, "-m sctp")? {
-        Some(Want::Sctp { sport, dport }) => Some([sport, dport]),
-        _ => None,
-    })
+/// The rule's `-m sctp` or `-m dccp`, if it has one.
+pub fn proto_ports(rule: &Rule) -> Result<Option<Want>> {
+    one(rule, Field::Ports, "-m sctp or -m dccp")
 }
 
 /// The rule's `-m time`, if any.
@@ -373,7 +370,7 @@ pub fn checked(m: &Match) -> bool {
         Field::Connmark,
         Field::Owner,
         Field::Hashlimit,
-        Field::Sctp,
+        Field::Ports,
     ]
     .into_iter()
     .any(|f| e.want(m, f).is_some())

@@ -550,7 +550,9 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
         Match::Time(_) => unreachable!("no -m time in the model test: it has no clock"),
         Match::Tcpmss(_) => unreachable!("no -m tcpmss in the model test: it has no options"),
         Match::Esp(_) | Match::Ah(_) => unreachable!("no IPsec in the model test"),
-        Match::Sctp { .. } => unreachable!("no SCTP in the model test"),
+        Match::Sctp { .. } | Match::Dccp { .. } => {
+            unreachable!("no SCTP or DCCP in the model test")
+        }
         // xt_connmark: no connection, no match, `!` or not.
         Match::Connmark(m) => {
             matches!(p.ctstate & 7, 1..=3)

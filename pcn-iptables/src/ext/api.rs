@@ -86,8 +86,8 @@ pub enum Field {
     Owner,
     /// A hashlimit table's bucket checked and changed in front of the rule's action.
     Hashlimit,
-    /// An SCTP packet's ports, checked by the rule itself.
-    Sctp,
+    /// An SCTP or DCCP packet's ports (and DCCP's type), checked by the rule itself.
+    Ports,
 }
 
 /// A match's constraint on one [`Field`].
@@ -117,9 +117,11 @@ pub enum Want {
     Mark(Negatable<MarkMask>),
     Owner(Owner),
     Hashlimit(Hashlimit),
-    Sctp {
+    Ports {
+        proto: u8,
         sport: Option<Negatable<PortRange>>,
         dport: Option<Negatable<PortRange>>,
+        dccp_types: Option<Negatable<u16>>,
     },
 }
 

@@ -239,45 +239,17 @@ fn parse_addr(v: &mut Value, id: u8, text: &str, invert: bool, cx: &mut Context)
     Ok(())
 }
 
-/// `--ctorigsrcport` … `--ctrepldstport PORT[:PORT]` (libxtables' XTTYPE_PORTRC): each
-/// part a port number or service name as getaddrinfo(3) reads it (`port`), a part left out
-/// 0 (low) or 65535 (high).
+/// `--ctorigsrcport` … `--ctrepldstport PORT[:PORT]` (libxtables' XTTYPE_PORTRC).
 fn parse_port(v: &mut Value, id: u8, text: &str, invert: bool, cx: &mut Context) -> Result<()> {
     let option = OTHER_OPTIONS[id as usize - 1];
-    let parts: Vec<&str> = text.split(':').collect();
-    if parts.len() > 2 {
-        return Err(param(format!(
-            "conntrack: Too many components for option \"--{option}\" (max: 2)\n"
-        )));
-    }
-    let mut range = [0u16, u16::MAX];
-    for (i, part) in parts.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
-        range[i] = port(cx.db, part)
-            .ok_or_else(|| param(format!("Port \"{part}\" does not resolve to anything.\n")))?;
-    }
-    if parts.len() == 1 {
-        range[1] = range[0];
-    }
+    let [low, high] = crate::xtables::port_range(cx.db, "conntrack", option, text)?;
     if let Match::ConntrackTuple { other, .. } = tuple(v) {
         other.ports[(id - PORT_IDS.start()) as usize] = Some(Negatable {
-            value: (range[0], range[1]),
+            value: (low, high),
             negated: invert,
         });
     }
     Ok(())
-}
-
-/// `xtables_getportbyname`: getaddrinfo(3)'s service, a decimal number (strtoul(3) into an
-/// int: one that does not fit is looked up as a name, and fails) cut to 16 bits, else a
-/// name of /etc/services.
-fn port(db: &crate::xtables::netdb::NameDb, text: &str) -> Option<u16> {
-    match crate::xtables::value::decimal_number(text) {
-        Some(n) if n.rest.is_empty() => {
-            let num = n.magnitude.map_or(-1, |_| n.value() as i32);
-            (num >= 0).then_some(num as u16)
-        }
-        _ => db.service_port_any(text),
-    }
 }
 
 /// `--ctorigsrc` … `--ctrepldst`, each if given.

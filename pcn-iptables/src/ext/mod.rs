@@ -14,6 +14,7 @@ pub mod connmark;
 pub mod connmark_target;
 pub mod conntrack;
 pub mod ct_target;
+pub mod dccp;
 pub mod dnat;
 pub mod dscp;
 pub mod dscp_target;
@@ -62,7 +63,7 @@ use crate::xtables::netdb::NameDb;
 use crate::xtables::param;
 
 /// Every extension, matches first (in the order `-m` looks them up), then targets.
-pub static REGISTRY: [&dyn Extension; 44] = [
+pub static REGISTRY: [&dyn Extension; 45] = [
     &tcp::Tcp,
     &udp::Udp,
     &conntrack::Conntrack,
@@ -92,6 +93,7 @@ pub static REGISTRY: [&dyn Extension; 44] = [
     &owner::OwnerExt,
     &hashlimit::HashlimitExt,
     &sctp::Sctp,
+    &dccp::Dccp,
     &reject::Reject,
     &log::LogExt,
     &snat::SNAT,
@@ -141,6 +143,7 @@ pub fn of(m: &Match) -> &'static dyn Extension {
         Match::Owner(_) => &owner::OwnerExt,
         Match::Hashlimit(_) => &hashlimit::HashlimitExt,
         Match::Sctp { .. } => &sctp::Sctp,
+        Match::Dccp { .. } => &dccp::Dccp,
     }
 }
 

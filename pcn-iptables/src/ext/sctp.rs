@@ -7,6 +7,7 @@ use super::api::{Context, Entry, Extension, Field, Show, Value, Want, bang, entr
 use crate::error::Result;
 use crate::model::{Match, Negatable, PortRange};
 use crate::xtables::{param, unsupported, value::xtables_uint};
+use pcn_iptables_common::IPPROTO_SCTP;
 
 pub struct Sctp;
 
@@ -70,41 +71,25 @@ impl Extension for Sctp {
     }
 
     fn save(&self, m: &Match, out: &mut String) {
-        for (option, p) in labelled(m, ["sport", "dport"]) {
-            let _ = write!(out, "{} --{option} {}", bang(p.negated), p.value.first);
-            if p.value.first != p.value.last {
-                let _ = write!(out, ":{}", p.value.last);
-            }
+        if let Match::Sctp { sport, dport } = m {
+            save_ports([sport, dport], out);
         }
     }
 
     fn print(&self, m: &Match, show: &Show, out: &mut String) {
-        let port = |p: u16| match show.db.service_name(p, "sctp").filter(|_| !show.numeric) {
-            Some(name) => name.to_string(),
-            None => p.to_string(),
-        };
         out.push_str(" sctp");
-        // print_ports: a whole range not negated is not shown.
-        let whole = |p: &&Negatable<PortRange>| {
-            p.value.first == 0 && p.value.last == u16::MAX && !p.negated
-        };
-        for (label, p) in labelled(m, ["spt", "dpt"])
-            .into_iter()
-            .filter(|(_, p)| !whole(p))
-        {
-            let (first, last) = (port(p.value.first), port(p.value.last));
-            let _ = match p.value.first == p.value.last {
-                true => write!(out, " {label}:{}{first}", inv(p.negated)),
-                false => write!(out, " {label}s:{}{first}:{last}", inv(p.negated)),
-            };
+        if let Match::Sctp { sport, dport } = m {
+            print_ports([sport, dport], "sctp", show, out);
         }
     }
 
     fn want(&self, m: &Match, field: Field) -> Option<Want> {
         match (m, field) {
-            (Match::Sctp { sport, dport }, Field::Sctp) => Some(Want::Sctp {
+            (Match::Sctp { sport, dport }, Field::Ports) => Some(Want::Ports {
+                proto: IPPROTO_SCTP,
                 sport: sport.clone(),
                 dport: dport.clone(),
+                dccp_types: None,
             }),
             _ => None,
         }
@@ -116,19 +101,37 @@ impl Extension for Sctp {
     }
 }
 
-/// The source and destination ranges given, under `labels`.
-fn labelled<'a>(
-    m: &'a Match,
-    labels: [&'static str; 2],
-) -> Vec<(&'static str, &'a Negatable<PortRange>)> {
-    let Match::Sctp { sport, dport } = m else {
-        return Vec::new();
+type Ports<'a> = [&'a Option<Negatable<PortRange>>; 2];
+
+/// libxt_sctp's and libxt_dccp's save of the source and destination ranges given.
+pub(super) fn save_ports(ports: Ports, out: &mut String) {
+    for (option, p) in ["sport", "dport"].into_iter().zip(ports) {
+        let Some(p) = p else { continue };
+        let _ = write!(out, "{} --{option} {}", bang(p.negated), p.value.first);
+        if p.value.first != p.value.last {
+            let _ = write!(out, ":{}", p.value.last);
+        }
+    }
+}
+
+/// Their `print_ports`, services of `proto` by name unless numeric; a whole range not
+/// negated is not shown.
+pub(super) fn print_ports(ports: Ports, proto: &str, show: &Show, out: &mut String) {
+    let port = |p: u16| match show.db.service_name(p, proto).filter(|_| !show.numeric) {
+        Some(name) => name.to_string(),
+        None => p.to_string(),
     };
-    labels
-        .into_iter()
-        .zip([sport, dport])
-        .filter_map(|(label, p)| Some((label, p.as_ref()?)))
-        .collect()
+    for (label, p) in ["spt", "dpt"].into_iter().zip(ports) {
+        let Some(p) = p.as_ref() else { continue };
+        if p.value.first == 0 && p.value.last == u16::MAX && !p.negated {
+            continue;
+        }
+        let (first, last) = (port(p.value.first), port(p.value.last));
+        let _ = match p.value.first == p.value.last {
+            true => write!(out, " {label}:{}{first}", inv(p.negated)),
+            false => write!(out, " {label}s:{}{first}:{last}", inv(p.negated)),
+        };
+    }
 }
 
 /// libxt_sctp's `parse_sctp_ports`: as tcp's, each port an sctp service or a number

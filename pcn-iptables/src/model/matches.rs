@@ -179,6 +179,12 @@ pub enum Match {
         sport: Option<Negatable<PortRange>>,
         dport: Option<Negatable<PortRange>>,
     },
+    /// `-m dccp --sport`, `--dport`, `--dccp-types` (bit `1 << type`) (`-p dccp` loads it).
+    Dccp {
+        sport: Option<Negatable<PortRange>>,
+        dport: Option<Negatable<PortRange>>,
+        types: Option<Negatable<u16>>,
+    },
 }
 
 /// `-m owner`: at least one of its options is set.

@@ -483,6 +483,7 @@ fn check_entry(rule: &Rule, table: TableName, hooks: u8) -> Result<()> {
             Match::Esp(_) => proto_is(IPPROTO_ESP),
             Match::Ah(_) => proto_is(IPPROTO_AH),
             Match::Sctp { .. } => proto_is(pcn_iptables_common::IPPROTO_SCTP),
+            Match::Dccp { .. } => proto_is(pcn_iptables_common::IPPROTO_DCCP),
             Match::Mac(_) => only(hook::PREROUTING | hook::INPUT | hook::FORWARD),
             m if ecn::reads_tcp(m) => proto_is(IPPROTO_TCP),
             Match::Recent(r) => recent::kernel_accepts(r),

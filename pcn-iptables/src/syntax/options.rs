@@ -65,11 +65,11 @@ pub(super) const LEGAL: [(u32, &str); 15] = [
     (cmd::CHECK, "x     x  xx "),
 ];
 
-/// The match `-p NAME` loads on demand (tcp, udp, icmp, esp, ah, sctp), by the protocol's
-/// name.
+/// The match `-p NAME` loads on demand (tcp, udp, icmp, esp, ah, sctp, dccp), by the
+/// protocol's name.
 pub(super) fn by_protocol(name: &str) -> Option<Ext> {
     match name {
-        "tcp" | "udp" | "icmp" | "esp" | "ah" | "sctp" => Ext::match_by_name(name),
+        "tcp" | "udp" | "icmp" | "esp" | "ah" | "sctp" | "dccp" => Ext::match_by_name(name),
         _ => None,
     }
 }
@@ -161,9 +161,9 @@ pub(super) const EXTENSION_TARGETS: [&str; 36] = [
 
 /// Match extensions of iptables 1.8.9 for IPv4 that pcn-iptables lacks.
 #[rustfmt::skip]
-pub(super) const EXTENSION_MATCHES: [&str; 38] = [
+pub(super) const EXTENSION_MATCHES: [&str; 37] = [
     "ah", "bpf", "cgroup", "cluster", "connbytes", "connlabel", "connlimit", "connmark", "cpu",
-    "dccp", "devgroup", "dscp", "ecn", "esp", "hashlimit", "helper", "ipcomp", "ipvs", "mark",
+    "devgroup", "dscp", "ecn", "esp", "hashlimit", "helper", "ipcomp", "ipvs", "mark",
     "nfacct", "osf", "owner", "physdev", "pkttype", "policy", "quota", "rateest", "realm",
     "recent", "rpfilter", "set", "socket", "statistic", "string", "tcpmss", "time",
     "tos", "u32",
@@ -171,8 +171,7 @@ pub(super) const EXTENSION_MATCHES: [&str; 38] = [
 
 /// Long options of the protocol matches `-p` loads on demand that pcn-iptables lacks.
 #[rustfmt::skip]
-pub(super) const PROTOCOL_MATCH_OPTIONS: [(&str, &[&str]); 2] = [
-    ("dccp", &["source-port", "sport", "destination-port", "dport", "dccp-types", "dccp-option"]),
+pub(super) const PROTOCOL_MATCH_OPTIONS: [(&str, &[&str]); 1] = [
     ("ipcomp", &["ipcompspi", "compres"]),
 ];
 

@@ -637,6 +637,10 @@ fn unsupported_features_are_refused() {
             "option \"--chunk-types\" is not supported by pcn-iptables",
         ),
         (
+            "-A INPUT -p 33 -m dccp --dccp-option 3",
+            "option \"--dccp-option\" is not supported by pcn-iptables",
+        ),
+        (
             "-A INPUT -s 1.2.3.4/255.0.255.0",
             "non-contiguous mask `255.0.255.0' is not supported by pcn-iptables",
         ),

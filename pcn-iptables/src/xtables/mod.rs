@@ -67,6 +67,40 @@ pub fn uint_option(ext: &str, option: &str, text: &str, max: u64) -> Result<u64>
     })
 }
 
+/// libxtables' XTTYPE_PORTRC, `PORT[:PORT]` of option `--option` of extension `ext`: each
+/// part a port number or service name as getaddrinfo(3) reads it (`port`), a part left out
+/// 0 (low) or 65535 (high); a reversed range is taken (it matches nothing).
+pub fn port_range(db: &NameDb, ext: &str, option: &str, text: &str) -> Result<[u16; 2]> {
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() > 2 {
+        return Err(param(format!(
+            "{ext}: Too many components for option \"--{option}\" (max: 2)\n"
+        )));
+    }
+    let mut range = [0u16, u16::MAX];
+    for (i, part) in parts.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+        range[i] = port(db, part)
+            .ok_or_else(|| param(format!("Port \"{part}\" does not resolve to anything.\n")))?;
+    }
+    if parts.len() == 1 {
+        range[1] = range[0];
+    }
+    Ok(range)
+}
+
+/// `xtables_getportbyname`: getaddrinfo(3)'s service, a decimal number (strtoul(3) into an
+/// int: one that does not fit is looked up as a name, and fails) cut to 16 bits, else a
+/// name of /etc/services.
+fn port(db: &NameDb, text: &str) -> Option<u16> {
+    match value::decimal_number(text) {
+        Some(n) if n.rest.is_empty() => {
+            let num = n.magnitude.map_or(-1, |_| n.value() as i32);
+            (num >= 0).then_some(num as u16)
+        }
+        _ => db.service_port_any(text),
+    }
+}
+
 /// libxtables' `xtopt_parse_mint` for a range type (XTTYPE_UINT16RC, UINT32RC): `a`, `a:b`,
 /// `:b`, `a:`, each number read like strtoul(3) and followed by `:` or the end; a reversed
 /// range is taken (it matches nothing).

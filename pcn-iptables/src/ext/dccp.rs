@@ -1,0 +1,188 @@
+//! libxt_dccp: `[!] --source-port|--sport port[:port]`, `[!] --destination-port|--dport
+//! port[:port]`, `[!] --dccp-types type[,...]` of DCCP packets (`-p dccp` loads it);
+//! `--dccp-option` is not supported.
+
+use std::fmt::Write as _;
+
+use super::api::{Context, Entry, Extension, Field, Show, Value, Want, entry};
+use super::sctp::{print_ports, save_ports};
+use crate::error::Result;
+use crate::model::{Match, Negatable, PortRange};
+use crate::xtables::{param, port_range, unsupported};
+use pcn_iptables_common::IPPROTO_DCCP;
+
+pub struct Dccp;
+
+pub const ENTRIES: [Entry; 6] = [
+    entry("source-port", 0, true, 0),
+    entry("sport", 0, true, 0),
+    entry("destination-port", 1, true, 0),
+    entry("dport", 1, true, 0),
+    entry("dccp-types", 2, true, 0),
+    entry("dccp-option", 3, true, 0),
+];
+
+/// The packet types by number (linux/dccp.h), as libxt_dccp names them.
+const TYPES: [&str; 11] = [
+    "REQUEST", "RESPONSE", "DATA", "ACK", "DATAACK", "CLOSEREQ", "CLOSE", "RESET", "SYNC",
+    "SYNCACK", "INVALID",
+];
+
+impl Extension for Dccp {
+    fn name(&self) -> &'static str {
+        "dccp"
+    }
+
+    fn help(&self) -> &'static str {
+        HELP
+    }
+
+    fn entries(&self) -> &'static [Entry] {
+        &ENTRIES
+    }
+
+    fn init(&self) -> Value {
+        Value::Match(Match::Dccp {
+            sport: None,
+            dport: None,
+            types: None,
+        })
+    }
+
+    fn parse(
+        &self,
+        v: &mut Value,
+        id: u8,
+        arg: &str,
+        invert: bool,
+        cx: &mut Context,
+    ) -> Result<()> {
+        let Match::Dccp {
+            sport,
+            dport,
+            types,
+        } = v.as_match()
+        else {
+            unreachable!("a dccp instance holds a dccp match");
+        };
+        let (slot, option) = match id {
+            0 => (sport, "source-port"),
+            1 => (dport, "destination-port"),
+            2 => {
+                *types = Some(Negatable {
+                    value: parse_types(arg)?,
+                    negated: invert,
+                });
+                return Ok(());
+            }
+            _ => return Err(unsupported("option \"--dccp-option\"")),
+        };
+        let [first, last] = port_range(cx.db, "dccp", option, arg)?;
+        *slot = Some(Negatable {
+            value: PortRange { first, last },
+            negated: invert,
+        });
+        Ok(())
+    }
+
+    fn save(&self, m: &Match, out: &mut String) {
+        let Match::Dccp {
+            sport,
+            dport,
+            types,
+        } = m
+        else {
+            return;
+        };
+        save_ports([sport, dport], out);
+        if let Some(t) = types {
+            let bang = if t.negated { " !" } else { "" };
+            let _ = write!(out, "{bang} --dccp-types {}", type_list(t.value, false));
+        }
+    }
+
+    fn print(&self, m: &Match, show: &Show, out: &mut String) {
+        let Match::Dccp {
+            sport,
+            dport,
+            types,
+        } = m
+        else {
+            return;
+        };
+        out.push_str(" dccp");
+        print_ports([sport, dport], "dccp", show, out);
+        if let Some(t) = types {
+            let bang = if t.negated { " !" } else { "" };
+            let _ = write!(out, "{bang} {}", type_list(t.value, show.numeric));
+        }
+    }
+
+    fn want(&self, m: &Match, field: Field) -> Option<Want> {
+        match (m, field) {
+            (
+                Match::Dccp {
+                    sport,
+                    dport,
+                    types,
+                },
+                Field::Ports,
+            ) => Some(Want::Ports {
+                proto: IPPROTO_DCCP,
+                sport: sport.clone(),
+                dport: dport.clone(),
+                dccp_types: types.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The ports and type are not in the flow cache's key.
+    fn per_packet(&self, _: &Match) -> bool {
+        true
+    }
+}
+
+/// INVALID: every type from 10 on (none is defined).
+const INVALID: usize = 10;
+
+/// `parse_dccp_types`: names separated by commas (empty ones skipped), any case.
+fn parse_types(text: &str) -> Result<u16> {
+    let mut mask = 0;
+    for name in text.split(',').filter(|n| !n.is_empty()) {
+        let i = TYPES
+            .iter()
+            .position(|t| t.eq_ignore_ascii_case(name))
+            .ok_or_else(|| param(format!("Unknown DCCP type `{name}'")))?;
+        mask |= match i {
+            INVALID => u16::MAX << INVALID,
+            i => 1 << i,
+        };
+    }
+    Ok(mask)
+}
+
+/// `print_types`' list: by number, or by name (the types from 10 on once, as INVALID).
+fn type_list(mask: u16, numeric: bool) -> String {
+    let set = (0..16).filter(|i| mask & (1 << i) != 0);
+    let names: Vec<String> = match numeric {
+        true => set.map(|i| i.to_string()).collect(),
+        false => set
+            .take_while(|&i| i <= INVALID)
+            .map(|i| TYPES[i.min(INVALID)].to_string())
+            .collect(),
+    };
+    names.join(",")
+}
+
+/// libxt's help text.
+pub const HELP: &str = concat!(
+    "\n",
+    "dccp match options\n",
+    "[!] --source-port port[:port]                          match source port(s)\n",
+    " --sport ...\n",
+    "[!] --destination-port port[:port]                     match destination port(s)\n",
+    " --dport ...\n",
+    "[!] --dccp-types type[,...]                            match when packet is one of the given types\n",
+    "[!] --dccp-option option                               match if option (by number!) is set\n",
+);
