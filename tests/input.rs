@@ -14,7 +14,7 @@ scenarios!(
     input_insert_replace_flush,
 );
 
-/// `-s` (address, prefix, `!`) decides for ping, TCP and UDP alike.
+/// `-s` (address, prefix or any mask, `!`) decides for ping, TCP and UDP alike.
 fn input_by_source(fw: Fw) {
     let Pair { lab, host, c1, c2 } = Pair::new(fw);
     lab.serve(&host, &[80]);
@@ -41,6 +41,17 @@ fn input_by_source(fw: Fw) {
     lab.expect(&c1.tcp(HOST1, 80).src(C1_ALT), Drop);
     lab.expect(&c2.tcp(HOST2, 80), Pass);
     lab.expect(&c1.ping(HOST1), Pass);
+
+    // A mask that is not a prefix: the last two bits set (.3), whatever the third byte; and
+    // one negated on -d: every destination whose bit 2 is clear (.2, not .4).
+    lab.ipt_ok(&host, "-F INPUT");
+    lab.ipt_ok(&host, "-A INPUT -s 198.18.7.3/255.255.0.3 -p icmp -j DROP");
+    lab.ipt_ok(&host, "-A INPUT -p udp ! -d 0.0.0.4/0.0.0.4 -j DROP");
+    lab.expect(&c1.ping(HOST1).src(C1_ALT), Drop);
+    lab.expect(&c1.ping(HOST1).src(C1), Pass);
+    lab.expect(&c2.ping(HOST2), Pass);
+    lab.expect(&c1.udp(HOST1, 80), Drop);
+    lab.expect(&c1.udp(HOST1_ALT, 80), Pass);
     lab.check();
 }
 

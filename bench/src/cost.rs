@@ -412,8 +412,8 @@ fn fields(opts: &Options, ctx: &[u8]) -> Result<()> {
             let udp = Some(Negatable::plain(Proto::Udp.number()));
             let port = |p: u16| Some(Negatable::plain(PortRange { first: p, last: p }));
             vec![Rule {
-                src: Some(Negatable::plain(src)),
-                dst: (step >= 2).then(|| Negatable::plain(dst)),
+                src: Some(Negatable::plain(src.into())),
+                dst: (step >= 2).then(|| Negatable::plain(dst.into())),
                 in_iface: None,
                 out_iface: None,
                 fragment: None,

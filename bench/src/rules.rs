@@ -181,8 +181,8 @@ impl RuleSet {
             .map(|i| {
                 let (src, dst, port) = self.rule(i);
                 Rule {
-                    src: Some(Negatable::plain(src)),
-                    dst: Some(Negatable::plain(dst)),
+                    src: Some(Negatable::plain(src.into())),
+                    dst: Some(Negatable::plain(dst.into())),
                     in_iface: None,
                     out_iface: None,
                     fragment: None,

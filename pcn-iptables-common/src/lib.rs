@@ -307,7 +307,9 @@ pub struct Action {
     /// NAT: `nat_kind::*`, and its range: `nat_range::*` flags, addresses (network byte
     /// order bytes) and ports, inclusive.
     pub nat_kind: u8,
-    pub _pad: u8,
+    /// `-s`/`-d` with a mask that is not a prefix (`pkt_check::ADDR_*`), each checked by the
+    /// rule itself against `addr_masked`.
+    pub addr_check: u8,
     pub nat_flags: u32,
     pub nat_addr: [[u8; 4]; 2],
     pub nat_port: [u16; 2],
@@ -420,6 +422,9 @@ pub struct Action {
     pub ports_range: [[u16; 2]; 2],
     /// The ranges of `ct_ports`, in its order (low, high).
     pub ct_port_range: [[u16; 2]; 4],
+    /// The source's and the destination's address and mask (network byte order bytes), for
+    /// `addr_check`.
+    pub addr_masked: [[[u8; 4]; 2]; 2],
 }
 
 /// `-m owner` (xt_owner): `Action::owner_match` bits, and `PacketInfo::owner` states.
@@ -503,6 +508,11 @@ pub mod pkt_check {
     pub const PORTS_DPORT_INVERT: u8 = 8;
     pub const PORTS_TYPES: u8 = 16;
     pub const PORTS_TYPES_INVERT: u8 = 32;
+    /// `Action::addr_check`: `-s`, `-d` with a mask that is not a prefix, each `!`.
+    pub const ADDR_SRC: u8 = 1;
+    pub const ADDR_SRC_INVERT: u8 = 2;
+    pub const ADDR_DST: u8 = 4;
+    pub const ADDR_DST_INVERT: u8 = 8;
 }
 
 /// The SCTP and DCCP protocol numbers.
@@ -533,6 +543,28 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
         && (a.tcpmss_flags == 0 || tcpmss::matches(pkt.tcp_mss, a))
         && (a.spi_flags == 0 || spi_matches(pkt.spi, a))
         && (a.ports_flags == 0 || ports_match(pkt, a))
+        && (a.addr_check == 0 || addresses_match(pkt, a))
+}
+
+/// `-s`/`-d` with any mask, as ip_packet_match compares them (`(addr & mask) != ip`).
+#[inline(always)]
+fn addresses_match(pkt: &PacketInfo, a: &Action) -> bool {
+    let holds = |addr: [u8; 4], [want, mask]: [[u8; 4]; 2], on: u8, invert: u8| {
+        let masked = u32::from_ne_bytes(addr) & u32::from_ne_bytes(mask);
+        a.addr_check & on == 0
+            || (masked == u32::from_ne_bytes(want)) != (a.addr_check & invert != 0)
+    };
+    holds(
+        pkt.src,
+        a.addr_masked[0],
+        pkt_check::ADDR_SRC,
+        pkt_check::ADDR_SRC_INVERT,
+    ) && holds(
+        pkt.dst,
+        a.addr_masked[1],
+        pkt_check::ADDR_DST,
+        pkt_check::ADDR_DST_INVERT,
+    )
 }
 
 /// xt_sctp's and xt_dccp's port checks, and xt_dccp's type check (a packet without its
@@ -684,7 +716,7 @@ impl Default for Action {
             log_level: 0,
             log_flags: 0,
             nat_kind: 0,
-            _pad: 0,
+            addr_check: 0,
             nat_flags: 0,
             nat_addr: [[0; 4]; 2],
             nat_port: [0; 2],
@@ -749,6 +781,7 @@ impl Default for Action {
             dccp_types: 0,
             ports_range: [[0; 2]; 2],
             ct_port_range: [[0; 2]; 4],
+            addr_masked: [[[0; 4]; 2]; 2],
         }
     }
 }

@@ -170,7 +170,10 @@ fn own_bitmaps(
             _ => push_bits(
                 words,
                 nwords,
-                rules.iter().map(|r| r.matches.iter().any(fields::checked)),
+                rules.iter().map(|r| {
+                    r.matches.iter().any(fields::checked)
+                        || fields::masked(r).iter().any(Option::is_some)
+                }),
             ),
         }
         made.push(Made {

@@ -304,6 +304,15 @@ pub(super) fn action(
         }
         action.ports_proto = proto;
     }
+    let bits = [
+        (pkt_check::ADDR_SRC, pkt_check::ADDR_SRC_INVERT),
+        (pkt_check::ADDR_DST, pkt_check::ADDR_DST_INVERT),
+    ];
+    for (i, (n, (on, invert))) in fields::masked(rule).into_iter().zip(bits).enumerate() {
+        let Some(n) = n else { continue };
+        action.addr_check |= on | if n.negated { invert } else { 0 };
+        action.addr_masked[i] = [n.value.addr.octets(), n.value.mask.octets()];
+    }
     if let Some(s) = fields::spi(rule)? {
         action.spi_flags = pkt_check::SPI | if s.negated { pkt_check::SPI_INVERT } else { 0 };
         action.spi_range = [s.value.first, s.value.last];

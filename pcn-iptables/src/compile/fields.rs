@@ -9,8 +9,8 @@ use super::interval::{Interval, Values};
 use super::types::CompileError;
 use crate::ext::{self, Field, Want};
 use crate::model::{
-    Connlimit, Hashlimit, Limit, MarkMask, Match, Negatable, Owner, PortRange, Recent, Rule,
-    SpiRange, Statistic, TimeMatch,
+    AddrMask, Connlimit, Hashlimit, Limit, MarkMask, Match, Negatable, Owner, PortRange, Recent,
+    Rule, SpiRange, Statistic, TimeMatch,
 };
 use pcn_iptables_common::{connlimit, recent};
 
@@ -51,15 +51,13 @@ fn sets(rule: &Rule, field: Field) -> impl Iterator<Item = Negatable<Values>> + 
     })
 }
 
-/// `-s`/`-d`, and the matches' address ranges (`-m iprange`), all of which must hold.
+/// `-s`/`-d` with a prefix, and the matches' address ranges (`-m iprange`), all of which must
+/// hold. Another mask is the rule's own check (`masked`).
 pub fn address(rule: &Rule, source: bool) -> Result<Constraint> {
     let net = if source { &rule.src } else { &rule.dst };
-    let net = net.as_ref().map(|n| {
-        values(
-            [(u32::from(n.value.network()), u32::from(n.value.broadcast()))],
-            n.negated,
-        )
-    });
+    let net = net
+        .as_ref()
+        .and_then(|n| Some(values([n.value.range()?], n.negated)));
     let field = if source { Field::Src } else { Field::Dst };
     Ok(all_of(net.into_iter().chain(sets(rule, field)), u32::MAX))
 }
@@ -348,6 +346,11 @@ pub fn pkttype(rule: &Rule) -> Result<Option<Negatable<u8>>> {
 /// Whether a match needs the chain to look at every packet (see `flags`).
 pub fn per_packet(m: &Match) -> bool {
     ext::of(m).per_packet(m)
+}
+
+/// The rule's `-s` and `-d` whose masks are not prefixes, which it checks itself.
+pub fn masked(rule: &Rule) -> [Option<&Negatable<AddrMask>>; 2] {
+    [&rule.src, &rule.dst].map(|n| n.as_ref().filter(|n| n.value.prefix().is_none()))
 }
 
 /// Whether a match puts a check of the rule's own in front of its action: a token bucket,

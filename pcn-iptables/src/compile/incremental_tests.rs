@@ -21,9 +21,8 @@ fn rule(rng: &mut Rng, counter: u32, macs: bool) -> Rule {
             rng.below(4) as u8,
             rng.below(4) as u8,
         );
-        let n = ipnetwork::Ipv4Network::new(a, len).unwrap();
         Negatable {
-            value: ipnetwork::Ipv4Network::new(n.network(), len).unwrap(),
+            value: crate::model::AddrMask::prefixed(a, len).unwrap(),
             negated: rng.below(5) == 0,
         }
     };

@@ -18,8 +18,9 @@ use super::interval::{Interval, Values, prefixes};
 use super::*;
 use crate::ext::match_name;
 use crate::model::{
-    AddrRange, CtAddr, CtOther, IcmpType, Interface, Limit, MarkMask, Match, MultiportDir,
-    Negatable, Policy, PortRange, Rule, StateModule, Statistic, Target, TcpFlags, TosMask, TtlMode,
+    AddrMask, AddrRange, CtAddr, CtOther, IcmpType, Interface, Limit, MarkMask, Match,
+    MultiportDir, Negatable, Policy, PortRange, Rule, StateModule, Statistic, Target, TcpFlags,
+    TosMask, TtlMode,
 };
 
 #[test]
@@ -624,7 +625,7 @@ fn state_matches(states: &Negatable<u8>, v: u8) -> bool {
 
 /// The rule as iptables matches it: the IP header part (ip_packet_match), then every match.
 fn rule_matches(r: &Rule, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
-    let addr = |n: &Option<Negatable<Ipv4Network>>, a: u32| {
+    let addr = |n: &Option<Negatable<AddrMask>>, a: u32| {
         n.as_ref()
             .is_none_or(|n| n.value.contains(Ipv4Addr::from(a)) != n.negated)
     };
@@ -1056,9 +1057,16 @@ fn random_rule(rng: &mut Rng, counter: u32, base_chain: bool) -> Rule {
         rng.chance(40).then(|| {
             let len = [32u8, 24, 16, 8, 0][rng.below(5) as usize];
             let a = Ipv4Addr::from(rng.pick(&ADDRS));
-            let n = Ipv4Network::new(a, len).unwrap();
+            // A mask that is not a prefix, now and then: the rule's own check.
+            let value = match rng.chance(15) {
+                true => AddrMask::new(
+                    a,
+                    [0xff00_ff00u32, 0x00ff_00ff, 0xffff_00ff][rng.below(3) as usize].into(),
+                ),
+                false => AddrMask::prefixed(a, len).unwrap(),
+            };
             Negatable {
-                value: Ipv4Network::new(n.network(), len).unwrap(),
+                value,
                 negated: rng.chance(30),
             }
         })
@@ -1166,10 +1174,8 @@ impl Pools {
         };
         for r in rules {
             for n in [&r.src, &r.dst].into_iter().flatten() {
-                p.addrs.extend(edges32(
-                    u32::from(n.value.network()),
-                    u32::from(n.value.broadcast()),
-                ));
+                let (addr, mask) = (u32::from(n.value.addr), u32::from(n.value.mask));
+                p.addrs.extend(edges32(addr, addr | !mask));
             }
             for m in &r.matches {
                 match m {
@@ -1429,9 +1435,14 @@ fn check_actions(c: &Compiled, chain: u32, rules: &[Rule]) {
                     | Match::Connmark(_)
             )
         });
+        // A mask that is not a prefix: the rule checks the address itself.
+        let masked = [&r.src, &r.dst]
+            .into_iter()
+            .flatten()
+            .any(|n| n.value.prefix().is_none());
         assert_eq!(
             bit(checked, i),
-            limit.is_some() || tuple.is_some() || pkttype,
+            limit.is_some() || tuple.is_some() || pkttype || masked,
             "{what}"
         );
         let (states, addrs) = tuple.unwrap_or((false, &[None, None, None, None]));
@@ -1790,10 +1801,11 @@ fn a_full_chain_compiles_and_classifies() {
     let n = MAX_RULES_PER_CHAIN;
     let rule = |i: usize| Rule {
         src: Some(Negatable::plain(
-            Ipv4Network::new(Ipv4Addr::new(198, 18, (i / 256) as u8, (i % 256) as u8), 32).unwrap(),
+            AddrMask::prefixed(Ipv4Addr::new(198, 18, (i / 256) as u8, (i % 256) as u8), 32)
+                .unwrap(),
         )),
         dst: Some(Negatable::plain(
-            Ipv4Network::new(Ipv4Addr::new(198, 19, (i % 64) as u8, 0), 24).unwrap(),
+            AddrMask::prefixed(Ipv4Addr::new(198, 19, (i % 64) as u8, 0), 24).unwrap(),
         )),
         in_iface: None,
         out_iface: None,

@@ -15,7 +15,8 @@ use std::net::Ipv4Addr;
 use crate::error::Result;
 use crate::ext;
 use crate::model::{
-    Chain, Command, Interface, ListOptions, Negatable, Policy, Rule, Table, Target, Zeroing,
+    AddrMask, Chain, Command, Interface, ListOptions, Negatable, Policy, Rule, Table, Target,
+    Zeroing,
 };
 use crate::ruleset::{kernel_target_name, no_chain, resolve_targets};
 use crate::xtables::netdb::NameDb;
@@ -337,11 +338,13 @@ fn firewall(
     out.push('\n');
 }
 
-/// `ipv4_addr_to_string`: `anywhere`, or the address (named unless numeric) and `/prefix`
-/// unless /32.
-fn address(db: &NameDb, net: Option<&ipnetwork::Ipv4Network>, numeric: bool) -> String {
-    let (addr, prefix) = net.map_or((Ipv4Addr::UNSPECIFIED, 0), |n| (n.network(), n.prefix()));
-    if prefix == 0 && !numeric {
+/// `ipv4_addr_to_string`: `anywhere`, or the address (named unless numeric) and its mask
+/// (`/prefix`, or dotted where not contiguous) unless /32.
+fn address(db: &NameDb, net: Option<&AddrMask>, numeric: bool) -> String {
+    let any = AddrMask::new(Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);
+    let net = net.unwrap_or(&any);
+    let addr = net.addr;
+    if net.mask.is_unspecified() && !numeric {
         return "anywhere".into();
     }
     let name = match numeric {
@@ -351,8 +354,8 @@ fn address(db: &NameDb, net: Option<&ipnetwork::Ipv4Network>, numeric: bool) -> 
             .or_else(|| db.network_name(u32::from(addr))),
     };
     let mut text = name.map_or_else(|| addr.to_string(), str::to_string);
-    if prefix != 32 {
-        let _ = write!(text, "/{prefix}");
+    if !net.mask.is_broadcast() {
+        let _ = write!(text, "/{}", net.mask_text());
     }
     text
 }

@@ -3,20 +3,19 @@
 //! Values are kept canonical (addresses masked, `-p 6` stored as tcp) so that two rules that
 //! iptables considers equal compare equal here, which `-D` and `-C` rely on.
 
-use ipnetwork::Ipv4Network;
 use serde::{Deserialize, Serialize};
 
 use super::matches::{Match, Target};
-use super::value::{Interface, Negatable};
+use super::value::{AddrMask, Interface, Negatable};
 
 /// One rule. `counter` is the slot of its packet/byte counters in the pinned counter map; it is
 /// not part of the rule's identity.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Rule {
     #[serde(with = "network")]
-    pub src: Option<Negatable<Ipv4Network>>,
+    pub src: Option<Negatable<AddrMask>>,
     #[serde(with = "network")]
-    pub dst: Option<Negatable<Ipv4Network>>,
+    pub dst: Option<Negatable<AddrMask>>,
     pub in_iface: Option<Negatable<Interface>>,
     pub out_iface: Option<Negatable<Interface>>,
     /// `-p`; `None` is `-p all`.
@@ -50,27 +49,26 @@ impl Rule {
     }
 }
 
-/// `-s`/`-d` in the stored state as (address, prefix length, `!`): compact, and no text to
-/// format or parse (ipnetwork's own serde goes through strings).
+/// `-s`/`-d` in the stored state as (address, mask, `!`): compact, and no text to format or
+/// parse.
 mod network {
-    use super::{Ipv4Network, Negatable};
+    use super::{AddrMask, Negatable};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    type Net = Option<Negatable<Ipv4Network>>;
+    type Net = Option<Negatable<AddrMask>>;
 
     pub fn serialize<S: Serializer>(net: &Net, s: S) -> Result<S::Ok, S::Error> {
         net.as_ref()
-            .map(|n| (u32::from(n.value.ip()), n.value.prefix(), n.negated))
+            .map(|n| (u32::from(n.value.addr), u32::from(n.value.mask), n.negated))
             .serialize(s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Net, D::Error> {
-        Option::<(u32, u8, bool)>::deserialize(d)?
-            .map(|(ip, prefix, negated)| {
-                Ipv4Network::new(ip.into(), prefix)
-                    .map(|value| Negatable { value, negated })
-                    .map_err(serde::de::Error::custom)
-            })
-            .transpose()
+        Ok(
+            Option::<(u32, u32, bool)>::deserialize(d)?.map(|(addr, mask, negated)| Negatable {
+                value: AddrMask::new(addr.into(), mask.into()),
+                negated,
+            }),
+        )
     }
 }

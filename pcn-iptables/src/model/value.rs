@@ -1,4 +1,7 @@
-//! The values rules are made of: `!`, port ranges, interfaces, protocol numbers.
+//! The values rules are made of: `!`, addresses with their masks, port ranges, interfaces,
+//! protocol numbers.
+
+use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +18,62 @@ impl<T> Negatable<T> {
             value,
             negated: false,
         }
+    }
+}
+
+/// `-s`/`-d`: an address and its mask, the address masked, as `struct ipt_ip` keeps them; the
+/// mask need not be contiguous (`1.0.3.0/255.0.255.0`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AddrMask {
+    pub addr: Ipv4Addr,
+    pub mask: Ipv4Addr,
+}
+
+impl AddrMask {
+    pub fn new(addr: Ipv4Addr, mask: Ipv4Addr) -> Self {
+        AddrMask {
+            addr: addr & mask,
+            mask,
+        }
+    }
+
+    /// `addr/prefix`; None past 32.
+    pub fn prefixed(addr: Ipv4Addr, prefix: u8) -> Option<Self> {
+        let zeros = 32u32.checked_sub(u32::from(prefix))?;
+        let mask = u32::MAX.checked_shl(zeros).unwrap_or(0);
+        Some(AddrMask::new(addr, mask.into()))
+    }
+
+    /// The mask's prefix length, if it is contiguous.
+    pub fn prefix(&self) -> Option<u8> {
+        let m = u32::from(self.mask);
+        (m.leading_ones() + m.trailing_zeros() == 32).then_some(m.leading_ones() as u8)
+    }
+
+    /// The addresses a contiguous mask covers, first and last.
+    pub fn range(&self) -> Option<(u32, u32)> {
+        self.prefix()?;
+        let (addr, mask) = (u32::from(self.addr), u32::from(self.mask));
+        Some((addr, addr | !mask))
+    }
+
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        a & self.mask == self.addr
+    }
+
+    /// `xtables_ipmask_to_numeric` without its `/`: the prefix length, or the dotted mask
+    /// where it is not contiguous.
+    pub fn mask_text(&self) -> String {
+        match self.prefix() {
+            Some(p) => p.to_string(),
+            None => self.mask.to_string(),
+        }
+    }
+}
+
+impl From<ipnetwork::Ipv4Network> for AddrMask {
+    fn from(n: ipnetwork::Ipv4Network) -> Self {
+        AddrMask::new(n.network(), n.mask())
     }
 }
 

@@ -91,8 +91,8 @@ fn write_spec(
                 out,
                 "{} -{letter} {}/{}",
                 bang(*negated),
-                value.network(),
-                value.prefix()
+                value.addr,
+                value.mask_text()
             );
         }
     }

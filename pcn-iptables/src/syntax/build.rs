@@ -1,14 +1,12 @@
 //! After the last option: iptables' checks (`generic_opt_check`, the addresses), then the
 //! command.
 
-use ipnetwork::Ipv4Network;
-
 use super::invocation::Invocation;
 use super::names::{addresses, storable_chain_name};
 use super::options::{LEGAL, MAX_NAME, cmd, opt};
 use super::state::Parse;
 use crate::error::{Error, OTHER_PROBLEM, Result};
-use crate::model::{Command, ListOptions, Policy, TableName, Target, Wait, Zeroing};
+use crate::model::{AddrMask, Command, ListOptions, Policy, TableName, Target, Wait, Zeroing};
 use crate::xtables::{param, unsupported};
 
 impl<'a> Parse<'a> {
@@ -119,11 +117,7 @@ impl<'a> Parse<'a> {
     }
 
     /// The Command, from what the options gave.
-    pub(super) fn build(
-        &mut self,
-        srcs: Vec<Ipv4Network>,
-        dsts: Vec<Ipv4Network>,
-    ) -> Result<Command> {
+    pub(super) fn build(&mut self, srcs: Vec<AddrMask>, dsts: Vec<AddrMask>) -> Result<Command> {
         let chain = self.chain.clone();
         let rulenum = (self.rulenum > 0).then_some(self.rulenum);
         let named = || chain.clone().expect("the command takes a chain");

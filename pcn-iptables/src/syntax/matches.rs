@@ -1,12 +1,10 @@
 //! The matches and the target extension of a rule: their options, through each one's
 //! [`ext::Instance`], their final checks, and the rules they make.
 
-use ipnetwork::Ipv4Network;
-
 use super::state::{Iface, Parse};
 use crate::error::Result;
 use crate::ext::{self, Ext};
-use crate::model::{Negatable, Rule};
+use crate::model::{AddrMask, Negatable, Rule};
 use crate::xtables::unsupported;
 
 impl Parse<'_> {
@@ -40,11 +38,7 @@ impl Parse<'_> {
     }
 
     /// The rules of the specification, one per source × destination, canonical.
-    pub(super) fn rules(
-        &mut self,
-        srcs: &[Ipv4Network],
-        dsts: &[Ipv4Network],
-    ) -> Result<Vec<Rule>> {
+    pub(super) fn rules(&mut self, srcs: &[AddrMask], dsts: &[AddrMask]) -> Result<Vec<Rule>> {
         // `-i +` stays (libiptc compares it equal to no -i, but -L shows it); `! -i +` matches
         // nothing, which the data plane cannot say.
         let some_interface = |iface: Option<Iface>, letter| match iface {
@@ -72,9 +66,9 @@ impl Parse<'_> {
             },
             None => self.target.clone(),
         };
-        let address = |net: &Ipv4Network, inverted: Option<(&str, bool)>| {
+        let address = |net: &AddrMask, inverted: Option<(&str, bool)>| {
             let negated = inverted.is_some_and(|(_, inv)| inv);
-            (negated || net.prefix() != 0).then_some(Negatable {
+            (negated || !net.mask.is_unspecified()).then_some(Negatable {
                 value: *net,
                 negated,
             })

@@ -3,11 +3,9 @@
 
 use std::net::Ipv4Addr;
 
-use ipnetwork::Ipv4Network;
-
 use super::options::{EXTENSION_TARGETS, MAX_NAME, is_target};
 use crate::error::{Error, Result, VERSION_PROBLEM};
-use crate::model::{MAX_CHAIN_LABEL, TableName, Target};
+use crate::model::{AddrMask, MAX_CHAIN_LABEL, TableName, Target};
 use crate::xtables::netdb::NameDb;
 use crate::xtables::{param, unsupported, value};
 
@@ -101,8 +99,8 @@ pub(super) fn jump_target(name: &str) -> Result<Target> {
 }
 
 /// `xtables_ipparse_multiple`: comma-separated `host[/mask]`s, each possibly several addresses,
-/// masked.
-pub(super) fn addresses(db: &NameDb, text: &str) -> Result<Vec<Ipv4Network>> {
+/// masked (any mask, contiguous or not).
+pub(super) fn addresses(db: &NameDb, text: &str) -> Result<Vec<AddrMask>> {
     let mut nets = Vec::new();
     for item in text.split(',') {
         let item = item.trim_start_matches(value::is_c_space);
@@ -127,13 +125,7 @@ pub(super) fn addresses(db: &NameDb, text: &str) -> Result<Vec<Ipv4Network>> {
         if found.is_empty() {
             return Err(param(format!("host/network `{host}' not found")));
         }
-        let net = |addr: Ipv4Addr| {
-            Ipv4Network::with_netmask(addr & mask, mask)
-                .map_err(|_| unsupported(format_args!("non-contiguous mask `{mask}'")))
-        };
-        for addr in found {
-            nets.push(net(addr)?);
-        }
+        nets.extend(found.into_iter().map(|addr| AddrMask::new(addr, mask)));
     }
     Ok(nets)
 }

@@ -641,10 +641,6 @@ fn unsupported_features_are_refused() {
             "option \"--dccp-option\" is not supported by pcn-iptables",
         ),
         (
-            "-A INPUT -s 1.2.3.4/255.0.255.0",
-            "non-contiguous mask `255.0.255.0' is not supported by pcn-iptables",
-        ),
-        (
             "-A INPUT ! -i +",
             "`! -i +' (no interface) is not supported by pcn-iptables",
         ),
