@@ -9,6 +9,7 @@ use pcn_iptables_tests::{Drop, Fw, Lab, Ns, Pair, Pass, Routed, Transcript};
 pcn_iptables_tests::differential_scenarios!(
     multiport_ports,
     tcp_flags_and_syn,
+    tcp_options,
     icmp_types,
     iprange_and_mac,
     length_and_ttl,
@@ -152,6 +153,26 @@ fn tcp_flags_and_syn(fw: Fw) -> Transcript {
         "-A INPUT -p tcp --tcp-flags SYN NONE --dport 80 -j DROP",
     );
     lab.expect(&c1.tcp(HOST1, 80), Pass);
+    t.finish(&lab)
+}
+
+/// `--tcp-option` (with `!`), as Linux's handshakes carry them: a SYN has window scaling (3)
+/// and SACK permitted (4), every segment timestamps (8), the SYN-ACK an MSS (2).
+fn tcp_options(fw: Fw) -> Transcript {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    let mut t = Transcript::new(&lab);
+    lab.serve(&host, &[80, 81]);
+    lab.ipt_lines(
+        &host,
+        "-A INPUT -p tcp --dport 80 --tcp-option 3 -j DROP
+         -A INPUT -p tcp --dport 81 ! --tcp-option 4
+         -A INPUT -p tcp -m tcp --dport 81 --tcp-option 8
+         -A OUTPUT -p tcp --sport 81 --tcp-option 2
+         -A OUTPUT -p tcp --sport 81 ! --tcp-option 0x08",
+    );
+    lab.expect(&c1.tcp(HOST1, 80), Drop);
+    lab.expect(&c1.tcp(HOST1, 81), Pass);
+    record(&mut t, &lab, &host, "host");
     t.finish(&lab)
 }
 

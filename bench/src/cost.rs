@@ -422,6 +422,7 @@ fn fields(opts: &Options, ctx: &[u8]) -> Result<()> {
                     vec![Match::Ports {
                         proto: Proto::Udp.number(),
                         tcp_flags: None,
+                        tcp_option: None,
                         sport: if step >= 5 { port(SPORT) } else { None },
                         dport: port(dport),
                     }]

@@ -190,6 +190,7 @@ impl RuleSet {
                     matches: vec![Match::Ports {
                         proto,
                         tcp_flags: None,
+                        tcp_option: None,
                         sport: None,
                         dport: Some(Negatable::plain(PortRange {
                             first: port,

@@ -10,6 +10,7 @@ pub mod icmp_limit;
 pub mod limit;
 pub mod recent;
 pub mod statistic;
+pub mod tcp_option;
 pub mod tcpmss;
 pub mod time;
 
@@ -245,6 +246,9 @@ pub mod chain_flag {
     /// their connection is looked up, which count them by their policies, and run those
     /// with RUN.
     pub const RAW: u32 = 128;
+    /// Some rule has `-m tcp --tcp-option` (set on every chain): the parse walks TCP
+    /// packets' options (`PacketInfo::tcp_kinds`).
+    pub const TCP_OPTION: u32 = 256;
 }
 
 /// Flows whose verdict the entry programs remember (`PCN_FLOWS`, an LRU map).
@@ -425,6 +429,10 @@ pub struct Action {
     /// The source's and the destination's address and mask (network byte order bytes), for
     /// `addr_check`.
     pub addr_masked: [[[u8; 4]; 2]; 2],
+    /// `-m tcp --tcp-option`: the option kind, `tcp_option::flag` bits.
+    pub tcp_option: u8,
+    pub tcp_option_flags: u8,
+    pub _tcp_option_pad: [u8; 6],
 }
 
 /// `-m owner` (xt_owner): `Action::owner_match` bits, and `PacketInfo::owner` states.
@@ -544,6 +552,7 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
         && (a.spi_flags == 0 || spi_matches(pkt.spi, a))
         && (a.ports_flags == 0 || ports_match(pkt, a))
         && (a.addr_check == 0 || addresses_match(pkt, a))
+        && (a.tcp_option_flags == 0 || tcp_option::matches(pkt, a))
 }
 
 /// `-s`/`-d` with any mask, as ip_packet_match compares them (`(addr & mask) != ip`).
@@ -782,6 +791,9 @@ impl Default for Action {
             ports_range: [[0; 2]; 2],
             ct_port_range: [[0; 2]; 4],
             addr_masked: [[[0; 4]; 2]; 2],
+            tcp_option: 0,
+            tcp_option_flags: 0,
+            _tcp_option_pad: [0; 6],
         }
     }
 }
@@ -959,6 +971,10 @@ pub struct PacketInfo {
     /// table accepted it (the entry then looks its connection up, and goes on).
     pub resume: u8,
     pub _raw_pad: [u8; 6],
+    /// The option kinds of a TCP packet (bit `k % 64` of word `k / 64`, `tcp_option::WALKED`
+    /// in bit 0), read where the generation has a `--tcp-option` rule
+    /// (`chain_flag::TCP_OPTION`).
+    pub tcp_kinds: [u64; 4],
 }
 
 /// `PacketInfo::resume`

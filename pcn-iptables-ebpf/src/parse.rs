@@ -1,7 +1,9 @@
 //! Packet parsing: the protocol constants, the one bounds-checked load (`ptr_at`), and the
 //! IPv4 header fields the classifier and the connection tracker read.
 
-use pcn_iptables_common::{PacketInfo, SPI_NONE, chain_flag, conntrack::ctstate, pkt_type, tcpmss};
+use pcn_iptables_common::{
+    PacketInfo, SPI_NONE, chain_flag, conntrack::ctstate, pkt_type, tcp_option, tcpmss,
+};
 
 use crate::track;
 
@@ -28,7 +30,7 @@ pub(crate) fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*mut 
 }
 
 /// Fills addresses, protocol, ports and length from the IPv4 packet at `l3`, and, as the
-/// generation's `flags` ask, a TCP packet's MSS option (`chain_flag::TCPMSS`) and its
+/// generation's `flags` ask, a TCP packet's options (`chain_flag::TCPMSS`, `TCP_OPTION`) and its
 /// connection, tracked (`chain_flag::TRACK`; `update`: the packet counts for it and moves its
 /// state); `None` when the frame is not IPv4 we can read.
 #[inline(always)]
@@ -88,6 +90,9 @@ pub(crate) fn parse_ipv4(
                     if flags & chain_flag::TCPMSS != 0 {
                         pkt.tcp_mss = tcp_mss(start, end, l4);
                     }
+                    if flags & chain_flag::TCP_OPTION != 0 {
+                        tcp_kinds(start, end, l4, &mut pkt.tcp_kinds);
+                    }
                 }
             }
             IPPROTO_ESP | IPPROTO_AH | IPPROTO_SCTP => {
@@ -139,14 +144,9 @@ pub(crate) fn parse_ipv4(
 /// options (an option's length is read only where its kind asks).
 #[inline(always)]
 fn tcp_mss(start: usize, end: usize, l4: usize) -> u32 {
-    let Some([doff, _]) = pair_at(start, end, l4 + 12) else {
+    let Some((opts, optlen)) = tcp_options(start, end, l4) else {
         return tcpmss::MALFORMED;
     };
-    let len = ((doff >> 4) as usize) * 4;
-    if len < 20 || pair_at(start, end, l4 + len - 2).is_none() {
-        return tcpmss::MALFORMED;
-    }
-    let (opts, optlen) = (l4 + 20, len - 20);
     let mut i = 0;
     // One byte a step at least: 40 steps cover every header.
     for _ in 0..tcpmss::MAX_OPTIONS {
@@ -170,6 +170,53 @@ fn tcp_mss(start: usize, end: usize, l4: usize) -> u32 {
         };
     }
     tcpmss::NONE
+}
+
+/// The option kinds of the TCP header at `l4` (`PacketInfo::tcp_kinds`), walked as xt_tcpudp's
+/// `tcp_find_option` walks them: none where the header is cut short.
+#[inline(always)]
+fn tcp_kinds(start: usize, end: usize, l4: usize, kinds: &mut [u64; 4]) {
+    *kinds = [0; 4];
+    let Some((opts, optlen)) = tcp_options(start, end, l4) else {
+        return;
+    };
+    // Kind 0 (END) lands on WALKED's bit: `--tcp-option` never asks for it.
+    kinds[0] = tcp_option::WALKED;
+    let record = |kinds: &mut [u64; 4], kind: u8| kinds[(kind >> 6) as usize] |= 1 << (kind & 63);
+    let mut i = 0;
+    for _ in 0..tcpmss::MAX_OPTIONS {
+        if i >= optlen {
+            break;
+        }
+        // Read in pairs (a one-byte read's bounds check is one some verifiers do not follow).
+        let Some([kind, next]) = pair_at(start, end, opts + i) else {
+            // The header's last byte, where the packet ends: its kind, and the walk is over
+            // (an option there has no length).
+            if let Some([_, kind]) = pair_at(start, end, opts + i - 1) {
+                record(kinds, kind);
+            }
+            break;
+        };
+        record(kinds, kind);
+        i += if kind < 2 || next == 0 {
+            1
+        } else {
+            next as usize
+        };
+    }
+}
+
+/// Where the options of the TCP header at `l4` start, and their length; `None` where the
+/// header is cut short.
+#[inline(always)]
+fn tcp_options(start: usize, end: usize, l4: usize) -> Option<(usize, usize)> {
+    let [doff, _] = pair_at(start, end, l4 + 12)?;
+    let len = ((doff >> 4) as usize) * 4;
+    if len < 20 {
+        return None;
+    }
+    pair_at(start, end, l4 + len - 2)?;
+    Some((l4 + 20, len - 20))
 }
 
 /// The packet's two bytes at `offset` (below 256: the TCP header's end at most), if it has

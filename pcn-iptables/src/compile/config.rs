@@ -3,7 +3,7 @@
 
 use pcn_iptables_common::{
     Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, ct_other, ct_port, owner,
-    pkt_check, recent, verdict,
+    pkt_check, recent, tcp_option, verdict,
 };
 use rustc_hash::FxHashMap;
 
@@ -126,8 +126,8 @@ pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
 
 /// The generation's flags: TRACK and NAT (connections are tracked when some rule looks at
 /// their state, and when the nat table is loaded: its chains see each connection's first
-/// packet, its mappings rewrite the others), OWNER and TCPMSS when some rule has `-m owner`
-/// or `-m tcpmss`, MANGLE when the mangle table is loaded.
+/// packet, its mappings rewrite the others), OWNER, TCPMSS and TCP_OPTION when some rule has
+/// `-m owner`, `-m tcpmss` or `--tcp-option`, MANGLE when the mangle table is loaded.
 pub(super) fn tracks(table: &Table) -> u32 {
     let rules = || tables::chains(table).flat_map(|(_, c)| &c.rules);
     let nat = tables::nat(table).is_some();
@@ -137,11 +137,23 @@ pub(super) fn tracks(table: &Table) -> u32 {
         });
     let owner = rules().any(|r| r.matches.iter().any(|m| matches!(m, Match::Owner(_))));
     let mss = rules().any(|r| r.matches.iter().any(|m| matches!(m, Match::Tcpmss(_))));
+    let tcp_option = rules().any(|r| {
+        r.matches.iter().any(|m| {
+            matches!(
+                m,
+                Match::Ports {
+                    tcp_option: Some(_),
+                    ..
+                }
+            )
+        })
+    });
     [
         (track, chain_flag::TRACK),
         (nat, chain_flag::NAT),
         (owner, chain_flag::OWNER),
         (mss, chain_flag::TCPMSS),
+        (tcp_option, chain_flag::TCP_OPTION),
         (
             tables::loaded(table, TableName::Mangle).is_some(),
             chain_flag::MANGLE,
@@ -312,6 +324,15 @@ pub(super) fn action(
         let Some(n) = n else { continue };
         action.addr_check |= on | if n.negated { invert } else { 0 };
         action.addr_masked[i] = [n.value.addr.octets(), n.value.mask.octets()];
+    }
+    if let Some(o) = fields::tcp_option(rule)? {
+        action.tcp_option = o.value;
+        action.tcp_option_flags = tcp_option::flag::ON
+            | if o.negated {
+                tcp_option::flag::INVERT
+            } else {
+                0
+            };
     }
     if let Some(s) = fields::spi(rule)? {
         action.spi_flags = pkt_check::SPI | if s.negated { pkt_check::SPI_INVERT } else { 0 };

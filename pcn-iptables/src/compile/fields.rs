@@ -282,6 +282,14 @@ pub fn hashlimit(rule: &Rule) -> Result<Option<Hashlimit>> {
     Ok(Some(h))
 }
 
+/// The rule's `--tcp-option`, if any.
+pub fn tcp_option(rule: &Rule) -> Result<Option<Negatable<u8>>> {
+    Ok(match one(rule, Field::TcpOption, "--tcp-option")? {
+        Some(Want::TcpOption(o)) => Some(o),
+        _ => None,
+    })
+}
+
 /// The rule's `-m sctp` or `-m dccp`, if it has one.
 pub fn proto_ports(rule: &Rule) -> Result<Option<Want>> {
     one(rule, Field::Ports, "-m sctp or -m dccp")
@@ -374,6 +382,7 @@ pub fn checked(m: &Match) -> bool {
         Field::Owner,
         Field::Hashlimit,
         Field::Ports,
+        Field::TcpOption,
     ]
     .into_iter()
     .any(|f| e.want(m, f).is_some())

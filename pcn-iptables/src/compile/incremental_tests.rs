@@ -53,6 +53,7 @@ fn rule(rng: &mut Rng, counter: u32, macs: bool) -> Rule {
                     sport: (rng.below(3) == 0).then(|| port(rng)),
                     dport: (rng.below(3) != 0).then(|| port(rng)),
                     tcp_flags: None,
+                    tcp_option: None,
                 });
             }
             // Sometimes one `--mac-source`, rarely two.

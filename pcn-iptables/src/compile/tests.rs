@@ -766,6 +766,7 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
                 sport: range(rng),
                 dport: range(rng),
                 tcp_flags,
+                tcp_option: None,
             }
         }
         1 if matches!(l4, Some(6 | 17)) => {
@@ -1815,6 +1816,7 @@ fn a_full_chain_compiles_and_classifies() {
             proto: 17,
             sport: None,
             tcp_flags: None,
+            tcp_option: None,
             dport: Some(Negatable::plain(PortRange {
                 first: 1000 + (i % 1000) as u16,
                 last: 1000 + (i % 1000) as u16,
@@ -1932,6 +1934,7 @@ fn statistic_actions() {
         sport: None,
         dport: Some(Negatable::plain(PortRange { first: 9, last: 9 })),
         tcp_flags: None,
+        tcp_option: None,
     };
     let mut table = Table::default();
     table.chains[0].rules = vec![
@@ -1958,6 +1961,7 @@ fn headerless_packets_and_repeated_macs() {
         sport: None,
         dport: None,
         tcp_flags: None,
+        tcp_option: None,
     };
     let mut table = Table::default();
     table.chains[0].rules = vec![

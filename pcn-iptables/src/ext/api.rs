@@ -88,6 +88,8 @@ pub enum Field {
     Hashlimit,
     /// An SCTP or DCCP packet's ports (and DCCP's type), checked by the rule itself.
     Ports,
+    /// A TCP option kind among the packet's options, checked by the rule itself.
+    TcpOption,
 }
 
 /// A match's constraint on one [`Field`].
@@ -117,6 +119,7 @@ pub enum Want {
     Mark(Negatable<MarkMask>),
     Owner(Owner),
     Hashlimit(Hashlimit),
+    TcpOption(Negatable<u8>),
     Ports {
         proto: u8,
         sport: Option<Negatable<PortRange>>,

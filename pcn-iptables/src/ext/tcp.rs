@@ -1,5 +1,6 @@
-//! libxt_tcp: `--sport`, `--dport`, `--tcp-flags`, `--syn`. The port printing and the
-//! compiler contract are shared with udp ([`super::udp`]), which has the same model value.
+//! libxt_tcp: `--sport`, `--dport`, `--tcp-flags`, `--syn`, `--tcp-option`. The port printing
+//! and the compiler contract are shared with udp ([`super::udp`]), which has the same model
+//! value.
 
 use std::fmt::Write as _;
 
@@ -41,6 +42,7 @@ impl Extension for Tcp {
             sport: None,
             dport: None,
             tcp_flags: None,
+            tcp_option: None,
         })
     }
 
@@ -61,6 +63,7 @@ impl Extension for Tcp {
             sport,
             dport,
             tcp_flags,
+            tcp_option,
             ..
         } = v.as_match()
         else {
@@ -101,7 +104,18 @@ impl Extension for Tcp {
                     negated: invert,
                 });
             }
-            _ => return Err(unsupported("option \"--tcp-option\"")),
+            _ => {
+                if tcp_option.is_some() {
+                    return Err(param("Only one `--tcp-option' allowed"));
+                }
+                // parse_tcp_option: xtables_strtoui from 1 to 255.
+                let kind = value::xtables_uint(arg, 1, u8::MAX as u64)
+                    .ok_or_else(|| param(format!("Bad TCP option \"{arg}\"")))?;
+                *tcp_option = Some(Negatable {
+                    value: kind as u8,
+                    negated: invert,
+                });
+            }
         }
         Ok(())
     }
@@ -128,6 +142,9 @@ impl Extension for Tcp {
             Match::Ports {
                 tcp_flags: Some(_),
                 ..
+            } | Match::Ports {
+                tcp_option: Some(_),
+                ..
             }
         )
     }
@@ -146,6 +163,7 @@ pub(super) fn canonical_ports(m: Match) -> Result<Match> {
         sport,
         dport,
         tcp_flags,
+        tcp_option,
     } = m
     else {
         return Ok(m);
@@ -172,6 +190,7 @@ pub(super) fn canonical_ports(m: Match) -> Result<Match> {
         sport: canonical(sport, "sport")?,
         dport: canonical(dport, "dport")?,
         tcp_flags,
+        tcp_option,
     })
 }
 
@@ -181,6 +200,7 @@ pub(super) fn save_ports(m: &Match, out: &mut String) {
         sport,
         dport,
         tcp_flags,
+        tcp_option,
         ..
     } = m
     else {
@@ -197,6 +217,9 @@ pub(super) fn save_ports(m: &Match, out: &mut String) {
                 let _ = write!(out, ":{last}");
             }
         }
+    }
+    if let Some(o) = tcp_option {
+        let _ = write!(out, "{} --tcp-option {}", bang(o.negated), o.value);
     }
     if let Some(Negatable {
         value: TcpFlags { mask, comp },
@@ -221,6 +244,7 @@ pub(super) fn print_ports(m: &Match, show: &Show, out: &mut String) {
         sport,
         dport,
         tcp_flags,
+        tcp_option,
     } = m
     else {
         return;
@@ -250,6 +274,9 @@ pub(super) fn print_ports(m: &Match, show: &Show, out: &mut String) {
             };
         }
     }
+    if let Some(o) = tcp_option {
+        let _ = write!(out, " option={}{}", inv(o.negated), o.value);
+    }
     if let Some(Negatable {
         value: TcpFlags { mask, comp },
         negated,
@@ -276,6 +303,7 @@ pub(super) fn want_ports(m: &Match, field: Field) -> Option<Want> {
         sport,
         dport,
         tcp_flags,
+        tcp_option,
         ..
     } = m
     else {
@@ -299,6 +327,7 @@ pub(super) fn want_ports(m: &Match, field: Field) -> Option<Want> {
             let bytes = (0..=255u32).filter(|f| (*f as u8 & mask) == comp);
             Want::ranges(bytes.map(|f| (f, f)), *negated)
         }),
+        Field::TcpOption => tcp_option.clone().map(Want::TcpOption),
         _ => None,
     }
 }

@@ -36,6 +36,7 @@ impl Extension for Udp {
             sport: None,
             dport: None,
             tcp_flags: None,
+            tcp_option: None,
         })
     }
 

@@ -95,6 +95,8 @@ pub enum Match {
         sport: Option<Negatable<PortRange>>,
         dport: Option<Negatable<PortRange>>,
         tcp_flags: Option<Negatable<TcpFlags>>,
+        /// `--tcp-option`: an option kind (1 to 255).
+        tcp_option: Option<Negatable<u8>>,
     },
     /// `-m multiport`: up to 15 ports, a range counting as two.
     Multiport {
