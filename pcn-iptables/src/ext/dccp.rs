@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::api::{Context, Entry, Extension, Field, Show, Value, Want, entry};
-use super::sctp::{print_ports, save_ports};
+use super::sctp::{Ports, print_ports, save_ports};
 use crate::error::Result;
 use crate::model::{Match, Negatable, PortRange};
 use crate::xtables::{param, port_range, unsupported};
@@ -86,15 +86,10 @@ impl Extension for Dccp {
     }
 
     fn save(&self, m: &Match, out: &mut String) {
-        let Match::Dccp {
-            sport,
-            dport,
-            types,
-        } = m
-        else {
+        let Some((ports, types)) = parts(m) else {
             return;
         };
-        save_ports([sport, dport], out);
+        save_ports(ports, out);
         if let Some(t) = types {
             let bang = if t.negated { " !" } else { "" };
             let _ = write!(out, "{bang} --dccp-types {}", type_list(t.value, false));
@@ -102,16 +97,11 @@ impl Extension for Dccp {
     }
 
     fn print(&self, m: &Match, show: &Show, out: &mut String) {
-        let Match::Dccp {
-            sport,
-            dport,
-            types,
-        } = m
-        else {
+        let Some((ports, types)) = parts(m) else {
             return;
         };
         out.push_str(" dccp");
-        print_ports([sport, dport], "dccp", show, out);
+        print_ports(ports, "dccp", show, out);
         if let Some(t) = types {
             let bang = if t.negated { " !" } else { "" };
             let _ = write!(out, "{bang} {}", type_list(t.value, show.numeric));
@@ -140,6 +130,20 @@ impl Extension for Dccp {
     /// The ports and type are not in the flow cache's key.
     fn per_packet(&self, _: &Match) -> bool {
         true
+    }
+}
+
+/// The match's port ranges and types.
+type Parts<'a> = (Ports<'a>, &'a Option<Negatable<u16>>);
+
+fn parts(m: &Match) -> Option<Parts<'_>> {
+    match m {
+        Match::Dccp {
+            sport,
+            dport,
+            types,
+        } => Some(([sport, dport], types)),
+        _ => None,
     }
 }
 

@@ -101,7 +101,7 @@ impl Extension for Sctp {
     }
 }
 
-type Ports<'a> = [&'a Option<Negatable<PortRange>>; 2];
+pub(super) type Ports<'a> = [&'a Option<Negatable<PortRange>>; 2];
 
 /// libxt_sctp's and libxt_dccp's save of the source and destination ranges given.
 pub(super) fn save_ports(ports: Ports, out: &mut String) {
