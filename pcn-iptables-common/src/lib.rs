@@ -1,6 +1,7 @@
 //! `#[repr(C)]` types and constants shared by the pcn-iptables userspace and its eBPF programs.
 #![no_std]
 
+pub mod bitmap;
 pub mod checksum;
 pub mod classifier;
 pub mod connlimit;
@@ -14,6 +15,7 @@ pub mod tcp_option;
 pub mod tcpmss;
 pub mod time;
 
+pub use bitmap::{BLOCK_WORDS, Block, Shape};
 pub use classifier::{
     FIELD_KEY_HEADER_BITS, FieldKey, SCANNED_BITMAPS, field, field_key, field_key6,
 };
@@ -69,35 +71,6 @@ pub const STATE_CHUNK: usize = 4096;
 
 /// Words of a bitmap's summary.
 pub const SUMMARY_WORDS: usize = MAX_WORDS / 64;
-
-/// A bitmap of the rules of one chain that a field value satisfies (bit i = rule i), with a
-/// summary (bit i = word i is not zero) so that the classifier reads only words that can hold
-/// a match.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Bitmap {
-    pub summary: [u64; SUMMARY_WORDS],
-    pub words: [u64; MAX_WORDS],
-}
-
-impl Bitmap {
-    pub const fn zero() -> Self {
-        Bitmap {
-            summary: [0; SUMMARY_WORDS],
-            words: [0; MAX_WORDS],
-        }
-    }
-
-    /// Copies `words` (at most MAX_WORDS) in and computes the summary.
-    pub fn set_words(&mut self, words: &[u64]) {
-        for (i, w) in words.iter().enumerate() {
-            self.words[i] = *w;
-            if *w != 0 {
-                self.summary[i / 64] |= 1 << (i % 64);
-            }
-        }
-    }
-}
 
 /// What a matching rule (or a chain's policy) does with the packet.
 pub mod verdict {
@@ -204,16 +177,22 @@ pub struct ChainConfig {
     pub policy: u32,
     /// Counter slot of the policy.
     pub policy_counter: u32,
-    /// Index in the bitmap array of the bitmap of the rules with a check of their own (`-m
-    /// limit`'s bucket, `-m conntrack`'s tuples, `-m statistic`, `-m pkttype`, the TOS byte:
-    /// see `Action`), made one at a time in order as the scan reaches them.
+    /// The chain's own bitmaps (by index in the compiler's program; by address,
+    /// `bitmap::Shape::address`, in the map, as the trie's values): the bitmap of the rules
+    /// with a check of their own (`-m limit`'s bucket, `-m conntrack`'s tuples, `-m
+    /// statistic`, `-m pkttype`, the TOS byte: see `Action`), made one at a time in order as
+    /// the scan reaches them.
     pub checked: u32,
-    /// Index in the bitmap array of the bitmap of every rule of the chain, and of the one of
-    /// its rules without a target (which only count): found without a trie lookup.
+    /// The bitmap of every rule of the chain, and the one of its rules without a target
+    /// (which only count): found without a trie lookup.
     pub rules: u32,
     pub count_only: u32,
     /// `chain_flag::*`
     pub flags: u32,
+    /// The generation's `bitmap::Shape` (the same in every chain): its words, and where a
+    /// block's summaries start (`Shape::summaries`).
+    pub bitmap_words: u32,
+    pub bitmap_summaries: u32,
     pub _pad: u32,
     /// Different in every generation: a flow's cached verdict is good only in the generation
     /// (`epoch`) that found it.
@@ -975,7 +954,20 @@ pub struct PacketInfo {
     /// in bit 0), read where the generation has a `--tcp-option` rule
     /// (`chain_flag::TCP_OPTION`).
     pub tcp_kinds: [u64; 4],
+    /// Where the words of each bitmap the classifier scans start in its block (`bitmaps`'
+    /// order, then the chain's count-only and checked bitmaps; `bitmap::Shape::starts`), the
+    /// length of a summary, and where the summaries of the `bitmaps` start: map memory for
+    /// the same reason as `lookup_key`.
+    pub offsets: [u32; OFFSETS],
+    pub summary_words: u32,
+    pub summaries: [u32; SCANNED_BITMAPS],
+    pub _summaries_pad: u32,
 }
+
+/// `PacketInfo::offsets`: the scanned bitmaps, then the count-only and checked ones.
+pub const OFFSETS: usize = SCANNED_BITMAPS + 2;
+pub const OFFSET_COUNT_ONLY: usize = SCANNED_BITMAPS;
+pub const OFFSET_CHECKED: usize = SCANNED_BITMAPS + 1;
 
 /// `PacketInfo::resume`
 pub const RESUME: u8 = 1;
@@ -1139,7 +1131,7 @@ pub struct IcmpGlobal {
 mod user {
     use super::*;
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
-    unsafe impl aya::Pod for Bitmap {}
+    unsafe impl aya::Pod for Block {}
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for ChainConfig {}
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
@@ -1285,19 +1277,5 @@ mod tests {
         );
         assert_eq!(pkt_type::of_destination([2, 0, 0, 0, 0, 1]), pkt_type::HOST);
         assert_eq!(pkt_type::of_destination([0; 6]), pkt_type::HOST);
-    }
-
-    #[test]
-    fn summary_marks_exactly_the_non_empty_words() {
-        let mut words = [0u64; 200];
-        words[0] = 1;
-        words[63] = 1 << 63;
-        words[64] = 5;
-        words[199] = 2;
-        let mut b = Bitmap::zero();
-        b.set_words(&words);
-        assert_eq!(b.summary, [1 | 1 << 63, 1, 0, 1 << (199 - 192)]);
-        assert_eq!(&b.words[..200], &words[..]);
-        assert!(b.words[200..].iter().all(|w| *w == 0));
     }
 }

@@ -3,8 +3,10 @@
 //! `bpf_loop` over the candidate words of their AND (see the README's "Verifier headroom").
 
 use aya_ebpf::maps::lpm_trie::Key;
-use pcn_iptables_common::classifier::{self, ANDED_BITMAPS, lowest_bit};
-use pcn_iptables_common::{Bitmap, FieldKey, MAX_WORDS, PacketInfo, SUMMARY_WORDS, field, verdict};
+use pcn_iptables_common::bitmap::{Block, block_of, place_of, summary_at, word_at};
+use pcn_iptables_common::classifier::{self, ANDED_BITMAPS, SCANNED_BITMAPS, lowest_bit};
+use pcn_iptables_common::{FieldKey, MAX_WORDS, PacketInfo, SUMMARY_WORDS, field, verdict};
+use pcn_iptables_common::{OFFSET_CHECKED, OFFSET_COUNT_ONLY, OFFSETS};
 use pcn_iptables_common::{conntrack, recent};
 
 use crate::maps::{PCN_PACKETS, action, action_mut, bitmaps, chain_config, count, field_lookup};
@@ -36,17 +38,30 @@ fn lookup(
 /// so that the loop body verifies once instead of once per state it could carry.
 #[repr(C)]
 struct Scan {
-    /// The rules of the chain, then one bitmap per field (the chain's rules again for a field
-    /// the chain does not use).
-    bitmaps: [*const Bitmap; ANDED_BITMAPS],
-    /// `-m multiport --ports`: a rule matches if its bit is set in either.
-    any_port: [*const Bitmap; 2],
-    /// The chain's rules without a target: they are counted on the way, not stopped at.
-    count_only: *const Bitmap,
-    /// The chain's rules with a check of their own (see `own_checks`), made in order as the
-    /// scan reaches them.
-    checked: *const Bitmap,
+    /// The block of each bitmap scanned, in `PacketInfo::offsets`' order (which says where in
+    /// its block each one lies): the rules of the chain, then one bitmap per field (the
+    /// chain's rules again for a field the chain does not use), the two of `-m multiport
+    /// --ports` (a rule matches if its bit is set in either), the chain's rules without a
+    /// target (counted on the way, not stopped at), and its rules with a check of their own
+    /// (see `own_checks`, made in order as the scan reaches them).
+    blocks: [*const Block; OFFSETS],
     pkt: *mut PacketInfo,
+}
+
+/// `ANY_PORT`, `ANY_PORT + 1`: `Scan::blocks` of `-m multiport --ports`.
+const ANY_PORT: usize = ANDED_BITMAPS;
+
+/// Word `i` of scanned bitmap `b`. A mask keeps the read in the block whatever the offsets
+/// in map memory say, without a branch for the verifier to follow.
+#[inline(always)]
+fn word(scan: &Scan, pkt: &PacketInfo, b: usize, i: usize) -> u64 {
+    unsafe { (*scan.blocks[b]).words[word_at(pkt.offsets[b] as usize + i)] }
+}
+
+/// Summary word `k` of scanned bitmap `b` (the same way).
+#[inline(always)]
+fn summary(scan: &Scan, pkt: &PacketInfo, b: usize, k: usize) -> u64 {
+    unsafe { (*scan.blocks[b]).words[summary_at(pkt.summaries[b] as usize + k)] }
 }
 
 /// Steps of the scan at most: every word, and every rule of a word walked rule by rule.
@@ -78,7 +93,7 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     let mask = 1u64 << (bit & 63);
     let rule = i as u32 * 64 + bit;
     let index = pkt.action_base + rule;
-    if unsafe { (*scan.checked).words[i] } & mask != 0 {
+    if word(scan, pkt, OFFSET_CHECKED, i) & mask != 0 {
         match own_checks(pkt, index) {
             Checks::Fail => return 0,
             Checks::Pass => {}
@@ -88,7 +103,7 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
             }
         }
     }
-    if unsafe { (*scan.count_only).words[i] } & mask == 0 {
+    if word(scan, pkt, OFFSET_COUNT_ONLY, i) & mask == 0 {
         pkt.found = rule;
         return 1;
     }
@@ -166,14 +181,14 @@ fn visit_word(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
     let bit = lowest_bit(pkt.candidates[k]);
     pkt.candidates[k] &= pkt.candidates[k] - 1;
     let i = word_index(k * 64 + bit as usize);
-    let mut w = unsafe { (*scan.any_port[0]).words[i] | (*scan.any_port[1]).words[i] };
-    for b in scan.bitmaps {
-        w &= unsafe { (*b).words[i] };
+    let mut w = word(scan, pkt, ANY_PORT, i) | word(scan, pkt, ANY_PORT + 1, i);
+    for b in 0..ANDED_BITMAPS {
+        w &= word(scan, pkt, b, i);
     }
     if i as u64 == pkt.start_word {
         w &= pkt.start_mask;
     }
-    let special = unsafe { (*scan.count_only).words[i] | (*scan.checked).words[i] };
+    let special = word(scan, pkt, OFFSET_COUNT_ONLY, i) | word(scan, pkt, OFFSET_CHECKED, i);
     let plain = w & !special;
     let first = plain & plain.wrapping_neg();
     let walk = if first != 0 {
@@ -271,44 +286,56 @@ fn first_match(pkt: &mut PacketInfo) -> Option<u32> {
     );
 
     // Pointers: one lookup of the generation's bitmap array, then one per bitmap that is not
-    // the chain's rules (fields a chain does not use cost nothing here).
+    // the chain's rules (fields a chain does not use cost nothing here); where each bitmap
+    // lies in its block goes to map memory.
     let maps = bitmaps(slot)?;
-    let all_ptr = maps.get_ptr(all)?;
+    let all_ptr = maps.get_ptr(block_of(all))?;
+    let (words, summary_words) = (cfg.bitmap_words, cfg.bitmap_words.div_ceil(64));
+    let summaries_start = cfg.bitmap_summaries;
+    pkt.summary_words = summary_words;
     let b = &pkt.bitmaps as *const u32;
-    let pointer = |i: usize| -> Option<*const Bitmap> {
-        let index = unsafe { core::ptr::read_volatile(b.add(i)) };
-        if index == all {
+    let offsets = &mut pkt.offsets as *mut u32;
+    let summaries = &mut pkt.summaries as *mut u32;
+    let block = |i: usize, address: u32| -> Option<*const Block> {
+        let place = place_of(address);
+        unsafe {
+            core::ptr::write_volatile(offsets.add(i), place * words);
+            if i < SCANNED_BITMAPS {
+                core::ptr::write_volatile(
+                    summaries.add(i),
+                    summaries_start + place * summary_words,
+                );
+            }
+        }
+        if address == all {
             Some(all_ptr)
         } else {
-            maps.get_ptr(index)
+            maps.get_ptr(block_of(address))
         }
     };
     // Filled in place: building the array first would take its room on the stack twice.
     let mut scan = Scan {
-        bitmaps: [all_ptr; ANDED_BITMAPS],
-        any_port: [all_ptr; 2],
-        count_only: all_ptr,
-        checked: all_ptr,
+        blocks: [all_ptr; OFFSETS],
         pkt: core::ptr::null_mut(),
     };
     // Volatile: straight into the struct, not through a copy of each pointer of its own.
-    let put =
-        |at: &mut *const Bitmap, p: *const Bitmap| unsafe { core::ptr::write_volatile(at, p) };
-    for i in 1..ANDED_BITMAPS {
-        put(&mut scan.bitmaps[i], pointer(i)?);
+    let put = |at: &mut *const Block, p: *const Block| unsafe { core::ptr::write_volatile(at, p) };
+    for i in 0..SCANNED_BITMAPS {
+        let address = unsafe { core::ptr::read_volatile(b.add(i)) };
+        put(&mut scan.blocks[i], block(i, address)?);
     }
-    put(&mut scan.any_port[0], pointer(ANDED_BITMAPS)?);
-    put(&mut scan.any_port[1], pointer(ANDED_BITMAPS + 1)?);
-    let count_only = maps.get_ptr(cfg.count_only)?;
-    put(&mut scan.count_only, count_only);
+    let count_only = block(OFFSET_COUNT_ONLY, cfg.count_only)?;
+    put(&mut scan.blocks[OFFSET_COUNT_ONLY], count_only);
     // Equal bitmaps share an index: in a chain with neither checked nor count-only rules both
     // are the empty one, and a helper call is saved.
     let checked = if cfg.checked == cfg.count_only {
+        let offset = place_of(cfg.checked) * words;
+        unsafe { core::ptr::write_volatile(offsets.add(OFFSET_CHECKED), offset) };
         count_only
     } else {
-        maps.get_ptr(cfg.checked)?
+        block(OFFSET_CHECKED, cfg.checked)?
     };
-    put(&mut scan.checked, checked);
+    put(&mut scan.blocks[OFFSET_CHECKED], checked);
     pkt.action_base = cfg.action_base;
     pkt.start_word = (pkt.next_rule / 64) as u64;
     pkt.start_mask = u64::MAX << (pkt.next_rule % 64);
@@ -334,12 +361,12 @@ fn first_match(pkt: &mut PacketInfo) -> Option<u32> {
 fn candidates(scan: &Scan, pkt: &mut PacketInfo) {
     let start_word = (pkt.next_rule / 64) as usize;
     for k in 0..SUMMARY_WORDS {
-        let mut c = unsafe { (*scan.any_port[0]).summary[k] | (*scan.any_port[1]).summary[k] };
-        for b in scan.bitmaps {
-            c &= unsafe { (*b).summary[k] };
+        let mut c = summary(scan, pkt, ANY_PORT, k) | summary(scan, pkt, ANY_PORT + 1, k);
+        for b in 0..ANDED_BITMAPS {
+            c &= summary(scan, pkt, b, k);
         }
         let first = k * 64;
-        if start_word >= first + 64 {
+        if k >= pkt.summary_words as usize || start_word >= first + 64 {
             c = 0;
         } else if start_word > first {
             c &= u64::MAX << (start_word - first);

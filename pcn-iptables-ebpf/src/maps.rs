@@ -12,7 +12,7 @@ use aya_ebpf::{
 use pcn_iptables_common::conntrack::{CtEntry, CtKey, CtReclaim};
 use pcn_iptables_common::recent;
 use pcn_iptables_common::{
-    Action, Bitmap, CHAIN_INPUT, CONNTRACK_ENTRIES, COUNTER_PAGE, COUNTER_PAGES, ChainConfig,
+    Action, Block, CHAIN_INPUT, CONNTRACK_ENTRIES, COUNTER_PAGE, COUNTER_PAGES, ChainConfig,
     Counter, FLOW_CACHE_ENTRIES, FieldKey, FlowKey, FlowVerdict, GENERATIONS, PacketInfo,
 };
 
@@ -87,9 +87,9 @@ static ACTIONS: ArrayOfMaps<btf_maps::Array<Action, 1, INNER_ARRAY>, GENS> = Arr
 #[btf_map]
 static FIELDS: ArrayOfMaps<btf_maps::LpmTrie<FieldKey, u32, 1, NO_PREALLOC>, GENS> =
     ArrayOfMaps::new();
-/// The bitmaps FIELDS entries point to.
+/// The bitmaps FIELDS entries point to, in blocks (`pcn_iptables_common::bitmap`).
 #[btf_map]
-static BITMAPS: ArrayOfMaps<btf_maps::Array<Bitmap, 1, INNER_ARRAY>, GENS> = ArrayOfMaps::new();
+static BITMAPS: ArrayOfMaps<btf_maps::Array<Block, 1, INNER_ARRAY>, GENS> = ArrayOfMaps::new();
 
 /// Chain `id` of generation `slot`.
 #[inline(always)]
@@ -124,7 +124,7 @@ pub(crate) fn field_lookup(slot: u32, key: &Key<FieldKey>) -> Option<u32> {
 /// The bitmap array of generation `slot`: looked up once per round, then indexed (each
 /// lookup into an inner map is a helper call).
 #[inline(always)]
-pub(crate) fn bitmaps(slot: u32) -> Option<&'static btf_maps::Array<Bitmap, 1, INNER_ARRAY>> {
+pub(crate) fn bitmaps(slot: u32) -> Option<&'static btf_maps::Array<Block, 1, INNER_ARRAY>> {
     BITMAPS.get(slot)
 }
 

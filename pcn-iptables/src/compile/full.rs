@@ -1,6 +1,6 @@
 //! The full build: every chain anew, new bitmap indexes and trie entries.
 
-use pcn_iptables_common::{ChainConfig, MAX_CHAINS};
+use pcn_iptables_common::{ChainConfig, MAX_CHAINS, Shape};
 use rustc_hash::FxHashMap;
 
 use super::chain::{OWN_COUNT_ONLY, OWN_RULES, chain_bitmaps};
@@ -9,7 +9,7 @@ use super::types::{CompileError, Entry, Layout, Program, SRC_ZERO, Write, stored
 use crate::model::Table;
 
 /// The full build: every chain, every bitmap, equal bitmaps stored once.
-pub(super) fn full(ctx: &Ctx, table: &Table) -> Result<Program, CompileError> {
+pub(super) fn full(ctx: &Ctx, table: &Table, shape: Shape) -> Result<Program, CompileError> {
     let track = tracks(table);
     let names = chain_ids(table);
     if names.len() > MAX_CHAINS as usize {
@@ -68,6 +68,7 @@ pub(super) fn full(ctx: &Ctx, table: &Table) -> Result<Program, CompileError> {
             entries_at_full: entries.len() as u32,
             entries,
             next_index,
+            words: shape.words,
             inputs: 0,
         },
         chains,

@@ -111,6 +111,7 @@ pub(super) fn incremental(
             chains: chains.iter().map(stored).collect(),
             entries,
             next_index,
+            words: layout.words,
             inputs: layout.inputs,
             entries_at_full: layout.entries_at_full,
         },

@@ -5,7 +5,7 @@
 use super::tests::Rng;
 use super::*;
 use crate::model::{Chain, Match, Negatable, Policy, PortRange, Rule, Target};
-use pcn_iptables_common::{ChainConfig, FIELD_KEY_HEADER_BITS, MAX_WORDS, field, field_key6};
+use pcn_iptables_common::{ChainConfig, FIELD_KEY_HEADER_BITS, field, field_key6};
 use std::net::Ipv4Addr;
 
 const MACS: [[u8; 6]; 3] = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]];
@@ -75,7 +75,7 @@ fn rule(rng: &mut Rng, counter: u32, macs: bool) -> Rule {
     }
 }
 
-/// A slot's bitmaps as the classifier sees them (full MAX_WORDS words each).
+/// A slot's bitmaps as the classifier sees them (`Layout::words` words each).
 type Slot = Vec<Vec<u64>>;
 
 fn classify(
@@ -98,14 +98,13 @@ fn classify(
             .max_by_key(|e| e.prefix_len)
             .map(|e| &slot[e.index as usize])
     };
-    let _ = layout;
     let mut maps = vec![&slot[cfg.rules as usize]];
     for &(id, value, bits) in pkt {
         if cfg.fields & field::bit(id) != 0 {
             maps.push(lookup(id, value, bits)?);
         }
     }
-    (0..MAX_WORDS).find_map(|i| {
+    (0..layout.words as usize).find_map(|i| {
         let w = maps.iter().fold(u64::MAX, |acc, m| acc & m[i]);
         (w != 0).then(|| i * 64 + w.trailing_zeros() as usize)
     })
@@ -122,7 +121,7 @@ fn apply(
 ) -> Vec<(u32, u32, u32)> {
     let n = p.layout.next_index as usize;
     for s in slots.iter_mut() {
-        s.resize(n, vec![0; MAX_WORDS]);
+        s.resize(n, vec![0; p.layout.words as usize]);
     }
     let (a, b) = if active == 0 {
         let (x, y) = slots.split_at_mut(1);
@@ -173,11 +172,7 @@ fn apply(
         new_delta.push((
             w.index,
             if w.src == w.index { w.from } else { 0 },
-            if w.whole {
-                MAX_WORDS as u32
-            } else {
-                end as u32
-            },
+            if w.whole { p.layout.words } else { end as u32 },
         ));
     }
     for &(i, f, t) in delta {
@@ -253,7 +248,10 @@ fn incremental_generations_classify_like_full_builds() {
         // Both slots hold the first build (as after a full install and its copy).
         let mut slots: [Slot; 2] = [Vec::new(), Vec::new()];
         for s in slots.iter_mut() {
-            s.resize(first.layout.next_index as usize, vec![0; MAX_WORDS]);
+            s.resize(
+                first.layout.next_index as usize,
+                vec![0; first.layout.words as usize],
+            );
             for w in &first.writes {
                 let d = &mut s[w.index as usize];
                 d[..w.len as usize].copy_from_slice(first.words_of(w));
@@ -302,16 +300,22 @@ fn incremental_generations_classify_like_full_builds() {
             };
             let p = program(&table, &ctx_links, &at, Some(&base)).unwrap();
             assert!(!p.is_full(), "round {round} step {step}");
+            assert_eq!(
+                p.layout.words, layout.words,
+                "an incremental build keeps the shape"
+            );
             let want = program(&table, &ctx_links, &at, None).unwrap();
             delta = apply(&mut slots, &mut trie, active, &p, &delta, &chains);
             // The running generation still classifies as before the change.
             let pk = packets(&mut rng);
             let old_full = program(&old, &ctx_links, &at, None).unwrap();
-            let mut old_slot: Slot = vec![vec![0; MAX_WORDS]; old_full.layout.next_index as usize];
+            let old_words = old_full.layout.words as usize;
+            let mut old_slot: Slot = vec![vec![0; old_words]; old_full.layout.next_index as usize];
             for w in &old_full.writes {
                 old_slot[w.index as usize][..w.len as usize].copy_from_slice(old_full.words_of(w));
             }
-            let mut want_slot: Slot = vec![vec![0; MAX_WORDS]; want.layout.next_index as usize];
+            let want_words = want.layout.words as usize;
+            let mut want_slot: Slot = vec![vec![0; want_words]; want.layout.next_index as usize];
             for w in &want.writes {
                 want_slot[w.index as usize][..w.len as usize].copy_from_slice(want.words_of(w));
             }
@@ -357,5 +361,49 @@ fn incremental_generations_classify_like_full_builds() {
             chains = p.chains.clone();
             active = 1 - active;
         }
+    }
+}
+
+/// A chain past its generation's bitmap length, or a ruleset four times shorter than it, is
+/// built in full (with bitmaps of its own length); a change within it is not.
+#[test]
+fn bitmaps_follow_the_longest_chain() {
+    let mut rng = Rng(17);
+    let (links, at) = (Vec::new(), AddressTypes::default());
+    let mut running = Table::default();
+    running.add_chain(Chain {
+        name: "web".into(),
+        policy: None,
+        policy_counter: 0,
+        rules: Vec::new(),
+    });
+    let mut layout = program(&running, &links, &at, None).unwrap().layout;
+    assert_eq!(layout.words, 1);
+    let mut counter = 0;
+    // (rules of INPUT after the change, words, whether built in full)
+    for (len, words, full) in [
+        (60, 1, false),
+        (64, 1, false),
+        // The 65th rule needs a second word.
+        (65, 2, true),
+        (365, 8, true),
+        (200, 8, false),
+        (10, 1, true),
+    ] {
+        let mut table = running.clone();
+        let rules = &mut table.chains[0].rules;
+        rules.truncate(len);
+        while rules.len() < len {
+            counter += 1;
+            rules.push(rule(&mut rng, counter, false));
+        }
+        let base = Base {
+            old: Old::Table(&running),
+            layout: &layout,
+        };
+        let p = program(&table, &links, &at, Some(&base)).unwrap();
+        assert_eq!((p.layout.words, p.is_full()), (words, full), "{len} rules");
+        layout = p.layout;
+        running = table;
     }
 }

@@ -36,6 +36,7 @@ use crate::model::Table;
 use config::Ctx;
 use full::full;
 use incremental::incremental;
+use pcn_iptables_common::Shape;
 
 /// Each chain's rules' counter slots (see `Old::Slots`).
 pub fn slots_of(table: &Table) -> Vec<(String, Vec<u32>)> {
@@ -83,6 +84,16 @@ fn inputs(links: &[Link], address_types: &AddressTypes) -> u64 {
     h.finish()
 }
 
+/// The bitmaps' shape `table` needs: its longest chain's.
+fn shape(table: &Table) -> Shape {
+    Shape::for_rules(
+        tables::chains(table)
+            .map(|(_, c)| c.rules.len())
+            .max()
+            .unwrap_or(0),
+    )
+}
+
 /// Compiles `table` into a generation: on `base` (the running one) when it allows, else in
 /// full.
 pub fn program(
@@ -96,12 +107,17 @@ pub fn program(
         links,
         address_types,
     };
+    let shape = shape(table);
     if let Some(base) = base {
         let layout = base.layout;
         // Stale atoms only grow the trie; past this, a full build sweeps them away.
         let swollen = layout.entries.len() > 2 * layout.entries_at_full as usize + 4096;
+        // Bitmaps too short for a chain, or four times longer than any needs (a ruleset
+        // replaced by a smaller one): built anew.
+        let fits = shape.words <= layout.words && layout.words / 4 < shape.words;
         if layout.inputs == inputs
             && !swollen
+            && fits
             && let Some(p) = incremental(&ctx, table, base)?
         {
             return Ok(Program {
@@ -110,7 +126,7 @@ pub fn program(
             });
         }
     }
-    let mut p = full(&ctx, table)?;
+    let mut p = full(&ctx, table, shape)?;
     p.layout.inputs = inputs;
     Ok(p)
 }

@@ -111,6 +111,8 @@ pub struct Layout {
     pub entries: Vec<Entry>,
     /// Bitmap indexes in use are below this.
     pub next_index: u32,
+    /// Words of every bitmap (`bitmap::Shape`): set by a full build, for its longest chain.
+    pub words: u32,
     /// A hash of what else the bitmaps depend on: the interfaces and the address types.
     pub inputs: u64,
     /// Trie entries after the last full build (stale atoms pile up past it; see `program`).

@@ -176,6 +176,7 @@ pub fn encode(
             chains: layout.chains.clone(),
             entries: Vec::new(),
             next_index: layout.next_index,
+            words: layout.words,
             inputs: layout.inputs,
             entries_at_full: layout.entries_at_full,
         },

@@ -3,7 +3,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use anyhow::{Context as _, Result};
-use pcn_iptables_common::{Action, Bitmap, ChainConfig, FieldKey};
+use pcn_iptables_common::{Action, BLOCK_WORDS, Block, ChainConfig, FieldKey, Shape};
 use rustc_hash::FxHashMap;
 
 use super::slots::{Slots, id_of};
@@ -54,92 +54,188 @@ pub(super) fn put<T: Copy>(mapping: &mut sys::Mapping, items: &[T]) {
     };
 }
 
-/// The bitmaps of a mapped array.
-pub(super) fn bitmaps_of(mapping: &sys::Mapping) -> *mut Bitmap {
-    mapping.as_ptr().cast::<Bitmap>()
+/// Bitmap slots to make for `n` bitmaps of this shape: where they are small, room to grow
+/// costs little, and spares the full builds a full running array forces.
+pub(super) fn bitmap_headroom(n: usize, shape: Shape) -> u32 {
+    let extra = n / 16 * shape.per_block().min(4) as usize + 240;
+    shape.blocks((n + extra) as u32)
 }
 
-/// Sets the summary bits of words `lo..hi` of `b` from the words.
-pub(super) fn summarize(b: &mut Bitmap, lo: usize, hi: usize) {
-    for x in lo..hi.min(pcn_iptables_common::MAX_WORDS) {
+/// A mapped bitmap array, its bitmaps packed in blocks by `shape` (see
+/// `pcn_iptables_common::bitmap`).
+pub(super) struct Packed {
+    words: *mut u64,
+    len: usize,
+    shape: Shape,
+}
+
+impl Packed {
+    pub(super) fn new(mapping: &sys::Mapping, shape: Shape) -> Self {
+        Packed {
+            words: mapping.as_ptr().cast::<u64>(),
+            len: mapping.len() / 8,
+            shape,
+        }
+    }
+
+    /// Bitmap `i`: its summary and its words.
+    ///
+    /// # Safety
+    /// Nobody else reads or writes bitmap `i` meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn bitmap(&self, i: u32) -> (&mut [u64], &mut [u64]) {
+        let (block, place) = self.shape.locate(i);
+        let (words, summary) = self.shape.starts(place);
+        let base = block as usize * BLOCK_WORDS;
+        assert!(
+            base + BLOCK_WORDS <= self.len,
+            "bitmap {i} is past the array"
+        );
+        let part = |at: u32, len: u32| {
+            // SAFETY: inside the mapping's block (checked), 8-byte aligned; the summary and
+            // the words do not overlap (`Shape::starts`); exclusive by contract.
+            unsafe {
+                std::slice::from_raw_parts_mut(self.words.add(base + at as usize), len as usize)
+            }
+        };
+        (
+            part(summary, self.shape.summary()),
+            part(words, self.shape.words),
+        )
+    }
+}
+
+/// Sets the summary bits of words `lo..hi` of a bitmap from its words.
+pub(super) fn summarize(summary: &mut [u64], words: &[u64], lo: usize, hi: usize) {
+    for x in lo..hi.min(words.len()) {
         let bit = 1u64 << (x % 64);
-        if b.words[x] != 0 {
-            b.summary[x / 64] |= bit;
+        if words[x] != 0 {
+            summary[x / 64] |= bit;
         } else {
-            b.summary[x / 64] &= !bit;
+            summary[x / 64] &= !bit;
         }
     }
 }
 
 /// The running generation's bitmaps, as far as a change reads them: all of them mapped, or
 /// the few it needs copied out (mapping a big array, and unmapping it, costs more than
-/// reading a few hundred bitmaps one by one).
+/// reading a few blocks one by one).
 pub(super) enum Active {
-    Mapped(sys::Mapping),
-    Copied(FxHashMap<u32, Box<Bitmap>>),
+    Mapped(sys::Mapping, Packed),
+    /// Bitmaps by index: words, then summary.
+    Copied(FxHashMap<u32, Box<[u64]>>, Shape),
 }
 
 impl Active {
     /// `needs`: the indexes that will be read.
-    pub(super) fn new(fd: &OwnedFd, info: &sys::MapInfo, needs: &[u32]) -> Result<Self> {
-        if needs.len() > 1024 {
-            let (_, m) = map_array::<Bitmap>(fd)?;
-            return Ok(Active::Mapped(m));
+    pub(super) fn new(
+        fd: &OwnedFd,
+        info: &sys::MapInfo,
+        needs: &[u32],
+        shape: Shape,
+    ) -> Result<Self> {
+        let mut blocks: Vec<u32> = needs.iter().map(|&i| shape.locate(i).0).collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        if blocks.len() > 64 || blocks.len() * 16 > info.max_entries as usize {
+            return Active::mapped(fd, shape);
         }
-        let mut copied = FxHashMap::default();
-        for &i in needs {
-            if i >= info.max_entries {
-                anyhow::bail!("bitmap {i} is past the running generation's array");
-            }
-            let mut b = Box::new(Bitmap::zero());
-            // SAFETY: a Bitmap is plain words, BITMAP_SIZE bytes, the map's value size.
-            let bytes = unsafe {
-                std::slice::from_raw_parts_mut((&mut *b as *mut Bitmap).cast::<u8>(), BITMAP_SIZE)
-            };
-            sys::map_lookup(fd.as_fd(), &i.to_ne_bytes(), bytes)?;
-            copied.insert(i, b);
+        let mut read: FxHashMap<u32, Box<Block>> = FxHashMap::default();
+        for b in blocks {
+            read.insert(b, read_block(fd, info, b)?);
         }
-        Ok(Active::Copied(copied))
+        let copied = needs
+            .iter()
+            .map(|&i| {
+                let (b, place) = shape.locate(i);
+                (i, gather(&read[&b], shape, place))
+            })
+            .collect();
+        Ok(Active::Copied(copied, shape))
     }
 
-    pub(super) fn get(&self, i: u32) -> &Bitmap {
+    pub(super) fn mapped(fd: &OwnedFd, shape: Shape) -> Result<Self> {
+        let (_, m) = map_array::<Block>(fd)?;
+        let packed = Packed::new(&m, shape);
+        Ok(Active::Mapped(m, packed))
+    }
+
+    /// Word `x` of bitmap `i`.
+    pub(super) fn word(&self, i: u32, x: usize) -> u64 {
         match self {
-            // SAFETY: indexes below the array's size (callers check against max_entries).
-            Active::Mapped(m) => unsafe { &*bitmaps_of(m).add(i as usize) },
-            Active::Copied(c) => c.get(&i).map_or(&ZERO, |b| b),
+            // SAFETY: only read, and the running generation does not write its bitmaps.
+            Active::Mapped(_, p) => unsafe { p.bitmap(i) }.1[x],
+            Active::Copied(c, _) => c.get(&i).map_or(0, |b| b[x]),
         }
     }
 
     /// The running generation's bitmap `to` becomes a copy of its bitmap `from`.
     pub(super) fn copy(&mut self, fd: &OwnedFd, from: u32, to: u32) -> Result<()> {
         match self {
-            Active::Mapped(m) => {
-                // SAFETY: as in `get`; the running generation does not read `to` yet.
-                unsafe { *bitmaps_of(m).add(to as usize) = *bitmaps_of(m).add(from as usize) };
+            Active::Mapped(_, p) => {
+                // SAFETY: distinct bitmaps; the running generation does not read `to` yet.
+                unsafe {
+                    let (from_summary, from_words) = p.bitmap(from);
+                    let (summary, words) = p.bitmap(to);
+                    summary.copy_from_slice(from_summary);
+                    words.copy_from_slice(from_words);
+                }
             }
-            Active::Copied(c) => {
-                let b = c.get(&from).map_or(ZERO, |b| **b);
-                // SAFETY: as in `new`.
+            Active::Copied(c, shape) => {
+                let shape = *shape;
+                let stride = (shape.words + shape.summary()) as usize;
+                let both: Box<[u64]> = c
+                    .get(&from)
+                    .map_or_else(|| vec![0; stride].into(), |b| b.clone());
+                let info = sys::map_info(fd.as_fd())?;
+                let (b, place) = shape.locate(to);
+                let mut block = read_block(fd, &info, b)?;
+                let (words, summary) = shape.starts(place);
+                let (w, s) = both.split_at(shape.words as usize);
+                block.words[words as usize..][..w.len()].copy_from_slice(w);
+                block.words[summary as usize..][..s.len()].copy_from_slice(s);
+                // SAFETY: a Block is plain words, BLOCK_SIZE bytes, the map's value size.
                 let bytes = unsafe {
-                    std::slice::from_raw_parts((&b as *const Bitmap).cast::<u8>(), BITMAP_SIZE)
+                    std::slice::from_raw_parts((&*block as *const Block).cast::<u8>(), BLOCK_SIZE)
                 };
-                sys::map_update(fd.as_fd(), &to.to_ne_bytes(), bytes, 0)?;
-                c.insert(to, Box::new(b));
+                sys::map_update(fd.as_fd(), &b.to_ne_bytes(), bytes, 0)?;
+                c.insert(to, both);
             }
         }
         Ok(())
     }
 }
 
-pub(super) static ZERO: Bitmap = Bitmap::zero();
-pub(super) const BITMAP_SIZE: usize = std::mem::size_of::<Bitmap>();
+/// The words, then the summary, of the bitmap at `place` of a block.
+fn gather(block: &Block, shape: Shape, place: u32) -> Box<[u64]> {
+    let (words, summary) = shape.starts(place);
+    let words = &block.words[words as usize..][..shape.words as usize];
+    let summary = &block.words[summary as usize..][..shape.summary() as usize];
+    [words, summary].concat().into()
+}
 
-/// For each write, the words to write: `(lo, hi)` around the computed ones.
-pub(super) fn extent(w: &compile::Write, behind: &[(u32, u32)]) -> (usize, usize) {
+/// Block `b` of a bitmap array, read.
+fn read_block(fd: &OwnedFd, info: &sys::MapInfo, b: u32) -> Result<Box<Block>> {
+    if b >= info.max_entries {
+        anyhow::bail!("bitmap block {b} is past the running generation's array");
+    }
+    let mut block = Box::new(Block::zero());
+    // SAFETY: a Block is plain words, BLOCK_SIZE bytes, the map's value size.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut((&mut *block as *mut Block).cast::<u8>(), BLOCK_SIZE)
+    };
+    sys::map_lookup(fd.as_fd(), &b.to_ne_bytes(), bytes)?;
+    Ok(block)
+}
+
+pub(super) const BLOCK_SIZE: usize = std::mem::size_of::<Block>();
+
+/// For each write, the words to write: `(lo, hi)` around the computed ones, of `words`.
+pub(super) fn extent(w: &compile::Write, behind: &[(u32, u32)], words: usize) -> (usize, usize) {
     let from = w.from as usize;
     let end = from + w.len as usize;
     if w.whole {
-        return (0, pcn_iptables_common::MAX_WORDS);
+        return (0, words);
     }
     if w.src != w.index {
         return (0, end);
@@ -152,13 +248,14 @@ pub(super) fn extent(w: &compile::Write, behind: &[(u32, u32)]) -> (usize, usize
 
 /// The running generation's bitmaps that writing the program over `behind` reads.
 pub(super) fn active_needs(program: &Program, behind: &[(u32, u32)]) -> Vec<u32> {
+    let words = program.layout.words as usize;
     let mut needs = Vec::new();
     let mut written = vec![false; behind.len()];
     for w in &program.writes {
         if let Some(x) = written.get_mut(w.index as usize) {
             *x = true;
         }
-        let (lo, hi) = extent(w, behind);
+        let (lo, hi) = extent(w, behind, words);
         let from = w.from as usize;
         if w.whole {
             continue;
@@ -190,41 +287,37 @@ pub(super) fn active_needs(program: &Program, behind: &[(u32, u32)]) -> Vec<u32>
 /// # Safety
 /// `dst` holds `program.layout.next_index` bitmaps, and nobody else writes them meanwhile.
 pub(super) unsafe fn write_bitmaps(
-    dst: *mut Bitmap,
+    dst: &Packed,
     active: Option<&Active>,
     program: &Program,
     behind: &[(u32, u32)],
 ) {
-    use pcn_iptables_common::MAX_WORDS;
+    let nwords = dst.shape.words as usize;
     let mut written = vec![false; behind.len()];
     let src_word = |src: u32, x: usize| -> u64 {
         match src {
             SRC_ZERO => 0,
             SRC_ONES => u64::MAX,
-            s => active.map_or(0, |a| a.get(s).words[x]),
+            s => active.map_or(0, |a| a.word(s, x)),
         }
     };
     for w in &program.writes {
         // SAFETY: the caller vouches for the index.
-        let b = unsafe { &mut *dst.add(w.index as usize) };
+        let (summary, words) = unsafe { dst.bitmap(w.index) };
         if let Some(x) = written.get_mut(w.index as usize) {
             *x = true;
         }
         let from = w.from as usize;
         let end = from + w.len as usize;
-        let (lo, hi) = extent(w, behind);
-        for x in lo..from {
-            b.words[x] = src_word(w.src, x);
-        }
-        b.words[from..end].copy_from_slice(program.words_of(w));
+        let (lo, hi) = extent(w, behind, nwords);
+        fill(words, lo..from, |x| src_word(w.src, x));
+        words[from..end].copy_from_slice(program.words_of(w));
         if w.whole {
-            b.words[end..].fill(0);
+            words[end..].fill(0);
         } else {
-            for x in end..hi {
-                b.words[x] = src_word(w.index, x);
-            }
+            fill(words, end..hi, |x| src_word(w.index, x));
         }
-        summarize(b, lo, hi);
+        summarize(summary, words, lo, hi);
     }
     // What the previous change wrote and this one does not: as the running generation has it.
     for (i, &(f, t)) in behind.iter().enumerate() {
@@ -232,11 +325,19 @@ pub(super) unsafe fn write_bitmaps(
             continue;
         }
         // SAFETY: as above.
-        let b = unsafe { &mut *dst.add(i) };
-        for x in f as usize..(t as usize).min(MAX_WORDS) {
-            b.words[x] = src_word(i as u32, x);
-        }
-        summarize(b, f as usize, t as usize);
+        let (summary, words) = unsafe { dst.bitmap(i as u32) };
+        fill(words, f as usize..(t as usize).min(nwords), |x| {
+            src_word(i as u32, x)
+        });
+        summarize(summary, words, f as usize, t as usize);
+    }
+}
+
+/// Sets words `range` of a bitmap to `word(x)` (none if the range is empty).
+fn fill(words: &mut [u64], range: std::ops::Range<usize>, word: impl Fn(usize) -> u64) {
+    let range = range.start.min(range.end)..range.end;
+    for (x, w) in range.clone().zip(&mut words[range]) {
+        *w = word(x);
     }
 }
 
@@ -251,7 +352,7 @@ pub(super) fn delta_of(program: &Program) -> Vec<[u32; 3]> {
                 w.index,
                 if w.src == w.index { w.from } else { 0 },
                 if w.whole {
-                    pcn_iptables_common::MAX_WORDS as u32
+                    program.layout.words
                 } else {
                     w.from + w.len
                 },
@@ -261,7 +362,7 @@ pub(super) fn delta_of(program: &Program) -> Vec<[u32; 3]> {
 }
 
 /// A new field trie with room for `entries` (and some), holding them if `fill`.
-pub(super) fn new_trie(entries: &[Entry], fill: bool) -> Result<OwnedFd> {
+pub(super) fn new_trie(entries: &[Entry], fill: bool, shape: Shape) -> Result<OwnedFd> {
     let fd = sys::map_create(
         "FIELDS",
         sys::MAP_TYPE_LPM_TRIE,
@@ -273,15 +374,19 @@ pub(super) fn new_trie(entries: &[Entry], fill: bool) -> Result<OwnedFd> {
     )
     .context("creating map FIELDS")?;
     if fill {
-        trie_update(fd.as_fd(), entries).context("filling the field trie")?;
+        trie_update(fd.as_fd(), entries, shape).context("filling the field trie")?;
     }
     Ok(fd)
 }
 
 pub(super) const TRIE_KEY: usize = 4 + std::mem::size_of::<FieldKey>();
 
-/// Sets `entries` in a field trie.
-pub(super) fn trie_update(fd: BorrowedFd<'_>, entries: &[Entry]) -> std::io::Result<()> {
+/// Sets `entries` in a field trie, their bitmaps by address (`Shape::address`).
+pub(super) fn trie_update(
+    fd: BorrowedFd<'_>,
+    entries: &[Entry],
+    shape: Shape,
+) -> std::io::Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -290,7 +395,7 @@ pub(super) fn trie_update(fd: BorrowedFd<'_>, entries: &[Entry]) -> std::io::Res
     for e in entries {
         keys.extend_from_slice(&(e.prefix_len as u32).to_ne_bytes());
         keys.extend_from_slice(&e.key);
-        values.extend_from_slice(&e.index.to_ne_bytes());
+        values.extend_from_slice(&shape.address(e.index).to_ne_bytes());
     }
     match sys::map_update_batch(fd, &keys, &values, entries.len() as u32) {
         // No batch updates for tries on this kernel: one at a time.
@@ -304,12 +409,13 @@ pub(super) fn trie_update(fd: BorrowedFd<'_>, entries: &[Entry]) -> std::io::Res
     }
 }
 
-/// The chains with an epoch of their own, which no other generation has (a random 64-bit
-/// number), so that flows cached by an older one are looked at again: every write of a
-/// generation's chains, in place too, goes through here.
+/// The chains as the classifier reads them: their own bitmaps by address (`Shape::address`),
+/// and an epoch of their own, which no other generation has (a random 64-bit number), so that
+/// flows cached by an older one are looked at again: every write of a generation's chains, in
+/// place too, goes through here.
 /// `PCN_IPTABLES_FLOW_CACHE=off` leaves the flow cache out (for the benchmarks' first-packet
 /// cost).
-pub(super) fn with_epoch(chains: &[ChainConfig]) -> Vec<ChainConfig> {
+pub(super) fn loaded(chains: &[ChainConfig], shape: Shape) -> Vec<ChainConfig> {
     use std::hash::{BuildHasher, Hasher};
     let epoch = std::collections::hash_map::RandomState::new()
         .build_hasher()
@@ -324,6 +430,11 @@ pub(super) fn with_epoch(chains: &[ChainConfig]) -> Vec<ChainConfig> {
             } else {
                 c.flags
             },
+            bitmap_words: shape.words,
+            bitmap_summaries: shape.summaries(),
+            rules: shape.address(c.rules),
+            count_only: shape.address(c.count_only),
+            checked: shape.address(c.checked),
             ..*c
         })
         .collect()
@@ -365,18 +476,18 @@ pub(super) fn new_arrays(program: &Program) -> Result<(Arrays, impl FnOnce(&Prog
     let (arrays, m) = new_arrays_mapped(program)?;
     Ok((arrays, move |p: &Program| {
         // SAFETY: a new map sized for next_index bitmaps, ours alone; no active one is read.
-        unsafe { write_bitmaps(bitmaps_of(&m), None, p, &[]) };
+        unsafe { write_bitmaps(&Packed::new(&m, shape(p)), None, p, &[]) };
     }))
 }
 
 /// New arrays for `program`, chains and actions written, the bitmap array mapped.
 pub(super) fn new_arrays_mapped(program: &Program) -> Result<(Arrays, sys::Mapping)> {
     let (chains, mut m) = new_array::<ChainConfig>("CHAINS", headroom(program.chains.len()))?;
-    put(&mut m, &with_epoch(&program.chains));
+    put(&mut m, &loaded(&program.chains, shape(program)));
     let (actions, mut m) = new_array::<Action>("ACTIONS", headroom(program.actions.len()))?;
     put(&mut m, &program.actions);
-    let (bitmaps, m) =
-        new_array::<Bitmap>("BITMAPS", headroom(program.layout.next_index as usize))?;
+    let blocks = bitmap_headroom(program.layout.next_index as usize, shape(program));
+    let (bitmaps, m) = new_array::<Block>("BITMAPS", blocks as usize)?;
     Ok((
         Arrays {
             chains,
@@ -385,4 +496,11 @@ pub(super) fn new_arrays_mapped(program: &Program) -> Result<(Arrays, sys::Mappi
         },
         m,
     ))
+}
+
+/// The shape of a program's bitmaps.
+pub(super) fn shape(p: &Program) -> Shape {
+    Shape {
+        words: p.layout.words,
+    }
 }

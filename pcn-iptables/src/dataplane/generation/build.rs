@@ -7,11 +7,11 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use pcn_iptables_common::{Action, Bitmap, ChainConfig, Counter};
+use pcn_iptables_common::{Action, Block, ChainConfig, Counter};
 
 use super::arrays::{
-    Active, Arrays, active_needs, bitmaps_of, delta_of, map_array, new_arrays, new_arrays_mapped,
-    new_trie, put, trie_update, with_epoch, write_bitmaps,
+    Active, Arrays, Packed, active_needs, delta_of, loaded, map_array, new_arrays,
+    new_arrays_mapped, new_trie, put, shape, trie_update, write_bitmaps,
 };
 use super::grace::Grace;
 use super::object::{ACTIONS, BITMAPS, CHAINS, FIELDS, OUTER, build_dir, pinned};
@@ -46,7 +46,7 @@ pub fn prefetch(dir: &Path, active: u32) -> Option<Prefetched> {
     let outer = pinned(&build_dir(dir), OUTER[BITMAPS]).ok()?;
     let id = sys::id_at(outer.as_fd(), other).ok()??;
     let fd = sys::map_by_id(id).ok()?;
-    let (_, mapping) = map_array::<Bitmap>(&fd).ok()?;
+    let (_, mapping) = map_array::<Block>(&fd).ok()?;
     Some(Prefetched { id, mapping })
 }
 
@@ -67,7 +67,7 @@ pub(super) fn full(
     let t = Timer("maps", std::time::Instant::now());
     let p = c.program;
     let other = (c.slot + 1) % pcn_iptables_common::GENERATIONS;
-    let trie = new_trie(&p.layout.entries, false)?;
+    let trie = new_trie(&p.layout.entries, false, shape(p))?;
     let (arrays, fill_arrays) = new_arrays(p)?;
     let (copy, fill_copy) = new_arrays(p)?;
     ready()?;
@@ -93,7 +93,7 @@ pub(super) fn full(
                 )
             })
         });
-        let filled_trie = s.spawn(|| trie_update(trie.as_fd(), &p.layout.entries));
+        let filled_trie = s.spawn(|| trie_update(trie.as_fd(), &p.layout.entries, shape(p)));
         let filled_copy = s.spawn(|| fill_copy(p));
         fill_arrays(p);
         let join = |r: std::thread::Result<Result<()>>| {
@@ -245,12 +245,12 @@ fn base<'a>(
 
 impl Base<'_> {
     /// The running generation's view of each new trie entry, then the entries.
-    fn update_trie(&self, a: &mut Active) -> Result<()> {
+    fn update_trie(&self, a: &mut Active, p: &Program) -> Result<()> {
         for u in self.updates.iter().filter(|u| u.running) {
             a.copy(&self.active, u.src, u.entry.index)?;
         }
         let entries: Vec<Entry> = self.updates.iter().map(|u| u.entry).collect();
-        trie_update(self.trie.as_fd(), &entries).context("updating the field trie")
+        trie_update(self.trie.as_fd(), &entries, shape(p)).context("updating the field trie")
     }
 }
 
@@ -270,11 +270,12 @@ fn rewrite_in_place(
         &base.active,
         &base.active_info,
         &active_needs(p, &base.behind),
+        shape(p),
     )?;
     let bitmaps_id = id_of(&bitmaps)?;
     let m = match prefetched {
         Some(f) if f.id == bitmaps_id => f.mapping,
-        _ => map_array::<Bitmap>(&bitmaps)?.1,
+        _ => map_array::<Block>(&bitmaps)?.1,
     };
     let maps = [
         id_of(&chains)?,
@@ -288,13 +289,13 @@ fn rewrite_in_place(
         unpin_state(dir, c.slot)?;
         c.grace.wait()?;
         let _t = Timer("patch", std::time::Instant::now());
-        base.update_trie(&mut a)?;
+        base.update_trie(&mut a, p)?;
         let (_, mut cm) = map_array::<ChainConfig>(&chains)?;
-        put(&mut cm, &with_epoch(&p.chains));
+        put(&mut cm, &loaded(&p.chains, shape(p)));
         let (_, mut am) = map_array::<Action>(&actions)?;
         put(&mut am, &p.actions);
         // SAFETY: room for next bitmaps (checked); the slot's maps are ours now (grace).
-        unsafe { write_bitmaps(bitmaps_of(&m), Some(&a), p, &base.behind) };
+        unsafe { write_bitmaps(&Packed::new(&m, shape(p)), Some(&a), p, &base.behind) };
         let bytes = encoded
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("encoding the state")))?;
@@ -318,20 +319,24 @@ fn into_new_arrays(
 ) -> Result<()> {
     let p = c.program;
     let running = base.running;
-    let mut a = Active::Mapped(map_array::<Bitmap>(&base.active)?.1);
+    let mut a = Active::mapped(&base.active, shape(p))?;
     let (arrays, m) = new_arrays_mapped(p)?;
-    // SAFETY: the new array has room for next >= the running generation's bitmaps, which
-    // the mapped array holds (checked by `fits`).
-    unsafe {
-        if let Active::Mapped(am) = &a {
+    if let Active::Mapped(am, _) = &a {
+        // The running generation's blocks (`fits` checked that the new array holds them).
+        let blocks = shape(p).blocks(running.layout.next_index) as usize;
+        let words = blocks * pcn_iptables_common::BLOCK_WORDS;
+        assert!(words * 8 <= am.len().min(m.len()));
+        // SAFETY: both mappings hold `words` words (checked); the new array is ours alone.
+        unsafe {
             std::ptr::copy_nonoverlapping(
-                bitmaps_of(am),
-                bitmaps_of(&m),
-                running.layout.next_index as usize,
-            );
-        }
-        write_bitmaps(bitmaps_of(&m), Some(&a), p, &[]);
+                am.as_ptr().cast::<u64>(),
+                m.as_ptr().cast::<u64>(),
+                words,
+            )
+        };
     }
+    // SAFETY: the new array has room for next bitmaps; it is ours alone.
+    unsafe { write_bitmaps(&Packed::new(&m, shape(p)), Some(&a), p, &[]) };
     drop(m);
     drop(t);
     let _t = Timer("outer", std::time::Instant::now());
@@ -339,7 +344,7 @@ fn into_new_arrays(
         c.grace.wait()?;
     }
     unpin_state(dir, c.slot)?;
-    base.update_trie(&mut a)?;
+    base.update_trie(&mut a, p)?;
     let fields = (base.ids[FIELDS] != Some(running.maps[FIELDS])).then_some(&base.trie);
     store(outer, c.slot, arrays.slot(fields))?;
     let maps = arrays.ids(running.maps[FIELDS])?;
@@ -365,11 +370,13 @@ fn fits(
     trie: &sys::MapInfo,
     active: &sys::MapInfo,
 ) -> bool {
-    (trie.max_entries as usize) >= p.layout.entries.len()
-        && !updates.iter().any(|u| {
-            u.running && (u.entry.index >= active.max_entries || u.src >= active.max_entries)
-        })
-        && running.layout.next_index <= active.max_entries
+    let bitmaps = shape(p).capacity(active.max_entries);
+    running.layout.words == p.layout.words
+        && (trie.max_entries as usize) >= p.layout.entries.len()
+        && !updates
+            .iter()
+            .any(|u| u.running && (u.entry.index >= bitmaps || u.src >= bitmaps))
+        && running.layout.next_index <= bitmaps
         && !p
             .writes
             .iter()
@@ -407,9 +414,10 @@ fn arrays_with_room(maps: [u32; 4], p: &Program) -> Result<Option<[OwnedFd; 3]>>
     let room = |fd: &OwnedFd, n: usize| -> Result<bool> {
         Ok(sys::map_info(fd.as_fd())?.max_entries as usize >= n)
     };
+    let blocks = shape(p).blocks(p.layout.next_index) as usize;
     if !room(&chains, p.chains.len())?
         || !room(&actions, p.actions.len())?
-        || !room(&bitmaps, p.layout.next_index as usize)?
+        || !room(&bitmaps, blocks)?
     {
         return Ok(None);
     }

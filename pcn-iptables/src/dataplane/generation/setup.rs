@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use aya::EbpfLoader;
-use pcn_iptables_common::{Action, Bitmap, ChainConfig};
+use pcn_iptables_common::{Action, Block, ChainConfig};
 
 use super::arrays::TRIE_KEY;
 use super::object::{CLASSIFY_TC_PIN, CLASSIFY_XDP_PIN, ELF, OUTER, pinned};
@@ -35,7 +35,7 @@ pub(super) fn make_outer_maps(pins: &[PathBuf]) -> Result<()> {
             4,
             sys::F_NO_PREALLOC,
         ),
-        array(std::mem::size_of::<Bitmap>()),
+        array(std::mem::size_of::<Block>()),
     ];
     for ((name, pin), (kind, key, value, flags)) in OUTER.iter().zip(pins).zip(templates) {
         if pin.exists() {
