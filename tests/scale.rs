@@ -30,7 +30,7 @@ fn check_rule_count(lab: &Lab, ns: &Ns, want: usize) {
 /// 999 rules dropping TCP ports 10001..10999, then one dropping port 80.
 fn scale_1000_port_rules(fw: Fw) {
     let Pair { lab, host, c1, .. } = Pair::new(fw);
-    lab.serve(&host, &[80, 81, 10000, 10500, 10999]);
+    lab.serve(&host, &[80, 81, 10000, 10001, 10500, 10997, 10998, 10999]);
     append_loop(&lab, &host, 10001, 10999, "INPUT -p tcp --dport $i -j DROP");
     lab.ipt_ok(&host, "-A INPUT -p tcp --dport 80 -j DROP");
     check_rule_count(&lab, &host, 1000);
@@ -51,9 +51,22 @@ fn scale_1000_port_rules(fw: Fw) {
     lab.ipt_ok(&host, "-D INPUT 1000");
     lab.expect(&c1.tcp(HOST1, 80), Pass);
     lab.expect(&c1.tcp(HOST1, 10999), Drop);
+    // Changes at the head of a long chain move every rule after them (one bit in every
+    // word of every bitmap): the rules in the last words must still hold.
     lab.ipt_ok(&host, "-I INPUT 1 -p tcp --dport 10500 -j ACCEPT");
     lab.expect(&c1.tcp(HOST1, 10500), Pass);
+    lab.expect(&c1.tcp(HOST1, 10999), Drop);
+    lab.expect(&c1.tcp(HOST1, 10001), Drop);
     check_rule_count(&lab, &host, 1000);
+    lab.ipt_ok(&host, "-R INPUT 2 -p tcp --dport 10998 -j ACCEPT");
+    lab.expect(&c1.tcp(HOST1, 10998), Pass);
+    lab.expect(&c1.tcp(HOST1, 10001), Pass);
+    lab.expect(&c1.tcp(HOST1, 10997), Drop);
+    lab.ipt_ok(&host, "-D INPUT 1");
+    lab.expect(&c1.tcp(HOST1, 10500), Drop);
+    lab.expect(&c1.tcp(HOST1, 10998), Pass);
+    lab.expect(&c1.tcp(HOST1, 10999), Drop);
+    lab.expect(&c1.tcp(HOST1, 81), Pass);
     lab.check();
 }
 

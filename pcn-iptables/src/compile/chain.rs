@@ -11,7 +11,7 @@ use super::fields::{
     self, Constraint, address, addrtype, any_port, ctstates, each, fragment, icmp, length, mac,
     ports, proto, tcp_flags, ttl,
 };
-use super::types::{CompileError, Entry, Link, SRC_ONES, SRC_ZERO};
+use super::types::{Change, CompileError, Entry, Link, SRC_ONES, SRC_ZERO, Shift};
 use crate::model::{Rule, Target};
 
 /// A bitmap the compiler made for one chain.
@@ -29,6 +29,8 @@ pub(super) struct Made {
     pub(super) len: u32,
     /// The running generation looks this entry's field up in this chain.
     pub(super) running: bool,
+    /// See `Write::shift`.
+    pub(super) shift: Option<Shift>,
 }
 
 pub(super) const OWN_RULES: u8 = 1;
@@ -67,32 +69,38 @@ pub(super) fn entries_of_chain(entries: &[Entry], chain: u32) -> Vec<Entry> {
         .collect()
 }
 
-/// Computes one chain's bitmaps: words `from..nwords` of each, on the running generation's
-/// view of the chain (`base`) when there is one. Returns the chain's `fields`.
+/// Computes one chain's bitmaps as far as `change` asks (`From(0)`: whole), on the running
+/// generation's view of the chain (`base`, which any other change needs). Returns the
+/// chain's `fields`.
 pub(super) fn chain_bitmaps(
     ctx: &Ctx,
     chain: u32,
     rules: &[Rule],
-    from: usize,
+    change: Change,
     base: Option<&ChainBase>,
     made: &mut Vec<Made>,
     words: &mut Vec<u64>,
 ) -> Result<u32, CompileError> {
     let nwords = rules.len().div_ceil(64);
-    let from = from.min(nwords);
+    let w = Window::of(change, rules.len());
     // Room for about as many atoms as the running generation had, and a few per new rule:
     // growing the arena copies it over and over.
-    let atoms = base.map_or(0, |b| b.entries.len()) + 4 * rules.len() + 64;
-    words.reserve(atoms * (nwords - from) + 3 * nwords);
+    let atoms = base.map_or(0, |b| b.entries.len()) + 4 * w.rules.len() + 64;
+    words.reserve(atoms * w.len + 3 * nwords);
     own_bitmaps(rules, nwords, base, made, words);
-    let window = &rules[(from * 64).min(rules.len())..];
+    let window = &rules[w.rules];
     let mut b = Building {
         chain,
-        from,
-        wlen: nwords - from,
-        // Where the words before the window come from for entries new to a field: all ones
-        // when the field is new to the chain (the rules before the window do not look at it).
-        fill: if from > 0 { SRC_ONES } else { SRC_ZERO },
+        from: w.from,
+        wlen: w.len,
+        // Where the words outside the window come from for entries new to a field: all ones
+        // (the rules outside do not look at the field; no word is outside a whole build).
+        fill: if w.len < nwords || w.shift.is_some() {
+            SRC_ONES
+        } else {
+            SRC_ZERO
+        },
+        shift: w.shift,
         base,
         made,
         words,
@@ -137,6 +145,49 @@ pub(super) fn chain_bitmaps(
         }
     }
     Ok(fields)
+}
+
+/// The rules of a chain whose bits a change computes, and which words they make.
+struct Window {
+    rules: std::ops::Range<usize>,
+    from: usize,
+    len: usize,
+    shift: Option<Shift>,
+}
+
+impl Window {
+    fn of(change: Change, rules: usize) -> Window {
+        let nwords = rules.div_ceil(64);
+        let words = |first: usize, end: usize| {
+            let from = (first / 64).min(nwords);
+            let to = end.div_ceil(64).max(from);
+            (from * 64..(to * 64).min(rules), from, to - from)
+        };
+        let (rules, from, len) = match change {
+            Change::From(k) => words(k, rules),
+            Change::Replaced { first, end } => words(first, end),
+            Change::Shifted { at, insert } => {
+                let old = if insert { rules - 1 } else { rules + 1 };
+                return Window {
+                    rules: if insert { at..at + 1 } else { at..at },
+                    from: at / 64,
+                    len: insert as usize,
+                    shift: Some(Shift {
+                        rule: at as u32,
+                        insert,
+                        old_words: old.div_ceil(64) as u32,
+                        words: nwords as u32,
+                    }),
+                };
+            }
+        };
+        Window {
+            rules,
+            from,
+            len,
+            shift: None,
+        }
+    }
 }
 
 /// The chain's own bitmaps, whole: its rules, those that only count, those with a check of
@@ -185,6 +236,7 @@ fn own_bitmaps(
             at,
             len: nwords as u32,
             running: false,
+            shift: None,
         });
     }
 }
@@ -194,8 +246,9 @@ struct Building<'a, 'b> {
     chain: u32,
     from: usize,
     wlen: usize,
-    /// Where the words before the window come from for an entry new to a field.
+    /// Where the words outside the window come from for an entry new to a field.
     fill: u32,
+    shift: Option<Shift>,
     base: Option<&'a ChainBase<'b>>,
     made: &'a mut Vec<Made>,
     words: &'a mut Vec<u64>,
@@ -216,6 +269,7 @@ impl<'a> Building<'a, '_> {
             at,
             len: self.wlen as u32,
             running: run,
+            shift: self.shift,
         });
     }
 

@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap;
 
 use super::chain::{OWN_COUNT_ONLY, OWN_RULES, chain_bitmaps};
 use super::config::{Ctx, actions, chain_config, chain_ids, chain_of, tracks};
-use super::types::{CompileError, Entry, Layout, Program, SRC_ZERO, Write, stored};
+use super::types::{Change, CompileError, Entry, Layout, Program, SRC_ZERO, Write, stored};
 use crate::model::Table;
 
 /// The full build: every chain, every bitmap, equal bitmaps stored once.
@@ -23,7 +23,15 @@ pub(super) fn full(ctx: &Ctx, table: &Table, shape: Shape) -> Result<Program, Co
     for (id, name) in names.iter().enumerate() {
         let (rules, policy, policy_counter) = chain_of(table, name);
         let first = made.len();
-        let fields = chain_bitmaps(ctx, id as u32, rules, 0, None, &mut made, &mut words)?;
+        let fields = chain_bitmaps(
+            ctx,
+            id as u32,
+            rules,
+            Change::From(0),
+            None,
+            &mut made,
+            &mut words,
+        )?;
         spans.push(first..made.len());
         chains.push(ChainConfig {
             fields,
@@ -47,6 +55,7 @@ pub(super) fn full(ctx: &Ctx, table: &Table, shape: Shape) -> Result<Program, Co
                     at: m.at,
                     len: m.len,
                     whole: true,
+                    shift: None,
                 });
                 next
             });

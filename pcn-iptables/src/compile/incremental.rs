@@ -9,7 +9,7 @@ use super::chain::{
 use super::config::{Ctx, actions, chain_config, chain_of, tracks};
 use super::tables;
 use super::types::{
-    Base, CompileError, Entry, Layout, Program, SRC_ZERO, TrieUpdate, Write, config, stored,
+    Base, Change, CompileError, Entry, Layout, Program, SRC_ZERO, TrieUpdate, Write, config, stored,
 };
 use crate::model::Table;
 
@@ -56,7 +56,7 @@ pub(super) fn incremental(
         }
         let (rules, policy, policy_counter) = chain_of(table, name);
         let mut cfg = chain_config(rules, bases[id], policy, policy_counter, track);
-        let Some(from) = changed[id] else {
+        let Some(change) = changed[id] else {
             let old = old_cfg(id).unwrap_or_default();
             cfg.fields = old.fields;
             cfg.rules = old.rules;
@@ -76,12 +76,17 @@ pub(super) fn incremental(
             }
             _ => None,
         };
+        // Only a chain the running generation has can be changed in part.
+        let change = match chain_base {
+            Some(_) => change,
+            None => Change::From(0),
+        };
         made.clear();
         cfg.fields = chain_bitmaps(
             ctx,
             id as u32,
             rules,
-            from,
+            change,
             chain_base.as_ref(),
             &mut made,
             &mut words,
@@ -161,8 +166,8 @@ fn chain_names(layout: &Layout, table: &Table) -> Vec<String> {
     names
 }
 
-/// Which chains change, and from which word (`None`: unchanged).
-fn changes(names: &[String], base: &Base, table: &Table) -> Vec<Option<usize>> {
+/// Which chains change, and how (`None`: unchanged).
+fn changes(names: &[String], base: &Base, table: &Table) -> Vec<Option<Change>> {
     let layout = base.layout;
     names
         .iter()
@@ -170,10 +175,10 @@ fn changes(names: &[String], base: &Base, table: &Table) -> Vec<Option<usize>> {
         .map(|(id, name)| {
             let new = tables::chain(table, name).map_or(&[][..], |c| c.rules.as_slice());
             if layout.chain_names.get(id) == Some(name) {
-                base.old.first_change(name, new).map(|k| k / 64)
+                base.old.change(name, new)
             } else {
                 // Not in the running generation: new (its id is fresh).
-                Some(0)
+                Some(Change::From(0))
             }
         })
         .collect()
@@ -182,7 +187,7 @@ fn changes(names: &[String], base: &Base, table: &Table) -> Vec<Option<usize>> {
 /// The bitmap indexes the unchanged chains (and chains gone) keep.
 fn kept_indexes(
     layout: &Layout,
-    changed: &[Option<usize>],
+    changed: &[Option<Change>],
     changed_id: &impl Fn(&Entry) -> bool,
 ) -> Vec<bool> {
     let mut taken = vec![false; layout.next_index as usize];
@@ -259,6 +264,7 @@ impl Placing {
                         at: m.at,
                         len: m.len,
                         whole: false,
+                        shift: m.shift,
                     });
                 }
                 None => {
@@ -270,6 +276,7 @@ impl Placing {
                         at: m.at,
                         len: m.len,
                         whole: true,
+                        shift: None,
                     });
                 }
             }

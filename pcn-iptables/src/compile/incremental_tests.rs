@@ -85,7 +85,7 @@ fn classify(
     trie: &[Entry],
     chain: u32,
     pkt: &[(u8, [u8; 6], u32)],
-) -> Option<usize> {
+) -> Option<Vec<u64>> {
     let cfg = chains[chain as usize];
     let lookup = |id: u8, value: [u8; 6], bits: u32| -> Option<&Vec<u64>> {
         let key = field_key6(id, chain, value);
@@ -104,10 +104,9 @@ fn classify(
             maps.push(lookup(id, value, bits)?);
         }
     }
-    (0..layout.words as usize).find_map(|i| {
-        let w = maps.iter().fold(u64::MAX, |acc, m| acc & m[i]);
-        (w != 0).then(|| i * 64 + w.trailing_zeros() as usize)
-    })
+    // Every rule whose fields all match, not just the first: a wrong bit anywhere shows.
+    let words = (0..layout.words as usize).map(|i| maps.iter().fold(u64::MAX, |acc, m| acc & m[i]));
+    Some(words.collect())
 }
 
 /// Applies `p` to the inactive slot `slots[1 - active]` as the data plane does.
@@ -139,40 +138,51 @@ fn apply(
     }
     let mut written = vec![false; n];
     let mut new_delta = Vec::new();
+    let words = p.layout.words as usize;
     for w in &p.writes {
         written[w.index as usize] = true;
-        let dst = &mut b[w.index as usize];
         let from = w.from as usize;
-        let end = from + w.len as usize;
-        let lo = if w.src == w.index {
-            let d = delta.iter().find(|d| d.0 == w.index);
-            let lo = d.map_or(from, |d| (d.1 as usize).min(from));
-            if let Some(d) = d
-                && end < d.2 as usize
-            {
-                dst[end..d.2 as usize].copy_from_slice(&a[w.index as usize][end..d.2 as usize]);
-            }
-            lo
-        } else {
-            0
+        let end = w.end() as usize;
+        let src = |i: usize| match w.src {
+            SRC_ZERO => 0,
+            SRC_ONES => u64::MAX,
+            s => a[s as usize][i],
         };
-        for i in lo..from {
-            dst[i] = match w.src {
-                SRC_ZERO => 0,
-                SRC_ONES => u64::MAX,
-                s => a[s as usize][i],
-            };
+        // Words outside the computed ones: in place, what the slot lags behind by; a new
+        // bitmap's, all of them, from its source.
+        let (lo, hi) = if w.whole || w.src != w.index {
+            (0, words)
+        } else {
+            let d = delta.iter().find(|d| d.0 == w.index);
+            d.map_or((from, end), |d| {
+                ((d.1 as usize).min(from), (d.2 as usize).max(end))
+            })
+        };
+        let mut new = b[w.index as usize].clone();
+        for i in (lo..from).chain(end..hi) {
+            new[i] = src(i);
         }
-        dst[from..end].copy_from_slice(p.words_of(w));
-        if w.whole {
-            for x in &mut dst[end..] {
-                *x = 0;
+        match w.shift {
+            Some(shift) => {
+                let bit = p.words_of(w).first().copied().unwrap_or(0);
+                for (x, word) in new.iter_mut().enumerate().take(end).skip(from) {
+                    *word = shift.word(x, src, bit);
+                }
             }
+            None => new[from..end].copy_from_slice(p.words_of(w)),
         }
+        if w.whole {
+            new[end..].fill(0);
+        }
+        b[w.index as usize] = new;
         new_delta.push((
             w.index,
             if w.src == w.index { w.from } else { 0 },
-            if w.whole { p.layout.words } else { end as u32 },
+            if w.whole || w.src != w.index {
+                words as u32
+            } else {
+                end as u32
+            },
         ));
     }
     for &(i, f, t) in delta {
@@ -405,5 +415,44 @@ fn bitmaps_follow_the_longest_chain() {
         assert_eq!((p.layout.words, p.is_full()), (words, full), "{len} rules");
         layout = p.layout;
         running = table;
+    }
+}
+
+/// `Shift::word` against the bit vectors it stands for: one bit inserted or removed.
+#[test]
+fn shifts_insert_and_remove_one_rule() {
+    let mut rng = Rng(99);
+    for _ in 0..300 {
+        let n = rng.below(300) as usize + 1;
+        let bits: Vec<bool> = (0..n).map(|_| rng.below(2) == 0).collect();
+        let words = |bits: &[bool]| atoms::bitmap(bits.len().div_ceil(64), bits.iter().copied());
+        let old = words(&bits);
+        let at = rng.below(n as u64) as usize;
+        let bit = rng.below(2) == 0;
+        for insert in [true, false] {
+            let mut want = bits.clone();
+            if insert {
+                want.insert(at, bit);
+            } else {
+                want.remove(at);
+            }
+            let want = words(&want);
+            let shift = Shift {
+                rule: at as u32,
+                insert,
+                old_words: old.len() as u32,
+                words: want.len() as u32,
+            };
+            let got: Vec<u64> = (0..want.len())
+                .map(|x| {
+                    if x < at / 64 {
+                        old[x]
+                    } else {
+                        shift.word(x, |y| old[y], bit as u64)
+                    }
+                })
+                .collect();
+            assert_eq!(got, want, "{n} bits, at {at}, insert {insert}");
+        }
     }
 }

@@ -164,6 +164,59 @@ pub struct Write {
     /// Words past `from + len` are cleared: a chain's own bitmaps (its rules bound every
     /// scan, so words past a chain's end elsewhere are never looked at).
     pub whole: bool,
+    /// `Some`: words `from..shift.words` are `src`'s shifted by one rule instead (`len` is
+    /// 1 or 0: the inserted rule's bit, in bit 0).
+    pub shift: Option<Shift>,
+}
+
+impl Write {
+    /// The words this write computes: `from..` this.
+    pub fn end(&self) -> u32 {
+        match self.shift {
+            Some(s) => s.words,
+            None => self.from + self.len,
+        }
+    }
+}
+
+/// A bitmap's words from rule `rule` on, one rule further to make room for a rule inserted
+/// there (`insert`), or one closer over the rule removed from there; the chain's words
+/// before and after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shift {
+    pub rule: u32,
+    pub insert: bool,
+    pub old_words: u32,
+    pub words: u32,
+}
+
+impl Shift {
+    /// Word `x` of the shifted bitmap, from the source's words (`old`; zero from `old_words`
+    /// on) and the inserted rule's bit.
+    pub fn word(&self, x: usize, old: impl Fn(usize) -> u64, bit: u64) -> u64 {
+        let old = |y: usize| {
+            if y < self.old_words as usize {
+                old(y)
+            } else {
+                0
+            }
+        };
+        let (first, b) = (self.rule as usize / 64, self.rule % 64);
+        let shifted = if self.insert {
+            old(x) << 1 | if x > 0 { old(x - 1) >> 63 } else { 0 }
+        } else {
+            old(x) >> 1 | old(x + 1) << 63
+        };
+        if x != first {
+            return shifted;
+        }
+        let below = (1u64 << b) - 1;
+        if self.insert {
+            old(x) & below | (bit & 1) << b | shifted & !below & !(1 << b)
+        } else {
+            old(x) & below | shifted & !below
+        }
+    }
 }
 
 /// A trie entry a change adds (or points to another bitmap), in the trie that both
@@ -217,34 +270,70 @@ pub enum Old<'a> {
     Slots(&'a [(String, Vec<u32>)]),
 }
 
+/// How one chain's rules differ from the running generation's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Rules from this one on may all differ: their words are computed.
+    From(usize),
+    /// Rules `first..end` replaced one for one, the others where they were.
+    Replaced { first: usize, end: usize },
+    /// One rule inserted at `at` (`insert`) or the one there removed; the rules after it
+    /// are the running ones, one place further or closer.
+    Shifted { at: usize, insert: bool },
+}
+
 impl Old<'_> {
-    /// The first rule of chain `name` that differs from the running ruleset's (its length
-    /// if none but some were added or removed); `None` when the chain is the same, and
-    /// `Some(0)` when the running ruleset lacks it.
-    pub(super) fn first_change(&self, name: &str, new: &[Rule]) -> Option<usize> {
-        let k = match self {
-            Old::Table(t) => {
-                let old = super::tables::chain(t, name).map(|c| c.rules.as_slice());
-                let Some(old) = old else { return Some(0) };
-                let k = old
-                    .iter()
-                    .zip(new)
-                    .take_while(|(a, b)| a.counter == b.counter || a.same_spec(b))
-                    .count();
-                (k, old.len())
-            }
-            Old::Slots(chains) => {
-                let Some((_, old)) = chains.iter().find(|(n, _)| n == name) else {
-                    return Some(0);
-                };
-                let k = old
-                    .iter()
-                    .zip(new)
-                    .take_while(|(a, b)| **a == b.counter)
-                    .count();
-                (k, old.len())
-            }
-        };
-        (k.0 < k.1 || k.0 < new.len()).then_some(k.0)
+    /// How chain `name` differs from the running ruleset's (`None`: the same; `From(0)`: the
+    /// running ruleset lacks it).
+    pub(super) fn change(&self, name: &str, new: &[Rule]) -> Option<Change> {
+        match self {
+            Old::Table(t) => match super::tables::chain(t, name) {
+                Some(c) => {
+                    let old = &c.rules;
+                    diff(old.len(), new.len(), |i, j| {
+                        old[i].counter == new[j].counter || old[i].same_spec(&new[j])
+                    })
+                }
+                None => Some(Change::From(0)),
+            },
+            Old::Slots(chains) => match chains.iter().find(|(n, _)| n == name) {
+                Some((_, old)) => diff(old.len(), new.len(), |i, j| old[i] == new[j].counter),
+                None => Some(Change::From(0)),
+            },
+        }
     }
+}
+
+/// How a chain of `old` rules became one of `new` (`same(i, j)`: old rule i has the bits of
+/// new rule j). A change within the chain's last word of rules is a `From`: its words are few.
+fn diff(old: usize, new: usize, same: impl Fn(usize, usize) -> bool) -> Option<Change> {
+    let k = (0..old.min(new)).take_while(|&i| same(i, i)).count();
+    if k == old && k == new {
+        return None;
+    }
+    // The rules after the change, the same in both (apart from the common start).
+    let tail = (1..=old.min(new) - k)
+        .take_while(|&t| same(old - t, new - t))
+        .count();
+    let (old_end, new_end) = (old - tail, new - tail);
+    Some(if tail == 0 || new.div_ceil(64) <= k / 64 + 1 {
+        Change::From(k)
+    } else if old_end == new_end {
+        Change::Replaced {
+            first: k,
+            end: new_end,
+        }
+    } else if old_end == k && new_end == k + 1 {
+        Change::Shifted {
+            at: k,
+            insert: true,
+        }
+    } else if old_end == k + 1 && new_end == k {
+        Change::Shifted {
+            at: k,
+            insert: false,
+        }
+    } else {
+        Change::From(k)
+    })
 }

@@ -230,15 +230,14 @@ fn read_block(fd: &OwnedFd, info: &sys::MapInfo, b: u32) -> Result<Box<Block>> {
 
 pub(super) const BLOCK_SIZE: usize = std::mem::size_of::<Block>();
 
-/// For each write, the words to write: `(lo, hi)` around the computed ones, of `words`.
+/// For each write, the words to write: `(lo, hi)` around the computed ones, of `words`. A
+/// bitmap new at its index takes every other word from its source; one in place, those the
+/// slot lags behind the running generation by (`behind`).
 pub(super) fn extent(w: &compile::Write, behind: &[(u32, u32)], words: usize) -> (usize, usize) {
     let from = w.from as usize;
-    let end = from + w.len as usize;
-    if w.whole {
-        return (0, words);
-    }
-    if w.src != w.index {
-        return (0, end);
+    let end = w.end() as usize;
+    if w.whole || w.src != w.index {
+        return (0, words.max(end));
     }
     match behind.get(w.index as usize) {
         Some(&(f, t)) if f != u32::MAX => ((f as usize).min(from), (t as usize).max(end)),
@@ -255,16 +254,13 @@ pub(super) fn active_needs(program: &Program, behind: &[(u32, u32)]) -> Vec<u32>
         if let Some(x) = written.get_mut(w.index as usize) {
             *x = true;
         }
-        let (lo, hi) = extent(w, behind, words);
-        let from = w.from as usize;
         if w.whole {
             continue;
         }
-        if lo < from && w.src < SRC_ONES {
+        let (lo, hi) = extent(w, behind, words);
+        if (lo < w.from as usize || hi > w.end() as usize || w.shift.is_some()) && w.src < SRC_ONES
+        {
             needs.push(w.src);
-        }
-        if hi > from + w.len as usize {
-            needs.push(w.index);
         }
     }
     for (i, &(f, _)) in behind.iter().enumerate() {
@@ -307,15 +303,23 @@ pub(super) unsafe fn write_bitmaps(
         if let Some(x) = written.get_mut(w.index as usize) {
             *x = true;
         }
-        let from = w.from as usize;
-        let end = from + w.len as usize;
+        let (from, end) = (w.from as usize, w.end() as usize);
         let (lo, hi) = extent(w, behind, nwords);
         fill(words, lo..from, |x| src_word(w.src, x));
-        words[from..end].copy_from_slice(program.words_of(w));
+        match w.shift {
+            Some(shift) => {
+                let bit = program.words_of(w).first().copied().unwrap_or(0);
+                fill(words, from..end, |x| {
+                    shift.word(x, |y| src_word(w.src, y), bit)
+                });
+            }
+            None => words[from..end].copy_from_slice(program.words_of(w)),
+        }
         if w.whole {
             words[end..].fill(0);
         } else {
-            fill(words, end..hi, |x| src_word(w.index, x));
+            // In place, the running generation's words; else the source's.
+            fill(words, end..hi, |x| src_word(w.src, x));
         }
         summarize(summary, words, lo, hi);
     }
@@ -351,10 +355,10 @@ pub(super) fn delta_of(program: &Program) -> Vec<[u32; 3]> {
             [
                 w.index,
                 if w.src == w.index { w.from } else { 0 },
-                if w.whole {
+                if w.whole || w.src != w.index {
                     program.layout.words
                 } else {
-                    w.from + w.len
+                    w.end()
                 },
             ]
         })
