@@ -60,7 +60,9 @@ pub(super) fn actions(
             .copied()
             .ok_or_else(|| CompileError::UnknownChain(name.to_string()))
     };
-    let mut out = Vec::new();
+    // Sized at once: growing copies (and faults in) the array over and over.
+    let rules = |name: &str| tables::chain(table, name).map_or(0, |c| c.rules.len());
+    let mut out = Vec::with_capacity(names.iter().map(|n| rules(n)).sum());
     let mut bases = Vec::with_capacity(names.len());
     for name in names {
         bases.push(out.len() as u32);

@@ -160,12 +160,12 @@ impl Active {
         Ok(Active::Mapped(m, packed))
     }
 
-    /// Word `x` of bitmap `i`.
-    pub(super) fn word(&self, i: u32, x: usize) -> u64 {
+    /// The words of bitmap `i` (none: not read, all zeros).
+    pub(super) fn words(&self, i: u32) -> Option<&[u64]> {
         match self {
             // SAFETY: only read, and the running generation does not write its bitmaps.
-            Active::Mapped(_, p) => unsafe { p.bitmap(i) }.1[x],
-            Active::Copied(c, _) => c.get(&i).map_or(0, |b| b[x]),
+            Active::Mapped(_, p) => Some(&*unsafe { p.bitmap(i) }.1),
+            Active::Copied(c, s) => c.get(&i).map(|b| &b[..s.words as usize]),
         }
     }
 
@@ -290,13 +290,15 @@ pub(super) unsafe fn write_bitmaps(
 ) {
     let nwords = dst.shape.words as usize;
     let mut written = vec![false; behind.len()];
-    let src_word = |src: u32, x: usize| -> u64 {
+    // A bitmap's source, found once for all its words.
+    let source = |src: u32| -> (u64, Option<&[u64]>) {
         match src {
-            SRC_ZERO => 0,
-            SRC_ONES => u64::MAX,
-            s => active.map_or(0, |a| a.word(s, x)),
+            SRC_ZERO => (0, None),
+            SRC_ONES => (u64::MAX, None),
+            s => (0, active.and_then(|a| a.words(s))),
         }
     };
+    let word = |(fixed, words): (u64, Option<&[u64]>), x: usize| words.map_or(fixed, |w| w[x]);
     for w in &program.writes {
         // SAFETY: the caller vouches for the index.
         let (summary, words) = unsafe { dst.bitmap(w.index) };
@@ -305,13 +307,12 @@ pub(super) unsafe fn write_bitmaps(
         }
         let (from, end) = (w.from as usize, w.end() as usize);
         let (lo, hi) = extent(w, behind, nwords);
-        fill(words, lo..from, |x| src_word(w.src, x));
+        let src = source(w.src);
+        fill(words, lo..from, |x| word(src, x));
         match w.shift {
             Some(shift) => {
                 let bit = program.words_of(w).first().copied().unwrap_or(0);
-                fill(words, from..end, |x| {
-                    shift.word(x, |y| src_word(w.src, y), bit)
-                });
+                fill(words, from..end, |x| shift.word(x, |y| word(src, y), bit));
             }
             None => words[from..end].copy_from_slice(program.words_of(w)),
         }
@@ -319,7 +320,7 @@ pub(super) unsafe fn write_bitmaps(
             words[end..].fill(0);
         } else {
             // In place, the running generation's words; else the source's.
-            fill(words, end..hi, |x| src_word(w.src, x));
+            fill(words, end..hi, |x| word(src, x));
         }
         summarize(summary, words, lo, hi);
     }
@@ -330,9 +331,8 @@ pub(super) unsafe fn write_bitmaps(
         }
         // SAFETY: as above.
         let (summary, words) = unsafe { dst.bitmap(i as u32) };
-        fill(words, f as usize..(t as usize).min(nwords), |x| {
-            src_word(i as u32, x)
-        });
+        let src = source(i as u32);
+        fill(words, f as usize..(t as usize).min(nwords), |x| word(src, x));
         summarize(summary, words, f as usize, t as usize);
     }
 }
