@@ -10,6 +10,7 @@ pub mod hashlimit;
 pub mod icmp_limit;
 pub mod limit;
 pub mod recent;
+pub mod sctp_chunks;
 pub mod statistic;
 pub mod tcp_option;
 pub mod tcpmss;
@@ -228,6 +229,9 @@ pub mod chain_flag {
     /// Some rule has `-m tcp --tcp-option` (set on every chain): the parse walks TCP
     /// packets' options (`PacketInfo::tcp_kinds`).
     pub const TCP_OPTION: u32 = 256;
+    /// Some rule has `-m sctp --chunk-types` (set on every chain): the parse walks SCTP
+    /// packets' chunks (`PacketInfo::sctp_types`, `sctp_flags`).
+    pub const SCTP_CHUNKS: u32 = 512;
 }
 
 /// Flows whose verdict the entry programs remember (`PCN_FLOWS`, an LRU map).
@@ -411,7 +415,16 @@ pub struct Action {
     /// `-m tcp --tcp-option`: the option kind, `tcp_option::flag` bits.
     pub tcp_option: u8,
     pub tcp_option_flags: u8,
-    pub _tcp_option_pad: [u8; 6],
+    /// `-m sctp --chunk-types` (`sctp_chunks::fill`): `sctp_chunks::flag` bits; the flag
+    /// checks (`sctp_checks` of `sctp_chunks::MAX_CHECKS`, the others on
+    /// `sctp_chunks::UNUSED_TYPE`), each a chunk type and the flag values that count; the
+    /// chunk types that count (bit `t % 64` of word `t / 64`).
+    pub sctp_chunk_flags: u8,
+    pub sctp_checks: u8,
+    pub _sctp_pad: [u8; 2],
+    pub sctp_check_set: [u32; sctp_chunks::MAX_CHECKS],
+    pub sctp_check_types: [u8; sctp_chunks::MAX_CHECKS],
+    pub sctp_types: [u64; 4],
 }
 
 /// `-m owner` (xt_owner): `Action::owner_match` bits, and `PacketInfo::owner` states.
@@ -532,6 +545,7 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
         && (a.ports_flags == 0 || ports_match(pkt, a))
         && (a.addr_check == 0 || addresses_match(pkt, a))
         && (a.tcp_option_flags == 0 || tcp_option::matches(pkt, a))
+        && (a.sctp_chunk_flags == 0 || sctp_chunks::matches(pkt, a))
 }
 
 /// `-s`/`-d` with any mask, as ip_packet_match compares them (`(addr & mask) != ip`).
@@ -772,7 +786,12 @@ impl Default for Action {
             addr_masked: [[[0; 4]; 2]; 2],
             tcp_option: 0,
             tcp_option_flags: 0,
-            _tcp_option_pad: [0; 6],
+            sctp_chunk_flags: 0,
+            sctp_checks: 0,
+            _sctp_pad: [0; 2],
+            sctp_check_set: [0; sctp_chunks::MAX_CHECKS],
+            sctp_check_types: [0; sctp_chunks::MAX_CHECKS],
+            sctp_types: [0; 4],
         }
     }
 }
@@ -954,6 +973,18 @@ pub struct PacketInfo {
     /// in bit 0), read where the generation has a `--tcp-option` rule
     /// (`chain_flag::TCP_OPTION`).
     pub tcp_kinds: [u64; 4],
+    /// An SCTP packet's chunks, walked where the generation has a `--chunk-types` rule
+    /// (`chain_flag::SCTP_CHUNKS`): `sctp_chunks::walk` bits, the walk's next chunk and the
+    /// IP packet's end (offsets in the frame: in map memory, so that `bpf_loop`'s callback
+    /// verifies once), the chunk types met (bit `t % 64` of word `t / 64`), and for each type
+    /// below `sctp_chunks::UNUSED_TYPE` the flag values met (`sctp_chunks::flag_value` bits).
+    pub sctp_walk: u8,
+    pub _sctp_pad: [u8; 3],
+    pub sctp_offset: u32,
+    pub sctp_end: u32,
+    pub _sctp_pad2: u32,
+    pub sctp_types: [u64; 4],
+    pub sctp_flags: [u32; sctp_chunks::FLAG_TYPES],
     /// Where the words of each bitmap the classifier scans start in its block (`bitmaps`'
     /// order, then the chain's count-only and checked bitmaps; `bitmap::Shape::starts`), the
     /// length of a summary, and where the summaries of the `bitmaps` start: map memory for

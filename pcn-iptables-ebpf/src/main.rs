@@ -35,6 +35,7 @@ mod raw;
 mod recent;
 mod reject;
 mod route;
+mod sctp;
 mod settings;
 mod statistic;
 mod tcpmss;
@@ -130,6 +131,7 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
     let raw_first = !resumed && raw::classifies(slot, flags, CHAIN_RAW_PREROUTING);
     parse_ipv4(
         ctx.as_ptr(),
+        sctp::Frame::Xdp(ctx.ctx),
         pkt,
         ctx.data(),
         ctx.data_end(),
@@ -318,7 +320,9 @@ fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
     };
     // No context for tracking: its masquerade check is ingress's (see `track`).
     let none = core::ptr::null_mut();
-    if parse_ipv4(none, pkt, ctx.data(), ctx.data_end(), parse_flags, true).is_none() {
+    let frame = sctp::Frame::Tc(skb);
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if parse_ipv4(none, frame, pkt, start, end, parse_flags, true).is_none() {
         return UNSPEC;
     }
     // OUTPUT judged the datagram before the stack fragmented it: as on INPUT, the first

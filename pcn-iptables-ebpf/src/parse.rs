@@ -5,6 +5,7 @@ use pcn_iptables_common::{
     PacketInfo, SPI_NONE, chain_flag, conntrack::ctstate, pkt_type, tcp_option, tcpmss,
 };
 
+use crate::sctp::{self, Frame};
 use crate::track;
 
 pub(crate) const ETH_HLEN: usize = 14;
@@ -30,12 +31,14 @@ pub(crate) fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*mut 
 }
 
 /// Fills addresses, protocol, ports and length from the IPv4 packet at `l3`, and, as the
-/// generation's `flags` ask, a TCP packet's options (`chain_flag::TCPMSS`, `TCP_OPTION`) and its
+/// generation's `flags` ask, a TCP packet's options (`chain_flag::TCPMSS`, `TCP_OPTION`), an
+/// SCTP packet's chunks (`chain_flag::SCTP_CHUNKS`, read through `frame`) and its
 /// connection, tracked (`chain_flag::TRACK`; `update`: the packet counts for it and moves its
 /// state); `None` when the frame is not IPv4 we can read.
 #[inline(always)]
 pub(crate) fn parse_ipv4(
     ctx: *mut core::ffi::c_void,
+    frame: Frame,
     pkt: &mut PacketInfo,
     start: usize,
     end: usize,
@@ -72,6 +75,7 @@ pub(crate) fn parse_ipv4(
     pkt.has_icmp = 0;
     pkt.has_tcp_flags = 0;
     pkt.spi = SPI_NONE;
+    pkt.sctp_walk = 0;
     let l4 = ETH_HLEN + (ihl & 0x3c);
     if frag_offset == 0 && ihl >= 20 {
         match pkt.proto {
@@ -100,6 +104,9 @@ pub(crate) fn parse_ipv4(
                 let at = l4 + if pkt.proto == IPPROTO_AH { 4 } else { 0 };
                 if let Some(spi) = ptr_at::<[u8; 4]>(start, end, at) {
                     pkt.spi = u32::from_be_bytes(unsafe { *spi }) as u64;
+                }
+                if pkt.proto == IPPROTO_SCTP && flags & chain_flag::SCTP_CHUNKS != 0 {
+                    sctp::walk(frame, l4);
                 }
             }
             IPPROTO_DCCP => {

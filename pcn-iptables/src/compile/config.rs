@@ -3,7 +3,7 @@
 
 use pcn_iptables_common::{
     Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, ct_other, ct_port, owner,
-    pkt_check, recent, tcp_option, verdict,
+    pkt_check, recent, sctp_chunks, tcp_option, verdict,
 };
 use rustc_hash::FxHashMap;
 
@@ -13,7 +13,8 @@ use super::tables;
 use super::types::{CompileError, Link};
 use crate::ext::{Field, Want};
 use crate::model::{
-    Limit, Match, Policy, Recent, RecentList, Rule, Table, TableName, Tables, Target,
+    Limit, Match, Negatable, Policy, Recent, RecentList, Rule, SctpChunkMatch, SctpChunks, Table,
+    TableName, Tables, Target,
 };
 
 pub(super) struct Ctx<'a> {
@@ -128,8 +129,9 @@ pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
 
 /// The generation's flags: TRACK and NAT (connections are tracked when some rule looks at
 /// their state, and when the nat table is loaded: its chains see each connection's first
-/// packet, its mappings rewrite the others), OWNER, TCPMSS and TCP_OPTION when some rule has
-/// `-m owner`, `-m tcpmss` or `--tcp-option`, MANGLE when the mangle table is loaded.
+/// packet, its mappings rewrite the others), OWNER, TCPMSS, TCP_OPTION and SCTP_CHUNKS when
+/// some rule has `-m owner`, `-m tcpmss`, `--tcp-option` or `--chunk-types`, MANGLE when the
+/// mangle table is loaded.
 pub(super) fn tracks(table: &Table) -> u32 {
     let rules = || tables::chains(table).flat_map(|(_, c)| &c.rules);
     let nat = tables::nat(table).is_some();
@@ -150,12 +152,24 @@ pub(super) fn tracks(table: &Table) -> u32 {
             )
         })
     });
+    let chunks = rules().any(|r| {
+        r.matches.iter().any(|m| {
+            matches!(
+                m,
+                Match::Sctp {
+                    chunks: Some(_),
+                    ..
+                }
+            )
+        })
+    });
     [
         (track, chain_flag::TRACK),
         (nat, chain_flag::NAT),
         (owner, chain_flag::OWNER),
         (mss, chain_flag::TCPMSS),
         (tcp_option, chain_flag::TCP_OPTION),
+        (chunks, chain_flag::SCTP_CHUNKS),
         (
             tables::loaded(table, TableName::Mangle).is_some(),
             chain_flag::MANGLE,
@@ -196,6 +210,24 @@ fn recent_action(
     action.recent_hitcount = r.hitcount as u16;
     action.recent_seconds = r.seconds;
     Ok(())
+}
+
+/// A rule's `--chunk-types` in its action (its flag checks name their types by libxt_sctp's
+/// places in its table of names: see `sctp_chunks::FLAG_TYPES`).
+fn sctp_chunks_action(action: &mut Action, c: &Negatable<SctpChunks>) -> Result<(), CompileError> {
+    let kind = match c.value.kind {
+        SctpChunkMatch::Any => sctp_chunks::flag::ANY,
+        SctpChunkMatch::All => sctp_chunks::flag::ALL,
+        SctpChunkMatch::Only => sctp_chunks::flag::ONLY,
+    };
+    let checks: Vec<_> = c
+        .value
+        .flags
+        .iter()
+        .map(|f| (f.chunk, f.flag, f.mask))
+        .collect();
+    sctp_chunks::fill(action, kind, c.negated, c.value.map, &checks)
+        .map_err(|t| CompileError::Unsupported(format!("--chunk-types flags of chunk type {t}")))
 }
 
 /// Rule `rule`'s action; `named`: the namespace's recent lists and hashlimit tables.
@@ -335,6 +367,9 @@ pub(super) fn action(
             } else {
                 0
             };
+    }
+    if let Some(c) = fields::sctp_chunks(rule)? {
+        sctp_chunks_action(&mut action, &c)?;
     }
     if let Some(s) = fields::spi(rule)? {
         action.spi_flags = pkt_check::SPI | if s.negated { pkt_check::SPI_INVERT } else { 0 };

@@ -10,7 +10,7 @@ use super::types::CompileError;
 use crate::ext::{self, Field, Want};
 use crate::model::{
     AddrMask, Connlimit, Hashlimit, Limit, MarkMask, Match, Negatable, Owner, PortRange, Recent,
-    Rule, SpiRange, Statistic, TimeMatch,
+    Rule, SctpChunks, SpiRange, Statistic, TimeMatch,
 };
 use pcn_iptables_common::{connlimit, recent};
 
@@ -290,6 +290,14 @@ pub fn tcp_option(rule: &Rule) -> Result<Option<Negatable<u8>>> {
     })
 }
 
+/// The rule's `--chunk-types`, if any.
+pub fn sctp_chunks(rule: &Rule) -> Result<Option<Negatable<SctpChunks>>> {
+    Ok(match one(rule, Field::SctpChunks, "--chunk-types")? {
+        Some(Want::SctpChunks(c)) => Some(c),
+        _ => None,
+    })
+}
+
 /// The rule's `-m sctp` or `-m dccp`, if it has one.
 pub fn proto_ports(rule: &Rule) -> Result<Option<Want>> {
     one(rule, Field::Ports, "-m sctp or -m dccp")
@@ -383,6 +391,7 @@ pub fn checked(m: &Match) -> bool {
         Field::Hashlimit,
         Field::Ports,
         Field::TcpOption,
+        Field::SctpChunks,
     ]
     .into_iter()
     .any(|f| e.want(m, f).is_some())

@@ -8,7 +8,7 @@ use pcn_iptables_common::Action;
 use crate::error::Result;
 use crate::model::{
     Connlimit, CtAddr, CtOther, Hashlimit, Limit, MarkMask, Match, Negatable, Owner, PortRange,
-    Recent, Rule, SpiRange, Statistic, Target, TimeMatch,
+    Recent, Rule, SctpChunks, SpiRange, Statistic, Target, TimeMatch,
 };
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
@@ -90,6 +90,8 @@ pub enum Field {
     Ports,
     /// A TCP option kind among the packet's options, checked by the rule itself.
     TcpOption,
+    /// An SCTP packet's chunk types and flags, checked by the rule itself.
+    SctpChunks,
 }
 
 /// A match's constraint on one [`Field`].
@@ -120,6 +122,7 @@ pub enum Want {
     Owner(Owner),
     Hashlimit(Hashlimit),
     TcpOption(Negatable<u8>),
+    SctpChunks(Negatable<SctpChunks>),
     Ports {
         proto: u8,
         sport: Option<Negatable<PortRange>>,

@@ -176,10 +176,12 @@ pub enum Match {
     Owner(Owner),
     /// `-m hashlimit`
     Hashlimit(Hashlimit),
-    /// `-m sctp --sport`, `--dport` (`-p sctp` loads it).
+    /// `-m sctp --sport`, `--dport`, `--chunk-types` (`-p sctp` loads it).
     Sctp {
         sport: Option<Negatable<PortRange>>,
         dport: Option<Negatable<PortRange>>,
+        #[serde(default)]
+        chunks: Option<Negatable<SctpChunks>>,
     },
     /// `-m dccp --sport`, `--dport`, `--dccp-types` (bit `1 << type`) (`-p dccp` loads it).
     Dccp {
@@ -187,6 +189,34 @@ pub enum Match {
         dport: Option<Negatable<PortRange>>,
         types: Option<Negatable<u16>>,
     },
+}
+
+/// `-m sctp --chunk-types`: what xt_sctp_info keeps of it, so that `-C` and `-D` compare
+/// what iptables compares.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SctpChunks {
+    pub kind: SctpChunkMatch,
+    /// The chunk types (bit `t % 64` of word `t / 64`).
+    pub map: [u64; 4],
+    /// The flag checks in the order first given (`flag_info`, at most 4), one per chunk type.
+    pub flags: Vec<SctpChunkFlags>,
+}
+
+/// `--chunk-types any|all|only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SctpChunkMatch {
+    Any,
+    All,
+    Only,
+}
+
+/// A chunk type's flags: `flags & mask == flag`. libxt_sctp names the type by the place of its
+/// name in its table, which is the type itself from DATA to SHUTDOWN_COMPLETE only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SctpChunkFlags {
+    pub chunk: u8,
+    pub flag: u8,
+    pub mask: u8,
 }
 
 /// `-m owner`: at least one of its options is set.

@@ -629,10 +629,6 @@ fn unsupported_features_are_refused() {
             "option \"--log-macdecode\" is not supported by pcn-iptables",
         ),
         (
-            "-A INPUT -p sctp --chunk-types any INIT",
-            "option \"--chunk-types\" is not supported by pcn-iptables",
-        ),
-        (
             "-A INPUT -p 33 -m dccp --dccp-option 3",
             "option \"--dccp-option\" is not supported by pcn-iptables",
         ),
@@ -849,6 +845,42 @@ fn ports_protocols_interfaces_and_targets() {
     ] {
         assert_eq!(specs(line), [expected], "{line}");
     }
+}
+
+/// `--chunk-types` as xt_sctp_info holds it: what `-C` and `-D` compare beyond the text.
+#[test]
+fn sctp_chunk_types() {
+    use crate::model::{Match, SctpChunkFlags, SctpChunkMatch, SctpChunks};
+    let chunks = |line: &str| {
+        let Command::Append { rules, .. } = invocation(line).command else {
+            panic!("{line}: not -A");
+        };
+        match &rules[0].matches[..] {
+            [Match::Sctp { chunks, .. }] => chunks.clone().expect("--chunk-types"),
+            other => panic!("{line}: {other:?}"),
+        }
+    };
+    let check = |chunk, flag, mask| SctpChunkFlags { chunk, flag, mask };
+    // I_DATA's check names its place in libxt_sctp's table (15), not its type (64); a clear
+    // letter does not clear what an earlier one set.
+    let c = chunks("-A INPUT -p sctp ! --chunk-types ONLY I_DATA:b,data:-,i_data:B,DATA:B,DATA:b");
+    assert!(c.negated);
+    assert_eq!(
+        c.value,
+        SctpChunks {
+            kind: SctpChunkMatch::Only,
+            map: [1, 1, 0, 0],
+            flags: vec![check(15, 0x02, 0x02), check(0, 0x02, 0x82)],
+        }
+    );
+    let c = chunks("-A INPUT -p sctp --chunk-types all ALL");
+    assert_eq!(
+        (c.value.kind, c.value.map),
+        (SctpChunkMatch::All, [u64::MAX; 4])
+    );
+    let c = chunks("-A INPUT -p sctp --chunk-types any ABORT:T,SHUTDOWN_COMPLETE:-,ASCONF");
+    assert_eq!(c.value.map, [1 << 6 | 1 << 14, 0, 0, 1 << 1]);
+    assert_eq!(c.value.flags, [check(6, 1, 1), check(14, 0, 0x80)]);
 }
 
 #[test]
