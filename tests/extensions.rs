@@ -15,6 +15,7 @@ pcn_iptables_tests::differential_scenarios!(
     length_and_ttl,
     fragments,
     addrtype,
+    addrtype_through_the_device,
     comment_changes_nothing,
     forward_sees_the_decremented_ttl,
 );
@@ -368,6 +369,39 @@ fn addrtype(fw: Fw) -> Transcript {
     };
     t.text("broadcast ping answered", broadcast_ping(&c1).to_string());
     lab.expect(&c1.ping(HOST1), Pass);
+    record(&mut t, &lab, &host, "host");
+    t.finish(&lab)
+}
+
+/// `--limit-iface-in/out`: the host's address on c2's side is LOCAL through that interface
+/// only; a packet from c1 to it, or the host's own packet from it to c1, sees it UNICAST.
+fn addrtype_through_the_device(fw: Fw) -> Transcript {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    let mut t = Transcript::new(&lab);
+    lab.serve(&host, &[80]);
+    lab.ipt_ok(
+        &host,
+        "-A INPUT -p tcp -m addrtype --dst-type LOCAL --limit-iface-in -j DROP",
+    );
+    lab.expect(&c1.tcp(HOST1, 80), Drop);
+    lab.expect(&c1.tcp(HOST2, 80), Pass);
+    lab.ipt_ok(
+        &host,
+        "-R INPUT 1 -p tcp -m addrtype ! --dst-type LOCAL --limit-iface-in -j DROP",
+    );
+    lab.expect(&c1.tcp(HOST1, 80), Pass);
+    lab.expect(&c1.tcp(HOST2, 80), Drop);
+    // The source's type through the output device (and a rule in a chain OUTPUT jumps to).
+    lab.ipt_ok(&host, "-F INPUT");
+    lab.serve(&c1, &[80]);
+    lab.ipt_ok(&host, "-N out");
+    lab.ipt_ok(
+        &host,
+        "-A out -p tcp -m addrtype --src-type LOCAL --dst-type UNICAST --limit-iface-out -j DROP",
+    );
+    lab.ipt_ok(&host, "-A OUTPUT -j out");
+    lab.expect(&host.tcp(C1, 80), Drop);
+    lab.expect(&host.tcp(C1, 80).src(HOST2), Pass);
     record(&mut t, &lab, &host, "host");
     t.finish(&lab)
 }

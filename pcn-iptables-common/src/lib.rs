@@ -1,6 +1,7 @@
 //! `#[repr(C)]` types and constants shared by the pcn-iptables userspace and its eBPF programs.
 #![no_std]
 
+pub mod addrtype;
 pub mod bitmap;
 pub mod checksum;
 pub mod classifier;
@@ -425,6 +426,11 @@ pub struct Action {
     pub sctp_check_set: [u32; sctp_chunks::MAX_CHECKS],
     pub sctp_check_types: [u8; sctp_chunks::MAX_CHECKS],
     pub sctp_types: [u64; 4],
+    /// `-m addrtype --limit-iface-in/out` (`addrtype::matches`): `addrtype::flag` bits, and
+    /// the `--src-type` and `--dst-type` sets (`1 << rtn::*` bits; 0: none).
+    pub addrtype_flags: u8,
+    pub _addrtype_pad: u8,
+    pub addrtype_types: [u16; 2],
 }
 
 /// `-m owner` (xt_owner): `Action::owner_match` bits, and `PacketInfo::owner` states.
@@ -792,6 +798,9 @@ impl Default for Action {
             sctp_check_set: [0; sctp_chunks::MAX_CHECKS],
             sctp_check_types: [0; sctp_chunks::MAX_CHECKS],
             sctp_types: [0; 4],
+            addrtype_flags: 0,
+            _addrtype_pad: 0,
+            addrtype_types: [0; 2],
         }
     }
 }
@@ -1163,6 +1172,8 @@ mod user {
     use super::*;
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for Block {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
+    unsafe impl aya::Pod for addrtype::LocalRoute {}
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for ChainConfig {}
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.

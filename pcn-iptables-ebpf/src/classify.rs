@@ -10,7 +10,7 @@ use pcn_iptables_common::{OFFSET_CHECKED, OFFSET_COUNT_ONLY, OFFSETS};
 use pcn_iptables_common::{conntrack, recent};
 
 use crate::maps::{PCN_PACKETS, action, action_mut, bitmaps, chain_config, count, field_lookup};
-use crate::{limit, log, statistic, time};
+use crate::{addrtype, limit, log, statistic, time};
 
 /// The bitmap index of field `id`'s entry for `value`, whose first `bits` bits count, in
 /// generation `slot`'s trie; the key is built in `scratch` (PacketInfo::lookup_key).
@@ -142,6 +142,7 @@ fn own_checks(pkt: &PacketInfo, index: u32) -> Checks {
     if !(conntrack::tuples_match(pkt, unsafe { &*action })
         && pcn_iptables_common::packet_matches(pkt, unsafe { &*action })
         && time::matches(unsafe { &*action })
+        && addrtype::matches(pkt, unsafe { &*action })
         && statistic::matches(action)
         && limit::take(action))
     {

@@ -16,6 +16,7 @@
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
 
+mod addrtype;
 mod chain;
 mod classify;
 mod connlimit;

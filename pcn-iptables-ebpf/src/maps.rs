@@ -7,8 +7,9 @@
 use aya_ebpf::{
     btf_maps::{self, ArrayOfMaps},
     macros::{btf_map, map},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, Queue, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, Queue, lpm_trie::Key},
 };
+use pcn_iptables_common::addrtype::{LOCAL_ROUTES, LocalRoute};
 use pcn_iptables_common::conntrack::{CtEntry, CtKey, CtReclaim};
 use pcn_iptables_common::recent;
 use pcn_iptables_common::{
@@ -33,6 +34,11 @@ pub(crate) const TC: u32 = 1;
 /// Connections, shared by both hooks and every generation. Allocated as connections come
 /// (an LRU map would reserve every entry up front); userspace sets the size at the first
 /// install, and a full table makes room as netfilter's does (`track::reclaim`).
+/// The namespace's local routing table, with each route's device, for `-m addrtype
+/// --limit-iface-in/out` (written by userspace at every change while a rule has one).
+#[map]
+pub(crate) static PCN_LOCAL_ROUTES: LpmTrie<[u8; 4], LocalRoute> =
+    LpmTrie::pinned(LOCAL_ROUTES, NO_PREALLOC as u32);
 #[map]
 pub(crate) static PCN_CONNTRACK: HashMap<CtKey, CtEntry> =
     HashMap::pinned(CONNTRACK_ENTRIES, NO_PREALLOC as u32);

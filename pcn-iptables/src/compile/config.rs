@@ -371,6 +371,9 @@ pub(super) fn action(
     if let Some(c) = fields::sctp_chunks(rule)? {
         sctp_chunks_action(&mut action, &c)?;
     }
+    if let Some((flags, types)) = fields::addrtype_iface(rule)? {
+        (action.addrtype_flags, action.addrtype_types) = (flags, types);
+    }
     if let Some(s) = fields::spi(rule)? {
         action.spi_flags = pkt_check::SPI | if s.negated { pkt_check::SPI_INVERT } else { 0 };
         action.spi_range = [s.value.first, s.value.last];

@@ -9,8 +9,8 @@ use super::interval::{Interval, Values};
 use super::types::CompileError;
 use crate::ext::{self, Field, Want};
 use crate::model::{
-    AddrMask, Connlimit, Hashlimit, Limit, MarkMask, Match, Negatable, Owner, PortRange, Recent,
-    Rule, SctpChunks, SpiRange, Statistic, TimeMatch,
+    AddrMask, AddrtypeIface, Connlimit, Hashlimit, Limit, MarkMask, Match, Negatable, Owner,
+    PortRange, Recent, Rule, SctpChunks, SpiRange, Statistic, TimeMatch,
 };
 use pcn_iptables_common::{connlimit, recent};
 
@@ -291,6 +291,33 @@ pub fn tcp_option(rule: &Rule) -> Result<Option<Negatable<u8>>> {
 }
 
 /// The rule's `--chunk-types`, if any.
+/// The rule's `-m addrtype` with `--limit-iface-in/out`, if any: (flags, `--src-type` and
+/// `--dst-type` sets) as `Action` has them.
+pub fn addrtype_iface(rule: &Rule) -> Result<Option<(u8, [u16; 2])>> {
+    use pcn_iptables_common::addrtype::flag;
+    let what = "-m addrtype with --limit-iface-in or --limit-iface-out";
+    Ok(match one(rule, Field::AddrtypeIface, what)? {
+        Some(Want::AddrtypeIface { iface, src, dst }) => {
+            let mut flags = match iface {
+                AddrtypeIface::Out => flag::OUT,
+                _ => flag::IN,
+            };
+            let set = |t: &Option<Negatable<u16>>, invert: u8, flags: &mut u8| {
+                t.as_ref().map_or(0, |t| {
+                    *flags |= if t.negated { invert } else { 0 };
+                    t.value
+                })
+            };
+            let types = [
+                set(&src, flag::INVERT_SRC, &mut flags),
+                set(&dst, flag::INVERT_DST, &mut flags),
+            ];
+            Some((flags, types))
+        }
+        _ => None,
+    })
+}
+
 pub fn sctp_chunks(rule: &Rule) -> Result<Option<Negatable<SctpChunks>>> {
     Ok(match one(rule, Field::SctpChunks, "--chunk-types")? {
         Some(Want::SctpChunks(c)) => Some(c),
@@ -392,6 +419,7 @@ pub fn checked(m: &Match) -> bool {
         Field::Ports,
         Field::TcpOption,
         Field::SctpChunks,
+        Field::AddrtypeIface,
     ]
     .into_iter()
     .any(|f| e.want(m, f).is_some())

@@ -530,7 +530,7 @@ fn match_holds(m: &Match, p: &Pkt, env: &Env, limit_pass: bool) -> bool {
             TtlMode::Lt => p.ttl < *value,
             TtlMode::Gt => p.ttl > *value,
         },
-        Match::Addrtype { src, dst } => {
+        Match::Addrtype { src, dst, .. } => {
             let types = |t: &Option<Negatable<u16>>, a: u32| {
                 t.as_ref()
                     .is_none_or(|t| (t.value & (1 << env.addr_type(a)) != 0) != t.negated)
@@ -902,7 +902,11 @@ fn random_match(rng: &mut Rng, proto: Option<&Negatable<u8>>) -> Option<Match> {
             } else {
                 types(rng)
             };
-            Match::Addrtype { src, dst }
+            Match::Addrtype {
+                src,
+                dst,
+                iface: crate::model::AddrtypeIface::Any,
+            }
         }
         8 => Match::Comment("a comment".into()),
         9 => Match::Limit(Limit {

@@ -19,6 +19,8 @@
 //! - `PCN_SETTINGS`: the ICMP rate limit sysctls and kernel offsets the data plane uses,
 //!   refreshed at every change; `PCN_ICMP_PEERS`, `PCN_ICMP_GLOBAL`: REJECT's ICMP error
 //!   buckets (per destination, namespace-wide);
+//! - `PCN_LOCAL_ROUTES`: the local routing table with devices, for `-m addrtype
+//!   --limit-iface-in/out` (`local_routes`);
 //! - `PCN_LOG`, `PCN_LOG_LOST`: the ring buffer of `-j LOG` records and the count of records
 //!   it had no room for (read by `--log-follow`).
 //!
@@ -37,6 +39,7 @@ mod gc;
 mod generation;
 pub mod hashlimit;
 mod load;
+mod local_routes;
 pub mod lock;
 pub mod log;
 pub mod recent;

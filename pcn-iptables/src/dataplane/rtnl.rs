@@ -177,3 +177,42 @@ pub fn ipv4_addrs() -> Result<Vec<(u32, std::net::Ipv4Addr, u8)>> {
         })
         .collect())
 }
+
+/// The IPv4 routes of the local table (255): (prefix, `rtn::*` type, output device).
+pub fn local_table() -> Result<Vec<(std::net::Ipv4Addr, u8, u8, u32)>> {
+    use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+    let mut request = RouteMessage::default();
+    request.header.address_family = AddressFamily::Inet;
+    let answers = Rtnl::open()?
+        .request(RouteNetlinkMessage::GetRoute(request), NLM_F_DUMP)
+        .context("listing routes")?;
+    Ok(answers
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewRoute(r) if r.header.address_family == AddressFamily::Inet => {
+                let table = r.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Table(t) => Some(*t),
+                    _ => None,
+                });
+                if table.unwrap_or(r.header.table as u32) != LOCAL_TABLE {
+                    return None;
+                }
+                let mut dst = std::net::Ipv4Addr::UNSPECIFIED;
+                let mut oif = 0;
+                for a in &r.attributes {
+                    match a {
+                        RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = *d,
+                        RouteAttribute::Oif(i) => oif = *i,
+                        _ => {}
+                    }
+                }
+                let len = r.header.destination_prefix_length;
+                Some((dst, len, u8::from(r.header.kind), oif))
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// `RT_TABLE_LOCAL`
+const LOCAL_TABLE: u32 = 255;

@@ -1,10 +1,12 @@
-//! libxt_addrtype (revision 1): `--src-type`/`--dst-type` lists of route types.
+//! libxt_addrtype (revision 1): `--src-type`/`--dst-type` lists of route types, and
+//! `--limit-iface-in`/`--limit-iface-out` (the types as routes through the packet's device
+//! give them: `pcn_iptables_common::addrtype`).
 
 use std::fmt::Write as _;
 
 use super::api::{Context, Entry, Extension, Field, Show, Value, Want, bang, entry, flag, inv};
 use crate::error::Result;
-use crate::model::{Match, Negatable};
+use crate::model::{AddrtypeIface, Match, Negatable};
 
 pub struct Addrtype;
 
@@ -25,6 +27,7 @@ impl Extension for Addrtype {
         Value::Match(Match::Addrtype {
             src: None,
             dst: None,
+            iface: AddrtypeIface::Any,
         })
     }
 
@@ -42,7 +45,7 @@ impl Extension for Addrtype {
     }
 
     fn save(&self, m: &Match, out: &mut String) {
-        let Match::Addrtype { src, dst } = m else {
+        let Match::Addrtype { src, dst, iface } = m else {
             return;
         };
         for (option, types) in [("src-type", src), ("dst-type", dst)] {
@@ -50,10 +53,15 @@ impl Extension for Addrtype {
                 let _ = write!(out, "{} --{option} {}", bang(t.negated), format(t.value));
             }
         }
+        *out += match iface {
+            AddrtypeIface::Any => "",
+            AddrtypeIface::In => " --limit-iface-in",
+            AddrtypeIface::Out => " --limit-iface-out",
+        };
     }
 
     fn print(&self, m: &Match, _: &Show, out: &mut String) {
-        let Match::Addrtype { src, dst } = m else {
+        let Match::Addrtype { src, dst, iface } = m else {
             return;
         };
         *out += " ADDRTYPE match";
@@ -62,15 +70,29 @@ impl Extension for Addrtype {
                 let _ = write!(out, " {label} {}{}", inv(t.negated), format(t.value));
             }
         }
+        *out += match iface {
+            AddrtypeIface::Any => "",
+            AddrtypeIface::In => " limit-in",
+            AddrtypeIface::Out => " limit-out",
+        };
     }
 
+    /// Types without a device are a set of addresses (fields of the classifier); with one,
+    /// the rule's own check.
     fn want(&self, m: &Match, field: Field) -> Option<Want> {
-        let Match::Addrtype { src, dst } = m else {
+        let Match::Addrtype { src, dst, iface } = m else {
             return None;
         };
-        match field {
-            Field::SrcType => src.clone().map(Want::AddressTypes),
-            Field::DstType => dst.clone().map(Want::AddressTypes),
+        match (field, iface) {
+            (Field::SrcType, AddrtypeIface::Any) => src.clone().map(Want::AddressTypes),
+            (Field::DstType, AddrtypeIface::Any) => dst.clone().map(Want::AddressTypes),
+            (Field::AddrtypeIface, AddrtypeIface::In | AddrtypeIface::Out) => {
+                Some(Want::AddrtypeIface {
+                    iface: *iface,
+                    src: src.clone(),
+                    dst: dst.clone(),
+                })
+            }
             _ => None,
         }
     }
@@ -106,21 +128,21 @@ pub const NAMES: [&str; 12] = [
 ];
 
 pub fn parse(m: &mut Match, id: u8, text: &str, invert: bool) -> Result<()> {
-    if id >= 2 {
-        // The data plane learns an address's type from the main table, not per interface.
-        return Err(crate::xtables::unsupported(format_args!(
-            "option \"--{}\"",
-            ENTRIES[id as usize].name
-        )));
-    }
-    let types = Some(Negatable {
-        value: parse_types(text)?,
-        negated: invert,
-    });
-    if let Match::Addrtype { src, dst } = m {
-        match id {
-            0 => *src = types,
-            _ => *dst = types,
+    let Match::Addrtype { src, dst, iface } = m else {
+        return Ok(());
+    };
+    match id {
+        2 => *iface = AddrtypeIface::In,
+        3 => *iface = AddrtypeIface::Out,
+        _ => {
+            let types = Some(Negatable {
+                value: parse_types(text)?,
+                negated: invert,
+            });
+            match id {
+                0 => *src = types,
+                _ => *dst = types,
+            }
         }
     }
     Ok(())

@@ -7,8 +7,8 @@ use pcn_iptables_common::Action;
 
 use crate::error::Result;
 use crate::model::{
-    Connlimit, CtAddr, CtOther, Hashlimit, Limit, MarkMask, Match, Negatable, Owner, PortRange,
-    Recent, Rule, SctpChunks, SpiRange, Statistic, Target, TimeMatch,
+    AddrtypeIface, Connlimit, CtAddr, CtOther, Hashlimit, Limit, MarkMask, Match, Negatable, Owner,
+    PortRange, Recent, Rule, SctpChunks, SpiRange, Statistic, Target, TimeMatch,
 };
 use crate::xtables::HasArg;
 use crate::xtables::netdb::NameDb;
@@ -92,6 +92,8 @@ pub enum Field {
     TcpOption,
     /// An SCTP packet's chunk types and flags, checked by the rule itself.
     SctpChunks,
+    /// Address types through the packet's device, checked by the rule itself.
+    AddrtypeIface,
 }
 
 /// A match's constraint on one [`Field`].
@@ -123,6 +125,11 @@ pub enum Want {
     Hashlimit(Hashlimit),
     TcpOption(Negatable<u8>),
     SctpChunks(Negatable<SctpChunks>),
+    AddrtypeIface {
+        iface: AddrtypeIface,
+        src: Option<Negatable<u16>>,
+        dst: Option<Negatable<u16>>,
+    },
     Ports {
         proto: u8,
         sport: Option<Negatable<PortRange>>,

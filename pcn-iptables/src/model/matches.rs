@@ -120,9 +120,12 @@ pub enum Match {
         value: u8,
     },
     /// `-m addrtype --src-type/--dst-type`: sets of `1 << rtn::*` bits; at least one is set.
+    /// `--limit-iface-in/out`: the types as routes through the packet's device tell them.
     Addrtype {
         src: Option<Negatable<u16>>,
         dst: Option<Negatable<u16>>,
+        #[serde(default)]
+        iface: AddrtypeIface,
     },
     /// `-m comment --comment`: no effect on matching.
     Comment(String),
@@ -556,4 +559,13 @@ impl Target {
     pub fn mangle_only(&self) -> bool {
         matches!(self, Target::Tos(_) | Target::Dscp(_) | Target::Ttl(_))
     }
+}
+
+/// `-m addrtype`'s `--limit-iface-in` / `--limit-iface-out`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AddrtypeIface {
+    #[default]
+    Any,
+    In,
+    Out,
 }

@@ -10,8 +10,8 @@ use super::names::no_chain;
 use crate::error::{Error, OTHER_PROBLEM, Result};
 use crate::ext::{connmark_target, ecn, hashlimit, limit, owner, recent, tcpmss_target};
 use crate::model::{
-    Chain, Command, IPPROTO_AH, IPPROTO_ESP, IPPROTO_ICMP, IPPROTO_TCP, MAX_CHAIN_LABEL, Match,
-    NatKind, Rule, Table, TableName, Target,
+    AddrtypeIface, Chain, Command, IPPROTO_AH, IPPROTO_ESP, IPPROTO_ICMP, IPPROTO_TCP,
+    MAX_CHAIN_LABEL, Match, NatKind, Rule, Table, TableName, Target,
 };
 
 fn plain(message: &str) -> Error {
@@ -485,6 +485,12 @@ fn check_entry(rule: &Rule, table: TableName, hooks: u8) -> Result<()> {
             Match::Sctp { .. } => proto_is(pcn_iptables_common::IPPROTO_SCTP),
             Match::Dccp { .. } => proto_is(pcn_iptables_common::IPPROTO_DCCP),
             Match::Mac(_) => only(hook::PREROUTING | hook::INPUT | hook::FORWARD),
+            // xt_addrtype: no input device after routing, no output device before.
+            Match::Addrtype { iface, .. } => match iface {
+                AddrtypeIface::Any => true,
+                AddrtypeIface::In => only(hook::PREROUTING | hook::INPUT | hook::FORWARD),
+                AddrtypeIface::Out => only(hook::OUTPUT | hook::FORWARD | hook::POSTROUTING),
+            },
             m if ecn::reads_tcp(m) => proto_is(IPPROTO_TCP),
             Match::Recent(r) => recent::kernel_accepts(r),
             Match::Owner(o) => owner::kernel_accepts(o) && only(hook::OUTPUT | hook::POSTROUTING),

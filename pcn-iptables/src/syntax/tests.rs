@@ -621,10 +621,6 @@ fn unsupported_features_are_refused() {
             "target `QUEUE' is not supported by pcn-iptables",
         ),
         (
-            "-A INPUT -m addrtype --src-type LOCAL --limit-iface-in",
-            "option \"--limit-iface-in\" is not supported by pcn-iptables",
-        ),
-        (
             "-A INPUT -j LOG --log-macdecode",
             "option \"--log-macdecode\" is not supported by pcn-iptables",
         ),

@@ -332,7 +332,9 @@ pub(super) unsafe fn write_bitmaps(
         // SAFETY: as above.
         let (summary, words) = unsafe { dst.bitmap(i as u32) };
         let src = source(i as u32);
-        fill(words, f as usize..(t as usize).min(nwords), |x| word(src, x));
+        fill(words, f as usize..(t as usize).min(nwords), |x| {
+            word(src, x)
+        });
         summarize(summary, words, f as usize, t as usize);
     }
 }
