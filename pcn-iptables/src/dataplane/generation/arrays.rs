@@ -54,10 +54,12 @@ pub(super) fn put<T: Copy>(mapping: &mut sys::Mapping, items: &[T]) {
     };
 }
 
-/// Bitmap slots to make for `n` bitmaps of this shape: where they are small, room to grow
-/// costs little, and spares the full builds a full running array forces.
+/// Blocks to make for `n` bitmaps of this shape: room for n/16 + 240 more bitmaps (as the
+/// other arrays have), times as many as fit in the room one 16,384-rule bitmap takes, up to
+/// 16 times: short bitmaps cost little, and a change that outgrows the running array (a
+/// kube-proxy sync's new addresses) is a full build, two RCU grace periods long.
 pub(super) fn bitmap_headroom(n: usize, shape: Shape) -> u32 {
-    let extra = n / 16 * shape.per_block().min(4) as usize + 240;
+    let extra = (n / 16 + 240) * shape.per_block().min(16) as usize;
     shape.blocks((n + extra) as u32)
 }
 
