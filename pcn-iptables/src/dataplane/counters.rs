@@ -132,7 +132,11 @@ impl Counters {
                 .with_context(|| format!("counter slot {slot} out of range"))?
                 .push((index, c));
         }
-        if let Some(highest) = counters.iter().map(|&(slot, _)| slot).max() {
+        // Pages are made when a slot needs one (each making waits for a grace period), with
+        // room then for the changes that follow.
+        if let Some(highest) = counters.iter().map(|&(slot, _)| slot).max()
+            && self.page(page_of(highest).0)?.is_none()
+        {
             self.make_pages(page_of(with_headroom(highest)).0, None)?;
         }
         let cpus = self.cpus;
