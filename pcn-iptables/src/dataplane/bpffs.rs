@@ -85,7 +85,17 @@ pub fn ensure() -> Result<()> {
             return Ok(());
         }
     }
+    // Two first commands on a fresh machine both find no bpffs: the second's mount would hide
+    // what the first made in its own (its pins then fail). One mounts; the other finds it.
     fs::create_dir_all(BPFFS).with_context(|| format!("creating {BPFFS}"))?;
+    let lock = fs::File::create(Path::new(RUN_DIR).join("mount.lock"))
+        .with_context(|| format!("creating {RUN_DIR}/mount.lock"))?;
+    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .context("locking the bpffs mount")?;
+    if is_bpffs(Path::new(BPFFS)) {
+        return Ok(());
+    }
     mount(
         Some("bpf"),
         BPFFS,
