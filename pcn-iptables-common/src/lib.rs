@@ -15,6 +15,8 @@ pub mod sctp_chunks;
 pub mod statistic;
 pub mod tcp_option;
 pub mod tcpmss;
+#[cfg(test)]
+mod test_rng;
 pub mod time;
 
 pub use bitmap::{BLOCK_WORDS, Block, Shape};

@@ -263,17 +263,7 @@ mod tests {
         matches(&pkt, &action(r))
     }
 
-    /// A small deterministic generator (xorshift).
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// Types the tests use: a few flag-bearing ones, one above 64, one above 128.
     const TYPES: [u8; 6] = [0, 1, 6, 14, 64, 193];

@@ -139,16 +139,7 @@ impl Kernel {
     }
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
+use crate::test_rng::Rng;
 
 /// Random rules over few addresses and TTLs, at times a second or so apart (seconds up to
 /// 5), in lists of every stamp count: both agree on every verdict and on what each address
