@@ -1,6 +1,6 @@
 //! The MSS option of TCP packets: xt_TCPMSS's search for a SYN's (`tcpmss_mangle_packet`), over
-//! the options copied out of the packet, and xt_tcpmss's match (`tcpmss_mt`), which the parse
-//! reads the option for.
+//! the options copied out of the packet, and its choices around it (drop, add an option); and
+//! xt_tcpmss's match (`tcpmss_mt`), which the parse reads the option for.
 
 use crate::Action;
 
@@ -33,8 +33,32 @@ pub const MAX_OPTIONS: usize = 40;
 pub const BUF: usize = 64;
 
 const TCPOPT_NOP: u8 = 1;
-const TCPOPT_MSS: u8 = 2;
-const TCPOLEN_MSS: u8 = 4;
+pub const TCPOPT_MSS: u8 = 2;
+pub const TCPOLEN_MSS: u8 = 4;
+
+/// The MSS xt_TCPMSS puts at most in the option it adds to an IPv4 SYN: RFC 1122's default
+/// send MSS, which the receiver would have assumed without the option.
+pub const DEFAULT_MSS: u16 = 536;
+
+/// Whether xt_TCPMSS drops a packet whose TCP segment (its IP length less the IP header) is
+/// `len` bytes long, its header `hdrlen` (the data offset times 4): either cut short.
+#[inline(always)]
+pub fn malformed(len: usize, hdrlen: usize) -> bool {
+    len < 20 || len < hdrlen || hdrlen < 20
+}
+
+/// Whether xt_TCPMSS adds an MSS option to a SYN without one: it has no data (which would
+/// have to move, and might no longer fit) and room in its header (the data offset is 4 bits).
+#[inline(always)]
+pub fn room(len: usize, hdrlen: usize) -> bool {
+    len <= hdrlen && hdrlen < 15 * 4
+}
+
+/// The MSS of the option added for a target MSS (or path MSS) of `mss`.
+#[inline(always)]
+pub fn added(mss: u16) -> u16 {
+    if mss < DEFAULT_MSS { mss } else { DEFAULT_MSS }
+}
 
 /// Where the MSS option is among the first `len` bytes of `opts`, as the kernel walks them: a
 /// kind of END or NOP, or a length of 0, moves one byte on; any other option its length.
@@ -120,6 +144,57 @@ mod tests {
             assert_eq!(find(&buf, len), want, "{opts:?}");
         }
         assert!(found > 1000, "the cases find an MSS option often: {found}");
+    }
+
+    /// `tcpmss_mangle_packet`'s checks around the search, line by line: -1 (the packet is
+    /// dropped), 0 (left as it is, or its option lowered) or 4 (an option added).
+    fn kernel_outcome(len: i32, tcp_hdrlen: i32, found: bool) -> i32 {
+        if len < 20 {
+            return -1;
+        }
+        if len < tcp_hdrlen || tcp_hdrlen < 20 {
+            return -1;
+        }
+        if found {
+            return 0;
+        }
+        if len > tcp_hdrlen {
+            return 0;
+        }
+        if tcp_hdrlen >= 15 * 4 {
+            return 0;
+        }
+        4
+    }
+
+    #[test]
+    fn drops_and_adds_as_the_kernel_does() {
+        let mut added = 0;
+        for len in 0..120usize {
+            for doff in 0..16usize {
+                for found in [false, true] {
+                    let ours = match (malformed(len, doff * 4), found, room(len, doff * 4)) {
+                        (true, _, _) => -1,
+                        (false, true, _) | (false, false, false) => 0,
+                        (false, false, true) => 4,
+                    };
+                    let want = kernel_outcome(len as i32, doff as i32 * 4, found);
+                    assert_eq!(ours, want, "len {len}, doff {doff}, found {found}");
+                    added += (want == 4) as usize;
+                }
+            }
+        }
+        // Every header of 20 to 56 bytes with nothing after it.
+        assert_eq!(added, 10);
+    }
+
+    /// IPv4's default MSS caps the added option; a smaller one is kept.
+    #[test]
+    fn the_added_mss_is_at_most_536() {
+        for (mss, want) in [(0, 0), (200, 200), (535, 535), (536, 536), (537, 536)] {
+            assert_eq!(added(mss), want);
+        }
+        assert_eq!(added(u16::MAX), 536);
     }
 
     /// xt_tcpmss's verdicts: in the range (or not, with `!`); without an option only `!`

@@ -545,11 +545,17 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
             if pkt.rewrite & rewrite::HEADER != 0 {
                 mangle::rewrite_tc(&ctx, pkt);
             }
-            if pkt.rewrite & rewrite::MSS != 0 {
-                pkt.rewrite &= !rewrite::MSS;
-                tcpmss::apply(ctx.skb.skb, pkt.mss, pkt.mss_clamp != 0, tcpmss::EGRESS);
+            let mss = pkt.rewrite & rewrite::MSS != 0;
+            pkt.rewrite &= !rewrite::MSS;
+            // xt_TCPMSS drops a SYN whose header runs past its end (and no other chain sees it).
+            if mss
+                && tcpmss::apply(ctx.skb.skb, pkt.mss, pkt.mss_clamp != 0, tcpmss::EGRESS)
+                    == tcpmss::DROP
+            {
+                Next::Verdict(TC_ACT_SHOT)
+            } else {
+                Next::of(tc_classified(ctx.skb.skb, pkt))
             }
-            Next::of(tc_classified(ctx.skb.skb, pkt))
         }
         Step::Drop => {
             remember_verdict(pkt, verdict::DROP);
@@ -603,8 +609,10 @@ pub fn pcn_answer(ctx: TcContext) -> i32 {
         Some([meta::ANSWER, ..]) => return reject::answer(&ctx),
         Some([_, mark, mss]) => {
             unsafe { (*ctx.skb.skb).mark = mark };
-            if let Some((mss, clamp)) = tcpmss::unpack(mss) {
-                tcpmss::apply(ctx.skb.skb, mss, clamp, tcpmss::INGRESS);
+            if let Some((mss, clamp)) = tcpmss::unpack(mss)
+                && tcpmss::apply(ctx.skb.skb, mss, clamp, tcpmss::INGRESS) == tcpmss::DROP
+            {
+                return TC_ACT_SHOT;
             }
         }
         None => {}
