@@ -180,8 +180,14 @@ fn add(
     mss: u16,
 ) -> bool {
     let skb = ctx.skb.skb;
-    // Also drops a frame's Ethernet padding, as ip_rcv trims it before netfilter.
-    if unsafe { bpf_skb_change_tail(skb, (ETH_HLEN + tot_len + 4) as u32, 0) } != 0 {
+    let end = (ETH_HLEN + tot_len) as u32;
+    // A frame's Ethernet padding goes first, as ip_rcv trims it before netfilter: the
+    // checksum of a CHECKSUM_COMPLETE frame then stays right (both steps make it
+    // CHECKSUM_NONE), and the 4 bytes come zeroed.
+    if unsafe { (*skb).len } > end && unsafe { bpf_skb_change_tail(skb, end, 0) } != 0 {
+        return DROP;
+    }
+    if unsafe { bpf_skb_change_tail(skb, end + 4, 0) } != 0 {
         return DROP;
     }
     if options != 0 {
