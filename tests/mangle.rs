@@ -402,7 +402,9 @@ fn a_syn_without_mss_gets_one(fw: Fw) {
          -t mangle -A OUTPUT -p tcp --dport 95 --syn -j TCPMSS --set-mss 700
          -t mangle -A POSTROUTING -p tcp --dport 96 --syn -j TCPMSS --set-mss 200
          -t mangle -A POSTROUTING -p tcp --dport 97 --syn -j TCPMSS --clamp-mss-to-pmtu
-         -t mangle -A POSTROUTING -p tcp --dport 98 --syn -j TCPMSS --set-mss 300",
+         -t mangle -A POSTROUTING -p tcp --dport 98 --syn -j TCPMSS --set-mss 300
+         -t raw -A PREROUTING -p tcp --dport 89 --syn -j TCPMSS --set-mss 450
+         -t raw -A OUTPUT -p tcp --dport 89 --syn -j TCPMSS --set-mss 460",
     );
     let (at_server, at_router) = (Capture::open(&server), Capture::open(&router));
     // Options with no MSS among them: 8 bytes, and 40 (a header with no room left).
@@ -425,6 +427,8 @@ fn a_syn_without_mss_gets_one(fw: Fw) {
             want,
         });
     };
+    syn(&client, CLIENT, SERVER, 3998, 89, &some, &[], Some(450));
+    syn(&router, ROUTER_S, SERVER, 3999, 89, &[], &[], Some(460));
     syn(&client, CLIENT, SERVER, 4000, 90, &[], &[], Some(400));
     syn(&client, CLIENT, SERVER, 4001, 90, &some, &[], Some(400));
     syn(&client, CLIENT, SERVER, 4002, 91, &[], &[], Some(536));

@@ -145,7 +145,10 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
     )?;
     pkt.slot = slot;
     pkt.mangle = (flags & chain_flag::MANGLE != 0) as u8;
-    pkt.rewrite = 0;
+    // Back from raw PREROUTING: the MSS its TCPMSS rules asked for stays too (TC writes it).
+    if !resumed {
+        pkt.rewrite = 0;
+    }
     if raw_first {
         raw::start(pkt, CHAIN_RAW_PREROUTING);
         return Some(Next::Classify);
