@@ -404,7 +404,13 @@ fn a_syn_without_mss_gets_one(fw: Fw) {
          -t mangle -A POSTROUTING -p tcp --dport 97 --syn -j TCPMSS --clamp-mss-to-pmtu
          -t mangle -A POSTROUTING -p tcp --dport 98 --syn -j TCPMSS --set-mss 300
          -t raw -A PREROUTING -p tcp --dport 89 --syn -j TCPMSS --set-mss 450
-         -t raw -A OUTPUT -p tcp --dport 89 --syn -j TCPMSS --set-mss 460",
+         -t raw -A OUTPUT -p tcp --dport 89 --syn -j TCPMSS --set-mss 460
+         -t mangle -A PREROUTING -p tcp --dport 89
+         -t mangle -A FORWARD -p tcp --dport 91
+         -t mangle -A POSTROUTING -p tcp --dport 95
+         -A FORWARD -p tcp --dport 91 -m length --length 44
+         -t mangle -A FORWARD -p tcp --dport 91 -m tcpmss --mss 536
+         -t mangle -A POSTROUTING -p tcp --dport 96 -m tcpmss --mss 200",
     );
     let (at_server, at_router) = (Capture::open(&server), Capture::open(&router));
     // Options with no MSS among them: 8 bytes, and 40 (a header with no room left).
@@ -495,8 +501,29 @@ fn a_syn_without_mss_gets_one(fw: Fw) {
     assert_eq!(got, want);
     assert_eq!(csum_errors(&server), 0);
     assert_eq!(csum_errors(&router), 0);
-    assert_eq!(lab.counts(&router, "FORWARD -t mangle"), vec![2, 1, 2]);
-    assert_eq!(lab.counts(&router, "POSTROUTING -t mangle"), vec![4, 1, 2]);
+    // `-m tcpmss` after `--set-mss` sees the option added or lowered.
+    assert_eq!(
+        lab.counts(&router, "FORWARD -t mangle"),
+        vec![2, 1, 2, 2, 2]
+    );
+    assert_eq!(
+        lab.counts(&router, "POSTROUTING -t mangle"),
+        vec![4, 1, 2, 1, 2]
+    );
+    // The rules after a TCPMSS rule see the option it added: 4 bytes more (SYNs of 40 and 48
+    // bytes), in its chain and after; a later chain's length match too.
+    let bytes = |chain: &str| -> Vec<u64> {
+        lab.ipt_ok(&router, &format!("-L {chain} -v -x -n"))
+            .stdout
+            .lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+            .collect()
+    };
+    assert_eq!(bytes("PREROUTING -t mangle"), vec![40 + 48, 52]);
+    assert_eq!(bytes("FORWARD -t mangle")[3], 44 + 52);
+    assert_eq!(bytes("POSTROUTING -t mangle")[3], 44);
+    assert_eq!(lab.counts(&router, "FORWARD"), vec![1]);
 }
 
 /// `seg` with its checksum left out (0).

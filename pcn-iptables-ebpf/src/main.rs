@@ -145,9 +145,12 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
     )?;
     pkt.slot = slot;
     pkt.mangle = (flags & chain_flag::MANGLE != 0) as u8;
-    // Back from raw PREROUTING: the MSS its TCPMSS rules asked for stays too (TC writes it).
+    // Back from raw PREROUTING: the MSS its TCPMSS rules asked for stays too (TC writes it),
+    // and with it the option one added, which the packet parsed again does not show.
     if !resumed {
         pkt.rewrite = 0;
+    } else if pkt.rewrite & rewrite::MSS != 0 {
+        pcn_iptables_common::tcpmss::grow(pkt);
     }
     if raw_first {
         raw::start(pkt, CHAIN_RAW_PREROUTING);

@@ -12,6 +12,7 @@ pub(crate) const ETH_HLEN: usize = 14;
 pub(crate) const ETH_P_IP: u16 = 0x0800;
 pub(crate) const IPPROTO_ICMP: u8 = 1;
 pub(crate) const IPPROTO_TCP: u8 = 6;
+const TCP_SYN: u8 = 0x02;
 pub(crate) const IPPROTO_UDP: u8 = 17;
 pub(crate) const IPPROTO_ESP: u8 = 50;
 pub(crate) const IPPROTO_AH: u8 = 51;
@@ -76,6 +77,7 @@ pub(crate) fn parse_ipv4(
     pkt.has_tcp_flags = 0;
     pkt.spi = SPI_NONE;
     pkt.sctp_walk = 0;
+    pkt.mss_adds = 0;
     let l4 = ETH_HLEN + (ihl & 0x3c);
     if frag_offset == 0 && ihl >= 20 {
         match pkt.proto {
@@ -91,8 +93,20 @@ pub(crate) fn parse_ipv4(
                         pkt.tcp_flags = unsafe { *flags };
                         pkt.has_tcp_flags = 1;
                     }
-                    if flags & chain_flag::TCPMSS != 0 {
-                        pkt.tcp_mss = tcp_mss(start, end, l4);
+                    // A SYN's MSS option is looked for without `-m tcpmss` rules too:
+                    // where `-j TCPMSS` adds one, the rules after it see 4 bytes more.
+                    // One condition, computed without a branch: the walk is verified once.
+                    let syn = (pkt.tcp_flags & TCP_SYN) as u32 * pkt.has_tcp_flags as u32;
+                    let walk = core::hint::black_box(flags & chain_flag::TCPMSS | syn);
+                    if walk != 0 {
+                        if let Some([doff, _]) = pair_at(start, end, l4 + 12) {
+                            let room = tcpmss::room_for_option(pkt.len, ihl, doff);
+                            pkt.mss_adds = room & (syn != 0) as u8;
+                        }
+                        let mss = tcp_mss(start, end, l4);
+                        pkt.tcp_mss = mss;
+                        // Without an MSS option (`tcpmss::NONE`, bit 16 alone).
+                        pkt.mss_adds &= (mss >> 16) as u8 & 1;
                     }
                     if flags & chain_flag::TCP_OPTION != 0 {
                         tcp_kinds(start, end, l4, &mut pkt.tcp_kinds);
