@@ -89,9 +89,14 @@ pub(crate) fn parse_ipv4(
                     pkt.has_ports = 1;
                 }
                 if pkt.proto == IPPROTO_TCP {
-                    if let Some(flags) = ptr_at::<u8>(start, end, l4 + 13) {
-                        pkt.tcp_flags = unsafe { *flags };
+                    // The data offset with the flags: whether xt_TCPMSS has room to add an
+                    // MSS option to a SYN.
+                    if let Some(h) = ptr_at::<[u8; 2]>(start, end, l4 + 12) {
+                        let [doff, tcp_flags] = unsafe { *h };
+                        pkt.tcp_flags = tcp_flags;
                         pkt.has_tcp_flags = 1;
+                        let syn = (tcp_flags & TCP_SYN) >> 1;
+                        pkt.mss_adds = tcpmss::room_for_option(pkt.len, ihl, doff) & syn;
                     }
                     // A SYN's MSS option is looked for without `-m tcpmss` rules too:
                     // where `-j TCPMSS` adds one, the rules after it see 4 bytes more.
@@ -99,10 +104,6 @@ pub(crate) fn parse_ipv4(
                     let syn = (pkt.tcp_flags & TCP_SYN) as u32 * pkt.has_tcp_flags as u32;
                     let walk = core::hint::black_box(flags & chain_flag::TCPMSS | syn);
                     if walk != 0 {
-                        if let Some([doff, _]) = pair_at(start, end, l4 + 12) {
-                            let room = tcpmss::room_for_option(pkt.len, ihl, doff);
-                            pkt.mss_adds = room & (syn != 0) as u8;
-                        }
                         let mss = tcp_mss(start, end, l4);
                         pkt.tcp_mss = mss;
                         // Without an MSS option (`tcpmss::NONE`, bit 16 alone).
