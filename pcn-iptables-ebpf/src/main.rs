@@ -553,7 +553,7 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
             }
             let mss = pkt.rewrite & rewrite::MSS != 0;
             pkt.rewrite &= !rewrite::MSS;
-            // xt_TCPMSS drops a SYN whose header runs past its end (and no other chain sees it).
+            // xt_TCPMSS drops a SYN whose header runs past its end (no later chain sees it).
             if mss
                 && tcpmss::apply(ctx.skb.skb, pkt.mss, pkt.mss_clamp != 0, tcpmss::EGRESS)
                     == tcpmss::DROP

@@ -12,12 +12,13 @@ pub(crate) const ETH_HLEN: usize = 14;
 pub(crate) const ETH_P_IP: u16 = 0x0800;
 pub(crate) const IPPROTO_ICMP: u8 = 1;
 pub(crate) const IPPROTO_TCP: u8 = 6;
-const TCP_SYN: u8 = 0x02;
 pub(crate) const IPPROTO_UDP: u8 = 17;
 pub(crate) const IPPROTO_ESP: u8 = 50;
 pub(crate) const IPPROTO_AH: u8 = 51;
 use pcn_iptables_common::{IPPROTO_DCCP, IPPROTO_SCTP, SPI_DCCP_TYPE};
 pub(crate) const AF_INET: u8 = 2;
+/// The SYN bit of a TCP header's flags.
+const TCP_SYN: u8 = 0x02;
 /// lo's ifindex in every network namespace.
 pub(crate) const LOOPBACK_IFINDEX: u32 = 1;
 
