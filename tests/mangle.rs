@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use pcn_iptables_tests::datagrams::{datagrams, marks, receiver};
+use pcn_iptables_tests::gateway::{csum_errors, tx_checksum_off};
 use pcn_iptables_tests::topo::*;
-use pcn_iptables_tests::traffic::send_udp;
+use pcn_iptables_tests::traffic::{send_raw, send_udp};
 use pcn_iptables_tests::whoami::{Whoami, tcp_ask};
 use pcn_iptables_tests::{Drop, Fw, Lab, Ns, Pair, Routed, scenarios};
 
@@ -17,6 +18,8 @@ scenarios!(
     a_router_mangles_what_it_forwards,
     header_rewrites_reach_the_receiver,
     a_router_clamps_mss,
+    a_syn_without_mss_gets_one,
+    syns_as_devices_deliver_them_get_mss,
     the_mss_option_matches
 );
 
@@ -238,4 +241,493 @@ fn the_mss_option_matches(fw: Fw) {
     let counts = lab.counts(&host, "INPUT");
     assert_eq!(counts[..3], [1, 0, 1], "{counts:?}");
     assert!(counts[3] >= 1, "{counts:?}");
+}
+
+/// A TCP segment from `src` to `dst`: ports, a SYN's flags, `options` (a multiple of 4 bytes)
+/// and `payload`, its data offset `doff` words if given (else what the options make), and a
+/// valid checksum.
+fn segment(src: &str, dst: &str, ports: (u16, u16), options: &[u8], payload: &[u8]) -> Vec<u8> {
+    segment_doff(
+        src,
+        dst,
+        ports,
+        options,
+        payload,
+        (20 + options.len()) as u8 / 4,
+    )
+}
+
+fn segment_doff(
+    src: &str,
+    dst: &str,
+    (sport, dport): (u16, u16),
+    options: &[u8],
+    payload: &[u8],
+    doff: u8,
+) -> Vec<u8> {
+    let mut seg = vec![0u8; 20];
+    seg[0..2].copy_from_slice(&sport.to_be_bytes());
+    seg[2..4].copy_from_slice(&dport.to_be_bytes());
+    seg[4..8].copy_from_slice(&0x1357_9bdfu32.to_be_bytes());
+    seg[12] = doff << 4;
+    seg[13] = 0x02;
+    seg[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    seg.extend_from_slice(options);
+    seg.extend_from_slice(payload);
+    let sum = !ones_sum(src, dst, &seg) as u16;
+    seg[16..18].copy_from_slice(&sum.to_be_bytes());
+    seg
+}
+
+/// The folded one's complement sum of TCP segment `seg`'s pseudo-header and bytes (0xffff
+/// for a segment whose checksum is right).
+fn ones_sum(src: &str, dst: &str, seg: &[u8]) -> u32 {
+    let (s, d) = (
+        pcn_iptables_tests::lab::ip4(src).octets(),
+        pcn_iptables_tests::lab::ip4(dst).octets(),
+    );
+    let mut bytes = [
+        &s[..],
+        &d[..],
+        &[0, 6],
+        &(seg.len() as u16).to_be_bytes()[..],
+    ]
+    .concat();
+    bytes.extend_from_slice(seg);
+    if bytes.len() % 2 == 1 {
+        bytes.push(0);
+    }
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum
+}
+
+/// What xt_TCPMSS makes of SYN `seg` without an MSS option: an option of `mss` in front of
+/// its options, the data offset one word more; the checksum left out (0).
+fn with_mss(seg: &[u8], mss: u16) -> Vec<u8> {
+    let mut out = seg[..20].to_vec();
+    out[12] += 0x10;
+    out[16..18].copy_from_slice(&[0, 0]);
+    out.extend_from_slice(&[2, 4]);
+    out.extend_from_slice(&mss.to_be_bytes());
+    out.extend_from_slice(&seg[20..]);
+    out
+}
+
+/// A raw socket of `ns` that sees every TCP packet the namespace receives (before TCP checks
+/// them).
+struct Capture(std::os::fd::OwnedFd);
+
+impl Capture {
+    fn open(ns: &Ns) -> Capture {
+        Capture(ns.in_ns(|| {
+            // SAFETY: plain socket(2); owned at once.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_INET,
+                    libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                    libc::IPPROTO_TCP,
+                )
+            };
+            assert!(
+                fd >= 0,
+                "raw tcp socket: {}",
+                std::io::Error::last_os_error()
+            );
+            // SAFETY: fd is fresh and ours.
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+        }))
+    }
+
+    /// The TCP segments received so far, each checked against what its IP header says of
+    /// its length.
+    fn segments(&self) -> Vec<Vec<u8>> {
+        use std::os::fd::AsRawFd;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        loop {
+            // SAFETY: recv into a live buffer of the given size.
+            let n =
+                unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n <= 0 {
+                return out;
+            }
+            let p = &buf[..n as usize];
+            let ihl = usize::from(p[0] & 0x0f) * 4;
+            let tot_len = u16::from_be_bytes([p[2], p[3]]) as usize;
+            assert_eq!(tot_len, p.len(), "the IP length of {p:?}");
+            out.push(p[ihl..].to_vec());
+        }
+    }
+}
+
+/// One crafted SYN: who sends it, from and to which address, and what of it arrives: its
+/// segment with the checksum left out (0), or nothing.
+struct Syn<'a> {
+    from: &'a Ns,
+    src: &'static str,
+    dst: &'static str,
+    sport: u16,
+    seg: Vec<u8>,
+    want: Option<Vec<u8>>,
+}
+
+/// SYNs without an MSS option, crafted on raw sockets, through `-j TCPMSS` rules of the router:
+/// forwarded (PREROUTING, FORWARD, POSTROUTING), to the router (INPUT) and from it (OUTPUT,
+/// POSTROUTING). Each arrives as xt_TCPMSS leaves it: an option of the rule's MSS, or 536 if
+/// that is more, in front of the options it had, the data offset, the IP length and both
+/// checksums right; a SYN with data, or whose header has no room left, unchanged; a SYN whose
+/// header runs past the packet's end dropped (without the rule, it goes through).
+fn a_syn_without_mss_gets_one(fw: Fw) {
+    let Routed {
+        lab,
+        client,
+        router,
+        server,
+        ..
+    } = Routed::new(fw);
+    router.ip("link set eth1 mtu 552");
+    lab.ipt_lines(
+        &router,
+        "-t mangle -A PREROUTING -p tcp --dport 90 --syn -j TCPMSS --set-mss 400
+         -t mangle -A FORWARD -p tcp --dport 91 --syn -j TCPMSS --set-mss 1000
+         -t mangle -A FORWARD -p tcp --dport 92 --syn -j TCPMSS --clamp-mss-to-pmtu
+         -t mangle -A FORWARD -p tcp --dport 93 --syn -j TCPMSS --set-mss 300
+         -t mangle -A INPUT -p tcp --dport 94 --syn -j TCPMSS --set-mss 1400
+         -t mangle -A OUTPUT -p tcp --dport 95 --syn -j TCPMSS --set-mss 700
+         -t mangle -A POSTROUTING -p tcp --dport 96 --syn -j TCPMSS --set-mss 200
+         -t mangle -A POSTROUTING -p tcp --dport 97 --syn -j TCPMSS --clamp-mss-to-pmtu
+         -t mangle -A POSTROUTING -p tcp --dport 98 --syn -j TCPMSS --set-mss 300
+         -t raw -A PREROUTING -p tcp --dport 89 --syn -j TCPMSS --set-mss 450
+         -t raw -A OUTPUT -p tcp --dport 89 --syn -j TCPMSS --set-mss 460
+         -t mangle -A PREROUTING -p tcp --dport 89
+         -t mangle -A FORWARD -p tcp --dport 91
+         -t mangle -A POSTROUTING -p tcp --dport 95
+         -A FORWARD -p tcp --dport 91 -m length --length 44
+         -t mangle -A FORWARD -p tcp --dport 91 -m tcpmss --mss 536
+         -t mangle -A POSTROUTING -p tcp --dport 96 -m tcpmss --mss 200",
+    );
+    let (at_server, at_router) = (Capture::open(&server), Capture::open(&router));
+    // Options with no MSS among them: 8 bytes, and 40 (a header with no room left).
+    let some = [1, 1, 4, 2, 1, 3, 3, 7];
+    let full: Vec<u8> = [&[1, 1, 8, 10][..], &[0x11; 8], &some, &[1; 20]].concat();
+    let mut syns = Vec::new();
+    // An MSS added (`Some`), or the SYN left as it is.
+    let mut syn = |from, src, dst, sport, dport, options: &[u8], payload: &[u8], mss| {
+        let seg = segment(src, dst, (sport, dport), options, payload);
+        let want = Some(match mss {
+            Some(mss) => with_mss(&seg, mss),
+            None => unchanged(&seg),
+        });
+        syns.push(Syn {
+            from,
+            src,
+            dst,
+            sport,
+            seg,
+            want,
+        });
+    };
+    syn(&client, CLIENT, SERVER, 3998, 89, &some, &[], Some(450));
+    syn(&router, ROUTER_S, SERVER, 3999, 89, &[], &[], Some(460));
+    syn(&client, CLIENT, SERVER, 4000, 90, &[], &[], Some(400));
+    syn(&client, CLIENT, SERVER, 4001, 90, &some, &[], Some(400));
+    syn(&client, CLIENT, SERVER, 4002, 91, &[], &[], Some(536));
+    syn(&client, CLIENT, SERVER, 4003, 91, &some, &[], Some(536));
+    // eth1's MTU 552 less 40.
+    syn(&client, CLIENT, SERVER, 4004, 92, &[], &[], Some(512));
+    syn(&client, CLIENT, SERVER, 4005, 93, &[], b"data", None);
+    syn(&client, CLIENT, SERVER, 4006, 93, &full, &[], None);
+    syn(&client, CLIENT, SERVER, 4007, 96, &some, &[], Some(200));
+    syn(&client, CLIENT, ROUTER_C, 4008, 94, &some, &[], Some(536));
+    syn(&client, CLIENT, ROUTER_C, 4009, 94, &[], b"x", None);
+    syn(&router, ROUTER_S, SERVER, 4010, 95, &[], &[], Some(536));
+    syn(&router, ROUTER_S, SERVER, 4011, 96, &some, &[], Some(200));
+    syn(&router, ROUTER_S, SERVER, 4012, 97, &some, &[], Some(512));
+    syn(&router, ROUTER_S, SERVER, 4013, 96, &[], b"data", None);
+    syn(&router, ROUTER_S, SERVER, 4014, 96, &full, &[], None);
+    // A data offset of 6 words over a 20-byte header: dropped by the rule, forwarded and
+    // local; without one, it arrives (TCP drops it later).
+    for (from, src, sport, dport, arrives) in [
+        (&client, CLIENT, 4015, 98, false),
+        (&router, ROUTER_S, 4016, 98, false),
+        (&client, CLIENT, 4017, 99, true),
+    ] {
+        let seg = segment_doff(src, SERVER, (sport, dport), &[], &[], 6);
+        let want = arrives.then(|| unchanged(&seg));
+        syns.push(Syn {
+            from,
+            src,
+            dst: SERVER,
+            sport,
+            seg,
+            want,
+        });
+    }
+    for s in &syns {
+        send_raw(s.from, s.dst, libc::IPPROTO_TCP as u8, &s.seg);
+    }
+    let (at_server, at_router) = (at_server.segments(), at_router.segments());
+    let mut got = Vec::new();
+    for s in &syns {
+        let capture = if s.dst == ROUTER_C {
+            &at_router
+        } else {
+            &at_server
+        };
+        let arrived: Vec<_> = capture
+            .iter()
+            .filter(|seg| seg[..2] == s.seg[..2])
+            .collect();
+        for seg in &arrived {
+            // A wrong checksum shows as a difference.
+            let ok = ones_sum(s.src, s.dst, seg) == 0xffff;
+            assert!(ok, "{}: the checksum of {seg:?}", s.sport);
+        }
+        got.push((
+            s.sport,
+            arrived.iter().map(|a| unchanged(a)).collect::<Vec<_>>(),
+        ));
+    }
+    let want: Vec<_> = syns
+        .iter()
+        .map(|s| (s.sport, s.want.iter().cloned().collect()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(csum_errors(&server), 0);
+    assert_eq!(csum_errors(&router), 0);
+    // `-m tcpmss` after `--set-mss` sees the option added or lowered.
+    assert_eq!(
+        lab.counts(&router, "FORWARD -t mangle"),
+        vec![2, 1, 2, 2, 2]
+    );
+    assert_eq!(
+        lab.counts(&router, "POSTROUTING -t mangle"),
+        vec![4, 1, 2, 1, 2]
+    );
+    // The rules after a TCPMSS rule see the option it added: 4 bytes more (SYNs of 40 and 48
+    // bytes), in its chain and after; a later chain's length match too.
+    let bytes = |chain: &str| -> Vec<u64> {
+        lab.ipt_ok(&router, &format!("-L {chain} -v -x -n"))
+            .stdout
+            .lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+            .collect()
+    };
+    assert_eq!(bytes("PREROUTING -t mangle"), vec![40 + 48, 52]);
+    assert_eq!(bytes("FORWARD -t mangle")[3], 44 + 52);
+    assert_eq!(bytes("POSTROUTING -t mangle")[3], 44);
+    assert_eq!(lab.counts(&router, "FORWARD"), vec![1]);
+}
+
+/// `seg` with its checksum left out (0).
+fn unchanged(seg: &[u8]) -> Vec<u8> {
+    let mut out = seg.to_vec();
+    out[16..18].copy_from_slice(&[0, 0]);
+    out
+}
+
+/// The MAC address of `ifname` in `ns`.
+fn mac(ns: &Ns, ifname: &str) -> [u8; 6] {
+    let out = ns
+        .exec(&["ip", "-o", "link", "show", ifname])
+        .expect_ok()
+        .stdout;
+    let hex = out
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC in {out:?}"));
+    let b: Vec<u8> = hex
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
+    b.try_into().unwrap()
+}
+
+/// An IPv4 header (20 bytes, checksum right) in front of TCP segment `seg`.
+fn ipv4(src: &str, dst: &str, seg: &[u8]) -> Vec<u8> {
+    let mut h = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    h[2..4].copy_from_slice(&(20 + seg.len() as u16).to_be_bytes());
+    h.extend_from_slice(&pcn_iptables_tests::lab::ip4(src).octets());
+    h.extend_from_slice(&pcn_iptables_tests::lab::ip4(dst).octets());
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    h[10..12].copy_from_slice(&(!sum as u16).to_be_bytes());
+    [h, seg.to_vec()].concat()
+}
+
+/// Sends TCP segment `seg` from `src` to `dst` out of `ns`'s eth0 to its peer `peer_mac`,
+/// as a frame a device delivers: with `padding` bytes after the IP packet (Ethernet's short
+/// frames), and, if `partial`, with its checksum left to the device (CHECKSUM_PARTIAL: the
+/// checksum field holds the sum of the pseudo-header only), as a virtual machine's frames
+/// come. Through a packet socket with a virtio-net header.
+fn send_frame(
+    ns: &Ns,
+    peer_mac: [u8; 6],
+    (src, dst): (&str, &str),
+    seg: &[u8],
+    partial: bool,
+    padding: &[u8],
+) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut seg = seg.to_vec();
+    if partial {
+        let pseudo = ones_sum(src, dst, &[]) + seg.len() as u32;
+        let pseudo = (pseudo & 0xffff) + (pseudo >> 16);
+        seg[16..18].copy_from_slice(&(pseudo as u16).to_be_bytes());
+    }
+    // virtio_net_hdr: NEEDS_CSUM (or nothing), no GSO, the checksum from the TCP header
+    // (frame offset 34) into its field (16 on).
+    let mut frame = vec![partial as u8, 0, 0, 0, 0, 0];
+    frame.extend_from_slice(&34u16.to_le_bytes());
+    frame.extend_from_slice(&16u16.to_le_bytes());
+    frame.extend_from_slice(&peer_mac);
+    frame.extend_from_slice(&mac(ns, "eth0"));
+    frame.extend_from_slice(&[0x08, 0x00]);
+    frame.extend_from_slice(&ipv4(src, dst, &seg));
+    frame.extend_from_slice(padding);
+    ns.in_ns(move || {
+        let eth_p_ip = (libc::ETH_P_IP as u16).to_be();
+        // SAFETY: socket(2), owned at once; setsockopt and sendto with live buffers and their
+        // sizes.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, eth_p_ip as i32);
+            assert!(
+                fd >= 0,
+                "packet socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let fd = OwnedFd::from_raw_fd(fd);
+            let on: libc::c_int = 1;
+            let r = libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_VNET_HDR,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as u32,
+            );
+            assert_eq!(r, 0, "PACKET_VNET_HDR: {}", std::io::Error::last_os_error());
+            let mut ll: libc::sockaddr_ll = std::mem::zeroed();
+            ll.sll_family = libc::AF_PACKET as u16;
+            ll.sll_protocol = eth_p_ip;
+            ll.sll_ifindex = libc::if_nametoindex(c"eth0".as_ptr()) as i32;
+            ll.sll_halen = 6;
+            ll.sll_addr[..6].copy_from_slice(&peer_mac);
+            let n = libc::sendto(
+                fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&ll as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            );
+            assert_eq!(
+                n,
+                frame.len() as isize,
+                "{}",
+                std::io::Error::last_os_error()
+            );
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+/// Forwarded SYNs without an MSS option as devices deliver them. With the checksum left to
+/// the device (CHECKSUM_PARTIAL, as a virtual machine sends it): the option added changes
+/// only the pseudo-header's length in the checksum field, and the router's device, which
+/// does not offload checksums, completes a right one. In frames with Ethernet padding
+/// (short frames; here not zeros): the option takes the padding's place, none of which is
+/// left. Without the rule, the same arrive unchanged.
+fn syns_as_devices_deliver_them_get_mss(fw: Fw) {
+    let Routed {
+        lab,
+        client,
+        router,
+        server,
+        ..
+    } = Routed::new(fw);
+    tx_checksum_off(&router, "eth1");
+    lab.ipt_lines(
+        &router,
+        "-t mangle -A FORWARD -p tcp --dport 90 --syn -j TCPMSS --set-mss 1000",
+    );
+    let at_server = Capture::open(&server);
+    let router_mac = mac(&router, "eth0");
+    let some = [1, 1, 4, 2, 1, 3, 3, 7];
+    let ends = (CLIENT, SERVER);
+    // (segment, partial, padding, MSS added)
+    let syns = [
+        (
+            segment(CLIENT, SERVER, (4100, 90), &[], &[]),
+            true,
+            &[][..],
+            true,
+        ),
+        (
+            segment(CLIENT, SERVER, (4101, 90), &some, &[]),
+            true,
+            &[],
+            true,
+        ),
+        (
+            segment(CLIENT, SERVER, (4102, 91), &some, &[]),
+            true,
+            &[],
+            false,
+        ),
+        (
+            segment(CLIENT, SERVER, (4103, 90), &[], &[]),
+            false,
+            &[0xee; 6],
+            true,
+        ),
+        (
+            segment(CLIENT, SERVER, (4104, 90), &[], &[]),
+            false,
+            &[0xee; 4],
+            true,
+        ),
+        (
+            segment(CLIENT, SERVER, (4105, 90), &[], &[]),
+            false,
+            &[0xee; 2],
+            true,
+        ),
+        (
+            segment(CLIENT, SERVER, (4106, 91), &[], &[]),
+            false,
+            &[0xee; 6],
+            false,
+        ),
+    ];
+    for (seg, partial, padding, _) in &syns {
+        send_frame(&client, router_mac, ends, seg, *partial, padding);
+    }
+    let got = at_server.segments();
+    for seg in &got {
+        let ok = ones_sum(CLIENT, SERVER, seg) == 0xffff;
+        assert!(ok, "the checksum of {seg:?}");
+    }
+    let got: Vec<_> = got.iter().map(|s| unchanged(s)).collect();
+    let want: Vec<_> = syns
+        .iter()
+        .map(|(seg, _, _, add)| match add {
+            true => with_mss(seg, 536),
+            false => unchanged(seg),
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(csum_errors(&server), 0);
 }

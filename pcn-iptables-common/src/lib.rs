@@ -649,9 +649,13 @@ pub fn rewrite(pkt: &mut PacketInfo, a: &Action) {
             }
             match a.set_mark as u16 {
                 rewrite::CLAMP_PMTU => pkt.mss_clamp = 1,
-                mss => pkt.mss = pkt.mss.min(mss),
+                mss => {
+                    pkt.mss = pkt.mss.min(mss);
+                    tcpmss::set(pkt, mss);
+                }
             }
             pkt.rewrite |= rewrite::MSS;
+            tcpmss::grow(pkt);
         }
         _ => {}
     }
@@ -959,10 +963,11 @@ pub struct PacketInfo {
     pub _ct_status_pad: [u8; 3],
     pub ct_entry: conntrack::CtEntry,
     /// `-j TCPMSS` (`rewrite::MSS`): the least `--set-mss` the packet met (u16::MAX: none),
-    /// and 1 if it met `--clamp-mss-to-pmtu`.
+    /// and 1 if it met `--clamp-mss-to-pmtu`; 1 while a TCPMSS rule would add an MSS option
+    /// to it (a SYN without one, its data or room: `tcpmss::grow`).
     pub mss: u16,
     pub mss_clamp: u8,
-    pub _mss_pad: u8,
+    pub mss_adds: u8,
     /// `-m connlimit`'s walk over a list, in map memory so that `bpf_loop`'s callback
     /// verifies once.
     pub connlimit_walk: connlimit::Walk,

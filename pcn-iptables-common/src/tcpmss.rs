@@ -1,8 +1,8 @@
 //! The MSS option of TCP packets: xt_TCPMSS's search for a SYN's (`tcpmss_mangle_packet`), over
-//! the options copied out of the packet, and xt_tcpmss's match (`tcpmss_mt`), which the parse
-//! reads the option for.
+//! the options copied out of the packet, and its choices around it (drop, add an option); and
+//! xt_tcpmss's match (`tcpmss_mt`), which the parse reads the option for.
 
-use crate::Action;
+use crate::{Action, PacketInfo};
 
 /// `PacketInfo::tcp_mss` without an MSS option, or with a header or options cut short
 /// (xt_tcpmss drops such a packet; here no rule matches it).
@@ -33,8 +33,73 @@ pub const MAX_OPTIONS: usize = 40;
 pub const BUF: usize = 64;
 
 const TCPOPT_NOP: u8 = 1;
-const TCPOPT_MSS: u8 = 2;
-const TCPOLEN_MSS: u8 = 4;
+pub const TCPOPT_MSS: u8 = 2;
+pub const TCPOLEN_MSS: u8 = 4;
+
+/// The MSS xt_TCPMSS puts at most in the option it adds to an IPv4 SYN: RFC 1122's default
+/// send MSS, which the receiver would have assumed without the option.
+pub const DEFAULT_MSS: u16 = 536;
+
+/// Whether xt_TCPMSS drops a packet whose TCP segment (its IP length less the IP header) is
+/// `len` bytes long, its header `hdrlen` (the data offset times 4): either cut short.
+#[inline(always)]
+pub fn malformed(len: usize, hdrlen: usize) -> bool {
+    len < 20 || len < hdrlen || hdrlen < 20
+}
+
+/// Whether xt_TCPMSS adds an MSS option to a SYN without one: it has no data (which would
+/// have to move, and might no longer fit) and room in its header (the data offset is 4 bits).
+#[inline(always)]
+pub fn room(len: usize, hdrlen: usize) -> bool {
+    len <= hdrlen && hdrlen < 15 * 4
+}
+
+/// 1 where xt_TCPMSS has room to add an MSS option to a TCP packet of IP length `ip_len`
+/// (header `ihl`), `doff` the byte of its data offset: `!malformed && room`, a whole header
+/// of 20 to 56 bytes with no data after it. Arithmetic, no branch (the parse computes it for
+/// every SYN: the verifier then goes through the rest of the parse once, not once per case).
+#[inline(always)]
+pub fn room_for_option(ip_len: u32, ihl: usize, doff: u8) -> u8 {
+    let bb = core::hint::black_box::<u64>;
+    let words = (doff >> 4) as i64;
+    let len = ip_len as i64 - ihl as i64;
+    // 0 exactly where the TCP segment is its header.
+    let rest = bb((len - words * 4) as u64);
+    let whole = (bb(rest | rest.wrapping_neg()) >> 63) ^ 1;
+    // 5 to 14 words: 0 <= words - 5 < 10.
+    let at = words - 5;
+    let fits = (bb(!at as u64) >> 63) & (bb((at - 10) as u64) >> 63);
+    (whole & fits) as u8
+}
+
+/// What a TCPMSS rule does to the packet as the rules after it see it (xt_TCPMSS changes it
+/// before they run; here TC writes it after them): an option added makes it 4 bytes longer
+/// for their counters and length matches, once.
+#[inline(always)]
+pub fn grow(pkt: &mut PacketInfo) {
+    if pkt.mss_adds != 0 {
+        pkt.mss_adds = 0;
+        pkt.len += TCPOLEN_MSS as u32;
+    }
+}
+
+/// The MSS option as the rules after a `--set-mss mss` rule see it (`-m tcpmss`): lowered to
+/// `mss`, or added (before `grow`). After `--clamp-mss-to-pmtu` it stays as it was: the
+/// path's MTU is known only at TC.
+#[inline(always)]
+pub fn set(pkt: &mut PacketInfo, mss: u16) {
+    match pkt.tcp_mss {
+        NONE if pkt.mss_adds != 0 => pkt.tcp_mss = added(mss) as u32,
+        v if v <= u16::MAX as u32 && v > mss as u32 => pkt.tcp_mss = mss as u32,
+        _ => {}
+    }
+}
+
+/// The MSS of the option added for a target MSS (or path MSS) of `mss`.
+#[inline(always)]
+pub fn added(mss: u16) -> u16 {
+    if mss < DEFAULT_MSS { mss } else { DEFAULT_MSS }
+}
 
 /// Where the MSS option is among the first `len` bytes of `opts`, as the kernel walks them: a
 /// kind of END or NOP, or a length of 0, moves one byte on; any other option its length.
@@ -120,6 +185,112 @@ mod tests {
             assert_eq!(find(&buf, len), want, "{opts:?}");
         }
         assert!(found > 1000, "the cases find an MSS option often: {found}");
+    }
+
+    /// `tcpmss_mangle_packet`'s checks around the search, line by line: -1 (the packet is
+    /// dropped), 0 (left as it is, or its option lowered) or 4 (an option added).
+    fn kernel_outcome(len: i32, tcp_hdrlen: i32, found: bool) -> i32 {
+        if len < 20 {
+            return -1;
+        }
+        if len < tcp_hdrlen || tcp_hdrlen < 20 {
+            return -1;
+        }
+        if found {
+            return 0;
+        }
+        if len > tcp_hdrlen {
+            return 0;
+        }
+        if tcp_hdrlen >= 15 * 4 {
+            return 0;
+        }
+        4
+    }
+
+    #[test]
+    fn drops_and_adds_as_the_kernel_does() {
+        let mut added = 0;
+        for len in 0..120usize {
+            for doff in 0..16usize {
+                for found in [false, true] {
+                    let ours = match (malformed(len, doff * 4), found, room(len, doff * 4)) {
+                        (true, _, _) => -1,
+                        (false, true, _) | (false, false, false) => 0,
+                        (false, false, true) => 4,
+                    };
+                    let want = kernel_outcome(len as i32, doff as i32 * 4, found);
+                    assert_eq!(ours, want, "len {len}, doff {doff}, found {found}");
+                    added += (want == 4) as usize;
+                }
+            }
+        }
+        // Every header of 20 to 56 bytes with nothing after it.
+        assert_eq!(added, 10);
+    }
+
+    #[test]
+    fn the_room_is_computed_without_a_branch_alike() {
+        for ip_len in 0..200u32 {
+            for ihl in [0, 20, 24, 60] {
+                for doff in 0..=255u8 {
+                    let (len, hdrlen) = (
+                        (ip_len as usize).saturating_sub(ihl),
+                        (doff >> 4) as usize * 4,
+                    );
+                    let want = !malformed(len, hdrlen) && room(len, hdrlen);
+                    let got = room_for_option(ip_len, ihl, doff);
+                    assert_eq!(
+                        got, want as u8,
+                        "ip_len {ip_len}, ihl {ihl}, doff {doff:#x}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// What `-m tcpmss` sees after `--set-mss`: an option lowered, one added where there is
+    /// room (536 at most), the rest as they were.
+    #[test]
+    fn the_rules_after_see_the_option_set() {
+        let after = |tcp_mss: u32, adds: u8, mss: u16| {
+            let mut pkt = PacketInfo {
+                tcp_mss,
+                mss_adds: adds,
+                len: 40,
+                ..Default::default()
+            };
+            set(&mut pkt, mss);
+            grow(&mut pkt);
+            (pkt.tcp_mss, pkt.len, pkt.mss_adds)
+        };
+        assert_eq!(after(1460, 0, 1000), (1000, 40, 0));
+        assert_eq!(after(900, 0, 1000), (900, 40, 0));
+        assert_eq!(after(NONE, 1, 1000), (536, 44, 0));
+        assert_eq!(after(NONE, 1, 400), (400, 44, 0));
+        assert_eq!(after(NONE, 0, 400), (NONE, 40, 0));
+        assert_eq!(after(MALFORMED, 0, 400), (MALFORMED, 40, 0));
+        // A second rule lowers the option the first added, and grows nothing.
+        let mut pkt = PacketInfo {
+            tcp_mss: NONE,
+            mss_adds: 1,
+            len: 40,
+            ..Default::default()
+        };
+        for mss in [1000, 300] {
+            set(&mut pkt, mss);
+            grow(&mut pkt);
+        }
+        assert_eq!((pkt.tcp_mss, pkt.len), (300, 44));
+    }
+
+    /// IPv4's default MSS caps the added option; a smaller one is kept.
+    #[test]
+    fn the_added_mss_is_at_most_536() {
+        for (mss, want) in [(0, 0), (200, 200), (535, 535), (536, 536), (537, 536)] {
+            assert_eq!(added(mss), want);
+        }
+        assert_eq!(added(u16::MAX), 536);
     }
 
     /// xt_tcpmss's verdicts: in the range (or not, with `!`); without an option only `!`

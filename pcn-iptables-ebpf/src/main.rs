@@ -145,7 +145,13 @@ fn ingress(ctx: &XdpContext) -> Option<Next<u32>> {
     )?;
     pkt.slot = slot;
     pkt.mangle = (flags & chain_flag::MANGLE != 0) as u8;
-    pkt.rewrite = 0;
+    // Back from raw PREROUTING: the MSS its TCPMSS rules asked for stays too (TC writes it),
+    // and with it the option one added, which the packet parsed again does not show.
+    if !resumed {
+        pkt.rewrite = 0;
+    } else if pkt.rewrite & rewrite::MSS != 0 {
+        pcn_iptables_common::tcpmss::grow(pkt);
+    }
     if raw_first {
         raw::start(pkt, CHAIN_RAW_PREROUTING);
         return Some(Next::Classify);
@@ -545,11 +551,17 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
             if pkt.rewrite & rewrite::HEADER != 0 {
                 mangle::rewrite_tc(&ctx, pkt);
             }
-            if pkt.rewrite & rewrite::MSS != 0 {
-                pkt.rewrite &= !rewrite::MSS;
-                tcpmss::apply(ctx.skb.skb, pkt.mss, pkt.mss_clamp != 0, tcpmss::EGRESS);
+            let mss = pkt.rewrite & rewrite::MSS != 0;
+            pkt.rewrite &= !rewrite::MSS;
+            // xt_TCPMSS drops a SYN whose header runs past its end (no later chain sees it).
+            if mss
+                && tcpmss::apply(ctx.skb.skb, pkt.mss, pkt.mss_clamp != 0, tcpmss::EGRESS)
+                    == tcpmss::DROP
+            {
+                Next::Verdict(TC_ACT_SHOT)
+            } else {
+                Next::of(tc_classified(ctx.skb.skb, pkt))
             }
-            Next::of(tc_classified(ctx.skb.skb, pkt))
         }
         Step::Drop => {
             remember_verdict(pkt, verdict::DROP);
@@ -603,8 +615,10 @@ pub fn pcn_answer(ctx: TcContext) -> i32 {
         Some([meta::ANSWER, ..]) => return reject::answer(&ctx),
         Some([_, mark, mss]) => {
             unsafe { (*ctx.skb.skb).mark = mark };
-            if let Some((mss, clamp)) = tcpmss::unpack(mss) {
-                tcpmss::apply(ctx.skb.skb, mss, clamp, tcpmss::INGRESS);
+            if let Some((mss, clamp)) = tcpmss::unpack(mss)
+                && tcpmss::apply(ctx.skb.skb, mss, clamp, tcpmss::INGRESS) == tcpmss::DROP
+            {
+                return TC_ACT_SHOT;
             }
         }
         None => {}

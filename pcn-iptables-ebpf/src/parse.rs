@@ -17,6 +17,8 @@ pub(crate) const IPPROTO_ESP: u8 = 50;
 pub(crate) const IPPROTO_AH: u8 = 51;
 use pcn_iptables_common::{IPPROTO_DCCP, IPPROTO_SCTP, SPI_DCCP_TYPE};
 pub(crate) const AF_INET: u8 = 2;
+/// The SYN bit of a TCP header's flags.
+const TCP_SYN: u8 = 0x02;
 /// lo's ifindex in every network namespace.
 pub(crate) const LOOPBACK_IFINDEX: u32 = 1;
 
@@ -76,6 +78,7 @@ pub(crate) fn parse_ipv4(
     pkt.has_tcp_flags = 0;
     pkt.spi = SPI_NONE;
     pkt.sctp_walk = 0;
+    pkt.mss_adds = 0;
     let l4 = ETH_HLEN + (ihl & 0x3c);
     if frag_offset == 0 && ihl >= 20 {
         match pkt.proto {
@@ -87,12 +90,25 @@ pub(crate) fn parse_ipv4(
                     pkt.has_ports = 1;
                 }
                 if pkt.proto == IPPROTO_TCP {
-                    if let Some(flags) = ptr_at::<u8>(start, end, l4 + 13) {
-                        pkt.tcp_flags = unsafe { *flags };
+                    // The data offset with the flags: whether xt_TCPMSS has room to add an
+                    // MSS option to a SYN.
+                    if let Some(h) = ptr_at::<[u8; 2]>(start, end, l4 + 12) {
+                        let [doff, tcp_flags] = unsafe { *h };
+                        pkt.tcp_flags = tcp_flags;
                         pkt.has_tcp_flags = 1;
+                        let syn = (tcp_flags & TCP_SYN) >> 1;
+                        pkt.mss_adds = tcpmss::room_for_option(pkt.len, ihl, doff) & syn;
                     }
-                    if flags & chain_flag::TCPMSS != 0 {
-                        pkt.tcp_mss = tcp_mss(start, end, l4);
+                    // A SYN's MSS option is looked for without `-m tcpmss` rules too:
+                    // where `-j TCPMSS` adds one, the rules after it see 4 bytes more.
+                    // One condition, computed without a branch: the walk is verified once.
+                    let syn = (pkt.tcp_flags & TCP_SYN) as u32 * pkt.has_tcp_flags as u32;
+                    let walk = core::hint::black_box(flags & chain_flag::TCPMSS | syn);
+                    if walk != 0 {
+                        let mss = tcp_mss(start, end, l4);
+                        pkt.tcp_mss = mss;
+                        // Without an MSS option (`tcpmss::NONE`, bit 16 alone).
+                        pkt.mss_adds &= (mss >> 16) as u8 & 1;
                     }
                     if flags & chain_flag::TCP_OPTION != 0 {
                         tcp_kinds(start, end, l4, &mut pkt.tcp_kinds);

@@ -1,15 +1,19 @@
-//! `-j TCPMSS` on the packet: a SYN's MSS option lowered to what its rules asked (xt_TCPMSS's
-//! `tcpmss_mangle_packet`), through the skb helpers, at TC: on egress for a local packet, on
-//! ingress (`pcn_answer`) for one XDP passed with the request in its metadata.
+//! `-j TCPMSS` on the packet: a SYN's MSS option lowered to what its rules asked, or added
+//! where it has none (xt_TCPMSS's `tcpmss_mangle_packet`), through the skb helpers, at TC: on
+//! egress for a local packet, on ingress (`pcn_answer`) for one XDP passed with the request
+//! in its metadata.
 
 use aya_ebpf::{
     bindings::__sk_buff,
-    helpers::generated::{bpf_check_mtu, bpf_skb_load_bytes},
+    bindings::BPF_F_PSEUDO_HDR,
+    helpers::generated::{
+        bpf_check_mtu, bpf_skb_change_tail, bpf_skb_load_bytes, bpf_skb_store_bytes,
+    },
     macros::map,
     maps::PerCpuArray,
     programs::TcContext,
 };
-use pcn_iptables_common::tcpmss::{self, BUF, MAX_OPTIONS};
+use pcn_iptables_common::tcpmss::{self, BUF};
 use pcn_iptables_common::{PacketInfo, rewrite};
 
 use crate::parse::{AF_INET, ETH_HLEN, IPPROTO_TCP};
@@ -44,28 +48,48 @@ pub(crate) fn unpack(spec: u32) -> Option<(u16, bool)> {
 /// `minlen`).
 const MINLEN: u32 = 40;
 
-/// Lowers the MSS option of the TCP packet in `ctx` to `mss`, or (`clamp`) to the smaller of
-/// it and the MTU of the routes to and from the destination less 40; never raises it. A SYN
-/// without an MSS option is left without one (netfilter adds one: see the man page).
-/// `scratch` is `INGRESS` or `EGRESS`.
+/// What `apply` leaves of the packet: it goes on, or xt_TCPMSS would have dropped it.
+pub(crate) const KEEP: bool = true;
+pub(crate) const DROP: bool = false;
+
+/// xt_TCPMSS's `tcpmss_mangle_packet` on the TCP packet in `ctx`: its MSS option lowered to
+/// `mss`, or (`clamp`) to the smaller of it and the MTU of the routes to and from the
+/// destination less 40, never raised; a SYN without one and without data gets one (of at most
+/// 536) in front of its options. `DROP` where the kernel drops: a header longer than the
+/// packet, no path MTU, no memory to grow the packet. `scratch` is `INGRESS` or `EGRESS`.
 /// A subprogram: its frame (the route lookups') stays out of the classifier's.
 #[inline(never)]
-pub(crate) fn apply(skb: *mut __sk_buff, mss: u16, clamp: bool, scratch: u32) {
+pub(crate) fn apply(skb: *mut __sk_buff, mss: u16, clamp: bool, scratch: u32) -> bool {
     let ctx = &TcContext::new(skb);
     let Ok(ip) = ctx.load::<[u8; 20]>(ETH_HLEN) else {
-        return;
+        return KEEP;
     };
     let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0;
     if ip[9] != IPPROTO_TCP || fragment {
-        return;
+        return KEEP;
     }
-    let l4 = ETH_HLEN + ((ip[0] & 0x0f) as usize) * 4;
+    let ihl = ((ip[0] & 0x0f) as usize) * 4;
+    let l4 = ETH_HLEN + ihl;
+    let tot_len = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+    let skb_len = unsafe { (*skb).len } as usize;
+    // A segment of a GSO packet carries data (and its IP length may be 0, BIG TCP's): only
+    // an option there is lowered. A frame shorter than its IP length never gets past
+    // ip_rcv, so neither to netfilter.
+    let gso = unsafe { (*skb).gso_size } != 0;
+    if !gso && skb_len < ETH_HLEN + tot_len {
+        return KEEP;
+    }
     let Ok(doff) = ctx.load::<u8>(l4 + 12) else {
-        return;
+        return KEEP;
     };
-    let options = ((doff >> 4) as usize * 4).saturating_sub(20);
-    if options < 4 || options > MAX_OPTIONS {
-        return;
+    let hdrlen = (doff >> 4) as usize * 4;
+    // The TCP segment's length, as netfilter's skb (cut to the IP length) has it.
+    let len = match gso {
+        true => skb_len.saturating_sub(l4),
+        false => tot_len.saturating_sub(ihl),
+    };
+    if tcpmss::malformed(len, hdrlen) {
+        return DROP;
     }
     let mut new = mss as u32;
     if clamp {
@@ -81,23 +105,47 @@ pub(crate) fn apply(skb: *mut __sk_buff, mss: u16, clamp: bool, scratch: u32) {
         };
         let mtu = path_mtu(ctx, src, dst, dev).min(path_mtu(ctx, dst, src, 0));
         if mtu <= MINLEN {
-            return;
+            return DROP;
         }
         new = new.min(mtu - MINLEN);
     }
     let Some(buf) = PCN_TCPMSS_SCRATCH.get_ptr_mut(scratch) else {
-        return;
+        return KEEP;
     };
     let buf = unsafe { &mut *buf };
-    // Bounded where the verifier sees it: 4 to 64 (a multiple of 4), inside the buffer.
-    let n = ((core::hint::black_box(options) - 4) & 0x3c) + 4;
-    let to = buf.as_mut_ptr() as *mut _;
-    if unsafe { bpf_skb_load_bytes(ctx.skb.skb as *mut _, (l4 + 20) as u32, to, n as u32) } != 0 {
-        return;
+    let options = hdrlen - 20;
+    // Bounded where the verifier sees it: 4 to 64 (a multiple of 4, as `options` is),
+    // inside the buffer.
+    let n = ((core::hint::black_box(options).wrapping_sub(4)) & 0x3c) + 4;
+    if options != 0 {
+        let to = buf.as_mut_ptr() as *mut _;
+        if unsafe { bpf_skb_load_bytes(skb as *mut _, (l4 + 20) as u32, to, n as u32) } != 0 {
+            return KEEP;
+        }
+        if let Some(at) = tcpmss::find(buf, options) {
+            lower(ctx, l4 + 20, buf, at, new);
+            return KEEP;
+        }
     }
-    let Some(at) = tcpmss::find(buf, n) else {
-        return;
-    };
+    if gso || !tcpmss::room(len, hdrlen) {
+        return KEEP;
+    }
+    add(
+        ctx,
+        l4,
+        tot_len,
+        len,
+        options,
+        n,
+        buf,
+        tcpmss::added(new as u16),
+    )
+}
+
+/// Lowers the MSS option at `at` of the options at `opts` (copied into `buf`) to `new`, if
+/// it is above.
+#[inline(always)]
+fn lower(ctx: &TcContext, opts: usize, buf: &[u8; BUF], at: usize, new: u32) {
     let at = at & (BUF - 4);
     let old = u16::from_be_bytes([buf[at + 2], buf[at + 3]]);
     if old as u32 <= new {
@@ -105,12 +153,84 @@ pub(crate) fn apply(skb: *mut __sk_buff, mss: u16, clamp: bool, scratch: u32) {
     }
     let new = (new as u16).to_be_bytes();
     let _ = ctx.l4_csum_replace(
-        l4 + 16,
+        opts - 4,
         u16::from_ne_bytes(old.to_be_bytes()) as u64,
         u16::from_ne_bytes(new) as u64,
         2,
     );
-    let _ = ctx.store(l4 + 20 + at + 2, &new, 0);
+    let _ = ctx.store(opts + at + 2, &new, 0);
+}
+
+/// Puts an MSS option of `mss` in front of the `options` bytes of options (copied into
+/// `buf`; `n`, the same, bounded) of the TCP header at `l4`, which ends the packet (IP length
+/// `tot_len`, TCP `len`), as xt_TCPMSS does: 4 more bytes at the end, the options moved
+/// there, the data offset and the IP length raised, both checksums updated as
+/// `inet_proto_csum_replace` updates them (the length in the pseudo-header alone where the
+/// checksum is left to the device, CHECKSUM_PARTIAL).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn add(
+    ctx: &TcContext,
+    l4: usize,
+    tot_len: usize,
+    len: usize,
+    options: usize,
+    n: usize,
+    buf: &[u8; BUF],
+    mss: u16,
+) -> bool {
+    let skb = ctx.skb.skb;
+    let end = (ETH_HLEN + tot_len) as u32;
+    // A frame's Ethernet padding goes first, as ip_rcv trims it before netfilter: the
+    // checksum of a CHECKSUM_COMPLETE frame then stays right (both steps make it
+    // CHECKSUM_NONE), and the 4 bytes come zeroed.
+    if unsafe { (*skb).len } > end && unsafe { bpf_skb_change_tail(skb, end, 0) } != 0 {
+        return DROP;
+    }
+    if unsafe { bpf_skb_change_tail(skb, end + 4, 0) } != 0 {
+        return DROP;
+    }
+    if options != 0 {
+        let from = buf.as_ptr() as *const _;
+        if unsafe { bpf_skb_store_bytes(skb, (l4 + 24) as u32, from, n as u32, 0) } != 0 {
+            return DROP;
+        }
+    }
+    let [hi, lo] = mss.to_be_bytes();
+    let option = [tcpmss::TCPOPT_MSS, tcpmss::TCPOLEN_MSS, hi, lo];
+    let Ok([doff, flags]) = ctx.load::<[u8; 2]>(l4 + 12) else {
+        return DROP;
+    };
+    let doff_new = [doff + 0x10, flags];
+    let word = |b: [u8; 2]| u16::from_ne_bytes(b) as u64;
+    let (tot_old, tot_new) = (
+        (tot_len as u16).to_be_bytes(),
+        (tot_len as u16 + 4).to_be_bytes(),
+    );
+    let (len_old, len_new) = ((len as u16).to_be_bytes(), (len as u16 + 4).to_be_bytes());
+    let csum = l4 + 16;
+    let ok = ctx.store(l4 + 20, &option, 0).is_ok()
+        && ctx.store(l4 + 12, &doff_new[0], 0).is_ok()
+        && ctx.store(ETH_HLEN + 2, &tot_new, 0).is_ok()
+        && ctx
+            .l4_csum_replace(
+                csum,
+                word(len_old),
+                word(len_new),
+                BPF_F_PSEUDO_HDR as u64 | 2,
+            )
+            .is_ok()
+        && ctx
+            .l4_csum_replace(csum, 0, u32::from_ne_bytes(option) as u64, 4)
+            .is_ok()
+        && ctx
+            .l4_csum_replace(csum, word([doff, flags]), word(doff_new), 2)
+            .is_ok()
+        && ctx
+            .l3_csum_replace(ETH_HLEN + 10, word(tot_old), word(tot_new), 2)
+            .is_ok();
+    // Half rewritten (the kernel cannot fail here): better lost than sent wrong.
+    if ok { KEEP } else { DROP }
 }
 
 /// The MTU of the route from `src` to `dst` (its device's where the lookup gives no MTU, or
