@@ -362,14 +362,17 @@ fn first_match(pkt: &mut PacketInfo) -> Option<u32> {
 fn candidates(scan: &Scan, pkt: &mut PacketInfo) {
     let start_word = (pkt.next_rule / 64) as usize;
     for k in 0..SUMMARY_WORDS {
+        let first = k * 64;
+        // A chain's bitmaps up to 4,096 rules have fewer summary words: none to read.
+        if k >= pkt.summary_words as usize || start_word >= first + 64 {
+            pkt.candidates[k] = 0;
+            continue;
+        }
         let mut c = summary(scan, pkt, ANY_PORT, k) | summary(scan, pkt, ANY_PORT + 1, k);
         for b in 0..ANDED_BITMAPS {
             c &= summary(scan, pkt, b, k);
         }
-        let first = k * 64;
-        if k >= pkt.summary_words as usize || start_word >= first + 64 {
-            c = 0;
-        } else if start_word > first {
+        if start_word > first {
             c &= u64::MAX << (start_word - first);
         }
         pkt.candidates[k] = c;
