@@ -172,7 +172,13 @@ impl Active {
     }
 
     /// The running generation's bitmap `to` becomes a copy of its bitmap `from`.
-    pub(super) fn copy(&mut self, fd: &OwnedFd, from: u32, to: u32) -> Result<()> {
+    pub(super) fn copy(
+        &mut self,
+        fd: &OwnedFd,
+        info: &sys::MapInfo,
+        from: u32,
+        to: u32,
+    ) -> Result<()> {
         match self {
             Active::Mapped(_, p) => {
                 // SAFETY: distinct bitmaps; the running generation does not read `to` yet.
@@ -189,9 +195,8 @@ impl Active {
                 let both: Box<[u64]> = c
                     .get(&from)
                     .map_or_else(|| vec![0; stride].into(), |b| b.clone());
-                let info = sys::map_info(fd.as_fd())?;
                 let (b, place) = shape.locate(to);
-                let mut block = read_block(fd, &info, b)?;
+                let mut block = read_block(fd, info, b)?;
                 let (words, summary) = shape.starts(place);
                 let (w, s) = both.split_at(shape.words as usize);
                 block.words[words as usize..][..w.len()].copy_from_slice(w);

@@ -247,7 +247,7 @@ impl Base<'_> {
     /// The running generation's view of each new trie entry, then the entries.
     fn update_trie(&self, a: &mut Active, p: &Program) -> Result<()> {
         for u in self.updates.iter().filter(|u| u.running) {
-            a.copy(&self.active, u.src, u.entry.index)?;
+            a.copy(&self.active, &self.active_info, u.src, u.entry.index)?;
         }
         let entries: Vec<Entry> = self.updates.iter().map(|u| u.entry).collect();
         trie_update(self.trie.as_fd(), &entries, shape(p)).context("updating the field trie")
