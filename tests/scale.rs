@@ -1,11 +1,16 @@
-//! 1,000 rules where only the last one matches the traffic under test.
+//! 1,000 rules where only the last one matches the traffic under test, and a chain long enough
+//! for bitmaps of 256 words (one to a block: the classifier reads their summaries at fixed places).
 
 use std::time::Duration;
 
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Drop, Fw, Lab, Ns, Pair, Pass, scenarios};
 
-scenarios!(scale_1000_port_rules, scale_1000_address_rules);
+scenarios!(
+    scale_1000_port_rules,
+    scale_1000_address_rules,
+    scale_9000_rules_one_chain
+);
 
 /// Runs `-A <rule with $i>` for i in `from..=to` through one `ip netns exec` (a shell loop
 /// around the firewall binary, `-w` every time), stopping at the first failure.
@@ -91,5 +96,33 @@ fn scale_1000_address_rules(fw: Fw) {
     lab.expect(&c2.ping(HOST2), Pass);
     lab.ipt_ok(&host, "-F");
     lab.expect(&c1.ping(HOST1).src(C1_ALT), Pass);
+    lab.check();
+}
+
+/// 9,000 rules in INPUT (over 8,192: bitmaps of 256 words, each block holding one), restored:
+/// ports 20000..28998 dropped, then sources, then port 80 last. The matching rules lie in
+/// every summary word (rules 0, 4,096, 8,192 and up).
+fn scale_9000_rules_one_chain(fw: Fw) {
+    let Pair { lab, host, c1, c2 } = Pair::new(fw);
+    lab.serve(&host, &[80, 81, 20000, 24100, 28998, 28999]);
+    let mut input = String::from("*filter\n:INPUT ACCEPT [0:0]\n");
+    for port in 20000..28999 {
+        input += &format!("-A INPUT -p tcp -m tcp --dport {port} -j DROP\n");
+    }
+    input += &format!("-A INPUT -s {C1_ALT}/32 -j DROP\n");
+    input += "-A INPUT -p tcp -m tcp --dport 80 -j DROP\nCOMMIT\n";
+    lab.restore_ok(&host, "", &input);
+    check_rule_count(&lab, &host, 9001);
+    for port in [80, 20000, 24100, 28998] {
+        lab.expect(&c1.tcp(HOST1, port), Drop);
+    }
+    lab.expect(&c1.tcp(HOST1, 81), Pass);
+    lab.expect(&c1.tcp(HOST1, 28999), Pass);
+    lab.expect(&c1.ping(HOST1).src(C1_ALT), Drop);
+    lab.expect(&c1.ping(HOST1).src(C1), Pass);
+    lab.expect(&c2.udp(HOST2, 80), Pass);
+    lab.ipt_ok(&host, "-I INPUT 1 -p tcp --dport 28998 -j ACCEPT");
+    lab.expect(&c1.tcp(HOST1, 28998), Pass);
+    lab.expect(&c1.tcp(HOST1, 80), Drop);
     lab.check();
 }
