@@ -30,7 +30,7 @@ use crate::route::{
     FIB_FRAG_NEEDED, FIB_FWD_DISABLED, FIB_LOOKUP_SKIP_NEIGH, FIB_LOOKUP_SRC, FIB_NO_NEIGH,
     FIB_NOT_FWDED, FIB_SUCCESS, FibLookup, fib_lookup,
 };
-use crate::track::{confirm_now, find, store};
+use crate::track::{claim, confirm_now, find, store};
 
 /// The routing lookup MASQUERADE asks, in map memory (the classifiers' stacks are full).
 #[map]
@@ -290,24 +290,27 @@ fn commit_packet(pkt: &mut PacketInfo) -> bool {
         pkt.ct_entry.nat |= nat_flag::MASQUERADE;
         pkt.ct_entry.out_ifindex = pkt.out_ifindex;
     }
-    if !confirm_now(pkt) {
+    let (reply_key, _) = xlat.key();
+    let aliased = pkt.ct_entry.nat != 0 && reply_key != pkt.ct_key;
+    let alias = nat::alias(&pkt.ct_key);
+    // The reply tuple first: another CPU's new connection may have picked it meanwhile.
+    if aliased && !claim(&reply_key, &alias, now) {
         return false;
     }
-    let (reply_key, _) = xlat.key();
-    if pkt.ct_entry.nat == 0 || reply_key == pkt.ct_key {
-        return true;
+    if !confirm_now(pkt) {
+        if aliased {
+            let _ = PCN_CONNTRACK.remove(&reply_key);
+        }
+        return false;
     }
-    let alias = nat::alias(&pkt.ct_key);
-    let mut stored = store(&reply_key, &alias);
     // Translated both ways: its packets between the two rewrites have a key of their own.
-    if let Some(m) = nat::midway(&pkt.ct_key, &pkt.ct_entry) {
-        stored = stored && store(&m.key().0, &alias);
-    }
-    if !stored {
+    let midway = nat::midway(&pkt.ct_key, &pkt.ct_entry);
+    if aliased && midway.is_some_and(|m| !store(&m.key().0, &alias)) {
         let _ = PCN_CONNTRACK.remove(&reply_key);
         let _ = PCN_CONNTRACK.remove(&pkt.ct_key);
+        return false;
     }
-    stored
+    true
 }
 
 /// The search's context (bpf_loop's, on the stack): the packet, whose map memory holds the

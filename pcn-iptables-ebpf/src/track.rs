@@ -9,7 +9,7 @@ use pcn_iptables_common::conntrack::{
 
 use core::ffi::c_void;
 
-use aya_ebpf::bindings::BPF_EXIST;
+use aya_ebpf::bindings::{BPF_EXIST, BPF_NOEXIST};
 
 use crate::maps::{PCN_CONNTRACK, PCN_CT_EARLY_DROP, PCN_CT_RECLAIM, PCN_PACKETS};
 use crate::parse::{ETH_HLEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ptr_at};
@@ -319,6 +319,27 @@ pub(crate) fn confirm_now(pkt: &PacketInfo) -> bool {
 pub(crate) fn store(key: &CtKey, entry: &CtEntry) -> bool {
     PCN_CONNTRACK.insert(key, entry, 0).is_ok()
         || (reclaim() && PCN_CONNTRACK.insert(key, entry, 0).is_ok())
+}
+
+/// Stores an entry under a key that no live connection holds, in one step: of two new
+/// connections that picked the same key on two CPUs, one gets it and the other `false`, as
+/// nf_conntrack's confirm drops the packet that finds its reply tuple taken (a check before
+/// the store would let both through, the second overwriting the first's entry). An expired
+/// connection's entry gives way; a full table makes room.
+#[inline(always)]
+pub(crate) fn claim(key: &CtKey, entry: &CtEntry, now: u64) -> bool {
+    let put = || PCN_CONNTRACK.insert(key, entry, BPF_NOEXIST as u64).is_ok();
+    if put() {
+        return true;
+    }
+    match unsafe { PCN_CONNTRACK.get(key) } {
+        Some(e) if e.status & status::ALIAS != 0 || e.expires > now => false,
+        Some(_) => {
+            let _ = PCN_CONNTRACK.remove(key);
+            put()
+        }
+        None => reclaim() && put(),
+    }
 }
 
 /// Entries one search of a full table frees at most (expired ones; a live one ends it).
