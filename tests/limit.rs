@@ -43,7 +43,8 @@ fn limit_burst_then_rate(fw: Fw) {
 }
 
 /// A limit is only spent by packets that reach it: those an earlier rule takes, or that
-/// fail an earlier match of the same rule, leave the bucket alone.
+/// fail an earlier match of the same rule, leave the bucket alone. A change to the ruleset
+/// fills it again.
 fn limit_only_where_reached(fw: Fw) {
     let Pair { lab, host, c1, .. } = Pair::new(fw);
     lab.ipt_ok(&host, "-A INPUT -p udp --dport 7 -j DROP");
@@ -55,4 +56,8 @@ fn limit_only_where_reached(fw: Fw) {
     send_udp(&c1, HOST1, 7, 10, Duration::ZERO, true);
     send_udp(&c1, HOST1, 9, 5, Duration::ZERO, true);
     assert_eq!(lab.counts(&host, "INPUT"), vec![10, 3, 2]);
+    // A change to the ruleset, even one that leaves the rule alone, starts its bucket full.
+    lab.ipt_ok(&host, "-A INPUT -p tcp -j ACCEPT");
+    send_udp(&c1, HOST1, 9, 5, Duration::ZERO, true);
+    assert_eq!(lab.counts(&host, "INPUT"), vec![10, 6, 4, 0]);
 }

@@ -720,6 +720,17 @@ pub mod ct_check {
     pub const STATE: u8 = 16;
 }
 
+impl Action {
+    /// What the data plane keeps in the action (`-m limit`'s bucket, `--mode nth`'s count)
+    /// as a generation starts it: as a table replace starts xt_limit and xt_statistic, full
+    /// and at 0. A generation that keeps a rule's action from the running one restarts it.
+    pub fn restart(&mut self) {
+        self.limit_credit_ns = self.limit_interval_ns * self.limit_burst as u64;
+        self.limit_last_ns = 0;
+        self.stat_seen = 0;
+    }
+}
+
 impl Default for Action {
     fn default() -> Self {
         Action {

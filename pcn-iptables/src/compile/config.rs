@@ -10,11 +10,11 @@ use rustc_hash::FxHashMap;
 use super::addrtype::AddressTypes;
 use super::fields::{self, ct_tuple, limit, pkttype, statistic, tos};
 use super::tables;
-use super::types::{CompileError, Link};
+use super::types::{Actions, CompileError, Link, Slots};
 use crate::ext::{Field, Want};
 use crate::model::{
-    Limit, Match, Negatable, Policy, Recent, RecentList, Rule, SctpChunkMatch, SctpChunks, Table,
-    TableName, Tables, Target,
+    AddrtypeIface, Limit, Match, Negatable, Policy, Recent, RecentList, Rule, SctpChunkMatch,
+    SctpChunks, Table, TableName, Tables, Target,
 };
 
 pub(super) struct Ctx<'a> {
@@ -45,11 +45,14 @@ pub(super) fn policy_verdict(policy: Option<Policy>) -> u32 {
 }
 
 /// The actions of every chain, in chain id order (`names`, "" for none), and each chain's
-/// first action.
-pub(super) fn actions(
+/// first action. `running(id, name)`: where the running generation's actions of chain `id`
+/// start and whose they are, if it has the chain: the rules it has too at the chain's ends
+/// (the rules a change left alone) keep theirs.
+pub(super) fn actions<'a>(
     table: &Table,
     names: &[String],
-) -> Result<(Vec<Action>, Vec<u32>), CompileError> {
+    running: impl Fn(usize, &str) -> Option<(u32, Slots<'a>)>,
+) -> Result<(Actions, Vec<u32>), CompileError> {
     let ids: FxHashMap<&str, u32> = names
         .iter()
         .enumerate()
@@ -61,11 +64,9 @@ pub(super) fn actions(
             .copied()
             .ok_or_else(|| CompileError::UnknownChain(name.to_string()))
     };
-    // Sized at once: growing copies (and faults in) the array over and over.
-    let rules = |name: &str| tables::chain(table, name).map_or(0, |c| c.rules.len());
-    let mut out = Vec::with_capacity(names.iter().map(|n| rules(n)).sum());
+    let mut out = Actions::default();
     let mut bases = Vec::with_capacity(names.len());
-    for name in names {
+    for (id, name) in names.iter().enumerate() {
         bases.push(out.len() as u32);
         if name.is_empty() {
             continue;
@@ -78,11 +79,46 @@ pub(super) fn actions(
             });
         }
         let id_in = |to: &str| id_of(&tables::target_name(name, to));
-        for rule in rules {
-            out.push(action(rule, &id_in, &table.tables)?);
+        let kept = running(id, name).map(|(base, slots)| {
+            let (head, tail) = slots.same_ends(rules);
+            (base, head, tail, slots.len())
+        });
+        for (j, rule) in rules.iter().enumerate() {
+            out.connlimit |= rule
+                .matches
+                .iter()
+                .any(|m| matches!(m, Match::Connlimit(_)));
+            out.local_routes |= rule.matches.iter().any(
+                |m| matches!(m, Match::Addrtype { iface, .. } if *iface != AddrtypeIface::Any),
+            );
+            let from = kept.and_then(|(base, head, tail, old)| {
+                let back = rules.len() - j;
+                (j < head)
+                    .then_some(base + j as u32)
+                    .or_else(|| (back <= tail).then_some(base + (old - back) as u32))
+            });
+            match from.filter(|_| keeps(rule)) {
+                Some(from) => {
+                    if let Some(Target::Jump(c) | Target::Goto(c)) = &rule.target {
+                        out.targets.push((out.len() as u32, id_in(c)?));
+                    }
+                    out.keep(from);
+                }
+                None => out.compute(action(rule, &id_in, &table.tables)?),
+            }
         }
     }
     Ok((out, bases))
+}
+
+/// Whether a rule the running generation has keeps its action: not when it names a recent
+/// list or a hashlimit table, whose slot and settings live with the namespace's lists and
+/// tables, not with the rule.
+fn keeps(rule: &Rule) -> bool {
+    !rule
+        .matches
+        .iter()
+        .any(|m| matches!(m, Match::Recent(_) | Match::Hashlimit(_)))
 }
 
 /// A chain's config before its bitmaps: size, actions, policy and flags.
@@ -256,7 +292,6 @@ pub(super) fn action(
         // xt_limit's avg counts 1/10000 s; the bucket starts full.
         action.limit_interval_ns = l.avg as u64 * (1_000_000_000 / Limit::SCALE as u64);
         action.limit_burst = l.burst;
-        action.limit_credit_ns = action.limit_interval_ns * l.burst as u64;
     }
     if let Some(t) = pkttype(rule)? {
         action.pkt_check = pkt_check::TYPE | if t.negated { pkt_check::INVERT } else { 0 };
@@ -447,5 +482,6 @@ pub(super) fn action(
             action.ct_checks |= ct_check::STATE;
         }
     }
+    action.restart();
     Ok(action)
 }

@@ -15,7 +15,7 @@ pub(super) fn full(ctx: &Ctx, table: &Table, shape: Shape) -> Result<Program, Co
     if names.len() > MAX_CHAINS as usize {
         return Err(CompileError::TooManyChains(names.len()));
     }
-    let (actions, bases) = actions(table, &names)?;
+    let (actions, bases) = actions(table, &names, |_, _| None)?;
     let mut made = Vec::new();
     let mut words = Vec::new();
     let mut chains = Vec::with_capacity(names.len());

@@ -25,8 +25,11 @@ pub(super) fn incremental(
     if names.len() > MAX_CHAINS as usize {
         return Ok(None);
     }
-    let (actions, bases) = actions(table, &names)?;
     let old_cfg = |id: usize| layout.chains.get(id).map(config);
+    let (actions, bases) = actions(table, &names, |id, name| {
+        let cfg = old_cfg(id).filter(|_| layout.chain_names.get(id).is_some_and(|n| n == name))?;
+        Some((cfg.action_base, base.old.slots(name)?))
+    })?;
     let changed = changes(&names, base, table);
     let changed_id = |e: &Entry| {
         let id = u16::from_be_bytes([e.key[1], e.key[2]]) as usize;

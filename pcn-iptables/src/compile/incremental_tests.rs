@@ -2,10 +2,10 @@
 //! words each bitmap index holds, and one trie) goes through random changes the way the
 //! data plane applies them, and classifies every packet as a full build of the same table.
 
-use super::tests::Rng;
+use super::tests::{Rng, bare};
 use super::*;
 use crate::model::{Chain, Match, Negatable, Policy, PortRange, Rule, Target};
-use pcn_iptables_common::{ChainConfig, FIELD_KEY_HEADER_BITS, field, field_key6};
+use pcn_iptables_common::{Action, ChainConfig, FIELD_KEY_HEADER_BITS, field, field_key6};
 use std::net::Ipv4Addr;
 
 const MACS: [[u8; 6]; 3] = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]];
@@ -238,6 +238,7 @@ fn incremental_generations_classify_like_full_builds() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let ctx_links: Vec<Link> = Vec::new();
     let at = AddressTypes::default();
+    let mut kept_some = false;
     for round in 0..12 {
         let mut table = Table::default();
         table.add_chain(Chain {
@@ -270,6 +271,7 @@ fn incremental_generations_classify_like_full_builds() {
         let mut trie = first.layout.entries.clone();
         let mut layout = first.layout.clone();
         let mut chains = first.chains.clone();
+        let mut running_actions = first.actions.all(&[]);
         let mut active = 0;
         let mut delta: Vec<(u32, u32, u32)> = Vec::new();
         for step in 0..40 {
@@ -357,7 +359,22 @@ fn incremental_generations_classify_like_full_builds() {
                     );
                 }
             }
-            assert_eq!(p.actions.len(), want.actions.len());
+            // The actions as the data plane writes them (the kept ones from the running
+            // generation's, whose buckets and counts packets changed meanwhile): a full
+            // build's, chain by chain.
+            for a in &mut running_actions {
+                (a.limit_credit_ns, a.limit_last_ns, a.stat_seen) = (12345, 99, 7);
+            }
+            let got = p.actions.all(&running_actions);
+            assert_eq!(
+                actions_by_chain(&p.layout, &p.chains, &got, &table),
+                actions_by_chain(&want.layout, &want.chains, &want.actions.all(&[]), &table),
+                "round {round} step {step}"
+            );
+            if step > 0 && p.actions.len() > 20 {
+                kept_some |= p.actions.keeps_any();
+            }
+            running_actions = got;
             let flags = |chains: &[ChainConfig]| chains.iter().map(|c| c.flags).collect::<Vec<_>>();
             assert_eq!(
                 flags(&p.chains),
@@ -372,6 +389,34 @@ fn incremental_generations_classify_like_full_builds() {
             active = 1 - active;
         }
     }
+    assert!(kept_some, "no change kept an action");
+}
+
+/// Each chain's actions (as their Debug text), by chain name, and the chain each targets by
+/// name: chain ids differ between builds.
+fn actions_by_chain(
+    layout: &Layout,
+    chains: &[ChainConfig],
+    actions: &[Action],
+    table: &Table,
+) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<_> = (layout.chain_names.iter().enumerate())
+        .filter(|(_, name)| !name.is_empty())
+        .map(|(id, name)| {
+            let base = chains[id].action_base as usize;
+            let n = tables::chain(table, name).map_or(0, |c| c.rules.len());
+            let named = actions[base..base + n]
+                .iter()
+                .map(|a| {
+                    let target = &layout.chain_names[a.chain as usize];
+                    format!("{target} {:?}", Action { chain: 0, ..*a })
+                })
+                .collect();
+            (name.clone(), named)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// A chain past its generation's bitmap length, or a ruleset four times shorter than it, is
@@ -455,4 +500,49 @@ fn shifts_insert_and_remove_one_rule() {
             assert_eq!(got, want, "{n} bits, at {at}, insert {insert}");
         }
     }
+}
+
+/// A chain renamed (`-E`) keeps its rules and the rules that jump to it, whose target is
+/// renamed in place (same counter slot): the kept jump's action follows the new chain id.
+#[test]
+fn kept_jumps_follow_a_renamed_chain() {
+    let (links, at) = (Vec::new(), AddressTypes::default());
+    let user = |name: &str, counter| Chain {
+        name: name.into(),
+        policy: None,
+        policy_counter: 0,
+        rules: vec![bare(Some(Target::Accept), counter)],
+    };
+    let jump = |to: &str, counter| bare(Some(Target::Jump(to.into())), counter);
+    let mut running = Table::default();
+    running.add_chain(user("alpha", 20));
+    running.add_chain(user("omega", 21));
+    let input = running.chain_mut("INPUT").unwrap();
+    input.rules = vec![jump("alpha", 10), jump("omega", 11), jump("alpha", 12)];
+    let first = program(&running, &links, &at, None).unwrap();
+    let running_actions = first.actions.all(&[]);
+
+    let mut table = running.clone();
+    crate::ruleset::apply(
+        &mut table,
+        &crate::model::Command::RenameChain {
+            chain: "alpha".into(),
+            new_name: "beta".into(),
+        },
+        &mut || unreachable!("a rename makes no rule"),
+    )
+    .unwrap();
+    let slots = slots_of(&running);
+    let base = Base {
+        old: Old::Slots(&slots),
+        layout: &first.layout,
+    };
+    let p = program(&table, &links, &at, Some(&base)).unwrap();
+    assert!(p.actions.keeps_any(), "{:?}", p.actions.runs);
+    let got = p.actions.all(&running_actions);
+    let want = program(&table, &links, &at, None).unwrap();
+    assert_eq!(
+        actions_by_chain(&p.layout, &p.chains, &got, &table),
+        actions_by_chain(&want.layout, &want.chains, &want.actions.all(&[]), &table),
+    );
 }

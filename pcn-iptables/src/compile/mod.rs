@@ -59,7 +59,7 @@ pub fn compile(
     Ok(Compiled {
         chain_names: p.layout.chain_names.clone(),
         chains: p.chains,
-        actions: p.actions,
+        actions: p.actions.all(&[]),
         fields: p
             .layout
             .entries

@@ -1618,7 +1618,7 @@ fn actions_carry_targets_and_counters() {
 }
 
 /// A rule that matches every packet, with `target` and counter slot `counter`.
-fn bare(target: Option<Target>, counter: u32) -> Rule {
+pub(super) fn bare(target: Option<Target>, counter: u32) -> Rule {
     Rule {
         src: None,
         dst: None,

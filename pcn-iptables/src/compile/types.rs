@@ -230,12 +230,129 @@ pub struct TrieUpdate {
     pub running: bool,
 }
 
+/// A generation's actions, by index (a chain's `action_base` plus the rule's place), in runs:
+/// computed, or kept from the running generation for the rules it has too. A rule that
+/// stays does what it did: recomputing the actions of every rule at every change was half
+/// of an incremental compile.
+#[derive(Clone, Debug, Default)]
+pub struct Actions {
+    pub computed: Vec<Action>,
+    pub runs: Vec<Run>,
+    /// The kept jumps and gotos: their index and their target's chain id, set again (`-E`
+    /// renames a rule's target in place).
+    pub targets: Vec<(u32, u32)>,
+    /// Some rule has `-m connlimit` (the data plane counts connections), or `-m addrtype
+    /// --limit-iface-in/out` (it keeps the local routes).
+    pub connlimit: bool,
+    pub local_routes: bool,
+}
+
+/// Actions `at..at + len`, from `source` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub at: u32,
+    pub len: u32,
+    pub source: Source,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `Actions::computed`, from this index.
+    Computed(u32),
+    /// The running generation's actions, from this index, restarted (`Action::restart`).
+    Running(u32),
+}
+
+impl Actions {
+    pub fn len(&self) -> usize {
+        self.runs.last().map_or(0, |r| (r.at + r.len) as usize)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether some actions come from the running generation.
+    pub fn keeps_any(&self) -> bool {
+        self.runs
+            .iter()
+            .any(|r| matches!(r.source, Source::Running(_)))
+    }
+
+    pub(super) fn compute(&mut self, action: Action) {
+        let source = Source::Computed(self.computed.len() as u32);
+        self.computed.push(action);
+        self.push(source, |s| matches!(s, Source::Computed(_)));
+    }
+
+    pub(super) fn keep(&mut self, from: u32) {
+        let before = from.checked_sub(1).map(Source::Running);
+        self.push(Source::Running(from), |s| Some(s) == before);
+    }
+
+    /// One more action: the last run's next one when `follows` its last source.
+    fn push(&mut self, source: Source, follows: impl Fn(Source) -> bool) {
+        let at = self.len() as u32;
+        match self.runs.last_mut() {
+            Some(r) if follows(last_source(r)) => r.len += 1,
+            _ => self.runs.push(Run { at, len: 1, source }),
+        }
+    }
+
+    /// Where the kept actions end in the running generation's array.
+    pub fn kept_end(&self) -> usize {
+        (self.runs.iter())
+            .filter_map(|r| match r.source {
+                Source::Running(i) => Some((i + r.len) as usize),
+                Source::Computed(_) => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Writes every action into `out` (`len()` of them), the kept ones from `running`
+    /// (`kept_end()` of them), restarted.
+    pub fn write(&self, out: &mut [Action], running: &[Action]) {
+        for r in &self.runs {
+            let (at, len) = (r.at as usize, r.len as usize);
+            let out = &mut out[at..at + len];
+            match r.source {
+                Source::Computed(i) => {
+                    out.copy_from_slice(&self.computed[i as usize..i as usize + len])
+                }
+                Source::Running(i) => {
+                    out.copy_from_slice(&running[i as usize..i as usize + len]);
+                    out.iter_mut().for_each(Action::restart);
+                }
+            }
+        }
+        for &(i, chain) in &self.targets {
+            out[i as usize].chain = chain;
+        }
+    }
+
+    /// Every action, the kept ones from `running`.
+    pub fn all(&self, running: &[Action]) -> Vec<Action> {
+        let mut out = vec![Action::default(); self.len()];
+        self.write(&mut out, running);
+        out
+    }
+}
+
+/// The source of a run's last action.
+fn last_source(r: &Run) -> Source {
+    match r.source {
+        Source::Computed(i) => Source::Computed(i + r.len - 1),
+        Source::Running(i) => Source::Running(i + r.len - 1),
+    }
+}
+
 /// A generation to install: its chains and actions, the bitmaps to write and its layout.
 #[derive(Clone, Debug, Default)]
 pub struct Program {
     pub layout: Layout,
     pub chains: Vec<ChainConfig>,
-    pub actions: Vec<Action>,
+    pub actions: Actions,
     pub writes: Vec<Write>,
     pub words: Vec<u64>,
     /// `Some`: built on the running generation (its trie plus these updates, bitmaps not in
@@ -300,6 +417,54 @@ impl Old<'_> {
                 Some((_, old)) => diff(old.len(), new.len(), |i, j| old[i] == new[j].counter),
                 None => Some(Change::From(0)),
             },
+        }
+    }
+}
+
+/// The counter slots of a chain's rules in the running generation.
+pub(super) enum Slots<'a> {
+    Rules(&'a [Rule]),
+    Slots(&'a [u32]),
+}
+
+impl Slots<'_> {
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Slots::Rules(r) => r.len(),
+            Slots::Slots(s) => s.len(),
+        }
+    }
+
+    pub(super) fn get(&self, i: usize) -> u32 {
+        match self {
+            Slots::Rules(r) => r[i].counter,
+            Slots::Slots(s) => s[i],
+        }
+    }
+
+    /// How many of `new`'s first rules, and then of its last ones, are the running ones
+    /// (the same slot: the same rule).
+    pub(super) fn same_ends(&self, new: &[Rule]) -> (usize, usize) {
+        let (old, n) = (self.len(), new.len());
+        let head = (0..old.min(n))
+            .take_while(|&i| self.get(i) == new[i].counter)
+            .count();
+        let tail = (1..=old.min(n) - head)
+            .take_while(|&t| self.get(old - t) == new[n - t].counter)
+            .count();
+        (head, tail)
+    }
+}
+
+impl Old<'_> {
+    /// Chain `name`'s slots in the running generation, if it has the chain.
+    pub(super) fn slots(&self, name: &str) -> Option<Slots<'_>> {
+        match self {
+            Old::Table(t) => super::tables::chain(t, name).map(|c| Slots::Rules(&c.rules)),
+            Old::Slots(chains) => chains
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, s)| Slots::Slots(s)),
         }
     }
 }

@@ -54,6 +54,43 @@ pub(super) fn put<T: Copy>(mapping: &mut sys::Mapping, items: &[T]) {
     };
 }
 
+/// Writes a generation's actions at the start of a mapping of its array: the kept ones from
+/// the running generation's array (`running`), restarted, their jumps' targets set again.
+pub(super) fn put_actions(
+    mapping: &mut sys::Mapping,
+    actions: &compile::Actions,
+    running: Option<&sys::Mapping>,
+) -> Result<()> {
+    let size = std::mem::size_of::<Action>();
+    assert!(actions.len() * size <= mapping.len());
+    let kept = actions.kept_end();
+    let running = match running {
+        Some(r) if kept * size <= r.len() => r.as_ptr().cast::<Action>(),
+        _ if kept == 0 => std::ptr::NonNull::dangling().as_ptr(),
+        _ => anyhow::bail!("kept actions past the running array"),
+    };
+    // SAFETY: the mappings hold these many actions (checked), aligned (page base, 8-byte
+    // multiple size); the new array is ours alone. The running one's buckets may change
+    // meanwhile: `write` restarts them.
+    let (out, running) = unsafe {
+        (
+            std::slice::from_raw_parts_mut(mapping.as_ptr().cast::<Action>(), actions.len()),
+            std::slice::from_raw_parts(running, kept),
+        )
+    };
+    actions.write(out, running);
+    Ok(())
+}
+
+/// The running generation's actions array, mapped, when `actions` keep some of it.
+pub(super) fn running_actions(actions: &compile::Actions, id: u32) -> Result<Option<sys::Mapping>> {
+    if !actions.keeps_any() {
+        return Ok(None);
+    }
+    let fd = sys::map_by_id(id).context("opening the running actions")?;
+    Ok(Some(map_array::<Action>(&fd)?.1))
+}
+
 /// Blocks to make for `n` bitmaps of this shape: room for n/16 + 240 more bitmaps (as the
 /// other arrays have), times as many as fit in the room one 16,384-rule bitmap takes, up to
 /// 16 times: short bitmaps cost little, and a change that outgrows the running array (a
@@ -486,19 +523,23 @@ impl Arrays {
 /// New arrays for `program`, and what fills them with its full build (chains and actions
 /// are written at once; the bitmaps take longer).
 pub(super) fn new_arrays(program: &Program) -> Result<(Arrays, impl FnOnce(&Program) + Send)> {
-    let (arrays, m) = new_arrays_mapped(program)?;
+    let (arrays, m) = new_arrays_mapped(program, None)?;
     Ok((arrays, move |p: &Program| {
         // SAFETY: a new map sized for next_index bitmaps, ours alone; no active one is read.
         unsafe { write_bitmaps(&Packed::new(&m, shape(p)), None, p, &[]) };
     }))
 }
 
-/// New arrays for `program`, chains and actions written, the bitmap array mapped.
-pub(super) fn new_arrays_mapped(program: &Program) -> Result<(Arrays, sys::Mapping)> {
+/// New arrays for `program`, chains and actions written (the kept ones from `running`), the
+/// bitmap array mapped.
+pub(super) fn new_arrays_mapped(
+    program: &Program,
+    running: Option<&sys::Mapping>,
+) -> Result<(Arrays, sys::Mapping)> {
     let (chains, mut m) = new_array::<ChainConfig>("CHAINS", headroom(program.chains.len()))?;
     put(&mut m, &loaded(&program.chains, shape(program)));
     let (actions, mut m) = new_array::<Action>("ACTIONS", headroom(program.actions.len()))?;
-    put(&mut m, &program.actions);
+    put_actions(&mut m, &program.actions, running)?;
     let blocks = bitmap_headroom(program.layout.next_index as usize, shape(program));
     let (bitmaps, m) = new_array::<Block>("BITMAPS", blocks as usize)?;
     Ok((

@@ -11,7 +11,8 @@ use pcn_iptables_common::{Action, Block, ChainConfig, Counter};
 
 use super::arrays::{
     Active, Arrays, Packed, active_needs, delta_of, loaded, map_array, new_arrays,
-    new_arrays_mapped, new_trie, put, shape, trie_update, write_bitmaps,
+    new_arrays_mapped, new_trie, put, put_actions, running_actions, shape, trie_update,
+    write_bitmaps,
 };
 use super::grace::Grace;
 use super::object::{ACTIONS, BITMAPS, CHAINS, FIELDS, OUTER, build_dir, pinned};
@@ -293,7 +294,8 @@ fn rewrite_in_place(
         let (_, mut cm) = map_array::<ChainConfig>(&chains)?;
         put(&mut cm, &loaded(&p.chains, shape(p)));
         let (_, mut am) = map_array::<Action>(&actions)?;
-        put(&mut am, &p.actions);
+        let running = running_actions(&p.actions, base.running.maps[ACTIONS])?;
+        put_actions(&mut am, &p.actions, running.as_ref())?;
         // SAFETY: room for next bitmaps (checked); the slot's maps are ours now (grace).
         unsafe { write_bitmaps(&Packed::new(&m, shape(p)), Some(&a), p, &base.behind) };
         let bytes = encoded
@@ -320,7 +322,8 @@ fn into_new_arrays(
     let p = c.program;
     let running = base.running;
     let mut a = Active::mapped(&base.active, shape(p))?;
-    let (arrays, m) = new_arrays_mapped(p)?;
+    let kept = running_actions(&p.actions, running.maps[ACTIONS])?;
+    let (arrays, m) = new_arrays_mapped(p, kept.as_ref())?;
     if let Active::Mapped(am, _) = &a {
         // The running generation's blocks (`fits` checked that the new array holds them).
         let blocks = shape(p).blocks(running.layout.next_index) as usize;

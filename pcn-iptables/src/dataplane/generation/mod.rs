@@ -173,10 +173,8 @@ fn switch(dir: &Path, build: &Path, c: &Change) -> Result<()> {
     }
 
     attach::attach(dir, c.links)?;
-    let connlimit = c.program.actions.iter().any(|a| a.connlimit_flags != 0);
-    super::connlimit::prepare(dir, c.slot, connlimit)?;
-    let routes = c.program.actions.iter().any(|a| a.addrtype_flags != 0);
-    super::local_routes::prepare(dir, routes)?;
+    super::connlimit::prepare(dir, c.slot, c.program.actions.connlimit)?;
+    super::local_routes::prepare(dir, c.program.actions.local_routes)?;
 
     let active = pinned(dir, "PCN_ACTIVE")?;
     sys::map_update(
