@@ -169,43 +169,34 @@ pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
 /// some rule has `-m owner`, `-m tcpmss`, `--tcp-option` or `--chunk-types`, MANGLE when the
 /// mangle table is loaded.
 pub(super) fn tracks(table: &Table) -> u32 {
-    let rules = || tables::chains(table).flat_map(|(_, c)| &c.rules);
-    let nat = tables::nat(table).is_some();
-    let track = nat
-        || rules().any(|r| {
-            matches!(r.target, Some(Target::Connmark(_))) || r.matches.iter().any(fields::tracks)
-        });
-    let owner = rules().any(|r| r.matches.iter().any(|m| matches!(m, Match::Owner(_))));
-    let mss = rules().any(|r| r.matches.iter().any(|m| matches!(m, Match::Tcpmss(_))));
-    let tcp_option = rules().any(|r| {
-        r.matches.iter().any(|m| {
-            matches!(
-                m,
+    // One walk of every rule's matches: a big ruleset is walked once per change as it is.
+    let mut flags = 0;
+    for rule in tables::chains(table).flat_map(|(_, c)| &c.rules) {
+        if matches!(rule.target, Some(Target::Connmark(_))) {
+            flags |= chain_flag::TRACK;
+        }
+        for m in &rule.matches {
+            flags |= match m {
+                Match::Owner(_) => chain_flag::OWNER,
+                Match::Tcpmss(_) => chain_flag::TCPMSS,
                 Match::Ports {
                     tcp_option: Some(_),
                     ..
-                }
-            )
-        })
-    });
-    let chunks = rules().any(|r| {
-        r.matches.iter().any(|m| {
-            matches!(
-                m,
+                } => chain_flag::TCP_OPTION,
                 Match::Sctp {
-                    chunks: Some(_),
-                    ..
-                }
-            )
-        })
-    });
+                    chunks: Some(_), ..
+                } => chain_flag::SCTP_CHUNKS,
+                _ => 0,
+            } | if fields::tracks(m) {
+                chain_flag::TRACK
+            } else {
+                0
+            };
+        }
+    }
+    let nat = tables::nat(table).is_some();
     [
-        (track, chain_flag::TRACK),
-        (nat, chain_flag::NAT),
-        (owner, chain_flag::OWNER),
-        (mss, chain_flag::TCPMSS),
-        (tcp_option, chain_flag::TCP_OPTION),
-        (chunks, chain_flag::SCTP_CHUNKS),
+        (nat, chain_flag::TRACK | chain_flag::NAT),
         (
             tables::loaded(table, TableName::Mangle).is_some(),
             chain_flag::MANGLE,
@@ -217,7 +208,7 @@ pub(super) fn tracks(table: &Table) -> u32 {
     ]
     .into_iter()
     .filter(|(on, _)| *on)
-    .fold(0, |flags, (_, bit)| flags | bit)
+    .fold(flags, |flags, (_, bit)| flags | bit)
 }
 
 /// A rule's `-m recent` `r` in its action: the list's slot, mask and stamps from `lists`.

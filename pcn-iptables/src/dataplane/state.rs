@@ -136,26 +136,32 @@ fn decode_table(r: &mut Reader) -> Result<Table> {
             r.take(n)
         })
         .collect::<Result<Vec<&[u8]>>>()?;
+    // Each rule decoded straight into its chain: no vector of all of them moved about.
     // One thread: a second one costs more than it saves on two cores that also map the
     // inactive slot's bitmaps meanwhile.
-    let mut rules = Vec::with_capacity(chunks.len() * RULES_PER_CHUNK);
-    for chunk in chunks {
-        let part: Vec<Rule> = postcard::from_bytes(chunk).context("decoding the stored rules")?;
-        rules.extend(part);
-    }
-    let mut rules = rules.into_iter();
+    let mut chunks = chunks.into_iter();
+    let (mut chunk, mut left): (&[u8], usize) = (&[], 0);
+    let mut next_rule = || -> Result<Rule> {
+        while left == 0 {
+            let next = chunks.next().context("the stored ruleset is truncated")?;
+            (left, chunk) = postcard::take_from_bytes(next).context("decoding the stored rules")?;
+        }
+        let (rule, rest) = postcard::take_from_bytes(chunk).context("decoding the stored rules")?;
+        (chunk, left) = (rest, left - 1);
+        Ok(rule)
+    };
     let mut table = Table::of_chains(Vec::with_capacity(heads.len()));
     for h in heads {
-        let chain = Chain {
+        let mut rules = Vec::with_capacity(h.rules as usize);
+        for _ in 0..h.rules {
+            rules.push(next_rule()?);
+        }
+        table.chains.push(Chain {
             name: h.name,
             policy: h.policy,
             policy_counter: h.policy_counter,
-            rules: rules.by_ref().take(h.rules as usize).collect(),
-        };
-        if chain.rules.len() != h.rules as usize {
-            bail!("the stored ruleset is truncated");
-        }
-        table.chains.push(chain);
+            rules,
+        });
     }
     Ok(table)
 }
