@@ -242,6 +242,11 @@ const ACK: u8 = 0x10;
 /// One TCP segment (a 20-byte header, no payload, valid checksum) with `flags`, sent from a
 /// raw socket in `ns` bound to `src`: no socket of the sender knows it.
 fn send_raw_tcp(ns: &Ns, src: &str, sport: u16, dst: &str, dport: u16, flags: u8) {
+    send_raw_tcp_doff(ns, src, sport, dst, dport, flags, 5);
+}
+
+/// [`send_raw_tcp`] with a data offset of `doff` words in its 20-byte header.
+fn send_raw_tcp_doff(ns: &Ns, src: &str, sport: u16, dst: &str, dport: u16, flags: u8, doff: u8) {
     let (src, dst) = (ip4(src), ip4(dst));
     let mut seg = [0u8; 20];
     seg[0..2].copy_from_slice(&sport.to_be_bytes());
@@ -250,7 +255,7 @@ fn send_raw_tcp(ns: &Ns, src: &str, sport: u16, dst: &str, dport: u16, flags: u8
     if flags & ACK != 0 {
         seg[8..12].copy_from_slice(&0x5060_7080u32.to_be_bytes());
     }
-    seg[12] = 5 << 4;
+    seg[12] = doff << 4;
     seg[13] = flags;
     seg[14..16].copy_from_slice(&64240u16.to_be_bytes());
     let checksum = tcp_checksum(src, dst, &seg);
@@ -544,7 +549,7 @@ fn udp_ping_and_related_icmp(fw: Fw) -> Transcript {
 }
 
 /// Packets netfilter calls INVALID are INVALID here too (bad flag combinations, a lone RST, a
-/// SYN-ACK or FIN of an unknown flow); a lone ACK of an unknown flow is picked up as NEW
+/// SYN-ACK or FIN of an unknown flow, a data offset that does not fit); a lone ACK of an unknown flow is picked up as NEW
 /// (netfilter's default `nf_conntrack_tcp_loose`).
 fn invalid_packets_and_loose_pickup(fw: Fw) -> Transcript {
     let Pair { lab, host, c1, .. } = Pair::new(fw);
@@ -570,11 +575,15 @@ fn invalid_packets_and_loose_pickup(fw: Fw) -> Transcript {
     for (i, (_, flags)) in invalid.iter().enumerate() {
         send_raw_tcp(&c1, C1, 41000 + i as u16, HOST1, 80, *flags);
     }
-    let n = invalid.len() as u64;
+    // SYNs whose data offset does not fit: shorter than a header, past the segment's end.
+    for (i, doff) in [4, 6, 15].into_iter().enumerate() {
+        send_raw_tcp_doff(&c1, C1, 41100 + i as u16, HOST1, 80, SYN, doff);
+    }
+    let n = invalid.len() as u64 + 3;
     let (counts, text) = counts_settle(&lab, &host, "INPUT", &[n, 0, 0, 0]);
     checks.check(
         &format!(
-            "INVALID/NEW/ESTABLISHED/other after {}",
+            "INVALID/NEW/ESTABLISHED/other after {} and SYNs of data offset 4, 6, 15",
             invalid.map(|(name, _)| name).join(", ")
         ),
         counts,
