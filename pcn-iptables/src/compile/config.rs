@@ -2,8 +2,8 @@
 //! actions their rules' targets become.
 
 use pcn_iptables_common::{
-    Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, ct_other, ct_port, owner,
-    pkt_check, recent, sctp_chunks, tcp_option, verdict,
+    Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, ct_other, ct_port, dccp_option,
+    owner, pkt_check, recent, sctp_chunks, tcp_option, verdict,
 };
 use rustc_hash::FxHashMap;
 
@@ -129,9 +129,9 @@ pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
 
 /// The generation's flags: TRACK and NAT (connections are tracked when some rule looks at
 /// their state, and when the nat table is loaded: its chains see each connection's first
-/// packet, its mappings rewrite the others), OWNER, TCPMSS, TCP_OPTION and SCTP_CHUNKS when
-/// some rule has `-m owner`, `-m tcpmss`, `--tcp-option` or `--chunk-types`, MANGLE when the
-/// mangle table is loaded.
+/// packet, its mappings rewrite the others), OWNER, TCPMSS, TCP_OPTION, SCTP_CHUNKS and
+/// DCCP_OPTION when some rule has `-m owner`, `-m tcpmss`, `--tcp-option`, `--chunk-types` or
+/// `--dccp-option`, MANGLE when the mangle table is loaded.
 pub(super) fn tracks(table: &Table) -> u32 {
     let rules = || tables::chains(table).flat_map(|(_, c)| &c.rules);
     let nat = tables::nat(table).is_some();
@@ -147,6 +147,17 @@ pub(super) fn tracks(table: &Table) -> u32 {
                 m,
                 Match::Ports {
                     tcp_option: Some(_),
+                    ..
+                }
+            )
+        })
+    });
+    let dccp_option = rules().any(|r| {
+        r.matches.iter().any(|m| {
+            matches!(
+                m,
+                Match::Dccp {
+                    option: Some(_),
                     ..
                 }
             )
@@ -170,6 +181,7 @@ pub(super) fn tracks(table: &Table) -> u32 {
         (mss, chain_flag::TCPMSS),
         (tcp_option, chain_flag::TCP_OPTION),
         (chunks, chain_flag::SCTP_CHUNKS),
+        (dccp_option, chain_flag::DCCP_OPTION),
         (
             tables::loaded(table, TableName::Mangle).is_some(),
             chain_flag::MANGLE,
@@ -328,6 +340,7 @@ pub(super) fn action(
         sport,
         dport,
         dccp_types,
+        dccp_option,
     }) = fields::proto_ports(rule)?
     {
         let bits = [
@@ -347,6 +360,15 @@ pub(super) fn action(
                     0
                 };
             action.dccp_types = t.value;
+        }
+        if let Some(o) = dccp_option {
+            action.dccp_option = o.value;
+            action.dccp_option_flags = dccp_option::flag::ON
+                | if o.negated {
+                    dccp_option::flag::INVERT
+                } else {
+                    0
+                };
         }
         action.ports_proto = proto;
     }
