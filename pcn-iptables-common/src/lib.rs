@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod classifier;
 pub mod connlimit;
 pub mod conntrack;
+pub mod dccp_option;
 pub mod hashlimit;
 pub mod icmp_limit;
 pub mod limit;
@@ -235,6 +236,9 @@ pub mod chain_flag {
     /// Some rule has `-m sctp --chunk-types` (set on every chain): the parse walks SCTP
     /// packets' chunks (`PacketInfo::sctp_types`, `sctp_flags`).
     pub const SCTP_CHUNKS: u32 = 512;
+    /// Some rule has `-m dccp --dccp-option` (set on every chain): the parse walks DCCP
+    /// packets' options (`PacketInfo::dccp_types`).
+    pub const DCCP_OPTION: u32 = 1024;
 }
 
 /// Flows whose verdict the entry programs remember (`PCN_FLOWS`, an LRU map).
@@ -433,6 +437,9 @@ pub struct Action {
     pub addrtype_flags: u8,
     pub _addrtype_pad: u8,
     pub addrtype_types: [u16; 2],
+    /// `-m dccp --dccp-option`: the option type, `dccp_option::flag` bits.
+    pub dccp_option: u8,
+    pub dccp_option_flags: u8,
 }
 
 /// `-m owner` (xt_owner): `Action::owner_match` bits, and `PacketInfo::owner` states.
@@ -554,6 +561,7 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
         && (a.addr_check == 0 || addresses_match(pkt, a))
         && (a.tcp_option_flags == 0 || tcp_option::matches(pkt, a))
         && (a.sctp_chunk_flags == 0 || sctp_chunks::matches(pkt, a))
+        && (a.dccp_option_flags == 0 || dccp_option::matches(pkt, a))
 }
 
 /// `-s`/`-d` with any mask, as ip_packet_match compares them (`(addr & mask) != ip`).
@@ -581,6 +589,11 @@ fn addresses_match(pkt: &PacketInfo, a: &Action) -> bool {
 /// ports matches no rule).
 #[inline(always)]
 fn ports_match(pkt: &PacketInfo, a: &Action) -> bool {
+    // xt_dccp drops a packet without its generic header before it checks anything: at a
+    // rule with `--dccp-option`, the round does (`dccp_option::unwalked`).
+    if pkt.dccp_walk == dccp_option::walk::NO_HEADER && a.dccp_option_flags != 0 {
+        return true;
+    }
     if pkt.proto != a.ports_proto || pkt.spi == SPI_NONE {
         return false;
     }
@@ -818,6 +831,8 @@ impl Default for Action {
             addrtype_flags: 0,
             _addrtype_pad: 0,
             addrtype_types: [0; 2],
+            dccp_option: 0,
+            dccp_option_flags: 0,
         }
     }
 }
@@ -1020,6 +1035,16 @@ pub struct PacketInfo {
     pub summary_words: u32,
     pub summaries: [u32; SCANNED_BITMAPS],
     pub _summaries_pad: u32,
+    /// A DCCP packet's options, walked where the generation has a `--dccp-option` rule
+    /// (`chain_flag::DCCP_OPTION`): `dccp_option::walk` state, the walk's next option and
+    /// the options' end (offsets in the frame: in map memory, so that `bpf_loop`'s callback
+    /// verifies once), the option types met (bit `t % 64` of word `t / 64`).
+    pub dccp_walk: u8,
+    pub _dccp_pad: [u8; 3],
+    pub dccp_offset: u32,
+    pub dccp_end: u32,
+    pub _dccp_pad2: u32,
+    pub dccp_types: [u64; 4],
 }
 
 /// `PacketInfo::offsets`: the scanned bitmaps, then the count-only and checked ones.

@@ -3,7 +3,8 @@
 //! chain's policy.
 
 use pcn_iptables_common::{
-    ChainConfig, Frame, MAX_CALL_DEPTH, NatRule, PacketInfo, chain_flag, verdict,
+    Action, ChainConfig, Frame, MAX_CALL_DEPTH, NatRule, PacketInfo, chain_flag, dccp_option,
+    verdict,
 };
 
 use crate::classify::pcn_first_match;
@@ -57,6 +58,9 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
             let Some(action) = action(pkt.slot, index) else {
                 return Step::Drop;
             };
+            if dccp_option::unwalked(pkt, action) {
+                return cut_short(pkt, action, index);
+            }
             let effects = Effects {
                 recent: action.recent_op != pcn_iptables_common::recent::op::NONE,
                 connlimit: action.connlimit_flags != 0,
@@ -176,6 +180,26 @@ fn effect_step(
     let pkt = unsafe { &mut *packet };
     count(counter, pkt.len);
     Some(Step::Again)
+}
+
+/// A rule with `--dccp-option` the scan stopped at, the rest of it matched, the packet's
+/// options cut short: xt_dccp drops the packet. The rule counts it first if it matched all the
+/// same (`dccp_option::matched_at_cut`); then its REJECT answers and its LOG logs too, as
+/// netfilter runs the target before it looks at the drop.
+#[inline(never)]
+fn cut_short(pkt: &mut PacketInfo, action: &Action, index: u32) -> Step {
+    if !dccp_option::matched_at_cut(pkt, action) {
+        return Step::Drop;
+    }
+    count_for(pkt, action.counter);
+    match action.verdict {
+        verdict::REJECT => Step::Reject(action.reject_with),
+        verdict::LOG => {
+            log::pend(pkt, index);
+            Step::Drop
+        }
+        _ => Step::Drop,
+    }
 }
 
 #[inline(always)]

@@ -21,6 +21,7 @@ mod chain;
 mod classify;
 mod connlimit;
 mod connmark;
+mod dccp;
 mod flow_cache;
 mod hashlimit;
 mod icmp_limit;

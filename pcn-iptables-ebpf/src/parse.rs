@@ -2,9 +2,10 @@
 //! IPv4 header fields the classifier and the connection tracker read.
 
 use pcn_iptables_common::{
-    PacketInfo, SPI_NONE, chain_flag, conntrack::ctstate, pkt_type, tcp_option, tcpmss,
+    PacketInfo, SPI_NONE, chain_flag, conntrack::ctstate, dccp_option, pkt_type, tcp_option, tcpmss,
 };
 
+use crate::dccp;
 use crate::sctp::{self, Frame};
 use crate::track;
 
@@ -34,9 +35,10 @@ pub(crate) fn ptr_at<T>(start: usize, end: usize, offset: usize) -> Option<*mut 
 
 /// Fills addresses, protocol, ports and length from the IPv4 packet at `l3`, and, as the
 /// generation's `flags` ask, a TCP packet's options (`chain_flag::TCPMSS`, `TCP_OPTION`), an
-/// SCTP packet's chunks (`chain_flag::SCTP_CHUNKS`, read through `frame`) and its
-/// connection, tracked (`chain_flag::TRACK`; `update`: the packet counts for it and moves its
-/// state); `None` when the frame is not IPv4 we can read.
+/// SCTP packet's chunks (`chain_flag::SCTP_CHUNKS`, read through `frame`), a DCCP packet's
+/// options (`chain_flag::DCCP_OPTION`, the same way) and its connection, tracked
+/// (`chain_flag::TRACK`; `update`: the packet counts for it and moves its state); `None` when
+/// the frame is not IPv4 we can read.
 #[inline(always)]
 pub(crate) fn parse_ipv4(
     ctx: *mut core::ffi::c_void,
@@ -78,6 +80,7 @@ pub(crate) fn parse_ipv4(
     pkt.has_tcp_flags = 0;
     pkt.spi = SPI_NONE;
     pkt.sctp_walk = 0;
+    pkt.dccp_walk = dccp_option::walk::NONE;
     pkt.mss_adds = 0;
     let l4 = ETH_HLEN + (ihl & 0x3c);
     if frag_offset == 0 && ihl >= 20 {
@@ -131,6 +134,9 @@ pub(crate) fn parse_ipv4(
                     let h = unsafe { &*h };
                     let ports = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as u64;
                     pkt.spi = ports | ((h[8] >> 1) as u64 & 0x0f) << SPI_DCCP_TYPE;
+                }
+                if flags & chain_flag::DCCP_OPTION != 0 {
+                    dccp::walk(frame, l4);
                 }
             }
             IPPROTO_ICMP => {

@@ -2,8 +2,8 @@
 //! actions their rules' targets become.
 
 use pcn_iptables_common::{
-    Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, ct_other, ct_port, owner,
-    pkt_check, recent, sctp_chunks, tcp_option, verdict,
+    Action, ChainConfig, MAX_RULES_PER_CHAIN, chain_flag, ct_check, ct_other, ct_port, dccp_option,
+    owner, pkt_check, recent, sctp_chunks, tcp_option, verdict,
 };
 use rustc_hash::FxHashMap;
 
@@ -165,9 +165,9 @@ pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
 
 /// The generation's flags: TRACK and NAT (connections are tracked when some rule looks at
 /// their state, and when the nat table is loaded: its chains see each connection's first
-/// packet, its mappings rewrite the others), OWNER, TCPMSS, TCP_OPTION and SCTP_CHUNKS when
-/// some rule has `-m owner`, `-m tcpmss`, `--tcp-option` or `--chunk-types`, MANGLE when the
-/// mangle table is loaded.
+/// packet, its mappings rewrite the others), OWNER, TCPMSS, TCP_OPTION, SCTP_CHUNKS and
+/// DCCP_OPTION when some rule has `-m owner`, `-m tcpmss`, `--tcp-option`, `--chunk-types` or
+/// `--dccp-option`, MANGLE when the mangle table is loaded.
 pub(super) fn tracks(table: &Table) -> u32 {
     // One walk of every rule's matches: a big ruleset is walked once per change as it is.
     let mut flags = 0;
@@ -183,6 +183,9 @@ pub(super) fn tracks(table: &Table) -> u32 {
                     tcp_option: Some(_),
                     ..
                 } => chain_flag::TCP_OPTION,
+                Match::Dccp {
+                    option: Some(_), ..
+                } => chain_flag::DCCP_OPTION,
                 Match::Sctp {
                     chunks: Some(_), ..
                 } => chain_flag::SCTP_CHUNKS,
@@ -354,6 +357,7 @@ pub(super) fn action(
         sport,
         dport,
         dccp_types,
+        dccp_option,
     }) = fields::proto_ports(rule)?
     {
         let bits = [
@@ -373,6 +377,15 @@ pub(super) fn action(
                     0
                 };
             action.dccp_types = t.value;
+        }
+        if let Some(o) = dccp_option {
+            action.dccp_option = o.value;
+            action.dccp_option_flags = dccp_option::flag::ON
+                | if o.negated {
+                    dccp_option::flag::INVERT
+                } else {
+                    0
+                };
         }
         action.ports_proto = proto;
     }

@@ -2021,6 +2021,65 @@ fn tracking_follows_the_state_rules() {
     assert_eq!(flags(&table)[1], chain_flag::TRACK);
 }
 
+/// `-m dccp --dccp-option` goes into its rule's action, beside the ports and types, and makes
+/// the generation walk DCCP packets' options (DCCP_OPTION on every chain); none without it.
+#[test]
+fn dccp_option_actions() {
+    use pcn_iptables_common::{IPPROTO_DCCP, dccp_option::flag};
+    let dccp = |sport, option| Match::Dccp {
+        sport,
+        dport: None,
+        types: None,
+        option,
+    };
+    let rule = |m| Rule {
+        proto: Some(Negatable::plain(IPPROTO_DCCP)),
+        ..plain_rule(vec![m])
+    };
+    let walks = |table: &Table| {
+        let c = compile(table, &[], &AddressTypes::default()).unwrap();
+        let flags: Vec<bool> = c
+            .chains
+            .iter()
+            .map(|c| c.flags & chain_flag::DCCP_OPTION != 0)
+            .collect();
+        (c, flags)
+    };
+    let mut table = Table::default();
+    table.chains[0].rules = vec![rule(dccp(
+        Some(Negatable::plain(PortRange { first: 5, last: 5 })),
+        None,
+    ))];
+    let (_, flags) = walks(&table);
+    assert!(flags.iter().all(|f| !f));
+    table.chains[2].rules = vec![
+        rule(dccp(None, Some(Negatable::plain(44)))),
+        rule(dccp(
+            None,
+            Some(Negatable {
+                value: 1,
+                negated: true,
+            }),
+        )),
+    ];
+    let (c, flags) = walks(&table);
+    assert!(flags.iter().all(|f| *f));
+    let base = c.chains[2].action_base as usize;
+    let got: Vec<_> = c.actions[base..base + 2]
+        .iter()
+        .map(|a| (a.dccp_option, a.dccp_option_flags, a.ports_proto))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (44, flag::ON, IPPROTO_DCCP),
+            (1, flag::ON | flag::INVERT, IPPROTO_DCCP)
+        ]
+    );
+    let first = c.actions[c.chains[0].action_base as usize];
+    assert_eq!((first.dccp_option, first.dccp_option_flags), (0, 0));
+}
+
 /// The data plane classifies a mangle chain only where it has rules or a DROP policy (RUN);
 /// every chain knows whether mangle is loaded (MANGLE), where packets pass its chains.
 #[test]

@@ -86,7 +86,8 @@ pub enum Field {
     Owner,
     /// A hashlimit table's bucket checked and changed in front of the rule's action.
     Hashlimit,
-    /// An SCTP or DCCP packet's ports (and DCCP's type), checked by the rule itself.
+    /// An SCTP or DCCP packet's ports (and DCCP's type and options), checked by the rule
+    /// itself.
     Ports,
     /// A TCP option kind among the packet's options, checked by the rule itself.
     TcpOption,
@@ -135,6 +136,7 @@ pub enum Want {
         sport: Option<Negatable<PortRange>>,
         dport: Option<Negatable<PortRange>>,
         dccp_types: Option<Negatable<u16>>,
+        dccp_option: Option<Negatable<u8>>,
     },
 }
 

@@ -1,14 +1,14 @@
 //! libxt_dccp: `[!] --source-port|--sport port[:port]`, `[!] --destination-port|--dport
-//! port[:port]`, `[!] --dccp-types type[,...]` of DCCP packets (`-p dccp` loads it);
-//! `--dccp-option` is not supported.
+//! port[:port]`, `[!] --dccp-types type[,...]`, `[!] --dccp-option number` of DCCP packets
+//! (`-p dccp` loads it).
 
 use std::fmt::Write as _;
 
-use super::api::{Context, Entry, Extension, Field, Show, Value, Want, entry};
+use super::api::{Context, Entry, Extension, Field, Show, Value, Want, bang, entry, inv};
 use super::sctp::{Ports, print_ports, save_ports};
 use crate::error::Result;
 use crate::model::{Match, Negatable, PortRange};
-use crate::xtables::{param, port_range, unsupported};
+use crate::xtables::{param, port_range, value};
 use pcn_iptables_common::IPPROTO_DCCP;
 
 pub struct Dccp;
@@ -46,6 +46,7 @@ impl Extension for Dccp {
             sport: None,
             dport: None,
             types: None,
+            option: None,
         })
     }
 
@@ -61,6 +62,7 @@ impl Extension for Dccp {
             sport,
             dport,
             types,
+            option,
         } = v.as_match()
         else {
             unreachable!("a dccp instance holds a dccp match");
@@ -75,7 +77,19 @@ impl Extension for Dccp {
                 });
                 return Ok(());
             }
-            _ => return Err(unsupported("option \"--dccp-option\"")),
+            _ => {
+                // XTTYPE_UINT8 from 1 to 255.
+                let number = value::xtables_uint(arg, 1, u8::MAX as u64).ok_or_else(|| {
+                    param(
+                        "dccp: bad value for option \"--dccp-option\", or out of range (1-255).\n",
+                    )
+                })?;
+                *option = Some(Negatable {
+                    value: number as u8,
+                    negated: invert,
+                });
+                return Ok(());
+            }
         };
         let [first, last] = port_range(cx.db, "dccp", option, arg)?;
         *slot = Some(Negatable {
@@ -86,7 +100,7 @@ impl Extension for Dccp {
     }
 
     fn save(&self, m: &Match, out: &mut String) {
-        let Some((ports, types)) = parts(m) else {
+        let Some((ports, types, option)) = parts(m) else {
             return;
         };
         save_ports(ports, out);
@@ -94,10 +108,13 @@ impl Extension for Dccp {
             let bang = if t.negated { " !" } else { "" };
             let _ = write!(out, "{bang} --dccp-types {}", type_list(t.value, false));
         }
+        if let Some(o) = option {
+            let _ = write!(out, "{} --dccp-option {}", bang(o.negated), o.value);
+        }
     }
 
     fn print(&self, m: &Match, show: &Show, out: &mut String) {
-        let Some((ports, types)) = parts(m) else {
+        let Some((ports, types, option)) = parts(m) else {
             return;
         };
         out.push_str(" dccp");
@@ -105,6 +122,9 @@ impl Extension for Dccp {
         if let Some(t) = types {
             let bang = if t.negated { " !" } else { "" };
             let _ = write!(out, "{bang} {}", type_list(t.value, show.numeric));
+        }
+        if let Some(o) = option {
+            let _ = write!(out, " option={}{}", inv(o.negated), o.value);
         }
     }
 
@@ -115,6 +135,7 @@ impl Extension for Dccp {
                     sport,
                     dport,
                     types,
+                    option,
                 },
                 Field::Ports,
             ) => Some(Want::Ports {
@@ -122,19 +143,24 @@ impl Extension for Dccp {
                 sport: sport.clone(),
                 dport: dport.clone(),
                 dccp_types: types.clone(),
+                dccp_option: option.clone(),
             }),
             _ => None,
         }
     }
 
-    /// The ports and type are not in the flow cache's key.
+    /// The ports, type and options are not in the flow cache's key.
     fn per_packet(&self, _: &Match) -> bool {
         true
     }
 }
 
-/// The match's port ranges and types.
-type Parts<'a> = (Ports<'a>, &'a Option<Negatable<u16>>);
+/// The match's port ranges, types and option.
+type Parts<'a> = (
+    Ports<'a>,
+    &'a Option<Negatable<u16>>,
+    &'a Option<Negatable<u8>>,
+);
 
 fn parts(m: &Match) -> Option<Parts<'_>> {
     match m {
@@ -142,7 +168,8 @@ fn parts(m: &Match) -> Option<Parts<'_>> {
             sport,
             dport,
             types,
-        } => Some(([sport, dport], types)),
+            option,
+        } => Some(([sport, dport], types, option)),
         _ => None,
     }
 }

@@ -143,6 +143,7 @@ impl Extension for Sctp {
                 sport: sport.clone(),
                 dport: dport.clone(),
                 dccp_types: None,
+                dccp_option: None,
             }),
             Field::SctpChunks => chunks.clone().map(Want::SctpChunks),
             _ => None,

@@ -186,11 +186,14 @@ pub enum Match {
         #[serde(default)]
         chunks: Option<Negatable<SctpChunks>>,
     },
-    /// `-m dccp --sport`, `--dport`, `--dccp-types` (bit `1 << type`) (`-p dccp` loads it).
+    /// `-m dccp --sport`, `--dport`, `--dccp-types` (bit `1 << type`), `--dccp-option`
+    /// (`-p dccp` loads it).
     Dccp {
         sport: Option<Negatable<PortRange>>,
         dport: Option<Negatable<PortRange>>,
         types: Option<Negatable<u16>>,
+        #[serde(default)]
+        option: Option<Negatable<u8>>,
     },
 }
 

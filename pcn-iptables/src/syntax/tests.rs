@@ -625,10 +625,6 @@ fn unsupported_features_are_refused() {
             "option \"--log-macdecode\" is not supported by pcn-iptables",
         ),
         (
-            "-A INPUT -p 33 -m dccp --dccp-option 3",
-            "option \"--dccp-option\" is not supported by pcn-iptables",
-        ),
-        (
             "-A INPUT ! -i +",
             "`! -i +' (no interface) is not supported by pcn-iptables",
         ),
