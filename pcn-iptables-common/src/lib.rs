@@ -882,6 +882,10 @@ pub struct PacketInfo {
     /// TCP flags byte, valid when `has_tcp_flags` is 1 (TCP, first fragment, header present).
     pub tcp_flags: u8,
     pub has_tcp_flags: u8,
+    /// 1 when the TCP header's data offset fits its segment: at least the 20 bytes of a
+    /// header, at most what the IP packet holds after its header (else nf_conntrack's
+    /// tcp_error calls it a truncated packet: INVALID, nothing tracked).
+    pub tcp_header_whole: u8,
     pub ttl: u8,
     /// The IP header's TOS byte (DSCP and ECN).
     pub tos: u8,

@@ -78,6 +78,7 @@ pub(crate) fn parse_ipv4(
     pkt.dport = 0;
     pkt.has_icmp = 0;
     pkt.has_tcp_flags = 0;
+    pkt.tcp_header_whole = 0;
     pkt.spi = SPI_NONE;
     pkt.sctp_walk = 0;
     pkt.dccp_walk = dccp_option::walk::NONE;
@@ -99,6 +100,9 @@ pub(crate) fn parse_ipv4(
                         let [doff, tcp_flags] = unsafe { *h };
                         pkt.tcp_flags = tcp_flags;
                         pkt.has_tcp_flags = 1;
+                        let header = (doff >> 4) as u32 * 4;
+                        let segment = pkt.len.saturating_sub((ihl & 0x3c) as u32);
+                        pkt.tcp_header_whole = (header >= 20 && header <= segment) as u8;
                         let syn = (tcp_flags & TCP_SYN) >> 1;
                         pkt.mss_adds = tcpmss::room_for_option(pkt.len, ihl, doff) & syn;
                     }

@@ -61,7 +61,7 @@ pub(crate) fn track(
     // TCP's flags are the parse's (an `Option` of them would leave a byte undefined, which
     // the verifier refuses to copy).
     let tuple = match pkt.proto {
-        IPPROTO_TCP if pkt.has_tcp_flags != 0 && whole_tcp_header(start, end, l4, pkt.len) => {
+        IPPROTO_TCP if pkt.has_tcp_flags != 0 && pkt.tcp_header_whole != 0 => {
             tuple(pkt.sport, pkt.dport)
         }
         IPPROTO_TCP => return,
@@ -159,19 +159,6 @@ pub(crate) fn track(
             pkt.ct_commit = 1;
         }
     }
-}
-
-/// Whether a TCP header's data offset fits its segment (at least the 20 bytes of a header,
-/// at most what the IP packet holds after its header): nf_conntrack's tcp_error calls any
-/// other segment a "truncated packet", INVALID, and tracks nothing of it.
-#[inline(always)]
-fn whole_tcp_header(start: usize, end: usize, l4: usize, ip_len: u32) -> bool {
-    let Some(doff) = ptr_at::<u8>(start, end, l4 + 12) else {
-        return false;
-    };
-    let header = (unsafe { *doff } >> 4) as u32 * 4;
-    let segment = ip_len.saturating_sub((l4 - ETH_HLEN) as u32);
-    header >= 20 && header <= segment
 }
 
 /// The packet has connection `e` (under `key`) in `state`: its ctstate with the nat bits
