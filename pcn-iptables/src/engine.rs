@@ -147,6 +147,59 @@ fn check_owner(dp: &Dataplane, p: &Program) -> Result<()> {
     Ok(())
 }
 
+/// Whether mangle's OUTPUT, or a chain it reaches, has a rule that can change the packet's
+/// mark (`-j MARK`, `-j CONNMARK --restore-mark`): ipt_mangle_out then routes the packet again
+/// by its new mark.
+pub fn mangle_output_sets_marks(table: &Table) -> bool {
+    use crate::model::Target;
+    use pcn_iptables_common::conntrack::connmark_mode;
+    let Some(mangle) = table
+        .tables
+        .others
+        .iter()
+        .find_map(|(n, t)| (*n == TableName::Mangle).then_some(t))
+    else {
+        return false;
+    };
+    let mut todo = vec!["OUTPUT"];
+    let mut seen: Vec<&str> = Vec::new();
+    while let Some(name) = todo.pop() {
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        let Some(chain) = mangle.chain(name) else {
+            continue;
+        };
+        for rule in &chain.rules {
+            match &rule.target {
+                Some(Target::Mark(_)) => return true,
+                Some(Target::Connmark(c)) if c.mode == connmark_mode::RESTORE => return true,
+                Some(Target::Jump(to) | Target::Goto(to)) => todo.push(to),
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+/// mangle OUTPUT's routing again by the packet's new mark needs a kernel whose bpf_fib_lookup
+/// takes a mark (6.10): elsewhere, a rule that can change the mark there is refused where
+/// routing rules select by the mark (with none, the mark cannot change the route).
+fn check_reroute(table: &Table) -> Result<()> {
+    if !mangle_output_sets_marks(table) || dataplane::fib_lookup_takes_mark() {
+        return Ok(());
+    }
+    // Unknown routing rules count as rules by the mark: the route could change.
+    if dataplane::fwmark_rules().unwrap_or(true) {
+        return Err(Error::versioned(
+            OTHER_PROBLEM,
+            "a mark set in mangle OUTPUT is not supported by pcn-iptables on this kernel while              routing rules select by fwmark: routing the packet again by its new mark needs              Linux 6.10 or newer (BPF_FIB_LOOKUP_MARK)",
+        ));
+    }
+    Ok(())
+}
+
 /// `table` with the recent lists and hashlimit tables its rules name, given those it carries
 /// from the running ruleset; borrowed when they stay the same.
 fn with_lists(table: &Table) -> Result<Cow<'_, Table>> {
@@ -178,6 +231,7 @@ pub fn install(
     let base = running.base(old);
     let p = program(table, &inputs, base.as_ref())?;
     check_owner(dp, &p)?;
+    check_reroute(table)?;
     if dp.commit(table, &p, &inputs.0, &slots.fresh, running, &lists)? {
         return Ok(());
     }
