@@ -842,4 +842,15 @@ fn output_marks_and_tos_route_again(fw: Fw) {
         router.ip("rule del fwmark 2 lookup 101");
         router.exec(&args).expect_ok();
     }
+    if pcn {
+        // bpf_fib_lookup, asked as from lo, answers only where lo forwards: a TOS that tos rules
+        // select by is refused there.
+        router.sysctl("net.ipv4.conf.lo.forwarding=0");
+        let out = lab.ipt(
+            &router,
+            "-t mangle -A OUTPUT -p udp --dport 7005 -j DSCP --set-dscp 4",
+        );
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(out.stderr.contains("lo.forwarding"), "{out}");
+    }
 }

@@ -148,9 +148,9 @@ fn check_owner(dp: &Dataplane, p: &Program) -> Result<()> {
 }
 
 /// Whether mangle's OUTPUT, or a chain it reaches, has a rule that can change the packet's
-/// mark (`-j MARK`, `-j CONNMARK --restore-mark`): ipt_mangle_out then routes the packet again
-/// by its new mark.
-pub fn mangle_output_sets_marks(table: &Table) -> bool {
+/// mark (`-j MARK`, `-j CONNMARK --restore-mark`), and one that can change its TOS (`-j TOS`,
+/// `-j DSCP`): ipt_mangle_out then routes the packet again by the new ones.
+pub fn mangle_output_changes(table: &Table) -> (bool, bool) {
     use crate::model::Target;
     use pcn_iptables_common::conntrack::connmark_mode;
     let Some(mangle) = table
@@ -159,8 +159,9 @@ pub fn mangle_output_sets_marks(table: &Table) -> bool {
         .iter()
         .find_map(|(n, t)| (*n == TableName::Mangle).then_some(t))
     else {
-        return false;
+        return (false, false);
     };
+    let (mut mark, mut tos) = (false, false);
     let mut todo = vec!["OUTPUT"];
     let mut seen: Vec<&str> = Vec::new();
     while let Some(name) = todo.pop() {
@@ -173,28 +174,43 @@ pub fn mangle_output_sets_marks(table: &Table) -> bool {
         };
         for rule in &chain.rules {
             match &rule.target {
-                Some(Target::Mark(_)) => return true,
-                Some(Target::Connmark(c)) if c.mode == connmark_mode::RESTORE => return true,
+                Some(Target::Mark(_)) => mark = true,
+                Some(Target::Connmark(c)) if c.mode == connmark_mode::RESTORE => mark = true,
+                Some(Target::Tos(_) | Target::Dscp(_)) => tos = true,
                 Some(Target::Jump(to) | Target::Goto(to)) => todo.push(to),
                 _ => {}
             }
         }
     }
-    false
+    (mark, tos)
 }
 
-/// mangle OUTPUT's routing again by the packet's new mark needs a kernel whose bpf_fib_lookup
-/// takes a mark (6.10): elsewhere, a rule that can change the mark there is refused where
-/// routing rules select by the mark (with none, the mark cannot change the route).
+/// mangle OUTPUT's routing again (see `reroute` in the data plane) asks bpf_fib_lookup, which
+/// takes a mark only from Linux 6.10 and answers only where lo forwards. Where the new mark or
+/// TOS could change the route (routing rules select by them) and the lookup cannot be made,
+/// the rules that change them there are refused.
 fn check_reroute(table: &Table) -> Result<()> {
-    if !mangle_output_sets_marks(table) || dataplane::fib_lookup_takes_mark() {
+    let (mark, tos) = mangle_output_changes(table);
+    if !mark && !tos {
         return Ok(());
     }
-    // Unknown routing rules count as rules by the mark: the route could change.
-    if dataplane::fwmark_rules().unwrap_or(true) {
+    // Unknown routing rules count as rules by both.
+    let (by_mark, by_tos) = dataplane::rule_selectors().unwrap_or((true, true));
+    let (mark, tos) = (mark && by_mark, tos && by_tos);
+    if mark && !dataplane::fib_lookup_takes_mark() {
         return Err(Error::versioned(
             OTHER_PROBLEM,
-            "a mark set in mangle OUTPUT is not supported by pcn-iptables on this kernel while              routing rules select by fwmark: routing the packet again by its new mark needs              Linux 6.10 or newer (BPF_FIB_LOOKUP_MARK)",
+            "a mark set in mangle OUTPUT is not supported by pcn-iptables on this kernel while \
+             routing rules select by fwmark: routing the packet again by its new mark needs \
+             Linux 6.10 or newer (BPF_FIB_LOOKUP_MARK)",
+        ));
+    }
+    if (mark || tos) && !dataplane::lo_forwards() {
+        return Err(Error::versioned(
+            OTHER_PROBLEM,
+            "a mark or TOS set in mangle OUTPUT is not supported by pcn-iptables while routing \
+             rules select by fwmark or tos and lo does not forward: routing the packet again \
+             needs net.ipv4.conf.lo.forwarding=1",
         ));
     }
     Ok(())

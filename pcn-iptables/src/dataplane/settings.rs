@@ -162,6 +162,12 @@ pub fn fib_lookup_takes_mark() -> bool {
     Btf::kernel().is_ok_and(|btf| btf.offset("bpf_fib_lookup", "mark").is_ok())
 }
 
+/// Whether lo forwards (net.ipv4.conf.lo.forwarding): bpf_fib_lookup asked as from lo answers
+/// only then.
+pub fn lo_forwards() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv4/conf/lo/forwarding").is_ok_and(|v| v.trim() != "0")
+}
+
 /// Whether a TC program may call bpf_probe_read_kernel.
 fn can_read_kernel() -> bool {
     const SCHED_CLS: u32 = 3;
