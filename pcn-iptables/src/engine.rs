@@ -326,4 +326,70 @@ mod tests {
         slots.count_tables(&mut table);
         assert_eq!(table.tables.nat().unwrap().chains[3].rules.len(), 1);
     }
+
+    #[test]
+    fn mangle_output_changes_through_the_chains_it_reaches() {
+        use crate::model::{Chain, TableName};
+        let with = |lines: &[&str], user: &[&str]| {
+            let mut mangle = Table::builtin(TableName::Mangle);
+            for name in user {
+                mangle.chains.push(Chain {
+                    name: (*name).into(),
+                    policy: None,
+                    policy_counter: 0,
+                    rules: Vec::new(),
+                });
+            }
+            for line in lines {
+                let (chain, rule) = nat_rule(line, 0);
+                mangle.chain_mut(&chain).unwrap().rules.push(rule);
+            }
+            let mut table = Table::default();
+            table.tables.set(TableName::Mangle, mangle);
+            mangle_output_changes(&table)
+        };
+        assert_eq!(with(&[], &[]), (false, false));
+        assert_eq!(
+            with(&["-A OUTPUT -j MARK --set-mark 1"], &[]),
+            (true, false)
+        );
+        assert_eq!(
+            with(&["-A OUTPUT -j DSCP --set-dscp 4"], &[]),
+            (false, true)
+        );
+        assert_eq!(
+            with(&["-A OUTPUT -j CONNMARK --restore-mark"], &[]),
+            (true, false)
+        );
+        // Saving the mark to the connection leaves the packet's alone.
+        assert_eq!(
+            with(&["-A OUTPUT -j CONNMARK --save-mark"], &[]),
+            (false, false)
+        );
+        // Elsewhere than OUTPUT: no routing again.
+        assert_eq!(
+            with(
+                &[
+                    "-A PREROUTING -j MARK --set-mark 1",
+                    "-A POSTROUTING -j TOS --set-tos 0x10"
+                ],
+                &[]
+            ),
+            (false, false)
+        );
+        // Through jumps and gotos, to chains that loop back.
+        assert_eq!(
+            with(
+                &[
+                    "-A OUTPUT -j a",
+                    "-A a -g b",
+                    "-A b -j a",
+                    "-A b -j TOS --set-tos 0x10",
+                    "-A c -j MARK --set-mark 1",
+                ],
+                &["a", "b", "c"],
+            ),
+            (false, true)
+        );
+    }
 }
