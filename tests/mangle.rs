@@ -13,6 +13,7 @@ use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::traffic::{send_raw, send_udp};
 use pcn_iptables_tests::whoami::{Whoami, tcp_ask};
 use pcn_iptables_tests::{Drop, Fw, Lab, Ns, Pair, Routed, scenarios};
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 scenarios!(
     marks_on_every_hook,
@@ -22,7 +23,8 @@ scenarios!(
     a_syn_without_mss_gets_one,
     syns_as_devices_deliver_them_get_mss,
     the_mss_option_matches,
-    output_marks_and_tos_route_again
+    output_marks_and_tos_route_again,
+    a_connection_mark_routes_a_connection_again
 );
 
 /// The packet counts of the policies of table `table`'s base chains, in listing order.
@@ -738,6 +740,23 @@ fn syns_as_devices_deliver_them_get_mss(fw: Fw) {
 /// (eth1), its table 100 through server2 (eth2).
 const BOTH: &str = "198.18.6.1";
 
+/// `BOTH` on both servers; on the router, fwmark 1 and tos 0x10 select table 100, fwmark 2
+/// table 101, where `BOTH` is unreachable.
+fn policy_routes(router: &Ns, server: &Ns, server2: &Ns) {
+    server.ip(&format!("addr add {BOTH}/32 dev eth0"));
+    server2.ip(&format!("addr add {BOTH}/32 dev eth0"));
+    router.ip(&format!("route add {BOTH}/32 via {SERVER}"));
+    router.ip(&format!("route add {BOTH}/32 via {SERVER2} table 100"));
+    router.ip(&format!("route add unreachable {BOTH}/32 table 101"));
+    router.ip("rule add fwmark 1 lookup 100");
+    router.ip("rule add fwmark 2 lookup 101");
+    router.ip("rule add tos 0x10 lookup 100");
+    // The next hops' neighbours known, as a busy router has them (see the man page for a
+    // packet that waits for one).
+    assert!(router.ping(SERVER).attempt(Duration::from_secs(2)));
+    assert!(router.ping(SERVER2).attempt(Duration::from_secs(2)));
+}
+
 /// mangle OUTPUT routes a local packet again when its rules changed the mark or the TOS
 /// (ipt_mangle_out → ip_route_me_harder): with `ip rule fwmark 1 lookup 100` and `tos 0x10
 /// lookup 100`, the router's datagrams to 7001 (marked 1) and 7003 (TOS 0x10) go to server2 by
@@ -759,18 +778,7 @@ fn output_marks_and_tos_route_again(fw: Fw) {
         server2,
         ..
     } = Routed::new(fw);
-    server.ip(&format!("addr add {BOTH}/32 dev eth0"));
-    server2.ip(&format!("addr add {BOTH}/32 dev eth0"));
-    router.ip(&format!("route add {BOTH}/32 via {SERVER}"));
-    router.ip(&format!("route add {BOTH}/32 via {SERVER2} table 100"));
-    router.ip(&format!("route add unreachable {BOTH}/32 table 101"));
-    router.ip("rule add fwmark 1 lookup 100");
-    router.ip("rule add fwmark 2 lookup 101");
-    router.ip("rule add tos 0x10 lookup 100");
-    // The next hops' neighbours known, as a busy router has them (see the man page for a
-    // packet that waits for one).
-    assert!(router.ping(SERVER).attempt(Duration::from_secs(2)));
-    assert!(router.ping(SERVER2).attempt(Duration::from_secs(2)));
+    policy_routes(&router, &server, &server2);
     let mark_rules = [
         "-t mangle -A OUTPUT -p udp --dport 7001 -j MARK --set-mark 1",
         "-t mangle -A OUTPUT -p udp --dport 7004 -j MARK --set-mark 2",
@@ -853,4 +861,55 @@ fn output_marks_and_tos_route_again(fw: Fw) {
         assert_eq!(out.code, Some(1), "{out}");
         assert!(out.stderr.contains("lo.forwarding"), "{out}");
     }
+}
+
+/// The split-tunnel pattern: the router's own TCP connection to port 80 is marked on its first
+/// packet, the mark saved to the connection and restored on every later packet
+/// (`CONNMARK --restore-mark`), so the whole connection goes by table 100 to server2 (eth2,
+/// masqueraded to eth2's address, whose answers come back by eth2). filter OUTPUT sees the
+/// first route's device, POSTROUTING the new one, for every packet.
+fn a_connection_mark_routes_a_connection_again(fw: Fw) {
+    let pcn = fw.is_pcn();
+    let marks = !pcn || fib_lookup_takes_mark();
+    let Routed {
+        lab,
+        router,
+        server,
+        server2,
+        ..
+    } = Routed::new(fw);
+    policy_routes(&router, &server, &server2);
+    let rules = "-t mangle -A OUTPUT -j CONNMARK --restore-mark
+         -t mangle -A OUTPUT -p tcp --dport 80 -m mark --mark 0 -j MARK --set-mark 1
+         -t mangle -A OUTPUT -j CONNMARK --save-mark";
+    if !marks {
+        let out = lab.ipt(&router, rules.lines().next().unwrap().trim());
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(out.stderr.contains("fwmark"), "{out}");
+        return;
+    }
+    lab.ipt_lines(&router, rules);
+    lab.ipt_lines(
+        &router,
+        "-A OUTPUT -o eth1 -p tcp
+         -A OUTPUT -o eth2 -p tcp
+         -t mangle -A POSTROUTING -o eth1 -p tcp
+         -t mangle -A POSTROUTING -o eth2 -p tcp
+         -t nat -A POSTROUTING -o eth2 -j MASQUERADE",
+    );
+    let _srv = Whoami::start(&server, &[80], false);
+    let _srv2 = Whoami::start(&server2, &[80], false);
+    let reply = tcp_ask(&router, BOTH, 80, None, Duration::from_secs(3)).expect("an answer");
+    assert_eq!(*reply.peer.ip(), ROUTER_S2.parse::<Ipv4Addr>().unwrap());
+    assert_eq!(reply.local, SocketAddrV4::new(BOTH.parse().unwrap(), 80));
+    assert_eq!(_srv.seen().len(), 0);
+    assert_eq!(_srv2.seen().len(), 1);
+    // Only the first packet is marked by MARK; every packet is counted once.
+    let mangle = lab.counts(&router, "OUTPUT -t mangle");
+    assert_eq!(mangle[1], 1, "{mangle:?}");
+    let filter = lab.counts(&router, "OUTPUT");
+    let post = lab.counts(&router, "POSTROUTING -t mangle");
+    assert!(filter[0] >= 2 && filter[1] == 0, "{filter:?}");
+    assert_eq!(post, vec![0, filter[0]]);
+    assert_eq!(mangle[0], filter[0]);
 }
