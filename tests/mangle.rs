@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use pcn_iptables_tests::datagrams::{datagrams, marks, receiver};
 use pcn_iptables_tests::gateway::{csum_errors, tx_checksum_off};
+use pcn_iptables_tests::kernel::fib_lookup_takes_mark;
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::traffic::{send_raw, send_udp};
 use pcn_iptables_tests::whoami::{Whoami, tcp_ask};
 use pcn_iptables_tests::{Drop, Fw, Lab, Ns, Pair, Routed, scenarios};
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 scenarios!(
     marks_on_every_hook,
@@ -20,7 +22,9 @@ scenarios!(
     a_router_clamps_mss,
     a_syn_without_mss_gets_one,
     syns_as_devices_deliver_them_get_mss,
-    the_mss_option_matches
+    the_mss_option_matches,
+    output_marks_and_tos_route_again,
+    a_connection_mark_routes_a_connection_again
 );
 
 /// The packet counts of the policies of table `table`'s base chains, in listing order.
@@ -730,4 +734,182 @@ fn syns_as_devices_deliver_them_get_mss(fw: Fw) {
         .collect();
     assert_eq!(got, want);
     assert_eq!(csum_errors(&server), 0);
+}
+
+/// An address both servers have: the router's main table reaches it through the server
+/// (eth1), its table 100 through server2 (eth2).
+const BOTH: &str = "198.18.6.1";
+
+/// `BOTH` on both servers; on the router, fwmark 1 and tos 0x10 select table 100, fwmark 2
+/// table 101, where `BOTH` is unreachable.
+fn policy_routes(router: &Ns, server: &Ns, server2: &Ns) {
+    server.ip(&format!("addr add {BOTH}/32 dev eth0"));
+    server2.ip(&format!("addr add {BOTH}/32 dev eth0"));
+    router.ip(&format!("route add {BOTH}/32 via {SERVER}"));
+    router.ip(&format!("route add {BOTH}/32 via {SERVER2} table 100"));
+    router.ip(&format!("route add unreachable {BOTH}/32 table 101"));
+    router.ip("rule add fwmark 1 lookup 100");
+    router.ip("rule add fwmark 2 lookup 101");
+    router.ip("rule add tos 0x10 lookup 100");
+    // The next hops' neighbours known, as a busy router has them (see the man page for a
+    // packet that waits for one).
+    assert!(router.ping(SERVER).attempt(Duration::from_secs(2)));
+    assert!(router.ping(SERVER2).attempt(Duration::from_secs(2)));
+}
+
+/// mangle OUTPUT routes a local packet again when its rules changed the mark or the TOS
+/// (ipt_mangle_out → ip_route_me_harder): with `ip rule fwmark 1 lookup 100` and `tos 0x10
+/// lookup 100`, the router's datagrams to 7001 (marked 1) and 7003 (TOS 0x10) go to server2 by
+/// eth2, those to 7002 to the server by eth1, and those to 7004 (marked 2, table 101
+/// unreachable) nowhere. filter OUTPUT, in the same hook, still sees the first route's device
+/// (`-o eth1`, as netfilter's hook state keeps it); mangle and nat POSTROUTING see the new one
+/// (MASQUERADE for 7001, so that both a translated and a plain packet go the new way). Each
+/// chain counts each packet once.
+///
+/// pcn-iptables on a kernel whose bpf_fib_lookup takes no mark (before 6.10) refuses the MARK
+/// rules while fwmark rules exist: there the datagrams to 7001 and 7004 keep the main route.
+fn output_marks_and_tos_route_again(fw: Fw) {
+    let pcn = fw.is_pcn();
+    let marks = !pcn || fib_lookup_takes_mark();
+    let Routed {
+        lab,
+        router,
+        server,
+        server2,
+        ..
+    } = Routed::new(fw);
+    policy_routes(&router, &server, &server2);
+    let mark_rules = [
+        "-t mangle -A OUTPUT -p udp --dport 7001 -j MARK --set-mark 1",
+        "-t mangle -A OUTPUT -p udp --dport 7004 -j MARK --set-mark 2",
+    ];
+    for rule in mark_rules {
+        if marks {
+            lab.ipt_ok(&router, rule);
+        } else {
+            let out = lab.ipt(&router, rule);
+            assert_eq!(out.code, Some(1), "{out}");
+            assert!(out.stderr.contains("fwmark"), "{out}");
+        }
+    }
+    lab.ipt_lines(
+        &router,
+        "-t mangle -A OUTPUT -p udp --dport 7003 -j TOS --set-tos 0x10
+         -A OUTPUT -o eth1 -p udp
+         -A OUTPUT -o eth2 -p udp
+         -t mangle -A POSTROUTING -o eth1 -p udp
+         -t mangle -A POSTROUTING -o eth2 -p udp
+         -t nat -A POSTROUTING -o eth2 -p udp --dport 7001 -j MASQUERADE
+         -t nat -A POSTROUTING -o eth1 -p udp",
+    );
+    let ports = 7001..7005;
+    let at_server: Vec<_> = ports.clone().map(|p| receiver(&server, p)).collect();
+    let at_server2: Vec<_> = ports.clone().map(|p| receiver(&server2, p)).collect();
+    for (port, n) in ports.zip([2, 3, 2, 1]) {
+        send_udp(&router, BOTH, port, n, Duration::ZERO, true);
+    }
+    let got = |socks: &[std::os::fd::OwnedFd]| -> Vec<usize> {
+        socks.iter().map(|s| datagrams(s).len()).collect()
+    };
+    if marks {
+        assert_eq!(got(&at_server), vec![0, 3, 0, 0]);
+        assert_eq!(got(&at_server2), vec![2, 0, 2, 0]);
+        assert_eq!(lab.counts(&router, "OUTPUT -t mangle"), vec![2, 1, 2]);
+        // The OUTPUT hook's chains see the device of the first route (netfilter's hook state).
+        assert_eq!(lab.counts(&router, "OUTPUT"), vec![7, 0]);
+        assert_eq!(lab.counts(&router, "POSTROUTING -t mangle"), vec![3, 4]);
+        assert_eq!(lab.counts(&router, "POSTROUTING -t nat"), vec![1, 1]);
+    } else {
+        assert_eq!(got(&at_server), vec![2, 3, 0, 1]);
+        assert_eq!(got(&at_server2), vec![0, 0, 2, 0]);
+        assert_eq!(lab.counts(&router, "OUTPUT -t mangle"), vec![2]);
+        assert_eq!(lab.counts(&router, "OUTPUT"), vec![8, 0]);
+        assert_eq!(lab.counts(&router, "POSTROUTING -t mangle"), vec![6, 2]);
+        assert_eq!(lab.counts(&router, "POSTROUTING -t nat"), vec![0, 3]);
+    }
+    if pcn && marks {
+        // As on an older kernel: refused while fwmark rules exist, accepted without them.
+        let args = [
+            "env",
+            "PCN_IPTABLES_FIB_MARK=off",
+            lab.fw.bin_str(),
+            "-w",
+            "-t",
+            "mangle",
+            "-A",
+            "OUTPUT",
+            "-j",
+            "MARK",
+            "--set-mark",
+            "5",
+        ];
+        let out = router.exec(&args);
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(out.stderr.contains("fwmark"), "{out}");
+        router.ip("rule del fwmark 1 lookup 100");
+        router.ip("rule del fwmark 2 lookup 101");
+        router.exec(&args).expect_ok();
+    }
+    if pcn {
+        // bpf_fib_lookup, asked as from lo, answers only where lo forwards: a TOS that tos rules
+        // select by is refused there.
+        router.sysctl("net.ipv4.conf.lo.forwarding=0");
+        let out = lab.ipt(
+            &router,
+            "-t mangle -A OUTPUT -p udp --dport 7005 -j DSCP --set-dscp 4",
+        );
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(out.stderr.contains("lo.forwarding"), "{out}");
+    }
+}
+
+/// The split-tunnel pattern: the router's own TCP connection to port 80 is marked on its first
+/// packet, the mark saved to the connection and restored on every later packet
+/// (`CONNMARK --restore-mark`), so the whole connection goes by table 100 to server2 (eth2,
+/// masqueraded to eth2's address, whose answers come back by eth2). filter OUTPUT sees the
+/// first route's device, POSTROUTING the new one, for every packet.
+fn a_connection_mark_routes_a_connection_again(fw: Fw) {
+    let pcn = fw.is_pcn();
+    let marks = !pcn || fib_lookup_takes_mark();
+    let Routed {
+        lab,
+        router,
+        server,
+        server2,
+        ..
+    } = Routed::new(fw);
+    policy_routes(&router, &server, &server2);
+    let rules = "-t mangle -A OUTPUT -j CONNMARK --restore-mark
+         -t mangle -A OUTPUT -p tcp --dport 80 -m mark --mark 0 -j MARK --set-mark 1
+         -t mangle -A OUTPUT -j CONNMARK --save-mark";
+    if !marks {
+        let out = lab.ipt(&router, rules.lines().next().unwrap().trim());
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(out.stderr.contains("fwmark"), "{out}");
+        return;
+    }
+    lab.ipt_lines(&router, rules);
+    lab.ipt_lines(
+        &router,
+        "-A OUTPUT -o eth1 -p tcp
+         -A OUTPUT -o eth2 -p tcp
+         -t mangle -A POSTROUTING -o eth1 -p tcp
+         -t mangle -A POSTROUTING -o eth2 -p tcp
+         -t nat -A POSTROUTING -o eth2 -j MASQUERADE",
+    );
+    let _srv = Whoami::start(&server, &[80], false);
+    let _srv2 = Whoami::start(&server2, &[80], false);
+    let reply = tcp_ask(&router, BOTH, 80, None, Duration::from_secs(3)).expect("an answer");
+    assert_eq!(*reply.peer.ip(), ROUTER_S2.parse::<Ipv4Addr>().unwrap());
+    assert_eq!(reply.local, SocketAddrV4::new(BOTH.parse().unwrap(), 80));
+    assert_eq!(_srv.seen().len(), 0);
+    assert_eq!(_srv2.seen().len(), 1);
+    // Only the first packet is marked by MARK; every packet is counted once.
+    let mangle = lab.counts(&router, "OUTPUT -t mangle");
+    assert_eq!(mangle[1], 1, "{mangle:?}");
+    let filter = lab.counts(&router, "OUTPUT");
+    let post = lab.counts(&router, "POSTROUTING -t mangle");
+    assert!(filter[0] >= 2 && filter[1] == 0, "{filter:?}");
+    assert_eq!(post, vec![0, filter[0]]);
+    assert_eq!(mangle[0], filter[0]);
 }

@@ -679,6 +679,9 @@ pub mod rewrite {
     /// `PacketInfo::rewrite`: the TOS byte or the TTL changed; a SYN's MSS is to be lowered.
     pub const HEADER: u8 = 1;
     pub const MSS: u8 = 2;
+    /// Egress: mangle OUTPUT changed the mark or TOS and the packet's new route leaves by
+    /// `out_ifindex` (or another next hop): it is sent there once accepted.
+    pub const ROUTE: u8 = 4;
     /// `-j TCPMSS --clamp-mss-to-pmtu`, as xt_TCPMSS's `mss` has it.
     pub const CLAMP_PMTU: u16 = 0xffff;
 

@@ -36,6 +36,7 @@ mod parse;
 mod raw;
 mod recent;
 mod reject;
+mod reroute;
 mod route;
 mod sctp;
 mod settings;
@@ -86,6 +87,8 @@ enum Next<V> {
     Translate,
     /// Back to the entry program, once the raw table accepted the packet.
     Resume,
+    /// Egress: accepted, and sent to the device mangle OUTPUT's routing chose (`reroute`).
+    Redirect,
 }
 
 /// `Next` on egress as a subprogram returns it: in one register (an enum could come back
@@ -93,6 +96,7 @@ enum Next<V> {
 const CLASSIFY: i64 = 1 << 32;
 const TRANSLATE: i64 = 2 << 32;
 const BACK: i64 = 3 << 32;
+const REDIRECT: i64 = 4 << 32;
 
 impl<V: Into<i64> + TryFrom<i64>> Next<V> {
     fn code(self) -> i64 {
@@ -101,6 +105,7 @@ impl<V: Into<i64> + TryFrom<i64>> Next<V> {
             Next::Classify => CLASSIFY,
             Next::Translate => TRANSLATE,
             Next::Resume => BACK,
+            Next::Redirect => REDIRECT,
         }
     }
 
@@ -109,6 +114,7 @@ impl<V: Into<i64> + TryFrom<i64>> Next<V> {
             CLASSIFY => Next::Classify,
             TRANSLATE => Next::Translate,
             BACK => Next::Resume,
+            REDIRECT => Next::Redirect,
             v => V::try_from(v).map_or(Next::Classify, Next::Verdict),
         }
     }
@@ -286,6 +292,10 @@ fn xdp_last(pkt: &mut PacketInfo) -> Next<u32> {
 
 #[classifier]
 pub fn pcn_egress(ctx: TcContext) -> i32 {
+    // Sent here by mangle OUTPUT's routing, judged on its first device.
+    if reroute::redirected(&ctx) {
+        return TC_ACT_UNSPEC;
+    }
     let Some((slot, flags)) = generation() else {
         return TC_ACT_UNSPEC;
     };
@@ -390,9 +400,13 @@ fn tc_filter(pkt: &mut PacketInfo) -> Next<i32> {
     }
 }
 
-/// After filter OUTPUT accepted: mangle POSTROUTING.
+/// After filter OUTPUT accepted: mangle POSTROUTING, on the device of mangle OUTPUT's new
+/// route.
 #[inline(always)]
 fn tc_filtered(pkt: &mut PacketInfo) -> Next<i32> {
+    if pkt.rewrite & rewrite::ROUTE != 0 {
+        reroute::postrouting(pkt);
+    }
     if mangle::runs(pkt, CHAIN_MANGLE_POSTROUTING) {
         return Next::Classify;
     }
@@ -413,11 +427,13 @@ fn tc_last(pkt: &mut PacketInfo) -> Next<i32> {
     }
 }
 
-/// A local packet that leaves: nat rewrites it if its connection is translated.
+/// A local packet that leaves: nat rewrites it if its connection is translated; mangle
+/// OUTPUT's new route sends it elsewhere.
 #[inline(always)]
 fn tc_accept(pkt: &PacketInfo) -> Next<i32> {
-    match pkt.ct_nat {
-        0 => Next::Verdict(TC_ACT_UNSPEC),
+    match (pkt.ct_nat, pkt.rewrite & rewrite::ROUTE) {
+        (0, 0) => Next::Verdict(TC_ACT_UNSPEC),
+        (0, _) => Next::Redirect,
         _ => Next::Translate,
     }
 }
@@ -435,10 +451,12 @@ fn tc_next(ctx: &TcContext, next: Next<i32>) -> i32 {
             // Out of tail calls (more than 32 jumps/returns): fail closed.
             TC_ACT_SHOT
         }
+        // nat OUTPUT's routing comes after mangle's, and decides (with the new mark).
         Next::Translate => match nat::translate(ctx, nat::hook::LOCAL) {
             nat::then::REROUTE => nat::reroute(ctx),
-            _ => TC_ACT_UNSPEC,
+            _ => reroute::redirect(ctx),
         },
+        Next::Redirect => reroute::redirect(ctx),
         Next::Resume => {
             let pkt = PCN_PACKETS.get_ptr_mut(TC);
             if let Some(pkt) = pkt {
@@ -548,6 +566,13 @@ pub fn pcn_tc_classify(ctx: TcContext) -> i32 {
     }
     let next = match step {
         Step::Accept => {
+            // ipt_mangle_out compares the mark and TOS with those before the table.
+            if pkt.phase == phase::MANGLE
+                && pkt.base_chain == CHAIN_MANGLE_OUTPUT
+                && reroute::changed(&ctx, pkt)
+            {
+                pkt.rewrite |= rewrite::ROUTE;
+            }
             unsafe { (*ctx.skb.skb).mark = pkt.mark };
             if pkt.rewrite & rewrite::HEADER != 0 {
                 mangle::rewrite_tc(&ctx, pkt);
@@ -598,7 +623,13 @@ fn tc_accepted(skb: *mut __sk_buff, pkt: &mut PacketInfo) -> Next<i32> {
             false => Next::Verdict(TC_ACT_SHOT),
         },
         phase::MANGLE => match pkt.base_chain {
-            CHAIN_MANGLE_OUTPUT => tc_output(pkt),
+            // Routed again (dropped without a route) before nat and filter OUTPUT.
+            CHAIN_MANGLE_OUTPUT => {
+                match pkt.rewrite & rewrite::ROUTE == 0 || reroute::route(skb, pkt) {
+                    true => tc_output(pkt),
+                    false => Next::Verdict(TC_ACT_SHOT),
+                }
+            }
             _ => tc_last(pkt),
         },
         _ => {

@@ -27,8 +27,8 @@ use crate::parse::{
     AF_INET, ETH_HLEN, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, LOOPBACK_IFINDEX,
 };
 use crate::route::{
-    FIB_FRAG_NEEDED, FIB_FWD_DISABLED, FIB_LOOKUP_SKIP_NEIGH, FIB_LOOKUP_SRC, FIB_NO_NEIGH,
-    FIB_NOT_FWDED, FIB_SUCCESS, FibLookup, fib_lookup,
+    FIB_FRAG_NEEDED, FIB_FWD_DISABLED, FIB_LOOKUP_MARK, FIB_LOOKUP_SKIP_NEIGH, FIB_LOOKUP_SRC,
+    FIB_NO_NEIGH, FIB_NOT_FWDED, FIB_SUCCESS, FibLookup, fib_lookup,
 };
 use crate::track::{claim, confirm_now, find, store};
 
@@ -685,14 +685,19 @@ pub(crate) fn reroute(ctx: &TcContext) -> i32 {
     // Asked as for a packet from lo, as the kernel routes what it sends: an output lookup
     // would be bound to the device of the old route.
     let here = unsafe { (*ctx.skb.skb).ifindex };
+    // ip_route_me_harder routes by the mark and TOS too (the mark where the kernel's lookup
+    // takes it: see `reroute`).
     *fib = FibLookup {
         family: AF_INET,
         ifindex: LOOPBACK_IFINDEX,
+        tos: ip[1] as u32,
         ..Default::default()
     };
+    fib.set_mark(unsafe { (*ctx.skb.skb).mark });
     fib.ipv4_src[0] = u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]);
     fib.ipv4_dst[0] = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]);
-    let ifindex = match fib_lookup(ctx.skb.skb as *mut _, fib, FIB_LOOKUP_SKIP_NEIGH) {
+    let flags = FIB_LOOKUP_SKIP_NEIGH | FIB_LOOKUP_MARK;
+    let ifindex = match fib_lookup(ctx.skb.skb as *mut _, fib, flags) {
         FIB_SUCCESS | FIB_NO_NEIGH | FIB_FRAG_NEEDED => fib.ifindex,
         FIB_NOT_FWDED => LOOPBACK_IFINDEX,
         // A host that does not forward cannot be asked this way: the old route's device.

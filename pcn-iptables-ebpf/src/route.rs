@@ -12,7 +12,10 @@ pub(crate) const FIB_FWD_DISABLED: i64 = 5;
 pub(crate) const FIB_NO_NEIGH: i64 = 7;
 pub(crate) const FIB_FRAG_NEEDED: i64 = 8;
 pub(crate) const FIB_LOOKUP_SKIP_NEIGH: u32 = 1 << 2;
+pub(crate) const FIB_LOOKUP_OUTPUT: u32 = 1 << 1;
 pub(crate) const FIB_LOOKUP_SRC: u32 = 1 << 4;
+/// The lookup selects rules by `mark` (6.10).
+pub(crate) const FIB_LOOKUP_MARK: u32 = 1 << 5;
 
 /// `struct bpf_fib_lookup` with its unions flattened to their IPv4 members.
 #[repr(C)]
@@ -28,7 +31,22 @@ pub(crate) struct FibLookup {
     pub ipv4_src: [u32; 4],
     pub ipv4_dst: [u32; 4],
     pub tbid: u32,
+    /// In: the mark (its first 4 bytes, with FIB_LOOKUP_MARK). Out: source and destination MAC.
     pub macs: [u8; 12],
+}
+
+impl FibLookup {
+    #[inline(always)]
+    pub(crate) fn set_mark(&mut self, mark: u32) {
+        let m = mark.to_ne_bytes();
+        self.macs[..4].copy_from_slice(&m);
+    }
+
+    #[inline(always)]
+    pub(crate) fn dmac(&self) -> [u8; 6] {
+        let m = &self.macs;
+        [m[6], m[7], m[8], m[9], m[10], m[11]]
+    }
 }
 
 /// bpf_fib_lookup() with `flags`. A kernel that does not know one of them answers EINVAL

@@ -147,6 +147,75 @@ fn check_owner(dp: &Dataplane, p: &Program) -> Result<()> {
     Ok(())
 }
 
+/// Whether mangle's OUTPUT, or a chain it reaches, has a rule that can change the packet's
+/// mark (`-j MARK`, `-j CONNMARK --restore-mark`), and one that can change its TOS (`-j TOS`,
+/// `-j DSCP`): ipt_mangle_out then routes the packet again by the new ones.
+pub fn mangle_output_changes(table: &Table) -> (bool, bool) {
+    use crate::model::Target;
+    use pcn_iptables_common::conntrack::connmark_mode;
+    let Some(mangle) = table
+        .tables
+        .others
+        .iter()
+        .find_map(|(n, t)| (*n == TableName::Mangle).then_some(t))
+    else {
+        return (false, false);
+    };
+    let (mut mark, mut tos) = (false, false);
+    let mut todo = vec!["OUTPUT"];
+    let mut seen: Vec<&str> = Vec::new();
+    while let Some(name) = todo.pop() {
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        let Some(chain) = mangle.chain(name) else {
+            continue;
+        };
+        for rule in &chain.rules {
+            match &rule.target {
+                Some(Target::Mark(_)) => mark = true,
+                Some(Target::Connmark(c)) if c.mode == connmark_mode::RESTORE => mark = true,
+                Some(Target::Tos(_) | Target::Dscp(_)) => tos = true,
+                Some(Target::Jump(to) | Target::Goto(to)) => todo.push(to),
+                _ => {}
+            }
+        }
+    }
+    (mark, tos)
+}
+
+/// mangle OUTPUT's routing again (see `reroute` in the data plane) asks bpf_fib_lookup, which
+/// takes a mark only from Linux 6.10 and answers only where lo forwards. Where the new mark or
+/// TOS could change the route (routing rules select by them) and the lookup cannot be made,
+/// the rules that change them there are refused.
+fn check_reroute(table: &Table) -> Result<()> {
+    let (mark, tos) = mangle_output_changes(table);
+    if !mark && !tos {
+        return Ok(());
+    }
+    // Unknown routing rules count as rules by both.
+    let (by_mark, by_tos) = dataplane::rule_selectors().unwrap_or((true, true));
+    let (mark, tos) = (mark && by_mark, tos && by_tos);
+    if mark && !dataplane::fib_lookup_takes_mark() {
+        return Err(Error::versioned(
+            OTHER_PROBLEM,
+            "a mark set in mangle OUTPUT is not supported by pcn-iptables on this kernel while \
+             routing rules select by fwmark: routing the packet again by its new mark needs \
+             Linux 6.10 or newer (BPF_FIB_LOOKUP_MARK)",
+        ));
+    }
+    if (mark || tos) && !dataplane::lo_forwards() {
+        return Err(Error::versioned(
+            OTHER_PROBLEM,
+            "a mark or TOS set in mangle OUTPUT is not supported by pcn-iptables while routing \
+             rules select by fwmark or tos and lo does not forward: routing the packet again \
+             needs net.ipv4.conf.lo.forwarding=1",
+        ));
+    }
+    Ok(())
+}
+
 /// `table` with the recent lists and hashlimit tables its rules name, given those it carries
 /// from the running ruleset; borrowed when they stay the same.
 fn with_lists(table: &Table) -> Result<Cow<'_, Table>> {
@@ -178,6 +247,7 @@ pub fn install(
     let base = running.base(old);
     let p = program(table, &inputs, base.as_ref())?;
     check_owner(dp, &p)?;
+    check_reroute(table)?;
     if dp.commit(table, &p, &inputs.0, &slots.fresh, running, &lists)? {
         return Ok(());
     }
@@ -255,5 +325,71 @@ mod tests {
         assert!(table.counters().any(|slot| slot == 9));
         slots.count_tables(&mut table);
         assert_eq!(table.tables.nat().unwrap().chains[3].rules.len(), 1);
+    }
+
+    #[test]
+    fn mangle_output_changes_through_the_chains_it_reaches() {
+        use crate::model::{Chain, TableName};
+        let with = |lines: &[&str], user: &[&str]| {
+            let mut mangle = Table::builtin(TableName::Mangle);
+            for name in user {
+                mangle.chains.push(Chain {
+                    name: (*name).into(),
+                    policy: None,
+                    policy_counter: 0,
+                    rules: Vec::new(),
+                });
+            }
+            for line in lines {
+                let (chain, rule) = nat_rule(line, 0);
+                mangle.chain_mut(&chain).unwrap().rules.push(rule);
+            }
+            let mut table = Table::default();
+            table.tables.set(TableName::Mangle, mangle);
+            mangle_output_changes(&table)
+        };
+        assert_eq!(with(&[], &[]), (false, false));
+        assert_eq!(
+            with(&["-A OUTPUT -j MARK --set-mark 1"], &[]),
+            (true, false)
+        );
+        assert_eq!(
+            with(&["-A OUTPUT -j DSCP --set-dscp 4"], &[]),
+            (false, true)
+        );
+        assert_eq!(
+            with(&["-A OUTPUT -j CONNMARK --restore-mark"], &[]),
+            (true, false)
+        );
+        // Saving the mark to the connection leaves the packet's alone.
+        assert_eq!(
+            with(&["-A OUTPUT -j CONNMARK --save-mark"], &[]),
+            (false, false)
+        );
+        // Elsewhere than OUTPUT: no routing again.
+        assert_eq!(
+            with(
+                &[
+                    "-A PREROUTING -j MARK --set-mark 1",
+                    "-A POSTROUTING -j TOS --set-tos 0x10"
+                ],
+                &[]
+            ),
+            (false, false)
+        );
+        // Through jumps and gotos, to chains that loop back.
+        assert_eq!(
+            with(
+                &[
+                    "-A OUTPUT -j a",
+                    "-A a -g b",
+                    "-A b -j a",
+                    "-A b -j TOS --set-tos 0x10",
+                    "-A c -j MARK --set-mark 1",
+                ],
+                &["a", "b", "c"],
+            ),
+            (false, true)
+        );
     }
 }

@@ -19,6 +19,7 @@ pub mod datagrams;
 pub mod diff;
 pub mod fw;
 pub mod gateway;
+pub mod kernel;
 pub mod lab;
 pub mod listing;
 pub mod restore;

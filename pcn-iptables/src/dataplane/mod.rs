@@ -71,8 +71,8 @@ use crate::{
 pub use attach::{EGRESS_PIN, INGRESS_PIN};
 pub use generation::ELF;
 use generation::Grace;
-pub use rtnl::links;
-pub use settings::reads_socket_owners;
+pub use rtnl::{links, rule_selectors};
+pub use settings::{fib_lookup_takes_mark, lo_forwards, reads_socket_owners};
 pub use timer::{START, Timer};
 
 /// The flow cache's pin.

@@ -216,3 +216,27 @@ pub fn local_table() -> Result<Vec<(std::net::Ipv4Addr, u8, u8, u32)>> {
 
 /// `RT_TABLE_LOCAL`
 const LOCAL_TABLE: u32 = 255;
+
+/// What the namespace's IPv4 routing rules select by, of what mangle OUTPUT can change: the
+/// packet's mark (`ip rule add fwmark ...`) and its TOS (`ip rule add tos ...`).
+pub fn rule_selectors() -> Result<(bool, bool)> {
+    use netlink_packet_route::rule::{RuleAttribute, RuleMessage};
+    let mut request = RuleMessage::default();
+    request.header.family = AddressFamily::Inet;
+    let answers = Rtnl::open()?
+        .request(RouteNetlinkMessage::GetRule(request), NLM_F_DUMP)
+        .context("listing routing rules")?;
+    let (mut mark, mut tos) = (false, false);
+    for m in &answers {
+        if let RouteNetlinkMessage::NewRule(r) = m
+            && r.header.family == AddressFamily::Inet
+        {
+            mark |= r
+                .attributes
+                .iter()
+                .any(|a| matches!(a, RuleAttribute::FwMark(_) | RuleAttribute::FwMask(_)));
+            tos |= r.header.tos != 0;
+        }
+    }
+    Ok((mark, tos))
+}

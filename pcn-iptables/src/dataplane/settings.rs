@@ -151,6 +151,23 @@ pub fn reads_socket_owners(dir: &Path) -> bool {
     offsets && can_read_kernel()
 }
 
+/// Whether the kernel's bpf_fib_lookup routes by a mark (BPF_FIB_LOOKUP_MARK, Linux 6.10):
+/// its `struct bpf_fib_lookup` has the member `mark`. mangle OUTPUT's routing again needs it
+/// where routing rules select by the mark. `PCN_IPTABLES_FIB_MARK=off` answers as an older
+/// kernel would (for tests).
+pub fn fib_lookup_takes_mark() -> bool {
+    if std::env::var_os("PCN_IPTABLES_FIB_MARK").is_some_and(|v| v == "off") {
+        return false;
+    }
+    Btf::kernel().is_ok_and(|btf| btf.offset("bpf_fib_lookup", "mark").is_ok())
+}
+
+/// Whether lo forwards (net.ipv4.conf.lo.forwarding): bpf_fib_lookup asked as from lo answers
+/// only then.
+pub fn lo_forwards() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv4/conf/lo/forwarding").is_ok_and(|v| v.trim() != "0")
+}
+
 /// Whether a TC program may call bpf_probe_read_kernel.
 fn can_read_kernel() -> bool {
     const SCHED_CLS: u32 = 3;
