@@ -1,7 +1,7 @@
 //! `-m dccp`: DCCP packets judged by their ports, types and options as netfilter judges them.
 
 use pcn_iptables_tests::topo::*;
-use pcn_iptables_tests::traffic::send_raw;
+use pcn_iptables_tests::traffic::{ipv4_packet, mac, send_frame, send_raw};
 use pcn_iptables_tests::{Fw, Lab, Ns, Pair, scenarios};
 
 scenarios!(
@@ -243,74 +243,11 @@ fn dccp_options_end_with_the_ip_packet(fw: Fw) {
     assert_eq!(lab.counts(&host, "INPUT"), [1, 2]);
 }
 
-/// The MAC address of `ifname` in `ns`.
-fn mac(ns: &Ns, ifname: &str) -> [u8; 6] {
-    let out = ns
-        .exec(&["ip", "-o", "link", "show", ifname])
-        .expect_ok()
-        .stdout;
-    let hex = out
-        .split_whitespace()
-        .skip_while(|w| *w != "link/ether")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no MAC in {out:?}"));
-    let b: Vec<u8> = hex
-        .split(':')
-        .map(|x| u8::from_str_radix(x, 16).unwrap())
-        .collect();
-    b.try_into().unwrap()
-}
-
 /// DCCP packet `dccp` from C1 to HOST1 out of `ns`'s eth0 to `peer_mac`, in a frame padded
 /// to 60 bytes with 5s, through a packet socket.
 fn send_padded(ns: &Ns, peer_mac: [u8; 6], dccp: &[u8]) {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 33, 0, 0];
-    ip[2..4].copy_from_slice(&(20 + dccp.len() as u16).to_be_bytes());
-    ip.extend_from_slice(&pcn_iptables_tests::lab::ip4(C1).octets());
-    ip.extend_from_slice(&pcn_iptables_tests::lab::ip4(HOST1).octets());
-    let mut sum: u32 = ip
-        .chunks(2)
-        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!sum as u16).to_be_bytes());
-    let mut frame = [&peer_mac[..], &mac(ns, "eth0"), &[0x08, 0x00], &ip, dccp].concat();
+    let ip = ipv4_packet(C1, HOST1, 33, dccp);
+    let mut frame = [&peer_mac[..], &mac(ns, "eth0"), &[0x08, 0x00], &ip].concat();
     frame.resize(frame.len().max(60), 5);
-    ns.in_ns(move || {
-        let eth_p_ip = (libc::ETH_P_IP as u16).to_be();
-        // SAFETY: socket(2), owned at once; sendto with live buffers and their sizes.
-        unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, eth_p_ip as i32);
-            assert!(
-                fd >= 0,
-                "packet socket: {}",
-                std::io::Error::last_os_error()
-            );
-            let fd = OwnedFd::from_raw_fd(fd);
-            let mut ll: libc::sockaddr_ll = std::mem::zeroed();
-            ll.sll_family = libc::AF_PACKET as u16;
-            ll.sll_protocol = eth_p_ip;
-            ll.sll_ifindex = libc::if_nametoindex(c"eth0".as_ptr()) as i32;
-            ll.sll_halen = 6;
-            ll.sll_addr[..6].copy_from_slice(&peer_mac);
-            let n = libc::sendto(
-                fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&ll as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            );
-            assert_eq!(
-                n,
-                frame.len() as isize,
-                "{}",
-                std::io::Error::last_os_error()
-            );
-        }
-    });
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    send_frame(ns, peer_mac, frame, false);
 }

@@ -10,7 +10,7 @@ use pcn_iptables_tests::datagrams::{datagrams, marks, receiver};
 use pcn_iptables_tests::gateway::{csum_errors, tx_checksum_off};
 use pcn_iptables_tests::kernel::fib_lookup_takes_mark;
 use pcn_iptables_tests::topo::*;
-use pcn_iptables_tests::traffic::{send_raw, send_udp};
+use pcn_iptables_tests::traffic::{self, ipv4_packet, mac, send_raw, send_udp};
 use pcn_iptables_tests::whoami::{Whoami, tcp_ask};
 use pcn_iptables_tests::{Drop, Fw, Lab, Ns, Pair, Routed, scenarios};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -537,41 +537,6 @@ fn unchanged(seg: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The MAC address of `ifname` in `ns`.
-fn mac(ns: &Ns, ifname: &str) -> [u8; 6] {
-    let out = ns
-        .exec(&["ip", "-o", "link", "show", ifname])
-        .expect_ok()
-        .stdout;
-    let hex = out
-        .split_whitespace()
-        .skip_while(|w| *w != "link/ether")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no MAC in {out:?}"));
-    let b: Vec<u8> = hex
-        .split(':')
-        .map(|x| u8::from_str_radix(x, 16).unwrap())
-        .collect();
-    b.try_into().unwrap()
-}
-
-/// An IPv4 header (20 bytes, checksum right) in front of TCP segment `seg`.
-fn ipv4(src: &str, dst: &str, seg: &[u8]) -> Vec<u8> {
-    let mut h = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0];
-    h[2..4].copy_from_slice(&(20 + seg.len() as u16).to_be_bytes());
-    h.extend_from_slice(&pcn_iptables_tests::lab::ip4(src).octets());
-    h.extend_from_slice(&pcn_iptables_tests::lab::ip4(dst).octets());
-    let mut sum: u32 = h
-        .chunks(2)
-        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    h[10..12].copy_from_slice(&(!sum as u16).to_be_bytes());
-    [h, seg.to_vec()].concat()
-}
-
 /// Sends TCP segment `seg` from `src` to `dst` out of `ns`'s eth0 to its peer `peer_mac`,
 /// as a frame a device delivers: with `padding` bytes after the IP packet (Ethernet's short
 /// frames), and, if `partial`, with its checksum left to the device (CHECKSUM_PARTIAL: the
@@ -585,7 +550,6 @@ fn send_frame(
     partial: bool,
     padding: &[u8],
 ) {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let mut seg = seg.to_vec();
     if partial {
         let pseudo = ones_sum(src, dst, &[]) + seg.len() as u32;
@@ -600,52 +564,9 @@ fn send_frame(
     frame.extend_from_slice(&peer_mac);
     frame.extend_from_slice(&mac(ns, "eth0"));
     frame.extend_from_slice(&[0x08, 0x00]);
-    frame.extend_from_slice(&ipv4(src, dst, &seg));
+    frame.extend_from_slice(&ipv4_packet(src, dst, 6, &seg));
     frame.extend_from_slice(padding);
-    ns.in_ns(move || {
-        let eth_p_ip = (libc::ETH_P_IP as u16).to_be();
-        // SAFETY: socket(2), owned at once; setsockopt and sendto with live buffers and their
-        // sizes.
-        unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, eth_p_ip as i32);
-            assert!(
-                fd >= 0,
-                "packet socket: {}",
-                std::io::Error::last_os_error()
-            );
-            let fd = OwnedFd::from_raw_fd(fd);
-            let on: libc::c_int = 1;
-            let r = libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_VNET_HDR,
-                (&on as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as u32,
-            );
-            assert_eq!(r, 0, "PACKET_VNET_HDR: {}", std::io::Error::last_os_error());
-            let mut ll: libc::sockaddr_ll = std::mem::zeroed();
-            ll.sll_family = libc::AF_PACKET as u16;
-            ll.sll_protocol = eth_p_ip;
-            ll.sll_ifindex = libc::if_nametoindex(c"eth0".as_ptr()) as i32;
-            ll.sll_halen = 6;
-            ll.sll_addr[..6].copy_from_slice(&peer_mac);
-            let n = libc::sendto(
-                fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&ll as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            );
-            assert_eq!(
-                n,
-                frame.len() as isize,
-                "{}",
-                std::io::Error::last_os_error()
-            );
-        }
-    });
-    std::thread::sleep(Duration::from_millis(100));
+    traffic::send_frame(ns, peer_mac, frame, true);
 }
 
 /// Forwarded SYNs without an MSS option as devices deliver them. With the checksum left to

@@ -613,3 +613,91 @@ pub fn send_raw(ns: &Ns, dst: &str, proto: u8, payload: &[u8]) {
     });
     std::thread::sleep(Duration::from_millis(100));
 }
+
+/// The MAC address of `ifname` in `ns`.
+pub fn mac(ns: &Ns, ifname: &str) -> [u8; 6] {
+    let out = ns
+        .exec(&["ip", "-o", "link", "show", ifname])
+        .expect_ok()
+        .stdout;
+    let hex = out
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC in {out:?}"));
+    let b: Vec<u8> = hex
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
+    b.try_into().unwrap()
+}
+
+/// An IPv4 packet of protocol `proto` from `src` to `dst` carrying `payload`: a 20-byte
+/// header, its checksum right.
+pub fn ipv4_packet(src: &str, dst: &str, proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut h = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0];
+    h[2..4].copy_from_slice(&(20 + payload.len() as u16).to_be_bytes());
+    h.extend_from_slice(&ip4(src).octets());
+    h.extend_from_slice(&ip4(dst).octets());
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    h[10..12].copy_from_slice(&(!sum as u16).to_be_bytes());
+    [h, payload.to_vec()].concat()
+}
+
+/// Sends `frame` (Ethernet onwards, behind a virtio-net header if `vnet_hdr`) out of `ns`'s
+/// eth0 to its peer `peer_mac`, through a packet socket: as a device delivers frames, with
+/// whatever padding or checksum state the caller gave them.
+pub fn send_frame(ns: &Ns, peer_mac: [u8; 6], frame: Vec<u8>, vnet_hdr: bool) {
+    ns.in_ns(move || {
+        let eth_p_ip = (libc::ETH_P_IP as u16).to_be();
+        // SAFETY: socket(2), owned at once; setsockopt and sendto with live buffers and their
+        // sizes.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, eth_p_ip as i32);
+            assert!(
+                fd >= 0,
+                "packet socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let fd = OwnedFd::from_raw_fd(fd);
+            if vnet_hdr {
+                let on: libc::c_int = 1;
+                let r = libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_PACKET,
+                    libc::PACKET_VNET_HDR,
+                    (&on as *const libc::c_int).cast(),
+                    size_of::<libc::c_int>() as u32,
+                );
+                assert_eq!(r, 0, "PACKET_VNET_HDR: {}", std::io::Error::last_os_error());
+            }
+            let mut ll: libc::sockaddr_ll = std::mem::zeroed();
+            ll.sll_family = libc::AF_PACKET as u16;
+            ll.sll_protocol = eth_p_ip;
+            ll.sll_ifindex = libc::if_nametoindex(c"eth0".as_ptr()) as i32;
+            ll.sll_halen = 6;
+            ll.sll_addr[..6].copy_from_slice(&peer_mac);
+            let n = libc::sendto(
+                fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&ll as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            );
+            assert_eq!(
+                n,
+                frame.len() as isize,
+                "{}",
+                std::io::Error::last_os_error()
+            );
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+}
