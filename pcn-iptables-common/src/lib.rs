@@ -1176,6 +1176,18 @@ pub struct Settings {
     /// minutes west of UTC (`--kerneltz`), as of the last change.
     pub tai_offset: i32,
     pub tz_minutes_west: i32,
+    /// What the kernel's BTF told the first install that read it (`kernel_fact::*`; 0: not
+    /// read yet), so that later commands need not parse it again.
+    pub kernel_facts: u32,
+    pub _facts_pad: u32,
+}
+
+/// `Settings::kernel_facts`.
+pub mod kernel_fact {
+    /// The BTF was read.
+    pub const READ: u32 = 1;
+    /// bpf_fib_lookup takes a mark (BPF_FIB_LOOKUP_MARK, Linux 6.10).
+    pub const FIB_MARK: u32 = 2;
 }
 
 /// Interface addresses `Settings` holds.

@@ -189,7 +189,7 @@ pub fn mangle_output_changes(table: &Table) -> (bool, bool) {
 /// takes a mark only from Linux 6.10 and answers only where lo forwards. Where the new mark or
 /// TOS could change the route (routing rules select by them) and the lookup cannot be made,
 /// the rules that change them there are refused.
-fn check_reroute(table: &Table) -> Result<()> {
+fn check_reroute(dp: &Dataplane, table: &Table) -> Result<()> {
     let (mark, tos) = mangle_output_changes(table);
     if !mark && !tos {
         return Ok(());
@@ -197,7 +197,7 @@ fn check_reroute(table: &Table) -> Result<()> {
     // Unknown routing rules count as rules by both.
     let (by_mark, by_tos) = dataplane::rule_selectors().unwrap_or((true, true));
     let (mark, tos) = (mark && by_mark, tos && by_tos);
-    if mark && !dataplane::fib_lookup_takes_mark() {
+    if mark && !dataplane::fib_lookup_takes_mark(dp.dir()) {
         return Err(Error::versioned(
             OTHER_PROBLEM,
             "a mark set in mangle OUTPUT is not supported by pcn-iptables on this kernel while \
@@ -247,7 +247,7 @@ pub fn install(
     let base = running.base(old);
     let p = program(table, &inputs, base.as_ref())?;
     check_owner(dp, &p)?;
-    check_reroute(table)?;
+    check_reroute(dp, table)?;
     if dp.commit(table, &p, &inputs.0, &slots.fresh, running, &lists)? {
         return Ok(());
     }

@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use aya::maps::{Array, Map, MapData};
 use pcn_iptables_common::{
     ICMP_MSGS_BURST_DEFAULT, ICMP_MSGS_PER_SEC_DEFAULT, ICMP_RATELIMIT_NS_DEFAULT,
-    ICMP_RATEMASK_DEFAULT, IF_ADDRS, IfAddr, Settings,
+    ICMP_RATEMASK_DEFAULT, IF_ADDRS, IfAddr, Settings, kernel_fact,
 };
 
 use super::btf::Btf;
@@ -63,9 +63,15 @@ pub fn refresh(dir: &Path) -> Result<()> {
         sysctl("icmp_msgs_per_sec", ICMP_MSGS_PER_SEC_DEFAULT as u64).min(u32::MAX as u64) as u32;
     s.icmp_msgs_burst =
         sysctl("icmp_msgs_burst", ICMP_MSGS_BURST_DEFAULT as u64).min(i32::MAX as u64) as u32;
-    if s.sock_offsets_set == 0 {
+    if s.sock_offsets_set == 0 || s.kernel_facts == 0 {
         // Without BTF, `--log-uid` prints nothing; everything else works.
         if let Ok(btf) = Btf::kernel() {
+            s.kernel_facts = kernel_fact::READ
+                | if btf.offset("bpf_fib_lookup", "mark").is_ok() {
+                    kernel_fact::FIB_MARK
+                } else {
+                    0
+                };
             let offset = |s: &str, m: &str| btf.offset(s, m);
             if let (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e)) = (
                 offset("sock", "sk_socket"),
@@ -129,12 +135,7 @@ const READABLE: u32 = 2;
 /// (`-m owner`): the kernel's BTF gave the offsets of the socket's file and credentials, and
 /// BPF may read kernel memory. What the first install found, else found now.
 pub fn reads_socket_owners(dir: &Path) -> bool {
-    let installed = MapData::from_pin(dir.join(MAP))
-        .ok()
-        .and_then(|data| Array::<MapData, Settings>::try_from(Map::Array(data)).ok())
-        .and_then(|map| map.get(&0, 0).ok())
-        .filter(|s| s.set != 0);
-    if let Some(s) = installed {
+    if let Some(s) = installed(dir) {
         return s.sock_offsets_set == OFFSETS | READABLE;
     }
     let offsets = Btf::kernel().is_ok_and(|btf| {
@@ -151,15 +152,28 @@ pub fn reads_socket_owners(dir: &Path) -> bool {
     offsets && can_read_kernel()
 }
 
+/// The settings an install of `dir` wrote, if any.
+fn installed(dir: &Path) -> Option<Settings> {
+    MapData::from_pin(dir.join(MAP))
+        .ok()
+        .and_then(|data| Array::<MapData, Settings>::try_from(Map::Array(data)).ok())
+        .and_then(|map| map.get(&0, 0).ok())
+        .filter(|s| s.set != 0)
+}
+
 /// Whether the kernel's bpf_fib_lookup routes by a mark (BPF_FIB_LOOKUP_MARK, Linux 6.10):
 /// its `struct bpf_fib_lookup` has the member `mark`. mangle OUTPUT's routing again needs it
 /// where routing rules select by the mark. `PCN_IPTABLES_FIB_MARK=off` answers as an older
 /// kernel would (for tests).
-pub fn fib_lookup_takes_mark() -> bool {
+/// What the install in `dir` found, else found now (parsing the BTF takes ~7 ms).
+pub fn fib_lookup_takes_mark(dir: &Path) -> bool {
     if std::env::var_os("PCN_IPTABLES_FIB_MARK").is_some_and(|v| v == "off") {
         return false;
     }
-    Btf::kernel().is_ok_and(|btf| btf.offset("bpf_fib_lookup", "mark").is_ok())
+    match installed(dir).filter(|s| s.kernel_facts & kernel_fact::READ != 0) {
+        Some(s) => s.kernel_facts & kernel_fact::FIB_MARK != 0,
+        None => Btf::kernel().is_ok_and(|btf| btf.offset("bpf_fib_lookup", "mark").is_ok()),
+    }
 }
 
 /// Whether lo forwards (net.ipv4.conf.lo.forwarding): bpf_fib_lookup asked as from lo answers
