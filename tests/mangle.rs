@@ -661,6 +661,15 @@ fn syns_as_devices_deliver_them_get_mss(fw: Fw) {
 /// (eth1), its table 100 through server2 (eth2).
 const BOTH: &str = "198.18.6.1";
 
+/// The Routed topology with `policy_routes`, and whether the firewall under test routes by
+/// marks set in mangle OUTPUT (pcn-iptables only where bpf_fib_lookup takes a mark).
+fn policy_routed(fw: Fw) -> (Routed, bool) {
+    let marks = !fw.is_pcn() || fib_lookup_takes_mark();
+    let r = Routed::new(fw);
+    policy_routes(&r.router, &r.server, &r.server2);
+    (r, marks)
+}
+
 /// `BOTH` on both servers; on the router, fwmark 1 and tos 0x10 select table 100, fwmark 2
 /// table 101, where `BOTH` is unreachable.
 fn policy_routes(router: &Ns, server: &Ns, server2: &Ns) {
@@ -691,15 +700,16 @@ fn policy_routes(router: &Ns, server: &Ns, server2: &Ns) {
 /// rules while fwmark rules exist: there the datagrams to 7001 and 7004 keep the main route.
 fn output_marks_and_tos_route_again(fw: Fw) {
     let pcn = fw.is_pcn();
-    let marks = !pcn || fib_lookup_takes_mark();
-    let Routed {
-        lab,
-        router,
-        server,
-        server2,
-        ..
-    } = Routed::new(fw);
-    policy_routes(&router, &server, &server2);
+    let (
+        Routed {
+            lab,
+            router,
+            server,
+            server2,
+            ..
+        },
+        marks,
+    ) = policy_routed(fw);
     let mark_rules = [
         "-t mangle -A OUTPUT -p udp --dport 7001 -j MARK --set-mark 1",
         "-t mangle -A OUTPUT -p udp --dport 7004 -j MARK --set-mark 2",
@@ -790,16 +800,16 @@ fn output_marks_and_tos_route_again(fw: Fw) {
 /// masqueraded to eth2's address, whose answers come back by eth2). filter OUTPUT sees the
 /// first route's device, POSTROUTING the new one, for every packet.
 fn a_connection_mark_routes_a_connection_again(fw: Fw) {
-    let pcn = fw.is_pcn();
-    let marks = !pcn || fib_lookup_takes_mark();
-    let Routed {
-        lab,
-        router,
-        server,
-        server2,
-        ..
-    } = Routed::new(fw);
-    policy_routes(&router, &server, &server2);
+    let (
+        Routed {
+            lab,
+            router,
+            server,
+            server2,
+            ..
+        },
+        marks,
+    ) = policy_routed(fw);
     let rules = "-t mangle -A OUTPUT -j CONNMARK --restore-mark
          -t mangle -A OUTPUT -p tcp --dport 80 -m mark --mark 0 -j MARK --set-mark 1
          -t mangle -A OUTPUT -j CONNMARK --save-mark";

@@ -169,8 +169,14 @@ pub(crate) fn redirected(ctx: &TcContext) -> bool {
         return false;
     };
     let slot = unsafe { &mut *slot };
-    let ifindex = core::mem::replace(&mut slot.ifindex, 0);
-    if ifindex == 0 || ifindex != unsafe { (*ctx.skb.skb).ifindex } {
+    // Read first: every packet on egress comes here, and a write per packet would dirty the
+    // slot's cache line for nothing.
+    let ifindex = slot.ifindex;
+    if ifindex == 0 {
+        return false;
+    }
+    slot.ifindex = 0;
+    if ifindex != unsafe { (*ctx.skb.skb).ifindex } {
         return false;
     }
     ctx.load::<[u32; 5]>(ETH_HLEN).is_ok_and(|ip| ip == slot.ip)

@@ -84,20 +84,27 @@ pub(super) fn actions<'a>(
             (base, head, tail, slots.len())
         });
         for (j, rule) in rules.iter().enumerate() {
-            out.connlimit |= rule
-                .matches
-                .iter()
-                .any(|m| matches!(m, Match::Connlimit(_)));
-            out.local_routes |= rule.matches.iter().any(
-                |m| matches!(m, Match::Addrtype { iface, .. } if *iface != AddrtypeIface::Any),
-            );
+            // One walk of the rule's matches: what it needs, and whether it may keep its action.
+            let mut keeps = true;
+            for m in &rule.matches {
+                match m {
+                    Match::Connlimit(_) => out.connlimit = true,
+                    Match::Addrtype { iface, .. } if *iface != AddrtypeIface::Any => {
+                        out.local_routes = true
+                    }
+                    // Their slot and settings live with the namespace's lists and tables,
+                    // not with the rule.
+                    Match::Recent(_) | Match::Hashlimit(_) => keeps = false,
+                    _ => {}
+                }
+            }
             let from = kept.and_then(|(base, head, tail, old)| {
                 let back = rules.len() - j;
                 (j < head)
                     .then_some(base + j as u32)
                     .or_else(|| (back <= tail).then_some(base + (old - back) as u32))
             });
-            match from.filter(|_| keeps(rule)) {
+            match from.filter(|_| keeps) {
                 Some(from) => {
                     if let Some(Target::Jump(c) | Target::Goto(c)) = &rule.target {
                         out.targets.push((out.len() as u32, id_in(c)?));
@@ -109,16 +116,6 @@ pub(super) fn actions<'a>(
         }
     }
     Ok((out, bases))
-}
-
-/// Whether a rule the running generation has keeps its action: not when it names a recent
-/// list or a hashlimit table, whose slot and settings live with the namespace's lists and
-/// tables, not with the rule.
-fn keeps(rule: &Rule) -> bool {
-    !rule
-        .matches
-        .iter()
-        .any(|m| matches!(m, Match::Recent(_) | Match::Hashlimit(_)))
 }
 
 /// A chain's config before its bitmaps: size, actions, policy and flags.
