@@ -739,7 +739,8 @@ pub mod ct_check {
 impl Action {
     /// What the data plane keeps in the action (`-m limit`'s bucket, `--mode nth`'s count)
     /// as a generation starts it: as a table replace starts xt_limit and xt_statistic, full
-    /// and at 0. A generation that keeps a rule's action from the running one restarts it.
+    /// and at 0. Rules with such a state never keep their action from the running
+    /// generation: the compiler makes it anew, through here.
     pub fn restart(&mut self) {
         self.limit_credit_ns = self.limit_interval_ns * self.limit_burst as u64;
         self.limit_last_ns = 0;

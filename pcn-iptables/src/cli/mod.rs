@@ -87,6 +87,7 @@ pub fn main() -> i32 {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TOP_PAD, 16 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
     // The heap grown once, now (memory not touched costs nothing), not under that lock.
     drop(Vec::<u8>::with_capacity(24 << 20));

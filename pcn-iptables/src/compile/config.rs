@@ -95,6 +95,10 @@ pub(super) fn actions<'a>(
                     // Their slot and settings live with the namespace's lists and tables,
                     // not with the rule.
                     Match::Recent(_) | Match::Hashlimit(_) => keeps = false,
+                    // The data plane changes their bucket and count, which restart with
+                    // every table (as xt_limit's and xt_statistic's do): computed anew, so
+                    // that a kept action is the same wherever it is.
+                    Match::Limit(_) | Match::Statistic(_) => keeps = false,
                     _ => {}
                 }
             }

@@ -271,7 +271,10 @@ fn incremental_generations_classify_like_full_builds() {
         let mut trie = first.layout.entries.clone();
         let mut layout = first.layout.clone();
         let mut chains = first.chains.clone();
-        let mut running_actions = first.actions.all(&[]);
+        // Each slot's actions array, as the data plane writes them: after the full build,
+        // both hold its actions; then the inactive one gets only what `to_write` says.
+        let mut slot_actions = [first.actions.all(&[]), first.actions.all(&[])];
+        let mut stale: Option<Vec<[u32; 2]>> = Some(Vec::new());
         let mut active = 0;
         let mut delta: Vec<(u32, u32, u32)> = Vec::new();
         for step in 0..40 {
@@ -359,13 +362,22 @@ fn incremental_generations_classify_like_full_builds() {
                     );
                 }
             }
-            // The actions as the data plane writes them (the kept ones from the running
-            // generation's, whose buckets and counts packets changed meanwhile): a full
+            // The actions as the data plane writes them into the inactive slot (which holds
+            // the generation before the running one, or the running one), the kept ones from
+            // the running generation's, whose buckets and counts packets change: a full
             // build's, chain by chain.
-            for a in &mut running_actions {
-                (a.limit_credit_ns, a.limit_last_ns, a.stat_seen) = (12345, 99, 7);
+            for a in &mut slot_actions[active] {
+                if a.limit_burst != 0 || a.stat_mode != 0 {
+                    (a.limit_credit_ns, a.limit_last_ns, a.stat_seen) = (12345, 99, 7);
+                }
             }
-            let got = p.actions.all(&running_actions);
+            let ranges = p.actions.to_write(stale.as_deref());
+            let [a, b] = &mut slot_actions;
+            let (running, slot) = if active == 0 { (&*a, b) } else { (&*b, a) };
+            slot.resize(slot.len().max(p.actions.len()), Action::default());
+            p.actions.write(&ranges, (slot, 0), (running, 0));
+            let got = slot[..p.actions.len()].to_vec();
+            stale = Some(p.actions.changed());
             assert_eq!(
                 actions_by_chain(&p.layout, &p.chains, &got, &table),
                 actions_by_chain(&want.layout, &want.chains, &want.actions.all(&[]), &table),
@@ -374,7 +386,6 @@ fn incremental_generations_classify_like_full_builds() {
             if step > 0 && p.actions.len() > 20 {
                 kept_some |= p.actions.keeps_any();
             }
-            running_actions = got;
             let flags = |chains: &[ChainConfig]| chains.iter().map(|c| c.flags).collect::<Vec<_>>();
             assert_eq!(
                 flags(&p.chains),
@@ -527,7 +538,7 @@ fn kept_jumps_follow_a_renamed_chain() {
         &mut table,
         &crate::model::Command::RenameChain {
             chain: "alpha".into(),
-            new_name: "beta".into(),
+            new_name: "zeta".into(),
         },
         &mut || unreachable!("a rename makes no rule"),
     )
@@ -539,10 +550,21 @@ fn kept_jumps_follow_a_renamed_chain() {
     };
     let p = program(&table, &links, &at, Some(&base)).unwrap();
     assert!(p.actions.keeps_any(), "{:?}", p.actions.runs);
-    let got = p.actions.all(&running_actions);
     let want = program(&table, &links, &at, None).unwrap();
+    let want = actions_by_chain(&want.layout, &want.chains, &want.actions.all(&[]), &table);
     assert_eq!(
-        actions_by_chain(&p.layout, &p.chains, &got, &table),
-        actions_by_chain(&want.layout, &want.chains, &want.actions.all(&[]), &table),
+        actions_by_chain(
+            &p.layout,
+            &p.chains,
+            &p.actions.all(&running_actions),
+            &table
+        ),
+        want
     );
+    // Written in place over the running generation's: the jumps are among what changed.
+    let mut slot = running_actions.clone();
+    let ranges = p.actions.to_write(Some(&[]));
+    p.actions
+        .write(&ranges, (&mut slot, 0), (&running_actions, 0));
+    assert_eq!(actions_by_chain(&p.layout, &p.chains, &slot, &table), want);
 }

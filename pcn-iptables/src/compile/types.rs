@@ -259,7 +259,8 @@ pub struct Run {
 pub enum Source {
     /// `Actions::computed`, from this index.
     Computed(u32),
-    /// The running generation's actions, from this index, restarted (`Action::restart`).
+    /// The running generation's actions, from this index (never one the data plane
+    /// changes: rules with -m limit or -m statistic are computed).
     Running(u32),
 }
 
@@ -310,33 +311,115 @@ impl Actions {
             .unwrap_or(0)
     }
 
-    /// Writes every action into `out` (`len()` of them), the kept ones from `running`
-    /// (`kept_end()` of them), restarted.
-    pub fn write(&self, out: &mut [Action], running: &[Action]) {
-        for r in &self.runs {
-            let (at, len) = (r.at as usize, r.len as usize);
-            let out = &mut out[at..at + len];
-            match r.source {
+    /// Where these actions differ from the running generation's at the same place, as
+    /// `[from, to)` ranges in order: the computed ones, the kept ones that moved, and the
+    /// kept jumps (their target's id set again). Elsewhere the two arrays hold the same.
+    pub fn changed(&self) -> Vec<[u32; 2]> {
+        let moved = self.runs.iter().filter_map(|r| match r.source {
+            Source::Running(i) if i == r.at => None,
+            _ => Some([r.at, r.at + r.len]),
+        });
+        let jumps = self.targets.iter().map(|&(i, _)| [i, i + 1]);
+        let mut ranges: Vec<[u32; 2]> = moved.chain(jumps).collect();
+        ranges.sort_unstable();
+        union(ranges)
+    }
+
+    /// What to write into an array that holds the running generation's actions except at
+    /// `stale` (its ranges; `None`: nothing known): `[from, to)` ranges in order, below
+    /// `len()`.
+    pub fn to_write(&self, stale: Option<&[[u32; 2]]>) -> Vec<[u32; 2]> {
+        let len = self.len() as u32;
+        let Some(stale) = stale else {
+            return if len > 0 { vec![[0, len]] } else { Vec::new() };
+        };
+        let mut ranges = self.changed();
+        ranges.extend(
+            stale
+                .iter()
+                .filter(|r| r[0] < len)
+                .map(|r| [r[0], r[1].min(len)]),
+        );
+        ranges.sort_unstable();
+        union(ranges)
+    }
+
+    /// The running generation's actions that writing `ranges` reads: `[from, to)`.
+    pub fn sources(&self, ranges: &[[u32; 2]]) -> Option<[u32; 2]> {
+        let mut span: Option<[u32; 2]> = None;
+        self.each_part(ranges, |source, _, len| {
+            if let Source::Running(i) = source {
+                let s = span.get_or_insert([i, i + len]);
+                *s = [s[0].min(i), s[1].max(i + len)];
+            }
+        });
+        span
+    }
+
+    /// Writes the actions in `ranges` into `out`, a window of the array from action
+    /// `out_at` on, the kept ones from `running`, a window of the running generation's
+    /// from action `running_at` on (`sources(ranges)` must lie inside it).
+    pub fn write(
+        &self,
+        ranges: &[[u32; 2]],
+        (out, out_at): (&mut [Action], usize),
+        (running, running_at): (&[Action], usize),
+    ) {
+        self.each_part(ranges, |source, at, len| {
+            let to = &mut out[at as usize - out_at..][..len as usize];
+            match source {
                 Source::Computed(i) => {
-                    out.copy_from_slice(&self.computed[i as usize..i as usize + len])
+                    to.copy_from_slice(&self.computed[i as usize..][..len as usize])
                 }
                 Source::Running(i) => {
-                    out.copy_from_slice(&running[i as usize..i as usize + len]);
-                    out.iter_mut().for_each(Action::restart);
+                    to.copy_from_slice(&running[i as usize - running_at..][..len as usize])
                 }
             }
-        }
+        });
         for &(i, chain) in &self.targets {
-            out[i as usize].chain = chain;
+            if let Some(a) = (i as usize)
+                .checked_sub(out_at)
+                .and_then(|i| out.get_mut(i))
+            {
+                a.chain = chain;
+            }
+        }
+    }
+
+    /// Calls `f(source, at, len)` for each part of a run inside `ranges` (in order).
+    fn each_part(&self, ranges: &[[u32; 2]], mut f: impl FnMut(Source, u32, u32)) {
+        let mut runs = self.runs.iter().peekable();
+        for &[from, to] in ranges {
+            while runs.next_if(|r| r.at + r.len <= from).is_some() {}
+            for r in runs.clone().take_while(|r| r.at < to) {
+                let (lo, hi) = (r.at.max(from), (r.at + r.len).min(to));
+                let source = match r.source {
+                    Source::Computed(i) => Source::Computed(i + lo - r.at),
+                    Source::Running(i) => Source::Running(i + lo - r.at),
+                };
+                f(source, lo, hi - lo);
+            }
         }
     }
 
     /// Every action, the kept ones from `running`.
     pub fn all(&self, running: &[Action]) -> Vec<Action> {
         let mut out = vec![Action::default(); self.len()];
-        self.write(&mut out, running);
+        self.write(&self.to_write(None), (&mut out, 0), (running, 0));
         out
     }
+}
+
+/// Sorted ranges, overlapping or touching ones joined.
+fn union(sorted: Vec<[u32; 2]>) -> Vec<[u32; 2]> {
+    let mut out: Vec<[u32; 2]> = Vec::with_capacity(sorted.len());
+    for [from, to] in sorted {
+        match out.last_mut() {
+            Some(last) if last[1] >= from => last[1] = last[1].max(to),
+            _ => out.push([from, to]),
+        }
+    }
+    out
 }
 
 /// The source of a run's last action.

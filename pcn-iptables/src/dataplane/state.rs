@@ -76,6 +76,8 @@ pub struct Slot {
     /// The bitmap words this generation wrote that differ from its predecessor's (the
     /// previous `seq`): `[index, from, to]`; `None`: a full build, which differs everywhere.
     pub delta: Option<Vec<[u32; 3]>>,
+    /// The same for its actions: `[from, to)` (`compile::Actions::changed`).
+    pub actions_delta: Option<Vec<[u32; 2]>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -84,6 +86,7 @@ struct Header {
     maps: [u32; 4],
     layout: Layout,
     full_delta: bool,
+    actions_delta: Option<Vec<[u32; 2]>>,
 }
 
 fn put_u32(out: &mut Vec<u8>, v: usize) {
@@ -173,6 +176,7 @@ pub fn encode(
     maps: [u32; 4],
     layout: &Layout,
     delta: Option<&[[u32; 3]]>,
+    actions_delta: Option<&[[u32; 2]]>,
 ) -> Result<Vec<u8>> {
     let header = postcard::to_allocvec(&Header {
         seq,
@@ -187,6 +191,7 @@ pub fn encode(
             entries_at_full: layout.entries_at_full,
         },
         full_delta: delta.is_none(),
+        actions_delta: actions_delta.map(<[_]>::to_vec),
     })?;
     let entries = &layout.entries;
     let delta = delta.unwrap_or_default();
@@ -302,6 +307,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Table, Option<Slot>)> {
             maps: header.maps,
             layout,
             delta: (!header.full_delta).then_some(delta),
+            actions_delta: header.actions_delta,
         }),
     ))
 }
@@ -471,7 +477,15 @@ mod tests {
              -A OUTPUT -p udp -m multiport --dports 53,1000:2000 -j REJECT --reject-with icmp-port-unreachable",
         );
         let p = program(&t, &[], &AddressTypes::default(), None).unwrap();
-        let bytes = encode(&t, 7, [1, 2, 3, 4], &p.layout, Some(&[[5, 1, 2]])).unwrap();
+        let bytes = encode(
+            &t,
+            7,
+            [1, 2, 3, 4],
+            &p.layout,
+            Some(&[[5, 1, 2]]),
+            Some(&[[3, 9]]),
+        )
+        .unwrap();
         let (back, got) = decode(&bytes).unwrap();
         assert_eq!(
             crate::ruleset::list_rules(&back, None, None, None).unwrap(),
@@ -489,6 +503,7 @@ mod tests {
         assert_eq!(got.layout.entries, p.layout.entries);
         assert_eq!(got.layout.chain_names, p.layout.chain_names);
         assert_eq!(got.delta, Some(vec![[5, 1, 2]]));
+        assert_eq!(got.actions_delta, Some(vec![[3, 9]]));
     }
 
     #[test]
@@ -515,7 +530,7 @@ mod tests {
         t.chains[0].rules = (0..5000).map(rule).collect();
         t.chains[3].rules = (5000..5100).map(rule).collect();
         let p = program(&t, &[], &AddressTypes::default(), None).unwrap();
-        let (back, _) = decode(&encode(&t, 1, [0; 4], &p.layout, None).unwrap()).unwrap();
+        let (back, _) = decode(&encode(&t, 1, [0; 4], &p.layout, None, None).unwrap()).unwrap();
         assert_eq!(back.chains.len(), 4);
         for (a, b) in back.chains.iter().zip(&t.chains) {
             assert_eq!(a.name, b.name);
@@ -556,7 +571,7 @@ mod tests {
         t.tables.load(TableName::Nat);
         t.tables.load(TableName::Filter);
         let p = program(&t, &[], &AddressTypes::default(), None).unwrap();
-        let bytes = encode(&t, 1, [0; 4], &p.layout, None).unwrap();
+        let bytes = encode(&t, 1, [0; 4], &p.layout, None, None).unwrap();
         let (back, _) = decode(&bytes).unwrap();
         assert_eq!(back.tables.loaded, [TableName::Filter, TableName::Nat]);
         let nat = back.tables.get(TableName::Nat);

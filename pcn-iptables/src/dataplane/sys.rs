@@ -365,7 +365,8 @@ pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
     .map(drop)
 }
 
-/// A writable mapping of a BPF_F_MMAPABLE array's values (`len` bytes from the start).
+/// A writable mapping of a BPF_F_MMAPABLE array's values (`len` bytes from the start, or
+/// from a page).
 pub struct Mapping {
     base: *mut libc::c_void,
     len: usize,
@@ -373,6 +374,11 @@ pub struct Mapping {
 
 impl Mapping {
     pub fn new(map: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+        Mapping::at(map, 0, len)
+    }
+
+    /// `len` bytes from `offset` (a multiple of the page size) on.
+    pub fn at(map: BorrowedFd<'_>, offset: usize, len: usize) -> io::Result<Self> {
         let len = len.max(1);
         // SAFETY: a shared mapping of the map's memory, unmapped on drop.
         let base = unsafe {
@@ -383,7 +389,7 @@ impl Mapping {
                 // Populated at once: no page fault per page written.
                 libc::MAP_SHARED,
                 map.as_raw_fd(),
-                0,
+                offset as libc::off_t,
             )
         };
         if base == libc::MAP_FAILED {

@@ -17,20 +17,24 @@ pub(super) fn headroom(n: usize) -> usize {
 
 /// A new array map of `capacity` values like `T`, mapped.
 pub(super) fn new_array<T>(name: &str, capacity: usize) -> Result<(OwnedFd, sys::Mapping)> {
+    let fd = new_map::<T>(name, capacity)?;
+    let size = std::mem::size_of::<T>() * capacity.max(1);
+    let mapping = sys::Mapping::new(fd.as_fd(), size).with_context(|| format!("mapping {name}"))?;
+    Ok((fd, mapping))
+}
+
+/// A new array map of `capacity` values like `T`.
+fn new_map<T>(name: &str, capacity: usize) -> Result<OwnedFd> {
     const { assert!(std::mem::size_of::<T>().is_multiple_of(8)) };
-    let size = std::mem::size_of::<T>();
-    let fd = sys::map_create(
+    sys::map_create(
         name,
         sys::MAP_TYPE_ARRAY,
         4,
-        size as u32,
+        std::mem::size_of::<T>() as u32,
         capacity.max(1) as u32,
         sys::INNER_ARRAY,
     )
-    .with_context(|| format!("creating map {name}"))?;
-    let mapping = sys::Mapping::new(fd.as_fd(), size * capacity.max(1))
-        .with_context(|| format!("mapping {name}"))?;
-    Ok((fd, mapping))
+    .with_context(|| format!("creating map {name}"))
 }
 
 /// Maps all of an existing array of `T`.
@@ -54,41 +58,76 @@ pub(super) fn put<T: Copy>(mapping: &mut sys::Mapping, items: &[T]) {
     };
 }
 
-/// Writes a generation's actions at the start of a mapping of its array: the kept ones from
-/// the running generation's array (`running`), restarted, their jumps' targets set again.
+/// Writes `ranges` of a generation's actions into its array, the kept ones read from the
+/// running generation's (`running`: its map id). Only the pages written and read are mapped:
+/// mapping costs by the page, and a change writes few actions (`Actions::to_write`).
 pub(super) fn put_actions(
-    mapping: &mut sys::Mapping,
+    fd: BorrowedFd,
     actions: &compile::Actions,
-    running: Option<&sys::Mapping>,
+    ranges: &[[u32; 2]],
+    running: Option<u32>,
 ) -> Result<()> {
-    let size = std::mem::size_of::<Action>();
-    assert!(actions.len() * size <= mapping.len());
-    let kept = actions.kept_end();
-    let running = match running {
-        Some(r) if kept * size <= r.len() => r.as_ptr().cast::<Action>(),
-        _ if kept == 0 => std::ptr::NonNull::dangling().as_ptr(),
-        _ => anyhow::bail!("kept actions past the running array"),
+    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+        return Ok(());
     };
-    // SAFETY: the mappings hold these many actions (checked), aligned (page base, 8-byte
-    // multiple size); the new array is ours alone. The running one's buckets may change
-    // meanwhile: `write` restarts them.
-    let (out, running) = unsafe {
-        (
-            std::slice::from_raw_parts_mut(mapping.as_ptr().cast::<Action>(), actions.len()),
-            std::slice::from_raw_parts(running, kept),
-        )
+    let mut out = Window::<Action>::map(fd, [first[0], last[1]])?;
+    let read = match actions.sources(ranges) {
+        None => None,
+        Some(span) => {
+            let id = running.context("kept actions without a running generation")?;
+            let fd = sys::map_by_id(id).context("opening the running actions")?;
+            Some(Window::<Action>::map(fd.as_fd(), span)?)
+        }
     };
-    actions.write(out, running);
+    let read = read.as_ref().map_or((&[][..], 0), |w| (w.values(), w.from));
+    let from = out.from;
+    actions.write(ranges, (out.values_mut(), from), read);
     Ok(())
 }
 
-/// The running generation's actions array, mapped, when `actions` keep some of it.
-pub(super) fn running_actions(actions: &compile::Actions, id: u32) -> Result<Option<sys::Mapping>> {
-    if !actions.keeps_any() {
-        return Ok(None);
+/// Values `from..to` of an array of `T`, mapped: the pages that hold them.
+struct Window<T> {
+    mapping: sys::Mapping,
+    /// Bytes from the mapping's start to value `from`.
+    skip: usize,
+    from: usize,
+    len: usize,
+    _values: std::marker::PhantomData<T>,
+}
+
+impl<T> Window<T> {
+    fn map(fd: BorrowedFd, [from, to]: [u32; 2]) -> Result<Self> {
+        let info = sys::map_info(fd)?;
+        let size = std::mem::size_of::<T>();
+        if info.value_size as usize != size || to > info.max_entries || from > to {
+            anyhow::bail!("map {} has no values {from}..{to} of {size} bytes", info.id);
+        }
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let start = from as usize * size;
+        let offset = start / page * page;
+        let mapping = sys::Mapping::at(fd, offset, to as usize * size - offset)?;
+        Ok(Window {
+            mapping,
+            skip: start - offset,
+            from: from as usize,
+            len: (to - from) as usize,
+            _values: std::marker::PhantomData,
+        })
     }
-    let fd = sys::map_by_id(id).context("opening the running actions")?;
-    Ok(Some(map_array::<Action>(&fd)?.1))
+
+    fn values(&self) -> &[T] {
+        // SAFETY: the mapping holds `len` values from `skip` on (checked against the map),
+        // 8-byte aligned (page offset, 8-byte multiple sizes).
+        unsafe { std::slice::from_raw_parts(self.mapping.as_ptr().add(self.skip).cast(), self.len) }
+    }
+
+    fn values_mut(&mut self) -> &mut [T] {
+        // SAFETY: as for `values`; the window is ours alone.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.mapping.as_ptr().add(self.skip).cast(), self.len)
+        }
+    }
 }
 
 /// Blocks to make for `n` bitmaps of this shape: room for n/16 + 240 more bitmaps (as the
@@ -530,16 +569,17 @@ pub(super) fn new_arrays(program: &Program) -> Result<(Arrays, impl FnOnce(&Prog
     }))
 }
 
-/// New arrays for `program`, chains and actions written (the kept ones from `running`), the
-/// bitmap array mapped.
+/// New arrays for `program`, chains and actions written (the kept ones from the running
+/// generation's, `running`: its map id), the bitmap array mapped.
 pub(super) fn new_arrays_mapped(
     program: &Program,
-    running: Option<&sys::Mapping>,
+    running: Option<u32>,
 ) -> Result<(Arrays, sys::Mapping)> {
     let (chains, mut m) = new_array::<ChainConfig>("CHAINS", headroom(program.chains.len()))?;
     put(&mut m, &loaded(&program.chains, shape(program)));
-    let (actions, mut m) = new_array::<Action>("ACTIONS", headroom(program.actions.len()))?;
-    put_actions(&mut m, &program.actions, running)?;
+    let actions = new_map::<Action>("ACTIONS", headroom(program.actions.len()))?;
+    let all = program.actions.to_write(None);
+    put_actions(actions.as_fd(), &program.actions, &all, running)?;
     let blocks = bitmap_headroom(program.layout.next_index as usize, shape(program));
     let (bitmaps, m) = new_array::<Block>("BITMAPS", blocks as usize)?;
     Ok((

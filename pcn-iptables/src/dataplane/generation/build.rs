@@ -7,12 +7,11 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use pcn_iptables_common::{Action, Block, ChainConfig, Counter};
+use pcn_iptables_common::{Block, ChainConfig, Counter};
 
 use super::arrays::{
     Active, Arrays, Packed, active_needs, delta_of, loaded, map_array, new_arrays,
-    new_arrays_mapped, new_trie, put, put_actions, running_actions, shape, trie_update,
-    write_bitmaps,
+    new_arrays_mapped, new_trie, put, put_actions, shape, trie_update, write_bitmaps,
 };
 use super::grace::Grace;
 use super::object::{ACTIONS, BITMAPS, CHAINS, FIELDS, OUTER, build_dir, pinned};
@@ -131,6 +130,7 @@ pub(super) fn full(
             maps: arrays.ids(id_of(&trie)?)?,
             layout: p.layout.clone(),
             delta: None,
+            actions_delta: None,
         },
     )?;
     Ok((
@@ -187,6 +187,9 @@ struct Base<'a> {
     ids: [Option<u32>; 4],
     /// What the slot lacks of the running generation (see `behind`).
     behind: Vec<(u32, u32)>,
+    /// The actions where the slot's may differ from the running generation's (`None`:
+    /// anywhere).
+    stale_actions: Option<Vec<[u32; 2]>>,
     /// The slot's own chains, actions and bitmaps arrays, if they can be rewritten in place.
     in_place: Option<[OwnedFd; 3]>,
 }
@@ -232,6 +235,10 @@ fn base<'a>(
         return Ok(None);
     };
     let in_place = arrays_with_room(slot_maps, p)?;
+    let stale_actions = match slot_seq == running.seq {
+        true => Some(Vec::new()),
+        false => running.actions_delta.clone(),
+    };
     Ok(Some(Base {
         running,
         updates,
@@ -240,6 +247,7 @@ fn base<'a>(
         active_info,
         ids,
         behind,
+        stale_actions,
         in_place,
     }))
 }
@@ -267,6 +275,7 @@ fn rewrite_in_place(
 ) -> Result<()> {
     let p = c.program;
     let delta = delta_of(p);
+    let changed = p.actions.changed();
     let mut a = Active::new(
         &base.active,
         &base.active_info,
@@ -286,16 +295,21 @@ fn rewrite_in_place(
     ];
     std::thread::scope(|s| -> Result<()> {
         // The new state, meanwhile.
-        let encoded = s.spawn(|| state::encode(c.table, seq, maps, &p.layout, Some(&delta)));
+        let encoded =
+            s.spawn(|| state::encode(c.table, seq, maps, &p.layout, Some(&delta), Some(&changed)));
         unpin_state(dir, c.slot)?;
         c.grace.wait()?;
         let _t = Timer("patch", std::time::Instant::now());
         base.update_trie(&mut a, p)?;
         let (_, mut cm) = map_array::<ChainConfig>(&chains)?;
         put(&mut cm, &loaded(&p.chains, shape(p)));
-        let (_, mut am) = map_array::<Action>(&actions)?;
-        let running = running_actions(&p.actions, base.running.maps[ACTIONS])?;
-        put_actions(&mut am, &p.actions, running.as_ref())?;
+        let ranges = p.actions.to_write(base.stale_actions.as_deref());
+        put_actions(
+            actions.as_fd(),
+            &p.actions,
+            &ranges,
+            Some(base.running.maps[ACTIONS]),
+        )?;
         // SAFETY: room for next bitmaps (checked); the slot's maps are ours now (grace).
         unsafe { write_bitmaps(&Packed::new(&m, shape(p)), Some(&a), p, &base.behind) };
         let bytes = encoded
@@ -322,8 +336,7 @@ fn into_new_arrays(
     let p = c.program;
     let running = base.running;
     let mut a = Active::mapped(&base.active, shape(p))?;
-    let kept = running_actions(&p.actions, running.maps[ACTIONS])?;
-    let (arrays, m) = new_arrays_mapped(p, kept.as_ref())?;
+    let (arrays, m) = new_arrays_mapped(p, Some(running.maps[ACTIONS]))?;
     if let Active::Mapped(am, _) = &a {
         // The running generation's blocks (`fits` checked that the new array holds them).
         let blocks = shape(p).blocks(running.layout.next_index) as usize;
@@ -360,6 +373,7 @@ fn into_new_arrays(
             maps,
             layout: p.layout.clone(),
             delta: Some(delta_of(p)),
+            actions_delta: Some(p.actions.changed()),
         },
     )
 }

@@ -144,6 +144,7 @@ pub fn install(
                     maps,
                     layout: c.program.layout.clone(),
                     delta: None,
+                    actions_delta: None,
                 },
             )
         })();

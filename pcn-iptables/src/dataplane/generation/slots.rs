@@ -94,6 +94,7 @@ pub(super) fn pin_state(dir: &Path, slot: u32, table: &Table, info: &state::Slot
         info.maps,
         &info.layout,
         info.delta.as_deref(),
+        info.actions_delta.as_deref(),
     )?;
     pin_bytes(dir, slot, &bytes)
 }
