@@ -59,14 +59,21 @@ impl ChainBase<'_> {
     }
 }
 
-/// The entries of `chain` among a layout's entries, in order.
+/// The entries of `chain` among a layout's entries, in order: found per field by binary
+/// search (entries sort by field, then chain), not by a walk of every chain's.
 pub(super) fn entries_of_chain(entries: &[Entry], chain: u32) -> Vec<Entry> {
     let c = (chain as u16).to_be_bytes();
-    entries
-        .iter()
-        .filter(|e| e.key[1..3] == c)
-        .copied()
-        .collect()
+    let mut out = Vec::new();
+    let mut rest = entries;
+    while let Some(first) = rest.first() {
+        let field = first.key[0];
+        let (this, next) = rest.split_at(rest.partition_point(|e| e.key[0] == field));
+        let lo = this.partition_point(|e| e.key[1..3] < c[..]);
+        let hi = this.partition_point(|e| e.key[1..3] <= c[..]);
+        out.extend_from_slice(&this[lo..hi]);
+        rest = next;
+    }
+    out
 }
 
 /// Computes one chain's bitmaps as far as `change` asks (`From(0)`: whole), on the running

@@ -131,25 +131,26 @@ pub(super) fn incremental(
     }))
 }
 
-/// `entries` in `Entry::order`, of which the first `kept` are: the rest sorted and merged in,
-/// where sorting all of a big ruleset's entries would cost more than the change.
+/// `entries` in `Entry::order`, of which the first `kept` are: the rest sorted and merged in
+/// place from the back, where sorting all of a big ruleset's entries, or copying them to
+/// another vector, would cost more than the change.
 fn in_order(mut entries: Vec<Entry>, kept: usize) -> Vec<Entry> {
     let mut new = entries.split_off(kept);
     new.sort_unstable_by_key(Entry::order);
-    let mut out = Vec::with_capacity(entries.len() + new.len());
-    let (mut a, mut b) = (entries.into_iter().peekable(), new.into_iter().peekable());
-    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
-        out.push(
-            if x.order() <= y.order() {
-                a.next()
-            } else {
-                b.next()
-            }
-            .expect("peeked"),
-        );
+    let first = entries.partition_point(|e| new.first().is_some_and(|n| e.order() <= n.order()));
+    let mut at = entries.len() + new.len();
+    let mut old = entries.len();
+    entries.resize(at, Entry::default());
+    while let Some(n) = new.last() {
+        at -= 1;
+        if old > first && entries[old - 1].order() > n.order() {
+            old -= 1;
+            entries[at] = entries[old];
+        } else {
+            entries[at] = new.pop().expect("looked at");
+        }
     }
-    out.extend(a.chain(b));
-    out
+    entries
 }
 
 /// The chains' ids: they keep theirs (a chain gone leaves an empty name); new ones get new
