@@ -58,14 +58,24 @@ impl Rtnl {
         )
         .context("sending a netlink request")?;
         let mut answers = Vec::new();
-        let mut buf = vec![0u8; 1 << 16];
+        // Not zeroed: only the pages an answer fills get touched (a page fault each).
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
         loop {
-            let n = nix::sys::socket::recv(
-                self.fd.as_raw_fd(),
-                &mut buf,
-                nix::sys::socket::MsgFlags::empty(),
-            )
-            .context("reading a netlink answer")?;
+            // SAFETY: recv writes at most `capacity` bytes into the buffer and says how many.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.capacity(),
+                    0,
+                )
+            };
+            if n < 0 {
+                return Err(std::io::Error::last_os_error()).context("reading a netlink answer");
+            }
+            let n = n as usize;
+            // SAFETY: the kernel wrote the first n bytes.
+            unsafe { buf.set_len(n) };
             let mut at = 0;
             while at < n {
                 let len = NetlinkBuffer::new_checked(&buf[at..n])
