@@ -24,6 +24,18 @@ fn main() -> anyhow::Result<()> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     let elf = std::fs::read(out.join("pcn-iptables-ebpf")).context("reading the eBPF object")?;
     println!("cargo:rustc-env=PCN_ELF_HASH={:016x}", elf_hash(&elf));
+    static_unwinder(&out)
+}
+
+/// Links gcc's unwinder statically (what `-static-libgcc` does for C++): std asks for
+/// `-lgcc_s`, which a linker script found first turns into libgcc_eh.a. libgcc_s.so's
+/// constructor probes the CPU with cpuid, which traps to the hypervisor on a VM: loading it
+/// took 0.15 ms of every command here, and iptables loads no such library.
+fn static_unwinder(out: &std::path::Path) -> anyhow::Result<()> {
+    let dir = out.join("unwind");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("libgcc_s.so"), "INPUT(-lgcc_eh)\n")?;
+    println!("cargo:rustc-link-search=native={}", dir.display());
     Ok(())
 }
 
