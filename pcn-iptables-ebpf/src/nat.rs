@@ -211,6 +211,15 @@ pub(crate) fn masquerade_gone(
     if src == 0 || src == u32::from_ne_bytes(mapped) {
         return false;
     }
+    // Routed elsewhere (policy routing by a mark or TOS the connection's packets get in
+    // PREROUTING, which this lookup cannot know yet; or a route changed): netfilter forgets
+    // the connection only when its address goes, so it stays while the address is local.
+    fib.ifindex = pkt.in_ifindex;
+    fib.ipv4_src = [0; 4];
+    fib.ipv4_dst = [u32::from_ne_bytes(mapped), 0, 0, 0];
+    if fib_lookup(ctx, fib, FIB_LOOKUP_SKIP_NEIGH) == FIB_NOT_FWDED {
+        return false;
+    }
     if let Some(m) = nat::midway(key, e) {
         let _ = PCN_CONNTRACK.remove(&m.key().0);
     }
