@@ -170,9 +170,14 @@ fn header_rewrites_reach_the_receiver(fw: Fw) {
 /// (TCP_MAXSEG: the least of the two SYNs' MSS options, less the timestamp option), or `None`
 /// when the connection did not open.
 fn server_mss(from: &Ns, server: &Ns, port: u16) -> Option<i32> {
+    server_mss_at(from, server, SERVER, port)
+}
+
+/// [`server_mss`] for a connection to `dst`, an address of `server`.
+fn server_mss_at(from: &Ns, server: &Ns, dst: &str, port: u16) -> Option<i32> {
     use std::os::fd::AsRawFd;
     let listener = server.in_ns(|| std::net::TcpListener::bind(("0.0.0.0", port)).unwrap());
-    let to = std::net::SocketAddr::from((pcn_iptables_tests::lab::ip4(SERVER), port));
+    let to = std::net::SocketAddr::from((pcn_iptables_tests::lab::ip4(dst), port));
     let client = from.in_ns(|| std::net::TcpStream::connect_timeout(&to, Duration::from_secs(2)));
     client.ok()?;
     let (conn, _) = listener.accept().ok()?;
@@ -860,6 +865,7 @@ fn a_connection_mark_routes_a_connection_again(fw: Fw) {
 /// PCN_IPTABLES_FIB_MARK=off) refuses the rules that set a mark in PREROUTING while fwmark
 /// rules exist, and changes nothing; the TOS routes there too.
 fn prerouting_marks_and_tos_route_forwarded_packets(fw: Fw) {
+    const RENUMBERED: &str = "198.18.5.12";
     let pcn = fw.is_pcn();
     let marks = !pcn || fib_lookup_takes_mark();
     let Routed {
@@ -911,6 +917,7 @@ fn prerouting_marks_and_tos_route_forwarded_packets(fw: Fw) {
          -A FORWARD -i eth0 -o eth1 -p tcp
          -A FORWARD -i eth0 -o eth2 -p tcp
          -t mangle -A FORWARD -i eth0 -o eth2
+         -t mangle -A FORWARD -o eth2 -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu
          -t mangle -A POSTROUTING -o eth1 -p udp
          -t mangle -A POSTROUTING -o eth2 -p udp
          -t nat -A POSTROUTING -o eth2 -j MASQUERADE
@@ -952,7 +959,7 @@ fn prerouting_marks_and_tos_route_forwarded_packets(fw: Fw) {
         // restore (every TCP packet from eth0), MARK (the SYN), MARK 7001, save, TOS.
         let mangle = lab.counts(&router, "PREROUTING -t mangle");
         assert_eq!(mangle, vec![tcp, 1, 2, 1, 2]);
-        assert_eq!(lab.counts(&router, "FORWARD -t mangle"), vec![4 + tcp]);
+        assert_eq!(lab.counts(&router, "FORWARD -t mangle"), vec![4 + tcp, 1]);
         assert_eq!(lab.counts(&router, "POSTROUTING -t mangle"), vec![3, 4]);
         // New connections: 7001, 7003 and the TCP one masqueraded, 7002 by eth1.
         assert_eq!(lab.counts(&router, "POSTROUTING -t nat"), vec![3, 1]);
@@ -965,9 +972,35 @@ fn prerouting_marks_and_tos_route_forwarded_packets(fw: Fw) {
         assert!(!tcp_at_2, "{:?}", reply.peer);
         assert_eq!(forward, vec![5, 2, tcp, 0]);
         assert_eq!(lab.counts(&router, "PREROUTING -t mangle"), vec![1, 2]);
-        assert_eq!(lab.counts(&router, "FORWARD -t mangle"), vec![2]);
+        assert_eq!(lab.counts(&router, "FORWARD -t mangle"), vec![2, 0]);
         assert_eq!(lab.counts(&router, "POSTROUTING -t mangle"), vec![5, 2]);
         assert_eq!(lab.counts(&router, "POSTROUTING -t nat"), vec![1, 3]);
+    }
+    // A tunnel's smaller MTU on the second uplink: `--clamp-mss-to-pmtu` clamps a SYN to the
+    // route the packet takes (1240; the server's side keeps 1228 of it beside timestamps).
+    drop((at_server, at_server2));
+    router.ip("link set eth2 mtu 1280");
+    let mss = server_mss_at(&client, &server2, BOTH, 80);
+    let mss_at_1 = server_mss_at(&client, &server, BOTH, 80);
+    match marks {
+        true => assert_eq!((mss, mss_at_1), (Some(1228), None)),
+        false => assert_eq!((mss, mss_at_1), (None, Some(1448))),
+    }
+    if marks {
+        // eth2 renumbered behind pcn-iptables' back: MASQUERADE takes the address the routing
+        // picks on the way the mark or TOS chose (FIB_LOOKUP_SRC, Linux 6.7), as netfilter
+        // takes the device's address then, not the one listed at the last command.
+        router.sysctl("net.ipv4.conf.eth2.promote_secondaries=1");
+        router.ip(&format!("addr add {RENUMBERED}/24 dev eth2"));
+        router.ip(&format!("addr del {ROUTER_S2}/24 dev eth2"));
+        let at_server2 = Whoami::start(&server2, &[7001, 7003], false);
+        send_udp(&client, BOTH, 7001, 1, Duration::ZERO, true);
+        send_udp(&client, BOTH, 7003, 1, Duration::ZERO, true);
+        let new = RENUMBERED.to_string();
+        assert_eq!(
+            udp_peers(&at_server2),
+            vec![(7001, new.clone()), (7003, new)]
+        );
     }
     if pcn && marks {
         // As on an older kernel: refused while fwmark rules exist (nothing changes), the TOS

@@ -28,7 +28,7 @@ use crate::parse::{
 };
 use crate::route::{
     FIB_FRAG_NEEDED, FIB_FWD_DISABLED, FIB_LOOKUP_MARK, FIB_LOOKUP_SKIP_NEIGH, FIB_LOOKUP_SRC,
-    FIB_NO_NEIGH, FIB_NOT_FWDED, FIB_SUCCESS, FibLookup, fib_lookup,
+    FIB_NO_NEIGH, FIB_NOT_FWDED, FIB_SUCCESS, FibLookup, fib_lookup, mark_flag,
 };
 use crate::track::{claim, confirm_now, find, store};
 
@@ -135,7 +135,8 @@ fn pick_port(flags: u32, range: [u16; 2], port: u16) -> u16 {
 }
 
 /// The address MASQUERADE maps to: the one the kernel's routing picks to reach the
-/// destination from the output interface (FIB_LOOKUP_SRC, 6.7), else the interface's as
+/// destination from the output interface (FIB_LOOKUP_SRC, 6.7; asked with the packet's TOS
+/// and mark, by which policy routing chose that interface), else the interface's as
 /// inet_select_addr() picks it (userspace lists them at every change).
 #[inline(always)]
 fn masquerade_source(ctx: *mut core::ffi::c_void, pkt: &PacketInfo) -> Option<[u8; 4]> {
@@ -150,10 +151,13 @@ fn masquerade_source(ctx: *mut core::ffi::c_void, pkt: &PacketInfo) -> Option<[u
         } else {
             pkt.out_ifindex
         },
+        tos: pkt.tos as u32,
         ..Default::default()
     };
     fib.ipv4_dst[0] = u32::from_ne_bytes(pkt.xlat.dst);
-    let rc = fib_lookup(ctx, fib, FIB_LOOKUP_SRC | FIB_LOOKUP_SKIP_NEIGH);
+    fib.set_mark(pkt.mark);
+    let flags = FIB_LOOKUP_SRC | FIB_LOOKUP_SKIP_NEIGH | mark_flag();
+    let rc = fib_lookup(ctx, fib, flags);
     let mut src = 0;
     if (rc == FIB_SUCCESS || rc == FIB_NO_NEIGH) && fib.ifindex == pkt.out_ifindex {
         src = fib.ipv4_src[0];
