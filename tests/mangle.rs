@@ -859,7 +859,10 @@ fn a_connection_mark_routes_a_connection_again(fw: Fw) {
 /// one (`CONNMARK --restore-mark`). The routing decision after PREROUTING takes the mark and
 /// the TOS: FORWARD's and POSTROUTING's `-o` see eth2 for 7001, 7003 and the connection,
 /// which `-o eth2 -j MASQUERADE` translates (server2 sees the router's eth2 address), and eth1
-/// for 7002 (the server sees the client). Each chain counts each packet once.
+/// for 7002 (the server sees the client). Each chain counts each packet once. Then the
+/// second uplink gets a tunnel's MTU, 1280, which `--clamp-mss-to-pmtu` on FORWARD clamps a
+/// marked connection's SYN to; and is renumbered behind the firewall's back, which
+/// MASQUERADE follows for the marked and the TOS-routed datagrams.
 ///
 /// pcn-iptables on a kernel whose bpf_fib_lookup takes no mark (before 6.10, or as one with
 /// PCN_IPTABLES_FIB_MARK=off) refuses the rules that set a mark in PREROUTING while fwmark
