@@ -51,7 +51,7 @@ SUBSET=(
   "restore scale_16384_rules::pcn"
   "lifecycle uninstall_removes_programs_links_and_state"
   "nat masquerade_out::pcn published_port::pcn icmp_through_nat::pcn output_dnat::pcn"
-  "mangle output_marks_and_tos_route_again::pcn a_connection_mark_routes_a_connection_again::pcn"
+  "mangle output_marks_and_tos_route_again::pcn a_connection_mark_routes_a_connection_again::pcn prerouting_marks_and_tos_route_forwarded_packets::pcn"
 )
 
 filter=()

@@ -24,7 +24,8 @@ scenarios!(
     syns_as_devices_deliver_them_get_mss,
     the_mss_option_matches,
     output_marks_and_tos_route_again,
-    a_connection_mark_routes_a_connection_again
+    a_connection_mark_routes_a_connection_again,
+    prerouting_marks_and_tos_route_forwarded_packets
 );
 
 /// The packet counts of the policies of table `table`'s base chains, in listing order.
@@ -169,9 +170,14 @@ fn header_rewrites_reach_the_receiver(fw: Fw) {
 /// (TCP_MAXSEG: the least of the two SYNs' MSS options, less the timestamp option), or `None`
 /// when the connection did not open.
 fn server_mss(from: &Ns, server: &Ns, port: u16) -> Option<i32> {
+    server_mss_at(from, server, SERVER, port)
+}
+
+/// [`server_mss`] for a connection to `dst`, an address of `server`.
+fn server_mss_at(from: &Ns, server: &Ns, dst: &str, port: u16) -> Option<i32> {
     use std::os::fd::AsRawFd;
     let listener = server.in_ns(|| std::net::TcpListener::bind(("0.0.0.0", port)).unwrap());
-    let to = std::net::SocketAddr::from((pcn_iptables_tests::lab::ip4(SERVER), port));
+    let to = std::net::SocketAddr::from((pcn_iptables_tests::lab::ip4(dst), port));
     let client = from.in_ns(|| std::net::TcpStream::connect_timeout(&to, Duration::from_secs(2)));
     client.ok()?;
     let (conn, _) = listener.accept().ok()?;
@@ -843,4 +849,187 @@ fn a_connection_mark_routes_a_connection_again(fw: Fw) {
     assert!(filter[0] >= 2 && filter[1] == 0, "{filter:?}");
     assert_eq!(post, vec![0, filter[0]]);
     assert_eq!(mangle[0], filter[0]);
+}
+
+/// The VPN gateway's pattern: the router (two uplinks, eth1 to the server, eth2 to server2)
+/// marks in mangle PREROUTING what the client sends and routes it by `ip rule fwmark 1 lookup
+/// 100` (table 100's default via server2) or `tos 0x10 lookup 100`. Datagrams to 7001 are
+/// marked 1, those to 7003 get TOS 0x10, those to 7002 neither; a TCP connection to port 80 is
+/// marked on its first packet, the mark saved to the connection and restored on every later
+/// one (`CONNMARK --restore-mark`). The routing decision after PREROUTING takes the mark and
+/// the TOS: FORWARD's and POSTROUTING's `-o` see eth2 for 7001, 7003 and the connection,
+/// which `-o eth2 -j MASQUERADE` translates (server2 sees the router's eth2 address), and eth1
+/// for 7002 (the server sees the client). Each chain counts each packet once. Then the
+/// second uplink gets a tunnel's MTU, 1280, which `--clamp-mss-to-pmtu` on FORWARD clamps a
+/// marked connection's SYN to; and is renumbered behind the firewall's back, which
+/// MASQUERADE follows for the marked and the TOS-routed datagrams.
+///
+/// pcn-iptables on a kernel whose bpf_fib_lookup takes no mark (before 6.10, or as one with
+/// PCN_IPTABLES_FIB_MARK=off) refuses the rules that set a mark in PREROUTING while fwmark
+/// rules exist, and changes nothing; the TOS routes there too.
+fn prerouting_marks_and_tos_route_forwarded_packets(fw: Fw) {
+    const RENUMBERED: &str = "198.18.5.12";
+    let pcn = fw.is_pcn();
+    let marks = !pcn || fib_lookup_takes_mark();
+    let Routed {
+        lab,
+        client,
+        router,
+        server,
+        server2,
+    } = Routed::new(fw);
+    server.ip(&format!("addr add {BOTH}/32 dev eth0"));
+    server2.ip(&format!("addr add {BOTH}/32 dev eth0"));
+    router.ip(&format!("route add default via {SERVER}"));
+    router.ip(&format!("route add default via {SERVER2} table 100"));
+    router.ip("rule add fwmark 1 lookup 100");
+    router.ip("rule add tos 0x10 lookup 100");
+    // The next hops' neighbours known, as a busy router has them (before the rules, which
+    // count only the client's packets).
+    assert!(router.ping(SERVER).attempt(Duration::from_secs(2)));
+    assert!(router.ping(SERVER2).attempt(Duration::from_secs(2)));
+    let mark_rules = [
+        "-t mangle -A PREROUTING -i eth0 -p tcp -j CONNMARK --restore-mark",
+        "-t mangle -A PREROUTING -i eth0 -p tcp --dport 80 -m conntrack --ctstate NEW \
+         -j MARK --set-mark 1",
+        "-t mangle -A PREROUTING -i eth0 -p udp --dport 7001 -j MARK --set-mark 1",
+    ];
+    let all_rules = || -> String {
+        ["filter", "nat", "mangle", "raw"]
+            .map(|table| lab.ipt_ok(&router, &format!("-t {table} -S")).stdout)
+            .join("")
+    };
+    let before = all_rules();
+    for rule in mark_rules {
+        if marks {
+            lab.ipt_ok(&router, rule);
+        } else {
+            let out = lab.ipt(&router, rule);
+            assert_eq!(out.code, Some(1), "{out}");
+            assert!(out.stderr.contains("fwmark"), "{out}");
+            assert_eq!(all_rules(), before, "nothing changed");
+        }
+    }
+    lab.ipt_lines(
+        &router,
+        "-t mangle -A PREROUTING -i eth0 -p tcp --dport 80 -m conntrack --ctstate NEW \
+            -j CONNMARK --save-mark
+         -t mangle -A PREROUTING -i eth0 -p udp --dport 7003 -j TOS --set-tos 0x10
+         -A FORWARD -i eth0 -o eth1 -p udp
+         -A FORWARD -i eth0 -o eth2 -p udp
+         -A FORWARD -i eth0 -o eth1 -p tcp
+         -A FORWARD -i eth0 -o eth2 -p tcp
+         -t mangle -A FORWARD -i eth0 -o eth2
+         -t mangle -A FORWARD -o eth2 -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu
+         -t mangle -A POSTROUTING -o eth1 -p udp
+         -t mangle -A POSTROUTING -o eth2 -p udp
+         -t nat -A POSTROUTING -o eth2 -j MASQUERADE
+         -t nat -A POSTROUTING -o eth1",
+    );
+    let ports = [80, 7001, 7002, 7003];
+    let at_server = Whoami::start(&server, &ports, false);
+    let at_server2 = Whoami::start(&server2, &ports, false);
+    for (port, n) in [(7001, 2), (7002, 3), (7003, 2)] {
+        send_udp(&client, BOTH, port, n, Duration::ZERO, true);
+    }
+    let reply = tcp_ask(&client, BOTH, 80, None, Duration::from_secs(3)).expect("an answer");
+    let udp_peers = |w: &Whoami| -> Vec<(u16, String)> {
+        w.seen_of("udp")
+            .iter()
+            .map(|s| (s.local.port(), s.peer.ip().to_string()))
+            .collect()
+    };
+    let (client_ip, eth2_ip) = (CLIENT.to_string(), ROUTER_S2.to_string());
+    let tcp_at_2 = *reply.peer.ip() == ROUTER_S2.parse::<Ipv4Addr>().unwrap();
+    let forward = lab.counts(&router, "FORWARD");
+    let tcp = forward[2] + forward[3];
+    assert!(tcp >= 2, "{forward:?}");
+    eprintln!(
+        "counts: {forward:?} {:?} {:?} {:?} {:?}",
+        lab.counts(&router, "PREROUTING -t mangle"),
+        lab.counts(&router, "FORWARD -t mangle"),
+        lab.counts(&router, "POSTROUTING -t mangle"),
+        lab.counts(&router, "POSTROUTING -t nat")
+    );
+    if marks {
+        assert_eq!(udp_peers(&at_server), vec![(7002, client_ip.clone()); 3]);
+        let mut want = vec![(7001, eth2_ip.clone()); 2];
+        want.extend(vec![(7003, eth2_ip.clone()); 2]);
+        assert_eq!(udp_peers(&at_server2), want);
+        assert!(tcp_at_2, "{:?}", reply.peer);
+        assert_eq!(at_server.seen_of("tcp").len(), 0);
+        assert_eq!(forward, vec![3, 4, 0, tcp]);
+        // restore (every TCP packet from eth0), MARK (the SYN), MARK 7001, save, TOS.
+        let mangle = lab.counts(&router, "PREROUTING -t mangle");
+        assert_eq!(mangle, vec![tcp, 1, 2, 1, 2]);
+        assert_eq!(lab.counts(&router, "FORWARD -t mangle"), vec![4 + tcp, 1]);
+        assert_eq!(lab.counts(&router, "POSTROUTING -t mangle"), vec![3, 4]);
+        // New connections: 7001, 7003 and the TCP one masqueraded, 7002 by eth1.
+        assert_eq!(lab.counts(&router, "POSTROUTING -t nat"), vec![3, 1]);
+    } else {
+        // No mark: 7001 and the connection go by the main table (eth1), untranslated.
+        let mut want = vec![(7001, client_ip.clone()); 2];
+        want.extend(vec![(7002, client_ip.clone()); 3]);
+        assert_eq!(udp_peers(&at_server), want);
+        assert_eq!(udp_peers(&at_server2), vec![(7003, eth2_ip.clone()); 2]);
+        assert!(!tcp_at_2, "{:?}", reply.peer);
+        assert_eq!(forward, vec![5, 2, tcp, 0]);
+        assert_eq!(lab.counts(&router, "PREROUTING -t mangle"), vec![1, 2]);
+        assert_eq!(lab.counts(&router, "FORWARD -t mangle"), vec![2, 0]);
+        assert_eq!(lab.counts(&router, "POSTROUTING -t mangle"), vec![5, 2]);
+        assert_eq!(lab.counts(&router, "POSTROUTING -t nat"), vec![1, 3]);
+    }
+    // A tunnel's smaller MTU on the second uplink: `--clamp-mss-to-pmtu` clamps a SYN to the
+    // route the packet takes (1240; the server's side keeps 1228 of it beside timestamps).
+    drop((at_server, at_server2));
+    router.ip("link set eth2 mtu 1280");
+    let mss = server_mss_at(&client, &server2, BOTH, 80);
+    let mss_at_1 = server_mss_at(&client, &server, BOTH, 80);
+    match marks {
+        true => assert_eq!((mss, mss_at_1), (Some(1228), None)),
+        false => assert_eq!((mss, mss_at_1), (None, Some(1448))),
+    }
+    if marks {
+        // eth2 renumbered behind pcn-iptables' back: MASQUERADE takes the address the routing
+        // picks on the way the mark or TOS chose (FIB_LOOKUP_SRC, Linux 6.7), as netfilter
+        // takes the device's address then, not the one listed at the last command.
+        router.sysctl("net.ipv4.conf.eth2.promote_secondaries=1");
+        router.ip(&format!("addr add {RENUMBERED}/24 dev eth2"));
+        router.ip(&format!("addr del {ROUTER_S2}/24 dev eth2"));
+        let at_server2 = Whoami::start(&server2, &[7001, 7003], false);
+        send_udp(&client, BOTH, 7001, 1, Duration::ZERO, true);
+        send_udp(&client, BOTH, 7003, 1, Duration::ZERO, true);
+        let new = RENUMBERED.to_string();
+        assert_eq!(
+            udp_peers(&at_server2),
+            vec![(7001, new.clone()), (7003, new)]
+        );
+    }
+    if pcn && marks {
+        // As on an older kernel: refused while fwmark rules exist (nothing changes), the TOS
+        // taken; accepted without fwmark rules.
+        let env_ipt = |rule: &str| {
+            let mut args = vec!["env", "PCN_IPTABLES_FIB_MARK=off", lab.fw.bin_str(), "-w"];
+            args.extend(rule.split_whitespace());
+            router.exec(&args)
+        };
+        let before = all_rules();
+        for rule in [
+            "-t raw -A PREROUTING -j MARK --set-mark 5",
+            "-t mangle -A PREROUTING -j MARK --set-mark 5",
+            "-t nat -A PREROUTING -j MARK --set-mark 5",
+        ] {
+            let out = env_ipt(rule);
+            assert_eq!(out.code, Some(1), "{rule}: {out}");
+            assert!(out.stderr.contains("PREROUTING"), "{out}");
+            assert!(out.stderr.contains("fwmark"), "{out}");
+        }
+        // The rules already there are refused too at the next change.
+        let out = env_ipt("-t mangle -A PREROUTING -j DSCP --set-dscp 1");
+        assert_eq!(out.code, Some(1), "{out}");
+        assert_eq!(all_rules(), before, "nothing changed");
+        router.ip("rule del fwmark 1 lookup 100");
+        env_ipt("-t mangle -A PREROUTING -j MARK --set-mark 5").expect_ok();
+        env_ipt("-t mangle -A PREROUTING -j DSCP --set-dscp 1").expect_ok();
+    }
 }

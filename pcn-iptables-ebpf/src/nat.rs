@@ -28,7 +28,7 @@ use crate::parse::{
 };
 use crate::route::{
     FIB_FRAG_NEEDED, FIB_FWD_DISABLED, FIB_LOOKUP_MARK, FIB_LOOKUP_SKIP_NEIGH, FIB_LOOKUP_SRC,
-    FIB_NO_NEIGH, FIB_NOT_FWDED, FIB_SUCCESS, FibLookup, fib_lookup,
+    FIB_NO_NEIGH, FIB_NOT_FWDED, FIB_SUCCESS, FibLookup, fib_lookup, mark_flag,
 };
 use crate::track::{claim, confirm_now, find, store};
 
@@ -91,10 +91,11 @@ pub(crate) fn map_source(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> b
             pkt.xlat.src = nat::pick_addr(r.addr, address_hash(&pkt.orig, r.flags));
         }
         nat_kind::MASQUERADE => {
-            let Some(src) = masquerade_source(ctx, pkt) else {
+            let src = masquerade_source(ctx, pkt);
+            if src == 0 {
                 return false;
-            };
-            pkt.xlat.src = src;
+            }
+            pkt.xlat.src = src.to_ne_bytes();
         }
         nat_kind::NETMAP => pkt.xlat.src = nat::netmap(pkt.xlat.src, r.addr),
         _ => {}
@@ -135,25 +136,37 @@ fn pick_port(flags: u32, range: [u16; 2], port: u16) -> u16 {
 }
 
 /// The address MASQUERADE maps to: the one the kernel's routing picks to reach the
-/// destination from the output interface (FIB_LOOKUP_SRC, 6.7), else the interface's as
-/// inet_select_addr() picks it (userspace lists them at every change).
-#[inline(always)]
-fn masquerade_source(ctx: *mut core::ffi::c_void, pkt: &PacketInfo) -> Option<[u8; 4]> {
+/// destination from the output interface (FIB_LOOKUP_SRC, 6.7; asked with the packet's TOS
+/// and mark, by which policy routing chose that interface), else the interface's as
+/// inet_select_addr() picks it (userspace lists them at every change); 0 for none (in the
+/// byte order of the header's, as a number in one register). A subprogram: its
+/// locals stay out of the frame of XDP's `xdp_accept`, on 6.1's deepest chain of calls.
+#[inline(never)]
+fn masquerade_source(ctx: *mut core::ffi::c_void, pkt: &PacketInfo) -> u32 {
     let hook = (pkt.in_ifindex == 0) as u32;
-    let fib = unsafe { &mut *PCN_NAT_FIB.get_ptr_mut(hook)? };
-    *fib = FibLookup {
-        family: AF_INET,
-        l4_protocol: pkt.proto,
-        tot_len: pkt.len as u16,
-        ifindex: if pkt.in_ifindex != 0 {
-            pkt.in_ifindex
-        } else {
-            pkt.out_ifindex
-        },
-        ..Default::default()
+    let Some(fib) = PCN_NAT_FIB.get_ptr_mut(hook) else {
+        return 0;
     };
-    fib.ipv4_dst[0] = u32::from_ne_bytes(pkt.xlat.dst);
-    let rc = fib_lookup(ctx, fib, FIB_LOOKUP_SRC | FIB_LOOKUP_SKIP_NEIGH);
+    let fib = unsafe { &mut *fib };
+    // Field by field: a whole struct would be built on the stack first, where 6.1's verifier
+    // finds no room for it in XDP's deepest chain of calls.
+    fib.family = AF_INET;
+    fib.l4_protocol = pkt.proto;
+    fib.sport = 0;
+    fib.dport = 0;
+    fib.tot_len = pkt.len as u16;
+    fib.ifindex = if pkt.in_ifindex != 0 {
+        pkt.in_ifindex
+    } else {
+        pkt.out_ifindex
+    };
+    fib.tos = pkt.tos as u32;
+    fib.ipv4_src = [0; 4];
+    fib.ipv4_dst = [u32::from_ne_bytes(pkt.xlat.dst), 0, 0, 0];
+    fib.tbid = 0;
+    fib.set_mark(pkt.mark);
+    let flags = FIB_LOOKUP_SRC | FIB_LOOKUP_SKIP_NEIGH | mark_flag();
+    let rc = fib_lookup(ctx, fib, flags);
     let mut src = 0;
     if (rc == FIB_SUCCESS || rc == FIB_NO_NEIGH) && fib.ifindex == pkt.out_ifindex {
         src = fib.ipv4_src[0];
@@ -161,7 +174,7 @@ fn masquerade_source(ctx: *mut core::ffi::c_void, pkt: &PacketInfo) -> Option<[u
     if src == 0 {
         src = crate::settings::if_source(pkt.out_ifindex, pkt.xlat.dst);
     }
-    (src != 0).then(|| src.to_ne_bytes())
+    src
 }
 
 /// Whether the packet's masqueraded connection (`e`, under `key`, the packet's source being
@@ -209,6 +222,15 @@ pub(crate) fn masquerade_gone(
         src = crate::settings::if_source(e.out_ifindex, to);
     }
     if src == 0 || src == u32::from_ne_bytes(mapped) {
+        return false;
+    }
+    // Routed elsewhere (policy routing by a mark or TOS the connection's packets get in
+    // PREROUTING, which this lookup cannot know yet; or a route changed): netfilter forgets
+    // the connection only when its address goes, so it stays while the address is local.
+    fib.ifindex = pkt.in_ifindex;
+    fib.ipv4_src = [0; 4];
+    fib.ipv4_dst = [u32::from_ne_bytes(mapped), 0, 0, 0];
+    if fib_lookup(ctx, fib, FIB_LOOKUP_SKIP_NEIGH) == FIB_NOT_FWDED {
         return false;
     }
     if let Some(m) = nat::midway(key, e) {

@@ -17,6 +17,18 @@ pub(crate) const FIB_LOOKUP_SRC: u32 = 1 << 4;
 /// The lookup selects rules by `mark` (6.10).
 pub(crate) const FIB_LOOKUP_MARK: u32 = 1 << 5;
 
+/// 1 where the kernel's bpf_fib_lookup takes a mark (BPF_FIB_LOOKUP_MARK, Linux 6.10), set by
+/// the loader from the kernel's BTF. A constant to the verifier: the flags cost nothing more.
+#[unsafe(no_mangle)]
+static PCN_FIB_MARK: u8 = 0;
+
+/// FIB_LOOKUP_MARK where the kernel knows it; 0 before 6.10, whose lookup would answer EINVAL
+/// to the flag (userspace refuses the rulesets whose routing needs the mark there).
+#[inline(always)]
+pub(crate) fn mark_flag() -> u32 {
+    (unsafe { core::ptr::read_volatile(&PCN_FIB_MARK) } as u32 & 1) * FIB_LOOKUP_MARK
+}
+
 /// `struct bpf_fib_lookup` with its unions flattened to their IPv4 members.
 #[repr(C)]
 #[derive(Default)]
@@ -66,7 +78,11 @@ pub(crate) fn fib_lookup(ctx: *mut core::ffi::c_void, fib: &mut FibLookup, flags
 /// The chain of the kernel's routing decision for a packet that came in, as netfilter's
 /// hooks would see it: local → INPUT, routed → FORWARD (with its output interface and the
 /// TTL ip_forward() leaves it); `None` where the kernel drops it before any hook
-/// (blackhole, unreachable, prohibit).
+/// (blackhole, unreachable, prohibit). Asked as ip_route_input asks it after PREROUTING:
+/// with the mark and TOS byte the chains so far left the packet (policy routing by
+/// `ip rule ... fwmark` or `tos`), which the stack's own lookup then sees too (the mark
+/// goes on the skb at TC ingress, the TOS into the header at XDP). The kernel masks the TOS
+/// the same way on both paths (IPTOS_RT_MASK before 6.12, the DSCP bits after).
 #[inline(always)]
 pub(crate) fn input_chain(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> Option<u32> {
     let mut fib = FibLookup {
@@ -76,11 +92,13 @@ pub(crate) fn input_chain(ctx: *mut core::ffi::c_void, pkt: &mut PacketInfo) -> 
         dport: pkt.dport.to_be(),
         tot_len: pkt.len as u16,
         ifindex: pkt.in_ifindex,
+        tos: pkt.tos as u32,
         ..Default::default()
     };
     fib.ipv4_src[0] = u32::from_ne_bytes(pkt.src);
     fib.ipv4_dst[0] = u32::from_ne_bytes(pkt.dst);
-    match fib_lookup(ctx, &mut fib, FIB_LOOKUP_SKIP_NEIGH) {
+    fib.set_mark(pkt.mark);
+    match fib_lookup(ctx, &mut fib, FIB_LOOKUP_SKIP_NEIGH | mark_flag()) {
         FIB_SUCCESS | FIB_NO_NEIGH | FIB_FRAG_NEEDED => {
             pkt.out_ifindex = fib.ifindex;
             // ip_forward() decrements the TTL before the FORWARD hook.

@@ -19,6 +19,7 @@ use pcn_iptables_common::{PacketInfo, rewrite};
 use crate::parse::{AF_INET, ETH_HLEN, IPPROTO_TCP};
 use crate::route::{
     FIB_FWD_DISABLED, FIB_LOOKUP_SKIP_NEIGH, FIB_NO_NEIGH, FIB_SUCCESS, FibLookup, fib_lookup,
+    mark_flag,
 };
 
 /// The TCP options being searched, per CPU: index 0 for TC ingress, 1 for egress (a TC
@@ -103,7 +104,11 @@ pub(crate) fn apply(skb: *mut __sk_buff, mss: u16, clamp: bool, scratch: u32) ->
             EGRESS => unsafe { (*ctx.skb.skb).ifindex },
             _ => 0,
         };
-        let mtu = path_mtu(ctx, src, dst, dev).min(path_mtu(ctx, dst, src, 0));
+        // The way there as the packet is routed (its TOS and mark: policy routing may send it
+        // by a tunnel of a smaller MTU); the way back as tcpmss_reverse_mtu asks, by address.
+        let mark = unsafe { (*ctx.skb.skb).mark };
+        let there = path_mtu(ctx, src, dst, dev, ip[1], mark);
+        let mtu = there.min(path_mtu(ctx, dst, src, 0, 0, 0));
         if mtu <= MINLEN {
             return DROP;
         }
@@ -233,20 +238,24 @@ fn add(
     if ok { KEEP } else { DROP }
 }
 
-/// The MTU of the route from `src` to `dst` (its device's where the lookup gives no MTU, or
-/// device `dev`'s where it finds no route); no bound for a local destination.
+/// The MTU of the route from `src` to `dst` with TOS byte `tos` and mark `mark` (its device's
+/// where the lookup gives no MTU, or device `dev`'s where it finds no route); no bound for a
+/// local destination.
 #[inline(always)]
-fn path_mtu(ctx: &TcContext, src: [u8; 4], dst: [u8; 4], dev: u32) -> u32 {
+fn path_mtu(ctx: &TcContext, src: [u8; 4], dst: [u8; 4], dev: u32, tos: u8, mark: u32) -> u32 {
     let mut fib = FibLookup {
         family: AF_INET,
         l4_protocol: IPPROTO_TCP,
         ifindex: unsafe { (*ctx.skb.skb).ifindex },
+        tos: tos as u32,
         ..Default::default()
     };
     fib.ipv4_src[0] = u32::from_ne_bytes(src);
     fib.ipv4_dst[0] = u32::from_ne_bytes(dst);
+    fib.set_mark(mark);
     // tot_len 0: the lookup checks the route's MTU and gives it back in its place.
-    let rc = fib_lookup(ctx.skb.skb as *mut _, &mut fib, FIB_LOOKUP_SKIP_NEIGH);
+    let flags = FIB_LOOKUP_SKIP_NEIGH | mark_flag();
+    let rc = fib_lookup(ctx.skb.skb as *mut _, &mut fib, flags);
     let dev = match rc {
         // Before 6.3 a lookup without the neighbour gives no MTU: the device's.
         FIB_SUCCESS | FIB_NO_NEIGH if fib.tot_len == 0 => fib.ifindex,

@@ -151,25 +151,42 @@ fn check_owner(dp: &Dataplane, p: &Program) -> Result<()> {
 /// mark (`-j MARK`, `-j CONNMARK --restore-mark`), and one that can change its TOS (`-j TOS`,
 /// `-j DSCP`): ipt_mangle_out then routes the packet again by the new ones.
 pub fn mangle_output_changes(table: &Table) -> (bool, bool) {
+    chain_changes(table, TableName::Mangle, "OUTPUT")
+}
+
+/// Whether a PREROUTING chain (raw's, mangle's, nat's), or a chain one reaches, has a rule
+/// that can change the packet's mark, and one that can change its TOS: the routing decision
+/// of a packet that comes in (ip_route_input, made at XDP) selects by what they leave.
+pub fn prerouting_changes(table: &Table) -> (bool, bool) {
+    [TableName::Raw, TableName::Mangle, TableName::Nat]
+        .into_iter()
+        .map(|name| chain_changes(table, name, "PREROUTING"))
+        .fold((false, false), |a, b| (a.0 || b.0, a.1 || b.1))
+}
+
+/// Whether `start` of table `name`, or a chain it reaches, has a rule that can change the
+/// packet's mark (`-j MARK`, `-j CONNMARK --restore-mark`), and one that can change its TOS
+/// (`-j TOS`, `-j DSCP`).
+fn chain_changes(table: &Table, name: TableName, start: &str) -> (bool, bool) {
     use crate::model::Target;
     use pcn_iptables_common::conntrack::connmark_mode;
-    let Some(mangle) = table
+    let Some(rules) = table
         .tables
         .others
         .iter()
-        .find_map(|(n, t)| (*n == TableName::Mangle).then_some(t))
+        .find_map(|(n, t)| (*n == name).then_some(t))
     else {
         return (false, false);
     };
     let (mut mark, mut tos) = (false, false);
-    let mut todo = vec!["OUTPUT"];
+    let mut todo = vec![start];
     let mut seen: Vec<&str> = Vec::new();
     while let Some(name) = todo.pop() {
         if seen.contains(&name) {
             continue;
         }
         seen.push(name);
-        let Some(chain) = mangle.chain(name) else {
+        let Some(chain) = rules.chain(name) else {
             continue;
         };
         for rule in &chain.rules {
@@ -188,21 +205,31 @@ pub fn mangle_output_changes(table: &Table) -> (bool, bool) {
 /// mangle OUTPUT's routing again (see `reroute` in the data plane) asks bpf_fib_lookup, which
 /// takes a mark only from Linux 6.10 and answers only where lo forwards. Where the new mark or
 /// TOS could change the route (routing rules select by them) and the lookup cannot be made,
-/// the rules that change them there are refused.
+/// the rules that change them there are refused. So is a mark set in PREROUTING where routing
+/// rules select by the mark and the lookup cannot take it: the routing decision at XDP would
+/// not see it, while the stack's own (with the mark on the skb) does. (The TOS reaches
+/// bpf_fib_lookup on every kernel.)
 fn check_reroute(dp: &Dataplane, table: &Table) -> Result<()> {
     let (mark, tos) = mangle_output_changes(table);
-    if !mark && !tos {
+    let (pre_mark, _) = prerouting_changes(table);
+    if !mark && !tos && !pre_mark {
         return Ok(());
     }
     // Unknown routing rules count as rules by both.
     let (by_mark, by_tos) = dataplane::rule_selectors().unwrap_or((true, true));
-    let (mark, tos) = (mark && by_mark, tos && by_tos);
-    if mark && !dataplane::fib_lookup_takes_mark(dp.dir()) {
+    let (mark, tos, pre_mark) = (mark && by_mark, tos && by_tos, pre_mark && by_mark);
+    if (mark || pre_mark) && !dataplane::fib_lookup_takes_mark(dp.dir()) {
+        let (chain, what) = match mark {
+            true => ("mangle OUTPUT", "routing the packet again by its new mark"),
+            false => ("PREROUTING", "the routing decision by its mark"),
+        };
         return Err(Error::versioned(
             OTHER_PROBLEM,
-            "a mark set in mangle OUTPUT is not supported by pcn-iptables on this kernel while \
-             routing rules select by fwmark: routing the packet again by its new mark needs \
-             Linux 6.10 or newer (BPF_FIB_LOOKUP_MARK)",
+            format!(
+                "a mark set in {chain} is not supported by pcn-iptables on this kernel while \
+                 routing rules select by fwmark: {what} needs Linux 6.10 or newer \
+                 (BPF_FIB_LOOKUP_MARK)"
+            ),
         ));
     }
     if (mark || tos) && !dataplane::lo_forwards() {
@@ -390,6 +417,76 @@ mod tests {
                 &["a", "b", "c"],
             ),
             (false, true)
+        );
+    }
+
+    #[test]
+    fn prerouting_changes_in_every_table_before_the_routing_decision() {
+        use crate::model::{Chain, TableName};
+        let with = |tables: &[(TableName, &[&str])], user: &[&str]| {
+            let mut table = Table::default();
+            for (name, lines) in tables {
+                let mut t = Table::builtin(*name);
+                for user in user {
+                    t.chains.push(Chain {
+                        name: (*user).into(),
+                        policy: None,
+                        policy_counter: 0,
+                        rules: Vec::new(),
+                    });
+                }
+                for line in *lines {
+                    let (chain, rule) = nat_rule(line, 0);
+                    t.chain_mut(&chain).unwrap().rules.push(rule);
+                }
+                table.tables.set(*name, t);
+            }
+            prerouting_changes(&table)
+        };
+        use TableName::{Mangle, Nat, Raw};
+        assert_eq!(with(&[], &[]), (false, false));
+        for name in [Raw, Mangle, Nat] {
+            assert_eq!(
+                with(&[(name, &["-A PREROUTING -j MARK --set-mark 1"])], &[]),
+                (true, false),
+                "{name:?}"
+            );
+        }
+        assert_eq!(
+            with(
+                &[(Mangle, &["-A PREROUTING -j CONNMARK --restore-mark"])],
+                &[]
+            ),
+            (true, false)
+        );
+        assert_eq!(
+            with(&[(Mangle, &["-A PREROUTING -j CONNMARK --save-mark"])], &[]),
+            (false, false)
+        );
+        assert_eq!(
+            with(
+                &[(
+                    Mangle,
+                    &["-A PREROUTING -j a", "-A a -j TOS --set-tos 0x10"]
+                )],
+                &["a"]
+            ),
+            (false, true)
+        );
+        // After the routing decision, or on the way out: not this one's.
+        assert_eq!(
+            with(
+                &[(
+                    Mangle,
+                    &[
+                        "-A FORWARD -j MARK --set-mark 1",
+                        "-A OUTPUT -j MARK --set-mark 1",
+                        "-A INPUT -j DSCP --set-dscp 1",
+                    ]
+                )],
+                &[]
+            ),
+            (false, false)
         );
     }
 }

@@ -36,6 +36,12 @@ impl Btf {
         Btf::parse(&data)
     }
 
+    /// The running kernel's, parsed once per process (~7 ms); `None` without BTF.
+    pub fn kernel_once() -> Option<&'static Btf> {
+        static BTF: std::sync::OnceLock<Option<Btf>> = std::sync::OnceLock::new();
+        BTF.get_or_init(|| Btf::kernel().ok()).as_ref()
+    }
+
     pub fn parse(data: &[u8]) -> Result<Btf> {
         let u16_at = |at: usize| -> Result<u16> {
             Ok(u16::from_ne_bytes(

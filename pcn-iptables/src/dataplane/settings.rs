@@ -65,7 +65,7 @@ pub fn refresh(dir: &Path) -> Result<()> {
         sysctl("icmp_msgs_burst", ICMP_MSGS_BURST_DEFAULT as u64).min(i32::MAX as u64) as u32;
     if s.sock_offsets_set == 0 || s.kernel_facts == 0 {
         // Without BTF, `--log-uid` prints nothing; everything else works.
-        if let Ok(btf) = Btf::kernel() {
+        if let Some(btf) = Btf::kernel_once() {
             s.kernel_facts = kernel_fact::READ
                 | if btf.offset("bpf_fib_lookup", "mark").is_ok() {
                     kernel_fact::FIB_MARK
@@ -112,19 +112,23 @@ fn if_addrs() -> [IfAddr; IF_ADDRS] {
     out
 }
 
-/// The eBPF object's globals: its programs may read kernel memory (`--log-uid`), and XDP may
-/// give frames metadata (see the eBPF crate's `meta`).
+/// The eBPF object's globals: its programs may read kernel memory (`--log-uid`), XDP may
+/// give frames metadata (see the eBPF crate's `meta`), and bpf_fib_lookup takes a mark.
 const READ_KERNEL: &str = "PCN_READ_KERNEL";
 const XDP_META: &str = "PCN_XDP_META";
+const FIB_MARK: &str = "PCN_FIB_MARK";
 
 /// Sets the eBPF object's globals before it loads, each 1 only where the kernel lets its
 /// programs call the helper (`PCN_READ_KERNEL`: bpf_probe_read_kernel, refused under
 /// lockdown's confidentiality mode; `PCN_XDP_META`: bpf_xdp_adjust_meta, refused by some
 /// builds); at 0 the verifier drops the calls as dead code, so the programs load either way.
+/// `PCN_FIB_MARK`: 1 where bpf_fib_lookup takes BPF_FIB_LOOKUP_MARK (the kernel's BTF says;
+/// the routing decision at XDP then routes by the mark PREROUTING left).
 pub fn globals(loader: &mut aya::EbpfLoader<'_>) {
     let flag = |on: bool| -> &'static u8 { if on { &1 } else { &0 } };
     loader.override_global(READ_KERNEL, flag(can_read_kernel()), false);
     loader.override_global(XDP_META, flag(xdp_adjusts_meta()), false);
+    loader.override_global(FIB_MARK, flag(kernel_fib_takes_mark()), false);
 }
 
 /// `Settings::sock_offsets_set`: the offsets are known, and BPF may read kernel memory.
@@ -138,7 +142,7 @@ pub fn reads_socket_owners(dir: &Path) -> bool {
     if let Some(s) = installed(dir) {
         return s.sock_offsets_set == OFFSETS | READABLE;
     }
-    let offsets = Btf::kernel().is_ok_and(|btf| {
+    let offsets = Btf::kernel_once().is_some_and(|btf| {
         [
             ("sock", "sk_socket"),
             ("socket", "file"),
@@ -172,8 +176,14 @@ pub fn fib_lookup_takes_mark(dir: &Path) -> bool {
     }
     match installed(dir).filter(|s| s.kernel_facts & kernel_fact::READ != 0) {
         Some(s) => s.kernel_facts & kernel_fact::FIB_MARK != 0,
-        None => Btf::kernel().is_ok_and(|btf| btf.offset("bpf_fib_lookup", "mark").is_ok()),
+        None => kernel_fib_takes_mark(),
     }
+}
+
+/// Whether the running kernel's `struct bpf_fib_lookup` has the member `mark`, whatever
+/// `PCN_IPTABLES_FIB_MARK` says.
+fn kernel_fib_takes_mark() -> bool {
+    Btf::kernel_once().is_some_and(|btf| btf.offset("bpf_fib_lookup", "mark").is_ok())
 }
 
 /// Whether lo forwards (net.ipv4.conf.lo.forwarding): bpf_fib_lookup asked as from lo answers
