@@ -19,7 +19,8 @@ use crate::{
 /// Hands out counter slots no rule of the running ruleset uses, so that the running
 /// generation never counts into a slot the new one starts from.
 pub struct Slots {
-    used: FxHashSet<u32>,
+    /// A bit per slot below MAX_COUNTERS: a set of 10,000 hashed took 0.2 ms to build.
+    used: Vec<u64>,
     next: u32,
     /// Slots handed out, with the counts they start from.
     pub fresh: Vec<(u32, Counter)>,
@@ -27,15 +28,26 @@ pub struct Slots {
 
 impl Slots {
     pub fn new(running: &Table) -> Self {
+        let mut used = vec![0u64; MAX_COUNTERS.div_ceil(64) as usize];
+        for slot in running.counters() {
+            if let Some(w) = used.get_mut(slot as usize / 64) {
+                *w |= 1 << (slot % 64);
+            }
+        }
         Slots {
-            used: running.counters().collect(),
+            used,
             next: FIRST_RULE_COUNTER,
             fresh: Vec::new(),
         }
     }
 
     pub fn alloc(&mut self, start: Counter) -> u32 {
-        while self.used.contains(&self.next) {
+        let used = |s: u32| {
+            self.used
+                .get(s as usize / 64)
+                .is_some_and(|w| w & (1 << (s % 64)) != 0)
+        };
+        while used(self.next) {
             self.next += 1;
         }
         self.fresh.push((self.next, start));
