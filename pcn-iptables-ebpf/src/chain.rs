@@ -4,7 +4,7 @@
 
 use pcn_iptables_common::{
     Action, ChainConfig, Frame, MAX_CALL_DEPTH, NatRule, PacketInfo, chain_flag, dccp_option,
-    verdict,
+    hotdrop, verdict,
 };
 
 use crate::classify::pcn_first_match;
@@ -58,7 +58,7 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
             let Some(action) = action(pkt.slot, index) else {
                 return Step::Drop;
             };
-            if dccp_option::unwalked(pkt, action) {
+            if hotdrop::at(pkt, action) || dccp_option::unwalked(pkt, action) {
                 return cut_short(pkt, action, index);
             }
             let effects = Effects {
@@ -182,13 +182,15 @@ fn effect_step(
     Some(Step::Again)
 }
 
-/// A rule with `--dccp-option` the scan stopped at, the rest of it matched, the packet's
-/// options cut short: xt_dccp drops the packet. The rule counts it first if it matched all the
+/// A rule the scan stopped at, the rest of it matched, with a match that drops the packet,
+/// cut short for it (`hotdrop::at`: uncounted), or with `--dccp-option` the packet's options
+/// are cut short for: xt_dccp drops the packet. The rule counts it first if it matched all the
 /// same (`dccp_option::matched_at_cut`); then its REJECT answers and its LOG logs too, as
 /// netfilter runs the target before it looks at the drop.
 #[inline(never)]
 fn cut_short(pkt: &mut PacketInfo, action: &Action, index: u32) -> Step {
-    if !dccp_option::matched_at_cut(pkt, action) {
+    pkt.flow_cacheable = 0;
+    if hotdrop::at(pkt, action) || !dccp_option::matched_at_cut(pkt, action) {
         return Step::Drop;
     }
     count_for(pkt, action.counter);

@@ -7,7 +7,7 @@ use pcn_iptables_common::bitmap::{Block, WORDS_END, block_of, place_of, summary_
 use pcn_iptables_common::classifier::{self, ANDED_BITMAPS, SCANNED_BITMAPS, lowest_bit};
 use pcn_iptables_common::{FieldKey, MAX_WORDS, PacketInfo, SUMMARY_WORDS, field, verdict};
 use pcn_iptables_common::{OFFSET_CHECKED, OFFSET_COUNT_ONLY, OFFSETS};
-use pcn_iptables_common::{conntrack, dccp_option, recent};
+use pcn_iptables_common::{conntrack, dccp_option, hotdrop, recent};
 
 use crate::maps::{PCN_PACKETS, action, action_mut, bitmaps, chain_config, count, field_lookup};
 use crate::{addrtype, limit, log, statistic, time};
@@ -118,6 +118,12 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
         return 1;
     }
     if let Some(action) = action(pkt.slot, index) {
+        // A rule that only counts drops a packet cut short for one of its matches: the
+        // round does (`hotdrop::at`).
+        if hotdrop::at(pkt, action) {
+            pkt.found = rule;
+            return 1;
+        }
         count(action.counter, pkt.len);
         // Rules that only count are rare: their flows are judged every time.
         pkt.flow_cacheable = 0;
@@ -166,6 +172,7 @@ fn own_checks(pkt: &PacketInfo, index: u32) -> Checks {
             || (*action).connlimit_flags != 0
             || (*action).hashlimit_table != 0
             || dccp_option::unwalked(pkt, &*action)
+            || hotdrop::at(pkt, &*action)
     } {
         Checks::Effect
     } else {

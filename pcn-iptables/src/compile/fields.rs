@@ -425,6 +425,14 @@ pub fn checked(m: &Match) -> bool {
     .any(|f| e.want(m, f).is_some())
 }
 
+/// The `pcn_iptables_common::hotdrop` bits of the rule's matches: the packets cut short it
+/// drops once its other checks passed.
+pub fn hotdrops(rule: &Rule) -> u8 {
+    rule.matches
+        .iter()
+        .fold(0, |bits, m| bits | ext::of(m).hotdrops(m))
+}
+
 /// Whether a match needs connections tracked.
 pub fn tracks(m: &Match) -> bool {
     ext::of(m).tracks()
