@@ -18,7 +18,7 @@
 //! holds them besides the rules that do not look at the field), the others pass their own
 //! check; the scan stops at the first such rule and the round drops the packet (`at`).
 
-use crate::{Action, IPPROTO_DCCP, IPPROTO_SCTP, PacketInfo, tcp_option};
+use crate::{Action, IPPROTO_DCCP, IPPROTO_SCTP, PacketInfo, dccp_option, sctp_chunks, tcp_option};
 
 pub const TCP: u8 = 1;
 pub const UDP: u8 = 2;
@@ -91,6 +91,24 @@ pub fn absent_key(pkt: &PacketInfo) -> u8 {
 pub fn at(pkt: &PacketInfo, a: &Action) -> bool {
     pkt.cut & a.hotdrop != 0
         || (a.tcp_option_flags != 0 && pkt.tcp_kinds[0] & tcp_option::WALKED == 0)
+}
+
+/// Whether the rule the classifier's scan stopped at (its other checks passed) drops packet
+/// `pkt`: `at`, or its `--dccp-option` meets options cut short (`dccp_option::unwalked`), or
+/// its `--chunk-types` walk meets chunks cut short (`sctp_chunks::cut_at`).
+#[inline(always)]
+pub fn stops(pkt: &PacketInfo, a: &Action) -> bool {
+    at(pkt, a) || dccp_option::unwalked(pkt, a) || sctp_chunks::cut_at(pkt, a)
+}
+
+/// Whether the rule `stops` at counts the packet before the drop (and its target acts): a
+/// match whose check answered no at the cut, turned into a match by its `!` (xt_dccp's
+/// option, xt_sctp's chunks; ipt_do_table drops the packet after the rule's target).
+#[inline(always)]
+pub fn counted(pkt: &PacketInfo, a: &Action) -> bool {
+    !at(pkt, a)
+        && (dccp_option::matched_at_cut(pkt, a)
+            || (sctp_chunks::cut_at(pkt, a) && a.sctp_chunk_flags & sctp_chunks::flag::INVERT != 0))
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! chain's policy.
 
 use pcn_iptables_common::{
-    Action, ChainConfig, Frame, MAX_CALL_DEPTH, NatRule, PacketInfo, chain_flag, dccp_option,
-    hotdrop, verdict,
+    Action, ChainConfig, Frame, MAX_CALL_DEPTH, NatRule, PacketInfo, chain_flag, hotdrop,
+    sctp_chunks, verdict,
 };
 
 use crate::classify::pcn_first_match;
@@ -58,7 +58,7 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
             let Some(action) = action(pkt.slot, index) else {
                 return Step::Drop;
             };
-            if hotdrop::at(pkt, action) || dccp_option::unwalked(pkt, action) {
+            if hotdrop::stops(pkt, action) {
                 return cut_short(pkt, action, index);
             }
             let effects = Effects {
@@ -66,7 +66,15 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
                 connlimit: action.connlimit_flags != 0,
                 hashlimit: action.hashlimit_table != 0,
             };
-            if (effects.any() || action.verdict == verdict::CONNMARK)
+            // A `--chunk-types` rule the scan let through for an incomplete walk that does
+            // not meet the cut: it matches as its chunks say (`answer`; else the chain goes on
+            // after it), and its target, if it goes on, acts here too.
+            let chunks = sctp_chunks::incomplete(pkt, action);
+            if chunks && !sctp_chunks::answer(pkt, action) {
+                pkt.next_rule = rule + 1;
+                return Step::Again;
+            }
+            if (effects.any() || action.verdict == verdict::CONNMARK || chunks)
                 && let Some(step) = effect_step(packet, hook, index, rule, effects)
             {
                 return step;
@@ -183,14 +191,13 @@ fn effect_step(
 }
 
 /// A rule the scan stopped at, the rest of it matched, with a match that drops the packet,
-/// cut short for it (`hotdrop::at`: uncounted), or with `--dccp-option` the packet's options
-/// are cut short for: xt_dccp drops the packet. The rule counts it first if it matched all the
-/// same (`dccp_option::matched_at_cut`); then its REJECT answers and its LOG logs too, as
-/// netfilter runs the target before it looks at the drop.
+/// cut short for it (`hotdrop::stops`). The rule counts it first if it matched all the same
+/// (`hotdrop::counted`: a `!` turned the match's no into a match); then its REJECT answers and
+/// its LOG logs too, as netfilter runs the target before it looks at the drop.
 #[inline(never)]
 fn cut_short(pkt: &mut PacketInfo, action: &Action, index: u32) -> Step {
     pkt.flow_cacheable = 0;
-    if hotdrop::at(pkt, action) || !dccp_option::matched_at_cut(pkt, action) {
+    if !hotdrop::counted(pkt, action) {
         return Step::Drop;
     }
     count_for(pkt, action.counter);

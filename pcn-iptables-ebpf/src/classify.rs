@@ -7,7 +7,7 @@ use pcn_iptables_common::bitmap::{Block, WORDS_END, block_of, place_of, summary_
 use pcn_iptables_common::classifier::{self, ANDED_BITMAPS, SCANNED_BITMAPS, lowest_bit};
 use pcn_iptables_common::{FieldKey, MAX_WORDS, PacketInfo, SUMMARY_WORDS, field, verdict};
 use pcn_iptables_common::{OFFSET_CHECKED, OFFSET_COUNT_ONLY, OFFSETS};
-use pcn_iptables_common::{conntrack, dccp_option, hotdrop, recent};
+use pcn_iptables_common::{conntrack, dccp_option, hotdrop, recent, sctp_chunks};
 
 use crate::maps::{PCN_PACKETS, action, action_mut, bitmaps, chain_config, count, field_lookup};
 use crate::{addrtype, limit, log, statistic, time};
@@ -171,8 +171,9 @@ fn own_checks(pkt: &PacketInfo, index: u32) -> Checks {
         (*action).recent_op != recent::op::NONE
             || (*action).connlimit_flags != 0
             || (*action).hashlimit_table != 0
-            || dccp_option::unwalked(pkt, &*action)
             || hotdrop::at(pkt, &*action)
+            || dccp_option::unwalked(pkt, &*action)
+            || sctp_chunks::incomplete(pkt, &*action)
     } {
         Checks::Effect
     } else {
