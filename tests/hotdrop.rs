@@ -11,6 +11,7 @@ scenarios!(
     hotdrop_cut_headers_out_of_output,
     hotdrop_headers_end_with_the_ip_packet,
     hotdrop_tcp_fragment_at_offset_1,
+    hotdrop_sctp_chunks_cut_short,
 );
 
 const TCP: u8 = 6;
@@ -223,4 +224,43 @@ fn send_padded(ns: &Ns, peer_mac: [u8; 6], ip: &[u8]) {
     let mut frame = [&peer_mac[..], &mac(ns, "eth0"), &[0x08, 0x00], ip].concat();
     frame.resize(frame.len().max(60), 2);
     send_frame(ns, peer_mac, frame, false);
+}
+
+/// An SCTP common header from 1000 to `dport`, then `chunks` as given.
+fn sctp(dport: u16, chunks: &[u8]) -> Vec<u8> {
+    [
+        &1000u16.to_be_bytes()[..],
+        &dport.to_be_bytes(),
+        &[0; 8],
+        chunks,
+    ]
+    .concat()
+}
+
+/// `--chunk-types` walks that meet chunks cut short (a header past the end, a length of 0):
+/// xt_sctp drops the packet where its walk for a rule gets there (ANY: no chunk of the map
+/// before; ALL: always, and with `!` the rule counts it first), once the ports passed. A
+/// DATA chunk then a cut header (counted by ANY DATA, then dropped at `! ALL INIT`), an INIT
+/// then a length of 0 (dropped at ANY DATA), a whole DATA chunk, a cut first chunk to 81
+/// (dropped at the first rule) and to 80 (whose port fails there: dropped at ANY DATA).
+fn hotdrop_sctp_chunks_cut_short(fw: Fw) {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    lab.ipt_lines(
+        &host,
+        "-A INPUT -p sctp --dport 81 --chunk-types any INIT
+         -A INPUT -p sctp -m length --length 20:200
+         -A INPUT -p sctp --chunk-types any DATA
+         -A INPUT -p sctp ! --chunk-types all INIT
+         -A INPUT -p sctp",
+    );
+    for payload in [
+        sctp(80, &[0, 3, 0, 4, 0, 3]),
+        sctp(80, &[1, 0, 0, 4, 0, 0, 0, 0]),
+        sctp(80, &[0, 3, 0, 4]),
+        sctp(81, &[0, 3]),
+        sctp(80, &[0, 3]),
+    ] {
+        send_raw(&c1, HOST1, SCTP, &payload);
+    }
+    assert_eq!(lab.counts(&host, "INPUT"), [0, 4, 2, 2, 1]);
 }
