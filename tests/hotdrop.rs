@@ -1,6 +1,7 @@
 //! The kernel's hotdrop: a packet whose header is cut short for a match (tcp, udp, icmp, esp,
-//! ah, sctp, dccp, tcpmss, `--tcp-option`), or a TCP fragment at offset 1, is dropped at the
-//! first rule with that match whose other parts passed, uncounted, as netfilter drops it.
+//! ah, sctp, dccp, tcpmss, `--tcp-option`, sctp's `--chunk-types`), or a TCP fragment at
+//! offset 1, is dropped at the first rule with that match whose other parts passed,
+//! uncounted, as netfilter drops it. And a match given twice in a rule: both must hold.
 
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::traffic::{ipv4_packet, mac, send_frame, send_raw};
@@ -12,6 +13,7 @@ scenarios!(
     hotdrop_headers_end_with_the_ip_packet,
     hotdrop_tcp_fragment_at_offset_1,
     hotdrop_sctp_chunks_cut_short,
+    repeated_matches_all_hold,
 );
 
 const TCP: u8 = 6;
@@ -263,4 +265,44 @@ fn hotdrop_sctp_chunks_cut_short(fw: Fw) {
         send_raw(&c1, HOST1, SCTP, &payload);
     }
     assert_eq!(lab.counts(&host, "INPUT"), [0, 4, 2, 2, 1]);
+}
+
+/// A match given twice in one rule (iptables takes it): both must hold. DCCP from 1000 to 80
+/// (to 81, from 999: no); ESP with SPI 10 (60 and 150: no); TCP SYNs with an MSS of 1200
+/// (600 and 1800: no).
+fn repeated_matches_all_hold(fw: Fw) {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    lab.ipt_lines(
+        &host,
+        "-A INPUT -p dccp -m dccp --sport 1000 -m dccp --dport 80
+         -A INPUT -p esp -m esp --espspi 1:100 -m esp ! --espspi 50:200
+         -A INPUT -p tcp -m tcpmss --mss 500:1500 -m tcpmss --mss 1000:2000",
+    );
+    let dccp = |sport: u16, dport: u16| {
+        [
+            &sport.to_be_bytes()[..],
+            &dport.to_be_bytes(),
+            &[3, 0, 0, 0, 4, 0, 0, 1],
+        ]
+        .concat()
+    };
+    let syn = |mss: u16| {
+        let mut t = tcp(80, 6, &[&[2, 4][..], &mss.to_be_bytes()].concat());
+        t[13] = 0x02;
+        t
+    };
+    for (proto, payload) in [
+        (DCCP, dccp(1000, 80)),
+        (DCCP, dccp(1000, 81)),
+        (DCCP, dccp(999, 80)),
+        (ESP, [[0, 0, 0, 10], [0, 0, 0, 1]].concat()),
+        (ESP, [[0, 0, 0, 60], [0, 0, 0, 1]].concat()),
+        (ESP, [[0, 0, 0, 150], [0, 0, 0, 1]].concat()),
+        (TCP, syn(1200)),
+        (TCP, syn(600)),
+        (TCP, syn(1800)),
+    ] {
+        send_raw(&c1, HOST1, proto, &payload);
+    }
+    assert_eq!(lab.counts(&host, "INPUT"), [1, 1, 1]);
 }
