@@ -42,10 +42,11 @@ const IPPROTO_ESP: u8 = 50;
 const IPPROTO_AH: u8 = 51;
 
 /// The `cut` bits of a packet of protocol `proto` at fragment offset `frag_offset` (8-byte
-/// units) with `avail` bytes after its IP header (its IP length less the header); `tcp_len`:
-/// a TCP header's data offset in bytes (read where `avail` holds 20 bytes).
+/// units) with `avail` bytes after its IP header (its IP length less the header). The parse
+/// adds `TCPMSS` for a whole TCP header whose data offset is under 20 bytes or past `avail`
+/// (`PacketInfo::tcp_header_whole`).
 #[inline(always)]
-pub fn of(proto: u8, frag_offset: u16, avail: u32, tcp_len: u32) -> u8 {
+pub fn of(proto: u8, frag_offset: u16, avail: u32) -> u8 {
     if frag_offset != 0 {
         // The others answer no to any later fragment (xt_tcpmss reads none: the parse has
         // no MSS for it).
@@ -68,9 +69,6 @@ pub fn of(proto: u8, frag_offset: u16, avail: u32, tcp_len: u32) -> u8 {
     if avail < need {
         // xt_tcpmss too reads the 20 bytes first.
         return bit | if proto == IPPROTO_TCP { TCPMSS } else { 0 };
-    }
-    if proto == IPPROTO_TCP && (tcp_len < 20 || tcp_len > avail) {
-        return TCPMSS;
     }
     0
 }
@@ -126,21 +124,13 @@ mod tests {
             (50, 8, ESP),
             (51, 12, AH),
         ] {
-            assert_eq!(of(proto, 0, need - 1, 20), bit, "{proto}");
-            assert_eq!(of(proto, 0, need, 20), 0, "{proto}");
-            assert_eq!(of(proto, 0, 0, 0), bit, "{proto}");
+            assert_eq!(of(proto, 0, need - 1), bit, "{proto}");
+            assert_eq!(of(proto, 0, need), 0, "{proto}");
+            assert_eq!(of(proto, 0, 0), bit, "{proto}");
             // Later fragments: only TCP's at offset 1.
-            assert_eq!(of(proto, 1, 0, 0), if proto == 6 { TCP } else { 0 });
-            assert_eq!(of(proto, 2, 0, 0), 0);
+            assert_eq!(of(proto, 1, 0), if proto == 6 { TCP } else { 0 });
+            assert_eq!(of(proto, 2, 0), 0);
         }
-        assert_eq!(of(47, 0, 0, 0), 0);
-    }
-
-    #[test]
-    fn tcpmss_wants_the_options_whole() {
-        assert_eq!(of(6, 0, 20, 20), 0);
-        assert_eq!(of(6, 0, 20, 16), TCPMSS);
-        assert_eq!(of(6, 0, 24, 28), TCPMSS);
-        assert_eq!(of(6, 0, 28, 28), 0);
+        assert_eq!(of(47, 0, 0), 0);
     }
 }

@@ -946,7 +946,10 @@ pub struct PacketInfo {
     /// The `hotdrop` bits of the matches that drop this packet, its header cut short for
     /// them (in what was padding too).
     pub cut: u8,
-    pub _pending_pad: [u8; 2],
+    /// 1 when the classifier's scan stopped at `found` for a match that drops the packet
+    /// there (`hotdrop::stops`), which the round then does.
+    pub stop: u8,
+    pub _pending_pad: [u8; 1],
     /// Chain being evaluated and the rule to start from.
     pub chain: u32,
     pub next_rule: u32,

@@ -12,10 +12,9 @@
 //! the packet (hotdrop) where its walk gets there: for ANY when no chunk before passed, for
 //! ONLY when none before failed, for ALL always; with `!` the rule matches first (its check
 //! answers no), so it counts the packet and its target runs before the drop. Here the rule's
-//! other checks come first (its ports too, as xt_sctp checks them before the chunks): the
-//! scan stops at a rule whose walk is `incomplete` once they passed, and the round drops the
-//! packet where the walk meets the cut (`cut_at`, counted with `!`: `hotdrop::counted`), or
-//! else goes on as `answer` says.
+//! other checks come first (its ports too, as xt_sctp checks them before the chunks): such a
+//! rule passes its check (`matches`), the scan stops there (`cut_at`), and the round drops
+//! the packet (counted with `!`: `hotdrop::counted`).
 
 use crate::{Action, PacketInfo};
 
@@ -149,17 +148,17 @@ pub fn fill(
 }
 
 /// Whether packet `pkt` passes rule action `a`'s `--chunk-types` in the classifier's scan: a
-/// packet whose chunks were not walked matches no rule; one whose walk is `incomplete` passes
-/// every such rule, and the round decides (`cut_at`, then `answer`); otherwise `answer`.
-/// Branch-free, and with few values live at once: in the classifier's scan a branch here
-/// would multiply the verifier's states, and a spilled value grows a frame the stack limit
-/// has no room for.
+/// packet whose chunks were not walked matches no rule; one whose walk meets the cut for this
+/// rule passes it, for the round to drop (`cut_at`); otherwise `answer`. Branch-free, and with
+/// few values live at once: in the classifier's scan a branch here would multiply the
+/// verifier's states, and a spilled value grows a frame the stack limit has no room for.
 #[inline(always)]
 pub fn matches(pkt: &PacketInfo, a: &Action) -> bool {
     let f = a.sctp_chunk_flags as u64;
+    let hit = hit(pkt, a);
     let walked = pkt.sctp_walk as u64;
     let invert = (f >> flag::INVERT.trailing_zeros()) & 1;
-    (walked & 1) & ((1 - ((walked >> 1) & 1)) | (hit(pkt, a) ^ invert)) != 0
+    (walked & 1) & (cut_bit(walked, f, hit) | (hit ^ invert)) != 0
 }
 
 /// Whether packet `pkt` passes rule action `a`'s `--chunk-types` (see the module's comment
@@ -210,14 +209,6 @@ fn cut_bit(walked: u64, f: u64, hit: u64) -> u64 {
     (walked & 1)
         & (1 - ((walked >> 1) & 1))
         & ((bit(flag::ANY) & (1 - hit)) | bit(flag::ALL) | (bit(flag::ONLY) & hit))
-}
-
-/// Whether rule action `a` has `--chunk-types` and packet `pkt`'s chunks were walked but the
-/// walk did not reach the packet's end: a cheap test, in the classifier's scan, for a rule
-/// that may meet the cut (`cut_at` tells in the round).
-#[inline(always)]
-pub fn incomplete(pkt: &PacketInfo, a: &Action) -> bool {
-    a.sctp_chunk_flags != 0 && pkt.sctp_walk & (walk::WALKED | walk::COMPLETE) == walk::WALKED
 }
 
 /// Whether rule action `a` has `--chunk-types` and xt_sctp's walk for it meets the cut in
@@ -312,11 +303,9 @@ mod tests {
             }
         }
         let a = action(r);
-        // The scan lets the rule through to the round where the walk is incomplete, and
-        // there alone.
-        assert_eq!(matches(&pkt, &a), answer(&pkt, &a) || incomplete(&pkt, &a));
+        // The scan lets the rule through to the round where the walk meets the cut.
+        assert_eq!(matches(&pkt, &a), answer(&pkt, &a) || cut_at(&pkt, &a));
         if cut_at(&pkt, &a) {
-            assert!(incomplete(&pkt, &a));
             return None;
         }
         Some(answer(&pkt, &a))

@@ -3,8 +3,7 @@
 //! chain's policy.
 
 use pcn_iptables_common::{
-    Action, ChainConfig, Frame, MAX_CALL_DEPTH, NatRule, PacketInfo, chain_flag, hotdrop,
-    sctp_chunks, verdict,
+    Action, ChainConfig, Frame, MAX_CALL_DEPTH, NatRule, PacketInfo, chain_flag, hotdrop, verdict,
 };
 
 use crate::classify::pcn_first_match;
@@ -58,7 +57,9 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
             let Some(action) = action(pkt.slot, index) else {
                 return Step::Drop;
             };
-            if hotdrop::stops(pkt, action) {
+            // A rule with a check of its own the scan stopped at for a drop (`stop`), or one
+            // without whose tcp, udp or icmp match drops the packet.
+            if pkt.stop != 0 || hotdrop::at(pkt, action) {
                 return cut_short(pkt, action, index);
             }
             let effects = Effects {
@@ -66,15 +67,7 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
                 connlimit: action.connlimit_flags != 0,
                 hashlimit: action.hashlimit_table != 0,
             };
-            // A `--chunk-types` rule the scan let through for an incomplete walk that does
-            // not meet the cut: it matches as its chunks say (`answer`; else the chain goes on
-            // after it), and its target, if it goes on, acts here too.
-            let chunks = sctp_chunks::incomplete(pkt, action);
-            if chunks && !sctp_chunks::answer(pkt, action) {
-                pkt.next_rule = rule + 1;
-                return Step::Again;
-            }
-            if (effects.any() || action.verdict == verdict::CONNMARK || chunks)
+            if (effects.any() || action.verdict == verdict::CONNMARK)
                 && let Some(step) = effect_step(packet, hook, index, rule, effects)
             {
                 return step;

@@ -84,10 +84,15 @@ pub(crate) fn parse_ipv4(
     pkt.sctp_walk = 0;
     pkt.dccp_walk = dccp_option::walk::NONE;
     pkt.mss_adds = 0;
+    // A later TCP fragment has no MSS (none stays from an earlier packet).
+    pkt.tcp_mss = tcpmss::MALFORMED;
+    // What the kernel's matches read of the header is the IP packet's, not the frame's (a
+    // TCP header whose options are cut short: `tcp_header_whole` below).
+    pkt.cut = match ihl >= 20 {
+        true => hotdrop::of(pkt.proto, frag_offset, pkt.len.saturating_sub(ihl as u32)),
+        false => 0,
+    };
     let l4 = ETH_HLEN + (ihl & 0x3c);
-    // What the kernel's matches read of the header is the IP packet's, not the frame's.
-    let avail = pkt.len.saturating_sub((ihl & 0x3c) as u32);
-    let mut tcp_len = 0;
     if frag_offset == 0 && ihl >= 20 {
         match pkt.proto {
             IPPROTO_TCP | IPPROTO_UDP => {
@@ -105,9 +110,11 @@ pub(crate) fn parse_ipv4(
                         pkt.tcp_flags = tcp_flags;
                         pkt.has_tcp_flags = 1;
                         let header = (doff >> 4) as u32 * 4;
-                        tcp_len = header;
                         let segment = pkt.len.saturating_sub((ihl & 0x3c) as u32);
-                        pkt.tcp_header_whole = (header >= 20 && header <= segment) as u8;
+                        let whole = (header >= 20 && header <= segment) as u8;
+                        pkt.tcp_header_whole = whole;
+                        // xt_tcpmss drops it (and `--tcp-option`: `hotdrop::at`).
+                        pkt.cut |= (whole ^ 1) * hotdrop::TCPMSS;
                         let syn = (tcp_flags & TCP_SYN) >> 1;
                         pkt.mss_adds = tcpmss::room_for_option(pkt.len, ihl, doff) & syn;
                     }
@@ -123,13 +130,8 @@ pub(crate) fn parse_ipv4(
                         pkt.mss_adds &= (mss >> 16) as u8 & 1;
                     }
                     if flags & chain_flag::TCP_OPTION != 0 {
-                        tcp_kinds(
-                            start,
-                            end,
-                            l4,
-                            ETH_HLEN + pkt.len as usize,
-                            &mut pkt.tcp_kinds,
-                        );
+                        let ip_end = ETH_HLEN + pkt.len as usize;
+                        tcp_kinds(start, end, l4, ip_end, &mut pkt.tcp_kinds);
                     }
                 }
             }
@@ -165,10 +167,6 @@ pub(crate) fn parse_ipv4(
             _ => {}
         }
     }
-    pkt.cut = match ihl >= 20 {
-        true => hotdrop::of(pkt.proto, frag_offset, avail, tcp_len),
-        false => 0,
-    };
     if flags & chain_flag::TRACK != 0 && pkt.untracked == 0 {
         track::track(ctx, pkt, start, end, update);
     } else {
@@ -255,7 +253,7 @@ fn tcp_kinds(start: usize, end: usize, l4: usize, ip_end: usize, kinds: &mut [u6
 }
 
 /// Where the options of the TCP header at `l4` start, and their length; `None` where the
-/// header is cut short (before the frame's end or the IP packet's, `ip_end`: the kernel's
+/// header is cut short, before the frame's end or the IP packet's (`ip_end`: the kernel's
 /// matches do not read into a frame's padding).
 #[inline(always)]
 fn tcp_options(start: usize, end: usize, l4: usize, ip_end: usize) -> Option<(usize, usize)> {
