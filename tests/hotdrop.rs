@@ -5,7 +5,7 @@
 
 use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::traffic::{ipv4_packet, mac, send_frame, send_raw};
-use pcn_iptables_tests::{Fw, Ns, Pair, scenarios};
+use pcn_iptables_tests::{Fw, Ns, Pair, Routed, scenarios};
 
 scenarios!(
     hotdrop_cut_headers_into_input,
@@ -14,6 +14,7 @@ scenarios!(
     hotdrop_tcp_fragment_at_offset_1,
     hotdrop_sctp_chunks_cut_short,
     repeated_matches_all_hold,
+    hotdrop_forward_verdicts,
 );
 
 const TCP: u8 = 6;
@@ -305,4 +306,38 @@ fn repeated_matches_all_hold(fw: Fw) {
         send_raw(&c1, HOST1, proto, &payload);
     }
     assert_eq!(lab.counts(&host, "INPUT"), [1, 1, 1]);
+}
+
+/// The verdict on a router: a packet cut short for the udp, tcp or icmp match of an ACCEPT
+/// rule in FORWARD is dropped there (mangle POSTROUTING, after the routing decision, counts
+/// what was forwarded), a whole one accepted.
+fn hotdrop_forward_verdicts(fw: Fw) {
+    let Routed {
+        lab,
+        router,
+        client,
+        ..
+    } = Routed::new(fw);
+    lab.ipt_lines(
+        &router,
+        "-A FORWARD -p udp --dport 9 -j ACCEPT
+         -A FORWARD -p tcp --dport 9 -j ACCEPT
+         -A FORWARD -p icmp --icmp-type echo-request -j ACCEPT
+         -t mangle -A POSTROUTING -o eth1",
+    );
+    for (proto, payload) in [
+        (UDP, [7u16.to_be_bytes(), 9u16.to_be_bytes()].concat()),
+        (
+            UDP,
+            [&7u16.to_be_bytes()[..], &9u16.to_be_bytes(), &[0, 8, 0, 0]].concat(),
+        ),
+        (TCP, tcp(9, 5, &[])[..10].to_vec()),
+        (TCP, tcp(9, 5, &[])),
+        (ICMP, vec![8, 0, 0xf7, 0xff]),
+        (ICMP, vec![8, 0, 0xf7, 0xff, 0, 0, 0, 0]),
+    ] {
+        send_raw(&client, SERVER, proto, &payload);
+    }
+    assert_eq!(lab.counts(&router, "FORWARD"), [1, 1, 1]);
+    assert_eq!(lab.counts(&router, "POSTROUTING -t mangle"), [3]);
 }
