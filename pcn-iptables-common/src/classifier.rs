@@ -24,7 +24,9 @@ pub mod field {
     pub const OUT_IFACE: u8 = 7;
     /// The packet's `conntrack::ctstate::with_nat` value: its state, SNAT and DNAT.
     pub const CTSTATE: u8 = 8;
-    /// `[1, type, code]` for an ICMP packet with its header (first fragment), `[0]` otherwise.
+    /// `[1, type, code]` for an ICMP packet with its header (first fragment), `[0]` otherwise
+    /// (`[2]` for any packet cut short for tcp, udp or icmp: `hotdrop::CUT_KEY`; the same for
+    /// the ports and the TCP flags).
     pub const ICMP: u8 = 9;
     /// `[1, flags byte]` for a TCP packet with its header (first fragment), `[0]` otherwise.
     pub const TCP_FLAGS: u8 = 10;

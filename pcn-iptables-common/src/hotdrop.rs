@@ -16,7 +16,10 @@
 //! last in it (as `dccp_option`'s drop does): tcp, udp and icmp rules pass the classifier's
 //! port, flag and ICMP bitmaps for such a packet (its key there is `[CUT_KEY]`, whose entry
 //! holds them besides the rules that do not look at the field), the others pass their own
-//! check; the scan stops at the first such rule and the round drops the packet (`at`).
+//! check; the scan stops at the first such rule (for one with a check of its own it says so
+//! in `PacketInfo::stop`, having tested `stops`), and the round drops the packet there
+//! (`at`, `stops`; uncounted but where `counted` says). `dccp_option` and `sctp_chunks` add
+//! the drops of their walks.
 
 use crate::{Action, IPPROTO_DCCP, IPPROTO_SCTP, PacketInfo, dccp_option, sctp_chunks, tcp_option};
 
