@@ -24,7 +24,9 @@ pub mod field {
     pub const OUT_IFACE: u8 = 7;
     /// The packet's `conntrack::ctstate::with_nat` value: its state, SNAT and DNAT.
     pub const CTSTATE: u8 = 8;
-    /// `[1, type, code]` for an ICMP packet with its header (first fragment), `[0]` otherwise.
+    /// `[1, type, code]` for an ICMP packet with its header (first fragment), `[0]` otherwise
+    /// (`[2]` for any packet cut short for tcp, udp or icmp: `hotdrop::CUT_KEY`; the same for
+    /// the ports and the TCP flags).
     pub const ICMP: u8 = 9;
     /// `[1, flags byte]` for a TCP packet with its header (first fragment), `[0]` otherwise.
     pub const TCP_FLAGS: u8 = 10;
@@ -204,16 +206,17 @@ pub const fn mac_value(m: [u8; 6]) -> u64 {
 }
 
 /// A value that only some packets have (ports, ICMP type/code, TCP flags): `[1, value]`,
-/// `bits` long, or `[0]` for the packets without it.
+/// `bits` long, or `[absent]` for the packets without it (`[0]`, or `[hotdrop::CUT_KEY]` for
+/// a packet whose header is cut short for tcp, udp or icmp, whatever it holds).
 #[inline(always)]
-pub const fn optional_value(has: u8, bits: u32, value: [u8; 2]) -> (u32, u64) {
-    if has != 0 {
+pub const fn optional_value(has: u8, absent: u8, bits: u32, value: [u8; 2]) -> (u32, u64) {
+    if has != 0 && absent == 0 {
         (
             bits,
             v1(1) | (value[0] as u64) << 32 | (value[1] as u64) << 24,
         )
     } else {
-        (8, 0)
+        (8, v1(absent))
     }
 }
 
@@ -227,19 +230,38 @@ pub fn packet_value(id: u8, p: &PacketInfo) -> (u32, u64) {
             const { spec($id).key_bits() }
         };
     }
+    let absent = crate::hotdrop::absent_key(p);
     match id {
         field::SRC => (bits!(field::SRC), v4(p.src)),
         field::DST => (bits!(field::DST), v4(p.dst)),
         field::PROTO => (bits!(field::PROTO), v1(p.proto)),
-        field::SPORT => optional_value(p.has_ports, bits!(field::SPORT), p.sport.to_be_bytes()),
-        field::DPORT => optional_value(p.has_ports, bits!(field::DPORT), p.dport.to_be_bytes()),
+        field::SPORT => optional_value(
+            p.has_ports,
+            absent,
+            bits!(field::SPORT),
+            p.sport.to_be_bytes(),
+        ),
+        field::DPORT => optional_value(
+            p.has_ports,
+            absent,
+            bits!(field::DPORT),
+            p.dport.to_be_bytes(),
+        ),
         field::IN_IFACE => (bits!(field::IN_IFACE), v4(p.in_ifindex.to_be_bytes())),
         field::OUT_IFACE => (bits!(field::OUT_IFACE), v4(p.out_ifindex.to_be_bytes())),
         field::CTSTATE => (bits!(field::CTSTATE), v1(p.ctstate)),
-        field::ICMP => optional_value(p.has_icmp, bits!(field::ICMP), [p.icmp_type, p.icmp_code]),
-        field::TCP_FLAGS => {
-            optional_value(p.has_tcp_flags, bits!(field::TCP_FLAGS), [p.tcp_flags, 0])
-        }
+        field::ICMP => optional_value(
+            p.has_icmp,
+            absent,
+            bits!(field::ICMP),
+            [p.icmp_type, p.icmp_code],
+        ),
+        field::TCP_FLAGS => optional_value(
+            p.has_tcp_flags,
+            absent,
+            bits!(field::TCP_FLAGS),
+            [p.tcp_flags, 0],
+        ),
         field::LENGTH => (bits!(field::LENGTH), v2(p.len as u16)),
         field::TTL => (bits!(field::TTL), v1(p.ttl)),
         field::FRAGMENT => (bits!(field::FRAGMENT), v1(p.fragment)),
@@ -248,11 +270,13 @@ pub fn packet_value(id: u8, p: &PacketInfo) -> (u32, u64) {
         field::DST_TYPE => (bits!(field::DST_TYPE), v4(p.dst)),
         field::ANY_PORT_SRC => optional_value(
             p.has_ports,
+            absent,
             bits!(field::ANY_PORT_SRC),
             p.sport.to_be_bytes(),
         ),
         field::ANY_PORT_DST => optional_value(
             p.has_ports,
+            absent,
             bits!(field::ANY_PORT_DST),
             p.dport.to_be_bytes(),
         ),

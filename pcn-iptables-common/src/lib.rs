@@ -9,6 +9,7 @@ pub mod connlimit;
 pub mod conntrack;
 pub mod dccp_option;
 pub mod hashlimit;
+pub mod hotdrop;
 pub mod icmp_limit;
 pub mod limit;
 pub mod recent;
@@ -435,7 +436,9 @@ pub struct Action {
     /// `-m addrtype --limit-iface-in/out` (`addrtype::matches`): `addrtype::flag` bits, and
     /// the `--src-type` and `--dst-type` sets (`1 << rtn::*` bits; 0: none).
     pub addrtype_flags: u8,
-    pub _addrtype_pad: u8,
+    /// The `hotdrop` bits of the matches the rule holds that drop a packet cut short for
+    /// them (in what was padding).
+    pub hotdrop: u8,
     pub addrtype_types: [u16; 2],
     /// `-m dccp --dccp-option`: the option type, `dccp_option::flag` bits.
     pub dccp_option: u8,
@@ -543,7 +546,7 @@ pub const IPPROTO_SCTP: u8 = 132;
 pub const IPPROTO_DCCP: u8 = 33;
 
 /// `PacketInfo::spi` of a packet that has none (not ESP, AH, SCTP or DCCP, a later fragment,
-/// cut short: xt_esp, xt_ah, xt_sctp and xt_dccp drop one cut short; here no rule matches it).
+/// cut short: xt_esp, xt_ah, xt_sctp and xt_dccp drop one cut short, see `hotdrop`).
 pub const SPI_NONE: u64 = 1 << 32;
 
 /// Where a DCCP packet's type sits in `PacketInfo::spi`, above its ports.
@@ -555,6 +558,9 @@ pub const SPI_DCCP_TYPE: u32 = 40;
 pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
     let check = a.pkt_check;
     let tos = pkt.tos as usize;
+    // A match that drops the packet passes here: the rule stops the scan once its other
+    // checks passed, and the round drops the packet (`hotdrop::at`).
+    let cut = hotdrop::at(pkt, a);
     (check & pkt_check::TYPE == 0
         || (pkt.pkt_type == a.pkt_type) != (check & pkt_check::INVERT != 0))
         && (check & pkt_check::TOS == 0 || a.tos_set[(tos / 8) & 31] & (1 << (tos % 8)) != 0)
@@ -562,13 +568,13 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
             || (pkt.mark & a.mark_mask == a.mark) != (check & pkt_check::MARK_INVERT != 0))
         && (check & pkt_check::CONNMARK == 0 || connmark_matches(pkt, a))
         && (check & pkt_check::OWNER == 0 || owner::matches(pkt, a))
-        && (a.tcpmss_flags == 0 || tcpmss::matches(pkt.tcp_mss, a))
-        && (a.spi_flags == 0 || spi_matches(pkt.spi, a))
-        && (a.ports_flags == 0 || ports_match(pkt, a))
+        && (a.tcpmss_flags == 0 || cut || tcpmss::matches(pkt.tcp_mss, a))
+        && (a.spi_flags == 0 || cut || spi_matches(pkt.spi, a))
+        && (a.ports_proto == 0 || cut || ports_match(pkt, a))
         && (a.addr_check == 0 || addresses_match(pkt, a))
-        && (a.tcp_option_flags == 0 || tcp_option::matches(pkt, a))
-        && (a.sctp_chunk_flags == 0 || sctp_chunks::matches(pkt, a))
-        && (a.dccp_option_flags == 0 || dccp_option::matches(pkt, a))
+        && (a.tcp_option_flags == 0 || cut || tcp_option::matches(pkt, a))
+        && (a.sctp_chunk_flags == 0 || cut || sctp_chunks::matches(pkt, a))
+        && (a.dccp_option_flags == 0 || cut || dccp_option::matches(pkt, a))
 }
 
 /// `-s`/`-d` with any mask, as ip_packet_match compares them (`(addr & mask) != ip`).
@@ -840,7 +846,7 @@ impl Default for Action {
             sctp_check_types: [0; sctp_chunks::MAX_CHECKS],
             sctp_types: [0; 4],
             addrtype_flags: 0,
-            _addrtype_pad: 0,
+            hotdrop: 0,
             addrtype_types: [0; 2],
             dccp_option: 0,
             dccp_option_flags: 0,
@@ -950,7 +956,13 @@ pub struct PacketInfo {
     /// `pkt_type::*` as xt_pkttype sees it (in what was padding: the fields before it keep
     /// their places, and the classifier's code its shape).
     pub pkt_type: u8,
-    pub _pending_pad: [u8; 3],
+    /// The `hotdrop` bits of the matches that drop this packet, its header cut short for
+    /// them (in what was padding too).
+    pub cut: u8,
+    /// 1 when the classifier's scan stopped at `found` for a match that drops the packet
+    /// there (`hotdrop::stops`), which the round then does.
+    pub stop: u8,
+    pub _pending_pad: [u8; 1],
     /// Chain being evaluated and the rule to start from.
     pub chain: u32,
     pub next_rule: u32,

@@ -10,8 +10,11 @@
 //! A chunk passes when the rule has no flag check for its type, or `flags & mask == flag`.
 //! A chunk list cut short (a header past the packet's end, a length of 0) makes xt_sctp drop
 //! the packet (hotdrop) where its walk gets there: for ANY when no chunk before passed, for
-//! ONLY when none before failed, for ALL always. Here such a rule does not match, `!` or not;
-//! the packet goes on to the next rule.
+//! ONLY when none before failed, for ALL always; with `!` the rule matches first (its check
+//! answers no), so it counts the packet and its target runs before the drop. Here the rule's
+//! other checks come first (its ports too, as xt_sctp checks them before the chunks): such a
+//! rule passes its check (`matches`), the scan stops there (`cut_at`), and the round drops
+//! the packet (counted with `!`: `hotdrop::counted`).
 
 use crate::{Action, PacketInfo};
 
@@ -144,12 +147,36 @@ pub fn fill(
     Ok(())
 }
 
-/// Whether packet `pkt` passes rule action `a`'s `--chunk-types` (see the module's comment
-/// and `fill`; a packet whose chunks were not walked matches no rule). Branch-free, and with
+/// Whether packet `pkt` passes rule action `a`'s `--chunk-types` in the classifier's scan: a
+/// packet whose chunks were not walked matches no rule; one whose walk meets the cut for this
+/// rule passes it, for the round to drop (`cut_at`); otherwise `answer`. Branch-free, and with
 /// few values live at once: in the classifier's scan a branch here would multiply the
 /// verifier's states, and a spilled value grows a frame the stack limit has no room for.
 #[inline(always)]
 pub fn matches(pkt: &PacketInfo, a: &Action) -> bool {
+    let f = a.sctp_chunk_flags as u64;
+    let hit = hit(pkt, a);
+    let walked = pkt.sctp_walk as u64;
+    let invert = (f >> flag::INVERT.trailing_zeros()) & 1;
+    (walked & 1) & (cut_bit(walked, f, hit) | (hit ^ invert)) != 0
+}
+
+/// Whether packet `pkt` passes rule action `a`'s `--chunk-types` (see the module's comment
+/// and `fill`): not where its chunks were not walked, nor where the walk meets the cut for
+/// this rule (`cut_at`).
+#[inline(always)]
+pub fn answer(pkt: &PacketInfo, a: &Action) -> bool {
+    let f = a.sctp_chunk_flags as u64;
+    let hit = hit(pkt, a);
+    let walked = pkt.sctp_walk as u64;
+    let invert = (f >> flag::INVERT.trailing_zeros()) & 1;
+    (walked & 1) & (1 - cut_bit(walked, f, hit)) & (hit ^ invert) != 0
+}
+
+/// 1 where the chunks walked satisfy rule action `a`'s `--chunk-types` (before `!`), as if
+/// the walk were complete.
+#[inline(always)]
+fn hit(pkt: &PacketInfo, a: &Action) -> u64 {
     // Chunks of the types that count: met (ANY, ONLY) or missed (ALL: the walk's types
     // flipped).
     let flip = ((a.sctp_chunk_flags as u64 >> flag::ALL.trailing_zeros()) & 1).wrapping_neg();
@@ -168,15 +195,29 @@ pub fn matches(pkt: &PacketInfo, a: &Action) -> bool {
     let none = 1 - nonzero(types);
     // ANY: a chunk of the map passes; ALL: no type missed, every check passed; ONLY: no type
     // outside, no check failed.
-    let hit = (bit(flag::ANY) & ((1 - none) | nonzero(counted)))
+    (bit(flag::ANY) & ((1 - none) | nonzero(counted)))
         | (bit(flag::ALL) & none & (1 - nonzero(counted ^ a.sctp_checks as u64)))
-        | (bit(flag::ONLY) & none & (1 - nonzero(counted)));
-    // Where xt_sctp's walk would have met the cut: ANY found nothing before, ALL always,
-    // ONLY found no chunk that fails before.
-    let walked = pkt.sctp_walk as u64;
-    let cut = (1 - ((walked >> 1) & 1))
-        & ((bit(flag::ANY) & (1 - hit)) | bit(flag::ALL) | (bit(flag::ONLY) & hit));
-    (walked & 1) & (1 - cut) & (hit ^ bit(flag::INVERT)) != 0
+        | (bit(flag::ONLY) & none & (1 - nonzero(counted)))
+}
+
+/// 1 where xt_sctp's walk would have met the cut, for a rule of flags `f` that a complete
+/// walk would `hit`: ANY found nothing before, ALL always, ONLY found no chunk that fails
+/// before.
+#[inline(always)]
+fn cut_bit(walked: u64, f: u64, hit: u64) -> u64 {
+    let bit = |b: u8| (f >> b.trailing_zeros()) & 1;
+    (walked & 1)
+        & (1 - ((walked >> 1) & 1))
+        & ((bit(flag::ANY) & (1 - hit)) | bit(flag::ALL) | (bit(flag::ONLY) & hit))
+}
+
+/// Whether rule action `a` has `--chunk-types` and xt_sctp's walk for it meets the cut in
+/// packet `pkt`'s chunks (hotdrop): the round drops the packet at the rule once its other
+/// checks passed.
+#[inline(always)]
+pub fn cut_at(pkt: &PacketInfo, a: &Action) -> bool {
+    a.sctp_chunk_flags != 0
+        && cut_bit(pkt.sctp_walk as u64, a.sctp_chunk_flags as u64, hit(pkt, a)) != 0
 }
 
 /// 1 when `x` is not 0, else 0, without a branch.
@@ -250,8 +291,9 @@ mod tests {
         a
     }
 
-    /// The walk over `bytes` (the packet from its first chunk on), then the rule.
-    fn data_plane(bytes: &[u8], r: &Rule) -> bool {
+    /// The walk over `bytes` (the packet from its first chunk on), then the rule: `None`
+    /// where the round drops the packet (the rule passing its check, as it must to get there).
+    fn data_plane(bytes: &[u8], r: &Rule) -> Option<bool> {
         let mut pkt = PacketInfo::default();
         start(&mut pkt, 0, bytes.len() as u32);
         for _ in 0..MAX_CHUNKS {
@@ -260,7 +302,13 @@ mod tests {
                 break;
             }
         }
-        matches(&pkt, &action(r))
+        let a = action(r);
+        // The scan lets the rule through to the round where the walk meets the cut.
+        assert_eq!(matches(&pkt, &a), answer(&pkt, &a) || cut_at(&pkt, &a));
+        if cut_at(&pkt, &a) {
+            return None;
+        }
+        Some(answer(&pkt, &a))
     }
 
     use crate::test_rng::Rng;
@@ -340,10 +388,9 @@ mod tests {
             let want = kernel(&bytes, &r);
             hotdrops += want.is_none() as u32;
             hits += (want == Some(true)) as u32;
-            // A hotdrop: the rule does not match here.
             assert_eq!(
                 data_plane(&bytes, &r),
-                want.unwrap_or(false),
+                want,
                 "case {case}: chunks {bytes:?}, kind {}, invert {}, map {:x?}, checks {:?}",
                 r.kind,
                 r.invert,
@@ -360,6 +407,7 @@ mod tests {
         // Two DATA chunks, flags 0x03 and 0x00, then an INIT.
         let bytes = [0, 3, 0, 4, 0, 0, 0, 4, 1, 0, 0, 4];
         let data_init = [0b11, 0, 0, 0];
+        let hit = |bytes: &[u8], r: &Rule| data_plane(bytes, r) == Some(true);
         let r = |kind, checks: &[(u8, u8, u8)], map| Rule {
             kind,
             invert: false,
@@ -368,16 +416,16 @@ mod tests {
         };
         // DATA:BE: one DATA passes (ANY, ALL), one fails (ONLY).
         let be = [(0, 3, 3)];
-        assert!(data_plane(&bytes, &r(flag::ANY, &be, data_init)));
-        assert!(data_plane(&bytes, &r(flag::ALL, &be, data_init)));
-        assert!(!data_plane(&bytes, &r(flag::ONLY, &be, data_init)));
+        assert!(hit(&bytes, &r(flag::ANY, &be, data_init)));
+        assert!(hit(&bytes, &r(flag::ALL, &be, data_init)));
+        assert!(!hit(&bytes, &r(flag::ONLY, &be, data_init)));
         // ALL with ABORT in the map, never met.
         let abort = [0b100_0011, 0, 0, 0];
-        assert!(!data_plane(&bytes, &r(flag::ALL, &[], abort)));
-        assert!(data_plane(&bytes, &r(flag::ONLY, &[], abort)));
+        assert!(!hit(&bytes, &r(flag::ALL, &[], abort)));
+        assert!(hit(&bytes, &r(flag::ONLY, &[], abort)));
         // NONE: ANY never, ONLY only a packet without chunks (which is cut short).
-        assert!(!data_plane(&bytes, &r(flag::ANY, &[], [0; 4])));
-        assert!(!data_plane(&bytes, &r(flag::ONLY, &[], [0; 4])));
-        assert!(data_plane(&bytes, &r(flag::ALL, &[], [0; 4])));
+        assert!(!hit(&bytes, &r(flag::ANY, &[], [0; 4])));
+        assert!(!hit(&bytes, &r(flag::ONLY, &[], [0; 4])));
+        assert!(hit(&bytes, &r(flag::ALL, &[], [0; 4])));
     }
 }

@@ -14,7 +14,7 @@ pub mod flag {
 pub const WALKED: u64 = 1;
 
 /// Whether packet `pkt` passes rule action `a`'s `--tcp-option`: the kind is among its
-/// options (a header cut short matches no rule: xt_tcpudp drops the packet).
+/// options (options not walked, cut short, make xt_tcpudp drop the packet: `hotdrop::at`).
 #[inline(always)]
 pub fn matches(pkt: &PacketInfo, a: &Action) -> bool {
     let kinds = &pkt.tcp_kinds;

@@ -3,8 +3,7 @@
 //! chain's policy.
 
 use pcn_iptables_common::{
-    Action, ChainConfig, Frame, MAX_CALL_DEPTH, NatRule, PacketInfo, chain_flag, dccp_option,
-    verdict,
+    Action, ChainConfig, Frame, MAX_CALL_DEPTH, NatRule, PacketInfo, chain_flag, hotdrop, verdict,
 };
 
 use crate::classify::pcn_first_match;
@@ -58,7 +57,9 @@ pub(crate) fn round(packet: *mut PacketInfo, hook: u32) -> Step {
             let Some(action) = action(pkt.slot, index) else {
                 return Step::Drop;
             };
-            if dccp_option::unwalked(pkt, action) {
+            // A rule with a check of its own the scan stopped at for a drop (`stop`), or one
+            // without whose tcp, udp or icmp match drops the packet.
+            if pkt.stop != 0 || hotdrop::at(pkt, action) {
                 return cut_short(pkt, action, index);
             }
             let effects = Effects {
@@ -182,13 +183,14 @@ fn effect_step(
     Some(Step::Again)
 }
 
-/// A rule with `--dccp-option` the scan stopped at, the rest of it matched, the packet's
-/// options cut short: xt_dccp drops the packet. The rule counts it first if it matched all the
-/// same (`dccp_option::matched_at_cut`); then its REJECT answers and its LOG logs too, as
-/// netfilter runs the target before it looks at the drop.
+/// A rule the scan stopped at, the rest of it matched, with a match that drops the packet,
+/// cut short for it (`hotdrop::stops`). The rule counts it first if it matched all the same
+/// (`hotdrop::counted`: a `!` turned the match's no into a match); then its REJECT answers and
+/// its LOG logs too, as netfilter runs the target before it looks at the drop.
 #[inline(never)]
 fn cut_short(pkt: &mut PacketInfo, action: &Action, index: u32) -> Step {
-    if !dccp_option::matched_at_cut(pkt, action) {
+    pkt.flow_cacheable = 0;
+    if !hotdrop::counted(pkt, action) {
         return Step::Drop;
     }
     count_for(pkt, action.counter);

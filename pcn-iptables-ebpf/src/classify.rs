@@ -7,7 +7,7 @@ use pcn_iptables_common::bitmap::{Block, WORDS_END, block_of, place_of, summary_
 use pcn_iptables_common::classifier::{self, ANDED_BITMAPS, SCANNED_BITMAPS, lowest_bit};
 use pcn_iptables_common::{FieldKey, MAX_WORDS, PacketInfo, SUMMARY_WORDS, field, verdict};
 use pcn_iptables_common::{OFFSET_CHECKED, OFFSET_COUNT_ONLY, OFFSETS};
-use pcn_iptables_common::{conntrack, dccp_option, recent};
+use pcn_iptables_common::{conntrack, hotdrop, recent};
 
 use crate::maps::{PCN_PACKETS, action, action_mut, bitmaps, chain_config, count, field_lookup};
 use crate::{addrtype, limit, log, statistic, time};
@@ -111,6 +111,11 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
                 pkt.found = rule;
                 return 1;
             }
+            Checks::Stop => {
+                pkt.found = rule;
+                pkt.stop = 1;
+                return 1;
+            }
         }
     }
     if word(scan, pkt, OFFSET_COUNT_ONLY, i) & mask == 0 {
@@ -118,6 +123,12 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
         return 1;
     }
     if let Some(action) = action(pkt.slot, index) {
+        // A rule that only counts drops a packet cut short for one of its matches: the
+        // round does (`hotdrop::at`).
+        if hotdrop::at(pkt, action) {
+            pkt.found = rule;
+            return 1;
+        }
         count(action.counter, pkt.len);
         // Rules that only count are rare: their flows are judged every time.
         pkt.flow_cacheable = 0;
@@ -134,11 +145,14 @@ fn visit_rule(scan: &Scan, pkt: &mut PacketInfo) -> i64 {
 enum Checks {
     Fail,
     Pass,
-    /// All passed, and the rule has a recent list to check or connections to count, or a
-    /// `--dccp-option` the packet's options are cut short for: the scan stops there, and the
-    /// round does it (`chain::round`), outside `bpf_loop`'s callback, whose frame Linux 6.1
-    /// adds to the classifier's.
+    /// All passed, and the rule has a recent list to check or connections to count: the
+    /// scan stops there, and the round does it (`chain::round`), outside `bpf_loop`'s
+    /// callback, whose frame Linux 6.1 adds to the classifier's.
     Effect,
+    /// All passed, and a match of the rule drops the packet, cut short for it
+    /// (`hotdrop::stops`): the scan stops there, and the round drops it (`PacketInfo::stop`
+    /// tells it, which spares it the test).
+    Stop,
 }
 
 /// A checked rule's own checks, once its fields matched: its connection's tuples, protocol
@@ -162,11 +176,12 @@ fn own_checks(pkt: &mut PacketInfo, index: u32) -> Checks {
         && limit::take(action))
     {
         Checks::Fail
+    } else if hotdrop::stops(pkt, unsafe { &*action }) {
+        Checks::Stop
     } else if unsafe {
         (*action).recent_op != recent::op::NONE
             || (*action).connlimit_flags != 0
             || (*action).hashlimit_table != 0
-            || dccp_option::unwalked(pkt, &*action)
     } {
         Checks::Effect
     } else {
@@ -362,6 +377,7 @@ fn first_match(pkt: &mut PacketInfo) -> Option<u32> {
         candidates(&scan, pkt, summary);
     }
     pkt.found = u32::MAX;
+    pkt.stop = 0;
     pkt.pending = 0;
     scan.pkt = pkt;
     unsafe {

@@ -13,7 +13,9 @@ use crate::maps::{PCN_FLOWS, chain_config, count};
 pub(crate) fn cached_verdict(pkt: &mut PacketInfo, chain: u32, slot: u32) -> Option<u32> {
     pkt.flow_cacheable = 0;
     let cfg = chain_config(slot, chain)?;
-    if cfg.flags & chain_flag::CACHEABLE == 0 {
+    // A packet cut short may be dropped where its flow's others pass (`hotdrop`): neither
+    // answered from the cache nor stored there.
+    if cfg.flags & chain_flag::CACHEABLE == 0 || pkt.cut != 0 {
         return None;
     }
     let (sport, dport, flags) = if pkt.has_ports != 0 {

@@ -2,7 +2,8 @@
 //! IPv4 header fields the classifier and the connection tracker read.
 
 use pcn_iptables_common::{
-    PacketInfo, SPI_NONE, chain_flag, conntrack::ctstate, dccp_option, pkt_type, tcp_option, tcpmss,
+    PacketInfo, SPI_NONE, chain_flag, conntrack::ctstate, dccp_option, hotdrop, pkt_type,
+    tcp_option, tcpmss,
 };
 
 use crate::dccp;
@@ -83,6 +84,14 @@ pub(crate) fn parse_ipv4(
     pkt.sctp_walk = 0;
     pkt.dccp_walk = dccp_option::walk::NONE;
     pkt.mss_adds = 0;
+    // A later TCP fragment has no MSS (none stays from an earlier packet).
+    pkt.tcp_mss = tcpmss::MALFORMED;
+    // What the kernel's matches read of the header is the IP packet's, not the frame's (a
+    // TCP header whose options are cut short: `tcp_header_whole` below).
+    pkt.cut = match ihl >= 20 {
+        true => hotdrop::of(pkt.proto, frag_offset, pkt.len.saturating_sub(ihl as u32)),
+        false => 0,
+    };
     let l4 = ETH_HLEN + (ihl & 0x3c);
     if frag_offset == 0 && ihl >= 20 {
         match pkt.proto {
@@ -102,7 +111,10 @@ pub(crate) fn parse_ipv4(
                         pkt.has_tcp_flags = 1;
                         let header = (doff >> 4) as u32 * 4;
                         let segment = pkt.len.saturating_sub((ihl & 0x3c) as u32);
-                        pkt.tcp_header_whole = (header >= 20 && header <= segment) as u8;
+                        let whole = (header >= 20 && header <= segment) as u8;
+                        pkt.tcp_header_whole = whole;
+                        // xt_tcpmss drops it (and `--tcp-option`: `hotdrop::at`).
+                        pkt.cut |= (whole ^ 1) * hotdrop::TCPMSS;
                         let syn = (tcp_flags & TCP_SYN) >> 1;
                         pkt.mss_adds = tcpmss::room_for_option(pkt.len, ihl, doff) & syn;
                     }
@@ -112,13 +124,14 @@ pub(crate) fn parse_ipv4(
                     let syn = (pkt.tcp_flags & TCP_SYN) as u32 * pkt.has_tcp_flags as u32;
                     let walk = core::hint::black_box(flags & chain_flag::TCPMSS | syn);
                     if walk != 0 {
-                        let mss = tcp_mss(start, end, l4);
+                        let mss = tcp_mss(start, end, l4, ETH_HLEN + pkt.len as usize);
                         pkt.tcp_mss = mss;
                         // Without an MSS option (`tcpmss::NONE`, bit 16 alone).
                         pkt.mss_adds &= (mss >> 16) as u8 & 1;
                     }
                     if flags & chain_flag::TCP_OPTION != 0 {
-                        tcp_kinds(start, end, l4, &mut pkt.tcp_kinds);
+                        let ip_end = ETH_HLEN + pkt.len as usize;
+                        tcp_kinds(start, end, l4, ip_end, &mut pkt.tcp_kinds);
                     }
                 }
             }
@@ -176,8 +189,8 @@ pub(crate) fn parse_ipv4(
 /// The MSS option of the TCP header at `l4`, walked as xt_tcpmss's `tcpmss_mt` walks the
 /// options (an option's length is read only where its kind asks).
 #[inline(always)]
-fn tcp_mss(start: usize, end: usize, l4: usize) -> u32 {
-    let Some((opts, optlen)) = tcp_options(start, end, l4) else {
+fn tcp_mss(start: usize, end: usize, l4: usize, ip_end: usize) -> u32 {
+    let Some((opts, optlen)) = tcp_options(start, end, l4, ip_end) else {
         return tcpmss::MALFORMED;
     };
     let mut i = 0;
@@ -208,9 +221,9 @@ fn tcp_mss(start: usize, end: usize, l4: usize) -> u32 {
 /// The option kinds of the TCP header at `l4` (`PacketInfo::tcp_kinds`), walked as xt_tcpudp's
 /// `tcp_find_option` walks them: none where the header is cut short.
 #[inline(always)]
-fn tcp_kinds(start: usize, end: usize, l4: usize, kinds: &mut [u64; 4]) {
+fn tcp_kinds(start: usize, end: usize, l4: usize, ip_end: usize, kinds: &mut [u64; 4]) {
     *kinds = [0; 4];
-    let Some((opts, optlen)) = tcp_options(start, end, l4) else {
+    let Some((opts, optlen)) = tcp_options(start, end, l4, ip_end) else {
         return;
     };
     // Kind 0 (END) lands on WALKED's bit: `--tcp-option` never asks for it.
@@ -240,12 +253,13 @@ fn tcp_kinds(start: usize, end: usize, l4: usize, kinds: &mut [u64; 4]) {
 }
 
 /// Where the options of the TCP header at `l4` start, and their length; `None` where the
-/// header is cut short.
+/// header is cut short, before the frame's end or the IP packet's (`ip_end`: the kernel's
+/// matches do not read into a frame's padding).
 #[inline(always)]
-fn tcp_options(start: usize, end: usize, l4: usize) -> Option<(usize, usize)> {
+fn tcp_options(start: usize, end: usize, l4: usize, ip_end: usize) -> Option<(usize, usize)> {
     let [doff, _] = pair_at(start, end, l4 + 12)?;
     let len = ((doff >> 4) as usize) * 4;
-    if len < 20 {
+    if len < 20 || l4 + len > ip_end {
         return None;
     }
     pair_at(start, end, l4 + len - 2)?;

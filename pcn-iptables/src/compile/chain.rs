@@ -2,7 +2,7 @@
 //! rules its values satisfy (`chain_bitmaps`), on the running generation's atoms when there is one.
 
 use pcn_iptables_common::{
-    ChainConfig, FIELD_KEY_HEADER_BITS, FieldKey, classifier, field, field_key6,
+    ChainConfig, FIELD_KEY_HEADER_BITS, FieldKey, classifier, field, field_key6, hotdrop,
 };
 
 use super::atoms::{push_bits, walk};
@@ -111,6 +111,10 @@ pub(super) fn chain_bitmaps(
         base,
         made,
         words,
+        cut: window
+            .iter()
+            .map(|r| fields::hotdrops(r) & hotdrop::KEYED != 0)
+            .collect(),
     };
     // Value fields and each rule's constraint; their width in bits, and whether they are keyed
     // under `[1]` with `[0]` for packets without the header, are the field table's.
@@ -259,6 +263,9 @@ struct Building<'a, 'b> {
     base: Option<&'a ChainBase<'b>>,
     made: &'a mut Vec<Made>,
     words: &'a mut Vec<u64>,
+    /// Which rules of the window hold a tcp, udp or icmp match, which drops a packet cut
+    /// short for it (`hotdrop::KEYED`).
+    cut: Vec<bool>,
 }
 
 impl<'a> Building<'a, '_> {
@@ -309,11 +316,15 @@ impl<'a> Building<'a, '_> {
         }
         let lead = keyed as u32;
         let mut atoms_base = Vec::with_capacity(entries.len());
-        let mut missing = SRC_ZERO;
+        let (mut missing, mut cut) = (SRC_ZERO, SRC_ZERO);
         for e in entries {
             let v = &e.key[3 + lead as usize..];
             if keyed && e.key[3] == 0 {
                 missing = e.index;
+                continue;
+            }
+            if keyed && e.key[3] == hotdrop::CUT_KEY {
+                cut = e.index;
                 continue;
             }
             let value = match width {
@@ -330,6 +341,14 @@ impl<'a> Building<'a, '_> {
             // on the field match them.
             let at = self.push(constraints.iter().map(Option::is_none));
             self.add(id, 8, [0; 6], at, missing, fill, running);
+            // Packets cut short for tcp, udp or icmp look up `[CUT_KEY]`: those rules too,
+            // which drop them (`hotdrop`).
+            let bits: Vec<bool> = (constraints.iter().zip(&self.cut))
+                .map(|(c, cut)| c.is_none() || *cut)
+                .collect();
+            let at = self.push(bits.into_iter());
+            let key = [hotdrop::CUT_KEY, 0, 0, 0, 0, 0];
+            self.add(id, 8, key, at, cut, fill, running);
         }
         for atom in walk(self.words, self.wlen, constraints, width, &atoms_base, fill) {
             let bytes = &atom.value.to_be_bytes()[4 - width as usize / 8..];

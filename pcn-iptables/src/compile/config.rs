@@ -351,6 +351,7 @@ pub(super) fn action(
         action.time_date = t.date;
         action.time_daytime = t.daytime;
     }
+    action.hotdrop = fields::hotdrops(rule);
     if let Some(t) = fields::tcpmss(rule)? {
         use pcn_iptables_common::tcpmss::flag;
         action.tcpmss_flags = flag::ON | if t.negated { flag::INVERT } else { 0 };

@@ -325,9 +325,145 @@ pub fn sctp_chunks(rule: &Rule) -> Result<Option<Negatable<SctpChunks>>> {
     })
 }
 
-/// The rule's `-m sctp` or `-m dccp`, if it has one.
+/// The rule's `-m sctp` or `-m dccp`, if it has one; several (`-m dccp --sport 1 -m dccp
+/// --dport 2`, which iptables takes: all must hold) as one, where the rule's `Action` can
+/// hold what they ask together.
 pub fn proto_ports(rule: &Rule) -> Result<Option<Want>> {
-    one(rule, Field::Ports, "-m sctp or -m dccp")
+    const WHAT: &str = "more than one -m sctp or -m dccp in a rule";
+    let mut all = wants(rule, Field::Ports);
+    let Some(mut got) = all.next() else {
+        return Ok(None);
+    };
+    for w in all {
+        let (
+            Want::Ports {
+                proto,
+                sport,
+                dport,
+                dccp_types,
+                dccp_option,
+            },
+            Want::Ports {
+                proto: p2,
+                sport: s2,
+                dport: d2,
+                dccp_types: t2,
+                dccp_option: o2,
+            },
+        ) = (got, w)
+        else {
+            return unsupported(WHAT);
+        };
+        let ports = |a: Option<Negatable<PortRange>>, b: Option<Negatable<PortRange>>| {
+            Ok(match (a, b) {
+                (None, x) | (x, None) => x,
+                (Some(a), Some(b)) => Some(port_range(both(range_of(&a), range_of(&b)).ok_or(())?)),
+            })
+        };
+        // Option types: one a rule.
+        let option = match (dccp_option, o2) {
+            (None, x) | (x, None) => x,
+            (Some(a), Some(b)) if a == b => Some(a),
+            _ => return unsupported(WHAT),
+        };
+        got = Want::Ports {
+            proto: if proto == p2 {
+                proto
+            } else {
+                return unsupported(WHAT);
+            },
+            sport: ports(sport, s2).or_else(|()| unsupported(WHAT))?,
+            dport: ports(dport, d2).or_else(|()| unsupported(WHAT))?,
+            dccp_types: match (dccp_types, t2) {
+                (None, x) | (x, None) => x,
+                // Sets of 16 types: their intersection, always one set.
+                (Some(a), Some(b)) => {
+                    let set = |t: Negatable<u16>| if t.negated { !t.value } else { t.value };
+                    Some(Negatable::plain(set(a) & set(b)))
+                }
+            },
+            dccp_option: option,
+        };
+    }
+    Ok(Some(got))
+}
+
+fn unsupported<T>(what: &str) -> Result<T> {
+    Err(CompileError::Unsupported(what.into()))
+}
+
+/// An inclusive range of values, negated or not.
+type Range = Negatable<(u32, u32)>;
+
+fn range_of(p: &Negatable<PortRange>) -> Range {
+    Negatable {
+        value: (p.value.first as u32, p.value.last as u32),
+        negated: p.negated,
+    }
+}
+
+fn port_range(r: Range) -> Negatable<PortRange> {
+    Negatable {
+        value: PortRange {
+            first: r.value.0 as u16,
+            last: r.value.1 as u16,
+        },
+        negated: r.negated,
+    }
+}
+
+/// The values in both `a` and `b`, if one range (negated or not) says them: `None` where it
+/// takes two. A range that holds nothing comes out reversed (`first > last`), as the data
+/// plane's checks take it.
+fn both(a: Range, b: Range) -> Option<Range> {
+    let ((a0, a1), (b0, b1)) = (a.value, b.value);
+    // A reversed range holds nothing: `!` of it everything.
+    let empty = |r: &Range| r.value.0 > r.value.1;
+    let plain = |lo: u32, hi: u32| Some(Negatable::plain((lo, hi)));
+    match (a.negated, b.negated) {
+        (false, false) => plain(a0.max(b0), a1.min(b1)),
+        (true, true) if empty(&a) => Some(b),
+        (true, true) if empty(&b) => Some(a),
+        // Neither: one range, if the two overlap or touch.
+        (true, true) if a0 <= b1.saturating_add(1) && b0 <= a1.saturating_add(1) => {
+            Some(Negatable {
+                value: (a0.min(b0), a1.max(b1)),
+                negated: true,
+            })
+        }
+        (true, true) => None,
+        (false, true) | (true, false) => {
+            let (keep, cut) = if a.negated { (b, a) } else { (a, b) };
+            let ((k0, k1), (c0, c1)) = (keep.value, cut.value);
+            if empty(&keep) || empty(&cut) || c1 < k0 || c0 > k1 {
+                Some(keep)
+            } else if c0 <= k0 && c1 >= k1 {
+                plain(1, 0)
+            } else if c0 <= k0 {
+                plain(c1 + 1, k1)
+            } else if c1 >= k1 {
+                plain(k0, c0 - 1)
+            } else {
+                // The cut inside: two pieces.
+                None
+            }
+        }
+    }
+}
+
+/// The one range of several negatable ranges' intersection, or `what` refused.
+fn all_ranges(ranges: impl Iterator<Item = Range>, what: &str) -> Result<Option<Range>> {
+    let mut got: Option<Range> = None;
+    for r in ranges {
+        got = Some(match got {
+            None => r,
+            Some(g) => match both(g, r) {
+                Some(x) => x,
+                None => return unsupported(what),
+            },
+        });
+    }
+    Ok(got)
 }
 
 /// The rule's `-m time`, if any.
@@ -338,20 +474,34 @@ pub fn time(rule: &Rule) -> Result<Option<TimeMatch>> {
     })
 }
 
-/// The rule's `-m tcpmss`, if any.
+/// The rule's `-m tcpmss`, if any (several as one, where one range says what they ask
+/// together).
 pub fn tcpmss(rule: &Rule) -> Result<Option<Negatable<PortRange>>> {
-    Ok(match one(rule, Field::Tcpmss, "-m tcpmss")? {
-        Some(Want::Tcpmss(t)) => Some(t),
+    let ranges = wants(rule, Field::Tcpmss).filter_map(|w| match w {
+        Want::Tcpmss(t) => Some(range_of(&t)),
         _ => None,
-    })
+    });
+    Ok(all_ranges(ranges, "more than one -m tcpmss in a rule")?.map(port_range))
 }
 
-/// The rule's `-m esp` or `-m ah`, if any.
+/// The rule's `-m esp` or `-m ah`, if any (several as one, where one range says what they
+/// ask together).
 pub fn spi(rule: &Rule) -> Result<Option<Negatable<SpiRange>>> {
-    Ok(match one(rule, Field::Spi, "-m esp or -m ah")? {
-        Some(Want::Spi(s)) => Some(s),
+    let ranges = wants(rule, Field::Spi).filter_map(|w| match w {
+        Want::Spi(s) => Some(Negatable {
+            value: (s.value.first, s.value.last),
+            negated: s.negated,
+        }),
         _ => None,
-    })
+    });
+    let got = all_ranges(ranges, "more than one -m esp or -m ah in a rule")?;
+    Ok(got.map(|r| Negatable {
+        value: SpiRange {
+            first: r.value.0,
+            last: r.value.1,
+        },
+        negated: r.negated,
+    }))
 }
 
 /// The rule's `-m mark` (`field` Mark) or `-m connmark` (Connmark), if any.
@@ -421,7 +571,61 @@ pub fn checked(m: &Match) -> bool {
     .any(|f| e.want(m, f).is_some())
 }
 
+/// The `pcn_iptables_common::hotdrop` bits of the rule's matches: the packets cut short it
+/// drops once its other checks passed.
+pub fn hotdrops(rule: &Rule) -> u8 {
+    rule.matches
+        .iter()
+        .fold(0, |bits, m| bits | ext::of(m).hotdrops(m))
+}
+
 /// Whether a match needs connections tracked.
 pub fn tracks(m: &Match) -> bool {
     ext::of(m).tracks()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `v` is in range `r` (negated or not; a reversed range holds nothing).
+    fn holds(r: &Range, v: u32) -> bool {
+        (r.value.0 <= v && v <= r.value.1) != r.negated
+    }
+
+    #[test]
+    fn two_ranges_as_one_where_one_says_them() {
+        const DOMAIN: u32 = 9;
+        let mut ranges = vec![];
+        for first in 0..=7 {
+            for last in 0..=7 {
+                for negated in [false, true] {
+                    ranges.push(Negatable {
+                        value: (first, last),
+                        negated,
+                    });
+                }
+            }
+        }
+        let mut refused = 0;
+        for a in &ranges {
+            for b in &ranges {
+                let want: Vec<bool> = (0..=DOMAIN).map(|v| holds(a, v) && holds(b, v)).collect();
+                match both(a.clone(), b.clone()) {
+                    Some(r) => {
+                        let got: Vec<bool> = (0..=DOMAIN).map(|v| holds(&r, v)).collect();
+                        assert_eq!(got, want, "{a:?} and {b:?} gave {r:?}");
+                        assert!(holds(&r, u32::MAX) == (holds(a, u32::MAX) && holds(b, u32::MAX)));
+                    }
+                    None => {
+                        refused += 1;
+                        // No one range says them.
+                        let said = |r: &Range| (0..=DOMAIN).map(|v| holds(r, v)).eq(want.clone());
+                        assert!(!ranges.iter().any(said), "{a:?} and {b:?}");
+                    }
+                }
+            }
+        }
+        assert!(refused > 0);
+    }
 }

@@ -2278,3 +2278,81 @@ fn connlimit_is_the_rules_last_check() {
         ));
     }
 }
+
+/// A packet cut short for tcp (or udp) looks its port, flag and ICMP fields up under
+/// `[hotdrop::CUT_KEY]`: every rule with a tcp (udp) match passes them, whatever it asks of
+/// them, and its action drops the packet (`hotdrop::at`); the rules that do not look at those
+/// fields pass as before, and multiport rules, which read only the ports, do not match.
+#[test]
+fn cut_packets_pass_the_rules_that_drop_them() {
+    use pcn_iptables_common::hotdrop;
+    let ports = |proto: u8, sport: Option<u16>, dport: Option<u16>, tcp_flags| Match::Ports {
+        proto,
+        sport: sport.map(|p| Negatable::plain(PortRange { first: p, last: p })),
+        dport: dport.map(|p| Negatable::plain(PortRange { first: p, last: p })),
+        tcp_flags,
+        tcp_option: None,
+    };
+    let rule = |proto, matches| Rule {
+        proto: Some(Negatable::plain(proto)),
+        ..plain_rule(matches)
+    };
+    let syn = Negatable::plain(TcpFlags { mask: 2, comp: 2 });
+    let mut table = Table::default();
+    table.chains[0].rules = vec![
+        Rule {
+            src: Some(Negatable::plain(AddrMask {
+                addr: Ipv4Addr::new(198, 18, 99, 1),
+                mask: Ipv4Addr::BROADCAST,
+            })),
+            ..rule(6, vec![ports(6, None, Some(9), None)])
+        },
+        rule(17, vec![ports(17, Some(7), None, None)]),
+        rule(
+            6,
+            vec![Match::Multiport {
+                dir: MultiportDir::Destination,
+                ports: Negatable::plain(vec![PortRange { first: 9, last: 9 }]),
+            }],
+        ),
+        rule(6, vec![ports(6, None, None, Some(syn))]),
+        rule(6, vec![]),
+        rule(
+            1,
+            vec![Match::Icmp(Negatable::plain(IcmpType {
+                kind: 8,
+                code_min: 0,
+                code_max: 0xff,
+            }))],
+        ),
+    ];
+    let c = compile(&table, &[], &AddressTypes::default()).unwrap();
+    let trie = Trie::new(&c);
+    let cfg = c.chains[0];
+    let matching = |info: &PacketInfo| -> Vec<usize> {
+        let mut w = c.bitmaps[cfg.rules as usize][0];
+        for f in classifier::SCANNED {
+            if cfg.fields & field::bit(f.id) != 0 {
+                let b = trie.lookup(f.id, 0, info).expect("an entry for every key");
+                w &= c.bitmaps[b as usize][0];
+            }
+        }
+        (0..6).filter(|i| w & (1 << i) != 0).collect()
+    };
+    let drops = |info: &PacketInfo, rule: usize| {
+        hotdrop::at(info, &c.actions[cfg.action_base as usize + rule])
+    };
+    let mut p = Pkt::udp(ADDRS[0], ADDRS[1], 7, 9).info();
+    p.proto = 6;
+    assert_eq!(matching(&p), [2, 4]);
+    p.cut = hotdrop::TCP | hotdrop::TCPMSS;
+    assert_eq!(matching(&p), [3, 4]);
+    assert!(drops(&p, 3) && !drops(&p, 4));
+    p.proto = 17;
+    p.cut = hotdrop::UDP;
+    assert_eq!(matching(&p), [1]);
+    assert!(drops(&p, 1));
+    p.has_ports = 0;
+    p.cut = 0;
+    assert_eq!(matching(&p), Vec::<usize>::new());
+}

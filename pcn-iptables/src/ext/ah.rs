@@ -9,6 +9,10 @@ pub struct Ah;
 pub const ENTRIES: [Entry; 1] = [entry("ahspi", 0, true, 0)];
 
 impl Extension for Ah {
+    fn hotdrops(&self, _: &Match) -> u8 {
+        pcn_iptables_common::hotdrop::AH
+    }
+
     fn name(&self) -> &'static str {
         "ah"
     }

@@ -223,6 +223,12 @@ pub trait Extension: Sync {
         false
     }
 
+    /// The `pcn_iptables_common::hotdrop` bits of the packets cut short that the match
+    /// drops (its kernel module's hotdrop).
+    fn hotdrops(&self, _m: &Match) -> u8 {
+        0
+    }
+
     /// Whether the match needs connections tracked.
     fn tracks(&self) -> bool {
         false

@@ -29,6 +29,10 @@ const TYPES: [&str; 11] = [
 ];
 
 impl Extension for Dccp {
+    fn hotdrops(&self, _: &Match) -> u8 {
+        pcn_iptables_common::hotdrop::DCCP
+    }
+
     fn name(&self) -> &'static str {
         "dccp"
     }

@@ -11,6 +11,10 @@ pub struct Esp;
 pub const ENTRIES: [Entry; 1] = [entry("espspi", 0, true, 0)];
 
 impl Extension for Esp {
+    fn hotdrops(&self, _: &Match) -> u8 {
+        pcn_iptables_common::hotdrop::ESP
+    }
+
     fn name(&self) -> &'static str {
         "esp"
     }

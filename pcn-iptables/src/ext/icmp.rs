@@ -9,6 +9,10 @@ use crate::model::{IcmpType, Match, Negatable};
 pub struct Icmp;
 
 impl Extension for Icmp {
+    fn hotdrops(&self, _: &Match) -> u8 {
+        pcn_iptables_common::hotdrop::ICMP
+    }
+
     fn name(&self) -> &'static str {
         "icmp"
     }

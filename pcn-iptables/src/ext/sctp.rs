@@ -29,6 +29,10 @@ pub const ENTRIES: [Entry; 5] = [
 ];
 
 impl Extension for Sctp {
+    fn hotdrops(&self, _: &Match) -> u8 {
+        pcn_iptables_common::hotdrop::SCTP
+    }
+
     fn name(&self) -> &'static str {
         "sctp"
     }

@@ -24,6 +24,10 @@ pub const ENTRIES: [Entry; 7] = [
 pub struct Tcp;
 
 impl Extension for Tcp {
+    fn hotdrops(&self, m: &Match) -> u8 {
+        port_hotdrops(m)
+    }
+
     fn name(&self) -> &'static str {
         "tcp"
     }
@@ -147,6 +151,16 @@ impl Extension for Tcp {
                 ..
             }
         )
+    }
+}
+
+/// tcp's and udp's hotdrop: a header cut short (and tcp's fragment at offset 1).
+pub(super) fn port_hotdrops(m: &Match) -> u8 {
+    use pcn_iptables_common::hotdrop;
+    match m {
+        Match::Ports { proto, .. } if *proto == IPPROTO_TCP => hotdrop::TCP,
+        Match::Ports { .. } => hotdrop::UDP,
+        _ => 0,
     }
 }
 

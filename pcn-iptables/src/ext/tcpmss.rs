@@ -16,6 +16,10 @@ pub struct Tcpmss;
 pub const ENTRIES: [Entry; 1] = [mandatory("mss", 0, true)];
 
 impl Extension for Tcpmss {
+    fn hotdrops(&self, _: &Match) -> u8 {
+        pcn_iptables_common::hotdrop::TCPMSS
+    }
+
     fn name(&self) -> &'static str {
         "tcpmss"
     }

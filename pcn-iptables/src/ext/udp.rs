@@ -18,6 +18,10 @@ pub const ENTRIES: [Entry; 4] = [
 pub struct Udp;
 
 impl Extension for Udp {
+    fn hotdrops(&self, m: &Match) -> u8 {
+        super::tcp::port_hotdrops(m)
+    }
+
     fn name(&self) -> &'static str {
         "udp"
     }
