@@ -450,9 +450,6 @@ pub mod owner {
     pub const UID: u8 = 1;
     pub const GID: u8 = 2;
     pub const SOCKET: u8 = 4;
-    /// `--suppl-groups`: GID also matches where a supplementary group of the file's
-    /// credentials lies in the range.
-    pub const SUPPL_GROUPS: u8 = 8;
     /// The packet has no full socket with a `struct socket`.
     pub const NO_SOCKET: u8 = 0;
     /// A socket without a file.
@@ -460,23 +457,18 @@ pub mod owner {
     /// A socket whose file's fsuid and fsgid are `PacketInfo::owner_uid`, `owner_gid`.
     pub const FILE: u8 = 2;
 
-    /// xt_owner's `owner_mt` for packet `pkt` (its socket's state, fsuid and fsgid, and
-    /// whether one of its supplementary groups lies in `a`'s GID range: `in_groups`, which
-    /// the data plane finds first for a rule with `--suppl-groups`).
+    /// xt_owner's `owner_mt` for a packet whose socket is in state `state`.
     #[inline(always)]
-    pub fn matches(pkt: &crate::PacketInfo, a: &crate::Action) -> bool {
-        let (state, uid, gid) = (pkt.owner, pkt.owner_uid, pkt.owner_gid);
+    pub fn matches(state: u8, uid: u32, gid: u32, a: &crate::Action) -> bool {
         let (m, inv) = (a.owner_match, a.owner_invert);
         let within = |v: u32, r: [u32; 2]| r[0] <= v && v <= r[1];
-        let group =
-            || within(gid, a.owner_gid) || (m & SUPPL_GROUPS != 0 && pkt.owner_in_groups != 0);
         match state {
             NO_SOCKET => m ^ inv == 0,
             _ if m & inv & SOCKET != 0 => false,
             NO_FILE => (m ^ inv) & (UID | GID) == 0,
             _ => {
                 (m & UID == 0 || within(uid, a.owner_uid) != (inv & UID != 0))
-                    && (m & GID == 0 || group() != (inv & GID != 0))
+                    && (m & GID == 0 || within(gid, a.owner_gid) != (inv & GID != 0))
             }
         }
     }
@@ -567,7 +559,8 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
         && (check & pkt_check::MARK == 0
             || (pkt.mark & a.mark_mask == a.mark) != (check & pkt_check::MARK_INVERT != 0))
         && (check & pkt_check::CONNMARK == 0 || connmark_matches(pkt, a))
-        && (check & pkt_check::OWNER == 0 || owner::matches(pkt, a))
+        && (check & pkt_check::OWNER == 0
+            || owner::matches(pkt.owner, pkt.owner_uid, pkt.owner_gid, a))
         && (a.tcpmss_flags == 0 || cut || tcpmss::matches(pkt.tcp_mss, a))
         && (a.spi_flags == 0 || cut || spi_matches(pkt.spi, a))
         && (a.ports_proto == 0 || cut || ports_match(pkt, a))
@@ -929,12 +922,7 @@ pub struct PacketInfo {
     pub owner_uid: u32,
     pub owner_gid: u32,
     pub owner: u8,
-    /// Scratch: whether a supplementary group lies in the GID range of the rule being
-    /// checked (`owner::matches`; in map memory, so that the verifier does not carry it).
-    pub owner_in_groups: u8,
-    pub _owner_pad: [u8; 6],
-    /// The kernel address of its file's credentials' `group_info` (0: none).
-    pub owner_groups: u64,
+    pub _owner_pad: [u8; 7],
     /// Scratch of `-m recent`'s loops (`recent::Store::cell`).
     pub recent_cells: [u64; recent::CELLS],
     /// The classifier's bitmap indexes for this round, one per bitmap it scans (map memory
@@ -1193,12 +1181,6 @@ pub struct Settings {
     pub cred_fsuid: u32,
     pub cred_fsgid: u32,
     pub sock_offsets_set: u32,
-    /// `cred.group_info`, `group_info.ngroups` and `group_info.gid` (`--suppl-groups`),
-    /// known with the others.
-    pub cred_group_info: u32,
-    pub group_info_ngroups: u32,
-    pub group_info_gid: u32,
-    pub _groups_pad: u32,
     /// The namespace's IPv4 interface addresses, in the kernel's order (primary first): where
     /// REJECT answers a forwarded packet from on kernels whose bpf_fib_lookup cannot say
     /// (FIB_LOOKUP_SRC is 6.7's).
@@ -1293,9 +1275,8 @@ mod user {
 mod tests {
     use super::*;
 
-    /// xt_owner's `owner_mt`, line by line (`state`: no socket, no file, a file whose
-    /// credentials have the supplementary `groups`).
-    fn kernel_owner(state: u8, uid: u32, gid: u32, groups: &[u32], a: &Action) -> bool {
+    /// xt_owner's `owner_mt`, line by line (`state`: no socket, no file, a file).
+    fn kernel_owner(state: u8, uid: u32, gid: u32, a: &Action) -> bool {
         let (m, inv) = (a.owner_match, a.owner_invert);
         if state == owner::NO_SOCKET {
             return (m ^ inv) == 0;
@@ -1310,22 +1291,17 @@ mod tests {
         {
             return false;
         }
-        if m & owner::GID != 0 {
-            let within = |g: u32| a.owner_gid[0] <= g && g <= a.owner_gid[1];
-            let mut found = within(gid);
-            if !found && m & owner::SUPPL_GROUPS != 0 {
-                found = groups.iter().any(|&g| within(g));
-            }
-            if found ^ (inv & owner::GID == 0) {
-                return false;
-            }
+        if m & owner::GID != 0
+            && ((a.owner_gid[0] <= gid && gid <= a.owner_gid[1]) ^ (inv & owner::GID == 0))
+        {
+            return false;
         }
         true
     }
 
     #[test]
     fn owner_follows_xt_owner() {
-        for m in (1..16u8).filter(|m| m & owner::SUPPL_GROUPS == 0 || m & owner::GID != 0) {
+        for m in 1..8u8 {
             for inv in (0..8u8).filter(|i| i & !m == 0) {
                 let a = Action {
                     owner_match: m,
@@ -1334,23 +1310,12 @@ mod tests {
                     owner_gid: [100, 100],
                     ..Default::default()
                 };
-                let ids = [(0, 0), (1000, 100), (1500, 5), (2000, 100)];
-                let groups: [&[u32]; 3] = [&[], &[7, 100], &[99, 101]];
                 for state in [owner::NO_SOCKET, owner::NO_FILE, owner::FILE] {
-                    for ((uid, gid), groups) in ids.into_iter().flat_map(|i| groups.map(|g| (i, g)))
-                    {
-                        // What the data plane finds for the rule before `matches`.
-                        let pkt = PacketInfo {
-                            owner: state,
-                            owner_uid: uid,
-                            owner_gid: gid,
-                            owner_in_groups: groups.contains(&100) as u8,
-                            ..Default::default()
-                        };
+                    for (uid, gid) in [(0, 0), (1000, 100), (1500, 5), (2000, 100)] {
                         assert_eq!(
-                            owner::matches(&pkt, &a),
-                            kernel_owner(state, uid, gid, groups, &a),
-                            "match {m} invert {inv} state {state} uid {uid} gid {gid} {groups:?}"
+                            owner::matches(state, uid, gid, &a),
+                            kernel_owner(state, uid, gid, &a),
+                            "match {m} invert {inv} state {state} uid {uid} gid {gid}"
                         );
                     }
                 }

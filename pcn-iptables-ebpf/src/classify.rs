@@ -163,11 +163,10 @@ enum Checks {
 /// branch of its own before the checks cost the classifiers 14,000 verified instructions,
 /// this condition 300).
 #[inline(always)]
-fn own_checks(pkt: &mut PacketInfo, index: u32) -> Checks {
+fn own_checks(pkt: &PacketInfo, index: u32) -> Checks {
     let Some(action) = action_mut(pkt.slot, index) else {
         return Checks::Pass;
     };
-    crate::owner::find_in_groups(pkt, unsafe { &*action });
     if !(conntrack::tuples_match(pkt, unsafe { &*action })
         && pcn_iptables_common::packet_matches(pkt, unsafe { &*action })
         && time::matches(unsafe { &*action })

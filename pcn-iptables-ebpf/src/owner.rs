@@ -2,8 +2,6 @@
 //! socket with a `struct socket`, and the fsuid and fsgid of that socket's file, read from
 //! kernel memory at offsets userspace finds in the kernel's BTF (`Settings`).
 
-use core::ffi::c_void;
-
 use aya_ebpf::{
     bindings::{__sk_buff, bpf_sock},
     helpers::generated as h,
@@ -11,7 +9,7 @@ use aya_ebpf::{
     maps::PerCpuArray,
 };
 
-use pcn_iptables_common::{Action, PacketInfo, owner};
+use pcn_iptables_common::{PacketInfo, owner};
 
 use crate::settings;
 
@@ -30,9 +28,8 @@ pub(crate) enum Owner {
     None,
     /// A socket without a file.
     NoFile,
-    /// The fsuid and fsgid of the socket's file, and the kernel address of its credentials'
-    /// supplementary groups (`struct group_info`; 0: none).
-    File(u32, u32, u64),
+    /// The fsuid and fsgid of the socket's file.
+    File(u32, u32),
     /// Kernel memory cannot be read here (a kernel locked down for confidentiality, or no
     /// BTF): userspace refuses `-m owner` then.
     Unknown,
@@ -71,11 +68,10 @@ pub(crate) fn of(skb: *mut __sk_buff) -> Owner {
     let ids = pointer(file.wrapping_add(s.file_f_cred as u64)).and_then(|cred| {
         let uid = read_kernel::<u32>(cred.wrapping_add(s.cred_fsuid as u64))?;
         let gid = read_kernel::<u32>(cred.wrapping_add(s.cred_fsgid as u64))?;
-        let groups = read_kernel::<u64>(cred.wrapping_add(s.cred_group_info as u64))?;
-        Some((uid, gid, groups))
+        Some((uid, gid))
     });
     match ids {
-        Some((uid, gid, groups)) => Owner::File(uid, gid, groups),
+        Some((uid, gid)) => Owner::File(uid, gid),
         None => Owner::Unknown,
     }
 }
@@ -84,79 +80,12 @@ pub(crate) fn of(skb: *mut __sk_buff) -> Owner {
 /// subprogram: the reads take no room in the egress program's frame.
 #[inline(never)]
 pub(crate) fn set(skb: *mut __sk_buff, pkt: &mut PacketInfo) {
-    (pkt.owner, pkt.owner_uid, pkt.owner_gid, pkt.owner_groups) = match of(skb) {
-        Owner::File(uid, gid, groups) => (owner::FILE, uid, gid, groups),
-        Owner::NoFile => (owner::NO_FILE, 0, 0, 0),
+    (pkt.owner, pkt.owner_uid, pkt.owner_gid) = match of(skb) {
+        Owner::File(uid, gid) => (owner::FILE, uid, gid),
+        Owner::NoFile => (owner::NO_FILE, 0, 0),
         // Userspace refuses `-m owner` where kernel memory cannot be read.
-        Owner::None | Owner::Unknown => (owner::NO_SOCKET, 0, 0, 0),
+        Owner::None | Owner::Unknown => (owner::NO_SOCKET, 0, 0),
     };
-}
-
-/// Sets `pkt.owner_in_groups` for rule action `a` with `--suppl-groups`: whether a
-/// supplementary group of the packet's socket's file lies in its GID range.
-#[inline(always)]
-pub(crate) fn find_in_groups(pkt: &mut PacketInfo, a: &Action) {
-    if a.owner_match & owner::SUPPL_GROUPS != 0 && pkt.owner == owner::FILE {
-        let [lo, hi] = a.owner_gid;
-        pkt.owner_in_groups = pcn_owner_in_groups(pkt.owner_groups, lo, hi) as u8;
-    }
-}
-
-/// The most groups a credential has (NGROUPS_MAX).
-const NGROUPS_MAX: u32 = 65536;
-
-/// Whether one of the supplementary groups at `group_info` (a kernel address, 0: none) lies
-/// in `lo..=hi`: xt_owner's walk of `group_info->gid[0..ngroups]`, a `bpf_loop` verified
-/// once. A global function: the classifiers that call it verify it apart.
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub extern "C" fn pcn_owner_in_groups(group_info: u64, lo: u32, hi: u32) -> u32 {
-    if unsafe { core::ptr::read_volatile(&PCN_READ_KERNEL) } == 0 || group_info == 0 {
-        return 0;
-    }
-    let Some(s) = settings::get() else {
-        return 0;
-    };
-    let Some(n) = read_kernel::<i32>(group_info.wrapping_add(s.group_info_ngroups as u64)) else {
-        return 0;
-    };
-    let mut walk = Groups {
-        gids: group_info.wrapping_add(s.group_info_gid as u64),
-        lo,
-        hi,
-        found: 0,
-    };
-    unsafe {
-        h::bpf_loop(
-            (n.max(0) as u32).min(NGROUPS_MAX),
-            group_step as *mut c_void,
-            &raw mut walk as *mut c_void,
-            0,
-        )
-    };
-    walk.found
-}
-
-/// `pcn_owner_in_groups`'s walk.
-struct Groups {
-    gids: u64,
-    lo: u32,
-    hi: u32,
-    found: u32,
-}
-
-/// Group `i`: 0 to go on, 1 once one is in the range (or cannot be read).
-extern "C" fn group_step(i: u64, walk: *mut c_void) -> i64 {
-    // SAFETY: `pcn_owner_in_groups` passes its walk.
-    let w = unsafe { &mut *(walk as *mut Groups) };
-    match read_kernel::<u32>(w.gids.wrapping_add(i * 4)) {
-        Some(g) if w.lo <= g && g <= w.hi => {
-            w.found = 1;
-            1
-        }
-        Some(_) => 0,
-        None => 1,
-    }
 }
 
 /// A value of kernel memory at `addr` (`None` where it cannot be read).

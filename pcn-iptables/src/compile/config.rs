@@ -324,9 +324,6 @@ pub(super) fn action(
                 _ => {}
             }
         }
-        if o.suppl_groups {
-            action.owner_match |= owner::SUPPL_GROUPS;
-        }
     }
     if let Some(set) = tos(rule) {
         action.pkt_check |= pkt_check::TOS;
