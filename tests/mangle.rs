@@ -669,6 +669,22 @@ const BOTH: &str = "198.18.6.1";
 
 /// The Routed topology with `policy_routes`, and whether the firewall under test routes by
 /// marks set in mangle OUTPUT (pcn-iptables only where bpf_fib_lookup takes a mark).
+/// Adds rules that set a mark where the namespace routes by fwmark: taken where the routing
+/// decision can take the mark (`takes`), else each refused (exit 1, naming fwmark), after
+/// which `unchanged` checks that nothing changed.
+fn add_mark_rules(lab: &Lab, router: &Ns, rules: &[&str], takes: bool, unchanged: impl Fn()) {
+    for rule in rules {
+        if takes {
+            lab.ipt_ok(router, rule);
+        } else {
+            let out = lab.ipt(router, rule);
+            assert_eq!(out.code, Some(1), "{out}");
+            assert!(out.stderr.contains("fwmark"), "{out}");
+            unchanged();
+        }
+    }
+}
+
 fn policy_routed(fw: Fw) -> (Routed, bool) {
     let marks = !fw.is_pcn() || fib_lookup_takes_mark();
     let r = Routed::new(fw);
@@ -720,15 +736,7 @@ fn output_marks_and_tos_route_again(fw: Fw) {
         "-t mangle -A OUTPUT -p udp --dport 7001 -j MARK --set-mark 1",
         "-t mangle -A OUTPUT -p udp --dport 7004 -j MARK --set-mark 2",
     ];
-    for rule in mark_rules {
-        if marks {
-            lab.ipt_ok(&router, rule);
-        } else {
-            let out = lab.ipt(&router, rule);
-            assert_eq!(out.code, Some(1), "{out}");
-            assert!(out.stderr.contains("fwmark"), "{out}");
-        }
-    }
+    add_mark_rules(&lab, &router, &mark_rules, marks, || ());
     lab.ipt_lines(
         &router,
         "-t mangle -A OUTPUT -p udp --dport 7003 -j TOS --set-tos 0x10
@@ -900,16 +908,9 @@ fn prerouting_marks_and_tos_route_forwarded_packets(fw: Fw) {
             .join("")
     };
     let before = all_rules();
-    for rule in mark_rules {
-        if marks {
-            lab.ipt_ok(&router, rule);
-        } else {
-            let out = lab.ipt(&router, rule);
-            assert_eq!(out.code, Some(1), "{out}");
-            assert!(out.stderr.contains("fwmark"), "{out}");
-            assert_eq!(all_rules(), before, "nothing changed");
-        }
-    }
+    add_mark_rules(&lab, &router, &mark_rules, marks, || {
+        assert_eq!(all_rules(), before, "nothing changed")
+    });
     lab.ipt_lines(
         &router,
         "-t mangle -A PREROUTING -i eth0 -p tcp --dport 80 -m conntrack --ctstate NEW \
