@@ -300,17 +300,6 @@ impl Actions {
         }
     }
 
-    /// Where the kept actions end in the running generation's array.
-    pub fn kept_end(&self) -> usize {
-        (self.runs.iter())
-            .filter_map(|r| match r.source {
-                Source::Running(i) => Some((i + r.len) as usize),
-                Source::Computed(_) => None,
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
     /// Where these actions differ from the running generation's at the same place, as
     /// `[from, to)` ranges in order: the computed ones, the kept ones that moved, and the
     /// kept jumps (their target's id set again). Elsewhere the two arrays hold the same.
