@@ -460,3 +460,15 @@ fn a_full_connection_table_drops_unassured_connections_first() {
     lab.expect(&c1.udp(HOST1, 7000).sport(41010), Pass);
     lab.check();
 }
+
+/// Every command starts the binary: it needs no libgcc_s.so (pcn-iptables/build.rs links
+/// gcc's unwinder statically), whose constructor probes the CPU with cpuid at each start, a
+/// trap to the hypervisor on a VM. A dynamic dependency names the library in the binary.
+#[test]
+fn the_binary_needs_no_libgcc_s() {
+    let elf = fs::read(&Fw::pcn().bin).unwrap();
+    assert!(
+        !elf.windows(11).any(|w| w == b"libgcc_s.so"),
+        "the binary names libgcc_s.so"
+    );
+}

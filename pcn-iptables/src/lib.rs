@@ -18,3 +18,17 @@ pub mod xtables;
 
 /// The iptables release whose behaviour and messages we reproduce.
 pub const IPTABLES_VERSION: &str = "1.8.9";
+
+#[cfg(test)]
+mod tests {
+    /// gcc's unwinder, linked statically (build.rs), unwinds panics and walks the stack.
+    #[test]
+    fn panics_unwind_with_the_static_unwinder() {
+        assert!(std::panic::catch_unwind(|| panic!("unwinding")).is_err());
+        let trace = std::backtrace::Backtrace::force_capture().to_string();
+        assert!(
+            trace.contains("panics_unwind_with_the_static_unwinder"),
+            "{trace}"
+        );
+    }
+}
