@@ -70,7 +70,8 @@ pub fn install_with(
         let slot = slots.alloc(Counter::default());
         rule_counters.push(slot);
         slot
-    });
+    })
+    .into();
     let policy_counter = table
         .chain(&rules.chain)
         .map(|c| c.policy_counter)

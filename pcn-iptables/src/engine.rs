@@ -376,7 +376,7 @@ mod tests {
                     name: (*name).into(),
                     policy: None,
                     policy_counter: 0,
-                    rules: Vec::new(),
+                    rules: Default::default(),
                 });
             }
             for line in lines {
@@ -444,7 +444,7 @@ mod tests {
                         name: (*user).into(),
                         policy: None,
                         policy_counter: 0,
-                        rules: Vec::new(),
+                        rules: Default::default(),
                     });
                 }
                 for line in *lines {

@@ -13,8 +13,8 @@ use super::tables;
 use super::types::{Actions, CompileError, Link, Slots};
 use crate::ext::{Field, Want};
 use crate::model::{
-    AddrtypeIface, Limit, Match, Negatable, Policy, Recent, RecentList, Rule, SctpChunkMatch,
-    SctpChunks, Table, TableName, Tables, Target,
+    AddrtypeIface, Limit, Match, Negatable, Policy, Recent, RecentList, Rule, Rules,
+    SctpChunkMatch, SctpChunks, Summary, Table, TableName, Tables, Target,
 };
 
 pub(super) struct Ctx<'a> {
@@ -29,10 +29,11 @@ pub(super) fn chain_ids(table: &Table) -> Vec<String> {
 
 /// A chain's rules, policy and policy counter (a chain the tables lack: none, ACCEPT, not
 /// counted; only the nat table's base chains, entered only once it is loaded).
-pub(super) fn chain_of<'a>(table: &'a Table, name: &str) -> (&'a [Rule], Option<Policy>, u32) {
+pub(super) fn chain_of<'a>(table: &'a Table, name: &str) -> (&'a Rules, Option<Policy>, u32) {
+    static NONE: Rules = Rules::new();
     match tables::chain(table, name) {
-        Some(c) => (c.rules.as_slice(), c.policy, c.policy_counter),
-        None => (&[][..], Some(Policy::Accept), u32::MAX),
+        Some(c) => (&c.rules, c.policy, c.policy_counter),
+        None => (&NONE, Some(Policy::Accept), u32::MAX),
     }
 }
 
@@ -71,7 +72,9 @@ pub(super) fn actions<'a>(
         if name.is_empty() {
             continue;
         }
-        let rules = tables::chain(table, name).map_or(&[][..], |c| c.rules.as_slice());
+        let Some(rules) = tables::chain(table, name).map(|c| &c.rules) else {
+            continue;
+        };
         if rules.len() > MAX_RULES_PER_CHAIN {
             return Err(CompileError::TooManyRules {
                 chain: name.clone(),
@@ -80,35 +83,36 @@ pub(super) fn actions<'a>(
         }
         let id_in = |to: &str| id_of(&tables::target_name(name, to));
         let kept = running(id, name).map(|(base, slots)| {
-            let (head, tail) = slots.same_ends(rules);
+            let (head, tail) = slots.same_ends(&rules.counters().collect::<Vec<_>>());
             (base, head, tail, slots.len())
         });
-        for (j, rule) in rules.iter().enumerate() {
-            // One walk of the rule's matches: what it needs, and whether it may keep its action.
-            let mut keeps = true;
-            for m in &rule.matches {
-                match m {
-                    Match::Connlimit(_) => out.connlimit = true,
-                    Match::Addrtype { iface, .. } if *iface != AddrtypeIface::Any => {
-                        out.local_routes = true
-                    }
-                    // Their slot and settings live with the namespace's lists and tables,
-                    // not with the rule.
-                    Match::Recent(_) | Match::Hashlimit(_) => keeps = false,
-                    // The data plane changes their bucket and count, which restart with
-                    // every table (as xt_limit's and xt_statistic's do): computed anew, so
-                    // that a kept action is the same wherever it is.
-                    Match::Limit(_) | Match::Statistic(_) => keeps = false,
-                    _ => {}
+        // A chain stored unchanged and left alone keeps every action, from its summary.
+        if let (Some(s), Some((base, head, ..))) = (rules.summary(), kept)
+            && head == rules.len()
+            && !s.computed
+        {
+            out.connlimit |= s.connlimit;
+            out.local_routes |= s.local_routes;
+            let mut jumps = s.jumps.iter().peekable();
+            for j in 0..rules.len() as u32 {
+                if let Some((_, to)) = jumps.next_if(|(at, _)| *at == j) {
+                    out.targets.push((out.len() as u32, id_in(to)?));
                 }
+                out.keep(base + j);
             }
+            continue;
+        }
+        for (j, rule) in rules.iter().enumerate() {
+            let needs = needs(rule);
+            out.connlimit |= needs.connlimit;
+            out.local_routes |= needs.local_routes;
             let from = kept.and_then(|(base, head, tail, old)| {
                 let back = rules.len() - j;
                 (j < head)
                     .then_some(base + j as u32)
                     .or_else(|| (back <= tail).then_some(base + (old - back) as u32))
             });
-            match from.filter(|_| keeps) {
+            match from.filter(|_| !needs.computed) {
                 Some(from) => {
                     if let Some(Target::Jump(c) | Target::Goto(c)) = &rule.target {
                         out.targets.push((out.len() as u32, id_in(c)?));
@@ -122,9 +126,50 @@ pub(super) fn actions<'a>(
     Ok((out, bases))
 }
 
+/// What a rule's matches ask of the actions.
+#[derive(Default)]
+struct Needs {
+    connlimit: bool,
+    local_routes: bool,
+    /// Its action is computed by every change, never kept.
+    computed: bool,
+}
+
+fn needs(rule: &Rule) -> Needs {
+    let mut needs = Needs::default();
+    for m in &rule.matches {
+        match m {
+            Match::Connlimit(_) => needs.connlimit = true,
+            Match::Addrtype { iface, .. } if *iface != AddrtypeIface::Any => {
+                needs.local_routes = true
+            }
+            // Their slot and settings live with the namespace's lists and tables, not with
+            // the rule.
+            Match::Recent(_) | Match::Hashlimit(_) => needs.computed = true,
+            // The data plane changes their bucket and count, which restart with every table
+            // (as xt_limit's and xt_statistic's do): computed anew, so that a kept action is
+            // the same wherever it is.
+            Match::Limit(_) | Match::Statistic(_) => needs.computed = true,
+            _ => {}
+        }
+    }
+    needs
+}
+
+/// The compiler's part of what a stored chain's rules tell of themselves (`model::Summary`).
+pub fn summarize(rules: &[Rule], summary: &mut Summary) {
+    summary.flags = rule_flags(rules);
+    summary.cacheable = cacheable(rules);
+    for needs in rules.iter().map(needs) {
+        summary.connlimit |= needs.connlimit;
+        summary.local_routes |= needs.local_routes;
+        summary.computed |= needs.computed;
+    }
+}
+
 /// A chain's config before its bitmaps: size, actions, policy and flags.
 pub(super) fn chain_config(
-    rules: &[Rule],
+    rules: &Rules,
     action_base: u32,
     policy: Option<Policy>,
     policy_counter: u32,
@@ -149,19 +194,21 @@ pub(super) fn chain_config(
 /// TCP flags, the MAC address a frame came from) or has an effect per packet (a log line, a
 /// token bucket). From the rules alone, so that the full and incremental builds agree.
 /// `track`: TRACK and NAT as the whole generation has them (see `tracks`).
-pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
+pub(super) fn flags(rules: &Rules, track: u32) -> u32 {
+    let cacheable = rules
+        .summary()
+        .map_or_else(|| cacheable(rules), |s| s.cacheable);
+    (cacheable as u32 * chain_flag::CACHEABLE) | track
+}
+
+fn cacheable(rules: &[Rule]) -> bool {
     let per_packet = |r: &Rule| {
         r.target
             .as_ref()
             .is_some_and(|t| t.goes_on() || matches!(t, Target::Connmark(_)))
             || r.matches.iter().any(fields::per_packet)
     };
-    let cacheable = if rules.iter().any(per_packet) {
-        0
-    } else {
-        chain_flag::CACHEABLE
-    };
-    cacheable | track
+    !rules.iter().any(per_packet)
 }
 
 /// The generation's flags: TRACK and NAT (connections are tracked when some rule looks at
@@ -170,9 +217,36 @@ pub(super) fn flags(rules: &[Rule], track: u32) -> u32 {
 /// DCCP_OPTION when some rule has `-m owner`, `-m tcpmss`, `--tcp-option`, `--chunk-types` or
 /// `--dccp-option`, MANGLE when the mangle table is loaded.
 pub(super) fn tracks(table: &Table) -> u32 {
-    // One walk of every rule's matches: a big ruleset is walked once per change as it is.
+    // One walk of every rule's matches: a big ruleset is walked once per change as it is. A
+    // chain stored unchanged says what its rules need (`model::Summary::flags`).
     let mut flags = 0;
-    for rule in tables::chains(table).flat_map(|(_, c)| &c.rules) {
+    for (_, c) in tables::chains(table) {
+        flags |= match c.rules.summary() {
+            Some(s) => s.flags,
+            None => rule_flags(&c.rules),
+        };
+    }
+    let nat = tables::nat(table).is_some();
+    [
+        (nat, chain_flag::TRACK | chain_flag::NAT),
+        (
+            tables::loaded(table, TableName::Mangle).is_some(),
+            chain_flag::MANGLE,
+        ),
+        (
+            tables::loaded(table, TableName::Raw).is_some(),
+            chain_flag::RAW,
+        ),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .fold(flags, |flags, (_, bit)| flags | bit)
+}
+
+/// What `rules` need of the generation's flags (`tracks`, without the tables').
+pub fn rule_flags(rules: &[Rule]) -> u32 {
+    let mut flags = 0;
+    for rule in rules {
         if matches!(rule.target, Some(Target::Connmark(_))) {
             flags |= chain_flag::TRACK;
         }
@@ -198,21 +272,7 @@ pub(super) fn tracks(table: &Table) -> u32 {
             };
         }
     }
-    let nat = tables::nat(table).is_some();
-    [
-        (nat, chain_flag::TRACK | chain_flag::NAT),
-        (
-            tables::loaded(table, TableName::Mangle).is_some(),
-            chain_flag::MANGLE,
-        ),
-        (
-            tables::loaded(table, TableName::Raw).is_some(),
-            chain_flag::RAW,
-        ),
-    ]
-    .into_iter()
-    .filter(|(on, _)| *on)
-    .fold(flags, |flags, (_, bit)| flags | bit)
+    flags
 }
 
 /// A rule's `-m recent` `r` in its action: the list's slot, mask and stamps from `lists`.

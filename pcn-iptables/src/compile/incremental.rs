@@ -177,7 +177,7 @@ fn changes(names: &[String], base: &Base, table: &Table) -> Vec<Option<Change>> 
         .iter()
         .enumerate()
         .map(|(id, name)| {
-            let new = tables::chain(table, name).map_or(&[][..], |c| c.rules.as_slice());
+            let (new, ..) = chain_of(table, name);
             if layout.chain_names.get(id) == Some(name) {
                 base.old.change(name, new)
             } else {

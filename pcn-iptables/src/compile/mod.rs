@@ -26,6 +26,7 @@ mod tables;
 mod types;
 
 pub use addrtype::AddressTypes;
+pub use config::{rule_flags, summarize};
 pub use types::*;
 
 use std::hash::{Hash as _, Hasher as _};
@@ -41,7 +42,7 @@ use pcn_iptables_common::Shape;
 /// Each chain's rules' counter slots (see `Old::Slots`).
 pub fn slots_of(table: &Table) -> Vec<(String, Vec<u32>)> {
     tables::chains(table)
-        .map(|(name, c)| (name, c.rules.iter().map(|r| r.counter).collect()))
+        .map(|(name, c)| (name, c.rules.counters().collect()))
         .collect()
 }
 

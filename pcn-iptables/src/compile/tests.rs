@@ -1496,7 +1496,7 @@ fn compiled_tables_pick_the_same_first_rule_as_the_rules() {
             name: USER_CHAIN.into(),
             policy: None,
             policy_counter: 0,
-            rules: vec![],
+            rules: vec![].into(),
         });
         let n = [1usize, 5, 63, 64, 65, 130][round % 6];
         let mut counter = 3;
@@ -1588,10 +1588,10 @@ fn actions_carry_targets_and_counters() {
         name: "web".into(),
         policy: None,
         policy_counter: 0,
-        rules: vec![],
+        rules: vec![].into(),
     });
-    table.chains[0].rules = vec![bare(Some(Target::Jump("web".into())), 7), bare(None, 8)];
-    table.chains[3].rules = vec![bare(Some(Target::Return), 9)];
+    *table.chains[0].rules = vec![bare(Some(Target::Jump("web".into())), 7), bare(None, 8)];
+    *table.chains[3].rules = vec![bare(Some(Target::Return), 9)];
     table.chains[0].policy = Some(Policy::Drop);
     let c = compile(&table, &[], &AddressTypes::default()).unwrap();
     // User chains follow the fixed ids (filter's and nat's base chains).
@@ -1639,11 +1639,11 @@ pub(super) fn bare(target: Option<Target>, counter: u32) -> Rule {
 fn nat_chains_follow_the_filter_table() {
     use crate::model::{Chain, TableName};
     let mut table = Table::default();
-    let user = |name: &str, rules| Chain {
+    let user = |name: &str, rules: Vec<Rule>| Chain {
         name: name.into(),
         policy: None,
         policy_counter: 0,
-        rules,
+        rules: rules.into(),
     };
     table
         .chains
@@ -1656,7 +1656,7 @@ fn nat_chains_follow_the_filter_table() {
     for (i, c) in nat.chains.iter_mut().enumerate() {
         c.policy_counter = 20 + i as u32;
     }
-    nat.chains[0].rules = vec![bare(Some(Target::Jump("DOCKER".into())), 11)];
+    *nat.chains[0].rules = vec![bare(Some(Target::Jump("DOCKER".into())), 11)];
     nat.chains
         .push(user("DOCKER", vec![bare(Some(Target::Return), 12)]));
     table.tables.loaded = vec![TableName::Nat, TableName::Filter];
@@ -1696,7 +1696,7 @@ fn too_many_rules_is_an_error() {
         target: None,
         counter: 0,
     };
-    table.chains[1].rules = vec![rule; MAX_RULES_PER_CHAIN + 1];
+    *table.chains[1].rules = vec![rule; MAX_RULES_PER_CHAIN + 1];
     assert_eq!(
         compile(&table, &[], &AddressTypes::default()).unwrap_err(),
         CompileError::TooManyRules {
@@ -1907,7 +1907,7 @@ fn refused_combinations() {
         vec![stat(true), comment.clone(), ports.clone()],
     ] {
         let mut table = Table::default();
-        table.chains[0].rules = vec![plain_rule(matches.clone())];
+        *table.chains[0].rules = vec![plain_rule(matches.clone())];
         assert!(
             matches!(
                 compile(&table, &[], &AddressTypes::default()),
@@ -1941,7 +1941,7 @@ fn statistic_actions() {
         tcp_option: None,
     };
     let mut table = Table::default();
-    table.chains[0].rules = vec![
+    *table.chains[0].rules = vec![
         plain_rule(vec![stat(false, true), ports]),
         plain_rule(vec![stat(true, false), Match::Comment("c".into())]),
     ];
@@ -1968,7 +1968,7 @@ fn headerless_packets_and_repeated_macs() {
         tcp_option: None,
     };
     let mut table = Table::default();
-    table.chains[0].rules = vec![
+    *table.chains[0].rules = vec![
         plain_rule(vec![udp]),
         plain_rule(vec![mac(MACS[0], false), mac(MACS[1], false)]),
         plain_rule(vec![mac(MACS[0], false), mac(MACS[1], true)]),
@@ -2007,9 +2007,9 @@ fn tracking_follows_the_state_rules() {
             .collect()
     };
     let mut table = Table::default();
-    table.chains[0].rules = vec![plain_rule(vec![])];
+    *table.chains[0].rules = vec![plain_rule(vec![])];
     assert!(flags(&table).iter().all(|f| *f == chain_flag::CACHEABLE));
-    table.chains[2].rules = vec![plain_rule(vec![state])];
+    *table.chains[2].rules = vec![plain_rule(vec![state])];
     assert!(
         flags(&table)
             .iter()
@@ -2017,7 +2017,7 @@ fn tracking_follows_the_state_rules() {
         "{:?}",
         flags(&table)
     );
-    table.chains[1].rules = vec![plain_rule(vec![Match::Limit(Limit::DEFAULT)])];
+    *table.chains[1].rules = vec![plain_rule(vec![Match::Limit(Limit::DEFAULT)])];
     assert_eq!(flags(&table)[1], chain_flag::TRACK);
 }
 
@@ -2046,13 +2046,13 @@ fn dccp_option_actions() {
         (c, flags)
     };
     let mut table = Table::default();
-    table.chains[0].rules = vec![rule(dccp(
+    *table.chains[0].rules = vec![rule(dccp(
         Some(Negatable::plain(PortRange { first: 5, last: 5 })),
         None,
     ))];
     let (_, flags) = walks(&table);
     assert!(flags.iter().all(|f| !f));
-    table.chains[2].rules = vec![
+    *table.chains[2].rules = vec![
         rule(dccp(None, Some(Negatable::plain(44)))),
         rule(dccp(
             None,
@@ -2097,7 +2097,7 @@ fn mangle_chains_run_where_they_have_rules() {
     for (i, c) in mangle.chains.iter_mut().enumerate() {
         c.policy_counter = 10 + i as u32;
     }
-    mangle.chains[0].rules = vec![plain_rule(vec![])];
+    *mangle.chains[0].rules = vec![plain_rule(vec![])];
     mangle.chains[2].policy = Some(Policy::Drop);
     table.tables.set_counted(TableName::Mangle, mangle);
     let f = flags(&table);
@@ -2135,7 +2135,7 @@ fn conntrack_tuple_addresses_are_the_rules_own_check() {
         other: CtOther::default(),
     };
     let mut table = Table::default();
-    table.chains[1].rules = vec![
+    *table.chains[1].rules = vec![
         plain_rule(vec![]),
         plain_rule(vec![tuple(0)]),
         plain_rule(vec![tuple(1 << ctstate::DNAT)]),
@@ -2192,7 +2192,7 @@ fn ctstate_values_with_snat_and_dnat() {
             },
         };
         let mut table = Table::default();
-        table.chains[0].rules = vec![plain_rule(vec![m])];
+        *table.chains[0].rules = vec![plain_rule(vec![m])];
         let c = compile(&table, &[], &AddressTypes::default()).unwrap();
         let trie = Trie::new(&c);
         // The values packets have.
@@ -2239,7 +2239,7 @@ fn connlimit_is_the_rules_last_check() {
         })
     };
     let mut table = Table::default();
-    table.chains[0].rules = vec![
+    *table.chains[0].rules = vec![
         plain_rule(vec![c(3, 24, false, false)]),
         plain_rule(vec![c(MAX_LIMIT, Connlimit::PREFIX_ALL, true, true)]),
     ];
@@ -2271,7 +2271,7 @@ fn connlimit_is_the_rules_last_check() {
             Match::Mac(Negatable::plain([2, 0, 0, 0, 0, 1])),
         ],
     ] {
-        table.chains[0].rules = vec![plain_rule(refused)];
+        *table.chains[0].rules = vec![plain_rule(refused)];
         assert!(matches!(
             compile(&table, &[], &AddressTypes::default()),
             Err(CompileError::Unsupported(_))
@@ -2299,7 +2299,7 @@ fn cut_packets_pass_the_rules_that_drop_them() {
     };
     let syn = Negatable::plain(TcpFlags { mask: 2, comp: 2 });
     let mut table = Table::default();
-    table.chains[0].rules = vec![
+    *table.chains[0].rules = vec![
         Rule {
             src: Some(Negatable::plain(AddrMask {
                 addr: Ipv4Addr::new(198, 18, 99, 1),

@@ -4,7 +4,7 @@
 use pcn_iptables_common::{Action, ChainConfig, FieldKey, MAX_CHAINS, MAX_RULES_PER_CHAIN};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Rule, Table};
+use crate::model::{Rule, Rules, Table};
 
 /// A rule bitmap of one chain, `ChainConfig::nwords` long.
 pub type Words = Vec<u64>;
@@ -474,7 +474,7 @@ pub enum Change {
 impl Old<'_> {
     /// How chain `name` differs from the running ruleset's (`None`: the same; `From(0)`: the
     /// running ruleset lacks it).
-    pub(super) fn change(&self, name: &str, new: &[Rule]) -> Option<Change> {
+    pub(super) fn change(&self, name: &str, new: &Rules) -> Option<Change> {
         match self {
             Old::Table(t) => match super::tables::chain(t, name) {
                 Some(c) => {
@@ -486,7 +486,10 @@ impl Old<'_> {
                 None => Some(Change::From(0)),
             },
             Old::Slots(chains) => match chains.iter().find(|(n, _)| n == name) {
-                Some((_, old)) => diff(old.len(), new.len(), |i, j| old[i] == new[j].counter),
+                Some((_, old)) => {
+                    let new: Vec<u32> = new.counters().collect();
+                    diff(old.len(), new.len(), |i, j| old[i] == new[j])
+                }
                 None => Some(Change::From(0)),
             },
         }
@@ -516,13 +519,13 @@ impl Slots<'_> {
 
     /// How many of `new`'s first rules, and then of its last ones, are the running ones
     /// (the same slot: the same rule).
-    pub(super) fn same_ends(&self, new: &[Rule]) -> (usize, usize) {
+    pub(super) fn same_ends(&self, new: &[u32]) -> (usize, usize) {
         let (old, n) = (self.len(), new.len());
         let head = (0..old.min(n))
-            .take_while(|&i| self.get(i) == new[i].counter)
+            .take_while(|&i| self.get(i) == new[i])
             .count();
         let tail = (1..=old.min(n) - head)
-            .take_while(|&t| self.get(old - t) == new[n - t].counter)
+            .take_while(|&t| self.get(old - t) == new[n - t])
             .count();
         (head, tail)
     }

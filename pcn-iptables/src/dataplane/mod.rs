@@ -47,7 +47,7 @@ pub mod routes;
 mod rtnl;
 mod settings;
 pub mod sizes;
-mod state;
+pub(crate) mod state;
 mod sys;
 mod tc;
 mod timer;

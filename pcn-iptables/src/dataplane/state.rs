@@ -5,15 +5,18 @@
 //!
 //! ```text
 //! MAGIC  u32 len + postcard(Header)
-//!        u32 len + postcard(chains)  u32 chunks + (u32 len + postcard(rules)) × chunks
+//!        u32 len + postcard(chains)  postcard(rules) of each chain, back to back
 //!        u32 count + Entry × count (16 bytes each)  u32 count + [u32; 3] × count (the delta)
-//!        u32 len + postcard(Others)   (from version 2: the other tables, which tables are loaded)
+//!        u32 len + postcard(Others)   (the other tables, which tables are loaded)
 //!        u32 len + postcard(lists)    (when present: the `-m recent` lists)
 //!        u32 len + postcard(tables)   (when present: the `-m hashlimit` tables)
 //! ```
 //!
-//! Version 1 (`PCNSTAT\x01`) ends after the delta: it had the filter table only, which is then
-//! the one table loaded.
+//! Each chain's rules are read when first used (`model::Rules`), and a chain left unchanged
+//! is written back from its stored bytes. Version 2 (`PCNSTAT\x02`) kept the rules in chunks
+//! of 1,024 whatever their chain (`u32 chunks + (u32 len + postcard(rules)) × chunks`);
+//! version 1 also ended after the delta: it had the filter table only, which is then the one
+//! table loaded.
 //!
 //! Versions before it stored the ruleset as `-S` text with each rule's counter slot; that is
 //! still read (an upgrade starts from it with a full build):
@@ -23,6 +26,7 @@
 //! 7 -A INPUT -s 198.18.0.1/32 -j DROP
 //! ```
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use std::os::fd::{AsFd as _, OwnedFd};
@@ -34,12 +38,17 @@ use serde::{Deserialize, Serialize};
 
 use super::sys;
 use crate::compile::{Entry, Layout};
-use crate::model::{Chain, Policy, Rule, Table, TableName, Tables};
+use crate::model::encode_rules;
+use crate::model::{
+    Chain, Encoded, Policy, Rule, Rules, Shared, Summary, Table, TableName, Tables,
+};
 
 pub type Chunk = [u8; STATE_CHUNK];
 
 /// The first bytes of the binary state (text states start with ':'); the last is the version.
-const MAGIC: &[u8; 8] = b"PCNSTAT\x02";
+const MAGIC: &[u8; 8] = b"PCNSTAT\x03";
+/// The binary state whose rules were in chunks across chains.
+const MAGIC_V2: &[u8; 8] = b"PCNSTAT\x02";
 /// The binary state before the other tables.
 const MAGIC_V1: &[u8; 8] = b"PCNSTAT\x01";
 
@@ -52,12 +61,12 @@ struct Others {
     counts: Vec<(TableName, String, [u64; 2])>,
 }
 
-/// Strips the magic of a binary state: the rest and whether it has the other tables.
-fn binary(bytes: &[u8]) -> Option<(&[u8], bool)> {
-    match bytes.strip_prefix(MAGIC) {
-        Some(rest) => Some((rest, true)),
-        None => bytes.strip_prefix(MAGIC_V1).map(|rest| (rest, false)),
-    }
+/// The version of a binary state (`None`: a text state).
+fn version(bytes: &[u8]) -> Option<u8> {
+    [MAGIC, MAGIC_V2, MAGIC_V1]
+        .into_iter()
+        .find(|m| bytes.starts_with(&m[..]))
+        .map(|m| m[7])
 }
 
 pub fn path(dir: &Path, slot: u32) -> std::path::PathBuf {
@@ -93,9 +102,6 @@ fn put_u32(out: &mut Vec<u8>, v: usize) {
     out.extend_from_slice(&(v as u32).to_le_bytes());
 }
 
-/// Rules per separately encoded chunk of the ruleset.
-const RULES_PER_CHUNK: usize = 1024;
-
 #[derive(Serialize, Deserialize)]
 struct ChainHead {
     name: String,
@@ -104,32 +110,81 @@ struct ChainHead {
     rules: u32,
 }
 
-/// The ruleset: the chains, then their rules in chunks.
+/// A chain as version 3 stores it: its rules' bytes follow the heads.
+#[derive(Serialize, Deserialize)]
+struct StoredChain {
+    head: ChainHead,
+    bytes: u32,
+    summary: Summary,
+}
+
+/// What the next command needs of a chain's rules without reading them.
+fn summary(rules: &[Rule]) -> Summary {
+    let mut summary = crate::ruleset::summary(rules);
+    crate::compile::summarize(rules, &mut summary);
+    summary
+}
+
+/// The ruleset: the chains, then their rules; a chain unchanged since read is copied.
 fn encode_table(table: &Table, out: &mut Vec<u8>) -> Result<()> {
-    let heads: Vec<ChainHead> = table
-        .chains
-        .iter()
-        .map(|c| ChainHead {
-            name: c.name.clone(),
-            policy: c.policy,
-            policy_counter: c.policy_counter,
-            rules: c.rules.len() as u32,
-        })
-        .collect();
+    let mut heads = Vec::with_capacity(table.chains.len());
+    let mut blobs = Vec::with_capacity(table.chains.len());
+    for c in &table.chains {
+        let (blob, summary) = match c.rules.unchanged() {
+            Some(stored) => (Cow::Borrowed(stored.bytes()), stored.summary().clone()),
+            None => (Cow::Owned(encode_rules(&c.rules)?), summary(&c.rules)),
+        };
+        heads.push(StoredChain {
+            head: ChainHead {
+                name: c.name.clone(),
+                policy: c.policy,
+                policy_counter: c.policy_counter,
+                rules: c.rules.len() as u32,
+            },
+            bytes: blob.len() as u32,
+            summary,
+        });
+        blobs.push(blob);
+    }
     let heads = postcard::to_allocvec(&heads)?;
     put_u32(out, heads.len());
     out.extend_from_slice(&heads);
-    let rules: Vec<&Rule> = table.chains.iter().flat_map(|c| &c.rules).collect();
-    put_u32(out, rules.len().div_ceil(RULES_PER_CHUNK));
-    for chunk in rules.chunks(RULES_PER_CHUNK) {
-        let bytes = postcard::to_allocvec(chunk)?;
-        put_u32(out, bytes.len());
-        out.extend_from_slice(&bytes);
+    for blob in blobs {
+        out.extend_from_slice(&blob);
     }
     Ok(())
 }
 
-fn decode_table(r: &mut Reader) -> Result<Table> {
+/// The ruleset of a version 3 state, each chain's rules left in `bytes` until read.
+fn decode_table(r: &mut Reader, bytes: &Shared) -> Result<Table> {
+    let n = r.len()?;
+    let heads: Vec<StoredChain> =
+        postcard::from_bytes(r.take(n)?).context("decoding the stored chains")?;
+    let mut table = Table::of_chains(Vec::with_capacity(heads.len()));
+    for StoredChain {
+        head: h,
+        bytes: n,
+        summary,
+    } in heads
+    {
+        let at = r.at;
+        r.take(n as usize)?;
+        if summary.counters.len() != h.rules as usize {
+            bail!("the stored chain {} is damaged", h.name);
+        }
+        let rules = Encoded::new(bytes.clone(), at..at + n as usize, summary);
+        table.chains.push(Chain {
+            name: h.name,
+            policy: h.policy,
+            policy_counter: h.policy_counter,
+            rules: Rules::stored(rules),
+        });
+    }
+    Ok(table)
+}
+
+/// The ruleset of a version 1 or 2 state: rules in chunks of up to 1,024, whatever their chain.
+fn decode_table_v2(r: &mut Reader) -> Result<Table> {
     let n = r.len()?;
     let heads: Vec<ChainHead> =
         postcard::from_bytes(r.take(n)?).context("decoding the stored chains")?;
@@ -139,9 +194,6 @@ fn decode_table(r: &mut Reader) -> Result<Table> {
             r.take(n)
         })
         .collect::<Result<Vec<&[u8]>>>()?;
-    // Each rule decoded straight into its chain: no vector of all of them moved about.
-    // One thread: a second one costs more than it saves on two cores that also map the
-    // inactive slot's bitmaps meanwhile.
     let mut chunks = chunks.into_iter();
     let (mut chunk, mut left): (&[u8], usize) = (&[], 0);
     let mut next_rule = || -> Result<Rule> {
@@ -155,15 +207,14 @@ fn decode_table(r: &mut Reader) -> Result<Table> {
     };
     let mut table = Table::of_chains(Vec::with_capacity(heads.len()));
     for h in heads {
-        let mut rules = Vec::with_capacity(h.rules as usize);
-        for _ in 0..h.rules {
-            rules.push(next_rule()?);
-        }
+        let rules = (0..h.rules)
+            .map(|_| next_rule())
+            .collect::<Result<Vec<_>>>()?;
         table.chains.push(Chain {
             name: h.name,
             policy: h.policy,
             policy_counter: h.policy_counter,
-            rules,
+            rules: rules.into(),
         });
     }
     Ok(table)
@@ -270,17 +321,26 @@ fn decode_others(r: &mut Reader, v2: bool) -> Result<Tables> {
     })
 }
 
-/// Reads `bytes`: the ruleset, and the slot's description unless it is a text state.
-pub fn decode(bytes: &[u8]) -> Result<(Table, Option<Slot>)> {
-    let Some((rest, v2)) = binary(bytes) else {
-        let mut table = decode_text(std::str::from_utf8(bytes)?)?;
+/// Reads the state at `payload` of `bytes`: the ruleset, and the slot's description unless
+/// it is a text state. The chains' rules stay in `bytes` until read.
+pub fn decode(bytes: &Shared, payload: std::ops::Range<usize>) -> Result<(Table, Option<Slot>)> {
+    let state = &(**bytes).as_ref()[payload.clone()];
+    let Some(version) = version(state) else {
+        let mut table = decode_text(std::str::from_utf8(state)?)?;
         table.tables.loaded = vec![TableName::Filter];
         return Ok((table, None));
     };
-    let mut r = Reader(rest);
+    let mut r = Reader {
+        bytes: &(**bytes).as_ref()[..payload.end],
+        at: payload.start + MAGIC.len(),
+    };
     let n = r.len()?;
     let header: Header = postcard::from_bytes(r.take(n)?).context("decoding the stored state")?;
-    let mut table = decode_table(&mut r)?;
+    let mut table = if version >= 3 {
+        decode_table(&mut r, bytes)?
+    } else {
+        decode_table_v2(&mut r)?
+    };
     let n = r.len()?;
     let raw = r.take(n * 16)?;
     let mut entries = vec![Entry::default(); n];
@@ -297,7 +357,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Table, Option<Slot>)> {
             [v(0), v(4), v(8)]
         })
         .collect();
-    table.tables = decode_others(&mut r, v2)?;
+    table.tables = decode_others(&mut r, version >= 2)?;
     let mut layout = header.layout;
     layout.entries = entries;
     Ok((
@@ -312,12 +372,16 @@ pub fn decode(bytes: &[u8]) -> Result<(Table, Option<Slot>)> {
     ))
 }
 
-struct Reader<'a>(&'a [u8]);
+/// Reads `bytes` from `at` on.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
 
 impl<'a> Reader<'a> {
     /// A part later versions added (`u32 len + postcard`): empty when the state ends before.
     fn optional<T: serde::de::DeserializeOwned + Default>(&mut self, what: &str) -> Result<T> {
-        if self.0.is_empty() {
+        if self.at == self.bytes.len() {
             return Ok(T::default());
         }
         let n = self.len()?;
@@ -325,12 +389,11 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.0.len() < n {
+        let Some(taken) = self.bytes.get(self.at..self.at.saturating_add(n)) else {
             bail!("the stored state is truncated");
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
+        };
+        self.at += n;
+        Ok(taken)
     }
 
     fn len(&mut self) -> Result<usize> {
@@ -363,7 +426,7 @@ fn decode_text(text: &str) -> Result<Table> {
             name: name.to_string(),
             policy,
             policy_counter: counter.parse().map_err(|_| bad())?,
-            rules: Vec::new(),
+            rules: Default::default(),
         });
     }
     for &(n, line) in &rules {
@@ -398,11 +461,14 @@ pub fn create(bytes: &[u8]) -> Result<OwnedFd> {
 }
 
 /// The sequence number and map ids of a binary state (`None`: a text state).
-fn decode_header(bytes: &[u8]) -> Result<Option<(u64, [u32; 4])>> {
-    let Some((rest, _)) = binary(bytes) else {
+fn decode_header(state: &[u8]) -> Result<Option<(u64, [u32; 4])>> {
+    if version(state).is_none() {
         return Ok(None);
+    }
+    let mut r = Reader {
+        bytes: state,
+        at: MAGIC.len(),
     };
-    let mut r = Reader(rest);
     let n = r.len()?;
     let header: Header = postcard::from_bytes(r.take(n)?).context("decoding the stored state")?;
     Ok(Some((header.seq, header.maps)))
@@ -410,53 +476,113 @@ fn decode_header(bytes: &[u8]) -> Result<Option<(u64, [u32; 4])>> {
 
 /// The state of `slot`, `None` when it has none.
 pub fn read(dir: &Path, slot: u32) -> Result<Option<(Table, Option<Slot>)>> {
-    read_with(dir, slot, |payload| {
-        let _t = super::timer::Timer("decode", std::time::Instant::now());
-        decode(payload)
-    })
+    let Some((bytes, len)) = open(dir, slot, None)? else {
+        return Ok(None);
+    };
+    let _t = super::timer::Timer("decode", std::time::Instant::now());
+    decode(&bytes, 8..8 + len).map(Some)
 }
 
-/// The sequence number and map ids of the state of `slot`, if it has a binary one.
+/// The sequence number and map ids of the state of `slot`, if it has a binary one: only the
+/// pages the header takes are mapped.
 pub fn read_header(dir: &Path, slot: u32) -> Result<Option<(u64, [u32; 4])>> {
-    Ok(read_with(dir, slot, decode_header)?.flatten())
+    // The length, magic and header length, then the header.
+    const START: usize = 8 + MAGIC.len() + 4;
+    let Some((bytes, _)) = open(dir, slot, Some(4096))? else {
+        return Ok(None);
+    };
+    let head = (*bytes).as_ref();
+    let header_len = match head.get(START - 4..START) {
+        Some(n) if version(&head[8..]).is_some() => u32::from_le_bytes(n.try_into()?) as usize,
+        _ => return decode_header(head.get(8..).unwrap_or_default()),
+    };
+    let bytes = match START + header_len > head.len() {
+        true => {
+            open(dir, slot, Some(START + header_len))?
+                .context("the state went away")?
+                .0
+        }
+        false => bytes,
+    };
+    decode_header(&(*bytes).as_ref()[8..])
 }
 
-fn read_with<T>(dir: &Path, slot: u32, decode: impl Fn(&[u8]) -> Result<T>) -> Result<Option<T>> {
+/// The bytes of the state map of `slot` (its first `want` at least, or all), and the length
+/// of the state they hold after its 8-byte length.
+fn open(dir: &Path, slot: u32, want: Option<usize>) -> Result<Option<(Shared, usize)>> {
     let path = path(dir, slot);
     if !path.exists() {
         return Ok(None);
     }
     let map = MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
     let info = map.info()?;
-    let parse = |bytes: &[u8]| -> Result<T> {
-        if bytes.len() < 8 {
-            bail!("{} is empty", path.display());
-        }
-        let len = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
-        let payload = bytes
-            .get(8..8 + len)
-            .ok_or_else(|| anyhow!("{} is truncated", path.display()))?;
-        decode(payload)
-    };
-    if info.map_flags() & sys::F_MMAPABLE != 0 {
+    let bytes: Shared = if info.map_flags() & sys::F_MMAPABLE != 0 {
         let size = info.value_size() as usize * info.max_entries() as usize;
-        let mut mapping = sys::Mapping::new(map.fd().as_fd(), size)
+        let size = want.map_or(size, |w| w.next_multiple_of(4096).min(size));
+        let mapping = sys::Mapping::new(map.fd().as_fd(), size)
             .with_context(|| format!("mapping {}", path.display()))?;
-        return parse(mapping.bytes()).map(Some);
+        std::sync::Arc::new(mapping)
+    } else {
+        // Written by an older version: one chunk at a time.
+        let array: Array<_, Chunk> = Array::try_from(aya::maps::Map::from_map_data(map)?)?;
+        let mut bytes = Vec::new();
+        for i in 0..array.len() {
+            bytes.extend_from_slice(&array.get(&i, 0)?);
+        }
+        std::sync::Arc::new(bytes)
+    };
+    let all = (*bytes).as_ref();
+    if all.len() < 8 {
+        bail!("{} is empty", path.display());
     }
-    // Written by an older version: one chunk at a time.
-    let array: Array<_, Chunk> = Array::try_from(aya::maps::Map::from_map_data(map)?)?;
-    let mut bytes = Vec::new();
-    for i in 0..array.len() {
-        bytes.extend_from_slice(&array.get(&i, 0)?);
+    let len = u64::from_le_bytes(all[..8].try_into()?) as usize;
+    if want.is_none() && all.len() < 8 + len {
+        bail!("{} is truncated", path.display());
     }
-    parse(&bytes).map(Some)
+    Ok(Some((bytes, len)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::compile::{AddressTypes, program};
+
+    fn decode_bytes(bytes: &[u8]) -> Result<(Table, Option<Slot>)> {
+        let shared: Shared = std::sync::Arc::new(bytes.to_vec());
+        decode(&shared, 0..bytes.len())
+    }
+
+    /// `bytes` (a version 3 state) as version 1 or 2 stored them: the rules in chunks.
+    fn as_version(bytes: &[u8], magic: &[u8; 8]) -> Vec<u8> {
+        let mut r = Reader {
+            bytes,
+            at: MAGIC.len(),
+        };
+        let n = r.len().unwrap();
+        r.take(n).unwrap();
+        let table_at = r.at;
+        let n = r.len().unwrap();
+        let heads: Vec<StoredChain> = postcard::from_bytes(r.take(n).unwrap()).unwrap();
+        let mut rules: Vec<Rule> = Vec::new();
+        for h in &heads {
+            let blob = r.take(h.bytes as usize).unwrap();
+            rules.extend(postcard::from_bytes::<Vec<Rule>>(blob).unwrap());
+        }
+        let mut out = magic.to_vec();
+        out.extend_from_slice(&bytes[MAGIC.len()..table_at]);
+        let heads: Vec<ChainHead> = heads.into_iter().map(|h| h.head).collect();
+        let heads = postcard::to_allocvec(&heads).unwrap();
+        put_u32(&mut out, heads.len());
+        out.extend_from_slice(&heads);
+        put_u32(&mut out, rules.len().div_ceil(1024));
+        for chunk in rules.chunks(1024) {
+            let chunk = postcard::to_allocvec(chunk).unwrap();
+            put_u32(&mut out, chunk.len());
+            out.extend_from_slice(&chunk);
+        }
+        out.extend_from_slice(&bytes[r.at..]);
+        out
+    }
 
     fn table(text: &str) -> Table {
         let mut table = Table::default();
@@ -486,7 +612,7 @@ mod tests {
             Some(&[[3, 9]]),
         )
         .unwrap();
-        let (back, got) = decode(&bytes).unwrap();
+        let (back, got) = decode_bytes(&bytes).unwrap();
         assert_eq!(
             crate::ruleset::list_rules(&back, None, None, None).unwrap(),
             crate::ruleset::list_rules(&t, None, None, None).unwrap()
@@ -513,7 +639,7 @@ mod tests {
             name: "web".into(),
             policy: None,
             policy_counter: 0,
-            rules: Vec::new(),
+            rules: Default::default(),
         });
         let rule = |i: usize| {
             let words = crate::syntax::split_words(&format!(
@@ -530,21 +656,53 @@ mod tests {
         t.chains[0].rules = (0..5000).map(rule).collect();
         t.chains[3].rules = (5000..5100).map(rule).collect();
         let p = program(&t, &[], &AddressTypes::default(), None).unwrap();
-        let (back, _) = decode(&encode(&t, 1, [0; 4], &p.layout, None, None).unwrap()).unwrap();
-        assert_eq!(back.chains.len(), 4);
-        for (a, b) in back.chains.iter().zip(&t.chains) {
-            assert_eq!(a.name, b.name);
-            assert_eq!(a.rules.len(), b.rules.len());
-            for (x, y) in a.rules.iter().zip(&b.rules) {
-                assert!(x.same_spec(y));
-                assert_eq!(x.counter, y.counter);
+        let bytes = encode(&t, 1, [0; 4], &p.layout, None, None).unwrap();
+        // As this version stores it, and as version 2 did (rules in chunks across chains).
+        for bytes in [bytes.clone(), as_version(&bytes, MAGIC_V2)] {
+            let (back, _) = decode_bytes(&bytes).unwrap();
+            assert_eq!(back.chains.len(), 4);
+            for (a, b) in back.chains.iter().zip(&t.chains) {
+                assert_eq!(a.name, b.name);
+                assert_eq!(a.rules.len(), b.rules.len());
+                for (x, y) in a.rules.iter().zip(&b.rules) {
+                    assert!(x.same_spec(y));
+                    assert_eq!(x.counter, y.counter);
+                }
             }
         }
     }
 
+    /// A chain is decoded when its rules are read, and stored again from its bytes until
+    /// changed.
+    #[test]
+    fn chains_are_decoded_when_read_and_stored_as_read_until_changed() {
+        let t = table(
+            "-A INPUT -s 198.18.0.1/32 -j DROP\n-A OUTPUT -d 198.18.0.2/32 -j DROP\n\
+             -A FORWARD -p tcp -m tcp --dport 80 -j ACCEPT",
+        );
+        let p = program(&t, &[], &AddressTypes::default(), None).unwrap();
+        let bytes = encode(&t, 1, [0; 4], &p.layout, None, None).unwrap();
+        let (mut back, _) = decode_bytes(&bytes).unwrap();
+        assert!(back.chains.iter().all(|c| !c.rules.is_decoded()));
+        assert_eq!(back.chains[2].rules.len(), 1);
+        assert!(!back.chains[2].rules.is_decoded());
+        // Read: decoded, still stored from its bytes.
+        assert_eq!(back.chains[1].rules[0].counter, 12);
+        assert!(back.chains[1].rules.is_decoded() && back.chains[1].rules.unchanged().is_some());
+        // Changed: encoded anew.
+        back.chains[0].rules[0].counter = 99;
+        assert!(back.chains[0].rules.unchanged().is_none());
+        let again = encode(&back, 2, [0; 4], &p.layout, None, None).unwrap();
+        let (last, _) = decode_bytes(&again).unwrap();
+        let counters = |t: &Table| -> Vec<u32> { t.counters().collect() };
+        assert_eq!(counters(&last), [0, 99, 1, 12, 2, 11]);
+        assert_eq!(bytes.len(), again.len());
+        assert_ne!(bytes, again);
+    }
+
     #[test]
     fn text_state_of_older_versions_is_read() {
-        let (t, slot) = decode(
+        let (t, slot) = decode_bytes(
             b":INPUT DROP 0\n:FORWARD ACCEPT 1\n:OUTPUT ACCEPT 2\n:web - 0\n\
               7 -A INPUT -s 198.18.0.1/32 -j web\n8 -A web -j DROP\n",
         )
@@ -565,30 +723,22 @@ mod tests {
             name: "DOCKER".into(),
             policy: None,
             policy_counter: 0,
-            rules: Vec::new(),
+            rules: Default::default(),
         });
         t.tables.set(TableName::Nat, nat);
         t.tables.load(TableName::Nat);
         t.tables.load(TableName::Filter);
         let p = program(&t, &[], &AddressTypes::default(), None).unwrap();
         let bytes = encode(&t, 1, [0; 4], &p.layout, None, None).unwrap();
-        let (back, _) = decode(&bytes).unwrap();
+        let (back, _) = decode_bytes(&bytes).unwrap();
         assert_eq!(back.tables.loaded, [TableName::Filter, TableName::Nat]);
         let nat = back.tables.get(TableName::Nat);
         assert_eq!(
             crate::ruleset::list_rules(&nat, None, None, None).unwrap(),
             "-P PREROUTING DROP\n-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n-P POSTROUTING ACCEPT\n-N DOCKER\n"
         );
-        // Version 1: the same bytes without the last section.
-        let mut v1 = MAGIC_V1.to_vec();
-        let others = postcard::to_allocvec(&Others {
-            loaded: back.tables.loaded.clone(),
-            tables: vec![(TableName::Nat, nat.chains.clone())],
-            counts: Vec::new(),
-        })
-        .unwrap();
-        v1.extend_from_slice(&bytes[MAGIC.len()..bytes.len() - 4 - others.len()]);
-        let (old, slot) = decode(&v1).unwrap();
+        // Version 1: the rules in chunks, and what follows the delta not read.
+        let (old, slot) = decode_bytes(&as_version(&bytes, MAGIC_V1)).unwrap();
         assert!(slot.is_some());
         assert_eq!(old.tables.loaded, [TableName::Filter]);
         assert!(old.tables.others.is_empty());

@@ -412,6 +412,13 @@ impl Mapping {
     }
 }
 
+impl AsRef<[u8]> for Mapping {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: as in `bytes`; readers of a shared mapping see what writers left.
+        unsafe { std::slice::from_raw_parts(self.base.cast(), self.len) }
+    }
+}
+
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `new`.

@@ -5,6 +5,7 @@
 mod command;
 mod matches;
 mod rule;
+mod rules;
 mod table;
 mod value;
 
@@ -12,5 +13,6 @@ pub use command::*;
 pub use matches::*;
 pub use pcn_iptables_common::Counter;
 pub use rule::*;
+pub use rules::{Encoded, Rules, Shared, Summary, encode as encode_rules};
 pub use table::*;
 pub use value::*;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::matches::{Hashlimit, Target};
-use super::rule::Rule;
+use super::rules::Rules;
 use pcn_iptables_common::Counter;
 
 /// iptables' tables. pcn-iptables filters with the filter table, translates with the nat
@@ -99,7 +99,7 @@ pub struct Chain {
     pub policy: Option<Policy>,
     /// Counter slot of the policy (base chains only).
     pub policy_counter: u32,
-    pub rules: Vec<Rule>,
+    pub rules: Rules,
 }
 
 /// One table's chains. The filter table, the one the compiler and the data plane see, also
@@ -267,7 +267,7 @@ impl Table {
                     name: (*chain).to_string(),
                     policy: Some(Policy::Accept),
                     policy_counter: i as u32,
-                    rules: Vec::new(),
+                    rules: Default::default(),
                 })
                 .collect(),
         )
@@ -331,9 +331,10 @@ impl Table {
             .iter()
             .filter_map(|&name| self.tables.counted(name))
             .flat_map(|t| &t.chains);
-        self.chains.iter().chain(others).flat_map(|c| {
-            std::iter::once(c.policy_counter).chain(c.rules.iter().map(|r| r.counter))
-        })
+        self.chains
+            .iter()
+            .chain(others)
+            .flat_map(|c| std::iter::once(c.policy_counter).chain(c.rules.counters()))
     }
 }
 

@@ -2,17 +2,9 @@
 //! the target lookup of `do_command4`, libiptc's chain and index checks, and the kernel's
 //! refusals at commit (loops, `checkentry`) that surface as errno messages.
 
-use std::collections::{HashMap, HashSet};
-
-use pcn_iptables_common::{reject, rewrite::CLAMP_PMTU};
-
 use super::names::no_chain;
 use crate::error::{Error, OTHER_PROBLEM, Result};
-use crate::ext::{connmark_target, ecn, hashlimit, limit, owner, recent, tcpmss_target};
-use crate::model::{
-    AddrtypeIface, Chain, Command, IPPROTO_AH, IPPROTO_ESP, IPPROTO_ICMP, IPPROTO_TCP,
-    MAX_CHAIN_LABEL, Match, NatKind, Rule, Table, TableName, Target,
-};
+use crate::model::{Chain, Command, MAX_CHAIN_LABEL, Rule, Table, Target};
 
 fn plain(message: &str) -> Error {
     Error::plain(OTHER_PROBLEM, message)
@@ -37,7 +29,7 @@ fn missing(rule: &Rule) -> Error {
 
 /// `-j standard` finds iptables' standard target under its own name, which libiptc takes for an
 /// extension's: the kernel then has no target by that name.
-const STANDARD: &str = "standard";
+pub(super) const STANDARD: &str = "standard";
 
 /// The names libiptc never lets a chain take, besides those of existing chains.
 const VERDICTS: [&str; 4] = ["ACCEPT", "DROP", "QUEUE", "RETURN"];
@@ -185,7 +177,7 @@ fn apply_chains(table: &mut Table, command: &Command) -> Result<()> {
                 name: chain.clone(),
                 policy: None,
                 policy_counter: 0,
-                rules: Vec::new(),
+                rules: Default::default(),
             });
         }
         Command::DeleteChain { chain: Some(chain) } => delete_chain(table, chain)?,
@@ -367,215 +359,6 @@ fn map_targets(table: &Table, rules: &[Rule]) -> Result<()> {
         {
             return Err(invalid());
         }
-    }
-    Ok(())
-}
-
-/// The checks the kernel makes when a table is committed (libiptc's errors come from
-/// there): a loop reachable from a base chain, a match or target in a table or at a hook it
-/// does not take, a port match whose protocol the rule does not have, a jump to `standard`.
-/// Made once per commit rather than per rule, as iptables-restore does at COMMIT.
-pub fn commit_checks(table: &Table, name: TableName) -> Result<()> {
-    find_loop(table)?;
-    let hooks = hook_masks(table);
-    for (chain, masks) in table.chains.iter().zip(&hooks) {
-        for (rule, &mask) in chain.rules.iter().zip(masks) {
-            check_entry(rule, name, mask)?;
-        }
-    }
-    let rules = || table.chains.iter().flat_map(|c| &c.rules);
-    if rules().any(|r| r.target == Some(Target::Jump(STANDARD.into()))) {
-        return Err(no_chain());
-    }
-    Ok(())
-}
-
-/// Netfilter's hooks, as the bits of a rule's hook mask (the kernel's `comefrom`).
-mod hook {
-    pub const PREROUTING: u8 = 1 << 0;
-    pub const INPUT: u8 = 1 << 1;
-    pub const FORWARD: u8 = 1 << 2;
-    pub const OUTPUT: u8 = 1 << 3;
-    pub const POSTROUTING: u8 = 1 << 4;
-
-    /// The hook of a base chain.
-    pub fn of(base: &str) -> u8 {
-        match base {
-            "PREROUTING" => PREROUTING,
-            "INPUT" => INPUT,
-            "FORWARD" => FORWARD,
-            "OUTPUT" => OUTPUT,
-            _ => POSTROUTING,
-        }
-    }
-}
-
-/// The hooks each rule can be reached from (by chain, in table order), as the kernel's
-/// `mark_source_chains` marks them: its walk of a chain stops at an unconditional ACCEPT,
-/// DROP or RETURN, so the rules after one are checked for no hook at all.
-fn hook_masks(table: &Table) -> Vec<Vec<u8>> {
-    let index: HashMap<&str, usize> = table
-        .chains
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.name.as_str(), i))
-        .collect();
-    let mut masks: Vec<Vec<u8>> = table
-        .chains
-        .iter()
-        .map(|c| vec![0; c.rules.len()])
-        .collect();
-    for (base, chain) in table.chains.iter().enumerate() {
-        if chain.policy.is_none() {
-            continue;
-        }
-        let bit = hook::of(&chain.name);
-        let mut seen = HashSet::new();
-        let mut todo = vec![base];
-        while let Some(at) = todo.pop() {
-            if !seen.insert(at) {
-                continue;
-            }
-            for (i, rule) in table.chains[at].rules.iter().enumerate() {
-                masks[at][i] |= bit;
-                if let Some(to) = rule.target.as_ref().and_then(Target::chain) {
-                    todo.extend(index.get(to));
-                }
-                if ends_walk(rule) {
-                    break;
-                }
-            }
-        }
-    }
-    masks
-}
-
-/// An unconditional standard verdict (the kernel's `unconditional()` with a verdict < 0).
-fn ends_walk(rule: &Rule) -> bool {
-    rule.src.is_none()
-        && rule.dst.is_none()
-        && rule.in_iface.is_none()
-        && rule.out_iface.is_none()
-        && rule.proto.is_none()
-        && rule.fragment.is_none()
-        && rule.matches.is_empty()
-        && matches!(
-            rule.target,
-            Some(Target::Accept | Target::Drop | Target::Return)
-        )
-}
-
-/// The kernel's `checkentry` of a rule's matches and target, and xtables' checks of the table
-/// and the hooks (`hooks`: those the rule can be reached from) they are valid in.
-fn check_entry(rule: &Rule, table: TableName, hooks: u8) -> Result<()> {
-    // The protocol matches and tcp-reset need `-p` to name their protocol, not negated.
-    let proto_is = |proto: u8| {
-        rule.proto
-            .as_ref()
-            .is_some_and(|p| !p.negated && p.value == proto)
-    };
-    let only = |allowed: u8| hooks & !allowed == 0;
-    for m in &rule.matches {
-        let ok = match m {
-            Match::Ports { proto, .. } => proto_is(*proto),
-            Match::Icmp(_) => proto_is(IPPROTO_ICMP),
-            Match::Tcpmss(_) => proto_is(IPPROTO_TCP),
-            Match::Esp(_) => proto_is(IPPROTO_ESP),
-            Match::Ah(_) => proto_is(IPPROTO_AH),
-            Match::Sctp { .. } => proto_is(pcn_iptables_common::IPPROTO_SCTP),
-            Match::Dccp { .. } => proto_is(pcn_iptables_common::IPPROTO_DCCP),
-            Match::Mac(_) => only(hook::PREROUTING | hook::INPUT | hook::FORWARD),
-            // xt_addrtype: no input device after routing, no output device before.
-            Match::Addrtype { iface, .. } => match iface {
-                AddrtypeIface::Any => true,
-                AddrtypeIface::In => only(hook::PREROUTING | hook::INPUT | hook::FORWARD),
-                AddrtypeIface::Out => only(hook::OUTPUT | hook::FORWARD | hook::POSTROUTING),
-            },
-            m if ecn::reads_tcp(m) => proto_is(IPPROTO_TCP),
-            Match::Recent(r) => recent::kernel_accepts(r),
-            Match::Owner(o) => owner::kernel_accepts(o) && only(hook::OUTPUT | hook::POSTROUTING),
-            Match::Limit(limit) if !limit::kernel_accepts(limit) => {
-                return Err(plain("Numerical result out of range"));
-            }
-            Match::Hashlimit(h) => {
-                let hz = crate::dataplane::hashlimit::hz()
-                    .map_err(|e| Error::plain(OTHER_PROBLEM, e.to_string()))?;
-                if let Some(errno) = hashlimit::kernel_refuses(h, hz) {
-                    return Err(plain(errno));
-                }
-                true
-            }
-            _ => true,
-        };
-        if !ok {
-            return Err(invalid());
-        }
-    }
-    let ok = match &rule.target {
-        // ipt_REJECT: the filter table only.
-        Some(Target::Reject(with)) => {
-            table == TableName::Filter && (*with != reject::TCP_RESET || proto_is(IPPROTO_TCP))
-        }
-        Some(Target::Nat(nat)) => {
-            table == TableName::Nat
-                && only(match nat.kind {
-                    NatKind::Snat => hook::POSTROUTING | hook::INPUT,
-                    NatKind::Dnat | NatKind::Redirect => hook::PREROUTING | hook::OUTPUT,
-                    NatKind::Masquerade => hook::POSTROUTING,
-                    NatKind::Netmap => {
-                        hook::PREROUTING | hook::POSTROUTING | hook::OUTPUT | hook::INPUT
-                    }
-                })
-        }
-        Some(Target::Connmark(c)) => connmark_target::kernel_accepts(c),
-        Some(t) if t.mangle_only() => table == TableName::Mangle,
-        // xt_CT: the raw table only.
-        Some(Target::Ct(_)) => table == TableName::Raw,
-        Some(Target::Tcpmss(mss)) => {
-            proto_is(IPPROTO_TCP)
-                && tcpmss_target::matches_syn(rule)
-                && (*mss != CLAMP_PMTU || only(hook::FORWARD | hook::OUTPUT | hook::POSTROUTING))
-        }
-        _ => true,
-    };
-    if !ok {
-        return Err(invalid());
-    }
-    Ok(())
-}
-
-/// The kernel's `mark_source_chains`: a table where a chain reachable from a base chain can
-/// reach itself again through jumps and gotos is refused with ELOOP; loops among chains no
-/// base chain reaches are allowed.
-fn find_loop(table: &Table) -> Result<()> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        OnPath,
-        Done,
-    }
-    fn visit<'a>(
-        table: &'a Table,
-        chain: &'a str,
-        marks: &mut HashMap<&'a str, Mark>,
-    ) -> Result<()> {
-        match marks.get(chain) {
-            Some(Mark::OnPath) => return Err(plain("Too many levels of symbolic links")),
-            Some(Mark::Done) => return Ok(()),
-            None => {}
-        }
-        marks.insert(chain, Mark::OnPath);
-        let rules = table.chain(chain).map_or(&[][..], |c| c.rules.as_slice());
-        for rule in rules {
-            if let Some(to) = rule.target.as_ref().and_then(Target::chain) {
-                visit(table, to, marks)?;
-            }
-        }
-        marks.insert(chain, Mark::Done);
-        Ok(())
-    }
-    let mut marks = HashMap::new();
-    for base in table.chains.iter().filter(|c| c.policy.is_some()) {
-        visit(table, &base.name, &mut marks)?;
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Tests of `apply`: the commands' effect and iptables' messages.
 
 use super::*;
+use crate::model::TableName;
+use crate::ruleset::commit_checks;
 use crate::ruleset::print::{list_rules_with, tests::table};
 use crate::syntax::{parse_args, split_words};
 use crate::xtables::netdb::tests::debian;

@@ -12,7 +12,7 @@ use crate::model::{Hashlimit, HashlimitTable, Match, Table};
 
 /// Every `-m hashlimit` of the namespace's rules, filter's then the other tables', in order.
 fn matches(table: &Table) -> impl Iterator<Item = &Hashlimit> {
-    super::every_match(table).filter_map(|m| match m {
+    super::named_matches(table).filter_map(|m| match m {
         Match::Hashlimit(h) => Some(h),
         _ => None,
     })

@@ -178,13 +178,13 @@ pub(crate) mod tests {
                         Policy::Accept
                     }),
                     policy_counter: table.chains.len() as u32,
-                    rules: Vec::new(),
+                    rules: Default::default(),
                 }),
                 ("-N", name) => table.chains.push(Chain {
                     name: name.into(),
                     policy: None,
                     policy_counter: 0,
-                    rules: Vec::new(),
+                    rules: Default::default(),
                 }),
                 _ => {
                     let (chain, mut rule) = parse_rule_line_with(db, &words).unwrap();

@@ -9,7 +9,7 @@ use crate::model::{Match, Recent, RecentList, Table};
 
 /// Every `-m recent` of the namespace's rules, filter's then the other tables', in order.
 fn matches(table: &Table) -> impl Iterator<Item = &Recent> {
-    super::every_match(table).filter_map(|m| match m {
+    super::named_matches(table).filter_map(|m| match m {
         Match::Recent(r) => Some(r),
         _ => None,
     })

@@ -341,7 +341,7 @@ impl Restore<'_> {
                         policy: None,
                         // A user chain's end returns to its caller, counting nothing.
                         policy_counter: 0,
-                        rules: Vec::new(),
+                        rules: Default::default(),
                     });
                     false
                 }
@@ -601,7 +601,7 @@ fn flushed(table: &Table) -> (Table, String) {
             name: c.name.clone(),
             policy: c.policy,
             policy_counter: c.policy_counter,
-            rules: Vec::new(),
+            rules: Default::default(),
         })
         .collect();
     let echo = flush_table(&mut copy);
