@@ -412,7 +412,9 @@ fn incremental_generations_classify_like_full_builds() {
 /// `table` stored and read back as the data plane's state does.
 fn stored(table: &Table, layout: &Layout) -> Table {
     use crate::dataplane::state;
-    let bytes = state::encode(table, 1, [0; 4], layout, None, None).unwrap();
+    let bytes = state::encode(table, 1, [0; 4], layout, None, None)
+        .unwrap()
+        .to_vec();
     let shared: crate::model::Shared = std::sync::Arc::new(bytes);
     let len = (*shared).as_ref().len();
     state::decode(&shared, 0..len).unwrap().0

@@ -112,10 +112,10 @@ struct ChainHead {
 
 /// A chain as version 3 stores it: its rules' bytes follow the heads.
 #[derive(Serialize, Deserialize)]
-struct StoredChain {
+struct StoredChain<'a> {
     head: ChainHead,
     bytes: u32,
-    summary: Summary,
+    summary: Cow<'a, Summary>,
 }
 
 /// What the next command needs of a chain's rules without reading them.
@@ -126,13 +126,19 @@ fn summary(rules: &[Rule]) -> Summary {
 }
 
 /// The ruleset: the chains, then their rules; a chain unchanged since read is copied.
-fn encode_table(table: &Table, out: &mut Vec<u8>) -> Result<()> {
+fn encode_table<'a>(table: &'a Table, out: &mut Pieces<'a>) -> Result<()> {
     let mut heads = Vec::with_capacity(table.chains.len());
     let mut blobs = Vec::with_capacity(table.chains.len());
     for c in &table.chains {
         let (blob, summary) = match c.rules.unchanged() {
-            Some(stored) => (Cow::Borrowed(stored.bytes()), stored.summary().clone()),
-            None => (Cow::Owned(encode_rules(&c.rules)?), summary(&c.rules)),
+            Some(stored) => (
+                Cow::Borrowed(stored.bytes()),
+                Cow::Borrowed(stored.summary()),
+            ),
+            None => (
+                Cow::Owned(encode_rules(&c.rules)?),
+                Cow::Owned(summary(&c.rules)),
+            ),
         };
         heads.push(StoredChain {
             head: ChainHead {
@@ -146,11 +152,9 @@ fn encode_table(table: &Table, out: &mut Vec<u8>) -> Result<()> {
         });
         blobs.push(blob);
     }
-    let heads = postcard::to_allocvec(&heads)?;
-    put_u32(out, heads.len());
-    out.extend_from_slice(&heads);
+    out.part(&postcard::to_allocvec(&heads)?);
     for blob in blobs {
-        out.extend_from_slice(&blob);
+        out.piece(blob);
     }
     Ok(())
 }
@@ -172,7 +176,7 @@ fn decode_table(r: &mut Reader, bytes: &Shared) -> Result<Table> {
         if summary.counters.len() != h.rules as usize {
             bail!("the stored chain {} is damaged", h.name);
         }
-        let rules = Encoded::new(bytes.clone(), at..at + n as usize, summary);
+        let rules = Encoded::new(bytes.clone(), at..at + n as usize, summary.into_owned());
         table.chains.push(Chain {
             name: h.name,
             policy: h.policy,
@@ -221,15 +225,17 @@ fn decode_table_v2(r: &mut Reader) -> Result<Table> {
 }
 
 /// The state of a slot: `table` in maps described by the rest (see `Slot`).
-pub fn encode(
-    table: &Table,
+pub fn encode<'a>(
+    table: &'a Table,
     seq: u64,
     maps: [u32; 4],
-    layout: &Layout,
+    layout: &'a Layout,
     delta: Option<&[[u32; 3]]>,
     actions_delta: Option<&[[u32; 2]]>,
-) -> Result<Vec<u8>> {
-    let header = postcard::to_allocvec(&Header {
+) -> Result<Pieces<'a>> {
+    let mut out = Pieces(Vec::new());
+    out.piece(Cow::Borrowed(MAGIC));
+    out.part(&postcard::to_allocvec(&Header {
         seq,
         maps,
         layout: Layout {
@@ -243,30 +249,23 @@ pub fn encode(
         },
         full_delta: delta.is_none(),
         actions_delta: actions_delta.map(<[_]>::to_vec),
-    })?;
-    let entries = &layout.entries;
-    let delta = delta.unwrap_or_default();
-    let rules: usize = table.chains.iter().map(|c| c.rules.len()).sum();
-    let mut out = Vec::with_capacity(
-        MAGIC.len() + 16 + header.len() + rules * 48 + entries.len() * 16 + delta.len() * 12,
-    );
-    out.extend_from_slice(MAGIC);
-    put_u32(&mut out, header.len());
-    out.extend_from_slice(&header);
+    })?);
     encode_table(table, &mut out)?;
-    put_u32(&mut out, entries.len());
+    let entries = &layout.entries;
+    out.piece(Cow::Owned((entries.len() as u32).to_le_bytes().to_vec()));
     // SAFETY: Entry is repr(C), 16 bytes, no padding the compiler leaves uninitialized (the
     // pad bytes are a field).
-    out.extend_from_slice(unsafe {
+    out.piece(Cow::Borrowed(unsafe {
         std::slice::from_raw_parts(entries.as_ptr().cast::<u8>(), entries.len() * 16)
-    });
-    put_u32(&mut out, delta.len());
-    for d in delta {
-        for v in d {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+    }));
+    let delta = delta.unwrap_or_default();
+    let mut d = Vec::with_capacity(4 + delta.len() * 12);
+    put_u32(&mut d, delta.len());
+    for v in delta.iter().flatten() {
+        d.extend_from_slice(&v.to_le_bytes());
     }
-    let others = postcard::to_allocvec(&Others {
+    out.piece(Cow::Owned(d));
+    out.part(&postcard::to_allocvec(&Others {
         loaded: table.tables.loaded.clone(),
         tables: table
             .tables
@@ -280,16 +279,47 @@ pub fn encode(
             .iter()
             .map(|(t, chain, c)| (*t, chain.clone(), [c.packets, c.bytes]))
             .collect(),
-    })?;
-    put_u32(&mut out, others.len());
-    out.extend_from_slice(&others);
-    let lists = postcard::to_allocvec(&table.tables.recent)?;
-    put_u32(&mut out, lists.len());
-    out.extend_from_slice(&lists);
-    let hashlimit = postcard::to_allocvec(&table.tables.hashlimit)?;
-    put_u32(&mut out, hashlimit.len());
-    out.extend_from_slice(&hashlimit);
+    })?);
+    out.part(&postcard::to_allocvec(&table.tables.recent)?);
+    out.part(&postcard::to_allocvec(&table.tables.hashlimit)?);
     Ok(out)
+}
+
+/// A state as the pieces it is written from, the big ones borrowed (each unchanged chain's
+/// stored rules, the trie entries): copied once, straight into the new state map.
+pub struct Pieces<'a>(Vec<Cow<'a, [u8]>>);
+
+impl<'a> Pieces<'a> {
+    fn piece(&mut self, bytes: Cow<'a, [u8]>) {
+        self.0.push(bytes);
+    }
+
+    /// `u32 len` and `bytes`.
+    fn part(&mut self, bytes: &[u8]) {
+        let mut v = Vec::with_capacity(4 + bytes.len());
+        put_u32(&mut v, bytes.len());
+        v.extend_from_slice(bytes);
+        self.0.push(Cow::Owned(v));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|p| p.len()).sum()
+    }
+
+    fn write(&self, out: &mut [u8]) {
+        let mut at = 0;
+        for p in &self.0 {
+            out[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+    }
+
+    #[cfg(test)]
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.len()];
+        self.write(&mut v);
+        v
+    }
 }
 
 /// The other tables of a version 2 state; a version 1 state had the filter table, loaded.
@@ -441,9 +471,9 @@ fn decode_text(text: &str) -> Result<Table> {
     Ok(table)
 }
 
-/// A new array map holding `bytes` (mmapable: written in place, no syscall per chunk).
-pub fn create(bytes: &[u8]) -> Result<OwnedFd> {
-    let len = 8 + bytes.len();
+/// A new array map holding `state` (mmapable: written in place, no syscall per chunk).
+pub fn create(state: &Pieces) -> Result<OwnedFd> {
+    let len = 8 + state.len();
     let fd = sys::map_create(
         "RULESET",
         sys::MAP_TYPE_ARRAY,
@@ -455,8 +485,8 @@ pub fn create(bytes: &[u8]) -> Result<OwnedFd> {
     .context("creating the ruleset map")?;
     let mut mapping = sys::Mapping::new(fd.as_fd(), len).context("mapping the ruleset map")?;
     let out = mapping.bytes();
-    out[..8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
-    out[8..].copy_from_slice(bytes);
+    out[..8].copy_from_slice(&(state.len() as u64).to_le_bytes());
+    state.write(&mut out[8..len]);
     Ok(fd)
 }
 
@@ -611,7 +641,8 @@ mod tests {
             Some(&[[5, 1, 2]]),
             Some(&[[3, 9]]),
         )
-        .unwrap();
+        .unwrap()
+        .to_vec();
         let (back, got) = decode_bytes(&bytes).unwrap();
         assert_eq!(
             crate::ruleset::list_rules(&back, None, None, None).unwrap(),
@@ -656,7 +687,9 @@ mod tests {
         t.chains[0].rules = (0..5000).map(rule).collect();
         t.chains[3].rules = (5000..5100).map(rule).collect();
         let p = program(&t, &[], &AddressTypes::default(), None).unwrap();
-        let bytes = encode(&t, 1, [0; 4], &p.layout, None, None).unwrap();
+        let bytes = encode(&t, 1, [0; 4], &p.layout, None, None)
+            .unwrap()
+            .to_vec();
         // As this version stores it, and as version 2 did (rules in chunks across chains).
         for bytes in [bytes.clone(), as_version(&bytes, MAGIC_V2)] {
             let (back, _) = decode_bytes(&bytes).unwrap();
@@ -681,7 +714,9 @@ mod tests {
              -A FORWARD -p tcp -m tcp --dport 80 -j ACCEPT",
         );
         let p = program(&t, &[], &AddressTypes::default(), None).unwrap();
-        let bytes = encode(&t, 1, [0; 4], &p.layout, None, None).unwrap();
+        let bytes = encode(&t, 1, [0; 4], &p.layout, None, None)
+            .unwrap()
+            .to_vec();
         let (mut back, _) = decode_bytes(&bytes).unwrap();
         assert!(back.chains.iter().all(|c| !c.rules.is_decoded()));
         assert_eq!(back.chains[2].rules.len(), 1);
@@ -692,7 +727,9 @@ mod tests {
         // Changed: encoded anew.
         back.chains[0].rules[0].counter = 99;
         assert!(back.chains[0].rules.unchanged().is_none());
-        let again = encode(&back, 2, [0; 4], &p.layout, None, None).unwrap();
+        let again = encode(&back, 2, [0; 4], &p.layout, None, None)
+            .unwrap()
+            .to_vec();
         let (last, _) = decode_bytes(&again).unwrap();
         let counters = |t: &Table| -> Vec<u32> { t.counters().collect() };
         assert_eq!(counters(&last), [0, 99, 1, 12, 2, 11]);
@@ -729,7 +766,9 @@ mod tests {
         t.tables.load(TableName::Nat);
         t.tables.load(TableName::Filter);
         let p = program(&t, &[], &AddressTypes::default(), None).unwrap();
-        let bytes = encode(&t, 1, [0; 4], &p.layout, None, None).unwrap();
+        let bytes = encode(&t, 1, [0; 4], &p.layout, None, None)
+            .unwrap()
+            .to_vec();
         let (back, _) = decode_bytes(&bytes).unwrap();
         assert_eq!(back.tables.loaded, [TableName::Filter, TableName::Nat]);
         let nat = back.tables.get(TableName::Nat);

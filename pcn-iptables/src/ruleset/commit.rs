@@ -281,7 +281,9 @@ mod tests {
     fn stored(table: &Table) -> Table {
         use crate::dataplane::state;
         let layout = crate::compile::Layout::default();
-        let bytes = state::encode(table, 1, [0; 4], &layout, None, None).unwrap();
+        let bytes = state::encode(table, 1, [0; 4], &layout, None, None)
+            .unwrap()
+            .to_vec();
         let shared: crate::model::Shared = std::sync::Arc::new(bytes);
         let len = (*shared).as_ref().len();
         state::decode(&shared, 0..len).unwrap().0

@@ -99,8 +99,8 @@ pub(super) fn pin_state(dir: &Path, slot: u32, table: &Table, info: &state::Slot
     pin_bytes(dir, slot, &bytes)
 }
 
-pub(super) fn pin_bytes(dir: &Path, slot: u32, bytes: &[u8]) -> Result<()> {
-    let fd = state::create(bytes)?;
+pub(super) fn pin_bytes(dir: &Path, slot: u32, state: &state::Pieces) -> Result<()> {
+    let fd = state::create(state)?;
     unpin_state(dir, slot)?;
     let path = state::path(dir, slot);
     sys::obj_pin(fd.as_fd(), &path).with_context(|| format!("pinning {}", path.display()))
