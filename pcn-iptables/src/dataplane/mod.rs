@@ -94,6 +94,9 @@ pub struct Dataplane {
     setup: std::sync::Mutex<Option<(std::thread::JoinHandle<Result<()>>, bool)>>,
     /// Told when those programs' maps exist (before the programs are verified).
     maps_ready: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    /// The active slot once read (under the command's lock, which every caller holds), until
+    /// this process switches or removes it.
+    active: std::sync::Mutex<Option<Option<u32>>>,
 }
 
 /// What a namespace runs: its ruleset, and what the active slot's maps hold.
@@ -159,6 +162,7 @@ impl Dataplane {
             prefetch: std::sync::Mutex::new(None),
             setup: std::sync::Mutex::new(None),
             maps_ready: std::sync::Mutex::new(None),
+            active: std::sync::Mutex::new(None),
         })
     }
 
@@ -197,11 +201,21 @@ impl Dataplane {
 
     /// The active generation slot, if anything was ever installed here.
     fn active(&self) -> Result<Option<u32>> {
-        let Some(map) = open_map(&self.dir, "PCN_ACTIVE")? else {
-            return Ok(None);
+        let mut cached = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(active) = *cached {
+            return Ok(active);
+        }
+        let active = match open_map(&self.dir, "PCN_ACTIVE")? {
+            Some(map) => Some(Array::<_, u32>::try_from(map)?.get(&0, 0)?),
+            None => None,
         };
-        let active: Array<_, u32> = Array::try_from(map)?;
-        Ok(Some(active.get(&0, 0)?))
+        *cached = Some(active);
+        Ok(active)
+    }
+
+    /// Forgets the active slot read: it changed, or may have.
+    fn forget_active(&self) {
+        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Starts waiting, in the background, for the packets of the generation that was active
@@ -366,6 +380,7 @@ impl Dataplane {
                 generation::set_up(&self.dir, self.sizes, None)
             },
         );
+        self.forget_active();
         let installed = match installed {
             // A first install that failed (a program the kernel refused, say) takes back what
             // it attached: the namespace is as it was, without pcn-iptables.
@@ -420,6 +435,7 @@ impl Dataplane {
     /// Removes this layout's install from the namespace: the classic TC filters, then the
     /// directory (the links go with their pins). The lock stays: it is held.
     fn remove(&self) -> Result<()> {
+        self.forget_active();
         tc::remove(&self.dir, &links()?)?;
         if self.dir.exists() {
             fs::remove_dir_all(&self.dir)

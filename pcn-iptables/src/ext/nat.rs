@@ -51,13 +51,28 @@ fn port_ok(cx: &Context) -> bool {
     cx.proto.is_some_and(|p| PORTED.contains(&p.value))
 }
 
+/// nf_nat maps the ports of SCTP (whose CRC32c it recomputes over the packet) and DCCP
+/// connections, which conntrack tells apart by their ports; pcn-iptables tracks those by
+/// their addresses alone, so a range with ports for them is refused rather than applied to
+/// the addresses only.
+fn ports_mapped(n: &Nat, cx: &Context) -> Result<()> {
+    const BY_ADDRESS: [(u8, &str); 2] = [(132, "SCTP"), (33, "DCCP")];
+    let proto = cx.proto.filter(|p| !p.negated).map(|p| p.value);
+    match BY_ADDRESS.iter().find(|(p, _)| Some(*p) == proto) {
+        Some((_, name)) if n.flags & nat_range::PROTO_SPECIFIED != 0 => {
+            Err(unsupported(format!("nat of {name} ports")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `__NAT_parse`: option `id` of a libxt_NAT target.
 pub fn parse(t: &mut Target, id: u8, arg: &str, cx: &mut Context) -> Result<()> {
     let portok = port_ok(cx);
     let n = nat(t);
     match id {
-        O_TO_DEST | O_TO_SRC => parse_to(n, arg, portok, cx.db),
-        O_TO_PORTS => parse_ports(n, arg, portok, cx.db),
+        O_TO_DEST | O_TO_SRC => parse_to(n, arg, portok, cx.db).and_then(|()| ports_mapped(n, cx)),
+        O_TO_PORTS => parse_ports(n, arg, portok, cx.db).and_then(|()| ports_mapped(n, cx)),
         O_PERSISTENT => {
             n.flags |= nat_range::PERSISTENT;
             Ok(())
@@ -331,6 +346,17 @@ mod tests {
         assert_eq!((n.flags, n.min_port), (nat_range::PROTO_SPECIFIED, 80));
         let n = parse_with(O_TO_SRC, "1.2.3.9-1.2.3.4", None).unwrap();
         assert_eq!(range(&n), "1.2.3.9-1.2.3.4");
+    }
+
+    #[test]
+    fn sctp_and_dccp_ports_are_refused() {
+        for (proto, name) in [(132, "SCTP"), (33, "DCCP")] {
+            let want = format!("nat of {name} ports is not supported by pcn-iptables");
+            assert_eq!(err(O_TO_DEST, "1.2.3.4:80", Some(proto)), want);
+            assert_eq!(err(O_TO_PORTS, "80-90", Some(proto)), want);
+            let n = parse_with(O_TO_DEST, "1.2.3.4", Some(proto)).unwrap();
+            assert_eq!(range(&n), "1.2.3.4");
+        }
     }
 
     #[test]
