@@ -115,13 +115,26 @@ pub fn attach_kinds(dir: &Path, kinds: &[&str], links: &[Link]) -> Result<()> {
     } else {
         Hook::Tcx
     };
-    let (classic, pinned): (Vec<&str>, Vec<&str>) = kinds
+    attach_with(dir, kinds, links, hook, &|kind, link| {
+        link_pin(dir, kind, link).exists()
+    })
+}
+
+/// `attach_kinds` on `hook`; `pinned(kind, link)`: whether that link's pin exists.
+fn attach_with(
+    dir: &Path,
+    kinds: &[&str],
+    links: &[Link],
+    hook: Hook,
+    pinned: &dyn Fn(&str, &Link) -> bool,
+) -> Result<()> {
+    let (classic, linked): (Vec<&str>, Vec<&str>) = kinds
         .iter()
         .partition(|kind| **kind != "xdp" && hook == Hook::Classic);
-    let mut todo: Vec<(&str, &Link, Needs)> = pinned
+    let mut todo: Vec<(&str, &Link, Needs)> = linked
         .iter()
         .flat_map(|kind| links.iter().map(move |link| (*kind, link, Needs::Create)))
-        .filter(|(kind, link, _)| !link_pin(dir, kind, link).exists())
+        .filter(|(kind, link, _)| !pinned(kind, link))
         .collect();
     if !classic.is_empty() {
         tc::ensure_record(dir)?;
@@ -172,22 +185,32 @@ pub fn attach_kinds(dir: &Path, kinds: &[&str], links: &[Link]) -> Result<()> {
 /// links of interfaces that are gone (or became ports), and refreshes the data plane's
 /// settings.
 pub fn attach(dir: &Path, links: &[Link]) -> Result<()> {
+    // One listing for it all: the directory holds a few dozen pins, and each listing of it
+    // cost a command about as much as a map lookup a hundred times.
+    let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
-        let Some((kind, index)) = name.split_once('-') else {
-            continue;
-        };
-        if ENTRIES.iter().any(|(_, _, k)| *k == kind)
-            && index
-                .parse::<u32>()
-                .is_ok_and(|i| !links.iter().any(|l| l.ifindex == i))
-        {
+        let stale = name.split_once('-').is_some_and(|(kind, index)| {
+            ENTRIES.iter().any(|(_, _, k)| *k == kind)
+                && index
+                    .parse::<u32>()
+                    .is_ok_and(|i| !links.iter().any(|l| l.ifindex == i))
+        });
+        if stale {
             std::fs::remove_file(dir.join(&name))?;
+        } else {
+            names.push(name);
         }
     }
     tc::prune(dir, links)?;
-    // REJECT's answers first: XDP may mark them from its first packet.
-    attach_kinds(dir, &["tci"], links)?;
-    attach_kinds(dir, &["xdp", "tc"], links)?;
+    let pinned = |kind: &str, link: &Link| {
+        let pin = format!("{kind}-{}", link.ifindex);
+        names.contains(&pin)
+    };
+    // REJECT's answers first: XDP may mark them from its first packet. The hook is the same
+    // for both: the first install's choice is recorded (classic) or pinned (TCX) by the first.
+    let hook = tc::hook_of(&names)?;
+    attach_with(dir, &["tci"], links, hook, &pinned)?;
+    attach_with(dir, &["xdp", "tc"], links, hook, &pinned)?;
     super::settings::refresh(dir)
 }

@@ -89,16 +89,26 @@ fn preferred() -> Result<Hook> {
 
 /// The hook of the install in `dir`: the one it has, or the one a new install takes.
 pub fn hook(dir: &Path) -> Result<Hook> {
-    if dir.join(RECORD).exists() {
+    let names: Vec<String> = std::fs::read_dir(dir).map_or_else(
+        |_| Vec::new(),
+        |entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        },
+    );
+    hook_of(&names)
+}
+
+/// `hook`, from the names in the install's directory.
+pub fn hook_of(names: &[String]) -> Result<Hook> {
+    if names.iter().any(|n| n == RECORD) {
         return Ok(Hook::Classic);
     }
-    let tcx = std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("tc-") || name.starts_with("tci-")
-        })
-    });
+    let tcx = names
+        .iter()
+        .any(|n| n.starts_with("tc-") || n.starts_with("tci-"));
     if tcx { Ok(Hook::Tcx) } else { preferred() }
 }
 
