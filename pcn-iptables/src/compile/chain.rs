@@ -94,6 +94,7 @@ pub(super) fn chain_bitmaps(
     // growing the arena copies it over and over.
     let atoms = base.map_or(0, |b| b.entries.len()) + 4 * w.rules.len() + 64;
     words.reserve(atoms * w.len + 3 * nwords);
+    made.reserve(atoms + 3);
     own_bitmaps(rules, nwords, base, made, words);
     let window = &rules[w.rules];
     let mut b = Building {
