@@ -129,8 +129,11 @@ fn program(
     base: Option<&compile::Base>,
 ) -> Result<Program> {
     let _t = dataplane::Timer("compile", std::time::Instant::now());
-    compile::program(table, &inputs.0, &inputs.1, base)
-        .map_err(|e| Error::versioned(OTHER_PROBLEM, e.to_string()))
+    compile::program(table, &inputs.0, &inputs.1, base).map_err(|e| match e {
+        // A limit of the data plane's, like the counter slots'.
+        compile::CompileError::TooManyGroupRanges => Error::plain(RESOURCE_PROBLEM, e.to_string()),
+        _ => Error::versioned(OTHER_PROBLEM, e.to_string()),
+    })
 }
 
 /// Compiles `table` for the namespace's interfaces: all that iptables-restore's `--test`

@@ -42,6 +42,7 @@ mod load;
 mod local_routes;
 pub mod lock;
 pub mod log;
+mod owner;
 pub mod recent;
 pub mod routes;
 mod rtnl;
