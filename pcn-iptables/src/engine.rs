@@ -322,6 +322,24 @@ mod tests {
         );
     }
 
+    /// More distinct `--suppl-groups` ranges than a generation holds: a resource problem,
+    /// as the other limits of the data plane.
+    #[test]
+    fn suppl_groups_ranges_run_out_with_an_error() {
+        let inputs = (Vec::new(), compile::AddressTypes::default());
+        let mut table = Table::default();
+        for i in 0..=pcn_iptables_common::owner::GROUP_RANGES {
+            let line = format!("-A OUTPUT -m owner --gid-owner {i} --suppl-groups");
+            let (_, rule) = nat_rule(&line, 10 + i as u32);
+            table.chain_mut("OUTPUT").unwrap().rules.push(rule);
+            let fits = i < pcn_iptables_common::owner::GROUP_RANGES;
+            assert_eq!(program(&table, &inputs, None).is_ok(), fits, "{i}");
+        }
+        let err = program(&table, &inputs, None).err().unwrap();
+        assert_eq!(err.code, RESOURCE_PROBLEM);
+        assert!(err.message.contains("--suppl-groups"), "{}", err.message);
+    }
+
     fn nat_rule(line: &str, counter: u32) -> (String, crate::model::Rule) {
         let words = crate::syntax::split_words(line).unwrap();
         let (chain, mut rule) = crate::syntax::parse_rule_line(&words).unwrap();
