@@ -100,13 +100,23 @@ pub(crate) fn set(skb: *mut __sk_buff, pkt: &mut PacketInfo, slot: u32) {
         // Userspace refuses `-m owner` where kernel memory cannot be read.
         Owner::None | Owner::Unknown => (owner::NO_SOCKET, 0, 0, 0),
     };
-    pkt.owner_groups = if cred != 0 { groups(cred, slot) } else { 0 };
+    pkt.owner_groups = if cred != 0 {
+        pcn_owner_groups(cred, slot)
+    } else {
+        0
+    };
 }
 
 /// xt_owner's walk of `cred->group_info->gid[0..ngroups]`, against every range of the
-/// generation at once: bit `k` set where a group lies in range `k`.
-#[inline(always)]
-fn groups(cred: u64, slot: u32) -> u64 {
+/// generation at once: bit `k` set where a group lies in range `k`. A global function: the
+/// verifier checks it once, apart, not again for each state egress reaches its call in.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn pcn_owner_groups(cred: u64, slot: u32) -> u64 {
+    // Verified apart from its caller: its reads need `of`'s guard again (see `of`).
+    if unsafe { core::ptr::read_volatile(&PCN_READ_KERNEL) } == 0 {
+        return 0;
+    }
     let Some(n) = PCN_OWNER_GROUPS.get(slot).map(|r| r.n).filter(|n| *n != 0) else {
         return 0;
     };
@@ -140,7 +150,7 @@ fn groups(cred: u64, slot: u32) -> u64 {
     walk.w.found
 }
 
-/// `groups`' walk: where the groups are, and the generation's slot.
+/// `pcn_owner_groups`' walk: where the groups are, and the generation's slot.
 struct Walk {
     gids: u64,
     slot: u32,
@@ -150,7 +160,7 @@ struct Walk {
 
 /// Step `i`, one (group, range) pair: 0 to go on, 1 to stop.
 extern "C" fn group_step(i: u64, walk: *mut c_void) -> i64 {
-    // SAFETY: `groups` passes its walk.
+    // SAFETY: `pcn_owner_groups` passes its walk.
     let walk = unsafe { &mut *(walk as *mut Walk) };
     let Some(ranges) = PCN_OWNER_GROUPS.get(walk.slot) else {
         return 1;
