@@ -41,7 +41,9 @@ fn owner_matches_the_sockets_owner(fw: Fw) {
 
 /// `--suppl-groups`: a GID range matches the socket file's fsgid or one of its credentials'
 /// supplementary groups; without it, only the fsgid. Datagrams from fsgid 100 with the
-/// groups {5005}, {4000, 6000}, none, and from fsgid 5003 with none.
+/// groups {5005}, {4000, 6000}, none, and from fsgid 5003 with none; then again once the
+/// rule of 5000-5010 is gone, which leaves the later rules' ranges at other places in the
+/// data plane's list of the generation's ranges.
 fn suppl_groups_match_the_files_groups(fw: Fw) {
     let Pair { lab, host, c1, .. } = Pair::new(fw);
     lab.ipt_lines(
@@ -52,11 +54,17 @@ fn suppl_groups_match_the_files_groups(fw: Fw) {
          -A OUTPUT -p udp --dport 7000 -m owner --uid-owner 1000 --gid-owner 4000 --suppl-groups
          -A OUTPUT -p udp --dport 7000 -j DROP",
     );
-    udp_as_in_groups(&host, C1, 7000, 1000, 100, &[5005]);
-    udp_as_in_groups(&host, C1, 7000, 1000, 100, &[4000, 6000]);
-    udp_as_in_groups(&host, C1, 7000, 1000, 100, &[]);
-    udp_as_in_groups(&host, C1, 7000, 1000, 5003, &[]);
-    let _ = c1;
-    std::thread::sleep(Duration::from_millis(200));
+    let send = || {
+        udp_as_in_groups(&host, C1, 7000, 1000, 100, &[5005]);
+        udp_as_in_groups(&host, C1, 7000, 1000, 100, &[4000, 6000]);
+        udp_as_in_groups(&host, C1, 7000, 1000, 100, &[]);
+        udp_as_in_groups(&host, C1, 7000, 1000, 5003, &[]);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    send();
     assert_eq!(lab.counts(&host, "OUTPUT"), vec![0, 2, 1, 1, 1]);
+    lab.ipt_ok(&host, "-D OUTPUT 2");
+    send();
+    assert_eq!(lab.counts(&host, "OUTPUT"), vec![0, 4, 2, 2]);
+    let _ = c1;
 }
