@@ -52,6 +52,7 @@ SUBSET=(
   "lifecycle uninstall_removes_programs_links_and_state"
   "nat masquerade_out::pcn published_port::pcn icmp_through_nat::pcn output_dnat::pcn"
   "mangle output_marks_and_tos_route_again::pcn a_connection_mark_routes_a_connection_again::pcn prerouting_marks_and_tos_route_forwarded_packets::pcn"
+  "owner owner_matches_the_sockets_owner::pcn suppl_groups_match_the_files_groups::pcn"
 )
 
 filter=()

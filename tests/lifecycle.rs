@@ -12,7 +12,7 @@ use pcn_iptables_tests::topo::*;
 use pcn_iptables_tests::{Drop, Fw, Ns, Pair, Pass, cmd};
 
 /// pcn-iptables's `dataplane::bpffs::LAYOUT` directory.
-const STATE_ROOT: &str = "/run/pcn-iptables/bpffs/v21";
+const STATE_ROOT: &str = "/run/pcn-iptables/bpffs/v22";
 const LOCKS: &str = "/run/pcn-iptables/locks";
 
 /// The state directory of `ns` in this layout, named by its network namespace cookie.

@@ -429,7 +429,10 @@ pub struct Action {
     /// chunk types that count (bit `t % 64` of word `t / 64`).
     pub sctp_chunk_flags: u8,
     pub sctp_checks: u8,
-    pub _sctp_pad: [u8; 2],
+    /// `-m owner --suppl-groups`: the index of the rule's GID range in its generation's
+    /// `owner::GroupRanges` (in what was padding).
+    pub owner_group: u8,
+    pub _sctp_pad: u8,
     pub sctp_check_set: [u32; sctp_chunks::MAX_CHECKS],
     pub sctp_check_types: [u8; sctp_chunks::MAX_CHECKS],
     pub sctp_types: [u64; 4],
@@ -450,6 +453,9 @@ pub mod owner {
     pub const UID: u8 = 1;
     pub const GID: u8 = 2;
     pub const SOCKET: u8 = 4;
+    /// `--suppl-groups`: GID also matches where a supplementary group of the file's
+    /// credentials lies in the range.
+    pub const SUPPL_GROUPS: u8 = 8;
     /// The packet has no full socket with a `struct socket`.
     pub const NO_SOCKET: u8 = 0;
     /// A socket without a file.
@@ -457,19 +463,99 @@ pub mod owner {
     /// A socket whose file's fsuid and fsgid are `PacketInfo::owner_uid`, `owner_gid`.
     pub const FILE: u8 = 2;
 
-    /// xt_owner's `owner_mt` for a packet whose socket is in state `state`.
+    /// xt_owner's `owner_mt` for packet `pkt` (its socket's state, fsuid and fsgid, and
+    /// `owner_groups`: which of the generation's `--suppl-groups` ranges hold one of its
+    /// supplementary groups, found once per packet at egress, so that a rule's check is
+    /// one bit).
     #[inline(always)]
-    pub fn matches(state: u8, uid: u32, gid: u32, a: &crate::Action) -> bool {
+    pub fn matches(pkt: &crate::PacketInfo, a: &crate::Action) -> bool {
+        let (state, uid, gid) = (pkt.owner, pkt.owner_uid, pkt.owner_gid);
         let (m, inv) = (a.owner_match, a.owner_invert);
         let within = |v: u32, r: [u32; 2]| r[0] <= v && v <= r[1];
+        let group = || {
+            within(gid, a.owner_gid)
+                || (m & SUPPL_GROUPS != 0 && pkt.owner_groups >> (a.owner_group & 63) & 1 != 0)
+        };
         match state {
             NO_SOCKET => m ^ inv == 0,
             _ if m & inv & SOCKET != 0 => false,
             NO_FILE => (m ^ inv) & (UID | GID) == 0,
             _ => {
                 (m & UID == 0 || within(uid, a.owner_uid) != (inv & UID != 0))
-                    && (m & GID == 0 || within(gid, a.owner_gid) != (inv & GID != 0))
+                    && (m & GID == 0 || group() != (inv & GID != 0))
             }
+        }
+    }
+
+    /// Distinct GID ranges the `--suppl-groups` rules of one generation may have: the bits
+    /// of `PacketInfo::owner_groups` (`Action::owner_group` indexes them).
+    pub const GROUP_RANGES: usize = 64;
+
+    /// The most supplementary groups a credential has (NGROUPS_MAX).
+    pub const NGROUPS_MAX: u32 = 65536;
+
+    /// A generation's `--suppl-groups` GID ranges (the pinned `PCN_OWNER_GROUPS`, one per
+    /// generation slot, written before the generation goes live): `n` of them, inclusive.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct GroupRanges {
+        pub n: u32,
+        pub _pad: u32,
+        pub ranges: [[u32; 2]; GROUP_RANGES],
+    }
+
+    impl Default for GroupRanges {
+        fn default() -> Self {
+            GroupRanges {
+                n: 0,
+                _pad: 0,
+                ranges: [[0; 2]; GROUP_RANGES],
+            }
+        }
+    }
+
+    /// The egress walk of a file's supplementary groups against a generation's ranges: step
+    /// `i` of `groups × n` tests group `i / n` against range `i % n`. A flat loop, so that
+    /// the `bpf_loop` callback that runs it has no loop of its own, and the step found from
+    /// the loop's index, so that the verifier carries no counter from one step to the next.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct GroupWalk {
+        /// The GID of the group being tested (read at its first range).
+        pub gid: u32,
+        pub _pad: u32,
+        /// Bit `k`: a group lies in range `k` (`PacketInfo::owner_groups`).
+        pub found: u64,
+    }
+
+    impl GroupWalk {
+        /// Step `i`; `read(g)` reads group `g` (`None`: it cannot be). `false`: stop (each
+        /// range holds a group, or a group cannot be read).
+        #[inline(always)]
+        pub fn step(
+            &mut self,
+            i: u32,
+            ranges: &GroupRanges,
+            read: impl FnOnce(u32) -> Option<u32>,
+        ) -> bool {
+            let n = ranges.n;
+            let (Some(group), Some(k)) = (i.checked_div(n), i.checked_rem(n)) else {
+                return false;
+            };
+            if k == 0 {
+                match read(group) {
+                    Some(g) => self.gid = g,
+                    None => return false,
+                }
+            }
+            // Masked, not checked: LLVM drops a check it proves on one path (k = 0), where
+            // the verifier cannot prove it. `n` is at most `GROUP_RANGES`.
+            let k = k as usize % GROUP_RANGES;
+            let [lo, hi] = ranges.ranges[k];
+            if lo <= self.gid && self.gid <= hi {
+                self.found |= 1 << k;
+            }
+            self.found != u64::MAX >> (64 - n.min(GROUP_RANGES as u32))
         }
     }
 }
@@ -559,8 +645,7 @@ pub fn packet_matches(pkt: &PacketInfo, a: &Action) -> bool {
         && (check & pkt_check::MARK == 0
             || (pkt.mark & a.mark_mask == a.mark) != (check & pkt_check::MARK_INVERT != 0))
         && (check & pkt_check::CONNMARK == 0 || connmark_matches(pkt, a))
-        && (check & pkt_check::OWNER == 0
-            || owner::matches(pkt.owner, pkt.owner_uid, pkt.owner_gid, a))
+        && (check & pkt_check::OWNER == 0 || owner::matches(pkt, a))
         && (a.tcpmss_flags == 0 || cut || tcpmss::matches(pkt.tcp_mss, a))
         && (a.spi_flags == 0 || cut || spi_matches(pkt.spi, a))
         && (a.ports_proto == 0 || cut || ports_match(pkt, a))
@@ -834,7 +919,8 @@ impl Default for Action {
             tcp_option_flags: 0,
             sctp_chunk_flags: 0,
             sctp_checks: 0,
-            _sctp_pad: [0; 2],
+            owner_group: 0,
+            _sctp_pad: 0,
             sctp_check_set: [0; sctp_chunks::MAX_CHECKS],
             sctp_check_types: [0; sctp_chunks::MAX_CHECKS],
             sctp_types: [0; 4],
@@ -923,6 +1009,9 @@ pub struct PacketInfo {
     pub owner_gid: u32,
     pub owner: u8,
     pub _owner_pad: [u8; 7],
+    /// Bit `k`: one of its file's supplementary groups lies in the generation's
+    /// `--suppl-groups` range `k` (`owner::GroupRanges`).
+    pub owner_groups: u64,
     /// Scratch of `-m recent`'s loops (`recent::Store::cell`).
     pub recent_cells: [u64; recent::CELLS],
     /// The classifier's bitmap indexes for this round, one per bitmap it scans (map memory
@@ -1181,6 +1270,12 @@ pub struct Settings {
     pub cred_fsuid: u32,
     pub cred_fsgid: u32,
     pub sock_offsets_set: u32,
+    /// `cred.group_info`, `group_info.ngroups` and `group_info.gid` (`--suppl-groups`),
+    /// known with the others.
+    pub cred_group_info: u32,
+    pub group_info_ngroups: u32,
+    pub group_info_gid: u32,
+    pub _groups_pad: u32,
     /// The namespace's IPv4 interface addresses, in the kernel's order (primary first): where
     /// REJECT answers a forwarded packet from on kernels whose bpf_fib_lookup cannot say
     /// (FIB_LOOKUP_SRC is 6.7's).
@@ -1262,6 +1357,8 @@ mod user {
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for Settings {}
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
+    unsafe impl aya::Pod for owner::GroupRanges {}
+    // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for IcmpPeer {}
     // SAFETY: #[repr(C)] plain old data, no padding holes the kernel would reject.
     unsafe impl aya::Pod for IcmpGlobal {}
@@ -1275,8 +1372,9 @@ mod user {
 mod tests {
     use super::*;
 
-    /// xt_owner's `owner_mt`, line by line (`state`: no socket, no file, a file).
-    fn kernel_owner(state: u8, uid: u32, gid: u32, a: &Action) -> bool {
+    /// xt_owner's `owner_mt`, line by line (`state`: no socket, no file, a file whose
+    /// credentials have the supplementary `groups`).
+    fn kernel_owner(state: u8, uid: u32, gid: u32, groups: &[u32], a: &Action) -> bool {
         let (m, inv) = (a.owner_match, a.owner_invert);
         if state == owner::NO_SOCKET {
             return (m ^ inv) == 0;
@@ -1291,31 +1389,95 @@ mod tests {
         {
             return false;
         }
-        if m & owner::GID != 0
-            && ((a.owner_gid[0] <= gid && gid <= a.owner_gid[1]) ^ (inv & owner::GID == 0))
-        {
-            return false;
+        if m & owner::GID != 0 {
+            let within = |g: u32| a.owner_gid[0] <= g && g <= a.owner_gid[1];
+            let mut found = within(gid);
+            if !found && m & owner::SUPPL_GROUPS != 0 {
+                found = groups.iter().any(|&g| within(g));
+            }
+            if found ^ (inv & owner::GID == 0) {
+                return false;
+            }
         }
         true
     }
 
+    /// The egress walk as the data plane runs it: `groups.len() × n` steps at most.
+    fn walk_groups(groups: &[u32], ranges: &owner::GroupRanges) -> u64 {
+        let mut w = owner::GroupWalk::default();
+        for i in 0..groups.len() as u32 * ranges.n {
+            if !w.step(i, ranges, |g| groups.get(g as usize).copied()) {
+                break;
+            }
+        }
+        w.found
+    }
+
+    fn group_ranges(list: &[[u32; 2]]) -> owner::GroupRanges {
+        let mut r = owner::GroupRanges {
+            n: list.len() as u32,
+            ..Default::default()
+        };
+        r.ranges[..list.len()].copy_from_slice(list);
+        r
+    }
+
+    #[test]
+    fn group_walk_finds_each_range_with_a_group() {
+        let all: [[u32; 2]; 64] = core::array::from_fn(|k| [k as u32 * 10, k as u32 * 10 + 4]);
+        for n in [1, 2, 3, 63, 64] {
+            let ranges = group_ranges(&all[..n]);
+            for groups in [
+                &[][..],
+                &[3],
+                &[5, 6],
+                &[0, 14, 633, 634],
+                &[9, 12, 12, 630, 7],
+            ] {
+                let want = (0..n).fold(0u64, |m, k| {
+                    let [lo, hi] = all[k];
+                    m | (groups.iter().any(|g| lo <= *g && *g <= hi) as u64) << k
+                });
+                assert_eq!(walk_groups(groups, &ranges), want, "{n} ranges, {groups:?}");
+            }
+        }
+        // Every range found: the walk stops before the last group.
+        let ranges = group_ranges(&[[1, 1]]);
+        let mut w = owner::GroupWalk::default();
+        assert!(!w.step(0, &ranges, |_| Some(1)));
+    }
+
     #[test]
     fn owner_follows_xt_owner() {
-        for m in 1..8u8 {
+        // The generation's ranges; the rule's is the second.
+        let ranges = group_ranges(&[[5000, 5010], [100, 100], [99, 99]]);
+        for m in (1..16u8).filter(|m| m & owner::SUPPL_GROUPS == 0 || m & owner::GID != 0) {
             for inv in (0..8u8).filter(|i| i & !m == 0) {
                 let a = Action {
                     owner_match: m,
                     owner_invert: inv,
                     owner_uid: [1000, 1999],
                     owner_gid: [100, 100],
+                    owner_group: 1,
                     ..Default::default()
                 };
+                let ids = [(0, 0), (1000, 100), (1500, 5), (2000, 100)];
+                let groups: [&[u32]; 4] = [&[], &[7, 100], &[99, 101], &[5005, 99]];
                 for state in [owner::NO_SOCKET, owner::NO_FILE, owner::FILE] {
-                    for (uid, gid) in [(0, 0), (1000, 100), (1500, 5), (2000, 100)] {
+                    for ((uid, gid), groups) in ids.into_iter().flat_map(|i| groups.map(|g| (i, g)))
+                    {
+                        // What egress finds for the packet before the classifier.
+                        let pkt = PacketInfo {
+                            owner: state,
+                            owner_uid: uid,
+                            owner_gid: gid,
+                            owner_groups: walk_groups(groups, &ranges),
+                            ..Default::default()
+                        };
                         assert_eq!(
-                            owner::matches(state, uid, gid, &a),
-                            kernel_owner(state, uid, gid, &a),
-                            "match {m} invert {inv} state {state} uid {uid} gid {gid}"
+                            owner::matches(&pkt, &a),
+                            kernel_owner(state, uid, gid, groups, &a),
+                            "match {m} invert {inv} state {state} uid {uid} gid {gid} {groups:?}"
                         );
                     }
                 }

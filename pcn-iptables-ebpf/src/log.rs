@@ -200,7 +200,7 @@ pub fn emit_tc(skb: *mut aya_ebpf::bindings::__sk_buff, pkt: &mut PacketInfo) {
     let skb = ctx.skb.skb;
     let len = unsafe { (*skb).len as usize };
     let owner = match crate::owner::of(skb) {
-        crate::owner::Owner::File(uid, gid) => Some((uid, gid)),
+        crate::owner::Owner::File(uid, gid, _) => Some((uid, gid)),
         _ => None,
     };
     emit(ctx.as_ptr(), pkt, len, owner, None, emit_tc_one);

@@ -355,7 +355,7 @@ fn egress_local(skb: *mut __sk_buff, slot: u32, flags: u32) -> Next<i32> {
     pkt.out_ifindex = unsafe { (*skb).ifindex };
     pkt.mark = unsafe { (*skb).mark };
     if flags & chain_flag::OWNER != 0 {
-        owner::set(skb, pkt);
+        owner::set(skb, pkt, slot);
     }
     pkt.slot = slot;
     pkt.mangle = (flags & chain_flag::MANGLE != 0) as u8;

@@ -129,8 +129,11 @@ fn program(
     base: Option<&compile::Base>,
 ) -> Result<Program> {
     let _t = dataplane::Timer("compile", std::time::Instant::now());
-    compile::program(table, &inputs.0, &inputs.1, base)
-        .map_err(|e| Error::versioned(OTHER_PROBLEM, e.to_string()))
+    compile::program(table, &inputs.0, &inputs.1, base).map_err(|e| match e {
+        // A limit of the data plane's, like the counter slots'.
+        compile::CompileError::TooManyGroupRanges => Error::plain(RESOURCE_PROBLEM, e.to_string()),
+        _ => Error::versioned(OTHER_PROBLEM, e.to_string()),
+    })
 }
 
 /// Compiles `table` for the namespace's interfaces: all that iptables-restore's `--test`
@@ -317,6 +320,24 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    /// More distinct `--suppl-groups` ranges than a generation holds: a resource problem,
+    /// as the other limits of the data plane.
+    #[test]
+    fn suppl_groups_ranges_run_out_with_an_error() {
+        let inputs = (Vec::new(), compile::AddressTypes::default());
+        let mut table = Table::default();
+        for i in 0..=pcn_iptables_common::owner::GROUP_RANGES {
+            let line = format!("-A OUTPUT -m owner --gid-owner {i} --suppl-groups");
+            let (_, rule) = nat_rule(&line, 10 + i as u32);
+            table.chain_mut("OUTPUT").unwrap().rules.push(rule);
+            let fits = i < pcn_iptables_common::owner::GROUP_RANGES;
+            assert_eq!(program(&table, &inputs, None).is_ok(), fits, "{i}");
+        }
+        let err = program(&table, &inputs, None).err().unwrap();
+        assert_eq!(err.code, RESOURCE_PROBLEM);
+        assert!(err.message.contains("--suppl-groups"), "{}", err.message);
     }
 
     fn nat_rule(line: &str, counter: u32) -> (String, crate::model::Rule) {

@@ -585,11 +585,21 @@ fn send_to(fd: &OwnedFd, sa: &libc::sockaddr_in, msg: &[u8]) {
 /// `uid` and fsgid `gid` (the credentials of the socket's file, which xt_owner and nf_log
 /// read).
 pub fn udp_as(ns: &Ns, dst: &str, port: u16, uid: u32, gid: u32) {
+    udp_as_in_groups(ns, dst, port, uid, gid, &[]);
+}
+
+/// `udp_as` from a thread whose supplementary groups are `groups` (`-m owner
+/// --suppl-groups`).
+pub fn udp_as_in_groups(ns: &Ns, dst: &str, port: u16, uid: u32, gid: u32, groups: &[u32]) {
     let to = format!("{dst}:{port}");
+    let groups = groups.to_vec();
     ns.in_ns(move || {
-        // Per thread: this one only (and it ends here).
-        // SAFETY: setfsgid/setfsuid take plain ids.
+        // Per thread: this one only (and it ends here). The raw setgroups system call sets
+        // the calling thread's groups (glibc's sets every thread's).
+        // SAFETY: setfsgid/setfsuid take plain ids; setgroups reads `groups.len()` ids.
         unsafe {
+            let rc = libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr());
+            assert_eq!(rc, 0, "setgroups: {}", std::io::Error::last_os_error());
             libc::setfsgid(gid);
             libc::setfsuid(uid);
         }

@@ -119,7 +119,13 @@ pub(super) fn actions<'a>(
                     }
                     out.keep(from);
                 }
-                None => out.compute(action(rule, &id_in, &table.tables)?),
+                None => {
+                    let mut a = action(rule, &id_in, &table.tables)?;
+                    if a.owner_match & owner::SUPPL_GROUPS != 0 {
+                        a.owner_group = out.owner_group(a.owner_gid)?;
+                    }
+                    out.compute(a)
+                }
             }
         }
     }
@@ -150,6 +156,8 @@ fn needs(rule: &Rule) -> Needs {
             // (as xt_limit's and xt_statistic's do): computed anew, so that a kept action is
             // the same wherever it is.
             Match::Limit(_) | Match::Statistic(_) => needs.computed = true,
+            // Its range's index is into this generation's list (`owner_group`).
+            Match::Owner(o) if o.suppl_groups => needs.computed = true,
             _ => {}
         }
     }
@@ -383,6 +391,9 @@ pub(super) fn action(
                 owner::GID => action.owner_gid = [range.0, range.1],
                 _ => {}
             }
+        }
+        if o.suppl_groups && action.owner_match & owner::GID != 0 {
+            action.owner_match |= owner::SUPPL_GROUPS;
         }
     }
     if let Some(set) = tos(rule) {

@@ -516,15 +516,11 @@ pub fn mark(rule: &Rule, field: Field) -> Result<Option<Negatable<MarkMask>>> {
     })
 }
 
-/// The rule's `-m owner`, if any (`--suppl-groups` refused: the data plane does not read a
-/// socket's supplementary groups).
+/// The rule's `-m owner`, if any.
 pub fn owner(rule: &Rule) -> Result<Option<Owner>> {
     let Some(Want::Owner(o)) = one(rule, Field::Owner, "-m owner")? else {
         return Ok(None);
     };
-    if o.suppl_groups {
-        return Err(CompileError::Unsupported("-m owner --suppl-groups".into()));
-    }
     Ok(Some(o))
 }
 

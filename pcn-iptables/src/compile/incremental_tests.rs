@@ -594,3 +594,63 @@ fn kept_jumps_follow_a_renamed_chain() {
         .write(&ranges, (&mut slot, 0), (&running_actions, 0));
     assert_eq!(actions_by_chain(&p.layout, &p.chains, &slot, &table), want);
 }
+
+/// `--suppl-groups`: each generation lists its distinct GID ranges, and each such rule's
+/// action indexes its own range in that list, also after a change built on the running
+/// generation (where a kept action would index the running generation's list).
+#[test]
+fn suppl_groups_index_their_generations_ranges() {
+    let (links, at) = (Vec::new(), AddressTypes::default());
+    let owner = |gid: u32, counter| {
+        let mut r = bare(Some(Target::Drop), counter);
+        r.matches.push(Match::Owner(crate::model::Owner {
+            gid: Some(Negatable {
+                value: (gid, gid + 5),
+                negated: false,
+            }),
+            suppl_groups: true,
+            ..Default::default()
+        }));
+        r
+    };
+    let check = |p: &Program, running: &[Action]| {
+        let actions = p.actions.all(running);
+        let mut seen = Vec::new();
+        for a in actions.iter().filter(|a| a.owner_match != 0) {
+            let range = p.actions.owner_groups[a.owner_group as usize];
+            assert_eq!(range, a.owner_gid);
+            seen.push(range);
+        }
+        seen
+    };
+    let mut running = Table::default();
+    running.chain_mut("OUTPUT").unwrap().rules =
+        vec![owner(10, 1), owner(20, 2), owner(10, 3), bare(None, 4)].into();
+    let first = program(&running, &links, &at, None).unwrap();
+    assert_eq!(first.actions.owner_groups, [[10, 15], [20, 25]]);
+    assert_eq!(check(&first, &[]).len(), 3);
+    let running_actions = first.actions.all(&[]);
+
+    // Without the first rule, the list starts with 20's range: the rules after it that
+    // stay take their new index.
+    let mut table = running.clone();
+    table.chain_mut("OUTPUT").unwrap().rules.remove(0);
+    let slots = slots_of(&running);
+    let base = Base {
+        old: Old::Slots(&slots),
+        layout: &first.layout,
+    };
+    let p = program(&table, &links, &at, Some(&base)).unwrap();
+    assert_eq!(p.actions.owner_groups, [[20, 25], [10, 15]]);
+    assert_eq!(check(&p, &running_actions), [[20, 25], [10, 15]]);
+
+    // One range more than a generation holds.
+    let mut many = Table::default();
+    many.chain_mut("OUTPUT").unwrap().rules = (0..=pcn_iptables_common::owner::GROUP_RANGES as u32)
+        .map(|i| owner(i * 10, i))
+        .collect();
+    assert_eq!(
+        program(&many, &links, &at, None).unwrap_err(),
+        CompileError::TooManyGroupRanges
+    );
+}

@@ -1,7 +1,7 @@
 //! The compiler's output and what it builds on: the program for one generation (chains,
 //! actions, trie entries, bitmap writes), its layout, and the running generation it may start from.
 
-use pcn_iptables_common::{Action, ChainConfig, FieldKey, MAX_CHAINS, MAX_RULES_PER_CHAIN};
+use pcn_iptables_common::{Action, ChainConfig, FieldKey, MAX_CHAINS, MAX_RULES_PER_CHAIN, owner};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Rule, Rules, Table};
@@ -42,6 +42,8 @@ pub enum CompileError {
     UnknownChain(String),
     /// A rule the data plane cannot evaluate.
     Unsupported(String),
+    /// More distinct `--suppl-groups` GID ranges than a generation holds.
+    TooManyGroupRanges,
 }
 
 impl std::fmt::Display for CompileError {
@@ -56,6 +58,11 @@ impl std::fmt::Display for CompileError {
             }
             CompileError::UnknownChain(c) => write!(f, "no chain named {c}"),
             CompileError::Unsupported(what) => write!(f, "{what} is not supported by pcn-iptables"),
+            CompileError::TooManyGroupRanges => write!(
+                f,
+                "too many -m owner --suppl-groups GID ranges: pcn-iptables keeps {}",
+                owner::GROUP_RANGES
+            ),
         }
     }
 }
@@ -245,6 +252,9 @@ pub struct Actions {
     /// --limit-iface-in/out` (it keeps the local routes).
     pub connlimit: bool,
     pub local_routes: bool,
+    /// The distinct GID ranges of the `--suppl-groups` rules (`owner::GroupRanges`), which
+    /// egress tests each packet's groups against; a rule's `owner_group` indexes them.
+    pub owner_groups: Vec<[u32; 2]>,
 }
 
 /// Actions `at..at + len`, from `source` on.
@@ -278,6 +288,18 @@ impl Actions {
         self.runs
             .iter()
             .any(|r| matches!(r.source, Source::Running(_)))
+    }
+
+    /// The index of GID range `range` among `owner_groups`, added if new.
+    pub(super) fn owner_group(&mut self, range: [u32; 2]) -> Result<u8, CompileError> {
+        if let Some(k) = self.owner_groups.iter().position(|r| *r == range) {
+            return Ok(k as u8);
+        }
+        if self.owner_groups.len() == owner::GROUP_RANGES {
+            return Err(CompileError::TooManyGroupRanges);
+        }
+        self.owner_groups.push(range);
+        Ok((self.owner_groups.len() - 1) as u8)
     }
 
     pub(super) fn compute(&mut self, action: Action) {

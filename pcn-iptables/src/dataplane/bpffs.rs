@@ -23,7 +23,7 @@ use nix::{
 pub const RUN_DIR: &str = "/run/pcn-iptables";
 pub const BPFFS: &str = "/run/pcn-iptables/bpffs";
 /// Bumped whenever a pinned map's layout changes (aya does not check reused pins).
-pub const LAYOUT: &str = "v21";
+pub const LAYOUT: &str = "v22";
 
 fn is_bpffs(path: &Path) -> bool {
     statfs(path)

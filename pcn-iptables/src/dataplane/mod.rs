@@ -21,6 +21,8 @@
 //!   buckets (per destination, namespace-wide);
 //! - `PCN_LOCAL_ROUTES`: the local routing table with devices, for `-m addrtype
 //!   --limit-iface-in/out` (`local_routes`);
+//! - `PCN_OWNER_GROUPS`: each generation slot's `-m owner --suppl-groups` GID ranges
+//!   (`owner`);
 //! - `PCN_LOG`, `PCN_LOG_LOST`: the ring buffer of `-j LOG` records and the count of records
 //!   it had no room for (read by `--log-follow`).
 //!
@@ -42,6 +44,7 @@ mod load;
 mod local_routes;
 pub mod lock;
 pub mod log;
+mod owner;
 pub mod recent;
 pub mod routes;
 mod rtnl;

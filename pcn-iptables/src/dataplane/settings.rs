@@ -72,16 +72,14 @@ pub fn refresh(dir: &Path) -> Result<()> {
                 } else {
                     0
                 };
-            let offset = |s: &str, m: &str| btf.offset(s, m);
-            if let (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e)) = (
-                offset("sock", "sk_socket"),
-                offset("socket", "file"),
-                offset("file", "f_cred"),
-                offset("cred", "fsuid"),
-                offset("cred", "fsgid"),
-            ) {
+            let offsets: Result<Vec<u32>, _> = OWNER_OFFSETS
+                .iter()
+                .map(|(s, m)| btf.offset(s, m))
+                .collect();
+            if let Ok(&[a, b, c, d, e, f, g, h]) = offsets.as_deref() {
                 (s.sk_socket, s.socket_file, s.file_f_cred) = (a, b, c);
                 (s.cred_fsuid, s.cred_fsgid) = (d, e);
+                (s.cred_group_info, s.group_info_ngroups, s.group_info_gid) = (f, g, h);
                 s.sock_offsets_set = OFFSETS | if can_read_kernel() { READABLE } else { 0 };
             }
         }
@@ -131,6 +129,19 @@ pub fn globals(loader: &mut aya::EbpfLoader<'_>) {
     loader.override_global(FIB_MARK, flag(kernel_fib_takes_mark()), false);
 }
 
+/// The kernel structures' members `-m owner` and `--log-uid` read, in `Settings`' order: the
+/// socket's file, its credentials' fsuid and fsgid, and their supplementary groups.
+const OWNER_OFFSETS: [(&str, &str); 8] = [
+    ("sock", "sk_socket"),
+    ("socket", "file"),
+    ("file", "f_cred"),
+    ("cred", "fsuid"),
+    ("cred", "fsgid"),
+    ("cred", "group_info"),
+    ("group_info", "ngroups"),
+    ("group_info", "gid"),
+];
+
 /// `Settings::sock_offsets_set`: the offsets are known, and BPF may read kernel memory.
 const OFFSETS: u32 = 1;
 const READABLE: u32 = 2;
@@ -142,17 +153,8 @@ pub fn reads_socket_owners(dir: &Path) -> bool {
     if let Some(s) = installed(dir) {
         return s.sock_offsets_set == OFFSETS | READABLE;
     }
-    let offsets = Btf::kernel_once().is_some_and(|btf| {
-        [
-            ("sock", "sk_socket"),
-            ("socket", "file"),
-            ("file", "f_cred"),
-            ("cred", "fsuid"),
-            ("cred", "fsgid"),
-        ]
-        .iter()
-        .all(|(s, m)| btf.offset(s, m).is_ok())
-    });
+    let offsets = Btf::kernel_once()
+        .is_some_and(|btf| OWNER_OFFSETS.iter().all(|(s, m)| btf.offset(s, m).is_ok()));
     offsets && can_read_kernel()
 }
 

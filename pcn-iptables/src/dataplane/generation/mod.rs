@@ -175,6 +175,7 @@ fn switch(dir: &Path, build: &Path, c: &Change) -> Result<()> {
 
     attach::attach(dir, c.links)?;
     super::connlimit::prepare(dir, c.slot, c.program.actions.connlimit)?;
+    super::owner::prepare(dir, c.slot, &c.program.actions.owner_groups)?;
     super::local_routes::prepare(dir, c.program.actions.local_routes)?;
 
     let active = pinned(dir, "PCN_ACTIVE")?;
