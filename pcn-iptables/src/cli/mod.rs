@@ -464,13 +464,17 @@ fn run_filter(dp: &Dataplane, mut state: State, invocation: &Invocation) -> Resu
     restart_policies(&mut slots, &new, TableName::Filter, invocation);
     new.tables.load(TableName::Filter);
     slots.count_tables(&mut new);
-    engine::install(
+    let installed = engine::install(
         dp,
         &state,
         Some(crate::compile::Old::Slots(&old)),
         &new,
         &slots,
-    )
+    );
+    // The command ends here: the kernel takes back the tables' memory and mappings at exit,
+    // faster than their destructors would (a free per rule and match).
+    std::mem::forget((new, state, old));
+    installed
 }
 
 /// iptables-legacy restarts the base chains' policy counters of a table on every change to it;
@@ -599,11 +603,15 @@ fn commit_tables(dp: &Dataplane, mut state: State, change: impl FnOnce(&mut Tabl
     change(&mut new.tables);
     let mut slots = engine::Slots::new(&new);
     slots.count_tables(&mut new);
-    engine::install(
+    let installed = engine::install(
         dp,
         &state,
         Some(crate::compile::Old::Slots(&old)),
         &new,
         &slots,
-    )
+    );
+    // The command ends here: the kernel takes back the tables' memory and mappings at exit,
+    // faster than their destructors would (a free per rule and match).
+    std::mem::forget((new, state, old));
+    installed
 }

@@ -58,11 +58,13 @@ pub fn commit_checks(table: &Table, name: TableName) -> Result<()> {
 pub fn summary(rules: &[Rule]) -> Summary {
     let walk_end = rules.iter().position(ends_walk);
     let walked = &rules[..walk_end.map_or(rules.len(), |e| e + 1)];
-    let allowed = |rule: &Rule| {
-        (0..5)
+    // Most rules may be reached from every hook: one check says so.
+    let allowed = |rule: &Rule| match check_entry(rule, TableName::Filter, hook::ALL) {
+        Ok(()) => hook::ALL,
+        Err(_) => (0..5)
             .map(|b| 1u8 << b)
             .filter(|&hook| check_entry(rule, TableName::Filter, hook).is_ok())
-            .fold(0, |all, hook| all | hook)
+            .fold(0, |all, hook| all | hook),
     };
     Summary {
         counters: rules.iter().map(|r| r.counter).collect(),
