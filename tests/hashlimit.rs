@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use pcn_iptables_tests::topo::*;
-use pcn_iptables_tests::traffic::{Flow, Proto, send_udp};
+use pcn_iptables_tests::traffic::{Flow, Proto, send_raw, send_udp};
 use pcn_iptables_tests::{Fw, Pair, scenarios};
 
 scenarios!(
     buckets_per_key_survive_changes,
+    ports_of_sctp_esp_and_ah,
     byte_rates_and_rate_match,
     a_full_table_drops_new_keys,
     the_view_shows_the_kernels_numbers
@@ -53,6 +54,48 @@ fn buckets_per_key_survive_changes(fw: Fw) {
     );
     send_udp(&c2, HOST2, 9, 4, NOW, true);
     assert_eq!(lab.counts(&host, "INPUT")[..2], [4, 22]);
+}
+
+/// The "ports" xt_hashlimit keys SCTP by are its ports; ESP's are its SPI, AH's its SPI four
+/// bytes in: two keys each, three packets of each, two of them within the burst.
+fn ports_of_sctp_esp_and_ah(fw: Fw) {
+    let Pair { lab, host, c1, .. } = Pair::new(fw);
+    lab.ipt_lines(
+        &host,
+        "-A INPUT -p sctp -m hashlimit --hashlimit-upto 1/min --hashlimit-burst 2 --hashlimit-mode srcport,dstport --hashlimit-name sctp -j ACCEPT
+         -A INPUT -p sctp -j DROP
+         -A INPUT -p esp -m hashlimit --hashlimit-upto 1/min --hashlimit-burst 2 --hashlimit-mode dstport --hashlimit-name esp -j ACCEPT
+         -A INPUT -p esp -j DROP
+         -A INPUT -p ah -m hashlimit --hashlimit-upto 1/min --hashlimit-burst 2 --hashlimit-mode srcport --hashlimit-name ah -j ACCEPT
+         -A INPUT -p ah -j DROP",
+    );
+    let sctp = |dport: u8| {
+        [
+            &[3, 232, 0, dport][..],
+            &[0, 0, 0, 1],
+            &[0; 4],
+            &[0, 0, 0, 4],
+        ]
+        .concat()
+    };
+    let esp = |low: u8| [&[0, 1, 0, low][..], &[0, 0, 0, 1], &[0; 8]].concat();
+    let ah = |high: u8| {
+        [
+            &[59, 4, 0, 0][..],
+            &[0, high, 0, 9],
+            &[0, 0, 0, 1],
+            &[0; 12],
+        ]
+        .concat()
+    };
+    for key in [80, 81] {
+        for _ in 0..3 {
+            send_raw(&c1, HOST1, 132, &sctp(key));
+            send_raw(&c1, HOST1, 50, &esp(key));
+            send_raw(&c1, HOST1, 51, &ah(key));
+        }
+    }
+    assert_eq!(lab.counts(&host, "INPUT"), vec![4, 2, 4, 2, 4, 2]);
 }
 
 /// 2kb/s lets a second's worth of 33-byte datagrams through at once (3 chunks of 16 bytes

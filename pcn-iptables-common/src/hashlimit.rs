@@ -10,6 +10,23 @@
 /// Tables a namespace holds at once.
 pub const TABLES: u32 = 64;
 
+/// The ports `hashlimit_init_dst` reads of a packet, in network byte order: the four bytes at
+/// `proto_ports_offset` of TCP, UDP, SCTP and DCCP (the ports), ESP (the SPI) and AH (the
+/// SPI, at 4), which `PacketInfo` holds in `sport`/`dport` or `spi`; zero for any other
+/// protocol. (Also zero for UDP-Lite, a later fragment or a header cut short, where the
+/// kernel reads bytes `PacketInfo` does not keep, or drops: see the man page.)
+#[inline(always)]
+pub fn ports(pkt: &crate::PacketInfo) -> [u16; 2] {
+    if pkt.has_ports != 0 {
+        return [pkt.sport.to_be(), pkt.dport.to_be()];
+    }
+    if pkt.spi & crate::SPI_NONE != 0 {
+        return [0, 0];
+    }
+    let four = pkt.spi as u32;
+    [((four >> 16) as u16).to_be(), (four as u16).to_be()]
+}
+
 /// `hashlimit_cfg3::mode` bits (XT_HASHLIMIT_*).
 pub mod mode {
     pub const DIP: u32 = 1 << 0;

@@ -13,7 +13,7 @@ use aya_ebpf::{
     macros::{btf_map, map},
     maps::Array,
 };
-use pcn_iptables_common::hashlimit::{Bucket, Key, TABLES, Table, expired};
+use pcn_iptables_common::hashlimit::{Bucket, Key, TABLES, Table, expired, ports};
 
 use crate::connlimit::{HOTDROP, MATCH, NO_MATCH};
 use crate::maps::{PCN_PACKETS, action};
@@ -49,11 +49,7 @@ pub extern "C" fn pcn_hashlimit_check(hook: u32, slot: u32, index: u32) -> u32 {
         return NO_MATCH;
     };
     let t = unsafe { &*table };
-    let ports = match pkt.has_ports {
-        0 => [0, 0],
-        _ => [pkt.sport.to_be(), pkt.dport.to_be()],
-    };
-    let key = t.key(pkt.src, pkt.dst, ports);
+    let key = t.key(pkt.src, pkt.dst, ports(pkt));
     let now = unsafe { bpf_jiffies64() };
     let Some(bucket) = bucket(buckets, table, &key, now) else {
         return HOTDROP;

@@ -168,6 +168,30 @@ fn keys_follow_the_mode_and_masks() {
     );
 }
 
+/// The four bytes xt_hashlimit reads as ports: TCP's and UDP's ports, SCTP's and DCCP's
+/// (not the DCCP type above them), ESP's and AH's SPI; nothing of any other packet.
+#[test]
+fn ports_are_the_four_bytes_the_kernel_reads() {
+    let pkt = |proto: u8, has_ports: u8, spi: u64| crate::PacketInfo {
+        proto,
+        has_ports,
+        sport: 1234,
+        dport: 22,
+        spi,
+        ..Default::default()
+    };
+    let be = |a: u16, b: u16| [a.to_be(), b.to_be()];
+    assert_eq!(ports(&pkt(6, 1, crate::SPI_NONE)), be(1234, 22));
+    assert_eq!(ports(&pkt(132, 0, 0x0050_0051)), be(80, 81));
+    let dccp_type = 3 << crate::SPI_DCCP_TYPE;
+    assert_eq!(
+        ports(&pkt(33, 0, dccp_type | 0x1000_2000)),
+        be(0x1000, 0x2000)
+    );
+    assert_eq!(ports(&pkt(50, 0, 0xdead_beef)), be(0xdead, 0xbeef));
+    assert_eq!(ports(&pkt(47, 0, crate::SPI_NONE)), [0, 0]);
+}
+
 #[test]
 fn overflow_check_is_the_kernels() {
     // As iptables-legacy on a 250 Hz kernel answered (ERANGE for the first two).
