@@ -235,7 +235,9 @@ fn rename_chain(table: &mut Table, name: &str, new_name: &str) -> Result<()> {
     }
     let mut chain = table.chains.remove(at);
     chain.name = new_name.to_string();
-    for rule in table.chains.iter_mut().flat_map(|c| &mut c.rules) {
+    // Only the chains that jump there are read (and stored anew).
+    let jumpers = (table.chains.iter_mut()).filter(|c| c.rules.jumps().iter().any(|j| j.1 == name));
+    for rule in jumpers.flat_map(|c| &mut c.rules) {
         if let Some(Target::Jump(to) | Target::Goto(to)) = &mut rule.target
             && to == name
         {
@@ -291,7 +293,7 @@ pub fn zero_slots(table: &Table, chain: Option<&str>, rulenum: Option<usize>) ->
             c.policy
                 .map(|_| c.policy_counter)
                 .into_iter()
-                .chain(c.rules.iter().map(|r| r.counter))
+                .chain(c.rules.counters())
         })
         .collect())
 }
