@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::matches::{Hashlimit, Target};
+use super::matches::Hashlimit;
 use super::rules::Rules;
 use pcn_iptables_common::Counter;
 
@@ -302,11 +302,9 @@ impl Table {
 
     /// How many rules jump or go to `chain` (`-L`'s "references").
     pub fn references(&self, chain: &str) -> usize {
-        self.chains
-            .iter()
-            .flat_map(|c| &c.rules)
-            .filter(|r| r.target.as_ref().and_then(Target::chain) == Some(chain))
-            .count()
+        (self.chains.iter())
+            .map(|c| c.rules.jumps().iter().filter(|j| j.1 == chain).count())
+            .sum()
     }
 
     /// A counter reader for raw: its policies' `counts` (by chain name), zero
