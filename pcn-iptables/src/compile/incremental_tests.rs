@@ -281,7 +281,7 @@ fn incremental_generations_classify_like_full_builds() {
             // Every third step starts from the table as stored: the chains the step leaves
             // alone are then built from their summaries (`model::Summary`), undecoded.
             if step % 3 == 0 {
-                table = stored(&table, &layout);
+                table = crate::dataplane::state::stored(&table, &layout);
             }
             let old = table.clone();
             let chain = if rng.below(4) == 0 { 3 } else { 0 };
@@ -407,17 +407,6 @@ fn incremental_generations_classify_like_full_builds() {
         }
     }
     assert!(kept_some, "no change kept an action");
-}
-
-/// `table` stored and read back as the data plane's state does.
-fn stored(table: &Table, layout: &Layout) -> Table {
-    use crate::dataplane::state;
-    let bytes = state::encode(table, 1, [0; 4], layout, None, None)
-        .unwrap()
-        .to_vec();
-    let shared: crate::model::Shared = std::sync::Arc::new(bytes);
-    let len = (*shared).as_ref().len();
-    state::decode(&shared, 0..len).unwrap().0
 }
 
 /// `table` with every chain's rules decoded, no summary kept.

@@ -572,6 +572,18 @@ fn open(dir: &Path, slot: u32, want: Option<usize>) -> Result<Option<(Shared, us
     Ok(Some((bytes, len)))
 }
 
+/// `table` stored and read back as a command reads it: its chains undecoded (tests of what
+/// builds on stored chains).
+#[cfg(test)]
+pub(crate) fn stored(table: &Table, layout: &Layout) -> Table {
+    let bytes = encode(table, 1, [0; 4], layout, None, None)
+        .unwrap()
+        .to_vec();
+    let shared: Shared = std::sync::Arc::new(bytes);
+    let len = (*shared).as_ref().len();
+    decode(&shared, 0..len).unwrap().0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -279,18 +279,6 @@ mod tests {
     use crate::syntax::{parse_args, split_words};
     use crate::xtables::netdb::tests::debian;
 
-    /// `table` stored and read back as the data plane's state does: its chains undecoded.
-    fn stored(table: &Table) -> Table {
-        use crate::dataplane::state;
-        let layout = crate::compile::Layout::default();
-        let bytes = state::encode(table, 1, [0; 4], &layout, None, None)
-            .unwrap()
-            .to_vec();
-        let shared: crate::model::Shared = std::sync::Arc::new(bytes);
-        let len = (*shared).as_ref().len();
-        state::decode(&shared, 0..len).unwrap().0
-    }
-
     /// A change to chains stored unchanged is checked from their summaries as from their
     /// rules: a new hook reaching them, a rule past an unconditional verdict, a loop through
     /// them.
@@ -315,7 +303,7 @@ mod tests {
             for store in [false, true] {
                 let mut t = table(&db, start);
                 if store {
-                    t = stored(&t);
+                    t = crate::dataplane::state::stored(&t, &Default::default());
                     assert!(t.chains.iter().all(|c| !c.rules.is_decoded()));
                 }
                 apply(&mut t, &command, &mut || 99).unwrap();
