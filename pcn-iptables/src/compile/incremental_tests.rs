@@ -469,6 +469,10 @@ fn bitmaps_follow_the_longest_chain() {
         (65, 2, true),
         (365, 8, true),
         (200, 8, false),
+        // A full build leaves room for the longest chain to grow by an eighth: 1,000 rules
+        // get 32 words, and the 1,025th rule still fits.
+        (1000, 32, true),
+        (1040, 32, false),
         (10, 1, true),
     ] {
         let mut table = running.clone();

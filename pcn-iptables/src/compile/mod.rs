@@ -85,14 +85,20 @@ fn inputs(links: &[Link], address_types: &AddressTypes) -> u64 {
     h.finish()
 }
 
-/// The bitmaps' shape `table` needs: its longest chain's.
-fn shape(table: &Table) -> Shape {
-    Shape::for_rules(
-        tables::chains(table)
-            .map(|(_, c)| c.rules.len())
-            .max()
-            .unwrap_or(0),
-    )
+/// The longest chain of `table`.
+fn longest(table: &Table) -> usize {
+    tables::chains(table)
+        .map(|(_, c)| c.rules.len())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The bitmaps' shape a full build gives `table`: room for its longest chain to grow by an
+/// eighth and 16 rules, so that a chain just under a power of two of words does not need
+/// another full build a few rules later. The classifier reads only the words that hold
+/// rules (their summary bits), so the room costs memory, never packet time.
+fn roomy(longest: usize) -> Shape {
+    Shape::for_rules(longest + longest / 8 + 16)
 }
 
 /// Compiles `table` into a generation: on `base` (the running one) when it allows, else in
@@ -108,7 +114,8 @@ pub fn program(
         links,
         address_types,
     };
-    let shape = shape(table);
+    let longest = longest(table);
+    let shape = Shape::for_rules(longest);
     if let Some(base) = base {
         let layout = base.layout;
         // Stale atoms only grow the trie; past this, a full build sweeps them away.
@@ -127,7 +134,7 @@ pub fn program(
             });
         }
     }
-    let mut p = full(&ctx, table, shape)?;
+    let mut p = full(&ctx, table, roomy(longest))?;
     p.layout.inputs = inputs;
     Ok(p)
 }
