@@ -182,6 +182,11 @@ pub fn fib_lookup_takes_mark(dir: &Path) -> bool {
     }
 }
 
+/// Reads the running kernel's BTF for `globals` and `refresh`, ahead of them.
+pub fn read_kernel_btf() {
+    Btf::kernel_once();
+}
+
 /// Whether the running kernel's `struct bpf_fib_lookup` has the member `mark`, whatever
 /// `PCN_IPTABLES_FIB_MARK` says.
 fn kernel_fib_takes_mark() -> bool {

@@ -62,16 +62,24 @@ pub(super) fn setup(
     fs::create_dir_all(build).with_context(|| format!("creating {}", build.display()))?;
     let first_load = !dir.join(conntrack::MAP).exists();
     let pins: Vec<PathBuf> = OUTER.iter().map(|n| build.join(n)).collect();
-    make_outer_maps(&pins)?;
-    crate::dataplane::counters::create(dir)?;
-    crate::dataplane::recent::create(dir)?;
-    crate::dataplane::connlimit::create(dir)?;
-    crate::dataplane::hashlimit::create(dir)?;
+    // aya's loader reads the kernel's BTF when made (~20 ms; `.btf(None)` drops it), and the
+    // globals read it again for a few offsets: both beside the maps being made.
+    let mut loader = std::thread::scope(|s| -> Result<EbpfLoader> {
+        let loader = s.spawn(EbpfLoader::new);
+        s.spawn(settings::read_kernel_btf);
+        make_outer_maps(&pins)?;
+        crate::dataplane::counters::create(dir)?;
+        crate::dataplane::recent::create(dir)?;
+        crate::dataplane::connlimit::create(dir)?;
+        crate::dataplane::hashlimit::create(dir)?;
+        loader
+            .join()
+            .map_err(|_| anyhow::anyhow!("making the eBPF loader"))
+    })?;
     let sizes = match sizes {
         Some(sizes) => sizes,
         None => crate::dataplane::sizes::Sizes::of_machine()?,
     };
-    let mut loader = EbpfLoader::new();
     // No CO-RE relocations in our programs: skip parsing the kernel's BTF (~20 ms).
     loader
         .btf(None)
