@@ -9,6 +9,8 @@
 #             total time
 #   noflush   iptables-restore --noflush replacing 3 chains of 100 rules in a ruleset of N
 #             rules spread over chains of 100 (what kube-proxy does every sync)
+#   nat       the same in the nat table: N DNAT rules in chains of 100 reached from
+#             PREROUTING, as kube-proxy's KUBE-SVC-* chains, 3 of them replaced
 # Every measurement runs in a fresh network namespace of its own; times are medians of
 # REPEATS runs, measured inside the namespace (`ip netns exec` itself not counted). Also
 # prints the kernel memory pcn-iptables' maps take (bpftool's memlock), with its per-CPU part
@@ -108,6 +110,32 @@ noflush_change() {
     for (c = 0; c < 3; c++) printf ":SVC-%d - [0:0]\n", c
     for (c = 0; c < 3; c++) for (i = 0; i < 100; i++)
       printf "-A SVC-%d -s 198.18.%d.%d/32 -p tcp --dport %d -j DROP\n", c, c, i, 1000 + i
+    print "COMMIT"
+  }'
+}
+
+# A nat table of $1 DNAT rules in chains of 100 (SVC-0, SVC-1, ...), each reached from
+# PREROUTING by its service address, as kube-proxy's KUBE-SVC-* chains are.
+nat_ruleset() {
+  awk -v n="$1" 'BEGIN {
+    print "*nat"
+    for (c = 0; c < n / 100; c++) printf ":SVC-%d - [0:0]\n", c
+    for (c = 0; c < n / 100; c++)
+      printf "-A PREROUTING -d 198.19.%d.%d/32 -p tcp --dport 80 -j SVC-%d\n", int(c / 256), c % 256, c
+    for (i = 0; i < n; i++)
+      printf "-A SVC-%d -s 10.%d.%d.0/24 -p tcp -j DNAT --to-destination 198.18.0.%d:8080\n",
+        int(i / 100), int(i / 65536), int(i / 256) % 256, i % 100 + 1
+    print "COMMIT"
+  }'
+}
+
+# A --noflush restore replacing the nat rules of chains SVC-0..2.
+nat_change() {
+  awk 'BEGIN {
+    print "*nat"
+    for (c = 0; c < 3; c++) printf ":SVC-%d - [0:0]\n", c
+    for (c = 0; c < 3; c++) for (i = 0; i < 100; i++)
+      printf "-A SVC-%d -s 10.99.%d.0/24 -p tcp -j DNAT --to-destination 198.18.1.%d:9090\n", c, i, i + 1
     print "COMMIT"
   }'
 }
@@ -233,7 +261,7 @@ kib() { awk -v b="$1" 'BEGIN {printf "%.0f KiB", b / 1024}'; }
 
 declare -A result
 tools="legacy nft pcn"
-ops="restore warm delete append script noflush"
+ops="restore warm delete append script noflush nat"
 echo "bench-restore.sh: $REPEATS runs per cell, sizes $SIZES; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The first command in a namespace: for pcn-iptables the install (programs verified, maps
@@ -256,6 +284,8 @@ for n in $SIZES; do
   ruleset "$n" >"$input"
   chained "$n" >"$work/chained-$n"
   noflush_change >"$work/noflush"
+  nat_ruleset "$n" >"$work/nat-$n"
+  nat_change >"$work/nat-change"
   last=$(grep '^-A' "$input" | tail -1 | sed 's/^-A //')
   for tool in $tools; do
     case $tool in legacy) ipt=iptables-legacy ;; nft) ipt=iptables-nft ;; pcn) ipt=$PCN ;; esac
@@ -281,6 +311,8 @@ for n in $SIZES; do
       fi
       timed "$work/chained-$n" "$ipt-restore" >/dev/null
       timed "$work/noflush" "$ipt-restore" --noflush >>"$work/$tool-noflush-$n"
+      timed "$work/nat-$n" "$ipt-restore" >/dev/null
+      timed "$work/nat-change" "$ipt-restore" --noflush >>"$work/$tool-nat-$n"
       if [ "$tool" = pcn ]; then ip netns exec "$ns" "$PCN" --uninstall; fi
       ip netns del "$ns"
     done

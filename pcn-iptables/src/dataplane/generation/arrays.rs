@@ -10,9 +10,11 @@ use super::slots::{Slots, id_of};
 use crate::compile::{self, Entry, Program, SRC_ONES, SRC_ZERO};
 use crate::dataplane::sys;
 
-/// Room for `n` items and some to grow into, so that later changes rewrite the maps in place.
+/// Room for `n` items and some to grow into, so that later changes rewrite the maps in place:
+/// a change that outgrows them makes new arrays, whose store into the maps of maps waits for
+/// an RCU grace period (10-20 ms here), as a kube-proxy sync adding a few services would.
 pub(super) fn headroom(n: usize) -> usize {
-    n + n / 16 + 240
+    n + n / 8 + 1024
 }
 
 /// A new array map of `capacity` values like `T`, mapped.
