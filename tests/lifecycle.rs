@@ -472,3 +472,32 @@ fn the_binary_needs_no_libgcc_s() {
         "the binary names libgcc_s.so"
     );
 }
+
+/// The programs of a first install start loading as a command's change is compiled: a change
+/// the commit refuses (a mark set in mangle OUTPUT while a routing rule selects by it and lo
+/// does not forward) leaves the namespace as it was, without pcn-iptables.
+#[test]
+fn a_first_change_refused_at_its_commit_installs_nothing() {
+    let fw = Fw::pcn();
+    let pair = Pair::new(fw.clone());
+    let host = &pair.host;
+    host.exec(&["ip", "rule", "add", "fwmark", "1", "table", "100"])
+        .expect_ok();
+    let out = host.exec(&[
+        fw.bin_str(),
+        "-t",
+        "mangle",
+        "-A",
+        "OUTPUT",
+        "-j",
+        "MARK",
+        "--set-mark",
+        "1",
+    ]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("mangle OUTPUT"), "{}", out.stderr);
+    let dir = state_dir(host);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    let links = bpf_links_on(host);
+    assert!(!links.contains(" id "), "links left behind: {links}");
+}

@@ -282,6 +282,23 @@ pub fn install(
     table: &Table,
     slots: &Slots,
 ) -> Result<()> {
+    // A first install: the programs verify while the change compiles and its maps fill.
+    dp.start_setup();
+    let installed = install_on(dp, running, old, table, slots);
+    if installed.is_err() {
+        // Nothing committed: a first install leaves nothing behind.
+        dp.abandon_setup();
+    }
+    installed
+}
+
+fn install_on(
+    dp: &Dataplane,
+    running: &State,
+    old: Option<compile::Old>,
+    table: &Table,
+    slots: &Slots,
+) -> Result<()> {
     check_slots(slots)?;
     let lists = (table.tables.recent.clone(), table.tables.hashlimit.clone());
     let table = &*with_lists(table)?;

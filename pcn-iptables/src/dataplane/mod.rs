@@ -250,14 +250,15 @@ impl Dataplane {
     /// or a new binary): they take long to verify, and meanwhile a restore reads its input.
     /// Nothing is attached or switched before the commit; call with the lock held.
     pub fn start_setup(&self) {
-        if generation::is_set_up(&self.dir) {
+        let mut setup = self.setup.lock().unwrap_or_else(|e| e.into_inner());
+        if setup.is_some() || generation::is_set_up(&self.dir) {
             return;
         }
         let fresh = !self.dir.join(conntrack::MAP).exists();
         let (dir, sizes) = (self.dir.clone(), self.sizes);
         let (ready, maps_ready) = std::sync::mpsc::channel();
         let handle = std::thread::spawn(move || generation::set_up(&dir, sizes, Some(ready)));
-        *self.setup.lock().unwrap_or_else(|e| e.into_inner()) = Some((handle, fresh));
+        *setup = Some((handle, fresh));
         *self.maps_ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(maps_ready);
     }
 
