@@ -10,7 +10,9 @@
 #   noflush   iptables-restore --noflush replacing 3 chains of 100 rules in a ruleset of N
 #             rules spread over chains of 100 (what kube-proxy does every sync)
 #   nat       the same in the nat table: N DNAT rules in chains of 100 reached from
-#             PREROUTING, as kube-proxy's KUBE-SVC-* chains, 3 of them replaced
+#             PREROUTING, as kube-proxy's KUBE-SVC-* chains, 3 of them replaced; timed at
+#             the second sync after the restore, as syncs follow each other (the first may
+#             grow the arrays of the slot the restore left, an RCU grace period)
 # Every measurement runs in a fresh network namespace of its own; times are medians of
 # REPEATS runs, measured inside the namespace (`ip netns exec` itself not counted). Also
 # prints the kernel memory pcn-iptables' maps take (bpftool's memlock), with its per-CPU part
@@ -129,13 +131,13 @@ nat_ruleset() {
   }'
 }
 
-# A --noflush restore replacing the nat rules of chains SVC-0..2.
+# A --noflush restore replacing the nat rules of chains SVC-0..2, with sources 10.$1.*.
 nat_change() {
-  awk 'BEGIN {
+  awk -v net="$1" 'BEGIN {
     print "*nat"
     for (c = 0; c < 3; c++) printf ":SVC-%d - [0:0]\n", c
     for (c = 0; c < 3; c++) for (i = 0; i < 100; i++)
-      printf "-A SVC-%d -s 10.99.%d.0/24 -p tcp -j DNAT --to-destination 198.18.1.%d:9090\n", c, i, i + 1
+      printf "-A SVC-%d -s 10.%d.%d.0/24 -p tcp -j DNAT --to-destination 198.18.1.%d:9090\n", c, net, i, i + 1
     print "COMMIT"
   }'
 }
@@ -285,7 +287,8 @@ for n in $SIZES; do
   chained "$n" >"$work/chained-$n"
   noflush_change >"$work/noflush"
   nat_ruleset "$n" >"$work/nat-$n"
-  nat_change >"$work/nat-change"
+  nat_change 98 >"$work/nat-sync"
+  nat_change 99 >"$work/nat-change"
   last=$(grep '^-A' "$input" | tail -1 | sed 's/^-A //')
   for tool in $tools; do
     case $tool in legacy) ipt=iptables-legacy ;; nft) ipt=iptables-nft ;; pcn) ipt=$PCN ;; esac
@@ -312,6 +315,7 @@ for n in $SIZES; do
       timed "$work/chained-$n" "$ipt-restore" >/dev/null
       timed "$work/noflush" "$ipt-restore" --noflush >>"$work/$tool-noflush-$n"
       timed "$work/nat-$n" "$ipt-restore" >/dev/null
+      timed "$work/nat-sync" "$ipt-restore" --noflush >/dev/null
       timed "$work/nat-change" "$ipt-restore" --noflush >>"$work/$tool-nat-$n"
       if [ "$tool" = pcn ]; then ip netns exec "$ns" "$PCN" --uninstall; fi
       ip netns del "$ns"
