@@ -478,22 +478,13 @@ fn the_binary_needs_no_libgcc_s() {
 /// does not forward) leaves the namespace as it was, without pcn-iptables.
 #[test]
 fn a_first_change_refused_at_its_commit_installs_nothing() {
-    let fw = Fw::pcn();
-    let pair = Pair::new(fw.clone());
+    let pair = Pair::new(Fw::pcn());
     let host = &pair.host;
     host.exec(&["ip", "rule", "add", "fwmark", "1", "table", "100"])
         .expect_ok();
-    let out = host.exec(&[
-        fw.bin_str(),
-        "-t",
-        "mangle",
-        "-A",
-        "OUTPUT",
-        "-j",
-        "MARK",
-        "--set-mark",
-        "1",
-    ]);
+    let out = pair
+        .lab
+        .ipt(host, "-t mangle -A OUTPUT -j MARK --set-mark 1");
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("mangle OUTPUT"), "{}", out.stderr);
     let dir = state_dir(host);
