@@ -473,9 +473,9 @@ fn the_binary_needs_no_libgcc_s() {
     );
 }
 
-/// The programs of a first install start loading as a command's change is compiled: a change
-/// the commit refuses (a mark set in mangle OUTPUT while a routing rule selects by it and lo
-/// does not forward) leaves the namespace as it was, without pcn-iptables.
+/// A first install's programs start loading before its commit: a change refused on the way
+/// (a mark set in mangle OUTPUT while a routing rule selects by it and lo does not forward)
+/// leaves the namespace as it was, without pcn-iptables.
 #[test]
 fn a_first_change_refused_at_its_commit_installs_nothing() {
     let pair = Pair::new(Fw::pcn());

@@ -282,11 +282,10 @@ pub fn install(
     table: &Table,
     slots: &Slots,
 ) -> Result<()> {
-    // A first install: the programs verify while the change compiles and its maps fill.
-    dp.start_setup();
     let installed = install_on(dp, running, old, table, slots);
     if installed.is_err() {
-        // Nothing committed: a first install leaves nothing behind.
+        // Nothing committed: a first install that started loading the programs leaves
+        // nothing behind.
         dp.abandon_setup();
     }
     installed
@@ -307,6 +306,9 @@ fn install_on(
     let p = program(table, &inputs, base.as_ref())?;
     check_owner(dp, &p)?;
     check_reroute(dp, table)?;
+    // A first install: the programs verify while the new generation's maps fill (their
+    // store into the maps of maps waits for a grace period), not before.
+    dp.start_setup();
     if dp.commit(table, &p, &inputs.0, &slots.fresh, running, &lists)? {
         return Ok(());
     }
