@@ -282,22 +282,6 @@ pub fn install(
     table: &Table,
     slots: &Slots,
 ) -> Result<()> {
-    let installed = install_on(dp, running, old, table, slots);
-    if installed.is_err() {
-        // Nothing committed: a first install that started loading the programs leaves
-        // nothing behind.
-        dp.abandon_setup();
-    }
-    installed
-}
-
-fn install_on(
-    dp: &Dataplane,
-    running: &State,
-    old: Option<compile::Old>,
-    table: &Table,
-    slots: &Slots,
-) -> Result<()> {
     check_slots(slots)?;
     let lists = (table.tables.recent.clone(), table.tables.hashlimit.clone());
     let table = &*with_lists(table)?;
@@ -306,9 +290,6 @@ fn install_on(
     let p = program(table, &inputs, base.as_ref())?;
     check_owner(dp, &p)?;
     check_reroute(dp, table)?;
-    // A first install: the programs verify while the new generation's maps fill (their
-    // store into the maps of maps waits for a grace period), not before.
-    dp.start_setup();
     if dp.commit(table, &p, &inputs.0, &slots.fresh, running, &lists)? {
         return Ok(());
     }

@@ -327,6 +327,27 @@ impl Dataplane {
         generation::refuse_other_layouts(&self.dir)?;
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
+        // A first install: the programs verify while the new generation's maps fill (their
+        // store into the maps of maps waits for a grace period), not before. A commit that
+        // fails takes back what that made.
+        self.start_setup();
+        let committed =
+            self.commit_started(table, program, links, fresh_counters, running, old_lists);
+        if committed.is_err() {
+            self.abandon_setup();
+        }
+        committed
+    }
+
+    fn commit_started(
+        &self,
+        table: &Table,
+        program: &Program,
+        links: &[Link],
+        fresh_counters: &[(u32, Counter)],
+        running: &State,
+        old_lists: &(Vec<RecentList>, Vec<HashlimitTable>),
+    ) -> Result<bool> {
         // A fresh PCN_ACTIVE reads 0, so the first install goes to slot 1 and still has a
         // flip as its commit point.
         let active = self.active()?;
